@@ -1,0 +1,37 @@
+/**
+ * The devices a container may open by default, as LXC allows them: the /dev nodes tslxc gives it
+ * (null, zero, full, random, urandom, tty, console, ptmx and the devpts slaves), fuse and tun for
+ * common guests, and mknod (but not open) of any node so package installs that create device
+ * files do not fail. Everything else is denied.
+ *
+ * Written as v1 devices.allow rules; a v2 BPF device program (not done yet) would take the same list.
+ */
+export interface DeviceRule {
+  type: 'a' | 'c' | 'b';
+  major: number | '*';
+  minor: number | '*';
+  access: string;
+  /** why it is allowed */
+  what: string;
+}
+
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+  { type: 'c', major: '*', minor: '*', access: 'm', what: 'mknod of any character device' },
+  { type: 'b', major: '*', minor: '*', access: 'm', what: 'mknod of any block device' },
+  { type: 'c', major: 1, minor: 3, access: 'rwm', what: 'null' },
+  { type: 'c', major: 1, minor: 5, access: 'rwm', what: 'zero' },
+  { type: 'c', major: 1, minor: 7, access: 'rwm', what: 'full' },
+  { type: 'c', major: 1, minor: 8, access: 'rwm', what: 'random' },
+  { type: 'c', major: 1, minor: 9, access: 'rwm', what: 'urandom' },
+  { type: 'c', major: 5, minor: 0, access: 'rwm', what: 'tty' },
+  { type: 'c', major: 5, minor: 1, access: 'rwm', what: 'console' },
+  { type: 'c', major: 5, minor: 2, access: 'rwm', what: 'ptmx' },
+  { type: 'c', major: 136, minor: '*', access: 'rwm', what: 'pts/*' },
+  { type: 'c', major: 10, minor: 229, access: 'rwm', what: 'fuse' },
+  { type: 'c', major: 10, minor: 200, access: 'rwm', what: 'net/tun' },
+];
+
+/** The v1 devices.allow form: "c 1:3 rwm". */
+export function deviceRuleText(r: DeviceRule): string {
+  return r.type === 'a' ? 'a' : `${r.type} ${r.major}:${r.minor} ${r.access}`;
+}

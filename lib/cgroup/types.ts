@@ -1,0 +1,71 @@
+/**
+ * What a container's cgroup driver offers, the same on cgroup v1 (and hybrid) and v2 hosts. The
+ * instance code picks no version: it calls openCgroups() and gets one of these.
+ */
+
+/**
+ * The full desired set of resource limits of a container, already parsed (see config/limits.ts).
+ * applyLimits() writes all of them: a field left out means "no limit" and resets the kernel file
+ * to its unlimited value, so applying a config twice or after an edit gives the same result.
+ */
+export interface CgroupLimits {
+  /** memory limit in bytes (hard by default) */
+  memoryBytes?: number;
+  /** swap usable on top of memoryBytes; 0 = no swap; unset = unlimited */
+  memorySwapBytes?: number;
+  /** apply memoryBytes as a soft limit (reclaim pressure above it) instead of a hard one */
+  memorySoft?: boolean;
+  /** cpuset: CPUs the container may run on, a kernel list like "0-1,3" */
+  cpus?: string;
+  /** CFS bandwidth: CPU time allowed per period, both in microseconds */
+  cpuQuotaUs?: number;
+  cpuPeriodUs?: number;
+  /** relative CPU weight on the v2 scale 1-10000 (default 100); v1 maps it to cpu.shares */
+  cpuWeight?: number;
+  /** maximum number of tasks (processes and threads) */
+  pidsMax?: number;
+  /** relative block I/O weight 10-1000 */
+  blkioWeight?: number;
+}
+
+export interface CgroupUsage {
+  memoryBytes?: number;
+  memoryPeakBytes?: number;
+  swapBytes?: number;
+  /** CPU time used, all CPUs, in nanoseconds */
+  cpuTimeNs?: number;
+  /** tasks counted by the pids controller */
+  processes?: number;
+}
+
+export type FreezeState = 'frozen' | 'thawed';
+
+export interface CgroupDriver {
+  readonly version: 'v1' | 'v2';
+  /** v1 controllers with a cgroup2 mounted beside them (systemd's hybrid mode) */
+  readonly hybrid: boolean;
+  /** false on v2: device access needs a BPF program there, which is not done yet */
+  readonly devicesEnforced: boolean;
+  readonly prefix: string;
+
+  /** Make the container's cgroups; returns the host dirs to hand to the native helper (--cgroup). */
+  create(name: string): Promise<string[]>;
+  /** The container's cgroup dirs (made or not), for attach and cleanup. */
+  dirs(name: string): string[];
+  /** Dirs an attached process joins: like dirs(), but a leaf where v2 forbids joining an inner cgroup. */
+  attachDirs(name: string): Promise<string[]>;
+  exists(name: string): Promise<boolean>;
+  applyLimits(name: string, limits: CgroupLimits): Promise<void>;
+  freeze(name: string): Promise<void>;
+  thaw(name: string): Promise<void>;
+  state(name: string): Promise<FreezeState>;
+  /** PIDs (thread-group leaders) anywhere in the container's subtree, sorted. */
+  pids(name: string): Promise<number[]>;
+  /** SIGKILL everything in the subtree and wait until it is empty (bounded). */
+  killAll(name: string): Promise<void>;
+  /** Kill what is left and remove the subtree in every hierarchy. Missing dirs are fine. */
+  remove(name: string): Promise<void>;
+  usage(name: string): Promise<CgroupUsage>;
+  /** Remove the prefix dirs if no container is left under them (tests; uninstall). */
+  removePrefix(): Promise<void>;
+}

@@ -1,0 +1,267 @@
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { CgroupBase } from './base.js';
+import type { DriverOptions } from './base.js';
+import { DEFAULT_DEVICE_RULES, deviceRuleText } from './devices.js';
+import { v1HierarchyOf } from './layout.js';
+import { readControl, readNumber, waitUntil, writeControl } from './tree.js';
+import type { CgroupLimits, CgroupUsage, FreezeState } from './types.js';
+
+/** v1 "unlimited" for the memory and CFS files. */
+const UNLIMITED = '-1';
+
+/** v2 weight 1-10000 (default 100) to v1 shares 2-262144 (default 1024), as the kernel maps them. */
+export function weightToShares(weight: number): number {
+  return Math.min(262144, Math.max(2, Math.round((weight * 1024) / 100)));
+}
+
+/**
+ * cgroup v1 (and hybrid): one dir per hierarchy, controllers each in their own tree. The named
+ * systemd hierarchy and the controller-less cgroup2 of a hybrid host get a dir too, because a
+ * container's systemd needs both to track its services.
+ */
+export class CgroupV1 extends CgroupBase {
+  readonly version = 'v1' as const;
+  readonly devicesEnforced = true;
+
+  constructor(opts: DriverOptions) {
+    super(opts);
+    if (opts.layout.version !== 'v1') throw new Error('CgroupV1 needs a v1 layout');
+  }
+
+  protected tops(): string[] {
+    const tops = this.layout.v1.map((h) => h.mountPoint);
+    if (this.layout.unified) tops.push(this.layout.unified.mountPoint);
+    return tops;
+  }
+
+  /** The container's dir in the hierarchy of `controller`, or undefined when it is not mounted. */
+  private dirOf(controller: string, name: string): string | undefined {
+    const h = v1HierarchyOf(this.layout, controller);
+    return h ? path.join(h.mountPoint, this.prefix, name) : undefined;
+  }
+
+  async create(name: string): Promise<string[]> {
+    const dirs = this.dirs(name);
+    await this.clearStale(name);
+    const made: string[] = [];
+    try {
+      for (const top of this.tops()) {
+        const isCpuset = v1HierarchyOf(this.layout, 'cpuset')?.mountPoint === top;
+        const isDevices = v1HierarchyOf(this.layout, 'devices')?.mountPoint === top;
+        let parent = top;
+        for (const level of this.prefixLevels(top)) {
+          if (await this.mkdirLevel(level)) made.push(level);
+          // A new cpuset cgroup starts with no CPUs and no memory nodes, and a task cannot join it
+          // until both are set: copy the parent's (also mending a prefix level left empty).
+          if (isCpuset) await this.inheritCpuset(parent, level);
+          parent = level;
+        }
+        const dir = path.join(top, this.prefix, name);
+        await this.mkdirContainer(dir);
+        made.push(dir);
+        if (isCpuset) await this.inheritCpuset(parent, dir);
+        if (isDevices) await this.writeDefaultDevices(dir);
+      }
+    } catch (err) {
+      await this.revertCreate(made);
+      throw err;
+    }
+    return dirs;
+  }
+
+  async attachDirs(name: string): Promise<string[]> {
+    // v1 has no rule against tasks in inner cgroups: the container's own dirs do.
+    return this.dirs(name);
+  }
+
+  private async inheritCpuset(parent: string, dir: string): Promise<void> {
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+      const mine = await readControl(this.sys, dir, file);
+      if (mine !== undefined && mine !== '') continue;
+      const theirs = await readControl(this.sys, parent, file);
+      if (theirs) await writeControl(this.sys, dir, file, theirs, `${file} (copied from ${parent})`);
+    }
+  }
+
+  private async writeDefaultDevices(dir: string): Promise<void> {
+    await writeControl(this.sys, dir, 'devices.deny', 'a', 'the device policy (deny all)');
+    for (const rule of DEFAULT_DEVICE_RULES) {
+      // One rule per write: the kernel parses exactly one per write(2).
+      await writeControl(this.sys, dir, 'devices.allow', deviceRuleText(rule), `device access to ${rule.what}`);
+    }
+  }
+
+  async applyLimits(name: string, limits: CgroupLimits): Promise<void> {
+    this.validateLimits(limits);
+    await this.applyMemory(name, limits);
+    await this.applyCpu(name, limits);
+    await this.applyCpuset(name, limits);
+    await this.applyPids(name, limits);
+    await this.applyBlkio(name, limits);
+  }
+
+  private async applyMemory(name: string, l: CgroupLimits): Promise<void> {
+    const dir = this.dirOf('memory', name);
+    const wanted = l.memoryBytes !== undefined || l.memorySwapBytes !== undefined;
+    if (!dir) {
+      if (wanted) throw this.missingController('memory', `${this.prefix}/${name}`);
+      return;
+    }
+    const hard = l.memoryBytes !== undefined && !l.memorySoft ? String(l.memoryBytes) : UNLIMITED;
+    const soft = l.memoryBytes !== undefined && l.memorySoft ? String(l.memoryBytes) : UNLIMITED;
+    // v1 counts memory+swap together; a swap allowance is meaningful only on top of a hard limit.
+    const memsw = l.memorySwapBytes !== undefined && hard !== UNLIMITED ? String(l.memoryBytes! + l.memorySwapBytes) : UNLIMITED;
+    const hasMemsw = (await readControl(this.sys, dir, 'memory.memsw.limit_in_bytes')) !== undefined;
+    if (!hasMemsw && memsw !== UNLIMITED) {
+      this.warn(`swap of "${name}" is not limited: the kernel does not account swap (boot with swapaccount=1)`);
+    }
+    if (l.memorySwapBytes !== undefined && l.memorySoft) {
+      this.warn(`swap of "${name}" is not limited: a swap limit needs a hard memory limit`);
+    }
+    // The kernel keeps limit_in_bytes <= memsw.limit_in_bytes at every step: lift memsw first,
+    // set the memory limit, then bring memsw down to its target.
+    if (hasMemsw) await writeControl(this.sys, dir, 'memory.memsw.limit_in_bytes', UNLIMITED, 'the memory+swap limit');
+    await writeControl(this.sys, dir, 'memory.limit_in_bytes', hard, 'the memory limit');
+    if (hasMemsw && memsw !== UNLIMITED) await writeControl(this.sys, dir, 'memory.memsw.limit_in_bytes', memsw, 'the memory+swap limit');
+    await writeControl(this.sys, dir, 'memory.soft_limit_in_bytes', soft, 'the soft memory limit');
+  }
+
+  private async applyCpu(name: string, l: CgroupLimits): Promise<void> {
+    const dir = this.dirOf('cpu', name);
+    if (!dir) {
+      if (l.cpuQuotaUs !== undefined || l.cpuPeriodUs !== undefined || l.cpuWeight !== undefined) {
+        throw this.missingController('cpu', `${this.prefix}/${name}`);
+      }
+      return;
+    }
+    await writeControl(this.sys, dir, 'cpu.cfs_period_us', String(l.cpuPeriodUs ?? 100000), 'the CPU period');
+    await writeControl(this.sys, dir, 'cpu.cfs_quota_us', l.cpuQuotaUs !== undefined ? String(l.cpuQuotaUs) : UNLIMITED, 'the CPU quota');
+    await writeControl(this.sys, dir, 'cpu.shares', String(weightToShares(l.cpuWeight ?? 100)), 'the CPU weight');
+  }
+
+  private async applyCpuset(name: string, l: CgroupLimits): Promise<void> {
+    const dir = this.dirOf('cpuset', name);
+    if (!dir) {
+      if (l.cpus !== undefined) throw this.missingController('cpuset', `${this.prefix}/${name}`);
+      return;
+    }
+    // v1 has no "inherit" value: no limit means the parent's CPUs.
+    const cpus = l.cpus ?? (await readControl(this.sys, path.dirname(dir), 'cpuset.cpus'));
+    if (cpus) await writeControl(this.sys, dir, 'cpuset.cpus', cpus, 'the CPU set');
+  }
+
+  private async applyPids(name: string, l: CgroupLimits): Promise<void> {
+    const dir = this.dirOf('pids', name);
+    if (!dir) {
+      if (l.pidsMax !== undefined) throw this.missingController('pids', `${this.prefix}/${name}`);
+      return;
+    }
+    await writeControl(this.sys, dir, 'pids.max', l.pidsMax !== undefined ? String(l.pidsMax) : 'max', 'the process limit');
+  }
+
+  private async applyBlkio(name: string, l: CgroupLimits): Promise<void> {
+    const dir = this.dirOf('blkio', name);
+    // blkio.weight belongs to CFQ (gone since 5.0); BFQ offers blkio.bfq.weight. Their defaults differ.
+    const file = !dir
+      ? undefined
+      : (await readControl(this.sys, dir, 'blkio.weight')) !== undefined
+        ? { name: 'blkio.weight', dflt: 500 }
+        : (await readControl(this.sys, dir, 'blkio.bfq.weight')) !== undefined
+          ? { name: 'blkio.bfq.weight', dflt: 100 }
+          : undefined;
+    if (!dir || !file) {
+      // A weight is a hint under contention, not a bound: going without it is worth a warning only.
+      if (l.blkioWeight !== undefined) this.warn(`the I/O weight of "${name}" is not applied: no blkio weight support on this host (BFQ scheduler not in use)`);
+      return;
+    }
+    await writeControl(this.sys, dir, file.name, String(l.blkioWeight ?? file.dflt), 'the I/O weight');
+  }
+
+  async freeze(name: string): Promise<void> {
+    const dir = this.freezerDir(name);
+    await writeControl(this.sys, dir, 'freezer.state', 'FROZEN', 'the freezer state');
+    let state: string | undefined;
+    const ok = await waitUntil(
+      this.sys,
+      async () => {
+        state = await readControl(this.sys, dir, 'freezer.state');
+        if (state === 'FROZEN') return true;
+        // While FREEZING, writing again retries the tasks that were busy in the kernel last time.
+        await writeControl(this.sys, dir, 'freezer.state', 'FROZEN', 'the freezer state');
+        return false;
+      },
+      { timeoutMs: this.timeouts.freezeMs, intervalMs: this.timeouts.intervalMs },
+    );
+    if (!ok) {
+      await writeControl(this.sys, dir, 'freezer.state', 'THAWED', 'the freezer state').catch(() => {});
+      throw new TslxcError(
+        `Cannot freeze "${name}"`,
+        `its freezer stayed ${state ?? 'unreadable'} for ${this.timeouts.freezeMs} ms (a task is stuck in the kernel?), so it was thawed again`,
+        'retry in a moment',
+      );
+    }
+  }
+
+  async thaw(name: string): Promise<void> {
+    const dir = this.freezerDir(name);
+    await writeControl(this.sys, dir, 'freezer.state', 'THAWED', 'the freezer state');
+    const ok = await waitUntil(this.sys, async () => (await readControl(this.sys, dir, 'freezer.state')) === 'THAWED', {
+      timeoutMs: this.timeouts.freezeMs,
+      intervalMs: this.timeouts.intervalMs,
+    });
+    if (!ok) throw new TslxcError(`Cannot thaw "${name}"`, `its freezer did not report THAWED within ${this.timeouts.freezeMs} ms`);
+  }
+
+  async state(name: string): Promise<FreezeState> {
+    const s = await readControl(this.sys, this.freezerDir(name), 'freezer.state');
+    if (s === undefined) throw new TslxcError(`Cannot read the freezer state of "${name}"`, 'its freezer cgroup does not exist');
+    return s === 'FROZEN' ? 'frozen' : 'thawed';
+  }
+
+  private freezerDir(name: string): string {
+    const dir = this.dirOf('freezer', name);
+    if (!dir) throw new TslxcError('Cannot freeze or thaw containers here', 'the freezer controller is not mounted on this host');
+    return dir;
+  }
+
+  /**
+   * Freeze first so nothing forks while the list is being killed; a frozen v1 task only dies once
+   * thawed, so thaw right after. Without a freezer, plain kill rounds have to do.
+   */
+  protected async killRound(name: string, pids: number[]): Promise<void> {
+    let frozen = false;
+    if (this.dirOf('freezer', name)) {
+      try {
+        await this.freeze(name);
+        frozen = true;
+      } catch {
+        // a task stuck in the kernel: kill anyway, the next round tries again
+      }
+    }
+    const all = frozen ? await this.pids(name) : pids;
+    for (const pid of all) this.sys.kill(pid, 'SIGKILL');
+    if (frozen) await this.thaw(name);
+  }
+
+  async usage(name: string): Promise<CgroupUsage> {
+    const mem = this.dirOf('memory', name);
+    const acct = this.dirOf('cpuacct', name);
+    const pids = this.dirOf('pids', name);
+    const u: CgroupUsage = {};
+    if (mem) {
+      u.memoryBytes = await readNumber(this.sys, mem, 'memory.usage_in_bytes');
+      u.memoryPeakBytes = await readNumber(this.sys, mem, 'memory.max_usage_in_bytes');
+      const memsw = await readNumber(this.sys, mem, 'memory.memsw.usage_in_bytes');
+      if (memsw !== undefined && u.memoryBytes !== undefined) u.swapBytes = Math.max(0, memsw - u.memoryBytes);
+    }
+    if (acct) u.cpuTimeNs = await readNumber(this.sys, acct, 'cpuacct.usage');
+    if (pids) u.processes = await readNumber(this.sys, pids, 'pids.current');
+    return dropUndefined(u);
+  }
+}
+
+export function dropUndefined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
