@@ -1,0 +1,50 @@
+import type { CommandModule } from 'yargs';
+import { TslxcError } from '../../errors.js';
+import { context } from '../common.js';
+
+/** "dev1/etc/hosts" → ["dev1", "/etc/hosts"], as LXD writes container paths. */
+function splitTarget(s: string): [string, string] {
+  const slash = s.indexOf('/');
+  if (slash <= 0) throw new TslxcError(`Invalid container path "${s}"`, 'expected NAME/PATH, e.g. dev1/etc/hosts');
+  return [s.slice(0, slash), s.slice(slash)];
+}
+
+const push: CommandModule = {
+  command: 'push <source> <target>',
+  describe: 'Copy a host file into a container (target NAME/PATH)',
+  builder: (y) =>
+    y
+      .positional('source', { type: 'string', demandOption: true })
+      .positional('target', { type: 'string', demandOption: true })
+      .option('mode', { type: 'string', describe: 'octal mode (default: the source\'s)' })
+      .option('uid', { type: 'number' })
+      .option('gid', { type: 'number' })
+      .option('p', { alias: 'create-dirs', type: 'boolean', describe: 'create missing parent directories' }),
+  handler: async (argv) => {
+    const { pushFile } = await import('../../instance/files.js');
+    let [name, inner] = splitTarget(String(argv.target));
+    if (inner.endsWith('/')) inner += String(argv.source).split('/').pop();
+    const mode = argv.mode === undefined ? undefined : parseInt(String(argv.mode), 8);
+    if (mode !== undefined && !(mode >= 0 && mode <= 0o7777)) throw new TslxcError(`Invalid mode "${argv.mode}"`, 'give an octal mode like 0644');
+    await pushFile(context(), name, String(argv.source), inner, { mode, uid: argv.uid as number | undefined, gid: argv.gid as number | undefined, createDirs: !!argv.p });
+  },
+};
+
+const pull: CommandModule = {
+  command: 'pull <source> <target>',
+  describe: 'Copy a file out of a container (source NAME/PATH)',
+  builder: (y) => y.positional('source', { type: 'string', demandOption: true }).positional('target', { type: 'string', demandOption: true }),
+  handler: async (argv) => {
+    const { pullFile } = await import('../../instance/files.js');
+    const [name, inner] = splitTarget(String(argv.source));
+    await pullFile(context(), name, inner, String(argv.target));
+  },
+};
+
+const command: CommandModule = {
+  command: 'file <command>',
+  describe: 'Move files in and out of containers',
+  builder: (y) => y.command(push).command(pull).demandCommand(1),
+  handler: () => {},
+};
+export default command;

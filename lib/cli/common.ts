@@ -1,0 +1,33 @@
+import type { Argv } from 'yargs';
+import { Context } from '../instance/context.js';
+import { FORMATS, type Format } from './ui/format.js';
+
+/** Options every command has. */
+export interface GlobalArgs {
+  debug?: boolean;
+}
+
+export function context(): Context {
+  return new Context();
+}
+
+export function withFormat<T>(y: Argv<T>, def: Format = 'table') {
+  return y.option('format', { alias: 'f', choices: FORMATS, default: def, describe: 'output format' });
+}
+
+/** Set by handlers whose command's exit code is not 0/1 (exec passes the command's through). */
+export function setExitCode(code: number): void {
+  process.exitCode = code;
+}
+
+/** "K=V" strings into a map; a malformed one is a usage error. */
+export function parseKeyValues(list: unknown, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of ([] as unknown[]).concat(list ?? [])) {
+    const s = String(item);
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new Error(`Invalid ${what} "${s}": expected KEY=VALUE`);
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}

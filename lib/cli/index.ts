@@ -1,0 +1,79 @@
+import yargs, { type Argv } from 'yargs';
+import { TslxcError, errorText } from '../errors.js';
+import create from './commands/create.js';
+import launch from './commands/launch.js';
+import start from './commands/start.js';
+import stop from './commands/stop.js';
+import restart from './commands/restart.js';
+import pause, { resume } from './commands/pause.js';
+import del from './commands/delete.js';
+import rename from './commands/rename.js';
+import list from './commands/list.js';
+import info from './commands/info.js';
+import exec from './commands/exec.js';
+import shell from './commands/shell.js';
+import consoleCmd from './commands/console.js';
+import file from './commands/file.js';
+import wait from './commands/wait.js';
+import image from './commands/image.js';
+
+/** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
+export function createCli(args: string[]): Argv {
+  return yargs(args)
+    .scriptName('tslxc')
+    .usage('$0 <command> [options]\n\nSystem containers: full Linux systems that boot their own init.')
+    .command(launch)
+    .command(create)
+    .command(start)
+    .command(stop)
+    .command(restart)
+    .command(pause)
+    .command(resume)
+    .command(del)
+    .command(rename)
+    .command(list)
+    .command(info)
+    .command(exec)
+    .command(shell)
+    .command(consoleCmd)
+    .command(file)
+    .command(wait)
+    .command(image)
+    .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
+    .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
+    .strictCommands()
+    .strictOptions()
+    .recommendCommands()
+    .parserConfiguration({ 'populate--': true })
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      throw new UsageError(msg || 'invalid usage', y);
+    });
+}
+
+class UsageError extends Error {
+  constructor(message: string, readonly y: Argv) {
+    super(message);
+  }
+}
+
+/** Entry point: runs a command, prints any failure as one line on stderr, sets the exit code. */
+export async function main(args: string[]): Promise<void> {
+  const debug = args.includes('--debug');
+  try {
+    await createCli(args).parseAsync();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`Error: ${err.message} (see "tslxc ${args[0] && !args[0].startsWith('-') ? `${args[0]} ` : ''}--help")\n`);
+      process.exitCode = 2;
+      return;
+    }
+    if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.stderr.write(`Error: ${errorText(err)}\n`);
+    process.exitCode = err instanceof TslxcError ? err.exitCode : 1;
+  }
+}

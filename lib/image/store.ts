@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { mkdirp, readYamlIfExists, writeYamlAtomic } from '../util/fs.js';
+import { run } from '../util/exec.js';
+import { withLock } from '../util/lock.js';
+import { validateAlias } from '../util/names.js';
+import { imagesDir, locksDir, type Paths } from '../state/paths.js';
+import { buildRecipe, recipeKey, type Progress } from './build.js';
+import type { ImageMetadata } from './metadata.js';
+import { findRecipe, loadRecipe, type RecipeOptions } from './recipe.js';
+
+/**
+ * The local image store: TSLXC_DIR/images/<fingerprint>/{rootfs/, metadata.yaml} and an alias
+ * table. Images are read-only once stored; containers copy from them.
+ */
+export interface Image {
+  fingerprint: string;
+  dir: string;
+  rootfs: string;
+  metadata: ImageMetadata;
+  aliases: string[];
+}
+
+const aliasesFile = (p: Paths) => path.join(imagesDir(p), 'aliases.yaml');
+
+function readAliases(p: Paths): Record<string, string> {
+  return readYamlIfExists<Record<string, string>>(aliasesFile(p)) ?? {};
+}
+
+export function getImage(p: Paths, fingerprint: string): Image | undefined {
+  if (!/^[0-9a-f]{64}$/.test(fingerprint)) return undefined;
+  const dir = path.join(imagesDir(p), fingerprint);
+  const metadata = readYamlIfExists<ImageMetadata>(path.join(dir, 'metadata.yaml'));
+  if (!metadata) return undefined;
+  const aliases = Object.entries(readAliases(p)).filter(([, f]) => f === fingerprint).map(([a]) => a);
+  return { fingerprint, dir, rootfs: path.join(dir, 'rootfs'), metadata, aliases };
+}
+
+export function listImages(p: Paths): Image[] {
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(imagesDir(p));
+  } catch {
+    return [];
+  }
+  return entries.map((f) => getImage(p, f)).filter((i): i is Image => !!i);
+}
+
+/** An alias, a full fingerprint, or a unique fingerprint prefix (at least 6 hex digits). */
+export function findImage(p: Paths, ref: string): Image | undefined {
+  const byAlias = readAliases(p)[ref];
+  if (byAlias) return getImage(p, byAlias);
+  if (/^[0-9a-f]{6,64}$/.test(ref)) {
+    const matches = listImages(p).filter((i) => i.fingerprint.startsWith(ref));
+    if (matches.length > 1) throw new TslxcError(`Image "${ref}" is ambiguous`, `${matches.length} fingerprints start with it`, 'give more digits');
+    return matches[0];
+  }
+  return undefined;
+}
+
+/**
+ * What `create debian dev1` means: an image from the store by alias or fingerprint, or else the
+ * built-in recipe of that name, built (or taken from the build cache) and stored under that alias.
+ */
+export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress): Promise<Image> {
+  const explicitRecipeOptions = opts.release !== undefined || opts.mirror !== undefined;
+  if (!explicitRecipeOptions) {
+    const stored = findImage(p, ref);
+    if (stored) return stored;
+  }
+  const recipeFile = findRecipe(ref);
+  if (!recipeFile) {
+    throw new TslxcError(`Image "${ref}" not found`, 'it is neither in the image store nor a built-in recipe', 'see "tslxc image list" and the recipes in templates/');
+  }
+  const recipe = loadRecipe(recipeFile, opts);
+  const fingerprint = recipeKey(recipe);
+  const existing = getImage(p, fingerprint);
+  if (existing) return existing;
+  const built = await buildRecipe(p, recipe, progress);
+  const alias = ref.endsWith('.yaml') || ref.endsWith('.yml') ? recipe.name : ref;
+  return storeBuiltImage(p, fingerprint, built.rootfs, built.metadata, explicitRecipeOptions ? [`${recipe.name}/${recipe.release}`] : [alias, `${recipe.name}/${recipe.release}`], progress);
+}
+
+async function storeBuiltImage(p: Paths, fingerprint: string, rootfs: string, metadata: ImageMetadata, aliases: string[], progress?: Progress): Promise<Image> {
+  aliases.forEach(validateAlias);
+  return withLock(locksDir(p), 'images', async () => {
+    const dir = path.join(imagesDir(p), fingerprint);
+    if (!getImage(p, fingerprint)) {
+      mkdirp(imagesDir(p), 0o700);
+      const tmp = path.join(imagesDir(p), `.tmp-${fingerprint.slice(0, 12)}-${process.pid}`);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      mkdirp(tmp, 0o700);
+      try {
+        progress?.('unpack', 'adding the image to the store');
+        await copyTree(rootfs, path.join(tmp, 'rootfs'), { hardlink: true });
+        writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
+        fs.renameSync(tmp, dir);
+      } catch (err) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw err;
+      }
+    }
+    const table = readAliases(p);
+    for (const a of aliases) table[a] = fingerprint;
+    writeYamlAtomic(aliasesFile(p), table);
+    return getImage(p, fingerprint)!;
+  });
+}
+
+/**
+ * Copy a tree preserving owners, modes, links, xattrs. `hardlink` shares the files instead when the
+ * source is an immutable build output on the same filesystem; reflinks are used where the
+ * filesystem has them (btrfs, xfs).
+ */
+export async function copyTree(src: string, dst: string, opts: { hardlink?: boolean } = {}): Promise<void> {
+  const args = opts.hardlink ? ['-al', src, dst] : ['-a', '--reflink=auto', src, dst];
+  try {
+    await run('cp', args, { what: `Cannot copy ${src}` });
+  } catch (err) {
+    if (!opts.hardlink) throw err;
+    fs.rmSync(dst, { recursive: true, force: true });
+    await run('cp', ['-a', '--reflink=auto', src, dst], { what: `Cannot copy ${src}` });
+  }
+}

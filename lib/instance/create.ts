@@ -1,0 +1,90 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { TslxcError } from '../errors.js';
+import { mkdirp } from '../util/fs.js';
+import { Reverter } from '../util/revert.js';
+import { validateInstanceName } from '../util/names.js';
+import { writeFileInRoot } from '../util/rootfs.js';
+import { containerDir, containerRootfs, containersDir } from '../state/paths.js';
+import { copyTree, resolveImage } from '../image/store.js';
+import type { Progress } from '../image/build.js';
+import { configExists, saveConfig, type InstanceConfig } from './config.js';
+import type { Context } from './context.js';
+
+export interface CreateOptions {
+  hostname?: string;
+  release?: string;
+  mirror?: string;
+  environment?: Record<string, string>;
+  init?: string[];
+  profiles?: string[];
+  progress?: Progress;
+}
+
+/**
+ * Create a container from an image: its own copy of the image's root, a config, and the files that
+ * carry its identity (hostname, hosts, machine-id). A failure at any step removes what was made.
+ */
+export async function createInstance(ctx: Context, imageRef: string, name: string, opts: CreateOptions = {}): Promise<InstanceConfig> {
+  validateInstanceName(name);
+  const hostname = opts.hostname ?? name;
+  validateHostname(hostname);
+  if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+  // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
+  const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
+
+  return ctx.withInstanceLock(name, () =>
+    Reverter.run(async (revert) => {
+      if (fs.existsSync(containerDir(ctx.paths, name))) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+      mkdirp(containersDir(ctx.paths), 0o711);
+      fs.mkdirSync(containerDir(ctx.paths, name), { mode: 0o700 });
+      revert.add(() => fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true }));
+      const meta = image.metadata;
+      const cfg: InstanceConfig = {
+        name,
+        status: 'creating',
+        created_at: new Date().toISOString(),
+        hostname,
+        image: {
+          fingerprint: image.fingerprint,
+          alias: image.aliases[0] ?? imageRef,
+          os: meta.properties.os,
+          release: meta.properties.release,
+          description: meta.properties.description,
+        },
+        init: opts.init ?? meta.tslxc?.init ?? ['/sbin/init'],
+        stop_signal: meta.tslxc?.stop_signal ?? 'SIGPWR',
+        environment: { ...(meta.tslxc?.environment ?? {}), ...(opts.environment ?? {}) },
+        profiles: opts.profiles ?? ['default'],
+        config: {},
+        devices: {},
+      };
+      saveConfig(ctx.paths, cfg);
+      opts.progress?.('copy', `copying the root filesystem of ${cfg.image.alias}`);
+      const rootfs = containerRootfs(ctx.paths, name);
+      await copyTree(image.rootfs, rootfs);
+      writeIdentity(rootfs, hostname, { newMachineId: true });
+      cfg.status = 'created';
+      saveConfig(ctx.paths, cfg);
+      return cfg;
+    }),
+  );
+}
+
+export function validateHostname(h: string): void {
+  if (h.length > 253 || !h.split('.').every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(l))) {
+    throw new TslxcError(`Invalid hostname "${h.slice(0, 70)}"`, 'use DNS labels (letters, digits, "-") separated by dots');
+  }
+}
+
+/** The files that carry a container's identity; rewritten at create, rename and copy. */
+export function writeIdentity(rootfs: string, hostname: string, opts: { newMachineId?: boolean } = {}): void {
+  const short = hostname.split('.')[0];
+  writeFileInRoot(rootfs, '/etc/hostname', `${hostname}\n`);
+  writeFileInRoot(
+    rootfs,
+    '/etc/hosts',
+    `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}${short !== hostname ? ` ${short}` : ''}\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
+  );
+  if (opts.newMachineId) writeFileInRoot(rootfs, '/etc/machine-id', `${crypto.randomBytes(16).toString('hex')}\n`, 0o444);
+}

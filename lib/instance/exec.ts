@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { containerRunDir } from '../state/paths.js';
+import { loadConfig } from './config.js';
+import type { Context } from './context.js';
+import { runHelperInteractive } from './helper.js';
+import { liveness } from './runtime.js';
+import { DROPPED_CAPABILITIES } from './start.js';
+
+export interface ExecOptions {
+  tty?: boolean;
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+}
+
+/** The running container's init, or a clear error saying why there is none to enter. */
+async function runningInit(ctx: Context, name: string): Promise<number> {
+  loadConfig(ctx.paths, name);
+  const live = liveness(ctx.paths, name);
+  if (!live.initAlive) throw new TslxcError(`Container "${name}" is not running`, undefined, `start it with "tslxc start ${name}"`);
+  if ((await (await ctx.cgroups()).state(name).catch(() => 'thawed')) === 'frozen') {
+    throw new TslxcError(`Container "${name}" is paused`, undefined, `resume it with "tslxc resume ${name}"`);
+  }
+  return live.files.init!.pid;
+}
+
+/** Run a command inside a running container with the caller's terminal; returns its exit code. */
+export async function execInstance(ctx: Context, name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+  if (command.length === 0) throw new TslxcError('Nothing to run', 'no command was given', 'use: tslxc exec NAME -- COMMAND...');
+  const pid = await runningInit(ctx, name);
+  const cg = await ctx.cgroups();
+  const args = ['attach', '--pid', String(pid)];
+  for (const d of await cg.attachDirs(name)) args.push('--cgroup', d);
+  for (const [k, v] of Object.entries(opts.env ?? {})) args.push('--env', `${k}=${v}`);
+  if (opts.cwd) args.push('--cwd', opts.cwd);
+  if (opts.user) args.push('--user', opts.user);
+  if (opts.tty) args.push('--pty');
+  for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
+  args.push('--', ...command);
+  return runHelperInteractive(args);
+}
+
+/** A root login shell, as `lxc shell`: su -l where the image has su, else a login sh. */
+export function shellInstance(ctx: Context, name: string, opts: { user?: string } = {}): Promise<number> {
+  const env: Record<string, string> = {};
+  if (process.env.TERM) env.TERM = process.env.TERM;
+  const who = opts.user ?? 'root';
+  return execInstance(ctx, name, ['/bin/sh', '-c', `if command -v su >/dev/null 2>&1; then exec su -l "$1"; else cd; exec /bin/sh -l; fi`, 'sh', who], {
+    tty: process.stdin.isTTY && process.stdout.isTTY,
+    env,
+  });
+}
+
+export async function consoleInstance(ctx: Context, name: string, opts: { showLog?: boolean } = {}): Promise<number | string> {
+  loadConfig(ctx.paths, name);
+  const dir = containerRunDir(ctx.paths, name);
+  if (opts.showLog) {
+    const parts = ['console.log.1', 'console.log'].map((f) => {
+      try {
+        return fs.readFileSync(path.join(dir, f), 'utf8');
+      } catch {
+        return '';
+      }
+    });
+    return parts.join('');
+  }
+  const live = liveness(ctx.paths, name);
+  if (!live.monitorAlive) throw new TslxcError(`Container "${name}" is not running`, undefined, `"tslxc console --show-log ${name}" shows its last console output`);
+  return runHelperInteractive(['console', '--socket', path.join(dir, 'console.sock')]);
+}

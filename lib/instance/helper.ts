@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TslxcError } from '../errors.js';
+
+/**
+ * The native helper (native/README.md is the contract). Its path can be overridden with
+ * TSLXC_HELPER; by default it is the one built beside this package.
+ */
+export function helperPath(): string {
+  const p = process.env.TSLXC_HELPER || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tslxc-helper');
+  if (!fs.existsSync(p)) {
+    throw new TslxcError('The native helper is missing', `${p} does not exist`, 'run "npm ci" (or "npm run build") in the tslxc checkout; it needs gcc and make');
+  }
+  return p;
+}
+
+export interface HelperResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the helper to completion, capturing its output (start mode). */
+export function runHelper(args: string[]): Promise<HelperResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(helperPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout, stderr }));
+  });
+}
+
+/** The helper's one-line error, without its "tslxc-helper: " prefix. */
+export function helperError(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter(Boolean);
+  const last = lines.reverse().find((l) => l.startsWith('tslxc-helper:')) ?? lines[0] ?? 'the native helper failed without a message';
+  return last.replace(/^tslxc-helper:\s*/, '');
+}
+
+/**
+ * Run the helper with the caller's terminal (attach, console) and return its exit code. While it
+ * runs, signals the terminal sends to the whole process group reach the helper directly; the CLI
+ * must not die of them, and a signal sent to the CLI alone is passed on.
+ */
+export function runHelperInteractive(args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(helperPath(), args, { stdio: 'inherit' });
+    const forward = (sig: NodeJS.Signals) => () => {
+      try {
+        child.kill(sig);
+      } catch {
+        /* already gone */
+      }
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+    const handlers = signals.map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      for (const [s, h] of handlers) process.off(s, h);
+      resolve(code ?? 128 + (signal ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[signal] ?? 1) : 1));
+    });
+  });
+}

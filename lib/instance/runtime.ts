@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { containerRunDir, type Paths } from '../state/paths.js';
+import { readTextIfExists } from '../util/fs.js';
+import { isAlive, parseRef, type ProcessRef } from '../util/proc.js';
+
+/**
+ * What the native monitor leaves in a container's run dir (native/README.md):
+ *   monitor.pid, init.pid  "PID STARTTIME"
+ *   console.sock           the console's unix socket
+ *   console.log(.1)        what init wrote to the console, bounded
+ *   exit                   why it last ended (stop, reboot, crash ...)
+ */
+export interface RuntimeFiles {
+  dir: string;
+  monitor?: ProcessRef;
+  init?: ProcessRef;
+  exit?: string;
+}
+
+export function runtimeFiles(p: Paths, name: string): RuntimeFiles {
+  const dir = containerRunDir(p, name);
+  return {
+    dir,
+    monitor: parseRef(readTextIfExists(path.join(dir, 'monitor.pid'))),
+    init: parseRef(readTextIfExists(path.join(dir, 'init.pid'))),
+    exit: readTextIfExists(path.join(dir, 'exit'))?.trim(),
+  };
+}
+
+export interface Liveness {
+  files: RuntimeFiles;
+  monitorAlive: boolean;
+  initAlive: boolean;
+  /** pid files left by a monitor that did not end cleanly */
+  leftovers: boolean;
+}
+
+export function liveness(p: Paths, name: string): Liveness {
+  const files = runtimeFiles(p, name);
+  const monitorAlive = isAlive(files.monitor);
+  const initAlive = isAlive(files.init);
+  return { files, monitorAlive, initAlive, leftovers: !monitorAlive && !initAlive && (!!files.monitor || !!files.init) };
+}
+
+/** Remove the pid files and sockets a dead monitor left (the console log is kept for post-mortems). */
+export function clearRuntime(files: RuntimeFiles): void {
+  for (const f of ['monitor.pid', 'init.pid', 'console.sock']) fs.rmSync(path.join(files.dir, f), { force: true });
+}

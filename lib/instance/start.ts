@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import { TslxcError } from '../errors.js';
+import { mkdirp } from '../util/fs.js';
+import { containerRootfs, containerRunDir } from '../state/paths.js';
+import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
+import type { Context } from './context.js';
+import { helperError, runHelper } from './helper.js';
+import { clearRuntime, liveness } from './runtime.js';
+import { cleanupDead } from './stop.js';
+
+/**
+ * Capabilities no container gets, as LXC's default drop list: loading kernel modules, setting the
+ * host clock, raw I/O ports, and the MAC policy knobs. (sys_boot stays: in a pid namespace
+ * reboot(2) only signals the container's init, which is how `reboot` inside restarts it.)
+ */
+export const DROPPED_CAPABILITIES = ['sys_module', 'sys_time', 'sys_rawio', 'mac_admin', 'mac_override'];
+
+/** Kernel interfaces a container must not read or poke, hidden behind /dev/null or an empty tmpfs. */
+export const MASKED_PATHS = [
+  '/proc/kcore', '/proc/sysrq-trigger', '/proc/timer_list', '/proc/sched_debug', '/proc/latency_stats',
+  '/proc/keys', '/proc/kallsyms', '/proc/acpi', '/proc/scsi', '/sys/firmware', '/sys/kernel/debug', '/sys/kernel/security',
+];
+
+export interface StartResult {
+  initPid: number;
+  monitorPid: number;
+}
+
+export async function startInstance(ctx: Context, name: string, opts: { debug?: boolean } = {}): Promise<StartResult> {
+  return ctx.withInstanceLock(name, () => startLocked(ctx, name, opts));
+}
+
+export async function startLocked(ctx: Context, name: string, opts: { debug?: boolean } = {}): Promise<StartResult> {
+  const cfg = loadConfig(ctx.paths, name);
+  if (cfg.status === 'creating') {
+    throw new TslxcError(`Cannot start "${name}"`, 'its creation did not finish', `delete it with "tslxc delete ${name}" and create it again`);
+  }
+  const live = liveness(ctx.paths, name);
+  if (live.monitorAlive && live.initAlive) throw new TslxcError(`Container "${name}" is already running`);
+  if (live.initAlive || live.monitorAlive) {
+    throw new TslxcError(`Cannot start "${name}"`, 'it is in an Error state (its monitor or init is still alive alone)', `run "tslxc stop --force ${name}" first`);
+  }
+  if (live.leftovers) await cleanupDead(ctx, name, live.files);
+
+  const cg = await ctx.cgroups();
+  const runDir = containerRunDir(ctx.paths, name);
+  mkdirp(runDir, 0o700);
+  fs.chmodSync(runDir, 0o700);
+  let dirs: string[];
+  try {
+    dirs = await cg.create(name);
+  } catch (err) {
+    await cg.remove(name).catch(() => {});
+    throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
+  }
+  const args = helperStartArgs(ctx, cfg, runDir, dirs, opts.debug);
+  const res = await runHelper(args);
+  if (res.code !== 0) {
+    await cg.remove(name).catch(() => {});
+    clearRuntime(liveness(ctx.paths, name).files);
+    throw new TslxcError(`Cannot start "${name}"`, helperError(res.stderr), opts.debug ? undefined : 'run with --debug for details');
+  }
+  const [initPid, monitorPid] = res.stdout.trim().split(/\s+/).map(Number);
+  cfg.status = 'started';
+  cfg.last_used_at = new Date().toISOString();
+  saveConfig(ctx.paths, cfg);
+  return { initPid, monitorPid };
+}
+
+function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], debug?: boolean): string[] {
+  const args = ['start', '--name', cfg.name, '--rootfs', containerRootfs(ctx.paths, cfg.name), '--hostname', cfg.hostname, '--run-dir', runDir];
+  for (const d of cgroupDirs) args.push('--cgroup', d);
+  for (const [k, v] of Object.entries(cfg.environment ?? {})) args.push('--env', `${k}=${v}`);
+  for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
+  for (const m of MASKED_PATHS) args.push('--mask', m);
+  if (debug) args.push('--debug');
+  args.push('--', ...cfg.init);
+  return args;
+}

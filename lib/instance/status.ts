@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { containerRootfs, locksDir, type Paths } from '../state/paths.js';
+import { isAlive, parseRef, startTimeToDate } from '../util/proc.js';
+import { readTextIfExists } from '../util/fs.js';
+import { listNames, loadConfig, type InstanceConfig } from './config.js';
+import type { Context } from './context.js';
+import { liveness, type Liveness } from './runtime.js';
+
+export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';
+
+export interface InstanceState {
+  name: string;
+  status: InstanceStatus;
+  /** why, when status is Error */
+  reason?: string;
+  initPid?: number;
+  monitorPid?: number;
+  startedAt?: string;
+  image: string;
+  hostname: string;
+  createdAt: string;
+  lastExit?: string;
+}
+
+/**
+ * The truth about a container, from its live processes rather than from what the last command
+ * wrote: a SIGKILLed monitor, CLI or init shows up here as it is.
+ */
+export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liveness = liveness(ctx.paths, cfg.name)): Promise<InstanceState> {
+  const base = {
+    name: cfg.name,
+    image: cfg.image.alias ?? cfg.image.fingerprint.slice(0, 12),
+    hostname: cfg.hostname,
+    createdAt: cfg.created_at,
+    lastExit: live.files.exit,
+  };
+  if (cfg.status === 'creating') {
+    return createInProgress(ctx.paths, cfg.name)
+      ? { ...base, status: 'Creating' }
+      : { ...base, status: 'Error', reason: `its creation was interrupted; "tslxc delete ${cfg.name}" removes it` };
+  }
+  if (live.initAlive) {
+    const initPid = live.files.init!.pid;
+    const startedAt = startTimeToDate(live.files.init!.startTime).toISOString();
+    if (!live.monitorAlive) {
+      return { ...base, status: 'Error', initPid, startedAt, reason: `its monitor died while it runs; "tslxc stop ${cfg.name}" stops it and cleans up` };
+    }
+    const frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
+    return { ...base, status: frozen ? 'Frozen' : 'Running', initPid, monitorPid: live.files.monitor!.pid, startedAt };
+  }
+  if (live.monitorAlive) {
+    // Between init's end and the monitor's cleanup, or between the two halves of a reboot.
+    return { ...base, status: 'Running', monitorPid: live.files.monitor!.pid, reason: 'restarting' };
+  }
+  if (live.leftovers) {
+    return { ...base, status: 'Error', reason: `its monitor was killed; "tslxc stop ${cfg.name}" or "tslxc start ${cfg.name}" cleans up` };
+  }
+  return { ...base, status: cfg.status === 'created' ? 'Created' : 'Stopped' };
+}
+
+function createInProgress(p: Paths, name: string): boolean {
+  return isAlive(parseRef(readTextIfExists(path.join(locksDir(p), `ct-${name}.lock`, 'owner'))));
+}
+
+export async function listStates(ctx: Context): Promise<InstanceState[]> {
+  const out: InstanceState[] = [];
+  for (const name of listNames(ctx.paths)) {
+    let cfg: InstanceConfig;
+    try {
+      cfg = loadConfig(ctx.paths, name);
+    } catch {
+      out.push({ name, status: 'Error', reason: 'its config.yaml is missing or unreadable', image: '', hostname: '', createdAt: '' });
+      continue;
+    }
+    out.push(await instanceState(ctx, cfg));
+  }
+  return out;
+}
+
+export interface InstanceInfo extends InstanceState {
+  uptimeSeconds?: number;
+  config: InstanceConfig;
+  usage?: { memoryBytes?: number; memoryPeakBytes?: number; swapBytes?: number; cpuTimeNs?: number; processes?: number };
+  diskBytes?: number;
+}
+
+export async function instanceInfo(ctx: Context, name: string): Promise<InstanceInfo> {
+  const cfg = loadConfig(ctx.paths, name);
+  const state = await instanceState(ctx, cfg);
+  const info: InstanceInfo = { ...state, config: cfg };
+  if (state.startedAt) info.uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000));
+  if (state.status === 'Running' || state.status === 'Frozen') info.usage = await (await ctx.cgroups()).usage(name).catch(() => undefined);
+  info.diskBytes = diskUsage(containerRootfs(ctx.paths, name));
+  return info;
+}
+
+/** Bytes used by a tree, counting each hard-linked inode once (du's answer). */
+function diskUsage(root: string): number | undefined {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
+      const id = `${st.dev}:${st.ino}`;
+      if (!seen.has(id)) {
+        seen.add(id);
+        total += st.blocks * 512;
+      }
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  if (!fs.existsSync(root)) return undefined;
+  walk(root);
+  return total;
+}

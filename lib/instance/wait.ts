@@ -1,0 +1,20 @@
+import { TslxcError } from '../errors.js';
+import { sleep } from '../util/fs.js';
+import { loadConfig } from './config.js';
+import type { Context } from './context.js';
+import { instanceState, type InstanceStatus } from './status.js';
+
+const STATES: Record<string, InstanceStatus> = { running: 'Running', stopped: 'Stopped', frozen: 'Frozen', created: 'Created', error: 'Error' };
+
+/** Block until the container reaches a state, or fail after the timeout (seconds). */
+export async function waitForState(ctx: Context, name: string, wanted: string, timeoutSec = 60): Promise<void> {
+  const target = STATES[wanted.toLowerCase()];
+  if (!target) throw new TslxcError(`Unknown state "${wanted}"`, undefined, `use one of ${Object.keys(STATES).join(', ')}`);
+  const deadline = Date.now() + timeoutSec * 1000;
+  for (;;) {
+    const st = await instanceState(ctx, loadConfig(ctx.paths, name));
+    if (st.status === target || (target === 'Stopped' && st.status === 'Created')) return;
+    if (Date.now() > deadline) throw new TslxcError(`Timed out waiting for "${name}" to be ${wanted}`, `it is ${st.status.toLowerCase()}`);
+    await sleep(50);
+  }
+}

@@ -1,0 +1,71 @@
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { TslxcError } from '../errors.js';
+
+/** Where a host tool comes from, so a missing one can be named with its Debian package. */
+const PACKAGES: Record<string, string> = {
+  debootstrap: 'debootstrap',
+  busybox: 'busybox-static',
+  cc: 'gcc',
+  make: 'make',
+  ip: 'iproute2',
+  nft: 'nftables',
+  dnsmasq: 'dnsmasq-base',
+  chroot: 'coreutils',
+  cp: 'coreutils',
+  tar: 'tar',
+};
+
+export function findTool(name: string): string | undefined {
+  for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
+    const p = `${dir}/${name}`;
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export function requireTool(name: string, purpose: string): string {
+  const p = findTool(name);
+  if (!p) {
+    const pkg = PACKAGES[name] ?? name;
+    throw new TslxcError(`Cannot ${purpose}`, `the "${name}" command is missing`, `install it with: apt-get install ${pkg}`);
+  }
+  return p;
+}
+
+/**
+ * Run a command to completion. Output lines go to onLine (for progress); on failure the error
+ * names the command and carries its last few lines of output, which is usually the reason.
+ */
+export async function run(cmd: string, args: string[], opts: SpawnOptions & { onLine?: (line: string) => void; what?: string } = {}): Promise<void> {
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  const take = (line: string) => {
+    tail.push(line);
+    if (tail.length > 8) tail.shift();
+    opts.onLine?.(line);
+  };
+  readline.createInterface({ input: child.stdout! }).on('line', take);
+  readline.createInterface({ input: child.stderr! }).on('line', take);
+  const code: number = await new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c, sig) => resolve(c ?? 128 + (sig ? 15 : 0)));
+  });
+  if (code !== 0) {
+    const last = tail.filter((l) => l.trim()).slice(-2).join(' / ');
+    throw new TslxcError(opts.what ?? `${cmd} failed`, `exit ${code}${last ? `: ${last}` : ''}`);
+  }
+}
+
+export function runSync(cmd: string, args: string[], what: string): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new TslxcError(what, r.error.message);
+  if (r.status !== 0) throw new TslxcError(what, (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n').slice(-1)[0]);
+  return r.stdout;
+}
