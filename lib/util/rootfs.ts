@@ -50,7 +50,10 @@ export function mkdirInRoot(root: string, innerDir: string, mode = 0o755): strin
     current = path.posix.join(current, part);
     const host = resolveInRoot(root, current);
     try {
-      fs.mkdirSync(host, { mode });
+      // The resolved path's existing components are real directories (symlinks were resolved
+      // inside the root), so creating the missing ones recursively cannot leave the root.
+      fs.mkdirSync(host, { mode, recursive: true });
+      if (!fs.statSync(host).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'EEXIST' });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       if (!fs.statSync(host).isDirectory()) throw new TslxcError(`Cannot create ${innerDir}`, `${current} is not a directory`);

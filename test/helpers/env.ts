@@ -1,0 +1,96 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext, TestFn } from 'ava';
+import { Context } from '../../lib/instance/context.js';
+import type { Paths } from '../../lib/state/paths.js';
+
+/** The checkout's root (tests run from dist/test/...). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const cliPath = path.join(repoRoot, 'bin/tslxc.js');
+
+export const isRoot = process.getuid?.() === 0;
+
+/**
+ * Integration tests need root. Without it they skip — unless TSLXC_REQUIRE_ROOT=1 (CI), where a
+ * skip would hide a broken suite, so it fails instead.
+ */
+export function requireRoot(test: TestFn): boolean {
+  if (isRoot) return true;
+  if (process.env.TSLXC_REQUIRE_ROOT === '1') {
+    test('integration tests need root', (t) => t.fail('TSLXC_REQUIRE_ROOT=1 but not running as root'));
+  } else {
+    test('integration tests need root (skipped)', (t) => t.pass());
+  }
+  return false;
+}
+
+/**
+ * A private tslxc installation for one test file: its own state dir, run dir and cgroup prefix
+ * (all named tslxc-test-*), the shared build cache, and a teardown that removes everything it made
+ * even when the test failed.
+ */
+export class TestEnv {
+  readonly root: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly paths: Paths;
+  readonly ctx: Context;
+
+  constructor(readonly label: string) {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), `tslxc-test-${label}-`));
+    const id = path.basename(this.root).slice(-6).toLowerCase();
+    this.paths = {
+      stateDir: path.join(this.root, 'state'),
+      runDir: path.join(this.root, 'run'),
+      cacheDir: process.env.TSLXC_CACHE_DIR || '/var/cache/tslxc',
+      cgroupPrefix: `tslxc-test-${label}-${id}`,
+    };
+    this.env = {
+      ...process.env,
+      TSLXC_DIR: this.paths.stateDir,
+      TSLXC_RUN_DIR: this.paths.runDir,
+      TSLXC_CACHE_DIR: this.paths.cacheDir,
+      TSLXC_CGROUP_PREFIX: this.paths.cgroupPrefix,
+    };
+    this.ctx = new Context(this.paths);
+  }
+
+  /** Run the CLI synchronously; returns code and output. */
+  cli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): { code: number; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [cliPath, ...args], { env: this.env, input: opts.input, encoding: 'utf8', timeout: opts.timeoutMs ?? 180_000 });
+    return { code: r.status ?? (r.signal ? 128 : 1), stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  /** Run the CLI asynchronously (for parallel launches). */
+  cliAsync(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [cliPath, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
+  }
+
+  /** Like cli() but fails the test with the command's stderr when it does not exit 0. */
+  ok(t: ExecutionContext, args: string[], opts: { input?: string } = {}): string {
+    const r = this.cli(args, opts);
+    if (r.code !== 0) t.fail(`tslxc ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Remove every container (forcefully), the cgroup prefix, and the dirs. */
+  async cleanup(): Promise<void> {
+    const { listNames } = await import('../../lib/instance/config.js');
+    const { deleteInstance } = await import('../../lib/instance/manage.js');
+    for (const name of listNames(this.paths)) {
+      await deleteInstance(this.ctx, name, { force: true }).catch(() => {});
+    }
+    const cg = await this.ctx.cgroups();
+    await cg.removePrefix().catch(() => {});
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
