@@ -67,7 +67,7 @@ export class FakeKernel implements CgroupFs {
   private pending = new Set<number>();
   private eventReads = 0;
   private freezingLeft = 0;
-  /** test hook: make the kernel refuse a write; return an errno code to refuse */
+  /** test hook: make the kernel refuse a write (or a mkdir: data "mkdir"); return an errno code to refuse */
   refuse?: (file: string, data: string) => string | undefined;
 
   constructor(
@@ -153,8 +153,9 @@ export class FakeKernel implements CgroupFs {
     const text = await fsp.readFile(p, 'utf8');
     if (base === 'freezer.state' && text.trim() === 'FREEZING') {
       // The kernel moves FREEZING → FROZEN on its own once every task has stopped.
-      if (this.freezingLeft <= 0) await fsp.writeFile(p, 'FROZEN\n');
-      return text;
+      if (this.freezingLeft > 0) return text;
+      await fsp.writeFile(p, 'FROZEN\n');
+      return 'FROZEN\n';
     }
     if (base === 'cgroup.events' && this.opts.freezeDelayReads) {
       const frozenWanted = fs.readFileSync(path.join(path.dirname(p), 'cgroup.freeze'), 'utf8').trim() === '1';
@@ -197,13 +198,18 @@ export class FakeKernel implements CgroupFs {
         return;
       case 'freezer.state':
         if (value === 'FROZEN') {
-          this.freezingLeft = fs.readFileSync(p, 'utf8').trim() === 'THAWED' ? (this.opts.freezingRounds ?? 0) : this.freezingLeft - 1;
+          const cur = fs.readFileSync(p, 'utf8').trim();
+          if (cur === 'FROZEN') return;
+          this.freezingLeft = cur === 'THAWED' ? (this.opts.freezingRounds ?? 0) : this.freezingLeft - 1;
           fs.writeFileSync(p, 'FREEZING\n');
         } else if (value === 'THAWED') {
           fs.writeFileSync(p, 'THAWED\n');
           for (const pid of this.pending) this.die(pid);
           this.pending.clear();
         } else throw errno('EINVAL', 'bad freezer state');
+        return;
+      case 'memory.soft_limit_in_bytes':
+        fs.writeFileSync(p, `${value === '-1' ? V1_UNLIMITED : value}\n`);
         return;
       case 'memory.limit_in_bytes':
       case 'memory.memsw.limit_in_bytes': {
@@ -226,6 +232,8 @@ export class FakeKernel implements CgroupFs {
   }
 
   async mkdir(p: string): Promise<void> {
+    const refused = this.refuse?.(this.rel(p), 'mkdir');
+    if (refused) throw errno(refused, `fake kernel refused mkdir ${p}`);
     await fsp.mkdir(p);
     this.populate(p);
   }
