@@ -1,0 +1,28 @@
+import test from 'ava';
+import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { assertContainerGone, processesOf } from '../../helpers/leftovers.js';
+
+/** One real Debian container: systemd as PID 1 reaches running (or degraded) and stops cleanly. */
+if (requireRoot(test)) {
+  const env = new TestEnv('deb');
+  test.after.always(async () => {
+    await env.cleanup();
+  });
+
+  test.serial('debian boots systemd to running and stops cleanly', (t) => {
+    env.ok(t, ['launch', 'debian', 'deb1']);
+    t.is(env.ok(t, ['exec', 'deb1', '--', 'cat', '/proc/1/comm']).trim(), 'systemd');
+    const r = env.cli(['exec', 'deb1', '--', 'timeout', '60', 'systemctl', 'is-system-running', '--wait']);
+    const failed = env.cli(['exec', 'deb1', '--', 'systemctl', '--failed', '--no-legend', '--plain']).stdout.trim();
+    t.true(['running', 'degraded'].includes(r.stdout.trim()), `systemd: ${r.stdout.trim()} (failed units: ${failed})`);
+    t.log(`systemd state: ${r.stdout.trim()}${failed ? `; failed: ${failed}` : ''}`);
+    t.is(env.ok(t, ['exec', 'deb1', '--', 'hostname']).trim(), 'deb1');
+    t.regex(env.ok(t, ['exec', 'deb1', '--', 'cat', '/etc/machine-id']).trim(), /^[0-9a-f]{32}$/);
+    const started = Date.now();
+    env.ok(t, ['stop', 'deb1']);
+    t.true(Date.now() - started < 15_000, 'clean stop took too long: the stop signal was not honoured');
+    t.regex(env.cli(['info', 'deb1']).stdout, /Status: STOPPED/);
+    assertContainerGone(t, env, 'deb1');
+    t.deepEqual(processesOf(env), []);
+  });
+}
