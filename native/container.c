@@ -1,0 +1,542 @@
+/* The container side of a boot: runs in the child cloned into new pid, mount, uts, ipc and net
+ * namespaces, sets up the root filesystem and execs init. Steps as in README.md. */
+#include "helper.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+enum step {
+  STEP_WAIT = 1,
+  STEP_CGROUPNS,
+  STEP_PROPAGATION,
+  STEP_ROOTFS,
+  STEP_PROC,
+  STEP_SYS,
+  STEP_CGROUPFS,
+  STEP_DEV,
+  STEP_RUN,
+  STEP_PATHS,
+  STEP_PIVOT,
+  STEP_HOSTNAME,
+  STEP_CONSOLE,
+  STEP_CAPS,
+  STEP_EXEC,
+};
+
+static const char *const step_names[] = {
+  [STEP_WAIT] = "wait for the monitor",
+  [STEP_CGROUPNS] = "cgroup namespace",
+  [STEP_PROPAGATION] = "mount propagation",
+  [STEP_ROOTFS] = "rootfs",
+  [STEP_PROC] = "proc",
+  [STEP_SYS] = "sys",
+  [STEP_CGROUPFS] = "cgroupfs",
+  [STEP_DEV] = "dev",
+  [STEP_RUN] = "run",
+  [STEP_PATHS] = "ro and mask paths",
+  [STEP_PIVOT] = "pivot_root",
+  [STEP_HOSTNAME] = "hostname",
+  [STEP_CONSOLE] = "console",
+  [STEP_CAPS] = "capabilities",
+  [STEP_EXEC] = "exec init",
+};
+
+static enum step child_step;
+static int child_sync_fd = -1;
+
+/* A failure in the child becomes one record on the sync socket: the monitor forwards its line. */
+static void child_die_hook(const char *line, int err)
+{
+  static struct child_report r;
+  const char *prefix = "tslxc-helper: ";
+  r.step = child_step;
+  r.err = err;
+  snprintf(r.msg, sizeof r.msg, "%s%s: %s", prefix, step_names[child_step],
+           line + strlen(prefix));
+  (void)send(child_sync_fd, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+/* ---- path and mount helpers: every target is resolved inside the rootfs ---- */
+
+#define RESOLVE_SAFE (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+
+/* O_PATH fd of PATH resolved with ROOTFD as "/" (a symlink cannot lead out of it); with mkdirs,
+ * missing directories are created on the way. -1 + errno on failure. */
+static int open_in_root(int rootfd, const char *path, bool mkdirs)
+{
+  int fd = sys_openat2(rootfd, path, O_PATH | O_CLOEXEC, RESOLVE_SAFE);
+  if (fd >= 0 || errno != ENOENT || !mkdirs)
+    return fd;
+
+  char parent[PATH_MAX];
+  xsnprintf(parent, sizeof parent, "%s", path);
+  char *slash = strrchr(parent, '/');
+  const char *base = path;
+  autofd int parentfd = -1;
+  if (slash) {
+    *slash = '\0';
+    base = path + (slash - parent) + 1;
+    parentfd = open_in_root(rootfd, parent[0] ? parent : "/", true);
+  } else {
+    parentfd = sys_openat2(rootfd, "/", O_PATH | O_CLOEXEC, RESOLVE_SAFE);
+  }
+  if (parentfd < 0)
+    return -1;
+  if (mkdirat(parentfd, base, 0755) < 0 && errno != EEXIST)
+    return -1;
+  return sys_openat2(rootfd, path, O_PATH | O_CLOEXEC, RESOLVE_SAFE);
+}
+
+static int xopen_in_root(int rootfd, const char *path, bool mkdirs)
+{
+  int fd = open_in_root(rootfd, path, mkdirs);
+  if (fd < 0)
+    die_with_error("open /%s in the rootfs", path);
+  return fd;
+}
+
+static const char *fd_path(int fd, char buf[static 32])
+{
+  snprintf(buf, 32, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+/* Mounts onto the object FD refers to (never a path that could be swapped for a symlink). */
+static void mount_on_fd(const char *src, int fd, const char *fstype, unsigned long flags,
+                        const char *data, const char *what)
+{
+  char target[32];
+  if (mount(src, fd_path(fd, target), fstype, flags, data) < 0)
+    die_with_error("mount %s on %s", fstype ? fstype : src, what);
+}
+
+static void bind_fd_on_fd(int srcfd, int dstfd, unsigned long flags, const char *what)
+{
+  char src[32], dst[32];
+  if (mount(fd_path(srcfd, src), fd_path(dstfd, dst), NULL, MS_BIND | flags, NULL) < 0)
+    die_with_error("bind mount %s", what);
+}
+
+/* Read-only at the mount level only: a new cgroup or sysfs mount may share its superblock with
+ * the host's, so MS_RDONLY (which also marks the superblock) is never used on those. */
+static void make_ro(int fd, bool recursive, const char *what)
+{
+  if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
+                        MOUNT_ATTR_RDONLY, 0) < 0)
+    die_with_error("make %s read-only", what);
+}
+
+/* Hides PATH: a file gets /dev/null bound over it read-only, a directory an empty read-only
+ * tmpfs. A path that does not exist has nothing to hide. */
+static void mask_path(int rootfd, const char *path)
+{
+  autofd int fd = open_in_root(rootfd, path, false);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return;
+    die_with_error("open /%s to mask it", path);
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    die_with_error("stat /%s", path);
+  if (S_ISDIR(st.st_mode)) {
+    mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "size=4k,nr_inodes=1,mode=555", path);
+    return;
+  }
+  if (mount("/dev/null", fd_path(fd, (char[32]){ 0 }), NULL, MS_BIND, NULL) < 0)
+    die_with_error("bind /dev/null over /%s", path);
+  autofd int masked = xopen_in_root(rootfd, path, false);
+  make_ro(masked, false, path);
+}
+
+/* Binds PATH onto itself read-only (with everything mounted below it). */
+static void ro_path(int rootfd, const char *path, bool recursive)
+{
+  autofd int fd = open_in_root(rootfd, path, false);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return;
+    die_with_error("open /%s to make it read-only", path);
+  }
+  bind_fd_on_fd(fd, fd, MS_REC, path);
+  autofd int bound = xopen_in_root(rootfd, path, false);
+  make_ro(bound, recursive, path);
+}
+
+/* ---- steps ---- */
+
+static const char *const proc_masks[] = {
+  "proc/acpi", "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list",
+  "proc/timer_stats", "proc/sched_debug", "proc/scsi", "proc/sysrq-trigger",
+};
+static const char *const proc_ro[] = { "proc/bus", "proc/fs", "proc/irq" };
+
+static void setup_proc(int rootfd)
+{
+  autofd int procfd = xopen_in_root(rootfd, "proc", true);
+  mount_on_fd("proc", procfd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc");
+
+  /* /proc/sys read-only except /proc/sys/net (it belongs to the container's net namespace):
+   * bind sys onto itself read-only, then net from the proc mount below it back on top. */
+  autofd int netfd = xopen_in_root(rootfd, "proc/sys/net", false);
+  autofd int sysfd = xopen_in_root(rootfd, "proc/sys", false);
+  bind_fd_on_fd(sysfd, sysfd, 0, "/proc/sys");
+  autofd int sysbound = xopen_in_root(rootfd, "proc/sys", false);
+  make_ro(sysbound, false, "/proc/sys");
+  autofd int netdst = xopen_in_root(rootfd, "proc/sys/net", false);
+  bind_fd_on_fd(netfd, netdst, 0, "/proc/sys/net");
+
+  for (size_t i = 0; i < N_ELEMENTS(proc_masks); i++)
+    mask_path(rootfd, proc_masks[i]);
+  for (size_t i = 0; i < N_ELEMENTS(proc_ro); i++)
+    ro_path(rootfd, proc_ro[i], true);
+}
+
+static void setup_sys(int rootfd)
+{
+  autofd int sysfd = xopen_in_root(rootfd, "sys", true);
+  /* Mounted rw then made read-only at the mount level (see make_ro). It shows the container's
+   * net namespace; /sys/devices/virtual/net stays writable as LXC does. */
+  mount_on_fd("sysfs", sysfd, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/sys");
+  autofd int netfd = open_in_root(rootfd, "sys/devices/virtual/net", false);
+  if (netfd >= 0)
+    bind_fd_on_fd(netfd, netfd, 0, "/sys/devices/virtual/net");
+  autofd int mounted = xopen_in_root(rootfd, "sys", false);
+  make_ro(mounted, false, "/sys");
+  mask_path(rootfd, "sys/firmware");
+  mask_path(rootfd, "sys/devices/virtual/powercap");
+}
+
+struct mountinfo_entry {
+  char *mountpoint;
+  char *fstype;
+  char *superopts;
+};
+
+/* Splits one mountinfo line in place: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] -
+ * FSTYPE SOURCE SUPEROPTS. */
+static bool parse_mountinfo_line(char *line, struct mountinfo_entry *e)
+{
+  char *fields[6] = { 0 };
+  char *save = NULL;
+  int i = 0;
+  for (char *tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+    if (i < 5) {
+      if (i == 4)
+        e->mountpoint = tok;
+      i++;
+    } else if (i == 5) {
+      if (strcmp(tok, "-") == 0)
+        i++;
+    } else {
+      fields[i - 6] = tok;
+      if (++i == 9)
+        break;
+    }
+  }
+  if (i != 9)
+    return false;
+  e->fstype = fields[0];
+  e->superopts = fields[2];
+  return true;
+}
+
+/* Superblock options of a cgroup mount, without those a new mount must not (rw, ro) or may not
+ * (release_agent, in a non-initial cgroup namespace) repeat. */
+static void cgroup_mount_data(const char *superopts, char *out, size_t size)
+{
+  char copy[512];
+  xsnprintf(copy, sizeof copy, "%s", superopts);
+  out[0] = '\0';
+  size_t len = 0;
+  char *save = NULL;
+  for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+    if (strcmp(o, "rw") == 0 || strcmp(o, "ro") == 0 || strncmp(o, "release_agent=", 14) == 0)
+      continue;
+    int n = snprintf(out + len, size - len, "%s%s", len ? "," : "", o);
+    if (n < 0 || (size_t)n >= size - len)
+      die("cgroup mount options too long: %s", superopts);
+    len += n;
+  }
+}
+
+/* Replicates the host's cgroupfs layout; the cgroup namespace (entered after the monitor put us
+ * in our cgroups) makes every hierarchy show only the container's subtree. */
+static void setup_cgroupfs(int rootfd)
+{
+  autofree char *mountinfo = read_whole_file("/proc/self/mountinfo");
+  if (!mountinfo)
+    die_with_error("read /proc/self/mountinfo");
+  static struct mountinfo_entry entries[64];
+  size_t n = 0;
+  bool v2_host = false;
+  char data[512];
+  char *save = NULL;
+  for (char *line = strtok_r(mountinfo, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    struct mountinfo_entry e;
+    if (!parse_mountinfo_line(line, &e))
+      continue;
+    bool is_cgroup = strcmp(e.fstype, "cgroup") == 0 || strcmp(e.fstype, "cgroup2") == 0;
+    if (!is_cgroup)
+      continue;
+    if (strcmp(e.mountpoint, "/sys/fs/cgroup") == 0 && strcmp(e.fstype, "cgroup2") == 0) {
+      v2_host = true;
+      cgroup_mount_data(e.superopts, data, sizeof data);
+    }
+    const char *base = e.mountpoint + strlen("/sys/fs/cgroup/");
+    if (strncmp(e.mountpoint, "/sys/fs/cgroup/", 15) != 0 || !*base || strchr(base, '/') ||
+        strchr(base, '\\'))
+      continue;
+    if (n < N_ELEMENTS(entries))
+      entries[n++] = e;
+  }
+
+  autofd int cgfd = xopen_in_root(rootfd, "sys/fs/cgroup", false);
+  if (v2_host) {
+    mount_on_fd("cgroup2", cgfd, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                data[0] ? data : NULL, "/sys/fs/cgroup");
+    return;
+  }
+  if (n == 0)
+    die("no cgroup hierarchy found under /sys/fs/cgroup on the host");
+
+  mount_on_fd("tmpfs", cgfd, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k",
+              "/sys/fs/cgroup");
+  autofd int tmpfd = xopen_in_root(rootfd, "sys/fs/cgroup", false);
+  for (size_t i = 0; i < n; i++) {
+    const char *base = entries[i].mountpoint + strlen("/sys/fs/cgroup/");
+    bool v2 = strcmp(entries[i].fstype, "cgroup2") == 0;
+    cgroup_mount_data(entries[i].superopts, data, sizeof data);
+    /* Controllers read-only; the named systemd hierarchy and the unified one stay writable,
+     * so the container's init can make its own sub-cgroups. */
+    bool writable = v2 || strstr(data, "name=") != NULL;
+    if (mkdirat(tmpfd, base, 0755) < 0)
+      die_with_error("mkdir /sys/fs/cgroup/%s", base);
+    autofd int fd = openat(tmpfd, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      die_with_error("open /sys/fs/cgroup/%s", base);
+    char what[300];
+    xsnprintf(what, sizeof what, "/sys/fs/cgroup/%s", base);
+    mount_on_fd(entries[i].fstype, fd, entries[i].fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                data[0] ? data : NULL, what);
+    if (!writable) {
+      autofd int mounted = openat(tmpfd, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (mounted < 0)
+        die_with_error("open %s", what);
+      make_ro(mounted, false, what);
+    }
+  }
+
+  /* Co-mounted controllers (cpu,cpuacct) are reached through symlinks (cpu -> cpu,cpuacct). */
+  autofd int hostfd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *dir = hostfd >= 0 ? fdopendir(hostfd) : NULL;
+  if (dir) {
+    hostfd = -1;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+      char target[256];
+      if (de->d_type != DT_LNK)
+        continue;
+      ssize_t len = readlinkat(dirfd(dir), de->d_name, target, sizeof target - 1);
+      if (len <= 0)
+        continue;
+      target[len] = '\0';
+      if (symlinkat(target, tmpfd, de->d_name) < 0 && errno != EEXIST)
+        die_with_error("symlink /sys/fs/cgroup/%s", de->d_name);
+    }
+    closedir(dir);
+  }
+  make_ro(tmpfd, false, "/sys/fs/cgroup");
+}
+
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+static const struct {
+  const char *name, *target;
+} dev_links[] = {
+  { "ptmx", "pts/ptmx" },
+  { "fd", "/proc/self/fd" },
+  { "stdin", "/proc/self/fd/0" },
+  { "stdout", "/proc/self/fd/1" },
+  { "stderr", "/proc/self/fd/2" },
+};
+
+/* Creates an empty file under DIRFD (our own fresh tmpfs) and returns it as a mount target. */
+static int create_mountpoint_file(int dirfd, const char *name)
+{
+  int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    die_with_error("create /dev/%s", name);
+  return fd;
+}
+
+static int create_mountpoint_dir(int dirfd, const char *name, mode_t mode)
+{
+  if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
+    die_with_error("mkdir /dev/%s", name);
+  int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    die_with_error("open /dev/%s", name);
+  return fd;
+}
+
+static void setup_dev(int rootfd, int console_fd, unsigned console_index)
+{
+  autofd int devfd = xopen_in_root(rootfd, "dev", true);
+  mount_on_fd("tmpfs", devfd, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k", "/dev");
+  autofd int dev = xopen_in_root(rootfd, "dev", false);
+
+  /* Host nodes are bound, not created: binding keeps working in a user namespace. */
+  for (size_t i = 0; i < N_ELEMENTS(dev_nodes); i++) {
+    char src[64];
+    xsnprintf(src, sizeof src, "/dev/%s", dev_nodes[i]);
+    autofd int target = create_mountpoint_file(dev, dev_nodes[i]);
+    mount_on_fd(src, target, NULL, MS_BIND, NULL, src);
+  }
+
+  autofd int pts = create_mountpoint_dir(dev, "pts", 0755);
+  mount_on_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5", "/dev/pts");
+
+  /* A mount of another namespace cannot be bound: the monitor's fd of the console pty is on its
+   * /dev/pts, so bind our copy of that mount's node, after checking it is the same device. */
+  char console_path[64];
+  xsnprintf(console_path, sizeof console_path, "/dev/pts/%u", console_index);
+  autofd int ours = open(console_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st_ours, st_console;
+  if (ours < 0 || fstat(ours, &st_ours) < 0 || fstat(console_fd, &st_console) < 0)
+    die_with_error("open the console pty %s", console_path);
+  if (st_ours.st_rdev != st_console.st_rdev)
+    die("the console pty %s is not the monitor's", console_path);
+  autofd int console = create_mountpoint_file(dev, "console");
+  bind_fd_on_fd(ours, console, 0, "the console pty on /dev/console");
+
+  autofd int shm = create_mountpoint_dir(dev, "shm", 01777);
+  mount_on_fd("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "/dev/shm");
+
+  for (size_t i = 0; i < N_ELEMENTS(dev_links); i++)
+    if (symlinkat(dev_links[i].target, dev, dev_links[i].name) < 0)
+      die_with_error("symlink /dev/%s", dev_links[i].name);
+}
+
+static void setup_run(int rootfd)
+{
+  autofd int runfd = xopen_in_root(rootfd, "run", true);
+  mount_on_fd("tmpfs", runfd, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=20%", "/run");
+  autofd int run = xopen_in_root(rootfd, "run", false);
+  if (mkdirat(run, "lock", 01777) < 0)
+    die_with_error("mkdir /run/lock");
+  autofd int lock = openat(run, "lock", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (lock < 0)
+    die_with_error("open /run/lock");
+  mount_on_fd("tmpfs", lock, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=5m",
+              "/run/lock");
+}
+
+void container_child(const struct start_opts *o, int sync_fd, int console_fd,
+                     unsigned console_index)
+{
+  child_sync_fd = sync_fd;
+  die_hook = child_die_hook;
+  child_step = STEP_WAIT;
+
+  /* Until exec, die with the monitor; reset what the monitor set for itself. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  umask(0);
+
+  /* 1: the monitor writes one byte once we are in our cgroups and the start-host hook ran. */
+  char go;
+  if (read_retry(sync_fd, &go, 1) != 1)
+    _exit(1);
+
+  child_step = STEP_CGROUPNS;
+  if (unshare(CLONE_NEWCGROUP) < 0)
+    die_with_error("unshare(CLONE_NEWCGROUP)");
+
+  child_step = STEP_PROPAGATION;
+  if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+    die_with_error("make / a recursive slave");
+
+  child_step = STEP_ROOTFS;
+  if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    die_with_error("bind mount %s", o->rootfs);
+  autofd int rootfd = open(o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    die_with_error("open %s", o->rootfs);
+
+  child_step = STEP_PROC;
+  setup_proc(rootfd);
+
+  child_step = STEP_SYS;
+  setup_sys(rootfd);
+
+  child_step = STEP_CGROUPFS;
+  setup_cgroupfs(rootfd);
+
+  child_step = STEP_DEV;
+  setup_dev(rootfd, console_fd, console_index);
+
+  child_step = STEP_RUN;
+  setup_run(rootfd);
+
+  child_step = STEP_PATHS;
+  for (size_t i = 0; i < o->n_ro_paths; i++)
+    ro_path(rootfd, o->ro_paths[i] + 1, true);
+  for (size_t i = 0; i < o->n_masks; i++)
+    mask_path(rootfd, o->masks[i] + 1);
+
+  child_step = STEP_PIVOT;
+  if (fchdir(rootfd) < 0)
+    die_with_error("chdir to the rootfs");
+  if (syscall(SYS_pivot_root, ".", ".") < 0)
+    die_with_error("pivot_root");
+  if (umount2(".", MNT_DETACH) < 0)
+    die_with_error("detach the old root");
+  if (chdir("/") < 0)
+    die_with_error("chdir /");
+
+  child_step = STEP_HOSTNAME;
+  if (sethostname(o->hostname, strlen(o->hostname)) < 0)
+    die_with_error("sethostname %s", o->hostname);
+
+  /* As the kernel starts init: console on 0-1-2, but no controlling terminal, so that init
+   * can give the console to a getty or shell in another session. */
+  child_step = STEP_CONSOLE;
+  if (setsid() < 0)
+    die_with_error("setsid");
+  for (int fd = 0; fd < 3; fd++)
+    if (dup2(console_fd, fd) < 0)
+      die_with_error("dup2 the console");
+  if (console_fd > 2)
+    close(console_fd);
+
+  child_step = STEP_CAPS;
+  drop_caps(o->caps, o->n_caps);
+  /* Only 0-2 and the sync fd survive until exec, and the sync fd is O_CLOEXEC: its EOF tells
+   * the monitor that exec succeeded. */
+  if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    die_with_error("close_range");
+
+  child_step = STEP_EXEC;
+  static const char *const base_env[] = { "container=tslxc", "PATH=" DEFAULT_PATH };
+  char **envp = build_env(base_env, N_ELEMENTS(base_env), o->env, o->n_env);
+  umask(022);
+  prctl(PR_SET_PDEATHSIG, 0);
+  execve(o->init_argv[0], o->init_argv, envp);
+  die_with_error("execve %s", o->init_argv[0]);
+}

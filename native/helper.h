@@ -1,0 +1,157 @@
+/* tslxc-helper: shared declarations. See README.md for the contract with lib/. */
+#ifndef TSLXC_HELPER_H
+#define TSLXC_HELPER_H
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define MAX_LIST 64
+
+/* ---- errors ---- */
+
+/* Called by die*() with the full one-line message (no trailing newline) before exiting.
+ * The default writes it to fd 2. The monitor and the container child install their own. */
+extern void (*die_hook)(const char *line, int err);
+/* Exit status used by die*(): 1 by default, 125 in attach. */
+extern int die_status;
+
+__attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
+/* die() with ": strerror(errno)" appended. */
+__attribute__((noreturn, format(printf, 1, 2))) void die_with_error(const char *fmt, ...);
+__attribute__((noreturn)) void die_oom(void);
+
+extern bool opt_debug;
+__attribute__((format(printf, 1, 2))) void debug(const char *fmt, ...);
+
+/* ---- cleanup helpers (bubblewrap style) ---- */
+
+static inline void cleanup_fdp(int *fdp)
+{
+  if (*fdp >= 0) {
+    int errsv = errno;
+    close(*fdp);
+    errno = errsv;
+  }
+}
+static inline void cleanup_freep(void *p)
+{
+  free(*(void **)p);
+}
+#define autofd __attribute__((cleanup(cleanup_fdp)))
+#define autofree __attribute__((cleanup(cleanup_freep)))
+
+static inline int steal_fd(int *fdp)
+{
+  int fd = *fdp;
+  *fdp = -1;
+  return fd;
+}
+
+/* ---- small utilities (util.c) ---- */
+
+void *xcalloc(size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* snprintf into a fixed buffer; dies on truncation. */
+void xsnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+int write_all(int fd, const void *buf, size_t len);
+ssize_t read_retry(int fd, void *buf, size_t len);
+/* Reads up to size-1 bytes of a small file into buf (NUL-terminated). -1 + errno on failure. */
+ssize_t read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
+/* The whole file (any size, /proc files too), NUL-terminated, malloc'ed; NULL + errno. */
+char *read_whole_file(const char *path);
+/* Writes a string into an existing file (cgroup.procs and the like). -1 + errno on failure. */
+int write_file_at(int dirfd, const char *path, const char *content);
+/* Atomically replaces dirfd/name with content (tmp file + rename). -1 + errno on failure. */
+int write_file_atomic(int dirfd, const char *name, const char *content);
+/* Parses a decimal number; false if not a whole, in-range number. */
+bool parse_ulong(const char *s, unsigned long *out);
+/* Field 22 of /proc/PID/stat, 0 on failure. */
+unsigned long long proc_starttime(pid_t pid);
+
+/* ---- raw syscalls glibc 2.36 does not wrap ---- */
+
+struct open_how;
+int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve);
+int sys_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set,
+                      uint64_t attr_clr);
+int sys_pidfd_open(pid_t pid);
+int sys_pidfd_send_signal(int pidfd, int sig);
+int sys_close_range(unsigned int first, unsigned int last, unsigned int flags);
+pid_t raw_clone(unsigned long flags);
+
+/* ---- capabilities (caps.c) ---- */
+
+/* Name like "sys_module" (or "CAP_SYS_MODULE") to number; -1 if unknown. */
+int cap_from_name(const char *name);
+/* Drops the capabilities from bounding, ambient, inheritable, permitted, effective sets. */
+void drop_caps(const int *caps, size_t n);
+/* The two halves of drop_caps: bounding+ambient (needs CAP_SETPCAP, so before setuid), then
+ * inheritable/permitted/effective (after setuid, which may still need CAP_SETUID). */
+void drop_caps_bounding(const int *caps, size_t n);
+void drop_caps_sets(const int *caps, size_t n);
+
+/* ---- terminals (tty.c) ---- */
+
+/* Puts fd in raw mode if it is a terminal; the old mode is restored by tty_restore(). */
+void tty_make_raw(int fd);
+void tty_restore(void);
+
+/* ---- start: options shared by start.c, monitor.c, container.c ---- */
+
+struct start_opts {
+  const char *name;
+  const char *rootfs;
+  const char *hostname;
+  const char *run_dir;
+  const char *cgroups[MAX_LIST];
+  size_t n_cgroups;
+  const char *env[MAX_LIST];
+  size_t n_env;
+  int caps[MAX_LIST];
+  size_t n_caps;
+  const char *masks[MAX_LIST];
+  size_t n_masks;
+  const char *ro_paths[MAX_LIST];
+  size_t n_ro_paths;
+  const char *start_host_hook;
+  const char *post_stop_hook;
+  unsigned long console_log_size;
+  char **init_argv;
+};
+
+/* The detached monitor: boots the container, reports "OK INIT MONITOR" or "ERR LINE" on status_fd
+ * once, then serves the console and reaps init until the container ends. Never returns. */
+__attribute__((noreturn)) void run_monitor(const struct start_opts *opts, int status_fd);
+
+/* Container side of a boot, run in the cloned child: steps 1-14 of README.md. Never returns:
+ * it execs init or reports (step, errno, message) on sync_fd and exits. */
+struct child_report {
+  int32_t step;
+  int32_t err;
+  char msg[1000];
+};
+__attribute__((noreturn)) void container_child(const struct start_opts *opts, int sync_fd,
+                                               int console_fd, unsigned console_index);
+
+/* Builds an environment: base entries, each overridden or extended by the K=V in extra. */
+char **build_env(const char *const *base, size_t n_base, const char *const *extra, size_t n_extra);
+
+/* ---- modes ---- */
+
+int main_start(int argc, char **argv);
+int main_attach(int argc, char **argv);
+int main_console(int argc, char **argv);
+
+#endif

@@ -1,0 +1,33 @@
+/* tslxc-helper: the native half of tslxc. Dispatches to one function per mode. */
+#include "helper.h"
+
+#include <stdio.h>
+
+static void usage(void)
+{
+  static const char text[] =
+    "usage: tslxc-helper start [OPTIONS] -- INIT [ARGS...]\n"
+    "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
+    "       tslxc-helper console --socket PATH [--escape CHAR]\n"
+    "See native/README.md for the options.\n";
+  (void)write_all(2, text, sizeof text - 1);
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage();
+    return 1;
+  }
+  if (strcmp(argv[1], "start") == 0)
+    return main_start(argc - 1, argv + 1);
+  if (strcmp(argv[1], "attach") == 0)
+    return main_attach(argc - 1, argv + 1);
+  if (strcmp(argv[1], "console") == 0)
+    return main_console(argc - 1, argv + 1);
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage();
+    return 0;
+  }
+  die("unknown mode '%s' (expected start, attach or console)", argv[1]);
+}

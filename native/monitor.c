@@ -1,0 +1,522 @@
+/* The monitor: one small detached process per running container. It boots the container (again
+ * after a reboot), keeps the console pty, logs it, serves console.sock, reaps init and cleans up. */
+#include "helper.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <dirent.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+
+#define CONSOLE_BUF 4096
+
+/* What the die hook needs to leave nothing behind. */
+static struct {
+  const struct start_opts *opts;
+  int status_fd;  /* pipe to `start`, until the first boot is reported */
+  int run_dir_fd; /* O_PATH fd of --run-dir */
+  pid_t child;    /* the container's init (or the child being booted) */
+  bool booted_once;
+} M = { .status_fd = -1, .run_dir_fd = -1, .child = -1 };
+
+static void report_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void report_status(const char *fmt, ...)
+{
+  if (M.status_fd < 0)
+    return;
+  char buf[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof buf - 1)
+    n = sizeof buf - 1;
+  (void)write_all(M.status_fd, buf, n);
+  close(M.status_fd);
+  M.status_fd = -1;
+}
+
+static void sleep_ms(long ms)
+{
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
+/* Removes DIR and its sub-cgroups, depth first. Tasks of a dead pid namespace may take a moment
+ * to leave, so EBUSY is retried for up to about two seconds. */
+static void remove_cgroup_tree(const char *dir, int depth)
+{
+  autofd int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  if (depth < 32) {
+    char buf[2048];
+    for (;;) {
+      long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+      if (n <= 0)
+        break;
+      for (long off = 0; off < n;) {
+        struct dirent64 {
+          uint64_t d_ino;
+          int64_t d_off;
+          unsigned short d_reclen;
+          unsigned char d_type;
+          char d_name[];
+        } *de = (void *)(buf + off);
+        off += de->d_reclen;
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+          continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name) < (int)sizeof sub)
+          remove_cgroup_tree(sub, depth + 1);
+      }
+    }
+  }
+  for (int tries = 0; rmdir(dir) < 0 && errno == EBUSY && tries < 200; tries++)
+    sleep_ms(10);
+}
+
+static void remove_run_files(void)
+{
+  static const char *const files[] = { "init.pid", "console.sock", "monitor.pid" };
+  for (size_t i = 0; i < N_ELEMENTS(files); i++)
+    unlinkat(M.run_dir_fd, files[i], 0);
+}
+
+static void kill_child(void)
+{
+  if (M.child > 0) {
+    kill(M.child, SIGKILL);
+    while (waitpid(M.child, NULL, 0) < 0 && errno == EINTR)
+      ;
+    M.child = -1;
+  }
+}
+
+/* Any failure: kill what we booted, remove our files, tell `start` (during the first boot) or
+ * log it and record it in `exit` (after a reboot), then exit. */
+static void monitor_die_hook(const char *line, int err)
+{
+  (void)err;
+  kill_child();
+  debug("%s", line);
+  if (M.booted_once) {
+    char content[1100];
+    snprintf(content, sizeof content, "failed %s\n", line);
+    if (M.run_dir_fd >= 0)
+      write_file_atomic(M.run_dir_fd, "exit", content);
+    for (size_t i = 0; i < M.opts->n_cgroups; i++)
+      remove_cgroup_tree(M.opts->cgroups[i], 0);
+  }
+  if (M.run_dir_fd >= 0)
+    remove_run_files();
+  report_status("ERR %s\n", line);
+}
+
+/* Runs a hook with the monitor's environment plus TSLXC_NAME and KEY=VALUE; dies when it fails.
+ * Its stderr is collected so that the last line can explain a failure. */
+static void run_hook(const char *what, const char *path, const char *key, const char *value,
+                     bool fatal)
+{
+  int errpipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0)
+    die_with_error("%s: pipe", what);
+  pid_t pid = fork();
+  if (pid < 0)
+    die_with_error("%s: fork", what);
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+      signal(sig, SIG_DFL);
+    dup2(errpipe[1], 2);
+    setenv("TSLXC_NAME", M.opts->name, 1);
+    setenv(key, value, 1);
+    execl(path, path, (char *)NULL);
+    dprintf(2, "exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+  }
+  close(errpipe[1]);
+  char buf[512];
+  size_t len = 0;
+  for (;;) {
+    char chunk[256];
+    ssize_t n = read_retry(errpipe[0], chunk, sizeof chunk);
+    if (n <= 0)
+      break;
+    (void)write_all(2, chunk, n); /* monitor.log with --debug */
+    /* keep the tail */
+    if (len + n > sizeof buf - 1) {
+      size_t drop = len + n - (sizeof buf - 1);
+      if (drop > len)
+        drop = len;
+      memmove(buf, buf + drop, len - drop);
+      len -= drop;
+    }
+    size_t take = (size_t)n < sizeof buf - 1 - len ? (size_t)n : sizeof buf - 1 - len;
+    memcpy(buf + len, chunk + n - take, take);
+    len += take;
+  }
+  close(errpipe[0]);
+  buf[len] = '\0';
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (status == 0)
+    return;
+  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+    buf[--len] = '\0';
+  char *last = strrchr(buf, '\n');
+  last = last ? last + 1 : buf;
+  char why[64];
+  if (WIFSIGNALED(status))
+    snprintf(why, sizeof why, "killed by signal %d", WTERMSIG(status));
+  else
+    snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(status));
+  if (fatal)
+    die("%s %s failed (%s)%s%s", what, path, why, *last ? ": " : "", last);
+  debug("%s %s failed (%s): %s", what, path, why, last);
+}
+
+/* One boot: clone the init child, place it in its cgroups, run the start-host hook, let it go
+ * and wait until it has exec'ed init (EOF on the sync socket) or reported a failure. */
+static pid_t boot(int console_slave, unsigned console_index)
+{
+  const struct start_opts *o = M.opts;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    die_with_error("socketpair");
+
+  pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET);
+  if (pid < 0)
+    die_with_error("clone the container's init");
+  if (pid == 0) {
+    close(sv[0]);
+    container_child(o, sv[1], console_slave, console_index);
+  }
+  M.child = pid;
+  close(sv[1]);
+  autofd int sync_fd = sv[0];
+  debug("cloned init %d", (int)pid);
+
+  char pidstr[32];
+  snprintf(pidstr, sizeof pidstr, "%d\n", (int)pid);
+  for (size_t i = 0; i < o->n_cgroups; i++) {
+    char path[PATH_MAX];
+    xsnprintf(path, sizeof path, "%s/cgroup.procs", o->cgroups[i]);
+    if (write_file_at(AT_FDCWD, path, pidstr) < 0)
+      die_with_error("cgroup: add init to %s", path);
+  }
+
+  if (o->start_host_hook) {
+    char pidval[32];
+    snprintf(pidval, sizeof pidval, "%d", (int)pid);
+    run_hook("start-host hook", o->start_host_hook, "TSLXC_INIT_PID", pidval, true);
+  }
+
+  if (write_all(sync_fd, "g", 1) < 0)
+    die_with_error("wake the container's init");
+
+  static struct child_report report;
+  ssize_t n;
+  do
+    n = recv(sync_fd, &report, sizeof report, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    die_with_error("read the child's sync socket");
+  if (n > 0) {
+    report.msg[sizeof report.msg - 1] = '\0';
+    kill_child();
+    /* The child's line is complete (step, message, strerror): pass it on as is. */
+    monitor_die_hook(report.msg, report.err);
+    _exit(1);
+  }
+
+  char content[64];
+  snprintf(content, sizeof content, "%d %llu\n", (int)pid, proc_starttime(pid));
+  if (write_file_atomic(M.run_dir_fd, "init.pid", content) < 0)
+    die_with_error("write init.pid");
+  debug("init %d running", (int)pid);
+  return pid;
+}
+
+/* ---- console: pty master -> console.log (+ client), client -> pty master ---- */
+
+struct console {
+  int master;
+  int log_fd;
+  unsigned long log_size;
+  int listen_fd;
+  int client;
+  char pending[CONSOLE_BUF]; /* client input the pty did not take yet */
+  size_t n_pending;
+};
+
+static void console_open_log(struct console *c, bool truncate)
+{
+  if (c->log_fd >= 0)
+    close(c->log_fd);
+  c->log_fd = openat(M.run_dir_fd, "console.log",
+                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : 0),
+                     0600);
+  struct stat st;
+  c->log_size = (c->log_fd >= 0 && fstat(c->log_fd, &st) == 0) ? st.st_size : 0;
+}
+
+static void console_log(struct console *c, const char *buf, size_t n)
+{
+  unsigned long bound = M.opts->console_log_size;
+  if (bound == 0 || c->log_fd < 0)
+    return;
+  if (c->log_size + n > bound) {
+    renameat(M.run_dir_fd, "console.log", M.run_dir_fd, "console.log.1");
+    console_open_log(c, true);
+    if (c->log_fd < 0)
+      return;
+  }
+  if (write_all(c->log_fd, buf, n) == 0)
+    c->log_size += n;
+}
+
+static void console_drop_client(struct console *c)
+{
+  if (c->client >= 0)
+    close(c->client);
+  c->client = -1;
+  c->n_pending = 0;
+}
+
+static void console_from_pty(struct console *c)
+{
+  char buf[CONSOLE_BUF];
+  ssize_t n = read(c->master, buf, sizeof buf);
+  if (n <= 0)
+    return;
+  console_log(c, buf, n);
+  /* A client that does not keep up loses output rather than stalling the container. */
+  if (c->client >= 0 && send(c->client, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+      errno != EAGAIN && errno != EINTR)
+    console_drop_client(c);
+}
+
+static void console_flush_pending(struct console *c)
+{
+  ssize_t n = write(c->master, c->pending, c->n_pending);
+  if (n > 0) {
+    memmove(c->pending, c->pending + n, c->n_pending - n);
+    c->n_pending -= n;
+  }
+}
+
+static void console_from_client(struct console *c)
+{
+  ssize_t n = read(c->client, c->pending, sizeof c->pending);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    console_drop_client(c);
+    return;
+  }
+  if (n > 0) {
+    c->n_pending = n;
+    console_flush_pending(c);
+  }
+}
+
+static void console_accept(struct console *c)
+{
+  int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0)
+    return;
+  if (c->client >= 0) {
+    static const char busy[] = "console busy\n";
+    (void)send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
+    return;
+  }
+  c->client = fd;
+  debug("console client attached");
+}
+
+static int console_listen(void)
+{
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    die_with_error("console socket");
+  /* bind by a name relative to the run dir: its full path may not fit sun_path. */
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  xsnprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/console.sock", M.run_dir_fd);
+  unlinkat(M.run_dir_fd, "console.sock", 0);
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+    die_with_error("bind console.sock");
+  if (listen(fd, 4) < 0)
+    die_with_error("listen on console.sock");
+  return fd;
+}
+
+/* ---- init's end ---- */
+
+enum end { END_STOP, END_REBOOT, END_CRASH };
+
+static enum end classify_end(int status, char *text, size_t size)
+{
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
+    snprintf(text, size, "reboot\n");
+    return END_REBOOT;
+  }
+  if ((WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) ||
+      (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    snprintf(text, size, "stop\n");
+    return END_STOP;
+  }
+  if (WIFSIGNALED(status))
+    snprintf(text, size, "crash signal %d\n", WTERMSIG(status));
+  else
+    snprintf(text, size, "crash status %d\n", WEXITSTATUS(status));
+  return END_CRASH;
+}
+
+void run_monitor(const struct start_opts *opts, int status_fd)
+{
+  M.opts = opts;
+  M.status_fd = status_fd;
+  die_hook = monitor_die_hook;
+
+  if (chdir("/") < 0)
+    die_with_error("chdir /");
+  umask(077);
+  M.run_dir_fd = open(opts->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (M.run_dir_fd < 0)
+    die_with_error("open --run-dir %s", opts->run_dir);
+
+  /* stdio: /dev/null, or monitor.log with --debug. Nothing of the caller's stays open (a Node
+   * caller would otherwise wait for EOF on its pipes forever). */
+  autofd int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0)
+    die_with_error("open /dev/null");
+  int out = devnull;
+  autofd int logfd = -1;
+  if (opt_debug) {
+    logfd = openat(M.run_dir_fd, "monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logfd >= 0)
+      out = logfd;
+  }
+  if (dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+    die_with_error("dup2");
+  /* status pipe, run dir and our own fds are O_CLOEXEC: everything else inherited goes. */
+  for (int fd = 3; fd < 1024; fd++) {
+    if (fd == M.status_fd || fd == M.run_dir_fd || fd == devnull || fd == logfd)
+      continue;
+    close(fd);
+  }
+
+  char pidline[32];
+  snprintf(pidline, sizeof pidline, "%d\n", (int)getpid());
+  if (write_file_atomic(M.run_dir_fd, "monitor.pid", pidline) < 0)
+    die_with_error("write monitor.pid");
+
+  /* SIGTERM/SIGINT are for init, not for us: the CLI stops a container by signalling init. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+    die_with_error("block SIGCHLD");
+  autofd int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0)
+    die_with_error("signalfd");
+
+  /* The console: a pty from the host's devpts; init gets the slave as /dev/console. The monitor
+   * keeps the slave open too, so the master never reads EIO between boots. */
+  static struct console con = { .log_fd = -1, .client = -1 };
+  con.master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  if (con.master < 0)
+    die_with_error("console: open /dev/ptmx");
+  int unlock = 0;
+  if (ioctl(con.master, TIOCSPTLCK, &unlock) < 0)
+    die_with_error("console: unlock the pty");
+  autofd int slave = ioctl(con.master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0)
+    die_with_error("console: open the pty slave");
+  unsigned pty_index;
+  if (ioctl(con.master, TIOCGPTN, &pty_index) < 0)
+    die_with_error("console: get the pty number");
+  struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+  ioctl(slave, TIOCSWINSZ, &ws);
+  console_open_log(&con, false);
+  con.listen_fd = console_listen();
+
+  pid_t init = boot(slave, pty_index);
+  M.booted_once = true;
+  report_status("OK %d %d\n", (int)init, (int)getpid());
+
+  for (;;) {
+    struct pollfd pfd[4] = {
+      { .fd = sigfd, .events = POLLIN },
+      { .fd = con.master, .events = POLLIN | (con.n_pending ? POLLOUT : 0) },
+      { .fd = con.listen_fd, .events = POLLIN },
+      { .fd = con.client, .events = con.n_pending ? 0 : POLLIN },
+    };
+    if (poll(pfd, 4, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      die_with_error("poll");
+    }
+    if (pfd[1].revents & POLLIN)
+      console_from_pty(&con);
+    if ((pfd[1].revents & POLLOUT) && con.n_pending)
+      console_flush_pending(&con);
+    if (pfd[2].revents & POLLIN)
+      console_accept(&con);
+    if (con.client >= 0 && pfd[3].fd == con.client && (pfd[3].revents & (POLLIN | POLLHUP | POLLERR)))
+      console_from_client(&con);
+    if (!(pfd[0].revents & POLLIN))
+      continue;
+
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == sizeof si)
+      ;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid != init)
+        continue;
+      M.child = -1;
+      /* Whatever init wrote last is still in the pty: log it before moving on. */
+      while (poll(&(struct pollfd){ .fd = con.master, .events = POLLIN }, 1, 0) == 1)
+        console_from_pty(&con);
+      char text[64];
+      enum end end = classify_end(status, text, sizeof text);
+      debug("init %d ended: %.*s", (int)init, (int)strcspn(text, "\n"), text);
+      write_file_atomic(M.run_dir_fd, "exit", text);
+      unlinkat(M.run_dir_fd, "init.pid", 0);
+      if (opts->post_stop_hook)
+        run_hook("post-stop hook", opts->post_stop_hook, "TSLXC_REASON",
+                 end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);
+      if (end == END_REBOOT) {
+        init = boot(slave, pty_index);
+        continue;
+      }
+      for (size_t i = 0; i < opts->n_cgroups; i++)
+        remove_cgroup_tree(opts->cgroups[i], 0);
+      remove_run_files();
+      console_drop_client(&con);
+      _exit(0);
+    }
+  }
+}
