@@ -181,8 +181,18 @@ static const char *const proc_masks[] = {
   "proc/timer_stats", "proc/sched_debug", "proc/scsi", "proc/sysrq-trigger",
 };
 static const char *const proc_ro[] = { "proc/bus", "proc/fs", "proc/irq" };
+static const char *const sys_masks[] = { "sys/firmware", "sys/devices/virtual/powercap" };
 
-static void setup_proc(int rootfd)
+/* The caller's --mask list often repeats our defaults: mask each path once. */
+static bool masked_by_caller(const struct start_opts *o, const char *path)
+{
+  for (size_t i = 0; i < o->n_masks; i++)
+    if (strcmp(o->masks[i] + 1, path) == 0)
+      return true;
+  return false;
+}
+
+static void setup_proc(int rootfd, const struct start_opts *o)
 {
   autofd int procfd = xopen_in_root(rootfd, "proc", true);
   mount_on_fd("proc", procfd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc");
@@ -198,12 +208,13 @@ static void setup_proc(int rootfd)
   bind_fd_on_fd(netfd, netdst, 0, "/proc/sys/net");
 
   for (size_t i = 0; i < N_ELEMENTS(proc_masks); i++)
-    mask_path(rootfd, proc_masks[i]);
+    if (!masked_by_caller(o, proc_masks[i]))
+      mask_path(rootfd, proc_masks[i]);
   for (size_t i = 0; i < N_ELEMENTS(proc_ro); i++)
     ro_path(rootfd, proc_ro[i], true);
 }
 
-static void setup_sys(int rootfd)
+static void setup_sys(int rootfd, const struct start_opts *o)
 {
   autofd int sysfd = xopen_in_root(rootfd, "sys", true);
   /* Mounted rw then made read-only at the mount level (see make_ro). It shows the container's
@@ -214,8 +225,9 @@ static void setup_sys(int rootfd)
     bind_fd_on_fd(netfd, netfd, 0, "/sys/devices/virtual/net");
   autofd int mounted = xopen_in_root(rootfd, "sys", false);
   make_ro(mounted, false, "/sys");
-  mask_path(rootfd, "sys/firmware");
-  mask_path(rootfd, "sys/devices/virtual/powercap");
+  for (size_t i = 0; i < N_ELEMENTS(sys_masks); i++)
+    if (!masked_by_caller(o, sys_masks[i]))
+      mask_path(rootfd, sys_masks[i]);
 }
 
 struct mountinfo_entry {
@@ -480,10 +492,10 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
     die_with_error("open %s", o->rootfs);
 
   child_step = STEP_PROC;
-  setup_proc(rootfd);
+  setup_proc(rootfd, o);
 
   child_step = STEP_SYS;
-  setup_sys(rootfd);
+  setup_sys(rootfd, o);
 
   child_step = STEP_CGROUPFS;
   setup_cgroupfs(rootfd);

@@ -153,5 +153,6 @@ char **build_env(const char *const *base, size_t n_base, const char *const *extr
 int main_start(int argc, char **argv);
 int main_attach(int argc, char **argv);
 int main_console(int argc, char **argv);
+int main_file(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@ static void usage(void)
     "usage: tslxc-helper start [OPTIONS] -- INIT [ARGS...]\n"
     "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
     "       tslxc-helper console --socket PATH [--escape CHAR]\n"
+    "       tslxc-helper file --pid PID (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir])\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }
@@ -25,9 +26,11 @@ int main(int argc, char **argv)
     return main_attach(argc - 1, argv + 1);
   if (strcmp(argv[1], "console") == 0)
     return main_console(argc - 1, argv + 1);
+  if (strcmp(argv[1], "file") == 0)
+    return main_file(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage();
     return 0;
   }
-  die("unknown mode '%s' (expected start, attach or console)", argv[1]);
+  die("unknown mode '%s' (expected start, attach, console or file)", argv[1]);
 }

@@ -1,0 +1,133 @@
+/* tslxc-helper file: read or write one file inside a running container. The helper enters the
+ * container's mount namespace, whose root is the container's root, so every path (symlinks and
+ * ".." included) is resolved by the kernel inside the container. */
+#include "helper.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+static void mkdir_parents(char *path)
+{
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+      die_with_error("mkdir %s", path);
+    *p = '/';
+  }
+}
+
+static void copy_fd(int from, int to, const char *what)
+{
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read_retry(from, buf, sizeof buf);
+    if (n < 0)
+      die_with_error("read %s", what);
+    if (n == 0)
+      return;
+    if (write_all(to, buf, n) < 0)
+      die_with_error("write %s", what);
+  }
+}
+
+int main_file(int argc, char **argv)
+{
+  unsigned long pid = 0, mode = 0644, uid = 0, gid = 0;
+  const char *read_path = NULL, *write_path = NULL;
+  bool mkdirs = false;
+  for (int i = 1; i < argc; i++) {
+    const char *opt = argv[i];
+    if (strcmp(opt, "--mkdir") == 0) {
+      mkdirs = true;
+      continue;
+    }
+    if (i + 1 >= argc)
+      die("option %s needs a value", opt);
+    const char *val = argv[++i];
+    bool ok = true;
+    if (strcmp(opt, "--pid") == 0)
+      ok = parse_ulong(val, &pid) && pid > 0 && pid <= INT32_MAX;
+    else if (strcmp(opt, "--read") == 0)
+      read_path = val;
+    else if (strcmp(opt, "--write") == 0)
+      write_path = val;
+    else if (strcmp(opt, "--mode") == 0) {
+      char *end;
+      errno = 0;
+      mode = strtoul(val, &end, 8);
+      ok = !errno && !*end && *val && mode <= 07777;
+    } else if (strcmp(opt, "--uid") == 0)
+      ok = parse_ulong(val, &uid);
+    else if (strcmp(opt, "--gid") == 0)
+      ok = parse_ulong(val, &gid);
+    else
+      die("file: unknown option %s", opt);
+    if (!ok)
+      die("%s %s: invalid value", opt, val);
+  }
+  if (!pid || !read_path == !write_path)
+    die("file: needs --pid and one of --read PATH or --write PATH");
+  const char *path = read_path ? read_path : write_path;
+  if (path[0] != '/')
+    die("file: %s: expected an absolute path", path);
+
+  autofd int pidfd = sys_pidfd_open(pid);
+  if (pidfd < 0)
+    die_with_error("open process %lu", pid);
+  if (setns(pidfd, CLONE_NEWNS) < 0)
+    die_with_error("enter the mount namespace of process %lu", pid);
+
+  if (read_path) {
+    autofd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+      die_with_error("open %s", path);
+    if (!S_ISREG(st.st_mode))
+      die("%s: not a regular file", path);
+    copy_fd(fd, 1, path);
+    return 0;
+  }
+
+  /* Written beside the target, then renamed over it: a reader never sees half a file, and a
+   * symlink at the target is replaced, not followed. */
+  char *copy = xstrdup(path);
+  if (mkdirs)
+    mkdir_parents(copy);
+  char *slash = strrchr(copy, '/');
+  *slash = '\0';
+  const char *dir = copy[0] ? copy : "/";
+  const char *base = slash + 1;
+  if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+    die("%s: not a file name", path);
+  autofd int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    die_with_error("open directory %s", dir);
+  char tmp[NAME_MAX + 32];
+  xsnprintf(tmp, sizeof tmp, ".%.200s.tslxc-%d", base, (int)getpid());
+  autofd int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    die_with_error("create %s", path);
+  if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
+    unlinkat(dirfd, tmp, 0);
+    die_with_error("set owner and mode of %s", path);
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read_retry(0, buf, sizeof buf);
+    if (n == 0)
+      break;
+    if (n < 0 || write_all(fd, buf, n) < 0) {
+      unlinkat(dirfd, tmp, 0);
+      die_with_error("write %s", path);
+    }
+  }
+  if (renameat(dirfd, tmp, dirfd, base) < 0) {
+    unlinkat(dirfd, tmp, 0);
+    die_with_error("rename onto %s", path);
+  }
+  return 0;
+}
