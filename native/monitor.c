@@ -84,8 +84,11 @@ static void remove_cgroup_tree(const char *dir, int depth)
       }
     }
   }
-  for (int tries = 0; rmdir(dir) < 0 && errno == EBUSY && tries < 200; tries++)
+  int tries = 0;
+  while (rmdir(dir) < 0 && errno == EBUSY && tries++ < 200)
     sleep_ms(10);
+  if (tries)
+    debug("rmdir %s: %d retries", dir, tries);
 }
 
 static void remove_run_files(void)
