@@ -54,6 +54,12 @@ static const char *const step_names[] = {
 static enum step child_step;
 static int child_sync_fd = -1;
 
+static void step(enum step s)
+{
+  child_step = s;
+  debug("container: step %d: %s", s, step_names[s]);
+}
+
 /* A failure in the child becomes one record on the sync socket: the monitor forwards its line. */
 static void child_die_hook(const char *line, int err)
 {
@@ -316,8 +322,13 @@ static void setup_cgroupfs(int rootfd)
 
   autofd int cgfd = xopen_in_root(rootfd, "sys/fs/cgroup", false);
   if (v2_host) {
-    mount_on_fd("cgroup2", cgfd, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                data[0] ? data : NULL, "/sys/fs/cgroup");
+    /* The host's options (nsdelegate, memory_recursiveprot) are global to the one cgroup2
+     * superblock; repeat them, and mount without them if this kernel refuses them here. */
+    char target[32];
+    if (mount("cgroup2", fd_path(cgfd, target), "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              data[0] ? data : NULL) < 0)
+      mount_on_fd("cgroup2", cgfd, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+                  "/sys/fs/cgroup");
     return;
   }
   if (n == 0)
@@ -460,7 +471,7 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
 {
   child_sync_fd = sync_fd;
   die_hook = child_die_hook;
-  child_step = STEP_WAIT;
+  step(STEP_WAIT);
 
   /* Until exec, die with the monitor; reset what the monitor set for itself. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -476,43 +487,43 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
   if (read_retry(sync_fd, &go, 1) != 1)
     _exit(1);
 
-  child_step = STEP_CGROUPNS;
+  step(STEP_CGROUPNS);
   if (unshare(CLONE_NEWCGROUP) < 0)
     die_with_error("unshare(CLONE_NEWCGROUP)");
 
-  child_step = STEP_PROPAGATION;
+  step(STEP_PROPAGATION);
   if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
     die_with_error("make / a recursive slave");
 
-  child_step = STEP_ROOTFS;
+  step(STEP_ROOTFS);
   if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
     die_with_error("bind mount %s", o->rootfs);
   autofd int rootfd = open(o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     die_with_error("open %s", o->rootfs);
 
-  child_step = STEP_PROC;
+  step(STEP_PROC);
   setup_proc(rootfd, o);
 
-  child_step = STEP_SYS;
+  step(STEP_SYS);
   setup_sys(rootfd, o);
 
-  child_step = STEP_CGROUPFS;
+  step(STEP_CGROUPFS);
   setup_cgroupfs(rootfd);
 
-  child_step = STEP_DEV;
+  step(STEP_DEV);
   setup_dev(rootfd, console_fd, console_index);
 
-  child_step = STEP_RUN;
+  step(STEP_RUN);
   setup_run(rootfd);
 
-  child_step = STEP_PATHS;
+  step(STEP_PATHS);
   for (size_t i = 0; i < o->n_ro_paths; i++)
     ro_path(rootfd, o->ro_paths[i] + 1, true);
   for (size_t i = 0; i < o->n_masks; i++)
     mask_path(rootfd, o->masks[i] + 1);
 
-  child_step = STEP_PIVOT;
+  step(STEP_PIVOT);
   if (fchdir(rootfd) < 0)
     die_with_error("chdir to the rootfs");
   if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -522,13 +533,14 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
   if (chdir("/") < 0)
     die_with_error("chdir /");
 
-  child_step = STEP_HOSTNAME;
+  step(STEP_HOSTNAME);
   if (sethostname(o->hostname, strlen(o->hostname)) < 0)
     die_with_error("sethostname %s", o->hostname);
 
   /* As the kernel starts init: console on 0-1-2, but no controlling terminal, so that init
    * can give the console to a getty or shell in another session. */
-  child_step = STEP_CONSOLE;
+  step(STEP_CONSOLE);
+  opt_debug = false; /* fd 2 becomes the container's console */
   if (setsid() < 0)
     die_with_error("setsid");
   for (int fd = 0; fd < 3; fd++)
@@ -537,14 +549,14 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
   if (console_fd > 2)
     close(console_fd);
 
-  child_step = STEP_CAPS;
+  step(STEP_CAPS);
   drop_caps(o->caps, o->n_caps);
   /* Only 0-2 and the sync fd survive until exec, and the sync fd is O_CLOEXEC: its EOF tells
    * the monitor that exec succeeded. */
   if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     die_with_error("close_range");
 
-  child_step = STEP_EXEC;
+  step(STEP_EXEC);
   static const char *const base_env[] = { "container=tslxc", "PATH=" DEFAULT_PATH };
   char **envp = build_env(base_env, N_ELEMENTS(base_env), o->env, o->n_env);
   umask(022);

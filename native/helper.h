@@ -75,6 +75,8 @@ char *read_whole_file(const char *path);
 int write_file_at(int dirfd, const char *path, const char *content);
 /* Atomically replaces dirfd/name with content (tmp file + rename). -1 + errno on failure. */
 int write_file_atomic(int dirfd, const char *name, const char *content);
+/* Closes every fd from 3 up except those in keep (which it sorts; negative entries are ignored). */
+void close_all_but(int *keep, size_t n);
 /* Parses a decimal number; false if not a whole, in-range number. */
 bool parse_ulong(const char *s, unsigned long *out);
 /* Field 22 of /proc/PID/stat, 0 on failure. */

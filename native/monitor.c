@@ -326,6 +326,10 @@ static void console_flush_pending(struct console *c)
 
 static void console_from_client(struct console *c)
 {
+  if (c->n_pending) { /* only a hangup is reported while we wait for the pty */
+    console_drop_client(c);
+    return;
+  }
   ssize_t n = read(c->client, c->pending, sizeof c->pending);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
     console_drop_client(c);
@@ -417,12 +421,9 @@ void run_monitor(const struct start_opts *opts, int status_fd)
   }
   if (dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
     die_with_error("dup2");
-  /* status pipe, run dir and our own fds are O_CLOEXEC: everything else inherited goes. */
-  for (int fd = 3; fd < 1024; fd++) {
-    if (fd == M.status_fd || fd == M.run_dir_fd || fd == devnull || fd == logfd)
-      continue;
-    close(fd);
-  }
+  /* Everything else inherited from the caller goes. */
+  int keep[] = { M.status_fd, M.run_dir_fd, devnull, logfd };
+  close_all_but(keep, N_ELEMENTS(keep));
 
   char pidline[32];
   snprintf(pidline, sizeof pidline, "%d\n", (int)getpid());

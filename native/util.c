@@ -300,3 +300,22 @@ char *read_whole_file(const char *path)
   buf[len] = '\0';
   return buf;
 }
+
+static int compare_int(const void *a, const void *b)
+{
+  return *(const int *)a - *(const int *)b;
+}
+
+void close_all_but(int *keep, size_t n)
+{
+  qsort(keep, n, sizeof *keep, compare_int);
+  unsigned int from = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < (int)from)
+      continue;
+    if ((unsigned int)keep[i] > from)
+      sys_close_range(from, keep[i] - 1, 0);
+    from = keep[i] + 1;
+  }
+  sys_close_range(from, ~0U, 0);
+}
