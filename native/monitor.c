@@ -425,8 +425,9 @@ void run_monitor(const struct start_opts *opts, int status_fd)
   int keep[] = { M.status_fd, M.run_dir_fd, devnull, logfd };
   close_all_but(keep, N_ELEMENTS(keep));
 
-  char pidline[32];
-  snprintf(pidline, sizeof pidline, "%d\n", (int)getpid());
+  /* PID and start time, like init.pid: the CLI tells a live monitor from a reused PID by both. */
+  char pidline[48];
+  snprintf(pidline, sizeof pidline, "%d %llu\n", (int)getpid(), proc_starttime(getpid()));
   if (write_file_atomic(M.run_dir_fd, "monitor.pid", pidline) < 0)
     die_with_error("write monitor.pid");
 
