@@ -177,9 +177,13 @@ static __attribute__((noreturn)) void attach_child(const struct attach_opts *o,
   sigprocmask(SIG_SETMASK, &none, NULL);
 
   /* "0" moves the writer itself; the fds were opened on the host before setns. */
-  for (size_t i = 0; i < o->n_cgroups; i++)
-    if (write_all(cgroup_fds[i], "0", 1) < 0)
-      die_with_error("join cgroup %s", o->cgroups[i]);
+  for (size_t i = 0; i < o->n_cgroups; i++) {
+    if (write_all(cgroup_fds[i], "0", 1) == 0)
+      continue;
+    if (errno == EBUSY) /* cgroup v2: no processes in a cgroup that delegates controllers */
+      die_with_error("join cgroup %s (on cgroup v2, attach to a leaf cgroup)", o->cgroups[i]);
+    die_with_error("join cgroup %s", o->cgroups[i]);
+  }
 
   if (pty_slave >= 0) {
     if (setsid() < 0)
