@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/signalfd.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <termios.h>
 
@@ -282,9 +284,14 @@ int main_attach(int argc, char **argv)
   autofd int master = -1;
   autofd int slave = -1;
   if (opts.pty) {
-    master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-    if (master < 0)
-      die_with_error("open the container's /dev/ptmx");
+    /* The devpts instance's own ptmx, checked to be on a devpts: the container owns its /dev
+     * and could put anything at /dev/ptmx. */
+    master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    struct statfs sfs;
+    if (master < 0 || fstatfs(master, &sfs) < 0)
+      die_with_error("open the container's /dev/pts/ptmx");
+    if (sfs.f_type != DEVPTS_SUPER_MAGIC)
+      die("the container's /dev/pts/ptmx is not on a devpts");
     int unlock = 0;
     if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
       die_with_error("unlock the pty");

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 bool opt_debug;
@@ -276,9 +277,15 @@ char **build_env(const char *const *base, size_t n_base, const char *const *extr
 
 char *read_whole_file(const char *path)
 {
-  autofd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
+  /* O_NONBLOCK and S_ISREG: a FIFO planted by a container must not hang us. */
+  autofd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0)
     return NULL;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EINVAL;
+    return NULL;
+  }
   size_t size = 16384, len = 0;
   char *buf = malloc(size);
   for (;;) {
