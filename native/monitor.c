@@ -68,7 +68,7 @@ static void remove_cgroup_tree(const char *dir, int depth)
       if (n <= 0)
         break;
       for (long off = 0; off < n;) {
-        struct dirent64 {
+        struct kernel_dirent64 {
           uint64_t d_ino;
           int64_t d_off;
           unsigned short d_reclen;
@@ -246,6 +246,15 @@ static pid_t boot(int console_slave, unsigned console_index)
     /* The child's line is complete (step, message, strerror): pass it on as is. */
     monitor_die_hook(report.msg, report.err);
     _exit(1);
+  }
+
+  /* EOF also comes from a child killed before its exec (the OOM killer, say): catch what we can. */
+  int status;
+  if (waitpid(pid, &status, WNOHANG) == pid) {
+    M.child = -1;
+    if (WIFSIGNALED(status))
+      die("exec init: the container's init was killed by signal %d", WTERMSIG(status));
+    die("exec init: the container's init exited at once with status %d", WEXITSTATUS(status));
   }
 
   char content[64];
