@@ -197,6 +197,7 @@ static __attribute__((noreturn)) void attach_child(const struct attach_opts *o,
         die_with_error("dup2 the pty");
   }
 
+  install_mount_guard(); /* as init got it: the command must not remount the host's filesystems */
   drop_caps_bounding(o->caps, o->n_caps);
   if (setgroups(u->n_groups, u->groups) < 0)
     die_with_error("setgroups");

@@ -13,7 +13,10 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <termios.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 enum step {
   STEP_WAIT = 1,
@@ -142,9 +145,10 @@ static void make_ro(int fd, bool recursive, const char *what)
     die_with_error("make %s read-only", what);
 }
 
-/* Hides PATH: a file gets /dev/null bound over it read-only, a directory an empty read-only
- * tmpfs. A path that does not exist has nothing to hide. */
-static void mask_path(int rootfd, const char *path)
+/* Hides PATH: a file gets the container's /dev/null (never the host's: its devtmpfs superblock
+ * would be one remount away) bound over it read-only, a directory an empty read-only tmpfs. A
+ * path that does not exist has nothing to hide. */
+static void mask_path(int rootfd, int devnull, const char *path)
 {
   autofd int fd = open_in_root(rootfd, path, false);
   if (fd < 0) {
@@ -160,8 +164,7 @@ static void mask_path(int rootfd, const char *path)
                 "size=4k,nr_inodes=1,mode=555", path);
     return;
   }
-  if (mount("/dev/null", fd_path(fd, (char[32]){ 0 }), NULL, MS_BIND, NULL) < 0)
-    die_with_error("bind /dev/null over /%s", path);
+  bind_fd_on_fd(devnull, fd, 0, path);
   autofd int masked = xopen_in_root(rootfd, path, false);
   make_ro(masked, false, path);
 }
@@ -182,12 +185,12 @@ static void ro_path(int rootfd, const char *path, bool recursive)
 
 /* ---- steps ---- */
 
-static const char *const proc_masks[] = {
+static const char *const default_masks[] = {
   "proc/acpi", "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list",
   "proc/timer_stats", "proc/sched_debug", "proc/scsi", "proc/sysrq-trigger",
+  "sys/firmware", "sys/devices/virtual/powercap",
 };
 static const char *const proc_ro[] = { "proc/bus", "proc/fs", "proc/irq" };
-static const char *const sys_masks[] = { "sys/firmware", "sys/devices/virtual/powercap" };
 
 /* The caller's --mask list often repeats our defaults: mask each path once. */
 static bool masked_by_caller(const struct start_opts *o, const char *path)
@@ -198,7 +201,7 @@ static bool masked_by_caller(const struct start_opts *o, const char *path)
   return false;
 }
 
-static void setup_proc(int rootfd, const struct start_opts *o)
+static void setup_proc(int rootfd)
 {
   autofd int procfd = xopen_in_root(rootfd, "proc", true);
   mount_on_fd("proc", procfd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc");
@@ -213,14 +216,11 @@ static void setup_proc(int rootfd, const struct start_opts *o)
   autofd int netdst = xopen_in_root(rootfd, "proc/sys/net", false);
   bind_fd_on_fd(netfd, netdst, 0, "/proc/sys/net");
 
-  for (size_t i = 0; i < N_ELEMENTS(proc_masks); i++)
-    if (!masked_by_caller(o, proc_masks[i]))
-      mask_path(rootfd, proc_masks[i]);
   for (size_t i = 0; i < N_ELEMENTS(proc_ro); i++)
     ro_path(rootfd, proc_ro[i], true);
 }
 
-static void setup_sys(int rootfd, const struct start_opts *o)
+static void setup_sys(int rootfd)
 {
   autofd int sysfd = xopen_in_root(rootfd, "sys", true);
   /* Mounted rw then made read-only at the mount level (see make_ro). It shows the container's
@@ -231,9 +231,6 @@ static void setup_sys(int rootfd, const struct start_opts *o)
     bind_fd_on_fd(netfd, netfd, 0, "/sys/devices/virtual/net");
   autofd int mounted = xopen_in_root(rootfd, "sys", false);
   make_ro(mounted, false, "/sys");
-  for (size_t i = 0; i < N_ELEMENTS(sys_masks); i++)
-    if (!masked_by_caller(o, sys_masks[i]))
-      mask_path(rootfd, sys_masks[i]);
 }
 
 struct mountinfo_entry {
@@ -383,7 +380,13 @@ static void setup_cgroupfs(int rootfd)
   make_ro(tmpfd, false, "/sys/fs/cgroup");
 }
 
-static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+static const struct {
+  const char *name;
+  unsigned major, minor;
+} dev_nodes[] = {
+  { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
+  { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
+};
 static const struct {
   const char *name, *target;
 } dev_links[] = {
@@ -413,17 +416,45 @@ static int create_mountpoint_dir(int dirfd, const char *name, mode_t mode)
   return fd;
 }
 
-static void setup_dev(int rootfd, int console_fd, unsigned console_index)
+/* Hands the console's pty master to the monitor: a record with step 0 carrying the fd. */
+static void send_console_master(int master)
+{
+  static struct child_report r; /* step 0: not an error */
+  struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u = { 0 };
+  struct msghdr msg = {
+    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf,
+  };
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &master, sizeof master);
+  if (sendmsg(child_sync_fd, &msg, MSG_NOSIGNAL) < 0)
+    die_with_error("pass the console pty to the monitor");
+}
+
+/* Returns the console pty slave. */
+static int setup_dev(int rootfd)
 {
   autofd int devfd = xopen_in_root(rootfd, "dev", true);
   mount_on_fd("tmpfs", devfd, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k", "/dev");
   autofd int dev = xopen_in_root(rootfd, "dev", false);
 
-  /* Host nodes are bound, not created: binding keeps working in a user namespace. */
+  /* Nodes are created, not bound from the host's /dev: a bind would share the host's devtmpfs
+   * superblock with the container. Binding stays the fallback (a user namespace cannot mknod). */
   for (size_t i = 0; i < N_ELEMENTS(dev_nodes); i++) {
+    const char *name = dev_nodes[i].name;
+    if (mknodat(dev, name, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) == 0)
+      continue;
+    if (errno != EPERM)
+      die_with_error("mknod /dev/%s", name);
     char src[64];
-    xsnprintf(src, sizeof src, "/dev/%s", dev_nodes[i]);
-    autofd int target = create_mountpoint_file(dev, dev_nodes[i]);
+    xsnprintf(src, sizeof src, "/dev/%s", name);
+    autofd int target = create_mountpoint_file(dev, name);
     mount_on_fd(src, target, NULL, MS_BIND, NULL, src);
   }
 
@@ -431,18 +462,23 @@ static void setup_dev(int rootfd, int console_fd, unsigned console_index)
   mount_on_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
               "newinstance,ptmxmode=0666,mode=0620,gid=5", "/dev/pts");
 
-  /* A mount of another namespace cannot be bound: the monitor's fd of the console pty is on its
-   * /dev/pts, so bind our copy of that mount's node, after checking it is the same device. */
-  char console_path[64];
-  xsnprintf(console_path, sizeof console_path, "/dev/pts/%u", console_index);
-  autofd int ours = open(console_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  struct stat st_ours, st_console;
-  if (ours < 0 || fstat(ours, &st_ours) < 0 || fstat(console_fd, &st_console) < 0)
-    die_with_error("open the console pty %s", console_path);
-  if (st_ours.st_rdev != st_console.st_rdev)
-    die("the console pty %s is not the monitor's", console_path);
+  /* The console: a pty of the container's own devpts (so it belongs to the container, as
+   * /dev/pts/0, and systemd can chown it), bound on /dev/console. The master goes to the monitor
+   * over the sync socket; the slave becomes init's stdio. */
+  autofd int ptmx = openat(dev, "pts/ptmx", O_RDWR | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+  if (ptmx < 0)
+    die_with_error("open /dev/pts/ptmx");
+  int unlock = 0;
+  if (ioctl(ptmx, TIOCSPTLCK, &unlock) < 0)
+    die_with_error("unlock the console pty");
+  int console_fd = ioctl(ptmx, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (console_fd < 0)
+    die_with_error("open the console pty");
+  struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+  ioctl(console_fd, TIOCSWINSZ, &ws);
   autofd int console = create_mountpoint_file(dev, "console");
-  bind_fd_on_fd(ours, console, 0, "the console pty on /dev/console");
+  bind_fd_on_fd(console_fd, console, 0, "the console pty on /dev/console");
+  send_console_master(ptmx);
 
   autofd int shm = create_mountpoint_dir(dev, "shm", 01777);
   mount_on_fd("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "/dev/shm");
@@ -450,6 +486,7 @@ static void setup_dev(int rootfd, int console_fd, unsigned console_index)
   for (size_t i = 0; i < N_ELEMENTS(dev_links); i++)
     if (symlinkat(dev_links[i].target, dev, dev_links[i].name) < 0)
       die_with_error("symlink /dev/%s", dev_links[i].name);
+  return console_fd;
 }
 
 static void setup_run(int rootfd)
@@ -466,8 +503,7 @@ static void setup_run(int rootfd)
               "/run/lock");
 }
 
-void container_child(const struct start_opts *o, int sync_fd, int console_fd,
-                     unsigned console_index)
+void container_child(const struct start_opts *o, int sync_fd)
 {
   child_sync_fd = sync_fd;
   die_hook = child_die_hook;
@@ -503,16 +539,16 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
     die_with_error("open %s", o->rootfs);
 
   step(STEP_PROC);
-  setup_proc(rootfd, o);
+  setup_proc(rootfd);
 
   step(STEP_SYS);
-  setup_sys(rootfd, o);
+  setup_sys(rootfd);
 
   step(STEP_CGROUPFS);
   setup_cgroupfs(rootfd);
 
   step(STEP_DEV);
-  setup_dev(rootfd, console_fd, console_index);
+  int console_fd = setup_dev(rootfd);
 
   step(STEP_RUN);
   setup_run(rootfd);
@@ -520,8 +556,15 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
   step(STEP_PATHS);
   for (size_t i = 0; i < o->n_ro_paths; i++)
     ro_path(rootfd, o->ro_paths[i] + 1, true);
+  autofd int devnull = xopen_in_root(rootfd, "dev/null", false);
+  struct stat st;
+  if (fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+    die("/dev/null of the container is not the null device");
+  for (size_t i = 0; i < N_ELEMENTS(default_masks); i++)
+    if (!masked_by_caller(o, default_masks[i]))
+      mask_path(rootfd, devnull, default_masks[i]);
   for (size_t i = 0; i < o->n_masks; i++)
-    mask_path(rootfd, o->masks[i] + 1);
+    mask_path(rootfd, devnull, o->masks[i] + 1);
 
   step(STEP_PIVOT);
   if (fchdir(rootfd) < 0)
@@ -550,6 +593,7 @@ void container_child(const struct start_opts *o, int sync_fd, int console_fd,
     close(console_fd);
 
   step(STEP_CAPS);
+  install_mount_guard();
   drop_caps(o->caps, o->n_caps);
   /* Only 0-2 and the sync fd survive until exec, and the sync fd is O_CLOEXEC: its EOF tells
    * the monitor that exec succeeded. */

@@ -104,6 +104,12 @@ void drop_caps(const int *caps, size_t n);
 void drop_caps_bounding(const int *caps, size_t n);
 void drop_caps_sets(const int *caps, size_t n);
 
+/* ---- seccomp (seccomp.c) ---- */
+
+/* Refuses superblock remounts (MS_REMOUNT without MS_BIND) and fspick(2) to this process and its
+ * descendants. Needs CAP_SYS_ADMIN (it does not set no_new_privs). */
+void install_mount_guard(void);
+
 /* ---- terminals (tty.c) ---- */
 
 /* Puts fd in raw mode if it is a terminal; the old mode is restored by tty_restore(). */
@@ -137,15 +143,15 @@ struct start_opts {
  * once, then serves the console and reaps init until the container ends. Never returns. */
 __attribute__((noreturn)) void run_monitor(const struct start_opts *opts, int status_fd);
 
-/* Container side of a boot, run in the cloned child: steps 1-14 of README.md. Never returns:
- * it execs init or reports (step, errno, message) on sync_fd and exits. */
+/* Container side of a boot, run in the cloned child: the steps of README.md. Never returns: it
+ * execs init or reports (step, errno, message) on sync_fd and exits. A record with step 0
+ * carries the console's pty master (SCM_RIGHTS) instead. */
 struct child_report {
   int32_t step;
   int32_t err;
   char msg[1000];
 };
-__attribute__((noreturn)) void container_child(const struct start_opts *opts, int sync_fd,
-                                               int console_fd, unsigned console_index);
+__attribute__((noreturn)) void container_child(const struct start_opts *opts, int sync_fd);
 
 /* Builds an environment: base entries, each overridden or extended by the K=V in extra. */
 char **build_env(const char *const *base, size_t n_base, const char *const *extra, size_t n_extra);

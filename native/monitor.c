@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <dirent.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -194,81 +195,11 @@ static void run_hook(const char *what, const char *path, const char *key, const 
   debug("%s %s failed (%s): %s", what, path, why, last);
 }
 
-/* One boot: clone the init child, place it in its cgroups, run the start-host hook, let it go
- * and wait until it has exec'ed init (EOF on the sync socket) or reported a failure. */
-static pid_t boot(int console_slave, unsigned console_index)
-{
-  const struct start_opts *o = M.opts;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    die_with_error("socketpair");
-
-  pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET);
-  if (pid < 0)
-    die_with_error("clone the container's init");
-  if (pid == 0) {
-    close(sv[0]);
-    container_child(o, sv[1], console_slave, console_index);
-  }
-  M.child = pid;
-  close(sv[1]);
-  autofd int sync_fd = sv[0];
-  debug("cloned init %d", (int)pid);
-
-  char pidstr[32];
-  snprintf(pidstr, sizeof pidstr, "%d\n", (int)pid);
-  for (size_t i = 0; i < o->n_cgroups; i++) {
-    char path[PATH_MAX];
-    xsnprintf(path, sizeof path, "%s/cgroup.procs", o->cgroups[i]);
-    if (write_file_at(AT_FDCWD, path, pidstr) < 0)
-      die_with_error("cgroup: add init to %s", path);
-  }
-
-  if (o->start_host_hook) {
-    char pidval[32];
-    snprintf(pidval, sizeof pidval, "%d", (int)pid);
-    run_hook("start-host hook", o->start_host_hook, "TSLXC_INIT_PID", pidval, true);
-  }
-
-  if (write_all(sync_fd, "g", 1) < 0)
-    die_with_error("wake the container's init");
-
-  static struct child_report report;
-  ssize_t n;
-  do
-    n = recv(sync_fd, &report, sizeof report, 0);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    die_with_error("read the child's sync socket");
-  if (n > 0) {
-    report.msg[sizeof report.msg - 1] = '\0';
-    kill_child();
-    /* The child's line is complete (step, message, strerror): pass it on as is. */
-    monitor_die_hook(report.msg, report.err);
-    _exit(1);
-  }
-
-  /* EOF also comes from a child killed before its exec (the OOM killer, say): catch what we can. */
-  int status;
-  if (waitpid(pid, &status, WNOHANG) == pid) {
-    M.child = -1;
-    if (WIFSIGNALED(status))
-      die("exec init: the container's init was killed by signal %d", WTERMSIG(status));
-    die("exec init: the container's init exited at once with status %d", WEXITSTATUS(status));
-  }
-
-  char content[64];
-  snprintf(content, sizeof content, "%d %llu\n", (int)pid, proc_starttime(pid));
-  if (write_file_atomic(M.run_dir_fd, "init.pid", content) < 0)
-    die_with_error("write init.pid");
-  debug("init %d running", (int)pid);
-  return pid;
-}
-
 /* ---- console: pty master -> console.log (+ client), client -> pty master ---- */
 
 struct console {
-  int master;
+  int master; /* of the current boot's console pty, -1 between boots */
+  int slave;  /* held too, so the master never reads EIO while init lives */
   int log_fd;
   unsigned long log_size;
   int listen_fd;
@@ -303,6 +234,26 @@ static void console_log(struct console *c, const char *buf, size_t n)
     c->log_size += n;
 }
 
+/* A boot's console arrives from the container child (a pty of its own devpts). */
+static void console_attach(struct console *c, int master)
+{
+  int flags = fcntl(master, F_GETFL);
+  fcntl(master, F_SETFL, flags | O_NONBLOCK);
+  fcntl(master, F_SETFD, FD_CLOEXEC);
+  c->master = master;
+  c->slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+}
+
+static void console_detach(struct console *c)
+{
+  if (c->master >= 0)
+    close(c->master);
+  if (c->slave >= 0)
+    close(c->slave);
+  c->master = c->slave = -1;
+  c->n_pending = 0;
+}
+
 static void console_drop_client(struct console *c)
 {
   if (c->client >= 0)
@@ -311,21 +262,27 @@ static void console_drop_client(struct console *c)
   c->n_pending = 0;
 }
 
-static void console_from_pty(struct console *c)
+/* false when nothing could be read */
+static bool console_from_pty(struct console *c)
 {
   char buf[CONSOLE_BUF];
   ssize_t n = read(c->master, buf, sizeof buf);
   if (n <= 0)
-    return;
+    return false;
   console_log(c, buf, n);
   /* A client that does not keep up loses output rather than stalling the container. */
   if (c->client >= 0 && send(c->client, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
       errno != EAGAIN && errno != EINTR)
     console_drop_client(c);
+  return true;
 }
 
 static void console_flush_pending(struct console *c)
 {
+  if (c->master < 0) { /* between boots: nobody to type to */
+    c->n_pending = 0;
+    return;
+  }
   ssize_t n = write(c->master, c->pending, c->n_pending);
   if (n > 0) {
     memmove(c->pending, c->pending + n, c->n_pending - n);
@@ -363,6 +320,94 @@ static void console_accept(struct console *c)
   }
   c->client = fd;
   debug("console client attached");
+}
+
+/* One boot: clone the init child, place it in its cgroups, run the start-host hook, let it go
+ * and wait until it has exec'ed init (EOF on the sync socket) or reported a failure. */
+static pid_t boot(struct console *con)
+{
+  const struct start_opts *o = M.opts;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    die_with_error("socketpair");
+
+  pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET);
+  if (pid < 0)
+    die_with_error("clone the container's init");
+  if (pid == 0) {
+    close(sv[0]);
+    container_child(o, sv[1]);
+  }
+  M.child = pid;
+  close(sv[1]);
+  autofd int sync_fd = sv[0];
+  debug("cloned init %d", (int)pid);
+
+  char pidstr[32];
+  snprintf(pidstr, sizeof pidstr, "%d\n", (int)pid);
+  for (size_t i = 0; i < o->n_cgroups; i++) {
+    char path[PATH_MAX];
+    xsnprintf(path, sizeof path, "%s/cgroup.procs", o->cgroups[i]);
+    if (write_file_at(AT_FDCWD, path, pidstr) < 0)
+      die_with_error("cgroup: add init to %s", path);
+  }
+
+  if (o->start_host_hook) {
+    char pidval[32];
+    snprintf(pidval, sizeof pidval, "%d", (int)pid);
+    run_hook("start-host hook", o->start_host_hook, "TSLXC_INIT_PID", pidval, true);
+  }
+
+  if (write_all(sync_fd, "g", 1) < 0)
+    die_with_error("wake the container's init");
+
+  /* Records until EOF: the console's master (step 0), or a failure; EOF = init was exec'ed. */
+  for (;;) {
+    static struct child_report report;
+    struct iovec iov = { .iov_base = &report, .iov_len = sizeof report };
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } u;
+    struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf,
+    };
+    ssize_t n = recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      die_with_error("read the child's sync socket");
+    if (n == 0)
+      break;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    if (report.step == 0 && cmsg && cmsg->cmsg_type == SCM_RIGHTS) {
+      int master;
+      memcpy(&master, CMSG_DATA(cmsg), sizeof master);
+      console_attach(con, master);
+      continue;
+    }
+    report.msg[sizeof report.msg - 1] = '\0';
+    kill_child();
+    /* The child's line is complete (step, message, strerror): pass it on as is. */
+    monitor_die_hook(report.msg, report.err);
+    _exit(1);
+  }
+
+  /* EOF also comes from a child killed before its exec (the OOM killer, say): catch what we can. */
+  int status;
+  if (waitpid(pid, &status, WNOHANG) == pid) {
+    M.child = -1;
+    if (WIFSIGNALED(status))
+      die("exec init: the container's init was killed by signal %d", WTERMSIG(status));
+    die("exec init: the container's init exited at once with status %d", WEXITSTATUS(status));
+  }
+
+  char content[64];
+  snprintf(content, sizeof content, "%d %llu\n", (int)pid, proc_starttime(pid));
+  if (write_file_atomic(M.run_dir_fd, "init.pid", content) < 0)
+    die_with_error("write init.pid");
+  debug("init %d running", (int)pid);
+  return pid;
 }
 
 static int console_listen(void)
@@ -455,27 +500,11 @@ void run_monitor(const struct start_opts *opts, int status_fd)
   if (sigfd < 0)
     die_with_error("signalfd");
 
-  /* The console: a pty from the host's devpts; init gets the slave as /dev/console. The monitor
-   * keeps the slave open too, so the master never reads EIO between boots. */
-  static struct console con = { .log_fd = -1, .client = -1 };
-  con.master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-  if (con.master < 0)
-    die_with_error("console: open /dev/ptmx");
-  int unlock = 0;
-  if (ioctl(con.master, TIOCSPTLCK, &unlock) < 0)
-    die_with_error("console: unlock the pty");
-  autofd int slave = ioctl(con.master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (slave < 0)
-    die_with_error("console: open the pty slave");
-  unsigned pty_index;
-  if (ioctl(con.master, TIOCGPTN, &pty_index) < 0)
-    die_with_error("console: get the pty number");
-  struct winsize ws = { .ws_row = 24, .ws_col = 80 };
-  ioctl(slave, TIOCSWINSZ, &ws);
+  static struct console con = { .master = -1, .slave = -1, .log_fd = -1, .client = -1 };
   console_open_log(&con, false);
   con.listen_fd = console_listen();
 
-  pid_t init = boot(slave, pty_index);
+  pid_t init = boot(&con);
   M.booted_once = true;
   report_status("OK %d %d\n", (int)init, (int)getpid());
 
@@ -512,8 +541,10 @@ void run_monitor(const struct start_opts *opts, int status_fd)
         continue;
       M.child = -1;
       /* Whatever init wrote last is still in the pty: log it before moving on. */
-      while (poll(&(struct pollfd){ .fd = con.master, .events = POLLIN }, 1, 0) == 1)
-        console_from_pty(&con);
+      while (con.master >= 0 && poll(&(struct pollfd){ .fd = con.master, .events = POLLIN }, 1, 0) == 1)
+        if (!console_from_pty(&con))
+          break;
+      console_detach(&con);
       char text[64];
       enum end end = classify_end(status, text, sizeof text);
       debug("init %d ended: %.*s", (int)init, (int)strcspn(text, "\n"), text);
@@ -523,7 +554,7 @@ void run_monitor(const struct start_opts *opts, int status_fd)
         run_hook("post-stop hook", opts->post_stop_hook, "TSLXC_REASON",
                  end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);
       if (end == END_REBOOT) {
-        init = boot(slave, pty_index);
+        init = boot(&con);
         continue;
       }
       for (size_t i = 0; i < opts->n_cgroups; i++)
