@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { mkdirp, readYamlIfExists, writeYamlAtomic } from '../util/fs.js';
+import { mkdirp } from '../util/fs.js';
+import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { validateAlias } from '../util/names.js';

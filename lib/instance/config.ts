@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { TslxcError } from '../errors.js';
-import { readYamlIfExists, writeYamlAtomic } from '../util/fs.js';
+import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, containerDir, containersDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 

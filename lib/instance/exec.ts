@@ -2,11 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { containerRunDir } from '../state/paths.js';
-import { loadConfig } from './config.js';
 import type { Context } from './context.js';
 import { runHelperInteractive } from './helper.js';
-import { liveness } from './runtime.js';
-import { DROPPED_CAPABILITIES } from './start.js';
+import { liveness, requireInstance } from './runtime.js';
+import { DROPPED_CAPABILITIES } from './policy.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -17,7 +16,7 @@ export interface ExecOptions {
 
 /** The running container's init, or a clear error saying why there is none to enter. */
 async function runningInit(ctx: Context, name: string): Promise<number> {
-  loadConfig(ctx.paths, name);
+  requireInstance(ctx.paths, name);
   const live = liveness(ctx.paths, name);
   if (!live.initAlive) throw new TslxcError(`Container "${name}" is not running`, undefined, `start it with "tslxc start ${name}"`);
   if ((await (await ctx.cgroups()).state(name).catch(() => 'thawed')) === 'frozen') {
@@ -54,7 +53,7 @@ export function shellInstance(ctx: Context, name: string, opts: { user?: string 
 }
 
 export async function consoleInstance(ctx: Context, name: string, opts: { showLog?: boolean } = {}): Promise<number | string> {
-  loadConfig(ctx.paths, name);
+  requireInstance(ctx.paths, name);
   const dir = containerRunDir(ctx.paths, name);
   if (opts.showLog) {
     const parts = ['console.log.1', 'console.log'].map((f) => {

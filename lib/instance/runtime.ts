@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { containerRunDir, type Paths } from '../state/paths.js';
+import { TslxcError } from '../errors.js';
+import { containerConfigFile, containerRunDir, type Paths } from '../state/paths.js';
 import { readTextIfExists } from '../util/fs.js';
 import { isAlive, parseRef, type ProcessRef } from '../util/proc.js';
 
@@ -46,4 +47,9 @@ export function liveness(p: Paths, name: string): Liveness {
 /** Remove the pid files and sockets a dead monitor left (the console log is kept for post-mortems). */
 export function clearRuntime(files: RuntimeFiles): void {
   for (const f of ['monitor.pid', 'init.pid', 'console.sock']) fs.rmSync(path.join(files.dir, f), { force: true });
+}
+
+/** Fail with the usual line when there is no such container (without parsing its config). */
+export function requireInstance(p: Paths, name: string): void {
+  if (!fs.existsSync(containerConfigFile(p, name))) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
 }

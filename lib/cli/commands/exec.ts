@@ -1,30 +1,32 @@
-import type { CommandModule } from 'yargs';
+import type { CommandModule, Options } from 'yargs';
 import { context, parseKeyValues, setExitCode } from '../common.js';
+import { EXEC_OPTIONS, wantsTty, type ExecArgs } from '../options/exec.js';
 
 const command: CommandModule = {
   command: 'exec <name> [command..]',
   describe: 'Run a command in a running container (its exit code is passed through)',
-  builder: (y) =>
-    y
-      .positional('name', { type: 'string', demandOption: true })
-      .positional('command', { type: 'string', array: true })
-      .option('t', { alias: ['tty', 'force-interactive'], type: 'boolean', describe: 'allocate a pseudo-terminal' })
-      .option('T', { alias: 'force-noninteractive', type: 'boolean', describe: 'never allocate a pseudo-terminal' })
-      .option('env', { type: 'string', array: true, describe: 'KEY=VALUE (repeatable)' })
-      .option('cwd', { type: 'string', describe: 'working directory inside the container' })
-      .option('user', { type: 'string', describe: 'user name or uid to run as' })
-      .parserConfiguration({ 'halt-at-non-option': true }),
+  builder: (y) => {
+    let b = y.positional('name', { type: 'string', demandOption: true }).positional('command', { type: 'string', array: true });
+    for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
+      const opt: Options = { type: o.type, describe: o.describe, alias: [...(o.short ? [o.short] : []), ...(o.aliases ?? [])] };
+      if (o.multiple) opt.array = true;
+      b = b.option(key, opt);
+    }
+    return b;
+  },
   handler: async (argv) => {
-    const { execInstance } = await import('../../instance/exec.js');
     const cmd = ((argv.command as string[] | undefined) ?? []).concat(((argv['--'] as string[] | undefined) ?? []).map(String));
-    const tty = argv.T ? false : argv.t === undefined ? process.stdin.isTTY && process.stdout.isTTY && cmd.length === 0 : !!argv.t;
-    const code = await execInstance(context(), String(argv.name), cmd.length ? cmd : ['/bin/sh', '-l'], {
-      tty,
-      env: parseKeyValues(argv.env, 'environment variable'),
-      cwd: argv.cwd as string | undefined,
-      user: argv.user as string | undefined,
-    });
-    setExitCode(code);
+    setExitCode(await runExec(String(argv.name), cmd, argv as ExecArgs));
   },
 };
 export default command;
+
+export async function runExec(name: string, cmd: string[], a: ExecArgs): Promise<number> {
+  const { execInstance } = await import('../../instance/exec.js');
+  return execInstance(context(), name, cmd.length ? cmd : ['/bin/sh', '-l'], {
+    tty: wantsTty(a, cmd),
+    env: parseKeyValues(a.env, 'environment variable'),
+    cwd: a.cwd,
+    user: a.user,
+  });
+}

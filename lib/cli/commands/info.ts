@@ -24,7 +24,7 @@ const command: CommandModule = {
       ['Monitor PID', info.monitorPid],
       ['Started', info.startedAt],
       ['Uptime', humanDuration(info.uptimeSeconds)],
-      ['Last exit', info.lastExit],
+      ['Last exit', info.initPid ? undefined : info.lastExit],
       ['Disk', humanBytes(info.diskBytes)],
     ];
     if (info.usage) {

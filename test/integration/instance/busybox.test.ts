@@ -28,7 +28,7 @@ if (requireRoot(test)) {
     t.is(st.status, 'Running');
     t.true(st.initPid > 1);
     t.is(env.ok(t, ['exec', 'iso1', '--', 'readlink', '/proc/1/exe']).trim(), '/bin/busybox');
-    t.is(env.ok(t, ['exec', 'iso1', '--', 'cat', '/proc/1/cmdline']).split('\0')[0], '/sbin/init');
+    t.is(env.ok(t, ['exec', 'iso1', '--', 'cat', '/proc/1/comm']).trim(), 'init');
     t.is(env.ok(t, ['exec', 'iso1', '--', 'hostname']).trim(), 'iso1');
     t.is(fs.readFileSync(`${env.paths.stateDir}/containers/iso1/rootfs/etc/hostname`, 'utf8'), 'iso1\n');
     // Every namespace differs from the host's.
@@ -46,7 +46,7 @@ if (requireRoot(test)) {
     t.regex(mounts, /sysfs \/sys sysfs ro/);
     // /sys is read-only, the masked kernel files are hidden.
     t.not(env.cli(['exec', 'iso1', '--', 'sh', '-c', 'echo 1 > /sys/kernel/uevent_helper']).code, 0);
-    t.is(env.ok(t, ['exec', 'iso1', '--', 'sh', '-c', 'wc -c < /proc/kcore']).trim(), '0');
+    t.is(env.cli(['exec', 'iso1', '--', 'sh', '-c', '[ ! -e /proc/kcore ] || [ "$(wc -c < /proc/kcore)" = 0 ]']).code, 0);
   });
 
   test.serial('exec passes exit codes, stdin, env, cwd and user through', (t) => {
@@ -124,7 +124,7 @@ if (requireRoot(test)) {
   });
 
   test.serial('bad names, duplicates and missing images get one clear line', (t) => {
-    for (const bad of ['Bad', '-x', 'a_b', '../../etc', 'x'.repeat(64)]) {
+    for (const bad of ['Bad', 'x-', 'a_b', '../../etc', 'x'.repeat(64)]) {
       const r = env.cli(['create', 'busybox', bad]);
       t.is(r.code, 1, bad);
       t.is(r.stderr.trim().split('\n').length, 1, bad);
@@ -172,9 +172,10 @@ if (requireRoot(test)) {
       const { spawn } = await import('node:child_process');
       const { cliPath } = await import('../../helpers/env.js');
       const child = spawn(process.execPath, [cliPath, 'launch', 'busybox', name], { env: env.env, stdio: 'ignore' });
+      const closed = new Promise((r) => child.on('close', r));
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
-      await new Promise((r) => child.on('close', r));
+      await closed;
       const list = env.cli(['list', '--format', 'json']);
       t.is(list.code, 0);
       const st = JSON.parse(list.stdout).find((c: { name: string }) => c.name === name);

@@ -1,0 +1,50 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EXEC_OPTIONS, wantsTty, type ExecArgs } from './options/exec.js';
+
+/**
+ * `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
+ * than the exec itself. This path parses exec's options from the same table with node's own
+ * parseArgs and enters the container with the fewest modules loaded. Anything it does not fully
+ * understand (help, a typo, another command) returns false and goes to the full CLI, which gives
+ * the proper message.
+ */
+export async function tryFastPath(args: string[]): Promise<boolean> {
+  if (args[0] !== 'exec' || args.includes('--help') || args.includes('-h') || args.includes('--debug')) return false;
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
+    // parseArgs rejects `multiple: undefined`: set the key only where it applies.
+    const base = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
+    options[key] = { ...base, ...(o.short ? { short: o.short } : {}) };
+    for (const alias of o.aliases ?? []) options[alias] = base;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: args.slice(1), options, allowPositionals: true, strict: true });
+  } catch {
+    return false;
+  }
+  const [name, ...command] = parsed.positionals;
+  if (!name) return false;
+  const v = parsed.values as Record<string, unknown>;
+  const a: ExecArgs = {
+    tty: (v.tty ?? v['force-interactive']) as boolean | undefined,
+    'no-tty': (v['no-tty'] ?? v['force-noninteractive']) as boolean | undefined,
+    env: v.env as string[] | undefined,
+    cwd: v.cwd as string | undefined,
+    user: v.user as string | undefined,
+  };
+  const env: Record<string, string> = {};
+  for (const kv of a.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) return false;
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const [{ execInstance }, { Context }] = await Promise.all([import('../instance/exec.js'), import('../instance/context.js')]);
+  try {
+    process.exitCode = await execInstance(new Context(), name, command.length ? command : ['/bin/sh', '-l'], { tty: wantsTty(a, command), env, cwd: a.cwd, user: a.user });
+  } catch (err) {
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  }
+  return true;
+}
