@@ -309,9 +309,11 @@ static void setup_cgroupfs(int rootfd)
       v2_host = true;
       cgroup_mount_data(e.superopts, data, sizeof data);
     }
-    const char *base = e.mountpoint + strlen("/sys/fs/cgroup/");
-    if (strncmp(e.mountpoint, "/sys/fs/cgroup/", 15) != 0 || !*base || strchr(base, '/') ||
-        strchr(base, '\\'))
+    static const char prefix[] = "/sys/fs/cgroup/";
+    if (strncmp(e.mountpoint, prefix, sizeof prefix - 1) != 0)
+      continue;
+    const char *base = e.mountpoint + sizeof prefix - 1;
+    if (!*base || strchr(base, '/') || strchr(base, '\\')) /* one level, no escaped names */
       continue;
     if (n < N_ELEMENTS(entries))
       entries[n++] = e;
