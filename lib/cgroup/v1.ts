@@ -206,7 +206,8 @@ export class CgroupV1 extends CgroupBase {
   async thaw(name: string): Promise<void> {
     const dir = this.freezerDir(name);
     await writeControl(this.sys, dir, 'freezer.state', 'THAWED', 'the freezer state');
-    const ok = await waitUntil(this.sys, async () => (await readControl(this.sys, dir, 'freezer.state')) === 'THAWED', {
+    // A cgroup that vanished meanwhile (the monitor removes a stopped container's) has nothing left to thaw.
+    const ok = await waitUntil(this.sys, async () => ['THAWED', undefined].includes(await readControl(this.sys, dir, 'freezer.state')), {
       timeoutMs: this.timeouts.freezeMs,
       intervalMs: this.timeouts.intervalMs,
     });
@@ -241,7 +242,13 @@ export class CgroupV1 extends CgroupBase {
     }
     const all = frozen ? await this.pids(name) : pids;
     for (const pid of all) this.sys.kill(pid, 'SIGKILL');
-    if (frozen) await this.thaw(name);
+    if (frozen) {
+      // The container's monitor may remove the cgroup as soon as the last task died: then there is
+      // nothing left to thaw.
+      await this.thaw(name).catch(async (err) => {
+        if (await this.sys.fs.exists(this.freezerDir(name))) throw err;
+      });
+    }
   }
 
   async usage(name: string): Promise<CgroupUsage> {

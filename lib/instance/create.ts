@@ -10,6 +10,7 @@ import { copyTree, resolveImage } from '../image/store.js';
 import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
+import { profileExists } from '../profile/store.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -29,6 +30,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
   validateInstanceName(name);
   const hostname = opts.hostname ?? name;
   validateHostname(hostname);
+  for (const prof of opts.profiles ?? ['default']) if (!profileExists(ctx.paths, prof)) throw new TslxcError(`Profile "${prof}" not found`, undefined, 'see "tslxc profile list"');
   if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);

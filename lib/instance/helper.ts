@@ -57,8 +57,15 @@ export function runHelperInteractive(args: string[]): Promise<number> {
         /* already gone */
       }
     };
-    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-    const handlers = signals.map((s) => [s, forward(s)] as const);
+    // SIGINT and SIGQUIT come from the terminal to the whole foreground process group, so the
+    // helper has them already: the CLI only must not die of them. Signals sent to the CLI alone
+    // (SIGTERM from a supervisor, say) are passed on.
+    const ignore = () => {};
+    const handlers: Array<readonly [NodeJS.Signals, () => void]> = [
+      ['SIGINT', ignore],
+      ['SIGQUIT', ignore],
+      ...(['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]).map((s) => [s, forward(s)] as const),
+    ];
     for (const [s, h] of handlers) process.on(s, h);
     child.on('error', reject);
     child.on('close', (code, signal) => {

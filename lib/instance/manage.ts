@@ -9,6 +9,7 @@ import { validateHostname, writeIdentity } from './create.js';
 import { liveness } from './runtime.js';
 import { cleanupDead, stopLocked } from './stop.js';
 import { instanceState } from './status.js';
+import { forgetNetwork } from '../network/instance.js';
 
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -23,6 +24,7 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
       // Whatever a dead monitor left: cgroups, pid files.
       await cleanupDead(ctx, name, live.files);
     }
+    await forgetNetwork(ctx, name);
     fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
     fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
   });

@@ -8,6 +8,10 @@ import { helperError, runHelper } from './helper.js';
 import { clearRuntime, liveness } from './runtime.js';
 import { cleanupDead } from './stop.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS } from './policy.js';
+import { expandInstance } from '../profile/expand.js';
+import { applyInstanceLimits } from './limits.js';
+import { prepareNetwork, type NetworkPlan } from '../network/instance.js';
+import { Reverter } from '../util/revert.js';
 
 export interface StartResult {
   initPid: number;
@@ -30,24 +34,32 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   }
   if (live.leftovers) await cleanupDead(ctx, name, live.files);
 
+  const expanded = expandInstance(ctx.paths, cfg);
   const cg = await ctx.cgroups();
   const runDir = containerRunDir(ctx.paths, name);
   mkdirp(runDir, 0o700);
   fs.chmodSync(runDir, 0o700);
-  let dirs: string[];
-  try {
-    dirs = await cg.create(name);
-  } catch (err) {
-    await cg.remove(name).catch(() => {});
-    throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
-  }
-  const args = helperStartArgs(ctx, cfg, runDir, dirs, opts.debug);
-  const res = await runHelper(args);
-  if (res.code !== 0) {
-    await cg.remove(name).catch(() => {});
-    clearRuntime(liveness(ctx.paths, name).files);
-    throw new TslxcError(`Cannot start "${name}"`, helperError(res.stderr), opts.debug ? undefined : 'run with --debug for details');
-  }
+  // Each step registers its undo: a start that fails at any point leaves no cgroup, network
+  // piece, pid file or process behind.
+  const res = await Reverter.run(async (revert) => {
+    let dirs: string[];
+    try {
+      dirs = await cg.create(name);
+    } catch (err) {
+      throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
+    }
+    revert.add(() => cg.remove(name));
+    await applyInstanceLimits(cg, name, expanded.config);
+    const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
+    revert.add(() => net.undo());
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug);
+    const out = await runHelper(args);
+    if (out.code !== 0) {
+      clearRuntime(liveness(ctx.paths, name).files);
+      throw new TslxcError(`Cannot start "${name}"`, helperError(out.stderr), opts.debug ? undefined : 'run with --debug for details');
+    }
+    return out;
+  });
   const [initPid, monitorPid] = res.stdout.trim().split(/\s+/).map(Number);
   cfg.status = 'started';
   cfg.last_used_at = new Date().toISOString();
@@ -55,12 +67,14 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   return { initPid, monitorPid };
 }
 
-function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], debug?: boolean): string[] {
+function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean): string[] {
   const args = ['start', '--name', cfg.name, '--rootfs', containerRootfs(ctx.paths, cfg.name), '--hostname', cfg.hostname, '--run-dir', runDir];
   for (const d of cgroupDirs) args.push('--cgroup', d);
   for (const [k, v] of Object.entries(cfg.environment ?? {})) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   for (const m of MASKED_PATHS) args.push('--mask', m);
+  if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
+  if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');
   args.push('--', ...cfg.init);
   return args;

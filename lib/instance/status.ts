@@ -6,6 +6,7 @@ import { readTextIfExists } from '../util/fs.js';
 import { listNames, loadConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { liveness, type Liveness } from './runtime.js';
+import { addresses } from '../network/instance.js';
 
 export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';
 
@@ -17,6 +18,8 @@ export interface InstanceState {
   initPid?: number;
   monitorPid?: number;
   startedAt?: string;
+  /** IPv4 addresses of its nics (running containers) */
+  ipv4: string[];
   image: string;
   hostname: string;
   createdAt: string;
@@ -30,6 +33,7 @@ export interface InstanceState {
 export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liveness = liveness(ctx.paths, cfg.name)): Promise<InstanceState> {
   const base = {
     name: cfg.name,
+    ipv4: [] as string[],
     image: cfg.image.alias ?? cfg.image.fingerprint.slice(0, 12),
     hostname: cfg.hostname,
     createdAt: cfg.created_at,
@@ -47,7 +51,8 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
       return { ...base, status: 'Error', initPid, startedAt, reason: `its monitor died while it runs; "tslxc stop ${cfg.name}" stops it and cleans up` };
     }
     const frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
-    return { ...base, status: frozen ? 'Frozen' : 'Running', initPid, monitorPid: live.files.monitor!.pid, startedAt };
+    const ipv4 = await addresses(ctx, cfg.name).catch(() => []);
+    return { ...base, ipv4, status: frozen ? 'Frozen' : 'Running', initPid, monitorPid: live.files.monitor!.pid, startedAt };
   }
   if (live.monitorAlive) {
     // Between init's end and the monitor's cleanup, or between the two halves of a reboot.
@@ -70,7 +75,7 @@ export async function listStates(ctx: Context): Promise<InstanceState[]> {
     try {
       cfg = loadConfig(ctx.paths, name);
     } catch {
-      out.push({ name, status: 'Error', reason: 'its config.yaml is missing or unreadable', image: '', hostname: '', createdAt: '' });
+      out.push({ name, status: 'Error', reason: 'its config.yaml is missing or unreadable', ipv4: [], image: '', hostname: '', createdAt: '' });
       continue;
     }
     out.push(await instanceState(ctx, cfg));

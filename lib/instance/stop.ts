@@ -5,6 +5,7 @@ import { signalNumber } from '../util/signals.js';
 import { loadConfig, saveConfig } from './config.js';
 import type { Context } from './context.js';
 import { clearRuntime, liveness, type RuntimeFiles } from './runtime.js';
+import { releaseNetwork } from '../network/instance.js';
 
 export interface StopOptions {
   force?: boolean;
@@ -54,10 +55,14 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
   saveConfig(ctx.paths, cfg);
 }
 
-/** What a monitor does when a container ends, for when the monitor is gone: cgroups, pid files. */
+/**
+ * What a monitor does when a container ends, for when the monitor is gone (and, idempotently,
+ * after it): cgroups, network pieces on the host, pid files.
+ */
 export async function cleanupDead(ctx: Context, name: string, files: RuntimeFiles): Promise<void> {
   const cg = await ctx.cgroups();
   await cg.remove(name);
+  await releaseNetwork(ctx, name);
   clearRuntime(files);
 }
 

@@ -18,12 +18,12 @@ const command: CommandModule = {
         [
           { header: 'NAME', value: (r) => r.name },
           { header: 'STATE', value: (r) => r.status.toUpperCase() },
-          { header: 'IPV4', value: () => '' },
+          { header: 'IPV4', value: (r) => r.ipv4.join(', ') },
           { header: 'IMAGE', value: (r) => r.image },
           { header: 'PID', value: (r) => r.initPid },
         ],
         argv.format as Format,
-        (r) => ({ ...r, status: r.status, ipv4: [] as string[] }),
+        (r) => r,
       ),
     );
   },
