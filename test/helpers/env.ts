@@ -55,6 +55,10 @@ export class TestEnv {
       TSLXC_CGROUP_PREFIX: this.paths.cgroupPrefix,
     };
     this.ctx = new Context(this.paths);
+    // The built-in default profile puts eth0 on the user's bridge (tslxcbr0). A test installation
+    // must never touch that: its default profile has no nic unless a test gives it one.
+    fs.mkdirSync(path.join(this.paths.stateDir, 'profiles'), { recursive: true });
+    fs.writeFileSync(path.join(this.paths.stateDir, 'profiles', 'default.yaml'), 'description: test default (no network)\nconfig: {}\ndevices: {}\n');
   }
 
   /** Run the CLI synchronously; returns code and output. */
