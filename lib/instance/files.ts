@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { containerRootfs } from '../state/paths.js';
 import { mkdirInRoot, resolveInRoot } from '../util/rootfs.js';
 import { loadConfig } from './config.js';
 import type { Context } from './context.js';
+import { rootfsPath } from '../storage/instance.js';
 import { helperError, helperPath } from './helper.js';
 import { liveness } from './runtime.js';
 
@@ -45,7 +45,7 @@ export async function pushFile(ctx: Context, name: string, src: string, inner: s
     await helperFile(args, fs.createReadStream(src), undefined);
     return;
   }
-  const root = containerRootfs(ctx.paths, name);
+  const root = rootfsPath(ctx, name);
   const dir = opts.createDirs ? mkdirInRoot(root, path.posix.dirname(inner)) : resolveInRoot(root, path.posix.dirname(inner));
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TslxcError(`Cannot push to ${inner}`, `${path.posix.dirname(inner)} is not a directory in "${name}"`, 'use -p to create it');
   const target = path.join(dir, path.posix.basename(inner));
@@ -73,7 +73,7 @@ export async function pullFile(ctx: Context, name: string, inner: string, dst: s
     if (live.initAlive) {
       await helperFile(['file', '--pid', String(live.files.init!.pid), '--read', inner], undefined, fs.createWriteStream(tmp, { mode: 0o644 }));
     } else {
-      const host = resolveInRoot(containerRootfs(ctx.paths, name), inner);
+      const host = resolveInRoot(rootfsPath(ctx, name), inner);
       const st = fs.statSync(host, { throwIfNoEntry: false });
       if (!st?.isFile()) throw new TslxcError(`Cannot pull ${inner}`, st ? 'it is not a regular file' : `no such file in "${name}"`);
       fs.copyFileSync(host, tmp);

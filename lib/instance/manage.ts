@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
-import { containerDir, containerRootfs, containerRunDir, locksDir } from '../state/paths.js';
+import { containerDir, containerRunDir, locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { configExists, loadConfig, saveConfig } from './config.js';
 import type { Context } from './context.js';
@@ -10,6 +10,7 @@ import { liveness } from './runtime.js';
 import { cleanupDead, stopLocked } from './stop.js';
 import { instanceState } from './status.js';
 import { forgetNetwork } from '../network/instance.js';
+import { deleteRootfs, rootfsPath } from '../storage/instance.js';
 
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -25,6 +26,7 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
       await cleanupDead(ctx, name, live.files);
     }
     await forgetNetwork(ctx, name);
+    await deleteRootfs(ctx, name);
     fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
     fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
   });
@@ -52,7 +54,7 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
       if (cfg.hostname === from) {
         cfg.hostname = to;
         validateHostname(to);
-        writeIdentity(containerRootfs(ctx.paths, to), to);
+        writeIdentity(rootfsPath(ctx, to), to);
       }
       saveConfig(ctx.paths, cfg);
     }, { purpose: `container "${b}"` }),

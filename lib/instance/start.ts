@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
-import { containerRootfs, containerRunDir } from '../state/paths.js';
+import { containerRunDir } from '../state/paths.js';
+import { rootfsArgs } from '../storage/instance.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
@@ -68,7 +69,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
 }
 
 function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean): string[] {
-  const args = ['start', '--name', cfg.name, '--rootfs', containerRootfs(ctx.paths, cfg.name), '--hostname', cfg.hostname, '--run-dir', runDir];
+  const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
   for (const d of cgroupDirs) args.push('--cgroup', d);
   for (const [k, v] of Object.entries(cfg.environment ?? {})) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);

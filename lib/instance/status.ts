@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { containerRootfs, locksDir, type Paths } from '../state/paths.js';
+import { locksDir, type Paths } from '../state/paths.js';
 import { isAlive, parseRef, startTimeToDate } from '../util/proc.js';
 import { readTextIfExists } from '../util/fs.js';
 import { listNames, loadConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
+import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from './runtime.js';
 import { addresses } from '../network/instance.js';
 
@@ -96,7 +97,7 @@ export async function instanceInfo(ctx: Context, name: string): Promise<Instance
   const info: InstanceInfo = { ...state, config: cfg };
   if (state.startedAt) info.uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000));
   if (state.status === 'Running' || state.status === 'Frozen') info.usage = await (await ctx.cgroups()).usage(name).catch(() => undefined);
-  info.diskBytes = diskUsage(containerRootfs(ctx.paths, name));
+  info.diskBytes = diskUsage(rootfsPath(ctx, name));
   return info;
 }
 
