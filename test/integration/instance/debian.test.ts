@@ -9,10 +9,15 @@ if (requireRoot(test)) {
     await env.cleanup();
   });
 
-  test.serial('debian boots systemd to running and stops cleanly', (t) => {
+  test.serial('debian boots systemd to running and stops cleanly', async (t) => {
     env.ok(t, ['launch', 'debian', 'deb1']);
     t.is(env.ok(t, ['exec', 'deb1', '--', 'cat', '/proc/1/comm']).trim(), 'systemd');
-    const r = env.cli(['exec', 'deb1', '--', 'timeout', '60', 'systemctl', 'is-system-running', '--wait']);
+    // Right after start systemd's bus may not be up yet ("offline" or a bus error): ask again.
+    let r = env.cli(['exec', 'deb1', '--', 'timeout', '60', 'systemctl', 'is-system-running', '--wait']);
+    for (let i = 0; i < 50 && !['running', 'degraded'].includes(r.stdout.trim()); i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      r = env.cli(['exec', 'deb1', '--', 'timeout', '60', 'systemctl', 'is-system-running', '--wait']);
+    }
     const failed = env.cli(['exec', 'deb1', '--', 'systemctl', '--failed', '--no-legend', '--plain']).stdout.trim();
     t.true(['running', 'degraded'].includes(r.stdout.trim()), `systemd: ${r.stdout.trim()} (failed units: ${failed})`);
     t.log(`systemd state: ${r.stdout.trim()}${failed ? `; failed: ${failed}` : ''}`);
