@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, sleep, type RunOptions, type RunResult } from './proc.js';
+
+/** The checkout's root (the bench runs from dist/bench/). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const cliPath = path.join(repoRoot, 'bin/tslxc.js');
+
+/**
+ * Everything one bench run owns: a private tslxc installation (state dir, run dir, cgroup prefix;
+ * the build cache is shared), a private LXC path, and the names of the LXC containers it made.
+ * cleanup() removes all of it, and only it: processes are ended by PID, and only processes whose
+ * command line or pid file ties them to this run's root.
+ */
+export class BenchEnv {
+  readonly id: string;
+  readonly root: string;
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly lxcPath: string;
+  readonly cgroupPrefix: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly lxcNames = new Set<string>();
+
+  constructor() {
+    this.id = randomBytes(3).toString('hex');
+    this.root = `/tmp/tslxc-bench-${this.id}`;
+    fs.mkdirSync(this.root, { mode: 0o700 }); // throws if it exists: never share a root
+    this.stateDir = path.join(this.root, 'state');
+    this.runDir = path.join(this.root, 'run');
+    this.lxcPath = path.join(this.root, 'lxc');
+    fs.mkdirSync(this.lxcPath);
+    this.cgroupPrefix = `tslxc-bench-${this.id}`;
+    this.env = {
+      ...process.env,
+      TSLXC_DIR: this.stateDir,
+      TSLXC_RUN_DIR: this.runDir,
+      TSLXC_CGROUP_PREFIX: this.cgroupPrefix,
+    };
+  }
+
+  /** `tslxc ARGS`, the way the bin shim runs it (node + bin/tslxc.js, no shell, no `env` lookup). */
+  tslxc(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+    return run(process.execPath, [cliPath, ...args], { ...opts, env: this.env });
+  }
+
+  lxc(tool: string, name: string, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+    return run(tool, ['-P', this.lxcPath, '-n', name, ...args], opts);
+  }
+
+  tslxcNames(): string[] {
+    try {
+      return fs.readdirSync(path.join(this.stateDir, 'containers')).filter((n) => !n.startsWith('.'));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Remove everything this run made. Returns what could not be removed (empty when all went). */
+  async cleanup(log: (s: string) => void): Promise<string[]> {
+    const problems: string[] = [];
+    const c = { duringCleanup: true, timeoutMs: 180_000 };
+
+    // tslxc containers: delete --force kills running ones (monitor and init) and removes their dirs.
+    let names = this.tslxcNames();
+    if (names.length) {
+      log(`cleanup: deleting ${names.length} tslxc container(s)`);
+      const r = await this.tslxc(['delete', '--force', ...names], c);
+      if (r.code !== 0) log(`cleanup: tslxc delete: ${r.stderr.trim()}`);
+      names = this.tslxcNames();
+      for (const n of names) {
+        // Last resort: end the monitor and init recorded in our own run dir, then try again.
+        for (const f of ['init.pid', 'monitor.pid']) killRecorded(path.join(this.runDir, 'containers', n, f));
+      }
+      if (names.length) {
+        await sleep(500);
+        await this.tslxc(['delete', '--force', ...names], c);
+        for (const n of this.tslxcNames()) problems.push(`tslxc container ${n} not deleted`);
+      }
+    }
+
+    // LXC containers: kill (we only get here with a stopped one unless something failed), destroy.
+    const lxcDirs = fs.existsSync(this.lxcPath) ? fs.readdirSync(this.lxcPath) : [];
+    for (const n of new Set([...this.lxcNames, ...lxcDirs])) {
+      const info = await this.lxc('lxc-info', n, ['-sH'], c).catch(() => undefined);
+      if (info && info.stdout.trim() !== 'STOPPED' && info.code === 0) {
+        log(`cleanup: killing LXC container ${n}`);
+        const k = await this.lxc('lxc-stop', n, ['-k'], c);
+        if (k.code !== 0) log(`cleanup: lxc-stop -k ${n}: ${k.stderr.trim()}`);
+      }
+      if (fs.existsSync(path.join(this.lxcPath, n, 'config'))) {
+        const d = await this.lxc('lxc-destroy', n, [], c);
+        if (d.code !== 0) problems.push(`lxc-destroy ${n}: ${d.stderr.trim()}`);
+      }
+    }
+
+    // Processes still tied to our root (monitors carry it in their command line): ours, by PID.
+    const procs = processesUnder(this.root);
+    if (procs.length) {
+      problems.push(`processes left: ${procs.map((p) => `${p.pid} (${p.cmd})`).join(', ')}; killed`);
+      for (const p of procs) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      await sleep(300);
+    }
+
+    // Cgroups: our tslxc prefix in every hierarchy, and LXC's payload/monitor dirs of our names.
+    const cgNames = [this.cgroupPrefix, ...[...this.lxcNames].flatMap((n) => [`lxc.payload.${n}`, `lxc.monitor.${n}`])];
+    for (const dir of cgroupDirs(cgNames)) {
+      const left = await removeCgroupTree(dir);
+      if (left) problems.push(`cgroup ${left} not removed`);
+    }
+
+    // Mounts must never have reached the host; if one did, detach it before removing the tree.
+    const mounts = mountsUnder(this.root);
+    if (mounts.length) {
+      problems.push(`mounts under ${this.root} found: ${mounts.join(', ')}; detached`);
+      for (const m of mounts.reverse()) await run('umount', ['-l', m], c).catch(() => undefined);
+    }
+    if (mountsUnder(this.root).length === 0) {
+      fs.rmSync(this.root, { recursive: true, force: true });
+    } else {
+      problems.push(`${this.root} kept: mounts remain under it`);
+    }
+    return problems;
+  }
+}
+
+function killRecorded(pidFile: string): void {
+  let fields: string[];
+  try {
+    fields = fs.readFileSync(pidFile, 'utf8').trim().split(/\s+/);
+  } catch {
+    return;
+  }
+  const pid = Number(fields[0]);
+  if (!pid || procStartTime(pid) !== fields[1]) return; // not the process the file names any more
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot). */
+export function procStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function processesUnder(root: string): { pid: number; cmd: string }[] {
+  const out: { pid: number; cmd: string }[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (cmd.includes(root + '/') || cmd.endsWith(root)) out.push({ pid: Number(d), cmd });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+export function mountsUnder(root: string): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => !!m && (m === root || m.startsWith(root + '/')));
+}
+
+/** Existing cgroup dirs with one of these names at the top of any hierarchy (v1 or v2). */
+export function cgroupDirs(names: string[]): string[] {
+  const roots = ['/sys/fs/cgroup'];
+  try {
+    for (const h of fs.readdirSync('/sys/fs/cgroup')) roots.push(path.join('/sys/fs/cgroup', h));
+  } catch {
+    /* no cgroupfs */
+  }
+  const out: string[] = [];
+  for (const r of roots) {
+    for (const n of names) {
+      const p = path.join(r, n);
+      try {
+        if (fs.statSync(p).isDirectory() && fs.existsSync(path.join(p, 'cgroup.procs'))) out.push(p);
+      } catch {
+        /* absent */
+      }
+    }
+  }
+  return out;
+}
+
+/** rmdir a cgroup and its children, deepest first; returns the first dir that would not go. */
+async function removeCgroupTree(dir: string): Promise<string | undefined> {
+  let children: fs.Dirent[] = [];
+  try {
+    children = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory());
+  } catch {
+    return undefined; // already gone
+  }
+  for (const c of children) {
+    const left = await removeCgroupTree(path.join(dir, c.name));
+    if (left) return left;
+  }
+  for (let i = 0; i < 20; i++) {
+    try {
+      fs.rmdirSync(dir);
+      return undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      await sleep(100); // EBUSY: its last tasks are still exiting
+    }
+  }
+  return dir;
+}

@@ -1,0 +1,152 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { memoryOf, type Peer } from './peers.js';
+import { checkInterrupted, now, pause, run, sleep, type RunResult } from './proc.js';
+
+/** How long a container may take to reach a settled systemd state before the run counts as failed. */
+const BOOT_DEADLINE_MS = 90_000;
+/** Pause between probes while systemd's bus is not up yet. */
+const PROBE_RETRY_MS = 20;
+
+export interface BootResult {
+  /** start command issued → the probe printed a settled state. */
+  totalMs: number;
+  /** the start command alone. */
+  startMs: number;
+  state: string;
+  /** probe attempts (1 = systemd's bus was already up for the first one). */
+  probes: number;
+}
+
+function failure(what: string, r: RunResult): Error {
+  const why = r.timedOut ? 'timed out' : `exited ${r.code}${r.signal ? ` (${r.signal})` : ''}`;
+  return new Error(`${what} ${why}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+}
+
+/**
+ * Start a stopped container and wait until `systemctl is-system-running --wait` prints a state.
+ * Right after the start command returns systemd may not have its bus socket yet, and the probe
+ * then fails at once ("Failed to connect to bus") with nothing on stdout: it is retried every
+ * 20 ms, for both peers alike, as a script would.
+ */
+export async function bootToRunning(p: Peer): Promise<BootResult> {
+  checkInterrupted();
+  const t0 = now();
+  const s = await p.start();
+  const startMs = now() - t0;
+  if (s.code !== 0) throw failure(p.commands.start, s);
+  let probes = 0;
+  for (;;) {
+    const r = await p.probe();
+    probes++;
+    const state = r.stdout.trim();
+    if (state) return { totalMs: now() - t0, startMs, state, probes };
+    if (now() - t0 > BOOT_DEADLINE_MS) throw failure(`${p.commands.probe} (after ${probes} tries)`, r);
+    await sleep(PROBE_RETRY_MS);
+  }
+}
+
+export interface StopResult {
+  ms: number;
+}
+
+export async function cleanStop(p: Peer): Promise<StopResult> {
+  checkInterrupted();
+  const r = await p.stop();
+  if (r.code !== 0) throw failure(p.commands.stop, r);
+  if (await p.isRunning()) throw new Error(`${p.commands.stop} returned but ${p.label}'s container still runs`);
+  return { ms: r.ms };
+}
+
+export interface MonitorSample {
+  pid: number;
+  cmd: string;
+  rssKiB: number;
+  pssKiB?: number;
+}
+
+export async function sampleMonitor(p: Peer): Promise<MonitorSample> {
+  const m = await p.monitor();
+  return { ...m, ...memoryOf(m.pid) };
+}
+
+/** systemd units in `failed` state, and the network interfaces, inside a running container. */
+export async function inspect(p: Peer): Promise<{ failedUnits: string[]; interfaces: string[] }> {
+  const f = await p.exec(['systemctl', '--failed', '--no-legend', '--plain']);
+  const failedUnits = f.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0])
+    .filter(Boolean);
+  const n = await p.exec(['ls', '/sys/class/net']);
+  if (n.code !== 0) throw failure(`${p.label}: ls /sys/class/net`, n);
+  return { failedUnits, interfaces: n.stdout.split(/\s+/).filter(Boolean) };
+}
+
+/**
+ * What the stop command sends, seen with strace on an untimed warm-up stop: every kill,
+ * tgkill and pidfd_send_signal of the command and its children, SIGCHLD-free.
+ */
+export async function traceStop(p: Peer, argv: string[], env: NodeJS.ProcessEnv | undefined, initPid: number): Promise<string[]> {
+  const out = path.join(os.tmpdir(), `tslxc-bench-strace-${process.pid}-${p.name}-${Date.now()}`);
+  try {
+    const r = await run('strace', ['-f', '-qq', '-e', 'trace=kill,tkill,tgkill,pidfd_send_signal,rt_sigqueueinfo', '-o', out, '--', ...argv], { env });
+    if (r.code !== 0) throw failure(`strace ${argv.join(' ')}`, r);
+    const calls = fs
+      .readFileSync(out, 'utf8')
+      .split('\n')
+      .map((l) => l.replace(/^\d+\s+/, '').trim())
+      .filter((l) => /^(kill|tkill|tgkill|pidfd_send_signal|rt_sigqueueinfo)\(/.test(l))
+      // signal 0 only probes for a process; SIGCHLD is the children's own business
+      .filter((l) => /\bSIG[A-Z]/.test(l) && !l.includes('SIGCHLD'))
+      .map((l) =>
+        l
+          .replace(/SIGRT_(\d+)/g, (_m, n) => `SIGRTMIN+${Number(n) - 2}`)
+          .replace(new RegExp(`^(t?kill|tgkill)\\(${initPid}\\b`), '$1(init')
+          .replace(/^pidfd_send_signal\(\d+/, 'pidfd_send_signal(pidfd'),
+      );
+    return [...new Set(calls)];
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
+}
+
+export interface TimedTool {
+  label: string;
+  command: string;
+  run: () => Promise<RunResult>;
+}
+
+/**
+ * Each tool run once per round, the tools in a rotating order, with a pause between any two
+ * runs (a user at a prompt, or a script doing other work). Returns wall times in ms.
+ */
+export async function roundsWithPauses(tools: TimedTool[], rounds: number, pauseMs: number, warmup = 1): Promise<number[][]> {
+  const times = tools.map(() => [] as number[]);
+  for (let round = -warmup; round < rounds; round++) {
+    for (let k = 0; k < tools.length; k++) {
+      const i = (k + Math.max(round, 0)) % tools.length;
+      await pause(pauseMs);
+      const r = await tools[i].run();
+      if (r.code !== 0) throw failure(tools[i].command, r);
+      if (round >= 0) times[i].push(r.ms);
+    }
+  }
+  return times;
+}
+
+/** Each tool run `runs` times in a row with no pause (a loop in a script), one tool after another. */
+export async function backToBack(tools: TimedTool[], runs: number, warmup = 2): Promise<number[][]> {
+  const times: number[][] = [];
+  for (const t of tools) {
+    await pause(200);
+    const xs: number[] = [];
+    for (let i = -warmup; i < runs; i++) {
+      const r = await t.run();
+      if (r.code !== 0) throw failure(t.command, r);
+      if (i >= 0) xs.push(r.ms);
+    }
+    times.push(xs);
+  }
+  return times;
+}

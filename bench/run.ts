@@ -1,0 +1,475 @@
+/**
+ * `npm run bench`: tslxc side by side with LXC on the same Debian rootfs, in one run, on this host.
+ *
+ *   start → running   a stopped container until `systemctl is-system-running --wait` prints a state
+ *   clean stop        `tslxc stop` vs `lxc-stop` (both send SIGRTMIN+3 to systemd: traced once)
+ *   exec true         `tslxc exec` vs `lxc-attach` vs `node -e 0`, with pauses and back-to-back
+ *   monitor memory    the per-container host process: tslxc's monitor vs LXC's "[lxc monitor]"
+ *   list              `tslxc list` with 100 busybox containers vs `node -e 0`
+ *
+ * Medians of several runs, peers interleaved so drift on a noisy machine hits both. Everything it
+ * makes lives under /tmp/tslxc-bench-ID (a private tslxc state and run dir, a private lxcpath) and
+ * in cgroups named after ID, and is removed at the end, also after a failure or Ctrl-C.
+ *
+ * Options: --json FILE, --runs N (start/stop cycles, default 7), --exec-runs N (default 20),
+ * --list-count N (default 100), --list-running N (default 10), --list-runs N (default 9),
+ * --no-lxc (tslxc alone), --skip-list.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BenchEnv, repoRoot } from './env.js';
+import { createLxcContainer, lxcVersion } from './lxc.js';
+import { backToBack, bootToRunning, cleanStop, inspect, roundsWithPauses, sampleMonitor, traceStop, type BootResult, type MonitorSample, type TimedTool } from './measure.js';
+import { lxcPeer, nodeBaseline, tslxcPeer, type Peer } from './peers.js';
+import { Interrupted, interrupt, isInterrupted, pause, runningChildren } from './proc.js';
+import { fmtKiB, fmtMs, fmtRatio, fmtSummary, renderTable, type Row } from './report.js';
+import { summarize, type Summary } from './stats.js';
+
+const USAGE = `usage: npm run bench -- [--json FILE] [--runs N] [--exec-runs N] [--list-count N] [--list-running N] [--list-runs N] [--no-lxc] [--skip-list]`;
+
+interface Options {
+  json?: string;
+  runs: number;
+  execRuns: number;
+  listCount: number;
+  listRunning: number;
+  listRuns: number;
+  lxc: boolean;
+  list: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: 'string' },
+      runs: { type: 'string' },
+      'exec-runs': { type: 'string' },
+      'list-count': { type: 'string' },
+      'list-running': { type: 'string' },
+      'list-runs': { type: 'string' },
+      'no-lxc': { type: 'boolean' },
+      'skip-list': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const int = (v: string | undefined, def: number, min: number): number => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`expected an integer ≥ ${min}, got "${v}"\n${USAGE}`);
+    return n;
+  };
+  const o: Options = {
+    json: values.json ? path.resolve(values.json) : undefined,
+    runs: int(values.runs, 7, 1),
+    execRuns: int(values['exec-runs'], 20, 1),
+    listCount: int(values['list-count'], 100, 1),
+    listRunning: int(values['list-running'], 10, 0),
+    listRuns: int(values['list-runs'], 9, 1),
+    lxc: !values['no-lxc'],
+    list: !values['skip-list'],
+  };
+  if (o.listRunning > o.listCount) throw new Error('--list-running cannot exceed --list-count');
+  return o;
+}
+
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+/** Everything measured; also what --json writes. */
+interface Results {
+  meta: Record<string, unknown>;
+  commands: Record<string, Record<string, string>>;
+  lxcConfig?: string;
+  warmup: Record<string, { firstBoot?: BootResult; failedUnits?: string[]; interfaces?: string[]; stopSignals?: string[] }>;
+  boot: Record<string, { runs: BootResult[]; failures: string[]; total?: Summary; startCmd?: Summary; states: Record<string, number>; failedUnits?: string[] }>;
+  stop: Record<string, { runs: number[]; failures: string[]; ms?: Summary }>;
+  monitor: Record<string, { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary }>;
+  exec: { paused?: Record<string, Summary>; backToBack?: Record<string, Summary>; pauseMs: number };
+  list?: { containers: number; running: number; createMs: number; rows: number; states: Record<string, number>; times: Record<string, Summary> };
+  targets: { what: string; target: string; value: string; met: boolean }[];
+  notes: string[];
+  errors: string[];
+  cleanup?: { ok: boolean; problems: string[] };
+}
+
+const TSLXC = 'tslxc';
+const LXC = 'lxc';
+const NODE = 'node';
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    console.error('The bench needs root (it boots real containers): sudo npm run bench');
+    return 2;
+  }
+  if (!fs.existsSync(path.join(repoRoot, 'dist/lib/cli/fast.bundle.js'))) {
+    console.error('tslxc is not built: npm run build');
+    return 2;
+  }
+  if (opts.lxc && !hasCommand('lxc-start')) {
+    console.error("LXC is not installed (apt-get install lxc), or run with --no-lxc");
+    return 2;
+  }
+
+  const env = new BenchEnv();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    interrupt(sig);
+    log(signals === 1 ? `${sig}: stopping after the current command, then cleaning up` : `${sig}: still cleaning up, please wait (running: ${runningChildren().join(' ') || 'nothing'})`);
+  };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+
+  const version = opts.lxc ? await lxcVersion() : '';
+  const r: Results = {
+    meta: {
+      date: new Date().toISOString(),
+      host: os.hostname(),
+      kernel: os.release(),
+      cpus: os.cpus().length,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      cgroups: fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2 unified' : 'v1 (hybrid)',
+      node: process.version,
+      lxc: version || undefined,
+      tslxcCommit: gitCommit(),
+      root: env.root,
+      options: opts,
+    },
+    commands: {},
+    warmup: {},
+    boot: {},
+    stop: {},
+    monitor: {},
+    exec: { pauseMs: 100 },
+    targets: [],
+    notes: [],
+    errors: [],
+  };
+  log(`root ${env.root}, cgroup prefix ${env.cgroupPrefix}`);
+
+  let failed = false;
+  try {
+    await measureAll(env, opts, version, r);
+  } catch (e) {
+    failed = true;
+    const msg = e instanceof Interrupted ? e.message : (e as Error).stack ?? String(e);
+    r.errors.push(e instanceof Error ? e.message : String(e));
+    log(`FAILED: ${msg}`);
+  } finally {
+    const problems = await env.cleanup(log).catch((e: Error) => [`cleanup failed: ${e.message}`]);
+    r.cleanup = { ok: problems.length === 0, problems };
+    log(problems.length ? `cleanup: PROBLEMS:\n  ${problems.join('\n  ')}` : 'cleanup: everything removed');
+  }
+
+  console.log(report(r, opts, version));
+  if (opts.json) {
+    fs.writeFileSync(opts.json, JSON.stringify(r, null, 2) + '\n');
+    log(`JSON written to ${opts.json}`);
+  }
+  return failed || !r.cleanup?.ok || isInterrupted() ? 1 : 0;
+}
+
+async function measureAll(env: BenchEnv, opts: Options, version: string, r: Results): Promise<void> {
+  const name = `bench-${env.id}`;
+  const peers: Peer[] = [tslxcPeer(env, name)];
+  const keyOf = new Map<Peer, string>([[peers[0], TSLXC]]);
+
+  // --- set-up: one tslxc Debian container, and the LXC peer on a copy of its unbooted rootfs
+  log(`tslxc create debian ${name}`);
+  const created = await env.tslxc(['create', 'debian', name], { timeoutMs: 600_000 });
+  if (created.code !== 0) throw new Error(`tslxc create debian ${name}: ${created.stderr.trim()}`);
+  r.notes.push(`tslxc create debian (image cached) took ${fmtMs(created.ms)}`);
+  if (opts.lxc) {
+    log(`LXC container ${name} in ${env.lxcPath} (cp -a of the tslxc rootfs)`);
+    r.lxcConfig = await createLxcContainer(env, name, path.join(env.stateDir, 'containers', name, 'rootfs'));
+    const lp = lxcPeer(env, name, version);
+    peers.push(lp);
+    keyOf.set(lp, LXC);
+  }
+  for (const p of peers) {
+    r.commands[keyOf.get(p)!] = { ...p.commands };
+    r.boot[keyOf.get(p)!] = { runs: [], failures: [], states: {} };
+    r.stop[keyOf.get(p)!] = { runs: [], failures: [] };
+    r.monitor[keyOf.get(p)!] = { afterBoot: [] };
+  }
+  r.commands[NODE] = { exec: nodeBaseline().command };
+
+  // --- warm-up: the first boot does first-boot work (SSH host keys ...) and fills the page cache;
+  // it is reported but not counted. Its stop runs under strace to show what each stop sends.
+  const haveStrace = hasCommand('strace');
+  for (const p of peers) {
+    const k = keyOf.get(p)!;
+    log(`${p.label}: warm-up boot`);
+    const first = await bootToRunning(p);
+    const seen = await inspect(p);
+    r.warmup[k] = { firstBoot: first, ...seen };
+    log(`${p.label}: first boot ${fmtMs(first.totalMs)}, systemd ${first.state}${seen.failedUnits.length ? `, failed: ${seen.failedUnits.join(' ')}` : ''}, interfaces: ${seen.interfaces.join(' ')}`);
+    if (seen.interfaces.join(' ') !== 'lo') throw new Error(`${p.label}'s container has interfaces besides lo: ${seen.interfaces.join(' ')}`);
+    if (haveStrace) {
+      const argv = k === TSLXC ? [process.execPath, path.join(repoRoot, 'bin/tslxc.js'), 'stop', name] : ['lxc-stop', '-P', env.lxcPath, '-n', name];
+      r.warmup[k].stopSignals = await traceStop(p, argv, k === TSLXC ? env.env : undefined, await p.initPid());
+      log(`${p.label}: stop sends ${r.warmup[k].stopSignals!.join('; ') || 'nothing seen'}`);
+    } else {
+      await cleanStop(p);
+      r.notes.push('strace not installed: the stop signals were not traced');
+    }
+    await pause(500);
+  }
+
+  // --- start → running, monitor memory, clean stop: cycles, the peers' order alternating
+  for (let i = 0; i < opts.runs; i++) {
+    const order = i % 2 === 0 ? peers : [...peers].reverse();
+    for (const p of order) {
+      const k = keyOf.get(p)!;
+      try {
+        const b = await bootToRunning(p);
+        r.boot[k].runs.push(b);
+        r.boot[k].states[b.state] = (r.boot[k].states[b.state] ?? 0) + 1;
+        await pause(300);
+        r.monitor[k].afterBoot.push(await sampleMonitor(p));
+        if (i === opts.runs - 1) r.boot[k].failedUnits = (await inspect(p)).failedUnits;
+        const s = await cleanStop(p);
+        r.stop[k].runs.push(s.ms);
+        log(`${p.label} run ${i + 1}/${opts.runs}: start→${b.state} ${fmtMs(b.totalMs)} (start cmd ${fmtMs(b.startMs)}, ${b.probes} probe${b.probes > 1 ? 's' : ''}), stop ${fmtMs(s.ms)}`);
+      } catch (e) {
+        if (e instanceof Interrupted) throw e;
+        r.boot[k].failures.push((e as Error).message);
+        log(`${p.label} run ${i + 1}: FAILED: ${(e as Error).message}`);
+        await p.kill().catch(() => undefined);
+      }
+      await pause(500);
+    }
+  }
+  for (const p of peers) {
+    const k = keyOf.get(p)!;
+    r.boot[k].total = summarize(r.boot[k].runs.map((b) => b.totalMs));
+    r.boot[k].startCmd = summarize(r.boot[k].runs.map((b) => b.startMs));
+    r.stop[k].ms = summarize(r.stop[k].runs);
+    r.monitor[k].rss = summarize(r.monitor[k].afterBoot.map((m) => m.rssKiB));
+    const pss = r.monitor[k].afterBoot.map((m) => m.pssKiB).filter((x): x is number => x !== undefined);
+    if (pss.length) r.monitor[k].pss = summarize(pss);
+  }
+
+  // --- exec true: both containers running and settled
+  log('exec: booting both containers');
+  for (const p of peers) {
+    const b = await bootToRunning(p);
+    if (b.state !== 'running') r.notes.push(`${p.label}: systemd ${b.state} before the exec runs`);
+  }
+  await pause(1000);
+  const node = nodeBaseline();
+  const tools: { key: string; tool: TimedTool }[] = [
+    ...peers.map((p) => ({ key: keyOf.get(p)!, tool: { label: p.label, command: p.commands.exec, run: () => p.exec(['true']) } })),
+    { key: NODE, tool: { label: node.label, command: node.command, run: node.run } },
+  ];
+  log(`exec: ${opts.execRuns} rounds with ${r.exec.pauseMs} ms pauses`);
+  const paused = await roundsWithPauses(
+    tools.map((t) => t.tool),
+    opts.execRuns,
+    r.exec.pauseMs,
+  );
+  r.exec.paused = Object.fromEntries(tools.map((t, i) => [t.key, summarize(paused[i])]));
+  log(`exec: ${opts.execRuns} back-to-back runs each`);
+  const b2b = await backToBack(
+    tools.map((t) => t.tool),
+    opts.execRuns,
+  );
+  r.exec.backToBack = Object.fromEntries(tools.map((t, i) => [t.key, summarize(b2b[i])]));
+  for (const p of peers) r.monitor[keyOf.get(p)!].afterExecs = await sampleMonitor(p);
+  for (const p of peers) await cleanStop(p);
+
+  // --- list with many busybox containers, some running
+  if (opts.list) await measureList(env, opts, r);
+}
+
+async function measureList(env: BenchEnv, opts: Options, r: Results): Promise<void> {
+  const names = Array.from({ length: opts.listCount }, (_, i) => `bb-${String(i).padStart(3, '0')}`);
+  log(`list: creating ${names.length} busybox containers`);
+  const t0 = performance.now();
+  const queue = [...names];
+  const worker = async () => {
+    for (let n = queue.shift(); n; n = queue.shift()) {
+      const c = await env.tslxc(['create', 'busybox', n]);
+      if (c.code !== 0) throw new Error(`tslxc create busybox ${n}: ${c.stderr.trim()}`);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  const createMs = performance.now() - t0;
+  if (opts.listRunning) {
+    log(`list: starting ${opts.listRunning} of them`);
+    const s = await env.tslxc(['start', ...names.slice(0, opts.listRunning)], { timeoutMs: 300_000 });
+    if (s.code !== 0) throw new Error(`tslxc start: ${s.stderr.trim()}`);
+  }
+  await pause(1000);
+  // What list shows must be right before its time means anything.
+  const shown = await env.tslxc(['list']);
+  if (shown.code !== 0) throw new Error(`tslxc list: ${shown.stderr.trim()}`);
+  const rows = shown.stdout.trim().split('\n').slice(1);
+  const states: Record<string, number> = {};
+  for (const row of rows) {
+    const st = row.trim().split(/\s+/)[1] ?? '?';
+    states[st] = (states[st] ?? 0) + 1;
+  }
+  const benchRows = rows.filter((l) => l.startsWith('bb-')).length;
+  if (benchRows !== names.length) throw new Error(`tslxc list shows ${benchRows} of ${names.length} containers`);
+  if ((states.RUNNING ?? 0) !== opts.listRunning) throw new Error(`tslxc list shows ${states.RUNNING ?? 0} RUNNING, expected ${opts.listRunning}`);
+  const node = nodeBaseline();
+  log(`list: ${opts.listRuns} rounds of tslxc list and node -e 0, 100 ms pauses`);
+  const times = await roundsWithPauses(
+    [
+      { label: 'tslxc list', command: 'tslxc list', run: () => env.tslxc(['list']) },
+      { label: node.label, command: node.command, run: node.run },
+    ],
+    opts.listRuns,
+    100,
+  );
+  r.list = {
+    containers: names.length,
+    running: opts.listRunning,
+    createMs,
+    rows: rows.length,
+    states,
+    times: { [TSLXC]: summarize(times[0]), [NODE]: summarize(times[1]) },
+  };
+}
+
+function report(r: Results, opts: Options, version: string): string {
+  const lxcLabel = version ? `LXC ${version}` : 'LXC';
+  const rows: Row[] = [];
+  const tgt = (what: string, target: string, value: string, met: boolean) => {
+    r.targets.push({ what, target, value, met });
+    return `${target}: ${met ? 'MET' : 'NOT MET'}`;
+  };
+
+  const bt = r.boot[TSLXC];
+  const bl = r.boot[LXC];
+  if (bt?.total?.n || bl?.total?.n) {
+    rows.push({ what: `start an existing stopped Debian container → systemd settled (${opts.runs} runs each)` });
+    rows.push({ what: '  start → running (total)', tslxc: fmtSummary(bt?.total), lxc: fmtSummary(bl?.total), ratio: fmtRatio(bt?.total, bl?.total) });
+    rows.push({ what: '    of which the start command', tslxc: fmtSummary(bt?.startCmd), lxc: fmtSummary(bl?.startCmd), ratio: fmtRatio(bt?.startCmd, bl?.startCmd) });
+    const states = (b?: Results['boot'][string]) => (b ? Object.entries(b.states).map(([s, n]) => `${s} ×${n}`).join(', ') + (b.failures.length ? `, FAILED ×${b.failures.length}` : '') : '—');
+    rows.push({ what: '  systemd state', tslxc: states(bt), lxc: states(bl) });
+    const probes = (b?: Results['boot'][string]) => (b?.runs.length ? String(Math.max(...b.runs.map((x) => x.probes))) : '—');
+    rows.push({ what: '  probes needed (max)', tslxc: probes(bt), lxc: probes(bl) });
+  }
+  const st = r.stop[TSLXC];
+  const sl = r.stop[LXC];
+  if (st?.ms?.n || sl?.ms?.n) {
+    rows.push({ what: 'clean stop' });
+    rows.push({ what: '  stop (SIGRTMIN+3 to systemd)', tslxc: fmtSummary(st?.ms), lxc: fmtSummary(sl?.ms), ratio: fmtRatio(st?.ms, sl?.ms) });
+  }
+  const ep = r.exec.paused;
+  const eb = r.exec.backToBack;
+  if (ep) {
+    rows.push({ what: `exec true (${opts.execRuns} runs each)` });
+    for (const [label, e] of [
+      [`  ${r.exec.pauseMs} ms pause between runs`, ep],
+      ['  back-to-back', eb],
+    ] as const) {
+      if (!e) continue;
+      const limit = e[NODE].median + 20;
+      const met = e[TSLXC].median <= limit;
+      rows.push({
+        what: label,
+        tslxc: fmtSummary(e[TSLXC]),
+        lxc: fmtSummary(e[LXC]),
+        node: fmtSummary(e[NODE]),
+        ratio: fmtRatio(e[TSLXC], e[LXC]),
+        target: tgt(`exec true (${label.trim()})`, `≤ node + 20 ms = ${fmtMs(limit)}`, fmtMs(e[TSLXC].median), met),
+      });
+    }
+  }
+  const mt = r.monitor[TSLXC];
+  const ml = r.monitor[LXC];
+  if (mt?.rss?.n || ml?.rss?.n) {
+    rows.push({ what: 'host memory of the per-container monitor (Debian container running)' });
+    const rssMet = (mt?.rss?.median ?? Infinity) < 1024;
+    rows.push({
+      what: '  monitor VmRSS after boot',
+      tslxc: fmtSummary(mt?.rss, fmtKiB),
+      lxc: fmtSummary(ml?.rss, fmtKiB),
+      ratio: fmtRatio(mt?.rss, ml?.rss),
+      target: mt?.rss?.n ? tgt('monitor VmRSS', '< 1 MiB', fmtKiB(mt.rss.median), rssMet) : undefined,
+    });
+    rows.push({ what: '  monitor PSS after boot', tslxc: fmtSummary(mt?.pss, fmtKiB), lxc: fmtSummary(ml?.pss, fmtKiB), ratio: fmtRatio(mt?.pss, ml?.pss) });
+    const after = (m?: Results['monitor'][string]) => (m?.afterExecs ? fmtKiB(m.afterExecs.rssKiB) : '—');
+    if (mt?.afterExecs || ml?.afterExecs) rows.push({ what: '  monitor VmRSS after the exec runs', tslxc: after(mt), lxc: after(ml) });
+  }
+  if (r.list) {
+    const l = r.list;
+    const limit = l.times[NODE].median + 100;
+    rows.push({ what: `list with ${l.containers} busybox containers (${l.running} running), ${opts.listRuns} runs, 100 ms pauses` });
+    rows.push({
+      what: '  tslxc list',
+      tslxc: fmtSummary(l.times[TSLXC]),
+      lxc: 'n/a',
+      node: fmtSummary(l.times[NODE]),
+      target: tgt(`list with ${l.containers} containers`, `≤ node + 100 ms = ${fmtMs(limit)}`, fmtMs(l.times[TSLXC].median), l.times[TSLXC].median <= limit),
+    });
+  }
+
+  const out: string[] = [];
+  const m = r.meta;
+  out.push('');
+  out.push(`tslxc bench ${m.date}  commit ${m.tslxcCommit}  kernel ${m.kernel}  ${m.cpus} CPUs  cgroups ${m.cgroups}  node ${m.node}  ${version ? `LXC ${version}` : 'no LXC'}`);
+  out.push('Each cell: median (min–max). Ratios compare medians. Peers interleaved in the same run.');
+  out.push('');
+  out.push(renderTable(rows, lxcLabel));
+  out.push('');
+  const w = r.warmup;
+  for (const [k, label] of [
+    [TSLXC, 'tslxc'],
+    [LXC, lxcLabel],
+  ] as const) {
+    const x = w[k];
+    if (!x) continue;
+    const failedUnits = r.boot[k]?.failedUnits ?? x.failedUnits ?? [];
+    out.push(
+      `${label}: first boot (warm-up, not counted) ${x.firstBoot ? `${fmtMs(x.firstBoot.totalMs)} → ${x.firstBoot.state}` : '—'}; ` +
+        `failed units: ${failedUnits.length ? failedUnits.join(' ') : 'none'}; interfaces: ${x.interfaces?.join(' ') ?? '?'}` +
+        (x.stopSignals ? `; stop sends (strace): ${x.stopSignals.join('; ') || 'nothing seen'}` : ''),
+    );
+  }
+  if (r.lxcConfig) out.push('lxc-stop: without -t it waits up to 60 s, then kills (lxc-stop(1)); tslxc stop: 30 s by default.');
+  if (r.list) out.push(`list: ${r.list.containers} containers created in ${fmtMs(r.list.createMs)} (4 at a time); list showed ${Object.entries(r.list.states).map(([s, n]) => `${n} ${s}`).join(', ')}.`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  for (const k of [TSLXC, LXC]) for (const f of r.boot[k]?.failures ?? []) out.push(`FAILED (${k}): ${f}`);
+  for (const e of r.errors) out.push(`ERROR: ${e}`);
+  out.push(r.cleanup?.ok ? 'cleanup: everything the bench made was removed' : `cleanup: PROBLEMS: ${r.cleanup?.problems.join('; ')}`);
+  return out.join('\n');
+}
+
+function hasCommand(cmd: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => {
+    try {
+      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+process.exitCode = await main();
