@@ -68,7 +68,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   return { initPid, monitorPid };
 }
 
-function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean): string[] {
+export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean): string[] {
   const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
   for (const d of cgroupDirs) args.push('--cgroup', d);
   for (const [k, v] of Object.entries(cfg.environment ?? {})) args.push('--env', `${k}=${v}`);

@@ -78,6 +78,20 @@ if (requireRoot(test)) {
     if (pulled.code === 0) t.not(fs.readFileSync(`${env.root}/pulled2.txt`, 'utf8'), 'host data\n');
   });
 
+  test.serial('the console socket reaches the shell on the console, and the log keeps it', async (t) => {
+    const net = await import('node:net');
+    const sock = net.connect(`${env.paths.runDir}/containers/iso1/console.sock`);
+    let seen = '';
+    sock.on('data', (d) => (seen += d.toString()));
+    await new Promise((r) => sock.on('connect', r));
+    sock.write('echo console-$((6*7))\n');
+    const deadline = Date.now() + 5000;
+    while (!seen.includes('console-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    sock.destroy();
+    t.true(seen.includes('console-42'), `console said: ${JSON.stringify(seen.slice(-200))}`);
+    t.true(env.ok(t, ['console', 'iso1', '--show-log']).includes('console-42'));
+  });
+
   test.serial('pause freezes, resume thaws', (t) => {
     env.ok(t, ['pause', 'iso1']);
     t.is(state('iso1').status, 'Frozen');

@@ -1,0 +1,36 @@
+import test from 'ava';
+import { Context } from '../../../lib/instance/context.js';
+import { helperStartArgs } from '../../../lib/instance/start.js';
+import { DROPPED_CAPABILITIES, MASKED_PATHS } from '../../../lib/instance/policy.js';
+import type { InstanceConfig } from '../../../lib/instance/config.js';
+
+const ctx = new Context({ stateDir: '/s', runDir: '/r', cacheDir: '/c', cgroupPrefix: 'p' });
+const cfg: InstanceConfig = {
+  name: 'c1', status: 'created', created_at: '', hostname: 'h1', image: { fingerprint: 'f' },
+  init: ['/sbin/init', '--log-level=info'], stop_signal: 'SIGRTMIN+3', environment: { A: 'b c' },
+  profiles: [], config: {}, devices: {},
+};
+
+test('start hands the helper the rootfs, hostname, cgroups, policy and init after "--"', (t) => {
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', ['/cg/cpu/p/c1', '/cg/memory/p/c1'], { undo: async () => {} });
+  t.is(args[0], 'start');
+  const opt = (k: string) => args.flatMap((a, i) => (a === k ? [args[i + 1]] : []));
+  t.deepEqual(opt('--name'), ['c1']);
+  t.deepEqual(opt('--rootfs'), ['/s/containers/c1/rootfs']);
+  t.deepEqual(opt('--hostname'), ['h1']);
+  t.deepEqual(opt('--run-dir'), ['/r/containers/c1']);
+  t.deepEqual(opt('--cgroup'), ['/cg/cpu/p/c1', '/cg/memory/p/c1']);
+  t.deepEqual(opt('--env'), ['A=b c']);
+  t.deepEqual(opt('--cap-drop').sort(), [...DROPPED_CAPABILITIES].sort());
+  for (const c of ['sys_module', 'sys_time', 'sys_rawio', 'mac_admin', 'mac_override']) t.true(opt('--cap-drop').includes(c));
+  t.deepEqual(opt('--mask'), MASKED_PATHS);
+  t.deepEqual(args.slice(args.indexOf('--') + 1), ['/sbin/init', '--log-level=info']);
+  t.false(args.includes('--start-host-hook'));
+});
+
+test('network hooks are passed when the network plan has them', (t) => {
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], { startHostHook: '/r/h1', postStopHook: '/r/h2', undo: async () => {} });
+  t.is(args[args.indexOf('--start-host-hook') + 1], '/r/h1');
+  t.is(args[args.indexOf('--post-stop-hook') + 1], '/r/h2');
+  t.true(args.indexOf('--post-stop-hook') < args.indexOf('--'));
+});
