@@ -146,6 +146,7 @@ async function main(): Promise<number> {
       node: process.version,
       lxc: version || undefined,
       tslxcCommit: gitCommit(),
+      loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
       root: env.root,
       options: opts,
     },
@@ -175,6 +176,7 @@ async function main(): Promise<number> {
     log(problems.length ? `cleanup: PROBLEMS:\n  ${problems.join('\n  ')}` : 'cleanup: everything removed');
   }
 
+  r.meta.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   console.log(report(r, opts, version));
   if (opts.json) {
     fs.writeFileSync(opts.json, JSON.stringify(r, null, 2) + '\n');
@@ -292,8 +294,13 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
   for (const p of peers) r.monitor[keyOf.get(p)!].afterExecs = await sampleMonitor(p);
   for (const p of peers) await cleanStop(p);
 
-  // --- list with many busybox containers, some running
-  if (opts.list) await measureList(env, opts, r);
+  // --- list with many busybox containers, some running; the Debian containers go first so the
+  // list holds exactly those
+  if (opts.list) {
+    const d = await env.tslxc(['delete', name]);
+    if (d.code !== 0) throw new Error(`tslxc delete ${name}: ${d.stderr.trim()}`);
+    await measureList(env, opts, r);
+  }
 }
 
 async function measureList(env: BenchEnv, opts: Options, r: Results): Promise<void> {
@@ -324,8 +331,7 @@ async function measureList(env: BenchEnv, opts: Options, r: Results): Promise<vo
     const st = row.trim().split(/\s+/)[1] ?? '?';
     states[st] = (states[st] ?? 0) + 1;
   }
-  const benchRows = rows.filter((l) => l.startsWith('bb-')).length;
-  if (benchRows !== names.length) throw new Error(`tslxc list shows ${benchRows} of ${names.length} containers`);
+  if (rows.length !== names.length) throw new Error(`tslxc list shows ${rows.length} containers, expected ${names.length}`);
   if ((states.RUNNING ?? 0) !== opts.listRunning) throw new Error(`tslxc list shows ${states.RUNNING ?? 0} RUNNING, expected ${opts.listRunning}`);
   const node = nodeBaseline();
   log(`list: ${opts.listRuns} rounds of tslxc list and node -e 0, 100 ms pauses`);
@@ -426,6 +432,7 @@ function report(r: Results, opts: Options, version: string): string {
   const m = r.meta;
   out.push('');
   out.push(`tslxc bench ${m.date}  commit ${m.tslxcCommit}  kernel ${m.kernel}  ${m.cpus} CPUs  cgroups ${m.cgroups}  node ${m.node}  ${version ? `LXC ${version}` : 'no LXC'}`);
+  out.push(`load average at start ${(m.loadavgAtStart as number[]).join(' ')}, at end ${(m.loadavgAtEnd as number[] | undefined)?.join(' ') ?? '?'} (other work on the machine shows here)`);
   out.push('Each cell: median (min–max). Ratios compare medians. Peers interleaved in the same run.');
   out.push('');
   out.push(renderTable(rows, lxcLabel));

@@ -14,11 +14,12 @@ export function median(xs: number[]): number {
 }
 
 export function summarize(samples: number[]): Summary {
+  const r2 = (x: number) => Math.round(x * 100) / 100;
   return {
     n: samples.length,
-    median: median(samples),
-    min: samples.length ? Math.min(...samples) : NaN,
-    max: samples.length ? Math.max(...samples) : NaN,
-    samples: samples.map((x) => Math.round(x * 100) / 100),
+    median: r2(median(samples)),
+    min: samples.length ? r2(Math.min(...samples)) : NaN,
+    max: samples.length ? r2(Math.max(...samples)) : NaN,
+    samples: samples.map(r2),
   };
 }
