@@ -308,13 +308,18 @@ async function measureList(env: BenchEnv, opts: Options, r: Results): Promise<vo
   log(`list: creating ${names.length} busybox containers`);
   const t0 = performance.now();
   const queue = [...names];
+  let failure: Error | undefined;
+  // Four at a time; after a failure the others finish their current create and stop, so
+  // nothing is still being created while cleanup runs.
   const worker = async () => {
-    for (let n = queue.shift(); n; n = queue.shift()) {
-      const c = await env.tslxc(['create', 'busybox', n]);
-      if (c.code !== 0) throw new Error(`tslxc create busybox ${n}: ${c.stderr.trim()}`);
+    for (let n = queue.shift(); n && !failure; n = queue.shift()) {
+      const c = await env.tslxc(['create', 'busybox', n]).catch((e: Error) => e);
+      if (c instanceof Error) failure ??= c;
+      else if (c.code !== 0) failure ??= new Error(`tslxc create busybox ${n}: ${c.stderr.trim()}`);
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
+  if (failure) throw failure;
   const createMs = performance.now() - t0;
   if (opts.listRunning) {
     log(`list: starting ${opts.listRunning} of them`);
