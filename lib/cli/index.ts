@@ -16,6 +16,8 @@ import consoleCmd from './commands/console.js';
 import file from './commands/file.js';
 import wait from './commands/wait.js';
 import image from './commands/image.js';
+import config from './commands/config.js';
+import profile from './commands/profile.js';
 
 /** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
@@ -39,6 +41,8 @@ export function createCli(args: string[]): Argv {
     .command(file)
     .command(wait)
     .command(image)
+    .command(config)
+    .command(profile)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()

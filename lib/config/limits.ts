@@ -12,10 +12,17 @@ import { formatCpuList, parseBool, parseCpuAllowance, parseCpuList, parseInteger
  * | limits.memory.enforce    | hard (default) or soft                     | memorySoft                       |
  * | limits.memory.swap       | true (default: unlimited), false, or size  | memorySwapBytes (false = 0)      |
  * | limits.cpu               | a count (2) or a CPU list (0-1,3)          | cpus                             |
- * | limits.cpu.allowance     | 50% (soft share) or 25ms/100ms (hard)      | cpuWeight, or cpuQuotaUs/PeriodUs |
+ * | limits.cpu.allowance     | 50% or 25ms/100ms (both hard, see below)   | cpuQuotaUs/cpuPeriodUs           |
  * | limits.cpu.priority      | 0-10 (default 10)                          | lowers cpuWeight                 |
  * | limits.processes         | a count                                    | pidsMax                          |
  * | limits.disk.priority     | 0-10                                       | blkioWeight (priority*100, 0→10) |
+ *
+ * One deliberate departure from LXD: a percentage allowance is a HARD quota (50% = 50ms of CPU
+ * time per 100ms period), where LXD turns it into a soft share that only matters under
+ * contention. A soft share does nothing on an idle host, so "limits.cpu.allowance: 25%" would let
+ * a busy loop take a whole CPU, which is not what anyone writing 25% expects (and the lab profile
+ * relies on it really holding). 200% is two CPUs' worth. Relative weight is still available
+ * through limits.cpu.priority.
  */
 export const LIMIT_KEYS = [
   'limits.memory',
@@ -81,14 +88,13 @@ export function limitsFromConfig(config: Config, ctx: LimitsContext = {}): Cgrou
   let shares = 1024;
   const allowance = str(config, 'limits.cpu.allowance');
   if (allowance !== undefined) {
+    // Both forms are hard: a percentage is that share of one CPU per 100 ms period.
     const a = parseCpuAllowance(allowance, { key: 'limits.cpu.allowance' });
-    if (a.kind === 'quota') {
-      limits.cpuQuotaUs = a.quotaUs;
-      limits.cpuPeriodUs = a.periodUs;
-    } else {
-      // LXD's formula: 100% is the default 1024 shares, each percent 10 more or less.
-      shares = Math.round(10 * a.percent + 24);
+    if (a.quotaUs < 1000) {
+      throw new TslxcError(`Invalid value "${allowance}" for limits.cpu.allowance`, 'it allows less than 1ms of CPU time per period', 'use at least 1%');
     }
+    limits.cpuQuotaUs = a.quotaUs;
+    limits.cpuPeriodUs = a.periodUs;
   }
   const priority = str(config, 'limits.cpu.priority');
   if (priority !== undefined) shares -= 10 - parseInteger(priority, { key: 'limits.cpu.priority', min: 0, max: 10 });

@@ -189,10 +189,9 @@ export function parseDuration(value: string, opts?: ParseOptions): number {
 // CPU allowance
 
 /**
- * limits.cpu.allowance, as in LXD: "50%" is a soft share of CPU time (kind "percent": it only
- * matters under contention), "25ms/100ms" a hard quota per period (kind "quota"). For callers that
- * want a percentage as a hard limit, `quotaUs`/`periodUs` are also given for it: that percentage of
- * one CPU over a 100 ms period.
+ * limits.cpu.allowance: "50%" (kind "percent") or "25ms/100ms" (kind "quota"). LXD reads a
+ * percentage as a soft share; tslxc applies both kinds as a hard quota (see config/limits.ts), so
+ * a percentage also comes with `quotaUs`/`periodUs`: that share of one CPU over a 100 ms period.
  */
 export type CpuAllowance =
   | { kind: 'percent'; percent: number; quotaUs: number; periodUs: number }

@@ -12,6 +12,9 @@ import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { profileExists } from '../profile/store.js';
+import { expandInstance } from '../profile/expand.js';
+import { validateChange, validateExpanded } from '../config/schema.js';
+import { hostFacts } from '../host/facts.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -20,6 +23,8 @@ export interface CreateOptions {
   environment?: Record<string, string>;
   init?: string[];
   profiles?: string[];
+  /** config keys (-c KEY=VALUE), validated against the schema and the host before anything is made */
+  config?: Record<string, string>;
   progress?: Progress;
 }
 
@@ -32,6 +37,11 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
   const hostname = opts.hostname ?? name;
   validateHostname(hostname);
   for (const prof of opts.profiles ?? ['default']) if (!profileExists(ctx.paths, prof)) throw new TslxcError(`Profile "${prof}" not found`, undefined, 'see "tslxc profile list"');
+  if (opts.config && Object.keys(opts.config).length > 0) {
+    const host = hostFacts();
+    validateChange(opts.config, host);
+    validateExpanded(expandInstance(ctx.paths, { profiles: opts.profiles ?? ['default'], config: opts.config, devices: {} }).config, host, name);
+  }
   if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
@@ -59,7 +69,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
         stop_signal: meta.tslxc?.stop_signal ?? 'SIGPWR',
         environment: { ...(meta.tslxc?.environment ?? {}), ...(opts.environment ?? {}) },
         profiles: opts.profiles ?? ['default'],
-        config: {},
+        config: { ...(opts.config ?? {}) },
         devices: {},
       };
       saveConfig(ctx.paths, cfg);

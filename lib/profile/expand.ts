@@ -1,6 +1,6 @@
 import type { Paths } from '../state/paths.js';
 import type { InstanceConfig } from '../instance/config.js';
-import { loadProfile, type Device } from './store.js';
+import { loadProfile, type Device, type Profile } from './store.js';
 
 /**
  * A container's effective config: its profiles applied in order (later ones override earlier ones
@@ -14,10 +14,15 @@ export interface Expanded {
   sources: Record<string, string>;
 }
 
-export function expandInstance(p: Paths, cfg: Pick<InstanceConfig, 'profiles' | 'config' | 'devices'>): Expanded {
+/** `load` lets a caller expand against a profile that is about to change (validate before saving). */
+export function expandInstance(
+  p: Paths,
+  cfg: Pick<InstanceConfig, 'profiles' | 'config' | 'devices'>,
+  load: (name: string) => Profile = (name) => loadProfile(p, name),
+): Expanded {
   const out: Expanded = { config: {}, devices: {}, sources: {} };
   const layers = (cfg.profiles ?? []).map((name) => {
-    const prof = loadProfile(p, name);
+    const prof = load(name);
     return { source: `profile:${name}`, config: prof.config, devices: prof.devices };
   });
   layers.push({ source: 'local', config: cfg.config ?? {}, devices: cfg.devices ?? {} });

@@ -12,7 +12,8 @@ export function createOptions<T>(y: Argv<T>) {
     .option('mirror', { type: 'string', describe: 'package mirror for debootstrap recipes' })
     .option('env', { type: 'string', array: true, describe: 'environment of init, KEY=VALUE (repeatable)' })
     .option('init', { type: 'string', describe: 'init command to run as PID 1 instead of the image\'s' })
-    .option('profile', { alias: 'p', type: 'string', array: true, describe: 'profiles to apply, in order' });
+    .option('profile', { alias: 'p', type: 'string', array: true, describe: 'profiles to apply, in order' })
+    .option('config', { alias: 'c', type: 'string', array: true, describe: 'config key, KEY=VALUE (repeatable; see "tslxc config keys")' });
 }
 
 export async function createFromArgs(argv: Record<string, unknown>) {
@@ -26,6 +27,7 @@ export async function createFromArgs(argv: Record<string, unknown>) {
       environment: parseKeyValues(argv.env, 'environment variable'),
       init: argv.init ? String(argv.init).split(/\s+/).filter(Boolean) : undefined,
       profiles: argv.profile as string[] | undefined,
+      config: parseKeyValues(argv.config, 'config key'),
       progress,
     });
   } finally {

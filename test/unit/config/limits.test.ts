@@ -30,10 +30,13 @@ test('cpu: a list is kept, a count picks host CPUs spread by name', (t) => {
   t.throws(() => limitsFromConfig({ 'limits.cpu': '0-7' }, ctx), { message: /CPU 4-7 does not exist here/ });
 });
 
-test('cpu allowance and priority, as LXD computes them', (t) => {
+test('cpu allowance (a percentage is a hard quota, unlike LXD) and priority', (t) => {
   t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '25ms/100ms' }, ctx), { cpuQuotaUs: 25_000, cpuPeriodUs: 100_000 });
-  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '50%' }, ctx), { cpuWeight: 51 });
-  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '100%' }, ctx), {});
+  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '50%' }, ctx), { cpuQuotaUs: 50_000, cpuPeriodUs: 100_000 });
+  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '25%' }, ctx), { cpuQuotaUs: 25_000, cpuPeriodUs: 100_000 });
+  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '200%' }, ctx), { cpuQuotaUs: 200_000, cpuPeriodUs: 100_000 });
+  t.throws(() => limitsFromConfig({ 'limits.cpu.allowance': '0.5%' }, ctx), { message: /less than 1ms/ });
+  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '50%', 'limits.cpu.priority': '0' }, ctx), { cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, cpuWeight: 99 });
   t.deepEqual(limitsFromConfig({ 'limits.cpu.priority': '0' }, ctx), { cpuWeight: 99 });
   t.throws(() => limitsFromConfig({ 'limits.cpu.priority': '11' }, ctx), { message: /between 0 and 10/ });
 });

@@ -1,0 +1,242 @@
+import type { Argv, CommandModule } from 'yargs';
+import { TslxcError } from '../../errors.js';
+import { context, withFormat } from '../common.js';
+import { renderRows, renderValue, type Format } from '../ui/format.js';
+
+/**
+ * `tslxc config ...`: a container's own config keys and devices. The library validates every
+ * change against the schema and the host and applies limits live on a running container.
+ */
+
+/** "KEY VALUE" (one pair, as LXD) or "KEY=VALUE..." into a map. */
+export function parseSetArgs(args: string[]): Record<string, string> {
+  if (args.length === 2 && !args[0]!.includes('=')) return { [args[0]!]: args[1]! };
+  const out: Record<string, string> = {};
+  for (const a of args) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new TslxcError(`Invalid argument "${a.slice(0, 60)}"`, 'expected KEY=VALUE (or a single KEY VALUE)');
+    out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}
+
+/** "TYPE k=v..." for device add; TYPE may also be given as type=... */
+export function parseDeviceArgs(args: string[]): Record<string, string> {
+  const dev: Record<string, string> = {};
+  for (const [i, a] of args.entries()) {
+    const eq = a.indexOf('=');
+    if (eq < 0 && i === 0) dev.type = a;
+    else if (eq <= 0) throw new TslxcError(`Invalid device argument "${a.slice(0, 60)}"`, 'expected KEY=VALUE after the type');
+    else dev[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return dev;
+}
+
+export function printNotes(notes: string[]): void {
+  for (const n of notes) process.stderr.write(`Note: ${n}\n`);
+}
+
+const name = <T>(y: Argv<T>) => y.positional('name', { type: 'string', demandOption: true, describe: 'container name' });
+
+const set: CommandModule = {
+  command: 'set <name> <settings..>',
+  describe: 'Set config keys: KEY=VALUE... or KEY VALUE (applied live to a running container)',
+  builder: (y) => name(y).positional('settings', { type: 'string', array: true }),
+  handler: async (argv) => {
+    const { setConfig } = await import('../../instance/configure.js');
+    const r = await setConfig(context(), String(argv.name), parseSetArgs((argv.settings as unknown[]).map(String)));
+    printNotes(r.notes);
+  },
+};
+
+const unset: CommandModule = {
+  command: 'unset <name> <keys..>',
+  describe: 'Remove config keys from a container',
+  builder: (y) => name(y).positional('keys', { type: 'string', array: true }),
+  handler: async (argv) => {
+    const { unsetConfig } = await import('../../instance/configure.js');
+    await unsetConfig(context(), String(argv.name), (argv.keys as unknown[]).map(String));
+  },
+};
+
+const get: CommandModule = {
+  command: 'get <name> <key>',
+  describe: 'Print one key\'s value (empty when unset)',
+  builder: (y) => name(y).positional('key', { type: 'string', demandOption: true }).option('expanded', { alias: 'e', type: 'boolean', describe: 'the effective value, profiles included' }),
+  handler: async (argv) => {
+    const { showConfig } = await import('../../instance/configure.js');
+    const r = showConfig(context(), String(argv.name), !!argv.expanded);
+    const key = String(argv.key);
+    const v = r.expanded ? (r.expanded.config[key] ?? r.expanded.readOnly[key]) : r.config.config?.[key];
+    console.log(v ?? '');
+  },
+};
+
+const show: CommandModule = {
+  command: 'show <name>',
+  describe: 'Show a container\'s config; --expanded: with its profiles applied, and where each value came from',
+  builder: (y) =>
+    name(y)
+      .option('expanded', { alias: 'e', type: 'boolean', describe: 'profiles applied, with the source of each value' })
+      .option('format', { alias: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' }),
+  handler: async (argv) => {
+    const { showConfig } = await import('../../instance/configure.js');
+    const r = showConfig(context(), String(argv.name), !!argv.expanded);
+    const c = r.config;
+    if (!r.expanded) {
+      const doc = { name: c.name, profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {} };
+      console.log(renderValue(doc, argv.format === 'json' ? 'json' : 'yaml'));
+      return;
+    }
+    const ex = r.expanded;
+    const format = (argv.format as string | undefined) ?? 'table';
+    if (format !== 'table') {
+      const doc = {
+        name: c.name,
+        profiles: c.profiles ?? [],
+        config: Object.fromEntries(Object.entries(ex.config).map(([k, v]) => [k, { value: v, from: ex.sources[k] }])),
+        devices: Object.fromEntries(Object.entries(ex.devices).map(([k, v]) => [k, { ...v, from: ex.sources[`devices.${k}`] }])),
+        image: ex.readOnly,
+      };
+      console.log(renderValue(doc, format as 'json' | 'yaml'));
+      return;
+    }
+    const rows: Array<{ key: string; value: string; from: string }> = [];
+    for (const k of Object.keys(ex.config).sort()) rows.push({ key: k, value: ex.config[k]!, from: ex.sources[k]! });
+    for (const [dn, dev] of Object.entries(ex.devices)) {
+      rows.push({ key: `devices.${dn}`, value: Object.entries(dev).map(([k, v]) => `${k}=${v}`).join(' '), from: ex.sources[`devices.${dn}`]! });
+    }
+    for (const [k, src] of Object.entries(ex.sources)) if (src.endsWith('(removed)')) rows.push({ key: k, value: '(removed)', from: src.replace(' (removed)', '') });
+    for (const [k, v] of Object.entries(ex.readOnly)) rows.push({ key: k, value: v, from: 'image (read-only)' });
+    console.log(`profiles: ${(c.profiles ?? []).join(', ') || '(none)'}`);
+    console.log(
+      renderRows(rows, [
+        { header: 'KEY', value: (r) => r.key },
+        { header: 'VALUE', value: (r) => r.value },
+        { header: 'FROM', value: (r) => r.from },
+      ], 'table'),
+    );
+  },
+};
+
+const edit: CommandModule = {
+  command: 'edit <name>',
+  describe: 'Edit profiles, config and devices as YAML ($EDITOR on a terminal, else stdin); validated before saving',
+  builder: (y) => name(y),
+  handler: async (argv) => {
+    const { showConfig, replaceConfig } = await import('../../instance/configure.js');
+    const { editText } = await import('../ui/editor.js');
+    const yaml = (await import('js-yaml')).default;
+    const ctx = context();
+    const n = String(argv.name);
+    const c = showConfig(ctx, n, false).config;
+    const text = await editText(yaml.dump({ profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {} }, { lineWidth: 120 }), n);
+    let doc: unknown;
+    try {
+      doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
+    } catch (err) {
+      throw new TslxcError(`Invalid YAML for "${n}"`, (err as Error).message.split('\n')[0], 'nothing was changed');
+    }
+    const r = await replaceConfig(ctx, n, parseConfigDoc(doc, n));
+    printNotes(r.notes);
+  },
+};
+
+/** The edited document: profiles (list), config (map of strings), devices (map of maps). */
+export function parseConfigDoc(doc: unknown, n: string): { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] } {
+  const bad = (why: string) => new TslxcError(`Invalid config for "${n}"`, why, 'nothing was changed');
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad('expected a mapping with profiles, config and devices');
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (!['name', 'profiles', 'config', 'devices'].includes(k)) throw bad(`unknown key "${k}" (allowed: profiles, config, devices)`);
+  const profiles = d.profiles ?? [];
+  if (!Array.isArray(profiles)) throw bad('"profiles" must be a list');
+  const asMap = (v: unknown, what: string): Record<string, unknown> => {
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) throw bad(`"${what}" must be a mapping`);
+    return v as Record<string, unknown>;
+  };
+  const config = Object.fromEntries(Object.entries(asMap(d.config, 'config')).map(([k, v]) => [k, String(v)]));
+  const devices: Record<string, Record<string, string>> = {};
+  for (const [dn, dev] of Object.entries(asMap(d.devices, 'devices'))) devices[dn] = Object.fromEntries(Object.entries(asMap(dev, `devices.${dn}`)).map(([k, v]) => [k, String(v)]));
+  return { config, devices, profiles: profiles.map(String) };
+}
+
+const keys: CommandModule = {
+  command: 'keys',
+  describe: 'List the config keys tslxc knows',
+  builder: (y) => withFormat(y),
+  handler: async (argv) => {
+    const { configKeys } = await import('../../config/schema.js');
+    const rows = configKeys().map((k) => ({ key: k.key.endsWith('.') ? `${k.key}*` : k.key, describe: k.describe }));
+    console.log(renderRows(rows, [{ header: 'KEY', value: (r) => r.key }, { header: 'MEANING', value: (r) => r.describe }], argv.format as Format));
+  },
+};
+
+// --- devices
+
+const deviceAdd: CommandModule = {
+  command: 'add <name> <device> [args..]',
+  describe: 'Add a device: TYPE [KEY=VALUE...] (type "none" hides a device inherited from a profile)',
+  builder: (y) => name(y).positional('device', { type: 'string', demandOption: true }).positional('args', { type: 'string', array: true }),
+  handler: async (argv) => {
+    const { addDevice } = await import('../../instance/configure.js');
+    const r = await addDevice(context(), String(argv.name), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)));
+    printNotes(r.notes);
+  },
+};
+
+const deviceRemove: CommandModule = {
+  command: 'remove <name> <device>',
+  aliases: ['rm'],
+  describe: 'Remove a device of the container',
+  builder: (y) => name(y).positional('device', { type: 'string', demandOption: true }),
+  handler: async (argv) => {
+    const { removeDevice } = await import('../../instance/configure.js');
+    const r = await removeDevice(context(), String(argv.name), String(argv.device));
+    printNotes(r.notes);
+  },
+};
+
+const deviceList: CommandModule = {
+  command: 'list <name>',
+  aliases: ['ls'],
+  describe: 'List the container\'s devices (profiles included) and where each came from',
+  builder: (y) => withFormat(name(y)),
+  handler: async (argv) => {
+    const { showConfig } = await import('../../instance/configure.js');
+    const ex = showConfig(context(), String(argv.name), true).expanded!;
+    const rows = Object.entries(ex.devices).map(([dn, dev]) => ({ name: dn, type: dev.type ?? '', from: ex.sources[`devices.${dn}`] ?? '' }));
+    console.log(
+      renderRows(rows, [
+        { header: 'NAME', value: (r) => r.name },
+        { header: 'TYPE', value: (r) => r.type },
+        { header: 'FROM', value: (r) => r.from },
+      ], argv.format as Format),
+    );
+  },
+};
+
+const deviceShow: CommandModule = {
+  command: 'show <name>',
+  describe: 'Show the container\'s own devices as YAML',
+  builder: (y) => name(y),
+  handler: async (argv) => {
+    const { showConfig } = await import('../../instance/configure.js');
+    console.log(renderValue(showConfig(context(), String(argv.name), false).config.devices ?? {}, 'yaml'));
+  },
+};
+
+const device: CommandModule = {
+  command: 'device <command>',
+  describe: 'Manage a container\'s devices',
+  builder: (y) => y.command(deviceAdd).command(deviceRemove).command(deviceList).command(deviceShow).demandCommand(1),
+  handler: () => {},
+};
+
+const command: CommandModule = {
+  command: 'config <command>',
+  describe: 'Manage a container\'s config keys and devices',
+  builder: (y) => y.command(set).command(unset).command(get).command(show).command(edit).command(keys).command(device).demandCommand(1),
+  handler: () => {},
+};
+export default command;
