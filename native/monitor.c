@@ -1,6 +1,7 @@
 /* The monitor: one small detached process per running container. It boots the container (again
  * after a reboot), keeps the console pty, logs it, serves console.sock, reaps init and cleans up. */
 #include "helper.h"
+#include "exec.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -27,8 +28,9 @@ static struct {
   int status_fd;  /* pipe to `start`, until the first boot is reported */
   int run_dir_fd; /* O_PATH fd of --run-dir */
   pid_t child;    /* the container's init (or the child being booted) */
+  pid_t server;   /* this boot's exec server (execserver.c), or -1 */
   bool booted_once;
-} M = { .status_fd = -1, .run_dir_fd = -1, .child = -1 };
+} M = { .status_fd = -1, .run_dir_fd = -1, .child = -1, .server = -1 };
 
 static void report_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -94,13 +96,28 @@ static void remove_cgroup_tree(const char *dir, int depth)
 
 static void remove_run_files(void)
 {
-  static const char *const files[] = { "init.pid", "console.sock", "monitor.pid" };
+  static const char *const files[] = { "init.pid", "console.sock", "exec.sock", "monitor.pid" };
   for (size_t i = 0; i < N_ELEMENTS(files); i++)
     unlinkat(M.run_dir_fd, files[i], 0);
 }
 
+/* The exec server sits in the container's cgroups: it goes before they are removed, and with
+ * each boot (a new one serves the next). */
+static void stop_exec_server(void)
+{
+  if (M.server > 0) {
+    kill(M.server, SIGKILL);
+    while (waitpid(M.server, NULL, 0) < 0 && errno == EINTR)
+      ;
+    M.server = -1;
+  }
+  unlinkat(M.run_dir_fd, "exec.sock", 0);
+}
+
 static void kill_child(void)
 {
+  if (M.run_dir_fd >= 0)
+    stop_exec_server();
   if (M.child > 0) {
     kill(M.child, SIGKILL);
     while (waitpid(M.child, NULL, 0) < 0 && errno == EINTR)
@@ -507,6 +524,7 @@ void run_monitor(const struct start_opts *opts, int status_fd)
   pid_t init = boot(&con);
   M.booted_once = true;
   report_status("OK %d %d\n", (int)init, (int)getpid());
+  M.server = exec_server_start(M.run_dir_fd, init, opts->cgroups, opts->n_cgroups);
 
   for (;;) {
     struct pollfd pfd[4] = {
@@ -537,9 +555,15 @@ void run_monitor(const struct start_opts *opts, int status_fd)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid == M.server) { /* killed: attach falls back to its direct path */
+        debug("exec server %d ended", (int)pid);
+        M.server = -1;
+        unlinkat(M.run_dir_fd, "exec.sock", 0);
+      }
       if (pid != init)
         continue;
       M.child = -1;
+      stop_exec_server();
       /* Whatever init wrote last is still in the pty: log it before moving on. */
       while (con.master >= 0 && poll(&(struct pollfd){ .fd = con.master, .events = POLLIN }, 1, 0) == 1)
         if (!console_from_pty(&con))
@@ -555,6 +579,7 @@ void run_monitor(const struct start_opts *opts, int status_fd)
                  end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);
       if (end == END_REBOOT) {
         init = boot(&con);
+        M.server = exec_server_start(M.run_dir_fd, init, opts->cgroups, opts->n_cgroups);
         continue;
       }
       for (size_t i = 0; i < opts->n_cgroups; i++)

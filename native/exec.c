@@ -1,0 +1,279 @@
+/* The container child of attach and of the exec server, and the request format between them. */
+#include "exec.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+
+struct user {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[MAX_LIST];
+  size_t n_groups;
+  char name[64];
+  char home[PATH_MAX];
+};
+
+/* The child reports its own failures on a copy of the caller's stderr (its own fd 2 may be the
+ * pty by then). */
+static int err_fd = 2;
+static void child_die_hook(const char *line, int err)
+{
+  (void)err;
+  dprintf(err_fd, "%s\n", line);
+}
+
+/* Splits a colon-separated line into at most max fields, in place. */
+static size_t split_colons(char *line, char **fields, size_t max)
+{
+  size_t n = 0;
+  fields[n++] = line;
+  for (char *p = line; *p && n < max; p++)
+    if (*p == ':') {
+      *p = '\0';
+      fields[n++] = p + 1;
+    }
+  return n;
+}
+
+/* Looks the user up in the container's /etc/passwd and /etc/group (we are in its mount
+ * namespace already; NSS is never used: it would load the host's modules into the container).
+ * read_whole_file opens O_NONBLOCK and wants a regular file: a planted FIFO cannot hang us. */
+static void lookup_user(const char *spec, struct user *u)
+{
+  unsigned long want_uid;
+  bool numeric = parse_ulong(spec, &want_uid);
+  bool found = false;
+  autofree char *passwd = read_whole_file("/etc/passwd");
+  char *save = NULL;
+  for (char *line = passwd ? strtok_r(passwd, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *f[7];
+    unsigned long uid, gid;
+    if (split_colons(line, f, 7) < 7 || !parse_ulong(f[2], &uid) || !parse_ulong(f[3], &gid))
+      continue;
+    if (numeric ? uid != want_uid : strcmp(f[0], spec) != 0)
+      continue;
+    u->uid = uid;
+    u->gid = gid;
+    snprintf(u->name, sizeof u->name, "%s", f[0]);
+    snprintf(u->home, sizeof u->home, "%s", f[5][0] ? f[5] : "/");
+    found = true;
+    break;
+  }
+  if (!found) {
+    if (!numeric)
+      die("user %s: not found in the container's /etc/passwd", spec);
+    /* A uid with no passwd entry is still a valid identity. */
+    u->uid = u->gid = want_uid;
+    snprintf(u->name, sizeof u->name, "%lu", want_uid);
+    snprintf(u->home, sizeof u->home, "/");
+  }
+
+  u->groups[u->n_groups++] = u->gid;
+  autofree char *group = read_whole_file("/etc/group");
+  save = NULL;
+  for (char *line = group ? strtok_r(group, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *f[4];
+    unsigned long gid;
+    if (split_colons(line, f, 4) < 4 || !parse_ulong(f[2], &gid) || gid == u->gid)
+      continue;
+    char *msave = NULL;
+    for (char *m = strtok_r(f[3], ",", &msave); m; m = strtok_r(NULL, ",", &msave))
+      if (strcmp(m, u->name) == 0 && u->n_groups < MAX_LIST)
+        u->groups[u->n_groups++] = gid;
+  }
+}
+
+void exec_in_container(const struct exec_spec *s, const char *const *cgroup_names,
+                       const int *cgroup_fds, size_t n_cgroups, int pty_slave)
+{
+  die_status = 125;
+  err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  if (err_fd < 0)
+    err_fd = 2;
+  die_hook = child_die_hook;
+
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+
+  /* "0" moves the writer itself; the fds were opened on the host before setns. */
+  for (size_t i = 0; i < n_cgroups; i++) {
+    if (write_all(cgroup_fds[i], "0", 1) == 0)
+      continue;
+    if (errno == EBUSY) /* cgroup v2: no processes in a cgroup that delegates controllers */
+      die_with_error("join cgroup %s (on cgroup v2, attach to a leaf cgroup)", cgroup_names[i]);
+    die_with_error("join cgroup %s", cgroup_names[i]);
+  }
+
+  static struct user u;
+  lookup_user(s->user ? s->user : "0", &u);
+
+  if (pty_slave >= 0) {
+    if (setsid() < 0)
+      die_with_error("setsid");
+    if (ioctl(pty_slave, TIOCSCTTY, 0) < 0)
+      die_with_error("make the pty the controlling terminal");
+    for (int fd = 0; fd < 3; fd++)
+      if (dup2(pty_slave, fd) < 0)
+        die_with_error("dup2 the pty");
+  }
+
+  install_mount_guard(); /* as init got it: the command must not remount the host's filesystems */
+  drop_caps_bounding(s->caps, s->n_caps);
+  if (setgroups(u.n_groups, u.groups) < 0)
+    die_with_error("setgroups");
+  if (setgid(u.gid) < 0)
+    die_with_error("setgid %d", (int)u.gid);
+  if (setuid(u.uid) < 0)
+    die_with_error("setuid %d", (int)u.uid);
+  drop_caps_sets(s->caps, s->n_caps);
+
+  if (s->cwd) {
+    if (chdir(s->cwd) < 0)
+      die_with_error("chdir %s", s->cwd);
+  } else if (chdir(u.home) < 0 && chdir("/") < 0)
+    die_with_error("chdir /");
+
+  char *home = xasprintf("HOME=%s", u.home);
+  char *user = xasprintf("USER=%s", u.name);
+  char *logname = xasprintf("LOGNAME=%s", u.name);
+  char *termvar = s->term ? xasprintf("TERM=%s", s->term) : NULL;
+  const char *base[] = { "PATH=" DEFAULT_PATH, home, user, logname, "container=tslxc", termvar };
+  char **envp = build_env(base, N_ELEMENTS(base), s->env, s->n_env);
+
+  if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    die_with_error("close_range");
+  environ = envp; /* execvp searches the container's PATH, not ours */
+  execvp(s->argv[0], s->argv);
+  /* As env(1): 127 when the command is not found, 126 when it cannot run. */
+  die_status = errno == ENOENT ? 127 : 126;
+  die_with_error("exec %s", s->argv[0]);
+}
+
+/* ---- wire format ---- */
+
+struct buf {
+  char *data;
+  size_t len, cap;
+};
+
+static void put_bytes(struct buf *b, const void *data, size_t n)
+{
+  if (b->len + n > b->cap) {
+    while (b->len + n > b->cap)
+      b->cap = b->cap ? b->cap * 2 : 4096;
+    b->data = realloc(b->data, b->cap);
+    if (!b->data)
+      die_oom();
+  }
+  memcpy(b->data + b->len, data, n);
+  b->len += n;
+}
+
+static void put_item(struct buf *b, char tag, const char *str)
+{
+  uint32_t n = strlen(str) + 1;
+  put_bytes(b, &tag, 1);
+  put_bytes(b, &n, sizeof n);
+  put_bytes(b, str, n);
+}
+
+char *exec_request_encode(const struct exec_spec *s, mode_t mask, size_t *len)
+{
+  struct buf b = { 0 };
+  char num[32];
+  put_bytes(&b, EXEC_REQUEST_MAGIC, 4);
+  snprintf(num, sizeof num, "%o", (unsigned)mask);
+  put_item(&b, 'm', num);
+  for (char **a = s->argv; *a; a++)
+    put_item(&b, 'a', *a);
+  for (size_t i = 0; i < s->n_env; i++)
+    put_item(&b, 'e', s->env[i]);
+  if (s->cwd)
+    put_item(&b, 'c', s->cwd);
+  if (s->user)
+    put_item(&b, 'u', s->user);
+  if (s->term)
+    put_item(&b, 't', s->term);
+  for (size_t i = 0; i < s->n_caps; i++) {
+    snprintf(num, sizeof num, "%d", s->caps[i]);
+    put_item(&b, 'k', num);
+  }
+  *len = b.len;
+  return b.data;
+}
+
+bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mask)
+{
+  memset(s, 0, sizeof *s);
+  *mask = 022;
+  if (len < 4 || memcmp(buf, EXEC_REQUEST_MAGIC, 4) != 0)
+    return false;
+  size_t n_args = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    size_t argi = 0;
+    for (size_t off = 4; off < len;) {
+      uint32_t n;
+      if (len - off < 1 + sizeof n)
+        return false;
+      char tag = buf[off++];
+      memcpy(&n, buf + off, sizeof n);
+      off += sizeof n;
+      if (n == 0 || n > len - off || buf[off + n - 1] != '\0')
+        return false;
+      char *str = buf + off;
+      off += n;
+      if (pass == 0) {
+        n_args += tag == 'a';
+        continue;
+      }
+      unsigned long v;
+      switch (tag) {
+      case 'a':
+        s->argv[argi++] = str;
+        break;
+      case 'e':
+        if (s->n_env >= MAX_LIST || !strchr(str, '='))
+          return false;
+        s->env[s->n_env++] = str;
+        break;
+      case 'c':
+        s->cwd = str;
+        break;
+      case 'u':
+        s->user = str;
+        break;
+      case 't':
+        s->term = str;
+        break;
+      case 'k':
+        if (s->n_caps >= MAX_LIST || !parse_ulong(str, &v) || v > 63)
+          return false;
+        s->caps[s->n_caps++] = v;
+        break;
+      case 'm': {
+        char *end;
+        errno = 0;
+        v = strtoul(str, &end, 8);
+        if (errno || *end || end == str || v > 0777)
+          return false;
+        *mask = v;
+        break;
+      }
+      default:
+        return false;
+      }
+    }
+    if (pass == 0) {
+      if (n_args == 0)
+        return false;
+      s->argv = xcalloc(n_args + 1, sizeof *s->argv);
+    }
+  }
+  return true;
+}

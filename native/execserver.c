@@ -1,0 +1,275 @@
+/* The exec server ("zygote"): one process per running container, forked by the monitor at each
+ * boot, that sits in the container's cgroups and namespaces and forks the commands of attach. A
+ * command forked there is born in the container's cgroups: no cgroup migration (whose first one
+ * waits for an RCU grace period, ~6 ms) on the exec path. See README.md, "The exec server". */
+#include "exec.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+
+#define MAX_KIDS 256
+
+/* The running commands, each with the connection its exit status goes to. */
+static struct kid {
+  pid_t pid;
+  int conn;
+} kids[MAX_KIDS];
+
+static void server_die_hook(const char *line, int err)
+{
+  (void)err;
+  debug("exec server: %s", line);
+}
+
+static void send_reply(int conn, char type, int32_t value, int fd)
+{
+  struct exec_reply r = { .type = type, .value = value };
+  struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  if (fd >= 0) {
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  /* A client that went away only loses its reply. */
+  while (sendmsg(conn, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EINTR)
+    ;
+}
+
+/* One request: its record and the client's fds 0-2. A request that is not well-formed gets 'E'
+ * (the client then falls back to the direct path) and nothing runs. */
+static void serve(int conn)
+{
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != 0) {
+    send_reply(conn, 'E', EPERM, -1);
+    return;
+  }
+  /* The client sends its request right after connect; a stuck one cannot hold us for long. */
+  struct timeval tv = { .tv_sec = 1 };
+  setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  autofree char *buf = malloc(EXEC_REQUEST_MAX);
+  if (!buf) {
+    send_reply(conn, 'E', ENOMEM, -1);
+    return;
+  }
+  struct iovec iov = { .iov_base = buf, .iov_len = EXEC_REQUEST_MAX };
+  union {
+    char buf[CMSG_SPACE(3 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf };
+  ssize_t n;
+  while ((n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  int fds[3] = { -1, -1, -1 };
+  struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    memcpy(fds, CMSG_DATA(c), (nfds < 3 ? nfds : 3) * sizeof(int));
+    for (size_t i = 3; i < nfds; i++) { /* more than asked for: not ours to keep */
+      int extra;
+      memcpy(&extra, CMSG_DATA(c) + i * sizeof(int), sizeof extra);
+      close(extra);
+    }
+  }
+
+  static struct exec_spec spec;
+  mode_t mask;
+  size_t slot = 0;
+  while (slot < MAX_KIDS && kids[slot].pid > 0)
+    slot++;
+  int refuse = 0;
+  if (n <= 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
+    refuse = EINVAL;
+  else if (!exec_request_decode(buf, n, &spec, &mask))
+    refuse = EINVAL;
+  else if (slot == MAX_KIDS)
+    refuse = EAGAIN;
+
+  pid_t pid = -1;
+  if (!refuse) {
+    pid = fork();
+    if (pid < 0)
+      refuse = errno;
+  }
+  if (pid == 0) {
+    /* In the container's pid namespace now. A session of its own: nothing it does to its
+     * process group (kill(0, sig)) can reach the server or the monitor. */
+    setsid();
+    for (int fd = 0; fd < 3; fd++)
+      if (dup2(fds[fd], fd) < 0)
+        _exit(125);
+    umask(mask);
+    exec_in_container(&spec, NULL, NULL, 0, -1);
+  }
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+  free(spec.argv);
+  spec.argv = NULL;
+  if (refuse) {
+    debug("exec server: request refused: %s", strerror(refuse));
+    send_reply(conn, 'E', refuse, -1);
+    return;
+  }
+  /* A pidfd taken before we could reap it names this very process: the client signals it
+   * without any PID-reuse race. */
+  autofd int pidfd = sys_pidfd_open(pid);
+  send_reply(conn, 'P', pid, pidfd);
+  kids[slot].pid = pid;
+  kids[slot].conn = fcntl(conn, F_DUPFD_CLOEXEC, 3);
+}
+
+static void reap(void)
+{
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+    for (size_t i = 0; i < MAX_KIDS; i++)
+      if (kids[i].pid == pid) {
+        if (kids[i].conn >= 0) {
+          send_reply(kids[i].conn, 'X', status, -1);
+          close(kids[i].conn);
+        }
+        kids[i].pid = 0;
+        kids[i].conn = -1;
+        break;
+      }
+}
+
+/* The server proper, in the child of the monitor. Never returns. */
+static __attribute__((noreturn)) void run_exec_server(int listen_fd, pid_t monitor, pid_t init,
+                                                      const char *const *cgroups, size_t n_cgroups)
+{
+  die_hook = server_die_hook;
+  die_status = 1;
+  /* Dies with the monitor (which also kills it when init ends, before removing the cgroups). */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != monitor)
+    _exit(1);
+  prctl(PR_SET_NAME, "tslxc-exec");
+  /* The monitor ignores SIGTERM & co.; our children must not inherit that (SIG_IGN survives
+   * exec). SIGCHLD stays blocked for the signalfd. */
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_SETMASK, &mask, NULL);
+  /* Nothing of the monitor's stays open (the console pty, its sockets, its log): 0-2 are its
+   * /dev/null or monitor.log, replaced in every child. */
+  int keep[] = { listen_fd };
+  close_all_but(keep, N_ELEMENTS(keep));
+
+  /* The container's cgroups, by host paths, before the mount namespace changes. On a pure v2
+   * host a process may not sit in the container's cgroup itself once systemd inside delegates
+   * controllers there: the server goes to the attach leaf, as attach does. */
+  struct statfs sfs;
+  bool v2 = statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+  for (size_t i = 0; i < n_cgroups; i++) {
+    char path[PATH_MAX];
+    if (v2) {
+      xsnprintf(path, sizeof path, "%s/%s", cgroups[i], EXEC_CGROUP_LEAF);
+      if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        die_with_error("mkdir %s", path);
+      xsnprintf(path, sizeof path, "%s/%s/cgroup.procs", cgroups[i], EXEC_CGROUP_LEAF);
+    } else
+      xsnprintf(path, sizeof path, "%s/cgroup.procs", cgroups[i]);
+    if (write_file_at(AT_FDCWD, path, "0") < 0)
+      die_with_error("join %s", path);
+  }
+
+  /* Then init's namespaces. Entering its pid namespace changes only that of our children: the
+   * server stays in the host's, invisible from inside. Once in the mount namespace, the server
+   * itself reads nothing there: the children do (the user lookup), after fork. */
+  autofd int pidfd = sys_pidfd_open(init);
+  if (pidfd < 0)
+    die_with_error("open process %d", (int)init);
+  if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                       CLONE_NEWCGROUP) < 0)
+    die_with_error("enter the namespaces of process %d", (int)init);
+  close(steal_fd(&pidfd));
+
+  autofd int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0)
+    die_with_error("signalfd");
+  for (size_t i = 0; i < MAX_KIDS; i++)
+    kids[i].conn = -1;
+  debug("exec server ready for init %d", (int)init);
+
+  for (;;) {
+    struct pollfd pfd[2] = {
+      { .fd = sigfd, .events = POLLIN },
+      { .fd = listen_fd, .events = POLLIN },
+    };
+    if (poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      die_with_error("poll");
+    }
+    if (pfd[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sigfd, &si, sizeof si) == sizeof si)
+        ;
+      reap();
+    }
+    if (pfd[1].revents & POLLIN) {
+      autofd int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (conn >= 0)
+        serve(conn);
+    }
+  }
+}
+
+pid_t exec_server_start(int run_dir_fd, pid_t init, const char *const *cgroups, size_t n_cgroups)
+{
+  /* Bound on the host, in the 0700 run dir, before the server enters the container's mount
+   * namespace: nothing inside can see or reach it. */
+  autofd int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    debug("exec server: socket: %s", strerror(errno));
+    return -1;
+  }
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/exec.sock", run_dir_fd);
+  unlinkat(run_dir_fd, "exec.sock", 0);
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+      fchmodat(run_dir_fd, "exec.sock", 0600, 0) < 0 || listen(fd, 64) < 0) {
+    debug("exec server: bind exec.sock: %s", strerror(errno));
+    unlinkat(run_dir_fd, "exec.sock", 0);
+    return -1;
+  }
+  pid_t monitor = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    debug("exec server: fork: %s", strerror(errno));
+    unlinkat(run_dir_fd, "exec.sock", 0);
+    return -1;
+  }
+  if (pid == 0)
+    run_exec_server(fd, monitor, init, cgroups, n_cgroups);
+  debug("exec server %d started", (int)pid);
+  return pid;
+}
