@@ -16,6 +16,7 @@ import consoleCmd from './commands/console.js';
 import file from './commands/file.js';
 import wait from './commands/wait.js';
 import image from './commands/image.js';
+import network from './commands/network.js';
 import config from './commands/config.js';
 import profile from './commands/profile.js';
 
@@ -41,6 +42,7 @@ export function createCli(args: string[]): Argv {
     .command(file)
     .command(wait)
     .command(image)
+    .command(network)
     .command(config)
     .command(profile)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })

@@ -1,14 +1,34 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
-import type { InstanceConfig } from '../instance/config.js';
+import { listNames, loadConfig, saveConfig, type InstanceConfig } from '../instance/config.js';
 import type { Expanded } from '../profile/expand.js';
+import type { Device } from '../profile/store.js';
+import type { Paths } from '../state/paths.js';
+import { mkdirp, writeFileAtomic } from '../util/fs.js';
+import { checkStaticAddress, isNetworkDevice, parseProxyEnd, validateNetworkDevice } from './devices.js';
+import { dropLeases, files as dnsFiles, hupDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
+import { ipQuiet, ipTool, linkExists, portBound } from './host.js';
+import { contains, formatIp, hostRange, parseIp } from './ipv4.js';
+import { createNetworkLocked, ensureNetworkUp, syncRuleset } from './manage.js';
+import { hostVethName, nftTableName, randomHwaddr } from './names.js';
+import { readAllStates, readState, removeState, startHookFile, stopHookFile, writeState, type NetState, type NicState, type ProxyState } from './state.js';
+import { bridgeIpv4, DEFAULT_NETWORK, listNetworkNames, loadNetwork, mtuOf, networkExists, withNetworkLock, type NetworkDef } from './store.js';
 
 /**
  * The seam between the container lifecycle and networking. start() calls prepareNetwork before
- * booting: it returns the hook files the monitor runs (native/README.md: the start-host hook moves
- * each nic's container end into the new network namespace; the post-stop hook removes host ends)
- * and an undo for a start that fails. stop/delete call releaseNetwork. list/info call addresses().
- *
- * Not implemented yet: nic devices are ignored, so containers have only lo.
+ * booting: it reserves each nic's address and hwaddr (kept in the container's config as
+ * volatile.DEV.hwaddr / volatile.DEV.ipv4.address, so restarts and reboots keep them), tells the
+ * network's dnsmasq (reservation and DNS name), installs proxy DNAT rules, and writes the two
+ * hooks the monitor runs (native/README.md):
+ *   start-host  at each boot, before init: create the veth pair with the container's end directly
+ *               in the new network namespace (named as configured), the host end on the bridge;
+ *   post-stop   after init ended: remove the host end; unless it is a reboot, release the rest
+ *               (reservation, DNS name, lease, DNAT rules) by calling back into tslxc.
+ * stop/delete call releaseNetwork too (for a monitor that died without its hook). list/info read
+ * addresses() from the dnsmasq lease file: no process is entered, so listing stays cheap.
  */
 export interface NetworkPlan {
   startHostHook?: string;
@@ -16,17 +36,262 @@ export interface NetworkPlan {
   undo(): Promise<void>;
 }
 
-export async function prepareNetwork(_ctx: Context, _cfg: InstanceConfig, _expanded: Expanded): Promise<NetworkPlan> {
-  return { undo: async () => {} };
+const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/tslxc.js');
+const volatileHw = (dev: string) => `volatile.${dev}.hwaddr`;
+const volatileIp = (dev: string) => `volatile.${dev}.ipv4.address`;
+
+export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, expanded: Expanded): Promise<NetworkPlan> {
+  const p = ctx.paths;
+  const devs = Object.entries(expanded.devices)
+    .filter(([, d]) => isNetworkDevice(d))
+    .sort(([a], [b]) => a.localeCompare(b));
+  const nothing: NetworkPlan = { undo: async () => {} };
+  if (devs.length === 0) return nothing;
+  for (const [name, d] of devs) validateNetworkDevice(name, d, p, { checkHost: false });
+  const undo = () => releaseNetwork(ctx, cfg.name);
+  return withNetworkLock(p, async () => {
+    try {
+      return await prepareLocked(p, cfg, devs, undo);
+    } catch (err) {
+      await releaseLocked(p, cfg.name).catch(() => {});
+      throw err;
+    }
+  });
+}
+
+async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, Device]>, undo: () => Promise<void>): Promise<NetworkPlan> {
+  const what = `Cannot start "${cfg.name}"`;
+  const nics: NicState[] = [];
+  const nets = new Map<string, NetworkDef>();
+  const inUse = addressesInUse(p, cfg.name);
+  let changed = false;
+  const setVolatile = (k: string, v: string) => {
+    if (cfg.config[k] !== v) {
+      cfg.config[k] = v;
+      changed = true;
+    }
+  };
+  for (const [dev, d] of devs.filter(([, d]) => d.type === 'nic')) {
+    const nic: NicState = { device: dev, name: d.name ?? dev, host: hostVethName(p.stateDir, cfg.name, dev), hwaddr: '', static: false };
+    if (d.mtu) nic.mtu = Number(d.mtu);
+    if (d.hwaddr) nic.hwaddr = d.hwaddr.toLowerCase();
+    else {
+      nic.hwaddr = cfg.config[volatileHw(dev)] ?? randomHwaddr();
+      setVolatile(volatileHw(dev), nic.hwaddr);
+    }
+    if (nics.some((n) => n.name === nic.name)) throw new TslxcError(what, `two nics are named "${nic.name}" inside`);
+    if (d.parent) {
+      if (!fs.existsSync(`/sys/class/net/${d.parent}/bridge`)) throw new TslxcError(what, `nic "${dev}": parent "${d.parent}" is not a bridge on this host`);
+      nic.parent = d.parent;
+      nics.push(nic);
+      continue;
+    }
+    const netName = d.network!;
+    let net = nets.get(netName);
+    if (!net) {
+      if (!networkExists(p, netName)) {
+        if (netName !== DEFAULT_NETWORK) throw new TslxcError(what, `nic "${dev}": network "${netName}" does not exist`, `create it with "tslxc network create ${netName}"`);
+        await createNetworkLocked(p, netName, {}, 'Default tslxc network');
+      }
+      net = loadNetwork(p, netName);
+      await ensureNetworkUp(p, net);
+      nets.set(netName, net);
+    }
+    nic.network = netName;
+    nic.mtu ??= mtuOf(net);
+    const subnet = bridgeIpv4(net);
+    if (subnet) {
+      let addr: string | undefined;
+      if (d['ipv4.address']) {
+        checkStaticAddress(dev, d['ipv4.address'], netName, subnet);
+        addr = formatIp(parseIp(d['ipv4.address'])!);
+        const holder = inUse.get(addr);
+        if (holder) throw new TslxcError(what, `nic "${dev}": ipv4.address ${addr} is already taken by ${holder}`, 'pick another address');
+        nic.static = true;
+      } else {
+        const vol = cfg.config[volatileIp(dev)];
+        const v = vol ? parseIp(vol) : undefined;
+        const [first, last] = hostRange(subnet);
+        if (vol && v !== undefined && contains(subnet, v) && v >= first && v <= last && v !== subnet.addr && !inUse.has(vol)) addr = vol;
+        else {
+          for (let n = first; n <= last; n++) {
+            if (n !== subnet.addr && !inUse.has(formatIp(n))) {
+              addr = formatIp(n);
+              break;
+            }
+          }
+          if (!addr) throw new TslxcError(what, `network "${netName}" has no free address left`);
+        }
+      }
+      setVolatile(volatileIp(dev), addr);
+      inUse.set(addr, `container ${cfg.name}`);
+      nic.ipv4 = addr;
+    }
+    nics.push(nic);
+  }
+
+  const proxies: ProxyState[] = [];
+  const others = readAllStates(p).filter((s) => s.name !== cfg.name);
+  for (const [dev, d] of devs.filter(([, d]) => d.type === 'proxy')) {
+    const listen = parseProxyEnd(d.listen, 'listen', dev);
+    const connect = parseProxyEnd(d.connect, 'connect', dev);
+    const target = d.nic ? nics.find((n) => n.device === d.nic) : connect.addr === '127.0.0.1' || connect.addr === '0.0.0.0' ? nics.find((n) => n.ipv4) : nics.find((n) => n.ipv4 === connect.addr);
+    if (!target?.ipv4 || !target.network) {
+      throw new TslxcError(what, `proxy "${dev}" needs a nic on a managed network to forward to`, d.nic ? `nic "${d.nic}" has none` : 'give the container a nic with network=NAME');
+    }
+    if (portBound(listen.proto, listen.port, listen.addr)) throw new TslxcError(what, `proxy "${dev}": ${listen.proto} port ${listen.port} is already in use on the host`, 'pick another listen port');
+    const clash = [...others.flatMap((o) => o.state.proxies.map((x) => ({ who: `container ${o.name}`, x }))), ...proxies.map((x) => ({ who: 'another proxy of this container', x }))].find(
+      ({ x }) => x.proto === listen.proto && x.listenPort === listen.port && (x.listenAddr === listen.addr || x.listenAddr === '0.0.0.0' || listen.addr === '0.0.0.0'),
+    );
+    if (clash) throw new TslxcError(what, `proxy "${dev}": ${listen.proto} port ${listen.port} is already forwarded by ${clash.who}`, 'pick another listen port');
+    proxies.push({ device: dev, proto: listen.proto, listenAddr: listen.addr, listenPort: listen.port, targetAddr: target.ipv4, targetPort: connect.port, bridge: target.network });
+  }
+
+  if (changed) saveConfig(p, cfg);
+  const state: NetState = { nics, proxies };
+  mkdirp(path.dirname(startHookFile(p, cfg.name)), 0o700);
+  writeState(p, cfg.name, state);
+  for (const netName of new Set(nics.map((n) => n.network).filter(Boolean) as string[])) {
+    const f = dnsFiles(p, netName);
+    const mine = nics.filter((n) => n.network === netName && n.ipv4);
+    // The container's name goes to its first nic on the network; more nics there get addresses only.
+    const dhcp = mine.map((n, i) => `${n.hwaddr},${n.ipv4}${i === 0 ? `,${cfg.name}` : ''}\n`).join('');
+    writeFileAtomic(path.join(f.dhcpHosts, cfg.name), dhcp, 0o600);
+    writeFileAtomic(path.join(f.hosts, cfg.name), mine.length ? `${mine[0].ipv4} ${cfg.name}\n` : '', 0o600);
+    hupDnsmasq(p, netName);
+  }
+  if (proxies.length) syncRuleset(p);
+  writeFileAtomic(startHookFile(p, cfg.name), renderStartHook(cfg.name, nics), 0o700);
+  writeFileAtomic(stopHookFile(p, cfg.name), renderStopHook(p, cfg.name, nics), 0o700);
+  return { startHostHook: startHookFile(p, cfg.name), postStopHook: stopHookFile(p, cfg.name), undo };
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function renderStartHook(name: string, nics: NicState[]): string {
+  const ipBin = ipTool();
+  const lines = [
+    '#!/bin/sh',
+    `# Generated by tslxc for container ${name}; its monitor runs it at each boot before init`,
+    '# (TSLXC_INIT_PID is set): each nic is a veth pair, the container end made directly in its',
+    '# network namespace under its final name, the host end on the bridge.',
+    'set -e',
+    `ip=${q(ipBin)}`,
+  ];
+  for (const n of nics) {
+    const mtu = n.mtu ? ['mtu', String(n.mtu)] : [];
+    lines.push(
+      `"$ip" link del ${n.host} 2>/dev/null || true`,
+      `"$ip" link add ${n.host} ${mtu.join(' ')} type veth peer name ${q(n.name)} address ${n.hwaddr} ${mtu.join(' ')} netns "$TSLXC_INIT_PID"`,
+      `"$ip" link set ${n.host} master ${q(n.network ?? n.parent!)} up`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function renderStopHook(p: Paths, name: string, nics: NicState[]): string {
+  const env = [`TSLXC_DIR=${q(p.stateDir)}`, `TSLXC_RUN_DIR=${q(p.runDir)}`, `TSLXC_CACHE_DIR=${q(p.cacheDir)}`, `TSLXC_CGROUP_PREFIX=${q(p.cgroupPrefix)}`, `TSLXC_NFT_TABLE=${q(nftTableName(p))}`];
+  return [
+    '#!/bin/sh',
+    `# Generated by tslxc for container ${name}; its monitor runs it after init ended (TSLXC_REASON).`,
+    ...nics.map((n) => `${q(ipTool())} link del ${n.host} 2>/dev/null`),
+    '# A reboot keeps the address, the DNS name and the forwards: the start hook makes new veths.',
+    '[ "$TSLXC_REASON" = reboot ] && exit 0',
+    `exec /usr/bin/env ${env.join(' ')} ${q(process.execPath)} ${q(cliPath)} network release-instance ${name}`,
+  ].join('\n') + '\n';
+}
+
+/**
+ * Addresses held by other containers of this installation (their reservations, kept while they
+ * exist, and static addresses of never-started ones) and leases of unknown clients: address →
+ * who has it.
+ */
+function addressesInUse(p: Paths, self: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const ct of listNames(p)) {
+    if (ct === self) continue;
+    let cfg: InstanceConfig;
+    try {
+      cfg = loadConfig(p, ct);
+    } catch {
+      continue;
+    }
+    for (const [k, v] of Object.entries(cfg.config ?? {})) if (/^volatile\..+\.ipv4\.address$/.test(k)) out.set(v, `container ${ct}`);
+    for (const d of Object.values(cfg.devices ?? {})) if (d.type === 'nic' && d['ipv4.address']) out.set(d['ipv4.address'], `container ${ct}`);
+  }
+  for (const n of listNetworkNames(p)) {
+    for (const l of readLeases(p, n)) if (!out.has(l.ipv4)) out.set(l.ipv4, `a DHCP lease of ${l.hwaddr}`);
+  }
+  return out;
 }
 
 /** After a container stopped for good (or was found dead): remove whatever its nics left on the host. */
-export async function releaseNetwork(_ctx: Context, _name: string): Promise<void> {}
+export async function releaseNetwork(ctx: Context, name: string): Promise<void> {
+  if (!readState(ctx.paths, name)) return;
+  await withNetworkLock(ctx.paths, () => releaseLocked(ctx.paths, name));
+}
 
-/** When a container is deleted: forget its leases and reservations too. */
-export async function forgetNetwork(_ctx: Context, _name: string): Promise<void> {}
+async function releaseLocked(p: Paths, name: string): Promise<void> {
+  const st = readState(p, name);
+  if (!st) return;
+  for (const n of st.nics) if (linkExists(n.host)) ipQuiet(['link', 'del', n.host]);
+  for (const netName of new Set(st.nics.map((n) => n.network).filter(Boolean) as string[])) {
+    const f = dnsFiles(p, netName);
+    fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
+    fs.rmSync(path.join(f.hosts, name), { force: true });
+    if (!networkExists(p, netName)) continue;
+    hupDnsmasq(p, netName);
+    await dropLeases(p, loadNetwork(p, netName), st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr));
+  }
+  removeState(p, name);
+  if (st.proxies.length) syncRuleset(p);
+}
 
-/** The container's IPv4 addresses (for list/info/wait --ip). */
-export async function addresses(_ctx: Context, _name: string): Promise<string[]> {
-  return [];
+/** When a container is deleted: forget its leases too (its reservations go with its config). */
+export async function forgetNetwork(ctx: Context, name: string): Promise<void> {
+  await releaseNetwork(ctx, name);
+  let macs: string[] = [];
+  try {
+    macs = Object.entries(loadConfig(ctx.paths, name).config ?? {})
+      .filter(([k]) => /^volatile\..+\.hwaddr$/.test(k))
+      .map(([, v]) => v);
+  } catch {
+    return;
+  }
+  if (!macs.length) return;
+  const p = ctx.paths;
+  const held = listNetworkNames(p).filter((n) => readLeases(p, n).some((l) => macs.includes(l.hwaddr)));
+  if (!held.length) return;
+  await withNetworkLock(p, async () => {
+    for (const n of held) await dropLeases(p, loadNetwork(p, n), macs);
+  });
+}
+
+const leaseCache = new Map<string, { mtimeMs: number; leases: ReturnType<typeof parseLeases> }>();
+function cachedLeases(p: Paths, network: string) {
+  const file = dnsFiles(p, network).leases;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return [];
+  }
+  const hit = leaseCache.get(file);
+  if (hit && hit.mtimeMs === st.mtimeMs) return hit.leases;
+  const leases = parseLeases(fs.readFileSync(file, 'utf8'));
+  leaseCache.set(file, { mtimeMs: st.mtimeMs, leases });
+  return leases;
+}
+
+/** The container's IPv4 addresses (for list/info/wait --ip): those dnsmasq has leased to its nics. */
+export async function addresses(ctx: Context, name: string): Promise<string[]> {
+  const st = readState(ctx.paths, name);
+  if (!st) return [];
+  const out: string[] = [];
+  for (const n of st.nics) {
+    if (!n.network) continue;
+    const l = cachedLeases(ctx.paths, n.network).find((x) => x.hwaddr === n.hwaddr);
+    if (l) out.push(l.ipv4);
+  }
+  return out;
 }
