@@ -534,7 +534,10 @@ void container_child(const struct start_opts *o, int sync_fd)
     die_with_error("make / a recursive slave");
 
   step(STEP_ROOTFS);
-  if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+  /* Either way the rootfs becomes a mount point of this namespace (pivot_root needs one). */
+  if (o->overlay.n_lowers)
+    mount_overlay(&o->overlay, o->rootfs);
+  else if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
     die_with_error("bind mount %s", o->rootfs);
   autofd int rootfd = open(o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)

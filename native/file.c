@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 static void mkdir_parents(char *path)
@@ -37,7 +38,8 @@ static void copy_fd(int from, int to, const char *what)
 int main_file(int argc, char **argv)
 {
   unsigned long pid = 0, mode = 0644, uid = 0, gid = 0;
-  const char *read_path = NULL, *write_path = NULL;
+  const char *read_path = NULL, *write_path = NULL, *rootfs = NULL;
+  static struct overlay_opts overlay;
   bool mkdirs = false;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
@@ -51,6 +53,10 @@ int main_file(int argc, char **argv)
     bool ok = true;
     if (strcmp(opt, "--pid") == 0)
       ok = parse_ulong(val, &pid) && pid > 0 && pid <= INT32_MAX;
+    else if (strcmp(opt, "--rootfs") == 0)
+      rootfs = val;
+    else if (is_overlay_option(opt))
+      parse_overlay_option(&overlay, opt, val);
     else if (strcmp(opt, "--read") == 0)
       read_path = val;
     else if (strcmp(opt, "--write") == 0)
@@ -69,17 +75,35 @@ int main_file(int argc, char **argv)
     if (!ok)
       die("%s %s: invalid value", opt, val);
   }
-  if (!pid || !read_path == !write_path)
-    die("file: needs --pid and one of --read PATH or --write PATH");
+  if (!pid == !rootfs || !read_path == !write_path)
+    die("file: needs --pid or --rootfs, and one of --read PATH or --write PATH");
+  check_overlay_opts(&overlay);
+  if (overlay.n_lowers && !rootfs)
+    die("file: the --rootfs-* overlay options need --rootfs");
   const char *path = read_path ? read_path : write_path;
   if (path[0] != '/')
     die("file: %s: expected an absolute path", path);
 
-  autofd int pidfd = sys_pidfd_open(pid);
-  if (pidfd < 0)
-    die_with_error("open process %lu", pid);
-  if (setns(pidfd, CLONE_NEWNS) < 0)
-    die_with_error("enter the mount namespace of process %lu", pid);
+  if (pid) {
+    autofd int pidfd = sys_pidfd_open(pid);
+    if (pidfd < 0)
+      die_with_error("open process %lu", pid);
+    if (setns(pidfd, CLONE_NEWNS) < 0)
+      die_with_error("enter the mount namespace of process %lu", pid);
+  } else {
+    /* A stopped container: its root in a mount namespace of our own (an overlay is mounted
+     * there, never on the host's tree), then chroot, so the kernel resolves every path inside. */
+    if (rootfs[0] != '/')
+      die("file: --rootfs %s: expected an absolute path", rootfs);
+    if (unshare(CLONE_NEWNS) < 0)
+      die_with_error("unshare(CLONE_NEWNS)");
+    if (mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+      die_with_error("make / recursively private");
+    if (overlay.n_lowers)
+      mount_overlay(&overlay, rootfs);
+    if (chroot(rootfs) < 0 || chdir("/") < 0)
+      die_with_error("chroot %s", rootfs);
+  }
 
   if (read_path) {
     autofd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

@@ -116,11 +116,28 @@ void install_mount_guard(void);
 void tty_make_raw(int fd);
 void tty_restore(void);
 
+/* ---- overlay rootfs (overlay.c): --rootfs-lower (repeatable, top first), --rootfs-upper,
+ * --rootfs-work; with them --rootfs names the empty staging dir the overlay is mounted on ---- */
+
+struct overlay_opts {
+  const char *lowers[MAX_LIST];
+  size_t n_lowers;
+  const char *upper;
+  const char *work;
+};
+bool is_overlay_option(const char *opt);
+void parse_overlay_option(struct overlay_opts *ov, const char *opt, const char *val);
+/* Dies unless the three are all given (or none) as absolute paths overlayfs can parse. */
+void check_overlay_opts(const struct overlay_opts *ov);
+/* Mounts the overlay on target. Only inside a private (or slave) mount namespace. */
+void mount_overlay(const struct overlay_opts *ov, const char *target);
+
 /* ---- start: options shared by start.c, monitor.c, container.c ---- */
 
 struct start_opts {
   const char *name;
   const char *rootfs;
+  struct overlay_opts overlay;
   const char *hostname;
   const char *run_dir;
   const char *cgroups[MAX_LIST];

@@ -9,7 +9,8 @@ static void usage(void)
     "usage: tslxc-helper start [OPTIONS] -- INIT [ARGS...]\n"
     "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
     "       tslxc-helper console --socket PATH [--escape CHAR]\n"
-    "       tslxc-helper file --pid PID (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir])\n"
+    "       tslxc-helper file (--pid PID | --rootfs DIR [--rootfs-lower L --rootfs-upper U --rootfs-work W])\n"
+    "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir])\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }

@@ -50,6 +50,8 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       o->name = val;
     else if (strcmp(opt, "--rootfs") == 0)
       o->rootfs = val;
+    else if (is_overlay_option(opt))
+      parse_overlay_option(&o->overlay, opt, val);
     else if (strcmp(opt, "--hostname") == 0)
       o->hostname = val;
     else if (strcmp(opt, "--run-dir") == 0)
@@ -92,6 +94,7 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
     o->hostname = o->name;
   if (o->rootfs[0] != '/' || o->run_dir[0] != '/')
     die("start: --rootfs and --run-dir must be absolute paths");
+  check_overlay_opts(&o->overlay);
   if (o->init_argv[0][0] != '/')
     die("start: INIT must be an absolute path inside the container");
   for (size_t k = 0; k < o->n_masks; k++)
