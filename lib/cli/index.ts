@@ -17,6 +17,7 @@ import file from './commands/file.js';
 import wait from './commands/wait.js';
 import image from './commands/image.js';
 import network from './commands/network.js';
+import storage from './commands/storage.js';
 import config from './commands/config.js';
 import profile from './commands/profile.js';
 
@@ -43,6 +44,7 @@ export function createCli(args: string[]): Argv {
     .command(wait)
     .command(image)
     .command(network)
+    .command(storage)
     .command(config)
     .command(profile)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })

@@ -4,10 +4,9 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { Reverter } from '../util/revert.js';
 import { validateInstanceName } from '../util/names.js';
-import { writeFileInRoot } from '../util/rootfs.js';
 import { containerDir, containersDir } from '../state/paths.js';
 import { resolveImage } from '../image/store.js';
-import { createRootfs, rootfsPath } from '../storage/instance.js';
+import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
@@ -25,6 +24,8 @@ export interface CreateOptions {
   profiles?: string[];
   /** config keys (-c KEY=VALUE), validated against the schema and the host before anything is made */
   config?: Record<string, string>;
+  /** storage pool of the root (default: the profiles' root disk, else "default") */
+  storage?: string;
   progress?: Progress;
 }
 
@@ -42,6 +43,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
     validateChange(opts.config, host);
     validateExpanded(expandInstance(ctx.paths, { profiles: opts.profiles ?? ['default'], config: opts.config, devices: {} }).config, host, name);
   }
+  const poolName = opts.storage ?? rootPoolOf(ctx, opts.profiles ?? ['default']);
   if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
@@ -73,9 +75,10 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
         devices: {},
       };
       saveConfig(ctx.paths, cfg);
-      opts.progress?.('copy', `copying the root filesystem of ${cfg.image.alias}`);
-      await createRootfs(ctx, image, name);
-      writeIdentity(rootfsPath(ctx, name), hostname, { newMachineId: true });
+      opts.progress?.('copy', `making the root filesystem from ${cfg.image.alias}`);
+      revert.add(() => deleteRootfs(ctx, name));
+      await createRootfs(ctx, image, name, poolName);
+      writeIdentity(ctx, name, hostname, { newMachineId: true });
       cfg.status = 'created';
       saveConfig(ctx.paths, cfg);
       return cfg;
@@ -90,13 +93,17 @@ export function validateHostname(h: string): void {
 }
 
 /** The files that carry a container's identity; rewritten at create, rename and copy. */
-export function writeIdentity(rootfs: string, hostname: string, opts: { newMachineId?: boolean } = {}): void {
+export function writeIdentity(ctx: Context, name: string, hostname: string, opts: { newMachineId?: boolean; instDir?: string } = {}): void {
+  writeRootFiles(ctx, name, identityFiles(hostname, opts), opts.instDir);
+}
+
+export function identityFiles(hostname: string, opts: { newMachineId?: boolean } = {}): RootFile[] {
   const short = hostname.split('.')[0];
-  writeFileInRoot(rootfs, '/etc/hostname', `${hostname}\n`);
-  writeFileInRoot(
-    rootfs,
-    '/etc/hosts',
-    `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}${short !== hostname ? ` ${short}` : ''}\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
-  );
-  if (opts.newMachineId) writeFileInRoot(rootfs, '/etc/machine-id', `${crypto.randomBytes(16).toString('hex')}\n`, 0o444);
+  const files: RootFile[] = [{ path: '/etc/hostname', content: `${hostname}\n` }];
+  files.push({
+    path: '/etc/hosts',
+    content: `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}${short !== hostname ? ` ${short}` : ''}\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
+  });
+  if (opts.newMachineId) files.push({ path: '/etc/machine-id', content: `${crypto.randomBytes(16).toString('hex')}\n`, mode: 0o444 });
+  return files;
 }

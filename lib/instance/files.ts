@@ -5,7 +5,7 @@ import { TslxcError } from '../errors.js';
 import { mkdirInRoot, resolveInRoot } from '../util/rootfs.js';
 import { loadConfig } from './config.js';
 import type { Context } from './context.js';
-import { rootfsPath } from '../storage/instance.js';
+import { hostAccess } from '../storage/instance.js';
 import { helperError, helperPath } from './helper.js';
 import { liveness } from './runtime.js';
 
@@ -45,7 +45,15 @@ export async function pushFile(ctx: Context, name: string, src: string, inner: s
     await helperFile(args, fs.createReadStream(src), undefined);
     return;
   }
-  const root = rootfsPath(ctx, name);
+  const acc = hostAccess(ctx, name);
+  if (acc.helperArgs) {
+    // An overlay root: the helper mounts the merged view in a mount namespace of its own.
+    const args = ['file', ...acc.helperArgs, '--write', inner, '--mode', mode.toString(8), '--uid', String(opts.uid ?? 0), '--gid', String(opts.gid ?? 0)];
+    if (opts.createDirs) args.push('--mkdir');
+    await helperFile(args, fs.createReadStream(src), undefined);
+    return;
+  }
+  const root = acc.root;
   const dir = opts.createDirs ? mkdirInRoot(root, path.posix.dirname(inner)) : resolveInRoot(root, path.posix.dirname(inner));
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TslxcError(`Cannot push to ${inner}`, `${path.posix.dirname(inner)} is not a directory in "${name}"`, 'use -p to create it');
   const target = path.join(dir, path.posix.basename(inner));
@@ -72,8 +80,10 @@ export async function pullFile(ctx: Context, name: string, inner: string, dst: s
   try {
     if (live.initAlive) {
       await helperFile(['file', '--pid', String(live.files.init!.pid), '--read', inner], undefined, fs.createWriteStream(tmp, { mode: 0o644 }));
+    } else if (hostAccess(ctx, name).helperArgs) {
+      await helperFile(['file', ...hostAccess(ctx, name).helperArgs!, '--read', inner], undefined, fs.createWriteStream(tmp, { mode: 0o644 }));
     } else {
-      const host = resolveInRoot(rootfsPath(ctx, name), inner);
+      const host = resolveInRoot(hostAccess(ctx, name).root, inner);
       const st = fs.statSync(host, { throwIfNoEntry: false });
       if (!st?.isFile()) throw new TslxcError(`Cannot pull ${inner}`, st ? 'it is not a regular file' : `no such file in "${name}"`);
       fs.copyFileSync(host, tmp);

@@ -10,7 +10,7 @@ import { liveness } from './runtime.js';
 import { cleanupDead, stopLocked } from './stop.js';
 import { instanceState } from './status.js';
 import { forgetNetwork } from '../network/instance.js';
-import { deleteRootfs, rootfsPath } from '../storage/instance.js';
+import { deleteRootfs, renameRootfs } from '../storage/instance.js';
 
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -48,13 +48,14 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
         throw new TslxcError(`Cannot rename "${from}"`, `it is ${state.status.toLowerCase()}`, `stop it first with "tslxc stop ${from}"`);
       }
       fs.renameSync(containerDir(ctx.paths, from), containerDir(ctx.paths, to));
+      await renameRootfs(ctx, from, to);
       fs.rmSync(containerRunDir(ctx.paths, to), { recursive: true, force: true });
       if (fs.existsSync(containerRunDir(ctx.paths, from))) fs.renameSync(containerRunDir(ctx.paths, from), containerRunDir(ctx.paths, to));
       cfg.name = to;
       if (cfg.hostname === from) {
         cfg.hostname = to;
         validateHostname(to);
-        writeIdentity(rootfsPath(ctx, to), to);
+        writeIdentity(ctx, to, to);
       }
       saveConfig(ctx.paths, cfg);
     }, { purpose: `container "${b}"` }),

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { containerRunDir } from '../state/paths.js';
-import { rootfsArgs } from '../storage/instance.js';
+import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
@@ -53,6 +53,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     await applyInstanceLimits(cg, name, expanded.config);
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
+    await prepareRootfs(ctx, cfg.name);
     const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug);
     const out = await runHelper(args);
     if (out.code !== 0) {

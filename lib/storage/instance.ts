@@ -1,30 +1,138 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { containerRootfs } from '../state/paths.js';
-import { copyTree, type Image } from '../image/store.js';
+import { TslxcError } from '../errors.js';
+import { writeFileInRoot } from '../util/rootfs.js';
+import { containerDir } from '../state/paths.js';
+import type { Image } from '../image/store.js';
 import type { Context } from '../instance/context.js';
 import type { InstanceConfig } from '../instance/config.js';
+import { helperError, helperPath } from '../instance/helper.js';
+import { expandInstance } from '../profile/expand.js';
+import { bestDriver, loadPool, loadPoolIfExists, savePool, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
+import { readRecord, writeRecord } from './record.js';
+import { DirDriver, OverlayDriver } from './drivers/dir.js';
+import { BtrfsDriver } from './drivers/btrfs.js';
+import type { Driver, HostAccess, Target } from './drivers/types.js';
 
 /**
- * The seam between the container lifecycle and storage. Today every container's root is a full
- * copy of its image in TSLXC_DIR/containers/NAME/rootfs (what LXD's `dir` driver does); pools
- * (dir, overlay, btrfs) plug in here:
+ * The seam between the container lifecycle and storage. A container's root lives on a storage pool
+ * (pool.ts) whose driver (drivers/) decides what the root is: a copied dir, an overlay upper layer
+ * over the image, a btrfs snapshot. Which pool is in INSTANCE_DIR/storage.yaml (record.ts).
  *   createRootfs  at create: make the container's root from the image
- *   rootfsArgs    at start: what the native helper needs to mount it (a plain dir: --rootfs DIR)
- *   rootfsPath    where the container's files can be reached on the host while it is stopped
- *   deleteRootfs  at delete
+ *   rootfsArgs    at start: what the native helper needs to mount it
+ *   hostAccess    a stopped container's files: a dir, or helper options that mount them
+ *   deleteRootfs / renameRootfs
  */
-export async function createRootfs(ctx: Context, image: Image, name: string): Promise<void> {
-  await copyTree(image.rootfs, containerRootfs(ctx.paths, name));
+const drivers: Record<DriverName, Driver> = { dir: new DirDriver(), overlay: new OverlayDriver(), btrfs: new BtrfsDriver() };
+
+export function driverOf(name: DriverName): Driver {
+  const d = drivers[name];
+  if (!d) throw new TslxcError(`Unknown storage driver "${name}"`, 'use dir, overlay or btrfs');
+  return d;
+}
+
+/** A container made before pools existed: a plain dir root. */
+const LEGACY: PoolConfig = { name: '', driver: 'dir', config: {}, created_at: '' };
+
+export function target(ctx: Context, name: string, instDir = containerDir(ctx.paths, name)): Target {
+  const record = readRecord(instDir);
+  const pool = record.pool ? loadPool(ctx.paths, record.pool) : LEGACY;
+  return { paths: ctx.paths, pool, instDir, name, record };
+}
+
+/** The pool a new container goes to: the one asked for, else its profiles' root disk, else `default`. */
+export function rootPoolOf(ctx: Context, profiles: string[]): string {
+  const { devices } = expandInstance(ctx.paths, { profiles, config: {}, devices: {} });
+  const root = Object.values(devices).find((d) => d.type === 'disk' && d.path === '/');
+  return root?.pool || 'default';
+}
+
+/** Loads a pool; `default` is made on first use with the fastest driver the host has. */
+export async function usePool(ctx: Context, name: string): Promise<PoolConfig> {
+  const existing = loadPoolIfExists(ctx.paths, name);
+  if (existing) {
+    await driverOf(existing.driver).activate(ctx.paths, existing);
+    return existing;
+  }
+  if (name !== 'default') throw new TslxcError(`Storage pool "${name}" not found`, undefined, 'see "tslxc storage list"');
+  return withPoolsLock(ctx.paths, async () => {
+    const again = loadPoolIfExists(ctx.paths, name);
+    if (again) return again;
+    const pool: PoolConfig = { name, driver: bestDriver(), description: 'default pool (made on first use)', config: {}, created_at: new Date().toISOString() };
+    await driverOf(pool.driver).initPool(ctx.paths, pool);
+    savePool(ctx.paths, pool);
+    return pool;
+  });
+}
+
+export async function createRootfs(ctx: Context, image: Image, name: string, poolName?: string, instDir = containerDir(ctx.paths, name)): Promise<PoolConfig> {
+  const pool = await usePool(ctx, poolName ?? 'default');
+  const record = { pool: pool.name, driver: pool.driver, image: image.fingerprint };
+  writeRecord(instDir, record);
+  await driverOf(pool.driver).createRoot({ paths: ctx.paths, pool, instDir, name, record }, image);
+  return pool;
+}
+
+/** Before a start: the pool usable (a btrfs loop file mounted after a host reboot). */
+export async function prepareRootfs(ctx: Context, name: string): Promise<void> {
+  const t = target(ctx, name);
+  await driverOf(t.pool.driver).activate(ctx.paths, t.pool);
 }
 
 export function rootfsArgs(ctx: Context, cfg: InstanceConfig): string[] {
-  return ['--rootfs', containerRootfs(ctx.paths, cfg.name)];
+  const t = target(ctx, cfg.name);
+  return driverOf(t.pool.driver).startArgs(t);
 }
 
+export function hostAccess(ctx: Context, name: string, instDir?: string): HostAccess {
+  const t = target(ctx, name, instDir);
+  return driverOf(t.pool.driver).access(t);
+}
+
+/** The host dir holding the container's own data (an overlay's upper layer): for disk usage. */
 export function rootfsPath(ctx: Context, name: string): string {
-  return containerRootfs(ctx.paths, name);
+  return hostAccess(ctx, name).root;
 }
 
 export async function deleteRootfs(ctx: Context, name: string): Promise<void> {
-  fs.rmSync(containerRootfs(ctx.paths, name), { recursive: true, force: true });
+  let t: Target;
+  try {
+    t = target(ctx, name);
+  } catch {
+    return; // its pool is gone: nothing of the root is left to remove outside its dir
+  }
+  await driverOf(t.pool.driver).deleteRoot(t);
+}
+
+/** After the container's dir moved from `from` to `to`. */
+export async function renameRootfs(ctx: Context, from: string, to: string): Promise<void> {
+  const t = target(ctx, to);
+  await driverOf(t.pool.driver).renameRoot({ ...t, name: from }, t);
+}
+
+export interface RootFile {
+  path: string;
+  content: string;
+  mode?: number;
+}
+
+/**
+ * Writes files into a stopped container's root (identity files at create, rename, copy). On an
+ * overlay the helper mounts the merged view in a mount namespace of its own, so a whiteout or a
+ * symlink in either layer is honoured exactly as inside the container.
+ */
+export function writeRootFiles(ctx: Context, name: string, files: RootFile[], instDir?: string): void {
+  const acc = hostAccess(ctx, name, instDir);
+  for (const f of files) {
+    if (!acc.helperArgs) {
+      writeFileInRoot(acc.root, f.path, f.content, f.mode ?? 0o644);
+      continue;
+    }
+    const r = spawnSync(helperPath(), ['file', ...acc.helperArgs, '--write', f.path, '--mode', (f.mode ?? 0o644).toString(8), '--mkdir'], { input: f.content, encoding: 'utf8' });
+    if (r.status !== 0) throw new TslxcError(`Cannot write ${f.path} in "${name}"`, helperError(r.stderr ?? ''));
+  }
+}
+
+export function rootExists(ctx: Context, name: string): boolean {
+  return fs.existsSync(hostAccess(ctx, name).root);
 }

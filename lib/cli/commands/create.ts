@@ -12,6 +12,7 @@ export function createOptions<T>(y: Argv<T>) {
     .option('mirror', { type: 'string', describe: 'package mirror for debootstrap recipes' })
     .option('env', { type: 'string', array: true, describe: 'environment of init, KEY=VALUE (repeatable)' })
     .option('init', { type: 'string', describe: 'init command to run as PID 1 instead of the image\'s' })
+    .option('storage', { alias: 's', type: 'string', describe: 'storage pool for the root (default: the profile\'s root disk pool)' })
     .option('profile', { alias: 'p', type: 'string', array: true, describe: 'profiles to apply, in order' })
     .option('config', { alias: 'c', type: 'string', array: true, describe: 'config key, KEY=VALUE (repeatable; see "tslxc config keys")' });
 }
@@ -27,6 +28,7 @@ export async function createFromArgs(argv: Record<string, unknown>) {
       environment: parseKeyValues(argv.env, 'environment variable'),
       init: argv.init ? String(argv.init).split(/\s+/).filter(Boolean) : undefined,
       profiles: argv.profile as string[] | undefined,
+      storage: argv.storage as string | undefined,
       config: parseKeyValues(argv.config, 'config key'),
       progress,
     });

@@ -1,0 +1,248 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../../errors.js';
+import type { Image } from '../../image/store.js';
+import { parseSize } from '../../config/units.js';
+import { run, runSync, requireTool } from '../../util/exec.js';
+import { withLock } from '../../util/lock.js';
+import { locksDir, type Paths } from '../../state/paths.js';
+import { poolsDir, type PoolConfig } from '../pool.js';
+import { statfsUsage } from './dir.js';
+import type { Driver, HostAccess, Target, Usage } from './types.js';
+
+/**
+ * `btrfs`: on an existing btrfs path (source=PATH) or on a loop file tslxc makes (size=SIZE):
+ * TSLXC_DIR/storage-pools/NAME.img, mounted on TSLXC_DIR/storage-pools/NAME (a pool mount on the
+ * host, as LXD's; `-o loop` sets autoclear, so unmounting frees the loop device). Inside:
+ *   images/<fingerprint>       a subvolume holding the image (read-only once made)
+ *   containers/<name>          a snapshot of its image's subvolume
+ *   snapshots/<name>/<snap>    read-only snapshots of a container
+ */
+const loopFile = (p: Paths, pool: PoolConfig) => path.join(poolsDir(p), `${pool.name}.img`);
+const loopMount = (p: Paths, pool: PoolConfig) => path.join(poolsDir(p), pool.name);
+const isLoop = (pool: PoolConfig) => !pool.config.source;
+
+function mountPoint(p: Paths, pool: PoolConfig): string {
+  return pool.config.source ? path.resolve(pool.config.source) : loopMount(p, pool);
+}
+
+function isMounted(dir: string): boolean {
+  const mi = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return mi.split('\n').some((l) => l.split(' ')[4] === dir);
+}
+
+function fsType(dir: string): string {
+  return runSync('stat', ['-f', '-c', '%T', dir], `Cannot inspect ${dir}`).trim();
+}
+
+async function btrfs(args: string[], what: string): Promise<void> {
+  await run(requireTool('btrfs', 'use a btrfs pool'), args, { what });
+}
+
+/** Deletes a subvolume, and any a container made inside it (systemd does on btrfs). */
+async function deleteSubvolume(dir: string): Promise<void> {
+  if (!fs.existsSync(dir)) return;
+  try {
+    await btrfs(['subvolume', 'delete', '-c', dir], `Cannot delete subvolume ${dir}`);
+  } catch {
+    // Nested subvolumes: since Linux 4.18 rmdir removes an empty subvolume, so rm -rf does it all.
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export class BtrfsDriver implements Driver {
+  async initPool(p: Paths, pool: PoolConfig): Promise<void> {
+    requireTool('btrfs', 'create a btrfs pool');
+    for (const k of Object.keys(pool.config)) {
+      if (!['source', 'size'].includes(k)) throw new TslxcError(`Cannot create pool "${pool.name}"`, `unknown key "${k}" for btrfs (allowed: source, size)`);
+    }
+    if (pool.config.source) {
+      if (pool.config.size) throw new TslxcError(`Cannot create pool "${pool.name}"`, 'give source= (an existing btrfs path) or size= (a loop file), not both');
+      const src = path.resolve(pool.config.source);
+      if (!fs.existsSync(src) || !fs.statSync(src).isDirectory()) throw new TslxcError(`Cannot create pool "${pool.name}"`, `${src} is not a directory`);
+      if (fsType(src) !== 'btrfs') throw new TslxcError(`Cannot create pool "${pool.name}"`, `${src} is not on a btrfs filesystem`, 'give a btrfs path, or size=SIZE for a loop file');
+      pool.config.source = src;
+    } else {
+      const size = parseSize(pool.config.size ?? '5GiB', { key: 'size' });
+      if (size < 128 * 1024 * 1024) throw new TslxcError(`Cannot create pool "${pool.name}"`, 'a btrfs loop file needs at least 128MiB');
+      pool.config.size = String(size);
+      const file = loopFile(p, pool);
+      if (fs.existsSync(file)) throw new TslxcError(`Cannot create pool "${pool.name}"`, `${file} already exists`);
+      fs.mkdirSync(poolsDir(p), { recursive: true, mode: 0o711 });
+      const fd = fs.openSync(file, 'wx', 0o600);
+      try {
+        fs.ftruncateSync(fd, size);
+      } finally {
+        fs.closeSync(fd);
+      }
+      try {
+        await run(requireTool('mkfs.btrfs', 'create a btrfs pool'), ['-q', '-f', file], { what: `Cannot make a btrfs filesystem in ${file}` });
+        await this.activate(p, pool);
+      } catch (err) {
+        fs.rmSync(file, { force: true });
+        throw err;
+      }
+    }
+    const m = mountPoint(p, pool);
+    for (const d of ['images', 'containers', 'snapshots']) fs.mkdirSync(path.join(m, d), { recursive: true, mode: 0o711 });
+  }
+
+  async activate(p: Paths, pool: PoolConfig): Promise<void> {
+    if (!isLoop(pool)) return;
+    const m = loopMount(p, pool);
+    if (isMounted(m)) return;
+    fs.mkdirSync(m, { recursive: true, mode: 0o711 });
+    await run('mount', ['-t', 'btrfs', '-o', 'loop,noatime', loopFile(p, pool), m], { what: `Cannot mount storage pool "${pool.name}"` });
+  }
+
+  async destroyPool(p: Paths, pool: PoolConfig): Promise<void> {
+    const m = mountPoint(p, pool);
+    if (isLoop(pool)) {
+      if (isMounted(m)) await run('umount', [m], { what: `Cannot unmount storage pool "${pool.name}"` });
+      fs.rmSync(loopFile(p, pool), { force: true });
+      fs.rmSync(m, { recursive: true, force: true });
+      return;
+    }
+    // An existing btrfs path: remove only what tslxc made there.
+    for (const d of ['images', 'containers', 'snapshots']) {
+      const dir = path.join(m, d);
+      if (!fs.existsSync(dir)) continue;
+      for (const e of fs.readdirSync(dir)) await deleteSubvolume(path.join(dir, e));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  source(p: Paths, pool: PoolConfig): string {
+    return isLoop(pool) ? loopFile(p, pool) : mountPoint(p, pool);
+  }
+  usage(p: Paths, pool: PoolConfig): Usage {
+    return statfsUsage(mountPoint(p, pool));
+  }
+
+  /** Grows a loop-backed pool: the file, then the filesystem (online). */
+  async grow(p: Paths, pool: PoolConfig, size: number): Promise<void> {
+    if (!isLoop(pool)) throw new TslxcError(`Cannot resize pool "${pool.name}"`, 'only a loop-file pool can be resized by tslxc');
+    const file = loopFile(p, pool);
+    if (size < fs.statSync(file).size) throw new TslxcError(`Cannot resize pool "${pool.name}"`, 'shrinking is not supported');
+    await this.activate(p, pool);
+    fs.truncateSync(file, size);
+    const m = loopMount(p, pool);
+    const dev = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m)?.split(' - ')[1]?.split(' ')[1];
+    if (dev?.startsWith('/dev/loop')) await run('losetup', ['-c', dev], { what: `Cannot resize ${dev}` });
+    await btrfs(['filesystem', 'resize', 'max', m], `Cannot grow pool "${pool.name}"`);
+  }
+
+  private dirs(t: Target) {
+    const m = mountPoint(t.paths, t.pool);
+    return { m, root: path.join(m, 'containers', t.name), snaps: path.join(m, 'snapshots', t.name) };
+  }
+
+  /** The image's subvolume, made once per pool (under a lock; temp name + rename). */
+  private async imageSubvolume(t: Target, image: Image): Promise<string> {
+    const m = mountPoint(t.paths, t.pool);
+    const dst = path.join(m, 'images', image.fingerprint);
+    if (fs.existsSync(dst)) return dst;
+    return withLock(locksDir(t.paths), `pool-${t.pool.name}-image`, async () => {
+      if (fs.existsSync(dst)) return dst;
+      const tmp = path.join(m, 'images', `.tmp-${image.fingerprint.slice(0, 12)}-${process.pid}`);
+      await deleteSubvolume(tmp);
+      await btrfs(['subvolume', 'create', tmp], 'Cannot create an image subvolume');
+      try {
+        await run('cp', ['-a', '--reflink=auto', `${image.rootfs}/.`, tmp], { what: `Cannot copy image ${image.fingerprint.slice(0, 12)} into pool "${t.pool.name}"` });
+        await btrfs(['property', 'set', tmp, 'ro', 'true'], 'Cannot make the image subvolume read-only');
+        fs.renameSync(tmp, dst);
+      } catch (err) {
+        await btrfs(['property', 'set', tmp, 'ro', 'false'], 'unlock').catch(() => {});
+        await deleteSubvolume(tmp);
+        throw poolError(t, err);
+      }
+      return dst;
+    });
+  }
+
+  async createRoot(t: Target, image: Image): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    const src = await this.imageSubvolume(t, image);
+    const { root } = this.dirs(t);
+    await deleteSubvolume(root); // a leftover of a crashed create (no container owns it: the caller checked)
+    await btrfs(['subvolume', 'snapshot', src, root], `Cannot snapshot the image for "${t.name}"`).catch((e) => {
+      throw poolError(t, e);
+    });
+  }
+  /** A restore that crashed between its two renames: the old root is put back. */
+  private recover(t: Target): string {
+    const { root, m } = this.dirs(t);
+    const old = path.join(m, 'containers', `.old-${t.name}`);
+    if (!fs.existsSync(root) && fs.existsSync(old)) fs.renameSync(old, root);
+    return root;
+  }
+  startArgs(t: Target): string[] {
+    return ['--rootfs', this.recover(t)];
+  }
+  access(t: Target): HostAccess {
+    return { root: this.recover(t) };
+  }
+  async deleteRoot(t: Target): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    const { root, snaps } = this.dirs(t);
+    if (fs.existsSync(snaps)) {
+      for (const s of fs.readdirSync(snaps)) await deleteSubvolume(path.join(snaps, s));
+      fs.rmSync(snaps, { recursive: true, force: true });
+    }
+    await deleteSubvolume(root);
+  }
+  async renameRoot(from: Target, to: Target): Promise<void> {
+    const a = this.dirs(from);
+    const b = this.dirs(to);
+    fs.renameSync(a.root, b.root);
+    if (fs.existsSync(a.snaps)) fs.renameSync(a.snaps, b.snaps);
+  }
+  async copyRoot(from: Target, to: Target): Promise<void> {
+    await this.activate(from.paths, from.pool);
+    const b = this.dirs(to);
+    await deleteSubvolume(b.root);
+    await btrfs(['subvolume', 'snapshot', this.dirs(from).root, b.root], `Cannot copy "${from.name}"`).catch((e) => {
+      throw poolError(to, e);
+    });
+  }
+  async snapshot(t: Target, _snapDir: string, snap: string): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    const { root, snaps } = this.dirs(t);
+    fs.mkdirSync(snaps, { recursive: true, mode: 0o700 });
+    await deleteSubvolume(path.join(snaps, snap)); // orphan of a crashed snapshot
+    await btrfs(['subvolume', 'snapshot', '-r', root, path.join(snaps, snap)], `Cannot snapshot "${t.name}"`).catch((e) => {
+      throw poolError(t, e);
+    });
+  }
+  async restore(t: Target, _snapDir: string, snap: string): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    const { root, snaps, m } = this.dirs(t);
+    const fresh = path.join(m, 'containers', `.restore-${t.name}`);
+    const old = path.join(m, 'containers', `.old-${t.name}`);
+    await deleteSubvolume(fresh);
+    await btrfs(['subvolume', 'snapshot', path.join(snaps, snap), fresh], `Cannot restore "${t.name}"`);
+    await deleteSubvolume(old);
+    fs.renameSync(root, old);
+    fs.renameSync(fresh, root);
+    await deleteSubvolume(old);
+  }
+  async deleteSnapshot(t: Target, _snapDir: string, snap: string): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    await deleteSubvolume(path.join(this.dirs(t).snaps, snap));
+  }
+  async copyFromSnapshot(from: Target, _snapDir: string, snap: string, to: Target): Promise<void> {
+    await this.activate(from.paths, from.pool);
+    const b = this.dirs(to);
+    await deleteSubvolume(b.root);
+    await btrfs(['subvolume', 'snapshot', path.join(this.dirs(from).snaps, snap), b.root], `Cannot copy "${from.name}/${snap}"`);
+  }
+}
+
+/** ENOSPC on a full loop file: say so, and what to do. */
+function poolError(t: Target, err: unknown): Error {
+  const msg = (err as Error).message ?? String(err);
+  if (/No space left|ENOSPC/i.test(msg)) {
+    return new TslxcError(`Storage pool "${t.pool.name}" is full`, msg, `grow it with "tslxc storage set ${t.pool.name} size=..."`);
+  }
+  return err as Error;
+}

@@ -1,0 +1,154 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../../errors.js';
+import { copyTree, type Image } from '../../image/store.js';
+import { containersDir, imagesDir, type Paths } from '../../state/paths.js';
+import type { PoolConfig } from '../pool.js';
+import type { Driver, HostAccess, Target, Usage } from './types.js';
+
+/**
+ * `dir`: a container's root is INSTANCE_DIR/rootfs, a full copy of its image (reflinked where the
+ * filesystem can). `overlay` shares all of this but the root: there INSTANCE_DIR/rootfs is the
+ * overlay's upper layer only.
+ */
+export function statfsUsage(dir: string): Usage {
+  try {
+    const s = fs.statfsSync(dir);
+    return { size: s.blocks * s.bsize, free: s.bavail * s.bsize, used: (s.blocks - s.bfree) * s.bsize };
+  } catch {
+    return {};
+  }
+}
+
+export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
+
+/**
+ * Swap a container's root for a new tree made beside it. Between the two renames the root is
+ * missing: recoverRoot (run before every use) puts the old one back, so a crash leaves the old
+ * state, and after the second rename the new one.
+ */
+export function swapRoot(instDir: string, fresh: string): void {
+  const root = path.join(instDir, 'rootfs');
+  const old = path.join(instDir, '.rootfs-old');
+  fs.rmSync(old, { recursive: true, force: true });
+  fs.renameSync(root, old);
+  fs.renameSync(fresh, root);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+export function recoverRoot(instDir: string): void {
+  const root = path.join(instDir, 'rootfs');
+  const old = path.join(instDir, '.rootfs-old');
+  if (!fs.existsSync(root) && fs.existsSync(old)) fs.renameSync(old, root);
+  for (const stray of ['.rootfs-old', '.rootfs-new']) {
+    if (fs.existsSync(root)) fs.rmSync(path.join(instDir, stray), { recursive: true, force: true });
+  }
+}
+
+export class DirDriver implements Driver {
+  async initPool(_paths: Paths, pool: PoolConfig): Promise<void> {
+    if (pool.config.source) throw new TslxcError(`Cannot create pool "${pool.name}"`, `the ${pool.driver} driver keeps roots in each container's dir under TSLXC_DIR and takes no "source"`, 'use a btrfs pool for another place');
+  }
+  async activate(): Promise<void> {}
+  async destroyPool(): Promise<void> {}
+  source(paths: Paths): string {
+    return containersDir(paths);
+  }
+  usage(paths: Paths): Usage {
+    return statfsUsage(paths.stateDir);
+  }
+
+  async createRoot(t: Target, image: Image): Promise<void> {
+    await copyTree(image.rootfs, rootDir(t));
+  }
+  startArgs(t: Target): string[] {
+    recoverRoot(t.instDir);
+    return ['--rootfs', rootDir(t)];
+  }
+  access(t: Target): HostAccess {
+    recoverRoot(t.instDir);
+    return { root: rootDir(t) };
+  }
+  async deleteRoot(): Promise<void> {
+    /* the root lives in the container's dir, which is removed with it */
+  }
+  async renameRoot(): Promise<void> {
+    /* moves with the container's dir */
+  }
+  async copyRoot(from: Target, to: Target): Promise<void> {
+    recoverRoot(from.instDir);
+    await copyTree(rootDir(from), rootDir(to));
+  }
+  async snapshot(t: Target, snapDir: string): Promise<void> {
+    recoverRoot(t.instDir);
+    await copyTree(rootDir(t), path.join(snapDir, 'rootfs'));
+  }
+  async restore(t: Target, snapDir: string): Promise<void> {
+    recoverRoot(t.instDir);
+    const fresh = path.join(t.instDir, '.rootfs-new');
+    fs.rmSync(fresh, { recursive: true, force: true });
+    await copyTree(path.join(snapDir, 'rootfs'), fresh);
+    swapRoot(t.instDir, fresh);
+  }
+  async deleteSnapshot(): Promise<void> {
+    /* the data is in the snapshot's dir, removed by the caller */
+  }
+  async copyFromSnapshot(_from: Target, snapDir: string, _snap: string, to: Target): Promise<void> {
+    await copyTree(path.join(snapDir, 'rootfs'), rootDir(to));
+  }
+}
+
+export class OverlayDriver extends DirDriver {
+  private layers(t: Target): string[] {
+    const fp = t.record.image;
+    if (!fp || !/^[0-9a-f]{64}$/.test(fp)) throw new TslxcError(`Cannot use the root of "${t.name}"`, 'its storage record names no image layer');
+    const lower = path.join(imagesDir(t.paths), fp, 'rootfs');
+    if (!fs.existsSync(lower)) throw new TslxcError(`Cannot use the root of "${t.name}"`, `its image ${fp.slice(0, 12)} (the overlay's lower layer) is missing from the image store`);
+    return [lower];
+  }
+  private work = (t: Target) => path.join(t.instDir, 'overlay-work');
+  private merged = (t: Target) => path.join(t.instDir, 'merged');
+
+  /** Upper, work and staging dirs. The merged root takes the upper dir's owner and mode. */
+  private makeDirs(t: Target, lower: string, withUpper: boolean): void {
+    if (withUpper) {
+      const st = fs.statSync(lower);
+      fs.mkdirSync(rootDir(t));
+      fs.chownSync(rootDir(t), st.uid, st.gid);
+      fs.chmodSync(rootDir(t), st.mode & 0o7777);
+    }
+    fs.rmSync(this.work(t), { recursive: true, force: true });
+    fs.mkdirSync(this.work(t), { mode: 0o700 });
+    fs.mkdirSync(this.merged(t), { mode: 0o755, recursive: true });
+  }
+
+  override async createRoot(t: Target, image: Image): Promise<void> {
+    this.makeDirs(t, this.layers(t)[0] ?? image.rootfs, true);
+  }
+  private args(t: Target): string[] {
+    recoverRoot(t.instDir);
+    const args = ['--rootfs', this.merged(t)];
+    for (const l of this.layers(t)) args.push('--rootfs-lower', l);
+    args.push('--rootfs-upper', rootDir(t), '--rootfs-work', this.work(t));
+    return args;
+  }
+  override startArgs(t: Target): string[] {
+    return this.args(t);
+  }
+  override access(t: Target): HostAccess {
+    return { root: rootDir(t), helperArgs: this.args(t) };
+  }
+  override async copyRoot(from: Target, to: Target): Promise<void> {
+    await super.copyRoot(from, to);
+    this.makeDirs(to, this.layers(to)[0], false);
+  }
+  override async restore(t: Target, snapDir: string): Promise<void> {
+    await super.restore(t, snapDir);
+    // The work dir belongs to the upper it was used with.
+    this.makeDirs(t, this.layers(t)[0], false);
+  }
+  override async copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void> {
+    await super.copyFromSnapshot(from, snapDir, snap, to);
+    this.makeDirs(to, this.layers(to)[0], false);
+  }
+}

@@ -1,0 +1,48 @@
+import type { Paths } from '../../state/paths.js';
+import type { Image } from '../../image/store.js';
+import type { PoolConfig } from '../pool.js';
+import type { StorageRecord } from '../record.js';
+
+/** Where a stopped container's files are: a plain dir, or (overlay) helper options that mount it. */
+export type HostAccess = { root: string; helperArgs?: undefined } | { root: string; helperArgs: string[] };
+
+/**
+ * A container's root on one driver. `instDir` is the container's dir (or, during a copy, the
+ * temporary dir that becomes it); drivers that keep data elsewhere (btrfs) key it by name.
+ */
+export interface Target {
+  paths: Paths;
+  pool: PoolConfig;
+  instDir: string;
+  name: string;
+  record: StorageRecord;
+}
+
+export interface Usage {
+  size?: number;
+  used?: number;
+  free?: number;
+}
+
+export interface Driver {
+  /** Checks and prepares a new pool (btrfs: makes and mounts the loop file). */
+  initPool(paths: Paths, pool: PoolConfig): Promise<void>;
+  /** Makes sure the pool is usable now (btrfs loop: mounted). */
+  activate(paths: Paths, pool: PoolConfig): Promise<void>;
+  destroyPool(paths: Paths, pool: PoolConfig): Promise<void>;
+  source(paths: Paths, pool: PoolConfig): string;
+  usage(paths: Paths, pool: PoolConfig): Usage;
+
+  createRoot(t: Target, image: Image): Promise<void>;
+  startArgs(t: Target): string[];
+  access(t: Target): HostAccess;
+  deleteRoot(t: Target): Promise<void>;
+  renameRoot(from: Target, to: Target): Promise<void>;
+  copyRoot(from: Target, to: Target): Promise<void>;
+  /** Snapshot data of a container: made read-only where the driver can. */
+  snapshot(t: Target, snapDir: string, snap: string): Promise<void>;
+  restore(t: Target, snapDir: string, snap: string): Promise<void>;
+  deleteSnapshot(t: Target, snapDir: string, snap: string): Promise<void>;
+  /** A new container's root from a snapshot (copy dev1/snap0 dev2). */
+  copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void>;
+}

@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import type { Context } from '../instance/context.js';
+import { listNames } from '../instance/config.js';
+import { containerDir } from '../state/paths.js';
+import { parseSize } from '../config/units.js';
+import { DRIVERS, listPools, loadPool, poolFile, savePool, validatePoolName, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
+import { readRecord } from './record.js';
+import { driverOf } from './instance.js';
+import { BtrfsDriver } from './drivers/btrfs.js';
+import type { Usage } from './drivers/types.js';
+
+/** Pool administration behind `tslxc storage`. */
+export async function createPool(ctx: Context, name: string, driver: string, config: Record<string, string>, description?: string): Promise<PoolConfig> {
+  validatePoolName(name);
+  if (!DRIVERS.includes(driver as DriverName)) throw new TslxcError(`Unknown storage driver "${driver}"`, `use ${DRIVERS.join(', ')}`);
+  return withPoolsLock(ctx.paths, async () => {
+    if (fs.existsSync(poolFile(ctx.paths, name))) throw new TslxcError(`Storage pool "${name}" already exists`);
+    const pool: PoolConfig = { name, driver: driver as DriverName, description, config: { ...config }, created_at: new Date().toISOString() };
+    const d = driverOf(pool.driver);
+    await d.initPool(ctx.paths, pool);
+    try {
+      savePool(ctx.paths, pool);
+    } catch (err) {
+      await d.destroyPool(ctx.paths, pool).catch(() => {});
+      throw err;
+    }
+    return pool;
+  });
+}
+
+/** Containers whose root lives on the pool. */
+export function poolUsers(ctx: Context, name: string): string[] {
+  return listNames(ctx.paths).filter((n) => readRecord(containerDir(ctx.paths, n)).pool === name);
+}
+
+export interface PoolInfo extends PoolConfig {
+  source: string;
+  usage: Usage;
+  used_by: string[];
+}
+
+export async function poolInfo(ctx: Context, name: string): Promise<PoolInfo> {
+  const pool = loadPool(ctx.paths, name);
+  const d = driverOf(pool.driver);
+  await d.activate(ctx.paths, pool);
+  return { ...pool, source: d.source(ctx.paths, pool), usage: d.usage(ctx.paths, pool), used_by: poolUsers(ctx, name) };
+}
+
+export function listPoolConfigs(ctx: Context): PoolConfig[] {
+  return listPools(ctx.paths);
+}
+
+export async function deletePool(ctx: Context, name: string): Promise<void> {
+  await withPoolsLock(ctx.paths, async () => {
+    const pool = loadPool(ctx.paths, name);
+    const users = poolUsers(ctx, name);
+    if (users.length) throw new TslxcError(`Cannot delete storage pool "${name}"`, `it is in use by ${users.join(', ')}`, 'delete or move those containers first');
+    await driverOf(pool.driver).destroyPool(ctx.paths, pool);
+    fs.rmSync(poolFile(ctx.paths, name), { force: true });
+  });
+}
+
+/** `storage set`: description, and size (grows a btrfs loop file). */
+export async function setPool(ctx: Context, name: string, changes: Record<string, string>): Promise<PoolConfig> {
+  return withPoolsLock(ctx.paths, async () => {
+    const pool = loadPool(ctx.paths, name);
+    for (const [k, v] of Object.entries(changes)) {
+      if (k === 'description') pool.description = v;
+      else if (k === 'size' && pool.driver === 'btrfs') {
+        const size = parseSize(v, { key: 'size' });
+        await (driverOf('btrfs') as BtrfsDriver).grow(ctx.paths, pool, size);
+        pool.config.size = String(size);
+      } else throw new TslxcError(`Cannot set "${k}" on pool "${name}"`, pool.driver === 'btrfs' ? 'settable: description, size' : 'settable: description');
+    }
+    savePool(ctx.paths, pool);
+    return pool;
+  });
+}
+
+export const poolDataDir = (ctx: Context, name: string) => path.join(ctx.paths.stateDir, 'storage-pools', validatePoolName(name));
