@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { procStartTime } from './env.js';
 import { memoryOf, type Peer } from './peers.js';
 import { checkInterrupted, now, pause, run, sleep, type RunResult } from './proc.js';
 
@@ -49,14 +50,32 @@ export async function bootToRunning(p: Peer): Promise<BootResult> {
 
 export interface StopResult {
   ms: number;
+  /** stop command issued → the container's init gone (polled every 5 ms). */
+  initGoneMs?: number;
 }
 
+/**
+ * Time the stop command; meanwhile watch init's PID (with its start time, so a reused PID does
+ * not count) to tell how much of the time is the guest shutting down and how much the tool.
+ */
 export async function cleanStop(p: Peer): Promise<StopResult> {
   checkInterrupted();
-  const r = await p.stop();
+  const init = await p.initPid();
+  const initStart = procStartTime(init);
+  const t0 = now();
+  let done = false;
+  const stopped = p.stop().finally(() => (done = true));
+  let initGoneMs: number | undefined;
+  while (!done) {
+    if (initGoneMs === undefined && procStartTime(init) !== initStart) initGoneMs = now() - t0;
+    await sleep(5);
+  }
+  const r = await stopped;
+  if (initGoneMs === undefined && procStartTime(init) !== initStart) initGoneMs = r.ms; // went in the last few ms
   if (r.code !== 0) throw failure(p.commands.stop, r);
   if (await p.isRunning()) throw new Error(`${p.commands.stop} returned but ${p.label}'s container still runs`);
-  return { ms: r.ms };
+  if (initGoneMs === undefined) throw new Error(`${p.commands.stop} returned but init (${init}) still exists`);
+  return { ms: r.ms, initGoneMs: Math.min(initGoneMs, r.ms) };
 }
 
 export interface MonitorSample {

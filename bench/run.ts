@@ -22,7 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchEnv, repoRoot } from './env.js';
 import { createLxcContainer, lxcVersion } from './lxc.js';
-import { backToBack, bootToRunning, cleanStop, inspect, roundsWithPauses, sampleMonitor, traceStop, type BootResult, type MonitorSample, type TimedTool } from './measure.js';
+import { backToBack, bootToRunning, cleanStop, inspect, roundsWithPauses, sampleMonitor, traceStop, type BootResult, type MonitorSample, type StopResult, type TimedTool } from './measure.js';
 import { lxcPeer, nodeBaseline, tslxcPeer, type Peer } from './peers.js';
 import { Interrupted, interrupt, isInterrupted, pause, runningChildren } from './proc.js';
 import { fmtKiB, fmtMs, fmtRatio, fmtSummary, renderTable, type Row } from './report.js';
@@ -90,7 +90,7 @@ interface Results {
   lxcConfig?: string;
   warmup: Record<string, { firstBoot?: BootResult; failedUnits?: string[]; interfaces?: string[]; stopSignals?: string[] }>;
   boot: Record<string, { runs: BootResult[]; failures: string[]; total?: Summary; startCmd?: Summary; states: Record<string, number>; failedUnits?: string[] }>;
-  stop: Record<string, { runs: number[]; failures: string[]; ms?: Summary }>;
+  stop: Record<string, { runs: StopResult[]; failures: string[]; ms?: Summary; initGone?: Summary }>;
   monitor: Record<string, { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary }>;
   exec: { paused?: Record<string, Summary>; backToBack?: Record<string, Summary>; pauseMs: number };
   list?: { containers: number; running: number; createMs: number; rows: number; states: Record<string, number>; times: Record<string, Summary> };
@@ -245,8 +245,8 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
         r.monitor[k].afterBoot.push(await sampleMonitor(p));
         if (i === opts.runs - 1) r.boot[k].failedUnits = (await inspect(p)).failedUnits;
         const s = await cleanStop(p);
-        r.stop[k].runs.push(s.ms);
-        log(`${p.label} run ${i + 1}/${opts.runs}: start→${b.state} ${fmtMs(b.totalMs)} (start cmd ${fmtMs(b.startMs)}, ${b.probes} probe${b.probes > 1 ? 's' : ''}), stop ${fmtMs(s.ms)}`);
+        r.stop[k].runs.push(s);
+        log(`${p.label} run ${i + 1}/${opts.runs}: start→${b.state} ${fmtMs(b.totalMs)} (start cmd ${fmtMs(b.startMs)}, ${b.probes} probe${b.probes > 1 ? 's' : ''}), stop ${fmtMs(s.ms)} (init gone at ${fmtMs(s.initGoneMs ?? NaN)})`);
       } catch (e) {
         if (e instanceof Interrupted) throw e;
         r.boot[k].failures.push((e as Error).message);
@@ -260,7 +260,8 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
     const k = keyOf.get(p)!;
     r.boot[k].total = summarize(r.boot[k].runs.map((b) => b.totalMs));
     r.boot[k].startCmd = summarize(r.boot[k].runs.map((b) => b.startMs));
-    r.stop[k].ms = summarize(r.stop[k].runs);
+    r.stop[k].ms = summarize(r.stop[k].runs.map((s) => s.ms));
+    r.stop[k].initGone = summarize(r.stop[k].runs.map((s) => s.initGoneMs).filter((x): x is number => x !== undefined));
     r.monitor[k].rss = summarize(r.monitor[k].afterBoot.map((m) => m.rssKiB));
     const pss = r.monitor[k].afterBoot.map((m) => m.pssKiB).filter((x): x is number => x !== undefined);
     if (pss.length) r.monitor[k].pss = summarize(pss);
@@ -382,6 +383,7 @@ function report(r: Results, opts: Options, version: string): string {
   if (st?.ms?.n || sl?.ms?.n) {
     rows.push({ what: 'clean stop' });
     rows.push({ what: '  stop (SIGRTMIN+3 to systemd)', tslxc: fmtSummary(st?.ms), lxc: fmtSummary(sl?.ms), ratio: fmtRatio(st?.ms, sl?.ms) });
+    rows.push({ what: '    of which until init exited', tslxc: fmtSummary(st?.initGone), lxc: fmtSummary(sl?.initGone), ratio: fmtRatio(st?.initGone, sl?.initGone) });
   }
   const ep = r.exec.paused;
   const eb = r.exec.backToBack;
