@@ -203,7 +203,8 @@ static int attach_via_server(const struct attach_opts *o)
     sigprocmask(SIG_SETMASK, &old, NULL);
     return -1;
   }
-  debug("exec server started %d", (int)r.value);
+  pid_t cmd = r.value; /* in our pid namespace (the host's) */
+  debug("exec server started %d", (int)cmd);
 
   for (;;) {
     struct pollfd pfd[2] = {
@@ -216,11 +217,18 @@ static int attach_via_server(const struct attach_opts *o)
       die_with_error("poll");
     }
     if (pfd[0].revents & POLLIN) {
-      /* The command runs in a session of its own: even what the terminal sent to our process
-       * group has not reached it. */
+      /* The command runs in a session of its own, so what the terminal sent to our process
+       * group (^C: SI_KERNEL) has not reached it: it goes to the command's process group, as
+       * the terminal would have sent it, while its leader lives (its PID cannot be reused
+       * then). Other signals go to the command alone, as on the direct path. */
       struct signalfd_siginfo si;
-      while (read(sigfd, &si, sizeof si) == sizeof si)
-        sys_pidfd_send_signal(pidfd, si.ssi_signo);
+      while (read(sigfd, &si, sizeof si) == sizeof si) {
+        bool ended = poll(&(struct pollfd){ .fd = pidfd, .events = POLLIN }, 1, 0) == 1;
+        if (si.ssi_code == SI_KERNEL && !ended)
+          kill(-cmd, si.ssi_signo);
+        else
+          sys_pidfd_send_signal(pidfd, si.ssi_signo);
+      }
     }
     if (!(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
       continue;
