@@ -50,6 +50,42 @@ export class BenchEnv {
     return run(tool, ['-P', this.lxcPath, '-n', name, ...args], opts);
   }
 
+  /**
+   * Make this installation's containers comparable to the LXC peer: the root on a `dir` storage
+   * pool (a plain directory, as LXC's `dir:` rootfs) and no network device (the built-in default
+   * profile would give each container eth0 on a managed bridge, with dnsmasq and NAT on the host).
+   * A profile in TSLXC_DIR/profiles shadows the built-in one of the same name.
+   */
+  async prepareTslxc(): Promise<void> {
+    fs.mkdirSync(path.join(this.stateDir, 'profiles'), { recursive: true });
+    fs.writeFileSync(
+      path.join(this.stateDir, 'profiles', 'default.yaml'),
+      [
+        'description: tslxc bench - the root on a dir pool, no network (like its LXC peer)',
+        'config: {}',
+        'devices:',
+        '  root:',
+        '    type: disk',
+        '    path: /',
+        '    pool: default',
+        '',
+      ].join('\n'),
+    );
+    const r = await this.tslxc(['storage', 'create', 'default', 'dir']);
+    if (r.code !== 0) throw new Error(`tslxc storage create default dir: ${r.stderr.trim()}`);
+  }
+
+  private listYaml(dir: string): string[] {
+    try {
+      return fs
+        .readdirSync(path.join(this.stateDir, dir))
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => f.slice(0, -5));
+    } catch {
+      return [];
+    }
+  }
+
   tslxcNames(): string[] {
     try {
       return fs.readdirSync(path.join(this.stateDir, 'containers')).filter((n) => !n.startsWith('.'));
@@ -79,6 +115,30 @@ export class BenchEnv {
         await this.tslxc(['delete', '--force', ...names], c);
         for (const n of this.tslxcNames()) problems.push(`tslxc container ${n} not deleted`);
       }
+    }
+
+    // Networks and storage pools (none is expected: the bench's default profile has no nic and a
+    // dir pool, but a changed tslxc could still make them; a bridge is visible host-wide).
+    for (const n of this.listYaml('networks')) {
+      log(`cleanup: deleting network ${n}`);
+      const d = await this.tslxc(['network', 'delete', n], c);
+      if (d.code !== 0) {
+        problems.push(`tslxc network delete ${n}: ${d.stderr.trim()}`);
+        if (fs.existsSync(`/sys/class/net/${n}/bridge`)) {
+          await run('ip', ['link', 'del', n], c);
+          problems.push(`bridge ${n} deleted with ip link del`);
+        }
+      }
+    }
+    for (const n of this.listYaml('storage-pools')) {
+      const d = await this.tslxc(['storage', 'delete', n], c);
+      if (d.code !== 0) problems.push(`tslxc storage delete ${n}: ${d.stderr.trim()}`);
+    }
+    const nftTable = this.cgroupPrefix.replace(/[^A-Za-z0-9_]/g, '_'); // tslxc's name for our table
+    const t = await run('nft', ['list', 'table', 'ip', nftTable], c).catch(() => undefined);
+    if (t?.code === 0) {
+      problems.push(`nft table ip ${nftTable} was left; deleted`);
+      await run('nft', ['delete', 'table', 'ip', nftTable], c);
     }
 
     // LXC containers: kill (we only get here with a stopped one unless something failed), destroy.

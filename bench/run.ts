@@ -191,13 +191,17 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
   const keyOf = new Map<Peer, string>([[peers[0], TSLXC]]);
 
   // --- set-up: one tslxc Debian container, and the LXC peer on a copy of its unbooted rootfs
+  await env.prepareTslxc();
+  r.notes.push('tslxc containers have their root on a dir storage pool and no nic (a default profile in the bench\'s own TSLXC_DIR); the LXC peer has a dir: rootfs and lxc.net.0.type = empty');
   log(`tslxc create debian ${name}`);
   const created = await env.tslxc(['create', 'debian', name], { timeoutMs: 600_000 });
   if (created.code !== 0) throw new Error(`tslxc create debian ${name}: ${created.stderr.trim()}`);
   r.notes.push(`tslxc create debian (image cached) took ${fmtMs(created.ms)}`);
   if (opts.lxc) {
     log(`LXC container ${name} in ${env.lxcPath} (cp -a of the tslxc rootfs)`);
-    r.lxcConfig = await createLxcContainer(env, name, path.join(env.stateDir, 'containers', name, 'rootfs'));
+    const rootfs = path.join(env.stateDir, 'containers', name, 'rootfs');
+    if (!fs.existsSync(path.join(rootfs, 'sbin/init'))) throw new Error(`no rootfs with sbin/init at ${rootfs}: has tslxc's storage layout changed?`);
+    r.lxcConfig = await createLxcContainer(env, name, rootfs);
     const lp = lxcPeer(env, name, version);
     peers.push(lp);
     keyOf.set(lp, LXC);
