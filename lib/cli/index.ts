@@ -20,6 +20,10 @@ import network from './commands/network.js';
 import storage from './commands/storage.js';
 import config from './commands/config.js';
 import profile from './commands/profile.js';
+import top from './commands/top.js';
+import host from './commands/host.js';
+import admin from './commands/admin.js';
+import autostart from './commands/autostart.js';
 
 /** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
@@ -47,6 +51,10 @@ export function createCli(args: string[]): Argv {
     .command(storage)
     .command(config)
     .command(profile)
+    .command(top)
+    .command(host)
+    .command(admin)
+    .command(autostart)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()

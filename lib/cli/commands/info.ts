@@ -1,12 +1,22 @@
 import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { TslxcError } from '../../errors.js';
 import { humanBytes, humanDuration, renderValue } from '../ui/format.js';
 
 const command: CommandModule = {
-  command: 'info <name>',
-  describe: 'Show a container\'s state, processes and usage',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
+  command: 'info [name]',
+  describe: 'Show a container\'s state, processes, usage and limits (--host: the host)',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string' })
+      .option('host', { type: 'boolean', describe: 'show the host instead (as "tslxc host")' })
+      .option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
   handler: async (argv) => {
+    if (argv.host) {
+      const { printHost } = await import('./host.js');
+      return printHost(String(argv.format));
+    }
+    if (!argv.name) throw new TslxcError('Give a container name, or --host', undefined, 'see "tslxc info --help"');
     const { instanceInfo } = await import('../../instance/status.js');
     const info = await instanceInfo(context(), String(argv.name));
     if (argv.format !== 'text') {
@@ -28,10 +38,16 @@ const command: CommandModule = {
       ['Disk', humanBytes(info.diskBytes)],
     ];
     if (info.usage) {
-      lines.push(['Memory', `${humanBytes(info.usage.memoryBytes)}${info.usage.memoryPeakBytes ? ` (peak ${humanBytes(info.usage.memoryPeakBytes)})` : ''}`]);
+      lines.push(['Memory', `${humanBytes(info.usage.memoryBytes)}${info.usage.memoryPeakBytes ? ` (peak ${humanBytes(info.usage.memoryPeakBytes)})` : ''}${info.usage.swapBytes !== undefined ? `, swap ${humanBytes(info.usage.swapBytes)}` : ''}`]);
       if (info.usage.cpuTimeNs !== undefined) lines.push(['CPU time', `${(info.usage.cpuTimeNs / 1e9).toFixed(2)}s`]);
       lines.push(['Processes', info.usage.processes]);
     }
+    const { showConfig } = await import('../../instance/configure.js');
+    const ex = showConfig(context(), info.name, true).expanded!;
+    const limits = Object.keys(ex.config).filter((k) => k.startsWith('limits.')).sort();
+    lines.push(['Limits', limits.length ? limits.map((k) => `${k}=${ex.config[k]} (${ex.sources[k]})`).join(', ') : 'none']);
+    const { lxcfsRunning } = await import('../../host/features.js');
+    lines.push(['lxcfs', lxcfsRunning() ? 'running on the host, not yet used by tslxc: /proc inside shows the host\'s figures' : 'not running on the host: /proc/meminfo, cpuinfo and uptime inside show the host\'s figures']);
     for (const [k, v] of lines) if (v !== undefined && v !== '') console.log(`${k}: ${v}`);
   },
 };

@@ -1,0 +1,42 @@
+import type { CommandModule } from 'yargs';
+import { context } from '../common.js';
+import { humanBytes, renderValue } from '../ui/format.js';
+
+/** `tslxc host` (also `tslxc info --host`): the host's kernel, resources and features. */
+export async function printHost(format: string): Promise<void> {
+  const { hostReport } = await import('../../host/report.js');
+  const r = await hostReport(context().paths);
+  if (format !== 'text') {
+    console.log(renderValue(r, format as 'json' | 'yaml'));
+    return;
+  }
+  const f = r.features;
+  const yes = (b: boolean) => (b ? 'yes' : 'no');
+  const lines: Array<[string, string]> = [
+    ['Hostname', r.hostname],
+    ['Kernel', r.kernel],
+    ['Distribution', r.distribution],
+    ['Architecture', r.architecture],
+    ['CPUs', `${r.cpu.count} (${r.cpu.online})${r.cpu.model ? `, ${r.cpu.model}` : ''}`],
+    ['Memory', `${humanBytes(r.memory.totalBytes)} (available ${humanBytes(r.memory.availableBytes)}, swap ${humanBytes(r.memory.swapTotalBytes)})`],
+    ['cgroups', `${f.cgroup.version}${f.cgroup.hybrid ? ' (hybrid, cgroup2 beside)' : ''}: ${f.cgroup.controllers.join(' ')}`],
+  ];
+  for (const s of r.storage) {
+    lines.push([`Storage ${s.name}`, `${s.driver ? `${s.driver}, ` : ''}${s.path}: ${humanBytes(s.freeBytes)} free of ${humanBytes(s.sizeBytes)}`]);
+  }
+  lines.push(
+    ['overlay', yes(f.overlay)],
+    ['btrfs', yes(f.btrfs)],
+    ['idmapped mounts', yes(f.idmappedMounts)],
+    ['lxcfs', f.lxcfs.running ? `running (${f.lxcfs.path}); not yet bind-mounted into containers` : 'not running (containers see the host\'s /proc/meminfo, /proc/cpuinfo, uptime)'],
+  );
+  for (const [k, v] of lines) console.log(`${k}: ${v}`);
+}
+
+const command: CommandModule = {
+  command: 'host',
+  describe: 'Show the host: kernel, distribution, cgroups, CPUs, memory, storage, features',
+  builder: (y) => y.option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
+  handler: async (argv) => printHost(String(argv.format)),
+};
+export default command;

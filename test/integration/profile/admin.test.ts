@@ -1,0 +1,62 @@
+import fs from 'node:fs';
+import test from 'ava';
+import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { cgroupsOf, processesOf } from '../../helpers/leftovers.js';
+
+/** First-run set-up, autostart, host report, top and info on real busybox containers (no network). */
+if (requireRoot(test)) {
+  const env = new TestEnv('adm');
+  test.before(() => {
+    const r = env.cli(['image', 'build', 'busybox']);
+    if (r.code !== 0) throw new Error(r.stderr);
+  });
+  test.after.always(async () => {
+    await env.cleanup();
+  });
+  test.after.always('nothing of the suite is left on the host', (t) => {
+    t.deepEqual(processesOf(env), []);
+    t.deepEqual(cgroupsOf(env), []);
+  });
+
+  test.serial('admin init --preseed sets default limits (validated first), records the choices', (t) => {
+    // No networks: tests never make bridges of their own here.
+    const seed = 'storage_pools:\n- name: p0\n  driver: dir\nprofiles:\n- name: default\n  config:\n    limits.processes: "123"\n    limits.memory: 256MiB\n  devices: {}\n';
+    env.ok(t, ['admin', 'init', '--preseed', '-'], { input: seed });
+    t.regex(fs.readFileSync(`${env.paths.stateDir}/config.yaml`, 'utf8'), /initialized_at/);
+    t.is(env.ok(t, ['profile', 'get', 'default', 'limits.processes']).trim(), '123');
+    const bad = env.cli(['admin', 'init', '--preseed', '-'], { input: 'profiles:\n- name: default\n  config:\n    limits.memory: 1PB\n' });
+    t.is(bad.code, 1);
+    t.regex(bad.stderr, /limits.memory: the host has only/);
+    t.is(env.ok(t, ['profile', 'get', 'default', 'limits.memory']).trim(), '256MiB', 'a refused preseed changes nothing');
+    t.regex(env.cli(['admin', 'init']).stderr, /needs a terminal.*--auto or --preseed/);
+  });
+
+  test.serial('autostart starts boot.autostart containers by priority; info, top and host report', async (t) => {
+    env.ok(t, ['create', 'busybox', 'as-low', '-c', 'boot.autostart=true', '-c', 'boot.autostart.priority=1']);
+    env.ok(t, ['create', 'busybox', 'as-high', '-c', 'boot.autostart=true', '-c', 'boot.autostart.priority=9', '-c', 'boot.autostart.delay=1']);
+    env.ok(t, ['create', 'busybox', 'as-off']);
+    t.deepEqual(env.ok(t, ['autostart', '--list']).trim().split('\n').map((l) => l.split('\t')[0]), ['as-high', 'as-low']);
+    const t0 = Date.now();
+    const out = env.ok(t, ['autostart']);
+    t.true(Date.now() - t0 >= 1000, 'the delay after as-high was waited');
+    t.deepEqual(out.trim().split('\n'), ['as-high: started', 'as-low: started']);
+    const states = Object.fromEntries(JSON.parse(env.ok(t, ['list', '--format', 'json'])).map((c: { name: string; status: string }) => [c.name, c.status]));
+    t.deepEqual(states, { 'as-high': 'Running', 'as-low': 'Running', 'as-off': 'Created' });
+    t.is(env.ok(t, ['autostart']).trim(), 'as-high: already running\nas-low: already running');
+
+    const info = env.ok(t, ['info', 'as-high']);
+    t.regex(info, /Limits: limits.memory=256MiB \(profile:default\), limits.processes=123 \(profile:default\)/);
+    t.regex(info, /lxcfs: /);
+    const top = JSON.parse(env.ok(t, ['top', '--once', '--format', 'json'])) as Array<{ name: string; processLimit?: number }>;
+    t.deepEqual(top.map((r) => r.name).sort(), ['as-high', 'as-low']);
+    t.is(top[0]!.processLimit, 123);
+
+    const host = JSON.parse(env.ok(t, ['host', '--format', 'json']));
+    t.true(host.cpu.count >= 1);
+    t.true(host.memory.totalBytes > 0);
+    t.regex(host.features.cgroup.version, /^v[12]$/);
+    t.is(typeof host.features.lxcfs.running, 'boolean');
+    t.regex(env.ok(t, ['info', '--host']), /cgroups: v[12]/);
+    env.ok(t, ['delete', '--force', 'as-high', 'as-low', 'as-off']);
+  });
+}
