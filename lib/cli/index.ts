@@ -18,6 +18,8 @@ import wait from './commands/wait.js';
 import image from './commands/image.js';
 import network from './commands/network.js';
 import storage from './commands/storage.js';
+import snapshot from './commands/snapshot.js';
+import copy from './commands/copy.js';
 import config from './commands/config.js';
 import profile from './commands/profile.js';
 import top from './commands/top.js';
@@ -49,6 +51,8 @@ export function createCli(args: string[]): Argv {
     .command(image)
     .command(network)
     .command(storage)
+    .command(snapshot)
+    .command(copy)
     .command(config)
     .command(profile)
     .command(top)

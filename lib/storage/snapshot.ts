@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import type { Context } from '../instance/context.js';
+import { loadConfig } from '../instance/config.js';
+import { instanceState } from '../instance/status.js';
+import { containerDir } from '../state/paths.js';
+import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
+import { driverOf, target } from './instance.js';
+
+/**
+ * Snapshots of stopped containers: INSTANCE_DIR/snapshots/SNAP/{config.yaml, snapshot.yaml} plus
+ * the driver's data (dir/overlay: rootfs/ beside them; btrfs: a read-only subvolume in the pool).
+ * A snapshot is made in a temp dir and renamed into place last, so a crash leaves none or all.
+ */
+const SNAP = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i;
+export function validateSnapshotName(s: string): string {
+  if (!SNAP.test(s)) throw new TslxcError(`Invalid snapshot name "${s.slice(0, 70)}"`, 'use letters, digits, ".", "_" and "-"');
+  return s;
+}
+
+export const snapshotsDir = (ctx: Context, name: string) => path.join(containerDir(ctx.paths, name), 'snapshots');
+export const snapshotDir = (ctx: Context, name: string, snap: string) => path.join(snapshotsDir(ctx, name), validateSnapshotName(snap));
+
+export interface SnapshotInfo {
+  name: string;
+  created_at: string;
+}
+
+export function listSnapshots(ctx: Context, name: string): SnapshotInfo[] {
+  loadConfig(ctx.paths, name);
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(snapshotsDir(ctx, name));
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => SNAP.test(e))
+    .map((e) => readYamlIfExists<SnapshotInfo>(path.join(snapshotsDir(ctx, name), e, 'snapshot.yaml')))
+    .filter((x): x is SnapshotInfo => !!x)
+    .sort((a, b) => a.created_at.localeCompare(b.created_at));
+}
+
+async function requireStopped(ctx: Context, name: string, what: string): Promise<void> {
+  const state = await instanceState(ctx, loadConfig(ctx.paths, name));
+  if (state.status !== 'Stopped' && state.status !== 'Created') {
+    throw new TslxcError(`Cannot ${what} "${name}"`, `it is ${state.status.toLowerCase()}`, `stop it first with "tslxc stop ${name}"`);
+  }
+}
+
+export async function createSnapshot(ctx: Context, name: string, snap?: string): Promise<string> {
+  return ctx.withInstanceLock(name, async () => {
+    await requireStopped(ctx, name, 'snapshot');
+    const existing = new Set(listSnapshots(ctx, name).map((s) => s.name));
+    let n = 0;
+    while (!snap && existing.has(`snap${n}`)) n++;
+    const sname = validateSnapshotName(snap ?? `snap${n}`);
+    if (existing.has(sname) || fs.existsSync(snapshotDir(ctx, name, sname))) throw new TslxcError(`Snapshot "${name}/${sname}" already exists`);
+    const t = target(ctx, name);
+    const d = driverOf(t.pool.driver);
+    fs.mkdirSync(snapshotsDir(ctx, name), { recursive: true, mode: 0o700 });
+    const tmp = path.join(snapshotsDir(ctx, name), `.tmp-${sname}-${process.pid}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { mode: 0o700 });
+    try {
+      fs.copyFileSync(path.join(t.instDir, 'config.yaml'), path.join(tmp, 'config.yaml'));
+      await d.snapshot(t, tmp, sname);
+      writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), { name: sname, created_at: new Date().toISOString() }, 0o600);
+      fs.renameSync(tmp, snapshotDir(ctx, name, sname));
+    } catch (err) {
+      await d.deleteSnapshot(t, tmp, sname).catch(() => {});
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    return sname;
+  });
+}
+
+function requireSnapshot(ctx: Context, name: string, snap: string): string {
+  const dir = snapshotDir(ctx, name, snap);
+  if (!fs.existsSync(path.join(dir, 'snapshot.yaml'))) throw new TslxcError(`Snapshot "${name}/${snap}" not found`, undefined, `see "tslxc snapshot list ${name}"`);
+  return dir;
+}
+
+/** Puts the container's root back as it was at the snapshot (its config is kept as it is now). */
+export async function restoreSnapshot(ctx: Context, name: string, snap: string): Promise<void> {
+  await ctx.withInstanceLock(name, async () => {
+    await requireStopped(ctx, name, 'restore');
+    const dir = requireSnapshot(ctx, name, snap);
+    const t = target(ctx, name);
+    await driverOf(t.pool.driver).restore(t, dir, snap);
+  });
+}
+
+export async function deleteSnapshot(ctx: Context, name: string, snap: string): Promise<void> {
+  await ctx.withInstanceLock(name, async () => {
+    const dir = requireSnapshot(ctx, name, snap);
+    const t = target(ctx, name);
+    // The marker goes first: a crash after it leaves only data nobody lists, never a half snapshot.
+    fs.rmSync(path.join(dir, 'snapshot.yaml'));
+    await driverOf(t.pool.driver).deleteSnapshot(t, dir, snap);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+}
