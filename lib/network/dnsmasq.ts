@@ -4,7 +4,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { mkdirp, readTextIfExists, writeFileAtomic } from '../util/fs.js';
-import { requireTool } from '../util/exec.js';
+import { systemTool } from './host.js';
 import { formatIp, hostRange, maskOf, networkOf } from './ipv4.js';
 import { bridgeIpv4, domainOf, ipv6Of, mtuOf, networkRunDir, type NetworkDef } from './store.js';
 
@@ -83,20 +83,29 @@ export function renderDnsmasqConf(net: NetworkDef, f: ReturnType<typeof files>):
 export function dnsmasqPid(p: Paths, name: string): number | undefined {
   const f = files(p, name);
   const pid = Number(readTextIfExists(f.pid)?.trim());
-  if (!(pid > 0)) return undefined;
-  // Only a dnsmasq started with this network's config is ours.
+  if (pid > 0 && isOurs(pid, f.conf)) return pid;
+  // No (valid) pid file: dnsmasq writes it after it daemonized, so a just-started one may not
+  // have it yet. Look for a dnsmasq running with exactly this network's config file.
+  for (const d of fs.readdirSync('/proc')) {
+    if (/^\d+$/.test(d) && isOurs(Number(d), f.conf)) return Number(d);
+  }
+  return undefined;
+}
+
+/** Only a live dnsmasq started with this network's config file is ours. */
+function isOurs(pid: number, conf: string): boolean {
   try {
-    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) [ZX] /.test(stat)) return undefined;
-    return cmd.includes(`--conf-file=${f.conf}`) ? pid : undefined;
+    if (/\) [ZX] /.test(stat)) return false;
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes(`--conf-file=${conf}`) && path.basename(argv[0]) === 'dnsmasq';
   } catch {
-    return undefined;
+    return false;
   }
 }
 
 export function startDnsmasq(p: Paths, net: NetworkDef): void {
-  const bin = requireTool('dnsmasq', 'run DHCP and DNS for network "' + net.name + '"');
+  const bin = systemTool('dnsmasq', 'run DHCP and DNS for network "' + net.name + '"');
   const f = files(p, net.name);
   mkdirp(f.dir, 0o700);
   mkdirp(f.dhcpHosts, 0o700);
@@ -109,6 +118,8 @@ export function startDnsmasq(p: Paths, net: NetworkDef): void {
     const why = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-1)[0].replace(/^dnsmasq: /, '');
     throw new TslxcError(`Cannot start dnsmasq for network "${net.name}"`, why);
   }
+  // Wait for its pid file, so the next look at it (a stop, a SIGHUP) finds it the cheap way.
+  for (let i = 0; i < 200 && !fs.existsSync(f.pid); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
 }
 
 export async function stopDnsmasq(p: Paths, name: string): Promise<void> {

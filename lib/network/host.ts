@@ -6,10 +6,29 @@ import { parseCidr, parseIp, type Cidr } from './ipv4.js';
 
 /** The host side: `ip` commands, what the host's routes and sockets already use. */
 
-let ipPath: string | undefined;
+/**
+ * A system tool by absolute path: the system's directories first, because under `npm test` PATH
+ * starts with node_modules/.bin, where an unrelated `nft` (@vercel/nft) lives.
+ */
+const found = new Map<string, string>();
+export function systemTool(name: string, purpose: string): string {
+  let p = found.get(name);
+  if (!p) {
+    p = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => `${d}/${name}`).find((f) => {
+      try {
+        fs.accessSync(f, fs.constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    }) ?? requireTool(name, purpose);
+    found.set(name, p);
+  }
+  return p;
+}
+
 export function ipTool(): string {
-  ipPath ??= requireTool('ip', 'configure the network');
-  return ipPath;
+  return systemTool('ip', 'configure the network');
 }
 
 /** Run `ip ARGS`; failure is a TslxcError "WHAT: ip's last line". */

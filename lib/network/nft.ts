@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { TslxcError } from '../errors.js';
-import { requireTool } from '../util/exec.js';
+import { systemTool } from './host.js';
 import { formatIp, networkOf, type Cidr } from './ipv4.js';
 
 /**
@@ -71,7 +71,7 @@ export function renderRuleset(table: string, networks: NftNetwork[], proxies: Nf
 }
 
 export function applyRuleset(text: string): void {
-  const nft = requireTool('nft', 'set up NAT and port forwards');
+  const nft = systemTool('nft', 'set up NAT and port forwards');
   const r = spawnSync(nft, ['-f', '-'], { input: text, encoding: 'utf8' });
   if (r.status !== 0) {
     throw new TslxcError('Cannot apply tslxc\'s nftables rules', (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]);
@@ -79,6 +79,6 @@ export function applyRuleset(text: string): void {
 }
 
 export function tableExists(table: string): boolean {
-  const nft = requireTool('nft', 'read the nftables rules');
+  const nft = systemTool('nft', 'read the nftables rules');
   return spawnSync(nft, ['list', 'table', 'ip', table], { stdio: 'ignore' }).status === 0;
 }
