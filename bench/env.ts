@@ -104,7 +104,7 @@ export class BenchEnv {
     if (names.length) {
       log(`cleanup: deleting ${names.length} tslxc container(s)`);
       const r = await this.tslxc(['delete', '--force', ...names], c);
-      if (r.code !== 0) log(`cleanup: tslxc delete: ${r.stderr.trim()}`);
+      log(`cleanup: tslxc delete --force took ${(r.ms / 1000).toFixed(1)} s${r.code ? `, failed: ${r.stderr.trim()}` : ''}`);
       names = this.tslxcNames();
       for (const n of names) {
         // Last resort: end the monitor and init recorded in our own run dir, then try again.
@@ -137,7 +137,7 @@ export class BenchEnv {
     const nftTable = this.cgroupPrefix.replace(/[^A-Za-z0-9_]/g, '_'); // tslxc's name for our table
     const t = await run('nft', ['list', 'table', 'ip', nftTable], c).catch(() => undefined);
     if (t?.code === 0) {
-      problems.push(`nft table ip ${nftTable} was left; deleted`);
+      problems.push(`tslxc left its nft table "ip ${nftTable}" after its containers were deleted (the bench deleted it)`);
       await run('nft', ['delete', 'table', 'ip', nftTable], c);
     }
 
@@ -152,6 +152,7 @@ export class BenchEnv {
       }
       if (fs.existsSync(path.join(this.lxcPath, n, 'config'))) {
         const d = await this.lxc('lxc-destroy', n, [], c);
+        log(`cleanup: lxc-destroy ${n} took ${(d.ms / 1000).toFixed(1)} s`);
         if (d.code !== 0) problems.push(`lxc-destroy ${n}: ${d.stderr.trim()}`);
       }
     }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { procStartTime } from './env.js';
-import { memoryOf, type Peer } from './peers.js';
+import { helperChildren, memoryOf, type Peer } from './peers.js';
 import { checkInterrupted, now, pause, run, sleep, type RunResult } from './proc.js';
 
 /** How long a container may take to reach a settled systemd state before the run counts as failed. */
@@ -83,11 +83,20 @@ export interface MonitorSample {
   cmd: string;
   rssKiB: number;
   pssKiB?: number;
+  /** The monitor's other children (not init), e.g. tslxc's exec server. */
+  helpers: { pid: number; comm: string; rssKiB: number; pssKiB?: number }[];
+  /** monitor + helpers */
+  totalRssKiB: number;
+  totalPssKiB?: number;
 }
 
 export async function sampleMonitor(p: Peer): Promise<MonitorSample> {
   const m = await p.monitor();
-  return { ...m, ...memoryOf(m.pid) };
+  const mem = memoryOf(m.pid);
+  const helpers = helperChildren(m.pid, await p.initPid()).map((h) => ({ ...h, ...memoryOf(h.pid) }));
+  const all = [mem, ...helpers];
+  const pss = all.every((x) => x.pssKiB !== undefined) ? all.reduce((a, x) => a + x.pssKiB!, 0) : undefined;
+  return { ...m, ...mem, helpers, totalRssKiB: all.reduce((a, x) => a + x.rssKiB, 0), totalPssKiB: pss };
 }
 
 /** systemd units in `failed` state, and the network interfaces, inside a running container. */

@@ -104,6 +104,26 @@ export function cmdline(pid: number): string {
   }
 }
 
+/**
+ * The other host-side processes a container costs: the monitor's children other than init
+ * (tslxc's exec server, `tslxc-exec`, forked by the monitor at each boot; LXC has none).
+ */
+export function helperChildren(monitorPid: number, initPid: number): { pid: number; comm: string }[] {
+  const out: { pid: number; comm: string }[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === initPid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      if (ppid === monitorPid) out.push({ pid: Number(d), comm: stat.slice(stat.indexOf('(') + 1, close) });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 /** VmRSS from /proc/PID/status and Pss from smaps_rollup, in KiB. */
 export function memoryOf(pid: number): { rssKiB: number; pssKiB: number | undefined } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

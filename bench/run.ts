@@ -91,7 +91,7 @@ interface Results {
   warmup: Record<string, { firstBoot?: BootResult; failedUnits?: string[]; interfaces?: string[]; stopSignals?: string[] }>;
   boot: Record<string, { runs: BootResult[]; failures: string[]; total?: Summary; startCmd?: Summary; states: Record<string, number>; failedUnits?: string[] }>;
   stop: Record<string, { runs: StopResult[]; failures: string[]; ms?: Summary; initGone?: Summary }>;
-  monitor: Record<string, { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary }>;
+  monitor: Record<string, { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary; totalRss?: Summary; totalPss?: Summary; helpers?: string }>;
   exec: { paused?: Record<string, Summary>; backToBack?: Record<string, Summary>; pauseMs: number };
   list?: { containers: number; running: number; createMs: number; rows: number; states: Record<string, number>; times: Record<string, Summary> };
   targets: { what: string; target: string; value: string; met: boolean }[];
@@ -269,6 +269,10 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
     r.monitor[k].rss = summarize(r.monitor[k].afterBoot.map((m) => m.rssKiB));
     const pss = r.monitor[k].afterBoot.map((m) => m.pssKiB).filter((x): x is number => x !== undefined);
     if (pss.length) r.monitor[k].pss = summarize(pss);
+    r.monitor[k].totalRss = summarize(r.monitor[k].afterBoot.map((m) => m.totalRssKiB));
+    const tpss = r.monitor[k].afterBoot.map((m) => m.totalPssKiB).filter((x): x is number => x !== undefined);
+    if (tpss.length) r.monitor[k].totalPss = summarize(tpss);
+    r.monitor[k].helpers = [...new Set(r.monitor[k].afterBoot.flatMap((m) => m.helpers.map((h) => h.comm)))].join(' ');
   }
 
   // --- exec true: both containers running and settled
@@ -413,7 +417,7 @@ function report(r: Results, opts: Options, version: string): string {
   const mt = r.monitor[TSLXC];
   const ml = r.monitor[LXC];
   if (mt?.rss?.n || ml?.rss?.n) {
-    rows.push({ what: 'host memory of the per-container monitor (Debian container running)' });
+    rows.push({ what: 'host-side memory per running Debian container' });
     const rssMet = (mt?.rss?.median ?? Infinity) < 1024;
     rows.push({
       what: '  monitor VmRSS after boot',
@@ -423,7 +427,11 @@ function report(r: Results, opts: Options, version: string): string {
       target: mt?.rss?.n ? tgt('monitor VmRSS', '< 1 MiB', fmtKiB(mt.rss.median), rssMet) : undefined,
     });
     rows.push({ what: '  monitor PSS after boot', tslxc: fmtSummary(mt?.pss, fmtKiB), lxc: fmtSummary(ml?.pss, fmtKiB), ratio: fmtRatio(mt?.pss, ml?.pss) });
-    const after = (m?: Results['monitor'][string]) => (m?.afterExecs ? fmtKiB(m.afterExecs.rssKiB) : '—');
+    const helpers = (m?: Results['monitor'][string]) => (m ? `monitor${m.helpers ? ` + ${m.helpers}` : ''}` : '—');
+    rows.push({ what: '  host processes per container', tslxc: helpers(mt), lxc: helpers(ml) });
+    rows.push({ what: '    their VmRSS, summed', tslxc: fmtSummary(mt?.totalRss, fmtKiB), lxc: fmtSummary(ml?.totalRss, fmtKiB), ratio: fmtRatio(mt?.totalRss, ml?.totalRss) });
+    rows.push({ what: '    their PSS, summed', tslxc: fmtSummary(mt?.totalPss, fmtKiB), lxc: fmtSummary(ml?.totalPss, fmtKiB), ratio: fmtRatio(mt?.totalPss, ml?.totalPss) });
+    const after = (m?: Results['monitor'][string]) => (m?.afterExecs ? `${fmtKiB(m.afterExecs.rssKiB)} (all: ${fmtKiB(m.afterExecs.totalRssKiB)})` : '—');
     if (mt?.afterExecs || ml?.afterExecs) rows.push({ what: '  monitor VmRSS after the exec runs', tslxc: after(mt), lxc: after(ml) });
   }
   if (r.list) {
