@@ -54,7 +54,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
     await prepareRootfs(ctx, cfg.name);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug);
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config);
     const out = await runHelper(args);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
@@ -69,10 +69,17 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   return { initPid, monitorPid };
 }
 
-export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean): string[] {
+/** init's environment: the image's and the container's own, then `environment.*` config keys (profiles included), which win. */
+export function initEnvironment(cfg: InstanceConfig, config: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = { ...(cfg.environment ?? {}) };
+  for (const [k, v] of Object.entries(config)) if (k.startsWith('environment.')) env[k.slice('environment.'.length)] = v;
+  return env;
+}
+
+export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}): string[] {
   const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
   for (const d of cgroupDirs) args.push('--cgroup', d);
-  for (const [k, v] of Object.entries(cfg.environment ?? {})) args.push('--env', `${k}=${v}`);
+  for (const [k, v] of Object.entries(initEnvironment(cfg, config))) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   for (const m of MASKED_PATHS) args.push('--mask', m);
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);

@@ -34,3 +34,9 @@ test('network hooks are passed when the network plan has them', (t) => {
   t.is(args[args.indexOf('--post-stop-hook') + 1], '/r/h2');
   t.true(args.indexOf('--post-stop-hook') < args.indexOf('--'));
 });
+
+test('environment.* config keys reach init, over the image\'s environment', (t) => {
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], { undo: async () => {} }, false, { 'environment.A': 'from-config', 'environment.TZ': 'UTC', 'limits.memory': '1GiB' });
+  const envs = args.flatMap((a, i) => (a === '--env' ? [args[i + 1]] : []));
+  t.deepEqual(envs.sort(), ['A=from-config', 'TZ=UTC']);
+});
