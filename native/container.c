@@ -183,6 +183,65 @@ static void ro_path(int rootfd, const char *path, bool recursive)
   make_ro(bound, recursive, path);
 }
 
+/* Binds a host path (a disk device, a volume, lxcfs's files) onto DST inside the rootfs. SPEC is
+ * "SRC:DST[:ro]". The source is the caller's (validated by tslxc); the target is resolved inside
+ * the rootfs like every other, and made to match the source: a directory, or an empty file. */
+static void bind_path(int rootfd, const char *spec)
+{
+  char buf[PATH_MAX];
+  xsnprintf(buf, sizeof buf, "%s", spec);
+  char *dst = strchr(buf, ':');
+  *dst++ = '\0';
+  bool ro = false;
+  char *mode = strchr(dst, ':');
+  if (mode) {
+    *mode++ = '\0';
+    if (strcmp(mode, "ro") != 0)
+      die("--bind %s: the only option is \"ro\"", spec);
+    ro = true;
+  }
+  autofd int srcfd = open(buf, O_PATH | O_CLOEXEC);
+  if (srcfd < 0)
+    die_with_error("open %s to bind it", buf);
+  struct stat st;
+  if (fstat(srcfd, &st) < 0)
+    die_with_error("stat %s", buf);
+  const char *inner = dst + 1;
+  autofd int dstfd = -1;
+  if (S_ISDIR(st.st_mode)) {
+    dstfd = xopen_in_root(rootfd, inner, true);
+  } else {
+    dstfd = open_in_root(rootfd, inner, false);
+    if (dstfd < 0 && errno == ENOENT) {
+      /* An empty file to bind over, made in its (in-root) parent without following a link. */
+      char parent[PATH_MAX];
+      xsnprintf(parent, sizeof parent, "%s", inner);
+      char *slash = strrchr(parent, '/');
+      const char *base = inner;
+      if (slash) {
+        *slash = '\0';
+        base = inner + (slash - parent) + 1;
+      }
+      autofd int parentfd = xopen_in_root(rootfd, slash && parent[0] ? parent : "/", true);
+      char pp[32];
+      autofd int dirfd = open(fd_path(parentfd, pp), O_DIRECTORY | O_CLOEXEC);
+      if (dirfd < 0)
+        die_with_error("open the parent of %s", dst);
+      autofd int f = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (f < 0 && errno != EEXIST)
+        die_with_error("create %s to bind over", dst);
+      dstfd = xopen_in_root(rootfd, inner, false);
+    } else if (dstfd < 0) {
+      die_with_error("open %s in the rootfs", dst);
+    }
+  }
+  bind_fd_on_fd(srcfd, dstfd, MS_REC, dst);
+  if (ro) {
+    autofd int bound = xopen_in_root(rootfd, inner, false);
+    make_ro(bound, true, dst);
+  }
+}
+
 /* ---- steps ---- */
 
 static const char *const default_masks[] = {
@@ -559,6 +618,8 @@ void container_child(const struct start_opts *o, int sync_fd)
   setup_run(rootfd);
 
   step(STEP_PATHS);
+  for (size_t i = 0; i < o->n_binds; i++)
+    bind_path(rootfd, o->binds[i]);
   for (size_t i = 0; i < o->n_ro_paths; i++)
     ro_path(rootfd, o->ro_paths[i] + 1, true);
   autofd int devnull = xopen_in_root(rootfd, "dev/null", false);

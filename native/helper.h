@@ -150,6 +150,8 @@ struct start_opts {
   size_t n_masks;
   const char *ro_paths[MAX_LIST];
   size_t n_ro_paths;
+  const char *binds[MAX_LIST]; /* "SRC:DST" or "SRC:DST:ro" */
+  size_t n_binds;
   const char *start_host_hook;
   const char *post_stop_hook;
   unsigned long console_log_size;

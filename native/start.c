@@ -73,6 +73,12 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       add(o->masks, &o->n_masks, val, opt);
     else if (strcmp(opt, "--ro") == 0)
       add(o->ro_paths, &o->n_ro_paths, val, opt);
+    else if (strcmp(opt, "--bind") == 0) {
+      const char *colon = strchr(val, ':');
+      if (val[0] != '/' || !colon || colon[1] != '/')
+        die("--bind %s: expected /SRC:/DST or /SRC:/DST:ro", val);
+      add(o->binds, &o->n_binds, val, opt);
+    }
     else if (strcmp(opt, "--start-host-hook") == 0)
       o->start_host_hook = val;
     else if (strcmp(opt, "--post-stop-hook") == 0)

@@ -1,4 +1,5 @@
 import { TslxcError } from '../errors.js';
+import { validateDiskDevice } from '../storage/disk.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from './units.js';
@@ -185,4 +186,5 @@ export function validateDevice(name: string, dev: Record<string, string>): void 
     if (!KEY_NAME.test(k) && !/^[a-z]$/i.test(k)) throw new TslxcError(`Invalid device "${name}"`, `bad key "${k.slice(0, 40)}"`);
     if (typeof v !== 'string' || v.includes('\0')) throw new TslxcError(`Invalid device "${name}"`, `bad value for "${k}"`);
   }
+  if (dev.type === 'disk') validateDiskDevice(name, dev);
 }

@@ -3,6 +3,8 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { containerRunDir } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
+import { bindArgs } from '../storage/disk.js';
+import type { Device } from '../profile/store.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
@@ -54,7 +56,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
     await prepareRootfs(ctx, cfg.name);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config);
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices);
     const out = await runHelper(args);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
@@ -76,12 +78,13 @@ export function initEnvironment(cfg: InstanceConfig, config: Record<string, stri
   return env;
 }
 
-export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}): string[] {
+export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}, devices: Record<string, Device> = {}): string[] {
   const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
   for (const d of cgroupDirs) args.push('--cgroup', d);
   for (const [k, v] of Object.entries(initEnvironment(cfg, config))) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   for (const m of MASKED_PATHS) args.push('--mask', m);
+  args.push(...bindArgs(devices));
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');

@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import type { Device } from '../profile/store.js';
+import { LXCFS_DIR, lxcfsRunning } from '../host/features.js';
+
+/**
+ * Disk devices other than the root disk: a host path bound into the container
+ * (`tslxc config device add NAME src disk source=/srv/src path=/src [readonly=true]`). The target
+ * is resolved inside the container's root by the helper (openat2 RESOLVE_IN_ROOT), so an image's
+ * symlink cannot redirect the bind onto the host.
+ */
+export function isRootDisk(dev: Device): boolean {
+  return dev.type === 'disk' && dev.path === '/';
+}
+
+export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?: boolean } = {}): void {
+  const bad = (why: string, fix?: string) => new TslxcError(`Invalid disk device "${name}"`, why, fix);
+  for (const k of Object.keys(dev)) {
+    if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k)) throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, size');
+  }
+  if (!dev.path || !dev.path.startsWith('/') || dev.path.split('/').includes('..')) throw bad('"path" must be an absolute path inside the container, without ".."');
+  if (isRootDisk(dev)) return;
+  if (dev.pool) throw bad('custom storage volumes are not supported yet', 'use source=/host/path');
+  if (!dev.source || !dev.source.startsWith('/')) throw bad('"source" must be an absolute host path');
+  if (dev.readonly !== undefined && !['true', 'false', '1', '0', 'yes', 'no'].includes(dev.readonly)) throw bad('"readonly" must be true or false');
+  if (dev.size !== undefined) throw bad('"size" applies only to the root disk');
+  if (opts.checkHost !== false && !fs.existsSync(dev.source)) throw bad(`the source ${dev.source} does not exist on the host`, 'create it first');
+}
+
+const truthy = (v: string | undefined) => v === 'true' || v === '1' || v === 'yes';
+
+/** --bind arguments for the helper: the container's host-path disks, then lxcfs's views when it runs. */
+export function bindArgs(devices: Record<string, Device>): string[] {
+  const args: string[] = [];
+  for (const [name, dev] of Object.entries(devices).sort(([a], [b]) => a.localeCompare(b))) {
+    if (dev.type !== 'disk' || isRootDisk(dev)) continue;
+    validateDiskDevice(name, dev);
+    args.push('--bind', `${path.resolve(dev.source)}:${path.posix.normalize(dev.path)}${truthy(dev.readonly) ? ':ro' : ''}`);
+  }
+  if (lxcfsRunning()) {
+    // As LXC does: lxcfs renders these files from the reader's cgroup, so free, top, uptime and
+    // nproc inside show the container's limits rather than the host's.
+    for (const f of ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'stat', 'swaps', 'uptime']) {
+      const src = `${LXCFS_DIR}/proc/${f}`;
+      if (fs.existsSync(src)) args.push('--bind', `${src}:/proc/${f}`);
+    }
+    const online = `${LXCFS_DIR}/sys/devices/system/cpu/online`;
+    if (fs.existsSync(online)) args.push('--bind', `${online}:/sys/devices/system/cpu/online`);
+  }
+  return args;
+}
