@@ -75,6 +75,16 @@ export class BenchEnv {
     if (r.code !== 0) throw new Error(`tslxc storage create default dir: ${r.stderr.trim()}`);
   }
 
+  /** The nftables table tslxc uses for this installation (lib/network/names.ts derives it so). */
+  get nftTable(): string {
+    return this.cgroupPrefix.replace(/[^A-Za-z0-9_]/g, '_');
+  }
+
+  async hasNftTable(opts: RunOptions = {}): Promise<boolean> {
+    const t = await run('nft', ['list', 'table', 'ip', this.nftTable], opts).catch(() => undefined);
+    return t?.code === 0;
+  }
+
   private listYaml(dir: string): string[] {
     try {
       return fs
@@ -98,6 +108,7 @@ export class BenchEnv {
   async cleanup(log: (s: string) => void): Promise<string[]> {
     const problems: string[] = [];
     const c = { duringCleanup: true, timeoutMs: 180_000 };
+    const nftBefore = await this.hasNftTable(c);
 
     // tslxc containers: delete --force kills running ones (monitor and init) and removes their dirs.
     let names = this.tslxcNames();
@@ -134,10 +145,9 @@ export class BenchEnv {
       const d = await this.tslxc(['storage', 'delete', n], c);
       if (d.code !== 0) problems.push(`tslxc storage delete ${n}: ${d.stderr.trim()}`);
     }
-    const nftTable = this.cgroupPrefix.replace(/[^A-Za-z0-9_]/g, '_'); // tslxc's name for our table
-    const t = await run('nft', ['list', 'table', 'ip', nftTable], c).catch(() => undefined);
-    if (t?.code === 0) {
-      problems.push(`tslxc left its nft table "ip ${nftTable}" after its containers were deleted (the bench deleted it)`);
+    const nftTable = this.nftTable;
+    if (await this.hasNftTable(c)) {
+      problems.push(`tslxc left its nft table "ip ${nftTable}" after its containers were deleted (${nftBefore ? 'it was there before the cleanup' : 'it appeared during the cleanup'}; the bench deleted it)`);
       await run('nft', ['delete', 'table', 'ip', nftTable], c);
     }
 

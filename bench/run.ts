@@ -185,6 +185,19 @@ async function main(): Promise<number> {
   return failed || !r.cleanup?.ok || isInterrupted() ? 1 : 0;
 }
 
+/**
+ * No network is configured, so tslxc should never make its nftables table; it did in some runs.
+ * Look after each phase, to tell which one made it.
+ */
+let nftSeen = false;
+async function watchNft(env: BenchEnv, phase: string, r: Results): Promise<void> {
+  if (nftSeen || !(await env.hasNftTable())) return;
+  nftSeen = true;
+  const msg = `tslxc's nft table "ip ${env.nftTable}" appeared during ${phase} (no network is configured)`;
+  r.notes.push(msg);
+  log(msg);
+}
+
 async function measureAll(env: BenchEnv, opts: Options, version: string, r: Results): Promise<void> {
   const name = `bench-${env.id}`;
   const peers: Peer[] = [tslxcPeer(env, name)];
@@ -213,6 +226,7 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
     r.monitor[keyOf.get(p)!] = { afterBoot: [] };
   }
   r.commands[NODE] = { exec: nodeBaseline().command };
+  await watchNft(env, 'set-up', r);
 
   // --- warm-up: the first boot does first-boot work (SSH host keys ...) and fills the page cache;
   // it is reported but not counted. Its stop runs under strace to show what each stop sends.
@@ -229,6 +243,7 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
       const argv = k === TSLXC ? [process.execPath, path.join(repoRoot, 'bin/tslxc.js'), 'stop', name] : ['lxc-stop', '-P', env.lxcPath, '-n', name];
       r.warmup[k].stopSignals = await traceStop(p, argv, k === TSLXC ? env.env : undefined, await p.initPid());
       log(`${p.label}: stop sends ${r.warmup[k].stopSignals!.join('; ') || 'nothing seen'}`);
+      await watchNft(env, `${p.label}'s warm-up`, r);
     } else {
       await cleanStop(p);
       r.notes.push('strace not installed: the stop signals were not traced');
@@ -257,6 +272,7 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
         log(`${p.label} run ${i + 1}: FAILED: ${(e as Error).message}`);
         await p.kill().catch(() => undefined);
       }
+      await watchNft(env, `${p.label}'s run ${i + 1}`, r);
       await pause(500);
     }
   }
@@ -302,13 +318,16 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
   r.exec.backToBack = Object.fromEntries(tools.map((t, i) => [t.key, summarize(b2b[i])]));
   for (const p of peers) r.monitor[keyOf.get(p)!].afterExecs = await sampleMonitor(p);
   for (const p of peers) await cleanStop(p);
+  await watchNft(env, 'the exec runs', r);
 
   // --- list with many busybox containers, some running; the Debian containers go first so the
   // list holds exactly those
   if (opts.list) {
     const d = await env.tslxc(['delete', name]);
     if (d.code !== 0) throw new Error(`tslxc delete ${name}: ${d.stderr.trim()}`);
+    await watchNft(env, `tslxc delete ${name}`, r);
     await measureList(env, opts, r);
+    await watchNft(env, 'the list runs', r);
   }
 }
 
@@ -330,10 +349,12 @@ async function measureList(env: BenchEnv, opts: Options, r: Results): Promise<vo
   await Promise.all([worker(), worker(), worker(), worker()]);
   if (failure) throw failure;
   const createMs = performance.now() - t0;
+  await watchNft(env, `${names.length} creates`, r);
   if (opts.listRunning) {
     log(`list: starting ${opts.listRunning} of them`);
     const s = await env.tslxc(['start', ...names.slice(0, opts.listRunning)], { timeoutMs: 300_000 });
     if (s.code !== 0) throw new Error(`tslxc start: ${s.stderr.trim()}`);
+    await watchNft(env, `starting ${opts.listRunning} busybox containers`, r);
   }
   await pause(1000);
   // What list shows must be right before its time means anything.
