@@ -1,5 +1,6 @@
 import { TslxcError } from '../errors.js';
 import { validateDiskDevice } from '../storage/disk.js';
+import { validateNetworkDevice } from '../network/devices.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from './units.js';
@@ -187,4 +188,6 @@ export function validateDevice(name: string, dev: Record<string, string>): void 
     if (typeof v !== 'string' || v.includes('\0')) throw new TslxcError(`Invalid device "${name}"`, `bad value for "${k}"`);
   }
   if (dev.type === 'disk') validateDiskDevice(name, dev);
+  // The shape of nics and proxies; what the host has (the network, a free port) is checked at start.
+  if (dev.type === 'nic' || dev.type === 'proxy') validateNetworkDevice(name, dev, undefined, { checkHost: false });
 }

@@ -64,7 +64,7 @@ test('a change is validated as a whole before anything happens', (t) => {
 });
 
 test('devices', (t) => {
-  t.notThrows(() => validateDevice('eth0', { type: 'nic', network: 'br0' }));
+  t.notThrows(() => validateDevice('eth0', { type: 'nic', network: 'tslxcbr0' }));
   t.notThrows(() => validateDevice('eth0', { type: 'none' }));
   t.throws(() => validateDevice('eth0', { network: 'br0' }), { message: /no type/ });
   t.throws(() => validateDevice('eth0', { type: 'floppy' }), { message: /unknown type "floppy"/ });
