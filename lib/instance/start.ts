@@ -84,7 +84,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   for (const [k, v] of Object.entries(initEnvironment(cfg, config))) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   for (const m of MASKED_PATHS) args.push('--mask', m);
-  args.push(...bindArgs(devices));
+  args.push(...bindArgs(devices, ctx.paths));
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');

@@ -2,6 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Device } from '../profile/store.js';
+import type { Paths } from '../state/paths.js';
+import { validatePoolName } from './pool.js';
+import { resolveVolume, validateVolumeName } from './volume.js';
 import { LXCFS_DIR, lxcfsRunning } from '../host/features.js';
 
 /**
@@ -14,29 +17,53 @@ export function isRootDisk(dev: Device): boolean {
   return dev.type === 'disk' && dev.path === '/';
 }
 
-export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?: boolean } = {}): void {
+export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?: boolean; paths?: Paths } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid disk device "${name}"`, why, fix);
   for (const k of Object.keys(dev)) {
     if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k)) throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, size');
   }
   if (!dev.path || !dev.path.startsWith('/') || dev.path.split('/').includes('..')) throw bad('"path" must be an absolute path inside the container, without ".."');
   if (isRootDisk(dev)) return;
-  if (dev.pool) throw bad('custom storage volumes are not supported yet', 'use source=/host/path');
-  if (!dev.source || !dev.source.startsWith('/')) throw bad('"source" must be an absolute host path');
   if (dev.readonly !== undefined && !['true', 'false', '1', '0', 'yes', 'no'].includes(dev.readonly)) throw bad('"readonly" must be true or false');
   if (dev.size !== undefined) throw bad('"size" applies only to the root disk');
+  if (dev.pool !== undefined) {
+    // A custom volume: pool=POOL source=VOLUME (tslxc storage volume attach).
+    try {
+      validatePoolName(dev.pool);
+      validateVolumeName(dev.source);
+    } catch (err) {
+      throw bad((err as TslxcError).message, 'a volume disk takes pool=POOL source=VOLUME');
+    }
+    if (opts.paths) {
+      try {
+        resolveVolume(opts.paths, dev.pool, dev.source);
+      } catch (err) {
+        throw bad((err as TslxcError).message, `create it with "tslxc storage volume create ${dev.pool} ${dev.source}"`);
+      }
+    }
+    return;
+  }
+  if (!dev.source || !dev.source.startsWith('/')) throw bad('"source" must be an absolute host path');
   if (opts.checkHost !== false && !fs.existsSync(dev.source)) throw bad(`the source ${dev.source} does not exist on the host`, 'create it first');
 }
 
 const truthy = (v: string | undefined) => v === 'true' || v === '1' || v === 'yes';
 
-/** --bind arguments for the helper: the container's host-path disks, then lxcfs's views when it runs. */
-export function bindArgs(devices: Record<string, Device>): string[] {
+/**
+ * --bind arguments for the helper: the container's host-path disks and custom volumes (their dir on
+ * the pool), then lxcfs's views when it runs.
+ */
+export function bindArgs(devices: Record<string, Device>, paths?: Paths): string[] {
   const args: string[] = [];
   for (const [name, dev] of Object.entries(devices).sort(([a], [b]) => a.localeCompare(b))) {
     if (dev.type !== 'disk' || isRootDisk(dev)) continue;
-    validateDiskDevice(name, dev);
-    args.push('--bind', `${path.resolve(dev.source)}:${path.posix.normalize(dev.path)}${truthy(dev.readonly) ? ':ro' : ''}`);
+    validateDiskDevice(name, dev, { paths });
+    let src: string;
+    if (dev.pool !== undefined) {
+      if (!paths) throw new TslxcError(`Cannot use disk device "${name}"`, 'a storage volume needs the state dir');
+      src = resolveVolume(paths, dev.pool, dev.source);
+    } else src = path.resolve(dev.source);
+    args.push('--bind', `${src}:${path.posix.normalize(dev.path)}${truthy(dev.readonly) ? ':ro' : ''}`);
   }
   if (lxcfsRunning()) {
     // As LXC does: lxcfs renders these files from the reader's cgroup, so free, top, uptime and

@@ -73,10 +73,13 @@ export async function createRootfs(ctx: Context, image: Image, name: string, poo
   return pool;
 }
 
-/** Before a start: the pool usable (a btrfs loop file mounted after a host reboot). */
+/** Before a start: the pools usable (a btrfs loop file mounted after a host reboot), volumes included. */
 export async function prepareRootfs(ctx: Context, name: string): Promise<void> {
   const t = target(ctx, name);
   await driverOf(t.pool.driver).activate(ctx.paths, t.pool);
+  const { activateVolumePools } = await import('./volume.js');
+  const { loadConfig } = await import('../instance/config.js');
+  await activateVolumePools(ctx, expandInstance(ctx.paths, loadConfig(ctx.paths, name)).devices);
 }
 
 export function rootfsArgs(ctx: Context, cfg: InstanceConfig): string[] {

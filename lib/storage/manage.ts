@@ -10,6 +10,7 @@ import { readRecord } from './record.js';
 import { driverOf } from './instance.js';
 import { BtrfsDriver } from './drivers/btrfs.js';
 import type { Usage } from './drivers/types.js';
+import { poolHasVolumes } from './volume.js';
 
 /** Pool administration behind `tslxc storage`. */
 export async function createPool(ctx: Context, name: string, driver: string, config: Record<string, string>, description?: string): Promise<PoolConfig> {
@@ -57,7 +58,11 @@ export async function deletePool(ctx: Context, name: string): Promise<void> {
     const pool = loadPool(ctx.paths, name);
     const users = poolUsers(ctx, name);
     if (users.length) throw new TslxcError(`Cannot delete storage pool "${name}"`, `it is in use by ${users.join(', ')}`, 'delete or move those containers first');
+    await driverOf(pool.driver).activate(ctx.paths, pool);
+    const vols = poolHasVolumes(ctx.paths, name);
+    if (vols.length) throw new TslxcError(`Cannot delete storage pool "${name}"`, `it holds storage volumes: ${vols.join(', ')}`, `delete them first with "tslxc storage volume delete ${name} VOLUME"`);
     await driverOf(pool.driver).destroyPool(ctx.paths, pool);
+    if (pool.driver !== 'btrfs') fs.rmSync(path.join(ctx.paths.stateDir, 'storage-pools', name), { recursive: true, force: true });
     fs.rmSync(poolFile(ctx.paths, name), { force: true });
   });
 }

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any */
 import type { CommandModule } from 'yargs';
 import { context, parseKeyValues, withFormat } from '../common.js';
 import { humanBytes, renderRows, renderValue, type Format } from '../ui/format.js';
@@ -99,10 +100,146 @@ const del: CommandModule = {
   },
 };
 
+// ---------------------------------------------------------------------------------------------
+// Custom volumes: tslxc storage volume VERB POOL VOLUME ...
+
+const pv = (y: any) => y.positional('pool', { type: 'string', demandOption: true }).positional('volume', { type: 'string', demandOption: true });
+const V = () => import('../../storage/volume.js');
+
+const volumeCommands: CommandModule[] = [
+  {
+    command: 'create <pool> <volume>',
+    describe: 'Create a custom volume (a directory on dir/overlay pools, a subvolume on btrfs)',
+    builder: (y) => pv(y).option('description', { type: 'string' }),
+    handler: async (argv) => {
+      await (await V()).createVolume(context(), String(argv.pool), String(argv.volume), argv.description as string | undefined);
+      console.log(`Storage volume ${String(argv.pool)}/${String(argv.volume)} created`);
+    },
+  },
+  {
+    command: 'list <pool>',
+    aliases: ['ls'],
+    describe: 'List a pool\'s custom volumes',
+    builder: (y) => withFormat(y.positional('pool', { type: 'string', demandOption: true })),
+    handler: async (argv) => {
+      const v = await V();
+      const ctx = context();
+      const rows = v.listVolumes(ctx.paths, String(argv.pool)).map((x) => ({ ...x, used_by: v.volumeUsers(ctx.paths, String(argv.pool), x.name) }));
+      console.log(
+        renderRows(
+          rows,
+          [
+            { header: 'NAME', value: (x) => x.name },
+            { header: 'DESCRIPTION', value: (x) => x.description ?? '' },
+            { header: 'USED BY', value: (x) => x.used_by.join(', ') },
+          ],
+          argv.format as Format,
+        ),
+      );
+    },
+  },
+  {
+    command: 'show <pool> <volume>',
+    describe: 'Show a custom volume (snapshots, users, host path)',
+    builder: (y) => pv(y),
+    handler: async (argv) => {
+      console.log(renderValue((await V()).showVolume(context().paths, String(argv.pool), String(argv.volume)), 'yaml'));
+    },
+  },
+  {
+    command: 'delete <pool> <volume> [snapshot]',
+    aliases: ['rm'],
+    describe: 'Delete a custom volume not in use (or one of its snapshots)',
+    builder: (y) => pv(y).positional('snapshot', { type: 'string' }),
+    handler: async (argv) => {
+      const v = await V();
+      if (argv.snapshot) await v.deleteVolumeSnapshot(context(), String(argv.pool), String(argv.volume), String(argv.snapshot));
+      else await v.deleteVolume(context(), String(argv.pool), String(argv.volume));
+    },
+  },
+  {
+    command: 'rename <pool> <volume> <newname>',
+    describe: 'Rename a custom volume not in use',
+    builder: (y) => pv(y).positional('newname', { type: 'string', demandOption: true }),
+    handler: async (argv) => {
+      await (await V()).renameVolume(context(), String(argv.pool), String(argv.volume), String(argv.newname));
+    },
+  },
+  {
+    command: 'copy <pool> <volume> <target>',
+    describe: 'Copy a custom volume (target: NAME, or POOL/NAME for another pool)',
+    builder: (y) => pv(y).positional('target', { type: 'string', demandOption: true }),
+    handler: async (argv) => {
+      const t = String(argv.target);
+      const [pool, name] = t.includes('/') ? t.split('/', 2) : [String(argv.pool), t];
+      await (await V()).copyVolume(context(), String(argv.pool), String(argv.volume), name, pool);
+    },
+  },
+  {
+    command: 'attach <pool> <volume> <container> <path> [device]',
+    describe: 'Give a volume to a container as a disk device at PATH (device name: the volume\'s)',
+    builder: (y) => pv(y).positional('container', { type: 'string', demandOption: true }).positional('path', { type: 'string', demandOption: true }).positional('device', { type: 'string' }),
+    handler: async (argv) => {
+      await (await V()).attachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container), String(argv.path), argv.device as string | undefined);
+    },
+  },
+  {
+    command: 'detach <pool> <volume> <container>',
+    describe: 'Remove a volume\'s disk devices from a container',
+    builder: (y) => pv(y).positional('container', { type: 'string', demandOption: true }),
+    handler: async (argv) => {
+      await (await V()).detachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container));
+    },
+  },
+  {
+    command: 'snapshot <pool> <volume> [snapshot]',
+    describe: 'Snapshot a custom volume (default name snapN)',
+    builder: (y) => pv(y).positional('snapshot', { type: 'string' }),
+    handler: async (argv) => {
+      const s = await (await V()).snapshotVolume(context(), String(argv.pool), String(argv.volume), argv.snapshot as string | undefined);
+      console.log(`Snapshot ${String(argv.pool)}/${String(argv.volume)}/${s} created`);
+    },
+  },
+  {
+    command: 'restore <pool> <volume> <snapshot>',
+    describe: 'Put a volume back as it was at a snapshot (no running user)',
+    builder: (y) => pv(y).positional('snapshot', { type: 'string', demandOption: true }),
+    handler: async (argv) => {
+      await (await V()).restoreVolume(context(), String(argv.pool), String(argv.volume), String(argv.snapshot));
+    },
+  },
+  {
+    command: 'export <pool> <volume> <file>',
+    describe: 'Write a volume\'s data to a gzipped tarball',
+    builder: (y) => pv(y).positional('file', { type: 'string', demandOption: true }),
+    handler: async (argv) => {
+      await (await V()).exportVolume(context(), String(argv.pool), String(argv.volume), String(argv.file));
+    },
+  },
+  {
+    command: 'import <pool> <volume> <file>',
+    describe: 'Make a volume from a tarball written by export',
+    builder: (y) => pv(y).positional('file', { type: 'string', demandOption: true }),
+    handler: async (argv) => {
+      await (await V()).importVolume(context(), String(argv.pool), String(argv.volume), String(argv.file));
+    },
+  },
+];
+
+const volume: CommandModule = {
+  command: 'volume <command>',
+  describe: 'Manage custom storage volumes',
+  builder: (y) => {
+    for (const c of volumeCommands) y = y.command(c);
+    return y.demandCommand(1);
+  },
+  handler: () => {},
+};
+
 const command: CommandModule = {
   command: 'storage <command>',
-  describe: 'Manage storage pools',
-  builder: (y) => y.command(list).command(create).command(show).command(info).command(set).command(del).demandCommand(1),
+  describe: 'Manage storage pools and volumes',
+  builder: (y) => y.command(list).command(create).command(show).command(info).command(set).command(del).command(volume).demandCommand(1),
   handler: () => {},
 };
 export default command;

@@ -22,7 +22,7 @@ const loopFile = (p: Paths, pool: PoolConfig) => path.join(poolsDir(p), `${pool.
 const loopMount = (p: Paths, pool: PoolConfig) => path.join(poolsDir(p), pool.name);
 const isLoop = (pool: PoolConfig) => !pool.config.source;
 
-function mountPoint(p: Paths, pool: PoolConfig): string {
+export function mountPoint(p: Paths, pool: PoolConfig): string {
   return pool.config.source ? path.resolve(pool.config.source) : loopMount(p, pool);
 }
 
@@ -35,12 +35,12 @@ function fsType(dir: string): string {
   return runSync('stat', ['-f', '-c', '%T', dir], `Cannot inspect ${dir}`).trim();
 }
 
-async function btrfs(args: string[], what: string): Promise<void> {
+export async function btrfs(args: string[], what: string): Promise<void> {
   await run(requireTool('btrfs', 'use a btrfs pool'), args, { what });
 }
 
 /** Deletes a subvolume, and any a container made inside it (systemd does on btrfs). */
-async function deleteSubvolume(dir: string): Promise<void> {
+export async function deleteSubvolume(dir: string): Promise<void> {
   if (!fs.existsSync(dir)) return;
   try {
     await btrfs(['subvolume', 'delete', '-c', dir], `Cannot delete subvolume ${dir}`);
@@ -104,10 +104,14 @@ export class BtrfsDriver implements Driver {
       return;
     }
     // An existing btrfs path: remove only what tslxc made there.
-    for (const d of ['images', 'containers', 'snapshots']) {
+    for (const d of ['images', 'containers', 'snapshots', 'volumes']) {
       const dir = path.join(m, d);
       if (!fs.existsSync(dir)) continue;
-      for (const e of fs.readdirSync(dir)) await deleteSubvolume(path.join(dir, e));
+      for (const e of fs.readdirSync(dir)) {
+        const sub = path.join(dir, e);
+        if (d === 'snapshots' || e === '.snapshots') for (const s of fs.existsSync(sub) && fs.statSync(sub).isDirectory() ? fs.readdirSync(sub) : []) await deleteSubvolume(path.join(sub, s));
+        await deleteSubvolume(sub);
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
@@ -239,7 +243,7 @@ export class BtrfsDriver implements Driver {
 }
 
 /** ENOSPC on a full loop file: say so, and what to do. */
-function poolError(t: Target, err: unknown): Error {
+export function poolError(t: { pool: PoolConfig }, err: unknown): Error {
   const msg = (err as Error).message ?? String(err);
   if (/No space left|ENOSPC/i.test(msg)) {
     return new TslxcError(`Storage pool "${t.pool.name}" is full`, msg, `grow it with "tslxc storage set ${t.pool.name} size=..."`);
