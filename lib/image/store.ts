@@ -25,8 +25,75 @@ export interface Image {
 
 const aliasesFile = (p: Paths) => path.join(imagesDir(p), 'aliases.yaml');
 
-function readAliases(p: Paths): Record<string, string> {
+export function readAliases(p: Paths): Record<string, string> {
   return readYamlIfExists<Record<string, string>>(aliasesFile(p)) ?? {};
+}
+
+export function writeAliases(p: Paths, table: Record<string, string>): void {
+  mkdirp(imagesDir(p), 0o700);
+  writeYamlAtomic(aliasesFile(p), table);
+}
+
+/** One lock for every change to the store (new image, alias, delete). */
+export function withImagesLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
+  return withLock(locksDir(p), 'images', fn, { purpose: 'the image store', timeoutMs: 10 * 60_000 });
+}
+
+/** Like findImage, but a missing image is an error that says where to look. */
+export function requireImage(p: Paths, ref: string): Image {
+  const img = findImage(p, ref);
+  if (!img) throw new TslxcError(`Image "${ref}" not found`, undefined, 'see "tslxc image list"');
+  return img;
+}
+
+/**
+ * Adds an image made by `fill` (which writes rootfs/ and anything else into the dir it is given)
+ * under `fingerprint`. The dir is made inside the store and renamed into place only when complete,
+ * so a failure or a crash never leaves a partial image.
+ */
+export async function addImage(
+  p: Paths,
+  fingerprint: string,
+  fill: (tmp: string) => Promise<ImageMetadata>,
+  aliases: string[] = [],
+): Promise<{ image: Image; existed: boolean }> {
+  aliases.forEach(validateAlias);
+  if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new TslxcError(`Invalid fingerprint "${fingerprint.slice(0, 70)}"`);
+  return withImagesLock(p, async () => {
+    const dir = path.join(imagesDir(p), fingerprint);
+    const existed = !!getImage(p, fingerprint);
+    if (!existed) {
+      mkdirp(imagesDir(p), 0o700);
+      const tmp = path.join(imagesDir(p), `.tmp-${fingerprint.slice(0, 12)}-${process.pid}`);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.mkdirSync(tmp, { mode: 0o700 });
+      try {
+        const metadata = await fill(tmp);
+        metadata.tslxc = { ...(metadata.tslxc ?? {}), size: await treeSize(tmp) };
+        writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
+        fs.renameSync(tmp, dir);
+      } catch (err) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw err;
+      }
+    }
+    const table = readAliases(p);
+    for (const a of aliases) table[a] = fingerprint;
+    if (aliases.length) writeAliases(p, table);
+    return { image: getImage(p, fingerprint)!, existed };
+  });
+}
+
+/** Bytes used by a tree (du's count of allocated blocks, hard links once). */
+export async function treeSize(dir: string): Promise<number> {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync('du', ['-s', '-B1', '-x', dir], { encoding: 'utf8' });
+  return r.status === 0 ? Number(r.stdout.split(/\s/)[0]) : 0;
+}
+
+/** An image's size: recorded when it was stored. */
+export function imageSize(img: Image): number | undefined {
+  return img.metadata.tslxc?.size;
 }
 
 export function getImage(p: Paths, fingerprint: string): Image | undefined {
@@ -48,11 +115,11 @@ export function listImages(p: Paths): Image[] {
   return entries.map((f) => getImage(p, f)).filter((i): i is Image => !!i);
 }
 
-/** An alias, a full fingerprint, or a unique fingerprint prefix (at least 6 hex digits). */
+/** An alias, a full fingerprint, or a unique fingerprint prefix. */
 export function findImage(p: Paths, ref: string): Image | undefined {
   const byAlias = readAliases(p)[ref];
   if (byAlias) return getImage(p, byAlias);
-  if (/^[0-9a-f]{6,64}$/.test(ref)) {
+  if (/^[0-9a-f]{1,64}$/.test(ref)) {
     const matches = listImages(p).filter((i) => i.fingerprint.startsWith(ref));
     if (matches.length > 1) throw new TslxcError(`Image "${ref}" is ambiguous`, `${matches.length} fingerprints start with it`, 'give more digits');
     return matches[0];
@@ -84,29 +151,17 @@ export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = 
 }
 
 async function storeBuiltImage(p: Paths, fingerprint: string, rootfs: string, metadata: ImageMetadata, aliases: string[], progress?: Progress): Promise<Image> {
-  aliases.forEach(validateAlias);
-  return withLock(locksDir(p), 'images', async () => {
-    const dir = path.join(imagesDir(p), fingerprint);
-    if (!getImage(p, fingerprint)) {
-      mkdirp(imagesDir(p), 0o700);
-      const tmp = path.join(imagesDir(p), `.tmp-${fingerprint.slice(0, 12)}-${process.pid}`);
-      fs.rmSync(tmp, { recursive: true, force: true });
-      mkdirp(tmp, 0o700);
-      try {
-        progress?.('unpack', 'adding the image to the store');
-        await copyTree(rootfs, path.join(tmp, 'rootfs'), { hardlink: true });
-        writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
-        fs.renameSync(tmp, dir);
-      } catch (err) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-        throw err;
-      }
-    }
-    const table = readAliases(p);
-    for (const a of aliases) table[a] = fingerprint;
-    writeYamlAtomic(aliasesFile(p), table);
-    return getImage(p, fingerprint)!;
-  });
+  const { image } = await addImage(
+    p,
+    fingerprint,
+    async (tmp) => {
+      progress?.('unpack', 'adding the image to the store');
+      await copyTree(rootfs, path.join(tmp, 'rootfs'), { hardlink: true });
+      return metadata;
+    },
+    aliases,
+  );
+  return image;
 }
 
 /**

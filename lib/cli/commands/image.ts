@@ -1,32 +1,9 @@
 import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../common.js';
-import { humanBytes, renderRows, type Format } from '../ui/format.js';
+import { context } from '../common.js';
+import { humanBytes } from '../ui/format.js';
 import { progressReporter } from '../ui/progress.js';
-
-const list: CommandModule = {
-  command: 'list',
-  aliases: ['ls'],
-  describe: 'List images in the store',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
-    const { listImages } = await import('../../image/store.js');
-    const images = listImages(context().paths);
-    console.log(
-      renderRows(
-        images,
-        [
-          { header: 'ALIAS', value: (i) => i.aliases.join(', ') },
-          { header: 'FINGERPRINT', value: (i) => i.fingerprint.slice(0, 12) },
-          { header: 'DESCRIPTION', value: (i) => i.metadata.properties.description },
-          { header: 'ARCH', value: (i) => i.metadata.architecture },
-          { header: 'CREATED', value: (i) => new Date(i.metadata.creation_date * 1000).toISOString().slice(0, 19).replace('T', ' ') },
-        ],
-        argv.format as Format,
-        (i) => ({ fingerprint: i.fingerprint, aliases: i.aliases, ...i.metadata }),
-      ),
-    );
-  },
-};
+import alias from './image/alias.js';
+import { del, edit, exportCmd, importCmd, info, list, show } from './image/store.js';
 
 const build: CommandModule = {
   command: 'build <recipe>',
@@ -42,7 +19,7 @@ const build: CommandModule = {
     try {
       const img = await resolveImage(context().paths, String(argv.recipe), { release: argv.release as string | undefined, mirror: argv.mirror as string | undefined }, progress);
       progress.done();
-      console.log(`Image ${img.fingerprint.slice(0, 12)} (${img.aliases.join(', ')}) ${humanBytes(undefined)}`.trim());
+      console.log(`Image ${img.fingerprint.slice(0, 12)} (${img.aliases.join(', ')}) ${humanBytes(img.metadata.tslxc?.size)}`.trim());
     } finally {
       progress.done();
     }
@@ -52,7 +29,7 @@ const build: CommandModule = {
 const command: CommandModule = {
   command: 'image <command>',
   describe: 'Manage images',
-  builder: (y) => y.command(list).command(build).demandCommand(1),
+  builder: (y) => y.command(list).command(info).command(show).command(edit).command(del).command(exportCmd).command(importCmd).command(alias).command(build).demandCommand(1),
   handler: () => {},
 };
 export default command;

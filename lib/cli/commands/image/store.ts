@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { context, withFormat } from '../../common.js';
+import { humanBytes, renderRows, renderValue, type Format } from '../../ui/format.js';
+
+const date = (s: number) => new Date(s * 1000).toISOString().slice(0, 19).replace('T', ' ');
+
+export const list: CommandModule = {
+  command: 'list',
+  aliases: ['ls'],
+  describe: 'List images in the store',
+  builder: (y) => withFormat(y),
+  handler: async (argv) => {
+    const { listImages } = await import('../../../image/store.js');
+    const { containersOf } = await import('../../../image/manage.js');
+    const p = context().paths;
+    const images = listImages(p).sort((a, b) => a.metadata.creation_date - b.metadata.creation_date);
+    console.log(
+      renderRows(
+        images,
+        [
+          { header: 'ALIAS', value: (i) => i.aliases.join(', ') },
+          { header: 'FINGERPRINT', value: (i) => i.fingerprint.slice(0, 12) },
+          { header: 'PARENT', value: (i) => i.metadata.tslxc?.parent?.slice(0, 12) ?? '' },
+          { header: 'DESCRIPTION', value: (i) => i.metadata.properties.description },
+          { header: 'ARCH', value: (i) => i.metadata.architecture },
+          { header: 'SIZE', value: (i) => humanBytes(i.metadata.tslxc?.size) },
+          { header: 'CREATED', value: (i) => date(i.metadata.creation_date) },
+        ],
+        argv.format as Format,
+        (i) => ({ fingerprint: i.fingerprint, aliases: i.aliases, size: i.metadata.tslxc?.size, parent: i.metadata.tslxc?.parent ?? null, containers: containersOf(p, i.fingerprint), ...i.metadata }),
+      ),
+    );
+  },
+};
+
+export const info: CommandModule = {
+  command: 'info <image>',
+  describe: 'Show an image: size, dates, metadata, parent, aliases, containers using it',
+  builder: (y) => withFormat(y.positional('image', { type: 'string', demandOption: true })),
+  handler: async (argv) => {
+    const { imageInfo } = await import('../../../image/manage.js');
+    const i = imageInfo(context().paths, String(argv.image));
+    const f = argv.format as Format;
+    if (f === 'json' || f === 'yaml') return console.log(renderValue(i, f));
+    const lines = [
+      `Fingerprint: ${i.fingerprint}`,
+      `Aliases: ${i.aliases.join(', ') || '-'}`,
+      `Size: ${humanBytes(i.size) || '-'}`,
+      `Created: ${i.created_at}`,
+      `Architecture: ${i.architecture}`,
+      `OS: ${i.os ?? '-'}`,
+      `Release: ${i.release ?? '-'}`,
+      `Variant: ${i.variant ?? '-'}`,
+      `Description: ${i.description ?? '-'}`,
+      `Parent: ${i.parent ? `${i.parent.fingerprint}${i.parent.aliases.length ? ` (${i.parent.aliases.join(', ')})` : ''}${i.parent.missing ? ' (not in the store)' : ''}` : '-'}`,
+      `Source: ${i.source}`,
+      `Init: ${i.init.join(' ')}`,
+      `Stop signal: ${i.stop_signal}`,
+      `Environment:${Object.keys(i.environment).length ? '' : ' -'}`,
+      ...Object.entries(i.environment).map(([k, v]) => `  ${k}=${v}`),
+      `Templates: ${i.templates.join(', ') || '-'}`,
+      `Child images: ${i.children.length}${i.children.length ? ` (${i.children.map((c) => c.slice(0, 12)).join(', ')})` : ''}`,
+      `Containers: ${i.containers.length}${i.containers.length ? ` (${i.containers.join(', ')})` : ''}`,
+    ];
+    console.log(lines.join('\n'));
+  },
+};
+
+export const show: CommandModule = {
+  command: 'show <image>',
+  describe: "Print an image's metadata.yaml",
+  builder: (y) => y.positional('image', { type: 'string', demandOption: true }),
+  handler: async (argv) => {
+    const { requireImage } = await import('../../../image/store.js');
+    const img = requireImage(context().paths, String(argv.image));
+    process.stdout.write(fs.readFileSync(`${img.dir}/metadata.yaml`, 'utf8'));
+  },
+};
+
+export const edit: CommandModule = {
+  command: 'edit <image>',
+  describe: "Replace an image's metadata from stdin (or edit it in $EDITOR on a terminal)",
+  builder: (y) => y.positional('image', { type: 'string', demandOption: true }),
+  handler: async (argv) => {
+    const yaml = (await import('js-yaml')).default;
+    const { requireImage } = await import('../../../image/store.js');
+    const { editMetadata } = await import('../../../image/manage.js');
+    const p = context().paths;
+    const img = requireImage(p, String(argv.image));
+    let text: string;
+    if (process.stdin.isTTY) {
+      const { spawnSync } = await import('node:child_process');
+      const os = await import('node:os');
+      const tmp = fs.mkdtempSync(`${os.tmpdir()}/tslxc-edit-`);
+      const file = `${tmp}/metadata.yaml`;
+      fs.copyFileSync(`${img.dir}/metadata.yaml`, file);
+      spawnSync(process.env.VISUAL || process.env.EDITOR || 'vi', [file], { stdio: 'inherit' });
+      text = fs.readFileSync(file, 'utf8');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    } else {
+      text = fs.readFileSync(0, 'utf8');
+    }
+    let doc: unknown;
+    try {
+      doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
+    } catch (err) {
+      const { TslxcError } = await import('../../../errors.js');
+      throw new TslxcError('Invalid metadata', (err as Error).message.split('\n')[0]);
+    }
+    await editMetadata(p, img.fingerprint, doc);
+  },
+};
+
+export const del: CommandModule = {
+  command: 'delete <images..>',
+  aliases: ['rm'],
+  describe: 'Delete images (refused when images or containers derive from them, unless --force)',
+  builder: (y) =>
+    y.positional('images', { type: 'string', array: true, demandOption: true }).option('force', { type: 'boolean', default: false, describe: 'also delete derived images and the containers using them' }),
+  handler: async (argv) => {
+    const { deleteImage } = await import('../../../image/manage.js');
+    const { deleteInstance } = await import('../../../instance/manage.js');
+    const ctx = context();
+    for (const ref of argv.images as string[]) {
+      const r = await deleteImage(ctx.paths, ref, { force: !!argv.force, deleteContainer: (n) => deleteInstance(ctx, n, { force: true }) });
+      const also = [
+        ...r.deleted.slice(0, -1).map((f) => `image ${f.slice(0, 12)}`),
+        ...r.containers.map((c) => `container ${c}`),
+      ];
+      console.log(`Deleted image ${r.deleted[r.deleted.length - 1].slice(0, 12)}${also.length ? `; also deleted ${also.join(', ')}` : ''}`);
+    }
+  },
+};
+
+export const exportCmd: CommandModule = {
+  command: 'export <image> [target]',
+  describe: "Write an image in LXD's format: a unified tarball, or with --split a metadata tarball and a rootfs tarball or squashfs",
+  builder: (y) =>
+    y
+      .positional('image', { type: 'string', demandOption: true })
+      .positional('target', { type: 'string', default: '.', describe: 'a dir, or a file name' })
+      .option('split', { type: 'boolean', describe: 'metadata and rootfs in two files' })
+      .option('squashfs', { type: 'boolean', describe: 'with --split: the rootfs as squashfs' })
+      .option('compression', { choices: ['gzip', 'xz', 'zstd'] as const, describe: 'default gzip' }),
+  handler: async (argv) => {
+    const { exportImage } = await import('../../../image/lxd.js');
+    const r = await exportImage(context().paths, String(argv.image), String(argv.target), {
+      split: argv.split as boolean | undefined,
+      squashfs: argv.squashfs as boolean | undefined,
+      compression: argv.compression as 'gzip' | 'xz' | 'zstd' | undefined,
+    });
+    for (const f of r.files) console.log(f);
+    console.log(`Fingerprint of the export: ${r.fingerprint}`);
+  },
+};
+
+export const importCmd: CommandModule = {
+  command: 'import <file> [rootfs]',
+  describe: "Import an LXD image: a unified tarball, or a metadata tarball and its rootfs (tarball or squashfs)",
+  builder: (y) =>
+    y
+      .positional('file', { type: 'string', demandOption: true })
+      .positional('rootfs', { type: 'string' })
+      .option('alias', { type: 'string', array: true, describe: 'name the image (repeatable)' }),
+  handler: async (argv) => {
+    const { importImage } = await import('../../../image/lxd.js');
+    const r = await importImage(context().paths, String(argv.file), argv.rootfs as string | undefined, ((argv.alias as string[] | undefined) ?? []).map(String));
+    console.log(`${r.existed ? 'Image already in the store' : 'Imported image'}: ${r.image.fingerprint}${r.image.aliases.length ? ` (${r.image.aliases.join(', ')})` : ''}`);
+  },
+};

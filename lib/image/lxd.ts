@@ -1,0 +1,246 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { TslxcError, errorText } from '../errors.js';
+import { requireTool, run } from '../util/exec.js';
+import type { Paths } from '../state/paths.js';
+import { addImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import type { ImageMetadata } from './metadata.js';
+import { checkEntries, extractSquashfs, extractTar, isSquashfs, listSquashfs, listTar } from './archive.js';
+
+/**
+ * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
+ * a split image is a metadata tarball (metadata.yaml, templates/) plus a rootfs tarball or
+ * squashfs. The fingerprint is what LXD computes: the sha256 of the tarball, or of the metadata
+ * tarball followed by the rootfs file. Imported files are kept beside the image, so exporting it
+ * gives the same bytes back and the fingerprint survives any number of round trips.
+ */
+export type Compression = 'gzip' | 'xz' | 'zstd';
+
+export async function sha256Files(files: string[]): Promise<string> {
+  const h = crypto.createHash('sha256');
+  for (const f of files) {
+    await new Promise<void>((resolve, reject) => {
+      fs.createReadStream(f).on('data', (d) => h.update(d)).on('end', resolve).on('error', reject);
+    });
+  }
+  return h.digest('hex');
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks an LXD metadata.yaml (plus tslxc's own keys) and returns it in the store's shape. */
+export function validateMetadata(doc: unknown, what: string): ImageMetadata {
+  const bad = (why: string) => new TslxcError(`Invalid metadata.yaml in ${what}`, why);
+  if (!isObject(doc)) throw bad('it must be a YAML mapping');
+  if (typeof doc.architecture !== 'string' || !/^[a-z0-9_.-]+$/i.test(doc.architecture)) throw bad('"architecture" must be a name like x86_64');
+  const cd = doc.creation_date === undefined ? Math.floor(Date.now() / 1000) : Number(doc.creation_date);
+  if (!Number.isFinite(cd) || cd < 0) throw bad('"creation_date" must be a Unix time');
+  const props: Record<string, string> = {};
+  if (doc.properties !== undefined) {
+    if (!isObject(doc.properties)) throw bad('"properties" must be a mapping');
+    for (const [k, v] of Object.entries(doc.properties)) {
+      if (v === null || isObject(v) || Array.isArray(v)) throw bad(`properties.${k} must be a string`);
+      props[k] = String(v);
+    }
+  }
+  const meta: ImageMetadata = {
+    ...(doc as object),
+    architecture: doc.architecture,
+    creation_date: Math.floor(cd),
+    properties: { ...props, os: props.os ?? '', release: props.release ?? '', description: props.description ?? '' },
+  } as ImageMetadata;
+  if (doc.templates !== undefined) {
+    if (!isObject(doc.templates)) throw bad('"templates" must be a mapping');
+    for (const [p, t] of Object.entries(doc.templates)) {
+      if (!p.startsWith('/') || p.split('/').includes('..')) throw bad(`template target "${p.slice(0, 60)}" must be an absolute path without ".."`);
+      if (!isObject(t) || typeof t.template !== 'string' || t.template.includes('/') || t.template.startsWith('.')) throw bad(`templates["${p.slice(0, 60)}"].template must be a file name in templates/`);
+    }
+  }
+  if (doc.tslxc !== undefined) {
+    const x = doc.tslxc;
+    if (!isObject(x)) throw bad('"tslxc" must be a mapping');
+    if (x.init !== undefined && !(Array.isArray(x.init) && x.init.every((a) => typeof a === 'string') && x.init.length > 0)) throw bad('tslxc.init must be a list of strings');
+    if (x.stop_signal !== undefined && !(typeof x.stop_signal === 'string' && /^SIG[A-Z0-9+]+$/.test(x.stop_signal))) throw bad('tslxc.stop_signal must be a signal name like SIGPWR');
+    if (x.environment !== undefined && !(isObject(x.environment) && Object.values(x.environment).every((v) => typeof v === 'string'))) throw bad('tslxc.environment must map names to strings');
+    if (x.parent !== undefined && !(typeof x.parent === 'string' && /^[0-9a-f]{64}$/.test(x.parent))) throw bad('tslxc.parent must be a sha256 fingerprint');
+  }
+  return meta;
+}
+
+function readMetadataFile(file: string, what: string): ImageMetadata {
+  if (!fs.existsSync(file) || !fs.lstatSync(file).isFile()) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml');
+  let doc: unknown;
+  try {
+    doc = yaml.load(fs.readFileSync(file, 'utf8'), { schema: yaml.CORE_SCHEMA });
+  } catch (err) {
+    throw new TslxcError(`Invalid metadata.yaml in ${what}`, errorText(err).split(' (')[0].slice(0, 120));
+  }
+  return validateMetadata(doc, what);
+}
+
+function checkTemplates(meta: ImageMetadata, dir: string, what: string): void {
+  for (const [p, t] of Object.entries(meta.templates ?? {})) {
+    if (!fs.existsSync(path.join(dir, 'templates', t.template))) throw new TslxcError(`Invalid image ${what}`, `template "${t.template}" for ${p} is not in templates/`);
+  }
+}
+
+export interface ImportResult {
+  image: Image;
+  existed: boolean;
+}
+
+/** `image import FILE [ROOTFS] --alias A`: a unified tarball, or a split metadata + rootfs pair. */
+export async function importImage(p: Paths, file: string, rootfsFile: string | undefined, aliases: string[] = []): Promise<ImportResult> {
+  for (const f of [file, rootfsFile].filter((x): x is string => !!x)) {
+    if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new TslxcError(`Cannot import ${f}`, 'no such file');
+  }
+  const files = rootfsFile ? [file, rootfsFile] : [file];
+  const fingerprint = await sha256Files(files);
+  const what = path.basename(file);
+  return addImage(
+    p,
+    fingerprint,
+    async (tmp) => {
+      const x = path.join(tmp, 'x');
+      fs.mkdirSync(x, { mode: 0o700 });
+      let meta: ImageMetadata;
+      if (!rootfsFile) {
+        const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
+        if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
+        if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/'))) throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
+        await extractTar(file, x, what);
+        meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
+        checkTemplates(meta, x, what);
+        fs.renameSync(path.join(x, 'rootfs'), path.join(tmp, 'rootfs'));
+      } else {
+        const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'templates'], rootfsPrefix: null });
+        if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'the metadata tarball has no metadata.yaml');
+        await extractTar(file, x, what);
+        meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
+        checkTemplates(meta, x, what);
+        const rwhat = path.basename(rootfsFile);
+        const root = path.join(tmp, 'rootfs');
+        if (isSquashfs(rootfsFile)) {
+          checkEntries(listSquashfs(rootfsFile, rwhat), rwhat, { rootfsPrefix: '' });
+          await extractSquashfs(rootfsFile, root, rwhat);
+        } else {
+          checkEntries(listTar(rootfsFile, rwhat), rwhat, { rootfsPrefix: '' });
+          fs.mkdirSync(root, { mode: 0o755 });
+          await extractTar(rootfsFile, root, rwhat);
+        }
+      }
+      if (fs.existsSync(path.join(x, 'templates'))) fs.renameSync(path.join(x, 'templates'), path.join(tmp, 'templates'));
+      fs.rmSync(x, { recursive: true, force: true });
+      // The original files, so an export gives the same bytes (and fingerprint) back.
+      const orig = path.join(tmp, 'original');
+      fs.mkdirSync(orig, { mode: 0o700 });
+      const kept = files.map((f, i) => (i === 0 ? `meta${ext(f)}` : `rootfs${ext(f)}`));
+      for (let i = 0; i < files.length; i++) await run('cp', ['--reflink=auto', files[i], path.join(orig, kept[i])], { what: `Cannot keep ${files[i]}` });
+      meta.tslxc = { ...(meta.tslxc ?? {}), source: 'import', original: { kind: rootfsFile ? 'split' : 'unified', files: kept } };
+      return meta;
+    },
+    aliases,
+  );
+}
+
+function ext(f: string): string {
+  const m = /(\.tar(\.(gz|xz|zst|bz2))?|\.t[gx]z|\.squashfs|\.sqfs)$/.exec(path.basename(f));
+  if (m) return m[1];
+  return isSquashfs(f) ? '.squashfs' : '.tar';
+}
+
+const EXT: Record<Compression, string> = { gzip: '.tar.gz', xz: '.tar.xz', zstd: '.tar.zst' };
+const PROG: Record<Compression, string> = { gzip: 'gzip -n', xz: 'xz -T1', zstd: 'zstd -q -T1' };
+
+export interface ExportOptions {
+  split?: boolean;
+  /** split only: the rootfs as squashfs instead of a tarball */
+  squashfs?: boolean;
+  compression?: Compression;
+}
+
+/**
+ * `image export IMAGE [TARGET]`: TARGET is a dir (files named by fingerprint inside) or a file
+ * name. An imported image whose original files are kept, asked for without a different format,
+ * is exported as those files; any other is packed anew (sorted, numeric owners, xattrs, no
+ * atime/ctime, so the same image gives the same bytes).
+ */
+export async function exportImage(p: Paths, ref: string, target: string, opts: ExportOptions = {}): Promise<{ files: string[]; fingerprint: string }> {
+  const img = requireImage(p, ref);
+  const orig = img.metadata.tslxc?.original;
+  const asked = opts.compression !== undefined || opts.squashfs !== undefined || opts.split !== undefined;
+  const sameFormat = orig && (!asked || ((orig.kind === 'split') === !!opts.split && opts.compression === undefined && opts.squashfs === undefined));
+  const isDir = fs.existsSync(target) && fs.statSync(target).isDirectory();
+  const fp = img.fingerprint;
+  if (orig && sameFormat) {
+    const out = orig.files.map((f, i) => {
+      const e = f.replace(/^(meta|rootfs)/, '');
+      if (isDir) return path.join(target, i === 0 && orig.kind === 'split' ? `meta-${fp}${e}` : `${fp}${e}`);
+      return i === 0 ? target : `${stripExt(target)}.root${e}`;
+    });
+    for (let i = 0; i < out.length; i++) await run('cp', ['--reflink=auto', path.join(img.dir, 'original', orig.files[i]), out[i]], { what: `Cannot write ${out[i]}` });
+    return { files: out, fingerprint: await sha256Files(out) };
+  }
+  const comp = opts.compression ?? 'gzip';
+  const tar = requireTool('tar', 'export an image');
+  const common = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--sort=name', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'];
+  const stage = fs.mkdtempSync(path.join(path.dirname(img.dir), `.export-${fp.slice(0, 12)}-`));
+  const written: string[] = [];
+  try {
+    const meta: ImageMetadata = JSON.parse(JSON.stringify(img.metadata));
+    if (meta.tslxc) {
+      delete meta.tslxc.size;
+      delete meta.tslxc.original;
+      delete meta.tslxc.source;
+      delete meta.tslxc.recipe_key;
+    }
+    fs.writeFileSync(path.join(stage, 'metadata.yaml'), yaml.dump(meta, { noRefs: true, lineWidth: 120 }));
+    fs.utimesSync(path.join(stage, 'metadata.yaml'), img.metadata.creation_date, img.metadata.creation_date);
+    const templates = fs.existsSync(path.join(img.dir, 'templates')) ? ['-C', img.dir, 'templates'] : [];
+    const tmpOut = (f: string) => {
+      written.push(`${f}.part`);
+      return `${f}.part`;
+    };
+    if (!opts.split) {
+      const out = isDir ? path.join(target, `${fp}${EXT[comp]}`) : target;
+      await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', '-C', img.dir, 'rootfs', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
+      fs.renameSync(`${out}.part`, out);
+      return { files: [out], fingerprint: await sha256Files([out]) };
+    }
+    const metaOut = isDir ? path.join(target, `meta-${fp}${EXT[comp]}`) : target;
+    const rootOut = isDir ? path.join(target, opts.squashfs ? `${fp}.squashfs` : `${fp}${EXT[comp]}`) : `${stripExt(target)}.root${opts.squashfs ? '.squashfs' : EXT[comp]}`;
+    await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
+    if (opts.squashfs) {
+      const mk = requireTool('mksquashfs', 'export a squashfs image');
+      await run(mk, [path.join(img.dir, 'rootfs'), tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], { what: `Cannot make the squashfs of ${fp.slice(0, 12)}` });
+    } else {
+      await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(rootOut), '-C', path.join(img.dir, 'rootfs'), '.'], { what: `Cannot export image ${fp.slice(0, 12)}` });
+    }
+    fs.renameSync(`${metaOut}.part`, metaOut);
+    fs.renameSync(`${rootOut}.part`, rootOut);
+    return { files: [metaOut, rootOut], fingerprint: await sha256Files([metaOut, rootOut]) };
+  } catch (err) {
+    for (const f of written) fs.rmSync(f, { force: true });
+    throw err;
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+function stripExt(f: string): string {
+  return f.replace(/(\.tar(\.(gz|xz|zst|bz2))?|\.t[gx]z|\.squashfs)$/, '');
+}
+
+/** Adds aliases to an image that was already in the store. */
+export async function addAliases(p: Paths, fingerprint: string, aliases: string[]): Promise<void> {
+  if (!aliases.length) return;
+  await withImagesLock(p, async () => {
+    const table = readAliases(p);
+    for (const a of aliases) table[a] = fingerprint;
+    writeAliases(p, table);
+  });
+}
