@@ -2,16 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
-import { loadConfig } from '../instance/config.js';
+import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
 import { containerDir } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target } from './instance.js';
 
 /**
- * Snapshots of stopped containers: INSTANCE_DIR/snapshots/SNAP/{config.yaml, snapshot.yaml} plus
- * the driver's data (dir/overlay: rootfs/ beside them; btrfs: a read-only subvolume in the pool).
- * A snapshot is made in a temp dir and renamed into place last, so a crash leaves none or all.
+ * Snapshots: INSTANCE_DIR/snapshots/SNAP/{config.yaml, snapshot.yaml} plus the driver's data
+ * (dir/overlay: rootfs/ beside them; btrfs: a read-only subvolume in the pool). A snapshot is made
+ * in a temp dir and renamed into place last, so a crash leaves none or all. A running container is
+ * frozen (cgroup freezer) for the copy only and thawed whatever happens; a paused one stays paused.
  */
 const SNAP = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i;
 export function validateSnapshotName(s: string): string {
@@ -49,9 +50,17 @@ async function requireStopped(ctx: Context, name: string, what: string): Promise
   }
 }
 
-export async function createSnapshot(ctx: Context, name: string, snap?: string): Promise<string> {
+export interface SnapshotTiming {
+  /** How long the container's processes were frozen (0 when it was not running). */
+  frozenMs: number;
+}
+
+export async function createSnapshot(ctx: Context, name: string, snap?: string, timing?: SnapshotTiming): Promise<string> {
   return ctx.withInstanceLock(name, async () => {
-    await requireStopped(ctx, name, 'snapshot');
+    const state = await instanceState(ctx, loadConfig(ctx.paths, name));
+    if (!['Stopped', 'Created', 'Running', 'Frozen'].includes(state.status)) {
+      throw new TslxcError(`Cannot snapshot "${name}"`, `it is in the ${state.status} state`, `"tslxc stop --force ${name}" first`);
+    }
     const existing = new Set(listSnapshots(ctx, name).map((s) => s.name));
     let n = 0;
     while (!snap && existing.has(`snap${n}`)) n++;
@@ -65,7 +74,17 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string):
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
       fs.copyFileSync(path.join(t.instDir, 'config.yaml'), path.join(tmp, 'config.yaml'));
-      await d.snapshot(t, tmp, sname);
+      if (state.status === 'Running') {
+        const cg = await ctx.cgroups();
+        const t0 = Date.now();
+        await cg.freeze(name);
+        try {
+          await d.snapshot(t, tmp, sname);
+        } finally {
+          await cg.thaw(name);
+          if (timing) timing.frozenMs = Date.now() - t0;
+        }
+      } else await d.snapshot(t, tmp, sname);
       writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), { name: sname, created_at: new Date().toISOString() }, 0o600);
       fs.renameSync(tmp, snapshotDir(ctx, name, sname));
     } catch (err) {
@@ -83,13 +102,45 @@ function requireSnapshot(ctx: Context, name: string, snap: string): string {
   return dir;
 }
 
-/** Puts the container's root back as it was at the snapshot (its config is kept as it is now). */
+/**
+ * Puts the container back as it was at the snapshot: its root, then its config (config keys,
+ * devices, profiles; the name, and a hostname that was the name, stay today's). The new config is
+ * written to a temp file first and renamed in right after the root's swap.
+ */
 export async function restoreSnapshot(ctx: Context, name: string, snap: string): Promise<void> {
   await ctx.withInstanceLock(name, async () => {
     await requireStopped(ctx, name, 'restore');
     const dir = requireSnapshot(ctx, name, snap);
     const t = target(ctx, name);
-    await driverOf(t.pool.driver).restore(t, dir, snap);
+    const now = loadConfig(ctx.paths, name);
+    const then = readYamlIfExists<InstanceConfig>(path.join(dir, 'config.yaml'));
+    let tmpCfg: string | undefined;
+    if (then) {
+      const cfg: InstanceConfig = { ...then, name, status: now.status, created_at: now.created_at, hostname: then.hostname === then.name ? name : then.hostname };
+      if (now.last_used_at) cfg.last_used_at = now.last_used_at;
+      tmpCfg = path.join(t.instDir, `.config-restore-${process.pid}.yaml`);
+      writeYamlAtomic(tmpCfg, cfg, 0o600);
+    }
+    try {
+      await driverOf(t.pool.driver).restore(t, dir, snap);
+    } catch (err) {
+      if (tmpCfg) fs.rmSync(tmpCfg, { force: true });
+      throw err;
+    }
+    if (tmpCfg) fs.renameSync(tmpCfg, path.join(t.instDir, 'config.yaml'));
+  });
+}
+
+export async function renameSnapshot(ctx: Context, name: string, from: string, to: string): Promise<void> {
+  await ctx.withInstanceLock(name, async () => {
+    const dir = requireSnapshot(ctx, name, from);
+    const dst = snapshotDir(ctx, name, to);
+    if (fs.existsSync(dst)) throw new TslxcError(`Cannot rename snapshot "${name}/${from}"`, `"${to}" exists`);
+    const t = target(ctx, name);
+    await driverOf(t.pool.driver).renameSnapshot(t, from, to);
+    const info = readYamlIfExists<SnapshotInfo>(path.join(dir, 'snapshot.yaml'))!;
+    writeYamlAtomic(path.join(dir, 'snapshot.yaml'), { ...info, name: to }, 0o600);
+    fs.renameSync(dir, dst);
   });
 }
 

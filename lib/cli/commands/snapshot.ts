@@ -4,12 +4,13 @@ import { renderRows, type Format } from '../ui/format.js';
 
 const create: CommandModule = {
   command: 'create <name> [snapshot]',
-  describe: 'Snapshot a stopped container (default name snapN)',
+  describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string' }),
   handler: async (argv) => {
     const { createSnapshot } = await import('../../storage/snapshot.js');
-    const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined);
-    console.log(`Snapshot ${String(argv.name)}/${s} created`);
+    const timing = { frozenMs: 0 };
+    const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
+    console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
   },
 };
 const list: CommandModule = {
@@ -25,7 +26,7 @@ const list: CommandModule = {
 };
 const restore: CommandModule = {
   command: 'restore <name> <snapshot>',
-  describe: 'Restore a stopped container\'s root from a snapshot',
+  describe: 'Restore a stopped container\'s root and config from a snapshot',
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     const { restoreSnapshot } = await import('../../storage/snapshot.js');
@@ -42,10 +43,19 @@ const del: CommandModule = {
     await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 };
+const rename: CommandModule = {
+  command: 'rename <name> <snapshot> <newname>',
+  describe: 'Rename a snapshot',
+  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string', demandOption: true }).positional('newname', { type: 'string', demandOption: true }),
+  handler: async (argv) => {
+    const { renameSnapshot } = await import('../../storage/snapshot.js');
+    await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));
+  },
+};
 const command: CommandModule = {
   command: 'snapshot <command>',
-  describe: 'Snapshots of stopped containers',
-  builder: (y) => y.command(create).command(list).command(restore).command(del).demandCommand(1),
+  describe: 'Snapshots of containers',
+  builder: (y) => y.command(create).command(list).command(restore).command(del).command(rename).demandCommand(1),
   handler: () => {},
 };
 export default command;

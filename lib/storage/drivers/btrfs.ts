@@ -234,6 +234,11 @@ export class BtrfsDriver implements Driver {
     await this.activate(t.paths, t.pool);
     await deleteSubvolume(path.join(this.dirs(t).snaps, snap));
   }
+  async renameSnapshot(t: Target, from: string, to: string): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    const { snaps } = this.dirs(t);
+    fs.renameSync(path.join(snaps, from), path.join(snaps, to));
+  }
   async copyFromSnapshot(from: Target, _snapDir: string, snap: string, to: Target): Promise<void> {
     await this.activate(from.paths, from.pool);
     const b = this.dirs(to);

@@ -93,6 +93,9 @@ export class DirDriver implements Driver {
   async deleteSnapshot(): Promise<void> {
     /* the data is in the snapshot's dir, removed by the caller */
   }
+  async renameSnapshot(): Promise<void> {
+    /* the data is in the snapshot's dir, renamed by the caller */
+  }
   async copyFromSnapshot(_from: Target, snapDir: string, _snap: string, to: Target): Promise<void> {
     await copyTree(path.join(snapDir, 'rootfs'), rootDir(to));
   }

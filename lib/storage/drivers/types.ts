@@ -43,6 +43,8 @@ export interface Driver {
   snapshot(t: Target, snapDir: string, snap: string): Promise<void>;
   restore(t: Target, snapDir: string, snap: string): Promise<void>;
   deleteSnapshot(t: Target, snapDir: string, snap: string): Promise<void>;
+  /** The driver's data of a snapshot renamed (the caller renames the snapshot's dir). */
+  renameSnapshot(t: Target, from: string, to: string): Promise<void>;
   /** A new container's root from a snapshot (copy dev1/snap0 dev2). */
   copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void>;
 }

@@ -30,17 +30,28 @@ if (requireRoot(test)) {
       const c = `s-${pool}`;
       env.ok(t, ['launch', 'busybox', c, '-s', pool]);
       env.ok(t, ['exec', c, '--', 'sh', '-c', 'echo one > /root/state']);
-      t.regex(env.cli(['snapshot', 'create', c, 'x']).stderr, /running/);
+      // A running container: frozen for the copy, thawed after, still running.
+      const live = env.ok(t, ['snapshot', 'create', c, 'live']);
+      t.regex(live, /frozen for \d+ ms/);
+      t.log(live.trim());
+      t.is(env.ok(t, ['exec', c, '--', 'cat', '/root/state']), 'one\n');
+      t.is(JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((x: { name: string }) => x.name === c)?.status, 'Running');
+      env.ok(t, ['snapshot', 'rename', c, 'live', 'live2']);
       env.ok(t, ['stop', c]);
       env.ok(t, ['snapshot', 'create', c, 'one']);
+      env.ok(t, ['config', 'set', c, 'user.after=1']);
       env.ok(t, ['start', c]);
       env.ok(t, ['exec', c, '--', 'sh', '-c', 'echo two > /root/state; rm /etc/passwd']);
       env.ok(t, ['stop', c]);
-      t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', c, '--format', 'json'])).map((s: { name: string }) => s.name), ['one']);
+      t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', c, '--format', 'json'])).map((s: { name: string }) => s.name), ['live2', 'one']);
       env.ok(t, ['copy', c, `${c}-k`]);
       env.ok(t, ['copy', `${c}/one`, `${c}-o`]);
+      env.ok(t, ['copy', `${c}/live2`, `${c}-l`]);
       env.ok(t, ['snapshot', 'restore', c, 'one']);
+      t.is(env.cli(['config', 'get', c, 'user.after']).stdout.trim(), '', 'the config is restored too');
       env.ok(t, ['start', c]);
+      env.ok(t, ['start', `${c}-l`]);
+      t.is(env.ok(t, ['exec', `${c}-l`, '--', 'cat', '/root/state']), 'one\n');
       t.is(env.ok(t, ['exec', c, '--', 'cat', '/root/state']), 'one\n');
       t.is(env.cli(['exec', c, '--', 'test', '-f', '/etc/passwd']).code, 0);
       env.ok(t, ['start', `${c}-k`]);
@@ -49,7 +60,7 @@ if (requireRoot(test)) {
       t.not(env.ok(t, ['exec', `${c}-k`, '--', 'cat', '/etc/machine-id']), env.ok(t, ['exec', c, '--', 'cat', '/etc/machine-id']));
       env.ok(t, ['start', `${c}-o`]);
       t.is(env.ok(t, ['exec', `${c}-o`, '--', 'cat', '/root/state']), 'one\n');
-      env.ok(t, ['delete', '--force', c, `${c}-k`, `${c}-o`]);
+      env.ok(t, ['delete', '--force', c, `${c}-k`, `${c}-o`, `${c}-l`]);
       t.deepEqual(fs.readdirSync(`${env.paths.stateDir}/containers`).filter((e) => e.startsWith(c) || e.startsWith('.')), []);
     });
   }
