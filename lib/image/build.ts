@@ -27,9 +27,17 @@ export interface BuiltImage {
   key: string;
 }
 
-export function recipeKey(recipe: Recipe): string {
-  const { file: _file, ...content } = recipe;
-  return crypto.createHash('sha256').update(JSON.stringify({ v: BUILDER_VERSION, arch: process.arch, content })).digest('hex');
+/** The recipe's content hash; a `from:` recipe's includes its parent's fingerprint. */
+export function recipeKey(recipe: Recipe, parent?: string): string {
+  const { file: _file, given: _given, ...content } = recipe;
+  return crypto.createHash('sha256').update(JSON.stringify({ v: BUILDER_VERSION, arch: process.arch, content, ...(parent ? { parent } : {}) })).digest('hex');
+}
+
+/** The image a `from:` recipe builds on. */
+export interface ParentImage {
+  fingerprint: string;
+  rootfs: string;
+  metadata: ImageMetadata;
 }
 
 /**
@@ -37,8 +45,9 @@ export function recipeKey(recipe: Recipe): string {
  * content. The tree is made in a temp dir and renamed into place only when complete, so an
  * interrupted build never looks finished.
  */
-export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progress = () => {}): Promise<BuiltImage> {
-  const key = recipeKey(recipe);
+export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progress = () => {}, parent?: ParentImage): Promise<BuiltImage> {
+  if (recipe.source.type === 'image' && !parent) throw new TslxcError(`Cannot build image "${recipe.name}"`, 'its parent image was not resolved');
+  const key = recipeKey(recipe, parent?.fingerprint);
   const buildsDir = path.join(paths.cacheDir, 'builds');
   const dir = path.join(buildsDir, `${recipe.name}-${recipe.release}-${key.slice(0, 12)}`);
   const cached = readBuilt(dir, key);
@@ -54,14 +63,17 @@ export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progre
     try {
       progress('build', `building image "${recipe.name}" (${recipe.description})`);
       if (recipe.source.type === 'busybox') await buildBusyboxRoot(rootfs);
-      else await buildDebootstrapRoot(paths, rootfs, recipe.source, progress);
+      else if (recipe.source.type === 'image') {
+        progress('unpack', `copying the parent image ${parent!.fingerprint.slice(0, 12)}`);
+        await run('cp', ['-a', '--reflink=auto', parent!.rootfs, rootfs], { what: `Cannot copy the parent image ${parent!.fingerprint.slice(0, 12)}` });
+      } else await buildDebootstrapRoot(paths, rootfs, recipe.source, progress);
       progress('configure', 'writing files');
       for (const f of recipe.files) writeFileInRoot(rootfs, f.path, f.content, f.mode);
       for (const cmd of recipe.commands) {
         progress('configure', cmd);
         await runInRoot(rootfs, cmd);
       }
-      const metadata = makeMetadata(recipe, key);
+      const metadata = makeMetadata(recipe, key, parent);
       writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.renameSync(tmp, dir);
@@ -81,12 +93,27 @@ function readBuilt(dir: string, key: string): BuiltImage | undefined {
   return { dir, rootfs: path.join(dir, 'rootfs'), metadata, key };
 }
 
-function makeMetadata(recipe: Recipe, key: string): ImageMetadata {
+function makeMetadata(recipe: Recipe, key: string, parent?: ParentImage): ImageMetadata {
+  const own = (k: string) => !parent || recipe.given.includes(k);
+  const pm = parent?.metadata;
   return {
     architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
     creation_date: Math.floor(Date.now() / 1000),
-    properties: { os: recipe.os, release: recipe.release, description: recipe.description, name: recipe.name },
-    tslxc: { init: recipe.init, stop_signal: recipe.stopSignal, environment: recipe.environment, recipe_key: key },
+    properties: {
+      ...(pm?.properties ?? {}),
+      os: own('os') ? recipe.os : pm!.properties.os,
+      release: own('release') ? recipe.release : pm!.properties.release,
+      description: recipe.description,
+      name: recipe.name,
+    },
+    ...(pm?.templates ? { templates: pm.templates } : {}),
+    tslxc: {
+      init: own('init') ? recipe.init : pm!.tslxc?.init ?? recipe.init,
+      stop_signal: own('stop_signal') ? recipe.stopSignal : pm!.tslxc?.stop_signal ?? recipe.stopSignal,
+      environment: { ...(pm?.tslxc?.environment ?? {}), ...recipe.environment },
+      recipe_key: key,
+      ...(parent ? { parent: parent.fingerprint } : {}),
+    },
   };
 }
 

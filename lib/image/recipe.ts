@@ -14,7 +14,9 @@ import { validateAlias } from '../util/names.js';
  */
 export type RecipeSource =
   | { type: 'busybox' }
-  | { type: 'debootstrap'; variant: string; mirror: string; packages: string[]; suite?: string };
+  | { type: 'debootstrap'; variant: string; mirror: string; packages: string[]; suite?: string }
+  /** `from: IMAGE`: the parent image (an alias, a fingerprint or a built-in recipe's name) */
+  | { type: 'image'; from: string };
 
 export interface RecipeFile {
   path: string;
@@ -35,6 +37,8 @@ export interface Recipe {
   commands: string[];
   /** The file it came from, for messages. */
   file: string;
+  /** Keys the recipe gave itself; a `from:` recipe inherits the others from its parent. */
+  given: string[];
 }
 
 export interface RecipeOptions {
@@ -42,9 +46,10 @@ export interface RecipeOptions {
   mirror?: string;
 }
 
-const TOP_KEYS = ['name', 'description', 'os', 'release', 'releases', 'source', 'init', 'stop_signal', 'environment', 'files', 'commands'];
+const TOP_KEYS = ['name', 'description', 'os', 'release', 'releases', 'source', 'from', 'init', 'stop_signal', 'environment', 'files', 'commands'];
 const SOURCE_KEYS: Record<string, string[]> = {
   busybox: ['type'],
+  image: ['type', 'from'],
   debootstrap: ['type', 'variant', 'mirror', 'packages', 'suite'],
 };
 
@@ -80,8 +85,9 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
   checkKeys(doc, TOP_KEYS, '', bad);
   const name = str(doc.name, 'name', bad);
   validateAlias(name);
-  const src = doc.source;
-  if (!isObject(src)) throw bad('"source" must be a mapping with a "type"');
+  if (doc.from !== undefined && doc.source !== undefined) throw bad('give either "from" (a parent image) or "source", not both');
+  const src = doc.from !== undefined ? { type: 'image', from: str(doc.from, 'from', bad) } : doc.source;
+  if (!isObject(src)) throw bad('"source" must be a mapping with a "type" (or give "from: IMAGE")');
   const type = str(src.type, 'source.type', bad);
   if (!SOURCE_KEYS[type]) throw bad(`source.type "${type}" is unknown (known: ${Object.keys(SOURCE_KEYS).join(', ')})`);
   checkKeys(src, SOURCE_KEYS[type], 'source.', bad);
@@ -98,6 +104,10 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
     const packages = src.packages === undefined ? [] : strList(src.packages, 'source.packages', bad);
     for (const p of packages) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw bad(`source.packages: "${p}" is not a Debian package name`);
     source = { type, variant: src.variant === undefined ? 'minbase' : str(src.variant, 'source.variant', bad), mirror, packages, suite: release };
+  } else if (type === 'image') {
+    const from = str(src.from, 'source.from', bad);
+    if (!/^[0-9a-f]{1,64}$/.test(from)) validateAlias(from);
+    source = { type: 'image', from };
   } else {
     source = { type: 'busybox' };
   }
@@ -124,6 +134,7 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
     files,
     commands: doc.commands === undefined ? [] : strList(doc.commands, 'commands', bad),
     file,
+    given: Object.keys(doc),
   };
 }
 

@@ -131,7 +131,8 @@ export function findImage(p: Paths, ref: string): Image | undefined {
  * What `create debian dev1` means: an image from the store by alias or fingerprint, or else the
  * built-in recipe of that name, built (or taken from the build cache) and stored under that alias.
  */
-export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress): Promise<Image> {
+export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress, depth = 0): Promise<Image> {
+  if (depth > 16) throw new TslxcError(`Cannot build image "${ref}"`, 'its recipes\' "from:" chain is longer than 16 or loops');
   const explicitRecipeOptions = opts.release !== undefined || opts.mirror !== undefined;
   if (!explicitRecipeOptions) {
     const stored = findImage(p, ref);
@@ -142,12 +143,15 @@ export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = 
     throw new TslxcError(`Image "${ref}" not found`, 'it is neither in the image store nor a built-in recipe', 'see "tslxc image list" and the recipes in templates/');
   }
   const recipe = loadRecipe(recipeFile, opts);
-  const fingerprint = recipeKey(recipe);
+  // A `from:` recipe builds on its parent, which may itself be built first from its recipe.
+  const parent = recipe.source.type === 'image' ? await resolveImage(p, recipe.source.from, {}, progress, depth + 1) : undefined;
+  const fingerprint = recipeKey(recipe, parent?.fingerprint);
   const existing = getImage(p, fingerprint);
   if (existing) return existing;
-  const built = await buildRecipe(p, recipe, progress);
+  const built = await buildRecipe(p, recipe, progress, parent);
   const alias = ref.endsWith('.yaml') || ref.endsWith('.yml') ? recipe.name : ref;
-  return storeBuiltImage(p, fingerprint, built.rootfs, built.metadata, explicitRecipeOptions ? [`${recipe.name}/${recipe.release}`] : [alias, `${recipe.name}/${recipe.release}`], progress);
+  const release = parent && !recipe.given.includes('release') ? built.metadata.properties.release : recipe.release;
+  return storeBuiltImage(p, fingerprint, built.rootfs, built.metadata, explicitRecipeOptions ? [`${recipe.name}/${release}`] : [alias, `${recipe.name}/${release}`], progress);
 }
 
 async function storeBuiltImage(p: Paths, fingerprint: string, rootfs: string, metadata: ImageMetadata, aliases: string[], progress?: Progress): Promise<Image> {
