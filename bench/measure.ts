@@ -28,8 +28,8 @@ function failure(what: string, r: RunResult): Error {
 /**
  * Start a stopped container and wait until `systemctl is-system-running --wait` prints a state.
  * Right after the start command returns systemd may not have its bus socket yet, and the probe
- * then fails at once ("Failed to connect to bus") with nothing on stdout: it is retried every
- * 20 ms, for both peers alike, as a script would.
+ * then fails at once ("Failed to connect to bus") with nothing on stdout, or says "offline": it is
+ * retried every 20 ms, for both peers alike, as a script would.
  */
 export async function bootToRunning(p: Peer): Promise<BootResult> {
   checkInterrupted();
@@ -42,7 +42,9 @@ export async function bootToRunning(p: Peer): Promise<BootResult> {
     const r = await p.probe();
     probes++;
     const state = r.stdout.trim();
-    if (state) return { totalMs: now() - t0, startMs, state, probes };
+    // "offline"/"unknown": systemctl reached no manager that could answer yet (seen in a race at
+    // boot); like no answer at all, ask again.
+    if (state && state !== 'offline' && state !== 'unknown') return { totalMs: now() - t0, startMs, state, probes };
     if (now() - t0 > BOOT_DEADLINE_MS) throw failure(`${p.commands.probe} (after ${probes} tries)`, r);
     await sleep(PROBE_RETRY_MS);
   }
