@@ -72,7 +72,9 @@ static void parse_attach_options(int argc, char **argv, struct attach_opts *o)
       if (o->spec.n_caps >= MAX_LIST)
         die("too many --cap-drop options");
       o->spec.caps[o->spec.n_caps++] = cap;
-    } else
+    } else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
+      seccomp_policy_add(&o->spec.seccomp, opt[10] == 'd', val);
+    else
       die("attach: unknown option %s", opt);
   }
   if (i + 1 >= argc)

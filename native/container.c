@@ -347,7 +347,7 @@ static void cgroup_mount_data(const char *superopts, char *out, size_t size)
 
 /* Replicates the host's cgroupfs layout; the cgroup namespace (entered after the monitor put us
  * in our cgroups) makes every hierarchy show only the container's subtree. */
-static void setup_cgroupfs(int rootfd)
+static void setup_cgroupfs(int rootfd, bool all_rw)
 {
   autofree char *mountinfo = read_whole_file("/proc/self/mountinfo");
   if (!mountinfo)
@@ -401,7 +401,7 @@ static void setup_cgroupfs(int rootfd)
     cgroup_mount_data(entries[i].superopts, data, sizeof data);
     /* Controllers read-only; the named systemd hierarchy and the unified one stay writable,
      * so the container's init can make its own sub-cgroups. */
-    bool writable = v2 || strstr(data, "name=") != NULL;
+    bool writable = all_rw || v2 || strstr(data, "name=") != NULL;
     if (mkdirat(tmpfd, base, 0755) < 0)
       die_with_error("mkdir /sys/fs/cgroup/%s", base);
     autofd int fd = openat(tmpfd, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -609,7 +609,7 @@ void container_child(const struct start_opts *o, int sync_fd)
   setup_sys(rootfd);
 
   step(STEP_CGROUPFS);
-  setup_cgroupfs(rootfd);
+  setup_cgroupfs(rootfd, o->cgroup_rw);
 
   step(STEP_DEV);
   int console_fd = setup_dev(rootfd);
@@ -659,7 +659,6 @@ void container_child(const struct start_opts *o, int sync_fd)
     close(console_fd);
 
   step(STEP_CAPS);
-  install_mount_guard();
   drop_caps(o->caps, o->n_caps);
   /* Only 0-2 and the sync fd survive until exec, and the sync fd is O_CLOEXEC: its EOF tells
    * the monitor that exec succeeded. */
@@ -671,6 +670,8 @@ void container_child(const struct start_opts *o, int sync_fd)
   char **envp = build_env(base_env, N_ELEMENTS(base_env), o->env, o->n_env);
   umask(022);
   prctl(PR_SET_PDEATHSIG, 0);
+  /* Last before exec: nothing of ours runs under the filter (it needs CAP_SYS_ADMIN, kept). */
+  install_seccomp(&o->seccomp);
   execve(o->init_argv[0], o->init_argv, envp);
   die_with_error("execve %s", o->init_argv[0]);
 }

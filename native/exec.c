@@ -123,12 +123,15 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
         die_with_error("dup2 the pty");
   }
 
-  install_mount_guard(); /* as init got it: the command must not remount the host's filesystems */
   drop_caps_bounding(s->caps, s->n_caps);
   if (setgroups(u.n_groups, u.groups) < 0)
     die_with_error("setgroups");
   if (setgid(u.gid) < 0)
     die_with_error("setgid %d", (int)u.gid);
+  /* The filter as init got it. Installing it needs CAP_SYS_ADMIN: another user loses it at
+   * setuid, so gets it here; root gets it last before exec. */
+  if (u.uid != 0)
+    install_seccomp(&s->seccomp);
   if (setuid(u.uid) < 0)
     die_with_error("setuid %d", (int)u.uid);
   drop_caps_sets(s->caps, s->n_caps);
@@ -149,6 +152,8 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
   if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     die_with_error("close_range");
   environ = envp; /* execvp searches the container's PATH, not ours */
+  if (u.uid == 0)
+    install_seccomp(&s->seccomp);
   execvp(s->argv[0], s->argv);
   /* As env(1): 127 when the command is not found, 126 when it cannot run. */
   die_status = errno == ENOENT ? 127 : 126;
@@ -204,6 +209,10 @@ char *exec_request_encode(const struct exec_spec *s, mode_t mask, size_t *len)
     snprintf(num, sizeof num, "%d", s->caps[i]);
     put_item(&b, 'k', num);
   }
+  for (size_t i = 0; i < s->seccomp.n_deny; i++)
+    put_item(&b, 'd', s->seccomp.deny[i]);
+  for (size_t i = 0; i < s->seccomp.n_allow; i++)
+    put_item(&b, 'w', s->seccomp.allow[i]);
   *len = b.len;
   return b.data;
 }
@@ -256,6 +265,14 @@ bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mas
           return false;
         s->caps[s->n_caps++] = v;
         break;
+      case 'd':
+      case 'w': {
+        size_t *n = tag == 'd' ? &s->seccomp.n_deny : &s->seccomp.n_allow;
+        if (*n >= MAX_SYSCALL_OPTS || !seccomp_known_syscall(str))
+          return false;
+        (tag == 'd' ? s->seccomp.deny : s->seccomp.allow)[(*n)++] = str;
+        break;
+      }
       case 'm': {
         char *end;
         errno = 0;

@@ -17,13 +17,15 @@ struct exec_spec {
   const char *term; /* the caller's TERM, or NULL */
   int caps[MAX_LIST];
   size_t n_caps;
+  struct seccomp_policy seccomp;
 };
 
 /* The container child, already in all the container's namespaces (the pid namespace as a child
  * of it) and with its stdio in place: joins the cgroups whose cgroup.procs fds are given (none
  * for the exec server's children: they are born in them), looks the user up in the container's
  * /etc/passwd and /etc/group, takes the pty as controlling terminal and stdio (pty_slave >= 0),
- * installs the mount guard, drops capabilities, takes the user's identity, chdirs and execs.
+ * drops capabilities, takes the user's identity, chdirs, installs the seccomp filter (as late as
+ * it can: right before exec for root, right before setuid for another user) and execs.
  * Its own failures print one line on its stderr and exit 125 (127/126 for exec, as env(1)). */
 __attribute__((noreturn)) void exec_in_container(const struct exec_spec *s,
                                                  const char *const *cgroup_names,
@@ -35,7 +37,8 @@ __attribute__((noreturn)) void exec_in_container(const struct exec_spec *s,
  * Request (client -> server), with SCM_RIGHTS carrying the client's fds 0, 1, 2:
  *   "TSX1" then items: TAG (1 byte), LEN (uint32, host order), LEN bytes ending in NUL.
  *   Tags: 'a' argv element (in order, at least one), 'e' env K=V, 'c' cwd, 'u' user,
- *   't' TERM, 'k' capability number (decimal), 'm' umask (octal).
+ *   't' TERM, 'k' capability number (decimal), 'm' umask (octal), 'd' a syscall name to deny,
+ *   'w' a syscall name to take out of the default deny list (seccomp.c).
  * Replies (server -> client), struct exec_reply:
  *   'P' value = the command's PID (host pid namespace), SCM_RIGHTS carrying a pidfd of it;
  *   'X' value = its wait status, once it ended (the last record);

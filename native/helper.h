@@ -106,9 +106,21 @@ void drop_caps_sets(const int *caps, size_t n);
 
 /* ---- seccomp (seccomp.c) ---- */
 
-/* Refuses superblock remounts (MS_REMOUNT without MS_BIND) and fspick(2) to this process and its
- * descendants. Needs CAP_SYS_ADMIN (it does not set no_new_privs). */
-void install_mount_guard(void);
+#define MAX_SYSCALL_OPTS 512
+/* Changes to the default deny list: names of native/syscalls.h (--seccomp-deny, --seccomp-allow). */
+struct seccomp_policy {
+  const char *deny[MAX_SYSCALL_OPTS];
+  size_t n_deny;
+  const char *allow[MAX_SYSCALL_OPTS];
+  size_t n_allow;
+};
+bool seccomp_known_syscall(const char *name);
+/* Adds NAME to the policy's deny (or allow) list; dies on an unknown name or too many. */
+void seccomp_policy_add(struct seccomp_policy *p, bool deny, const char *name);
+/* Installs the filter (the mount guard, the deny list as the policy changes it, umount2 with
+ * MNT_FORCE) on this process and its descendants: every ABI (x86_64, x32, i386), EPERM. Needs
+ * CAP_SYS_ADMIN (it does not set no_new_privs, so setuid binaries keep working). NULL: defaults. */
+void install_seccomp(const struct seccomp_policy *p);
 
 /* ---- terminals (tty.c) ---- */
 
@@ -154,6 +166,8 @@ struct start_opts {
   size_t n_binds;
   const char *start_host_hook;
   const char *post_stop_hook;
+  struct seccomp_policy seccomp;
+  bool cgroup_rw;
   unsigned long console_log_size;
   char **init_argv;
 };

@@ -45,6 +45,11 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       i--;
       continue;
     }
+    if (strcmp(opt, "--cgroup-rw") == 0) {
+      o->cgroup_rw = true;
+      i--;
+      continue;
+    }
     const char *val = need_arg(argc, argv, i);
     if (strcmp(opt, "--name") == 0)
       o->name = val;
@@ -79,6 +84,8 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
         die("--bind %s: expected /SRC:/DST or /SRC:/DST:ro", val);
       add(o->binds, &o->n_binds, val, opt);
     }
+    else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
+      seccomp_policy_add(&o->seccomp, opt[10] == 'd', val);
     else if (strcmp(opt, "--start-host-hook") == 0)
       o->start_host_hook = val;
     else if (strcmp(opt, "--post-stop-hook") == 0)

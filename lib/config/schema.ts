@@ -3,6 +3,7 @@ import { validateDiskDevice } from '../storage/disk.js';
 import { validateNetworkDevice } from '../network/devices.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
+import { SECURITY_KEYS } from './security.js';
 import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from './units.js';
 
 /**
@@ -109,6 +110,7 @@ const KEYS: KeyDef[] = [
   },
   { key: 'user.', describe: 'user.NAME: free-form, for your own use' },
   { key: 'image.', describe: 'image.*: from the image (read-only)', readOnly: true },
+  ...SECURITY_KEYS,
 ];
 
 /** Another part of tslxc (security.*, later) adds its keys here. */

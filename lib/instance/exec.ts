@@ -5,7 +5,7 @@ import { containerRunDir } from '../state/paths.js';
 import type { Context } from './context.js';
 import { runHelperInteractive } from './helper.js';
 import { liveness, requireInstance } from './runtime.js';
-import { DROPPED_CAPABILITIES } from './policy.js';
+import { DROPPED_CAPABILITIES, SECURITY_FILE } from './policy.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -25,6 +25,24 @@ async function runningInit(ctx: Context, name: string): Promise<number> {
   return live.files.init!.pid;
 }
 
+/** The --seccomp-* options init got at start (start.ts wrote them into the run dir); none: the defaults. */
+function startedSeccompArgs(ctx: Context, name: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(containerRunDir(ctx.paths, name), SECURITY_FILE), 'utf8');
+  } catch {
+    return [];
+  }
+  let args: unknown;
+  try {
+    args = JSON.parse(text);
+  } catch {
+    args = undefined;
+  }
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new TslxcError(`Cannot run a command in "${name}"`, `${SECURITY_FILE} in its run dir is damaged`, 'restart the container');
+  return args;
+}
+
 /** Run a command inside a running container with the caller's terminal; returns its exit code. */
 export async function execInstance(ctx: Context, name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
   if (command.length === 0) throw new TslxcError('Nothing to run', 'no command was given', 'use: tslxc exec NAME -- COMMAND...');
@@ -40,6 +58,7 @@ export async function execInstance(ctx: Context, name: string, command: string[]
   if (opts.user) args.push('--user', opts.user);
   if (opts.tty) args.push('--pty');
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
+  args.push(...startedSeccompArgs(ctx, name));
   args.push('--', ...command);
   return runHelperInteractive(args);
 }

@@ -10,6 +10,9 @@
  */
 export const DROPPED_CAPABILITIES = ['sys_module', 'sys_time', 'sys_rawio', 'mac_admin', 'mac_override'];
 
+/** The run-dir file (a JSON list of helper options) holding the seccomp options init started with. */
+export const SECURITY_FILE = 'security.json';
+
 /** Kernel interfaces a container must not read or poke, hidden behind /dev/null or an empty tmpfs. */
 export const MASKED_PATHS = [
   '/proc/kcore', '/proc/sysrq-trigger', '/proc/timer_list', '/proc/sched_debug', '/proc/latency_stats',

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { containerRunDir } from '../state/paths.js';
@@ -10,7 +11,8 @@ import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
 import { clearRuntime, liveness } from './runtime.js';
 import { cleanupDead } from './stop.js';
-import { DROPPED_CAPABILITIES, MASKED_PATHS } from './policy.js';
+import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
+import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
 import { applyInstanceLimits } from './limits.js';
 import { prepareNetwork, type NetworkPlan } from '../network/instance.js';
@@ -57,6 +59,8 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     revert.add(() => net.undo());
     await prepareRootfs(ctx, cfg.name);
     const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices);
+    // Attached commands get the seccomp policy init started with (exec.ts reads it back).
+    fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     const out = await runHelper(args);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
@@ -84,6 +88,9 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   for (const [k, v] of Object.entries(initEnvironment(cfg, config))) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   for (const m of MASKED_PATHS) args.push('--mask', m);
+  const security = securityPolicy(config);
+  args.push(...seccompArgs(security));
+  if (security.nesting) args.push('--cgroup-rw');
   args.push(...bindArgs(devices, ctx.paths));
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
