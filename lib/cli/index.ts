@@ -16,6 +16,7 @@ import consoleCmd from './commands/console.js';
 import file from './commands/file.js';
 import wait from './commands/wait.js';
 import image from './commands/image.js';
+import publish from './commands/publish.js';
 import network from './commands/network.js';
 import storage from './commands/storage.js';
 import snapshot from './commands/snapshot.js';
@@ -49,6 +50,7 @@ export function createCli(args: string[]): Argv {
     .command(file)
     .command(wait)
     .command(image)
+    .command(publish)
     .command(network)
     .command(storage)
     .command(snapshot)

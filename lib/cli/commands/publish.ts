@@ -1,0 +1,32 @@
+import type { CommandModule } from 'yargs';
+import { context } from '../common.js';
+import { humanBytes } from '../ui/format.js';
+import { progressReporter } from '../ui/progress.js';
+
+const command: CommandModule = {
+  command: 'publish <name>',
+  describe: "Make an image from a container (stopped, or frozen for the copy with --force); its parent is the container's image",
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true })
+      .option('alias', { type: 'string', array: true, describe: 'name the image (repeatable)' })
+      .option('description', { type: 'string' })
+      .option('force', { type: 'boolean', default: false, describe: 'publish a running container, frozen while its root is copied' }),
+  handler: async (argv) => {
+    const { publishInstance } = await import('../../image/publish.js');
+    const progress = progressReporter();
+    try {
+      const img = await publishInstance(context(), String(argv.name), {
+        aliases: ((argv.alias as string[] | undefined) ?? []).map(String),
+        force: !!argv.force,
+        description: argv.description as string | undefined,
+        progress,
+      });
+      progress.done();
+      console.log(`Published image ${img.fingerprint}${img.aliases.length ? ` (${img.aliases.join(', ')})` : ''} ${humanBytes(img.metadata.tslxc?.size)}, parent ${img.metadata.tslxc?.parent?.slice(0, 12)}`);
+    } finally {
+      progress.done();
+    }
+  },
+};
+export default command;
