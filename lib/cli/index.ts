@@ -21,6 +21,7 @@ import network from './commands/network.js';
 import storage from './commands/storage.js';
 import snapshot from './commands/snapshot.js';
 import copy from './commands/copy.js';
+import move from './commands/move.js';
 import config from './commands/config.js';
 import profile from './commands/profile.js';
 import top from './commands/top.js';
@@ -55,6 +56,7 @@ export function createCli(args: string[]): Argv {
     .command(storage)
     .command(snapshot)
     .command(copy)
+    .command(move)
     .command(config)
     .command(profile)
     .command(top)

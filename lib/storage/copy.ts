@@ -7,62 +7,264 @@ import { identityFiles, validateHostname } from '../instance/create.js';
 import { instanceState } from '../instance/status.js';
 import { containerDir, containersDir, locksDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
+import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
-import { Reverter } from '../util/revert.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
-import { driverOf, target, writeRootFiles } from './instance.js';
-import { readRecord, writeRecord } from './record.js';
-import { snapshotDir } from './snapshot.js';
+import { copyTree } from '../image/store.js';
+import { driverOf, target, usePool, writeRootFiles } from './instance.js';
+import { readRecord, writeRecord, type StorageRecord } from './record.js';
+import { listSnapshots, snapshotDir } from './snapshot.js';
+import { BtrfsDriver, poolError } from './drivers/btrfs.js';
+import type { FullView, Target } from './drivers/types.js';
+import type { PoolConfig } from './pool.js';
 
 /**
- * `copy SRC[/SNAP] DST`: a new container on the same pool, copy-on-write where the driver can
- * (btrfs snapshot; overlay copies only the upper layer). The copy gets its own hostname (when the
- * source's was its name), machine-id, and no volatile.* keys (MAC addresses are made anew). It is
- * assembled in a temp dir renamed into place last: a crash leaves no half-made container.
+ * `copy SRC[/SNAP] DST [--storage POOL] [--instance-only]` and `move SRC DST [--storage POOL]`.
+ *
+ * On one pool (or between pools of the same dir/overlay driver) a copy is copy-on-write where the
+ * driver can (btrfs snapshot; overlay copies only the upper layer). Across drivers the source's
+ * whole tree (an overlay's merged view, mounted read-only in a private mount namespace that dies
+ * with the copy) is copied into a root the target driver makes; an overlay pool then holds it as a
+ * flat root with no lower layer. A container's snapshots come along unless --instance-only.
+ *
+ * A copy gets its own hostname (when the source's was its name), machine-id, MAC addresses (no
+ * volatile.* keys: the network code makes new ones at start) and SSH host keys (removed: the
+ * Debian image makes new ones at first boot). A move keeps all of them.
+ *
+ * Everything is assembled in containers/.copy-DST-PID and renamed into place last: a crash leaves
+ * no half-made container; the next copy sweeps the dirs of dead copies (and their data on btrfs).
  */
-export async function copyInstance(ctx: Context, source: string, dst: string): Promise<InstanceConfig> {
+export interface CopyOptions {
+  storage?: string;
+  instanceOnly?: boolean;
+}
+
+const TMP = /^\.(copy|moved)-([a-z0-9-]+)-(\d+)$/;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Leftovers of copies and moves whose process died: a temp copy is removed with its data; a
+ * container moved aside (`.moved-NAME-PID`) is put back when the move did not finish, removed
+ * with its old data when it did.
+ */
+export async function sweepCopies(ctx: Context): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(containersDir(ctx.paths));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = TMP.exec(e);
+    if (!m || pidAlive(Number(m[3]))) continue;
+    const dir = path.join(containersDir(ctx.paths), e);
+    const name = m[2];
+    if (m[1] === 'moved' && !fs.existsSync(containerDir(ctx.paths, name))) {
+      fs.renameSync(dir, containerDir(ctx.paths, name));
+      continue;
+    }
+    // Data on a btrfs pool is keyed by name: remove it only when no container of that name owns it there.
+    try {
+      const t = target(ctx, name, dir);
+      const owner = fs.existsSync(containerDir(ctx.paths, name)) ? readRecord(containerDir(ctx.paths, name)).pool : undefined;
+      if (t.pool.driver !== 'btrfs' || owner !== t.pool.name) await driverOf(t.pool.driver).deleteRoot(t);
+    } catch {
+      /* its pool is gone */
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Copies a whole tree (an overlay view is mounted read-only in a mount namespace of its own). */
+async function fillFrom(view: FullView, dst: string, pool: PoolConfig): Promise<void> {
+  const fail = (e: unknown) => {
+    throw poolError({ pool }, e);
+  };
+  if (!view.lower?.length) {
+    await run('cp', ['-a', '--reflink=auto', `${view.dir}/.`, dst], { what: `Cannot copy ${view.dir}` }).catch(fail);
+    return;
+  }
+  const mnt = `${dst}.view`;
+  fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
+  try {
+    const script = 'mount -t overlay overlay -o "ro,lowerdir=$1" "$2" && exec cp -a --reflink=auto "$2/." "$3"';
+    await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', [view.dir, ...view.lower].join(':'), mnt, dst], { what: `Cannot copy ${view.dir}` }).catch(fail);
+  } finally {
+    fs.rmSync(mnt, { recursive: true, force: true });
+  }
+}
+
+/** Removes /etc/ssh/ssh_host_* from a root on the host, following no symlink out of it. */
+export function removeSshHostKeys(root: string): void {
+  let dir = root;
+  for (const part of ['etc', 'ssh']) {
+    dir = path.join(dir, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(dir);
+    } catch {
+      return;
+    }
+    if (!st.isDirectory()) return; // a symlink (or nothing usable): nothing of ours to remove
+  }
+  for (const e of fs.readdirSync(dir)) if (e.startsWith('ssh_host_')) fs.rmSync(path.join(dir, e), { force: true });
+}
+
+/** Makes DST's dir (at `tmp`): record, root, snapshots, config. The caller renames it into place. */
+async function build(ctx: Context, src: string, snap: string | undefined, dst: string, tmp: string, opts: CopyOptions & { move?: boolean }): Promise<InstanceConfig> {
+  const srcCfg = loadConfig(ctx.paths, src);
+  let snapDir: string | undefined;
+  let cfg: InstanceConfig = srcCfg;
+  if (snap) {
+    snapDir = snapshotDir(ctx, src, snap);
+    if (!fs.existsSync(path.join(snapDir, 'snapshot.yaml'))) throw new TslxcError(`Snapshot "${src}/${snap}" not found`);
+    cfg = readYaml<InstanceConfig>(path.join(snapDir, 'config.yaml'));
+  } else {
+    const state = await instanceState(ctx, srcCfg);
+    if (state.status !== 'Stopped' && state.status !== 'Created') {
+      throw new TslxcError(`Cannot ${opts.move ? 'move' : 'copy'} "${src}"`, `it is ${state.status.toLowerCase()}`, opts.move ? 'stop it first' : 'stop it first, or copy one of its snapshots');
+    }
+  }
+  const from = target(ctx, src);
+  const fd = driverOf(from.pool.driver);
+  await fd.activate(ctx.paths, from.pool);
+  const pool = opts.storage ? await usePool(ctx, opts.storage) : from.pool;
+  const samePool = pool.name === from.pool.name;
+  // dir and overlay keep roots in the container's dir whatever the pool: their own copies work between pools.
+  const sameDriver = pool.driver === from.pool.driver && (samePool || pool.driver !== 'btrfs');
+  const record: StorageRecord = sameDriver ? { ...from.record, ...(pool.name ? { pool: pool.name } : {}) } : { pool: pool.name, driver: pool.driver, ...(from.record.image ? { image: from.record.image } : {}) };
+  if (!sameDriver && pool.driver === 'overlay') record.flat = true;
+  if (!sameDriver && pool.driver !== 'overlay') delete record.flat;
+  writeRecord(tmp, record);
+  const to: Target = { paths: ctx.paths, pool, instDir: tmp, name: dst, record };
+  const td = driverOf(pool.driver);
+  if (sameDriver) {
+    if (snapDir) await td.copyFromSnapshot(from, snapDir, snap!, to);
+    else await td.copyRoot(from, to);
+  } else {
+    await td.importRoot(to, (dir) => fillFrom(fd.fullView(from, snapDir, snap), dir, pool));
+  }
+
+  if (!snap && !opts.instanceOnly) {
+    for (const s of listSnapshots(ctx, src)) {
+      const sd = snapshotDir(ctx, src, s.name);
+      const dsd = path.join(tmp, 'snapshots', s.name);
+      fs.mkdirSync(dsd, { recursive: true, mode: 0o700 });
+      fs.copyFileSync(path.join(sd, 'snapshot.yaml'), path.join(dsd, 'snapshot.yaml'));
+      // The snapshot's config is the copy's too: its name, and (for a copy) no MAC addresses of the source's.
+      const sc = readYaml<InstanceConfig>(path.join(sd, 'config.yaml'));
+      const scOut: InstanceConfig = { ...sc, name: dst, hostname: sc.hostname === src ? dst : sc.hostname };
+      if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
+      writeYamlAtomic(path.join(dsd, 'config.yaml'), scOut, 0o600);
+      if (sameDriver && pool.driver === 'btrfs') await (td as BtrfsDriver).copySnapshot(from, s.name, to);
+      else if (sameDriver) await copyTree(path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')).catch((e) => { throw poolError({ pool }, e); });
+      else await td.importSnapshot(to, dsd, s.name, (dir) => fillFrom(fd.fullView(from, sd, s.name), dir, pool));
+    }
+  }
+
+  let out: InstanceConfig;
+  if (opts.move) {
+    out = { ...cfg, name: dst };
+    if (cfg.hostname === src && dst !== src) {
+      out.hostname = dst;
+      writeRootFiles(ctx, dst, identityFiles(dst), tmp);
+    }
+  } else {
+    const hostname = cfg.hostname === src ? dst : cfg.hostname;
+    validateHostname(hostname);
+    writeRootFiles(ctx, dst, identityFiles(hostname, { newMachineId: true }), tmp);
+    removeSshHostKeys(driverOf(pool.driver).access(to).root);
+    const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
+    out = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };
+    delete out.last_used_at;
+  }
+  writeYamlAtomic(path.join(tmp, 'config.yaml'), out, 0o600);
+  return out;
+}
+
+function lockBoth<T>(ctx: Context, a0: string, b0: string, fn: () => Promise<T>): Promise<T> {
+  if (a0 === b0) return ctx.withInstanceLock(a0, fn);
+  const [a, b] = [a0, b0].sort();
+  return ctx.withInstanceLock(a, () => withLock(locksDir(ctx.paths), `ct-${b}`, fn, { purpose: `container "${b}"` }));
+}
+
+export async function copyInstance(ctx: Context, source: string, dst: string, opts: CopyOptions = {}): Promise<InstanceConfig> {
   const [src, snap] = source.split('/', 2) as [string, string | undefined];
   validateInstanceName(src);
   validateInstanceName(dst);
   if (src === dst) throw new TslxcError(`Cannot copy "${src}"`, 'source and destination are the same');
-  const [a, b] = [src, dst].sort();
-  return ctx.withInstanceLock(a, () =>
-    withLock(locksDir(ctx.paths), `ct-${b}`, async () => {
-      const srcCfg = loadConfig(ctx.paths, src);
-      if (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst))) throw new TslxcError(`Cannot copy to "${dst}"`, 'a container of that name exists');
-      let snapDir: string | undefined;
-      let cfg: InstanceConfig = srcCfg;
-      if (snap) {
-        snapDir = snapshotDir(ctx, src, snap);
-        if (!fs.existsSync(path.join(snapDir, 'snapshot.yaml'))) throw new TslxcError(`Snapshot "${src}/${snap}" not found`);
-        cfg = readYaml<InstanceConfig>(path.join(snapDir, 'config.yaml'));
-      } else {
-        const state = await instanceState(ctx, srcCfg);
-        if (state.status !== 'Stopped' && state.status !== 'Created') throw new TslxcError(`Cannot copy "${src}"`, `it is ${state.status.toLowerCase()}`, 'stop it first, or copy one of its snapshots');
-      }
-      const from = target(ctx, src);
-      const d = driverOf(from.pool.driver);
-      const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
-      return Reverter.run(async (revert) => {
-        fs.rmSync(tmp, { recursive: true, force: true });
-        fs.mkdirSync(tmp, { mode: 0o700 });
-        revert.add(() => fs.rmSync(tmp, { recursive: true, force: true }));
-        const record = readRecord(from.instDir);
-        writeRecord(tmp, record);
-        const to = { ...from, instDir: tmp, name: dst, record };
-        revert.add(() => d.deleteRoot(to));
-        if (snapDir) await d.copyFromSnapshot(from, snapDir, snap!, to);
-        else await d.copyRoot(from, to);
-        const hostname = cfg.hostname === src ? dst : cfg.hostname;
-        validateHostname(hostname);
-        writeRootFiles(ctx, dst, identityFiles(hostname, { newMachineId: true }), tmp);
-        const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
-        const out: InstanceConfig = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };
-        delete out.last_used_at;
-        writeYamlAtomic(path.join(tmp, 'config.yaml'), out, 0o600);
-        fs.renameSync(tmp, containerDir(ctx.paths, dst));
-        return out;
-      });
-    }, { purpose: `container "${b}"` }),
-  );
+  await sweepCopies(ctx);
+  return lockBoth(ctx, src, dst, async () => {
+    if (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst))) throw new TslxcError(`Cannot copy to "${dst}"`, 'a container of that name exists');
+    const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { mode: 0o700 });
+    try {
+      const out = await build(ctx, src, snap, dst, tmp, opts);
+      fs.renameSync(tmp, containerDir(ctx.paths, dst));
+      return out;
+    } catch (err) {
+      await discard(ctx, dst, tmp);
+      throw err;
+    }
+  });
+}
+
+async function discard(ctx: Context, name: string, tmp: string): Promise<void> {
+  try {
+    const t = target(ctx, name, tmp);
+    const owner = fs.existsSync(containerDir(ctx.paths, name)) ? readRecord(containerDir(ctx.paths, name)).pool : undefined;
+    if (t.pool.driver !== 'btrfs' || owner !== t.pool.name) await driverOf(t.pool.driver).deleteRoot(t);
+  } catch {
+    /* nothing made yet */
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * `move SRC DST [--storage POOL]`: a rename on one pool; to another pool, a copy that keeps the
+ * container's identity (MACs, machine-id, SSH keys), then the old one goes. With the same name the
+ * old dir is moved aside (.moved-NAME-PID) and the new one renamed in: sweepCopies puts the old one
+ * back if a crash came between the two renames.
+ */
+export async function moveInstance(ctx: Context, src: string, dst: string, opts: { storage?: string; instanceOnly?: boolean } = {}): Promise<void> {
+  validateInstanceName(src);
+  validateInstanceName(dst);
+  const cur = target(ctx, src);
+  if (!opts.storage || opts.storage === cur.pool.name) {
+    if (src === dst) throw new TslxcError(`Cannot move "${src}"`, opts.storage ? `it is already on pool "${opts.storage}"` : 'give a new name or --storage POOL');
+    const { renameInstance } = await import('../instance/manage.js');
+    await renameInstance(ctx, src, dst);
+    return;
+  }
+  await sweepCopies(ctx);
+  await lockBoth(ctx, src, dst, async () => {
+    if (src !== dst && (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst)))) throw new TslxcError(`Cannot move to "${dst}"`, 'a container of that name exists');
+    const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { mode: 0o700 });
+    try {
+      await build(ctx, src, undefined, dst, tmp, { ...opts, move: true });
+    } catch (err) {
+      await discard(ctx, dst, tmp);
+      throw err;
+    }
+    const aside = path.join(containersDir(ctx.paths), `.moved-${src}-${process.pid}`);
+    fs.renameSync(containerDir(ctx.paths, src), aside);
+    fs.renameSync(tmp, containerDir(ctx.paths, dst));
+    // The old root's data: on btrfs it is keyed by name in the old pool, elsewhere it is in `aside`.
+    const old = target(ctx, src, aside);
+    await driverOf(old.pool.driver).deleteRoot(old).catch(() => {});
+    fs.rmSync(aside, { recursive: true, force: true });
+    const runDir = path.join(ctx.paths.runDir, 'containers');
+    if (src !== dst && fs.existsSync(path.join(runDir, src))) fs.rmSync(path.join(runDir, src), { recursive: true, force: true });
+  });
 }

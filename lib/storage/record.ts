@@ -12,6 +12,8 @@ export interface StorageRecord {
   driver: DriverName;
   /** The image layers under an overlay root, top first (fingerprints). */
   image?: string;
+  /** On an overlay pool: the root is a whole tree with no lower layer (copied in from another pool). */
+  flat?: boolean;
 }
 
 export const recordFile = (instDir: string) => path.join(instDir, 'storage.yaml');

@@ -3,7 +3,6 @@ import { context } from '../common.js';
 
 const command: CommandModule = {
   command: 'rename <name> <newname>',
-  aliases: ['move', 'mv'],
   describe: 'Rename a stopped container',
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('newname', { type: 'string', demandOption: true }),
   handler: async (argv) => {

@@ -8,7 +8,7 @@ import { withLock } from '../../util/lock.js';
 import { locksDir, type Paths } from '../../state/paths.js';
 import { poolsDir, type PoolConfig } from '../pool.js';
 import { statfsUsage } from './dir.js';
-import type { Driver, HostAccess, Target, Usage } from './types.js';
+import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
 
 /**
  * `btrfs`: on an existing btrfs path (source=PATH) or on a loop file tslxc makes (size=SIZE):
@@ -233,6 +233,38 @@ export class BtrfsDriver implements Driver {
   async deleteSnapshot(t: Target, _snapDir: string, snap: string): Promise<void> {
     await this.activate(t.paths, t.pool);
     await deleteSubvolume(path.join(this.dirs(t).snaps, snap));
+  }
+  fullView(t: Target, _snapDir?: string, snap?: string): FullView {
+    return { dir: snap ? path.join(this.dirs(t).snaps, snap) : this.recover(t) };
+  }
+  async importRoot(to: Target, fill: (dir: string) => Promise<void>): Promise<void> {
+    await this.activate(to.paths, to.pool);
+    const { root } = this.dirs(to);
+    await deleteSubvolume(root);
+    await btrfs(['subvolume', 'create', root], `Cannot create the root of "${to.name}"`).catch((e) => {
+      throw poolError(to, e);
+    });
+    await fill(root);
+  }
+  async importSnapshot(to: Target, _snapDir: string, snap: string, fill: (dir: string) => Promise<void>): Promise<void> {
+    const { snaps } = this.dirs(to);
+    fs.mkdirSync(snaps, { recursive: true, mode: 0o700 });
+    const dir = path.join(snaps, snap);
+    await deleteSubvolume(dir);
+    await btrfs(['subvolume', 'create', dir], `Cannot create snapshot ${snap} of "${to.name}"`).catch((e) => {
+      throw poolError(to, e);
+    });
+    await fill(dir);
+    await btrfs(['property', 'set', dir, 'ro', 'true'], 'Cannot make the snapshot read-only');
+  }
+  /** Same-pool copies of a container's snapshots: read-only snapshots of its read-only snapshots. */
+  async copySnapshot(from: Target, snap: string, to: Target): Promise<void> {
+    const b = this.dirs(to);
+    fs.mkdirSync(b.snaps, { recursive: true, mode: 0o700 });
+    await deleteSubvolume(path.join(b.snaps, snap));
+    await btrfs(['subvolume', 'snapshot', '-r', path.join(this.dirs(from).snaps, snap), path.join(b.snaps, snap)], `Cannot copy snapshot ${from.name}/${snap}`).catch((e) => {
+      throw poolError(to, e);
+    });
   }
   async renameSnapshot(t: Target, from: string, to: string): Promise<void> {
     await this.activate(t.paths, t.pool);

@@ -4,7 +4,7 @@ import { TslxcError } from '../../errors.js';
 import { copyTree, type Image } from '../../image/store.js';
 import { containersDir, imagesDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
-import type { Driver, HostAccess, Target, Usage } from './types.js';
+import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
 
 /**
  * `dir`: a container's root is INSTANCE_DIR/rootfs, a full copy of its image (reflinked where the
@@ -99,6 +99,19 @@ export class DirDriver implements Driver {
   async copyFromSnapshot(_from: Target, snapDir: string, _snap: string, to: Target): Promise<void> {
     await copyTree(path.join(snapDir, 'rootfs'), rootDir(to));
   }
+  fullView(t: Target, snapDir?: string): FullView {
+    if (snapDir) return { dir: path.join(snapDir, 'rootfs') };
+    recoverRoot(t.instDir);
+    return { dir: rootDir(t) };
+  }
+  async importRoot(to: Target, fill: (dir: string) => Promise<void>): Promise<void> {
+    fs.mkdirSync(rootDir(to), { mode: 0o755 });
+    await fill(rootDir(to));
+  }
+  async importSnapshot(_to: Target, snapDir: string, _snap: string, fill: (dir: string) => Promise<void>): Promise<void> {
+    fs.mkdirSync(path.join(snapDir, 'rootfs'), { mode: 0o755 });
+    await fill(path.join(snapDir, 'rootfs'));
+  }
 }
 
 export class OverlayDriver extends DirDriver {
@@ -128,6 +141,10 @@ export class OverlayDriver extends DirDriver {
   override async createRoot(t: Target, image: Image): Promise<void> {
     this.makeDirs(t, this.layers(t)[0] ?? image.rootfs, true);
   }
+  override fullView(t: Target, snapDir?: string): FullView {
+    const v = super.fullView(t, snapDir);
+    return t.record.flat ? v : { ...v, lower: this.layers(t) };
+  }
   private args(t: Target): string[] {
     recoverRoot(t.instDir);
     const args = ['--rootfs', this.merged(t)];
@@ -136,22 +153,27 @@ export class OverlayDriver extends DirDriver {
     return args;
   }
   override startArgs(t: Target): string[] {
+    if (t.record.flat) return super.startArgs(t);
     return this.args(t);
   }
   override access(t: Target): HostAccess {
+    if (t.record.flat) return super.access(t);
     return { root: rootDir(t), helperArgs: this.args(t) };
   }
   override async copyRoot(from: Target, to: Target): Promise<void> {
     await super.copyRoot(from, to);
+    if (to.record.flat) return;
     this.makeDirs(to, this.layers(to)[0], false);
   }
   override async restore(t: Target, snapDir: string): Promise<void> {
     await super.restore(t, snapDir);
+    if (t.record.flat) return;
     // The work dir belongs to the upper it was used with.
     this.makeDirs(t, this.layers(t)[0], false);
   }
   override async copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void> {
     await super.copyFromSnapshot(from, snapDir, snap, to);
+    if (to.record.flat) return;
     this.makeDirs(to, this.layers(to)[0], false);
   }
 }

@@ -18,6 +18,12 @@ export interface Target {
   record: StorageRecord;
 }
 
+/** A tree as a dir, or as an overlay of `dir` over `lower` (read-only, mounted only to be copied). */
+export interface FullView {
+  dir: string;
+  lower?: string[];
+}
+
 export interface Usage {
   size?: number;
   used?: number;
@@ -47,4 +53,10 @@ export interface Driver {
   renameSnapshot(t: Target, from: string, to: string): Promise<void>;
   /** A new container's root from a snapshot (copy dev1/snap0 dev2). */
   copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void>;
+
+  /** Across pools: the whole tree of a root (or of a snapshot's): a dir, with lower layers under it on an overlay. */
+  fullView(t: Target, snapDir?: string, snap?: string): FullView;
+  /** Across pools: a new root made empty, then filled by `fill` with a whole tree. */
+  importRoot(to: Target, fill: (dir: string) => Promise<void>): Promise<void>;
+  importSnapshot(to: Target, snapDir: string, snap: string, fill: (dir: string) => Promise<void>): Promise<void>;
 }
