@@ -1,0 +1,60 @@
+import test from 'ava';
+import { checkEntries, cleanName, type Entry } from '../../../lib/image/archive.js';
+import { validateMetadata } from '../../../lib/image/lxd.js';
+import { findRecipe, loadRecipe, parseRecipe } from '../../../lib/image/recipe.js';
+
+const unified = { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' };
+const f = (name: string, type = '-', link?: string): Entry => ({ name, type, link });
+
+test('entry names are normalised; absolute names and ".." are refused', (t) => {
+  t.is(cleanName('./rootfs//etc/', 'x'), 'rootfs/etc');
+  t.throws(() => cleanName('/etc/passwd', 'x'), { message: /absolute path/ });
+  t.throws(() => cleanName('rootfs/../../x', 'x'), { message: /contains "\.\."/ });
+});
+
+test('a normal unified image passes', (t) => {
+  const names = checkEntries(
+    [f('metadata.yaml'), f('rootfs/', 'd'), f('rootfs/bin', 'l', 'usr/bin'), f('rootfs/usr/bin/', 'd'), f('rootfs/usr/bin/sh'), f('rootfs/usr/bin/bash', 'h', 'rootfs/usr/bin/sh'),
+      f('rootfs/etc/resolv.conf', 'l', '../run/resolv.conf'), f('rootfs/etc/mtab', 'l', '/proc/self/mounts'), f('rootfs/dev/null', 'c'), f('rootfs/run/initctl', 'p'), f('templates/hostname.tpl')],
+    'img', unified,
+  );
+  t.is(names.length, 11);
+});
+
+test('hostile entries are refused, each with its reason', (t) => {
+  const bad: Array<[Entry[], RegExp]> = [
+    [[f('rootfs/a', 'l', '../../etc')], /outside the root filesystem/],
+    [[f('rootfs/x/y/a', 'l', '../../../..')], /outside the root filesystem/],
+    [[f('rootfs/a', 'l', '/etc'), f('rootfs/a/passwd')], /under the symlink/],
+    [[f('rootfs/a', 'h', '/etc/shadow')], /absolute path/],
+    [[f('rootfs/a', 'h', 'rootfs/not-in-archive')], /outside the archive/],
+    [[f('rootfs/sda', 'b')], /block device/],
+    [[f('rootfs/etc/mem', 'c')], /character device outside \/dev/],
+    [[f('evil')], /unexpected entry/],
+    [[f('metadata.yaml', 'l', '/etc/passwd')], /symlink "metadata.yaml" outside the root filesystem/],
+  ];
+  for (const [entries, why] of bad) t.throws(() => checkEntries(entries, 'img', unified), { message: why }, JSON.stringify(entries));
+  // In a split rootfs the root is the archive's top.
+  t.throws(() => checkEntries([f('./a', 'l', '../x')], 'r', { rootfsPrefix: '' }), { message: /outside the root/ });
+  t.notThrows(() => checkEntries([f('./', 'd'), f('./a', 'l', 'x/../y')], 'r', { rootfsPrefix: '' }));
+});
+
+test('metadata.yaml is checked', (t) => {
+  t.is(validateMetadata({ architecture: 'x86_64', creation_date: 1, properties: { os: 'debian' } }, 'x').properties.os, 'debian');
+  t.throws(() => validateMetadata(['a'], 'x'), { message: /mapping/ });
+  t.throws(() => validateMetadata({ creation_date: 1 }, 'x'), { message: /architecture/ });
+  t.throws(() => validateMetadata({ architecture: 'x86_64', creation_date: 'yesterday' }, 'x'), { message: /creation_date/ });
+  t.throws(() => validateMetadata({ architecture: 'x86_64', templates: { '/etc/hostname': { template: '../../x' } } }, 'x'), { message: /templates/ });
+  t.throws(() => validateMetadata({ architecture: 'x86_64', tslxc: { parent: 'nope' } }, 'x'), { message: /parent/ });
+  t.throws(() => validateMetadata({ architecture: 'x86_64', tslxc: { stop_signal: 'kill' } }, 'x'), { message: /stop_signal/ });
+});
+
+test('from: recipes: the parent is named, source and from are exclusive; debian-ssh derives from debian', (t) => {
+  const r = parseRecipe({ name: 'x', from: 'debian' }, 'r.yaml');
+  t.deepEqual(r.source, { type: 'image', from: 'debian' });
+  t.false(r.given.includes('init'));
+  t.throws(() => parseRecipe({ name: 'x', from: 'debian', source: { type: 'busybox' } }, 'r.yaml'), { message: /either "from"/ });
+  t.throws(() => parseRecipe({ name: 'x', from: '../x' }, 'r.yaml'), { message: /Invalid image name/ });
+  const ssh = loadRecipe(findRecipe('debian-ssh')!);
+  t.deepEqual(ssh.source, { type: 'image', from: 'debian' });
+});
