@@ -81,10 +81,14 @@ const show: CommandModule = {
       .option('format', { alias: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' }),
   handler: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
-    const r = showConfig(context(), String(argv.name), !!argv.expanded);
+    const ctx = context();
+    const r = showConfig(ctx, String(argv.name), !!argv.expanded);
     const c = r.config;
+    const { metadataOrigins } = await import('../../image/overrides.js');
+    const meta = metadataOrigins(ctx.paths, c);
+    const metaDoc = Object.fromEntries(meta.filter((m) => !m.key.startsWith('image.')).map((m) => [m.key, { value: m.value, from: m.from, ...(m.image !== undefined ? { image: m.image } : {}) }]));
     if (!r.expanded) {
-      const doc = { name: c.name, profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {} };
+      const doc = { name: c.name, profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {}, image: Object.fromEntries(meta.filter((m) => m.key.startsWith('image.')).map((m) => [m.key.slice(6), m.value])), metadata: metaDoc };
       console.log(renderValue(doc, argv.format === 'json' ? 'json' : 'yaml'));
       return;
     }
@@ -97,6 +101,7 @@ const show: CommandModule = {
         config: Object.fromEntries(Object.entries(ex.config).map(([k, v]) => [k, { value: v, from: ex.sources[k] }])),
         devices: Object.fromEntries(Object.entries(ex.devices).map(([k, v]) => [k, { ...v, from: ex.sources[`devices.${k}`] }])),
         image: ex.readOnly,
+        metadata: metaDoc,
       };
       console.log(renderValue(doc, format as 'json' | 'yaml'));
       return;
@@ -108,6 +113,7 @@ const show: CommandModule = {
     }
     for (const [k, src] of Object.entries(ex.sources)) if (src.endsWith('(removed)')) rows.push({ key: k, value: '(removed)', from: src.replace(' (removed)', '') });
     for (const [k, v] of Object.entries(ex.readOnly)) rows.push({ key: k, value: v, from: 'image (read-only)' });
+    for (const m of meta) if (!m.key.startsWith('image.')) rows.push({ key: m.key, value: m.value, from: m.image !== undefined ? `${m.from} (image: ${m.image})` : m.from });
     console.log(`profiles: ${(c.profiles ?? []).join(', ') || '(none)'}`);
     console.log(
       renderRows(rows, [
