@@ -209,7 +209,8 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
   log(`tslxc create debian ${name}`);
   const created = await env.tslxc(['create', 'debian', name], { timeoutMs: 600_000 });
   if (created.code !== 0) throw new Error(`tslxc create debian ${name}: ${created.stderr.trim()}`);
-  r.notes.push(`tslxc create debian (image cached) took ${fmtMs(created.ms)}`);
+  const progress = created.stderr.trim().split('\n').filter(Boolean);
+  r.notes.push(`tslxc create debian took ${fmtMs(created.ms)}${progress.length ? ` (${progress.join('; ')})` : ''}`);
   if (opts.lxc) {
     log(`LXC container ${name} in ${env.lxcPath} (cp -a of the tslxc rootfs)`);
     const rootfs = path.join(env.stateDir, 'containers', name, 'rootfs');
