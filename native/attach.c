@@ -256,6 +256,10 @@ int main_attach(int argc, char **argv)
       return code;
   }
 
+  /* The direct path: our child is visible inside before it execs, so it must not run the host's
+   * binary (sealed.c). Re-executed, we come back here (the server is asked again: cheap). */
+  reexec_sealed(helper_argv);
+
   autofd int pidfd = sys_pidfd_open(opts.pid);
   if (pidfd < 0)
     die_with_error("open process %d", (int)opts.pid);

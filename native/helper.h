@@ -122,6 +122,14 @@ void seccomp_policy_add(struct seccomp_policy *p, bool deny, const char *name);
  * CAP_SYS_ADMIN (it does not set no_new_privs, so setuid binaries keep working). NULL: defaults. */
 void install_seccomp(const struct seccomp_policy *p);
 
+/* ---- the sealed copy (sealed.c) ---- */
+
+/* main's argv, for re-executing the helper with the same arguments. */
+extern char **helper_argv;
+/* Unless this process already runs from a sealed memfd copy of the helper, makes one and
+ * re-executes it with argv (does not return then). See sealed.c. */
+void reexec_sealed(char **argv);
+
 /* ---- terminals (tty.c) ---- */
 
 /* Puts fd in raw mode if it is a terminal; the old mode is restored by tty_restore(). */

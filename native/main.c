@@ -15,8 +15,11 @@ static void usage(void)
   (void)write_all(2, text, sizeof text - 1);
 }
 
+char **helper_argv;
+
 int main(int argc, char **argv)
 {
+  helper_argv = argv;
   if (argc < 2) {
     usage();
     return 1;

@@ -122,6 +122,9 @@ int main_start(int argc, char **argv)
 {
   static struct start_opts opts;
   parse_start_options(argc, argv, &opts);
+  /* The monitor and the exec server (and so every command the server forks into the container's
+   * pid namespace) run from a sealed copy: nothing inside can reach the host's binary. */
+  reexec_sealed(helper_argv);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0)
