@@ -7,6 +7,7 @@ import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { applyInstanceLimits } from './limits.js';
 import { liveness } from './runtime.js';
+import { checkRootDisk } from '../storage/instance.js';
 
 export interface UpdateResult {
   config: InstanceConfig;
@@ -49,6 +50,7 @@ export async function updateInstance(
     for (const [dn, dev] of Object.entries(after.devices)) validateDevice(dn, dev);
     const expanded = expandInstance(ctx.paths, after);
     validateExpanded(expanded.config, host, name);
+    checkRootDisk(ctx, name, expanded.devices);
 
     const notes: string[] = [];
     if (JSON.stringify(before.devices ?? {}) !== JSON.stringify(after.devices)) notes.push('device changes take effect at the next start');

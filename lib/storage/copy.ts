@@ -7,14 +7,12 @@ import { identityFiles, validateHostname } from '../instance/create.js';
 import { instanceState } from '../instance/status.js';
 import { containerDir, containersDir, locksDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
-import { copyTree } from '../image/store.js';
 import { driverOf, target, usePool, writeRootFiles } from './instance.js';
 import { readRecord, writeRecord, type StorageRecord } from './record.js';
 import { listSnapshots, snapshotDir } from './snapshot.js';
-import { BtrfsDriver, poolError } from './drivers/btrfs.js';
+import { BtrfsDriver, runOnPool } from './drivers/btrfs.js';
 import type { FullView, Target } from './drivers/types.js';
 import type { PoolConfig } from './pool.js';
 
@@ -85,18 +83,15 @@ export async function sweepCopies(ctx: Context): Promise<void> {
 
 /** Copies a whole tree (an overlay view is mounted read-only in a mount namespace of its own). */
 async function fillFrom(view: FullView, dst: string, pool: PoolConfig): Promise<void> {
-  const fail = (e: unknown) => {
-    throw poolError({ pool }, e);
-  };
   if (!view.lower?.length) {
-    await run('cp', ['-a', '--reflink=auto', `${view.dir}/.`, dst], { what: `Cannot copy ${view.dir}` }).catch(fail);
+    await runOnPool(pool, 'cp', ['-a', '--reflink=auto', `${view.dir}/.`, dst], `Cannot copy ${view.dir}`);
     return;
   }
   const mnt = `${dst}.view`;
   fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
   try {
     const script = 'mount -t overlay overlay -o "ro,lowerdir=$1" "$2" && exec cp -a --reflink=auto "$2/." "$3"';
-    await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', [view.dir, ...view.lower].join(':'), mnt, dst], { what: `Cannot copy ${view.dir}` }).catch(fail);
+    await runOnPool(pool, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', [view.dir, ...view.lower].join(':'), mnt, dst], `Cannot copy ${view.dir}`);
   } finally {
     fs.rmSync(mnt, { recursive: true, force: true });
   }
@@ -165,7 +160,7 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
       if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
       writeYamlAtomic(path.join(dsd, 'config.yaml'), scOut, 0o600);
       if (sameDriver && pool.driver === 'btrfs') await (td as BtrfsDriver).copySnapshot(from, s.name, to);
-      else if (sameDriver) await copyTree(path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')).catch((e) => { throw poolError({ pool }, e); });
+      else if (sameDriver) await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
       else await td.importSnapshot(to, dsd, s.name, (dir) => fillFrom(fd.fullView(from, sd, s.name), dir, pool));
     }
   }

@@ -4,6 +4,7 @@ import { TslxcError } from '../errors.js';
 import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { validatePoolName } from './pool.js';
+import { parseSize } from '../config/units.js';
 import { resolveVolume, validateVolumeName } from './volume.js';
 import { LXCFS_DIR, lxcfsRunning } from '../host/features.js';
 
@@ -23,7 +24,10 @@ export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?
     if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k)) throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, size');
   }
   if (!dev.path || !dev.path.startsWith('/') || dev.path.split('/').includes('..')) throw bad('"path" must be an absolute path inside the container, without ".."');
-  if (isRootDisk(dev)) return;
+  if (isRootDisk(dev)) {
+    if (dev.size !== undefined) parseSize(dev.size, { key: `size of disk device "${name}"` });
+    return;
+  }
   if (dev.readonly !== undefined && !['true', 'false', '1', '0', 'yes', 'no'].includes(dev.readonly)) throw bad('"readonly" must be true or false');
   if (dev.size !== undefined) throw bad('"size" applies only to the root disk');
   if (dev.pool !== undefined) {

@@ -1,5 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { parseSize } from '../config/units.js';
+import { readYamlIfExists } from '../util/yaml.js';
 import { TslxcError } from '../errors.js';
 import { writeFileInRoot } from '../util/rootfs.js';
 import { containerDir } from '../state/paths.js';
@@ -67,10 +70,52 @@ export async function usePool(ctx: Context, name: string): Promise<PoolConfig> {
 
 export async function createRootfs(ctx: Context, image: Image, name: string, poolName?: string, instDir = containerDir(ctx.paths, name)): Promise<PoolConfig> {
   const pool = await usePool(ctx, poolName ?? 'default');
+  const devices = devicesOf(ctx, name, instDir);
+  if (devices) checkRootSize(name, pool, devices);
   const record = { pool: pool.name, driver: pool.driver, image: image.fingerprint };
   writeRecord(instDir, record);
-  await driverOf(pool.driver).createRoot({ paths: ctx.paths, pool, instDir, name, record }, image);
+  const t = { paths: ctx.paths, pool, instDir, name, record };
+  await driverOf(pool.driver).createRoot(t, image);
+  if (devices) await applyRootSize(t, devices);
   return pool;
+}
+
+function devicesOf(ctx: Context, name: string, instDir: string): Record<string, Record<string, string>> | undefined {
+  const cfg = readYamlIfExists<InstanceConfig>(path.join(instDir, 'config.yaml'));
+  void name;
+  return cfg ? expandInstance(ctx.paths, cfg).devices : undefined;
+}
+
+/** The root disk's `size=`, validated. */
+export function rootSize(devices: Record<string, Record<string, string>>): number | undefined {
+  const root = Object.values(devices).find((d) => d.type === 'disk' && d.path === '/');
+  if (root?.size === undefined || root.size === '') return undefined;
+  return parseSize(root.size, { key: 'size' });
+}
+
+/**
+ * A root disk size is a limit only where the driver enforces it (btrfs: a qgroup on the container's
+ * subvolume). Elsewhere the key is refused, not ignored.
+ */
+export function checkRootSize(name: string, pool: PoolConfig, devices: Record<string, Record<string, string>>): void {
+  const size = rootSize(devices);
+  if (size === undefined || pool.driver === 'btrfs') return;
+  throw new TslxcError(
+    `Cannot limit the root disk of "${name}" (size=${Object.values(devices).find((d) => d.type === 'disk' && d.path === '/')?.size})`,
+    `its pool "${pool.name || '(none)'}" uses the ${pool.driver} driver, which cannot enforce a size`,
+    'remove size= from the root disk, or use a btrfs pool (tslxc move NAME --storage POOL)',
+  );
+}
+
+/** Container-side: the pool the container's root is on, against its (expanded) devices. */
+export function checkRootDisk(ctx: Context, name: string, devices: Record<string, Record<string, string>>): void {
+  if (rootSize(devices) === undefined) return;
+  checkRootSize(name, target(ctx, name).pool, devices);
+}
+
+async function applyRootSize(t: Target, devices: Record<string, Record<string, string>>): Promise<void> {
+  if (t.pool.driver !== 'btrfs') return;
+  await (driverOf('btrfs') as BtrfsDriver).setRootSize(t, rootSize(devices));
 }
 
 /** Before a start: the pools usable (a btrfs loop file mounted after a host reboot), volumes included. */
@@ -78,8 +123,10 @@ export async function prepareRootfs(ctx: Context, name: string): Promise<void> {
   const t = target(ctx, name);
   await driverOf(t.pool.driver).activate(ctx.paths, t.pool);
   const { activateVolumePools } = await import('./volume.js');
-  const { loadConfig } = await import('../instance/config.js');
-  await activateVolumePools(ctx, expandInstance(ctx.paths, loadConfig(ctx.paths, name)).devices);
+  const devices = devicesOf(ctx, name, t.instDir) ?? {};
+  checkRootSize(name, t.pool, devices);
+  await applyRootSize(t, devices);
+  await activateVolumePools(ctx, devices);
 }
 
 export function rootfsArgs(ctx: Context, cfg: InstanceConfig): string[] {

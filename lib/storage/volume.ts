@@ -12,7 +12,7 @@ import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { loadPool, poolsDir, type PoolConfig } from './pool.js';
-import { btrfs, deleteSubvolume, mountPoint, poolError } from './drivers/btrfs.js';
+import { btrfs, deleteSubvolume, mountPoint, poolError, runOnPool } from './drivers/btrfs.js';
 
 /**
  * Custom storage volumes: data that outlives containers. A volume is a directory on its pool
@@ -150,7 +150,7 @@ async function copyData(srcPool: PoolConfig, src: string, dstPool: PoolConfig, d
     return;
   }
   await makeData(dstPool, dst);
-  await run('cp', ['-a', '--reflink=auto', `${src}/.`, dst], { what: `Cannot copy ${src}` }).catch((e) => { throw poolError({ pool: dstPool }, e); });
+  await runOnPool(dstPool, 'cp', ['-a', '--reflink=auto', `${src}/.`, dst], `Cannot copy ${src}`);
 }
 
 /**
@@ -243,7 +243,7 @@ export async function snapshotVolume(ctx: Context, poolName: string, vol: string
     await removeData(pool, path.join(sd, s));
     try {
       if (pool.driver === 'btrfs') await btrfs(['subvolume', 'snapshot', '-r', dir, tmp], `Cannot snapshot ${poolName}/${vol}`).catch((e) => { throw poolError({ pool }, e); });
-      else await copyTree(dir, tmp).catch((e) => { throw poolError({ pool }, e); });
+      else await runOnPool(pool, 'cp', ['-a', '--reflink=auto', dir, tmp], `Cannot snapshot ${poolName}/${vol}`);
       fs.renameSync(tmp, path.join(sd, s));
     } catch (err) {
       await removeData(pool, tmp).catch(() => {});
@@ -269,7 +269,7 @@ export async function restoreVolume(ctx: Context, poolName: string, vol: string,
     const old = path.join(root, `.old-${vol}`);
     await removeData(pool, fresh);
     if (pool.driver === 'btrfs') await btrfs(['subvolume', 'snapshot', path.join(sd, snap), fresh], `Cannot restore ${poolName}/${vol}`).catch((e) => { throw poolError({ pool }, e); });
-    else await copyTree(path.join(sd, snap), fresh).catch(async (e) => { await removeData(pool, fresh); throw poolError({ pool }, e); });
+    else await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, snap), fresh], `Cannot restore ${poolName}/${vol}`).catch(async (e) => { await removeData(pool, fresh); throw e; });
     await removeData(pool, old);
     fs.renameSync(dir, old);
     fs.renameSync(fresh, dir);
@@ -318,7 +318,7 @@ export async function importVolume(ctx: Context, poolName: string, vol: string, 
   return withVolumeLock(ctx.paths, poolName, () =>
     makeVolume(ctx, pool, vol, async (tmp) => {
       await makeData(pool, tmp);
-      await run('tar', ['--numeric-owner', '--xattrs', '--acls', '-p', '-C', tmp, '-xzf', src], { what: `Cannot import ${file}` }).catch((e) => { throw poolError({ pool }, e); });
+      await runOnPool(pool, 'tar', ['--numeric-owner', '--xattrs', '--acls', '-p', '-C', tmp, '-xf', src], `Cannot import ${file}`);
     }),
   );
 }

@@ -266,6 +266,24 @@ export class BtrfsDriver implements Driver {
       throw poolError(to, e);
     });
   }
+  /**
+   * The root's size limit: a qgroup limit on its subvolume (quotas are enabled on the pool the first
+   * time a limit is asked for). No size: the limit is lifted, where quotas are on.
+   */
+  async setRootSize(t: Target, bytes: number | undefined): Promise<void> {
+    await this.activate(t.paths, t.pool);
+    const { root, m } = this.dirs(t);
+    if (!fs.existsSync(root)) return;
+    if (bytes === undefined) {
+      if (quotasOn(m)) await btrfs(['qgroup', 'limit', 'none', root], `Cannot lift the size limit of "${t.name}"`).catch(() => {});
+      return;
+    }
+    if (!quotasOn(m)) {
+      await btrfs(['quota', 'enable', m], `Cannot enable quotas on pool "${t.pool.name}"`);
+      fs.writeFileSync(quotaMarker(m), '');
+    }
+    await btrfs(['qgroup', 'limit', String(bytes), root], `Cannot limit the root of "${t.name}" to ${bytes} bytes`);
+  }
   async renameSnapshot(t: Target, from: string, to: string): Promise<void> {
     await this.activate(t.paths, t.pool);
     const { snaps } = this.dirs(t);
@@ -276,6 +294,25 @@ export class BtrfsDriver implements Driver {
     const b = this.dirs(to);
     await deleteSubvolume(b.root);
     await btrfs(['subvolume', 'snapshot', path.join(this.dirs(from).snaps, snap), b.root], `Cannot copy "${from.name}/${snap}"`);
+  }
+}
+
+/** Whether tslxc turned quotas on for the pool mounted at `dir` (a marker it leaves there). */
+const quotaMarker = (dir: string) => path.join(dir, '.tslxc-quotas');
+function quotasOn(dir: string): boolean {
+  return fs.existsSync(quotaMarker(dir));
+}
+
+/**
+ * A command writing into a pool: when any line of its output says the pool is full (tar reports
+ * it early, then a generic failure), the error says so.
+ */
+export async function runOnPool(pool: PoolConfig, cmd: string, args: string[], what: string): Promise<void> {
+  let full = '';
+  try {
+    await run(cmd, args, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded/i.test(l)) full = l; } });
+  } catch (err) {
+    throw poolError({ pool }, full ? new TslxcError(what, full) : err);
   }
 }
 
