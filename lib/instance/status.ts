@@ -8,6 +8,7 @@ import type { Context } from './context.js';
 import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from './runtime.js';
 import { addresses } from '../network/instance.js';
+import { thawAbandonedFreeze } from '../storage/snapshot.js';
 
 export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';
 
@@ -51,7 +52,8 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
     if (!live.monitorAlive) {
       return { ...base, status: 'Error', initPid, startedAt, reason: `its monitor died while it runs; "tslxc stop ${cfg.name}" stops it and cleans up` };
     }
-    const frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
+    let frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
+    if (frozen && (await thawAbandonedFreeze(ctx, cfg.name).catch(() => false))) frozen = false;
     const ipv4 = await addresses(ctx, cfg.name).catch(() => []);
     return { ...base, ipv4, status: frozen ? 'Frozen' : 'Running', initPid, monitorPid: live.files.monitor!.pid, startedAt };
   }

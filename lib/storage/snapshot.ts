@@ -4,7 +4,7 @@ import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
-import { containerDir } from '../state/paths.js';
+import { containerDir, containerRunDir } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target } from './instance.js';
 
@@ -69,6 +69,7 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     const t = target(ctx, name);
     const d = driverOf(t.pool.driver);
     fs.mkdirSync(snapshotsDir(ctx, name), { recursive: true, mode: 0o700 });
+    await sweepSnapshotTemps(ctx, name);
     const tmp = path.join(snapshotsDir(ctx, name), `.tmp-${sname}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { mode: 0o700 });
@@ -77,11 +78,15 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
       if (state.status === 'Running') {
         const cg = await ctx.cgroups();
         const t0 = Date.now();
+        // The marker lets whoever looks next thaw the container if this process is killed while it is frozen.
+        const marker = freezeMarker(ctx, name);
+        fs.writeFileSync(marker, String(process.pid));
         await cg.freeze(name);
         try {
           await d.snapshot(t, tmp, sname);
         } finally {
           await cg.thaw(name);
+          fs.rmSync(marker, { force: true });
           if (timing) timing.frozenMs = Date.now() - t0;
         }
       } else await d.snapshot(t, tmp, sname);
@@ -94,6 +99,47 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     }
     return sname;
   });
+}
+
+const freezeMarker = (ctx: Context, name: string) => path.join(containerRunDir(ctx.paths, name), 'snapshot-freeze.pid');
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A container left frozen by a snapshot whose process was killed mid-copy: thawed (status calls
+ * this when it finds a frozen container). True when it did thaw.
+ */
+export async function thawAbandonedFreeze(ctx: Context, name: string): Promise<boolean> {
+  const marker = freezeMarker(ctx, name);
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(marker, 'utf8'));
+  } catch {
+    return false;
+  }
+  if (pid && pidAlive(pid)) return false;
+  await (await ctx.cgroups()).thaw(name);
+  fs.rmSync(marker, { force: true });
+  return true;
+}
+
+/** Temp dirs of snapshots whose process died (and, on btrfs, their data). */
+async function sweepSnapshotTemps(ctx: Context, name: string): Promise<void> {
+  const t = target(ctx, name);
+  for (const e of fs.readdirSync(snapshotsDir(ctx, name))) {
+    const m = /^\.tmp-(.+)-(\d+)$/.exec(e);
+    if (!m || pidAlive(Number(m[2]))) continue;
+    const dir = path.join(snapshotsDir(ctx, name), e);
+    if (!fs.existsSync(path.join(snapshotsDir(ctx, name), m[1], 'snapshot.yaml'))) await driverOf(t.pool.driver).deleteSnapshot(t, dir, m[1]).catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function requireSnapshot(ctx: Context, name: string, snap: string): string {
@@ -112,6 +158,7 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
     await requireStopped(ctx, name, 'restore');
     const dir = requireSnapshot(ctx, name, snap);
     const t = target(ctx, name);
+    for (const e of fs.readdirSync(t.instDir)) if (e.startsWith('.config-restore-')) fs.rmSync(path.join(t.instDir, e), { force: true });
     const now = loadConfig(ctx.paths, name);
     const then = readYamlIfExists<InstanceConfig>(path.join(dir, 'config.yaml'));
     let tmpCfg: string | undefined;

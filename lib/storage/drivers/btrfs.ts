@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import type { Image } from '../../image/store.js';
 import { parseSize } from '../../config/units.js';
-import { run, runSync, requireTool } from '../../util/exec.js';
+import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
 import { locksDir, type Paths } from '../../state/paths.js';
 import { poolsDir, type PoolConfig } from '../pool.js';
@@ -310,7 +310,9 @@ function quotasOn(dir: string): boolean {
 export async function runOnPool(pool: PoolConfig, cmd: string, args: string[], what: string): Promise<void> {
   let full = '';
   try {
-    await run(cmd, args, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded/i.test(l)) full = l; } });
+    // setpriv --pdeathsig: a copy whose tslxc is killed stops too, instead of writing on into a dir the next run sweeps.
+    const [c, a] = findTool('setpriv') ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+    await run(c, a, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded/i.test(l)) full = l; } });
   } catch (err) {
     throw poolError({ pool }, full ? new TslxcError(what, full) : err);
   }

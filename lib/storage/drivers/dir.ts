@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../../errors.js';
-import { copyTree, type Image } from '../../image/store.js';
+import type { Image } from '../../image/store.js';
+import { runOnPool } from './btrfs.js';
 import { containersDir, imagesDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
@@ -21,6 +22,9 @@ export function statfsUsage(dir: string): Usage {
 }
 
 export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
+
+/** A full copy (reflinked where the filesystem can); a full disk is reported as the pool's. */
+const cp = (t: Target, src: string, dst: string) => runOnPool(t.pool, 'cp', ['-a', '--reflink=auto', src, dst], `Cannot copy ${src}`);
 
 /**
  * Swap a container's root for a new tree made beside it. Between the two renames the root is
@@ -59,7 +63,7 @@ export class DirDriver implements Driver {
   }
 
   async createRoot(t: Target, image: Image): Promise<void> {
-    await copyTree(image.rootfs, rootDir(t));
+    await cp(t, image.rootfs, rootDir(t));
   }
   startArgs(t: Target): string[] {
     recoverRoot(t.instDir);
@@ -77,17 +81,17 @@ export class DirDriver implements Driver {
   }
   async copyRoot(from: Target, to: Target): Promise<void> {
     recoverRoot(from.instDir);
-    await copyTree(rootDir(from), rootDir(to));
+    await cp(to, rootDir(from), rootDir(to));
   }
   async snapshot(t: Target, snapDir: string): Promise<void> {
     recoverRoot(t.instDir);
-    await copyTree(rootDir(t), path.join(snapDir, 'rootfs'));
+    await cp(t, rootDir(t), path.join(snapDir, 'rootfs'));
   }
   async restore(t: Target, snapDir: string): Promise<void> {
     recoverRoot(t.instDir);
     const fresh = path.join(t.instDir, '.rootfs-new');
     fs.rmSync(fresh, { recursive: true, force: true });
-    await copyTree(path.join(snapDir, 'rootfs'), fresh);
+    await cp(t, path.join(snapDir, 'rootfs'), fresh);
     swapRoot(t.instDir, fresh);
   }
   async deleteSnapshot(): Promise<void> {
@@ -97,7 +101,7 @@ export class DirDriver implements Driver {
     /* the data is in the snapshot's dir, renamed by the caller */
   }
   async copyFromSnapshot(_from: Target, snapDir: string, _snap: string, to: Target): Promise<void> {
-    await copyTree(path.join(snapDir, 'rootfs'), rootDir(to));
+    await cp(to, path.join(snapDir, 'rootfs'), rootDir(to));
   }
   fullView(t: Target, snapDir?: string): FullView {
     if (snapDir) return { dir: path.join(snapDir, 'rootfs') };
