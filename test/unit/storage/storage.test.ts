@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { bindArgs, validateDiskDevice } from '../../../lib/storage/disk.js';
+import { checkRootSize, rootSize } from '../../../lib/storage/instance.js';
+import { removeSshHostKeys } from '../../../lib/storage/copy.js';
+import { validateVolumeName } from '../../../lib/storage/volume.js';
+import type { PoolConfig } from '../../../lib/storage/pool.js';
+import type { Paths } from '../../../lib/state/paths.js';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-storage-'));
+const pool = (driver: PoolConfig['driver'], name = 'p'): PoolConfig => ({ name, driver, config: {}, created_at: '' });
+
+test('volume disk devices: shape checked without paths, existence with them', (t) => {
+  t.notThrows(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }));
+  t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'P!', source: 'vol', path: '/srv' }), { message: /pool/ });
+  t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: '../x', path: '/srv' }), { message: /volume name/ });
+  t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv', size: '1GiB' }), { message: /only to the root disk/ });
+  const root = tmp();
+  const paths: Paths = { stateDir: root, runDir: root, cacheDir: root, cgroupPrefix: 'x' };
+  t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, { paths }), { message: /Storage pool "p1" not found/ });
+  fs.mkdirSync(path.join(root, 'storage-pools/p1/volumes/vol'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'storage-pools/p1.yaml'), 'name: p1\ndriver: dir\nconfig: {}\ncreated_at: x\n');
+  t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, { paths }), { message: /volume "p1\/vol" not found/ }, 'no record: not a volume (an orphan dir)');
+  fs.writeFileSync(path.join(root, 'storage-pools/p1/volumes/vol.yaml'), 'name: vol\npool: p1\ncreated_at: x\n');
+  const args = bindArgs({ d: { type: 'disk', pool: 'p1', source: 'vol', path: '/srv/', readonly: 'true' } }, paths);
+  t.deepEqual(args.slice(0, 2), ['--bind', `${root}/storage-pools/p1/volumes/vol:/srv/:ro`]);
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('root disk size: parsed; refused with one line where the driver cannot enforce it', (t) => {
+  const devices = { root: { type: 'disk', path: '/', pool: 'p', size: '2GiB' } };
+  t.is(rootSize(devices), 2 * 1024 ** 3);
+  t.is(rootSize({ root: { type: 'disk', path: '/', pool: 'p' } }), undefined);
+  t.notThrows(() => checkRootSize('c1', pool('btrfs'), devices));
+  for (const d of ['dir', 'overlay'] as const) {
+    const err = t.throws(() => checkRootSize('c1', pool(d), devices));
+    t.regex(err!.message, new RegExp(`^Cannot limit the root disk of "c1" \\(size=2GiB\\): its pool "p" uses the ${d} driver, which cannot enforce a size`));
+  }
+  t.throws(() => validateDiskDevice('root', { type: 'disk', path: '/', size: 'lots' }), { message: /size/ });
+});
+
+test('SSH host keys are removed from a copy without following a symlink out of the root', (t) => {
+  const root = tmp();
+  const outside = tmp();
+  fs.mkdirSync(path.join(root, 'etc/ssh'), { recursive: true });
+  for (const f of ['ssh_host_rsa_key', 'ssh_host_rsa_key.pub', 'sshd_config']) fs.writeFileSync(path.join(root, 'etc/ssh', f), 'x');
+  removeSshHostKeys(root);
+  t.deepEqual(fs.readdirSync(path.join(root, 'etc/ssh')), ['sshd_config']);
+  // /etc/ssh a symlink to a host dir: left alone.
+  fs.rmSync(path.join(root, 'etc/ssh'), { recursive: true });
+  fs.writeFileSync(path.join(outside, 'ssh_host_ed25519_key'), 'host');
+  fs.symlinkSync(outside, path.join(root, 'etc/ssh'));
+  removeSshHostKeys(root);
+  t.true(fs.existsSync(path.join(outside, 'ssh_host_ed25519_key')));
+  t.notThrows(() => removeSshHostKeys(path.join(root, 'nothing')));
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.rmSync(outside, { recursive: true, force: true });
+});
+
+test('volume names', (t) => {
+  for (const ok of ['data', 'a', 'db-1', 'x.y_z']) t.is(validateVolumeName(ok), ok);
+  for (const bad of ['', '.hidden', '-x', 'a/b', '..', 'a..b', 'x'.repeat(64), 'snap-']) t.throws(() => validateVolumeName(bad), undefined, bad);
+});
