@@ -17,6 +17,7 @@ import file from './commands/file.js';
 import wait from './commands/wait.js';
 import image from './commands/image.js';
 import publish from './commands/publish.js';
+import remote from './commands/remote.js';
 import network from './commands/network.js';
 import storage from './commands/storage.js';
 import snapshot from './commands/snapshot.js';
@@ -52,6 +53,7 @@ export function createCli(args: string[]): Argv {
     .command(wait)
     .command(image)
     .command(publish)
+    .command(remote)
     .command(network)
     .command(storage)
     .command(snapshot)

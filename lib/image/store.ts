@@ -133,6 +133,10 @@ export function findImage(p: Paths, ref: string): Image | undefined {
  */
 export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress, depth = 0): Promise<Image> {
   if (depth > 16) throw new TslxcError(`Cannot build image "${ref}"`, 'its recipes\' "from:" chain is longer than 16 or loops');
+  if (ref.includes(':')) {
+    const { parseRemoteRef, pullRemoteImage } = await import('./remote.js');
+    if (parseRemoteRef(p, ref)) return pullRemoteImage(p, ref, { progress });
+  }
   const explicitRecipeOptions = opts.release !== undefined || opts.mirror !== undefined;
   if (!explicitRecipeOptions) {
     const stored = findImage(p, ref);

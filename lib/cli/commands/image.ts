@@ -3,7 +3,7 @@ import { context } from '../common.js';
 import { humanBytes } from '../ui/format.js';
 import { progressReporter } from '../ui/progress.js';
 import alias from './image/alias.js';
-import { del, edit, exportCmd, importCmd, info, list, show } from './image/store.js';
+import { copy, del, edit, exportCmd, importCmd, info, list, show } from './image/store.js';
 import { descendants, tree } from './image/tree.js';
 
 const build: CommandModule = {
@@ -30,7 +30,7 @@ const build: CommandModule = {
 const command: CommandModule = {
   command: 'image <command>',
   describe: 'Manage images',
-  builder: (y) => y.command(list).command(info).command(show).command(edit).command(del).command(exportCmd).command(importCmd).command(alias).command(tree).command(descendants).command(build).demandCommand(1),
+  builder: (y) => y.command(list).command(info).command(show).command(edit).command(del).command(exportCmd).command(importCmd).command(copy).command(alias).command(tree).command(descendants).command(build).demandCommand(1),
   handler: () => {},
 };
 export default command;

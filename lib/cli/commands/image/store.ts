@@ -169,3 +169,27 @@ export const importCmd: CommandModule = {
     console.log(`${r.existed ? 'Image already in the store' : 'Imported image'}: ${r.image.fingerprint}${r.image.aliases.length ? ` (${r.image.aliases.join(', ')})` : ''}`);
   },
 };
+
+export const copy: CommandModule = {
+  command: 'copy <source> [target]',
+  describe: 'Copy an image from a remote into the store: image copy REMOTE:ALIAS local: --alias A',
+  builder: (y) =>
+    y
+      .positional('source', { type: 'string', demandOption: true })
+      .positional('target', { type: 'string', default: 'local:' })
+      .option('alias', { type: 'string', array: true, describe: 'name the image (repeatable)' }),
+  handler: async (argv) => {
+    const { TslxcError } = await import('../../../errors.js');
+    if (argv.target !== 'local:' && argv.target !== 'local') throw new TslxcError(`Cannot copy to "${String(argv.target)}"`, 'only the local store ("local:") can be a target');
+    const { pullRemoteImage } = await import('../../../image/remote.js');
+    const { progressReporter } = await import('../../ui/progress.js');
+    const progress = progressReporter();
+    try {
+      const img = await pullRemoteImage(context().paths, String(argv.source), { aliases: ((argv.alias as string[] | undefined) ?? []).map(String), progress });
+      progress.done();
+      console.log(`Image ${img.fingerprint}${img.aliases.length ? ` (${img.aliases.join(', ')})` : ''} is in the store`);
+    } finally {
+      progress.done();
+    }
+  },
+};
