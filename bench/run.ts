@@ -104,7 +104,20 @@ const TSLXC = 'tslxc';
 const LXC = 'lxc';
 const NODE = 'node';
 
+/**
+ * `npm run` puts node_modules/.bin first in PATH, and there `nft` is @vercel/nft (a file tracer
+ * that ava brings in), not nftables: `nft list table ...` "succeeds". Neither the bench nor the
+ * tslxc it runs may pick up a package's binary for a system tool; a user's shell has no such PATH.
+ */
+function systemPath(): string[] {
+  const before = (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  const after = before.filter((d) => !/node_modules[\\/]\.bin/.test(d));
+  process.env.PATH = after.join(':');
+  return before.filter((d) => !after.includes(d));
+}
+
 async function main(): Promise<number> {
+  const droppedFromPath = systemPath();
   let opts: Options;
   try {
     opts = parseOptions(process.argv.slice(2));
@@ -161,6 +174,7 @@ async function main(): Promise<number> {
     errors: [],
   };
   log(`root ${env.root}, cgroup prefix ${env.cgroupPrefix}`);
+  if (droppedFromPath.length) r.meta.droppedFromPath = droppedFromPath;
 
   let failed = false;
   try {
@@ -186,8 +200,8 @@ async function main(): Promise<number> {
 }
 
 /**
- * No network is configured, so tslxc should never make its nftables table; it did in some runs.
- * Look after each phase, to tell which one made it.
+ * No network is configured, so tslxc should never make its nftables table (it would hold NAT for
+ * the host): look after each phase, to tell which one made it if it ever does.
  */
 let nftSeen = false;
 async function watchNft(env: BenchEnv, phase: string, r: Results): Promise<void> {
