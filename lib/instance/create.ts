@@ -6,6 +6,7 @@ import { Reverter } from '../util/revert.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containersDir } from '../state/paths.js';
 import { resolveImage } from '../image/store.js';
+import { renderTemplates } from '../image/templates.js';
 import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
@@ -78,6 +79,10 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       opts.progress?.('copy', `making the root filesystem from ${cfg.image.alias}`);
       revert.add(() => deleteRootfs(ctx, name));
       await createRootfs(ctx, image, name, poolName);
+      // The image's own templates (LXD images carry some) first, so tslxc's identity files win.
+      const rendered = renderTemplates(image, 'create', { name, hostname });
+      if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
+      for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
       writeIdentity(ctx, name, hostname, { newMachineId: true });
       cfg.status = 'created';
       saveConfig(ctx.paths, cfg);

@@ -123,6 +123,28 @@ if (requireRoot(test)) {
     t.false(fs.existsSync(`${other.paths.stateDir}/containers/c1`));
   });
 
+  test.serial("an LXD image's instance templates are rendered at create; ones with control flow are skipped", (t) => {
+    const md = 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: tpl\ntemplates:\n  /etc/motd:\n    when: [create, copy]\n    template: motd.tpl\n    properties:\n      greeting: hello\n  /etc/cloud.cfg:\n    when: [create]\n    template: cloud.tpl\n  /etc/later:\n    when: [rename]\n    template: motd.tpl\n';
+    const file = path.join(out(), 'tpl.tar.gz');
+    fs.writeFileSync(file, makeTarGz([
+      { name: 'metadata.yaml', content: md },
+      { name: 'rootfs/', type: '5' },
+      { name: 'rootfs/etc/', type: '5' },
+      { name: 'templates/', type: '5' },
+      { name: 'templates/motd.tpl', content: '{{ properties.greeting }} from {{ container.name }} ({{ trigger }})\n' },
+      { name: 'templates/cloud.tpl', content: '{% if config_get("user.x") %}x{% endif %}\n' },
+    ]));
+    env.ok(t, ['image', 'import', file, '--alias', 'tpl']);
+    t.deepEqual(JSON.parse(env.ok(t, ['image', 'info', 'tpl', '-f', 'json'])).templates, ['/etc/motd', '/etc/cloud.cfg', '/etc/later']);
+    env.ok(t, ['create', 'tpl', 'tpl1']);
+    const upper = `${env.paths.stateDir}/containers/tpl1/rootfs`;
+    t.is(fs.readFileSync(`${upper}/etc/motd`, 'utf8'), 'hello from tpl1 (create)\n');
+    t.false(fs.existsSync(`${upper}/etc/cloud.cfg`));
+    t.false(fs.existsSync(`${upper}/etc/later`));
+    env.ok(t, ['delete', 'tpl1']);
+    env.ok(t, ['image', 'delete', 'tpl']);
+  });
+
   // Each hostile or broken archive: one clear line, nothing in the store, nothing outside it.
   const meta: TarEntry = { name: 'metadata.yaml', content: 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: evil\n' };
   const root: TarEntry = { name: 'rootfs/', type: '5' };
