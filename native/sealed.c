@@ -9,6 +9,7 @@
  * anonymous copy that cannot be written (F_SEAL_WRITE) nor resized, and is gone with them. */
 #include "helper.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -22,6 +23,27 @@
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
 extern char **environ;
+
+/* How much of the binary the kernel loads: the end of its last PT_LOAD segment. What follows
+ * (debug info, symbols, section headers) is not copied: the copy of a running container is held
+ * in memory as long as its monitor lives. The whole file if the headers do not make sense. */
+static off_t loaded_size(int fd, off_t file_size)
+{
+  Elf64_Ehdr eh;
+  if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+      eh.e_phnum > 64)
+    return file_size;
+  Elf64_Phdr ph[64];
+  size_t len = eh.e_phnum * sizeof(Elf64_Phdr);
+  if (pread(fd, ph, len, eh.e_phoff) != (ssize_t)len)
+    return file_size;
+  uint64_t end = eh.e_phoff + len;
+  for (size_t i = 0; i < eh.e_phnum; i++)
+    if (ph[i].p_offset + ph[i].p_filesz > end)
+      end = ph[i].p_offset + ph[i].p_filesz; /* every segment, not only PT_LOAD: notes too */
+  return end > 0 && end <= (uint64_t)file_size ? (off_t)end : file_size;
+}
 
 void reexec_sealed(char **argv)
 {
@@ -44,9 +66,9 @@ void reexec_sealed(char **argv)
   struct stat st;
   if (fstat(self, &st) < 0)
     die_with_error("stat /proc/self/exe");
-  off_t off = 0;
-  while (off < st.st_size) {
-    ssize_t n = sendfile(mfd, self, &off, st.st_size - off);
+  off_t size = loaded_size(self, st.st_size), off = 0;
+  while (off < size) {
+    ssize_t n = sendfile(mfd, self, &off, size - off);
     if (n <= 0)
       die_with_error("copy the helper into a memfd");
   }
