@@ -40,13 +40,14 @@ export interface PoolInfo extends PoolConfig {
   source: string;
   usage: Usage;
   used_by: string[];
+  volumes: string[];
 }
 
 export async function poolInfo(ctx: Context, name: string): Promise<PoolInfo> {
   const pool = loadPool(ctx.paths, name);
   const d = driverOf(pool.driver);
   await d.activate(ctx.paths, pool);
-  return { ...pool, source: d.source(ctx.paths, pool), usage: d.usage(ctx.paths, pool), used_by: poolUsers(ctx, name) };
+  return { ...pool, source: d.source(ctx.paths, pool), usage: d.usage(ctx.paths, pool), used_by: poolUsers(ctx, name), volumes: poolHasVolumes(ctx.paths, name) };
 }
 
 export function listPoolConfigs(ctx: Context): PoolConfig[] {

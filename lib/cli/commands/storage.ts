@@ -73,6 +73,7 @@ const info: CommandModule = {
       `used: ${humanBytes(i.usage.used)}`,
       `free: ${humanBytes(i.usage.free)}`,
       `used by: ${i.used_by.length ? i.used_by.join(', ') : '(nothing)'}`,
+      `volumes: ${i.volumes.length ? i.volumes.join(', ') : '(none)'}`,
     ];
     console.log(lines.join('\n'));
   },
