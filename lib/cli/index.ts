@@ -18,6 +18,7 @@ import wait from './commands/wait.js';
 import image from './commands/image.js';
 import publish from './commands/publish.js';
 import remote from './commands/remote.js';
+import registry from './commands/registry.js';
 import network from './commands/network.js';
 import storage from './commands/storage.js';
 import snapshot from './commands/snapshot.js';
@@ -54,6 +55,7 @@ export function createCli(args: string[]): Argv {
     .command(image)
     .command(publish)
     .command(remote)
+    .command(registry)
     .command(network)
     .command(storage)
     .command(snapshot)

@@ -94,12 +94,19 @@ export interface ImportResult {
 }
 
 /** `image import FILE [ROOTFS] --alias A`: a unified tarball, or a split metadata + rootfs pair. */
-export async function importImage(p: Paths, file: string, rootfsFile: string | undefined, aliases: string[] = []): Promise<ImportResult> {
+export async function importImage(
+  p: Paths,
+  file: string,
+  rootfsFile: string | undefined,
+  aliases: string[] = [],
+  /** a registry pull: the node's own fingerprint (its blob's sha256 was checked by the caller); the original file is not kept */
+  opts: { fingerprint?: string } = {},
+): Promise<ImportResult> {
   for (const f of [file, rootfsFile].filter((x): x is string => !!x)) {
     if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new TslxcError(`Cannot import ${f}`, 'no such file');
   }
   const files = rootfsFile ? [file, rootfsFile] : [file];
-  const fingerprint = await sha256Files(files);
+  const fingerprint = opts.fingerprint ?? (await sha256Files(files));
   const what = path.basename(file);
   return addImage(
     p,
@@ -135,6 +142,10 @@ export async function importImage(p: Paths, file: string, rootfsFile: string | u
       }
       if (fs.existsSync(path.join(x, 'templates'))) fs.renameSync(path.join(x, 'templates'), path.join(tmp, 'templates'));
       fs.rmSync(x, { recursive: true, force: true });
+      if (opts.fingerprint) {
+        meta.tslxc = { ...(meta.tslxc ?? {}), source: 'registry' };
+        return meta;
+      }
       // The original files, so an export gives the same bytes (and fingerprint) back.
       const orig = path.join(tmp, 'original');
       fs.mkdirSync(orig, { mode: 0o700 });

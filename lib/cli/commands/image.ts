@@ -5,6 +5,7 @@ import { progressReporter } from '../ui/progress.js';
 import alias from './image/alias.js';
 import { copy, del, edit, exportCmd, importCmd, info, list, show } from './image/store.js';
 import { descendants, tree } from './image/tree.js';
+import { pull, push } from './image/registry.js';
 
 const build: CommandModule = {
   command: 'build <recipe>',
@@ -30,7 +31,7 @@ const build: CommandModule = {
 const command: CommandModule = {
   command: 'image <command>',
   describe: 'Manage images',
-  builder: (y) => y.command(list).command(info).command(show).command(edit).command(del).command(exportCmd).command(importCmd).command(copy).command(alias).command(tree).command(descendants).command(build).demandCommand(1),
+  builder: (y) => y.command(list).command(info).command(show).command(edit).command(del).command(exportCmd).command(importCmd).command(copy).command(push).command(pull).command(alias).command(tree).command(descendants).command(build).demandCommand(1),
   handler: () => {},
 };
 export default command;
