@@ -33,7 +33,8 @@ for (const target of Object.keys(TARGETS)) {
       });
       worker.on('error', reject);
     });
-    await worker.terminate();
+    if (result.hang) await worker.terminate();
+    else await new Promise((r) => (worker.threadId === -1 ? r(undefined) : worker.once('exit', r)));
     if (result.hang) return t.fail(`${target}: no answer for ${seconds + 15} s after case ~${last} (seed ${seed}): a hang`);
     if (result.failure) {
       const f = result.failure;

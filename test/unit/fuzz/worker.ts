@@ -11,21 +11,25 @@ import { TARGETS } from './targets.js';
 const { target, seed, seconds } = workerData as { target: string; seed: number; seconds: number };
 const t = TARGETS[target];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-fuzz-'));
+let result: { failure?: { index: number; input: string; error: string }; done?: boolean; cases?: number };
 try {
   const run = t.setup(seed, dir);
   const end = Date.now() + seconds * 1000;
   let i = 0;
+  let failure: { index: number; input: string; error: string } | undefined;
   for (; Date.now() < end; i++) {
     const started = Date.now();
     const outcome = run(i);
     const ms = Date.now() - started;
     if (outcome.error !== undefined || ms > 2000) {
-      parentPort!.postMessage({ failure: { index: i, input: outcome.input.slice(0, 2000), error: outcome.error ?? `took ${ms} ms` } });
+      failure = { index: i, input: outcome.input.slice(0, 2000), error: outcome.error ?? `took ${ms} ms` };
       break;
     }
     if (i % 512 === 0) parentPort!.postMessage({ progress: i });
   }
-  parentPort!.postMessage({ done: true, cases: i });
+  result = failure ? { failure } : { done: true, cases: i };
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }
+// After the cleanup: the test stops waiting (and the worker exits) once it has this.
+parentPort!.postMessage(result);
