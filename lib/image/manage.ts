@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
@@ -137,6 +138,12 @@ async function forgetInPools(p: Paths, fingerprint: string): Promise<void> {
   }
 }
 
+/** Images stored before sizes were recorded: measured when asked. */
+function duSync(dir: string): number | undefined {
+  const r = spawnSync('du', ['-s', '-B1', '-x', dir], { encoding: 'utf8' });
+  return r.status === 0 ? Number(r.stdout.split(/\s/)[0]) : undefined;
+}
+
 export const label = (i: Image): string => (i.aliases.length ? `${i.aliases[0]} (${i.fingerprint.slice(0, 12)})` : i.fingerprint.slice(0, 12));
 
 export async function createAlias(p: Paths, alias: string, ref: string): Promise<void> {
@@ -186,7 +193,7 @@ export function imageInfo(p: Paths, ref: string) {
   return {
     fingerprint: img.fingerprint,
     aliases: img.aliases,
-    size: t.size,
+    size: t.size ?? duSync(img.dir),
     created_at: new Date(m.creation_date * 1000).toISOString(),
     architecture: m.architecture,
     os: m.properties?.os,
