@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Image } from './store.js';
+import type { Paths } from '../state/paths.js';
+import { getImage, type Image } from './store.js';
 
 /**
  * LXD's instance file templates (metadata.yaml `templates:`, files in templates/): rendered into a
@@ -47,4 +48,14 @@ export function renderTemplates(image: Image, trigger: 'create' | 'copy' | 'rena
     out.files.push({ path: target, content });
   }
   return out;
+}
+
+/**
+ * The files an image's templates give a container for a trigger, by the image's fingerprint (an
+ * image no longer in the store gives none). For copy and rename, whose callers write the identity
+ * files after these.
+ */
+export function templateFiles(p: Paths, fingerprint: string | undefined, trigger: 'create' | 'copy' | 'rename', vars: { name: string; hostname: string }): Rendered['files'] {
+  const img = fingerprint ? getImage(p, fingerprint) : undefined;
+  return img ? renderTemplates(img, trigger, vars).files : [];
 }

@@ -6,11 +6,12 @@ import { withLock } from '../util/lock.js';
 import { configExists, loadConfig, saveConfig } from './config.js';
 import type { Context } from './context.js';
 import { validateHostname, writeIdentity } from './create.js';
+import { templateFiles } from '../image/templates.js';
 import { liveness } from './runtime.js';
 import { cleanupDead, stopLocked } from './stop.js';
 import { instanceState } from './status.js';
 import { forgetNetwork } from '../network/instance.js';
-import { deleteRootfs, renameRootfs } from '../storage/instance.js';
+import { deleteRootfs, renameRootfs, writeRootFiles } from '../storage/instance.js';
 
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -52,6 +53,8 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
       fs.rmSync(containerRunDir(ctx.paths, to), { recursive: true, force: true });
       if (fs.existsSync(containerRunDir(ctx.paths, from))) fs.renameSync(containerRunDir(ctx.paths, from), containerRunDir(ctx.paths, to));
       cfg.name = to;
+      const rendered = templateFiles(ctx.paths, cfg.image?.fingerprint, 'rename', { name: to, hostname: cfg.hostname === from ? to : cfg.hostname });
+      if (rendered.length) writeRootFiles(ctx, to, rendered);
       if (cfg.hostname === from) {
         cfg.hostname = to;
         validateHostname(to);

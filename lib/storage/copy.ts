@@ -4,6 +4,7 @@ import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { configExists, loadConfig, type InstanceConfig } from '../instance/config.js';
 import { identityFiles, validateHostname } from '../instance/create.js';
+import { templateFiles } from '../image/templates.js';
 import { instanceState } from '../instance/status.js';
 import { containerDir, containersDir, locksDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
@@ -175,7 +176,7 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
   } else {
     const hostname = cfg.hostname === src ? dst : cfg.hostname;
     validateHostname(hostname);
-    writeRootFiles(ctx, dst, identityFiles(hostname, { newMachineId: true }), tmp);
+    writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true })], tmp);
     removeSshHostKeys(driverOf(pool.driver).access(to).root);
     const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
     out = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };

@@ -123,7 +123,7 @@ if (requireRoot(test)) {
     t.false(fs.existsSync(`${other.paths.stateDir}/containers/c1`));
   });
 
-  test.serial("an LXD image's instance templates are rendered at create; ones with control flow are skipped", (t) => {
+  test.serial("an LXD image's instance templates are rendered at create, copy and rename; ones with control flow are skipped", (t) => {
     const md = 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: tpl\ntemplates:\n  /etc/motd:\n    when: [create, copy]\n    template: motd.tpl\n    properties:\n      greeting: hello\n  /etc/cloud.cfg:\n    when: [create]\n    template: cloud.tpl\n  /etc/later:\n    when: [rename]\n    template: motd.tpl\n';
     const file = path.join(out(), 'tpl.tar.gz');
     fs.writeFileSync(file, makeTarGz([
@@ -141,7 +141,12 @@ if (requireRoot(test)) {
     t.is(fs.readFileSync(`${upper}/etc/motd`, 'utf8'), 'hello from tpl1 (create)\n');
     t.false(fs.existsSync(`${upper}/etc/cloud.cfg`));
     t.false(fs.existsSync(`${upper}/etc/later`));
-    env.ok(t, ['delete', 'tpl1']);
+    // copy renders the copy templates for the new name; rename the rename ones.
+    env.ok(t, ['copy', 'tpl1', 'tpl2']);
+    t.is(fs.readFileSync(`${env.paths.stateDir}/containers/tpl2/rootfs/etc/motd`, 'utf8'), 'hello from tpl2 (copy)\n');
+    env.ok(t, ['rename', 'tpl2', 'tpl3']);
+    t.is(fs.readFileSync(`${env.paths.stateDir}/containers/tpl3/rootfs/etc/later`, 'utf8'), ' from tpl3 (rename)\n');
+    env.ok(t, ['delete', 'tpl1', 'tpl3']);
     env.ok(t, ['image', 'delete', 'tpl']);
   });
 
