@@ -13,6 +13,7 @@ import { helperError, helperPath } from '../instance/helper.js';
 import { expandInstance } from '../profile/expand.js';
 import { bestDriver, loadPool, loadPoolIfExists, savePool, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
 import { readRecord, writeRecord } from './record.js';
+import { validateDiskDevice } from './disk.js';
 import { DirDriver, OverlayDriver } from './drivers/dir.js';
 import { BtrfsDriver } from './drivers/btrfs.js';
 import type { Driver, HostAccess, Target } from './drivers/types.js';
@@ -109,6 +110,14 @@ export function checkRootSize(name: string, pool: PoolConfig, devices: Record<st
 
 /** Container-side: the pool the container's root is on, against its (expanded) devices. */
 export function checkRootDisk(ctx: Context, name: string, devices: Record<string, Record<string, string>>): void {
+  // Volume disks: the pool and the volume must exist (the shape was checked with the device).
+  for (const [dn, d] of Object.entries(devices)) {
+    if (d.type !== 'disk' || d.path === '/' || d.pool === undefined) continue;
+    // A btrfs loop pool not mounted yet (after a host reboot) is checked at the next start instead.
+    const pool = loadPoolIfExists(ctx.paths, d.pool);
+    if (pool?.driver === 'btrfs' && !pool.config.source && !fs.existsSync(path.join(ctx.paths.stateDir, 'storage-pools', pool.name, 'volumes'))) continue;
+    validateDiskDevice(dn, d, { paths: ctx.paths });
+  }
   if (rootSize(devices) === undefined) return;
   checkRootSize(name, target(ctx, name).pool, devices);
 }

@@ -125,6 +125,7 @@ const volumeCommands: CommandModule[] = [
     handler: async (argv) => {
       const v = await V();
       const ctx = context();
+      await (await import('../../storage/instance.js')).usePool(ctx, String(argv.pool));
       const rows = v.listVolumes(ctx.paths, String(argv.pool)).map((x) => ({ ...x, used_by: v.volumeUsers(ctx.paths, String(argv.pool), x.name) }));
       console.log(
         renderRows(
@@ -144,7 +145,9 @@ const volumeCommands: CommandModule[] = [
     describe: 'Show a custom volume (snapshots, users, host path)',
     builder: (y) => pv(y),
     handler: async (argv) => {
-      console.log(renderValue((await V()).showVolume(context().paths, String(argv.pool), String(argv.volume)), 'yaml'));
+      const ctx = context();
+      await (await import('../../storage/instance.js')).usePool(ctx, String(argv.pool));
+      console.log(renderValue((await V()).showVolume(ctx.paths, String(argv.pool), String(argv.volume)), 'yaml'));
     },
   },
   {

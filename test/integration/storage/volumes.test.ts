@@ -70,6 +70,16 @@ if (requireRoot(test)) {
     const r = env.cli(['storage', 'volume', 'attach', 'default', 'nosuch', 'vv', '/x']);
     t.is(r.code, 1);
     t.regex(r.stderr, /not found/);
+    const byHand = env.cli(['config', 'device', 'add', 'vv', 'd', 'disk', 'pool=default', 'source=nosuch', 'path=/x']);
+    t.is(byHand.code, 1);
+    t.regex(byHand.stderr, /Invalid disk device "d": Storage volume "default\/nosuch" not found/);
+    // A profile naming a volume holds it too.
+    env.ok(t, ['storage', 'volume', 'create', 'default', 'shared']);
+    env.ok(t, ['profile', 'create', 'withvol']);
+    env.ok(t, ['profile', 'device', 'add', 'withvol', 'sh', 'disk', 'pool=default', 'source=shared', 'path=/shared']);
+    t.regex(env.cli(['storage', 'volume', 'delete', 'default', 'shared']).stderr, /in use by profile:withvol/);
+    env.ok(t, ['profile', 'delete', 'withvol']);
+    env.ok(t, ['storage', 'volume', 'delete', 'default', 'shared']);
     env.ok(t, ['storage', 'volume', 'create', 'bt', 'gone']);
     env.ok(t, ['storage', 'volume', 'attach', 'bt', 'gone', 'vv', '/x']);
     t.regex(env.cli(['storage', 'volume', 'rename', 'bt', 'gone', 'g2']).stderr, /in use by vv/);
