@@ -51,7 +51,14 @@ export class CgroupV1 extends CgroupBase {
         const isDevices = v1HierarchyOf(this.layout, 'devices')?.mountPoint === top;
         let parent = top;
         for (const level of this.prefixLevels(top)) {
-          if (await this.mkdirLevel(level)) made.push(level);
+          const fresh = await this.mkdirLevel(level);
+          if (fresh) made.push(level);
+          // The prefix gets the same device policy as the containers below it. A privileged
+          // container can mount the devices hierarchy and write devices.allow on its own cgroup;
+          // the kernel accepts that only within what the parent allows, so the parent must not
+          // allow everything. (The kernel takes "deny a" only while a level has no children,
+          // i.e. when it is made.)
+          if (isDevices && fresh) await this.writeDefaultDevices(level);
           // A new cpuset cgroup starts with no CPUs and no memory nodes, and a task cannot join it
           // until both are set: copy the parent's (also mending a prefix level left empty).
           if (isCpuset) await this.inheritCpuset(parent, level);

@@ -149,6 +149,14 @@ if (requireRoot(test)) {
     t.not(r.code, 0);
   });
 
+  test.serial('a fresh devices hierarchy cannot widen the container\'s device list', (t) => {
+    // The prefix level holds the same policy as the container, and the kernel lets a cgroup allow
+    // only what its parent allows. If the write went through by mistake, deny all at once again.
+    const r = sh('mkdir -p /tmp/dv && mount -t cgroup -o devices none /tmp/dv && echo a > /tmp/dv/devices.allow; rc=$?; [ $rc = 0 ] && echo a > /tmp/dv/devices.deny; umount /tmp/dv 2>/dev/null; exit $rc');
+    t.not(r.code, 0, 'devices.allow "a" was accepted');
+    t.not(sh('mknod /tmp/vdx b 254 0 2>/dev/null; dd if=/tmp/vdx of=/dev/null bs=512 count=1; rc=$?; rm -f /tmp/vdx; exit $rc').code, 0, 'the host disk stays closed');
+  });
+
   test.serial('host processes are invisible, cannot be killed, the monitor cannot be ptraced', async (t) => {
     const sleeper = spawn('sleep', ['3007'], { stdio: 'ignore', detached: true });
     owned.push(sleeper.pid!);
