@@ -12,7 +12,7 @@ import { withLock } from '../util/lock.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target, usePool, writeRootFiles } from './instance.js';
 import { readRecord, writeRecord, type StorageRecord } from './record.js';
-import { listSnapshots, snapshotDir } from './snapshot.js';
+import { listSnapshots, snapshotDir, withFrozen } from './snapshot.js';
 import { BtrfsDriver, runOnPool } from './drivers/btrfs.js';
 import type { FullView, Target } from './drivers/types.js';
 import type { PoolConfig } from './pool.js';
@@ -119,15 +119,19 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
   const srcCfg = loadConfig(ctx.paths, src);
   let snapDir: string | undefined;
   let cfg: InstanceConfig = srcCfg;
+  let running = false;
   if (snap) {
     snapDir = snapshotDir(ctx, src, snap);
     if (!fs.existsSync(path.join(snapDir, 'snapshot.yaml'))) throw new TslxcError(`Snapshot "${src}/${snap}" not found`);
     cfg = readYaml<InstanceConfig>(path.join(snapDir, 'config.yaml'));
   } else {
     const state = await instanceState(ctx, srcCfg);
-    if (state.status !== 'Stopped' && state.status !== 'Created') {
-      throw new TslxcError(`Cannot ${opts.move ? 'move' : 'copy'} "${src}"`, `it is ${state.status.toLowerCase()}`, opts.move ? 'stop it first' : 'stop it first, or copy one of its snapshots');
+    // A running container is copied frozen (as a snapshot is); a paused one as it stands; a move needs it stopped.
+    const ok = opts.move ? ['Stopped', 'Created'] : ['Stopped', 'Created', 'Running', 'Frozen'];
+    if (!ok.includes(state.status)) {
+      throw new TslxcError(`Cannot ${opts.move ? 'move' : 'copy'} "${src}"`, `it is ${state.status.toLowerCase()}`, opts.move ? 'stop it first' : `"tslxc stop --force ${src}" first`);
     }
+    running = state.status === 'Running';
   }
   const from = target(ctx, src);
   const fd = driverOf(from.pool.driver);
@@ -142,12 +146,16 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
   writeRecord(tmp, record);
   const to: Target = { paths: ctx.paths, pool, instDir: tmp, name: dst, record };
   const td = driverOf(pool.driver);
-  if (sameDriver) {
-    if (snapDir) await td.copyFromSnapshot(from, snapDir, snap!, to);
-    else await td.copyRoot(from, to);
-  } else {
-    await td.importRoot(to, (dir) => fillFrom(fd.fullView(from, snapDir, snap), dir, pool));
-  }
+  const copyRoot = async () => {
+    if (sameDriver) {
+      if (snapDir) await td.copyFromSnapshot(from, snapDir, snap!, to);
+      else await td.copyRoot(from, to);
+    } else {
+      await td.importRoot(to, (dir) => fillFrom(fd.fullView(from, snapDir, snap), dir, pool));
+    }
+  };
+  if (running) await withFrozen(ctx, src, copyRoot);
+  else await copyRoot();
 
   if (!snap && !opts.instanceOnly) {
     for (const s of listSnapshots(ctx, src)) {

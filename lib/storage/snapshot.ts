@@ -75,21 +75,8 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
       fs.copyFileSync(path.join(t.instDir, 'config.yaml'), path.join(tmp, 'config.yaml'));
-      if (state.status === 'Running') {
-        const cg = await ctx.cgroups();
-        const t0 = Date.now();
-        // The marker lets whoever looks next thaw the container if this process is killed while it is frozen.
-        const marker = freezeMarker(ctx, name);
-        fs.writeFileSync(marker, String(process.pid));
-        await cg.freeze(name);
-        try {
-          await d.snapshot(t, tmp, sname);
-        } finally {
-          await cg.thaw(name);
-          fs.rmSync(marker, { force: true });
-          if (timing) timing.frozenMs = Date.now() - t0;
-        }
-      } else await d.snapshot(t, tmp, sname);
+      if (state.status === 'Running') await withFrozen(ctx, name, () => d.snapshot(t, tmp, sname), timing);
+      else await d.snapshot(t, tmp, sname);
       writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), { name: sname, created_at: new Date().toISOString() }, 0o600);
       fs.renameSync(tmp, snapshotDir(ctx, name, sname));
     } catch (err) {
@@ -109,6 +96,30 @@ function pidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs fn with the running container frozen, and thaws it whatever happens. A marker in its run dir
+ * lets whoever looks next thaw it if this process is killed meanwhile (thawAbandonedFreeze).
+ */
+export async function withFrozen<T>(ctx: Context, name: string, fn: () => Promise<T>, timing?: SnapshotTiming): Promise<T> {
+  const cg = await ctx.cgroups();
+  const t0 = Date.now();
+  const marker = freezeMarker(ctx, name);
+  fs.writeFileSync(marker, String(process.pid));
+  try {
+    await cg.freeze(name);
+  } catch (err) {
+    fs.rmSync(marker, { force: true });
+    throw err;
+  }
+  try {
+    return await fn();
+  } finally {
+    await cg.thaw(name);
+    fs.rmSync(marker, { force: true });
+    if (timing) timing.frozenMs = Date.now() - t0;
   }
 }
 

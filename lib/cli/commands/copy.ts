@@ -4,7 +4,7 @@ import { context } from '../common.js';
 const command: CommandModule = {
   command: 'copy <source> <destination>',
   aliases: ['cp'],
-  describe: 'Copy a stopped container (with its snapshots) or a snapshot (NAME/SNAP) to a new container',
+  describe: 'Copy a container (a running one frozen for the copy; with its snapshots) or a snapshot (NAME/SNAP) to a new container',
   builder: (y) =>
     y
       .positional('source', { type: 'string', demandOption: true })

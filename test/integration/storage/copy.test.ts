@@ -74,6 +74,13 @@ if (requireRoot(test)) {
     t.is(env.ok(t, ['exec', 'm1', '--', 'cat', '/root/s', '/etc/hostname', '/etc/machine-id']), `data\nm1\n${mid}`);
     t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'm1', '--format', 'json'])).map((s: { name: string }) => s.name), ['s0']);
     t.regex(env.cli(['move', 'm1', '-s', 'bt']).stderr, /running/);
+    // A running container is copied frozen, and goes on running.
+    env.ok(t, ['exec', 'm1', '--', 'sh', '-c', 'echo live > /root/s']);
+    env.ok(t, ['copy', 'm1', 'm2', '-s', 'bt', '--instance-only']);
+    t.is(JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'm1')?.status, 'Running');
+    env.ok(t, ['start', 'm2']);
+    t.is(env.ok(t, ['exec', 'm2', '--', 'cat', '/root/s']), 'live\n');
+    env.ok(t, ['delete', '--force', 'm2']);
     env.ok(t, ['delete', '--force', 'm1']);
     t.deepEqual(fs.readdirSync(`${env.paths.stateDir}/containers`), []);
     t.deepEqual(fs.readdirSync(`${env.paths.stateDir}/storage-pools/bt/containers`), []);
