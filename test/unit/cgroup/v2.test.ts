@@ -16,7 +16,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: FakeOptions
     mountinfo: fake.mountinfo,
     root: fake.root,
     sys: fake.kernel.sys(),
-    timeouts: { freezeMs: 200, killMs: 500, removeMs: 200, intervalMs: 1 },
+    timeouts: { freezeMs: 2000, killMs: 10000, removeMs: 2000, intervalMs: 1 },
     onWarning: (m) => warnings.push(m),
   });
   return { fake, cg, warnings, k: fake.kernel };
