@@ -181,9 +181,11 @@ async function main(): Promise<number> {
     await measureAll(env, opts, version, r);
   } catch (e) {
     failed = true;
-    const msg = e instanceof Interrupted ? e.message : (e as Error).stack ?? String(e);
-    r.errors.push(e instanceof Error ? e.message : String(e));
-    log(`FAILED: ${msg}`);
+    const text = e instanceof Error ? e.message : String(e);
+    // A signal from the terminal reaches the running command too: its failure is the interrupt.
+    const interruptedNote = isInterrupted() && !(e instanceof Interrupted) ? ` (interrupted; the command running then failed: ${text})` : '';
+    r.errors.push(interruptedNote ? `interrupted${interruptedNote}` : text);
+    log(interruptedNote ? `interrupted${interruptedNote}` : `FAILED: ${e instanceof Interrupted ? text : (e as Error).stack ?? text}`);
   } finally {
     const problems = await env.cleanup(log).catch((e: Error) => [`cleanup failed: ${e.message}`]);
     r.cleanup = { ok: problems.length === 0, problems };
