@@ -63,3 +63,36 @@ test('volume names', (t) => {
   for (const ok of ['data', 'a', 'db-1', 'x.y_z']) t.is(validateVolumeName(ok), ok);
   for (const bad of ['', '.hidden', '-x', 'a/b', '..', 'a..b', 'x'.repeat(64), 'snap-']) t.throws(() => validateVolumeName(bad), undefined, bad);
 });
+
+test('withFrozen thaws whatever happens, and leaves no marker', async (t) => {
+  const { withFrozen } = await import('../../../lib/storage/snapshot.js');
+  const root = tmp();
+  const paths: Paths = { stateDir: root, runDir: root, cacheDir: root, cgroupPrefix: 'x' };
+  fs.mkdirSync(path.join(root, 'containers/c1'), { recursive: true });
+  const calls: string[] = [];
+  let failFreeze = false;
+  const cg = {
+    freeze: async () => {
+      calls.push('freeze');
+      if (failFreeze) throw new Error('no freezer');
+    },
+    thaw: async () => void calls.push('thaw'),
+  };
+  const ctx = { paths, cgroups: async () => cg } as never;
+  const marker = path.join(root, 'containers/c1/snapshot-freeze.pid');
+  await t.throwsAsync(withFrozen(ctx, 'c1', async () => {
+    t.true(fs.existsSync(marker));
+    throw new Error('copy failed');
+  }), { message: 'copy failed' });
+  t.deepEqual(calls, ['freeze', 'thaw']);
+  t.false(fs.existsSync(marker));
+  const timing = { frozenMs: -1 };
+  t.is(await withFrozen(ctx, 'c1', async () => 42, timing), 42);
+  t.true(timing.frozenMs >= 0);
+  calls.length = 0;
+  failFreeze = true;
+  await t.throwsAsync(withFrozen(ctx, 'c1', async () => 1), { message: 'no freezer' });
+  t.deepEqual(calls, ['freeze'], 'nothing to thaw when the freeze failed');
+  t.false(fs.existsSync(marker));
+  fs.rmSync(root, { recursive: true, force: true });
+});
