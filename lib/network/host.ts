@@ -6,22 +6,12 @@ import { parseCidr, parseIp, type Cidr } from './ipv4.js';
 
 /** The host side: `ip` commands, what the host's routes and sockets already use. */
 
-/**
- * A system tool by absolute path: the system's directories first, because under `npm test` PATH
- * starts with node_modules/.bin, where an unrelated `nft` (@vercel/nft) lives.
- */
+/** A system tool by absolute path (requireTool looks in the system's directories first), cached. */
 const found = new Map<string, string>();
 export function systemTool(name: string, purpose: string): string {
   let p = found.get(name);
   if (!p) {
-    p = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => `${d}/${name}`).find((f) => {
-      try {
-        fs.accessSync(f, fs.constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    }) ?? requireTool(name, purpose);
+    p = requireTool(name, purpose);
     found.set(name, p);
   }
   return p;

@@ -17,8 +17,14 @@ const PACKAGES: Record<string, string> = {
   tar: 'tar',
 };
 
+/**
+ * A host tool by absolute path, the system's directories first: under `npm test` PATH starts
+ * with node_modules/.bin, where unrelated programs live (ava brings an `nft` that is a file
+ * tracer, not nftables).
+ */
 export function findTool(name: string): string | undefined {
-  for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
+  const dirs = ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env.PATH || '').split(':').filter(Boolean)];
+  for (const dir of dirs) {
     const p = `${dir}/${name}`;
     try {
       fs.accessSync(p, fs.constants.X_OK);
