@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The compiled CLI lives in dist/ (npm ci builds it). exec takes a lean path (lib/cli/fast.ts,
-// bundled into one file at build time so it loads in a few milliseconds); everything else, and
-// anything exec's fast path does not understand, goes to the yargs CLI.
-import { tryFastPath } from '../dist/lib/cli/fast.bundle.js';
+// The compiled CLI lives in dist/ (npm ci builds it). The hot commands, exec and list, take a
+// lean path without yargs (lib/cli/fast.ts, bundled at build time into dist/lib/fast, at the
+// same depth as the modules, so their relative paths to native/, templates/ and profiles/ hold).
+// Everything else, and anything the fast path does not understand, goes to the yargs CLI.
+import { tryFastPath } from '../dist/lib/fast/fast.js';
 
 const args = process.argv.slice(2);
 if (!(await tryFastPath(args))) {

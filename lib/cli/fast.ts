@@ -2,14 +2,16 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from './options/exec.js';
 
 /**
- * `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
+ * Hot commands without yargs. `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
  * than the exec itself. This path parses exec's options from the same table with node's own
  * parseArgs and enters the container with the fewest modules loaded. Anything it does not fully
  * understand (help, a typo, another command) returns false and goes to the full CLI, which gives
  * the proper message.
  */
 export async function tryFastPath(args: string[]): Promise<boolean> {
-  if (args[0] !== 'exec' || args.includes('--help') || args.includes('-h') || args.includes('--debug')) return false;
+  if (args.includes('--help') || args.includes('-h') || args.includes('--debug')) return false;
+  if (args[0] === 'list' || args[0] === 'ls') return fastList(args.slice(1));
+  if (args[0] !== 'exec') return false;
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
     // parseArgs rejects `multiple: undefined`: set the key only where it applies.
@@ -42,6 +44,30 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   const [{ execInstance }, { Context }] = await Promise.all([import('../instance/exec.js'), import('../instance/context.js')]);
   try {
     process.exitCode = await execInstance(new Context(), name, command.length ? command : ['/bin/sh', '-l'], { tty: wantsTty(a, command), env, cwd: a.cwd, user: a.user });
+  } catch (err) {
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  }
+  return true;
+}
+
+/**
+ * `tslxc list` is the other command people and scripts run all the time: `list [FILTER]
+ * [--format|-f table|json|yaml|csv]` is parsed here and rendered by the same view as the yargs
+ * command; anything else goes to the full CLI.
+ */
+async function fastList(args: string[]): Promise<boolean> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { format: { type: 'string', short: 'f' } }, allowPositionals: true, strict: true });
+  } catch {
+    return false;
+  }
+  const format = parsed.values.format ?? 'table';
+  if (!['table', 'json', 'yaml', 'csv'].includes(format) || parsed.positionals.length > 1) return false;
+  const [{ renderList }, { Context }] = await Promise.all([import('./views/list.js'), import('../instance/context.js')]);
+  try {
+    process.stdout.write(`${await renderList(new Context(), format as 'table', parsed.positionals[0])}\n`);
   } catch (err) {
     process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;

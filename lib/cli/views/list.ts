@@ -1,0 +1,21 @@
+import { renderRows, type Format } from '../ui/format.js';
+import type { Context } from '../../instance/context.js';
+import { listStates, type InstanceState } from '../../instance/status.js';
+
+/** What `tslxc list` prints: one definition for the yargs command and the fast path. */
+export async function renderList(ctx: Context, format: Format, filter?: string): Promise<string> {
+  let rows = await listStates(ctx);
+  if (filter) rows = rows.filter((r) => r.name.startsWith(filter));
+  return renderRows<InstanceState>(
+    rows,
+    [
+      { header: 'NAME', value: (r) => r.name },
+      { header: 'STATE', value: (r) => r.status.toUpperCase() },
+      { header: 'IPV4', value: (r) => r.ipv4.join(', ') },
+      { header: 'IMAGE', value: (r) => r.image },
+      { header: 'PID', value: (r) => r.initPid },
+    ],
+    format,
+    (r) => r,
+  );
+}
