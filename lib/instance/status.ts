@@ -52,8 +52,10 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
     if (!live.monitorAlive) {
       return { ...base, status: 'Error', initPid, startedAt, reason: `its monitor died while it runs; "tslxc stop ${cfg.name}" stops it and cleans up` };
     }
-    let frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
-    if (frozen && (await thawAbandonedFreeze(ctx, cfg.name).catch(() => false))) frozen = false;
+    // A snapshot or copy killed while it held the container frozen left a marker: thaw it (and drop
+    // the marker) whatever the freezer says now, the kill may have come right after its thaw.
+    await thawAbandonedFreeze(ctx, cfg.name).catch(() => false);
+    const frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
     const ipv4 = await addresses(ctx, cfg.name).catch(() => []);
     return { ...base, ipv4, status: frozen ? 'Frozen' : 'Running', initPid, monitorPid: live.files.monitor!.pid, startedAt };
   }

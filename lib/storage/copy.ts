@@ -1,3 +1,4 @@
+import { pidAlive } from '../util/proc.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
@@ -40,14 +41,6 @@ export interface CopyOptions {
 
 const TMP = /^\.(copy|moved)-([a-z0-9-]+)-(\d+)$/;
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Leftovers of copies and moves whose process died: a temp copy is removed with its data; a

@@ -1,3 +1,4 @@
+import { pidAlive } from '../util/proc.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
@@ -90,14 +91,6 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
 
 const freezeMarker = (ctx: Context, name: string) => path.join(containerRunDir(ctx.paths, name), 'snapshot-freeze.pid');
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Runs fn with the running container frozen, and thaws it whatever happens. A marker in its run dir

@@ -24,6 +24,14 @@ export function processStartTime(pid: number): number | undefined {
   return Number.isFinite(start) ? start : undefined;
 }
 
+/**
+ * Whether a PID names a live process (a zombie, killed but not yet reaped, counts as dead; kill(pid, 0)
+ * would say alive). For PIDs recorded without a start time; prefer isAlive with a ProcessRef.
+ */
+export function pidAlive(pid: number): boolean {
+  return pid > 0 && processStartTime(pid) !== undefined;
+}
+
 export function isAlive(ref: ProcessRef | undefined): boolean {
   if (!ref || !(ref.pid > 0)) return false;
   return processStartTime(ref.pid) === ref.startTime;
