@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from './options/exec.js';
+import { STOP_OPTIONS } from './options/stop.js';
 
 /**
  * Hot commands without yargs. `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
@@ -11,6 +12,7 @@ import { EXEC_OPTIONS, wantsTty, type ExecArgs } from './options/exec.js';
 export async function tryFastPath(args: string[]): Promise<boolean> {
   if (args.includes('--help') || args.includes('-h') || args.includes('--debug')) return false;
   if (args[0] === 'list' || args[0] === 'ls') return fastList(args.slice(1));
+  if (args[0] === 'start' || args[0] === 'stop') return fastStartStop(args[0], args.slice(1));
   if (args[0] !== 'exec') return false;
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
@@ -68,6 +70,36 @@ async function fastList(args: string[]): Promise<boolean> {
   const [{ renderList }, { Context }] = await Promise.all([import('./views/list.js'), import('../instance/context.js')]);
   try {
     process.stdout.write(`${await renderList(new Context(), format as 'table', parsed.positionals[0])}\n`);
+  } catch (err) {
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  }
+  return true;
+}
+
+/** `start NAME...` and `stop NAME... [--force] [--timeout S]`: what a user waits for, without yargs. */
+async function fastStartStop(verb: 'start' | 'stop', args: string[]): Promise<boolean> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: verb === 'stop' ? { force: { type: 'boolean' }, timeout: { type: 'string' } } : {},
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch {
+    return false;
+  }
+  const v = parsed.values as { force?: boolean; timeout?: string };
+  const timeout = v.timeout === undefined ? STOP_OPTIONS.timeout.default : Number(v.timeout);
+  if (parsed.positionals.length === 0) return false;
+  const { Context } = await import('../instance/context.js');
+  const ctx = new Context();
+  try {
+    for (const name of parsed.positionals) {
+      if (verb === 'start') await (await import('../instance/start.js')).startInstance(ctx, name);
+      else await (await import('../instance/stop.js')).stopInstance(ctx, name, { force: !!v.force, timeout });
+    }
   } catch (err) {
     process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;

@@ -23,6 +23,9 @@ export async function stopInstance(ctx: Context, name: string, opts: StopOptions
  * notices init's end and cleans up; if the monitor itself was killed, we clean up in its place.
  */
 export async function stopLocked(ctx: Context, name: string, opts: StopOptions = {}): Promise<void> {
+  if (opts.timeout !== undefined && !(Number.isFinite(opts.timeout) && opts.timeout >= 0)) {
+    throw new TslxcError(`Invalid --timeout "${opts.timeout}"`, 'it must be a number of seconds, 0 or more');
+  }
   const cfg = loadConfig(ctx.paths, name);
   const live = liveness(ctx.paths, name);
   if (!live.initAlive && !live.monitorAlive) {

@@ -1,11 +1,12 @@
 import type { Argv, CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { STOP_OPTIONS } from '../options/stop.js';
 
 export function stopOptions<T>(y: Argv<T>) {
   return y
     .positional('names', { type: 'string', array: true, demandOption: true })
-    .option('force', { type: 'boolean', default: false, describe: 'kill at once instead of asking init to shut down' })
-    .option('timeout', { type: 'number', default: 30, describe: 'seconds to wait for a clean shutdown before killing' });
+    .option('force', STOP_OPTIONS.force)
+    .option('timeout', STOP_OPTIONS.timeout);
 }
 
 const command: CommandModule = {
