@@ -312,7 +312,7 @@ export async function runOnPool(pool: PoolConfig, cmd: string, args: string[], w
   try {
     // setpriv --pdeathsig: a copy whose tslxc is killed stops too, instead of writing on into a dir the next run sweeps.
     const [c, a] = findTool('setpriv') ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
-    await run(c, a, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded/i.test(l)) full = l; } });
+    await run(c, a, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded|Wrote only \d+ of \d+ bytes/i.test(l)) full = l; } });
   } catch (err) {
     throw poolError({ pool }, full ? new TslxcError(what, full) : err);
   }
@@ -321,7 +321,7 @@ export async function runOnPool(pool: PoolConfig, cmd: string, args: string[], w
 /** ENOSPC on a full loop file: say so, and what to do. */
 export function poolError(t: { pool: PoolConfig }, err: unknown): Error {
   const msg = (err as Error).message ?? String(err);
-  if (/No space left|ENOSPC/i.test(msg)) {
+  if (/No space left|ENOSPC|Wrote only \d+ of \d+ bytes/i.test(msg)) {
     return new TslxcError(`Storage pool "${t.pool.name}" is full`, msg, `grow it with "tslxc storage set ${t.pool.name} size=..."`);
   }
   return err as Error;

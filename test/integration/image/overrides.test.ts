@@ -8,7 +8,7 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup();
   });
 

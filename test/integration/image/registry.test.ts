@@ -31,7 +31,7 @@ if (requireRoot(test)) {
       setTimeout(() => reject(new Error('registry did not start')), 15_000);
     });
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     if (child?.pid && child.exitCode === null) {
       process.kill(child.pid, 'SIGTERM');
       await new Promise((r) => child!.once('exit', r));

@@ -96,7 +96,7 @@ if (requireRoot(test)) {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
     await env.cleanup();
     await src.cleanup();

@@ -17,7 +17,7 @@ if (requireRoot(test)) {
     const dir = env.cli(['storage', 'create', 'plain', 'dir']);
     if (dir.code !== 0) throw new Error(dir.stderr);
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup();
   });
 

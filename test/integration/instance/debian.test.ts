@@ -5,7 +5,7 @@ import { assertContainerGone, processesOf } from '../../helpers/leftovers.js';
 /** One real Debian container: systemd as PID 1 reaches running (or degraded) and stops cleanly. */
 if (requireRoot(test)) {
   const env = new TestEnv('deb');
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup();
   });
 

@@ -15,7 +15,7 @@ if (requireRoot(test)) {
     fs.writeFileSync(`${env.root}/share/f`, 'hello\n');
     fs.mkdirSync(`${env.root}/rw`);
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup();
     if (lxcfs?.pid) {
       lxcfs.kill('SIGTERM');

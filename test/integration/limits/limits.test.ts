@@ -15,10 +15,10 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup();
   });
-  test.after.always('nothing of the suite is left on the host', (t) => {
+  test.serial.after.always('nothing of the suite is left on the host', (t) => {
     t.deepEqual(processesOf(env), []);
     t.deepEqual(cgroupsOf(env), []);
   });

@@ -54,7 +54,7 @@ if (requireRoot(test)) {
     await useNetworkProfile(env, br);
   });
   // One hook: cleanup, then the check (ava may run separate after hooks side by side).
-  test.after.always('nothing of the suite is left on the host', async (t) => {
+  test.serial.after.always('nothing of the suite is left on the host', async (t) => {
     // Containers first (they hold the networks), then the networks, then the dirs.
     const { listNames } = await import('../../../lib/instance/config.js');
     const { deleteInstance } = await import('../../../lib/instance/manage.js');

@@ -28,7 +28,7 @@ if (requireRoot(test)) {
       if (x.code !== 0) throw new Error(`tslxc ${args.join(' ')}: ${x.stderr}`);
     }
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     for (const pid of owned) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -38,7 +38,7 @@ if (requireRoot(test)) {
     }
     await env.cleanup();
   });
-  test.after.always('nothing of the suite is left on the host', async (t) => {
+  test.serial.after.always('nothing of the suite is left on the host', async (t) => {
     for (let i = 0; i < 30 && processesOf(env).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     for (const pid of processesOf(env)) t.log(pid, fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, 300));
     t.deepEqual(processesOf(env), []);

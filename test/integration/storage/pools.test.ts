@@ -11,13 +11,13 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup().catch(() => {});
     // Whatever a failed test left: pool mounts (btrfs loop files autoclear their loop device).
     for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
     fs.rmSync(env.root, { recursive: true, force: true });
   });
-  test.after.always('nothing of the suite is left on the host', (t) => {
+  test.serial.after.always('nothing of the suite is left on the host', (t) => {
     t.deepEqual(processesOf(env), []);
     t.deepEqual(cgroupsOf(env), []);
     t.deepEqual(mountsOf(env), []);

@@ -14,12 +14,12 @@ if (requireRoot(test)) {
     if (p.code !== 0) throw new Error(p.stderr);
     env.cli(['storage', 'create', 'plain', 'dir']);
   });
-  test.after.always(async () => {
+  test.serial.after.always(async () => {
     await env.cleanup().catch(() => {});
     for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
     fs.rmSync(env.root, { recursive: true, force: true });
   });
-  test.after.always('nothing of the suite is left on the host', (t) => {
+  test.serial.after.always('nothing of the suite is left on the host', (t) => {
     t.deepEqual(processesOf(env), []);
     t.deepEqual(cgroupsOf(env), []);
     t.deepEqual(mountsOf(env), []);
