@@ -129,7 +129,7 @@ async function main(): Promise<number> {
     console.error('The bench needs root (it boots real containers): sudo npm run bench');
     return 2;
   }
-  if (!fs.existsSync(path.join(repoRoot, 'dist/lib/cli/fast.bundle.js'))) {
+  if (!fs.existsSync(path.join(repoRoot, 'dist/lib/fast/fast.js'))) {
     console.error('tslxc is not built: npm run build');
     return 2;
   }
