@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { assertContainerGone, cgroupsOf, mountsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
+import { assertContainerGone, processesOf } from '../../helpers/leftovers.js';
 
 /** Real busybox containers: lifecycle, isolation, exec, failures, crashes. */
 if (requireRoot(test)) {
@@ -10,14 +11,7 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.serial.after.always(async () => {
-    await env.cleanup();
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-    t.deepEqual(mountsOf(env), []);
-  });
+  leftoverHooks(test, env);
 
   const state = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name);
   const initPid = (name: string) => state(name)?.initPid as number | undefined;

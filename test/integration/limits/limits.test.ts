@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
 
 /**
  * Real limits on real busybox containers, on whatever cgroup layout the host has (this machine:
@@ -15,13 +15,7 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.serial.after.always(async () => {
-    await env.cleanup();
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-  });
+  leftoverHooks(test, env);
 
   /** The container's dir in the hierarchy holding `controller` (v2: its only dir). */
   async function cgDir(name: string, controller: string): Promise<string> {

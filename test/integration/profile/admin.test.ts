@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
 
 /** First-run set-up, autostart, host report, top and info on real busybox containers (no network). */
 if (requireRoot(test)) {
@@ -10,13 +10,7 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.serial.after.always(async () => {
-    await env.cleanup();
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-  });
+  leftoverHooks(test, env);
 
   test.serial('admin init --preseed sets default limits (validated first), records the choices', (t) => {
     // No networks: tests never make bridges of their own here.

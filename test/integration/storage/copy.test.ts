@@ -1,9 +1,8 @@
 import fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import yaml from 'js-yaml';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, mountsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
 
 /** copy across pools and drivers (with snapshots unless --instance-only), move (rename, to another pool). */
 if (requireRoot(test)) {
@@ -15,16 +14,7 @@ if (requireRoot(test)) {
     if (p.code !== 0) throw new Error(p.stderr);
     env.cli(['storage', 'create', 'plain', 'dir']);
   });
-  test.serial.after.always(async () => {
-    await env.cleanup().catch(() => {});
-    for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
-    fs.rmSync(env.root, { recursive: true, force: true });
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-    t.deepEqual(mountsOf(env), []);
-  });
+  leftoverHooks(test, env);
   const cfgFile = (c: string) => `${env.paths.stateDir}/containers/${c}/config.yaml`;
   const readCfg = (c: string) => yaml.load(fs.readFileSync(cfgFile(c), 'utf8')) as { config: Record<string, string> };
 

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import test from 'ava';
 import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, mountsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
+import { processesOf } from '../../helpers/leftovers.js';
 
 /**
  * Crash safety: a copy, snapshot or restore SIGKILLed mid-way leaves the old state or the new one,
@@ -19,16 +20,7 @@ if (requireRoot(test)) {
       if (c.code !== 0) throw new Error(c.stderr);
     }
   });
-  test.serial.after.always(async () => {
-    await env.cleanup().catch(() => {});
-    for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
-    fs.rmSync(env.root, { recursive: true, force: true });
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-    t.deepEqual(mountsOf(env), []);
-  });
+  leftoverHooks(test, env);
 
   const ctDir = `${env.paths.stateDir}/containers`;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,8 +81,10 @@ if (requireRoot(test)) {
     t.deepEqual(fs.readdirSync(snaps), ['s1'], 'the dead snapshot\'s temp dir was swept');
     // A running container: a snapshot killed while it is frozen is thawed by the next look.
     env.ok(t, ['start', 'src']);
-    t.true(await killMidway(['snapshot', 'create', 'src', 's2'], partial(snaps, '.tmp-s2-')));
+    // Kill inside the frozen window: once the freeze marker is written and the copy has begun.
     const marker = `${env.paths.runDir}/containers/src/snapshot-freeze.pid`;
+    const copying = partial(snaps, '.tmp-s2-');
+    t.true(await killMidway(['snapshot', 'create', 'src', 's2'], () => fs.existsSync(marker) && copying()));
     t.true(fs.existsSync(marker), 'killed while the container was frozen');
     const st = JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'src');
     t.is(st.status, 'Running');

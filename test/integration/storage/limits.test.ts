@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, mountsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
 
 /** Root disk size limits (btrfs qgroups; refused elsewhere) and a full loop pool (ENOSPC). */
 if (requireRoot(test)) {
@@ -15,16 +15,7 @@ if (requireRoot(test)) {
       if (c.code !== 0) throw new Error(c.stderr);
     }
   });
-  test.serial.after.always(async () => {
-    await env.cleanup().catch(() => {});
-    for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
-    fs.rmSync(env.root, { recursive: true, force: true });
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-    t.deepEqual(mountsOf(env), []);
-  });
+  leftoverHooks(test, env);
 
   test.serial('size= on the root disk: refused on overlay and dir with a clear line, enforced on btrfs, lifted when removed', (t) => {
     env.ok(t, ['create', 'busybox', 'o1']);

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, mountsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
+import { mountsOf } from '../../helpers/leftovers.js';
 
 /** Storage pools: overlay (the default), dir, btrfs on a loop file. */
 if (requireRoot(test)) {
@@ -11,19 +12,7 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
   });
-  test.serial.after.always(async () => {
-    await env.cleanup().catch(() => {});
-    // Whatever a failed test left: pool mounts (btrfs loop files autoclear their loop device).
-    for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
-    fs.rmSync(env.root, { recursive: true, force: true });
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-    t.deepEqual(mountsOf(env), []);
-    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(env.root));
-    t.deepEqual(loops, []);
-  });
+  leftoverHooks(test, env);
   const info = (pool: string) => JSON.parse(env.ok({ fail: (m: string) => { throw new Error(m); } } as never, ['storage', 'info', pool, '--format', 'json']));
 
   test.serial('the default pool is made on first use with overlay; the root is an overlay inside the container only', (t) => {

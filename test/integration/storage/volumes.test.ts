@@ -1,8 +1,7 @@
-import fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { cgroupsOf, mountsOf, processesOf } from '../../helpers/leftovers.js';
+import { leftoverHooks } from '../../helpers/suite.js';
+import { mountsOf } from '../../helpers/leftovers.js';
 
 /** Custom volumes on dir/overlay and btrfs pools: outlive containers, refuse deletion in use, snapshot, export/import. */
 if (requireRoot(test)) {
@@ -13,16 +12,7 @@ if (requireRoot(test)) {
     const p = env.cli(['storage', 'create', 'bt', 'btrfs', 'size=200MiB']);
     if (p.code !== 0) throw new Error(p.stderr);
   });
-  test.serial.after.always(async () => {
-    await env.cleanup().catch(() => {});
-    for (const l of mountsOf(env).reverse()) spawnSync('umount', ['-l', l.split(' ')[4]]);
-    fs.rmSync(env.root, { recursive: true, force: true });
-  });
-  test.serial.after.always('nothing of the suite is left on the host', (t) => {
-    t.deepEqual(processesOf(env), []);
-    t.deepEqual(cgroupsOf(env), []);
-    t.deepEqual(mountsOf(env), []);
-  });
+  leftoverHooks(test, env);
 
   for (const pool of ['default', 'bt']) {
     test.serial(`${pool}: a volume outlives its container, is refused deletion in use, snapshots and restores, exports and imports`, (t) => {
