@@ -3,6 +3,7 @@ import path from 'node:path';
 import { containerRunDir, type Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { validateInstanceName } from '../util/names.js';
+import type { NftProxy } from './nft.js';
 
 /**
  * What a running container's networking put on the host, written by start before the boot and
@@ -23,15 +24,8 @@ export interface NicState {
   mtu?: number;
 }
 
-export interface ProxyState {
-  device: string;
-  proto: 'tcp' | 'udp';
-  listenAddr: string;
-  listenPort: number;
-  targetAddr: string;
-  targetPort: number;
-  bridge: string;
-}
+/** A running container's port forward, as the nft table renders it (the device names it). */
+export type ProxyState = Omit<NftProxy, 'comment'> & { device: string };
 
 export interface NetState {
   nics: NicState[];
