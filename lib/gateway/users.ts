@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { locksDir, type Paths } from '../state/paths.js';
+import { withLock } from '../util/lock.js';
+import { validateInstanceName } from '../util/names.js';
+import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
+
+/**
+ * Who may reach which containers through the SSH gateway. The gateway reads this on every login
+ * (so `gateway user add` and `lab up` take effect without restarting it); `tslxc gateway user` and
+ * labs write it. One file, `STATE/gateway/users.yaml`, written atomically under a lock.
+ *
+ * A user name is the SSH login name: `member1` for the user's only (or first) container, or
+ * `member1+web1` to pick one of several. Keys are OpenSSH public key lines ("ssh-ed25519 AAAA...").
+ */
+export interface GatewayUser {
+  name: string;
+  /** OpenSSH public key lines allowed to log in as this user. */
+  keys: string[];
+  /** Containers this user may enter; the first is the default target. */
+  containers: string[];
+  /** The lab that owns this entry, when a lab file made it (lab down removes only its own). */
+  lab?: string;
+}
+
+interface UsersFile {
+  users: GatewayUser[];
+}
+
+/** A gateway user name: a DNS label, so it can never hold "+" (the container selector) or "/". */
+const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+export function validateGatewayUserName(name: unknown): string {
+  if (typeof name !== 'string' || !USER_NAME.test(name)) {
+    throw new TslxcError(
+      `Invalid gateway user name "${String(name).slice(0, 40)}"`,
+      'names start with a letter or "_" and hold only a-z, 0-9, "_" and "-" (at most 32)',
+      'pick a name like "member1"',
+    );
+  }
+  return name;
+}
+
+export const gatewayDir = (p: Paths) => path.join(p.stateDir, 'gateway');
+export const gatewayUsersFile = (p: Paths) => path.join(gatewayDir(p), 'users.yaml');
+
+export function listGatewayUsers(p: Paths): GatewayUser[] {
+  const file = readYamlIfExists<UsersFile>(gatewayUsersFile(p));
+  return (file?.users ?? []).map(normalise);
+}
+
+export function getGatewayUser(p: Paths, name: string): GatewayUser | undefined {
+  return listGatewayUsers(p).find((u) => u.name === name);
+}
+
+/** Adds or replaces a user (matched by name). */
+export async function putGatewayUser(p: Paths, user: GatewayUser): Promise<void> {
+  const entry = normalise(user);
+  await update(p, (users) => [...users.filter((u) => u.name !== entry.name), entry]);
+}
+
+/** Removes a user; returns false when there was none of that name. */
+export async function removeGatewayUser(p: Paths, name: string): Promise<boolean> {
+  let found = false;
+  await update(p, (users) => {
+    found = users.some((u) => u.name === name);
+    return users.filter((u) => u.name !== name);
+  });
+  return found;
+}
+
+/** Removes every user a lab made (lab down). */
+export async function removeLabGatewayUsers(p: Paths, lab: string): Promise<string[]> {
+  const removed: string[] = [];
+  await update(p, (users) =>
+    users.filter((u) => {
+      if (u.lab !== lab) return true;
+      removed.push(u.name);
+      return false;
+    }),
+  );
+  return removed;
+}
+
+async function update(p: Paths, change: (users: GatewayUser[]) => GatewayUser[]): Promise<void> {
+  await withLock(locksDir(p), 'gateway-users', () => {
+    const users = change(listGatewayUsers(p)).sort((a, b) => a.name.localeCompare(b.name));
+    writeYamlAtomic(gatewayUsersFile(p), { users } satisfies UsersFile, 0o600);
+  });
+}
+
+function normalise(u: GatewayUser): GatewayUser {
+  const name = validateGatewayUserName(u.name);
+  const keys = (u.keys ?? []).map((k) => String(k).trim()).filter(Boolean);
+  const containers = (u.containers ?? []).map((c) => validateInstanceName(c));
+  return u.lab ? { name, keys, containers, lab: String(u.lab) } : { name, keys, containers };
+}
