@@ -11,6 +11,8 @@ export interface CgroupFs {
   /** Not recursive: EEXIST and ENOENT surface as errors. */
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
+  /** cgroup v1 only (v2 refuses): EEXIST when the target is there. */
+  rename(from: string, to: string): Promise<void>;
   /** Names of the subdirectories (child cgroups). */
   subdirs(path: string): Promise<string[]>;
   exists(path: string): Promise<boolean>;
@@ -43,6 +45,7 @@ async function writeOnce(path: string, data: string): Promise<void> {
 
 export const nodeCgroupFs: CgroupFs = {
   readFile: (p) => fsp.readFile(p, 'utf8'),
+  rename: (from, to) => fsp.rename(from, to),
   writeFile: writeOnce,
   mkdir: async (p) => {
     await fsp.mkdir(p);

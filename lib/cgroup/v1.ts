@@ -4,7 +4,7 @@ import { CgroupBase } from './base.js';
 import type { DriverOptions } from './base.js';
 import { DEFAULT_DEVICE_RULES, deviceRuleText } from './devices.js';
 import { v1HierarchyOf } from './layout.js';
-import { readControl, readNumber, waitUntil, writeControl } from './tree.js';
+import { isErrnoCode, readControl, readNumber, waitUntil, writeControl } from './tree.js';
 import type { CgroupLimits, CgroupUsage, FreezeState } from './types.js';
 
 /** v1 "unlimited" for the memory and CFS files. */
@@ -51,14 +51,14 @@ export class CgroupV1 extends CgroupBase {
         const isDevices = v1HierarchyOf(this.layout, 'devices')?.mountPoint === top;
         let parent = top;
         for (const level of this.prefixLevels(top)) {
-          const fresh = await this.mkdirLevel(level);
-          if (fresh) made.push(level);
           // The prefix gets the same device policy as the containers below it. A privileged
           // container can mount the devices hierarchy and write devices.allow on its own cgroup;
           // the kernel accepts that only within what the parent allows, so the parent must not
-          // allow everything. (The kernel takes "deny a" only while a level has no children,
-          // i.e. when it is made.)
-          if (isDevices && fresh) await this.writeDefaultDevices(level);
+          // allow everything. The kernel takes "deny a" only while a level has no children, and
+          // a container started beside us could move in as soon as the level exists: so the
+          // level is made under a private name, given its policy, and renamed into place.
+          const fresh = isDevices ? await this.mkdirPreparedLevel(level, (dir) => this.writeDefaultDevices(dir)) : await this.mkdirLevel(level);
+          if (fresh) made.push(level);
           // A new cpuset cgroup starts with no CPUs and no memory nodes, and a task cannot join it
           // until both are set: copy the parent's (also mending a prefix level left empty).
           if (isCpuset) await this.inheritCpuset(parent, level);
@@ -80,6 +80,26 @@ export class CgroupV1 extends CgroupBase {
   async attachDirs(name: string): Promise<string[]> {
     // v1 has no rule against tasks in inner cgroups: the container's own dirs do.
     return this.dirs(name);
+  }
+
+  /**
+   * A prefix level made complete before anyone can see it: mkdir under a private name, prepare,
+   * rename (v1 cgroups can be renamed within their parent). Losing the race to another start
+   * (the level appeared meanwhile) is fine: that one prepared it; ours is removed.
+   */
+  private async mkdirPreparedLevel(level: string, prepare: (dir: string) => Promise<void>): Promise<boolean> {
+    if (await this.sys.fs.exists(level)) return false;
+    const tmp = `${level}.new-${process.pid}`;
+    if (!(await this.mkdirLevel(tmp))) throw new TslxcError(`Cannot create cgroup ${level}`, `${tmp} is in the way`, `remove it with rmdir ${tmp}`);
+    try {
+      await prepare(tmp);
+      await this.sys.fs.rename(tmp, level);
+      return true;
+    } catch (err) {
+      await this.sys.fs.rmdir(tmp).catch(() => undefined);
+      if (isErrnoCode(err, 'EEXIST', 'ENOTEMPTY', 'EBUSY')) return false;
+      throw err;
+    }
   }
 
   private async inheritCpuset(parent: string, dir: string): Promise<void> {

@@ -113,10 +113,25 @@ export class CgroupV2 extends CgroupBase {
     const cpuMax = `${l.cpuQuotaUs ?? 'max'} ${l.cpuPeriodUs ?? 100000}`;
     await this.set(dir, 'cpu', 'cpu.max', cpuMax, l.cpuQuotaUs !== undefined || l.cpuPeriodUs !== undefined, 'the CPU quota');
     await this.set(dir, 'cpu', 'cpu.weight', String(l.cpuWeight ?? 100), l.cpuWeight !== undefined, 'the CPU weight');
-    // An empty cpuset.cpus means "the parent's": the v2 way to lift the limit.
-    await this.set(dir, 'cpuset', 'cpuset.cpus', l.cpus ?? '\n', l.cpus !== undefined, 'the CPU set');
+    await this.applyCpuset(dir, l.cpus);
     await this.set(dir, 'pids', 'pids.max', l.pidsMax !== undefined ? String(l.pidsMax) : 'max', l.pidsMax !== undefined, 'the process limit');
     await this.applyIoWeight(name, dir, l);
+  }
+
+  /**
+   * An empty cpuset.cpus means "the parent's": the v2 way to lift the limit. The kernel refuses to
+   * empty the set of a populated cgroup that had one (ENOSPC: "cpusets with tasks can't be changed
+   * to have empty cpus_allowed"), so lifting it on a running container writes the parent's
+   * effective set instead; the next start writes the empty set again.
+   */
+  private async applyCpuset(dir: string, cpus: string | undefined): Promise<void> {
+    try {
+      await this.set(dir, 'cpuset', 'cpuset.cpus', cpus ?? '\n', cpus !== undefined, 'the CPU set');
+    } catch (err) {
+      if (cpus !== undefined || !/ENOSPC/.test((err as Error).message)) throw err;
+      const parent = (await this.sys.fs.readFile(path.join(path.dirname(dir), 'cpuset.cpus.effective'))).trim();
+      await writeControl(this.sys, dir, 'cpuset.cpus', parent, 'the CPU set');
+    }
   }
 
   /**

@@ -245,6 +245,11 @@ export class FakeKernel implements CgroupFs {
     await fsp.rm(p, { recursive: true });
   }
 
+  async rename(from: string, to: string): Promise<void> {
+    if (fs.existsSync(to)) throw errno('EEXIST', to);
+    await fsp.rename(from, to);
+  }
+
   async subdirs(p: string): Promise<string[]> {
     return (await fsp.readdir(p, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   }

@@ -80,5 +80,5 @@ function fakeFsThatFails() {
   const no = async () => {
     throw Object.assign(new Error('no'), { code: 'ENOENT' });
   };
-  return { readFile: no, writeFile: no, mkdir: no, rmdir: no, subdirs: no, exists: async () => false };
+  return { readFile: no, writeFile: no, mkdir: no, rmdir: no, rename: no, subdirs: no, exists: async () => false };
 }
