@@ -13,7 +13,7 @@ import type { Recipe } from './recipe.js';
 import { buildBusyboxRoot } from './sources/busybox.js';
 import { buildDebootstrapRoot } from './sources/debootstrap.js';
 import type { ImageMetadata } from './metadata.js';
-import { getImage } from './store.js';
+import { getImage, sweepDead } from './store.js';
 import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
 import { helperError, helperPath } from '../instance/helper.js';
 
@@ -72,6 +72,7 @@ export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progre
   return withLock(locksDir(paths), `build-${key.slice(0, 16)}`, async () => {
     const again = readBuilt(dir, key);
     if (again) return again;
+    sweepDead(buildsDir, new RegExp(`^\\.tmp-${key.slice(0, 12)}-(\\d+)$`));
     const tmp = path.join(buildsDir, `.tmp-${key.slice(0, 12)}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     mkdirp(tmp, 0o700);

@@ -6,6 +6,7 @@ import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { validateAlias } from '../util/names.js';
+import { pidAlive } from '../util/proc.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
 import { buildRecipe, buildsLayer, recipeKey, type Progress } from './build.js';
 import type { ImageMetadata } from './metadata.js';
@@ -60,6 +61,7 @@ export async function addImage(
   aliases.forEach(validateAlias);
   if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new TslxcError(`Invalid fingerprint "${fingerprint.slice(0, 70)}"`);
   return withImagesLock(p, async () => {
+    sweepDead(imagesDir(p), /^\.(tmp|publish|del)-.+-(\d+)$/);
     const dir = path.join(imagesDir(p), fingerprint);
     const existed = !!getImage(p, fingerprint);
     if (!existed) {
@@ -82,6 +84,23 @@ export async function addImage(
     if (aliases.length) writeAliases(p, table);
     return { image: getImage(p, fingerprint)!, existed };
   });
+}
+
+/**
+ * What a killed tslxc left half-made in `dir`: temp dirs named ...-PID whose process is gone
+ * (a build, import or publish in progress is never listed, and is removed here by the next one).
+ */
+export function sweepDead(dir: string, pattern: RegExp): void {
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = pattern.exec(e);
+    if (m && Number(m[m.length - 1]) !== process.pid && !pidAlive(Number(m[m.length - 1]))) fs.rmSync(path.join(dir, e), { recursive: true, force: true });
+  }
 }
 
 /** Bytes used by a tree (du's count of allocated blocks, hard links once). */
