@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -139,7 +140,6 @@ async function buildLayer(paths: Paths, tmp: string, recipe: Recipe, parent: Par
   const overlay = [...lowers.flatMap((l) => ['--rootfs-lower', l]), '--rootfs-upper', upper, '--rootfs-work', work];
   progress('configure', 'writing files');
   for (const f of recipe.files) {
-    const { spawnSync } = await import('node:child_process');
     const r = spawnSync(helperPath(), ['file', '--rootfs', mnt, ...overlay, '--write', f.path, '--mode', f.mode.toString(8), '--mkdir'], { input: f.content, encoding: 'utf8' });
     if (r.status !== 0) throw new TslxcError(`Cannot write ${f.path} in image "${recipe.name}"`, helperError(r.stderr ?? ''));
   }

@@ -4,7 +4,7 @@ import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { isLayer, layerDirs, runOnOverlay } from '../../image/layers.js';
 import { runOnPool } from './btrfs.js';
-import { containersDir, imagesDir, type Paths } from '../../state/paths.js';
+import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
 

@@ -134,6 +134,9 @@ if (requireRoot(test)) {
       t.true(fs.lstatSync(path.join(layer, 'etc/added')).isCharacterDevice());
       t.false(fs.existsSync(path.join(layer, 'bin/busybox')));
       t.true(img.size < info('busybox').size / 10);
+      // The container's changes never reach the layers it stacks on: images stay read-only.
+      t.is(fs.readFileSync(path.join(imageRoot('bb-layer'), 'etc/added'), 'utf8'), 'added\n');
+      t.false(fs.existsSync(path.join(imageRoot('bb-layer'), 'etc/mine')));
       env.ok(t, ['launch', `pub-${pool}`, `${name}-2`, '--storage', 'fs']);
       t.is(env.cli(['exec', `${name}-2`, '--', 'sh', '-c', 'cat /etc/mine; test -e /etc/added || echo gone; cat /etc/profile']).stdout, 'mine\ngone\nreplaced\n');
       env.ok(t, ['delete', `${name}-2`, '--force']);
