@@ -15,9 +15,11 @@ export interface Entry {
   type: string; // the mode string's first letter: - d l h c b p s
   name: string;
   link?: string;
+  /** tar's size column: for a device node, "MAJOR,MINOR" */
+  size?: string;
 }
 
-const LINE = /^(\S{10}) +\d+\/\d+ +\S+ +\S+ \S+ +"((?:[^"\\]|\\.)*)"(?: -> "((?:[^"\\]|\\.)*)"| link to "((?:[^"\\]|\\.)*)")?$/;
+const LINE = /^(\S{10}) +\d+\/\d+ +(\S+) +\S+ \S+ +"((?:[^"\\]|\\.)*)"(?: -> "((?:[^"\\]|\\.)*)"| link to "((?:[^"\\]|\\.)*)")?$/;
 
 function unquote(s: string): string {
   return s.replace(/\\([0-7]{3}|.)/g, (_m, e: string) => {
@@ -38,7 +40,7 @@ export function listTar(file: string, what: string): Entry[] {
   return r.stdout.split('\n').filter(Boolean).map((l) => {
     const m = LINE.exec(l);
     if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
-    return { type: m[1][0], name: unquote(m[2]), link: m[3] !== undefined ? unquote(m[3]) : m[4] !== undefined ? unquote(m[4]) : undefined };
+    return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
   });
 }
 
@@ -57,7 +59,7 @@ const show = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
  * templates); `rootfsPrefix` is where the container's root is inside the archive ("rootfs" in a
  * unified tarball, "" in a split rootfs) — symlinks are judged relative to it.
  */
-export function checkEntries(entries: Entry[], what: string, opts: { roots?: string[]; rootfsPrefix?: string | null }): string[] {
+export function checkEntries(entries: Entry[], what: string, opts: { roots?: string[]; rootfsPrefix?: string | null; whiteouts?: boolean }): string[] {
   const names = entries.map((e) => cleanName(e.name, what));
   const all = new Set(names);
   const symlinks = new Set<string>();
@@ -83,6 +85,8 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
       case 'p':
         break;
       case 'c':
+        // An image layer (a registry node) marks deleted names with overlayfs whiteouts: 0/0 devices.
+        if (opts.whiteouts && inRoot !== undefined && e.size === '0,0') break;
         if (inRoot === undefined || !inRoot.startsWith('dev/')) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a character device outside /dev`);
         break;
       case 'b':

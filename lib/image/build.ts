@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,9 @@ import type { Recipe } from './recipe.js';
 import { buildBusyboxRoot } from './sources/busybox.js';
 import { buildDebootstrapRoot } from './sources/debootstrap.js';
 import type { ImageMetadata } from './metadata.js';
+import { getImage, sweepDead } from './store.js';
+import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
+import { helperError, helperPath } from '../instance/helper.js';
 
 /** Bump when the builder itself changes what it produces, so old cached builds are not reused. */
 const BUILDER_VERSION = 1;
@@ -27,10 +31,22 @@ export interface BuiltImage {
   key: string;
 }
 
-/** The recipe's content hash; a `from:` recipe's includes its parent's fingerprint. */
-export function recipeKey(recipe: Recipe, parent?: string): string {
+/**
+ * The recipe's content hash; a `from:` recipe's includes its parent's fingerprint, and whether it
+ * is built as a layer (so a whole tree cached by an older tslxc is not taken for a layer).
+ */
+export function recipeKey(recipe: Recipe, parent?: string, layer = false): string {
   const { file: _file, given: _given, ...content } = recipe;
-  return crypto.createHash('sha256').update(JSON.stringify({ v: BUILDER_VERSION, arch: process.arch, content, ...(parent ? { parent } : {}) })).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ v: BUILDER_VERSION, arch: process.arch, content, ...(parent ? { parent } : {}), ...(layer ? { layer } : {}) }))
+    .digest('hex');
+}
+
+/** Whether a `from:` recipe on this parent is built as a layer (unless the stack is too deep). */
+export function buildsLayer(paths: Paths, parent?: ParentImage): boolean {
+  const img = parent && getImage(paths, parent.fingerprint);
+  return !!img && canLayerOn(paths, img);
 }
 
 /** The image a `from:` recipe builds on. */
@@ -47,7 +63,8 @@ export interface ParentImage {
  */
 export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progress = () => {}, parent?: ParentImage): Promise<BuiltImage> {
   if (recipe.source.type === 'image' && !parent) throw new TslxcError(`Cannot build image "${recipe.name}"`, 'its parent image was not resolved');
-  const key = recipeKey(recipe, parent?.fingerprint);
+  const layer = recipe.source.type === 'image' && buildsLayer(paths, parent);
+  const key = recipeKey(recipe, parent?.fingerprint, layer);
   const buildsDir = path.join(paths.cacheDir, 'builds');
   const dir = path.join(buildsDir, `${recipe.name}-${recipe.release}-${key.slice(0, 12)}`);
   const cached = readBuilt(dir, key);
@@ -56,24 +73,34 @@ export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progre
   return withLock(locksDir(paths), `build-${key.slice(0, 16)}`, async () => {
     const again = readBuilt(dir, key);
     if (again) return again;
+    sweepDead(buildsDir, new RegExp(`^\\.tmp-${key.slice(0, 12)}-(\\d+)$`));
     const tmp = path.join(buildsDir, `.tmp-${key.slice(0, 12)}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     mkdirp(tmp, 0o700);
     const rootfs = path.join(tmp, 'rootfs');
     try {
       progress('build', `building image "${recipe.name}" (${recipe.description})`);
-      if (recipe.source.type === 'busybox') await buildBusyboxRoot(rootfs);
-      else if (recipe.source.type === 'image') {
-        progress('unpack', `copying the parent image ${parent!.fingerprint.slice(0, 12)}`);
-        await run('cp', ['-a', '--reflink=auto', parent!.rootfs, rootfs], { what: `Cannot copy the parent image ${parent!.fingerprint.slice(0, 12)}` });
-      } else await buildDebootstrapRoot(paths, rootfs, recipe.source, progress);
-      progress('configure', 'writing files');
-      for (const f of recipe.files) writeFileInRoot(rootfs, f.path, f.content, f.mode);
-      for (const cmd of recipe.commands) {
-        progress('configure', cmd);
-        await runInRoot(rootfs, cmd);
+      if (layer) {
+        progress('unpack', `stacking a layer on the parent image ${parent!.fingerprint.slice(0, 12)}`);
+        await buildLayer(paths, tmp, recipe, parent!, progress);
+      } else {
+        if (recipe.source.type === 'busybox') await buildBusyboxRoot(rootfs);
+        else if (recipe.source.type === 'image') {
+          // Too deep a stack for one more layer: a whole copy of the parent's tree.
+          progress('unpack', `copying the parent image ${parent!.fingerprint.slice(0, 12)}`);
+          const lowers = layerDirs(paths, getImage(paths, parent!.fingerprint)!);
+          fs.mkdirSync(path.join(tmp, 'merged'));
+          await runOnOverlay({ lowers }, path.join(tmp, 'merged'), 'cp', ['-a', '--reflink=auto', path.join(tmp, 'merged'), rootfs], `Cannot copy the parent image ${parent!.fingerprint.slice(0, 12)}`);
+          fs.rmdirSync(path.join(tmp, 'merged'));
+        } else await buildDebootstrapRoot(paths, rootfs, recipe.source, progress, mirrorHelp(recipe));
+        progress('configure', 'writing files');
+        for (const f of recipe.files) writeFileInRoot(rootfs, f.path, f.content, f.mode);
+        for (const cmd of recipe.commands) {
+          progress('configure', cmd);
+          await runInRoot(rootfs, cmd);
+        }
       }
-      const metadata = makeMetadata(recipe, key, parent);
+      const metadata = makeMetadata(recipe, key, parent, layer);
       writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.renameSync(tmp, dir);
@@ -93,7 +120,49 @@ function readBuilt(dir: string, key: string): BuiltImage | undefined {
   return { dir, rootfs: path.join(dir, 'rootfs'), metadata, key };
 }
 
-function makeMetadata(recipe: Recipe, key: string, parent?: ParentImage): ImageMetadata {
+/**
+ * A `from:` recipe built as a layer: an overlay of the parent's layers with the new layer
+ * (tmp/rootfs) as its upper dir, mounted only in the mount namespaces of the helper (files) and
+ * of each command; what the recipe writes, changes and deletes lands in the layer, as overlayfs
+ * records it (copies, whiteouts, opaque dirs).
+ */
+async function buildLayer(paths: Paths, tmp: string, recipe: Recipe, parent: ParentImage, progress: Progress): Promise<void> {
+  const lowers = layerDirs(paths, getImage(paths, parent.fingerprint)!);
+  const upper = path.join(tmp, 'rootfs');
+  const work = path.join(tmp, 'work');
+  const mnt = path.join(tmp, 'merged');
+  const top = fs.statSync(lowers[0]);
+  fs.mkdirSync(upper);
+  fs.chownSync(upper, top.uid, top.gid);
+  fs.chmodSync(upper, top.mode & 0o7777);
+  fs.mkdirSync(work, { mode: 0o700 });
+  fs.mkdirSync(mnt, { mode: 0o755 });
+  const overlay = [...lowers.flatMap((l) => ['--rootfs-lower', l]), '--rootfs-upper', upper, '--rootfs-work', work];
+  progress('configure', 'writing files');
+  for (const f of recipe.files) {
+    const r = spawnSync(helperPath(), ['file', '--rootfs', mnt, ...overlay, '--write', f.path, '--mode', f.mode.toString(8), '--mkdir'], { input: f.content, encoding: 'utf8' });
+    if (r.status !== 0) throw new TslxcError(`Cannot write ${f.path} in image "${recipe.name}"`, helperError(r.stderr ?? ''));
+  }
+  const chroot = requireTool('chroot', 'run a recipe command');
+  for (const cmd of recipe.commands) {
+    progress('configure', cmd);
+    await runOnOverlay({ lowers, upper, work }, mnt, chroot, [mnt, '/bin/sh', '-c', cmd], `Recipe command "${cmd}" failed`, (c, a, what) => run(c, a, { env: RECIPE_ENV, what }));
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmdirSync(mnt);
+  await cleanLayer(upper);
+}
+
+/** What an unreachable mirror's error names besides another --mirror. */
+function mirrorHelp(recipe: Recipe): { os: string; alternatives: string } {
+  const os = recipe.os.charAt(0).toUpperCase() + recipe.os.slice(1);
+  const remote = recipe.remote ? `a remote image ("tslxc launch ${recipe.remote} NAME" with a reachable remote) ` : '';
+  return { os, alternatives: `${remote}${remote ? 'or ' : 'or '}an imported image ("tslxc image import FILE --alias ${recipe.name}")` };
+}
+
+const RECIPE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8', HOME: '/root' };
+
+function makeMetadata(recipe: Recipe, key: string, parent?: ParentImage, layer = false): ImageMetadata {
   const own = (k: string) => !parent || recipe.given.includes(k);
   const pm = parent?.metadata;
   return {
@@ -113,6 +182,7 @@ function makeMetadata(recipe: Recipe, key: string, parent?: ParentImage): ImageM
       environment: { ...(pm?.tslxc?.environment ?? {}), ...recipe.environment },
       recipe_key: key,
       ...(parent ? { parent: parent.fingerprint } : {}),
+      ...(layer ? { layer: true } : {}),
     },
   };
 }
@@ -124,7 +194,7 @@ function makeMetadata(recipe: Recipe, key: string, parent?: ParentImage): ImageM
 async function runInRoot(rootfs: string, cmd: string): Promise<void> {
   const chroot = requireTool('chroot', 'run a recipe command');
   await run(chroot, [rootfs, '/bin/sh', '-c', cmd], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8', HOME: '/root' },
+    env: RECIPE_ENV,
     what: `Recipe command "${cmd}" failed`,
   });
 }

@@ -5,9 +5,10 @@ import yaml from 'js-yaml';
 import { TslxcError, errorText } from '../errors.js';
 import { requireTool, run } from '../util/exec.js';
 import type { Paths } from '../state/paths.js';
-import { addImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import { addImage, getImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import { checkEntries, extractSquashfs, extractTar, isSquashfs, listSquashfs, listTar } from './archive.js';
+import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
 
 /**
  * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
@@ -116,7 +117,7 @@ export async function importImage(
       fs.mkdirSync(x, { mode: 0o700 });
       let meta: ImageMetadata;
       if (!rootfsFile) {
-        const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
+        const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs', whiteouts: !!opts.fingerprint });
         if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
         if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/'))) throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
         await extractTar(file, x, what);
@@ -142,6 +143,15 @@ export async function importImage(
       }
       if (fs.existsSync(path.join(x, 'templates'))) fs.renameSync(path.join(x, 'templates'), path.join(tmp, 'templates'));
       fs.rmSync(x, { recursive: true, force: true });
+      if (opts.fingerprint && meta.tslxc?.layer === true) {
+        // A registry node stored as a layer: usable only over its parent, which a pull brings first.
+        const parent = meta.tslxc.parent;
+        if (!parent || !getImage(p, parent)) throw new TslxcError(`Cannot import ${what}`, `it is a layer over ${parent ? parent.slice(0, 12) : 'no parent'}, which is not in the image store`, 'pull the image with its parent');
+        await cleanLayer(path.join(tmp, 'rootfs'));
+      } else if (meta.tslxc) {
+        // Anything else is imported whole, whatever its metadata claims.
+        delete meta.tslxc.layer;
+      }
       if (opts.fingerprint) {
         meta.tslxc = { ...(meta.tslxc ?? {}), source: 'registry' };
         return meta;
@@ -172,6 +182,11 @@ export interface ExportOptions {
   /** split only: the rootfs as squashfs instead of a tarball */
   squashfs?: boolean;
   compression?: Compression;
+  /**
+   * A registry node: a layered image's own layer as stored (whiteouts, opaque dirs), with its
+   * layer flag kept. Otherwise a layered image is exported whole (LXD has no layers).
+   */
+  layer?: boolean;
 }
 
 /**
@@ -182,6 +197,9 @@ export interface ExportOptions {
  */
 export async function exportImage(p: Paths, ref: string, target: string, opts: ExportOptions = {}): Promise<{ files: string[]; fingerprint: string }> {
   const img = requireImage(p, ref);
+  // A layered image's tree is its layers merged: mounted read-only (in a mount namespace of the
+  // packing command's own) at stage/view/rootfs, and packed from there.
+  const flatten = isLayer(img) && !opts.layer;
   const orig = img.metadata.tslxc?.original;
   const asked = opts.compression !== undefined || opts.squashfs !== undefined || opts.split !== undefined;
   const sameFormat = orig && (!asked || ((orig.kind === 'split') === !!opts.split && opts.compression === undefined && opts.squashfs === undefined));
@@ -208,7 +226,18 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
       delete meta.tslxc.original;
       delete meta.tslxc.source;
       delete meta.tslxc.recipe_key;
+      if (!opts.layer) delete meta.tslxc.layer;
     }
+    let rootParent = img.dir;
+    let exec = (cmd: string, args: string[], what: string) => run(cmd, args, { what });
+    if (flatten) {
+      rootParent = path.join(stage, 'view');
+      const mnt = path.join(rootParent, 'rootfs');
+      fs.mkdirSync(mnt, { recursive: true });
+      const lowers = layerDirs(p, img);
+      exec = (cmd, args, what) => runOnOverlay({ lowers }, mnt, cmd, args, what);
+    }
+    const rootDir = path.join(rootParent, 'rootfs');
     fs.writeFileSync(path.join(stage, 'metadata.yaml'), yaml.dump(meta, { noRefs: true, lineWidth: 120 }));
     fs.utimesSync(path.join(stage, 'metadata.yaml'), img.metadata.creation_date, img.metadata.creation_date);
     const templates = fs.existsSync(path.join(img.dir, 'templates')) ? ['-C', img.dir, 'templates'] : [];
@@ -218,7 +247,7 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     };
     if (!opts.split) {
       const out = isDir ? path.join(target, `${fp}${EXT[comp]}`) : target;
-      await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', '-C', img.dir, 'rootfs', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
+      await exec(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', '-C', rootParent, 'rootfs', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
       fs.renameSync(`${out}.part`, out);
       return { files: [out], fingerprint: await sha256Files([out]) };
     }
@@ -227,9 +256,9 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
     if (opts.squashfs) {
       const mk = requireTool('mksquashfs', 'export a squashfs image');
-      await run(mk, [path.join(img.dir, 'rootfs'), tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], { what: `Cannot make the squashfs of ${fp.slice(0, 12)}` });
+      await exec(mk, [rootDir, tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], `Cannot make the squashfs of ${fp.slice(0, 12)}`);
     } else {
-      await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(rootOut), '-C', path.join(img.dir, 'rootfs'), '.'], { what: `Cannot export image ${fp.slice(0, 12)}` });
+      await exec(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(rootOut), '-C', rootDir, '.'], `Cannot export image ${fp.slice(0, 12)}`);
     }
     fs.renameSync(`${metaOut}.part`, metaOut);
     fs.renameSync(`${rootOut}.part`, rootOut);

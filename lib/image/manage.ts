@@ -54,6 +54,8 @@ export interface TreeNode {
   aliases: string[];
   description: string;
   size?: number;
+  /** the size is the node's own layer (what it adds to its parent) */
+  layer?: boolean;
   containers: string[];
   children: TreeNode[];
   /** the parent it names is not in the store */
@@ -69,6 +71,7 @@ export function imageTree(p: Paths): TreeNode[] {
     aliases: img.aliases,
     description: img.metadata.properties?.description ?? '',
     size: img.metadata.tslxc?.size,
+    ...(img.metadata.tslxc?.layer ? { layer: true } : {}),
     containers: containersOf(p, img.fingerprint),
     children: childrenOf(p, img.fingerprint, all)
       .filter((c) => !seen.has(c.fingerprint))
@@ -201,6 +204,8 @@ export function imageInfo(p: Paths, ref: string) {
     variant: m.properties?.variant,
     description: m.properties?.description,
     parent: t.parent ? { fingerprint: t.parent, aliases: parent?.aliases ?? [], ...(parent ? {} : { missing: true }) } : null,
+    /** layer: the size is what it adds to its parent; whole: a complete tree */
+    stored: t.layer ? 'layer' : 'whole',
     init: t.init ?? ['/sbin/init'],
     stop_signal: t.stop_signal ?? 'SIGPWR',
     environment: t.environment ?? {},
@@ -220,7 +225,7 @@ export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise
   const img = requireImage(p, ref);
   const meta = validateMetadata(doc, 'the edited metadata');
   const keep = img.metadata.tslxc ?? {};
-  meta.tslxc = { ...(meta.tslxc ?? {}), size: keep.size, parent: keep.parent, original: keep.original, recipe_key: keep.recipe_key, source: keep.source };
+  meta.tslxc = { ...(meta.tslxc ?? {}), size: keep.size, parent: keep.parent, layer: keep.layer, original: keep.original, recipe_key: keep.recipe_key, source: keep.source };
   for (const k of Object.keys(meta.tslxc) as Array<keyof NonNullable<ImageMetadata['tslxc']>>) if (meta.tslxc[k] === undefined) delete meta.tslxc[k];
   // Exporting the original files would no longer give this metadata back.
   if (keep.original) delete meta.tslxc.original;

@@ -12,6 +12,8 @@ export interface ImageMetadata {
     recipe_key?: string;
     /** fingerprint of the image this one was built or published from */
     parent?: string;
+    /** rootfs/ holds only the difference from the parent, as an overlayfs upper dir (layers.ts) */
+    layer?: boolean;
     /** bytes the image takes in the store */
     size?: number;
     /** how it came to be: build, import, publish */

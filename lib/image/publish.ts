@@ -3,23 +3,27 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { requireTool, run } from '../util/exec.js';
+import { findTool, requireTool, run } from '../util/exec.js';
 import { validateAlias } from '../util/names.js';
 import { imagesDir, type Paths } from '../state/paths.js';
 import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
-import { hostAccess } from '../storage/instance.js';
+import { hostAccess, target } from '../storage/instance.js';
 import { addImage, getImage, type Image } from './store.js';
+import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
 import type { ImageMetadata } from './metadata.js';
 import type { Progress } from './build.js';
 
 /**
- * `publish NAME`: a container's root becomes an image whose parent is the container's image. A
- * stopped container is read as its driver keeps it (an overlay's layers are merged by a read-only
- * overlay mount in a mount namespace of our own, so whiteouts count); a running one only with
- * `force`, frozen for the copy and read through its init's root. The fingerprint is the sha256 of
- * a deterministic tar of the tree plus the metadata, so it names the content.
+ * `publish NAME`: a container's root becomes an image whose parent is the container's image,
+ * stored as a layer over it (only what the container changed): an overlay container's upper dir
+ * is that layer already; a dir or btrfs container's tree is synced (rsync) into an overlay of the
+ * parent's layers, so overlayfs records the differences (copies, whiteouts) in the new layer. A
+ * container whose image is gone, or whose parent's stack is already MAX_LAYERS deep, is stored
+ * whole with its parent still recorded. A running container needs `force`: it is frozen for the
+ * copy. The fingerprint is the sha256 of a deterministic tar of the stored tree plus the metadata
+ * (which names the parent), so it names the content.
  */
 export async function publishInstance(
   ctx: Context,
@@ -31,34 +35,45 @@ export async function publishInstance(
   fs.mkdirSync(imagesDir(ctx.paths), { recursive: true, mode: 0o700 });
   const staging = path.join(imagesDir(ctx.paths), `.publish-${name}-${process.pid}`);
   try {
-    const cfg = await ctx.withInstanceLock(name, async () => {
+    const { cfg, layer } = await ctx.withInstanceLock(name, async () => {
       const cfg = loadConfig(ctx.paths, name);
       const state = await instanceState(ctx, cfg);
       fs.rmSync(staging, { recursive: true, force: true });
       fs.mkdirSync(staging, { mode: 0o700 });
       const dst = path.join(staging, 'rootfs');
-      opts.progress?.('copy', `copying the root of "${name}"`);
-      if (state.status === 'Running' || state.status === 'Frozen') {
+      const running = state.status === 'Running' || state.status === 'Frozen';
+      if (running) {
         if (!opts.force) throw new TslxcError(`Cannot publish "${name}"`, `it is ${state.status.toLowerCase()}`, 'stop it first, or use --force to freeze it for the copy');
         if (!state.initPid) throw new TslxcError(`Cannot publish "${name}"`, 'its init process is not known');
+      } else if (state.status !== 'Stopped' && state.status !== 'Created') {
+        throw new TslxcError(`Cannot publish "${name}"`, `it is in state ${state.status}${state.reason ? ` (${state.reason})` : ''}`);
+      }
+      const parent = getImage(ctx.paths, cfg.image.fingerprint);
+      const how = publishMethod(ctx, name, parent);
+      opts.progress?.('copy', how === 'whole' ? `copying the root of "${name}"` : `storing what "${name}" changed in its image`);
+      const copy = async () => {
+        if (how === 'upper') await copyUpper(ctx, name, dst);
+        else if (how === 'sync') await syncOnParent(ctx, name, parent!, staging, running ? `/proc/${state.initPid}/root` : undefined);
+        else if (running) {
+          // Only the root filesystem: /proc, /sys, /dev, /run and other mounts inside stay empty.
+          fs.mkdirSync(dst);
+          await run('cp', ['-a', '-x', '--reflink=auto', `/proc/${state.initPid}/root/.`, dst], { what: `Cannot copy the root of "${name}"` });
+        } else await copyStoppedRoot(ctx, name, staging, dst);
+      };
+      if (running) {
         const cg = await ctx.cgroups();
         const thaw = state.status === 'Running';
         if (thaw) await cg.freeze(name);
         try {
-          // Only the root filesystem: /proc, /sys, /dev, /run and other mounts inside stay empty.
-          fs.mkdirSync(dst);
-          await run('cp', ['-a', '-x', '--reflink=auto', `/proc/${state.initPid}/root/.`, dst], { what: `Cannot copy the root of "${name}"` });
+          await copy();
         } finally {
           if (thaw) await cg.thaw(name);
         }
-      } else if (state.status === 'Stopped' || state.status === 'Created') {
-        await copyStoppedRoot(ctx, name, staging, dst);
-      } else {
-        throw new TslxcError(`Cannot publish "${name}"`, `it is in state ${state.status}${state.reason ? ` (${state.reason})` : ''}`);
-      }
-      return cfg;
+      } else await copy();
+      if (how !== 'whole') await cleanLayer(dst);
+      return { cfg, layer: how !== 'whole' };
     });
-    const meta = publishedMetadata(ctx.paths, cfg, opts.description);
+    const meta = publishedMetadata(ctx.paths, cfg, opts.description, layer);
     opts.progress?.('configure', 'computing the fingerprint');
     const fingerprint = await treeDigest(path.join(staging, 'rootfs'), meta);
     const parent = getImage(ctx.paths, cfg.image.fingerprint);
@@ -76,6 +91,45 @@ export async function publishInstance(
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * How a container's root becomes an image: its overlay upper dir (already the difference from its
+ * image), a sync onto its image's layers, or a whole copy.
+ */
+function publishMethod(ctx: Context, name: string, parent: Image | undefined): 'upper' | 'sync' | 'whole' {
+  if (!parent || !canLayerOn(ctx.paths, parent)) return 'whole';
+  const t = target(ctx, name);
+  if (t.pool.driver === 'overlay' && !t.record.flat && t.record.image === parent.fingerprint) return 'upper';
+  return findTool('rsync') ? 'sync' : 'whole';
+}
+
+async function copyUpper(ctx: Context, name: string, dst: string): Promise<void> {
+  const upper = hostAccess(ctx, name).root;
+  await run('cp', ['-a', upper, dst], { what: `Cannot copy the root of "${name}"` });
+}
+
+/**
+ * A whole tree (a dir or btrfs root, or a running container's root) synced onto an overlay of
+ * its image's layers whose upper dir becomes the new layer: files that differ (by content:
+ * --checksum) are copied up, files that are gone get whiteouts. Runs in a mount namespace of its
+ * own (-x: a running container's /proc, /dev, /run and disks are not crossed into).
+ */
+async function syncOnParent(ctx: Context, name: string, parent: Image, staging: string, liveRoot?: string): Promise<void> {
+  const src = liveRoot ?? hostAccess(ctx, name).root;
+  const upper = path.join(staging, 'rootfs');
+  const work = path.join(staging, 'work');
+  const mnt = path.join(staging, 'merged');
+  const lowers = layerDirs(ctx.paths, parent);
+  const top = fs.statSync(lowers[0]);
+  fs.mkdirSync(upper);
+  fs.chownSync(upper, top.uid, top.gid);
+  fs.chmodSync(upper, top.mode & 0o7777);
+  fs.mkdirSync(work, { mode: 0o700 });
+  fs.mkdirSync(mnt);
+  await runOnOverlay({ lowers, upper, work }, mnt, requireTool('rsync', 'publish a container'), ['-aHAXx', '--checksum', '--delete', '--numeric-ids', `${src}/`, `${mnt}/`], `Cannot copy the root of "${name}"`);
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmdirSync(mnt);
 }
 
 async function copyStoppedRoot(ctx: Context, name: string, staging: string, dst: string): Promise<void> {
@@ -105,7 +159,7 @@ async function copyStoppedRoot(ctx: Context, name: string, staging: string, dst:
   fs.rmdirSync(mnt);
 }
 
-function publishedMetadata(p: Paths, cfg: InstanceConfig, description?: string): ImageMetadata {
+function publishedMetadata(p: Paths, cfg: InstanceConfig, description?: string, layer = false): ImageMetadata {
   const parent = getImage(p, cfg.image.fingerprint);
   const pm = parent?.metadata;
   return {
@@ -119,7 +173,7 @@ function publishedMetadata(p: Paths, cfg: InstanceConfig, description?: string):
       name: cfg.name,
     },
     ...(pm?.templates ? { templates: pm.templates } : {}),
-    tslxc: { init: cfg.init, stop_signal: cfg.stop_signal, environment: cfg.environment, parent: cfg.image.fingerprint, source: 'publish' },
+    tslxc: { init: cfg.init, stop_signal: cfg.stop_signal, environment: cfg.environment, parent: cfg.image.fingerprint, source: 'publish', ...(layer ? { layer: true } : {}) },
   };
 }
 

@@ -14,7 +14,17 @@ import { validateAlias } from '../util/names.js';
  */
 export type RecipeSource =
   | { type: 'busybox' }
-  | { type: 'debootstrap'; variant: string; mirror: string; packages: string[]; suite?: string }
+  | {
+      type: 'debootstrap';
+      variant: string;
+      mirror: string;
+      packages: string[];
+      suite?: string;
+      /** debootstrap's script for a suite it has none of (noble on Debian 12: gutsy, as jammy's) */
+      script?: string;
+      /** the archive's signing keyring, required to exist */
+      keyring?: string;
+    }
   /** `from: IMAGE`: the parent image (an alias, a fingerprint or a built-in recipe's name) */
   | { type: 'image'; from: string };
 
@@ -39,18 +49,26 @@ export interface Recipe {
   file: string;
   /** Keys the recipe gave itself; a `from:` recipe inherits the others from its parent. */
   given: string[];
+  /**
+   * `remote: images:ubuntu/{{release}}`: where the recipe's bare name resolves (`launch ubuntu`),
+   * as LXD resolves it through its default remote; the recipe itself is built by `image build`
+   * or when a --mirror is given.
+   */
+  remote?: string;
 }
 
 export interface RecipeOptions {
   release?: string;
   mirror?: string;
+  /** `image build`: the recipe itself, never the remote its bare name resolves through */
+  build?: boolean;
 }
 
-const TOP_KEYS = ['name', 'description', 'os', 'release', 'releases', 'source', 'from', 'init', 'stop_signal', 'environment', 'files', 'commands'];
+const TOP_KEYS = ['name', 'description', 'os', 'release', 'releases', 'source', 'from', 'init', 'stop_signal', 'environment', 'files', 'commands', 'remote'];
 const SOURCE_KEYS: Record<string, string[]> = {
   busybox: ['type'],
   image: ['type', 'from'],
-  debootstrap: ['type', 'variant', 'mirror', 'packages', 'suite'],
+  debootstrap: ['type', 'variant', 'mirror', 'packages', 'suite', 'script', 'keyring'],
 };
 
 export const builtinTemplatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates');
@@ -103,7 +121,11 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
     if (!/^(https?|file):\/\/[^\s]+$/.test(mirror)) throw new TslxcError(`Invalid mirror "${mirror}"`, 'give an http://, https:// or file:// URL');
     const packages = src.packages === undefined ? [] : strList(src.packages, 'source.packages', bad);
     for (const p of packages) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw bad(`source.packages: "${p}" is not a Debian package name`);
-    source = { type, variant: src.variant === undefined ? 'minbase' : str(src.variant, 'source.variant', bad), mirror, packages, suite: release };
+    const script = src.script === undefined ? undefined : str(src.script, 'source.script', bad);
+    if (script !== undefined && !/^[a-z][a-z0-9.-]*$/.test(script)) throw bad('source.script must be the name of a script in /usr/share/debootstrap/scripts');
+    const keyring = src.keyring === undefined ? undefined : str(src.keyring, 'source.keyring', bad);
+    if (keyring !== undefined && (!keyring.startsWith('/') || keyring.split('/').includes('..'))) throw bad('source.keyring must be an absolute path');
+    source = { type, variant: src.variant === undefined ? 'minbase' : str(src.variant, 'source.variant', bad), mirror, packages, suite: release, ...(script ? { script } : {}), ...(keyring ? { keyring } : {}) };
   } else if (type === 'image') {
     const from = str(src.from, 'source.from', bad);
     if (!/^[0-9a-f]{1,64}$/.test(from)) validateAlias(from);
@@ -135,10 +157,15 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
     commands: doc.commands === undefined ? [] : strList(doc.commands, 'commands', bad),
     file,
     given: Object.keys(doc),
+    ...(doc.remote !== undefined ? { remote: remoteRef(str(doc.remote, 'remote', bad).replace(/\{\{\s*release\s*\}\}/g, release), bad) } : {}),
   };
 }
 
 type Bad = (why: string) => Error;
+function remoteRef(ref: string, bad: Bad): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}:[a-z0-9][a-z0-9._/-]{0,127}$/i.test(ref)) throw bad(`"remote" must be REMOTE:ALIAS (got "${ref.slice(0, 60)}")`);
+  return ref;
+}
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -141,8 +141,9 @@ export async function pushImage(p: Paths, ref: string, registry: string, progres
       }
       progress('upload', `packing ${img.fingerprint.slice(0, 12)}`);
       const file = path.join(stage, `${img.fingerprint}.tar.gz`);
-      // The tarball as imported when it was, so a pulled node is the same bytes as an exported one.
-      await exportImage(p, img.fingerprint, file, {});
+      // The tarball as imported when it was, so a pulled node is the same bytes as an exported one;
+      // a layered node as its layer only, so a child costs what it changed.
+      await exportImage(p, img.fingerprint, file, { layer: true });
       const sha = await sha256Files([file]);
       const size = fs.statSync(file).size;
       progress('upload', `sending ${img.fingerprint.slice(0, 12)} (${size} bytes)`);

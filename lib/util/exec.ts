@@ -15,6 +15,10 @@ const PACKAGES: Record<string, string> = {
   chroot: 'coreutils',
   cp: 'coreutils',
   tar: 'tar',
+  getfattr: 'attr',
+  setfattr: 'attr',
+  rsync: 'rsync',
+  unshare: 'util-linux',
 };
 
 /**

@@ -19,7 +19,7 @@ const build: CommandModule = {
     const { resolveImage } = await import('../../image/store.js');
     const progress = progressReporter();
     try {
-      const img = await resolveImage(context().paths, String(argv.recipe), { release: argv.release as string | undefined, mirror: argv.mirror as string | undefined }, progress);
+      const img = await resolveImage(context().paths, String(argv.recipe), { release: argv.release as string | undefined, mirror: argv.mirror as string | undefined, build: true }, progress);
       progress.done();
       console.log(`Image ${img.fingerprint.slice(0, 12)} (${img.aliases.join(', ')}) ${humanBytes(img.metadata.tslxc?.size)}`.trim());
     } finally {

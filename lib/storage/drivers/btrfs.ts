@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../../errors.js';
-import type { Image } from '../../image/store.js';
+import { getImage, type Image } from '../../image/store.js';
+import { applyLayer, isLayer } from '../../image/layers.js';
 import { parseSize } from '../../config/units.js';
 import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
@@ -141,18 +142,33 @@ export class BtrfsDriver implements Driver {
     return { m, root: path.join(m, 'containers', t.name), snaps: path.join(m, 'snapshots', t.name) };
   }
 
-  /** The image's subvolume, made once per pool (under a lock; temp name + rename). */
-  private async imageSubvolume(t: Target, image: Image): Promise<string> {
+  /**
+   * The image's subvolume, made once per pool (under a lock; temp name + rename). A whole image
+   * is copied in; a layered one is a writable snapshot of its parent's subvolume (made first)
+   * with its layer applied, so the pool holds each image's difference only once.
+   */
+  private async imageSubvolume(t: Target, image: Image, depth = 0): Promise<string> {
     const m = mountPoint(t.paths, t.pool);
     const dst = path.join(m, 'images', image.fingerprint);
     if (fs.existsSync(dst)) return dst;
+    let parentSub: string | undefined;
+    if (isLayer(image)) {
+      const parent = getImage(t.paths, image.metadata.tslxc?.parent ?? '');
+      if (!parent || depth > 64) throw new TslxcError(`Cannot use image ${image.fingerprint.slice(0, 12)}`, 'it is stored as a layer over a parent that is not in the image store', 'pull or import the parent image again');
+      parentSub = await this.imageSubvolume(t, parent, depth + 1);
+    }
     return withLock(locksDir(t.paths), `pool-${t.pool.name}-image`, async () => {
       if (fs.existsSync(dst)) return dst;
       const tmp = path.join(m, 'images', `.tmp-${image.fingerprint.slice(0, 12)}-${process.pid}`);
       await deleteSubvolume(tmp);
-      await btrfs(['subvolume', 'create', tmp], 'Cannot create an image subvolume');
       try {
-        await run('cp', ['-a', '--reflink=auto', `${image.rootfs}/.`, tmp], { what: `Cannot copy image ${image.fingerprint.slice(0, 12)} into pool "${t.pool.name}"` });
+        if (parentSub) {
+          await btrfs(['subvolume', 'snapshot', parentSub, tmp], `Cannot snapshot image ${image.metadata.tslxc?.parent?.slice(0, 12)} in pool "${t.pool.name}"`);
+          await applyLayer(image.rootfs, tmp, (c, a, what) => runOnPool(t.pool, c, a, what));
+        } else {
+          await btrfs(['subvolume', 'create', tmp], 'Cannot create an image subvolume');
+          await run('cp', ['-a', '--reflink=auto', `${image.rootfs}/.`, tmp], { what: `Cannot copy image ${image.fingerprint.slice(0, 12)} into pool "${t.pool.name}"` });
+        }
         await btrfs(['property', 'set', tmp, 'ro', 'true'], 'Cannot make the image subvolume read-only');
         fs.renameSync(tmp, dst);
       } catch (err) {

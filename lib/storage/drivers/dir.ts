@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../../errors.js';
-import type { Image } from '../../image/store.js';
+import { getImage, type Image } from '../../image/store.js';
+import { isLayer, layerDirs, runOnOverlay } from '../../image/layers.js';
 import { runOnPool } from './btrfs.js';
-import { containersDir, imagesDir, type Paths } from '../../state/paths.js';
+import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
 
@@ -62,8 +63,18 @@ export class DirDriver implements Driver {
     return statfsUsage(paths.stateDir);
   }
 
+  /** A whole copy of the image's tree: of a layered image, its merged view. */
   async createRoot(t: Target, image: Image): Promise<void> {
-    await cp(t, image.rootfs, rootDir(t));
+    if (!isLayer(image)) return cp(t, image.rootfs, rootDir(t));
+    const view = path.join(t.instDir, '.image-view');
+    fs.mkdirSync(view, { recursive: true, mode: 0o700 });
+    try {
+      await runOnOverlay({ lowers: layerDirs(t.paths, image) }, view, 'cp', ['-a', '--reflink=auto', view, rootDir(t)], `Cannot copy image ${image.fingerprint.slice(0, 12)}`, (c, a, what) =>
+        runOnPool(t.pool, c, a, what),
+      );
+    } finally {
+      fs.rmdirSync(view);
+    }
   }
   startArgs(t: Target): string[] {
     recoverRoot(t.instDir);
@@ -119,12 +130,13 @@ export class DirDriver implements Driver {
 }
 
 export class OverlayDriver extends DirDriver {
+  /** The image's layers, top first: a child image's own layer over its parent's. */
   private layers(t: Target): string[] {
     const fp = t.record.image;
     if (!fp || !/^[0-9a-f]{64}$/.test(fp)) throw new TslxcError(`Cannot use the root of "${t.name}"`, 'its storage record names no image layer');
-    const lower = path.join(imagesDir(t.paths), fp, 'rootfs');
-    if (!fs.existsSync(lower)) throw new TslxcError(`Cannot use the root of "${t.name}"`, `its image ${fp.slice(0, 12)} (the overlay's lower layer) is missing from the image store`);
-    return [lower];
+    const image = getImage(t.paths, fp);
+    if (!image || !fs.existsSync(image.rootfs)) throw new TslxcError(`Cannot use the root of "${t.name}"`, `its image ${fp.slice(0, 12)} (the overlay's lower layer) is missing from the image store`);
+    return layerDirs(t.paths, image);
   }
   private work = (t: Target) => path.join(t.instDir, 'overlay-work');
   private merged = (t: Target) => path.join(t.instDir, 'merged');

@@ -43,6 +43,10 @@ if (requireRoot(test)) {
   test.serial('push sends the image and its missing ancestors, then only what is new', (t) => {
     const first = a.ok(t, ['image', 'push', 'bb-child', url]);
     t.regex(first, /Pushed 2 nodes \((\d+) bytes.*0 already in the registry/);
+    // A child node is its layer: its blob is a fraction of its parent's.
+    const nodes = JSON.parse(fs.readFileSync(path.join(a.root, 'registry', 'nodes', `${info(a, 'bb-child').fingerprint}.json`), 'utf8'));
+    const root = JSON.parse(fs.readFileSync(path.join(a.root, 'registry', 'nodes', `${info(a, 'busybox').fingerprint}.json`), 'utf8'));
+    t.true(nodes.size * 10 < root.size, `child blob ${nodes.size} B, parent blob ${root.size} B`);
     t.regex(a.ok(t, ['image', 'push', 'busybox', url]), /Pushed 0 nodes \(0 bytes.*1 already/);
     t.regex(a.ok(t, ['image', 'push', 'bb-child', url]), /Pushed 0 nodes \(0 bytes.*2 already/);
   });
@@ -53,11 +57,17 @@ if (requireRoot(test)) {
     t.is(kid.fingerprint, info(a, 'bb-child').fingerprint);
     t.is(kid.parent.fingerprint, info(a, 'busybox').fingerprint);
     t.true(fs.existsSync(`${b.paths.stateDir}/images/${kid.fingerprint}/rootfs/etc/child`));
+    t.is(kid.stored, 'layer', 'a pulled layer stays a layer');
     // A new child in A: push moves one node, pull moves one node.
     a.ok(t, ['create', 'bb-child', 'p1']);
     a.ok(t, ['publish', 'p1', '--alias', 'grandchild']);
-    t.regex(a.ok(t, ['image', 'push', 'grandchild', url]), /Pushed 1 node \(.*2 already/);
+    const pushed = a.ok(t, ['image', 'push', 'grandchild', url]);
+    t.regex(pushed, /Pushed 1 node \(.*2 already/);
+    t.true(Number(/\((\d+) bytes/.exec(pushed)?.[1]) * 10 < JSON.parse(fs.readFileSync(path.join(a.root, 'registry', 'nodes', `${info(a, 'busybox').fingerprint}.json`), 'utf8')).size, 'only the new layer moved');
     t.regex(b.ok(t, ['image', 'pull', url, 'grandchild']), /Pulled 1 node .*2 already in the store/);
+    // The pulled stack makes a container that sees every layer's change.
+    b.ok(t, ['launch', 'grandchild', 'g1']);
+    t.is(b.ok(t, ['exec', 'g1', '--', 'sh', '-c', 'cat /etc/child; test -x /bin/busybox && echo base']), 'child\nbase\n');
     const tree = b.ok(t, ['image', 'tree']);
     t.regex(tree, /busybox[\s\S]*kid[\s\S]*grandchild/);
     const missing = b.cli(['image', 'pull', url, 'nope']);

@@ -58,3 +58,12 @@ test('from: recipes: the parent is named, source and from are exclusive; debian-
   const ssh = loadRecipe(findRecipe('debian-ssh')!);
   t.deepEqual(ssh.source, { type: 'image', from: 'debian' });
 });
+
+test('whiteouts (0/0 character devices) are allowed anywhere in a registry layer only', (t) => {
+  const wh: Entry = { name: 'rootfs/etc/deleted', type: 'c', size: '0,0' };
+  const disk: Entry = { name: 'rootfs/etc/sda', type: 'c', size: '8,0' };
+  t.throws(() => checkEntries([f('metadata.yaml'), wh], 'img', unified), { message: /character device outside \/dev/ });
+  t.is(checkEntries([f('metadata.yaml'), wh], 'img', { ...unified, whiteouts: true }).length, 2);
+  t.throws(() => checkEntries([f('metadata.yaml'), disk], 'img', { ...unified, whiteouts: true }), { message: /character device outside \/dev/ });
+  t.throws(() => checkEntries([{ ...wh, name: 'metadata.yaml/x' }], 'img', { ...unified, whiteouts: true }));
+});

@@ -21,3 +21,16 @@ test('unknown keys and bad values are refused with the key named', (t) => {
   t.throws(() => parseRecipe({ name: 'x', source: { type: 'busybox' } }, 'r.yaml', { release: '../../x' }), { message: /Invalid release/ });
   t.throws(() => parseRecipe('just a string', 'r.yaml'), { message: /YAML mapping/ });
 });
+
+test('ubuntu: its bare name resolves through a remote; script, keyring and remote are checked', (t) => {
+  t.true(listBuiltinRecipes().includes('ubuntu'));
+  const u = loadRecipe(findRecipe('ubuntu')!, { release: '22.04' });
+  t.is(u.release, 'jammy');
+  t.is(u.remote, 'images:ubuntu/jammy');
+  t.like(u.source, { type: 'debootstrap', script: 'gutsy' });
+  const base = { name: 'x', source: { type: 'debootstrap', mirror: 'http://m/ubuntu' } };
+  t.throws(() => parseRecipe({ ...base, remote: 'no-colon' }, 'x.yaml'), { message: /"remote" must be REMOTE:ALIAS/ });
+  t.throws(() => parseRecipe({ ...base, source: { ...base.source, script: '../../bin/sh' } }, 'x.yaml'), { message: /source.script/ });
+  t.throws(() => parseRecipe({ ...base, source: { ...base.source, keyring: 'rel/path' } }, 'x.yaml'), { message: /source.keyring/ });
+  t.is(parseRecipe(base, 'x.yaml').remote, undefined);
+});

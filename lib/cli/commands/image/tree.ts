@@ -9,7 +9,7 @@ function draw(nodes: TreeNode[], prefix = '', out: string[] = []): string[] {
     const branch = prefix === '' && out.length === 0 && nodes.length === 1 ? '' : last ? '└── ' : '├── ';
     const name = n.aliases.length ? n.aliases.join(', ') : '(no alias)';
     const cts = `${n.containers.length} container${n.containers.length === 1 ? '' : 's'}${n.containers.length ? ` (${n.containers.join(', ')})` : ''}`;
-    out.push(`${prefix}${branch}${name}  ${n.fingerprint.slice(0, 12)}  ${humanBytes(n.size) || '?'}  ${cts}${n.orphan ? '  [parent not in the store]' : ''}`);
+    out.push(`${prefix}${branch}${name}  ${n.fingerprint.slice(0, 12)}  ${n.layer ? '+' : ''}${humanBytes(n.size) || '?'}  ${cts}${n.orphan ? '  [parent not in the store]' : ''}`);
     draw(n.children, prefix + (branch === '' ? '' : last ? '    ' : '│   '), out);
   });
   return out;
