@@ -1,7 +1,6 @@
 import { TslxcError, errorText } from '../errors.js';
 import type { Context } from '../instance/context.js';
-import { loadConfig } from '../instance/config.js';
-import { updateInstance } from '../instance/configure.js';
+import { loadConfig, saveConfig } from '../instance/config.js';
 import { startInstance } from '../instance/start.js';
 import { stopInstance } from '../instance/stop.js';
 import { instanceState } from '../instance/status.js';
@@ -48,10 +47,10 @@ export async function labReset(ctx: Context, spec: LabSpec, members: string[], o
       const before = loadConfig(ctx.paths, c.name);
       emit({ container: c.name, step: 'snapshot', detail: 'restoring' });
       await restoreSnapshot(ctx, c.name, START_SNAPSHOT);
-      await updateInstance(ctx, c.name, (cfg) => {
-        cfg.profiles = before.profiles;
-        cfg.config = before.config;
-        cfg.devices = before.devices;
+      // Back to today's config as it was (it was valid before the restore, and holds volatile keys
+      // that no config change may set).
+      await ctx.withInstanceLock(c.name, async () => {
+        saveConfig(ctx.paths, { ...loadConfig(ctx.paths, c.name), profiles: before.profiles, config: before.config, devices: before.devices });
       });
       emit({ container: c.name, step: 'start', detail: 'starting' });
       await startInstance(ctx, c.name);

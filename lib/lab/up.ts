@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { TslxcError, errorText } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { loadConfig } from '../instance/config.js';
@@ -7,7 +8,7 @@ import { updateInstance } from '../instance/configure.js';
 import { startInstance } from '../instance/start.js';
 import { instanceState } from '../instance/status.js';
 import { findImage, resolveImage } from '../image/store.js';
-import { listGatewayUsers, putGatewayUser, removeGatewayUser, type GatewayUser } from '../gateway/users.js';
+import { gatewayDir, listGatewayUsers, putGatewayUser, removeGatewayUser, type GatewayUser } from '../gateway/users.js';
 import { createNetwork, updateNetwork } from '../network/manage.js';
 import { loadNetwork, networkExists } from '../network/store.js';
 import { createSnapshot, listSnapshots } from '../storage/snapshot.js';
@@ -79,6 +80,19 @@ export async function labUp(ctx: Context, spec: LabSpec, opts: UpOptions = {}): 
       fingerprints.set(ref, img.fingerprint);
     }
 
+    // The first start runs alone: on cgroup v1 the first start of an installation makes the cgroup
+    // prefix and sets its device policy, which the kernel refuses once another start has put a
+    // container's cgroup below it (a race in the shared cgroup code, seen with parallel starts).
+    let first: Promise<unknown> | undefined;
+    const startOne = async <T>(fn: () => Promise<T>): Promise<T> => {
+      if (first) {
+        await first.catch(() => {});
+        return fn();
+      }
+      const p = fn();
+      first = p;
+      return p;
+    };
     const results = await mapLimit(want, opts.parallel ?? 4, async (w) => {
       const cfg = existing.get(w.name);
       let changed = false;
@@ -103,7 +117,7 @@ export async function labUp(ctx: Context, spec: LabSpec, opts: UpOptions = {}): 
         }
         if (await ensureStartSnapshot(ctx, w.name, report)) note(`took the start snapshot of ${w.name}`);
       }
-      if ((await startIfStopped(ctx, w.name, emit)) && cfg) note(`started ${w.name}`);
+      if ((await startOne(() => startIfStopped(ctx, w.name, emit))) && cfg) note(`started ${w.name}`);
       if (!changed) report.unchanged.push(w.name);
       emit({ container: w.name, step: 'ready', detail: 'running' });
     });
@@ -114,7 +128,11 @@ export async function labUp(ctx: Context, spec: LabSpec, opts: UpOptions = {}): 
     }
 
     await pruneOrNote(ctx, spec, want, opts, report, change, emit);
-    await syncGatewayUsers(ctx, spec, change, report);
+    try {
+      await syncGatewayUsers(ctx, spec, change, report);
+    } catch (err) {
+      report.failed.push({ what: 'gateway users', error: errorText(err) });
+    }
     report.seconds = (Date.now() - t0) / 1000;
     return report;
   });
@@ -232,6 +250,7 @@ async function pruneOrNote(
  * no longer lists are removed, whatever happens to their containers: access follows the file.
  */
 async function syncGatewayUsers(ctx: Context, spec: LabSpec, change: (l: string, e?: LabEvent) => void, report: UpReport): Promise<void> {
+  fs.mkdirSync(gatewayDir(ctx.paths), { recursive: true, mode: 0o700 });
   const have = new Map(listGatewayUsers(ctx.paths).map((u) => [u.name, u]));
   const existing = new Set(labContainers(ctx, spec.name).map((c) => c.name));
   for (const m of spec.members) {

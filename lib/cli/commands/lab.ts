@@ -107,7 +107,7 @@ const reset: CommandModule = {
       else console.log(`reset ${r.container} in ${r.seconds!.toFixed(1)}s`);
     }
     const bad = res.filter((r) => r.error);
-    if (bad.length) throw new TslxcError(`Cannot reset ${bad.map((b) => b.container).join(', ')}`, bad[0].error, 'see "tslxc info NAME"; running reset again retries');
+    if (bad.length) throw new TslxcError(`Cannot reset ${bad.map((b) => b.container).join(', ')}`, bad[0].error);
   },
 };
 
