@@ -219,7 +219,7 @@ function parseVolumes(f: Field | undefined, lab: string): LabVolume[] {
     const pathF = m.get('path') ?? item.fail('"path" is required', 'where the volume appears in the containers, e.g. /srv/data');
     const p = pathF.string();
     if (!p.startsWith('/') || p.split('/').includes('..') || p === '/') pathF.fail('expected an absolute path inside the container, not "/" and without ".."');
-    const norm = path.posix.normalize(p);
+    const norm = path.posix.normalize(p).replace(/(.)\/+$/, '$1');
     if (out.some((v) => v.path === norm)) pathF.fail(`two volumes are mounted at ${norm}`);
     const scopeF = m.get('scope');
     const scope = scopeF ? scopeF.string() : 'shared';
