@@ -95,3 +95,29 @@ function normalise(u: GatewayUser): GatewayUser {
   const containers = (u.containers ?? []).map((c) => validateInstanceName(c));
   return u.lab ? { name, keys, containers, lab: String(u.lab) } : { name, keys, containers };
 }
+
+/** A login name split into the user and the container asked for ("member1+web1"). */
+export interface LoginName {
+  user: string;
+  /** The container after "+", if one was named. */
+  container?: string;
+}
+
+/** Parses an SSH login name; undefined when it cannot name any user (never a path, never "+x+y"). */
+export function parseLoginName(login: string): LoginName | undefined {
+  const plus = login.indexOf('+');
+  const user = plus < 0 ? login : login.slice(0, plus);
+  const container = plus < 0 ? undefined : login.slice(plus + 1);
+  if (!USER_NAME.test(user)) return undefined;
+  if (container !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(container)) return undefined;
+  return container === undefined ? { user } : { user, container };
+}
+
+/**
+ * The container a login reaches: the one named after "+" if the user may enter it, else the
+ * user's first; undefined when the user has none or may not enter the one named.
+ */
+export function loginTarget(user: GatewayUser, login: LoginName): string | undefined {
+  if (login.container === undefined) return user.containers[0];
+  return user.containers.includes(login.container) ? login.container : undefined;
+}
