@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Writable } from 'node:stream';
 import type { ServerChannel, Session } from 'ssh2';
@@ -7,6 +8,7 @@ import type { Context } from '../instance/context.js';
 import { attachArgs } from '../instance/exec.js';
 import { helperPath } from '../instance/helper.js';
 import { liveness } from '../instance/runtime.js';
+import { isAlive, type ProcessRef } from '../util/proc.js';
 import type { SessionLog, SessionRecord } from './log.js';
 
 /**
@@ -170,6 +172,7 @@ export class RunningSession {
       return this.finish(stream, 1, 'container not available');
     }
     if (stream.destroyed || this.ended) return this.finish(stream, null, 'client left before the command started');
+    const init = liveness(this.hooks.ctx.paths, this.owner.container).files.init;
 
     // The helper reads only TERM from its environment; nothing of the gateway's reaches the container.
     const child = spawn(helperPath(), args, {
@@ -204,19 +207,26 @@ export class RunningSession {
       return this.finish(stream, 255, 'helper failed');
     }
     if (clientGone) return this.finish(stream, code, 'client disconnected');
-    if (!this.containerRunning()) {
+    if (await this.containerEnded(init, code)) {
       stream.stderr.write(`${nl}tslxc gateway: container "${this.owner.container}" stopped; this session ended${nl}`);
       return this.finish(stream, code === 0 ? 1 : code, 'container stopped');
     }
     this.finish(stream, code);
   }
 
-  private containerRunning(): boolean {
-    try {
-      return liveness(this.hooks.ctx.paths, this.owner.container).initAlive;
-    } catch {
-      return false;
+  /**
+   * Whether the container's init (the one the command ran under) is gone. A command killed with
+   * its container (a status of 125, the helper's own, or 128+signal) may be reported a moment
+   * before init is: such a status waits up to half a second for init's end.
+   */
+  private async containerEnded(init: ProcessRef | undefined, code: number): Promise<boolean> {
+    if (initEnding(init)) return true;
+    if (code < 125) return false;
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (initEnding(init)) return true;
     }
+    return false;
   }
 
   private finish(stream: ServerChannel, exit: number | null, note?: string): void {
@@ -242,6 +252,25 @@ export class RunningSession {
       this.hooks.info(`${this.owner.source} ${this.owner.login} → ${this.owner.container}: ${this.record.kind} ended, exit ${exit ?? '-'}${note ? ` (${note})` : ''}`);
     }
     this.hooks.done(this);
+  }
+}
+
+/** PF_EXITING in /proc/PID/stat's flags: set as a task starts to exit. */
+const PF_EXITING = 0x4;
+
+/**
+ * Init is gone, a zombie, or exiting. A pid namespace's init killed with its container stays
+ * un-zombied until every other process of the namespace is reaped (the kernel's
+ * zap_pid_ns_processes), which can take a while: its exiting flag says it at once.
+ */
+function initEnding(init: ProcessRef | undefined): boolean {
+  if (!init || !isAlive(init)) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${init.pid}/stat`, 'utf8');
+    const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+    return (flags & PF_EXITING) !== 0;
+  } catch {
+    return true;
   }
 }
 

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { locksDir, type Paths } from '../state/paths.js';
@@ -83,6 +84,8 @@ export async function removeLabGatewayUsers(p: Paths, lab: string): Promise<stri
 }
 
 async function update(p: Paths, change: (users: GatewayUser[]) => GatewayUser[]): Promise<void> {
+  // The gateway's dir holds its host key too: private to root.
+  fs.mkdirSync(gatewayDir(p), { recursive: true, mode: 0o700 });
   await withLock(locksDir(p), 'gateway-users', () => {
     const users = change(listGatewayUsers(p)).sort((a, b) => a.name.localeCompare(b.name));
     writeYamlAtomic(gatewayUsersFile(p), { users } satisfies UsersFile, 0o600);
