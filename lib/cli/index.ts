@@ -31,6 +31,7 @@ import host from './commands/host.js';
 import admin from './commands/admin.js';
 import autostart from './commands/autostart.js';
 import lab from './commands/lab.js';
+import gateway from './commands/gateway.js';
 
 /** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
@@ -69,6 +70,7 @@ export function createCli(args: string[]): Argv {
     .command(admin)
     .command(autostart)
     .command(lab)
+    .command(gateway)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()
