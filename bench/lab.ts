@@ -1,8 +1,9 @@
 /**
  * `npm run bench:lab`: how long labs take, on this host, through the CLI as a teacher runs it.
  *
- *   busybox lab up     `tslxc lab up` of N busybox members (default 20), spawn to exit, and until
- *                      every container has its IPv4 address (DHCP from the lab's dnsmasq)
+ *   busybox lab up     `tslxc lab up` of N busybox members (default 20), spawn to exit; until every
+ *                      member has run `true` in their container through `tslxc gateway` (ssh2
+ *                      client, all members at once); until every container has its IPv4 address
  *   converge no-op     a second `lab up` that finds everything right
  *   reset              `lab reset FILE m1` of one running member (stop, restore, start)
  *   down               `lab down` of the whole lab
@@ -14,11 +15,12 @@
  * ipv4.nat=false (no traffic leaves the host) and is removed at the end, also after a failure or
  * Ctrl-C. Options: --members N, --debian-members M, --runs R, --debian-runs R, --skip-debian, --json FILE.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
-import { BenchEnv } from './env.js';
+import { BenchEnv, cliPath } from './env.js';
 import { interrupt, now, run, sleep } from './proc.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -57,11 +59,15 @@ function options(argv: string[]): Options {
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
+/** Members' private keys, to log in through the gateway. */
+const privateKeys = new Map<string, string>();
+
 function labFile(env: BenchEnv, name: string, image: string, members: number): string {
   const lines = [`name: ${name}`, `network: {name: tslb${env.id}, ipv4.nat: false}`, 'defaults:', `  image: ${image}`, 'members:'];
   for (let i = 1; i <= members; i++) {
-    const key = ssh2.utils.generateKeyPairSync('ed25519', { comment: `m${i}@bench` }).public;
-    lines.push(`  - name: m${i}`, `    keys: ["${key}"]`);
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `m${i}@bench` });
+    privateKeys.set(`m${i}`, pair.private);
+    lines.push(`  - name: m${i}`, `    keys: ["${pair.public}"]`);
   }
   const file = path.join(env.root, `${name}.yaml`);
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
@@ -111,6 +117,65 @@ async function untilSystemd(env: BenchEnv, names: string[], since: number): Prom
   return { ms: now() - since, states };
 }
 
+/** One command through the gateway as MEMBER (ssh2 client); resolves true when it ran and exited 0. */
+function viaGateway(port: number, member: string, command: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = new ssh2.Client();
+    const done = (ok: boolean) => {
+      c.end();
+      resolve(ok);
+    };
+    c.on('ready', () =>
+      c.exec(command, (err, ch) => {
+        if (err) return done(false);
+        ch.on('close', (code: number) => done(code === 0)).resume();
+        ch.stderr.resume();
+      }),
+    );
+    c.on('error', () => resolve(false));
+    c.connect({ host: '127.0.0.1', port, username: member, privateKey: privateKeys.get(member)!, readyTimeout: 20_000 });
+  });
+}
+
+/** Every member through the gateway at once, each retrying until `true` runs; the time from `since`. */
+async function untilGateway(port: number, members: string[], since: number, timeoutMs = 120_000): Promise<number> {
+  await Promise.all(
+    members.map(async (m) => {
+      while (!(await viaGateway(port, m, 'true'))) {
+        if (now() - since > timeoutMs) throw new Error(`${m} not reachable through the gateway after ${timeoutMs} ms`);
+        await sleep(50);
+      }
+    }),
+  );
+  return now() - since;
+}
+
+/** `tslxc gateway` on a free loopback port for the run; stopped (by its PID) at the end. */
+async function startGateway(env: BenchEnv): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [cliPath, 'gateway', '--listen', '127.0.0.1:0'], { env: env.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let text = '';
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the gateway did not start: ${text}`)), 20_000);
+    child.stderr!.on('data', (d) => {
+      text += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    void exited.then(() => reject(new Error(`the gateway exited: ${text}`)));
+  });
+  return {
+    port,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 interface Figures {
   [row: string]: number[];
 }
@@ -118,18 +183,31 @@ interface Figures {
 async function busyboxRuns(env: BenchEnv, o: Options, fig: Figures): Promise<void> {
   await ok(env, ['image', 'build', 'busybox']);
   const file = labFile(env, 'benchbb', 'busybox', o.members);
-  for (let i = 0; i < o.runs; i++) {
-    const t0 = now();
-    const up = await ok(env, ['lab', 'up', file]);
-    const addr = await untilAddresses(env, file, t0);
-    (fig[`busybox x${o.members}: lab up (command)`] ??= []).push(up.ms);
-    (fig[`busybox x${o.members}: lab up until all have an address`] ??= []).push(addr);
+  const gw = await startGateway(env);
+  try {
+    for (let i = 0; i < o.runs; i++) {
+      const t0 = now();
+      const up = await ok(env, ['lab', 'up', file]);
+      const reach = await untilGateway(gw.port, [...privateKeys.keys()].filter((m) => Number(m.slice(1)) <= o.members), t0);
+      const addr = await untilAddresses(env, file, t0);
+      (fig[`busybox x${o.members}: lab up (command)`] ??= []).push(up.ms);
+      (fig[`busybox x${o.members}: lab up until every member ran a command through the gateway`] ??= []).push(reach);
+      (fig[`busybox x${o.members}: lab up until all have an address`] ??= []).push(addr);
+      await oneRound(env, o, fig, file);
+      log(`busybox run ${i + 1}/${o.runs}: up ${(up.ms / 1000).toFixed(2)} s, all through the gateway ${(reach / 1000).toFixed(2)} s, addresses ${(addr / 1000).toFixed(2)} s`);
+    }
+  } finally {
+    await gw.stop();
+  }
+}
+
+async function oneRound(env: BenchEnv, o: Options, fig: Figures, file: string): Promise<void> {
+  {
     const again = await ok(env, ['lab', 'up', file]);
     if (!/is up to date/.test(again.stdout)) throw new Error(`the second lab up changed something: ${again.stdout}`);
     (fig[`busybox x${o.members}: second lab up (nothing to do)`] ??= []).push(again.ms);
     for (let k = 0; k < 3; k++) (fig['busybox: lab reset of one member'] ??= []).push((await ok(env, ['lab', 'reset', file, 'm1'])).ms);
     (fig[`busybox x${o.members}: lab down`] ??= []).push((await ok(env, ['lab', 'down', file, '--volumes'])).ms);
-    log(`busybox run ${i + 1}/${o.runs}: up ${(up.ms / 1000).toFixed(2)} s, addresses ${(addr / 1000).toFixed(2)} s`);
   }
 }
 
