@@ -259,13 +259,13 @@ async function syncGatewayUsers(ctx: Context, spec: LabSpec, change: (l: string,
     const old = have.get(m.name);
     if (old && JSON.stringify(old) === JSON.stringify(user)) continue;
     await putGatewayUser(ctx.paths, user);
-    change(`${old ? 'updated' : 'added'} gateway user ${m.name}`, { step: 'gateway', detail: m.name });
+    change(`${old ? 'updated' : 'added'} gateway user ${m.name}`, { step: 'gateway', detail: `gateway user ${m.name}` });
   }
   const members = new Set(spec.members.map((m) => m.name));
   for (const u of have.values()) {
     if (u.lab === spec.name && !members.has(u.name)) {
       await removeGatewayUser(ctx.paths, u.name);
-      change(`removed gateway user ${u.name} (no longer in the file)`, { step: 'gateway', detail: u.name });
+      change(`removed gateway user ${u.name} (no longer in the file)`, { step: 'gateway', detail: `removed gateway user ${u.name}` });
     }
   }
 }

@@ -125,6 +125,25 @@ if (requireRoot(test)) {
     t.regex(bad.stderr, /Member "nobody" is not in lab "t1"/);
   });
 
+  test.serial('a failed up says what failed and keeps the rest; running up again finishes the job', (t) => {
+    // A profile whose disk's host source does not exist yet: m12 cannot start.
+    const src = path.join(env.root, 'flaky-src');
+    fs.writeFileSync(path.join(env.paths.stateDir, 'profiles', 'flaky.yaml'), `description: test\nconfig: {}\ndevices:\n  data: {type: disk, source: ${src}, path: /mnt/data}\n`);
+    fs.writeFileSync(file, labFile([...ten, 'm11']).replace(/\n$/, '') + `\n  - name: m12\n    keys: ["${keyOf('m12')}"]\n    profiles: [default, flaky]\n`);
+    const r = env.cli(['lab', 'up', file]);
+    t.is(r.code, 1, r.stdout);
+    t.regex(r.stderr, /^failed: m12: /m);
+    t.regex(r.stderr, /^Error: Lab "t1" is not complete: 1 of 12 failed \(m12: .*\) \(what was made is kept; fix the cause and run "tslxc lab up /m);
+    const st = status(t);
+    t.is(st.containers.filter((c: { state: string }) => c.state === 'RUNNING').length, 11);
+    fs.mkdirSync(src);
+    const again = env.cli(['lab', 'up', file]);
+    t.is(again.code, 0, again.stderr);
+    t.regex(again.stdout, /^(started|created) m12$/m);
+    t.is(status(t).containers.find((c: { container: string }) => c.container === 'm12').state, 'RUNNING');
+    t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'm12', '--format', 'json'])).map((s: { name: string }) => s.name), ['lab-start']);
+  });
+
   test.serial('invalid lab files are refused with line and field, and nothing is made', (t) => {
     env.ok(t, ['create', 'busybox', 'taken']);
     const before = { list: listed(), users: gatewayUsers(), links: hostLinks('tsl') };
@@ -166,7 +185,7 @@ if (requireRoot(test)) {
     t.deepEqual(processesOf(env), []);
     t.false(fs.existsSync(path.join(env.paths.stateDir, 'networks', `${br}.yaml`)));
     const vols = JSON.parse(env.ok(t, ['storage', 'volume', 'list', 'default', '--format', 'json'])).map((v: { name: string }) => v.name);
-    t.deepEqual(vols.sort(), ['t1-course', ...[...ten, 'm11'].map((m) => `t1-${m}-work`)].sort());
+    t.deepEqual(vols.sort(), ['t1-course', ...[...ten, 'm11', 'm12'].map((m) => `t1-${m}-work`)].sort());
 
     const again = env.cli(['lab', 'down', file, '--volumes']);
     t.is(again.code, 0, again.stderr);
