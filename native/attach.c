@@ -21,6 +21,8 @@ struct attach_opts {
   size_t n_cgroups;
   const char *exec_socket;
   bool pty;
+  struct winsize pty_size;  /* --pty-size: for a caller without a terminal (ptyctl.c) */
+  int control_fd;           /* --control-fd: its later sizes and signals; -1 without */
   struct exec_spec spec;
 };
 
@@ -65,6 +67,14 @@ static void parse_attach_options(int argc, char **argv, struct attach_opts *o)
       o->spec.user = val;
     else if (strcmp(opt, "--exec-socket") == 0)
       o->exec_socket = val;
+    else if (strcmp(opt, "--pty-size") == 0) {
+      if (!pty_parse_size(val, &o->pty_size))
+        die("--pty-size %s: expected ROWSxCOLS", val);
+    } else if (strcmp(opt, "--control-fd") == 0) {
+      if (!parse_ulong(val, &n) || n < 3 || n > INT32_MAX || fcntl((int)n, F_GETFD) < 0)
+        die("--control-fd %s: expected an open fd above 2", val);
+      o->control_fd = n; /* kept across the sealed re-exec; the command never gets it (exec.c) */
+    }
     else if (strcmp(opt, "--cap-drop") == 0) {
       int cap = cap_from_name(val);
       if (cap < 0)
@@ -245,7 +255,7 @@ static int attach_via_server(const struct attach_opts *o)
 int main_attach(int argc, char **argv)
 {
   die_status = 125;
-  static struct attach_opts opts;
+  static struct attach_opts opts = { .control_fd = -1 };
   parse_attach_options(argc, argv, &opts);
 
   /* The container's exec server forks the command where it is already in the container's
@@ -296,7 +306,9 @@ int main_attach(int argc, char **argv)
     slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0)
       die_with_error("open the pty slave");
-    if (isatty(0))
+    if (opts.pty_size.ws_row)
+      ioctl(slave, TIOCSWINSZ, &opts.pty_size);
+    else if (isatty(0))
       copy_winsize(0, slave);
     else if (isatty(1))
       copy_winsize(1, slave);
@@ -322,18 +334,20 @@ int main_attach(int argc, char **argv)
     close(cgroup_fds[i]);
 
   bool stdin_open = opts.pty;
+  struct pty_control control = { .fd = opts.pty ? opts.control_fd : -1 };
   if (opts.pty) {
     close(steal_fd(&slave));
     tty_make_raw(0);
   }
 
   for (;;) {
-    struct pollfd pfd[3] = {
+    struct pollfd pfd[4] = {
       { .fd = sigfd, .events = POLLIN },
       { .fd = master, .events = POLLIN },
       { .fd = stdin_open ? 0 : -1, .events = POLLIN },
+      { .fd = control.fd, .events = POLLIN },
     };
-    if (poll(pfd, 3, -1) < 0) {
+    if (poll(pfd, 4, -1) < 0) {
       if (errno == EINTR)
         continue;
       die_with_error("poll");
@@ -349,6 +363,8 @@ int main_attach(int argc, char **argv)
           (void)write_all(master, "\x04", 1);
       }
     }
+    if ((pfd[3].revents & (POLLIN | POLLHUP | POLLERR)) && !pty_control_read(&control, master, child))
+      control.fd = -1; /* closed with the rest when we exit */
     if (!(pfd[0].revents & POLLIN))
       continue;
 

@@ -197,6 +197,21 @@ __attribute__((noreturn)) void container_child(const struct start_opts *opts, in
 /* Builds an environment: base entries, each overridden or extended by the K=V in extra. */
 char **build_env(const char *const *base, size_t n_base, const char *const *extra, size_t n_extra);
 
+/* ---- attach's pty for callers without a terminal (ptyctl.c) ---- */
+
+struct winsize;
+/* "ROWSxCOLS" (each 1-10000) into ws; false if malformed. */
+bool pty_parse_size(const char *s, struct winsize *ws);
+/* The --control-fd pipe: "w ROWS COLS" and "s SIGNUM" lines. */
+struct pty_control {
+  int fd;
+  size_t len;
+  char buf[256];
+};
+/* Reads what is there and applies each complete line to master (size) or child (signal);
+ * false at end of file or on an error (the caller stops polling it). */
+bool pty_control_read(struct pty_control *c, int master, pid_t child);
+
 /* ---- modes ---- */
 
 int main_start(int argc, char **argv);

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { locksDir, type Paths } from '../state/paths.js';
@@ -83,6 +84,8 @@ export async function removeLabGatewayUsers(p: Paths, lab: string): Promise<stri
 }
 
 async function update(p: Paths, change: (users: GatewayUser[]) => GatewayUser[]): Promise<void> {
+  // The gateway's dir holds its host key too: private to root.
+  fs.mkdirSync(gatewayDir(p), { recursive: true, mode: 0o700 });
   await withLock(locksDir(p), 'gateway-users', () => {
     const users = change(listGatewayUsers(p)).sort((a, b) => a.name.localeCompare(b.name));
     writeYamlAtomic(gatewayUsersFile(p), { users } satisfies UsersFile, 0o600);
@@ -94,4 +97,30 @@ function normalise(u: GatewayUser): GatewayUser {
   const keys = (u.keys ?? []).map((k) => String(k).trim()).filter(Boolean);
   const containers = (u.containers ?? []).map((c) => validateInstanceName(c));
   return u.lab ? { name, keys, containers, lab: String(u.lab) } : { name, keys, containers };
+}
+
+/** A login name split into the user and the container asked for ("member1+web1"). */
+export interface LoginName {
+  user: string;
+  /** The container after "+", if one was named. */
+  container?: string;
+}
+
+/** Parses an SSH login name; undefined when it cannot name any user (never a path, never "+x+y"). */
+export function parseLoginName(login: string): LoginName | undefined {
+  const plus = login.indexOf('+');
+  const user = plus < 0 ? login : login.slice(0, plus);
+  const container = plus < 0 ? undefined : login.slice(plus + 1);
+  if (!USER_NAME.test(user)) return undefined;
+  if (container !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(container)) return undefined;
+  return container === undefined ? { user } : { user, container };
+}
+
+/**
+ * The container a login reaches: the one named after "+" if the user may enter it, else the
+ * user's first; undefined when the user has none or may not enter the one named.
+ */
+export function loginTarget(user: GatewayUser, login: LoginName): string | undefined {
+  if (login.container === undefined) return user.containers[0];
+  return user.containers.includes(login.container) ? login.container : undefined;
 }

@@ -45,6 +45,19 @@ function startedSeccompArgs(ctx: Context, name: string): string[] {
 
 /** Run a command inside a running container with the caller's terminal; returns its exit code. */
 export async function execInstance(ctx: Context, name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+  return runHelperInteractive(await attachArgs(ctx, name, command, opts));
+}
+
+/** What a caller without a terminal of its own (the SSH gateway) adds for a pty: see native/README.md. */
+export interface RelayedPty {
+  rows: number;
+  cols: number;
+  /** The helper's fd of the pipe carrying "w ROWS COLS" and "s SIGNUM" lines. */
+  controlFd?: number;
+}
+
+/** The helper's arguments to run a command in a running container (exec, shell, the gateway). */
+export async function attachArgs(ctx: Context, name: string, command: string[], opts: ExecOptions & { relayedPty?: RelayedPty } = {}): Promise<string[]> {
   if (command.length === 0) throw new TslxcError('Nothing to run', 'no command was given', 'use: tslxc exec NAME -- COMMAND...');
   const pid = await runningInit(ctx, name);
   const cg = await ctx.cgroups();
@@ -56,11 +69,15 @@ export async function execInstance(ctx: Context, name: string, command: string[]
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push('--env', `${k}=${v}`);
   if (opts.cwd) args.push('--cwd', opts.cwd);
   if (opts.user) args.push('--user', opts.user);
-  if (opts.tty) args.push('--pty');
+  if (opts.tty || opts.relayedPty) args.push('--pty');
+  if (opts.relayedPty) {
+    args.push('--pty-size', `${opts.relayedPty.rows}x${opts.relayedPty.cols}`);
+    if (opts.relayedPty.controlFd !== undefined) args.push('--control-fd', String(opts.relayedPty.controlFd));
+  }
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   args.push(...startedSeccompArgs(ctx, name));
   args.push('--', ...command);
-  return runHelperInteractive(args);
+  return args;
 }
 
 /** A root login shell, as `lxc shell`: su -l where the image has su, else a login sh. */

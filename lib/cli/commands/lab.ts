@@ -1,0 +1,139 @@
+import type { Argv, CommandModule } from 'yargs';
+import { TslxcError } from '../../errors.js';
+import { context, withFormat } from '../common.js';
+import { renderRows, renderValue, table, type Format } from '../ui/format.js';
+import { labProgress } from '../ui/lab-progress.js';
+
+/** tslxc lab up|status|down|reset|members FILE: declarative labs (lib/lab). */
+
+const fileArg = <T>(y: Argv<T>) => y.positional('file', { type: 'string', demandOption: true, describe: 'the lab file (YAML; see labs/example.yaml)' });
+const parallelOpt = <T>(y: Argv<T>) => y.option('parallel', { type: 'number', default: 4, describe: 'containers handled at once' });
+
+async function spec(argv: Record<string, unknown>) {
+  const { readLabFile } = await import('../../lab/schema.js');
+  return readLabFile(String(argv.file));
+}
+
+function parallelOf(argv: Record<string, unknown>): number {
+  const n = Number(argv.parallel);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new TslxcError(`Invalid --parallel "${String(argv.parallel)}"`, 'expected a whole number from 1 to 64');
+  return n;
+}
+
+function printReport(r: { changes: string[]; notes: string[]; failed: Array<{ what: string; error: string }> }, nothing: string): void {
+  for (const c of r.changes) console.log(c);
+  if (!r.changes.length && !r.failed.length) console.log(nothing);
+  for (const n of r.notes) console.log(`note: ${n}`);
+  for (const f of r.failed) process.stderr.write(`failed: ${f.what}: ${f.error}\n`);
+}
+
+const up: CommandModule = {
+  command: 'up <file>',
+  describe: 'Create or complete a lab: network, volumes, containers (with start snapshots), gateway users',
+  builder: (y) => parallelOpt(fileArg(y)).option('prune', { type: 'boolean', describe: 'delete the lab\'s containers the file no longer lists' }),
+  handler: async (argv) => {
+    const s = await spec(argv);
+    const { labUp } = await import('../../lab/up.js');
+    const progress = labProgress(s.members.reduce((n, m) => n + m.containers.length, 0));
+    let r;
+    try {
+      r = await labUp(context(), s, { parallel: parallelOf(argv), prune: !!argv.prune, onEvent: progress.event });
+    } finally {
+      progress.done();
+    }
+    printReport(r, `lab ${s.name} is up to date (${r.unchanged.length} containers running)`);
+    if (r.failed.length) {
+      throw new TslxcError(`Lab "${s.name}" is not complete`, `${r.failed.length} of ${s.members.reduce((n, m) => n + m.containers.length, 0)} failed (${r.failed[0].what}: ${r.failed[0].error})`, `what was made is kept; fix the cause and run "tslxc lab up ${String(argv.file)}" again`);
+    }
+    console.log(`lab ${s.name} up in ${r.seconds.toFixed(1)}s`);
+  },
+};
+
+const status: CommandModule = {
+  command: 'status <file>',
+  describe: 'Each member\'s containers: state, address, how to connect',
+  builder: (y) => withFormat(fileArg(y)),
+  handler: async (argv) => {
+    const s = await spec(argv);
+    const { labStatus } = await import('../../lab/status.js');
+    const st = await labStatus(context(), s);
+    const format = argv.format as Format;
+    if (format === 'json' || format === 'yaml') {
+      console.log(renderValue(st, format));
+      return;
+    }
+    if (format === 'table') console.log(`lab ${st.lab}: network ${st.network.name} (${st.network.ipv4 ?? 'no address'}, ${st.network.state}), gateway port ${st.gateway.port}\n`);
+    console.log(
+      renderRows(st.containers, [
+        { header: 'MEMBER', value: (r) => r.member },
+        { header: 'CONTAINER', value: (r) => r.container },
+        { header: 'STATE', value: (r) => r.state },
+        { header: 'IPV4', value: (r) => r.ipv4.join(' ') },
+        { header: 'CONNECT', value: (r) => r.connect },
+      ], format),
+    );
+  },
+};
+
+const down: CommandModule = {
+  command: 'down <file>',
+  describe: 'Remove the lab\'s containers, gateway users and network (volumes stay unless --volumes)',
+  builder: (y) => parallelOpt(fileArg(y)).option('volumes', { type: 'boolean', describe: 'delete the lab\'s volumes too' }),
+  handler: async (argv) => {
+    const s = await spec(argv);
+    const { labDown } = await import('../../lab/down.js');
+    const progress = labProgress(0);
+    let r;
+    try {
+      r = await labDown(context(), s, { volumes: !!argv.volumes, parallel: parallelOf(argv), onEvent: progress.event });
+    } finally {
+      progress.done();
+    }
+    printReport(r, `lab ${s.name} has nothing on this host`);
+    if (r.failed.length) throw new TslxcError(`Lab "${s.name}" is not completely down`, `${r.failed[0].what}: ${r.failed[0].error}`, 'fix the cause and run "lab down" again');
+  },
+};
+
+const reset: CommandModule = {
+  command: 'reset <file> <members...>',
+  describe: 'Restore members\' containers to their start state (stop, restore the start snapshot, start)',
+  builder: (y) => parallelOpt(fileArg(y)).positional('members', { type: 'string', array: true, demandOption: true }),
+  handler: async (argv) => {
+    const s = await spec(argv);
+    const { labReset } = await import('../../lab/reset.js');
+    const res = await labReset(context(), s, (argv.members as string[]).map(String), { parallel: parallelOf(argv) });
+    for (const r of res) {
+      if (r.error) process.stderr.write(`failed: ${r.container}: ${r.error}\n`);
+      else console.log(`reset ${r.container} in ${r.seconds!.toFixed(1)}s`);
+    }
+    const bad = res.filter((r) => r.error);
+    if (bad.length) throw new TslxcError(`Cannot reset ${bad.map((b) => b.container).join(', ')}`, bad[0].error);
+  },
+};
+
+const members: CommandModule = {
+  command: 'members <file>',
+  describe: 'The lab\'s members, their containers and keys',
+  builder: (y) => withFormat(fileArg(y)),
+  handler: async (argv) => {
+    const s = await spec(argv);
+    const { labMembers } = await import('../../lab/status.js');
+    const rows = labMembers(s);
+    const format = argv.format as Format;
+    if (format === 'json' || format === 'yaml') {
+      console.log(renderValue(rows, format));
+      return;
+    }
+    const flat = rows.flatMap((m) => (m.keys.length ? m.keys : [undefined]).map((k, i) => [i ? '' : m.member, i ? '' : m.containers.join(' '), k ? `${k.type} ${k.fingerprint}` : '(no key)', k?.comment ?? '']));
+    if (format === 'csv') console.log(renderRows(flat, ['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'].map((h, i) => ({ header: h, value: (r: string[]) => r[i] })), 'csv'));
+    else console.log(table(['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'], flat));
+  },
+};
+
+const command: CommandModule = {
+  command: 'lab <command>',
+  describe: 'Declarative labs: members, their containers and keys, from one YAML file',
+  builder: (y) => y.command(up).command(status).command(down).command(reset).command(members).demandCommand(1, 'Give a lab command: up, status, down, reset or members.'),
+  handler: () => {},
+};
+export default command;
