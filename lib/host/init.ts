@@ -10,7 +10,7 @@ import { writeYamlAtomic } from '../util/yaml.js';
 import { readYamlIfExists } from '../util/yaml.js';
 import { Reverter } from '../util/revert.js';
 import { profileExists, validateProfileName } from '../profile/store.js';
-import { createProfile, updateProfile } from '../profile/manage.js';
+import { createProfile, deleteProfile, loadProfile, updateProfile } from '../profile/manage.js';
 
 /**
  * `tslxc admin init`: first-run set-up in the shape of LXD's preseed YAML (the interactive
@@ -176,13 +176,23 @@ export async function applyPreseed(ctx: Context, seed: Preseed): Promise<InitRes
     for (const prof of seed.profiles ?? []) {
       const body = { description: prof.description ?? '', config: prof.config ?? {}, devices: prof.devices ?? {} };
       if (profileExists(ctx.paths, prof.name)) {
+        // A later failure puts the profile back as it was (and so the containers using it).
+        const before = loadProfile(ctx.paths, prof.name);
         await updateProfile(ctx, prof.name, (p) => {
           if (prof.description !== undefined) p.description = body.description;
           p.config = body.config;
           p.devices = body.devices;
         }, { host });
+        revert.add(() =>
+          updateProfile(ctx, prof.name, (p) => {
+            p.description = before.description;
+            p.config = before.config;
+            p.devices = before.devices;
+          }).then(() => undefined),
+        );
       } else {
         await createProfile(ctx, prof.name, body);
+        revert.add(() => deleteProfile(ctx, prof.name));
       }
       result.profiles.push(prof.name);
     }

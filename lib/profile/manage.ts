@@ -10,6 +10,8 @@ import { expandWithProfile, isLive } from '../instance/configure.js';
 import { applyInstanceLimits } from '../instance/limits.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
+import { networkExists } from '../network/store.js';
+import { loadPoolIfExists } from '../storage/pool.js';
 import { expandInstance } from './expand.js';
 import { builtinProfilesDir, listProfiles, loadProfile, parseProfile, profileExists, removeUserProfile, saveProfile, validateProfileName, type Device, type Profile } from './store.js';
 
@@ -39,13 +41,30 @@ export interface ProfileUpdate {
 }
 
 /** Keys that change are checked against the host too; keys carried over (copy, built-ins) only for syntax. */
-function validateProfileContent(prof: Profile, host: HostFacts | undefined, before?: Profile): void {
+function validateProfileContent(ctx: Context, prof: Profile, host: HostFacts | undefined, before?: Profile): void {
   const changed: Record<string, string> = {};
   const kept: Record<string, string> = {};
   for (const [k, v] of Object.entries(prof.config)) (before?.config[k] === v ? kept : changed)[k] = v;
   validateChange(changed, host);
   validateChange(kept);
-  for (const [dn, dev] of Object.entries(prof.devices)) validateDevice(dn, dev);
+  for (const [dn, dev] of Object.entries(prof.devices)) {
+    validateDevice(dn, dev);
+    if (JSON.stringify(before?.devices[dn]) !== JSON.stringify(dev)) checkDeviceTargets(ctx, prof.name, dn, dev);
+  }
+}
+
+/**
+ * A new or changed device must name a pool and a network that exist (as LXD refuses them), or
+ * every container of the profile would fail at its next start. The `default` pool is the
+ * exception: it is made on first use.
+ */
+function checkDeviceTargets(ctx: Context, profile: string, dn: string, dev: Device): void {
+  if (dev.type === 'disk' && dev.pool && dev.pool !== 'default' && !loadPoolIfExists(ctx.paths, dev.pool)) {
+    throw new TslxcError(`Invalid device "${dn}" of profile "${profile}"`, `storage pool "${dev.pool}" does not exist`, 'see "tslxc storage list"');
+  }
+  if (dev.type === 'nic' && dev.network && !networkExists(ctx.paths, dev.network)) {
+    throw new TslxcError(`Invalid device "${dn}" of profile "${profile}"`, `network "${dev.network}" does not exist`, 'see "tslxc network list"');
+  }
 }
 
 /**
@@ -61,7 +80,7 @@ export async function updateProfile(ctx: Context, name: string, mutate: (p: Prof
     mutate(after);
     after.name = name;
     const host = opts.host ?? hostFacts();
-    validateProfileContent(after, host, before);
+    validateProfileContent(ctx, after, host, before);
     const users = usedBy(ctx, name);
     for (const n of users) {
       const cfg = loadConfig(ctx.paths, n);
@@ -159,7 +178,7 @@ export async function createProfile(
   return withProfileLock(ctx, name, async () => {
     if (profileExists(ctx.paths, name)) throw new TslxcError(`Profile "${name}" already exists`, undefined, 'pick another name');
     const prof: Profile = { name, description: init.description ?? '', config: { ...(init.config ?? {}) }, devices: { ...(init.devices ?? {}) }, builtin: false };
-    validateProfileContent(prof, opts.hostCheck === false ? undefined : hostFacts());
+    validateProfileContent(ctx, prof, opts.hostCheck === false ? undefined : hostFacts());
     saveProfile(ctx.paths, prof);
     return prof;
   });

@@ -25,6 +25,28 @@ if (requireRoot(test)) {
     t.regex(env.cli(['admin', 'init']).stderr, /needs a terminal.*--auto or --preseed/);
   });
 
+  test.serial('a preseed that fails part-way is undone: pools, new profiles and changed profiles', (t) => {
+    // Valid on its face; the last profile names a pool that does not exist, which only applying finds.
+    const seed = [
+      'storage_pools:\n- name: p9\n  driver: dir',
+      'profiles:',
+      '- name: default\n  config:\n    limits.processes: "321"',
+      '- name: fresh\n  config:\n    limits.processes: "10"',
+      '- name: broken\n  devices:\n    data: {type: disk, path: /data, pool: nosuch, source: v1}',
+    ].join('\n');
+    const r = env.cli(['admin', 'init', '--preseed', '-'], { input: `${seed}\n` });
+    t.is(r.code, 1);
+    t.regex(r.stderr, /^Error: .*storage pool "nosuch" does not exist/);
+    t.is(r.stderr.trim().split('\n').length, 1);
+    t.is(env.ok(t, ['profile', 'get', 'default', 'limits.processes']).trim(), '123', 'the changed profile is back as it was');
+    t.notRegex(env.ok(t, ['profile', 'list']), /\bfresh\b|\bbroken\b/);
+    t.notRegex(env.ok(t, ['storage', 'list']), /\bp9\b/);
+    t.false(fs.existsSync(`${env.paths.stateDir}/storage-pools/p9.yaml`));
+    // The same check guards a plain profile change.
+    const dev = env.cli(['profile', 'device', 'add', 'default', 'net0', 'nic', 'network=nosuchnet']);
+    t.regex(dev.stderr, /network "nosuchnet" does not exist/);
+  });
+
   test.serial('autostart starts boot.autostart containers by priority; info, top and host report', async (t) => {
     env.ok(t, ['create', 'busybox', 'as-low', '-c', 'boot.autostart=true', '-c', 'boot.autostart.priority=1']);
     env.ok(t, ['create', 'busybox', 'as-high', '-c', 'boot.autostart=true', '-c', 'boot.autostart.priority=9', '-c', 'boot.autostart.delay=1']);
