@@ -30,6 +30,8 @@ import top from './commands/top.js';
 import host from './commands/host.js';
 import admin from './commands/admin.js';
 import autostart from './commands/autostart.js';
+import ssh from './commands/ssh.js';
+import sshKey from './commands/ssh-key.js';
 
 /** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
@@ -67,6 +69,8 @@ export function createCli(args: string[]): Argv {
     .command(host)
     .command(admin)
     .command(autostart)
+    .command(ssh)
+    .command(sshKey)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()

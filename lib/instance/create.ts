@@ -15,6 +15,7 @@ import { profileExists } from '../profile/store.js';
 import { expandInstance } from '../profile/expand.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
+import { authorizeTslxcKey } from '../ssh/authorized.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -84,6 +85,8 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
       for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
       writeIdentity(ctx, name, hostname, { newMachineId: true });
+      // Images that run sshd let tslxc in with its own key (tslxc ssh).
+      if (await authorizeTslxcKey(ctx, name, image)) opts.progress?.('configure', "tslxc's SSH key authorized for root");
       cfg.status = 'created';
       saveConfig(ctx.paths, cfg);
       return cfg;
