@@ -77,7 +77,7 @@ interface Connected {
 }
 
 async function connectOnce(ctx: Context, t: Target, opts: SshOptions, privateKey: string): Promise<Connected> {
-  const { Client } = await import('ssh2');
+  const { Client } = (await import('ssh2')).default;
   const client = new Client();
   const { id } = t;
   const user = opts.user ?? 'root';
@@ -187,8 +187,20 @@ export function exitCodeOf(code: number | null | undefined, signal: string | und
   return 255;
 }
 
-/** Run a session (shell or command) or only the forwards; resolves with the exit code. */
+/**
+ * Run a session (shell or command) or only the forwards; resolves with the exit code. tslxc's own
+ * failures exit 255, as OpenSSH's do, so they are told apart from the command's codes.
+ */
 export async function sshInstance(ctx: Context, name: string, opts: SshOptions = {}): Promise<number> {
+  try {
+    return await sshSession(ctx, name, opts);
+  } catch (err) {
+    if (err instanceof TslxcError && err.exitCode === 1) throw new TslxcError(err.message, undefined, undefined, { exitCode: 255, cause: err });
+    throw err;
+  }
+}
+
+async function sshSession(ctx: Context, name: string, opts: SshOptions): Promise<number> {
   const command = opts.command ?? [];
   if (opts.noCommand && command.length) throw new TslxcError('-N runs no command', `"${command.join(' ')}" was given too`, 'drop -N or the command');
   const { client } = await connect(ctx, name, opts);

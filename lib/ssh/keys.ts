@@ -41,7 +41,7 @@ export async function ensureKeypair(p: Paths): Promise<Keypair> {
     const again = readKeypair(p);
     if (again) return again;
     // Loaded only here: commands that find the key on disk do not pay for ssh2's import.
-    const { utils } = await import('ssh2');
+    const { utils } = (await import('ssh2')).default;
     const pair = utils.generateKeyPairSync('ed25519', { comment: `tslxc@${hostName()}` });
     const dir = sshDir(p);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

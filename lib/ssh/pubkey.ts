@@ -41,7 +41,7 @@ type ParseKey = typeof import('ssh2').utils.parseKey;
  */
 export function parsePublicKeys(text: string, source: string, parseKey: ParseKey): PublicKey[] {
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    throw new TslxcError(`Refusing ${source}`, 'it holds a private key', 'give the public key (the .pub file beside it)');
+    throw new TslxcError(`Refusing ${source}`, 'it holds a private key', 'give the .pub file beside it');
   }
   const keys: PublicKey[] = [];
   const lines = text.split('\n');

@@ -11,7 +11,7 @@ const add: CommandModule = {
   describe: "Authorize public keys (an OpenSSH .pub file, - for stdin) for a user's logins to a container",
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('file', { type: 'string', demandOption: true }).option('user', userOption),
   handler: async (argv) => {
-    const { utils } = await import('ssh2');
+    const { utils } = (await import('ssh2')).default;
     const { parsePublicKeys } = await import('../../ssh/pubkey.js');
     const { addAuthorizedKeys } = await import('../../ssh/authorized.js');
     const file = String(argv.file);
