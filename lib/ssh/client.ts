@@ -6,6 +6,7 @@ import type { Context } from '../instance/context.js';
 import { requireInstance } from '../instance/runtime.js';
 import { instanceState } from '../instance/status.js';
 import { sleep } from '../util/fs.js';
+import { expandInstance } from '../profile/expand.js';
 import { ensureKeypair } from './keys.js';
 import { changedKeyError, checkHostKey, forgetHostKey, knownKey, rememberHostKey, updateAddress, type HostIdentity } from './known-hosts.js';
 import { startForwards, type LocalForward } from './forward.js';
@@ -51,6 +52,10 @@ async function resolveTarget(ctx: Context, name: string): Promise<Target> {
     if (st.status !== 'Running' || !st.startedAt) throw new TslxcError(`Container "${name}" is not running`, undefined, `start it with "tslxc start ${name}"`);
     const startedAt = Date.parse(st.startedAt);
     if (st.ipv4.length > 0) return { id: { name, created: cfg.created_at, address: st.ipv4[0] }, startedAt };
+    const hasNic = Object.values(expandInstance(ctx.paths, cfg).devices).some((d) => d.type === 'nic');
+    if (!hasNic) {
+      throw new TslxcError(`Container "${name}" has no IPv4 address`, 'it has no nic', `give it one on a managed network: tslxc config device add ${name} eth0 nic network=NETWORK, then restart it`);
+    }
     if (Date.now() - startedAt > BOOT_GRACE_MS) {
       throw new TslxcError(
         `Container "${name}" has no IPv4 address`,
@@ -159,13 +164,16 @@ export async function connect(ctx: Context, name: string, opts: SshOptions = {})
   }
   const t = await resolveTarget(ctx, name);
   const { privateKey } = await ensureKeypair(ctx.paths);
+  // While the container is booting sshd may not listen yet: "refused" is retried, within the
+  // boot grace and the --timeout.
+  const giveUp = Math.min(t.startedAt + BOOT_GRACE_MS, Date.now() + (opts.timeout ?? 10) * 1000);
   for (;;) {
     try {
       const c = await connectOnce(ctx, t, opts, privateKey);
       if (c.learnt) process.stderr.write(`Learnt the host key of "${name}" (${t.id.address}): ${c.learnt}\n`);
       return { client: c.client, id: t.id };
     } catch (err) {
-      if (!(err instanceof Retryable) || Date.now() - t.startedAt > BOOT_GRACE_MS) throw err;
+      if (!(err instanceof Retryable) || Date.now() > giveUp) throw err;
       await sleep(250);
     }
   }
