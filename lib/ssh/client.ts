@@ -252,6 +252,14 @@ function runSession(client: Client, command: string[], tty: boolean): Promise<nu
       if (raw) stdin.setRawMode(true);
       const onResize = () => ch.setWindow(stdout.rows || 24, stdout.columns || 80, 0, 0);
       if (tty && stdout.isTTY) stdout.on('resize', onResize);
+      // Killed or hung up while the session runs: end it cleanly, so the terminal is restored.
+      let interrupted = false;
+      const onSignal = () => {
+        interrupted = true;
+        ch.close();
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGHUP', onSignal);
       let code: number | undefined;
       ch.on('exit', (c: number | null, signal?: string) => {
         code = exitCodeOf(c, signal ?? undefined);
@@ -263,10 +271,12 @@ function runSession(client: Client, command: string[], tty: boolean): Promise<nu
         stdin.unpipe(ch);
         if (raw) stdin.setRawMode(false);
         stdout.off('resize', onResize);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onSignal);
         // The loop must be free to end: stop reading our stdin.
         stdin.pause();
         stdin.destroy();
-        resolve(code ?? 255);
+        resolve(interrupted ? 255 : (code ?? 255));
       });
     };
     if (command.length === 0) {

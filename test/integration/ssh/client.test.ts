@@ -226,6 +226,20 @@ if (requireRoot(test)) {
     env.ok(t, ['delete', '--force', 'b1', 'c2']);
   });
 
+  test.serial('dir and btrfs pools too: the key at create, ssh-key add on the stopped container', (t) => {
+    const key = path.join(env.root, 'dev_key');
+    for (const driver of ['dir', 'btrfs']) {
+      env.ok(t, ['storage', 'create', `p${driver}`, driver]);
+      env.ok(t, ['create', 'debian', `s${driver}`, '--storage', `p${driver}`]);
+      const keys = () => JSON.parse(env.ok(t, ['ssh-key', 'list', `s${driver}`, '--format', 'json'])) as Array<{ comment: string }>;
+      t.deepEqual(keys().map((k) => k.comment.split('@')[0]), ['tslxc'], driver);
+      env.ok(t, ['ssh-key', 'add', `s${driver}`, `${key}.pub`]);
+      t.deepEqual(keys().map((k) => k.comment.split('@')[0]), ['tslxc', 'dev'], driver);
+      env.ok(t, ['delete', `s${driver}`]);
+      env.ok(t, ['storage', 'delete', `p${driver}`]);
+    }
+  });
+
   test.serial('a changed host key is refused with one line, until it is forgotten', (t) => {
     env.ok(t, ['exec', 'c1', '--', 'sh', '-c', 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh']);
     const r = env.cli(['ssh', 'c1', '--', 'true']);
