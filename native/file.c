@@ -4,18 +4,19 @@
 #include "helper.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-static void mkdir_parents(char *path)
+static void mkdir_parents(char *path, mode_t mode)
 {
   for (char *p = path + 1; *p; p++) {
     if (*p != '/')
       continue;
     *p = '\0';
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+    if (mkdir(path, mode) < 0 && errno != EEXIST)
       die_with_error("mkdir %s", path);
     *p = '/';
   }
@@ -37,14 +38,18 @@ static void copy_fd(int from, int to, const char *what)
 
 int main_file(int argc, char **argv)
 {
-  unsigned long pid = 0, mode = 0644, uid = 0, gid = 0;
+  unsigned long pid = 0, mode = 0644, dir_mode = 0755, uid = 0, gid = 0;
   const char *read_path = NULL, *write_path = NULL, *rootfs = NULL;
   static struct overlay_opts overlay;
-  bool mkdirs = false;
+  bool mkdirs = false, as_user = false;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
     if (strcmp(opt, "--mkdir") == 0) {
       mkdirs = true;
+      continue;
+    }
+    if (strcmp(opt, "--as-user") == 0) {
+      as_user = true;
       continue;
     }
     if (i + 1 >= argc)
@@ -61,11 +66,12 @@ int main_file(int argc, char **argv)
       read_path = val;
     else if (strcmp(opt, "--write") == 0)
       write_path = val;
-    else if (strcmp(opt, "--mode") == 0) {
+    else if (strcmp(opt, "--mode") == 0 || strcmp(opt, "--mkdir-mode") == 0) {
+      unsigned long *target = strcmp(opt, "--mode") == 0 ? &mode : &dir_mode;
       char *end;
       errno = 0;
-      mode = strtoul(val, &end, 8);
-      ok = !errno && !*end && *val && mode <= 07777;
+      *target = strtoul(val, &end, 8);
+      ok = !errno && !*end && *val && *target <= 07777;
     } else if (strcmp(opt, "--uid") == 0)
       ok = parse_ulong(val, &uid);
     else if (strcmp(opt, "--gid") == 0)
@@ -105,6 +111,15 @@ int main_file(int argc, char **argv)
       die_with_error("chroot %s", rootfs);
   }
 
+  /* --as-user: every further step (path walk, mkdir, open, rename) is done with the uid and gid
+   * given, without supplementary groups or capabilities, so the kernel checks that user's
+   * permissions: a user who planted a symlink in their home cannot make tslxc read or write a
+   * file they could not reach themselves (another user's authorized_keys, say). */
+  if (as_user) {
+    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+      die_with_error("take the identity %lu:%lu", uid, gid);
+  }
+
   if (read_path) {
     autofd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
@@ -120,7 +135,7 @@ int main_file(int argc, char **argv)
    * symlink at the target is replaced, not followed. */
   char *copy = xstrdup(path);
   if (mkdirs)
-    mkdir_parents(copy);
+    mkdir_parents(copy, dir_mode);
   char *slash = strrchr(copy, '/');
   *slash = '\0';
   const char *dir = copy[0] ? copy : "/";

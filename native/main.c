@@ -10,7 +10,8 @@ static void usage(void)
     "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
     "       tslxc-helper console --socket PATH [--escape CHAR]\n"
     "       tslxc-helper file (--pid PID | --rootfs DIR [--rootfs-lower L --rootfs-upper U --rootfs-work W])\n"
-    "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir])\n"
+    "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir [--mkdir-mode M]])\n"
+    "                         [--as-user]\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from './options/exec.js';
 import { STOP_OPTIONS } from './options/stop.js';
+import { SSH_OPTIONS } from './options/ssh.js';
 
 /**
  * Hot commands without yargs. `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
@@ -13,6 +14,7 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   if (args.includes('--help') || args.includes('-h') || args.includes('--debug')) return false;
   if (args[0] === 'list' || args[0] === 'ls') return fastList(args.slice(1));
   if (args[0] === 'start' || args[0] === 'stop') return fastStartStop(args[0], args.slice(1));
+  if (args[0] === 'ssh') return fastSsh(args.slice(1));
   if (args[0] !== 'exec') return false;
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
@@ -100,6 +102,28 @@ async function fastStartStop(verb: 'start' | 'stop', args: string[]): Promise<bo
       if (verb === 'start') await (await import('../instance/start.js')).startInstance(ctx, name);
       else await (await import('../instance/stop.js')).stopInstance(ctx, name, { force: !!v.force, timeout });
     }
+  } catch (err) {
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  }
+  return true;
+}
+
+/** `ssh NAME [options] [-- CMD...]`: the same option table as the yargs command. */
+async function fastSsh(args: string[]): Promise<boolean> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [key, o] of Object.entries(SSH_OPTIONS)) options[key] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch {
+    return false;
+  }
+  const [name, ...command] = parsed.positionals;
+  if (!name) return false;
+  const [{ sshInstance }, { sshOptionsFrom }, { Context }] = await Promise.all([import('../ssh/client.js'), import('./options/ssh.js'), import('../instance/context.js')]);
+  try {
+    process.exitCode = await sshInstance(new Context(), name, await sshOptionsFrom(parsed.values as Record<string, unknown>, command));
   } catch (err) {
     process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;

@@ -32,6 +32,8 @@ import admin from './commands/admin.js';
 import autostart from './commands/autostart.js';
 import lab from './commands/lab.js';
 import gateway from './commands/gateway.js';
+import ssh from './commands/ssh.js';
+import sshKey from './commands/ssh-key.js';
 
 /** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
@@ -71,6 +73,8 @@ export function createCli(args: string[]): Argv {
     .command(autostart)
     .command(lab)
     .command(gateway)
+    .command(ssh)
+    .command(sshKey)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { TslxcError } from '../errors.js';
+import { TslxcError, errorText } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { Reverter } from '../util/revert.js';
 import { validateInstanceName } from '../util/names.js';
@@ -15,6 +15,7 @@ import { profileExists } from '../profile/store.js';
 import { expandInstance } from '../profile/expand.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
+import { authorizeTslxcKey } from '../ssh/authorized.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -84,6 +85,13 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
       for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
       writeIdentity(ctx, name, hostname, { newMachineId: true });
+      // Images that run sshd let tslxc in with its own key (tslxc ssh). A convenience: an image
+      // whose /root cannot take it still makes a container, and the line says why ssh will not work.
+      try {
+        if (await authorizeTslxcKey(ctx, name, image)) opts.progress?.('configure', "tslxc's SSH key authorized for root");
+      } catch (err) {
+        opts.progress?.('configure', `tslxc's SSH key NOT authorized for root (tslxc ssh will be refused): ${errorText(err)}`);
+      }
       cfg.status = 'created';
       saveConfig(ctx.paths, cfg);
       return cfg;

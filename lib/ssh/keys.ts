@@ -1,0 +1,76 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError, isErrno } from '../errors.js';
+import type { Paths } from '../state/paths.js';
+import { withLock } from '../util/lock.js';
+import { locksDir } from '../state/paths.js';
+
+/**
+ * tslxc's own SSH keypair, STATE/ssh/id_ed25519{,.pub}: its public key goes into the root
+ * authorized_keys of containers made from images that run sshd, so `tslxc ssh` logs in without a
+ * password. Made on first use; the private key is 0600 in a 0700 dir (OpenSSH refuses a private
+ * key that others can read, and so should we).
+ */
+export const sshDir = (p: Paths) => path.join(p.stateDir, 'ssh');
+export const privateKeyFile = (p: Paths) => path.join(sshDir(p), 'id_ed25519');
+export const publicKeyFile = (p: Paths) => `${privateKeyFile(p)}.pub`;
+
+export interface Keypair {
+  privateKey: string;
+  /** one line, OpenSSH format: "ssh-ed25519 AAAA... tslxc@HOST" */
+  publicKey: string;
+  privateKeyFile: string;
+}
+
+function readKeypair(p: Paths): Keypair | undefined {
+  try {
+    const privateKey = fs.readFileSync(privateKeyFile(p), 'utf8');
+    const publicKey = fs.readFileSync(publicKeyFile(p), 'utf8').trim();
+    return { privateKey, publicKey, privateKeyFile: privateKeyFile(p) };
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw new TslxcError(`Cannot read tslxc's SSH key in ${sshDir(p)}`, (err as Error).message, 'check the files, or remove the dir to make a new key');
+  }
+}
+
+/** The keypair, made (under a lock, so two first uses make one key) when missing. */
+export async function ensureKeypair(p: Paths): Promise<Keypair> {
+  const existing = readKeypair(p);
+  if (existing) return existing;
+  return withLock(locksDir(p), 'ssh-keypair', async () => {
+    const again = readKeypair(p);
+    if (again) return again;
+    // Loaded only here: commands that find the key on disk do not pay for ssh2's import.
+    const { utils } = (await import('ssh2')).default;
+    const pair = utils.generateKeyPairSync('ed25519', { comment: `tslxc@${hostName()}` });
+    const dir = sshDir(p);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
+    // Private key first and the public key last: a reader that finds the .pub finds a whole pair.
+    writeExclusive(privateKeyFile(p), pair.private, 0o600);
+    writeExclusive(publicKeyFile(p), `${pair.public.trim()}\n`, 0o644);
+    return readKeypair(p)!;
+  }, { purpose: "tslxc's SSH key" });
+}
+
+function writeExclusive(file: string, data: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fchmodSync(fd, mode);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+function hostName(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() || 'host';
+  } catch {
+    return 'host';
+  }
+}
