@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { TslxcError, errorText } from '../errors.js';
-import { requireTool, run } from '../util/exec.js';
+import { requireTool, run, tarFileChangedOnly } from '../util/exec.js';
 import type { Paths } from '../state/paths.js';
 import { addImage, getImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
@@ -229,13 +229,16 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
       if (!opts.layer) delete meta.tslxc.layer;
     }
     let rootParent = img.dir;
-    let exec = (cmd: string, args: string[], what: string) => run(cmd, args, { what });
+    // Image files are immutable; tar's "file changed as we read it" (a ctime moved by a new hard
+    // link from the build cache) is not a failure here.
+    const plain = (cmd: string, args: string[], what: string) => run(cmd, args, { what, tolerate: tarFileChangedOnly });
+    let exec = plain;
     if (flatten) {
       rootParent = path.join(stage, 'view');
       const mnt = path.join(rootParent, 'rootfs');
       fs.mkdirSync(mnt, { recursive: true });
       const lowers = layerDirs(p, img);
-      exec = (cmd, args, what) => runOnOverlay({ lowers }, mnt, cmd, args, what);
+      exec = (cmd, args, what) => runOnOverlay({ lowers }, mnt, cmd, args, what, plain);
     }
     const rootDir = path.join(rootParent, 'rootfs');
     fs.writeFileSync(path.join(stage, 'metadata.yaml'), yaml.dump(meta, { noRefs: true, lineWidth: 120 }));
@@ -253,7 +256,7 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     }
     const metaOut = isDir ? path.join(target, `meta-${fp}${EXT[comp]}`) : target;
     const rootOut = isDir ? path.join(target, opts.squashfs ? `${fp}.squashfs` : `${fp}${EXT[comp]}`) : `${stripExt(target)}.root${opts.squashfs ? '.squashfs' : EXT[comp]}`;
-    await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
+    await plain(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
     if (opts.squashfs) {
       const mk = requireTool('mksquashfs', 'export a squashfs image');
       await exec(mk, [rootDir, tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], `Cannot make the squashfs of ${fp.slice(0, 12)}`);

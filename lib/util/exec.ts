@@ -53,7 +53,16 @@ export function requireTool(name: string, purpose: string): string {
  * Run a command to completion. Output lines go to onLine (for progress); on failure the error
  * names the command and carries its last few lines of output, which is usually the reason.
  */
-export async function run(cmd: string, args: string[], opts: SpawnOptions & { onLine?: (line: string) => void; what?: string } = {}): Promise<void> {
+/**
+ * GNU tar exits 1 when a file's ctime moved while it was read. Image files are immutable but
+ * hard-linked from the shared build cache, and each new link moves their ctime: a concurrent
+ * create or build linking the same files makes tar say "file changed as we read it" about a
+ * file whose content did not change. Exit 1 with only those lines is a success.
+ */
+export const tarFileChangedOnly = (code: number, lines: string[]) =>
+  code === 1 && lines.filter((l) => l.trim()).every((l) => /file changed as we read it$/.test(l));
+
+export async function run(cmd: string, args: string[], opts: SpawnOptions & { onLine?: (line: string) => void; what?: string; tolerate?: (code: number, lines: string[]) => boolean } = {}): Promise<void> {
   const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const take = (line: string) => {
@@ -67,7 +76,7 @@ export async function run(cmd: string, args: string[], opts: SpawnOptions & { on
     child.on('error', reject);
     child.on('close', (c, sig) => resolve(c ?? 128 + (sig ? 15 : 0)));
   });
-  if (code !== 0) {
+  if (code !== 0 && !opts.tolerate?.(code, tail)) {
     const last = tail.filter((l) => l.trim()).slice(-2).join(' / ');
     throw new TslxcError(opts.what ?? `${cmd} failed`, `exit ${code}${last ? `: ${last}` : ''}`);
   }
