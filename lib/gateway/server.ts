@@ -139,6 +139,9 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
       return;
     }
     socket.on('error', () => {});
+    // Small packets (a command's output, then its exit status, EOF and close) must not wait for
+    // the client's delayed ACK (Nagle: ~40 ms per command).
+    socket.setNoDelay(true);
     ssh.injectSocket(socket);
   });
   await new Promise<void>((resolve, reject) => {
@@ -160,6 +163,8 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
       for (const s of sessions) s.hangup();
       const deadline = Date.now() + timeoutMs;
       while ([...sessions].some((s) => s.running) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const s of sessions) if (s.running) s.kill();
+      await new Promise((r) => setTimeout(r, 100));
       for (const c of connections) c.end();
       log.close();
     },

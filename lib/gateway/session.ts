@@ -132,6 +132,12 @@ export class RunningSession {
     this.child?.stdin?.end();
   }
 
+  /** For a shutdown that waited long enough: a pty's command gets SIGKILL, a plain one loses its relay. */
+  kill(): void {
+    if (this.control) this.signal('KILL');
+    else this.child?.kill('SIGKILL');
+  }
+
   private signal(name: string): void {
     const child = this.child;
     if (!child || child.exitCode !== null || !SIGNAL_NAMES.has(name)) return;

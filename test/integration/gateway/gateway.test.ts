@@ -217,7 +217,17 @@ if (requireRoot(test)) {
     const { hostKeyFile } = await import('../../../lib/gateway/hostkey.js');
     const before = fs.readFileSync(hostKeyFile(env.paths), 'utf8');
     t.is(fs.statSync(hostKeyFile(env.paths)).mode & 0o777, 0o600);
+    // A session open at SIGTERM is hung up: its command gets SIGHUP, the client sees the end.
+    const c = await connect(gw!, 'member1', keys.k1);
+    const ch = await exec(c, `trap 'echo hup >&2; exit 9' HUP; echo ready; while :; do sleep 0.1; done`);
+    let out = '';
+    ch.on('data', (d: Buffer) => (out += d.toString()));
+    const open = collect(ch);
+    await waitFor(() => out, /ready/);
     t.is(await gw!.stop(), 0);
+    const hung = await open;
+    t.regex(hung.stderr, /hup/);
+    c.end();
     t.regex(gw!.log(), /gateway stopped/);
     gw = await startGatewayProcess(env);
     t.is(fs.readFileSync(hostKeyFile(env.paths), 'utf8'), before);
