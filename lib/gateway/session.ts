@@ -150,6 +150,9 @@ export class RunningSession {
     if (this.started || !this.hooks.stillAllowed()) return reject?.();
     this.started = true;
     const stream = accept();
+    // A write racing the client's close must not take the gateway down.
+    stream.on('error', (err: Error) => this.hooks.info(`${this.owner.source} ${this.owner.login}: channel: ${errorText(err)}`));
+    stream.stderr.on('error', () => {});
     const pty = kind === 'sftp' ? undefined : this.pty;
     this.record = {
       user: this.owner.user,

@@ -100,6 +100,21 @@ if (requireRoot(test)) {
     }
   });
 
+  test.serial('a client that goes away leaves nothing running in the container', async (t) => {
+    const ps = () => env.cli(['exec', 'c1', '--', 'ps', '-o', 'args']).stdout;
+    for (const abrupt of [false, true]) {
+      const c = await connect(gw!, 'member1', keys.k1);
+      const sh = await shell(c, { rows: 24, cols: 80 });
+      sh.write('sleep 1001\n');
+      await exec(c, 'sleep 1002');
+      await waitFor(ps, /sleep 1001[\s\S]*sleep 1002|sleep 1002[\s\S]*sleep 1001/);
+      if (abrupt) c.destroy();
+      else c.end();
+      await waitFor(() => (/sleep 100[12]/.test(ps()) ? '' : 'gone'), /gone/, 15_000);
+      t.pass(`abrupt=${abrupt}`);
+    }
+  });
+
   test.serial('a wrong key, an unknown user, and another user\'s container are refused', async (t) => {
     const wrong = await ssh(keys.kbad, 'member1', ['true']);
     t.is(wrong.code, 255);
