@@ -48,6 +48,9 @@ if (requireRoot(test)) {
       const r = await collect(await exec(c, 'echo $((6*7)); exit 9'));
       t.is(r.stdout, '42\n');
       t.is(r.code, 9);
+      // LANG, LC_* and TZ from the client are taken; anything else is not.
+      const envd = await collect(await new Promise<import('ssh2').ClientChannel>((res, rej) => c.exec('echo "$LANG|$LC_ALL|${FOO-unset}|$SSH_CONNECTION"', { env: { LANG: 'C.UTF-8', LC_ALL: 'C', FOO: 'bar' } }, (e, ch) => (e ? rej(e) : res(ch)))));
+      t.regex(envd.stdout, /^C\.UTF-8\|C\|unset\|127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+\n$/);
       const sh = await shell(c, false);
       const done = collect(sh);
       sh.end('echo in-shell $(hostname)\nexit 5\n');
