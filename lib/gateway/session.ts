@@ -108,6 +108,12 @@ export class RunningSession {
     });
     // Nothing that could reach beyond the container: no X11, no agent (ssh2 refuses unhandled
     // requests too; these say so in the log).
+    // A channel closed before it ran anything no longer counts against the connection's sessions.
+    session.once('close', () => {
+      if (this.started || this.ended) return;
+      this.ended = true;
+      hooks.done(this);
+    });
     session.on('x11', (_a, reject) => reject?.());
     session.on('auth-agent', (_a, reject) => reject?.());
     session.on('shell', (accept, reject) => this.start('shell', LOGIN_SHELL, accept, reject));
