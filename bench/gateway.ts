@@ -195,7 +195,7 @@ async function ok(p: Promise<{ code: number; stderr: string; stdout: string }>) 
 function connect(p: Peer, privateKey: Buffer): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {
     const c = new ssh2.Client();
-    c.once('ready', () => resolve(c)).once('error', reject);
+    c.once('ready', () => resolve(c)).on('error', reject); // kept: a later error must not crash the run before its cleanup
     c.connect({ host: p.host, port: p.port, username: p.user, privateKey, hostVerifier: () => true, readyTimeout: 20_000 });
   });
 }
