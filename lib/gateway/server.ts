@@ -29,6 +29,9 @@ export interface GatewayOptions {
 const MAX_AUTH_TRIES = 6;
 const MAX_SESSIONS_PER_CONNECTION = 10;
 const LOGIN_GRACE_MS = 60_000;
+/** Connections not logged in yet, per address and in all (as OpenSSH's MaxStartups; generous per address: a classroom shares one NAT address): beyond, new ones are dropped. */
+const MAX_PENDING_PER_ADDRESS = 64;
+const MAX_PENDING = 256;
 
 export interface Gateway {
   address: { host: string; port: number };
@@ -45,6 +48,17 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
   const sessions = new Set<RunningSession>();
   const connections = new Set<Connection>();
   const pruner = setInterval(() => throttle.prune(), 60_000).unref();
+
+  // By the client's address:port, which names one live TCP connection to this listener.
+  const pendingSettlers = new Map<string, () => void>();
+  const pending = new Map<string, number>();
+  let pendingTotal = 0;
+  const release = (addr: string) => {
+    pendingTotal--;
+    const n = (pending.get(addr) ?? 1) - 1;
+    if (n > 0) pending.set(addr, n);
+    else pending.delete(addr);
+  };
 
   const ssh = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'tslxc-gateway' }, (client, meta) => {
     connections.add(client);
@@ -86,6 +100,7 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
       owner = { user: verdict.user.name, login: auth.username, container: verdict.container, source, local: `${opts.host} ${gatewayPort()}` };
       throttle.success(address);
       clearTimeout(grace);
+      pendingSettlers.get(source)?.();
       info(`${source} ${auth.username}: logged in (user ${verdict.user.name}, container ${verdict.container})`);
       auth.accept();
     });
@@ -133,12 +148,26 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
   // A refused address is dropped before a byte of SSH: no handshake, no key exchange to pay for.
   const tcp = net.createServer((socket) => {
     const addr = socket.remoteAddress ?? '';
-    const left = throttle.bannedFor(addr);
-    if (left > 0) {
+    if (throttle.bannedFor(addr) > 0 || pendingTotal >= MAX_PENDING || (pending.get(addr) ?? 0) >= MAX_PENDING_PER_ADDRESS) {
       socket.destroy();
       return;
     }
+    // Counted until logged in or gone.
+    pendingTotal++;
+    pending.set(addr, (pending.get(addr) ?? 0) + 1);
+    let counted = true;
+    const key = `${addr}:${socket.remotePort}`;
+    const settle = () => {
+      if (counted) release(addr);
+      counted = false;
+      pendingSettlers.delete(key);
+    };
+    socket.once('close', settle);
+    pendingSettlers.set(key, settle);
     socket.on('error', () => {});
+    // Small packets (a command's output, then its exit status, EOF and close) must not wait for
+    // the client's delayed ACK (Nagle: ~40 ms per command).
+    socket.setNoDelay(true);
     ssh.injectSocket(socket);
   });
   await new Promise<void>((resolve, reject) => {
@@ -160,6 +189,8 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
       for (const s of sessions) s.hangup();
       const deadline = Date.now() + timeoutMs;
       while ([...sessions].some((s) => s.running) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const s of sessions) if (s.running) s.kill();
+      await new Promise((r) => setTimeout(r, 100));
       for (const c of connections) c.end();
       log.close();
     },

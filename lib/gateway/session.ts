@@ -108,6 +108,12 @@ export class RunningSession {
     });
     // Nothing that could reach beyond the container: no X11, no agent (ssh2 refuses unhandled
     // requests too; these say so in the log).
+    // A channel closed before it ran anything no longer counts against the connection's sessions.
+    session.once('close', () => {
+      if (this.started || this.ended) return;
+      this.ended = true;
+      hooks.done(this);
+    });
     session.on('x11', (_a, reject) => reject?.());
     session.on('auth-agent', (_a, reject) => reject?.());
     session.on('shell', (accept, reject) => this.start('shell', LOGIN_SHELL, accept, reject));
@@ -132,6 +138,12 @@ export class RunningSession {
     this.child?.stdin?.end();
   }
 
+  /** For a shutdown that waited long enough: a pty's command gets SIGKILL, a plain one loses its relay. */
+  kill(): void {
+    if (this.control) this.signal('KILL');
+    else this.child?.kill('SIGKILL');
+  }
+
   private signal(name: string): void {
     const child = this.child;
     if (!child || child.exitCode !== null || !SIGNAL_NAMES.has(name)) return;
@@ -144,6 +156,9 @@ export class RunningSession {
     if (this.started || !this.hooks.stillAllowed()) return reject?.();
     this.started = true;
     const stream = accept();
+    // A write racing the client's close must not take the gateway down.
+    stream.on('error', (err: Error) => this.hooks.info(`${this.owner.source} ${this.owner.login}: channel: ${errorText(err)}`));
+    stream.stderr.on('error', () => {});
     const pty = kind === 'sftp' ? undefined : this.pty;
     this.record = {
       user: this.owner.user,

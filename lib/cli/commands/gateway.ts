@@ -47,6 +47,8 @@ const serve: CommandModule = {
       process.once('SIGINT', stop('SIGINT'));
     });
     info('gateway stopped');
+    // What is still open (a client that does not close its side) must not keep the process up.
+    setTimeout(() => process.exit(0), 2000).unref();
   },
 };
 

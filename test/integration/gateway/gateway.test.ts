@@ -48,6 +48,9 @@ if (requireRoot(test)) {
       const r = await collect(await exec(c, 'echo $((6*7)); exit 9'));
       t.is(r.stdout, '42\n');
       t.is(r.code, 9);
+      // LANG, LC_* and TZ from the client are taken; anything else is not.
+      const envd = await collect(await new Promise<import('ssh2').ClientChannel>((res, rej) => c.exec('echo "$LANG|$LC_ALL|${FOO-unset}|$SSH_CONNECTION"', { env: { LANG: 'C.UTF-8', LC_ALL: 'C', FOO: 'bar' } }, (e, ch) => (e ? rej(e) : res(ch)))));
+      t.regex(envd.stdout, /^C\.UTF-8\|C\|unset\|127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+\n$/);
       const sh = await shell(c, false);
       const done = collect(sh);
       sh.end('echo in-shell $(hostname)\nexit 5\n');
@@ -97,6 +100,21 @@ if (requireRoot(test)) {
       }
     } finally {
       c.end();
+    }
+  });
+
+  test.serial('a client that goes away leaves nothing running in the container', async (t) => {
+    const ps = () => env.cli(['exec', 'c1', '--', 'ps', '-o', 'args']).stdout;
+    for (const abrupt of [false, true]) {
+      const c = await connect(gw!, 'member1', keys.k1);
+      const sh = await shell(c, { rows: 24, cols: 80 });
+      sh.write('sleep 1001\n');
+      await exec(c, 'sleep 1002');
+      await waitFor(ps, /sleep 1001[\s\S]*sleep 1002|sleep 1002[\s\S]*sleep 1001/);
+      if (abrupt) c.destroy();
+      else c.end();
+      await waitFor(() => (/sleep 100[12]/.test(ps()) ? '' : 'gone'), /gone/, 15_000);
+      t.pass(`abrupt=${abrupt}`);
     }
   });
 
@@ -217,7 +235,17 @@ if (requireRoot(test)) {
     const { hostKeyFile } = await import('../../../lib/gateway/hostkey.js');
     const before = fs.readFileSync(hostKeyFile(env.paths), 'utf8');
     t.is(fs.statSync(hostKeyFile(env.paths)).mode & 0o777, 0o600);
+    // A session open at SIGTERM is hung up: its command gets SIGHUP, the client sees the end.
+    const c = await connect(gw!, 'member1', keys.k1);
+    const ch = await exec(c, `trap 'echo hup >&2; exit 9' HUP; echo ready; while :; do sleep 0.1; done`);
+    let out = '';
+    ch.on('data', (d: Buffer) => (out += d.toString()));
+    const open = collect(ch);
+    await waitFor(() => out, /ready/);
     t.is(await gw!.stop(), 0);
+    const hung = await open;
+    t.regex(hung.stderr, /hup/);
+    c.end();
     t.regex(gw!.log(), /gateway stopped/);
     gw = await startGatewayProcess(env);
     t.is(fs.readFileSync(hostKeyFile(env.paths), 'utf8'), before);

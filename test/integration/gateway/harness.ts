@@ -87,7 +87,9 @@ export function connect(gw: { port: number }, username: string, key: string, ext
   return new Promise((resolve, reject) => {
     const c = new ssh2.Client();
     c.once('ready', () => resolve(c));
-    c.once('error', reject);
+    // Before ready: the connection failed. After: the test sees it on its channels; an 'error'
+    // with no listener would crash the worker before the after.always hooks clean up.
+    c.on('error', reject);
     c.connect({ host: '127.0.0.1', port: gw.port, username, privateKey: fs.readFileSync(key), hostVerifier: () => true, readyTimeout: 30_000, ...extra });
   });
 }

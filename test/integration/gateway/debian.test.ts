@@ -4,12 +4,12 @@ import path from 'node:path';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
-import { connect, makeKey, runTool, sshOptions, startGatewayProcess, type GatewayProcess } from './harness.js';
+import { collect, connect, makeKey, runTool, shell, sshOptions, startGatewayProcess, waitFor, type GatewayProcess } from './harness.js';
 
 /**
  * Files through the gateway: OpenSSH's sftp and scp (sftp mode and the legacy `scp -O`) and
  * ssh2's SFTP client against a Debian container (its own sftp-server, run through attach), and a
- * clear error from a busybox container, which has none.
+ * clear error from a busybox container, which has none; and a Debian login shell (su -l) on a pty.
  */
 if (requireRoot(test)) {
   const env = new TestEnv('gwfiles');
@@ -66,6 +66,25 @@ if (requireRoot(test)) {
       t.true(names.includes('sftp.bin'));
       const hostname = await new Promise<Buffer>((res, rej) => sftp.readFile('/etc/hostname', (err, b) => (err ? rej(err) : res(b))));
       t.is(hostname.toString().trim(), 'd1');
+    } finally {
+      c.end();
+    }
+  });
+
+  test.serial('a Debian login shell on a pty: root, its home, the terminal type, resizes', async (t) => {
+    const c = await connect(gw!, 'alice', key);
+    try {
+      const sh = await shell(c, { rows: 33, cols: 91, term: 'xterm-256color' });
+      let out = '';
+      sh.on('data', (d: Buffer) => (out += d.toString()));
+      const done = collect(sh);
+      sh.write('echo "who=$(id -un) pwd=$PWD term=$TERM size=$(stty size) tty=$(tty)"\n');
+      await waitFor(() => out, /who=root pwd=\/root term=xterm-256color size=33 91 tty=\/dev\/pts\/\d+/);
+      sh.setWindow(50, 150, 0, 0);
+      sh.write('stty size\n');
+      await waitFor(() => out, /50 150/);
+      sh.write('exit 6\n');
+      t.is((await done).code, 6);
     } finally {
       c.end();
     }
