@@ -22,10 +22,22 @@ export interface HelperResult {
   stderr: string;
 }
 
+/**
+ * The helper's environment. A started monitor keeps it for its life and runs the network hooks
+ * (node bin/tslxc.js ...) with it; they make no TLS connection, so node need not read
+ * NODE_EXTRA_CA_CERTS (tens of ms per hook where a big bundle is set; see bin/tslxc).
+ */
+function helperEnv(): NodeJS.ProcessEnv {
+  if (process.env.NODE_EXTRA_CA_CERTS === undefined) return process.env;
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
 /** Run the helper to completion, capturing its output (start mode). */
 export function runHelper(args: string[]): Promise<HelperResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(helperPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(helperPath(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: helperEnv() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
