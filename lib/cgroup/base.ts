@@ -17,6 +17,9 @@ export interface Timeouts {
   intervalMs: number;
 }
 
+/** What a delegated cgroup's owner may write (as systemd's and LXC's delegation). */
+const DELEGATED_FILES = ['cgroup.procs', 'tasks', 'cgroup.threads', 'cgroup.subtree_control', 'cgroup.clone_children'];
+
 export const DEFAULT_TIMEOUTS: Timeouts = { freezeMs: 5000, killMs: 10000, removeMs: 5000, intervalMs: 20 };
 
 export interface DriverOptions {
@@ -47,6 +50,18 @@ export abstract class CgroupBase implements CgroupDriver {
     this.sys = opts.sys ?? realSys;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     this.warn = opts.onWarning ?? (() => {});
+  }
+
+  async delegate(name: string, uid: number, gid: number): Promise<void> {
+    const chown = this.sys.fs.chown;
+    if (!chown) return;
+    for (const dir of this.dirs(name)) {
+      await chown(dir, uid, gid);
+      for (const f of DELEGATED_FILES) {
+        const file = path.join(dir, f);
+        if (await this.sys.fs.exists(file)) await chown(file, uid, gid);
+      }
+    }
   }
 
   /** Mount points of every hierarchy this driver puts containers in. */
