@@ -10,6 +10,7 @@ import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
 import { hostAccess } from '../storage/instance.js';
+import { VOLATILE_CURRENT } from '../instance/idmap.js';
 import { addImage, getImage, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import type { Progress } from './build.js';
@@ -45,9 +46,15 @@ export async function publishInstance(
         const thaw = state.status === 'Running';
         if (thaw) await cg.freeze(name);
         try {
-          // Only the root filesystem: /proc, /sys, /dev, /run and other mounts inside stay empty.
-          fs.mkdirSync(dst);
-          await run('cp', ['-a', '-x', '--reflink=auto', `/proc/${state.initPid}/root/.`, dst], { what: `Cannot copy the root of "${name}"` });
+          if (cfg.config?.[VOLATILE_CURRENT] !== undefined) {
+            // An unprivileged container's root seen through its init is idmapped (host ids
+            // shifted into its range): copy the stored tree instead, whose ids are the image's.
+            await copyStoppedRoot(ctx, name, staging, dst);
+          } else {
+            // Only the root filesystem: /proc, /sys, /dev, /run and other mounts inside stay empty.
+            fs.mkdirSync(dst);
+            await run('cp', ['-a', '-x', '--reflink=auto', `/proc/${state.initPid}/root/.`, dst], { what: `Cannot copy the root of "${name}"` });
+          }
         } finally {
           if (thaw) await cg.thaw(name);
         }
