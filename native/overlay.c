@@ -152,6 +152,9 @@ int detached_overlay(const struct overlay_opts *ov, int userns_fd, uid_t root_ui
   autofd int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
   if (fsfd < 0)
     die_with_error("overlay: fsopen");
+  /* /proc/mounts shows "overlay / overlay ..." as for mount(2) (the source is free-form). */
+  if (fsconfig(fsfd, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0)
+    die_with_error("overlay: source");
   if (userns_fd >= 0) {
     configure_idmapped_layers(fsfd, ov, base, base_len, userns_fd, root_uid, root_gid);
   } else {

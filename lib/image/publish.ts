@@ -10,7 +10,8 @@ import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
 import { hostAccess } from '../storage/instance.js';
-import { VOLATILE_CURRENT } from '../instance/idmap.js';
+import { onDiskMap, VOLATILE_CURRENT } from '../instance/idmap.js';
+import { shiftTree } from '../storage/shift.js';
 import { addImage, getImage, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import type { Progress } from './build.js';
@@ -63,6 +64,9 @@ export async function publishInstance(
       } else {
         throw new TslxcError(`Cannot publish "${name}"`, `it is in state ${state.status}${state.reason ? ` (${state.reason})` : ''}`);
       }
+      // Files shifted on disk (a filesystem without idmapped mounts): the image gets them unshifted.
+      const onDisk = onDiskMap(cfg.config);
+      if (onDisk) shiftTree(dst, onDisk, undefined);
       return cfg;
     });
     const meta = publishedMetadata(ctx.paths, cfg, opts.description);

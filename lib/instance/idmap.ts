@@ -10,6 +10,8 @@ import {
   type HostRange, type IdMap,
 } from '../config/idmap.js';
 import { helperPath } from './helper.js';
+import { hostAccess } from '../storage/instance.js';
+import { sameMap, shiftTree } from '../storage/shift.js';
 import { listNames, loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 
@@ -23,6 +25,8 @@ import type { Context } from './context.js';
 
 export const VOLATILE_BASE = 'volatile.idmap.base';
 export const VOLATILE_CURRENT = 'volatile.idmap.current';
+/** The map the rootfs's files are shifted to on disk (absent: unshifted, the usual idmapped case). */
+export const VOLATILE_ON_DISK = 'volatile.last_state.idmap';
 
 interface Block {
   base: number;
@@ -124,6 +128,44 @@ export function mappedRoot(map: IdMap): { uid: number; gid: number } {
   const u = map.uid.find((r) => r.nsid === 0)!;
   const g = map.gid.find((r) => r.nsid === 0)!;
   return { uid: u.hostid, gid: g.hostid };
+}
+
+/** The map the container's files on disk are shifted to, or undefined when they are unshifted. */
+export function onDiskMap(config: Record<string, string> | undefined): IdMap | undefined {
+  const m = parseIdmapJson(config?.[VOLATILE_ON_DISK]);
+  return m && (m.uid.length || m.gid.length) ? m : undefined;
+}
+
+/**
+ * Where the rootfs can be idmapped, its files stay unshifted and the helper gets --rootfs-idmap.
+ * Elsewhere (or with TSLXC_IDMAPPED_MOUNTS=0, which tests use to exercise this path) the files are
+ * shifted on disk into the container's range once, recorded as volatile.last_state.idmap, and
+ * shifted again when the map changes (or back when the container becomes privileged). An overlay
+ * root cannot be shifted (its image layers are shared): it needs idmapped mounts.
+ */
+export function prepareRootIds(ctx: Context, cfg: InstanceConfig, map: IdMap | undefined): { idmapRootfs: boolean } {
+  const acc = hostAccess(ctx, cfg.name);
+  const onDisk = onDiskMap(cfg.config);
+  const record = (m: IdMap | undefined) => {
+    if (m) cfg.config[VOLATILE_ON_DISK] = formatIdmap(m);
+    else delete cfg.config[VOLATILE_ON_DISK];
+    // Saved at once: the files on disk changed, whatever happens to this start.
+    const file = loadConfig(ctx.paths, cfg.name);
+    file.config = { ...(file.config ?? {}) };
+    if (m) file.config[VOLATILE_ON_DISK] = cfg.config[VOLATILE_ON_DISK]!;
+    else delete file.config[VOLATILE_ON_DISK];
+    saveConfig(ctx.paths, file);
+  };
+  const idmappable = process.env.TSLXC_IDMAPPED_MOUNTS !== '0' && supportsIdmappedMounts(acc.root);
+  const want = map && !idmappable ? map : undefined;
+  if (map && !idmappable && acc.helperArgs) {
+    throw new TslxcError(`Cannot start "${cfg.name}" unprivileged`, `the filesystem of ${acc.root} does not support idmapped mounts, and an overlay root cannot be shifted (its image layers are shared)`, 'use a dir or btrfs pool, or set security.privileged=true');
+  }
+  if (!sameMap(onDisk, want)) {
+    shiftTree(acc.root, onDisk, want);
+    record(want);
+  }
+  return { idmapRootfs: map !== undefined && idmappable };
 }
 
 const probed = new Map<string, boolean>();

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { containerRunDir } from '../state/paths.js';
-import { hostAccess, prepareRootfs, rootfsArgs } from '../storage/instance.js';
+import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
-import { mappedRoot, planIdmap, supportsIdmappedMounts } from './idmap.js';
+import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
 import { bindArgs } from '../storage/disk.js';
 import type { Device } from '../profile/store.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
@@ -66,7 +66,8 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
     await prepareRootfs(ctx, cfg.name);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(ctx, cfg, idmap));
+    const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     const out = await runHelper(args);
@@ -92,14 +93,11 @@ export function initEnvironment(cfg: InstanceConfig, config: Record<string, stri
 
 /**
  * The helper's user namespace options: the maps, and --rootfs-idmap (the rootfs is kept with
- * unshifted ids on disk and shown through an idmapped mount) where the filesystem allows it.
+ * unshifted ids on disk and shown through an idmapped mount) where the filesystem allows it;
+ * elsewhere the files were shifted on disk by prepareRootIds.
  */
-function idmapArgsFor(ctx: Context, cfg: InstanceConfig, map: IdMap): string[] {
-  const root = hostAccess(ctx, cfg.name).root;
-  if (!supportsIdmappedMounts(root)) {
-    throw new TslxcError(`Cannot start "${cfg.name}" unprivileged`, `the filesystem of ${root} does not support idmapped mounts on this kernel`, `move it to a pool on ext4, xfs, btrfs or tmpfs, or set security.privileged=true`);
-  }
-  return [...idmapArgs(map), '--rootfs-idmap'];
+function idmapArgsFor(map: IdMap, idmapRootfs: boolean): string[] {
+  return [...idmapArgs(map), ...(idmapRootfs ? ['--rootfs-idmap'] : [])];
 }
 
 export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}, devices: Record<string, Device> = {}, userns?: string[]): string[] {

@@ -70,8 +70,11 @@ export function bindArgs(devices: Record<string, Device>, paths?: Paths, opts: {
     } else src = path.resolve(dev.source);
     // shift=true: in an unprivileged container the source is idmapped, so its files show with
     // their own ids inside (host root's as container root's); without it they keep their host
-    // ids (root's files are nobody's inside). A privileged container has nothing to shift.
-    const options = [...(truthy(dev.readonly) ? ['ro'] : []), ...(opts.idmap && truthy(dev.shift) ? ['idmap'] : [])];
+    // ids (root's files are nobody's inside). A custom volume is the containers' own data: it is
+    // idmapped unless shift=false, so its files are stored with container ids, whichever
+    // container (map) uses it. A privileged container has nothing to shift.
+    const shift = dev.shift !== undefined ? truthy(dev.shift) : dev.pool !== undefined;
+    const options = [...(truthy(dev.readonly) ? ['ro'] : []), ...(opts.idmap && shift ? ['idmap'] : [])];
     args.push('--bind', `${src}:${path.posix.normalize(dev.path)}${options.length ? `:${options.join(',')}` : ''}`);
   }
   if (lxcfsRunning()) {

@@ -145,6 +145,36 @@ if (requireRoot(test)) {
     env.ok(t, ['delete', '--force', 'raw1']);
   });
 
+  test.serial('without idmapped mounts a dir-pool root is shifted on disk, recorded, and shifted back', (t) => {
+    // TSLXC_IDMAPPED_MOUNTS=0 takes the path of a filesystem that cannot be idmapped.
+    env.env.TSLXC_IDMAPPED_MOUNTS = '0';
+    try {
+      env.ok(t, ['storage', 'create', 'plain', 'dir']);
+      env.ok(t, ['launch', 'busybox', 'sh1', '--storage', 'plain', ...UNPRIV]);
+      const root = path.join(env.paths.stateDir, 'containers/sh1/rootfs');
+      t.deepEqual([fs.statSync(path.join(root, 'bin')).uid, fs.lstatSync(path.join(root, 'bin/sh')).uid], [base, base], 'shifted into the range on disk');
+      t.regex(configOf('sh1'), /volatile\.last_state\.idmap/);
+      t.is(sh('sh1', 'stat -c %u:%g /bin /etc/passwd && touch /root/new && stat -c %u /root/new').stdout, '0:0\n0:0\n0');
+      t.is(fs.statSync(path.join(root, 'root/new')).uid, base);
+      const src = path.join(env.root, 'push2.txt');
+      fs.writeFileSync(src, 'x\n');
+      env.ok(t, ['stop', 'sh1']);
+      env.ok(t, ['file', 'push', '--uid', '1000', src, 'sh1/tmp/stopped-push']);
+      t.is(fs.statSync(path.join(root, 'tmp/stopped-push')).uid, base + 1000, 'a push to the stopped container lands in its range');
+      env.ok(t, ['publish', 'sh1', '--alias', 'shimg']);
+      env.ok(t, ['config', 'set', 'sh1', 'security.privileged=true']);
+      env.ok(t, ['start', 'sh1']);
+      t.deepEqual([fs.statSync(path.join(root, 'bin')).uid, fs.statSync(path.join(root, 'root/new')).uid, fs.statSync(path.join(root, 'tmp/stopped-push')).uid], [0, 0, 1000], 'privileged again: shifted back');
+      t.notRegex(configOf('sh1'), /volatile\.last_state\.idmap/);
+      env.ok(t, ['delete', '--force', 'sh1']);
+      env.ok(t, ['launch', 'shimg', 'sh2', '-c', 'security.privileged=true']);
+      t.is(sh('sh2', 'stat -c %u /root/new /tmp/stopped-push').stdout, '0\n1000', 'the published image is unshifted');
+      env.ok(t, ['delete', '--force', 'sh2']);
+    } finally {
+      delete env.env.TSLXC_IDMAPPED_MOUNTS;
+    }
+  });
+
   test.serial('privileged containers keep working (security.privileged=true)', (t) => {
     env.ok(t, ['launch', 'busybox', 'priv1', '-c', 'security.privileged=true']);
     t.is(hostUid(initPid('priv1')), 0);
