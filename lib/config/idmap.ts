@@ -98,7 +98,7 @@ export function parseRawIdmap(value: string, key = 'raw.idmap'): RawEntry[] {
 }
 
 /** What a container without security.privileged is. */
-export const PRIVILEGED_BY_DEFAULT = true;
+export const PRIVILEGED_BY_DEFAULT = false;
 
 /** Whether the config asks for a privileged container (no user namespace). */
 export function isPrivileged(config: Record<string, string>): boolean {
@@ -194,7 +194,7 @@ export function toContainer(ranges: IdRange[], id: number): number | undefined {
 export const IDMAP_KEYS = [
   {
     key: 'security.privileged',
-    describe: 'true: no user namespace, container root is host root (next start)',
+    describe: 'true: no user namespace, container root is host root (default false; next start)',
     check: (v: string, key: string) => void parseBool(v, { key }),
   },
   {
