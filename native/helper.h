@@ -255,5 +255,6 @@ int main_attach(int argc, char **argv);
 int main_console(int argc, char **argv);
 int main_file(int argc, char **argv);
 int main_idmap_probe(int argc, char **argv);
+int main_devices(int argc, char **argv);
 
 #endif

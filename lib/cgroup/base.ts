@@ -5,6 +5,7 @@ import type { CgroupSys } from './sys.js';
 import { realSys } from './sys.js';
 import { isErrnoCode, removeTree, subtreePids, validateCgroupName, validatePrefix, waitUntil } from './tree.js';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, FreezeState } from './types.js';
+import type { DeviceRule } from './devices.js';
 
 export interface Timeouts {
   /** how long a freeze may take before it is undone and reported */
@@ -30,6 +31,11 @@ export interface DriverOptions {
   timeouts?: Partial<Timeouts>;
   /** things that work, but not fully (a controller that could not be enabled, swap not accounted) */
   onWarning?: (message: string) => void;
+  /**
+   * v2: puts the device allow list on a container's cgroup (a BPF device program: the native
+   * helper's `devices` mode). Without it a v2 container may open any device node it reaches.
+   */
+  attachDevices?: (dir: string, rules: readonly DeviceRule[]) => Promise<void>;
 }
 
 /** What both drivers do the same way: paths, existence, pids, kill loop, remove. */

@@ -187,6 +187,27 @@ async function main(): Promise<void> {
     });
   }
 
+  // The device allow list on v2: the helper's BPF program on the container's cgroup.
+  if (fs.existsSync(helper)) {
+    await check('a device program: the default allow list, and nothing else, can be opened', async () => {
+      const attachDevices = async (d: string, rules: readonly { type: string; major: number | string; minor: number | string; access: string }[]) => {
+        const r = spawnSync(helper, ['devices', '--cgroup', d, ...rules.flatMap((x) => ['--allow', x.type === 'a' ? 'a' : `${x.type} ${x.major}:${x.minor} ${x.access}`])], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(r.stderr.trim());
+      };
+      const dcg = await openCgroups({ prefix: `${prefix}-dev`, attachDevices });
+      eq(dcg.devicesEnforced, true, 'devicesEnforced');
+      try {
+        const [ddir] = await dcg.create('d1');
+        const script = `echo $$ > ${ddir}/cgroup.procs; for d in null zero urandom kmsg mem; do head -c1 /dev/$d > /dev/null 2>&1 && echo "$d ok" || echo "$d denied"; done; mknod /tmp/vdx b 254 0 && echo mknod-ok; rm -f /tmp/vdx`;
+        const r = spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+        eq(r.stdout.trim().split('\n'), ['null ok', 'zero ok', 'urandom ok', 'kmsg denied', 'mem denied', 'mknod-ok'], 'device access');
+      } finally {
+        await dcg.remove('d1');
+        await dcg.removePrefix();
+      }
+    });
+  }
+
   await check('remove and removePrefix leave nothing', async () => {
     await driver.remove('c1');
     await driver.remove('c1');
