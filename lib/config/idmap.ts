@@ -91,6 +91,8 @@ export function parseRawIdmap(value: string, key = 'raw.idmap'): RawEntry[] {
     const [hostid, hcount] = rangeOf(f[1]!, key, line);
     const [nsid, ncount] = rangeOf(f[2]!, key, line);
     if (hcount !== ncount) throw new TslxcError(`Invalid value for ${key}`, `"${line}": the host and container ranges differ in size`);
+    // Host root mapped in would make the container's files (and setuid programs) host root's.
+    if (hostid === 0) throw new TslxcError(`Invalid value for ${key}`, `"${line}": it maps host ${f[0] === 'gid' ? 'gid' : 'uid'} 0 (root) into the container`, 'use security.privileged=true for a container whose root is the host\'s');
     out.push({ kind: f[0] as RawEntry['kind'], hostid, nsid, count: hcount });
   }
   if (out.length === 0) throw new TslxcError(`Invalid value for ${key}`, 'no mapping in it');

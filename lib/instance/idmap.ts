@@ -144,8 +144,9 @@ export function onDiskMap(config: Record<string, string> | undefined): IdMap | u
  * root cannot be shifted (its image layers are shared): it needs idmapped mounts.
  */
 export function prepareRootIds(ctx: Context, cfg: InstanceConfig, map: IdMap | undefined): { idmapRootfs: boolean } {
-  const acc = hostAccess(ctx, cfg.name);
   const onDisk = onDiskMap(cfg.config);
+  if (!map && !onDisk) return { idmapRootfs: false }; // privileged, files unshifted: nothing to do
+  const acc = hostAccess(ctx, cfg.name);
   const record = (m: IdMap | undefined) => {
     if (m) cfg.config[VOLATILE_ON_DISK] = formatIdmap(m);
     else delete cfg.config[VOLATILE_ON_DISK];

@@ -14,7 +14,7 @@ test('raw.idmap: LXD syntax, ranges, comments; bad lines are one-line errors', (
     { kind: 'both', hostid: 1000, nsid: 1000, count: 1 },
     { kind: 'uid', hostid: 2000, nsid: 500, count: 10 },
   ]);
-  for (const bad of ['both 1000', 'user 1 1', 'uid 5-1 5-1', 'uid 1-3 1-2', '', '# only a comment']) {
+  for (const bad of ['both 1000', 'user 1 1', 'uid 5-1 5-1', 'uid 1-3 1-2', '', '# only a comment', 'both 0 0', 'gid 0-9 100-109']) {
     const e = t.throws(() => parseRawIdmap(bad));
     t.regex(e!.message, /^Invalid value for raw\.idmap/);
   }
