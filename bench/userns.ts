@@ -1,6 +1,6 @@
 /**
  * Unprivileged containers, side by side in one run (medians, peers interleaved):
- *   - start → systemd running: tslxc unprivileged (the default), tslxc privileged
+ *   - start → systemd running: tslxc unprivileged (the default; dir pool, and overlay pool), tslxc privileged
  *     (security.privileged=true), LXC 5.0 unprivileged (lxc.idmap, rootfs mounted idmap=container);
  *   - the cost of presenting the rootfs with the container's ids: an idmapped mount (what tslxc
  *     does at each start: the start command's extra time against a privileged start) against
@@ -82,11 +82,18 @@ async function main(): Promise<number> {
     if (made.code !== 0) throw new Error(made.stderr);
     const madeP = await env.tslxc(['create', 'debian', pr, '-c', 'security.privileged=true'], { timeoutMs: 600_000 });
     if (madeP.code !== 0) throw new Error(madeP.stderr);
+    // The default pool driver (overlay): its idmapped layers are made in a private mount namespace.
+    const ov = `ov-${env.id}`;
+    const pool = await env.tslxc(['storage', 'create', 'ovl', 'overlay']);
+    if (pool.code !== 0) throw new Error(pool.stderr);
+    const madeO = await env.tslxc(['create', 'debian', ov, '-s', 'ovl'], { timeoutMs: 600_000 });
+    if (madeO.code !== 0) throw new Error(madeO.stderr);
     const rootfs = path.join(env.stateDir, 'containers', un, 'rootfs');
     await createLxcUnprivileged(env, lx, rootfs, base);
     const version = await lxcVersion();
     const peers: Peer[] = [
       { ...tslxcPeer(env, un), label: 'tslxc unprivileged' },
+      { ...tslxcPeer(env, ov), label: 'tslxc unprivileged, overlay' },
       { ...tslxcPeer(env, pr), label: 'tslxc privileged' },
       { ...lxcPeer(env, lx, version), label: `LXC ${version} unprivileged` },
     ];
@@ -107,7 +114,7 @@ async function main(): Promise<number> {
         await cleanStop(p);
       }
     }
-    out.push(`start → systemd running (Debian 12, dir rootfs, no nic), ${runs} runs interleaved: median (min–max)`);
+    out.push(`start → systemd running (Debian 12, dir rootfs unless said, no nic), ${runs} runs interleaved: median (min–max)`);
     for (const p of peers) out.push(`  ${p.label.padEnd(28)} ${fmt(summarize(totals.get(p)!))}   start command ${fmt(summarize(starts.get(p)!))}`);
 
     // Shifting at create: a copy of the rootfs, every inode chowned into the range and back.
