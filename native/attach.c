@@ -284,9 +284,15 @@ int main_attach(int argc, char **argv)
       die_with_error("open %s", path);
   }
 
-  if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+  /* An unprivileged container: its user namespace too (setns enters it first, so the others,
+   * owned by it, are entered with its credentials), then we become its root: files we make are
+   * the container's root's, and we hold no capability over the host any more. */
+  int userns = in_other_userns(opts.pid) ? CLONE_NEWUSER : 0;
+  if (setns(pidfd, userns | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
                        CLONE_NEWCGROUP) < 0)
     die_with_error("enter the namespaces of process %d", (int)opts.pid);
+  if (userns)
+    become_userns_root();
 
   /* The pty comes from the container's own devpts, so `tty` inside names /dev/pts/N. */
   autofd int master = -1;

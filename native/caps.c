@@ -94,3 +94,15 @@ void drop_caps(const int *caps, size_t n)
   drop_caps_bounding(caps, n);
   drop_caps_sets(caps, n);
 }
+
+void raise_effective_caps(void)
+{
+  struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) < 0)
+    die_with_error("capget");
+  data[0].effective = data[0].permitted;
+  data[1].effective = data[1].permitted;
+  if (syscall(SYS_capset, &hdr, data) < 0)
+    die_with_error("capset");
+}

@@ -184,28 +184,21 @@ static void ro_path(int rootfd, const char *path, bool recursive)
 }
 
 /* Binds a host path (a disk device, a volume, lxcfs's files) onto DST inside the rootfs. SPEC is
- * "SRC:DST[:ro]". The source is the caller's (validated by tslxc); the target is resolved inside
- * the rootfs like every other, and made to match the source: a directory, or an empty file. */
-static void bind_path(int rootfd, const char *spec)
+ * "SRC:DST[:OPTS]". The source is the caller's (validated by tslxc); the target is resolved inside
+ * the rootfs like every other, and made to match the source: a directory, or an empty file. In a
+ * user namespace the source comes as TREE, a detached mount the monitor made (idmapped and
+ * read-only as asked), moved into place; otherwise TREE is -1 and SRC is bound. */
+static void bind_path(int rootfd, const char *spec, int tree)
 {
-  char buf[PATH_MAX];
-  xsnprintf(buf, sizeof buf, "%s", spec);
-  char *dst = strchr(buf, ':');
-  *dst++ = '\0';
-  bool ro = false;
-  char *mode = strchr(dst, ':');
-  if (mode) {
-    *mode++ = '\0';
-    if (strcmp(mode, "ro") != 0)
-      die("--bind %s: the only option is \"ro\"", spec);
-    ro = true;
-  }
-  autofd int srcfd = open(buf, O_PATH | O_CLOEXEC);
-  if (srcfd < 0)
-    die_with_error("open %s to bind it", buf);
+  static struct bind_spec b;
+  parse_bind_spec(spec, &b);
+  const char *dst = b.dst;
+  autofd int srcfd = tree >= 0 ? -1 : open(b.src, O_PATH | O_CLOEXEC);
+  if (tree < 0 && srcfd < 0)
+    die_with_error("open %s to bind it", b.src);
   struct stat st;
-  if (fstat(srcfd, &st) < 0)
-    die_with_error("stat %s", buf);
+  if (fstat(tree >= 0 ? tree : srcfd, &st) < 0)
+    die_with_error("stat %s", b.src);
   const char *inner = dst + 1;
   autofd int dstfd = -1;
   if (S_ISDIR(st.st_mode)) {
@@ -235,8 +228,13 @@ static void bind_path(int rootfd, const char *spec)
       die_with_error("open %s in the rootfs", dst);
     }
   }
+  if (tree >= 0) {
+    if (move_mount(tree, "", dstfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      die_with_error("move the mount of %s onto %s", b.src, dst);
+    return;
+  }
   bind_fd_on_fd(srcfd, dstfd, MS_REC, dst);
-  if (ro) {
+  if (b.ro) {
     autofd int bound = xopen_in_root(rootfd, inner, false);
     make_ro(bound, true, dst);
   }
@@ -579,10 +577,39 @@ void container_child(const struct start_opts *o, int sync_fd)
   sigprocmask(SIG_SETMASK, &none, NULL);
   umask(0);
 
-  /* 1: the monitor writes one byte once we are in our cgroups and the start-host hook ran. */
-  char go;
-  if (read_retry(sync_fd, &go, 1) != 1)
-    _exit(1);
+  /* 1: the monitor says go ('g') once we are in our cgroups and the start-host hook ran; in a
+   * user namespace our id maps are written by then, and the rootfs and --bind sources came
+   * before it as detached mounts. */
+  static int bind_trees[MAX_LIST];
+  size_t n_trees = 0;
+  autofd int root_tree = -1;
+  for (;;) {
+    char tag;
+    int fd = recv_tagged_fd(sync_fd, &tag);
+    if (fd == -2)
+      _exit(1);
+    if (tag == 'g')
+      break;
+    if (tag == 'r')
+      root_tree = fd;
+    else if (tag == 'b' && n_trees < MAX_LIST)
+      bind_trees[n_trees++] = fd;
+    else
+      die("unexpected message '%c' from the monitor", tag);
+  }
+  bool userns = o->uidmap.n > 0;
+  if (userns && (root_tree < 0 || n_trees != o->n_binds))
+    die("the monitor did not pass the rootfs and binds");
+
+  /* Still host root's ids here (only our capabilities are the namespace's): the owner bits of
+   * root's 0700 state dirs let us reach the rootfs path, which the namespace's root could not. */
+  autofd int root_target = -1;
+  if (userns) {
+    root_target = open(o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_target < 0)
+      die_with_error("open %s", o->rootfs);
+    become_userns_root();
+  }
 
   step(STEP_CGROUPNS);
   if (unshare(CLONE_NEWCGROUP) < 0)
@@ -594,13 +621,21 @@ void container_child(const struct start_opts *o, int sync_fd)
 
   step(STEP_ROOTFS);
   /* Either way the rootfs becomes a mount point of this namespace (pivot_root needs one). */
-  if (o->overlay.n_lowers)
-    mount_overlay(&o->overlay, o->rootfs);
-  else if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-    die_with_error("bind mount %s", o->rootfs);
-  autofd int rootfd = open(o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0)
-    die_with_error("open %s", o->rootfs);
+  autofd int rootfd = -1;
+  if (userns) {
+    /* The monitor's detached mount, once attached, is the rootfs: its fd is the root. */
+    if (move_mount(root_tree, "", root_target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      die_with_error("move the rootfs mount onto %s", o->rootfs);
+    rootfd = steal_fd(&root_tree);
+  } else {
+    if (o->overlay.n_lowers)
+      mount_overlay(&o->overlay, o->rootfs);
+    else if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+      die_with_error("bind mount %s", o->rootfs);
+    rootfd = open(o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+      die_with_error("open %s", o->rootfs);
+  }
 
   step(STEP_PROC);
   setup_proc(rootfd);
@@ -618,8 +653,11 @@ void container_child(const struct start_opts *o, int sync_fd)
   setup_run(rootfd);
 
   step(STEP_PATHS);
-  for (size_t i = 0; i < o->n_binds; i++)
-    bind_path(rootfd, o->binds[i]);
+  for (size_t i = 0; i < o->n_binds; i++) {
+    bind_path(rootfd, o->binds[i], userns ? bind_trees[i] : -1);
+    if (userns)
+      close(bind_trees[i]);
+  }
   for (size_t i = 0; i < o->n_ro_paths; i++)
     ro_path(rootfd, o->ro_paths[i] + 1, true);
   autofd int devnull = xopen_in_root(rootfd, "dev/null", false);

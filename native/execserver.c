@@ -21,6 +21,9 @@
 #define MAX_KIDS 256
 
 /* The running commands, each with the connection its exit status goes to. */
+/* The container's user namespace, for an unprivileged container (-1 otherwise). */
+static int userns_fd = -1;
+
 static struct kid {
   pid_t pid;
   int conn;
@@ -119,6 +122,12 @@ static void serve(int conn)
       if (dup2(fds[fd], fd) < 0)
         _exit(125);
     umask(mask);
+    if (userns_fd >= 0) {
+      if (setns(userns_fd, CLONE_NEWUSER) < 0 || !try_become_userns_root()) {
+        dprintf(2, "tslxc-helper: enter the container's user namespace: %s\n", strerror(errno));
+        _exit(125);
+      }
+    }
     exec_in_container(&spec, NULL, NULL, 0, -1);
   }
   for (int i = 0; i < 3; i++)
@@ -203,6 +212,15 @@ static __attribute__((noreturn)) void run_exec_server(int listen_fd, pid_t monit
   autofd int pidfd = sys_pidfd_open(init);
   if (pidfd < 0)
     die_with_error("open process %d", (int)init);
+  /* An unprivileged container: the server stays in the host's user namespace (SO_PEERCRED must
+   * keep meaning host uid 0), each child enters the container's before it runs anything. */
+  if (in_other_userns(init)) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)init);
+    userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns_fd < 0)
+      die_with_error("open %s", path);
+  }
   if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
                        CLONE_NEWCGROUP) < 0)
     die_with_error("enter the namespaces of process %d", (int)init);

@@ -94,8 +94,13 @@ int main_file(int argc, char **argv)
     autofd int pidfd = sys_pidfd_open(pid);
     if (pidfd < 0)
       die_with_error("open process %lu", pid);
-    if (setns(pidfd, CLONE_NEWNS) < 0)
+    /* An unprivileged container's user namespace first: we write as its root (owner ids are
+     * the container's, and its idmapped rootfs stores them unshifted). */
+    int userns = in_other_userns(pid) ? CLONE_NEWUSER : 0;
+    if (setns(pidfd, userns | CLONE_NEWNS) < 0)
       die_with_error("enter the mount namespace of process %lu", pid);
+    if (userns)
+      become_userns_root();
   } else {
     /* A stopped container: its root in a mount namespace of our own (an overlay is mounted
      * there, never on the host's tree), then chroot, so the kernel resolves every path inside. */

@@ -103,6 +103,8 @@ void drop_caps(const int *caps, size_t n);
  * inheritable/permitted/effective (after setuid, which may still need CAP_SETUID). */
 void drop_caps_bounding(const int *caps, size_t n);
 void drop_caps_sets(const int *caps, size_t n);
+/* Effective = permitted (after setfsuid to a non-zero id cleared the filesystem capabilities). */
+void raise_effective_caps(void);
 
 /* ---- seccomp (seccomp.c) ---- */
 
@@ -152,6 +154,53 @@ void check_overlay_opts(const struct overlay_opts *ov);
 /* Mounts the overlay on target. Only inside a private (or slave) mount namespace. */
 void mount_overlay(const struct overlay_opts *ov, const char *target);
 
+/* An overlay as a detached mount (fsopen/fsconfig/fsmount), for the monitor of an unprivileged
+ * container: made by real root in the host's mount namespace (on layers idmapped through
+ * userns_fd when it is >= 0), then moved into the child's. Returns the mount fd. */
+int detached_overlay(const struct overlay_opts *ov, int userns_fd, uid_t root_uid, gid_t root_gid);
+
+/* ---- user namespace (userns.c) ---- */
+
+#define MAX_ID_RANGES 64
+struct id_range {
+  unsigned long inside, outside, count;
+};
+struct id_map {
+  struct id_range ranges[MAX_ID_RANGES];
+  size_t n;
+};
+/* --uidmap/--gidmap INSIDE:OUTSIDE:COUNT (repeatable). */
+void parse_idmap_option(struct id_map *map, const char *opt, const char *val);
+/* Dies unless both maps are given (or neither) and both map the container's root. */
+void check_idmaps(const struct id_map *uids, const struct id_map *gids);
+/* Writes /proc/PID/uid_map and gid_map (the caller is real root). */
+void write_id_maps(pid_t pid, const struct id_map *uids, const struct id_map *gids);
+/* setgroups(0), setresgid(0), setresuid(0): the current user namespace's root. */
+void become_userns_root(void);
+bool try_become_userns_root(void); /* the same, false + errno on failure */
+/* Whether PID's user namespace is another than ours. */
+bool in_other_userns(pid_t pid);
+/* A detached clone of PATH's mount, idmapped through userns_fd (>= 0) and/or read-only. */
+int detached_tree(const char *path, bool recursive, int userns_fd, bool ro);
+void set_tree_attrs(int fd, const char *what, bool recursive, int userns_fd, bool ro);
+
+/* The host uid and gid the container's root maps to. */
+uid_t mapped_root_uid(const struct id_map *uids);
+gid_t mapped_root_gid(const struct id_map *gids);
+
+/* --bind SRC:DST[:OPTS]: OPTS a comma list of "ro" and "idmap" (shift=true). Dies when malformed. */
+struct bind_spec {
+  char src[PATH_MAX], dst[PATH_MAX];
+  bool ro, idmap;
+};
+void parse_bind_spec(const char *spec, struct bind_spec *b);
+
+/* The monitor passes mounts to the container child over the sync socket: one message per fd,
+ * its one byte a tag ('r' the rootfs, 'b' the next --bind, 'g' go: no fd). */
+void send_tagged_fd(int sock, char tag, int fd);
+/* The fd (-1 when the message has none), or -2 when the socket closed. */
+int recv_tagged_fd(int sock, char *tag);
+
 /* ---- start: options shared by start.c, monitor.c, container.c ---- */
 
 struct start_opts {
@@ -170,8 +219,10 @@ struct start_opts {
   size_t n_masks;
   const char *ro_paths[MAX_LIST];
   size_t n_ro_paths;
-  const char *binds[MAX_LIST]; /* "SRC:DST" or "SRC:DST:ro" */
+  const char *binds[MAX_LIST]; /* "SRC:DST[:OPTS]", OPTS a comma list of ro, idmap */
   size_t n_binds;
+  struct id_map uidmap, gidmap; /* both empty: no user namespace */
+  bool rootfs_idmap;            /* present the rootfs through an idmapped mount */
   const char *start_host_hook;
   const char *post_stop_hook;
   struct seccomp_policy seccomp;
@@ -218,5 +269,7 @@ int main_start(int argc, char **argv);
 int main_attach(int argc, char **argv);
 int main_console(int argc, char **argv);
 int main_file(int argc, char **argv);
+int main_idmap_probe(int argc, char **argv);
+int main_devices(int argc, char **argv);
 
 #endif

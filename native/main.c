@@ -12,6 +12,8 @@ static void usage(void)
     "       tslxc-helper file (--pid PID | --rootfs DIR [--rootfs-lower L --rootfs-upper U --rootfs-work W])\n"
     "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir [--mkdir-mode M]])\n"
     "                         [--as-user]\n"
+    "       tslxc-helper idmap-probe DIR\n"
+    "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }
@@ -33,9 +35,13 @@ int main(int argc, char **argv)
     return main_console(argc - 1, argv + 1);
   if (strcmp(argv[1], "file") == 0)
     return main_file(argc - 1, argv + 1);
+  if (strcmp(argv[1], "devices") == 0)
+    return main_devices(argc - 1, argv + 1);
+  if (strcmp(argv[1], "idmap-probe") == 0)
+    return main_idmap_probe(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage();
     return 0;
   }
-  die("unknown mode '%s' (expected start, attach, console or file)", argv[1]);
+  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe or devices)", argv[1]);
 }

@@ -339,6 +339,34 @@ static void console_accept(struct console *c)
   debug("console client attached");
 }
 
+/* An unprivileged child cannot idmap a mount (only real root can, for a host filesystem) nor
+ * reach host paths below root's 0700 dirs once it is the namespace's root: the monitor makes the
+ * rootfs and each --bind source a detached mount (idmapped to the child's user namespace when
+ * asked, read-only when asked) and passes them; the child moves them into place. */
+static void send_mounts(int sync_fd, pid_t child)
+{
+  const struct start_opts *o = M.opts;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)child);
+  autofd int userns = open(path, O_RDONLY | O_CLOEXEC);
+  if (userns < 0)
+    die_with_error("open %s", path);
+  autofd int root = -1;
+  if (o->overlay.n_lowers) {
+    root = detached_overlay(&o->overlay, o->rootfs_idmap ? userns : -1, mapped_root_uid(&o->uidmap),
+                            mapped_root_gid(&o->gidmap));
+  } else {
+    root = detached_tree(o->rootfs, false, o->rootfs_idmap ? userns : -1, false);
+  }
+  send_tagged_fd(sync_fd, 'r', root);
+  for (size_t i = 0; i < o->n_binds; i++) {
+    static struct bind_spec b;
+    parse_bind_spec(o->binds[i], &b);
+    autofd int tree = detached_tree(b.src, true, b.idmap ? userns : -1, b.ro);
+    send_tagged_fd(sync_fd, 'b', tree);
+  }
+}
+
 /* One boot: clone the init child, place it in its cgroups, run the start-host hook, let it go
  * and wait until it has exec'ed init (EOF on the sync socket) or reported a failure. */
 static pid_t boot(struct console *con)
@@ -348,7 +376,11 @@ static pid_t boot(struct console *con)
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     die_with_error("socketpair");
 
-  pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET);
+  /* An unprivileged container: a new user namespace too, which owns every other namespace
+   * cloned with it (so the child may mount proc, sysfs, cgroupfs and devpts there). */
+  bool userns = o->uidmap.n > 0;
+  pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                        (userns ? CLONE_NEWUSER : 0));
   if (pid < 0)
     die_with_error("clone the container's init");
   if (pid == 0) {
@@ -359,6 +391,9 @@ static pid_t boot(struct console *con)
   close(sv[1]);
   autofd int sync_fd = sv[0];
   debug("cloned init %d", (int)pid);
+
+  if (userns)
+    write_id_maps(pid, &o->uidmap, &o->gidmap);
 
   char pidstr[32];
   snprintf(pidstr, sizeof pidstr, "%d\n", (int)pid);
@@ -375,8 +410,9 @@ static pid_t boot(struct console *con)
     run_hook("start-host hook", o->start_host_hook, "TSLXC_INIT_PID", pidval, true);
   }
 
-  if (write_all(sync_fd, "g", 1) < 0)
-    die_with_error("wake the container's init");
+  if (userns)
+    send_mounts(sync_fd, pid);
+  send_tagged_fd(sync_fd, 'g', -1);
 
   /* Records until EOF: the console's master (step 0), or a failure; EOF = init was exec'ed. */
   for (;;) {

@@ -45,8 +45,11 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       i--;
       continue;
     }
-    if (strcmp(opt, "--cgroup-rw") == 0) {
-      o->cgroup_rw = true;
+    if (strcmp(opt, "--cgroup-rw") == 0 || strcmp(opt, "--rootfs-idmap") == 0) {
+      if (opt[2] == 'c')
+        o->cgroup_rw = true;
+      else
+        o->rootfs_idmap = true;
       i--;
       continue;
     }
@@ -79,9 +82,8 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
     else if (strcmp(opt, "--ro") == 0)
       add(o->ro_paths, &o->n_ro_paths, val, opt);
     else if (strcmp(opt, "--bind") == 0) {
-      const char *colon = strchr(val, ':');
-      if (val[0] != '/' || !colon || colon[1] != '/')
-        die("--bind %s: expected /SRC:/DST or /SRC:/DST:ro", val);
+      static struct bind_spec check;
+      parse_bind_spec(val, &check);
       add(o->binds, &o->n_binds, val, opt);
     }
     else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
@@ -93,8 +95,10 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
     else if (strcmp(opt, "--console-log-size") == 0) {
       if (!parse_ulong(val, &o->console_log_size))
         die("--console-log-size %s: expected a number of bytes", val);
-    } else if (strcmp(opt, "--uidmap") == 0 || strcmp(opt, "--gidmap") == 0)
-      die("%s: user namespaces are not supported yet", opt);
+    } else if (strcmp(opt, "--uidmap") == 0)
+      parse_idmap_option(&o->uidmap, opt, val);
+    else if (strcmp(opt, "--gidmap") == 0)
+      parse_idmap_option(&o->gidmap, opt, val);
     else
       die("start: unknown option %s", opt);
   }
@@ -108,6 +112,15 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
   if (o->rootfs[0] != '/' || o->run_dir[0] != '/')
     die("start: --rootfs and --run-dir must be absolute paths");
   check_overlay_opts(&o->overlay);
+  check_idmaps(&o->uidmap, &o->gidmap);
+  if (o->rootfs_idmap && !o->uidmap.n)
+    die("start: --rootfs-idmap needs --uidmap and --gidmap");
+  for (size_t k = 0; k < o->n_binds; k++) {
+    static struct bind_spec b;
+    parse_bind_spec(o->binds[k], &b);
+    if (b.idmap && !o->uidmap.n)
+      die("--bind %s: \"idmap\" needs --uidmap and --gidmap", o->binds[k]);
+  }
   if (o->init_argv[0][0] != '/')
     die("start: INIT must be an absolute path inside the container");
   for (size_t k = 0; k < o->n_masks; k++)

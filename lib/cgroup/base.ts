@@ -5,6 +5,7 @@ import type { CgroupSys } from './sys.js';
 import { realSys } from './sys.js';
 import { isErrnoCode, removeTree, subtreePids, validateCgroupName, validatePrefix, waitUntil } from './tree.js';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, FreezeState } from './types.js';
+import type { DeviceRule } from './devices.js';
 
 export interface Timeouts {
   /** how long a freeze may take before it is undone and reported */
@@ -17,6 +18,9 @@ export interface Timeouts {
   intervalMs: number;
 }
 
+/** What a delegated cgroup's owner may write (as systemd's and LXC's delegation). */
+const DELEGATED_FILES = ['cgroup.procs', 'tasks', 'cgroup.threads', 'cgroup.subtree_control', 'cgroup.clone_children'];
+
 export const DEFAULT_TIMEOUTS: Timeouts = { freezeMs: 5000, killMs: 10000, removeMs: 5000, intervalMs: 20 };
 
 export interface DriverOptions {
@@ -27,6 +31,11 @@ export interface DriverOptions {
   timeouts?: Partial<Timeouts>;
   /** things that work, but not fully (a controller that could not be enabled, swap not accounted) */
   onWarning?: (message: string) => void;
+  /**
+   * v2: puts the device allow list on a container's cgroup (a BPF device program: the native
+   * helper's `devices` mode). Without it a v2 container may open any device node it reaches.
+   */
+  attachDevices?: (dir: string, rules: readonly DeviceRule[]) => Promise<void>;
 }
 
 /** What both drivers do the same way: paths, existence, pids, kill loop, remove. */
@@ -47,6 +56,18 @@ export abstract class CgroupBase implements CgroupDriver {
     this.sys = opts.sys ?? realSys;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     this.warn = opts.onWarning ?? (() => {});
+  }
+
+  async delegate(name: string, uid: number, gid: number): Promise<void> {
+    const chown = this.sys.fs.chown;
+    if (!chown) return;
+    for (const dir of this.dirs(name)) {
+      await chown(dir, uid, gid);
+      for (const f of DELEGATED_FILES) {
+        const file = path.join(dir, f);
+        if (await this.sys.fs.exists(file)) await chown(file, uid, gid);
+      }
+    }
   }
 
   /** Mount points of every hierarchy this driver puts containers in. */

@@ -4,7 +4,7 @@
  * common guests, and mknod (but not open) of any node so package installs that create device
  * files do not fail. Everything else is denied.
  *
- * Written as v1 devices.allow rules; a v2 BPF device program (not done yet) would take the same list.
+ * Written as v1 devices.allow rules; on v2 the native helper's BPF device program takes the same list.
  */
 export interface DeviceRule {
   type: 'a' | 'c' | 'b';

@@ -31,6 +31,8 @@ export interface OpenOptions {
   sys?: CgroupSys;
   timeouts?: Partial<Timeouts>;
   onWarning?: (message: string) => void;
+  /** v2: how the device allow list is attached (see DriverOptions) */
+  attachDevices?: DriverOptions['attachDevices'];
 }
 
 /** Detect the host's cgroup layout and return the driver for it. */
@@ -43,6 +45,7 @@ export async function openCgroups(opts: OpenOptions = {}): Promise<CgroupDriver>
     sys,
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    ...(opts.attachDevices ? { attachDevices: opts.attachDevices } : {}),
   };
   return layout.version === 'v1' ? new CgroupV1(dopts) : new CgroupV2(dopts);
 }

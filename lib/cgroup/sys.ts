@@ -16,6 +16,8 @@ export interface CgroupFs {
   /** Names of the subdirectories (child cgroups). */
   subdirs(path: string): Promise<string[]>;
   exists(path: string): Promise<boolean>;
+  /** chown(2); optional so fakes without owners need not have it (delegate then does nothing). */
+  chown?(path: string, uid: number, gid: number): Promise<void>;
 }
 
 export interface CgroupSys {
@@ -51,6 +53,7 @@ export const nodeCgroupFs: CgroupFs = {
     await fsp.mkdir(p);
   },
   rmdir: (p) => fsp.rmdir(p),
+  chown: (p, uid, gid) => fsp.chown(p, uid, gid),
   subdirs: async (p) => (await fsp.readdir(p, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name),
   exists: async (p) => {
     try {

@@ -55,6 +55,13 @@ export interface CgroupDriver {
   /** Dirs an attached process joins: like dirs(), but a leaf where v2 forbids joining an inner cgroup. */
   attachDirs(name: string): Promise<string[]>;
   exists(name: string): Promise<boolean>;
+  /**
+   * Hand the container's cgroups to its (unprivileged) root, host ids uid:gid: each dir and the
+   * files that make a delegated subtree (cgroup.procs, tasks, cgroup.threads,
+   * cgroup.subtree_control, cgroup.clone_children), so systemd inside can make and fill
+   * sub-cgroups. Limits stay root's.
+   */
+  delegate(name: string, uid: number, gid: number): Promise<void>;
   applyLimits(name: string, limits: CgroupLimits): Promise<void>;
   freeze(name: string): Promise<void>;
   thaw(name: string): Promise<void>;

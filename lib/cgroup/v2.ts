@@ -1,3 +1,4 @@
+import { DEFAULT_DEVICE_RULES } from './devices.js';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { CgroupBase } from './base.js';
@@ -22,19 +23,23 @@ export const ATTACH_LEAF = '.tslxc-attach';
  * level through cgroup.subtree_control, and the container's own cgroup is left with none enabled
  * so its init can live in it.
  *
- * TODO(devices): v2 has no devices.allow; access control needs a BPF_PROG_TYPE_CGROUP_DEVICE
- * program attached to the container's cgroup (as LXC and runc do). Not done: on v2 a container
- * may open any device node it can reach, so devicesEnforced is false and callers should say so.
+ * Devices: v2 has no devices.allow; the allow list is a BPF_PROG_TYPE_CGROUP_DEVICE program
+ * attached to the container's cgroup (as LXC and runc do), by the attachDevices the caller gives
+ * (tslxc: the native helper's `devices` mode). Without one, a v2 container may open any device
+ * node it can reach: devicesEnforced says which.
  */
 export class CgroupV2 extends CgroupBase {
   readonly version = 'v2' as const;
-  readonly devicesEnforced = false;
+  readonly devicesEnforced: boolean;
   private readonly unified: UnifiedHierarchy;
+  private readonly attachDevices?: DriverOptions['attachDevices'];
 
   constructor(opts: DriverOptions) {
     super(opts);
     if (!opts.layout.unified) throw new Error('CgroupV2 needs a layout with a cgroup2 mount');
     this.unified = opts.layout.unified;
+    this.attachDevices = opts.attachDevices;
+    this.devicesEnforced = opts.attachDevices !== undefined;
   }
 
   protected tops(): string[] {
@@ -59,6 +64,7 @@ export class CgroupV2 extends CgroupBase {
       const dir = this.dir(name);
       await this.mkdirContainer(dir);
       made.push(dir);
+      await this.attachDevices?.(dir, DEFAULT_DEVICE_RULES);
     } catch (err) {
       await this.revertCreate(made);
       throw err;

@@ -4,6 +4,7 @@ import { validateNetworkDevice } from '../network/devices.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
+import { IDMAP_KEYS } from './idmap.js';
 import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from './units.js';
 
 /**
@@ -111,6 +112,8 @@ const KEYS: KeyDef[] = [
   { key: 'user.', describe: 'user.NAME: free-form, for your own use' },
   { key: 'image.', describe: 'image.*: from the image (read-only)', readOnly: true },
   ...SECURITY_KEYS,
+  ...IDMAP_KEYS,
+  { key: 'volatile.', describe: 'volatile.*: state tslxc keeps (volatile.idmap.current: the id map of the last start; read-only)', readOnly: true },
 ];
 
 /** Another part of tslxc (security.*, later) adds its keys here. */
@@ -139,7 +142,7 @@ export function validateKey(key: string, value: string, host?: HostFacts): void 
   if (!KEY_NAME.test(key)) throw new TslxcError(`Invalid config key "${key.slice(0, 70)}"`, 'keys are letters, digits, ".", "_" and "-"');
   const def = findKey(key);
   if (!def) throw new TslxcError(`Unknown config key "${key}"`, `known keys are ${knownNamespaces()}`, 'see "tslxc config keys"');
-  if (def.readOnly) throw new TslxcError(`Cannot set ${key}`, 'it is read-only (set by tslxc from the image)');
+  if (def.readOnly) throw new TslxcError(`Cannot set ${key}`, `it is read-only (set by tslxc${key.startsWith('image.') ? ' from the image' : ''})`);
   if (typeof value !== 'string') throw new TslxcError(`Invalid value for ${key}`, 'expected a string');
   if (value.trim() === '') throw new TslxcError(`Invalid value for ${key}`, 'it is empty', `to remove it, use "unset"`);
   def.check?.(value, key, host);

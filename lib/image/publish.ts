@@ -10,6 +10,8 @@ import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
 import { hostAccess, target } from '../storage/instance.js';
+import { onDiskMap, VOLATILE_CURRENT } from '../instance/idmap.js';
+import { shiftTree } from '../storage/shift.js';
 import { addImage, getImage, type Image } from './store.js';
 import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
 import type { ImageMetadata } from './metadata.js';
@@ -49,15 +51,21 @@ export async function publishInstance(
         throw new TslxcError(`Cannot publish "${name}"`, `it is in state ${state.status}${state.reason ? ` (${state.reason})` : ''}`);
       }
       const parent = getImage(ctx.paths, cfg.image.fingerprint);
-      const how = publishMethod(ctx, name, parent);
+      // Files shifted on disk (a filesystem without idmapped mounts) differ from the image's in
+      // every owner: such a root is stored whole, and unshifted below.
+      const onDisk = onDiskMap(cfg.config);
+      const how = onDisk ? 'whole' : publishMethod(ctx, name, parent);
+      // An unprivileged container's root seen through its init is idmapped (host ids shifted into
+      // its range): the stored tree is read instead, whose ids are the image's.
+      const liveRoot = running && cfg.config?.[VOLATILE_CURRENT] === undefined ? `/proc/${state.initPid}/root` : undefined;
       opts.progress?.('copy', how === 'whole' ? `copying the root of "${name}"` : `storing what "${name}" changed in its image`);
       const copy = async () => {
         if (how === 'upper') await copyUpper(ctx, name, dst);
-        else if (how === 'sync') await syncOnParent(ctx, name, parent!, staging, running ? `/proc/${state.initPid}/root` : undefined);
-        else if (running) {
+        else if (how === 'sync') await syncOnParent(ctx, name, parent!, staging, liveRoot);
+        else if (liveRoot) {
           // Only the root filesystem: /proc, /sys, /dev, /run and other mounts inside stay empty.
           fs.mkdirSync(dst);
-          await run('cp', ['-a', '-x', '--reflink=auto', `/proc/${state.initPid}/root/.`, dst], { what: `Cannot copy the root of "${name}"` });
+          await run('cp', ['-a', '-x', '--reflink=auto', `${liveRoot}/.`, dst], { what: `Cannot copy the root of "${name}"` });
         } else await copyStoppedRoot(ctx, name, staging, dst);
       };
       if (running) {
@@ -71,6 +79,7 @@ export async function publishInstance(
         }
       } else await copy();
       if (how !== 'whole') await cleanLayer(dst);
+      if (onDisk) shiftTree(dst, onDisk, undefined);
       return { cfg, layer: how !== 'whole' };
     });
     const meta = publishedMetadata(ctx.paths, cfg, opts.description, layer);

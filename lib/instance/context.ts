@@ -2,6 +2,14 @@ import { defaultPaths, locksDir, type Paths } from '../state/paths.js';
 import { openCgroups } from '../cgroup/index.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import { withLock } from '../util/lock.js';
+import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
+import { helperError, runHelper } from './helper.js';
+
+/** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
+async function attachDevices(dir: string, rules: readonly DeviceRule[]): Promise<void> {
+  const r = await runHelper(['devices', '--cgroup', dir, ...rules.flatMap((x) => ['--allow', deviceRuleText(x)])]);
+  if (r.code !== 0) throw new Error(helperError(r.stderr));
+}
 
 /**
  * What every instance operation needs: where state lives and the host's cgroup driver (detected
@@ -13,7 +21,7 @@ export class Context {
   constructor(readonly paths: Paths = defaultPaths()) {}
 
   cgroups(): Promise<CgroupDriver> {
-    this.driver ??= Promise.resolve(openCgroups({ prefix: this.paths.cgroupPrefix }));
+    this.driver ??= Promise.resolve(openCgroups({ prefix: this.paths.cgroupPrefix, attachDevices }));
     return this.driver;
   }
 

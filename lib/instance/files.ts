@@ -8,6 +8,8 @@ import type { Context } from './context.js';
 import { hostAccess } from '../storage/instance.js';
 import { helperError, helperPath } from './helper.js';
 import { liveness } from './runtime.js';
+import { onDiskMap } from './idmap.js';
+import { toHost } from '../config/idmap.js';
 
 /**
  * file push/pull. A path is always resolved inside the container's root: for a running container
@@ -45,6 +47,9 @@ export async function pushFile(ctx: Context, name: string, src: string, inner: s
     await helperFile(args, fs.createReadStream(src), undefined);
     return;
   }
+  // A stopped container whose files are shifted on disk gets them with its range's ids.
+  const onDisk = onDiskMap(loadConfig(ctx.paths, name).config);
+  if (onDisk) opts = { ...opts, uid: toHost(onDisk.uid, opts.uid ?? 0) ?? opts.uid, gid: toHost(onDisk.gid, opts.gid ?? 0) ?? opts.gid };
   const acc = hostAccess(ctx, name);
   if (acc.helperArgs) {
     // An overlay root: the helper mounts the merged view in a mount namespace of its own.

@@ -4,6 +4,8 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { containerRunDir } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
+import { idmapArgs, type IdMap } from '../config/idmap.js';
+import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
 import { bindArgs } from '../storage/disk.js';
 import type { Device } from '../profile/store.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
@@ -40,6 +42,8 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   if (live.leftovers) await cleanupDead(ctx, name, live.files);
 
   const expanded = expandInstance(ctx.paths, cfg);
+  // The id map first: a bad idmap key fails the start before anything is made.
+  const idmap = await planIdmap(ctx, cfg, expanded.config);
   const cg = await ctx.cgroups();
   const runDir = containerRunDir(ctx.paths, name);
   mkdirp(runDir, 0o700);
@@ -54,11 +58,16 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
       throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
     }
     revert.add(() => cg.remove(name));
+    if (idmap) {
+      const root = mappedRoot(idmap);
+      await cg.delegate(name, root.uid, root.gid);
+    }
     await applyInstanceLimits(cg, name, expanded.config);
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
     await prepareRootfs(ctx, cfg.name);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices);
+    const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     const out = await runHelper(args);
@@ -82,8 +91,18 @@ export function initEnvironment(cfg: InstanceConfig, config: Record<string, stri
   return env;
 }
 
-export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}, devices: Record<string, Device> = {}): string[] {
+/**
+ * The helper's user namespace options: the maps, and --rootfs-idmap (the rootfs is kept with
+ * unshifted ids on disk and shown through an idmapped mount) where the filesystem allows it;
+ * elsewhere the files were shifted on disk by prepareRootIds.
+ */
+function idmapArgsFor(map: IdMap, idmapRootfs: boolean): string[] {
+  return [...idmapArgs(map), ...(idmapRootfs ? ['--rootfs-idmap'] : [])];
+}
+
+export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}, devices: Record<string, Device> = {}, userns?: string[]): string[] {
   const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
+  if (userns) args.push(...userns);
   for (const d of cgroupDirs) args.push('--cgroup', d);
   for (const [k, v] of Object.entries(initEnvironment(cfg, config))) args.push('--env', `${k}=${v}`);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
@@ -91,7 +110,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   const security = securityPolicy(config);
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
-  args.push(...bindArgs(devices, ctx.paths));
+  args.push(...bindArgs(devices, ctx.paths, { idmap: userns !== undefined }));
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');

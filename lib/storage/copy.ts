@@ -1,3 +1,4 @@
+import { VOLATILE_ON_DISK } from '../instance/idmap.js';
 import { pidAlive } from '../util/proc.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -159,7 +160,7 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
       // The snapshot's config is the copy's too: its name, and (for a copy) no MAC addresses of the source's.
       const sc = readYaml<InstanceConfig>(path.join(sd, 'config.yaml'));
       const scOut: InstanceConfig = { ...sc, name: dst, hostname: sc.hostname === src ? dst : sc.hostname };
-      if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
+      if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
       writeYamlAtomic(path.join(dsd, 'config.yaml'), scOut, 0o600);
       if (sameDriver && pool.driver === 'btrfs') await (td as BtrfsDriver).copySnapshot(from, s.name, to);
       else if (sameDriver) await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
@@ -179,7 +180,8 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
     validateHostname(hostname);
     writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true })], tmp);
     removeSshHostKeys(driverOf(pool.driver).access(to).root);
-    const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
+    // volatile.last_state.idmap describes the copied files (shifted on disk), so it stays.
+    const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
     out = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };
     delete out.last_used_at;
   }

@@ -21,7 +21,7 @@ export function isRootDisk(dev: Device): boolean {
 export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?: boolean; paths?: Paths } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid disk device "${name}"`, why, fix);
   for (const k of Object.keys(dev)) {
-    if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k)) throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, size');
+    if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k)) throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, shift, size');
   }
   if (!dev.path || !dev.path.startsWith('/') || dev.path.split('/').includes('..')) throw bad('"path" must be an absolute path inside the container, without ".."');
   if (isRootDisk(dev)) {
@@ -29,6 +29,7 @@ export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?
     return;
   }
   if (dev.readonly !== undefined && !['true', 'false', '1', '0', 'yes', 'no'].includes(dev.readonly)) throw bad('"readonly" must be true or false');
+  if (dev.shift !== undefined && !['true', 'false', '1', '0', 'yes', 'no'].includes(dev.shift)) throw bad('"shift" must be true or false');
   if (dev.size !== undefined) throw bad('"size" applies only to the root disk');
   if (dev.pool !== undefined) {
     // A custom volume: pool=POOL source=VOLUME (tslxc storage volume attach).
@@ -57,7 +58,7 @@ const truthy = (v: string | undefined) => v === 'true' || v === '1' || v === 'ye
  * --bind arguments for the helper: the container's host-path disks and custom volumes (their dir on
  * the pool), then lxcfs's views when it runs.
  */
-export function bindArgs(devices: Record<string, Device>, paths?: Paths): string[] {
+export function bindArgs(devices: Record<string, Device>, paths?: Paths, opts: { idmap?: boolean } = {}): string[] {
   const args: string[] = [];
   for (const [name, dev] of Object.entries(devices).sort(([a], [b]) => a.localeCompare(b))) {
     if (dev.type !== 'disk' || isRootDisk(dev)) continue;
@@ -67,7 +68,14 @@ export function bindArgs(devices: Record<string, Device>, paths?: Paths): string
       if (!paths) throw new TslxcError(`Cannot use disk device "${name}"`, 'a storage volume needs the state dir');
       src = resolveVolume(paths, dev.pool, dev.source);
     } else src = path.resolve(dev.source);
-    args.push('--bind', `${src}:${path.posix.normalize(dev.path)}${truthy(dev.readonly) ? ':ro' : ''}`);
+    // shift=true: in an unprivileged container the source is idmapped, so its files show with
+    // their own ids inside (host root's as container root's); without it they keep their host
+    // ids (root's files are nobody's inside). A custom volume is the containers' own data: it is
+    // idmapped unless shift=false, so its files are stored with container ids, whichever
+    // container (map) uses it. A privileged container has nothing to shift.
+    const shift = dev.shift !== undefined ? truthy(dev.shift) : dev.pool !== undefined;
+    const options = [...(truthy(dev.readonly) ? ['ro'] : []), ...(opts.idmap && shift ? ['idmap'] : [])];
+    args.push('--bind', `${src}:${path.posix.normalize(dev.path)}${options.length ? `:${options.join(',')}` : ''}`);
   }
   if (lxcfsRunning()) {
     // As LXC does: lxcfs renders these files from the reader's cgroup, so free, top, uptime and

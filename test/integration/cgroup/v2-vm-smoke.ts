@@ -4,7 +4,7 @@
  * /sys/fs/cgroup, and reads the "ok"/"not ok" lines it prints on the serial console.
  * It can also be run by hand, as root, on any v2 host: node dist/test/integration/cgroup/v2-vm-smoke.js
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -156,6 +156,58 @@ async function main(): Promise<void> {
     assert(!fs.existsSync(d2!), 'c2 left');
   });
 
+  // An unprivileged container on v2 (when v2-vm.test.ts put the helper and a busybox rootfs in
+  // the initramfs): its cgroup is delegated to its root (host uid 100000), which makes and fills
+  // a sub-cgroup itself, as systemd does. The rootfs is shifted on disk (chown -R): this kernel's
+  // tmpfs cannot be idmapped.
+  const helper = '/app/native/tslxc-helper';
+  if (fs.existsSync(helper)) {
+    await check('an unprivileged container: user namespace, delegated cgroup, a sub-cgroup made inside', async () => {
+      const [udir] = await driver.create('u1');
+      await driver.delegate('u1', 100000, 100000);
+      eq(fs.statSync(udir!).uid, 100000, 'the dir is the container root\'s');
+      eq(fs.statSync(`${udir}/cgroup.procs`).uid, 100000, 'cgroup.procs is the container root\'s');
+      eq(fs.statSync(`${udir}/memory.max`).uid, 0, 'limits stay root\'s');
+      const idmappable = spawnSync(helper, ['idmap-probe', '/ct/rootfs']).status === 0;
+      console.log(`# idmapped tmpfs on this kernel: ${idmappable}`);
+      eq(spawnSync('chown', ['-R', '100000:100000', '/ct/rootfs']).status, 0, 'chown -R');
+      fs.mkdirSync('/run/u1', { recursive: true, mode: 0o700 });
+      const maps = ['--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536'];
+      const st = spawnSync(helper, ['start', '--name', 'u1', '--rootfs', '/ct/rootfs', '--run-dir', '/run/u1', '--cgroup', udir!, ...maps, '--', '/bin/busybox', 'sleep', '1000'], { encoding: 'utf8' });
+      eq(st.status, 0, `start (${st.stderr.trim()})`);
+      const [init, monitor] = st.stdout.trim().split(/\s+/).map(Number);
+      eq(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${init}/status`, 'utf8'))?.[1], '100000', 'init\'s host uid');
+      const script = 'id -u; mkdir /sys/fs/cgroup/sub && echo $$ > /sys/fs/cgroup/sub/cgroup.procs && cat /proc/self/cgroup; echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null || echo denied';
+      const at = spawnSync(helper, ['attach', '--pid', String(init), '--cgroup', udir!, '--', '/bin/busybox', 'sh', '-c', script], { encoding: 'utf8' });
+      eq(at.stdout.trim().split('\n'), ['0', '0::/sub', 'denied'], `attach (${at.stderr.trim()})`);
+      assert(fs.existsSync(`${udir}/sub`), 'the sub-cgroup is under the container\'s on the host');
+      process.kill(init!, 'SIGKILL');
+      for (let i = 0; i < 300 && fs.existsSync(`/proc/${monitor}`); i++) await new Promise((r) => setTimeout(r, 20));
+      assert(!fs.existsSync(udir!), 'the monitor removed the cgroup, sub-cgroup included');
+    });
+  }
+
+  // The device allow list on v2: the helper's BPF program on the container's cgroup.
+  if (fs.existsSync(helper)) {
+    await check('a device program: the default allow list, and nothing else, can be opened', async () => {
+      const attachDevices = async (d: string, rules: readonly { type: string; major: number | string; minor: number | string; access: string }[]) => {
+        const r = spawnSync(helper, ['devices', '--cgroup', d, ...rules.flatMap((x) => ['--allow', x.type === 'a' ? 'a' : `${x.type} ${x.major}:${x.minor} ${x.access}`])], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(r.stderr.trim());
+      };
+      const dcg = await openCgroups({ prefix: `${prefix}-dev`, attachDevices });
+      eq(dcg.devicesEnforced, true, 'devicesEnforced');
+      try {
+        const [ddir] = await dcg.create('d1');
+        const script = `echo $$ > ${ddir}/cgroup.procs; for d in null zero urandom kmsg mem; do head -c1 /dev/$d > /dev/null 2>&1 && echo "$d ok" || echo "$d denied"; done; mknod /tmp/vdx b 254 0 && echo mknod-ok; rm -f /tmp/vdx`;
+        const r = spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+        eq(r.stdout.trim().split('\n'), ['null ok', 'zero ok', 'urandom ok', 'kmsg denied', 'mem denied', 'mknod-ok'], 'device access');
+      } finally {
+        await dcg.remove('d1');
+        await dcg.removePrefix();
+      }
+    });
+  }
+
   await check('remove and removePrefix leave nothing', async () => {
     await driver.remove('c1');
     await driver.remove('c1');
@@ -172,7 +224,7 @@ main()
   .finally(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
     // Run by hand on a real host, nothing may stay behind even after a failure.
-    for (const n of ['c1', 'c2']) await cg?.remove(n).catch(() => {});
+    for (const n of ['c1', 'c2', 'u1']) await cg?.remove(n).catch(() => {});
     await cg?.removePrefix().catch(() => {});
     console.log(`SMOKE DONE ${passed} passed ${failed} failed`);
   });

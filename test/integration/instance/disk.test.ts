@@ -26,7 +26,8 @@ if (requireRoot(test)) {
   test.serial('a host path disk is bound read-only or read-write at its path', (t) => {
     env.ok(t, ['create', 'busybox', 'dk1']);
     env.ok(t, ['config', 'device', 'add', 'dk1', 'src', 'disk', `source=${env.root}/share`, 'path=/mnt/share', 'readonly=true']);
-    env.ok(t, ['config', 'device', 'add', 'dk1', 'data', 'disk', `source=${env.root}/rw`, 'path=/data']);
+    // shift=true: the container's root (unprivileged by default) writes host root's dir as root.
+    env.ok(t, ['config', 'device', 'add', 'dk1', 'data', 'disk', `source=${env.root}/rw`, 'path=/data', 'shift=true']);
     env.ok(t, ['start', 'dk1']);
     t.is(env.ok(t, ['exec', 'dk1', '--', 'cat', '/mnt/share/f']), 'hello\n');
     const w = env.cli(['exec', 'dk1', '--', 'sh', '-c', 'echo x > /mnt/share/g']);
@@ -34,6 +35,7 @@ if (requireRoot(test)) {
     t.regex(w.stderr, /Read-only/);
     env.ok(t, ['exec', 'dk1', '--', 'sh', '-c', 'echo from-inside > /data/out']);
     t.is(fs.readFileSync(`${env.root}/rw/out`, 'utf8'), 'from-inside\n');
+    t.is(fs.statSync(`${env.root}/rw/out`).uid, 0, 'shifted: the file is host root\'s');
     t.deepEqual(mountsOf(env).filter((l) => l.includes('/share') || l.includes('/rw')), [], 'no bind on the host');
     env.ok(t, ['stop', '--force', 'dk1']);
   });
