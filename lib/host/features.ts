@@ -14,7 +14,11 @@ export interface HostFeatures {
   lxcfs: { running: boolean; path: string };
 }
 
-export const LXCFS_DIR = '/var/lib/lxcfs';
+/**
+ * Where lxcfs serves its views: /var/lib/lxcfs, as Debian's lxcfs service mounts it.
+ * TSLXC_LXCFS_DIR points a separate installation (a test) at an lxcfs of its own.
+ */
+export const lxcfsDir = (env: NodeJS.ProcessEnv = process.env) => env.TSLXC_LXCFS_DIR || '/var/lib/lxcfs';
 
 function read(file: string): string {
   try {
@@ -33,15 +37,15 @@ export function hostFeatures(): HostFeatures {
     overlay: hasFs('overlay'),
     btrfs: hasFs('btrfs'),
     idmappedMounts: maj > 5 || (maj === 5 && min >= 12),
-    lxcfs: { running: lxcfsRunning(), path: LXCFS_DIR },
+    lxcfs: { running: lxcfsRunning(), path: lxcfsDir() },
   };
 }
 
-/** lxcfs serves a FUSE filesystem at /var/lib/lxcfs while it runs; its files exist only then. */
-export function lxcfsRunning(mountinfo = read('/proc/self/mountinfo')): boolean {
+/** lxcfs serves a FUSE filesystem at lxcfsDir() while it runs; its files exist only then. */
+export function lxcfsRunning(mountinfo = read('/proc/self/mountinfo'), dir = lxcfsDir()): boolean {
   return mountinfo.split('\n').some((l) => {
     const [pre, post] = l.split(' - ');
-    return pre?.split(' ')[4] === LXCFS_DIR && /^fuse\.lxcfs /.test(post ?? '');
+    return pre?.split(' ')[4] === dir && /^fuse\.lxcfs /.test(post ?? '');
   });
 }
 

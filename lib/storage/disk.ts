@@ -6,7 +6,7 @@ import type { Paths } from '../state/paths.js';
 import { validatePoolName } from './pool.js';
 import { parseSize } from '../config/units.js';
 import { resolveVolume, validateVolumeName } from './volume.js';
-import { LXCFS_DIR, lxcfsRunning } from '../host/features.js';
+import { lxcfsDir, lxcfsRunning } from '../host/features.js';
 
 /**
  * Disk devices other than the root disk: a host path bound into the container
@@ -81,10 +81,10 @@ export function bindArgs(devices: Record<string, Device>, paths?: Paths, opts: {
     // As LXC does: lxcfs renders these files from the reader's cgroup, so free, top, uptime and
     // nproc inside show the container's limits rather than the host's.
     for (const f of ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'stat', 'swaps', 'uptime']) {
-      const src = `${LXCFS_DIR}/proc/${f}`;
+      const src = `${lxcfsDir()}/proc/${f}`;
       if (fs.existsSync(src)) args.push('--bind', `${src}:/proc/${f}`);
     }
-    const online = `${LXCFS_DIR}/sys/devices/system/cpu/online`;
+    const online = `${lxcfsDir()}/sys/devices/system/cpu/online`;
     if (fs.existsSync(online)) args.push('--bind', `${online}:/sys/devices/system/cpu/online`);
   }
   return args;
