@@ -169,34 +169,36 @@ if (requireRoot(test)) {
   });
 
   test.serial('a proxy device forwards a host port to the container (bridge address and loopback)', async (t) => {
+    // Ports free right now (another run on this host may hold fixed ones).
+    const [p1, p2] = [await freePort(), await freePort()];
     env.ok(t, ['create', 'busybox', 'web']);
-    env.ok(t, ['config', 'device', 'add', 'web', 'http', 'proxy', 'listen=tcp:0.0.0.0:18931', 'connect=tcp:127.0.0.1:80']);
+    env.ok(t, ['config', 'device', 'add', 'web', 'http', 'proxy', `listen=tcp:0.0.0.0:${p1}`, 'connect=tcp:127.0.0.1:80']);
     env.ok(t, ['start', 'web']);
     waitIp(t, 'web');
     env.ok(t, ['exec', 'web', '--', 'sh', '-c', 'mkdir -p /www && echo hello-proxy > /www/index.html && httpd -h /www -p 80']);
-    t.is((await httpGet(gw, 18931)).trim(), 'hello-proxy');
-    t.is((await httpGet('127.0.0.1', 18931)).trim(), 'hello-proxy');
-    t.regex(nftList(table)!, /dport 18931 dnat to/);
+    t.is((await httpGet(gw, p1)).trim(), 'hello-proxy');
+    t.is((await httpGet('127.0.0.1', p1)).trim(), 'hello-proxy');
+    t.regex(nftList(table)!, new RegExp(`dport ${p1} dnat to`));
     // The loopback path needs route_localnet on the bridge, guarded against containers.
     t.regex(nftList(table)!, /ip daddr 127\.0\.0\.0\/8 drop/);
     // A second container asking for the same port, and a port a host socket holds: refused.
     env.ok(t, ['create', 'busybox', 'web2']);
-    env.ok(t, ['config', 'device', 'add', 'web2', 'http', 'proxy', 'listen=tcp:0.0.0.0:18931', 'connect=tcp:127.0.0.1:80']);
+    env.ok(t, ['config', 'device', 'add', 'web2', 'http', 'proxy', `listen=tcp:0.0.0.0:${p1}`, 'connect=tcp:127.0.0.1:80']);
     oneLine(t, cli('start', 'web2'), /already forwarded by container web|already in use/);
-    const server = net.createServer().listen(18932, '0.0.0.0');
+    const server = net.createServer().listen(p2, '0.0.0.0');
     await new Promise((r) => server.once('listening', r));
     try {
       env.ok(t, ['config', 'device', 'remove', 'web2', 'http']);
-      const add = cli('config', 'device', 'add', 'web2', 'http', 'proxy', 'listen=tcp:0.0.0.0:18932', 'connect=tcp:127.0.0.1:80');
-      if (add.code === 0) oneLine(t, cli('start', 'web2'), /port 18932 is already in use on the host/);
-      else oneLine(t, add, /port 18932 is already in use on the host/);
+      const add = cli('config', 'device', 'add', 'web2', 'http', 'proxy', `listen=tcp:0.0.0.0:${p2}`, 'connect=tcp:127.0.0.1:80');
+      if (add.code === 0) oneLine(t, cli('start', 'web2'), new RegExp(`port ${p2} is already in use on the host`));
+      else oneLine(t, add, new RegExp(`port ${p2} is already in use on the host`));
     } finally {
       server.close();
     }
     t.not(state('web2').status, 'Running');
     env.ok(t, ['stop', 'web']);
-    t.notRegex(nftList(table)!, /18931/);
-    await t.throwsAsync(httpGet(gw, 18931));
+    t.notRegex(nftList(table)!, new RegExp(`dport ${p1}\\b`));
+    await t.throwsAsync(httpGet(gw, p1));
     env.ok(t, ['delete', '--force', 'web', 'web2']);
   });
 
@@ -268,5 +270,16 @@ if (requireRoot(test)) {
     t.true(del.every((c) => c === 0));
     t.is(leases().trim(), '');
     t.deepEqual(fs.readdirSync(`/sys/class/net/${br}/brif`), []);
+  });
+}
+
+/** A TCP port nothing listens on now (the kernel's pick for port 0). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '0.0.0.0', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
   });
 }
