@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { forgetHostKey, knownHostsFile } from '../ssh/known-hosts.js';
 import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containerRunDir, locksDir } from '../state/paths.js';
@@ -30,6 +31,8 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
     await deleteRootfs(ctx, name);
     fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
     fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
+    // Its SSH host key goes with it (a later container of that name has keys of its own).
+    if (fs.existsSync(knownHostsFile(ctx.paths))) await forgetHostKey(ctx.paths, name).catch(() => 0);
   });
 }
 
