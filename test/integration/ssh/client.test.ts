@@ -117,7 +117,7 @@ if (requireRoot(test)) {
     // terminal is resized only once the command has printed its first size (a marker file inside),
     // and the command waits for the change: no race with a slow start on a loaded host.
     env.ok(t, ['exec', 'c1', '--', 'rm', '-f', '/tmp/sized']);
-    const remote = 'stty size; touch /tmp/sized; i=0; while [ \\"\\$(stty size)\\" = \\"30 100\\" ] && [ \\$i -lt 300 ]; do sleep 0.1; i=\\$((i+1)); done; stty size';
+    const remote = 'stty size; touch /tmp/sized; i=0; while [ \\"\\$(stty size)\\" != \\"40 120\\" ] && [ \\$i -lt 300 ]; do sleep 0.1; i=\\$((i+1)); done; stty size';
     const resizeWhenSized = `until ${cliLine('exec c1 -- test -e /tmp/sized')}; do sleep 0.2; done; stty rows 40 cols 120 </dev/tty`;
     const resized = underScript(`sh -c 'stty rows 30 cols 100; (${resizeWhenSized}) & ${cliLine(`ssh -t c1 -- "${remote}"`)}'`);
     t.is(resized.status, 0, resized.stdout);
