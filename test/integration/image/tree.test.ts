@@ -60,6 +60,9 @@ if (requireRoot(test)) {
       // --force: frozen for the copy, running again afterwards.
       env.ok(t, ['publish', name, '--force', '--alias', `${name}-live`]);
       t.is(env.ok(t, ['exec', name, '--', 'cat', '/etc/mine']), 'mine\n');
+      // A change after the live publish: the stopped one is another tree, so another node (the
+      // same tree would be the same image: fingerprints name the content).
+      env.ok(t, ['exec', name, '--', 'sh', '-c', 'echo later > /etc/later']);
       env.ok(t, ['stop', name, '--force']);
       env.ok(t, ['publish', name, '--alias', `${name}-img`]);
       for (const a of [`${name}-live`, `${name}-img`]) {
