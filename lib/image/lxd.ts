@@ -8,6 +8,7 @@ import type { Paths } from '../state/paths.js';
 import { addImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import { checkEntries, extractSquashfs, extractTar, isSquashfs, listSquashfs, listTar } from './archive.js';
+import { tarCreate } from './tarcreate.js';
 
 /**
  * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
@@ -218,18 +219,18 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     };
     if (!opts.split) {
       const out = isDir ? path.join(target, `${fp}${EXT[comp]}`) : target;
-      await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', '-C', img.dir, 'rootfs', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
+      await tarCreate(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', '-C', img.dir, 'rootfs', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
       fs.renameSync(`${out}.part`, out);
       return { files: [out], fingerprint: await sha256Files([out]) };
     }
     const metaOut = isDir ? path.join(target, `meta-${fp}${EXT[comp]}`) : target;
     const rootOut = isDir ? path.join(target, opts.squashfs ? `${fp}.squashfs` : `${fp}${EXT[comp]}`) : `${stripExt(target)}.root${opts.squashfs ? '.squashfs' : EXT[comp]}`;
-    await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], { what: `Cannot export image ${fp.slice(0, 12)}` });
+    await tarCreate(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
     if (opts.squashfs) {
       const mk = requireTool('mksquashfs', 'export a squashfs image');
       await run(mk, [path.join(img.dir, 'rootfs'), tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], { what: `Cannot make the squashfs of ${fp.slice(0, 12)}` });
     } else {
-      await run(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(rootOut), '-C', path.join(img.dir, 'rootfs'), '.'], { what: `Cannot export image ${fp.slice(0, 12)}` });
+      await tarCreate(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(rootOut), '-C', path.join(img.dir, 'rootfs'), '.'], `Cannot export image ${fp.slice(0, 12)}`);
     }
     fs.renameSync(`${metaOut}.part`, metaOut);
     fs.renameSync(`${rootOut}.part`, rootOut);
