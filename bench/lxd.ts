@@ -67,6 +67,9 @@ export class LxdDaemon {
   }
 
   async start(log: (s: string) => void): Promise<void> {
+    // LXD's unprivileged containers run as uid 100000+ and must traverse the path to their rootfs:
+    // the bench root (made 0700) becomes 0711, searchable but not listable, as /var/lib/lxd is.
+    fs.chmodSync(this.env.root, 0o711);
     fs.mkdirSync(this.dir, { mode: 0o711 });
     this.version = (await runOk('lxd', ['--version'])).stdout.trim();
     const group = groupExists('lxd') ? ['--group', 'lxd'] : [];
@@ -145,6 +148,16 @@ export class LxdDaemon {
       await Promise.race([this.exited, sleep(5_000)]);
     }
     return problems;
+  }
+
+  /** The last lines of an instance's LXC log, to explain a failed start. */
+  async instanceLog(name: string): Promise<string> {
+    const r = await this.lxc(['info', '--show-log', name], { duringCleanup: true });
+    return (r.stdout + r.stderr)
+      .split('\n')
+      .filter((l) => /ERROR|WARN/.test(l))
+      .slice(-3)
+      .join(' | ');
   }
 
   tail(): string {

@@ -19,7 +19,7 @@ export function reportNet(n: NetResults, lxcLabel: string, runs: number): string
   const none: [string, string] = [NET_KEYS.tslxcNone, NET_KEYS.lxcNone];
   const states = (k: string) => (t(k) ? Object.entries(t(k).states).map(([s, c]) => `${s} ×${c}`).join(', ') + (t(k).failures.length ? `, FAILED ×${t(k).failures.length}` : '') : '—');
   const rows: (string[] | string)[] = [
-    `network (#6): a stopped Debian container with eth0 on a bench-private bridge (DHCP), and its twin without a nic; ${runs} runs each`,
+    `network (#6): a stopped Debian container with eth0 on a bench-private bridge (DHCP), and its twin without a nic; ${runs} run${runs === 1 ? "" : "s"} each`,
     row('  start → IPv4 address on eth0', (k) => t(k)?.ipv4, nic),
     row('  start → running, with the nic', (k) => t(k)?.total, nic),
     row('  start → running, no nic', (k) => t(k)?.total, none),
@@ -46,7 +46,7 @@ const STORAGE_TARGETS: Record<string, number> = { overlay: 1000, btrfs: 1200, di
 
 export function reportStorage(s: StorageResults, lxdVersion: string | undefined, targets: Target[]): string[] {
   const keys = Object.keys(s.peers);
-  const rows: (string[] | string)[] = [`storage (#4): per pool driver, the cached Debian image; ${s.runs} runs each, peers in rotating order`];
+  const rows: (string[] | string)[] = [`storage (#4): per pool driver, the cached Debian image; ${s.runs} run${s.runs === 1 ? "" : "s"} each, peers in rotating order`];
   for (const k of keys) {
     const p = s.peers[k];
     const states = Object.entries(p.states).map(([st, c]) => `${st} ×${c}`).join(', ') + (p.failures.length ? `, FAILED ×${p.failures.length}` : '');
@@ -88,7 +88,7 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
 }
 
 export function reportImport(i: ImportResults, lxdVersion: string | undefined): string[] {
-  const rows: (string[] | string)[] = [`image import (#3): the same unified tarball (${(i.bytes / 2 ** 20).toFixed(1)} MiB, from \`tslxc image export debian\` in ${fmtMs(i.exportMs)}); ${i.runs} runs each, the image deleted between runs`];
+  const rows: (string[] | string)[] = [`image import (#3): the same unified tarball (${(i.bytes / 2 ** 20).toFixed(1)} MiB, from \`tslxc image export debian\` in ${fmtMs(i.exportMs)}); ${i.runs} run${i.runs === 1 ? "" : "s"} each, the image deleted between runs`];
   const t = i.times.tslxc;
   const l = i.times.LXD;
   rows.push(['  image import FILE --alias A', fmtSummary(t), fmtSummary(l), fmtRatio(t, l)]);

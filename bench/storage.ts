@@ -38,6 +38,8 @@ export interface StoragePeer {
   remove(name: string): Promise<RunResult>;
   /** Called before a name is first used (cleanup bookkeeping). */
   claim(name: string): void;
+  /** What the tool logged about a container that failed to start, if it keeps a log. */
+  why?(name: string): Promise<string>;
 }
 
 export interface StorageResults {
@@ -95,12 +97,20 @@ export function lxdStoragePeer(env: BenchEnv, lxd: LxdDaemon, driver: string, po
     snapshot: (n, s) => lxd.lxc(['snapshot', n, s]),
     restore: (n, s) => lxd.lxc(['restore', n, s]),
     remove: (n) => lxd.lxc(['delete', '--force', n]),
+    why: (n) => lxd.instanceLog(n),
     claim: (n) => {
       lxd.instances.add(n);
       env.cgroupNames.add(`lxc.payload.${n}`);
       env.cgroupNames.add(`lxc.monitor.${n}`);
     },
   };
+}
+
+async function launchFailure(p: StoragePeer, name: string, r: RunResult): Promise<Error> {
+  const e = failure(p.commands.launch.replace('NAME', name), r);
+  const why = await p.why?.(name).catch(() => '');
+  if (why) e.message += ` (log: ${why})`;
+  return e;
 }
 
 async function timed(what: string, f: () => Promise<RunResult>): Promise<number> {
@@ -116,7 +126,7 @@ async function cycle(p: StoragePeer, name: string): Promise<Record<Step, number>
   const t0 = now();
   const l = await p.launch(name);
   const launchCmd = now() - t0;
-  if (l.code !== 0) throw failure(`${p.commands.launch.replace('NAME', name)}`, l);
+  if (l.code !== 0) throw await launchFailure(p, name, l);
   const settled = await waitForSystemd(() => p.probe(name), p.commands.probe.replace('NAME', name), t0);
   await pause(300);
   const stop = await timed(`${p.key}: stop ${name}`, () => p.stop(name));
@@ -155,7 +165,7 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
     p.claim(name);
     const t0 = now();
     const l = await p.launch(name);
-    if (l.code !== 0) throw failure(p.commands.launch.replace('NAME', name), l);
+    if (l.code !== 0) throw await launchFailure(p, name, l);
     const settled = await waitForSystemd(() => p.probe(name), p.commands.probe, t0);
     const failed = await p.exec(name, ['systemctl', '--failed', '--no-legend', '--plain']);
     const nets = await p.exec(name, ['ls', '/sys/class/net']);
