@@ -582,8 +582,6 @@ function report(r: Results, opts: Options, version: string): string {
   out.push('Each cell: median (min–max). Ratios compare medians. Peers interleaved in the same run.');
   out.push('');
   if (rows.length) out.push(renderTable(rows, lxcLabel), '');
-  if (r.net) out.push(...reportNet(r.net, lxcLabel, opts.netRuns), '');
-  if (r.lxdParts) out.push(...reportLxdParts(r.lxdParts, r.targets), '');
   const w = r.warmup;
   for (const [k, label] of [
     [TSLXC, 'tslxc'],
@@ -601,6 +599,9 @@ function report(r: Results, opts: Options, version: string): string {
   if (r.lxcConfig) out.push('lxc-stop: without -t it waits up to 60 s, then kills (lxc-stop(1)); tslxc stop: 30 s by default.');
   if (r.list) out.push(`list: ${r.list.containers} containers created in ${fmtMs(r.list.createMs)} (4 at a time); list showed ${Object.entries(r.list.states).map(([s, n]) => `${n} ${s}`).join(', ')}.`);
   for (const n of r.notes) out.push(`note: ${n}`);
+  if (r.net) out.push('', ...reportNet(r.net, lxcLabel, opts.netRuns));
+  if (r.lxdParts) out.push(...reportLxdParts(r.lxdParts, r.targets));
+  out.push('');
   for (const k of [TSLXC, LXC]) for (const f of r.boot[k]?.failures ?? []) out.push(`FAILED (${k}): ${f}`);
   for (const e of r.errors) out.push(`ERROR: ${e}`);
   out.push(r.cleanup?.ok ? 'cleanup: everything the bench made was removed' : `cleanup: PROBLEMS: ${r.cleanup?.problems.join('; ')}`);
