@@ -23,6 +23,11 @@ export class BenchEnv {
   readonly cgroupPrefix: string;
   readonly env: NodeJS.ProcessEnv;
   readonly lxcNames = new Set<string>();
+  /** More cgroup names to remove at the end (LXD's instances: lxc.payload.NAME, lxc.monitor.NAME). */
+  readonly cgroupNames = new Set<string>();
+  /** Extra cleanup steps of the parts that made host resources (LXD, the LXC peer's bridge); run in reverse order. */
+  private readonly cleanups: { what: string; fn: (log: (s: string) => void) => Promise<string[]> }[] = [];
+  private tslxcPrepared = false;
 
   constructor() {
     this.id = randomBytes(3).toString('hex');
@@ -57,6 +62,8 @@ export class BenchEnv {
    * A profile in TSLXC_DIR/profiles shadows the built-in one of the same name.
    */
   async prepareTslxc(): Promise<void> {
+    if (this.tslxcPrepared) return;
+    this.tslxcPrepared = true;
     fs.mkdirSync(path.join(this.stateDir, 'profiles'), { recursive: true });
     fs.writeFileSync(
       path.join(this.stateDir, 'profiles', 'default.yaml'),
@@ -94,6 +101,11 @@ export class BenchEnv {
     } catch {
       return [];
     }
+  }
+
+  /** Register a cleanup step for something a part made on the host; it returns its problems. */
+  onCleanup(what: string, fn: (log: (s: string) => void) => Promise<string[]>): void {
+    this.cleanups.push({ what, fn });
   }
 
   tslxcNames(): string[] {
@@ -167,6 +179,16 @@ export class BenchEnv {
       }
     }
 
+    // What the parts made themselves (LXD's daemon and its instances, the LXC peer's bridge and its
+    // dnsmasq), latest first: the bridge goes after the LXC containers on it were destroyed above.
+    for (const c of [...this.cleanups].reverse()) {
+      try {
+        problems.push(...(await c.fn(log)));
+      } catch (e) {
+        problems.push(`cleanup of ${c.what} failed: ${(e as Error).message}`);
+      }
+    }
+
     // Processes still tied to our root (monitors carry it in their command line): ours, by PID.
     const procs = processesUnder(this.root);
     if (procs.length) {
@@ -182,7 +204,7 @@ export class BenchEnv {
     }
 
     // Cgroups: our tslxc prefix in every hierarchy, and LXC's payload/monitor dirs of our names.
-    const cgNames = [this.cgroupPrefix, ...[...this.lxcNames].flatMap((n) => [`lxc.payload.${n}`, `lxc.monitor.${n}`])];
+    const cgNames = [this.cgroupPrefix, ...[...this.lxcNames].flatMap((n) => [`lxc.payload.${n}`, `lxc.monitor.${n}`]), ...this.cgroupNames];
     for (const dir of cgroupDirs(cgNames)) {
       const left = await removeCgroupTree(dir);
       if (left) problems.push(`cgroup ${left} not removed`);
@@ -194,6 +216,15 @@ export class BenchEnv {
       problems.push(`mounts under ${this.root} found: ${mounts.join(', ')}; detached`);
       for (const m of mounts.reverse()) await run('umount', ['-l', m], c).catch(() => undefined);
     }
+    // Loop devices backed by a file of ours (tslxc's and LXD's btrfs pools): freed with their
+    // pools; one still attached is detached.
+    for (const l of loopsUnder(this.root)) {
+      problems.push(`loop device ${l.dev} (${l.file}) left attached; detached`);
+      await run('losetup', ['-d', l.dev], c).catch(() => undefined);
+    }
+    // LXC (and LXD's built-in liblxc) keep lock dirs named after each lxcpath under /run/lxc/lock:
+    // ours are all below /run/lxc/lock/<our root>.
+    fs.rmSync(path.join('/run/lxc/lock', this.root), { recursive: true, force: true });
     if (mountsUnder(this.root).length === 0) {
       fs.rmSync(this.root, { recursive: true, force: true });
     } else {
@@ -201,6 +232,26 @@ export class BenchEnv {
     }
     return problems;
   }
+}
+
+/** Loop devices whose backing file lies under root. */
+export function loopsUnder(root: string): { dev: string; file: string }[] {
+  const out: { dev: string; file: string }[] = [];
+  let devs: string[] = [];
+  try {
+    devs = fs.readdirSync('/sys/block').filter((d) => d.startsWith('loop'));
+  } catch {
+    return out;
+  }
+  for (const d of devs) {
+    try {
+      const file = fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+      if (file === root || file.startsWith(root + '/')) out.push({ dev: `/dev/${d}`, file });
+    } catch {
+      /* not attached */
+    }
+  }
+  return out;
 }
 
 function killRecorded(pidFile: string): void {

@@ -9,7 +9,7 @@ import { runOk } from './proc.js';
  * the tslxc container's freshly created (never booted) rootfs. Like tslxc's containers today it
  * has no network device besides lo (lxc.net.0.type = empty), and no AppArmor (the host has none).
  */
-export async function createLxcContainer(env: BenchEnv, name: string, sourceRootfs: string): Promise<string> {
+export async function createLxcContainer(env: BenchEnv, name: string, sourceRootfs: string, net: string[] = ['lxc.net.0.type = empty']): Promise<string> {
   const dir = path.join(env.lxcPath, name);
   env.lxcNames.add(name); // before anything exists, so cleanup covers a half-made one
   fs.mkdirSync(dir);
@@ -18,12 +18,12 @@ export async function createLxcContainer(env: BenchEnv, name: string, sourceRoot
   // Same name and hostname as the tslxc container; only the machine id must differ.
   fs.writeFileSync(path.join(rootfs, 'etc/machine-id'), randomBytes(16).toString('hex') + '\n');
   const config = [
-    '# tslxc bench: the LXC peer of a tslxc Debian container (same rootfs, no network)',
+    `# tslxc bench: the LXC peer of a tslxc Debian container (same rootfs${net.length === 1 && net[0].endsWith('empty') ? ', no network' : ''})`,
     'lxc.include = /usr/share/lxc/config/debian.common.conf',
     'lxc.arch = linux64',
     `lxc.rootfs.path = dir:${rootfs}`,
     `lxc.uts.name = ${name}`,
-    'lxc.net.0.type = empty',
+    ...net,
     'lxc.apparmor.profile = unconfined',
     '',
   ].join('\n');

@@ -18,9 +18,32 @@ export interface BootResult {
   state: string;
   /** probe attempts (1 = systemd's bus was already up for the first one). */
   probes: number;
+  /** With `ipv4`: start command issued → an IPv4 address (not 127/8) configured in the container. */
+  ipv4Ms?: number;
+  ipv4?: string;
 }
 
-function failure(what: string, r: RunResult): Error {
+/** How often the container's addresses are looked at (a file read, no process spawned). */
+const IPV4_POLL_MS = 5;
+
+/**
+ * The IPv4 addresses configured in the network namespace of `pid`, from /proc/PID/net/fib_trie
+ * (the kernel's local routes: one "/32 host LOCAL" per address). Read from the host the same way
+ * for both peers, without entering the container or spawning anything.
+ */
+export function localIpv4(pid: number): string[] {
+  let trie: string;
+  try {
+    trie = fs.readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  for (const m of trie.matchAll(/\|-- (\d+\.\d+\.\d+\.\d+)\n\s+\/32 host LOCAL/g)) if (!m[1].startsWith('127.')) out.add(m[1]);
+  return [...out];
+}
+
+export function failure(what: string, r: RunResult): Error {
   const why = r.timedOut ? 'timed out' : `exited ${r.code}${r.signal ? ` (${r.signal})` : ''}`;
   return new Error(`${what} ${why}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
 }
@@ -31,23 +54,63 @@ function failure(what: string, r: RunResult): Error {
  * then fails at once ("Failed to connect to bus") with nothing on stdout, or says "offline": it is
  * retried every 20 ms, for both peers alike, as a script would.
  */
-export async function bootToRunning(p: Peer): Promise<BootResult> {
+export async function bootToRunning(p: Peer, opts: { ipv4?: boolean } = {}): Promise<BootResult> {
   checkInterrupted();
   const t0 = now();
   const s = await p.start();
   const startMs = now() - t0;
   if (s.code !== 0) throw failure(p.commands.start, s);
+  // The address is watched beside the systemd probes, from the moment the start command returned
+  // (nothing can hold an address before the container exists).
+  const ipv4 = opts.ipv4 ? watchIpv4(p, t0) : undefined;
+  let result: BootResult | undefined;
+  try {
+    const settled = await waitForSystemd(p.probe, p.commands.probe, t0);
+    result = { totalMs: settled.ms, startMs, state: settled.state, probes: settled.probes };
+  } finally {
+    if (!result) ipv4?.cancel();
+  }
+  if (ipv4) {
+    const got = await ipv4.done;
+    result.ipv4Ms = got.ms;
+    result.ipv4 = got.address;
+  }
+  return result;
+}
+
+/**
+ * Ask `systemctl is-system-running --wait` (via `probe`) until it prints a settled state; `ms` is
+ * counted from t0. Right after a start systemd may not have its bus socket yet: the probe then
+ * fails at once ("Failed to connect to bus") with nothing on stdout, or says "offline"/"unknown"
+ * (systemctl reached no manager that could answer yet): it is retried every 20 ms, for every
+ * peer alike, as a script would.
+ */
+export async function waitForSystemd(probe: () => Promise<RunResult>, what: string, t0: number): Promise<{ ms: number; state: string; probes: number }> {
   let probes = 0;
   for (;;) {
-    const r = await p.probe();
+    const r = await probe();
     probes++;
     const state = r.stdout.trim();
-    // "offline"/"unknown": systemctl reached no manager that could answer yet (seen in a race at
-    // boot); like no answer at all, ask again.
-    if (state && state !== 'offline' && state !== 'unknown') return { totalMs: now() - t0, startMs, state, probes };
-    if (now() - t0 > BOOT_DEADLINE_MS) throw failure(`${p.commands.probe} (after ${probes} tries)`, r);
+    if (state && state !== 'offline' && state !== 'unknown') return { ms: now() - t0, state, probes };
+    if (now() - t0 > BOOT_DEADLINE_MS) throw failure(`${what} (after ${probes} tries)`, r);
     await sleep(PROBE_RETRY_MS);
   }
+}
+
+function watchIpv4(p: Peer, t0: number): { done: Promise<{ ms: number; address: string }>; cancel: () => void } {
+  let cancelled = false;
+  const done = (async () => {
+    const init = await p.initPid();
+    for (;;) {
+      const a = localIpv4(init);
+      if (a.length) return { ms: now() - t0, address: a.join(' ') };
+      if (cancelled) throw new Error('cancelled');
+      if (now() - t0 > BOOT_DEADLINE_MS) throw new Error(`${p.label}'s container got no IPv4 address within ${BOOT_DEADLINE_MS / 1000} s of its start`);
+      await sleep(IPV4_POLL_MS);
+    }
+  })();
+  done.catch(() => undefined); // awaited by the caller unless the boot failed first
+  return { done, cancel: () => (cancelled = true) };
 }
 
 export interface StopResult {

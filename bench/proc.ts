@@ -48,13 +48,16 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Run even after an interrupt (cleanup commands). */
   duringCleanup?: boolean;
+  /** Written to the command's stdin (closed after it); stdin is /dev/null without it. */
+  input?: string;
 }
 
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   if (!opts.duringCleanup) checkInterrupted();
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -70,8 +73,8 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
         }
       }
     }, opts.timeoutMs ?? 120_000);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     child.on('error', (err) => {
       clearTimeout(timer);
       if (pid !== undefined) children.delete(pid);

@@ -53,3 +53,24 @@ export function renderTable(rows: Row[], lxcLabel: string): string {
 function isHeading(r: Row): boolean {
   return r.tslxc === undefined && r.lxc === undefined && r.node === undefined && r.ratio === undefined && r.target === undefined;
 }
+
+/** A plain-text grid: the first row is the header; a string row is a section line. */
+export function renderGrid(header: string[], rows: (string[] | string)[]): string {
+  const cells = [header, ...rows.filter((r): r is string[] => Array.isArray(r))];
+  const width = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) =>
+    width
+      .map((w, i) => (r[i] ?? '').padEnd(w))
+      .join('  ')
+      .trimEnd();
+  const out = [line(header), width.map((w) => '-'.repeat(w)).join('  ')];
+  for (const r of rows) out.push(Array.isArray(r) ? line(r) : r);
+  return out.join('\n');
+}
+
+/** "+120 ms": the difference of two medians. */
+export function fmtDelta(a: Summary | undefined, b: Summary | undefined): string {
+  if (!a?.n || !b?.n) return '—';
+  const d = a.median - b.median;
+  return `${d >= 0 ? '+' : '−'}${fmtMs(Math.abs(d))}`;
+}

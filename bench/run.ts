@@ -6,6 +6,9 @@
  *   exec true         `tslxc exec` vs `lxc-attach` vs `node -e 0`, with pauses and back-to-back
  *   monitor memory    the per-container host process: tslxc's monitor vs LXC's "[lxc monitor]"
  *   list              `tslxc list` with 100 busybox containers vs `node -e 0`
+ *   net (#6)          start → IPv4 on a bench-private bridge, and a nic's cost to start, vs LXC (veth)
+ *   storage (#4)      per pool driver: launch → running, copy, snapshot, restore, vs LXD 5.0
+ *   import (#3)       `tslxc image import` vs LXD's `lxc image import` of the same tarball
  *
  * Medians of several runs, peers interleaved so drift on a noisy machine hits both. Everything it
  * makes lives under /tmp/tslxc-bench-ID (a private tslxc state and run dir, a private lxcpath) and
@@ -13,7 +16,9 @@
  *
  * Options: --json FILE, --runs N (start/stop cycles, default 7), --exec-runs N (default 20),
  * --list-count N (default 100), --list-running N (default 10), --list-runs N (default 9),
- * --no-lxc (tslxc alone), --skip-list.
+ * --no-lxc (tslxc alone), --skip-list, --only PART[,PART...] (core, list, net, storage, import;
+ * lxd = storage,import), --net-runs N (default 7), --storage-runs N (default 5), --import-runs N
+ * (default 5), --no-lxd (tslxc alone in storage/import), --no-lxd-privileged, --btrfs-size SIZE.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,14 +28,31 @@ import { parseArgs } from 'node:util';
 import { BenchEnv, repoRoot } from './env.js';
 import { createLxcContainer, lxcVersion } from './lxc.js';
 import { backToBack, bootToRunning, cleanStop, inspect, roundsWithPauses, sampleMonitor, traceStop, type BootResult, type MonitorSample, type StopResult, type TimedTool } from './measure.js';
+import { measureLxdParts, type LxdPartsResults } from './lxdparts.js';
+import { measureNet, type NetResults } from './net.js';
 import { lxcPeer, nodeBaseline, tslxcPeer, type Peer } from './peers.js';
+import { reportLxdParts, reportNet } from './reportparts.js';
 import { Interrupted, interrupt, isInterrupted, pause, runningChildren } from './proc.js';
 import { fmtKiB, fmtMs, fmtRatio, fmtSummary, renderTable, type Row } from './report.js';
 import { summarize, type Summary } from './stats.js';
 
-const USAGE = `usage: npm run bench -- [--json FILE] [--runs N] [--exec-runs N] [--list-count N] [--list-running N] [--list-runs N] [--no-lxc] [--skip-list]`;
+const USAGE = `usage: npm run bench -- [--only core,list,net,storage,import|lxd] [--json FILE] [--runs N] [--exec-runs N]
+       [--list-count N] [--list-running N] [--list-runs N] [--net-runs N] [--storage-runs N] [--import-runs N]
+       [--no-lxc] [--no-lxd] [--no-lxd-privileged] [--btrfs-size SIZE] [--skip-list]
+parts: core (start/stop/exec/memory vs LXC), list, net (start → IPv4 vs LXC), storage (per driver vs LXD),
+       import (image import vs LXD); lxd = storage,import. Default: all of them.`;
+
+const PARTS = ['core', 'list', 'net', 'storage', 'import'] as const;
+type Part = (typeof PARTS)[number];
 
 interface Options {
+  parts: Set<Part>;
+  netRuns: number;
+  storageRuns: number;
+  importRuns: number;
+  lxd: boolean;
+  lxdPrivileged: boolean;
+  btrfsSize: string;
   json?: string;
   runs: number;
   execRuns: number;
@@ -53,6 +75,13 @@ function parseOptions(argv: string[]): Options {
       'list-runs': { type: 'string' },
       'no-lxc': { type: 'boolean' },
       'skip-list': { type: 'boolean' },
+      only: { type: 'string' },
+      'net-runs': { type: 'string' },
+      'storage-runs': { type: 'string' },
+      'import-runs': { type: 'string' },
+      'no-lxd': { type: 'boolean' },
+      'no-lxd-privileged': { type: 'boolean' },
+      'btrfs-size': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -67,7 +96,24 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new Error(`expected an integer ≥ ${min}, got "${v}"\n${USAGE}`);
     return n;
   };
+  const parts = new Set<Part>();
+  for (const w of (values.only ?? PARTS.join(',')).split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (w === 'lxd') parts.add('storage').add('import');
+    else if (w === 'all') PARTS.forEach((x) => parts.add(x));
+    else if ((PARTS as readonly string[]).includes(w)) parts.add(w as Part);
+    else throw new Error(`--only: unknown part "${w}"\n${USAGE}`);
+  }
+  if (values['skip-list']) parts.delete('list');
+  const btrfsSize = values['btrfs-size'] ?? '8GiB';
+  if (!/^\d+(\.\d+)?[KMGT]i?B$/.test(btrfsSize)) throw new Error(`--btrfs-size: expected a size like 8GiB, got "${btrfsSize}"`);
   const o: Options = {
+    parts,
+    netRuns: int(values['net-runs'], 7, 1),
+    storageRuns: int(values['storage-runs'], 5, 1),
+    importRuns: int(values['import-runs'], 5, 1),
+    lxd: !values['no-lxd'],
+    lxdPrivileged: !values['no-lxd-privileged'],
+    btrfsSize,
     json: values.json ? path.resolve(values.json) : undefined,
     runs: int(values.runs, 7, 1),
     execRuns: int(values['exec-runs'], 20, 1),
@@ -75,7 +121,7 @@ function parseOptions(argv: string[]): Options {
     listRunning: int(values['list-running'], 10, 0),
     listRuns: int(values['list-runs'], 9, 1),
     lxc: !values['no-lxc'],
-    list: !values['skip-list'],
+    list: parts.has('list'),
   };
   if (o.listRunning > o.listCount) throw new Error('--list-running cannot exceed --list-count');
   return o;
@@ -94,6 +140,8 @@ interface Results {
   monitor: Record<string, { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary; totalRss?: Summary; totalPss?: Summary; helpers?: string }>;
   exec: { paused?: Record<string, Summary>; backToBack?: Record<string, Summary>; pauseMs: number };
   list?: { containers: number; running: number; createMs: number; rows: number; states: Record<string, number>; times: Record<string, Summary> };
+  net?: NetResults;
+  lxdParts?: LxdPartsResults;
   targets: { what: string; target: string; value: string; met: boolean }[];
   notes: string[];
   errors: string[];
@@ -133,8 +181,18 @@ async function main(): Promise<number> {
     console.error('tslxc is not built: npm run build');
     return 2;
   }
-  if (opts.lxc && !hasCommand('lxc-start')) {
+  const wantsLxc = opts.parts.has('core') || opts.parts.has('net');
+  if (wantsLxc && opts.lxc && !hasCommand('lxc-start')) {
     console.error("LXC is not installed (apt-get install lxc), or run with --no-lxc");
+    return 2;
+  }
+  const wantsLxd = opts.parts.has('storage') || opts.parts.has('import');
+  if (wantsLxd && opts.lxd && !(hasCommand('lxd') && hasCommand('lxc'))) {
+    console.error("LXD is not installed (apt-get install lxd lxd-client: Debian's LXD 5.0), or run with --no-lxd");
+    return 2;
+  }
+  if (opts.parts.has('net') && !hasCommand('dnsmasq')) {
+    console.error('dnsmasq is not installed (apt-get install dnsmasq-base): the net part needs it');
     return 2;
   }
 
@@ -147,7 +205,7 @@ async function main(): Promise<number> {
   };
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
 
-  const version = opts.lxc ? await lxcVersion() : '';
+  const version = opts.lxc && wantsLxc ? await lxcVersion() : '';
   const r: Results = {
     meta: {
       date: new Date().toISOString(),
@@ -161,7 +219,7 @@ async function main(): Promise<number> {
       tslxcCommit: gitCommit(),
       loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
       root: env.root,
-      options: opts,
+      options: { ...opts, parts: [...opts.parts] },
     },
     commands: {},
     warmup: {},
@@ -215,6 +273,42 @@ async function watchNft(env: BenchEnv, phase: string, r: Results): Promise<void>
 }
 
 async function measureAll(env: BenchEnv, opts: Options, version: string, r: Results): Promise<void> {
+  if (opts.parts.has('core')) await measureCore(env, opts, version, r);
+  if (opts.parts.has('list')) {
+    await env.prepareTslxc();
+    await measureList(env, opts, r);
+    await watchNft(env, 'the list runs', r);
+    // 100 containers, some running, would load the machine during the parts below.
+    const d = await env.tslxc(['delete', '--force', ...env.tslxcNames()], { timeoutMs: 300_000 });
+    if (d.code !== 0) throw new Error(`tslxc delete --force (the list's containers): ${d.stderr.trim()}`);
+  }
+  if (opts.parts.has('net')) {
+    const net = await measureNet(env, { runs: opts.netRuns, lxc: opts.lxc, lxcVersion: version }, log, (x) => (r.net = x));
+    // Its containers and network go now: the parts below need neither.
+    await removeTslxcContainers(env);
+    const d = await env.tslxc(['network', 'delete', net.network]);
+    if (d.code !== 0) throw new Error(`tslxc network delete ${net.network}: ${d.stderr.trim()}`);
+  }
+  if (opts.parts.has('storage') || opts.parts.has('import')) {
+    r.lxdParts = { notes: [] };
+    await measureLxdParts(
+      env,
+      { storage: opts.parts.has('storage'), import: opts.parts.has('import'), lxd: opts.lxd, lxdPrivileged: opts.lxdPrivileged, storageRuns: opts.storageRuns, importRuns: opts.importRuns, btrfsSize: opts.btrfsSize },
+      log,
+      r.lxdParts,
+    );
+  }
+}
+
+async function removeTslxcContainers(env: BenchEnv): Promise<void> {
+  const names = env.tslxcNames();
+  if (!names.length) return;
+  const d = await env.tslxc(['delete', '--force', ...names], { timeoutMs: 300_000 });
+  if (d.code !== 0) throw new Error(`tslxc delete --force ${names.join(' ')}: ${d.stderr.trim()}`);
+}
+
+/** start → running, clean stop, monitor memory, exec: one Debian container per peer. */
+async function measureCore(env: BenchEnv, opts: Options, version: string, r: Results): Promise<void> {
   const name = `bench-${env.id}`;
   const peers: Peer[] = [tslxcPeer(env, name)];
   const keyOf = new Map<Peer, string>([[peers[0], TSLXC]]);
@@ -337,15 +431,10 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
   for (const p of peers) await cleanStop(p);
   await watchNft(env, 'the exec runs', r);
 
-  // --- list with many busybox containers, some running; the Debian containers go first so the
-  // list holds exactly those
-  if (opts.list) {
-    const d = await env.tslxc(['delete', name]);
-    if (d.code !== 0) throw new Error(`tslxc delete ${name}: ${d.stderr.trim()}`);
-    await watchNft(env, `tslxc delete ${name}`, r);
-    await measureList(env, opts, r);
-    await watchNft(env, 'the list runs', r);
-  }
+  // The Debian container goes, so that the list part holds exactly its own containers.
+  const d = await env.tslxc(['delete', name]);
+  if (d.code !== 0) throw new Error(`tslxc delete ${name}: ${d.stderr.trim()}`);
+  await watchNft(env, `tslxc delete ${name}`, r);
 }
 
 async function measureList(env: BenchEnv, opts: Options, r: Results): Promise<void> {
@@ -488,12 +577,11 @@ function report(r: Results, opts: Options, version: string): string {
   const out: string[] = [];
   const m = r.meta;
   out.push('');
-  out.push(`tslxc bench ${m.date}  commit ${m.tslxcCommit}  kernel ${m.kernel}  ${m.cpus} CPUs  cgroups ${m.cgroups}  node ${m.node}  ${version ? `LXC ${version}` : 'no LXC'}`);
+  out.push(`tslxc bench ${m.date}  commit ${m.tslxcCommit}  kernel ${m.kernel}  ${m.cpus} CPUs  cgroups ${m.cgroups}  node ${m.node}  ${version ? `LXC ${version}` : 'no LXC'}${r.lxdParts?.lxd ? `  LXD ${r.lxdParts.lxd.version}` : ''}  parts: ${[...opts.parts].join(',')}`);
   out.push(`load average at start ${(m.loadavgAtStart as number[]).join(' ')}, at end ${(m.loadavgAtEnd as number[] | undefined)?.join(' ') ?? '?'} (other work on the machine shows here)`);
   out.push('Each cell: median (min–max). Ratios compare medians. Peers interleaved in the same run.');
   out.push('');
-  out.push(renderTable(rows, lxcLabel));
-  out.push('');
+  if (rows.length) out.push(renderTable(rows, lxcLabel), '');
   const w = r.warmup;
   for (const [k, label] of [
     [TSLXC, 'tslxc'],
@@ -511,6 +599,9 @@ function report(r: Results, opts: Options, version: string): string {
   if (r.lxcConfig) out.push('lxc-stop: without -t it waits up to 60 s, then kills (lxc-stop(1)); tslxc stop: 30 s by default.');
   if (r.list) out.push(`list: ${r.list.containers} containers created in ${fmtMs(r.list.createMs)} (4 at a time); list showed ${Object.entries(r.list.states).map(([s, n]) => `${n} ${s}`).join(', ')}.`);
   for (const n of r.notes) out.push(`note: ${n}`);
+  if (r.net) out.push('', ...reportNet(r.net, lxcLabel, opts.netRuns));
+  if (r.lxdParts) out.push(...reportLxdParts(r.lxdParts, r.targets));
+  out.push('');
   for (const k of [TSLXC, LXC]) for (const f of r.boot[k]?.failures ?? []) out.push(`FAILED (${k}): ${f}`);
   for (const e of r.errors) out.push(`ERROR: ${e}`);
   out.push(r.cleanup?.ok ? 'cleanup: everything the bench made was removed' : `cleanup: PROBLEMS: ${r.cleanup?.problems.join('; ')}`);

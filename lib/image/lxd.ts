@@ -216,7 +216,7 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
   }
   const comp = opts.compression ?? 'gzip';
   const tar = requireTool('tar', 'export an image');
-  const common = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--sort=name', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'];
+  const common = ['--warning=no-file-changed', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--sort=name', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'];
   const stage = fs.mkdtempSync(path.join(path.dirname(img.dir), `.export-${fp.slice(0, 12)}-`));
   const written: string[] = [];
   try {
