@@ -7,6 +7,8 @@ import { run, sleep, type RunOptions, type RunResult } from './proc.js';
 /** The checkout's root (the bench runs from dist/bench/). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const cliPath = path.join(repoRoot, 'bin/tslxc.js');
+/** What users run (npm's bin, /usr/local/bin/tslxc): a sh launcher for cliPath. */
+export const launcherPath = path.join(repoRoot, 'bin/tslxc');
 
 /**
  * Everything one bench run owns: a private tslxc installation (state dir, run dir, cgroup prefix;
@@ -46,9 +48,9 @@ export class BenchEnv {
     };
   }
 
-  /** `tslxc ARGS`, the way the bin shim runs it (node + bin/tslxc.js, no shell, no `env` lookup). */
+  /** `tslxc ARGS` as users run it: bin/tslxc, the launcher package.json names (it starts node on bin/tslxc.js). */
   tslxc(args: string[], opts: RunOptions = {}): Promise<RunResult> {
-    return run(process.execPath, [cliPath, ...args], { ...opts, env: this.env });
+    return run(launcherPath, args, { ...opts, env: this.env });
   }
 
   lxc(tool: string, name: string, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {

@@ -351,7 +351,7 @@ async function measureCore(env: BenchEnv, opts: Options, version: string, r: Res
     log(`${p.label}: first boot ${fmtMs(first.totalMs)}, systemd ${first.state}${seen.failedUnits.length ? `, failed: ${seen.failedUnits.join(' ')}` : ''}, interfaces: ${seen.interfaces.join(' ')}`);
     if (seen.interfaces.join(' ') !== 'lo') throw new Error(`${p.label}'s container has interfaces besides lo: ${seen.interfaces.join(' ')}`);
     if (haveStrace) {
-      const argv = k === TSLXC ? [process.execPath, path.join(repoRoot, 'bin/tslxc.js'), 'stop', name] : ['lxc-stop', '-P', env.lxcPath, '-n', name];
+      const argv = k === TSLXC ? [path.join(repoRoot, 'bin/tslxc'), 'stop', name] : ['lxc-stop', '-P', env.lxcPath, '-n', name];
       r.warmup[k].stopSignals = await traceStop(p, argv, k === TSLXC ? env.env : undefined, await p.initPid());
       log(`${p.label}: stop sends ${r.warmup[k].stopSignals!.join('; ') || 'nothing seen'}`);
       await watchNft(env, `${p.label}'s warm-up`, r);
