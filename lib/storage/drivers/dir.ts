@@ -4,6 +4,7 @@ import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { isLayer, layerDirs, runOnOverlay } from '../../image/layers.js';
 import { runOnPool } from './btrfs.js';
+import { findTool } from '../../util/exec.js';
 import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
@@ -98,11 +99,22 @@ export class DirDriver implements Driver {
     recoverRoot(t.instDir);
     await cp(t, rootDir(t), path.join(snapDir, 'rootfs'));
   }
+  /**
+   * The snapshot's tree is made beside the root and swapped in (crash-safe: old or new, never
+   * half). With rsync, files the root still has exactly as in the snapshot (same content by
+   * checksum, same attributes) are hard-linked from the root instead of copied (--link-dest):
+   * a restore writes only what changed since the snapshot, as LXD's in-place rsync does. The old
+   * root is removed right after the swap, so no inode stays shared with it; the snapshot's own
+   * files are never linked.
+   */
   async restore(t: Target, snapDir: string): Promise<void> {
     recoverRoot(t.instDir);
     const fresh = path.join(t.instDir, '.rootfs-new');
     fs.rmSync(fresh, { recursive: true, force: true });
-    await cp(t, path.join(snapDir, 'rootfs'), fresh);
+    const src = path.join(snapDir, 'rootfs');
+    if (findTool('rsync')) {
+      await runOnPool(t.pool, 'rsync', ['-aHAX', '--numeric-ids', '--checksum', `--link-dest=${rootDir(t)}`, `${src}/`, `${fresh}/`], `Cannot restore ${src}`);
+    } else await cp(t, src, fresh);
     swapRoot(t.instDir, fresh);
   }
   async deleteSnapshot(): Promise<void> {
