@@ -1,11 +1,12 @@
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { recipeKey } from '../../../lib/image/build.js';
 import { findRecipe, loadRecipe } from '../../../lib/image/recipe.js';
+import { bootVm, copyBinary, packInitrd, staticBusybox, vmMissing } from '../../helpers/qemu.js';
 
 /**
  * This machine is cgroup v1 (hybrid). v2-vm.test.ts checks the v2 driver's files on a real v2
@@ -17,13 +18,10 @@ import { findRecipe, loadRecipe } from '../../../lib/image/recipe.js';
  * CPU quota, the cpuset pinning and the live changes of limits.test.ts all run against the
  * kernel's v2 controllers. Nothing of it touches the host's cgroups: the VM is its own machine.
  *
- * Needs what v2-vm.test.ts needs (qemu-system-x86_64, a static busybox, a kernel image); without
- * them it skips. Software emulation makes it slow (minutes), so it runs only the files below.
+ * Needs what test/helpers/qemu.ts names (qemu-system-x86_64, a static busybox, a kernel image);
+ * without them it skips. Software emulation makes it slow (minutes), so it runs only the files below.
  */
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const kernel = process.env.TSLXC_V2_KERNEL || '/var/cache/tslxc/v2-kernel/vmlinuz';
-const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).stdout.trim();
-const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((b) => fs.existsSync(b) && isStatic(b));
 const helper = path.join(repoRoot, 'native/build/tslxc-helper');
 
 /**
@@ -39,17 +37,7 @@ const RUNS: Array<{ file: string; match?: string }> = [
 /** Build tools and type packages the tests do not load: left out to keep the initramfs small. */
 const SKIP_MODULES = new Set(['typescript', 'esbuild', '@esbuild', '@types', '.bin', '.cache']);
 
-function isStatic(file: string): boolean {
-  const r = spawnSync('ldd', [file], { encoding: 'utf8' });
-  return /not a dynamic executable|statically linked/.test(r.stdout + r.stderr);
-}
-
-const missing = [
-  !qemu && 'qemu-system-x86_64',
-  !fs.existsSync(kernel) && `a kernel at ${kernel}`,
-  !busybox && 'a static busybox',
-  !fs.existsSync(helper) && 'the built helper',
-].filter(Boolean);
+const missing = [...vmMissing(), ...(fs.existsSync(helper) ? [] : ['the built helper'])];
 
 if (missing.length > 0) {
   test(`container tests on a cgroup v2 host (skipped: needs ${missing.join(', ')})`, (t) => t.pass());
@@ -58,7 +46,7 @@ if (missing.length > 0) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-test-v2host-'));
     t.teardown(() => fs.rmSync(work, { recursive: true, force: true }));
     const initrd = buildInitrd(work);
-    const { code, out } = await boot(initrd, 25 * 60_000);
+    const { code, out } = await bootVm(initrd, { memoryMiB: 3072, timeoutMs: 25 * 60_000 });
     // The whole console for a closer look: TSLXC_V2HOST_LOG=/tmp/v2host.log.
     if (process.env.TSLXC_V2HOST_LOG) fs.writeFileSync(process.env.TSLXC_V2HOST_LOG, out);
     const lines = out.split(/\r?\n/);
@@ -90,22 +78,11 @@ function cachedDebianBuild(): string | undefined {
   return fs.existsSync(path.join(dir, 'rootfs')) ? dir : undefined;
 }
 
-/** A binary and the shared libraries ldd names for it. */
-function copyBinary(root: string, file: string, dest: string): void {
-  fs.copyFileSync(file, path.join(root, dest));
-  fs.chmodSync(path.join(root, dest), 0o755);
-  for (const lib of spawnSync('ldd', [file], { encoding: 'utf8' }).stdout.match(/\/\S+/g) ?? []) {
-    if (fs.existsSync(path.join(root, lib))) continue;
-    fs.mkdirSync(path.join(root, path.dirname(lib)), { recursive: true });
-    fs.copyFileSync(fs.realpathSync(lib), path.join(root, lib));
-  }
-}
-
 /** A root holding busybox, node and its libraries, and the checkout as /app (the repo's layout). */
 function buildInitrd(work: string): string {
   const root = path.join(work, 'root');
   for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'tmp', 'run', 'usr/bin', 'usr/sbin', 'app', 'etc', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox!, path.join(root, 'bin/busybox'));
+  fs.copyFileSync(staticBusybox!, path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
   copyBinary(root, fs.realpathSync(process.execPath), 'usr/bin/node');
   // tslxc calls GNU cp, tar, setpriv... with options busybox lacks: the host's, before busybox in PATH.
@@ -169,27 +146,5 @@ poweroff -f
 `,
     { mode: 0o755 },
   );
-  const cpio = path.join(work, 'initrd.cpio');
-  const r = spawnSync('sh', ['-c', `cd "${root}" && find . | "${busybox}" cpio -o -H newc > "${cpio}"`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`building the initrd failed: ${r.stderr}`);
-  return cpio;
-}
-
-function boot(initrd: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const vm = spawn(
-      qemu,
-      ['-accel', 'tcg', '-m', '3072', '-smp', '2', '-kernel', kernel, '-initrd', initrd, '-append', 'console=ttyS0 rdinit=/init panic=-1 quiet', '-nographic', '-no-reboot', '-serial', 'stdio', '-monitor', 'none', '-display', 'none'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    vm.stdout.on('data', (d) => (out += d));
-    vm.stderr.on('data', (d) => (out += d));
-    // Only this VM's qemu, by its PID.
-    const timer = setTimeout(() => vm.pid && process.kill(vm.pid, 'SIGKILL'), timeoutMs);
-    vm.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+  return packInitrd(root, work);
 }
