@@ -145,21 +145,14 @@ static int connect_exec_socket(const char *path)
 /* Receives one reply; false on EOF or error. A 'P' carries a pidfd. */
 static bool recv_reply(int sock, struct exec_reply *r, int *pidfd)
 {
-  struct iovec iov = { .iov_base = r, .iov_len = sizeof *r };
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf };
-  ssize_t n;
-  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
-  if (n != sizeof *r)
+  int fd;
+  if (recv_with_fds(sock, r, sizeof *r, &fd, 1) != (ssize_t)sizeof *r) {
+    if (fd >= 0)
+      close(fd);
     return false;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-    memcpy(pidfd, CMSG_DATA(c), sizeof *pidfd);
+  }
+  if (fd >= 0)
+    *pidfd = fd;
   return true;
 }
 
@@ -194,21 +187,9 @@ static int attach_via_server(const struct attach_opts *o)
     die_with_error("signalfd");
 
   int fds[3] = { 0, 1, 2 };
-  struct iovec iov = { .iov_base = req, .iov_len = len };
-  union {
-    char buf[CMSG_SPACE(sizeof fds)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf };
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof fds);
-  memcpy(CMSG_DATA(c), fds, sizeof fds);
   struct exec_reply r;
   autofd int pidfd = -1;
-  if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 || !recv_reply(sock, &r, &pidfd) || r.type != 'P' ||
+  if (send_with_fds(sock, req, len, fds, 3, 0) < 0 || !recv_reply(sock, &r, &pidfd) || r.type != 'P' ||
       pidfd < 0) {
     /* Refused ('E'), or the server died before its fork (then nothing ran either). */
     debug("exec server %s: no command started", o->exec_socket);

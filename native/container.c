@@ -479,20 +479,7 @@ static int create_mountpoint_dir(int dirfd, const char *name, mode_t mode)
 static void send_console_master(int master)
 {
   static struct child_report r; /* step 0: not an error */
-  struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u = { 0 };
-  struct msghdr msg = {
-    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf,
-  };
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cmsg), &master, sizeof master);
-  if (sendmsg(child_sync_fd, &msg, MSG_NOSIGNAL) < 0)
+  if (send_with_fds(child_sync_fd, &r, sizeof r, &master, 1, 0) < 0)
     die_with_error("pass the console pty to the monitor");
 }
 

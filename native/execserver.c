@@ -38,24 +38,8 @@ static void server_die_hook(const char *line, int err)
 static void send_reply(int conn, char type, int32_t value, int fd)
 {
   struct exec_reply r = { .type = type, .value = value };
-  struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-  if (fd >= 0) {
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
   /* A client that went away only loses its reply. */
-  while (sendmsg(conn, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EINTR)
-    ;
+  (void)send_with_fds(conn, &r, sizeof r, &fd, fd >= 0 ? 1 : 0, MSG_DONTWAIT);
 }
 
 /* One request: its record and the client's fds 0-2. A request that is not well-formed gets 'E'
@@ -73,27 +57,8 @@ static void serve(int conn)
   setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
   static char buf[EXEC_REQUEST_MAX]; /* only the pages a request touches become resident */
-  struct iovec iov = { .iov_base = buf, .iov_len = EXEC_REQUEST_MAX };
-  union {
-    char buf[CMSG_SPACE(3 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf };
-  ssize_t n;
-  while ((n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
-  int fds[3] = { -1, -1, -1 };
-  struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
-  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-    size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    memcpy(fds, CMSG_DATA(c), (nfds < 3 ? nfds : 3) * sizeof(int));
-    for (size_t i = 3; i < nfds; i++) { /* more than asked for: not ours to keep */
-      int extra;
-      memcpy(&extra, CMSG_DATA(c) + i * sizeof(int), sizeof extra);
-      close(extra);
-    }
-  }
+  int fds[3];
+  ssize_t n = recv_with_fds(conn, buf, EXEC_REQUEST_MAX, fds, 3);
 
   static struct exec_spec spec;
   mode_t mask;
@@ -101,7 +66,7 @@ static void serve(int conn)
   while (slot < MAX_KIDS && kids[slot].pid > 0)
     slot++;
   int refuse = 0;
-  if (n <= 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
+  if (n <= 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
     refuse = EINVAL;
   else if (!exec_request_decode(buf, n, &spec, &mask))
     refuse = EINVAL;

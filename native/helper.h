@@ -67,6 +67,12 @@ void xsnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((form
 
 int write_all(int fd, const void *buf, size_t len);
 ssize_t read_retry(int fd, void *buf, size_t len);
+/* One message over a unix socket with up to MAX_PASSED_FDS fds (SCM_RIGHTS); EINTR is retried,
+ * MSG_NOSIGNAL always set. recv sets fds[0..max_fds) to what came (CLOEXEC) or -1, closes any
+ * extra, and returns recvmsg's result (0: EOF; -1 with EMSGSIZE for a message cut short). */
+#define MAX_PASSED_FDS 4
+ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds, int flags);
+ssize_t recv_with_fds(int sock, void *data, size_t len, int *fds, size_t max_fds);
 /* Reads up to size-1 bytes of a small file into buf (NUL-terminated). -1 + errno on failure. */
 ssize_t read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
 /* The whole file (any size, /proc files too), NUL-terminated, malloc'ed; NULL + errno. */

@@ -417,28 +417,18 @@ static pid_t boot(struct console *con)
   /* Records until EOF: the console's master (step 0), or a failure; EOF = init was exec'ed. */
   for (;;) {
     static struct child_report report;
-    struct iovec iov = { .iov_base = &report, .iov_len = sizeof report };
-    union {
-      char buf[CMSG_SPACE(sizeof(int))];
-      struct cmsghdr align;
-    } u;
-    struct msghdr msg = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf,
-    };
-    ssize_t n = recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR)
-      continue;
+    int master;
+    ssize_t n = recv_with_fds(sync_fd, &report, sizeof report, &master, 1);
     if (n < 0)
       die_with_error("read the child's sync socket");
     if (n == 0)
       break;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    if (report.step == 0 && cmsg && cmsg->cmsg_type == SCM_RIGHTS) {
-      int master;
-      memcpy(&master, CMSG_DATA(cmsg), sizeof master);
+    if (report.step == 0 && master >= 0) {
       console_attach(con, master);
       continue;
     }
+    if (master >= 0)
+      close(master);
     report.msg[sizeof report.msg - 1] = '\0';
     kill_child();
     /* The child's line is complete (step, message, strerror): pass it on as is. */

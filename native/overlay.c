@@ -181,26 +181,15 @@ static int idmapped_overlay(int fsfd, const struct overlay_opts *ov, const char 
   close(sv[1]);
   autofd int sock = sv[0];
   char line[1100] = "";
-  struct iovec iov = { .iov_base = line, .iov_len = sizeof line - 1 };
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = {
-    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf,
-  };
-  ssize_t n;
-  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
+  int mnt;
+  ssize_t n = recv_with_fds(sock, line, sizeof line - 1, &mnt, 1);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  struct cmsghdr *cmsg = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
-  if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-    int mnt;
-    memcpy(&mnt, CMSG_DATA(cmsg), sizeof mnt);
+  if (n > 0 && mnt >= 0)
     return mnt;
-  }
+  if (mnt >= 0)
+    close(mnt);
   const char *prefix = "tslxc-helper: ";
   if (n > 0 && strncmp(line, prefix, strlen(prefix)) == 0)
     die("%s", line + strlen(prefix));

@@ -227,44 +227,17 @@ void parse_bind_spec(const char *spec, struct bind_spec *b)
 
 void send_tagged_fd(int sock, char tag, int fd)
 {
-  struct iovec iov = { .iov_base = &tag, .iov_len = 1 };
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u = { 0 };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-  if (fd >= 0) {
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-  }
-  while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
-    if (errno != EINTR)
-      die_with_error("send to the container's init");
+  if (send_with_fds(sock, &tag, 1, &fd, fd >= 0 ? 1 : 0, 0) < 0)
+    die_with_error("send to the container's init");
 }
 
 int recv_tagged_fd(int sock, char *tag)
 {
-  struct iovec iov = { .iov_base = tag, .iov_len = 1 };
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = {
-    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf,
-  };
-  ssize_t n;
-  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
-  if (n != 1)
+  int fd;
+  if (recv_with_fds(sock, tag, 1, &fd, 1) != 1) {
+    if (fd >= 0)
+      close(fd);
     return -2; /* the monitor is gone */
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-  int fd = -1;
-  if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-    memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  }
   return fd;
 }

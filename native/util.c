@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -137,6 +138,72 @@ ssize_t read_retry(int fd, void *buf, size_t len)
   do
     n = read(fd, buf, len);
   while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/* ---- fds over unix sockets (SCM_RIGHTS): the one implementation every mode uses ---- */
+
+union fd_control {
+  char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
+  struct cmsghdr align;
+};
+
+ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds, int flags)
+{
+  if (n_fds > MAX_PASSED_FDS)
+    die("send_with_fds: %zu fds, at most %d", n_fds, MAX_PASSED_FDS);
+  struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+  union fd_control u = { 0 };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  if (n_fds > 0) {
+    msg.msg_control = u.buf;
+    msg.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+  }
+  ssize_t n;
+  while ((n = sendmsg(sock, &msg, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  return n;
+}
+
+ssize_t recv_with_fds(int sock, void *data, size_t len, int *fds, size_t max_fds)
+{
+  if (max_fds > MAX_PASSED_FDS)
+    die("recv_with_fds: %zu fds, at most %d", max_fds, MAX_PASSED_FDS);
+  for (size_t i = 0; i < max_fds; i++)
+    fds[i] = -1;
+  struct iovec iov = { .iov_base = data, .iov_len = len };
+  union fd_control u;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  ssize_t n;
+  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < got; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (i < max_fds)
+        fds[i] = fd;
+      else
+        close(fd); /* more than asked for: not ours to keep */
+    }
+  }
+  if (n >= 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    /* Cut short: a message the caller cannot trust (nor its fds). */
+    for (size_t i = 0; i < max_fds; i++)
+      if (fds[i] >= 0) {
+        close(fds[i]);
+        fds[i] = -1;
+      }
+    errno = EMSGSIZE;
+    return -1;
+  }
   return n;
 }
 
