@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { TslxcError } from '../errors.js';
 import { validateAlias } from '../util/names.js';
+import type { DebootstrapSource } from './sources/debootstrap.js';
 
 /**
  * Recipes (templates/*.yaml) build images. The format is data, checked key by key so a typo is an
@@ -14,17 +15,7 @@ import { validateAlias } from '../util/names.js';
  */
 export type RecipeSource =
   | { type: 'busybox' }
-  | {
-      type: 'debootstrap';
-      variant: string;
-      mirror: string;
-      packages: string[];
-      suite?: string;
-      /** debootstrap's script for a suite it has none of (noble on Debian 12: gutsy, as jammy's) */
-      script?: string;
-      /** the archive's signing keyring, required to exist */
-      keyring?: string;
-    }
+  | ({ type: 'debootstrap' } & DebootstrapSource)
   /** `from: IMAGE`: the parent image (an alias, a fingerprint or a built-in recipe's name) */
   | { type: 'image'; from: string };
 

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import type { TestEnv } from './env.js';
 
@@ -80,4 +81,15 @@ function skipName(msg: Buffer, off: number): number {
     n += msg[off + n] + 1;
   }
   return n + 1;
+}
+
+/** A TCP port nothing listens on now on `host` (the kernel's pick for port 0). */
+export function freePort(host = '0.0.0.0'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
+  });
 }

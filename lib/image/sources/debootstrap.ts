@@ -16,7 +16,9 @@ export interface DebootstrapSource {
   mirror: string;
   packages: string[];
   suite?: string;
+  /** debootstrap's script for a suite it has none of (noble on Debian 12: gutsy, as jammy's) */
   script?: string;
+  /** the archive's signing keyring, required to exist */
   keyring?: string;
 }
 

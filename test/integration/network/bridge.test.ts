@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { processesOf } from '../../helpers/leftovers.js';
-import { dnsQuery, hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
+import { dnsQuery, freePort, hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
 
 /**
  * Real managed networks with busybox containers: DHCP, DNS, proxies, static addresses, cleanup.
@@ -270,16 +270,5 @@ if (requireRoot(test)) {
     t.true(del.every((c) => c === 0));
     t.is(leases().trim(), '');
     t.deepEqual(fs.readdirSync(`/sys/class/net/${br}/brif`), []);
-  });
-}
-
-/** A TCP port nothing listens on now (the kernel's pick for port 0). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '0.0.0.0', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.once('error', reject);
   });
 }

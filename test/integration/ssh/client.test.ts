@@ -5,7 +5,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
-import { teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
+import { freePort as freePortOn, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
 
 /**
  * `tslxc ssh` and `tslxc ssh-key` against a real Debian container's sshd on a bridge of the test's
@@ -37,13 +37,7 @@ if (requireRoot(test)) {
   /** A command line run under script(1), so tslxc sees a terminal. */
   const underScript = (line: string) => spawnSync('script', ['-qec', line, '/dev/null'], { encoding: 'utf8', env: env.env, input: '', timeout: 60_000 });
   const cliLine = (args: string) => `${process.execPath} ${cliPath} ${args}`;
-  const freePort = () =>
-    new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as net.AddressInfo;
-        s.close(() => resolve(port));
-      });
-    });
+  const freePort = () => freePortOn('127.0.0.1');
   const readAll = (port: number) =>
     new Promise<string>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1');
