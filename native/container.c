@@ -77,43 +77,6 @@ static void child_die_hook(const char *line, int err)
 
 /* ---- path and mount helpers: every target is resolved inside the rootfs ---- */
 
-#define RESOLVE_SAFE (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-
-/* O_PATH fd of PATH resolved with ROOTFD as "/" (a symlink cannot lead out of it); with mkdirs,
- * missing directories are created on the way. -1 + errno on failure. */
-static int open_in_root(int rootfd, const char *path, bool mkdirs)
-{
-  int fd = sys_openat2(rootfd, path, O_PATH | O_CLOEXEC, RESOLVE_SAFE);
-  if (fd >= 0 || errno != ENOENT || !mkdirs)
-    return fd;
-
-  char parent[PATH_MAX];
-  xsnprintf(parent, sizeof parent, "%s", path);
-  char *slash = strrchr(parent, '/');
-  const char *base = path;
-  autofd int parentfd = -1;
-  if (slash) {
-    *slash = '\0';
-    base = path + (slash - parent) + 1;
-    parentfd = open_in_root(rootfd, parent[0] ? parent : "/", true);
-  } else {
-    parentfd = sys_openat2(rootfd, "/", O_PATH | O_CLOEXEC, RESOLVE_SAFE);
-  }
-  if (parentfd < 0)
-    return -1;
-  if (mkdirat(parentfd, base, 0755) < 0 && errno != EEXIST)
-    return -1;
-  return sys_openat2(rootfd, path, O_PATH | O_CLOEXEC, RESOLVE_SAFE);
-}
-
-static int xopen_in_root(int rootfd, const char *path, bool mkdirs)
-{
-  int fd = open_in_root(rootfd, path, mkdirs);
-  if (fd < 0)
-    die_with_error("open /%s in the rootfs", path);
-  return fd;
-}
-
 static const char *fd_path(int fd, char buf[static 32])
 {
   snprintf(buf, 32, "/proc/self/fd/%d", fd);
@@ -200,34 +163,7 @@ static void bind_path(int rootfd, const char *spec, int tree)
   if (fstat(tree >= 0 ? tree : srcfd, &st) < 0)
     die_with_error("stat %s", b.src);
   const char *inner = dst + 1;
-  autofd int dstfd = -1;
-  if (S_ISDIR(st.st_mode)) {
-    dstfd = xopen_in_root(rootfd, inner, true);
-  } else {
-    dstfd = open_in_root(rootfd, inner, false);
-    if (dstfd < 0 && errno == ENOENT) {
-      /* An empty file to bind over, made in its (in-root) parent without following a link. */
-      char parent[PATH_MAX];
-      xsnprintf(parent, sizeof parent, "%s", inner);
-      char *slash = strrchr(parent, '/');
-      const char *base = inner;
-      if (slash) {
-        *slash = '\0';
-        base = inner + (slash - parent) + 1;
-      }
-      autofd int parentfd = xopen_in_root(rootfd, slash && parent[0] ? parent : "/", true);
-      char pp[32];
-      autofd int dirfd = open(fd_path(parentfd, pp), O_DIRECTORY | O_CLOEXEC);
-      if (dirfd < 0)
-        die_with_error("open the parent of %s", dst);
-      autofd int f = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-      if (f < 0 && errno != EEXIST)
-        die_with_error("create %s to bind over", dst);
-      dstfd = xopen_in_root(rootfd, inner, false);
-    } else if (dstfd < 0) {
-      die_with_error("open %s in the rootfs", dst);
-    }
-  }
+  autofd int dstfd = open_mount_target(rootfd, inner, S_ISDIR(st.st_mode));
   if (tree >= 0) {
     if (move_mount(tree, "", dstfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
       die_with_error("move the mount of %s onto %s", b.src, dst);

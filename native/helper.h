@@ -207,6 +207,16 @@ void send_tagged_fd(int sock, char tag, int fd);
 /* The fd (-1 when the message has none), or -2 when the socket closed. */
 int recv_tagged_fd(int sock, char *tag);
 
+/* ---- paths inside a container's root (inroot.c): openat2(RESOLVE_IN_ROOT), PATH relative ---- */
+
+/* openat2 of PATH with ROOTFD as "/" (O_CLOEXEC added); -1 + errno. */
+int open_in_root_flags(int rootfd, const char *path, int flags);
+/* An O_PATH fd of PATH; with mkdirs, missing directories are made (0755) on the way. */
+int open_in_root(int rootfd, const char *path, bool mkdirs);
+int xopen_in_root(int rootfd, const char *path, bool mkdirs); /* dies on failure */
+/* The mount point for a bind: a directory (parents made) or an empty file. Dies on failure. */
+int open_mount_target(int rootfd, const char *path, bool dir);
+
 /* ---- start: options shared by start.c, monitor.c, container.c ---- */
 
 struct start_opts {
@@ -226,7 +236,11 @@ struct start_opts {
   const char *ro_paths[MAX_LIST];
   size_t n_ro_paths;
   const char *binds[MAX_LIST]; /* "SRC:DST[:OPTS]", OPTS a comma list of ro, idmap */
-  size_t n_binds;
+  size_t n_binds;               /* the --disks-file lines, then the --bind options */
+  const char *bind_opts[MAX_LIST];
+  size_t n_bind_opts;
+  const char *disks_file;       /* read at each boot: disks added or removed while running */
+  char *disks_text;
   struct id_map uidmap, gidmap; /* both empty: no user namespace */
   bool rootfs_idmap;            /* present the rootfs through an idmapped mount */
   const char *start_host_hook;
@@ -237,9 +251,14 @@ struct start_opts {
   char **init_argv;
 };
 
+/* o->binds = the lines of o->disks_file (if any) followed by the --bind options. Called before
+ * the first boot and before each reboot, so a disk added to (or removed from) the running
+ * container is there (or gone) after a reboot inside it too. Dies on a malformed line. */
+void load_binds(struct start_opts *o);
+
 /* The detached monitor: boots the container, reports "OK INIT MONITOR" or "ERR LINE" on status_fd
  * once, then serves the console and reaps init until the container ends. Never returns. */
-__attribute__((noreturn)) void run_monitor(const struct start_opts *opts, int status_fd);
+__attribute__((noreturn)) void run_monitor(struct start_opts *opts, int status_fd);
 
 /* Container side of a boot, run in the cloned child: the steps of README.md. Never returns: it
  * execs init or reports (step, errno, message) on sync_fd and exits. A record with step 0
@@ -277,5 +296,6 @@ int main_console(int argc, char **argv);
 int main_file(int argc, char **argv);
 int main_idmap_probe(int argc, char **argv);
 int main_devices(int argc, char **argv);
+int main_disk(int argc, char **argv);
 
 #endif

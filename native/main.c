@@ -14,6 +14,7 @@ static void usage(void)
     "                         [--as-user]\n"
     "       tslxc-helper idmap-probe DIR\n"
     "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
+    "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }
@@ -37,11 +38,13 @@ int main(int argc, char **argv)
     return main_file(argc - 1, argv + 1);
   if (strcmp(argv[1], "devices") == 0)
     return main_devices(argc - 1, argv + 1);
+  if (strcmp(argv[1], "disk") == 0)
+    return main_disk(argc - 1, argv + 1);
   if (strcmp(argv[1], "idmap-probe") == 0)
     return main_idmap_probe(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage();
     return 0;
   }
-  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe or devices)", argv[1]);
+  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe, devices or disk)", argv[1]);
 }

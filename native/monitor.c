@@ -24,7 +24,7 @@
 
 /* What the die hook needs to leave nothing behind. */
 static struct {
-  const struct start_opts *opts;
+  struct start_opts *opts;
   int status_fd;  /* pipe to `start`, until the first boot is reported */
   int run_dir_fd; /* O_PATH fd of --run-dir */
   pid_t child;    /* the container's init (or the child being booted) */
@@ -491,7 +491,7 @@ static enum end classify_end(int status, char *text, size_t size)
   return END_CRASH;
 }
 
-void run_monitor(const struct start_opts *opts, int status_fd)
+void run_monitor(struct start_opts *opts, int status_fd)
 {
   M.opts = opts;
   M.status_fd = status_fd;
@@ -604,6 +604,7 @@ void run_monitor(const struct start_opts *opts, int status_fd)
         run_hook("post-stop hook", opts->post_stop_hook, "TSLXC_REASON",
                  end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);
       if (end == END_REBOOT) {
+        load_binds(opts);
         init = boot(&con);
         M.server = exec_server_start(M.run_dir_fd, init, opts->cgroups, opts->n_cgroups);
         continue;

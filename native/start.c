@@ -32,6 +32,27 @@ static void add(const char **list, size_t *n, const char *value, const char *opt
   list[(*n)++] = value;
 }
 
+void load_binds(struct start_opts *o)
+{
+  o->n_binds = 0;
+  free(o->disks_text);
+  o->disks_text = NULL;
+  if (o->disks_file) {
+    o->disks_text = read_whole_file(o->disks_file);
+    if (!o->disks_text && errno != ENOENT)
+      die_with_error("read %s", o->disks_file);
+    char *save = NULL;
+    for (char *line = o->disks_text ? strtok_r(o->disks_text, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+      static struct bind_spec check;
+      parse_bind_spec(line, &check);
+      add(o->binds, &o->n_binds, line, "--disks-file line");
+    }
+  }
+  for (size_t k = 0; k < o->n_bind_opts; k++)
+    add(o->binds, &o->n_binds, o->bind_opts[k], "--bind");
+}
+
 static void parse_start_options(int argc, char **argv, struct start_opts *o)
 {
   o->console_log_size = 1024 * 1024;
@@ -84,7 +105,11 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
     else if (strcmp(opt, "--bind") == 0) {
       static struct bind_spec check;
       parse_bind_spec(val, &check);
-      add(o->binds, &o->n_binds, val, opt);
+      add(o->bind_opts, &o->n_bind_opts, val, opt);
+    } else if (strcmp(opt, "--disks-file") == 0) {
+      if (val[0] != '/')
+        die("--disks-file %s: expected an absolute path", val);
+      o->disks_file = val;
     }
     else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
       seccomp_policy_add(&o->seccomp, opt[10] == 'd', val);
@@ -115,6 +140,7 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
   check_idmaps(&o->uidmap, &o->gidmap);
   if (o->rootfs_idmap && !o->uidmap.n)
     die("start: --rootfs-idmap needs --uidmap and --gidmap");
+  load_binds(o);
   for (size_t k = 0; k < o->n_binds; k++) {
     static struct bind_spec b;
     parse_bind_spec(o->binds[k], &b);

@@ -1,0 +1,131 @@
+/* tslxc-helper disk: add a disk to a running container, or take one away (tslxc's hotplug).
+ *
+ * Add: the source is cloned on the host as a detached mount (open_tree(OPEN_TREE_CLONE |
+ * AT_RECURSIVE)), idmapped to the container's user namespace and/or made read-only as asked,
+ * exactly as the monitor prepares --bind sources at a boot; then the helper enters the
+ * container's user and mount namespaces, finds (or makes) the mount point inside the container's
+ * root with openat2(RESOLVE_IN_ROOT), and move_mount()s the detached tree onto that fd.
+ * Remove: the same entry, then umount2(MNT_DETACH) of the target, looked up the same way.
+ *
+ * Why this cannot touch the host: every path the container controls is resolved inside its root
+ * by the kernel, in its own mount namespace (the host's tree is not even in it), onto an fd that
+ * is not looked up again; the only host path opened is the source, which tslxc chose. The
+ * container's tree is a recursive slave of the host's, so nothing done here propagates back.
+ * Mount points are made as the container's root (its user namespace), as at a boot. */
+#include "helper.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+/* The container's user namespace (for MOUNT_ATTR_IDMAP), opened while the pidfd proves PID is
+ * still the process we mean (a reused PID would fail the signal check). */
+static int open_userns_of(pid_t pid, int pidfd)
+{
+  char path[64];
+  xsnprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    die_with_error("open %s", path);
+  if (sys_pidfd_send_signal(pidfd, 0) < 0)
+    die_with_error("process %d", (int)pid);
+  return fd;
+}
+
+static void enter_container(int pidfd, pid_t pid, bool userns)
+{
+  if (setns(pidfd, (userns ? CLONE_NEWUSER : 0) | CLONE_NEWNS) < 0)
+    die_with_error("enter the mount namespace of process %d", (int)pid);
+  if (userns)
+    become_userns_root();
+}
+
+static void add_disk(int rootfd, int tree, const struct bind_spec *b)
+{
+  struct stat st;
+  if (fstat(tree, &st) < 0)
+    die_with_error("stat %s", b->src);
+  umask(022);
+  autofd int dst = open_mount_target(rootfd, b->dst + 1, S_ISDIR(st.st_mode));
+  if (move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    die_with_error("move the mount of %s onto %s", b->src, b->dst);
+}
+
+/* Detaches what is mounted on PATH: from its in-root parent, by its last name, never following
+ * a link there. Nothing mounted (the container unmounted it, or removed the dir) is not an error:
+ * what was asked is true. */
+static void remove_disk(int rootfd, const char *path)
+{
+  char parent[PATH_MAX];
+  xsnprintf(parent, sizeof parent, "%s", path + 1);
+  char *slash = strrchr(parent, '/');
+  const char *base = slash ? slash + 1 : path + 1;
+  if (slash)
+    *slash = '\0';
+  if (!slash || !parent[0])
+    xsnprintf(parent, sizeof parent, "/");
+  if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+    die("%s: not a mount point a disk can have", path);
+  autofd int dirfd = open_in_root_flags(rootfd, parent, O_RDONLY | O_DIRECTORY);
+  if (dirfd < 0) {
+    if (errno == ENOENT)
+      return;
+    die_with_error("open the parent of %s", path);
+  }
+  if (fchdir(dirfd) < 0)
+    die_with_error("chdir to the parent of %s", path);
+  if (umount2(base, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+    die_with_error("unmount %s", path);
+}
+
+int main_disk(int argc, char **argv)
+{
+  unsigned long pid = 0;
+  const char *add = NULL, *remove = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *opt = argv[i];
+    if (i + 1 >= argc)
+      die("option %s needs a value", opt);
+    const char *val = argv[++i];
+    if (strcmp(opt, "--pid") == 0) {
+      if (!parse_ulong(val, &pid) || pid == 0 || pid > INT32_MAX)
+        die("--pid %s: invalid value", val);
+    } else if (strcmp(opt, "--add") == 0)
+      add = val;
+    else if (strcmp(opt, "--remove") == 0)
+      remove = val;
+    else
+      die("disk: unknown option %s", opt);
+  }
+  if (!pid || !add == !remove)
+    die("disk: needs --pid PID and one of --add SRC:DST[:OPTS] or --remove DST");
+  static struct bind_spec b;
+  if (add)
+    parse_bind_spec(add, &b);
+  else if (remove[0] != '/' || remove[1] == '\0')
+    die("disk: --remove %s: expected an absolute path other than /", remove);
+
+  autofd int pidfd = sys_pidfd_open(pid);
+  if (pidfd < 0)
+    die_with_error("open process %lu", pid);
+  bool userns = in_other_userns(pid);
+  if (b.idmap && !userns)
+    die("disk: --add %s: idmap needs a container with a user namespace", add);
+  autofd int userns_fd = b.idmap ? open_userns_of(pid, pidfd) : -1;
+
+  /* Made by real root in the host's namespaces: only there may a host filesystem's mount be
+   * idmapped, and the source path is reachable. */
+  autofd int tree = add ? detached_tree(b.src, true, userns_fd, b.ro) : -1;
+
+  enter_container(pidfd, pid, userns);
+  autofd int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    die_with_error("open the container's root");
+  if (add)
+    add_disk(rootfd, tree, &b);
+  else
+    remove_disk(rootfd, remove);
+  return 0;
+}
