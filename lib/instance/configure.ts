@@ -8,12 +8,13 @@ import type { Context } from './context.js';
 import { applyInstanceLimits } from './limits.js';
 import { liveness } from './runtime.js';
 import { checkRootDisk } from '../storage/instance.js';
+import { applyDevicesLive } from './hotplug.js';
 
 export interface UpdateResult {
   config: InstanceConfig;
-  /** the limits were applied to the running container */
+  /** the change was applied to the running container (limits and devices) */
   appliedLive: boolean;
-  /** things that take effect only at the next start (devices) */
+  /** what the user should know (what was applied live) */
   notes: string[];
 }
 
@@ -26,9 +27,10 @@ export async function isLive(ctx: Context, name: string): Promise<boolean> {
 
 /**
  * Change a container's config under its lock: `mutate` edits a copy, the copy is validated as a
- * whole (its own keys and, expanded with its profiles, against the host), saved atomically, and
- * when the container runs its limits are written live. If the live write fails, the old config is
- * saved back and its limits re-applied, so a refused change leaves nothing behind.
+ * whole (its own keys and, expanded with its profiles, against the host). A stopped container
+ * just gets it saved. A running one gets it applied first: device changes live (hotplug), then
+ * the config saved and the limits written. If any step fails, what was applied is undone and the
+ * old config stays, so a refused change leaves nothing behind.
  */
 export async function updateInstance(
   ctx: Context,
@@ -52,18 +54,22 @@ export async function updateInstance(
     validateExpanded(expanded.config, host, name);
     checkRootDisk(ctx, name, expanded.devices);
 
-    const notes: string[] = [];
-    if (JSON.stringify(before.devices ?? {}) !== JSON.stringify(after.devices)) notes.push('device changes take effect at the next start');
-    saveConfig(ctx.paths, after);
-    if (!(await isLive(ctx, name))) return { config: after, appliedLive: false, notes };
+    if (!(await isLive(ctx, name))) {
+      saveConfig(ctx.paths, after);
+      return { config: after, appliedLive: false, notes: [] };
+    }
+    const devices = await applyDevicesLive(ctx, after, expandInstance(ctx.paths, before).devices, expanded.devices);
     const cg = await ctx.cgroups();
     try {
+      saveConfig(ctx.paths, after);
       await applyInstanceLimits(cg, name, expanded.config);
     } catch (err) {
       saveConfig(ctx.paths, before);
       await applyInstanceLimits(cg, name, expandInstance(ctx.paths, before).config).catch(() => {});
+      await devices.undo();
       throw new TslxcError(`Cannot apply the change to running container "${name}"`, (err as Error).message, 'nothing was changed');
     }
+    const notes = devices.applied.length ? [`applied to running container "${name}": ${devices.applied.join(', ')}`] : [];
     return { config: after, appliedLive: true, notes };
   });
 }

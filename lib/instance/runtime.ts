@@ -44,9 +44,9 @@ export function liveness(p: Paths, name: string): Liveness {
   return { files, monitorAlive, initAlive, leftovers: !monitorAlive && !initAlive && (!!files.monitor || !!files.init) };
 }
 
-/** Remove the pid files and sockets a dead monitor left (the console log is kept for post-mortems). */
+/** Remove the pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
 export function clearRuntime(files: RuntimeFiles): void {
-  for (const f of ['monitor.pid', 'init.pid', 'console.sock']) fs.rmSync(path.join(files.dir, f), { force: true });
+  for (const f of ['monitor.pid', 'init.pid', 'console.sock', 'devices.json', 'disks']) fs.rmSync(path.join(files.dir, f), { force: true });
 }
 
 /** Fail with the usual line when there is no such container (without parsing its config). */

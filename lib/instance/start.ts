@@ -6,7 +6,8 @@ import { containerRunDir } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
-import { bindArgs } from '../storage/disk.js';
+import { lxcfsBindArgs } from '../storage/disk.js';
+import { disksFile, recordAppliedDevices, writeDisksFile } from './hotplug.js';
 import type { Device } from '../profile/store.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
@@ -67,6 +68,9 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     revert.add(() => net.undo());
     await prepareRootfs(ctx, cfg.name);
     const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
+    // The disks go in a file the monitor reads at every boot, so live changes survive a reboot.
+    writeDisksFile(ctx.paths, name, expanded.devices, idmap !== undefined);
+    recordAppliedDevices(ctx.paths, name, expanded.devices);
     const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
@@ -110,7 +114,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   const security = securityPolicy(config);
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
-  args.push(...bindArgs(devices, ctx.paths, { idmap: userns !== undefined }));
+  args.push('--disks-file', disksFile(ctx.paths, cfg.name), ...lxcfsBindArgs());
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');

@@ -107,9 +107,8 @@ export async function labUp(ctx: Context, spec: LabSpec, opts: UpOptions = {}): 
         const what = drift(cfg, w);
         if (what.length) {
           emit({ container: w.name, step: 'update', detail: what.join(', ') });
-          const live = await running(ctx, w.name);
           await applyDesired(ctx, w);
-          note(`updated ${w.name} (${what.join(', ')}${what.includes('devices') && live ? '; devices take effect at its next start' : ''})`);
+          note(`updated ${w.name} (${what.join(', ')})`);
         }
         const img = findImage(ctx.paths, w.image);
         if (img && cfg.image?.fingerprint !== img.fingerprint) {
@@ -204,11 +203,6 @@ async function ensureStartSnapshot(ctx: Context, name: string, report: UpReport)
   }
   report.notes.push(`${name} has no start snapshot ("${START_SNAPSHOT}"), so "lab reset" cannot restore it`);
   return false;
-}
-
-async function running(ctx: Context, name: string): Promise<boolean> {
-  const st = await instanceState(ctx, loadConfig(ctx.paths, name));
-  return st.status === 'Running' || st.status === 'Frozen';
 }
 
 /** Starts a container that is not running; true when it did. */

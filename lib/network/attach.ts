@@ -1,28 +1,27 @@
 import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
-import { loadConfig, saveConfig } from '../instance/config.js';
+import { updateInstance, type UpdateResult } from '../instance/configure.js';
 import { validateNetworkDevice } from './devices.js';
 import { loadNetwork } from './store.js';
 
-/** `network attach|detach`: add or remove a nic device in a container's own config. */
-export async function attachNetwork(ctx: Context, network: string, container: string, device?: string, ifname?: string): Promise<void> {
+/**
+ * `network attach|detach`: add or remove a nic device in a container's own config. A running
+ * container gets (or loses) the nic at once, through updateInstance like every device change.
+ */
+export async function attachNetwork(ctx: Context, network: string, container: string, device?: string, ifname?: string): Promise<UpdateResult> {
   loadNetwork(ctx.paths, network);
   const dev = device ?? network;
-  await ctx.withInstanceLock(container, async () => {
-    const cfg = loadConfig(ctx.paths, container);
-    cfg.devices ??= {};
+  return updateInstance(ctx, container, (cfg) => {
     if (cfg.devices[dev]) throw new TslxcError(`Cannot attach "${container}" to "${network}"`, `it already has a device "${dev}"`, 'give another device name');
     const nic = { type: 'nic', network, name: ifname ?? dev };
     validateNetworkDevice(dev, nic, ctx.paths);
     cfg.devices[dev] = nic;
-    saveConfig(ctx.paths, cfg);
   });
 }
 
-export async function detachNetwork(ctx: Context, network: string, container: string, device?: string): Promise<void> {
-  await ctx.withInstanceLock(container, async () => {
-    const cfg = loadConfig(ctx.paths, container);
-    const names = Object.entries(cfg.devices ?? {})
+export async function detachNetwork(ctx: Context, network: string, container: string, device?: string): Promise<UpdateResult> {
+  return updateInstance(ctx, container, (cfg) => {
+    const names = Object.entries(cfg.devices)
       .filter(([n, d]) => d.type === 'nic' && d.network === network && (!device || n === device))
       .map(([n]) => n);
     if (!names.length) {
@@ -30,8 +29,7 @@ export async function detachNetwork(ctx: Context, network: string, container: st
     }
     for (const n of names) {
       delete cfg.devices[n];
-      for (const k of Object.keys(cfg.config ?? {})) if (k.startsWith(`volatile.${n}.`)) delete cfg.config[k];
+      for (const k of Object.keys(cfg.config)) if (k.startsWith(`volatile.${n}.`)) delete cfg.config[k];
     }
-    saveConfig(ctx.paths, cfg);
   });
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,8 @@ import type { Paths } from '../state/paths.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { checkStaticAddress, isNetworkDevice, parseProxyEnd, validateNetworkDevice } from './devices.js';
 import { dropLeases, files as dnsFiles, hupDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
-import { ipQuiet, ipTool, linkExists, portBound } from './host.js';
+import { ip, ipQuiet, ipTool, linkExists, portBound, systemTool } from './host.js';
+import { Reverter } from '../util/revert.js';
 import { contains, formatIp, hostRange, parseIp } from './ipv4.js';
 import { createNetworkLocked, ensureNetworkUp, syncRuleset } from './manage.js';
 import { hostVethName, nftTableName, randomHwaddr } from './names.js';
@@ -60,7 +62,18 @@ export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, expanded
 }
 
 async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, Device]>, undo: () => Promise<void>): Promise<NetworkPlan> {
-  const what = `Cannot start "${cfg.name}"`;
+  const { state, changed } = await planLocked(p, cfg, devs, `Cannot start "${cfg.name}"`);
+  if (changed) saveConfig(p, cfg);
+  mkdirp(path.dirname(startHookFile(p, cfg.name)), 0o700);
+  publishLocked(p, cfg.name, state);
+  return { startHostHook: startHookFile(p, cfg.name), postStopHook: stopHookFile(p, cfg.name), undo };
+}
+
+/**
+ * What the container's nics and proxies are on the host: addresses and hwaddrs reserved (kept in
+ * cfg.config as volatile keys; `changed` says whether they moved), networks up. Nothing written.
+ */
+async function planLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, Device]>, what: string): Promise<{ state: NetState; changed: boolean }> {
   const nics: NicState[] = [];
   const nets = new Map<string, NetworkDef>();
   const inUse = addressesInUse(p, cfg.name);
@@ -147,23 +160,106 @@ async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string,
     proxies.push({ device: dev, proto: listen.proto, listenAddr: listen.addr, listenPort: listen.port, targetAddr: target.ipv4, targetPort: connect.port, bridge: target.network });
   }
 
-  if (changed) saveConfig(p, cfg);
-  const state: NetState = { nics, proxies };
-  mkdirp(path.dirname(startHookFile(p, cfg.name)), 0o700);
-  writeState(p, cfg.name, state);
-  for (const netName of new Set(nics.map((n) => n.network).filter(Boolean) as string[])) {
+  return { state: { nics, proxies }, changed };
+}
+
+/**
+ * Tell the host what the container's network now is: its state file (what release removes),
+ * each network's dnsmasq reservations and DNS name (and none on networks it left), the nft
+ * table, and the two hooks (rewritten, so a reboot and the final stop act on today's nics).
+ */
+function publishLocked(p: Paths, name: string, state: NetState, previous?: NetState): void {
+  const { nics, proxies } = state;
+  writeState(p, name, state);
+  const networks = new Set(nics.map((n) => n.network).filter(Boolean) as string[]);
+  for (const netName of networks) {
     const f = dnsFiles(p, netName);
     const mine = nics.filter((n) => n.network === netName && n.ipv4);
     // The container's name goes to its first nic on the network; more nics there get addresses only.
-    const dhcp = mine.map((n, i) => `${n.hwaddr},${n.ipv4}${i === 0 ? `,${cfg.name}` : ''}\n`).join('');
-    writeFileAtomic(path.join(f.dhcpHosts, cfg.name), dhcp, 0o600);
-    writeFileAtomic(path.join(f.hosts, cfg.name), mine.length ? `${mine[0].ipv4} ${cfg.name}\n` : '', 0o600);
+    const dhcp = mine.map((n, i) => `${n.hwaddr},${n.ipv4}${i === 0 ? `,${name}` : ''}\n`).join('');
+    writeFileAtomic(path.join(f.dhcpHosts, name), dhcp, 0o600);
+    writeFileAtomic(path.join(f.hosts, name), mine.length ? `${mine[0].ipv4} ${name}\n` : '', 0o600);
     hupDnsmasq(p, netName);
   }
-  if (proxies.length) syncRuleset(p);
-  writeFileAtomic(startHookFile(p, cfg.name), renderStartHook(cfg.name, nics), 0o700);
-  writeFileAtomic(stopHookFile(p, cfg.name), renderStopHook(p, cfg.name, nics), 0o700);
-  return { startHostHook: startHookFile(p, cfg.name), postStopHook: stopHookFile(p, cfg.name), undo };
+  for (const netName of new Set((previous?.nics ?? []).map((n) => n.network).filter(Boolean) as string[])) {
+    if (networks.has(netName)) continue;
+    const f = dnsFiles(p, netName);
+    fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
+    fs.rmSync(path.join(f.hosts, name), { force: true });
+    if (networkExists(p, netName)) hupDnsmasq(p, netName);
+  }
+  if (proxies.length || previous?.proxies.length) syncRuleset(p);
+  writeFileAtomic(startHookFile(p, name), renderStartHook(name, nics), 0o700);
+  writeFileAtomic(stopHookFile(p, name), renderStopHook(p, name, nics), 0o700);
+}
+
+const sameNic = (a: NicState, b: NicState) => JSON.stringify(a) === JSON.stringify(b);
+
+/** A veth pair for a running container: the host end on its bridge, the other end made in init's network namespace, named, addressed and up. */
+function addVeth(n: NicState, initPid: number, what: string): void {
+  const mtu = n.mtu ? ['mtu', String(n.mtu)] : [];
+  if (linkExists(n.host)) ipQuiet(['link', 'del', n.host]);
+  ip(['link', 'add', n.host, ...mtu, 'type', 'veth', 'peer', 'name', n.name, 'address', n.hwaddr, ...mtu, 'netns', String(initPid)], `${what}: cannot add nic "${n.device}"`);
+  try {
+    ip(['link', 'set', n.host, 'master', n.network ?? n.parent!, 'up'], `${what}: cannot put nic "${n.device}" on ${n.network ?? n.parent}`);
+    // Up inside too (a moved link arrives down); only the network namespace is entered, and
+    // the host's ip binary runs there: nothing of the container's filesystem is used.
+    const nsenter = systemTool('nsenter', 'enter a container\'s network namespace');
+    const r = spawnSync(nsenter, [`--net=/proc/${initPid}/ns/net`, ipTool(), 'link', 'set', n.name, 'up'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new TslxcError(`${what}: cannot bring nic "${n.device}" up inside`, (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-1)[0]);
+  } catch (err) {
+    ipQuiet(['link', 'del', n.host]);
+    throw err;
+  }
+}
+
+/**
+ * A running container's nics and proxies brought to what `devices` (its new expanded set) says:
+ * nics that went or changed lose their veth, their reservation, DNS name and lease; new or
+ * changed ones get a veth in the container's network namespace (systemd-networkd inside then
+ * does DHCP); proxies follow in the nft table. New volatile keys go into cfg.config (the caller
+ * saves it). A failure puts everything back and throws; the returned function undoes a success
+ * (when a later step of the caller fails).
+ */
+export async function applyNetworkLive(ctx: Context, cfg: InstanceConfig, devices: Record<string, Device>, initPid: number): Promise<() => Promise<void>> {
+  const p = ctx.paths;
+  const what = `Cannot change the network of running container "${cfg.name}"`;
+  const devs = Object.entries(devices)
+    .filter(([, d]) => isNetworkDevice(d))
+    .sort(([a], [b]) => a.localeCompare(b));
+  for (const [name, d] of devs) validateNetworkDevice(name, d, p, { checkHost: false });
+  return withNetworkLock(p, async () => {
+    const old = readState(p, cfg.name) ?? { nics: [], proxies: [] };
+    const { state } = await planLocked(p, cfg, devs, what);
+    const removed = old.nics.filter((o) => !state.nics.some((n) => sameNic(n, o)));
+    const added = state.nics.filter((n) => !old.nics.some((o) => sameNic(o, n)));
+    const revert = new Reverter();
+    try {
+      for (const n of removed) {
+        ipQuiet(['link', 'del', n.host]);
+        revert.add(() => addVeth(n, initPid, what));
+      }
+      for (const n of added) {
+        addVeth(n, initPid, what);
+        revert.add(() => ipQuiet(['link', 'del', n.host]));
+      }
+      mkdirp(path.dirname(startHookFile(p, cfg.name)), 0o700);
+      revert.add(() => publishLocked(p, cfg.name, old, state));
+      publishLocked(p, cfg.name, state, old);
+    } catch (err) {
+      await revert.revert();
+      throw err;
+    }
+    await dropLeasesOf(p, removed.filter((o) => !state.nics.some((n) => n.hwaddr === o.hwaddr)));
+    return () => withNetworkLock(p, () => revert.revert());
+  });
+}
+
+async function dropLeasesOf(p: Paths, nics: NicState[]): Promise<void> {
+  for (const netName of new Set(nics.map((n) => n.network).filter(Boolean) as string[])) {
+    if (!networkExists(p, netName)) continue;
+    await dropLeases(p, loadNetwork(p, netName), nics.filter((n) => n.network === netName).map((n) => n.hwaddr)).catch(() => {});
+  }
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

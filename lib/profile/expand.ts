@@ -43,3 +43,34 @@ export function expandInstance(
   }
   return out;
 }
+
+/** What changes between two expanded device sets: by name; a device whose keys differ is `changed`. */
+export interface DeviceDiff {
+  added: Array<[string, Device]>;
+  removed: Array<[string, Device]>;
+  changed: Array<[string, { before: Device; after: Device }]>;
+}
+
+export function sameDevice(a: Device, b: Device): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+}
+
+/**
+ * The one place that says how a container's devices change (config edits, profile edits, lab
+ * up): names sorted, so changes are applied in a stable order.
+ */
+export function diffDevices(before: Record<string, Device>, after: Record<string, Device>): DeviceDiff {
+  const diff: DeviceDiff = { added: [], removed: [], changed: [] };
+  for (const name of Object.keys(before).sort()) {
+    if (!(name in after)) diff.removed.push([name, before[name]]);
+    else if (!sameDevice(before[name], after[name])) diff.changed.push([name, { before: before[name], after: after[name] }]);
+  }
+  for (const name of Object.keys(after).sort()) if (!(name in before)) diff.added.push([name, after[name]]);
+  return diff;
+}
+
+export function isEmptyDiff(d: DeviceDiff): boolean {
+  return !d.added.length && !d.removed.length && !d.changed.length;
+}

@@ -8,6 +8,7 @@ import { listNames, loadConfig, saveConfig } from '../instance/config.js';
 import type { Context } from '../instance/context.js';
 import { expandWithProfile, isLive } from '../instance/configure.js';
 import { applyInstanceLimits } from '../instance/limits.js';
+import { applyDevicesLive } from '../instance/hotplug.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { networkExists } from '../network/store.js';
@@ -36,7 +37,7 @@ export function usedBy(ctx: Context, name: string): string[] {
 
 export interface ProfileUpdate {
   profile: Profile;
-  /** running containers whose limits were re-applied */
+  /** running containers the change was applied to (limits and devices) */
   applied: string[];
 }
 
@@ -69,9 +70,10 @@ function checkDeviceTargets(ctx: Context, profile: string, dn: string, dev: Devi
 
 /**
  * Change a profile: `mutate` edits a copy, which is validated on its own and, for every container
- * using it, expanded against the host; then it is saved and the limits of every running container
- * that uses it are re-applied. If one of them refuses, the old profile is put back and the
- * containers already changed get their old limits again.
+ * using it, expanded against the host; then it is saved and applied at once to every running
+ * container that uses it: device changes live (hotplug), limits re-written. If one of them
+ * refuses, the old profile is put back and the containers already changed get their old devices
+ * and limits again.
  */
 export async function updateProfile(ctx: Context, name: string, mutate: (p: Profile) => void, opts: { host?: HostFacts } = {}): Promise<ProfileUpdate> {
   return withProfileLock(ctx, name, async () => {
@@ -98,17 +100,26 @@ export async function updateProfile(ctx: Context, name: string, mutate: (p: Prof
       else removeUserProfile(ctx.paths, name);
     };
     const applied: string[] = [];
+    const undos: Array<() => Promise<void>> = [];
     const cg = await ctx.cgroups();
     try {
       for (const n of users) {
         await ctx.withInstanceLock(n, async () => {
           if (!(await isLive(ctx, n))) return;
-          await applyInstanceLimits(cg, n, expandInstance(ctx.paths, loadConfig(ctx.paths, n)).config);
+          const cfg = loadConfig(ctx.paths, n);
+          const saved = JSON.stringify(cfg);
+          const expanded = expandInstance(ctx.paths, cfg);
+          // Devices first (hotplug): a nic's new volatile keys land in cfg, saved once it worked.
+          const devices = await applyDevicesLive(ctx, cfg, expandInstance(ctx.paths, cfg, (pn) => (pn === name ? before : loadProfile(ctx.paths, pn))).devices, expanded.devices);
+          undos.push(devices.undo);
+          if (JSON.stringify(cfg) !== saved) saveConfig(ctx.paths, cfg);
+          await applyInstanceLimits(cg, n, expanded.config);
           applied.push(n);
         });
       }
     } catch (err) {
       restore();
+      for (const undo of undos.reverse()) await undo().catch(() => {});
       for (const n of applied) {
         await ctx.withInstanceLock(n, () => applyInstanceLimits(cg, n, expandInstance(ctx.paths, loadConfig(ctx.paths, n)).config)).catch(() => {});
       }

@@ -55,28 +55,45 @@ export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?
 const truthy = (v: string | undefined) => v === 'true' || v === '1' || v === 'yes';
 
 /**
- * --bind arguments for the helper: the container's host-path disks and custom volumes (their dir on
- * the pool), then lxcfs's views when it runs.
+ * The helper's bind spec (SRC:DST[:ro,idmap]) of one disk device that is not the root disk: a
+ * host path, or a custom volume's dir on its pool. `idmap` says the container has a user
+ * namespace. Used at start (--disks-file) and when a disk is added to a running container.
  */
-export function bindArgs(devices: Record<string, Device>, paths?: Paths, opts: { idmap?: boolean } = {}): string[] {
+export function diskBindSpec(name: string, dev: Device, paths: Paths | undefined, opts: { idmap?: boolean } = {}): string {
+  validateDiskDevice(name, dev, { paths });
+  let src: string;
+  if (dev.pool !== undefined) {
+    if (!paths) throw new TslxcError(`Cannot use disk device "${name}"`, 'a storage volume needs the state dir');
+    src = resolveVolume(paths, dev.pool, dev.source);
+  } else src = path.resolve(dev.source);
+  // shift=true: in an unprivileged container the source is idmapped, so its files show with
+  // their own ids inside (host root's as container root's); without it they keep their host
+  // ids (root's files are nobody's inside). A custom volume is the containers' own data: it is
+  // idmapped unless shift=false, so its files are stored with container ids, whichever
+  // container (map) uses it. A privileged container has nothing to shift.
+  const shift = dev.shift !== undefined ? truthy(dev.shift) : dev.pool !== undefined;
+  const options = [...(truthy(dev.readonly) ? ['ro'] : []), ...(opts.idmap && shift ? ['idmap'] : [])];
+  return `${src}:${path.posix.normalize(dev.path)}${options.length ? `:${options.join(',')}` : ''}`;
+}
+
+/** The disk devices a bind is made for (not the root disk), by name. */
+export function boundDisks(devices: Record<string, Device>): Array<[string, Device]> {
+  return Object.entries(devices)
+    .filter(([, dev]) => dev.type === 'disk' && !isRootDisk(dev))
+    .sort(([a], [b]) => a.localeCompare(b));
+}
+
+/**
+ * The --disks-file content: one bind spec a line. The monitor reads it at every boot, reboots
+ * included, so it is rewritten whenever a disk is added to or removed from the running container.
+ */
+export function disksFileText(devices: Record<string, Device>, paths?: Paths, opts: { idmap?: boolean } = {}): string {
+  return boundDisks(devices).map(([name, dev]) => `${diskBindSpec(name, dev, paths, opts)}\n`).join('');
+}
+
+/** --bind arguments for lxcfs's views, when it runs. */
+export function lxcfsBindArgs(): string[] {
   const args: string[] = [];
-  for (const [name, dev] of Object.entries(devices).sort(([a], [b]) => a.localeCompare(b))) {
-    if (dev.type !== 'disk' || isRootDisk(dev)) continue;
-    validateDiskDevice(name, dev, { paths });
-    let src: string;
-    if (dev.pool !== undefined) {
-      if (!paths) throw new TslxcError(`Cannot use disk device "${name}"`, 'a storage volume needs the state dir');
-      src = resolveVolume(paths, dev.pool, dev.source);
-    } else src = path.resolve(dev.source);
-    // shift=true: in an unprivileged container the source is idmapped, so its files show with
-    // their own ids inside (host root's as container root's); without it they keep their host
-    // ids (root's files are nobody's inside). A custom volume is the containers' own data: it is
-    // idmapped unless shift=false, so its files are stored with container ids, whichever
-    // container (map) uses it. A privileged container has nothing to shift.
-    const shift = dev.shift !== undefined ? truthy(dev.shift) : dev.pool !== undefined;
-    const options = [...(truthy(dev.readonly) ? ['ro'] : []), ...(opts.idmap && shift ? ['idmap'] : [])];
-    args.push('--bind', `${src}:${path.posix.normalize(dev.path)}${options.length ? `:${options.join(',')}` : ''}`);
-  }
   if (lxcfsRunning()) {
     // As LXC does: lxcfs renders these files from the reader's cgroup, so free, top, uptime and
     // nproc inside show the container's limits rather than the host's.

@@ -122,6 +122,13 @@ export function checkRootDisk(ctx: Context, name: string, devices: Record<string
   checkRootSize(name, target(ctx, name).pool, devices);
 }
 
+/** A running container's root disk size, changed live (a btrfs qgroup; other drivers refused it already). */
+export async function applyRootSizeLive(ctx: Context, name: string, devices: Record<string, Record<string, string>>): Promise<void> {
+  const t = target(ctx, name);
+  checkRootSize(name, t.pool, devices);
+  await applyRootSize(t, devices);
+}
+
 async function applyRootSize(t: Target, devices: Record<string, Record<string, string>>): Promise<void> {
   if (t.pool.driver !== 'btrfs') return;
   await (driverOf('btrfs') as BtrfsDriver).setRootSize(t, rootSize(devices));

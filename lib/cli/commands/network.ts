@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { context, withFormat } from '../common.js';
 import { renderRows, renderValue, type Format } from '../ui/format.js';
+import { printNotes } from './config.js';
 
 /** `tslxc network ...`: managed bridges with DHCP/DNS (dnsmasq), NAT and port forwards (nftables). */
 
@@ -210,7 +211,7 @@ const leases: CommandModule = {
 
 const attach: CommandModule = {
   command: 'attach <network> <container> [device] [interface]',
-  describe: 'Give a container a nic on a network (taken into account at its next start)',
+  describe: 'Give a container a nic on a network (a running one gets it at once)',
   builder: (y) =>
     y
       .positional('network', { type: 'string', demandOption: true })
@@ -219,18 +220,18 @@ const attach: CommandModule = {
       .positional('interface', { type: 'string', describe: 'name inside (default: the device name)' }),
   handler: async (argv) => {
     const { attachNetwork } = await import('../../network/attach.js');
-    await attachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined, argv.interface as string | undefined);
+    printNotes((await attachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined, argv.interface as string | undefined)).notes);
   },
 };
 
 const detach: CommandModule = {
   command: 'detach <network> <container> [device]',
-  describe: 'Remove a container\'s nic(s) on a network (taken into account at its next start)',
+  describe: 'Remove a container\'s nic(s) on a network (from a running one at once)',
   builder: (y) =>
     y.positional('network', { type: 'string', demandOption: true }).positional('container', { type: 'string', demandOption: true }).positional('device', { type: 'string' }),
   handler: async (argv) => {
     const { detachNetwork } = await import('../../network/attach.js');
-    await detachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined);
+    printNotes((await detachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined)).notes);
   },
 };
 

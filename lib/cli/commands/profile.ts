@@ -141,8 +141,7 @@ const deviceAdd: CommandModule = {
   builder: (y) => prof(y).positional('device', { type: 'string', demandOption: true }).positional('args', { type: 'string', array: true }),
   handler: async (argv) => {
     const { addProfileDevice } = await import('../../profile/manage.js');
-    await addProfileDevice(context(), String(argv.profile), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)));
-    process.stderr.write('Note: device changes take effect when a container next starts\n');
+    reportApplied((await addProfileDevice(context(), String(argv.profile), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)))).applied);
   },
 };
 
@@ -153,7 +152,7 @@ const deviceRemove: CommandModule = {
   builder: (y) => prof(y).positional('device', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     const { removeProfileDevice } = await import('../../profile/manage.js');
-    await removeProfileDevice(context(), String(argv.profile), String(argv.device));
+    reportApplied((await removeProfileDevice(context(), String(argv.profile), String(argv.device))).applied);
   },
 };
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { bindArgs, validateDiskDevice } from '../../../lib/storage/disk.js';
+import { diskBindSpec, disksFileText, validateDiskDevice } from '../../../lib/storage/disk.js';
 import { checkRootSize, rootSize } from '../../../lib/storage/instance.js';
 import { removeSshHostKeys } from '../../../lib/storage/copy.js';
 import { validateVolumeName } from '../../../lib/storage/volume.js';
@@ -24,8 +24,10 @@ test('volume disk devices: shape checked without paths, existence with them', (t
   fs.writeFileSync(path.join(root, 'storage-pools/p1.yaml'), 'name: p1\ndriver: dir\nconfig: {}\ncreated_at: x\n');
   t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, { paths }), { message: /volume "p1\/vol" not found/ }, 'no record: not a volume (an orphan dir)');
   fs.writeFileSync(path.join(root, 'storage-pools/p1/volumes/vol.yaml'), 'name: vol\npool: p1\ncreated_at: x\n');
-  const args = bindArgs({ d: { type: 'disk', pool: 'p1', source: 'vol', path: '/srv/', readonly: 'true' } }, paths);
-  t.deepEqual(args.slice(0, 2), ['--bind', `${root}/storage-pools/p1/volumes/vol:/srv/:ro`]);
+  const text = disksFileText({ d: { type: 'disk', pool: 'p1', source: 'vol', path: '/srv/', readonly: 'true' }, root: { type: 'disk', path: '/' } }, paths);
+  t.is(text, `${root}/storage-pools/p1/volumes/vol:/srv/:ro\n`);
+  t.is(diskBindSpec('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, paths, { idmap: true }), `${root}/storage-pools/p1/volumes/vol:/srv:idmap`, 'a volume is idmapped in an unprivileged container');
+  t.is(diskBindSpec('h', { type: 'disk', source: root, path: '/h', readonly: 'yes' }, paths, { idmap: true }), `${root}:/h:ro`, 'a host path keeps its ids unless shift=true');
   fs.rmSync(root, { recursive: true, force: true });
 });
 
