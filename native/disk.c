@@ -53,31 +53,73 @@ static void add_disk(int rootfd, int tree, const struct bind_spec *b)
     die_with_error("move the mount of %s onto %s", b->src, b->dst);
 }
 
-/* Detaches what is mounted on PATH: from its in-root parent, by its last name, never following
- * a link there. Nothing mounted (the container unmounted it, or removed the dir) is not an error:
- * what was asked is true. */
-static void remove_disk(int rootfd, const char *path)
+/* umount2(MNT_DETACH) of NAME in DIRFD (a directory of the container), never following a link. */
+static bool detach_at(int dirfd, const char *name, const char *path)
 {
-  char parent[PATH_MAX];
-  xsnprintf(parent, sizeof parent, "%s", path + 1);
-  char *slash = strrchr(parent, '/');
-  const char *base = slash ? slash + 1 : path + 1;
-  if (slash)
-    *slash = '\0';
-  if (!slash || !parent[0])
-    xsnprintf(parent, sizeof parent, "/");
-  if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-    die("%s: not a mount point a disk can have", path);
-  autofd int dirfd = open_in_root_flags(rootfd, parent, O_RDONLY | O_DIRECTORY);
-  if (dirfd < 0) {
-    if (errno == ENOENT)
-      return;
-    die_with_error("open the parent of %s", path);
-  }
   if (fchdir(dirfd) < 0)
     die_with_error("chdir to the parent of %s", path);
-  if (umount2(base, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+  if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+    return true;
+  if (errno != EINVAL && errno != ENOENT)
     die_with_error("unmount %s", path);
+  return false;
+}
+
+/* Detaches what is mounted on PATH, found as the add found it: resolved inside the container's
+ * root, a link at the last name followed in the root as well (by hand, one link at a time, each
+ * step resolved with RESOLVE_IN_ROOT again), and unmounted by that last name from its parent's
+ * fd. Nothing mounted there (the container unmounted it, or removed the dir) is not an error:
+ * what was asked is true. Whatever the container plants, this can only unmount a mount of its
+ * own tree, which its root could unmount itself. */
+static void remove_disk(int rootfd, const char *path)
+{
+  char cur[PATH_MAX];
+  xsnprintf(cur, sizeof cur, "%s", path + 1);
+  for (int links = 0; links < 40; links++) {
+    char parent[PATH_MAX];
+    xsnprintf(parent, sizeof parent, "%s", cur);
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? slash + 1 : cur;
+    if (slash)
+      *slash = '\0';
+    if (!slash || !parent[0])
+      xsnprintf(parent, sizeof parent, "/");
+    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+      /* No last name to unmount by: the directory itself, entered. */
+      autofd int dirfd = open_in_root_flags(rootfd, cur, O_RDONLY | O_DIRECTORY);
+      if (dirfd < 0) {
+        if (errno == ENOENT)
+          return;
+        die_with_error("open %s", path);
+      }
+      detach_at(dirfd, ".", path);
+      return;
+    }
+    autofd int dirfd = open_in_root_flags(rootfd, parent, O_RDONLY | O_DIRECTORY);
+    if (dirfd < 0) {
+      if (errno == ENOENT)
+        return;
+      die_with_error("open the parent of %s", path);
+    }
+    char link[PATH_MAX];
+    ssize_t n = readlinkat(dirfd, base, link, sizeof link - 1);
+    if (n < 0) {
+      if (errno == EINVAL || errno == ENOENT) /* not a link (or gone): the mount point itself */
+        detach_at(dirfd, base, path);
+      else
+        die_with_error("read the link %s", path);
+      return;
+    }
+    link[n] = '\0';
+    char next[PATH_MAX];
+    if (link[0] == '/')
+      xsnprintf(next, sizeof next, "%s", link + 1);
+    else
+      xsnprintf(next, sizeof next, "%s/%s", strcmp(parent, "/") == 0 ? "." : parent, link);
+    xsnprintf(cur, sizeof cur, "%s", next);
+  }
+  errno = ELOOP;
+  die_with_error("resolve %s", path);
 }
 
 int main_disk(int argc, char **argv)

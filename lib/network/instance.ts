@@ -76,7 +76,10 @@ async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string,
 async function planLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, Device]>, what: string): Promise<{ state: NetState; changed: boolean }> {
   const nics: NicState[] = [];
   const nets = new Map<string, NetworkDef>();
-  const inUse = addressesInUse(p, cfg.name);
+  // The container's own leases are not "in use by another": a running container being changed
+  // live holds leases for its nics, and their addresses stay its own.
+  const own = new Set([...Object.entries(cfg.config).filter(([k]) => /^volatile\..+\.hwaddr$/.test(k)).map(([, v]) => v.toLowerCase()), ...devs.map(([, d]) => d.hwaddr?.toLowerCase()).filter(Boolean) as string[]]);
+  const inUse = addressesInUse(p, cfg.name, own);
   let changed = false;
   const setVolatile = (k: string, v: string) => {
     if (cfg.config[k] !== v) {
@@ -302,7 +305,7 @@ export function renderStopHook(p: Paths, name: string, nics: NicState[]): string
  * exist, and static addresses of never-started ones) and leases of unknown clients: address →
  * who has it.
  */
-function addressesInUse(p: Paths, self: string): Map<string, string> {
+function addressesInUse(p: Paths, self: string, ownHwaddrs: Set<string> = new Set()): Map<string, string> {
   const out = new Map<string, string>();
   for (const ct of listNames(p)) {
     if (ct === self) continue;
@@ -316,7 +319,7 @@ function addressesInUse(p: Paths, self: string): Map<string, string> {
     for (const d of Object.values(cfg.devices ?? {})) if (d.type === 'nic' && d['ipv4.address']) out.set(d['ipv4.address'], `container ${ct}`);
   }
   for (const n of listNetworkNames(p)) {
-    for (const l of readLeases(p, n)) if (!out.has(l.ipv4)) out.set(l.ipv4, `a DHCP lease of ${l.hwaddr}`);
+    for (const l of readLeases(p, n)) if (!out.has(l.ipv4) && !ownHwaddrs.has(l.hwaddr.toLowerCase())) out.set(l.ipv4, `a DHCP lease of ${l.hwaddr}`);
   }
   return out;
 }
