@@ -297,5 +297,15 @@ int main_file(int argc, char **argv);
 int main_idmap_probe(int argc, char **argv);
 int main_devices(int argc, char **argv);
 int main_disk(int argc, char **argv);
+int main_cli(int argc, char **argv);
+
+/* ---- start plans (plan.c; lib/instance/plan.ts writes them) ---- */
+
+/* 0: the container was started; -1: not this way (nothing left made but the lock: plan_undo). */
+int plan_start(const char *plan_path);
+/* Remove what a replay made, release the container's lock. Idempotent. */
+void plan_undo(void);
+/* After -1: whether the plan may still hold (the container was locked or running). */
+bool plan_busy(void);
 
 #endif

@@ -15,6 +15,7 @@ static void usage(void)
     "       tslxc-helper idmap-probe DIR\n"
     "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
     "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
+    "       tslxc-helper cli JS ARGS...   (bin/tslxc: start and exec without node, else node JS ARGS)\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
     return main_devices(argc - 1, argv + 1);
   if (strcmp(argv[1], "disk") == 0)
     return main_disk(argc - 1, argv + 1);
+  if (strcmp(argv[1], "cli") == 0)
+    return main_cli(argc - 1, argv + 1);
   if (strcmp(argv[1], "idmap-probe") == 0)
     return main_idmap_probe(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -74,6 +74,7 @@ export abstract class CgroupBase implements CgroupDriver {
   protected abstract tops(): string[];
 
   abstract create(name: string): Promise<string[]>;
+  abstract thawedMark(name: string): { file: string; line: string };
   abstract attachDirs(name: string): Promise<string[]>;
   abstract applyLimits(name: string, limits: CgroupLimits): Promise<void>;
   abstract freeze(name: string): Promise<void>;

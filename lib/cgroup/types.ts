@@ -1,3 +1,4 @@
+import type { CgroupLayout } from './layout.js';
 /**
  * What a container's cgroup driver offers, the same on cgroup v1 (and hybrid) and v2 hosts. The
  * instance code picks no version: it calls openCgroups() and gets one of these.
@@ -42,6 +43,7 @@ export type FreezeState = 'frozen' | 'thawed';
 
 export interface CgroupDriver {
   readonly version: 'v1' | 'v2';
+  readonly layout: CgroupLayout;
   /** v1 controllers with a cgroup2 mounted beside them (systemd's hybrid mode) */
   readonly hybrid: boolean;
   /** false on v2: device access needs a BPF program there, which is not done yet */
@@ -66,6 +68,8 @@ export interface CgroupDriver {
   freeze(name: string): Promise<void>;
   thaw(name: string): Promise<void>;
   state(name: string): Promise<FreezeState>;
+  /** Where state() looks, for the native exec path: the file, and the line it holds while thawed. */
+  thawedMark(name: string): { file: string; line: string };
   /** PIDs (thread-group leaders) anywhere in the container's subtree, sorted. */
   pids(name: string): Promise<number[]>;
   /** SIGKILL everything in the subtree and wait until it is empty (bounded). */

@@ -247,6 +247,10 @@ export class CgroupV1 extends CgroupBase {
     return s === 'FROZEN' ? 'frozen' : 'thawed';
   }
 
+  thawedMark(name: string): { file: string; line: string } {
+    return { file: path.join(this.freezerDir(name), 'freezer.state'), line: 'THAWED' };
+  }
+
   private freezerDir(name: string): string {
     const dir = this.dirOf('freezer', name);
     if (!dir) throw new TslxcError('Cannot freeze or thaw containers here', 'the freezer controller is not mounted on this host');

@@ -197,6 +197,10 @@ export class CgroupV2 extends CgroupBase {
     return parseKeyed(events ?? '').get('frozen') === '1';
   }
 
+  thawedMark(name: string): { file: string; line: string } {
+    return { file: path.join(this.dir(name), 'cgroup.freeze'), line: '0' };
+  }
+
   async state(name: string): Promise<FreezeState> {
     const dir = this.dir(name);
     if ((await readControl(this.sys, dir, 'cgroup.events')) === undefined) {

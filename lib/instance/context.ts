@@ -1,9 +1,15 @@
 import { defaultPaths, locksDir, type Paths } from '../state/paths.js';
+import path from 'node:path';
 import { openCgroups } from '../cgroup/index.js';
+import { realSys } from '../cgroup/sys.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import { withLock } from '../util/lock.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
+import type { StartRecorder } from './plan.js';
+
+/** The directory util/lock.ts makes while a command holds a container's lock. */
+export const instanceLockDir = (p: Paths, name: string) => path.join(locksDir(p), `ct-${name}.lock`);
 
 /** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
 async function attachDevices(dir: string, rules: readonly DeviceRule[]): Promise<void> {
@@ -23,6 +29,12 @@ export class Context {
   cgroups(): Promise<CgroupDriver> {
     this.driver ??= Promise.resolve(openCgroups({ prefix: this.paths.cgroupPrefix, attachDevices }));
     return this.driver;
+  }
+
+  /** The same driver, its cgroup writes noted by a start recorder (plan.ts). */
+  async recordingCgroups(rec: StartRecorder): Promise<CgroupDriver> {
+    const { layout } = await this.cgroups();
+    return openCgroups({ prefix: this.paths.cgroupPrefix, layout, sys: rec.wrapSys(realSys), attachDevices: rec.wrapDevices(attachDevices) });
   }
 
   /** Serialise operations on one container across processes. */

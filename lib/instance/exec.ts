@@ -6,6 +6,7 @@ import type { Context } from './context.js';
 import { runHelperInteractive } from './helper.js';
 import { liveness, requireInstance } from './runtime.js';
 import { DROPPED_CAPABILITIES, SECURITY_FILE } from './policy.js';
+import type { CgroupDriver } from '../cgroup/types.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -43,6 +44,36 @@ function startedSeccompArgs(ctx: Context, name: string): string[] {
   return args;
 }
 
+/**
+ * For the native exec path (native/cli.c), written at start: the attach options every command in
+ * this container gets (one per line; none is written if one holds a newline), and where to see that it is not frozen ("FILE\nLINE\n":
+ * FILE holds LINE while the container runs thawed). The TypeScript path works both out itself.
+ */
+export const ATTACH_ARGS_FILE = 'attach.args';
+export const EXEC_CHECK_FILE = 'exec.check';
+
+export async function writeAttachFiles(ctx: Context, cg: CgroupDriver, name: string): Promise<void> {
+  const dir = containerRunDir(ctx.paths, name);
+  const args = await commonAttachArgs(ctx, cg, name);
+  const file = path.join(dir, ATTACH_ARGS_FILE);
+  if (args.some((a) => a.includes('\n'))) fs.rmSync(file, { force: true });
+  else fs.writeFileSync(file, args.map((a) => `${a}\n`).join(''), { mode: 0o600 });
+  const mark = cg.thawedMark(name);
+  fs.writeFileSync(path.join(dir, EXEC_CHECK_FILE), `${mark.file}\n${mark.line}\n`, { mode: 0o600 });
+}
+
+/** What every attach into this container takes, besides the pid, the caller's options and the command. */
+async function commonAttachArgs(ctx: Context, cg: CgroupDriver, name: string): Promise<string[]> {
+  // The monitor's exec server forks commands from inside the container's cgroups, which spares
+  // the cgroup migration (an RCU grace period, several ms) of joining them; the helper falls back
+  // to joining them itself when the server is not there.
+  const args = ['--exec-socket', path.join(containerRunDir(ctx.paths, name), 'exec.sock')];
+  for (const d of await cg.attachDirs(name)) args.push('--cgroup', d);
+  for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
+  args.push(...startedSeccompArgs(ctx, name));
+  return args;
+}
+
 /** Run a command inside a running container with the caller's terminal; returns its exit code. */
 export async function execInstance(ctx: Context, name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
   return runHelperInteractive(await attachArgs(ctx, name, command, opts));
@@ -60,12 +91,8 @@ export interface RelayedPty {
 export async function attachArgs(ctx: Context, name: string, command: string[], opts: ExecOptions & { relayedPty?: RelayedPty } = {}): Promise<string[]> {
   if (command.length === 0) throw new TslxcError('Nothing to run', 'no command was given', 'use: tslxc exec NAME -- COMMAND...');
   const pid = await runningInit(ctx, name);
-  const cg = await ctx.cgroups();
-  // The monitor's exec server forks commands from inside the container's cgroups, which spares
-  // the cgroup migration (an RCU grace period, several ms) of joining them; the helper falls back
-  // to joining them itself when the server is not there.
-  const args = ['attach', '--pid', String(pid), '--exec-socket', path.join(containerRunDir(ctx.paths, name), 'exec.sock')];
-  for (const d of await cg.attachDirs(name)) args.push('--cgroup', d);
+  const common = await commonAttachArgs(ctx, await ctx.cgroups(), name);
+  const args = ['attach', '--pid', String(pid)];
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push('--env', `${k}=${v}`);
   if (opts.cwd) args.push('--cwd', opts.cwd);
   if (opts.user) args.push('--user', opts.user);
@@ -74,9 +101,7 @@ export async function attachArgs(ctx: Context, name: string, command: string[], 
     args.push('--pty-size', `${opts.relayedPty.rows}x${opts.relayedPty.cols}`);
     if (opts.relayedPty.controlFd !== undefined) args.push('--control-fd', String(opts.relayedPty.controlFd));
   }
-  for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
-  args.push(...startedSeccompArgs(ctx, name));
-  args.push('--', ...command);
+  args.push(...common, '--', ...command);
   return args;
 }
 

@@ -3,6 +3,7 @@ import { forgetHostKey, knownHostsFile } from '../ssh/known-hosts.js';
 import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containerRunDir, locksDir } from '../state/paths.js';
+import { dropStartPlan } from './plan.js';
 import { withLock } from '../util/lock.js';
 import { configExists, loadConfig, saveConfig } from './config.js';
 import type { Context } from './context.js';
@@ -31,6 +32,7 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
     await deleteRootfs(ctx, name);
     fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
     fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
+    dropStartPlan(ctx.paths, name);
     // Its SSH host key goes with it (a later container of that name has keys of its own).
     if (fs.existsSync(knownHostsFile(ctx.paths))) await forgetHostKey(ctx.paths, name).catch(() => 0);
   });
@@ -54,6 +56,8 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
       fs.renameSync(containerDir(ctx.paths, from), containerDir(ctx.paths, to));
       await renameRootfs(ctx, from, to);
       fs.rmSync(containerRunDir(ctx.paths, to), { recursive: true, force: true });
+      dropStartPlan(ctx.paths, from);
+      dropStartPlan(ctx.paths, to);
       if (fs.existsSync(containerRunDir(ctx.paths, from))) fs.renameSync(containerRunDir(ctx.paths, from), containerRunDir(ctx.paths, to));
       cfg.name = to;
       const rendered = templateFiles(ctx.paths, cfg.image?.fingerprint, 'rename', { name: to, hostname: cfg.hostname === from ? to : cfg.hostname });

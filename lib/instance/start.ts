@@ -20,6 +20,9 @@ import { expandInstance } from '../profile/expand.js';
 import { applyInstanceLimits } from './limits.js';
 import { prepareNetwork, type NetworkPlan } from '../network/instance.js';
 import { Reverter } from '../util/revert.js';
+import { lastUsedFile, StartRecorder } from './plan.js';
+import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
+import { instanceLockDir } from './context.js';
 
 export interface StartResult {
   initPid: number;
@@ -31,6 +34,30 @@ export async function startInstance(ctx: Context, name: string, opts: { debug?: 
 }
 
 export async function startLocked(ctx: Context, name: string, opts: { debug?: boolean } = {}): Promise<StartResult> {
+  // Everything this start reads and does to the host is watched, for the plan the next start
+  // can replay without node (plan.ts).
+  const rec = new StartRecorder(ctx.paths.stateDir);
+  rec.watchReads();
+  let started: { result: StartResult; helperArgs: string[]; cgroupDirs: string[] };
+  try {
+    started = await startWatched(ctx, name, rec, opts);
+  } finally {
+    rec.stopWatching();
+  }
+  rec.write(ctx.paths, name, {
+    lockDir: instanceLockDir(ctx.paths, name),
+    runDir: containerRunDir(ctx.paths, name),
+    cgroupDirs: started.cgroupDirs,
+    runFiles: PLANNED_RUN_FILES.map((f) => path.join(containerRunDir(ctx.paths, name), f)),
+    helperArgs: started.helperArgs,
+  });
+  return started.result;
+}
+
+/** The run dir files a start writes for later commands (a plan writes them again). */
+const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE];
+
+async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[] }> {
   const cfg = loadConfig(ctx.paths, name);
   if (cfg.status === 'creating') {
     throw new TslxcError(`Cannot start "${name}"`, 'its creation did not finish', `delete it with "tslxc delete ${name}" and create it again`);
@@ -40,12 +67,16 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   if (live.initAlive || live.monitorAlive) {
     throw new TslxcError(`Cannot start "${name}"`, 'it is in an Error state (its monitor or init is still alive alone)', `run "tslxc stop --force ${name}" first`);
   }
-  if (live.leftovers) await cleanupDead(ctx, name, live.files);
+  if (live.leftovers) {
+    rec.refuse('a crashed run was cleaned up');
+    await cleanupDead(ctx, name, live.files);
+  }
+  if (opts.debug) rec.refuse('--debug');
 
   const expanded = expandInstance(ctx.paths, cfg);
   // The id map first: a bad idmap key fails the start before anything is made.
   const idmap = await planIdmap(ctx, cfg, expanded.config);
-  const cg = await ctx.cgroups();
+  const cg = await ctx.recordingCgroups(rec);
   const runDir = containerRunDir(ctx.paths, name);
   mkdirp(runDir, 0o700);
   fs.chmodSync(runDir, 0o700);
@@ -66,6 +97,8 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     await applyInstanceLimits(cg, name, expanded.config);
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
+    // A nic's host side (bridge, dnsmasq, nft) is live state a plan could not check.
+    if (net.startHostHook || net.postStopHook || Object.values(expanded.devices).some((d) => d.type === 'nic' || d.type === 'proxy')) rec.refuse('it has network devices');
     await prepareRootfs(ctx, cfg.name);
     const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
     // The disks go in a file the monitor reads at every boot, so live changes survive a reboot.
@@ -74,18 +107,23 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
+    await writeAttachFiles(ctx, cg, name);
     const out = await runHelper(args);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
       throw new TslxcError(`Cannot start "${name}"`, helperError(out.stderr), opts.debug ? undefined : 'run with --debug for details');
     }
-    return out;
+    return { out, args, dirs };
   });
-  const [initPid, monitorPid] = res.stdout.trim().split(/\s+/).map(Number);
-  cfg.status = 'started';
-  cfg.last_used_at = new Date().toISOString();
-  saveConfig(ctx.paths, cfg);
-  return { initPid, monitorPid };
+  const [initPid, monitorPid] = res.out.stdout.trim().split(/\s+/).map(Number);
+  // The config is written only the first time: a start that leaves it as it was keeps the plan
+  // valid. When it was last used goes beside it.
+  if (cfg.status !== 'started') {
+    cfg.status = 'started';
+    saveConfig(ctx.paths, cfg);
+  }
+  fs.writeFileSync(lastUsedFile(ctx.paths, name), `${new Date().toISOString()}\n`);
+  return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs };
 }
 
 /** init's environment: the image's and the container's own, then `environment.*` config keys (profiles included), which win. */

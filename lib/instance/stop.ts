@@ -2,7 +2,7 @@ import { TslxcError } from '../errors.js';
 import { sleep } from '../util/fs.js';
 import { isAlive } from '../util/proc.js';
 import { signalNumber } from '../util/signals.js';
-import { loadConfig, saveConfig } from './config.js';
+import { loadConfig } from './config.js';
 import type { Context } from './context.js';
 import { clearRuntime, liveness, type RuntimeFiles } from './runtime.js';
 import { releaseNetwork } from '../network/instance.js';
@@ -53,9 +53,9 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
       await waitFor(gone, 2000);
     }
   }
+  // The config is not written: it says only whether the container was ever started, and a
+  // config left as it was keeps the start plan valid (plan.ts).
   await cleanupDead(ctx, name, live.files);
-  cfg.status = 'stopped';
-  saveConfig(ctx.paths, cfg);
 }
 
 /**

@@ -10,6 +10,8 @@ import type { Paths } from '../../lib/state/paths.js';
 /** The checkout's root (tests run from dist/test/...). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const cliPath = path.join(repoRoot, 'bin/tslxc.js');
+/** What users run (package.json's bin): start and exec go through the native helper first. */
+export const launcherPath = path.join(repoRoot, 'bin/tslxc');
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -63,14 +65,14 @@ export class TestEnv {
 
   /** Run the CLI synchronously; returns code and output. */
   cli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): { code: number; stdout: string; stderr: string } {
-    const r = spawnSync(process.execPath, [cliPath, ...args], { env: this.env, input: opts.input, encoding: 'utf8', timeout: opts.timeoutMs ?? 180_000 });
+    const r = spawnSync(launcherPath, args, { env: this.env, input: opts.input, encoding: 'utf8', timeout: opts.timeoutMs ?? 180_000 });
     return { code: r.status ?? (r.signal ? 128 : 1), stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
   /** Run the CLI asynchronously (for parallel launches). */
   cliAsync(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [cliPath, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(launcherPath, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));

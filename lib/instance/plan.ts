@@ -1,0 +1,210 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CgroupSys } from '../cgroup/sys.js';
+import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
+import { containerDir, type Paths } from '../state/paths.js';
+import { validateInstanceName } from '../util/names.js';
+import { helperPath } from './helper.js';
+
+/**
+ * Start plans: `tslxc start NAME` without node.
+ *
+ * Starting a container is mostly the same host work every time: the same cgroup dirs made and
+ * written, the same files in the run dir, the same helper arguments. The TypeScript start works all
+ * of it out from the config, the profiles and the pools (tens of ms, plus node's own start-up).
+ * After a start that went well, this module writes down what it did (a plan) and what it read to
+ * decide it (every state file consulted, with its inode, size and mtime; the environment it ran
+ * with). The next `tslxc start NAME` goes from bin/tslxc straight to the helper (native/cli.c),
+ * which checks that nothing it relied on changed, replays the cgroup work and starts the
+ * container (native/plan.c). Anything that does not match exactly (a config edit, a profile edit,
+ * another pool, a rebuilt tslxc, a leftover of a crash) sends the command to node as before,
+ * which starts the container the long way and writes a fresh plan. Plans live in the run dir:
+ * a host reboot forgets them.
+ *
+ * Only starts that touch nothing outside the container's own cgroups get a plan: no nic or
+ * proxy (their host side, bridge and dnsmasq, is live state), no shifted files, no new cgroup
+ * prefix level.
+ *
+ * The format is a list of NUL-terminated strings, an operation name then its fixed operands:
+ *   tslxc-start-plan-1
+ *   lock DIR                  the instance lock (util/lock.ts's protocol)
+ *   env NAME VALUE            the variable is VALUE ("" = unset or empty)
+ *   same PATH DEV INO SIZE MTIME_NS
+ *   inode PATH DEV INO        (a dir: only which one it is)
+ *   absent PATH
+ *   rundir DIR                the container's run dir: no pid file may be in it
+ *   mkdir PATH | write PATH DATA | chown PATH UID GID | devices DIR N RULE...   (cgroups)
+ *   file PATH MODE DATA       (run dir files)
+ *   lastused PATH
+ *   start N ARG...            the helper's start arguments
+ *   end
+ */
+export const PLAN_MAGIC = 'tslxc-start-plan-1';
+
+/** Variables that change what a start does. */
+const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_DIR', 'TSLXC_HELPER'];
+
+export const startPlanFile = (p: Paths, name: string) => path.join(p.runDir, 'plans', validateInstanceName(name));
+export const lastUsedFile = (p: Paths, name: string) => path.join(containerDir(p, name), 'last-used');
+
+export function dropStartPlan(p: Paths, name: string): void {
+  fs.rmSync(startPlanFile(p, name), { force: true });
+}
+
+/**
+ * Watches one start: the cgroup writes it makes (through a wrapped CgroupSys) and the state files
+ * it reads (node's sync fs calls, hooked while the start runs; all of tslxc reads its state
+ * through them).
+ */
+export class StartRecorder {
+  readonly cgroupOps: string[][] = [];
+  /** why this start cannot be replayed; undefined: it can */
+  unfit?: string;
+  /** state paths read, and how: a dir that was listed counts whole, one only looked at by inode */
+  private readonly reads = new Map<string, 'content' | 'inode'>();
+  private restore?: () => void;
+
+  constructor(private readonly stateDir: string) {}
+
+  refuse(reason: string): void {
+    this.unfit ??= reason;
+  }
+
+  wrapSys(sys: CgroupSys): CgroupSys {
+    const f = sys.fs;
+    const ops = this.cgroupOps;
+    return {
+      ...sys,
+      fs: {
+        ...f,
+        mkdir: async (p) => {
+          await f.mkdir(p);
+          ops.push(['mkdir', p]);
+        },
+        writeFile: async (p, data) => {
+          await f.writeFile(p, data);
+          ops.push(['write', p, data]);
+        },
+        chown: f.chown && (async (p, uid, gid) => {
+          await f.chown!(p, uid, gid);
+          ops.push(['chown', p, String(uid), String(gid)]);
+        }),
+        rename: async (a, b) => {
+          this.refuse('a cgroup level was made');
+          await f.rename(a, b);
+        },
+        rmdir: async (p) => {
+          this.refuse('stale cgroups were removed');
+          await f.rmdir(p);
+        },
+      },
+    };
+  }
+
+  wrapDevices(attach: (dir: string, rules: readonly DeviceRule[]) => Promise<void>) {
+    return async (dir: string, rules: readonly DeviceRule[]) => {
+      await attach(dir, rules);
+      this.cgroupOps.push(['devices', dir, String(rules.length), ...rules.map(deviceRuleText)]);
+    };
+  }
+
+  /** Hook node's sync reads until stop(). */
+  watchReads(): void {
+    const note = (p: fs.PathLike | number, how: 'content' | 'inode') => {
+      if (typeof p !== 'string') return;
+      const abs = path.resolve(p);
+      if (!abs.startsWith(`${this.stateDir}/`)) return;
+      if (how === 'content' || !this.reads.has(abs)) this.reads.set(abs, how);
+    };
+    const saved = { readFileSync: fs.readFileSync, existsSync: fs.existsSync, statSync: fs.statSync, lstatSync: fs.lstatSync, readdirSync: fs.readdirSync };
+    const wrap = <F extends (...a: never[]) => unknown>(orig: F, how: 'content' | 'inode' | 'stat'): F =>
+      ((...a: Parameters<F>) => {
+        const p = a[0] as unknown as fs.PathLike;
+        if (how === 'stat') {
+          // A file's metadata may decide things (its size, its owner): count it whole; a dir
+          // looked at only says which dir it is.
+          let isDir = false;
+          try {
+            isDir = saved.statSync(p).isDirectory();
+          } catch {
+            /* absent: recorded as such */
+          }
+          note(p, isDir ? 'inode' : 'content');
+        } else note(p, how);
+        return orig(...a);
+      }) as F;
+    const f = fs as unknown as Record<string, unknown>;
+    f.readFileSync = wrap(saved.readFileSync, 'content');
+    f.readdirSync = wrap(saved.readdirSync, 'content');
+    f.existsSync = wrap(saved.existsSync, 'stat');
+    f.statSync = wrap(saved.statSync, 'stat');
+    f.lstatSync = wrap(saved.lstatSync, 'stat');
+    this.restore = () => Object.assign(f, saved);
+  }
+
+  stopWatching(): void {
+    this.restore?.();
+    this.restore = undefined;
+  }
+
+  /** The checks: every state path read, as it is now (after the start wrote what it writes). */
+  private checks(): string[][] {
+    const out: string[][] = [];
+    for (const [p, how] of [...this.reads].sort()) out.push(statCheck(p, how));
+    // tslxc itself: a rebuilt helper or CLI may start containers differently.
+    for (const p of [helperPath(), fileURLToPath(import.meta.url)]) out.push(statCheck(p, 'content'));
+    return out;
+  }
+
+  /** Write the plan (atomically), or remove a stale one when this start cannot be replayed. */
+  write(p: Paths, name: string, plan: { lockDir: string; runDir: string; cgroupDirs: string[]; runFiles: string[]; helperArgs: string[] }): void {
+    const file = startPlanFile(p, name);
+    for (const k of PLAN_ENV) {
+      const v = process.env[k];
+      if (v && k.endsWith('DIR') && !path.isAbsolute(v)) this.refuse(`${k} is a relative path`);
+    }
+    const outside = this.cgroupOps.find((op) => op[0] === 'mkdir' && !plan.cgroupDirs.some((d) => op[1] === d || op[1].startsWith(`${d}/`)));
+    if (outside) this.refuse(`cgroup ${outside[1]} is not the container's own`);
+    if (plan.helperArgs[0] !== 'start') this.refuse('not a start');
+    if (this.unfit) {
+      dropStartPlan(p, name);
+      return;
+    }
+    // The lock first: the checks then see what the TypeScript start would see under it.
+    const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockDir]];
+    for (const k of PLAN_ENV) ops.push(['env', k, process.env[k] ?? '']);
+    ops.push(...this.checks());
+    ops.push(['rundir', plan.runDir]);
+    ops.push(...this.cgroupOps);
+    for (const f of plan.runFiles) {
+      let data: string;
+      try {
+        data = fs.readFileSync(f, 'utf8');
+      } catch {
+        continue;
+      }
+      if (data.includes('\0')) return dropStartPlan(p, name);
+      ops.push(['file', f, (fs.statSync(f).mode & 0o7777).toString(8), data]);
+    }
+    ops.push(['lastused', lastUsedFile(p, name)]);
+    const args = plan.helperArgs.slice(1);
+    ops.push(['start', String(args.length), ...args], ['end']);
+    if (ops.some((op) => op.some((s) => s.includes('\0')))) return dropStartPlan(p, name);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, ops.map((op) => op.map((s) => `${s}\0`).join('')).join(''), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+}
+
+function statCheck(p: string, how: 'content' | 'inode'): string[] {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(p, { bigint: true });
+  } catch {
+    return ['absent', p];
+  }
+  if (how === 'inode') return ['inode', p, String(st.dev), String(st.ino)];
+  return ['same', p, String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs)];
+}

@@ -1,0 +1,346 @@
+/* tslxc-helper: replay a start plan (lib/instance/plan.ts writes them and documents the format).
+ *
+ * A plan is what the last TypeScript start of a container did, with everything it relied on.
+ * Replaying it is all-or-nothing: every check must hold, every step must work; at the first
+ * thing that does not, what was made is undone, the lock released, and the caller hands the
+ * command to the TypeScript CLI, which does the start the long way (and says what is wrong, if
+ * something is). So this file never reports errors of its own: it only says "not this way". */
+#include "helper.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define PLAN_MAGIC "tslxc-start-plan-1"
+
+struct plan_state {
+  char *buf;
+  char **tok;
+  size_t n, pos;
+  const char *lock_dir;
+  bool locked;
+  const char *made[MAX_LIST]; /* cgroup dirs made, to remove on the way back */
+  size_t n_made;
+  bool busy; /* not used because of the moment (locked, running), not because it is stale */
+};
+
+static struct plan_state ps;
+
+static bool plan_debug(void)
+{
+  const char *v = getenv("TSLXC_PLAN_DEBUG");
+  return v && v[0] == '1';
+}
+
+/* Says why the plan is not used (TSLXC_PLAN_DEBUG=1: the tests check which way a start went). */
+static int not_this_way(const char *why, const char *what)
+{
+  if (plan_debug()) {
+    char line[1200];
+    int n = snprintf(line, sizeof line, "tslxc-helper: start plan not used: %s%s%s\n", why, what ? " " : "", what ? what : "");
+    if (n > (int)sizeof line - 1)
+      n = sizeof line - 1;
+    (void)write_all(2, line, n);
+  }
+  return -1;
+}
+
+static const char *next_tok(void)
+{
+  return ps.pos < ps.n ? ps.tok[ps.pos++] : NULL;
+}
+
+static bool load(const char *path)
+{
+  ps.buf = read_whole_file(path);
+  if (!ps.buf)
+    return false;
+  struct stat st;
+  if (stat(path, &st) < 0 || st.st_size <= 0 || ps.buf[st.st_size - 1] != '\0')
+    return false;
+  size_t count = 0;
+  for (off_t i = 0; i < st.st_size; i++)
+    count += ps.buf[i] == '\0';
+  ps.tok = xcalloc(count + 1, sizeof *ps.tok);
+  for (char *p = ps.buf; p < ps.buf + st.st_size; p += strlen(p) + 1)
+    ps.tok[ps.n++] = p;
+  return ps.n > 0 && strcmp(ps.tok[0], PLAN_MAGIC) == 0;
+}
+
+static bool take_lock(const char *dir)
+{
+  char parent[PATH_MAX];
+  xsnprintf(parent, sizeof parent, "%s", dir);
+  char *slash = strrchr(parent, '/');
+  if (!slash || slash == parent)
+    return false;
+  *slash = '\0';
+  (void)mkdir(parent, 0700);
+  if (mkdir(dir, 0700) < 0)
+    return false; /* held (or stale): the TypeScript side waits or takes it over */
+  ps.lock_dir = dir;
+  ps.locked = true;
+  char owner[PATH_MAX], line[64];
+  xsnprintf(owner, sizeof owner, "%s/owner", dir);
+  xsnprintf(line, sizeof line, "%d %llu\n", (int)getpid(), proc_starttime(getpid()));
+  int fd = open(owner, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 || write_all(fd, line, strlen(line)) < 0) {
+    if (fd >= 0)
+      close(fd);
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+bool plan_busy(void)
+{
+  return ps.busy;
+}
+
+static void plan_release_lock(void)
+{
+  if (!ps.locked)
+    return;
+  char owner[PATH_MAX];
+  xsnprintf(owner, sizeof owner, "%s/owner", ps.lock_dir);
+  (void)unlink(owner);
+  (void)rmdir(ps.lock_dir);
+  ps.locked = false;
+}
+
+/* Undo what the replay made (in reverse), release the lock. Idempotent. */
+void plan_undo(void)
+{
+  while (ps.n_made > 0)
+    (void)rmdir(ps.made[--ps.n_made]);
+  plan_release_lock();
+}
+
+static bool env_is(const char *name, const char *want)
+{
+  const char *v = getenv(name);
+  return strcmp(v ? v : "", want) == 0;
+}
+
+static bool parse_ull(const char *s, unsigned long long *out)
+{
+  if (!s || !*s)
+    return false;
+  char *end;
+  errno = 0;
+  *out = strtoull(s, &end, 10);
+  return errno == 0 && *end == '\0';
+}
+
+/* same PATH DEV INO SIZE MTIME_NS | inode PATH DEV INO */
+static bool stat_matches(const char *path, bool whole)
+{
+  const char *dev = next_tok(), *ino = next_tok();
+  const char *size = whole ? next_tok() : "0", *mtime = whole ? next_tok() : "0";
+  unsigned long long d, i, sz, mt;
+  if (!parse_ull(dev, &d) || !parse_ull(ino, &i) || !parse_ull(size, &sz) || !parse_ull(mtime, &mt))
+    return false;
+  struct stat st;
+  if (stat(path, &st) < 0 || st.st_dev != d || st.st_ino != i)
+    return false;
+  if (!whole)
+    return true;
+  unsigned long long ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
+  return (unsigned long long)st.st_size == sz && ns == mt;
+}
+
+static bool write_cgroup_file(const char *path, const char *data)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  size_t len = strlen(data);
+  ssize_t n = write(fd, data, len);
+  close(fd);
+  return n == (ssize_t)len;
+}
+
+static bool parse_octal(const char *s, unsigned long *out)
+{
+  if (!s || !*s)
+    return false;
+  char *end;
+  errno = 0;
+  *out = strtoul(s, &end, 8);
+  return errno == 0 && *end == '\0' && *out <= 07777;
+}
+
+static bool write_run_file(const char *run_dir, const char *path, const char *mode, const char *data)
+{
+  size_t dl = strlen(run_dir);
+  unsigned long m;
+  if (strncmp(path, run_dir, dl) != 0 || path[dl] != '/' || strchr(path + dl + 1, '/') || !parse_octal(mode, &m))
+    return false;
+  char tmp[PATH_MAX];
+  xsnprintf(tmp, sizeof tmp, "%s.plan-%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, (mode_t)m);
+  if (fd < 0)
+    return false;
+  bool ok = write_all(fd, data, strlen(data)) == 0 && fchmod(fd, (mode_t)m) == 0;
+  close(fd);
+  if (!ok || rename(tmp, path) < 0) {
+    (void)unlink(tmp);
+    return false;
+  }
+  return true;
+}
+
+static bool write_last_used(const char *path)
+{
+  char stamp[64];
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(stamp + n, sizeof stamp - n, ".%03ldZ\n", ts.tv_nsec / 1000000);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return false;
+  bool ok = write_all(fd, stamp, strlen(stamp)) == 0;
+  close(fd);
+  return ok;
+}
+
+/* The container's run dir must hold no pid file: a running container, or one that crashed,
+ * is the TypeScript side's business (its messages, its clean-up). */
+static bool run_dir_clear(const char *dir)
+{
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    return false;
+  static const char *const pid_files[] = { "monitor.pid", "init.pid" };
+  for (size_t i = 0; i < N_ELEMENTS(pid_files); i++) {
+    char p[PATH_MAX];
+    xsnprintf(p, sizeof p, "%s/%s", dir, pid_files[i]);
+    if (access(p, F_OK) == 0 || errno != ENOENT)
+      return false;
+  }
+  return true;
+}
+
+/* v2: the device program, through the devices mode (it dies on failure: the cli's die hook undoes). */
+static bool attach_devices(void)
+{
+  const char *dir = next_tok(), *count = next_tok();
+  unsigned long n;
+  if (!dir || !parse_ulong(count, &n) || n > MAX_LIST)
+    return false;
+  char *argv[3 + 2 * MAX_LIST + 1];
+  size_t k = 0;
+  argv[k++] = "devices";
+  argv[k++] = "--cgroup";
+  argv[k++] = (char *)dir;
+  for (unsigned long i = 0; i < n; i++) {
+    const char *rule = next_tok();
+    if (!rule)
+      return false;
+    argv[k++] = "--allow";
+    argv[k++] = (char *)rule;
+  }
+  argv[k] = NULL;
+  return main_devices((int)k, argv) == 0;
+}
+
+/* Start: the helper's start mode, its stdout (the pids, for the TypeScript side) dropped. */
+static int start_container(void)
+{
+  unsigned long n;
+  if (!parse_ulong(next_tok(), &n) || n == 0 || n > ps.n)
+    return not_this_way("damaged plan", NULL);
+  char **argv = xcalloc(n + 2, sizeof *argv);
+  argv[0] = "start";
+  for (unsigned long i = 0; i < n; i++)
+    if (!(argv[i + 1] = (char *)next_tok()))
+      return not_this_way("damaged plan", NULL);
+  const char *end = next_tok();
+  if (!end || strcmp(end, "end") != 0)
+    return not_this_way("damaged plan", NULL);
+  int saved_out = dup(1), saved_err = dup(2), null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (saved_out < 0 || saved_err < 0 || null < 0)
+    return not_this_way("no fds", NULL);
+  dup2(null, 1);
+  /* A failure is reported by the TypeScript start that follows, not twice. */
+  if (!plan_debug())
+    dup2(null, 2);
+  close(null);
+  int rc = main_start((int)n + 1, argv);
+  dup2(saved_out, 1);
+  dup2(saved_err, 2);
+  close(saved_out);
+  close(saved_err);
+  return rc == 0 ? 0 : not_this_way("the start failed", NULL);
+}
+
+int plan_start(const char *plan_path)
+{
+  if (!load(plan_path))
+    return not_this_way("no plan at", plan_path);
+  ps.pos = 1;
+  const char *run_dir = NULL;
+  for (const char *op; (op = next_tok());) {
+    const char *a = NULL;
+    if (strcmp(op, "start") == 0) {
+      int rc = start_container();
+      if (rc != 0)
+        return rc;
+      plan_release_lock();
+      return 0;
+    }
+    if (!(a = next_tok()))
+      return not_this_way("damaged plan", NULL);
+    if (strcmp(op, "lock") == 0) {
+      if (!take_lock(a)) {
+        ps.busy = true;
+        return not_this_way("the container is locked", a);
+      }
+    } else if (strcmp(op, "env") == 0) {
+      const char *v = next_tok();
+      if (!v || !env_is(a, v))
+        return not_this_way("environment differs:", a);
+    } else if (strcmp(op, "same") == 0 || strcmp(op, "inode") == 0) {
+      if (!stat_matches(a, op[0] == 's'))
+        return not_this_way("changed:", a);
+    } else if (strcmp(op, "absent") == 0) {
+      if (access(a, F_OK) == 0 || errno != ENOENT)
+        return not_this_way("appeared:", a);
+    } else if (strcmp(op, "rundir") == 0) {
+      if (!run_dir_clear(a)) {
+        ps.busy = true;
+        return not_this_way("running, or left by a crash:", a);
+      }
+      run_dir = a;
+    } else if (strcmp(op, "mkdir") == 0) {
+      if (ps.n_made >= MAX_LIST || mkdir(a, 0755) < 0)
+        return not_this_way("cannot make", a);
+      ps.made[ps.n_made++] = a;
+    } else if (strcmp(op, "write") == 0) {
+      const char *data = next_tok();
+      if (!data || !write_cgroup_file(a, data))
+        return not_this_way("cannot write", a);
+    } else if (strcmp(op, "chown") == 0) {
+      unsigned long uid, gid;
+      if (!parse_ulong(next_tok(), &uid) || !parse_ulong(next_tok(), &gid) || chown(a, (uid_t)uid, (gid_t)gid) < 0)
+        return not_this_way("cannot chown", a);
+    } else if (strcmp(op, "devices") == 0) {
+      ps.pos--;
+      if (!attach_devices())
+        return not_this_way("cannot attach the device program", NULL);
+    } else if (strcmp(op, "file") == 0) {
+      const char *mode = next_tok(), *data = next_tok();
+      if (!run_dir || !mode || !data || !write_run_file(run_dir, a, mode, data))
+        return not_this_way("cannot write", a);
+    } else if (strcmp(op, "lastused") == 0) {
+      if (!write_last_used(a))
+        return not_this_way("cannot write", a);
+    } else
+      return not_this_way("unknown step", op);
+  }
+  return not_this_way("damaged plan", NULL);
+}

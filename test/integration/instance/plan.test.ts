@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import test from 'ava';
+import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
+import { leftoverHooks } from '../../helpers/suite.js';
+
+/**
+ * `tslxc start` and `tslxc exec` without node (native/cli.c, native/plan.c): run through bin/tslxc
+ * as users run it. To see which way a command went, PATH starts with a fake `node` that exits 99:
+ * a command that needed node fails with 99, one done natively succeeds.
+ */
+if (requireRoot(test)) {
+  const env = new TestEnv('plan');
+  const fakeDir = path.join(env.root, 'fakenode');
+  fs.mkdirSync(fakeDir, { recursive: true });
+  fs.writeFileSync(path.join(fakeDir, 'node'), '#!/bin/sh\necho "fake node: $*" >&2\nexit 99\n', { mode: 0o755 });
+  /** The CLI with node out of reach; TSLXC_PLAN_DEBUG says why a plan was not used. */
+  const native = (args: string[], input?: string) => {
+    const r = spawnSync(launcherPath, args, { env: { ...env.env, PATH: `${fakeDir}:${env.env.PATH}`, TSLXC_PLAN_DEBUG: '1' }, input, encoding: 'utf8' });
+    return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  };
+  const isLink = (p: string) => {
+    try {
+      return fs.lstatSync(p).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  };
+  const planFile = (name: string) => path.join(env.paths.runDir, 'plans', name);
+  const memoryLimit = (name: string) => {
+    const v1 = `/sys/fs/cgroup/memory/${env.paths.cgroupPrefix}/${name}/memory.limit_in_bytes`;
+    return fs.readFileSync(fs.existsSync(v1) ? v1 : `/sys/fs/cgroup/${env.paths.cgroupPrefix}/${name}/memory.max`, 'utf8').trim();
+  };
+  const status = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name)?.status;
+
+  test.before(() => {
+    const r = env.cli(['image', 'build', 'busybox']);
+    if (r.code !== 0) throw new Error(r.stderr);
+  });
+  leftoverHooks(test, env);
+
+  test.serial('a second start replays the plan: no node, the same limits, nothing left after stop', (t) => {
+    env.ok(t, ['create', 'busybox', 'p1']);
+    env.ok(t, ['config', 'set', 'p1', 'limits.memory=200MiB']);
+    // The installation's first start makes the cgroup prefix level: that start is not replayable.
+    env.ok(t, ['start', 'p1']);
+    t.false(fs.existsSync(planFile('p1')));
+    env.ok(t, ['stop', 'p1']);
+    env.ok(t, ['start', 'p1']);
+    t.true(fs.existsSync(planFile('p1')), 'the TypeScript start wrote a plan');
+    env.ok(t, ['stop', 'p1']);
+
+    const r = native(['start', 'p1']);
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stderr, '');
+    t.is(status('p1'), 'Running');
+    t.is(memoryLimit('p1'), String(200 * 1024 * 1024));
+    t.regex(env.ok(t, ['info', 'p1']), /Running/i);
+    t.false(fs.existsSync(path.join(env.paths.runDir, 'locks', 'ct-p1.lock')), 'the lock was released');
+    t.regex(fs.readFileSync(path.join(env.paths.stateDir, 'containers', 'p1', 'last-used'), 'utf8'), /^\d{4}-\d\d-\d\dT/);
+    // Already running: node says so, and the plan is kept for the next start.
+    const again = native(['start', 'p1']);
+    t.is(again.code, 99);
+    t.regex(again.stderr, /running, or left by a crash/);
+    t.true(fs.existsSync(planFile('p1')));
+    env.ok(t, ['stop', 'p1']);
+    t.false(fs.existsSync(`/sys/fs/cgroup/memory/${env.paths.cgroupPrefix}/p1`), 'no cgroup left');
+  });
+
+  test.serial('a config or profile change sends the start to node, which writes a fresh plan', (t) => {
+    env.ok(t, ['config', 'set', 'p1', 'limits.memory=128MiB']);
+    const r = native(['start', 'p1']);
+    t.is(r.code, 99);
+    t.regex(r.stderr, /start plan not used: changed: .*config\.yaml/);
+    env.ok(t, ['start', 'p1']);
+    t.is(memoryLimit('p1'), String(128 * 1024 * 1024));
+    env.ok(t, ['stop', 'p1']);
+    t.is(native(['start', 'p1']).code, 0, 'the fresh plan holds');
+    env.ok(t, ['stop', 'p1']);
+
+    env.ok(t, ['profile', 'set', 'default', 'limits.processes=500']);
+    const p = native(['start', 'p1']);
+    t.is(p.code, 99);
+    t.regex(p.stderr, /changed: .*profiles\/default\.yaml/);
+    env.ok(t, ['profile', 'unset', 'default', 'limits.processes']);
+  });
+
+  test.serial('a replay that cannot finish undoes what it made; node then starts it', (t) => {
+    env.ok(t, ['start', 'p1']);
+    env.ok(t, ['stop', 'p1']);
+    // A cgroup dir in the way of the plan's last mkdir: the dirs made before it must go again.
+    const ops = fs.readFileSync(planFile('p1'), 'utf8').split('\0');
+    const mkdirs = ops.flatMap((op, i) => (op === 'mkdir' ? [ops[i + 1]] : []));
+    t.true(mkdirs.length > 0);
+    const blocker = mkdirs[mkdirs.length - 1];
+    fs.mkdirSync(blocker);
+    try {
+      const r = native(['start', 'p1']);
+      t.is(r.code, 99);
+      t.regex(r.stderr, /start plan not used: cannot make/);
+      for (const d of mkdirs.slice(0, -1)) t.false(fs.existsSync(d), `${d} was removed`);
+      t.false(fs.existsSync(path.join(env.paths.runDir, 'locks', 'ct-p1.lock')), 'no lock left');
+    } finally {
+      fs.rmdirSync(blocker);
+    }
+    env.ok(t, ['start', 'p1']);
+    t.is(status('p1'), 'Running');
+    env.ok(t, ['stop', 'p1']);
+  });
+
+  test.serial('a replayed start that fails leaves nothing, and node reports the failure in one line', (t) => {
+    t.true(fs.existsSync(planFile('p1')));
+    // Its init is no longer executable (in its own root: the upper layer on overlay, the copy on
+    // dir), which the plan does not check: the start itself fails, natively and then in node.
+    const init = path.join(env.paths.stateDir, 'containers', 'p1', 'rootfs', 'sbin', 'init');
+    const aside = `${init}.aside`;
+    const had = fs.existsSync(init) || isLink(init);
+    if (had) fs.renameSync(init, aside);
+    fs.mkdirSync(path.dirname(init), { recursive: true });
+    fs.writeFileSync(init, 'not a program\n', { mode: 0o644 });
+    try {
+      const r = env.cli(['start', 'p1']);
+      t.not(r.code, 0);
+      t.regex(r.stderr, /Cannot start "p1"/);
+      t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+      t.false(fs.existsSync(`/sys/fs/cgroup/memory/${env.paths.cgroupPrefix}/p1`), 'no cgroup left');
+      t.false(fs.existsSync(path.join(env.paths.runDir, 'locks', 'ct-p1.lock')), 'no lock left');
+      t.is(status('p1'), 'Stopped');
+      t.false(fs.existsSync(planFile('p1')), 'the native replay was tried, failed, and dropped its plan');
+    } finally {
+      fs.rmSync(init, { force: true });
+      if (had) fs.renameSync(aside, init);
+    }
+    env.ok(t, ['start', 'p1']);
+    t.is(status('p1'), 'Running');
+  });
+
+  test.serial('exec without node: exit codes, stdin, --env, --cwd, --user; anything else goes to node', (t) => {
+    t.is(native(['exec', 'p1', '--', 'sh', '-c', 'exit 7']).code, 7);
+    const io = native(['exec', 'p1', '--env', 'A=b', '--cwd=/tmp', '--', 'sh', '-c', 'cat; echo "$A"; pwd'], 'hello\n');
+    t.is(io.code, 0, io.stderr);
+    t.is(io.stdout, 'hello\nb\n/tmp\n');
+    t.is(native(['exec', 'p1', '--user', 'nobody', '--', 'id', '-u']).stdout.trim(), '65534');
+    t.is(native(['exec', 'p1', '-T', 'true']).code, 0, 'options before or after the name, no "--"');
+    // Not the native path's to judge: an unknown option, a container that does not exist.
+    t.is(native(['exec', 'p1', '--bogus', '--', 'true']).code, 99);
+    t.is(native(['exec', 'nope', '--', 'true']).code, 99);
+    // Paused: node gives the message (the exec server is frozen too).
+    env.ok(t, ['pause', 'p1']);
+    t.is(native(['exec', 'p1', '--', 'true']).code, 99);
+    const paused = env.cli(['exec', 'p1', '--', 'true']);
+    t.regex(paused.stderr, /paused/);
+    env.ok(t, ['resume', 'p1']);
+    t.is(native(['exec', 'p1', '--', 'true']).code, 0);
+    env.ok(t, ['stop', 'p1']);
+    t.is(native(['exec', 'p1', '--', 'true']).code, 99, 'stopped: node says so');
+  });
+
+  test.serial('delete and rename forget the plan', (t) => {
+    env.ok(t, ['start', 'p1']);
+    env.ok(t, ['stop', 'p1']);
+    t.true(fs.existsSync(planFile('p1')));
+    env.ok(t, ['rename', 'p1', 'p2']);
+    t.false(fs.existsSync(planFile('p1')));
+    t.is(native(['start', 'p2']).code, 99, 'no plan yet under the new name');
+    env.ok(t, ['start', 'p2']);
+    env.ok(t, ['delete', '--force', 'p2']);
+    t.false(fs.existsSync(planFile('p2')));
+  });
+}
