@@ -6,7 +6,7 @@ const command: CommandModule = {
   aliases: ['rm'],
   describe: 'Delete containers and everything they hold',
   builder: (y) =>
-    y.positional('names', { type: 'string', array: true, demandOption: true }).option('force', { type: 'boolean', default: false, describe: 'stop running containers first (kill)' }),
+    y.positional('names', { type: 'string', array: true, demandOption: true }).option('force', { type: 'boolean', alias: 'f', default: false, describe: 'stop running containers first (kill)' }),
   handler: async (argv) => {
     const { deleteInstance } = await import('../../instance/manage.js');
     for (const name of argv.names as string[]) await deleteInstance(context(), name, { force: !!argv.force });
