@@ -18,6 +18,9 @@ import { listSnapshots, snapshotDir, withFrozen } from './snapshot.js';
 import { BtrfsDriver, runOnPool } from './drivers/btrfs.js';
 import type { FullView, Target } from './drivers/types.js';
 import type { PoolConfig } from './pool.js';
+import { spreadNewTree } from './spread.js';
+import { getImage } from '../image/store.js';
+import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
 
 /**
  * `copy SRC[/SNAP] DST [--storage POOL] [--instance-only]` and `move SRC DST [--storage POOL]`.
@@ -163,7 +166,10 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
       if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
       writeYamlAtomic(path.join(dsd, 'config.yaml'), scOut, 0o600);
       if (sameDriver && pool.driver === 'btrfs') await (td as BtrfsDriver).copySnapshot(from, s.name, to);
-      else if (sameDriver) await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
+      else if (sameDriver) {
+        spreadNewTree(path.join(dsd, 'rootfs'));
+        await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
+      }
       else await td.importSnapshot(to, dsd, s.name, (dir) => fillFrom(fd.fullView(from, sd, s.name), dir, pool));
     }
   }
@@ -178,8 +184,11 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
   } else {
     const hostname = cfg.hostname === src ? dst : cfg.hostname;
     validateHostname(hostname);
-    writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true })], tmp);
     removeSshHostKeys(driverOf(pool.driver).access(to).root);
+    // New host keys at once where the image had none of its own (else its first boot makes them).
+    const image = cfg.image?.fingerprint ? getImage(ctx.paths, cfg.image.fingerprint) : undefined;
+    const hostKeys = image && imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
+    writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true }), ...hostKeys], tmp);
     // volatile.last_state.idmap describes the copied files (shifted on disk), so it stays.
     const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
     out = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };
