@@ -18,7 +18,6 @@ import { listSnapshots, snapshotDir, withFrozen } from './snapshot.js';
 import { BtrfsDriver, runOnPool } from './drivers/btrfs.js';
 import type { FullView, Target } from './drivers/types.js';
 import type { PoolConfig } from './pool.js';
-import { spreadNewTree } from './spread.js';
 import { getImage } from '../image/store.js';
 import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
 
@@ -166,10 +165,7 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
       if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
       writeYamlAtomic(path.join(dsd, 'config.yaml'), scOut, 0o600);
       if (sameDriver && pool.driver === 'btrfs') await (td as BtrfsDriver).copySnapshot(from, s.name, to);
-      else if (sameDriver) {
-        spreadNewTree(path.join(dsd, 'rootfs'));
-        await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
-      }
+      else if (sameDriver) await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
       else await td.importSnapshot(to, dsd, s.name, (dir) => fillFrom(fd.fullView(from, sd, s.name), dir, pool));
     }
   }

@@ -9,7 +9,6 @@ import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
 import { finishJournal, sweepRestoreTemps } from '../journal.js';
-import { spreadNewTree } from '../spread.js';
 
 /**
  * `dir`: a container's root is INSTANCE_DIR/rootfs, a full copy of its image (reflinked where the
@@ -28,10 +27,7 @@ export function statfsUsage(dir: string): Usage {
 export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
 
 /** A full copy (reflinked where the filesystem can); a full disk is reported as the pool's. */
-const cp = (t: Target, src: string, dst: string) => {
-  spreadNewTree(dst);
-  return runOnPool(t.pool, 'cp', ['-a', '--reflink=auto', src, dst], `Cannot copy ${src}`);
-};
+const cp = (t: Target, src: string, dst: string) => runOnPool(t.pool, 'cp', ['-a', '--reflink=auto', src, dst], `Cannot copy ${src}`);
 
 /**
  * Before any use of a container's root: a restore a dead tslxc committed is finished (journal.ts),
@@ -68,7 +64,6 @@ export class DirDriver implements Driver {
     if (!isLayer(image)) return cp(t, image.rootfs, rootDir(t));
     const view = path.join(t.instDir, '.image-view');
     fs.mkdirSync(view, { recursive: true, mode: 0o700 });
-    spreadNewTree(rootDir(t));
     try {
       await runOnOverlay({ lowers: layerDirs(t.paths, image) }, view, 'cp', ['-a', '--reflink=auto', view, rootDir(t)], `Cannot copy image ${image.fingerprint.slice(0, 12)}`, (c, a, what) =>
         runOnPool(t.pool, c, a, what),
@@ -115,7 +110,6 @@ export class DirDriver implements Driver {
     const src = path.join(snapDir, 'rootfs');
     try {
       if (findTool('rsync')) {
-        spreadNewTree(fresh);
         await runOnPool(t.pool, 'rsync', ['-aHAX', '--numeric-ids', '--checksum', `--link-dest=${rootDir(t)}`, `${src}/`, `${fresh}/`], `Cannot restore ${src}`);
       } else await cp(t, src, fresh);
     } catch (err) {
@@ -143,12 +137,10 @@ export class DirDriver implements Driver {
     return { dir: rootDir(t) };
   }
   async importRoot(to: Target, fill: (dir: string) => Promise<void>): Promise<void> {
-    spreadNewTree(rootDir(to));
     fs.mkdirSync(rootDir(to), { mode: 0o755 });
     await fill(rootDir(to));
   }
   async importSnapshot(_to: Target, snapDir: string, _snap: string, fill: (dir: string) => Promise<void>): Promise<void> {
-    spreadNewTree(path.join(snapDir, 'rootfs'));
     fs.mkdirSync(path.join(snapDir, 'rootfs'), { mode: 0o755 });
     await fill(path.join(snapDir, 'rootfs'));
   }
