@@ -3,6 +3,7 @@ import { TslxcError } from '../errors.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, containerDir, containersDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
+import { finishJournal } from '../storage/journal.js';
 
 /**
  * A container's config.yaml. `status` is what tslxc last did to it, not whether it runs: whether it
@@ -38,6 +39,9 @@ export function configExists(p: Paths, name: string): boolean {
 
 export function loadConfig(p: Paths, name: string): InstanceConfig {
   validateInstanceName(name);
+  // A restore (or another journaled commit) a killed tslxc left half-renamed is finished first, so
+  // what is read is the old state or the new one (storage/journal.ts; one stat when there is none).
+  finishJournal(containerDir(p, name));
   const cfg = readYamlIfExists<InstanceConfig>(containerConfigFile(p, name));
   if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
   return cfg;

@@ -16,6 +16,7 @@ import { expandInstance } from '../profile/expand.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
 import { authorizeTslxcKey } from '../ssh/authorized.js';
+import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -84,7 +85,9 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       const rendered = renderTemplates(image, 'create', { name, hostname });
       if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
       for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
-      writeIdentity(ctx, name, hostname, { newMachineId: true });
+      // Its own SSH host keys now, not at first boot (see ssh/hostkeys.ts: RSA made boot 0.5 s slower).
+      const hostKeys = imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
+      writeRootFiles(ctx, name, [...identityFiles(hostname, { newMachineId: true }), ...hostKeys]);
       // Images that run sshd let tslxc in with its own key (tslxc ssh). A convenience: an image
       // whose /root cannot take it still makes a container, and the line says why ssh will not work.
       try {

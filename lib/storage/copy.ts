@@ -18,6 +18,8 @@ import { listSnapshots, snapshotDir, withFrozen } from './snapshot.js';
 import { BtrfsDriver, runOnPool } from './drivers/btrfs.js';
 import type { FullView, Target } from './drivers/types.js';
 import type { PoolConfig } from './pool.js';
+import { getImage } from '../image/store.js';
+import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
 
 /**
  * `copy SRC[/SNAP] DST [--storage POOL] [--instance-only]` and `move SRC DST [--storage POOL]`.
@@ -178,8 +180,11 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
   } else {
     const hostname = cfg.hostname === src ? dst : cfg.hostname;
     validateHostname(hostname);
-    writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true })], tmp);
     removeSshHostKeys(driverOf(pool.driver).access(to).root);
+    // New host keys at once where the image had none of its own (else its first boot makes them).
+    const image = cfg.image?.fingerprint ? getImage(ctx.paths, cfg.image.fingerprint) : undefined;
+    const hostKeys = image && imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
+    writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true }), ...hostKeys], tmp);
     // volatile.last_state.idmap describes the copied files (shifted on disk), so it stays.
     const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
     out = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };

@@ -8,6 +8,9 @@ import { instanceState } from '../instance/status.js';
 import { containerDir, containerRunDir } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target } from './instance.js';
+import { commitRenames } from './journal.js';
+import { crashPoint } from '../util/crash.js';
+import type { RootSwap } from './drivers/types.js';
 
 /**
  * Snapshots: INSTANCE_DIR/snapshots/SNAP/{config.yaml, snapshot.yaml} plus the driver's data
@@ -39,8 +42,11 @@ export function listSnapshots(ctx: Context, name: string): SnapshotInfo[] {
   }
   return entries
     .filter((e) => SNAP.test(e))
-    .map((e) => readYamlIfExists<SnapshotInfo>(path.join(snapshotsDir(ctx, name), e, 'snapshot.yaml')))
-    .filter((x): x is SnapshotInfo => !!x)
+    .flatMap((e) => {
+      const info = readYamlIfExists<SnapshotInfo>(path.join(snapshotsDir(ctx, name), e, 'snapshot.yaml'));
+      // The dir's name is the snapshot's (a rename rewrites snapshot.yaml after its commit).
+      return info ? [{ ...info, name: e }] : [];
+    })
     .sort((a, b) => a.created_at.localeCompare(b.created_at));
 }
 
@@ -71,19 +77,29 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     const d = driverOf(t.pool.driver);
     fs.mkdirSync(snapshotsDir(ctx, name), { recursive: true, mode: 0o700 });
     await sweepSnapshotTemps(ctx, name);
-    const tmp = path.join(snapshotsDir(ctx, name), `.tmp-${sname}-${process.pid}`);
+    // Built under a temp name (the driver's data too: a btrfs subvolume beside the others), then
+    // renamed into place: one rename, or the data's and the dir's under a journal.
+    const tmpName = `.tmp-${sname}-${process.pid}`;
+    const tmp = path.join(snapshotsDir(ctx, name), tmpName);
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { mode: 0o700 });
+    let committed = false;
     try {
       fs.copyFileSync(path.join(t.instDir, 'config.yaml'), path.join(tmp, 'config.yaml'));
-      if (state.status === 'Running') await withFrozen(ctx, name, () => d.snapshot(t, tmp, sname), timing);
-      else await d.snapshot(t, tmp, sname);
+      if (state.status === 'Running') await withFrozen(ctx, name, () => d.snapshot(t, tmp, tmpName), timing);
+      else await d.snapshot(t, tmp, tmpName);
       writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), { name: sname, created_at: new Date().toISOString() }, 0o600);
-      fs.renameSync(tmp, snapshotDir(ctx, name, sname));
-    } catch (err) {
-      await d.deleteSnapshot(t, tmp, sname).catch(() => {});
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw err;
+      crashPoint('snapshot:built');
+      const data = d.snapshotData(t, tmpName);
+      const renames: Array<[string, string]> = data ? [[data, d.snapshotData(t, sname)!], [tmp, snapshotDir(ctx, name, sname)]] : [[tmp, snapshotDir(ctx, name, sname)]];
+      if (renames.length > 1) commitRenames(t.instDir, 'snapshot', renames);
+      else fs.renameSync(tmp, snapshotDir(ctx, name, sname));
+      committed = true;
+    } finally {
+      if (!committed) {
+        await d.deleteSnapshot(t, tmp, tmpName).catch(() => {});
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
     }
     return sname;
   });
@@ -141,6 +157,8 @@ async function sweepSnapshotTemps(ctx: Context, name: string): Promise<void> {
     const m = /^\.tmp-(.+)-(\d+)$/.exec(e);
     if (!m || pidAlive(Number(m[2]))) continue;
     const dir = path.join(snapshotsDir(ctx, name), e);
+    await driverOf(t.pool.driver).deleteSnapshot(t, dir, e).catch(() => {});
+    // Before temp names for the data, a btrfs snapshot was made under its final name: an orphan there.
     if (!fs.existsSync(path.join(snapshotsDir(ctx, name), m[1], 'snapshot.yaml'))) await driverOf(t.pool.driver).deleteSnapshot(t, dir, m[1]).catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -162,7 +180,6 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
     await requireStopped(ctx, name, 'restore');
     const dir = requireSnapshot(ctx, name, snap);
     const t = target(ctx, name);
-    for (const e of fs.readdirSync(t.instDir)) if (e.startsWith('.config-restore-')) fs.rmSync(path.join(t.instDir, e), { force: true });
     const now = loadConfig(ctx.paths, name);
     const then = readYamlIfExists<InstanceConfig>(path.join(dir, 'config.yaml'));
     let tmpCfg: string | undefined;
@@ -172,26 +189,38 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
       tmpCfg = path.join(t.instDir, `.config-restore-${process.pid}.yaml`);
       writeYamlAtomic(tmpCfg, cfg, 0o600);
     }
+    const d = driverOf(t.pool.driver);
+    let swap: RootSwap;
     try {
-      await driverOf(t.pool.driver).restore(t, dir, snap);
+      swap = await d.restore(t, dir, snap);
     } catch (err) {
       if (tmpCfg) fs.rmSync(tmpCfg, { force: true });
       throw err;
     }
-    if (tmpCfg) fs.renameSync(tmpCfg, path.join(t.instDir, 'config.yaml'));
+    crashPoint('restore:built');
+    // One commit for the root and the config: a crash from here on is finished by the next command.
+    commitRenames(t.instDir, 'restore', [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])], swap.leftovers);
+    crashPoint('restore:done');
+    await swap.discard();
   });
 }
 
+/** The driver's data (btrfs: a subvolume) and the snapshot's dir renamed under one journal. */
 export async function renameSnapshot(ctx: Context, name: string, from: string, to: string): Promise<void> {
   await ctx.withInstanceLock(name, async () => {
     const dir = requireSnapshot(ctx, name, from);
     const dst = snapshotDir(ctx, name, to);
     if (fs.existsSync(dst)) throw new TslxcError(`Cannot rename snapshot "${name}/${from}"`, `"${to}" exists`);
     const t = target(ctx, name);
-    await driverOf(t.pool.driver).renameSnapshot(t, from, to);
-    const info = readYamlIfExists<SnapshotInfo>(path.join(dir, 'snapshot.yaml'))!;
-    writeYamlAtomic(path.join(dir, 'snapshot.yaml'), { ...info, name: to }, 0o600);
-    fs.renameSync(dir, dst);
+    const d = driverOf(t.pool.driver);
+    await d.activate(ctx.paths, t.pool);
+    const data = d.snapshotData(t, from);
+    const dataTo = d.snapshotData(t, to);
+    // Data under the new name that no snapshot dir names: an orphan of a create killed before temp names.
+    if (dataTo && fs.existsSync(dataTo)) await d.deleteSnapshot(t, dst, to);
+    commitRenames(t.instDir, 'snapshot-rename', data && dataTo ? [[data, dataTo], [dir, dst]] : [[dir, dst]]);
+    const info = readYamlIfExists<SnapshotInfo>(path.join(dst, 'snapshot.yaml'))!;
+    writeYamlAtomic(path.join(dst, 'snapshot.yaml'), { ...info, name: to }, 0o600);
   });
 }
 

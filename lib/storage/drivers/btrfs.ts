@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../../errors.js';
@@ -9,7 +10,9 @@ import { withLock } from '../../util/lock.js';
 import { locksDir, type Paths } from '../../state/paths.js';
 import { poolsDir, type PoolConfig } from '../pool.js';
 import { statfsUsage } from './dir.js';
-import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
+import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
+import { finishJournal, sweepRestoreTemps } from '../journal.js';
+import { pidAlive } from '../../util/proc.js';
 
 /**
  * `btrfs`: on an existing btrfs path (source=PATH) or on a loop file tslxc makes (size=SIZE):
@@ -189,12 +192,40 @@ export class BtrfsDriver implements Driver {
       throw poolError(t, e);
     });
   }
-  /** A restore that crashed between its two renames: the old root is put back. */
+  /**
+   * Before any use of the root: a restore a dead tslxc committed is finished (journal.ts; the pool
+   * is mounted by then, or the journal waits). Before journals a restore swapped through a fixed
+   * name, and a crash between its renames left the old root aside: it is put back.
+   */
   private recover(t: Target): string {
     const { root, m } = this.dirs(t);
+    if (finishJournal(t.instDir) === 'pending') return root;
+    sweepRestoreTemps(t.instDir);
     const old = path.join(m, 'containers', `.old-${t.name}`);
     if (!fs.existsSync(root) && fs.existsSync(old)) fs.renameSync(old, root);
+    // What dead restores left (built and never committed, or replaced by a commit) goes now.
+    for (const dead of this.deadRestores(t)) {
+      const r = spawnSync(findTool('btrfs') ?? 'btrfs', ['subvolume', 'delete', dead], { stdio: 'ignore' });
+      if (r.status !== 0) fs.rmSync(dead, { recursive: true, force: true });
+    }
     return root;
+  }
+  private deadRestores(t: Target): string[] {
+    const dir = path.join(this.dirs(t).m, 'containers');
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+    return entries.flatMap((e) => {
+      const m = /^\.(restore|old)-(.+)-(\d+)$/.exec(e);
+      return m && m[2] === t.name && !pidAlive(Number(m[3])) ? [path.join(dir, e)] : [];
+    });
+  }
+  /** Subvolumes of restores whose tslxc died: built and never committed, or replaced by a commit. */
+  private async sweepRestores(t: Target): Promise<void> {
+    for (const dead of this.deadRestores(t)) await deleteSubvolume(dead);
   }
   startArgs(t: Target): string[] {
     return ['--rootfs', this.recover(t)];
@@ -210,6 +241,7 @@ export class BtrfsDriver implements Driver {
       fs.rmSync(snaps, { recursive: true, force: true });
     }
     await deleteSubvolume(root);
+    await this.sweepRestores(t);
   }
   async renameRoot(from: Target, to: Target): Promise<void> {
     const a = this.dirs(from);
@@ -234,17 +266,19 @@ export class BtrfsDriver implements Driver {
       throw poolError(t, e);
     });
   }
-  async restore(t: Target, _snapDir: string, snap: string): Promise<void> {
+  async restore(t: Target, _snapDir: string, snap: string): Promise<RootSwap> {
     await this.activate(t.paths, t.pool);
+    this.recover(t);
+    await this.sweepRestores(t);
     const { root, snaps, m } = this.dirs(t);
-    const fresh = path.join(m, 'containers', `.restore-${t.name}`);
-    const old = path.join(m, 'containers', `.old-${t.name}`);
+    const fresh = path.join(m, 'containers', `.restore-${t.name}-${process.pid}`);
+    const old = path.join(m, 'containers', `.old-${t.name}-${process.pid}`);
     await deleteSubvolume(fresh);
-    await btrfs(['subvolume', 'snapshot', path.join(snaps, snap), fresh], `Cannot restore "${t.name}"`);
-    await deleteSubvolume(old);
-    fs.renameSync(root, old);
-    fs.renameSync(fresh, root);
-    await deleteSubvolume(old);
+    await btrfs(['subvolume', 'snapshot', path.join(snaps, snap), fresh], `Cannot restore "${t.name}"`).catch(async (e) => {
+      await deleteSubvolume(fresh);
+      throw poolError(t, e);
+    });
+    return { renames: [[root, old], [fresh, root]], leftovers: [old], discard: () => deleteSubvolume(old) };
   }
   async deleteSnapshot(t: Target, _snapDir: string, snap: string): Promise<void> {
     await this.activate(t.paths, t.pool);
@@ -300,10 +334,8 @@ export class BtrfsDriver implements Driver {
     }
     await btrfs(['qgroup', 'limit', String(bytes), root], `Cannot limit the root of "${t.name}" to ${bytes} bytes`);
   }
-  async renameSnapshot(t: Target, from: string, to: string): Promise<void> {
-    await this.activate(t.paths, t.pool);
-    const { snaps } = this.dirs(t);
-    fs.renameSync(path.join(snaps, from), path.join(snaps, to));
+  snapshotData(t: Target, snap: string): string {
+    return path.join(this.dirs(t).snaps, snap);
   }
   async copyFromSnapshot(from: Target, _snapDir: string, snap: string, to: Target): Promise<void> {
     await this.activate(from.paths, from.pool);

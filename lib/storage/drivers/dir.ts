@@ -7,7 +7,8 @@ import { runOnPool } from './btrfs.js';
 import { findTool } from '../../util/exec.js';
 import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
-import type { Driver, FullView, HostAccess, Target, Usage } from './types.js';
+import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
+import { finishJournal, sweepRestoreTemps } from '../journal.js';
 
 /**
  * `dir`: a container's root is INSTANCE_DIR/rootfs, a full copy of its image (reflinked where the
@@ -29,23 +30,17 @@ export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
 const cp = (t: Target, src: string, dst: string) => runOnPool(t.pool, 'cp', ['-a', '--reflink=auto', src, dst], `Cannot copy ${src}`);
 
 /**
- * Swap a container's root for a new tree made beside it. Between the two renames the root is
- * missing: recoverRoot (run before every use) puts the old one back, so a crash leaves the old
- * state, and after the second rename the new one.
+ * Before any use of a container's root: a restore a dead tslxc committed is finished (journal.ts),
+ * and what dead restores left is removed. While a journal is pending (its writer still runs) the
+ * dir is left alone.
  */
-export function swapRoot(instDir: string, fresh: string): void {
-  const root = path.join(instDir, 'rootfs');
-  const old = path.join(instDir, '.rootfs-old');
-  fs.rmSync(old, { recursive: true, force: true });
-  fs.renameSync(root, old);
-  fs.renameSync(fresh, root);
-  fs.rmSync(old, { recursive: true, force: true });
-}
-
 export function recoverRoot(instDir: string): void {
+  if (finishJournal(instDir) === 'pending') return;
+  sweepRestoreTemps(instDir);
   const root = path.join(instDir, 'rootfs');
-  const old = path.join(instDir, '.rootfs-old');
-  if (!fs.existsSync(root) && fs.existsSync(old)) fs.renameSync(old, root);
+  // Before journals, a restore swapped through fixed names: a crash between its renames left the old root aside.
+  const legacyOld = path.join(instDir, '.rootfs-old');
+  if (!fs.existsSync(root) && fs.existsSync(legacyOld)) fs.renameSync(legacyOld, root);
   for (const stray of ['.rootfs-old', '.rootfs-new']) {
     if (fs.existsSync(root)) fs.rmSync(path.join(instDir, stray), { recursive: true, force: true });
   }
@@ -107,21 +102,31 @@ export class DirDriver implements Driver {
    * root is removed right after the swap, so no inode stays shared with it; the snapshot's own
    * files are never linked.
    */
-  async restore(t: Target, snapDir: string): Promise<void> {
+  async restore(t: Target, snapDir: string, _snap?: string): Promise<RootSwap> {
     recoverRoot(t.instDir);
-    const fresh = path.join(t.instDir, '.rootfs-new');
+    const fresh = path.join(t.instDir, `.rootfs-new-${process.pid}`);
+    const old = path.join(t.instDir, `.rootfs-old-${process.pid}`);
     fs.rmSync(fresh, { recursive: true, force: true });
     const src = path.join(snapDir, 'rootfs');
-    if (findTool('rsync')) {
-      await runOnPool(t.pool, 'rsync', ['-aHAX', '--numeric-ids', '--checksum', `--link-dest=${rootDir(t)}`, `${src}/`, `${fresh}/`], `Cannot restore ${src}`);
-    } else await cp(t, src, fresh);
-    swapRoot(t.instDir, fresh);
+    try {
+      if (findTool('rsync')) {
+        await runOnPool(t.pool, 'rsync', ['-aHAX', '--numeric-ids', '--checksum', `--link-dest=${rootDir(t)}`, `${src}/`, `${fresh}/`], `Cannot restore ${src}`);
+      } else await cp(t, src, fresh);
+    } catch (err) {
+      fs.rmSync(fresh, { recursive: true, force: true });
+      throw err;
+    }
+    return {
+      renames: [[rootDir(t), old], [fresh, rootDir(t)]],
+      leftovers: [old],
+      discard: async () => fs.rmSync(old, { recursive: true, force: true }),
+    };
   }
   async deleteSnapshot(): Promise<void> {
     /* the data is in the snapshot's dir, removed by the caller */
   }
-  async renameSnapshot(): Promise<void> {
-    /* the data is in the snapshot's dir, renamed by the caller */
+  snapshotData(): string | undefined {
+    return undefined; // in the snapshot's dir
   }
   async copyFromSnapshot(_from: Target, snapDir: string, _snap: string, to: Target): Promise<void> {
     await cp(to, path.join(snapDir, 'rootfs'), rootDir(to));
@@ -193,11 +198,25 @@ export class OverlayDriver extends DirDriver {
     if (to.record.flat) return;
     this.makeDirs(to, this.layers(to)[0], false);
   }
-  override async restore(t: Target, snapDir: string): Promise<void> {
-    await super.restore(t, snapDir);
-    if (t.record.flat) return;
-    // The work dir belongs to the upper it was used with.
-    this.makeDirs(t, this.layers(t)[0], false);
+  /** The upper layer swapped as on dir, and a new work dir with it: a work dir belongs to the upper it was used with. */
+  override async restore(t: Target, snapDir: string, snap: string): Promise<RootSwap> {
+    const swap = await super.restore(t, snapDir, snap);
+    if (t.record.flat) return swap;
+    const work = this.work(t);
+    const fresh = path.join(t.instDir, `.overlay-work-new-${process.pid}`);
+    const old = path.join(t.instDir, `.overlay-work-old-${process.pid}`);
+    // Every source must exist until its own rename (how a replay tells what is done).
+    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+    fs.rmSync(fresh, { recursive: true, force: true });
+    fs.mkdirSync(fresh, { mode: 0o700 });
+    return {
+      renames: [...swap.renames, [work, old], [fresh, work]],
+      leftovers: [...swap.leftovers, old],
+      discard: async () => {
+        await swap.discard();
+        fs.rmSync(old, { recursive: true, force: true });
+      },
+    };
   }
   override async copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void> {
     await super.copyFromSnapshot(from, snapDir, snap, to);

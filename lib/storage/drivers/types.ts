@@ -24,6 +24,17 @@ export interface FullView {
   lower?: string[];
 }
 
+/**
+ * A new tree made beside the current one: the renames that put it in place, in order (the caller
+ * runs them under a journal, with its own, e.g. the config's), what they replace, and how the
+ * driver removes that once they are done.
+ */
+export interface RootSwap {
+  renames: Array<[string, string]>;
+  leftovers: string[];
+  discard(): Promise<void>;
+}
+
 export interface Usage {
   size?: number;
   used?: number;
@@ -47,10 +58,11 @@ export interface Driver {
   copyRoot(from: Target, to: Target): Promise<void>;
   /** Snapshot data of a container: made read-only where the driver can. */
   snapshot(t: Target, snapDir: string, snap: string): Promise<void>;
-  restore(t: Target, snapDir: string, snap: string): Promise<void>;
+  /** The snapshot's tree built beside the root; the caller commits the swap (journal.ts). */
+  restore(t: Target, snapDir: string, snap: string): Promise<RootSwap>;
   deleteSnapshot(t: Target, snapDir: string, snap: string): Promise<void>;
-  /** The driver's data of a snapshot renamed (the caller renames the snapshot's dir). */
-  renameSnapshot(t: Target, from: string, to: string): Promise<void>;
+  /** Where a snapshot's data lives outside its dir (btrfs: its subvolume), for renames; else undefined. */
+  snapshotData(t: Target, snap: string): string | undefined;
   /** A new container's root from a snapshot (copy dev1/snap0 dev2). */
   copyFromSnapshot(from: Target, snapDir: string, snap: string, to: Target): Promise<void>;
 

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { isErrno } from '../errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { isAlive, parseRef, pidAlive, selfRef } from '../util/proc.js';
+import { crashPoint } from '../util/crash.js';
+
+/**
+ * A commit that takes several renames (a restore swaps the root and replaces the config; a btrfs
+ * snapshot rename moves its subvolume and its dir) made crash-safe by a journal: everything new is
+ * built beside first, then INSTANCE_DIR/.journal.json lists the renames, written atomically (the
+ * commit point), then they run in order and the journal goes. A tslxc killed before the journal
+ * leaves the old state (plus temp files its sweeps remove); killed after, the next command that
+ * reads the container (loadConfig, or the driver on its way to the root) finishes the renames.
+ *
+ * Which renames are done needs no progress record: every source exists until its own rename, so
+ * the highest step whose source is gone marks the done prefix (a source may come back through a
+ * later step, as the root does: root -> old, new -> root; hence the highest, not the first).
+ *
+ * Crash here means the process (SIGKILL, OOM, a bug): the new tree is in the page cache and the
+ * kernel's view is whole. Against power loss the commit is as good as the filesystem's rename
+ * ordering; nothing here fsyncs 10,000 files.
+ */
+export interface Journal {
+  /** "PID STARTTIME" of the writer: a live writer's journal is left alone */
+  owner: string;
+  what: string;
+  renames: Array<[string, string]>;
+  /** removed once the renames are done: what the commit replaced */
+  leftovers: string[];
+}
+
+export const journalFile = (instDir: string) => path.join(instDir, '.journal.json');
+const replayLock = (instDir: string) => path.join(instDir, '.journal.lock');
+
+function exists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function renameSteps(j: Journal, from: number): void {
+  for (let i = from; i < j.renames.length; i++) {
+    const [src, dst] = j.renames[i];
+    try {
+      fs.renameSync(src, dst);
+    } catch (err) {
+      // A racing replayer did it (sources exist until their own step): go on.
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    crashPoint(`${j.what}:rename-${i + 1}`);
+  }
+}
+
+/** Writes the journal (the commit), runs the renames, removes the journal. The caller removes the leftovers. */
+export function commitRenames(instDir: string, what: string, renames: Array<[string, string]>, leftovers: string[] = []): void {
+  const me = selfRef();
+  const j: Journal = { owner: `${me.pid} ${me.startTime}`, what, renames, leftovers };
+  crashPoint(`${what}:before-commit`);
+  writeFileAtomic(journalFile(instDir), `${JSON.stringify(j, null, 1)}\n`, 0o600);
+  crashPoint(`${what}:committed`);
+  renameSteps(j, 0);
+  fs.rmSync(journalFile(instDir), { force: true });
+}
+
+/** The replayers' own lock: a dir with its owner; a dead owner's lock is taken over. */
+function takeReplayLock(lock: string): boolean {
+  const me = selfRef();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.mkdirSync(lock, { mode: 0o700 });
+      fs.writeFileSync(path.join(lock, 'owner'), `${me.pid} ${me.startTime}\n`);
+      return true;
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+    let owner: string | undefined;
+    try {
+      owner = fs.readFileSync(path.join(lock, 'owner'), 'utf8');
+    } catch {
+      /* being written, or its writer died right after mkdir */
+    }
+    const young = (() => {
+      try {
+        return Date.now() - fs.statSync(lock).mtimeMs < 2000;
+      } catch {
+        return false;
+      }
+    })();
+    if (owner ? isAlive(parseRef(owner)) : young) return false;
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+  return false;
+}
+
+export type JournalState = 'none' | 'finished' | 'pending';
+
+/**
+ * Finishes the journal a dead tslxc left in INSTANCE_DIR. 'pending' when there is one that cannot
+ * be finished now: its writer still runs, another process is finishing it, or a dir it names is
+ * missing (a btrfs loop pool not mounted yet after a reboot: the driver mounts it, then asks again).
+ * Callers must then leave the root alone.
+ */
+export function finishJournal(instDir: string): JournalState {
+  let j: Journal;
+  try {
+    j = JSON.parse(fs.readFileSync(journalFile(instDir), 'utf8')) as Journal;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return 'none';
+    throw err;
+  }
+  if (isAlive(parseRef(j.owner))) return 'pending';
+  if (!j.renames.every(([a, b]) => exists(path.dirname(a)) && exists(path.dirname(b)))) return 'pending';
+  const lock = replayLock(instDir);
+  if (!takeReplayLock(lock)) return 'pending';
+  try {
+    if (!exists(journalFile(instDir))) return 'finished'; // another replayer was quicker
+    let done = 0;
+    j.renames.forEach(([src], i) => {
+      if (!exists(src)) done = i + 1;
+    });
+    renameSteps(j, done);
+    for (const l of j.leftovers) fs.rmSync(l, { recursive: true, force: true });
+    fs.rmSync(journalFile(instDir), { force: true });
+    return 'finished';
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What restores leave in a container's dir, removed once their process is gone: trees and configs
+ * built and never committed (`-new-PID`, `.config-restore-PID.yaml`), and what a committed restore
+ * replaced and had not removed yet (`-old-PID`). Only when no journal is pending: its sources are
+ * among these names.
+ */
+const RESTORE_TEMP = /^\.(?:rootfs-new|rootfs-old|overlay-work-new|overlay-work-old|config-restore)-(\d+)(?:\.yaml)?$/;
+
+export function sweepRestoreTemps(instDir: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(instDir);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = RESTORE_TEMP.exec(e);
+    if (m && !pidAlive(Number(m[1]))) fs.rmSync(path.join(instDir, e), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,83 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { commitRenames, finishJournal, journalFile, type Journal } from '../../../lib/storage/journal.js';
+
+/**
+ * The journal of multi-rename commits: a replay finishes exactly the renames a dead writer had
+ * not done, whichever step it died at, and leaves a live writer's journal alone.
+ */
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-journal-'));
+
+/** A restore's shape: root -> old, new -> root, config.new -> config; the first k renames done. */
+function restoreAt(k: number): { dir: string; j: Journal } {
+  const dir = tmp();
+  const p = (n: string) => path.join(dir, n);
+  fs.mkdirSync(p('rootfs'));
+  fs.writeFileSync(p('rootfs/which'), 'old');
+  fs.mkdirSync(p('.rootfs-new-1'));
+  fs.writeFileSync(p('.rootfs-new-1/which'), 'new');
+  fs.writeFileSync(p('config.yaml'), 'old');
+  fs.writeFileSync(p('.config-restore-1.yaml'), 'new');
+  const renames: Array<[string, string]> = [[p('rootfs'), p('.rootfs-old-1')], [p('.rootfs-new-1'), p('rootfs')], [p('.config-restore-1.yaml'), p('config.yaml')]];
+  for (const [a, b] of renames.slice(0, k)) fs.renameSync(a, b);
+  // A writer that is dead: a PID no process has (pid_max is below 2^22).
+  const j: Journal = { owner: '4194304 1', what: 'restore', renames, leftovers: [p('.rootfs-old-1')] };
+  fs.writeFileSync(journalFile(dir), JSON.stringify(j));
+  return { dir, j };
+}
+
+for (const k of [0, 1, 2, 3]) {
+  test(`a dead writer's journal after ${k} of 3 renames is finished: the new root and config, nothing left over`, (t) => {
+    const { dir } = restoreAt(k);
+    t.is(finishJournal(dir), 'finished');
+    t.is(fs.readFileSync(path.join(dir, 'rootfs/which'), 'utf8'), 'new');
+    t.is(fs.readFileSync(path.join(dir, 'config.yaml'), 'utf8'), 'new');
+    t.deepEqual(fs.readdirSync(dir).sort(), ['config.yaml', 'rootfs']);
+    t.is(finishJournal(dir), 'none');
+  });
+}
+
+test('a live writer\'s journal is left alone', (t) => {
+  const { dir, j } = restoreAt(1);
+  const start = fs.readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
+  fs.writeFileSync(journalFile(dir), JSON.stringify({ ...j, owner: `${process.pid} ${start}` }));
+  t.is(finishJournal(dir), 'pending');
+  t.false(fs.existsSync(path.join(dir, 'rootfs')), 'mid-swap, untouched');
+});
+
+test('a journal naming a dir that is not there (a pool not mounted) waits', (t) => {
+  const { dir, j } = restoreAt(1);
+  fs.writeFileSync(journalFile(dir), JSON.stringify({ ...j, renames: [...j.renames, [path.join(dir, 'gone/x'), path.join(dir, 'y')]] }));
+  t.is(finishJournal(dir), 'pending');
+});
+
+test('commitRenames runs the renames in order and removes its journal', (t) => {
+  const { dir, j } = restoreAt(0);
+  fs.rmSync(journalFile(dir));
+  commitRenames(dir, 'restore', j.renames, j.leftovers);
+  t.is(fs.readFileSync(path.join(dir, 'rootfs/which'), 'utf8'), 'new');
+  t.false(fs.existsSync(journalFile(dir)));
+  t.true(fs.existsSync(path.join(dir, '.rootfs-old-1')), 'the caller removes the leftovers');
+});
+
+test('a writer SIGKILLed at a crash point leaves a journal the next reader finishes', async (t) => {
+  const { dir, j } = restoreAt(0);
+  fs.rmSync(journalFile(dir));
+  const mod = path.resolve('dist/lib/storage/journal.js');
+  const script = `import(${JSON.stringify(mod)}).then((m) => m.commitRenames(${JSON.stringify(dir)}, 'restore', ${JSON.stringify(j.renames)}, ${JSON.stringify(j.leftovers)}))`;
+  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, TSLXC_DIR: dir, TSLXC_TEST_CRASH_AT: 'restore:rename-1' }, stdio: 'ignore' });
+  const signal = await new Promise((r) => child.on('exit', (_c, s) => r(s)));
+  t.is(signal, 'SIGKILL');
+  t.false(fs.existsSync(path.join(dir, 'rootfs')), 'killed between the two renames of the root');
+  t.is(finishJournal(dir), 'finished');
+  t.is(fs.readFileSync(path.join(dir, 'rootfs/which'), 'utf8'), 'new');
+  t.is(fs.readFileSync(path.join(dir, 'config.yaml'), 'utf8'), 'new');
+});
+
+test('crash points are ignored without a private state dir', (t) => {
+  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(path.resolve('dist/lib/util/crash.js'))}).then((m) => { m.crashPoint('x'); console.log('alive'); })`], { env: { ...process.env, TSLXC_DIR: '', TSLXC_TEST_CRASH_AT: 'x' }, encoding: 'utf8' });
+  t.is(r.stdout.trim(), 'alive');
+});
