@@ -26,12 +26,15 @@ const helper = path.join(repoRoot, 'native/build/tslxc-helper');
 
 /**
  * The container tests that run on the v2 kernel (files relative to dist/, with an ava --match):
- * every limit test, and the unprivileged Debian boot (systemd as PID 1 in a delegated cgroup2
- * subtree, files shifted once: tmpfs on this 6.1 kernel has no idmapped mounts).
+ * every limit test, the unprivileged Debian boot (systemd as PID 1 in a delegated cgroup2
+ * subtree, files shifted once: tmpfs on this 6.1 kernel has no idmapped mounts), and the start
+ * plans and native exec.
  */
 const RUNS: Array<{ file: string; match?: string }> = [
   { file: 'test/integration/limits/limits.test.js' },
   { file: 'test/integration/security/userns.test.js', match: '*Debian container boots systemd*' },
+  // start plans replayed on v2 (the device program is one of their steps) and the native exec path
+  { file: 'test/integration/instance/plan.test.js' },
 ];
 
 /** Build tools and type packages the tests do not load: left out to keep the initramfs small. */
