@@ -6,8 +6,8 @@ import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
 
 /** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
-async function attachDevices(dir: string, rules: readonly DeviceRule[]): Promise<void> {
-  const r = await runHelper(['devices', '--cgroup', dir, ...rules.flatMap((x) => ['--allow', deviceRuleText(x)])]);
+async function attachDevices(dir: string, rules: readonly DeviceRule[], opts: { replace?: boolean } = {}): Promise<void> {
+  const r = await runHelper(['devices', '--cgroup', dir, ...(opts.replace ? ['--replace'] : []), ...rules.flatMap((x) => ['--allow', deviceRuleText(x)])]);
   if (r.code !== 0) throw new Error(helperError(r.stderr));
 }
 
@@ -23,6 +23,14 @@ export class Context {
   cgroups(): Promise<CgroupDriver> {
     this.driver ??= Promise.resolve(openCgroups({ prefix: this.paths.cgroupPrefix, attachDevices }));
     return this.driver;
+  }
+
+  /**
+   * Serialise changes of device grants (a start with unix devices, a live change of them): on
+   * cgroup v1 they change the prefix cgroup all containers share.
+   */
+  withDevicesLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(locksDir(this.paths), 'cgroup-devices', fn, { purpose: 'the device cgroup prefix', timeoutMs: 60_000 });
   }
 
   /** Serialise operations on one container across processes. */
