@@ -175,7 +175,13 @@ export class CgroupV1 extends CgroupBase {
     // subtree, parents first (the kernel lets a child have only what its parent has).
     if (allow.length) {
       const walk = async (d: string): Promise<void> => {
-        for (const rule of allow) await this.writeDeviceRule(d, 'allow', rule);
+        try {
+          for (const rule of allow) await this.writeDeviceRule(d, 'allow', rule);
+        } catch (err) {
+          // A cgroup systemd inside removed meanwhile has nothing left to grant to.
+          if (d === dir || !isErrnoCode((err as Error).cause, 'ENOENT')) throw err;
+          return;
+        }
         for (const sub of await this.sys.fs.subdirs(d).catch(() => [] as string[])) await walk(path.join(d, sub));
       };
       await walk(dir);
