@@ -503,8 +503,8 @@ void container_child(const struct start_opts *o, int sync_fd)
   /* 1: the monitor says go ('g') once we are in our cgroups and the start-host hook ran; in a
    * user namespace our id maps are written by then, and the rootfs and --bind sources came
    * before it as detached mounts. */
-  static int bind_trees[MAX_LIST];
-  size_t n_trees = 0;
+  static int bind_trees[MAX_LIST], node_trees[MAX_LIST];
+  size_t n_trees = 0, n_node_trees = 0;
   autofd int root_tree = -1;
   for (;;) {
     char tag;
@@ -517,12 +517,16 @@ void container_child(const struct start_opts *o, int sync_fd)
       root_tree = fd;
     else if (tag == 'b' && n_trees < MAX_LIST)
       bind_trees[n_trees++] = fd;
+    else if (tag == 'n' && n_node_trees < MAX_LIST)
+      node_trees[n_node_trees++] = fd;
     else
       die("unexpected message '%c' from the monitor", tag);
   }
   bool userns = o->uidmap.n > 0;
   if (userns && (root_tree < 0 || n_trees != o->n_binds))
     die("the monitor did not pass the rootfs and binds");
+  if (n_node_trees != o->n_nodes)
+    die("the monitor did not pass the device nodes");
 
   /* Still host root's ids here (only our capabilities are the namespace's): the owner bits of
    * root's 0700 state dirs let us reach the rootfs path, which the namespace's root could not. */
@@ -580,6 +584,13 @@ void container_child(const struct start_opts *o, int sync_fd)
     bind_path(rootfd, o->binds[i], userns ? bind_trees[i] : -1);
     if (userns)
       close(bind_trees[i]);
+  }
+  /* Device nodes after the disks: a node's path may lie in a bound directory. */
+  for (size_t i = 0; i < o->n_nodes; i++) {
+    static struct node_spec n;
+    parse_node_spec(o->nodes[i], &n);
+    place_node(rootfd, node_trees[i], &n);
+    close(node_trees[i]);
   }
   for (size_t i = 0; i < o->n_ro_paths; i++)
     ro_path(rootfd, o->ro_paths[i] + 1, true);

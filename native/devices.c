@@ -103,12 +103,60 @@ static size_t build_program(const struct dev_rule *rules, size_t n, struct bpf_i
   return k;
 }
 
+/* The ids of the device programs attached to CGFD itself (not inherited), at most MAX. */
+static size_t attached_programs(int cgfd, uint32_t *ids, size_t max)
+{
+  union bpf_attr q = { 0 };
+  q.query.target_fd = cgfd;
+  q.query.attach_type = BPF_CGROUP_DEVICE;
+  q.query.prog_ids = (uintptr_t)ids;
+  q.query.prog_cnt = (uint32_t)max;
+  if (syscall(SYS_bpf, BPF_PROG_QUERY, &q, sizeof q) < 0)
+    die_with_error("devices: list the device programs of the cgroup");
+  return q.query.prog_cnt < max ? q.query.prog_cnt : max;
+}
+
+/* Detaches program ID from CGFD when it is one of ours (by name): a program someone else put
+ * there (a privileged container's own, say) only narrows the list and stays. */
+static void detach_ours(int cgfd, uint32_t id)
+{
+  union bpf_attr get = { 0 };
+  get.prog_id = id;
+  autofd int fd = syscall(SYS_bpf, BPF_PROG_GET_FD_BY_ID, &get, sizeof get);
+  if (fd < 0) {
+    if (errno == ENOENT) /* gone meanwhile */
+      return;
+    die_with_error("devices: open device program %u", id);
+  }
+  struct bpf_prog_info info = { 0 };
+  union bpf_attr inf = { 0 };
+  inf.info.bpf_fd = fd;
+  inf.info.info_len = sizeof info;
+  inf.info.info = (uintptr_t)&info;
+  if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &inf, sizeof inf) < 0)
+    die_with_error("devices: read device program %u", id);
+  if (strcmp(info.name, "tslxc_devices") != 0)
+    return;
+  union bpf_attr det = { 0 };
+  det.target_fd = cgfd;
+  det.attach_bpf_fd = fd;
+  det.attach_type = BPF_CGROUP_DEVICE;
+  if (syscall(SYS_bpf, BPF_PROG_DETACH, &det, sizeof det) < 0 && errno != ENOENT)
+    die_with_error("devices: detach the old device program %u", id);
+}
+
 int main_devices(int argc, char **argv)
 {
   const char *cgroup = NULL;
+  bool replace = false;
   static struct dev_rule rules[MAX_LIST];
   size_t n = 0;
   for (int i = 1; i < argc; i += 2) {
+    if (strcmp(argv[i], "--replace") == 0) {
+      replace = true;
+      i--;
+      continue;
+    }
     if (i + 1 >= argc)
       die("devices: %s needs a value", argv[i]);
     if (strcmp(argv[i], "--cgroup") == 0)
@@ -121,7 +169,7 @@ int main_devices(int argc, char **argv)
       die("devices: unknown option %s", argv[i]);
   }
   if (!cgroup || cgroup[0] != '/')
-    die("usage: tslxc-helper devices --cgroup DIR [--allow RULE]...");
+    die("usage: tslxc-helper devices --cgroup DIR [--replace] [--allow RULE]...");
 
   static struct bpf_insn prog[MAX_INSNS];
   size_t len = build_program(rules, n, prog);
@@ -143,6 +191,11 @@ int main_devices(int argc, char **argv)
   autofd int cgfd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgfd < 0)
     die_with_error("devices: open %s", cgroup);
+  /* --replace (a device added to or removed from a running container): the old program goes
+   * after the new one is attached. Every attached program must allow an access, so in between
+   * only what both lists allow is allowed: never more than either. */
+  static uint32_t old[64];
+  size_t n_old = replace ? attached_programs(cgfd, old, N_ELEMENTS(old)) : 0;
   union bpf_attr attach = { 0 };
   attach.target_fd = cgfd;
   attach.attach_bpf_fd = progfd;
@@ -150,5 +203,7 @@ int main_devices(int argc, char **argv)
   attach.attach_flags = BPF_F_ALLOW_MULTI;
   if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof attach) < 0)
     die_with_error("devices: attach the device program to %s", cgroup);
+  for (size_t i = 0; i < n_old; i++)
+    detach_ours(cgfd, old[i]);
   return 0;
 }

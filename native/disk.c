@@ -34,7 +34,7 @@ static int open_userns_of(pid_t pid, int pidfd)
   return fd;
 }
 
-static void enter_container(int pidfd, pid_t pid, bool userns)
+void enter_container(int pidfd, pid_t pid, bool userns)
 {
   if (setns(pidfd, (userns ? CLONE_NEWUSER : 0) | CLONE_NEWNS) < 0)
     die_with_error("enter the mount namespace of process %d", (int)pid);
@@ -71,7 +71,7 @@ static bool detach_at(int dirfd, const char *name, const char *path)
  * fd. Nothing mounted there (the container unmounted it, or removed the dir) is not an error:
  * what was asked is true. Whatever the container plants, this can only unmount a mount of its
  * own tree, which its root could unmount itself. */
-static void remove_disk(int rootfd, const char *path)
+void remove_disk(int rootfd, const char *path)
 {
   char cur[PATH_MAX];
   xsnprintf(cur, sizeof cur, "%s", path + 1);

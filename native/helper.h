@@ -202,7 +202,7 @@ struct bind_spec {
 void parse_bind_spec(const char *spec, struct bind_spec *b);
 
 /* The monitor passes mounts to the container child over the sync socket: one message per fd,
- * its one byte a tag ('r' the rootfs, 'b' the next --bind, 'g' go: no fd). */
+ * its one byte a tag ('r' the rootfs, 'b' the next --bind, 'n' the next node, 'g' go: no fd). */
 void send_tagged_fd(int sock, char tag, int fd);
 /* The fd (-1 when the message has none), or -2 when the socket closed. */
 int recv_tagged_fd(int sock, char *tag);
@@ -216,6 +216,31 @@ int open_in_root(int rootfd, const char *path, bool mkdirs);
 int xopen_in_root(int rootfd, const char *path, bool mkdirs); /* dies on failure */
 /* The mount point for a bind: a directory (parents made) or an empty file. Dies on failure. */
 int open_mount_target(int rootfd, const char *path, bool dir);
+
+/* ---- running containers (disk.c): what the disk and unixdev modes share ---- */
+
+/* setns into PID's mount namespace (and user namespace first, becoming its root, with userns). */
+void enter_container(int pidfd, pid_t pid, bool userns);
+/* Unmounts what is mounted on PATH (absolute, inside the container's root ROOTFD), a link at its
+ * last name followed inside the root; nothing mounted there is not an error. */
+void remove_disk(int rootfd, const char *path);
+
+/* ---- device nodes of unix-char/unix-block devices (unixdev.c) ---- */
+
+/* --nodes-file lines and unixdev --add: "c|b:MAJOR:MINOR:MODE:UID:GID:/DST", MODE octal (at most
+ * 0777), UID and GID host ids (tslxc maps the container's through the idmap). */
+struct node_spec {
+  char type; /* 'c' or 'b' */
+  unsigned long major, minor, mode, uid, gid;
+  char dst[PATH_MAX];
+};
+void parse_node_spec(const char *spec, struct node_spec *n);
+/* The node as a detached mount of one file: made by real root on a private tmpfs of its own
+ * (see unixdev.c), ready to be moved onto its path in a container. Dies on failure. */
+int detached_node(const struct node_spec *n);
+/* Mounts the detached node TREE on N's path inside ROOTFD (an empty file made there when
+ * missing, parents included; the path resolved in the root). Dies on failure. */
+void place_node(int rootfd, int tree, const struct node_spec *n);
 
 /* ---- start: options shared by start.c, monitor.c, container.c ---- */
 
@@ -241,6 +266,10 @@ struct start_opts {
   size_t n_bind_opts;
   const char *disks_file;       /* read at each boot: disks added or removed while running */
   char *disks_text;
+  const char *nodes[MAX_LIST];  /* node specs (struct node_spec): the --nodes-file lines */
+  size_t n_nodes;
+  const char *nodes_file;       /* read at each boot, as disks_file */
+  char *nodes_text;
   struct id_map uidmap, gidmap; /* both empty: no user namespace */
   bool rootfs_idmap;            /* present the rootfs through an idmapped mount */
   const char *start_host_hook;
@@ -255,6 +284,8 @@ struct start_opts {
  * the first boot and before each reboot, so a disk added to (or removed from) the running
  * container is there (or gone) after a reboot inside it too. Dies on a malformed line. */
 void load_binds(struct start_opts *o);
+/* o->nodes = the lines of o->nodes_file (missing: none). Called with load_binds. */
+void load_nodes(struct start_opts *o);
 
 /* The detached monitor: boots the container, reports "OK INIT MONITOR" or "ERR LINE" on status_fd
  * once, then serves the console and reaps init until the container ends. Never returns. */
@@ -307,5 +338,6 @@ int plan_start(const char *plan_path);
 void plan_undo(void);
 /* After -1: whether the plan may still hold (the container was locked or running). */
 bool plan_busy(void);
+int main_unixdev(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static void usage(void)
     "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
     "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
     "       tslxc-helper cli JS ARGS...   (bin/tslxc: start and exec without node, else node JS ARGS)\n"
+    "       tslxc-helper unixdev --pid PID (--add c|b:MAJOR:MINOR:MODE:UID:GID:/DST | --remove DST)\n"
     "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }
@@ -43,11 +44,13 @@ int main(int argc, char **argv)
     return main_disk(argc - 1, argv + 1);
   if (strcmp(argv[1], "cli") == 0)
     return main_cli(argc - 1, argv + 1);
+  if (strcmp(argv[1], "unixdev") == 0)
+    return main_unixdev(argc - 1, argv + 1);
   if (strcmp(argv[1], "idmap-probe") == 0)
     return main_idmap_probe(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage();
     return 0;
   }
-  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe, devices or disk)", argv[1]);
+  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe, devices, disk or unixdev)", argv[1]);
 }

@@ -412,6 +412,13 @@ static pid_t boot(struct console *con)
 
   if (userns)
     send_mounts(sync_fd, pid);
+  /* Device nodes, for every container: made by real root in the host's namespaces (unixdev.c). */
+  for (size_t i = 0; i < o->n_nodes; i++) {
+    static struct node_spec n;
+    parse_node_spec(o->nodes[i], &n);
+    autofd int tree = detached_node(&n);
+    send_tagged_fd(sync_fd, 'n', tree);
+  }
   send_tagged_fd(sync_fd, 'g', -1);
 
   /* Records until EOF: the console's master (step 0), or a failure; EOF = init was exec'ed. */
@@ -605,6 +612,7 @@ void run_monitor(struct start_opts *opts, int status_fd)
                  end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);
       if (end == END_REBOOT) {
         load_binds(opts);
+        load_nodes(opts);
         init = boot(&con);
         M.server = exec_server_start(M.run_dir_fd, init, opts->cgroups, opts->n_cgroups);
         continue;

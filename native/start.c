@@ -53,6 +53,25 @@ void load_binds(struct start_opts *o)
     add(o->binds, &o->n_binds, o->bind_opts[k], "--bind");
 }
 
+void load_nodes(struct start_opts *o)
+{
+  o->n_nodes = 0;
+  free(o->nodes_text);
+  o->nodes_text = NULL;
+  if (!o->nodes_file)
+    return;
+  o->nodes_text = read_whole_file(o->nodes_file);
+  if (!o->nodes_text && errno != ENOENT)
+    die_with_error("read %s", o->nodes_file);
+  char *save = NULL;
+  for (char *line = o->nodes_text ? strtok_r(o->nodes_text, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    static struct node_spec check;
+    parse_node_spec(line, &check);
+    add(o->nodes, &o->n_nodes, line, "--nodes-file line");
+  }
+}
+
 static void parse_start_options(int argc, char **argv, struct start_opts *o)
 {
   o->console_log_size = 1024 * 1024;
@@ -110,6 +129,10 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       if (val[0] != '/')
         die("--disks-file %s: expected an absolute path", val);
       o->disks_file = val;
+    } else if (strcmp(opt, "--nodes-file") == 0) {
+      if (val[0] != '/')
+        die("--nodes-file %s: expected an absolute path", val);
+      o->nodes_file = val;
     }
     else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
       seccomp_policy_add(&o->seccomp, opt[10] == 'd', val);
@@ -141,6 +164,7 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
   if (o->rootfs_idmap && !o->uidmap.n)
     die("start: --rootfs-idmap needs --uidmap and --gidmap");
   load_binds(o);
+  load_nodes(o);
   for (size_t k = 0; k < o->n_binds; k++) {
     static struct bind_spec b;
     parse_bind_spec(o->binds[k], &b);

@@ -35,7 +35,7 @@ export interface DriverOptions {
    * v2: puts the device allow list on a container's cgroup (a BPF device program: the native
    * helper's `devices` mode). Without it a v2 container may open any device node it reaches.
    */
-  attachDevices?: (dir: string, rules: readonly DeviceRule[]) => Promise<void>;
+  attachDevices?: (dir: string, rules: readonly DeviceRule[], opts?: { replace?: boolean }) => Promise<void>;
 }
 
 /** What both drivers do the same way: paths, existence, pids, kill loop, remove. */
@@ -73,8 +73,9 @@ export abstract class CgroupBase implements CgroupDriver {
   /** Mount points of every hierarchy this driver puts containers in. */
   protected abstract tops(): string[];
 
-  abstract create(name: string): Promise<string[]>;
   abstract thawedMark(name: string): { file: string; line: string };
+  abstract create(name: string, devices?: readonly DeviceRule[]): Promise<string[]>;
+  abstract changeDevices(name: string, before: readonly DeviceRule[], after: readonly DeviceRule[]): Promise<void>;
   abstract attachDirs(name: string): Promise<string[]>;
   abstract applyLimits(name: string, limits: CgroupLimits): Promise<void>;
   abstract freeze(name: string): Promise<void>;

@@ -35,3 +35,35 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
 export function deviceRuleText(r: DeviceRule): string {
   return r.type === 'a' ? 'a' : `${r.type} ${r.major}:${r.minor} ${r.access}`;
 }
+
+/** The rule granting one device of a container (a unix-char/unix-block device): read, write, mknod. */
+export function grantRule(type: 'c' | 'b', major: number, minor: number, what: string): DeviceRule {
+  return { type, major, minor, access: 'rwm', what };
+}
+
+/** The rules that make up a container's whole list: the defaults, then its devices' grants, each once. */
+export function fullDeviceList(extra: readonly DeviceRule[]): DeviceRule[] {
+  const seen = new Set<string>();
+  const out: DeviceRule[] = [];
+  for (const r of [...DEFAULT_DEVICE_RULES, ...extra]) {
+    const key = deviceRuleText(r);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(r);
+  }
+  return out;
+}
+
+/**
+ * What a live change of a container's grants writes on v1: the rules to allow (new ones) and to
+ * deny (gone ones that no default and no remaining grant still gives: revoking "c 1:7 rwm" would
+ * otherwise take /dev/full away from a container that had it by default).
+ */
+export function deviceRuleChange(before: readonly DeviceRule[], after: readonly DeviceRule[]): { allow: DeviceRule[]; deny: DeviceRule[] } {
+  const keep = new Set(fullDeviceList(after).map(deviceRuleText));
+  const had = new Set(fullDeviceList(before).map(deviceRuleText));
+  return {
+    allow: fullDeviceList(after).filter((r) => !had.has(deviceRuleText(r))),
+    deny: before.filter((r, i) => !keep.has(deviceRuleText(r)) && before.findIndex((o) => deviceRuleText(o) === deviceRuleText(r)) === i),
+  };
+}

@@ -9,6 +9,8 @@ import type { CgroupLayout } from './layout.js';
  * applyLimits() writes all of them: a field left out means "no limit" and resets the kernel file
  * to its unlimited value, so applying a config twice or after an edit gives the same result.
  */
+import type { DeviceRule } from './devices.js';
+
 export interface CgroupLimits {
   /** memory limit in bytes (hard by default) */
   memoryBytes?: number;
@@ -50,8 +52,19 @@ export interface CgroupDriver {
   readonly devicesEnforced: boolean;
   readonly prefix: string;
 
-  /** Make the container's cgroups; returns the host dirs to hand to the native helper (--cgroup). */
-  create(name: string): Promise<string[]>;
+  /**
+   * Make the container's cgroups, the device list being the defaults plus `devices` (the grants
+   * of its unix-char/unix-block devices); returns the host dirs to hand to the native helper (--cgroup).
+   */
+  create(name: string, devices?: readonly DeviceRule[]): Promise<string[]>;
+  /**
+   * A running container's grants change from `before` to `after` (hotplug): v1 allows the new
+   * ones on its cgroup and every cgroup below (a child's list is a copy taken when it was made)
+   * and denies the gone ones (the kernel takes a deny down the subtree); v2 swaps its device
+   * program for one with the new list. Defaults are never revoked. v1 changes the shared prefix
+   * too: callers hold Context.withDevicesLock around this and around a create with devices.
+   */
+  changeDevices(name: string, before: readonly DeviceRule[], after: readonly DeviceRule[]): Promise<void>;
   /** The container's cgroup dirs (made or not), for attach and cleanup. */
   dirs(name: string): string[];
   /** Dirs an attached process joins: like dirs(), but a leaf where v2 forbids joining an inner cgroup. */

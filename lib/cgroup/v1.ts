@@ -2,7 +2,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { CgroupBase } from './base.js';
 import type { DriverOptions } from './base.js';
-import { DEFAULT_DEVICE_RULES, deviceRuleText } from './devices.js';
+import { DEFAULT_DEVICE_RULES, deviceRuleChange, deviceRuleText, type DeviceRule } from './devices.js';
 import { v1HierarchyOf } from './layout.js';
 import { isErrnoCode, readControl, readNumber, waitUntil, writeControl } from './tree.js';
 import type { CgroupLimits, CgroupUsage, FreezeState } from './types.js';
@@ -41,7 +41,7 @@ export class CgroupV1 extends CgroupBase {
     return h ? path.join(h.mountPoint, this.prefix, name) : undefined;
   }
 
-  async create(name: string): Promise<string[]> {
+  async create(name: string, devices: readonly DeviceRule[] = []): Promise<string[]> {
     const dirs = this.dirs(name);
     await this.clearStale(name);
     const made: string[] = [];
@@ -68,7 +68,15 @@ export class CgroupV1 extends CgroupBase {
         await this.mkdirContainer(dir);
         made.push(dir);
         if (isCpuset) await this.inheritCpuset(parent, dir);
-        if (isDevices) await this.writeDefaultDevices(dir);
+        if (isDevices) {
+          await this.writeDefaultDevices(dir);
+          const grants = deviceRuleChange([], devices).allow;
+          if (grants.length) {
+            await this.trimPrefix(top);
+            await this.grantToPrefix(top, grants);
+          }
+          for (const rule of grants) await this.writeDeviceRule(dir, 'allow', rule);
+        }
       }
     } catch (err) {
       await this.revertCreate(made);
@@ -109,6 +117,78 @@ export class CgroupV1 extends CgroupBase {
       const theirs = await readControl(this.sys, parent, file);
       if (theirs) await writeControl(this.sys, dir, file, theirs, `${file} (copied from ${parent})`);
     }
+  }
+
+  private async writeDeviceRule(dir: string, how: 'allow' | 'deny', rule: DeviceRule): Promise<void> {
+    await writeControl(this.sys, dir, `devices.${how}`, deviceRuleText(rule), `device access to ${rule.what}`);
+  }
+
+  /**
+   * A grant beyond the defaults must be in every prefix level above the container first: v1
+   * gives a cgroup only what its parent has. The prefix is shared, so while a container holds a
+   * grant, a privileged container beside it that mounts the devices hierarchy itself could write
+   * the same rule on its own cgroup (as it could any default). The prefix never keeps a grant no
+   * container holds any more: see trimPrefix.
+   */
+  private async grantToPrefix(top: string, rules: readonly DeviceRule[]): Promise<void> {
+    for (const level of this.prefixLevels(top)) {
+      const has = new Set(await this.deviceList(level));
+      for (const rule of rules) if (!has.has(deviceRuleText(rule))) await this.writeDeviceRule(level, 'allow', rule);
+    }
+  }
+
+  /** The rules a cgroup has (devices.list), in devices.allow's syntax. */
+  private async deviceList(dir: string): Promise<string[]> {
+    return ((await readControl(this.sys, dir, 'devices.list')) ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+
+  /**
+   * Denies, on the prefix levels, every rule beyond the defaults that no container under the
+   * prefix has any more (a removed grant; a stopped container's, left behind, goes at the next
+   * device change or start of any container). Deepest level first; a deny reaches the cgroups below, none
+   * of which needs it.
+   */
+  private async trimPrefix(top: string): Promise<void> {
+    const levels = this.prefixLevels(top);
+    const prefixDir = levels[levels.length - 1]!;
+    const needed = new Set(DEFAULT_DEVICE_RULES.map(deviceRuleText));
+    // Most of the time the prefix has the defaults alone: nothing to read below it.
+    if ((await this.deviceList(levels[0]!)).every((r) => needed.has(r))) return;
+    for (const sub of await this.sys.fs.subdirs(prefixDir).catch(() => [] as string[])) {
+      for (const r of await this.deviceList(path.join(prefixDir, sub))) needed.add(r);
+    }
+    for (const level of [...levels].reverse()) {
+      for (const r of await this.deviceList(level)) {
+        if (needed.has(r) || r === 'a *:* rwm') continue;
+        await writeControl(this.sys, level, 'devices.deny', r, 'a device rule no container holds any more');
+      }
+    }
+  }
+
+  async changeDevices(name: string, before: readonly DeviceRule[], after: readonly DeviceRule[]): Promise<void> {
+    const dir = this.dirOf('devices', name);
+    const top = v1HierarchyOf(this.layout, 'devices')?.mountPoint;
+    if (!dir || !top) return;
+    const { allow, deny } = deviceRuleChange(before, after);
+    if (allow.length) await this.grantToPrefix(top, allow);
+    // A child cgroup copied its parent's list when it was made: a new grant goes down the whole
+    // subtree, parents first (the kernel lets a child have only what its parent has).
+    if (allow.length) {
+      const walk = async (d: string): Promise<void> => {
+        try {
+          for (const rule of allow) await this.writeDeviceRule(d, 'allow', rule);
+        } catch (err) {
+          // A cgroup systemd inside removed meanwhile has nothing left to grant to.
+          if (d === dir || !isErrnoCode((err as Error).cause, 'ENOENT')) throw err;
+          return;
+        }
+        for (const sub of await this.sys.fs.subdirs(d).catch(() => [] as string[])) await walk(path.join(d, sub));
+      };
+      await walk(dir);
+    }
+    // A deny on the container's cgroup reaches every cgroup below it (the kernel propagates it).
+    for (const rule of deny) await this.writeDeviceRule(dir, 'deny', rule);
+    if (deny.length) await this.trimPrefix(top);
   }
 
   private async writeDefaultDevices(dir: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { DEFAULT_DEVICE_RULES } from './devices.js';
+import { fullDeviceList, type DeviceRule } from './devices.js';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { CgroupBase } from './base.js';
@@ -50,7 +50,7 @@ export class CgroupV2 extends CgroupBase {
     return this.dirs(name)[0]!;
   }
 
-  async create(name: string): Promise<string[]> {
+  async create(name: string, devices: readonly DeviceRule[] = []): Promise<string[]> {
     const dirs = this.dirs(name);
     await this.clearStale(name);
     const top = this.unified.mountPoint;
@@ -64,12 +64,21 @@ export class CgroupV2 extends CgroupBase {
       const dir = this.dir(name);
       await this.mkdirContainer(dir);
       made.push(dir);
-      await this.attachDevices?.(dir, DEFAULT_DEVICE_RULES);
+      await this.attachDevices?.(dir, fullDeviceList(devices));
     } catch (err) {
       await this.revertCreate(made);
       throw err;
     }
     return dirs;
+  }
+
+  /**
+   * The new program (defaults and `after`) is attached before the old one is detached: both run
+   * in between, and an access must pass both, so the window never allows more than either list.
+   * The program sits on the container's cgroup, so it covers every cgroup below it too.
+   */
+  async changeDevices(name: string, _before: readonly DeviceRule[], after: readonly DeviceRule[]): Promise<void> {
+    await this.attachDevices?.(this.dir(name), fullDeviceList(after), { replace: true });
   }
 
   /**

@@ -1,6 +1,7 @@
 import { TslxcError } from '../errors.js';
 import { validateDiskDevice } from '../storage/disk.js';
 import { validateNetworkDevice } from '../network/devices.js';
+import { isUnixDevice, validateUnixDevice } from '../instance/unixdev.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
@@ -193,6 +194,7 @@ export function validateDevice(name: string, dev: Record<string, string>): void 
     if (typeof v !== 'string' || v.includes('\0')) throw new TslxcError(`Invalid device "${name}"`, `bad value for "${k}"`);
   }
   if (dev.type === 'disk') validateDiskDevice(name, dev);
+  if (isUnixDevice(dev)) validateUnixDevice(name, dev);
   // The shape of nics and proxies; what the host has (the network, a free port) is checked at start.
   if (dev.type === 'nic' || dev.type === 'proxy') validateNetworkDevice(name, dev, undefined, { checkHost: false });
 }

@@ -12,8 +12,8 @@ import type { StartRecorder } from './plan.js';
 export const instanceLockDir = (p: Paths, name: string) => path.join(locksDir(p), `ct-${name}.lock`);
 
 /** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
-async function attachDevices(dir: string, rules: readonly DeviceRule[]): Promise<void> {
-  const r = await runHelper(['devices', '--cgroup', dir, ...rules.flatMap((x) => ['--allow', deviceRuleText(x)])]);
+async function attachDevices(dir: string, rules: readonly DeviceRule[], opts: { replace?: boolean } = {}): Promise<void> {
+  const r = await runHelper(['devices', '--cgroup', dir, ...(opts.replace ? ['--replace'] : []), ...rules.flatMap((x) => ['--allow', deviceRuleText(x)])]);
   if (r.code !== 0) throw new Error(helperError(r.stderr));
 }
 
@@ -35,6 +35,14 @@ export class Context {
   async recordingCgroups(rec: StartRecorder): Promise<CgroupDriver> {
     const { layout } = await this.cgroups();
     return openCgroups({ prefix: this.paths.cgroupPrefix, layout, sys: rec.wrapSys(realSys), attachDevices: rec.wrapDevices(attachDevices) });
+  }
+
+  /**
+   * Serialise changes of device grants (a start with unix devices, a live change of them): on
+   * cgroup v1 they change the prefix cgroup all containers share.
+   */
+  withDevicesLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(locksDir(this.paths), 'cgroup-devices', fn, { purpose: 'the device cgroup prefix', timeoutMs: 60_000 });
   }
 
   /** Serialise operations on one container across processes. */

@@ -14,16 +14,18 @@ import type { InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
 import { liveness } from './runtime.js';
+import { parseIdmapJson, type IdMap } from '../config/idmap.js';
+import { VOLATILE_CURRENT } from './idmap.js';
+import { isUnixDevice, nodeSpec, readAppliedNodes, resolveUnixDevice, unixDeviceRules, writeNodes, type UnixNode } from './unixdev.js';
 
 /**
  * Device changes on a running container (hotplug), as LXD applies them: disks are mounted into or
  * out of its mount namespace by the helper's `disk` mode, nics get or lose their veth, proxies
- * their nft rules, a root disk size its qgroup. The devices in force are recorded in the run dir
- * (devices.json, written at start and after every change), so the change applied is always the
- * difference between what the container has and what its config now says.
- *
- * unix-char and unix-block devices are refused on a running container: tslxc does not create
- * them at start either yet, and a live change it cannot make must not look applied.
+ * their nft rules, a root disk size its qgroup, unix-char/unix-block devices their node (the
+ * helper's `unixdev` mode) and their device cgroup rule. The devices in force are recorded in the
+ * run dir (devices.json, written at start and after every change; nodes.json for the nodes as
+ * made), so the change applied is always the difference between what the container has and what
+ * its config now says.
  */
 
 /** The expanded devices the running container was given: at start, then after each live change. */
@@ -62,15 +64,8 @@ export interface LiveChange {
 const none: LiveChange = { applied: [], undo: async () => {} };
 
 const isLiveDisk = (d: Device) => d.type === 'disk' && !isRootDisk(d);
-const isNode = (d: Device) => d.type === 'unix-char' || d.type === 'unix-block';
-
 /** Refuses, before anything is done, what cannot change on a running container. */
 function checkLiveChange(name: string, diff: DeviceDiff): void {
-  const touched: Array<[string, Device]> = [...diff.added, ...diff.removed, ...diff.changed.flatMap(([n, c]) => [[n, c.before], [n, c.after]] as Array<[string, Device]>)];
-  const node = touched.find(([, d]) => isNode(d));
-  if (node) {
-    throw new TslxcError(`Cannot change device "${node[0]}" of running container "${name}"`, `${node[1].type} devices cannot be added or removed while it runs`, `stop it first: "tslxc stop ${name}"`);
-  }
   for (const [dev, c] of diff.changed) {
     if (isRootDisk(c.before) !== isRootDisk(c.after)) {
       throw new TslxcError(`Cannot change device "${dev}" of running container "${name}"`, 'a device cannot become or stop being the root disk while it runs', `stop it first: "tslxc stop ${name}"`);
@@ -84,6 +79,19 @@ function checkLiveChange(name: string, diff: DeviceDiff): void {
 async function disk(name: string, args: string[], what: string): Promise<void> {
   const r = await runHelper(['disk', ...args]);
   if (r.code !== 0) throw new TslxcError(`${what} of running container "${name}"`, helperError(r.stderr));
+}
+
+async function unixdev(name: string, args: string[], what: string): Promise<void> {
+  const r = await runHelper(['unixdev', ...args]);
+  if (r.code !== 0) throw new TslxcError(`${what} of running container "${name}"`, helperError(r.stderr));
+}
+
+/** The id map the running container was started with (undefined: privileged). */
+function runningIdmap(cfg: InstanceConfig, userns: boolean): IdMap | undefined {
+  if (!userns) return undefined;
+  const map = parseIdmapJson(cfg.config?.[VOLATILE_CURRENT]);
+  if (!map) throw new TslxcError(`Cannot change the devices of running container "${cfg.name}"`, `its id map (${VOLATILE_CURRENT}) is not recorded`, `restart it: "tslxc restart ${cfg.name}"`);
+  return map;
 }
 
 /**
@@ -104,6 +112,33 @@ export async function applyDevicesLive(ctx: Context, cfg: InstanceConfig, fallba
   if (isEmptyDiff(diff)) return none;
   checkLiveChange(name, diff);
   const idmap = inOtherUserns(initPid);
+
+  // unix devices are resolved before anything is done: a required host node that is missing
+  // (or a key that cannot be) fails the whole change with nothing applied.
+  const fromNodes = readAppliedNodes(p, name);
+  const toNodes: Record<string, UnixNode> = { ...fromNodes };
+  const nodeGone: Array<[string, UnixNode]> = [];
+  const nodeComing: Array<[string, UnixNode]> = [];
+  const skipped: string[] = [];
+  for (const [dev, d] of [...diff.removed, ...diff.changed.map(([n, c]) => [n, c.before] as [string, Device])]) {
+    if (isUnixDevice(d) && fromNodes[dev]) {
+      nodeGone.push([dev, fromNodes[dev]]);
+      delete toNodes[dev];
+    }
+  }
+  for (const [dev, d] of [...diff.changed.map(([n, c]) => [n, c.after] as [string, Device]), ...diff.added]) {
+    if (!isUnixDevice(d)) continue;
+    const node = resolveUnixDevice(dev, d);
+    if (!node) {
+      // required=false and its host node is missing: skipped, as at a start.
+      skipped.push(`skipped ${d.type} ${dev} (no ${d.source ?? d.path} on the host)`);
+      continue;
+    }
+    nodeComing.push([dev, node]);
+    toNodes[dev] = node;
+  }
+  const nodeMap = nodeGone.length || nodeComing.length ? runningIdmap(cfg, idmap) : undefined;
+  const specs = nodeComing.map(([dev, n]) => [dev, nodeSpec(dev, n, nodeMap)] as const);
 
   const revert = new Reverter();
   const applied: string[] = [];
@@ -141,12 +176,42 @@ export async function applyDevicesLive(ctx: Context, cfg: InstanceConfig, fallba
       applied.push('network');
     }
 
+    // unix devices: old nodes go, the device list follows the change, new nodes come.
+    const pidArgs = ['--pid', String(initPid)];
+    for (const [dev, n] of nodeGone) {
+      await unixdev(name, [...pidArgs, '--remove', n.path], `Cannot remove ${n.type === 'c' ? 'unix-char' : 'unix-block'} device "${dev}"`);
+      revert.add(() => unixdev(name, [...pidArgs, '--add', nodeSpec(dev, n, nodeMap)], 'restore'));
+      applied.push(`removed ${n.type === 'c' ? 'unix-char' : 'unix-block'} ${dev}`);
+    }
+    if (nodeGone.length || nodeComing.length) {
+      const cg = await ctx.cgroups();
+      const before = unixDeviceRules(fromNodes);
+      const after = unixDeviceRules(toNodes);
+      try {
+        await ctx.withDevicesLock(() => cg.changeDevices(name, before, after));
+      } catch (err) {
+        throw new TslxcError(`Cannot change the device list of running container "${name}"`, (err as Error).message);
+      }
+      revert.add(() => ctx.withDevicesLock(() => cg.changeDevices(name, after, before)));
+    }
+    for (const [dev, spec] of specs) {
+      const n = toNodes[dev];
+      await unixdev(name, [...pidArgs, '--add', spec], `Cannot add ${n.type === 'c' ? 'unix-char' : 'unix-block'} device "${dev}"`);
+      revert.add(() => unixdev(name, [...pidArgs, '--remove', n.path], 'undo'));
+      applied.push(`added ${n.type === 'c' ? 'unix-char' : 'unix-block'} ${dev}`);
+    }
+    if (nodeGone.length || nodeComing.length) {
+      writeNodes(p, name, toNodes, nodeMap);
+      revert.add(() => writeNodes(p, name, fromNodes, nodeMap));
+    }
+
     if (gone.some(([, d]) => isLiveDisk(d)) || newDisks.length) {
       writeDisksFile(p, name, to, idmap);
       revert.add(() => writeDisksFile(p, name, from, idmap));
     }
     recordAppliedDevices(p, name, to);
     revert.add(() => recordAppliedDevices(p, name, from));
+    applied.push(...skipped);
   } catch (err) {
     await revert.revert();
     throw err;

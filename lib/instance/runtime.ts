@@ -46,7 +46,7 @@ export function liveness(p: Paths, name: string): Liveness {
 
 /** Remove the pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
 export function clearRuntime(files: RuntimeFiles): void {
-  for (const f of ['monitor.pid', 'init.pid', 'console.sock', 'devices.json', 'disks']) fs.rmSync(path.join(files.dir, f), { force: true });
+  for (const f of ['monitor.pid', 'init.pid', 'console.sock', 'devices.json', 'disks', 'nodes', 'nodes.json']) fs.rmSync(path.join(files.dir, f), { force: true });
 }
 
 /** Fail with the usual line when there is no such container (without parsing its config). */

@@ -9,6 +9,7 @@ import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
 import { lxcfsBindArgs } from '../storage/disk.js';
 import { disksFile, recordAppliedDevices, writeDisksFile } from './hotplug.js';
 import type { Device } from '../profile/store.js';
+import { nodesFile, planUnixDevices, unixDeviceRules, writeNodes } from './unixdev.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
@@ -76,6 +77,10 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
   const expanded = expandInstance(ctx.paths, cfg);
   // The id map first: a bad idmap key fails the start before anything is made.
   const idmap = await planIdmap(ctx, cfg, expanded.config);
+  // unix-char/unix-block devices next: a required host node that is missing fails the start here.
+  const nodes = planUnixDevices(expanded.devices);
+  // Their grants change the cgroup prefix all containers share, by what the others hold: live state.
+  if (Object.keys(nodes).length > 0) rec.refuse('it has unix devices');
   const cg = await ctx.recordingCgroups(rec);
   const runDir = containerRunDir(ctx.paths, name);
   mkdirp(runDir, 0o700);
@@ -85,7 +90,8 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
   const res = await Reverter.run(async (revert) => {
     let dirs: string[];
     try {
-      dirs = await cg.create(name);
+      const rules = unixDeviceRules(nodes);
+      dirs = rules.length ? await ctx.withDevicesLock(() => cg.create(name, rules)) : await cg.create(name);
     } catch (err) {
       throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
     }
@@ -103,6 +109,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
     // The disks go in a file the monitor reads at every boot, so live changes survive a reboot.
     writeDisksFile(ctx.paths, name, expanded.devices, idmap !== undefined);
+    writeNodes(ctx.paths, name, nodes, idmap);
     recordAppliedDevices(ctx.paths, name, expanded.devices);
     const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
@@ -152,7 +159,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   const security = securityPolicy(config);
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
-  args.push('--disks-file', disksFile(ctx.paths, cfg.name), ...lxcfsBindArgs());
+  args.push('--disks-file', disksFile(ctx.paths, cfg.name), '--nodes-file', nodesFile(ctx.paths, cfg.name), ...lxcfsBindArgs());
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');

@@ -183,13 +183,6 @@ if (requireRoot(test)) {
     for (const p of ['hshare', 'htwo']) env.ok(t, ['profile', 'delete', p]);
   });
 
-  test.serial('unix-char and unix-block devices are refused on a running container with what to do', (t) => {
-    env.ok(t, ['launch', 'busybox', 'hn1']);
-    oneLine(t, env.cli(['config', 'device', 'add', 'hn1', 'kmsg', 'unix-char', 'path=/dev/kmsg']), /^Error: Cannot change device "kmsg" of running container "hn1": unix-char devices .* \(stop it first: "tslxc stop hn1"\)$/m);
-    t.false(devicesOf(t, 'hn1').includes('kmsg'));
-    env.ok(t, ['delete', '--force', 'hn1']);
-  });
-
   test.serial('a nic is added to and removed from a running container; a stop leaves nothing on the host; proxies follow', async (t) => {
     env.ok(t, ['network', 'create', br, 'ipv4.address=auto', 'ipv4.nat=false']);
     const netDir = `${env.paths.runDir}/networks/${br}`;

@@ -106,7 +106,8 @@ export class FakeKernel implements CgroupFs {
           });
           if (this.opts.memsw) Object.assign(files, { 'memory.memsw.limit_in_bytes': V1_UNLIMITED, 'memory.memsw.usage_in_bytes': '0' });
         }
-        if (c === 'devices') Object.assign(files, { 'devices.allow': '', 'devices.deny': '', 'devices.list': 'a *:* rwm' });
+        // A new cgroup starts with a copy of its parent's list, as the kernel's device controller does.
+        if (c === 'devices') Object.assign(files, { 'devices.allow': '', 'devices.deny': '', 'devices.list': isTop ? 'a *:* rwm' : this.deviceList(path.dirname(dir)).join('\n') });
         if (c === 'freezer' && !isTop) files['freezer.state'] = 'THAWED';
         if (c === 'blkio' && this.opts.bfq) files['blkio.bfq.weight'] = '100';
         if (c === 'pids' && !isTop) Object.assign(files, { 'pids.max': 'max', 'pids.current': '0' });
@@ -224,11 +225,37 @@ export class FakeKernel implements CgroupFs {
         return;
       }
       case 'devices.allow':
-      case 'devices.deny':
-        return; // recorded in `writes`; the order of those writes is what matters
+      case 'devices.deny': {
+        // The kernel's rules, as far as tslxc relies on them: "deny a" empties the list, a rule
+        // is allowed only when the parent has it, and a denied rule leaves the whole subtree.
+        const list = this.deviceList(dir);
+        const isTop = this.hierarchyOf(dir)?.mountPoint === dir;
+        if (value === 'a') {
+          fs.writeFileSync(path.join(dir, 'devices.list'), base === 'devices.allow' ? 'a *:* rwm\n' : '');
+          return;
+        }
+        if (base === 'devices.allow') {
+          const parent = isTop ? ['a *:* rwm'] : this.deviceList(path.dirname(dir));
+          if (!parent.includes('a *:* rwm') && !parent.includes(value)) throw errno('EPERM', `${value}: not in the parent's list`);
+          if (!list.includes(value)) fs.writeFileSync(path.join(dir, 'devices.list'), [...list, value].join('\n') + '\n');
+          return;
+        }
+        const drop = (d: string) => {
+          fs.writeFileSync(path.join(d, 'devices.list'), this.deviceList(d).filter((r) => r !== value).map((r) => `${r}\n`).join(''));
+          for (const sub of fs.readdirSync(d, { withFileTypes: true })) if (sub.isDirectory()) drop(path.join(d, sub.name));
+        };
+        drop(dir);
+        return;
+      }
       default:
         fs.writeFileSync(p, data.endsWith('\n') ? data : `${data}\n`);
     }
+  }
+
+  /** The rules of a v1 devices cgroup (its devices.list), one a line. */
+  deviceList(dir: string): string[] {
+    const f = path.join(dir, 'devices.list');
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : [];
   }
 
   async mkdir(p: string): Promise<void> {
