@@ -6,6 +6,7 @@ import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { containerDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from './helper.js';
+import { lxcfsDir } from '../host/features.js';
 
 /**
  * Start plans: `tslxc start NAME` without node.
@@ -152,6 +153,8 @@ export class StartRecorder {
   private checks(): string[][] {
     const out: string[][] = [];
     for (const [p, how] of [...this.reads].sort()) out.push(statCheck(p, how));
+    // lxcfs (read from mountinfo, not a state file): its mount point is another inode while it runs.
+    out.push(statCheck(lxcfsDir(), 'inode'));
     // tslxc itself: a rebuilt helper or CLI may start containers differently.
     for (const p of [helperPath(), fileURLToPath(import.meta.url)]) out.push(statCheck(p, 'content'));
     return out;
