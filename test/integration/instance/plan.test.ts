@@ -72,7 +72,8 @@ if (requireRoot(test)) {
     env.ok(t, ['config', 'set', 'p1', 'limits.memory=128MiB']);
     const r = native(['start', 'p1']);
     t.is(r.code, 99);
-    t.regex(r.stderr, /start plan not used: changed: .*config\.yaml/);
+    // The first changed input it meets: the container's dir (its config was replaced) or the config.
+    t.regex(r.stderr, /start plan not used: changed: .*containers\/p1/);
     env.ok(t, ['start', 'p1']);
     t.is(memoryLimit('p1'), String(128 * 1024 * 1024));
     env.ok(t, ['stop', 'p1']);
@@ -82,7 +83,7 @@ if (requireRoot(test)) {
     env.ok(t, ['profile', 'set', 'default', 'limits.processes=500']);
     const p = native(['start', 'p1']);
     t.is(p.code, 99);
-    t.regex(p.stderr, /changed: .*profiles\/default\.yaml/);
+    t.regex(p.stderr, /changed: .*profiles/);
     env.ok(t, ['profile', 'unset', 'default', 'limits.processes']);
   });
 
@@ -92,14 +93,16 @@ if (requireRoot(test)) {
     // A cgroup dir in the way of the plan's last mkdir: the dirs made before it must go again.
     const ops = fs.readFileSync(planFile('p1'), 'utf8').split('\0');
     const mkdirs = ops.flatMap((op, i) => (op === 'mkdir' ? [ops[i + 1]] : []));
-    t.true(mkdirs.length > 0);
-    const blocker = mkdirs[mkdirs.length - 1];
+    // The last one that can be made now (on v2 the attach leaf's parent is gone with the container).
+    const at = mkdirs.map((d) => fs.existsSync(path.dirname(d))).lastIndexOf(true);
+    t.true(at >= 0);
+    const blocker = mkdirs[at];
     fs.mkdirSync(blocker);
     try {
       const r = native(['start', 'p1']);
       t.is(r.code, 99);
       t.regex(r.stderr, /start plan not used: cannot make/);
-      for (const d of mkdirs.slice(0, -1)) t.false(fs.existsSync(d), `${d} was removed`);
+      for (const d of mkdirs.slice(0, at)) t.false(fs.existsSync(d), `${d} was removed`);
       t.false(fs.existsSync(path.join(env.paths.runDir, 'locks', 'ct-p1.lock')), 'no lock left');
     } finally {
       fs.rmdirSync(blocker);
