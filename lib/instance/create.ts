@@ -11,7 +11,7 @@ import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile }
 import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
-import { profileExists, type Device } from '../profile/store.js';
+import { profileExists } from '../profile/store.js';
 import { expandInstance } from '../profile/expand.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
@@ -75,7 +75,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
         environment: { ...(meta.tslxc?.environment ?? {}), ...(opts.environment ?? {}) },
         profiles: opts.profiles ?? ['default'],
         config: { ...(opts.config ?? {}) },
-        devices: rootDiskOverride(ctx, cfgProfiles(opts), poolName),
+        devices: {},
       };
       saveConfig(ctx.paths, cfg);
       opts.progress?.('copy', `making the root filesystem from ${cfg.image.alias}`);
@@ -122,17 +122,4 @@ export function identityFiles(hostname: string, opts: { newMachineId?: boolean }
   });
   if (opts.newMachineId) files.push({ path: '/etc/machine-id', content: `${crypto.randomBytes(16).toString('hex')}\n`, mode: 0o444 });
   return files;
-}
-
-const cfgProfiles = (opts: { profiles?: string[] }) => opts.profiles ?? ['default'];
-
-/**
- * `--storage POOL` other than the profiles' root pool: a local root disk naming it (as LXD's
- * `-s`), so `config show --expanded`, `info` and later starts see the pool the root is really on.
- */
-function rootDiskOverride(ctx: Context, profiles: string[], pool: string): Record<string, Device> {
-  const { devices } = expandInstance(ctx.paths, { profiles, config: {}, devices: {} });
-  const root = Object.entries(devices).find(([, d]) => d.type === 'disk' && d.path === '/');
-  if ((root?.[1].pool || 'default') === pool) return {};
-  return { [root?.[0] ?? 'root']: { ...(root?.[1] ?? { type: 'disk', path: '/' }), pool } };
 }
