@@ -10,18 +10,26 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <strings.h>
 #include <time.h>
 
 #define PLAN_MAGIC "tslxc-start-plan-1"
+
+#define MAX_LOCKS 4
 
 struct plan_state {
   char *buf;
   char **tok;
   size_t n, pos;
-  const char *lock_dir;
-  bool locked;
+  const char *locks[MAX_LOCKS]; /* held, in the order taken */
+  size_t n_locks;
   const char *made[MAX_LIST]; /* cgroup dirs made, to remove on the way back */
   size_t n_made;
+  const char *written[MAX_LIST]; /* files written, likewise */
+  size_t n_written;
+  const char *hupped[MAX_LOCKS * 2][2]; /* dnsmasqs told (pid file, conf): told again after an undo */
+  size_t n_hupped;
   bool busy; /* not used because of the moment (locked, running), not because it is stale */
 };
 
@@ -77,10 +85,9 @@ static bool take_lock(const char *dir)
     return false;
   *slash = '\0';
   (void)mkdir(parent, 0700);
-  if (mkdir(dir, 0700) < 0)
+  if (ps.n_locks >= MAX_LOCKS || mkdir(dir, 0700) < 0)
     return false; /* held (or stale): the TypeScript side waits or takes it over */
-  ps.lock_dir = dir;
-  ps.locked = true;
+  ps.locks[ps.n_locks++] = dir;
   char owner[PATH_MAX], line[64];
   xsnprintf(owner, sizeof owner, "%s/owner", dir);
   xsnprintf(line, sizeof line, "%d %llu\n", (int)getpid(), proc_starttime(getpid()));
@@ -99,23 +106,39 @@ bool plan_busy(void)
   return ps.busy;
 }
 
-static void plan_release_lock(void)
+/* Release the last lock taken. */
+static void plan_unlock(void)
 {
-  if (!ps.locked)
+  if (ps.n_locks == 0)
     return;
+  const char *dir = ps.locks[--ps.n_locks];
   char owner[PATH_MAX];
-  xsnprintf(owner, sizeof owner, "%s/owner", ps.lock_dir);
+  xsnprintf(owner, sizeof owner, "%s/owner", dir);
   (void)unlink(owner);
-  (void)rmdir(ps.lock_dir);
-  ps.locked = false;
+  (void)rmdir(dir);
 }
 
-/* Undo what the replay made (in reverse), release the lock. Idempotent. */
+static void plan_release_locks(void)
+{
+  while (ps.n_locks > 0)
+    plan_unlock();
+}
+
+static bool hup_dnsmasq(const char *pid_file, const char *conf);
+
+/* Undo what the replay made (in reverse), release the locks. Idempotent. */
 void plan_undo(void)
 {
+  while (ps.n_written > 0)
+    (void)unlink(ps.written[--ps.n_written]);
   while (ps.n_made > 0)
     (void)rmdir(ps.made[--ps.n_made]);
-  plan_release_lock();
+  /* dnsmasq read the container's entries: it reads their removal too. */
+  while (ps.n_hupped > 0) {
+    ps.n_hupped--;
+    (void)hup_dnsmasq(ps.hupped[ps.n_hupped][0], ps.hupped[ps.n_hupped][1]);
+  }
+  plan_release_locks();
 }
 
 static bool env_is(const char *name, const char *want)
@@ -172,11 +195,15 @@ static bool parse_octal(const char *s, unsigned long *out)
   return errno == 0 && *end == '\0' && *out <= 07777;
 }
 
-static bool write_run_file(const char *run_dir, const char *path, const char *mode, const char *data)
+/* Files go under the run dir root only (TSLXC_RUN_DIR, checked by the plan's env step), by a
+ * path without "." or ".." parts; the parent must exist. */
+static bool write_run_file(const char *path, const char *mode, const char *data)
 {
-  size_t dl = strlen(run_dir);
+  const char *env = getenv("TSLXC_RUN_DIR");
+  const char *root = env && *env ? env : "/run/tslxc";
+  size_t rl = strlen(root);
   unsigned long m;
-  if (strncmp(path, run_dir, dl) != 0 || path[dl] != '/' || strchr(path + dl + 1, '/') || !parse_octal(mode, &m))
+  if (strncmp(path, root, rl) != 0 || path[rl] != '/' || strstr(path, "/../") || strstr(path, "/./") || !parse_octal(mode, &m) || ps.n_written >= MAX_LIST)
     return false;
   char tmp[PATH_MAX];
   xsnprintf(tmp, sizeof tmp, "%s.plan-%d", path, (int)getpid());
@@ -189,6 +216,7 @@ static bool write_run_file(const char *run_dir, const char *path, const char *mo
     (void)unlink(tmp);
     return false;
   }
+  ps.written[ps.n_written++] = path;
   return true;
 }
 
@@ -223,6 +251,81 @@ static bool run_dir_clear(const char *dir)
       return false;
   }
   return true;
+}
+
+static bool file_holds(const char *path, const char *want)
+{
+  char *have = read_whole_file(path);
+  bool same = have && strcmp(have, want) == 0;
+  free(have);
+  return same;
+}
+
+/* As lib/network/dnsmasq.ts's dnsmasqPid: the pid file names a live dnsmasq started with
+ * --conf-file=CONF. 0 if not. */
+static pid_t our_dnsmasq(const char *pid_file, const char *conf)
+{
+  char text[32];
+  unsigned long pid;
+  if (read_small_file_at(AT_FDCWD, pid_file, text, sizeof text) <= 0)
+    return 0;
+  text[strcspn(text, "\n")] = '\0';
+  if (!parse_ulong(text, &pid) || pid == 0 || pid > INT_MAX || proc_starttime((pid_t)pid) == 0)
+    return 0;
+  char path[64];
+  xsnprintf(path, sizeof path, "/proc/%lu/cmdline", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  static char cmdline[8192];
+  ssize_t n = read_retry(fd, cmdline, sizeof cmdline - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  cmdline[n] = '\0';
+  const char *base = strrchr(cmdline, '/');
+  if (strcmp(base ? base + 1 : cmdline, "dnsmasq") != 0)
+    return 0;
+  char want[PATH_MAX + 16];
+  xsnprintf(want, sizeof want, "--conf-file=%s", conf);
+  for (char *a = cmdline; a < cmdline + n; a += strlen(a) + 1)
+    if (strcmp(a, want) == 0)
+      return (pid_t)pid;
+  return 0;
+}
+
+static bool hup_dnsmasq(const char *pid_file, const char *conf)
+{
+  pid_t pid = our_dnsmasq(pid_file, conf);
+  return pid > 0 && kill(pid, SIGHUP) == 0;
+}
+
+/* nolease LEASES IP N HWADDR...: no line of dnsmasq's lease file ("EXPIRY HWADDR IP ...") gives
+ * IP to a machine whose address is not among the N (addressesInUse would count it as taken). */
+static bool no_foreign_lease(const char *leases, const char *ip)
+{
+  unsigned long n;
+  if (!parse_ulong(next_tok(), &n) || n > MAX_LIST)
+    return false;
+  const char *own[MAX_LIST];
+  for (unsigned long i = 0; i < n; i++)
+    if (!(own[i] = next_tok()))
+      return false;
+  char *text = read_whole_file(leases);
+  if (!text)
+    return errno == ENOENT;
+  bool clear = true;
+  for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && clear; line = strtok_r(NULL, "\n", &save)) {
+    char hw[64], addr[64];
+    if (sscanf(line, "%*s %63s %63s", hw, addr) != 2 || strcmp(addr, ip) != 0)
+      continue;
+    bool mine = false;
+    for (unsigned long i = 0; i < n && !mine; i++)
+      mine = strcasecmp(hw, own[i]) == 0;
+    clear = mine;
+  }
+  free(text);
+  return clear;
 }
 
 /* v2: the device program, through the devices mode (it dies on failure: the cli's die hook undoes). */
@@ -290,8 +393,12 @@ int plan_start(const char *plan_path)
       int rc = start_container();
       if (rc != 0)
         return rc;
-      plan_release_lock();
+      plan_release_locks();
       return 0;
+    }
+    if (strcmp(op, "unlock") == 0) {
+      plan_unlock();
+      continue;
     }
     if (!(a = next_tok()))
       return not_this_way("damaged plan", NULL);
@@ -310,6 +417,29 @@ int plan_start(const char *plan_path)
     } else if (strcmp(op, "absent") == 0) {
       if (access(a, F_OK) == 0 || errno != ENOENT)
         return not_this_way("appeared:", a);
+    } else if (strcmp(op, "text") == 0) {
+      const char *data = next_tok();
+      if (!data || !file_holds(a, data))
+        return not_this_way("changed:", a);
+    } else if (strcmp(op, "link") == 0) {
+      char p[PATH_MAX];
+      xsnprintf(p, sizeof p, "/sys/class/net/%s", a);
+      if (strchr(a, '/') || access(p, F_OK) < 0)
+        return not_this_way("no network interface", a);
+    } else if (strcmp(op, "dnsmasq") == 0) {
+      const char *conf = next_tok();
+      if (!conf || our_dnsmasq(a, conf) == 0)
+        return not_this_way("no dnsmasq of", conf ? conf : a);
+    } else if (strcmp(op, "nolease") == 0) {
+      const char *ip = next_tok();
+      if (!ip || !no_foreign_lease(a, ip))
+        return not_this_way("an address is leased to another machine:", ip);
+    } else if (strcmp(op, "hup") == 0) {
+      const char *conf = next_tok();
+      if (!conf || ps.n_hupped >= N_ELEMENTS(ps.hupped) || !hup_dnsmasq(a, conf))
+        return not_this_way("cannot signal the dnsmasq of", conf ? conf : a);
+      ps.hupped[ps.n_hupped][0] = a;
+      ps.hupped[ps.n_hupped++][1] = conf;
     } else if (strcmp(op, "rundir") == 0) {
       if (!run_dir_clear(a)) {
         ps.busy = true;
@@ -334,7 +464,7 @@ int plan_start(const char *plan_path)
         return not_this_way("cannot attach the device program", NULL);
     } else if (strcmp(op, "file") == 0) {
       const char *mode = next_tok(), *data = next_tok();
-      if (!run_dir || !mode || !data || !write_run_file(run_dir, a, mode, data))
+      if (!run_dir || !mode || !data || !write_run_file(a, mode, data))
         return not_this_way("cannot write", a);
     } else if (strcmp(op, "lastused") == 0) {
       if (!write_last_used(a))

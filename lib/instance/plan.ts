@@ -7,6 +7,7 @@ import { containerDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from './helper.js';
 import { lxcfsDir } from '../host/features.js';
+import type { NetworkReplay } from '../network/replay.js';
 
 /**
  * Start plans: `tslxc start NAME` without node.
@@ -23,20 +24,28 @@ import { lxcfsDir } from '../host/features.js';
  * which starts the container the long way and writes a fresh plan. Plans live in the run dir:
  * a host reboot forgets them.
  *
- * Only starts that touch nothing outside the container's own cgroups get a plan: no nic or
- * proxy (their host side, bridge and dnsmasq, is live state), no shifted files, no new cgroup
- * prefix level.
+ * Only starts that touch nothing outside the container's own cgroups and network files get a
+ * plan: nics on managed networks are replayed (network/replay.ts: the bridge and dnsmasq are
+ * checked, the container's dnsmasq files and hooks rewritten, dnsmasq told), proxies (nft rules
+ * shared by every container) and unix devices (a grant on the shared cgroup prefix) are not; nor
+ * is a start that made a cgroup prefix level or cleaned up after a crash.
  *
  * The format is a list of NUL-terminated strings, an operation name then its fixed operands:
  *   tslxc-start-plan-1
- *   lock DIR                  the instance lock (util/lock.ts's protocol)
+ *   lock DIR                  a lock (util/lock.ts's protocol): the container's, then the networks'
  *   env NAME VALUE            the variable is VALUE ("" = unset or empty)
  *   same PATH DEV INO SIZE MTIME_NS
  *   inode PATH DEV INO        (a dir: only which one it is)
  *   absent PATH
+ *   text PATH DATA            the file holds exactly DATA
+ *   link NAME                 the network interface exists
+ *   dnsmasq PIDFILE CONF      a live dnsmasq runs with --conf-file=CONF
+ *   nolease LEASES IP N HWADDR...   no DHCP lease gives IP to a machine other than these
  *   rundir DIR                the container's run dir: no pid file may be in it
  *   mkdir PATH | write PATH DATA | chown PATH UID GID | devices DIR N RULE...   (cgroups)
- *   file PATH MODE DATA       (run dir files)
+ *   file PATH MODE DATA       (files under the run dir root: the container's, its dnsmasq entries)
+ *   hup PIDFILE CONF          SIGHUP to that dnsmasq (it re-reads its hosts dirs)
+ *   unlock                    release the last lock taken
  *   lastused PATH
  *   start N ARG...            the helper's start arguments
  *   end
@@ -161,7 +170,7 @@ export class StartRecorder {
   }
 
   /** Write the plan (atomically), or remove a stale one when this start cannot be replayed. */
-  write(p: Paths, name: string, plan: { lockDir: string; runDir: string; cgroupDirs: string[]; runFiles: string[]; helperArgs: string[] }): void {
+  write(p: Paths, name: string, plan: { lockDir: string; runDir: string; cgroupDirs: string[]; runFiles: string[]; helperArgs: string[]; network?: NetworkReplay }): void {
     const file = startPlanFile(p, name);
     for (const k of PLAN_ENV) {
       const v = process.env[k];
@@ -170,17 +179,21 @@ export class StartRecorder {
     const outside = this.cgroupOps.find((op) => op[0] === 'mkdir' && !plan.cgroupDirs.some((d) => op[1] === d || op[1].startsWith(`${d}/`)));
     if (outside) this.refuse(`cgroup ${outside[1]} is not the container's own`);
     if (plan.helperArgs[0] !== 'start') this.refuse('not a start');
+    const net = plan.network;
+    if (!net) this.refuse('its network devices are not replayable');
     if (this.unfit) {
       dropStartPlan(p, name);
       return;
     }
     // The lock first: the checks then see what the TypeScript start would see under it.
-    const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockDir]];
+    // Locks in the TypeScript start's order: the container's, then (nics) the networks'.
+    const nics = net!.files.length > 0;
+    const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockDir], ...(nics ? [['lock', net!.lockDir]] : [])];
     for (const k of PLAN_ENV) ops.push(['env', k, process.env[k] ?? '']);
-    ops.push(...this.checks());
+    ops.push(...this.checks(), ...net!.checks);
     ops.push(['rundir', plan.runDir]);
     ops.push(...this.cgroupOps);
-    for (const f of plan.runFiles) {
+    for (const f of [...plan.runFiles, ...net!.files]) {
       let data: string;
       try {
         data = fs.readFileSync(f, 'utf8');
@@ -190,6 +203,7 @@ export class StartRecorder {
       if (data.includes('\0')) return dropStartPlan(p, name);
       ops.push(['file', f, (fs.statSync(f).mode & 0o7777).toString(8), data]);
     }
+    if (nics) ops.push(...net!.signals, ['unlock']);
     ops.push(['lastused', lastUsedFile(p, name)]);
     const args = plan.helperArgs.slice(1);
     ops.push(['start', String(args.length), ...args], ['end']);

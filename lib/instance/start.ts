@@ -24,6 +24,8 @@ import { Reverter } from '../util/revert.js';
 import { lastUsedFile, StartRecorder } from './plan.js';
 import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
 import { instanceLockDir } from './context.js';
+import { networkReplay, type NetworkReplay } from '../network/replay.js';
+import { networkLockDir } from '../network/store.js';
 
 export interface StartResult {
   initPid: number;
@@ -39,7 +41,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   // can replay without node (plan.ts).
   const rec = new StartRecorder(ctx.paths.stateDir);
   rec.watchReads();
-  let started: { result: StartResult; helperArgs: string[]; cgroupDirs: string[] };
+  let started: { result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay };
   try {
     started = await startWatched(ctx, name, rec, opts);
   } finally {
@@ -51,6 +53,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
     cgroupDirs: started.cgroupDirs,
     runFiles: PLANNED_RUN_FILES.map((f) => path.join(containerRunDir(ctx.paths, name), f)),
     helperArgs: started.helperArgs,
+    network: started.network,
   });
   return started.result;
 }
@@ -58,7 +61,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
 /** The run dir files a start writes for later commands (a plan writes them again). */
 const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE];
 
-async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[] }> {
+async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
   const cfg = loadConfig(ctx.paths, name);
   if (cfg.status === 'creating') {
     throw new TslxcError(`Cannot start "${name}"`, 'its creation did not finish', `delete it with "tslxc delete ${name}" and create it again`);
@@ -82,6 +85,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
   // Their grants change the cgroup prefix all containers share, by what the others hold: live state.
   if (Object.keys(nodes).length > 0) rec.refuse('it has unix devices');
   const cg = await ctx.recordingCgroups(rec);
+  let network: NetworkReplay | undefined;
   const runDir = containerRunDir(ctx.paths, name);
   mkdirp(runDir, 0o700);
   fs.chmodSync(runDir, 0o700);
@@ -103,8 +107,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     await applyInstanceLimits(cg, name, expanded.config);
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
-    // A nic's host side (bridge, dnsmasq, nft) is live state a plan could not check.
-    if (net.startHostHook || net.postStopHook || Object.values(expanded.devices).some((d) => d.type === 'nic' || d.type === 'proxy')) rec.refuse('it has network devices');
+    network = networkReplay(ctx.paths, name, expanded.devices, networkLockDir(ctx.paths));
     await prepareRootfs(ctx, cfg.name);
     const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
     // The disks go in a file the monitor reads at every boot, so live changes survive a reboot.
@@ -130,7 +133,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     saveConfig(ctx.paths, cfg);
   }
   fs.writeFileSync(lastUsedFile(ctx.paths, name), `${new Date().toISOString()}\n`);
-  return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs };
+  return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs, network };
 }
 
 /** init's environment: the image's and the container's own, then `environment.*` config keys (profiles included), which win. */

@@ -117,6 +117,9 @@ export function listNetworkNames(p: Paths): string[] {
 }
 
 /** Everything that changes networks, their reservations or tslxc's nft table runs under this lock. */
+/** The directory util/lock.ts makes while a command holds the networks' lock (start plans take it too). */
+export const networkLockDir = (p: Paths) => path.join(locksDir(p), 'networks.lock');
+
 export function withNetworkLock<T>(p: Paths, fn: () => Promise<T> | T): Promise<T> {
   return withLock(locksDir(p), 'networks', fn, { purpose: 'the network configuration', timeoutMs: 5 * 60_000 });
 }

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
+import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
 
 /**
  * `tslxc start` and `tslxc exec` without node (native/cli.c, native/plan.c): run through bin/tslxc
@@ -37,6 +38,14 @@ if (requireRoot(test)) {
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
+  });
+  const br = uniqueBridge();
+  // Before leftoverHooks' cleanup: containers first (they hold the network), then the network.
+  test.serial.after.always('the test network goes', async () => {
+    const { listNames } = await import('../../../lib/instance/config.js');
+    const { deleteInstance } = await import('../../../lib/instance/manage.js');
+    for (const name of listNames(env.paths)) await deleteInstance(env.ctx, name, { force: true }).catch(() => {});
+    await teardownNetworks(env);
   });
   leftoverHooks(test, env);
 
@@ -170,5 +179,45 @@ if (requireRoot(test)) {
     env.ok(t, ['start', 'p2']);
     env.ok(t, ['delete', '--force', 'p2']);
     t.false(fs.existsSync(planFile('p2')));
+  });
+
+  test.serial('a container with a nic: the replay checks the bridge, dnsmasq and leases, and stop leaves nothing', (t) => {
+    env.ok(t, ['network', 'create', br, 'ipv4.address=auto', 'ipv4.nat=false']);
+    env.ok(t, ['create', 'busybox', 'n1']);
+    env.ok(t, ['network', 'attach', br, 'n1', 'eth0']);
+    env.ok(t, ['start', 'n1']);
+    t.true(fs.existsSync(planFile('n1')), 'a nic on a managed network is replayable');
+    env.ok(t, ['stop', 'n1']);
+    const runDir = path.join(env.paths.runDir, 'containers', 'n1');
+    const dhcpHost = path.join(env.paths.runDir, 'networks', br, 'dhcp-hosts', 'n1');
+    t.false(fs.existsSync(path.join(runDir, 'network.json')));
+
+    const r = native(['start', 'n1']);
+    t.is(r.code, 0, r.stderr);
+    const nic = JSON.parse(fs.readFileSync(path.join(runDir, 'network.json'), 'utf8')).nics[0];
+    t.true(fs.existsSync(`/sys/class/net/${nic.host}`), 'the host end of the veth');
+    t.regex(fs.readFileSync(dhcpHost, 'utf8'), new RegExp(`^${nic.hwaddr},${nic.ipv4.replace(/\./g, '\\.')},n1`));
+    // busybox's init runs udhcpc at boot: the address comes from the network's dnsmasq.
+    env.ok(t, ['wait', 'n1', '--ip', '--timeout', '30']);
+    t.deepEqual(JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === 'n1')?.ipv4, [nic.ipv4]);
+    env.ok(t, ['stop', 'n1']);
+    t.deepEqual(hostLinks(nic.host), [], 'no veth left');
+    t.false(fs.existsSync(dhcpHost));
+    t.false(fs.existsSync(path.join(runDir, 'network.json')));
+
+    // Another machine holds the address in dnsmasq's leases: node picks another one.
+    const leases = path.join(env.paths.runDir, 'networks', br, 'leases');
+    const before = fs.existsSync(leases) ? fs.readFileSync(leases, 'utf8') : undefined;
+    fs.appendFileSync(leases, `${Math.floor(Date.now() / 1000) + 3600} 02:00:00:00:00:99 ${nic.ipv4} other *\n`);
+    try {
+      const c = native(['start', 'n1']);
+      t.is(c.code, 99);
+      t.regex(c.stderr, /leased to another machine/);
+      t.false(fs.existsSync(dhcpHost), 'nothing written before the check failed');
+    } finally {
+      if (before === undefined) fs.rmSync(leases, { force: true });
+      else fs.writeFileSync(leases, before);
+    }
+    env.ok(t, ['delete', '--force', 'n1']);
   });
 }

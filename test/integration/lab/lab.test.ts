@@ -6,6 +6,7 @@ import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { processesOf } from '../../helpers/leftovers.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
+import { hostVethName } from '../../../lib/network/names.js';
 
 /**
  * A real lab of busybox members on a bridge of its own (a name unique to the run, ipv4.nat=false:
@@ -146,7 +147,10 @@ if (requireRoot(test)) {
 
   test.serial('invalid lab files are refused with line and field, and nothing is made', (t) => {
     env.ok(t, ['create', 'busybox', 'taken']);
-    const before = { list: listed(), users: gatewayUsers(), links: hostLinks('tsl') };
+    // Links this lab could have made (its bridge, its members' veths), not every tsl* link: test
+    // files running beside this one make and remove their own.
+    const labLinks = () => hostLinks(`${br}x`, ...['a', 'taken', 'm1'].map((m) => hostVethName(env.paths.stateDir, m, 'eth0')));
+    const before = { list: listed(), users: gatewayUsers(), links: labLinks() };
     const bad = path.join(env.root, 'bad.yaml');
     const cases: Array<[string, RegExp]> = [
       [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n    profiles: [default, nosuch]\n`, /line 5, field "members\[0\]\.profiles": profile "nosuch" does not exist/],
@@ -167,7 +171,7 @@ if (requireRoot(test)) {
     }
     t.deepEqual(listed(), before.list);
     t.is(gatewayUsers(), before.users);
-    t.deepEqual(hostLinks('tsl'), before.links);
+    t.deepEqual(labLinks(), before.links);
     t.false(fs.existsSync(path.join(env.paths.stateDir, 'networks', `${br}x.yaml`)));
     env.ok(t, ['delete', 'taken']);
   });

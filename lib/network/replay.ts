@@ -1,0 +1,42 @@
+import path from 'node:path';
+import type { Paths } from '../state/paths.js';
+import type { Device } from '../profile/store.js';
+import { readTextIfExists } from '../util/fs.js';
+import { files as dnsFiles } from './dnsmasq.js';
+import { readState, startHookFile, stateFile, stopHookFile } from './state.js';
+
+/**
+ * What a start plan (lib/instance/plan.ts) needs to replay a start of a container with nics: the
+ * host's side of them as prepareNetwork left it. A replay checks that each network is up as
+ * ensureNetworkUp would find it (the bridge, its dnsmasq) and that no DHCP lease of another
+ * machine took the container's address (addressesInUse would then pick another one: node's
+ * business), writes the same files (the container's network state, its dnsmasq reservations and
+ * name, the hooks the helper runs) and tells dnsmasq. Proxies (nft rules shared by all
+ * containers) and nics on an unmanaged parent bridge are left to node: undefined.
+ */
+export interface NetworkReplay {
+  /** the networks' lock (held by prepareNetwork while it writes), then checks, files, signals, in plan.ts's format */
+  lockDir: string;
+  checks: string[][];
+  files: string[];
+  signals: string[][];
+}
+
+export function networkReplay(p: Paths, name: string, devices: Record<string, Device>, lockDir: string): NetworkReplay | undefined {
+  const devs = Object.values(devices).filter((d) => d.type === 'nic' || d.type === 'proxy');
+  if (devs.length === 0) return { lockDir, checks: [], files: [], signals: [] };
+  if (devs.some((d) => d.type !== 'nic' || !d.network)) return undefined;
+  const st = readState(p, name);
+  if (!st || st.proxies.length > 0 || st.nics.some((n) => !n.network)) return undefined;
+  const out: NetworkReplay = { lockDir, checks: [], files: [stateFile(p, name), startHookFile(p, name), stopHookFile(p, name)], signals: [] };
+  const hwaddrs = st.nics.map((n) => n.hwaddr.toLowerCase());
+  for (const net of new Set(st.nics.map((n) => n.network!))) {
+    const f = dnsFiles(p, net);
+    // As ensureNetworkUp: the bridge, a dnsmasq of ours, running the config the network asks for.
+    out.checks.push(['link', net], ['dnsmasq', f.pid, f.conf], ['text', f.conf, readTextIfExists(f.conf) ?? '']);
+    for (const n of st.nics) if (n.network === net && n.ipv4) out.checks.push(['nolease', f.leases, n.ipv4, String(hwaddrs.length), ...hwaddrs]);
+    out.files.push(path.join(f.dhcpHosts, name), path.join(f.hosts, name));
+    out.signals.push(['hup', f.pid, f.conf]);
+  }
+  return out;
+}
