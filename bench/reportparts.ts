@@ -81,7 +81,7 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
     const w = s.peers[k].warmup;
     if (w) out.push(`storage: ${k}: first launch (warm-up, not counted) ${fmtMs(w.launch ?? NaN)} → ${w.state}; failed units: ${w.failedUnits?.join(' ') || 'none'}`);
   }
-  if (lxdVersion) out.push(`storage: LXD ${lxdVersion} containers are unprivileged unless "privileged" (security.privileged=true); tslxc's are privileged today.`);
+  if (lxdVersion) out.push(`storage: LXD ${lxdVersion} containers are unprivileged unless "privileged" (security.privileged=true); tslxc's are unprivileged too (the default since issue 8).`);
   for (const n of s.notes) out.push(`note: ${n}`);
   for (const [k, p] of Object.entries(s.peers)) for (const f of p.failures) out.push(`FAILED (${k}): ${f}`);
   return out;

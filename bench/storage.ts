@@ -15,7 +15,7 @@ import { summarize, type Summary } from './stats.js';
  *   restore   `restore` of that snapshot (stopped)
  *
  * The peers run in rotating order, one full cycle each per round. LXD's containers are
- * unprivileged by default (tslxc's are privileged today), so LXD also runs with
+ * unprivileged by default (as tslxc's are), so LXD also runs with
  * security.privileged=true, which is the like-for-like comparison.
  */
 
