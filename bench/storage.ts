@@ -15,8 +15,8 @@ import { summarize, type Summary } from './stats.js';
  *   restore   `restore` of that snapshot (stopped)
  *
  * The peers run in rotating order, one full cycle each per round. LXD's containers are
- * unprivileged by default (as tslxc's are), so LXD also runs with
- * security.privileged=true, which is the like-for-like comparison.
+ * unprivileged by default, as tslxc's are (the like-for-like rows); LXD also runs with
+ * security.privileged=true, a second row for each driver.
  */
 
 export const STEPS = ['launch', 'launchCmd', 'stop', 'copy', 'snapshot', 'restore'] as const;
