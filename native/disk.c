@@ -122,32 +122,39 @@ void remove_disk(int rootfd, const char *path)
   die_with_error("resolve %s", path);
 }
 
-int main_disk(int argc, char **argv)
+/* --pid PID (--add SPEC | --remove DST): the options of the live device modes (disk, unixdev). */
+void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv, struct live_device_args *a)
 {
-  unsigned long pid = 0;
-  const char *add = NULL, *remove = NULL;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
     if (i + 1 >= argc)
       die("option %s needs a value", opt);
     const char *val = argv[++i];
     if (strcmp(opt, "--pid") == 0) {
-      if (!parse_ulong(val, &pid) || pid == 0 || pid > INT32_MAX)
+      if (!parse_ulong(val, &a->pid) || a->pid == 0 || a->pid > INT32_MAX)
         die("--pid %s: invalid value", val);
     } else if (strcmp(opt, "--add") == 0)
-      add = val;
+      a->add = val;
     else if (strcmp(opt, "--remove") == 0)
-      remove = val;
+      a->remove = val;
     else
-      die("disk: unknown option %s", opt);
+      die("%s: unknown option %s", mode, opt);
   }
-  if (!pid || !add == !remove)
-    die("disk: needs --pid PID and one of --add SRC:DST[:OPTS] or --remove DST");
+  if (!a->pid || !a->add == !a->remove)
+    die("%s: needs --pid PID and one of --add %s or --remove PATH", mode, add_usage);
+  if (a->remove && (a->remove[0] != '/' || a->remove[1] == '\0'))
+    die("%s: --remove %s: expected an absolute path other than /", mode, a->remove);
+}
+
+int main_disk(int argc, char **argv)
+{
+  struct live_device_args args = { 0 };
+  parse_live_device_args("disk", "SRC:DST[:OPTS]", argc, argv, &args);
+  unsigned long pid = args.pid;
+  const char *add = args.add, *remove = args.remove;
   static struct bind_spec b;
   if (add)
     parse_bind_spec(add, &b);
-  else if (remove[0] != '/' || remove[1] == '\0')
-    die("disk: --remove %s: expected an absolute path other than /", remove);
 
   autofd int pidfd = sys_pidfd_open(pid);
   if (pidfd < 0)

@@ -328,6 +328,13 @@ int main_file(int argc, char **argv);
 int main_idmap_probe(int argc, char **argv);
 int main_devices(int argc, char **argv);
 int main_disk(int argc, char **argv);
+
+/* The options of the live device modes, disk and unixdev: --pid PID (--add SPEC | --remove PATH). */
+struct live_device_args {
+  unsigned long pid;
+  const char *add, *remove;
+};
+void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv, struct live_device_args *a);
 int main_cli(int argc, char **argv);
 
 /* ---- start plans (plan.c; lib/instance/plan.ts writes them) ---- */

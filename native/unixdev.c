@@ -170,30 +170,13 @@ static void remove_placeholder(int rootfd, const char *path)
 
 int main_unixdev(int argc, char **argv)
 {
-  unsigned long pid = 0;
-  const char *add = NULL, *remove = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *opt = argv[i];
-    if (i + 1 >= argc)
-      die("option %s needs a value", opt);
-    const char *val = argv[++i];
-    if (strcmp(opt, "--pid") == 0) {
-      if (!parse_ulong(val, &pid) || pid == 0 || pid > INT32_MAX)
-        die("--pid %s: invalid value", val);
-    } else if (strcmp(opt, "--add") == 0)
-      add = val;
-    else if (strcmp(opt, "--remove") == 0)
-      remove = val;
-    else
-      die("unixdev: unknown option %s", opt);
-  }
-  if (!pid || !add == !remove)
-    die("unixdev: needs --pid PID and one of --add c|b:MAJOR:MINOR:MODE:UID:GID:/PATH or --remove PATH");
+  struct live_device_args args = { 0 };
+  parse_live_device_args("unixdev", "c|b:MAJOR:MINOR:MODE:UID:GID:/PATH", argc, argv, &args);
+  unsigned long pid = args.pid;
+  const char *add = args.add, *remove = args.remove;
   static struct node_spec n;
   if (add)
     parse_node_spec(add, &n);
-  else if (remove[0] != '/' || remove[1] == '\0')
-    die("unixdev: --remove %s: expected an absolute path other than /", remove);
 
   autofd int pidfd = sys_pidfd_open(pid);
   if (pidfd < 0)
