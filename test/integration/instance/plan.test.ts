@@ -5,6 +5,7 @@ import test from 'ava';
 import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
+import { findTool } from '../../../lib/util/exec.js';
 
 /**
  * `tslxc start` and `tslxc exec` without node (native/cli.c, native/plan.c): run through bin/tslxc
@@ -181,7 +182,9 @@ if (requireRoot(test)) {
     t.false(fs.existsSync(planFile('p2')));
   });
 
-  test.serial('a container with a nic: the replay checks the bridge, dnsmasq and leases, and stop leaves nothing', (t) => {
+  // The cgroup v2 VM (v2-host.test.ts runs this file there) has no dnsmasq, ip or nft: the host has.
+  const networkTools = ['dnsmasq', 'ip', 'nft'].every((t) => findTool(t));
+  (networkTools ? test.serial : test.serial.skip)('a container with a nic: the replay checks the bridge, dnsmasq and leases, and stop leaves nothing', (t) => {
     env.ok(t, ['network', 'create', br, 'ipv4.address=auto', 'ipv4.nat=false']);
     env.ok(t, ['create', 'busybox', 'n1']);
     env.ok(t, ['network', 'attach', br, 'n1', 'eth0']);
