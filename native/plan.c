@@ -197,7 +197,7 @@ static bool parse_octal(const char *s, unsigned long *out)
 
 /* Files go under the run dir root only (TSLXC_RUN_DIR, checked by the plan's env step), by a
  * path without "." or ".." parts; the parent must exist. */
-static bool write_run_file(const char *path, const char *mode, const char *data)
+static bool write_run_file(const char *path, const char *mode, const char *data, const char *in_place_dir)
 {
   const char *env = getenv("TSLXC_RUN_DIR");
   const char *root = env && *env ? env : "/run/tslxc";
@@ -205,14 +205,22 @@ static bool write_run_file(const char *path, const char *mode, const char *data)
   unsigned long m;
   if (strncmp(path, root, rl) != 0 || path[rl] != '/' || strstr(path, "/../") || strstr(path, "/./") || !parse_octal(mode, &m) || ps.n_written >= MAX_LIST)
     return false;
+  /* The container's own files are read only while it runs: rewritten in place, which keeps their
+   * inodes (on an ext4 without a journal a new inode can cost a millisecond: see "dir pools" in
+   * the README). Files others read at any time (dnsmasq's) are replaced whole, by rename. */
+  size_t il = in_place_dir ? strlen(in_place_dir) : 0;
+  bool own = il > 0 && strncmp(path, in_place_dir, il) == 0 && path[il] == '/';
   char tmp[PATH_MAX];
-  xsnprintf(tmp, sizeof tmp, "%s.plan-%d", path, (int)getpid());
+  if (own)
+    xsnprintf(tmp, sizeof tmp, "%s", path);
+  else
+    xsnprintf(tmp, sizeof tmp, "%s.plan-%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, (mode_t)m);
   if (fd < 0)
     return false;
   bool ok = write_all(fd, data, strlen(data)) == 0 && fchmod(fd, (mode_t)m) == 0;
   close(fd);
-  if (!ok || rename(tmp, path) < 0) {
+  if (!ok || (!own && rename(tmp, path) < 0)) {
     (void)unlink(tmp);
     return false;
   }
@@ -464,7 +472,7 @@ int plan_start(const char *plan_path)
         return not_this_way("cannot attach the device program", NULL);
     } else if (strcmp(op, "file") == 0) {
       const char *mode = next_tok(), *data = next_tok();
-      if (!run_dir || !mode || !data || !write_run_file(a, mode, data))
+      if (!run_dir || !mode || !data || !write_run_file(a, mode, data, run_dir))
         return not_this_way("cannot write", a);
     } else if (strcmp(op, "lastused") == 0) {
       if (!write_last_used(a))
