@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,8 +73,7 @@ export class StartRecorder {
   /** why this start cannot be replayed; undefined: it can */
   unfit?: string;
   /** state paths read, and how: a dir that was listed counts whole, one only looked at by inode */
-  private readonly reads = new Map<string, 'content' | 'inode'>();
-  private restore?: () => void;
+  readonly reads = new Map<string, 'content' | 'inode'>();
 
   constructor(private readonly stateDir: string) {}
 
@@ -119,43 +119,25 @@ export class StartRecorder {
     };
   }
 
-  /** Hook node's sync reads until stop(). */
-  watchReads(): void {
-    const note = (p: fs.PathLike | number, how: 'content' | 'inode') => {
-      if (typeof p !== 'string') return;
-      const abs = path.resolve(p);
-      if (!abs.startsWith(`${this.stateDir}/`)) return;
-      if (how === 'content' || !this.reads.has(abs)) this.reads.set(abs, how);
-    };
-    const saved = { readFileSync: fs.readFileSync, existsSync: fs.existsSync, statSync: fs.statSync, lstatSync: fs.lstatSync, readdirSync: fs.readdirSync };
-    const wrap = <F extends (...a: never[]) => unknown>(orig: F, how: 'content' | 'inode' | 'stat'): F =>
-      ((...a: Parameters<F>) => {
-        const p = a[0] as unknown as fs.PathLike;
-        if (how === 'stat') {
-          // A file's metadata may decide things (its size, its owner): count it whole; a dir
-          // looked at only says which dir it is.
-          let isDir = false;
-          try {
-            isDir = saved.statSync(p).isDirectory();
-          } catch {
-            /* absent: recorded as such */
-          }
-          note(p, isDir ? 'inode' : 'content');
-        } else note(p, how);
-        return orig(...a);
-      }) as F;
-    const f = fs as unknown as Record<string, unknown>;
-    f.readFileSync = wrap(saved.readFileSync, 'content');
-    f.readdirSync = wrap(saved.readdirSync, 'content');
-    f.existsSync = wrap(saved.existsSync, 'stat');
-    f.statSync = wrap(saved.statSync, 'stat');
-    f.lstatSync = wrap(saved.lstatSync, 'stat');
-    this.restore = () => Object.assign(f, saved);
+  /**
+   * Run fn (the start) with node's sync reads noted. The hooks are installed once for all the
+   * starts that run at the same time in this process (lab up starts several in parallel), and
+   * each read is noted by the recorder of the start it belongs to (its async context).
+   */
+  async watch<T>(fn: () => Promise<T>): Promise<T> {
+    installReadHooks();
+    try {
+      return await current.run(this, fn);
+    } finally {
+      removeReadHooks();
+    }
   }
 
-  stopWatching(): void {
-    this.restore?.();
-    this.restore = undefined;
+  noteRead(p: fs.PathLike | number, how: 'content' | 'inode'): void {
+    if (typeof p !== 'string') return;
+    const abs = path.resolve(p);
+    if (!abs.startsWith(`${this.stateDir}/`)) return;
+    if (how === 'content' || !this.reads.has(abs)) this.reads.set(abs, how);
   }
 
   /** The checks: every state path read, as it is now (after the start wrote what it writes). */
@@ -224,4 +206,45 @@ function statCheck(p: string, how: 'content' | 'inode'): string[] {
   }
   if (how === 'inode') return ['inode', p, String(st.dev), String(st.ino)];
   return ['same', p, String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs)];
+}
+
+/** The recorder of the start running in this async context. */
+const current = new AsyncLocalStorage<StartRecorder>();
+let hookUsers = 0;
+let unhook: (() => void) | undefined;
+
+/** Wrap node's sync fs reads (all of tslxc reads its state through them) to tell the current recorder. */
+function installReadHooks(): void {
+  if (hookUsers++ > 0) return;
+  const saved = { readFileSync: fs.readFileSync, existsSync: fs.existsSync, statSync: fs.statSync, lstatSync: fs.lstatSync, readdirSync: fs.readdirSync };
+  const wrap = <F extends (...a: never[]) => unknown>(orig: F, how: 'content' | 'stat'): F =>
+    ((...a: Parameters<F>) => {
+      const rec = current.getStore();
+      const p = a[0] as unknown as fs.PathLike;
+      if (rec && how === 'stat') {
+        // A file's metadata may decide things (its size, its owner): count it whole; a dir
+        // looked at only says which dir it is.
+        let isDir = false;
+        try {
+          isDir = saved.statSync(p).isDirectory();
+        } catch {
+          /* absent: recorded as such */
+        }
+        rec.noteRead(p, isDir ? 'inode' : 'content');
+      } else rec?.noteRead(p, 'content');
+      return orig(...a);
+    }) as F;
+  const f = fs as unknown as Record<string, unknown>;
+  f.readFileSync = wrap(saved.readFileSync, 'content');
+  f.readdirSync = wrap(saved.readdirSync, 'content');
+  f.existsSync = wrap(saved.existsSync, 'stat');
+  f.statSync = wrap(saved.statSync, 'stat');
+  f.lstatSync = wrap(saved.lstatSync, 'stat');
+  unhook = () => Object.assign(f, saved);
+}
+
+function removeReadHooks(): void {
+  if (--hookUsers > 0) return;
+  unhook?.();
+  unhook = undefined;
 }

@@ -40,13 +40,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   // Everything this start reads and does to the host is watched, for the plan the next start
   // can replay without node (plan.ts).
   const rec = new StartRecorder(ctx.paths.stateDir);
-  rec.watchReads();
-  let started: { result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay };
-  try {
-    started = await startWatched(ctx, name, rec, opts);
-  } finally {
-    rec.stopWatching();
-  }
+  const started = await rec.watch(() => startWatched(ctx, name, rec, opts));
   rec.write(ctx.paths, name, {
     lockDir: instanceLockDir(ctx.paths, name),
     runDir: containerRunDir(ctx.paths, name),
