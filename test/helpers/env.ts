@@ -88,13 +88,16 @@ export class TestEnv {
     return r.stdout;
   }
 
-  /** Remove every container (forcefully), the cgroup prefix, and the dirs. */
-  async cleanup(): Promise<void> {
+  /** Delete every container of this installation, running or not (before its networks go). */
+  async deleteContainers(): Promise<void> {
     const { listNames } = await import('../../lib/instance/config.js');
     const { deleteInstance } = await import('../../lib/instance/manage.js');
-    for (const name of listNames(this.paths)) {
-      await deleteInstance(this.ctx, name, { force: true }).catch(() => {});
-    }
+    for (const name of listNames(this.paths)) await deleteInstance(this.ctx, name, { force: true }).catch(() => {});
+  }
+
+  /** Remove every container (forcefully), the cgroup prefix, and the dirs. */
+  async cleanup(): Promise<void> {
+    await this.deleteContainers();
     const cg = await this.ctx.cgroups();
     await cg.removePrefix().catch(() => {});
     // Storage pools a failed test left mounted (btrfs loop files) live under this root only:

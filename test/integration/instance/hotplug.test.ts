@@ -36,9 +36,7 @@ if (requireRoot(test)) {
     if (r.code !== 0) throw new Error(r.stderr);
   });
   test.serial.after.always('nothing of the file is left on the host', async (t) => {
-    const { listNames } = await import('../../../lib/instance/config.js');
-    const { deleteInstance } = await import('../../../lib/instance/manage.js');
-    for (const name of listNames(env.paths)) await deleteInstance(env.ctx, name, { force: true }).catch(() => {});
+    await env.deleteContainers();
     await teardownNetworks(env);
     const procs = processesOf(env);
     const mounts = mountsOf(env);

@@ -43,9 +43,7 @@ if (requireRoot(test)) {
   const br = uniqueBridge();
   // Before leftoverHooks' cleanup: containers first (they hold the network), then the network.
   test.serial.after.always('the test network goes', async () => {
-    const { listNames } = await import('../../../lib/instance/config.js');
-    const { deleteInstance } = await import('../../../lib/instance/manage.js');
-    for (const name of listNames(env.paths)) await deleteInstance(env.ctx, name, { force: true }).catch(() => {});
+    await env.deleteContainers();
     await teardownNetworks(env);
   });
   leftoverHooks(test, env);

@@ -56,9 +56,7 @@ if (requireRoot(test)) {
   // One hook: cleanup, then the check (ava may run separate after hooks side by side).
   test.serial.after.always('nothing of the suite is left on the host', async (t) => {
     // Containers first (they hold the networks), then the networks, then the dirs.
-    const { listNames } = await import('../../../lib/instance/config.js');
-    const { deleteInstance } = await import('../../../lib/instance/manage.js');
-    for (const name of listNames(env.paths)) await deleteInstance(env.ctx, name, { force: true }).catch(() => {});
+    await env.deleteContainers();
     await teardownNetworks(env);
     const procs = processesOf(env);
     await env.cleanup().catch(() => {});

@@ -62,9 +62,7 @@ if (requireRoot(test)) {
     ownKey = env.cli(['ssh-key', 'own', '--path']).stdout.trim();
   });
   test.serial.after.always('containers and the network', async () => {
-    const { listNames } = await import('../../../lib/instance/config.js');
-    const { deleteInstance } = await import('../../../lib/instance/manage.js');
-    for (const name of listNames(env.paths)) await deleteInstance(env.ctx, name, { force: true }).catch(() => {});
+    await env.deleteContainers();
     await teardownNetworks(env);
   });
   leftoverHooks(test, env);
