@@ -80,7 +80,9 @@ export class BenchEnv {
         '',
       ].join('\n'),
     );
-    const r = await this.tslxc(['storage', 'create', 'default', 'dir']);
+    // No spare roots (lib/storage/spares.ts): they copy the image in the background after a create,
+    // which would run beside the LXC peer's measurements; the core part times boots, not creates.
+    const r = await this.tslxc(['storage', 'create', 'default', 'dir', 'spare_roots=false']);
     if (r.code !== 0) throw new Error(`tslxc storage create default dir: ${r.stderr.trim()}`);
   }
 

@@ -81,14 +81,17 @@ export async function measureLxdParts(env: BenchEnv, o: LxdPartsOptions, log: (s
 
   if (o.storage) {
     const peers: StoragePeer[] = [];
+    // A dir pool twice: as made (spare roots on: a launch renames a copy made in the background
+    // after the previous one) and with spare_roots=false (every launch copies the image).
     for (const [driver, pool, extra] of [
       ['dir', 'bdir', []],
+      ['dir', 'bdirn', ['spare_roots=false']],
       ['overlay', 'boverlay', []],
       ['btrfs', 'bbtrfs', [`size=${o.btrfsSize}`]],
     ] as const) {
       const c = await env.tslxc(['storage', 'create', pool, driver, ...extra]);
       if (c.code !== 0) throw failure(`tslxc storage create ${pool} ${driver}`, c);
-      peers.push(tslxcStoragePeer(env, driver, pool));
+      peers.push(tslxcStoragePeer(env, driver, pool, driver === 'dir' && !extra.length));
     }
     if (lxd) {
       for (const pool of lxd.pools) {

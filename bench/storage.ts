@@ -3,6 +3,7 @@ import type { LxdDaemon } from './lxd.js';
 import { failure, waitForSystemd } from './measure.js';
 import { Interrupted, now, pause, type RunResult } from './proc.js';
 import { summarize, type Summary } from './stats.js';
+import { preparing } from '../lib/storage/spares.js';
 
 /**
  * Issue #4: per storage driver, what a user waits for, tslxc beside LXD 5.0 in the same run:
@@ -40,18 +41,33 @@ export interface StoragePeer {
   claim(name: string): void;
   /** What the tool logged about a container that failed to start, if it keeps a log. */
   why?(name: string): Promise<string>;
+  /** Distinguishes two peers of one tool and driver in container names. */
+  tag?: string;
+  /**
+   * Waits for work the launch left running in the background (tslxc dir: the spare root for the
+   * next launch) so that it never overlaps a later timed step or another peer; returns how long
+   * that work went on after systemd was running.
+   */
+  settle?(): Promise<number>;
 }
 
 export interface StorageResults {
   runs: number;
-  peers: Record<string, { tool: string; driver: string; privileged?: boolean; commands: Record<string, string>; samples: Record<Step, number[]>; summary: Partial<Record<Step, Summary>>; states: Record<string, number>; failures: string[]; warmup?: Partial<Record<Step, number>> & { state?: string; failedUnits?: string[]; interfaces?: string[] } }>;
+  peers: Record<string, { tool: string; driver: string; privileged?: boolean; commands: Record<string, string>; samples: Record<Step, number[]>; background?: number[]; summary: Partial<Record<Step, Summary>>; states: Record<string, number>; failures: string[]; warmup?: Partial<Record<Step, number>> & { state?: string; failedUnits?: string[]; interfaces?: string[] } }>;
   notes: string[];
 }
 
-export function tslxcStoragePeer(env: BenchEnv, driver: string, pool: string): StoragePeer {
+/** tslxc on one pool; `spares` says whether the pool is a dir pool with spare roots (the default there). */
+export function tslxcStoragePeer(env: BenchEnv, driver: string, pool: string, spares = driver === 'dir'): StoragePeer {
   const ok = (r: RunResult) => r;
+  const settle = async () => {
+    const t0 = now();
+    while (preparing({ stateDir: env.stateDir, runDir: env.runDir, cacheDir: '', cgroupPrefix: '' }, pool).length) await pause(20);
+    return now() - t0;
+  };
   return {
-    key: `tslxc ${driver}`,
+    key: `tslxc ${driver}${driver === 'dir' && !spares ? ' (no spare)' : ''}`,
+    ...(driver === 'dir' ? { tag: spares ? '' : 'n', settle } : {}),
     tool: 'tslxc',
     driver,
     commands: {
@@ -120,7 +136,7 @@ async function timed(what: string, f: () => Promise<RunResult>): Promise<number>
 }
 
 /** One cycle on a fresh container: launch → running, stop, copy, snapshot, restore; then delete. */
-async function cycle(p: StoragePeer, name: string): Promise<Record<Step, number> & { state: string }> {
+async function cycle(p: StoragePeer, name: string): Promise<Record<Step, number> & { state: string; background?: number }> {
   p.claim(name);
   p.claim(`${name}-copy`);
   const t0 = now();
@@ -128,6 +144,7 @@ async function cycle(p: StoragePeer, name: string): Promise<Record<Step, number>
   const launchCmd = now() - t0;
   if (l.code !== 0) throw await launchFailure(p, name, l);
   const settled = await waitForSystemd(() => p.probe(name), p.commands.probe.replace('NAME', name), t0);
+  const background = p.settle ? await p.settle() : undefined;
   await pause(300);
   const stop = await timed(`${p.key}: stop ${name}`, () => p.stop(name));
   await pause(300);
@@ -138,7 +155,7 @@ async function cycle(p: StoragePeer, name: string): Promise<Record<Step, number>
   await pause(300);
   const restore = await timed(`${p.key}: restore ${name}`, () => p.restore(name, 's1'));
   await timed(`${p.key}: delete ${name}`, () => p.remove(name));
-  return { launch: settled.ms, launchCmd, stop, copy, snapshot, restore, state: settled.state };
+  return { launch: settled.ms, launchCmd, stop, copy, snapshot, restore, state: settled.state, background };
 }
 
 export async function measureStorage(peers: StoragePeer[], runs: number, prefix: string, log: (s: string) => void): Promise<StorageResults> {
@@ -155,7 +172,7 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
       failures: [],
     };
   }
-  const nameOf = (p: StoragePeer, i: number) => `${prefix}-${p.tool === 'tslxc' ? 't' : 'l'}${p.driver.slice(0, 3)}${p.privileged ? 'p' : ''}-${i < 0 ? 'w' : i}`;
+  const nameOf = (p: StoragePeer, i: number) => `${prefix}-${p.tool === 'tslxc' ? 't' : 'l'}${p.driver.slice(0, 3)}${p.privileged ? 'p' : ''}${p.tag ?? ''}-${i < 0 ? 'w' : i}`;
 
   // Warm-up: the first launch on a pool puts the image there (LXD's image volume on btrfs, tslxc's
   // image subvolume) and the first boot makes SSH host keys: shown, not counted.
@@ -167,6 +184,7 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
     const l = await p.launch(name);
     if (l.code !== 0) throw await launchFailure(p, name, l);
     const settled = await waitForSystemd(() => p.probe(name), p.commands.probe, t0);
+    await p.settle?.();
     const failed = await p.exec(name, ['systemctl', '--failed', '--no-legend', '--plain']);
     const nets = await p.exec(name, ['ls', '/sys/class/net']);
     const interfaces = nets.stdout.split(/\s+/).filter(Boolean);
@@ -185,6 +203,7 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
       try {
         const c = await cycle(p, name);
         for (const s of STEPS) pr.samples[s].push(c[s]);
+        if (c.background !== undefined) (pr.background ??= []).push(c.background);
         pr.states[c.state] = (pr.states[c.state] ?? 0) + 1;
         log(`storage: ${p.key} run ${i + 1}/${runs}: launch→${c.state} ${Math.round(c.launch)} ms, copy ${Math.round(c.copy)} ms, snapshot ${Math.round(c.snapshot)} ms, restore ${Math.round(c.restore)} ms`);
       } catch (e) {

@@ -7,6 +7,7 @@ import { readYamlIfExists } from '../util/yaml.js';
 import { containerConfigFile, imagesDir, type Paths } from '../state/paths.js';
 import { listNames, type InstanceConfig } from '../instance/config.js';
 import { listPools } from '../storage/pool.js';
+import { dropAllSpares } from '../storage/spares.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 
@@ -128,8 +129,9 @@ export async function deleteImage(
   return { deleted: order.map((i) => i.fingerprint), containers: d.containers.map((c) => c.name) };
 }
 
-/** A btrfs pool keeps a read-only subvolume per image it has used: remove it with the image. */
+/** A btrfs pool keeps a read-only subvolume per image it has used, a dir pool a spare copy: remove them with the image. */
 async function forgetInPools(p: Paths, fingerprint: string): Promise<void> {
+  await dropAllSpares(p, fingerprint);
   for (const pool of listPools(p)) {
     if (pool.driver !== 'btrfs') continue;
     const mount = pool.config.source ? path.resolve(pool.config.source) : path.join(p.stateDir, 'storage-pools', pool.name);

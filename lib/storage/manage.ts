@@ -11,6 +11,7 @@ import { driverOf } from './instance.js';
 import { BtrfsDriver } from './drivers/btrfs.js';
 import type { Usage } from './drivers/types.js';
 import { poolHasVolumes } from './volume.js';
+import { dropSpares, listSpares, SPARE_KEY, validateSpareSetting } from './spares.js';
 
 /** Pool administration behind `tslxc storage`. */
 export async function createPool(ctx: Context, name: string, driver: string, config: Record<string, string>, description?: string): Promise<PoolConfig> {
@@ -41,13 +42,15 @@ export interface PoolInfo extends PoolConfig {
   usage: Usage;
   used_by: string[];
   volumes: string[];
+  /** dir pools: images with a spare root ready (spares.ts), by fingerprint. */
+  spares?: string[];
 }
 
 export async function poolInfo(ctx: Context, name: string): Promise<PoolInfo> {
   const pool = loadPool(ctx.paths, name);
   const d = driverOf(pool.driver);
   await d.activate(ctx.paths, pool);
-  return { ...pool, source: d.source(ctx.paths, pool), usage: d.usage(ctx.paths, pool), used_by: poolUsers(ctx, name), volumes: poolHasVolumes(ctx.paths, name) };
+  return { ...pool, source: d.source(ctx.paths, pool), usage: d.usage(ctx.paths, pool), used_by: poolUsers(ctx, name), volumes: poolHasVolumes(ctx.paths, name), ...(pool.driver === 'dir' ? { spares: listSpares(ctx.paths, name) } : {}) };
 }
 
 export function listPoolConfigs(ctx: Context): PoolConfig[] {
@@ -62,13 +65,14 @@ export async function deletePool(ctx: Context, name: string): Promise<void> {
     await driverOf(pool.driver).activate(ctx.paths, pool);
     const vols = poolHasVolumes(ctx.paths, name);
     if (vols.length) throw new TslxcError(`Cannot delete storage pool "${name}"`, `it holds storage volumes: ${vols.join(', ')}`, `delete them first with "tslxc storage volume delete ${name} VOLUME"`);
+    await dropSpares(ctx.paths, name);
     await driverOf(pool.driver).destroyPool(ctx.paths, pool);
     if (pool.driver !== 'btrfs') fs.rmSync(path.join(ctx.paths.stateDir, 'storage-pools', name), { recursive: true, force: true });
     fs.rmSync(poolFile(ctx.paths, name), { force: true });
   });
 }
 
-/** `storage set`: description, and size (grows a btrfs loop file). */
+/** `storage set`: description, size (grows a btrfs loop file), spare_roots (dir; false removes the spares). */
 export async function setPool(ctx: Context, name: string, changes: Record<string, string>): Promise<PoolConfig> {
   return withPoolsLock(ctx.paths, async () => {
     const pool = loadPool(ctx.paths, name);
@@ -78,7 +82,11 @@ export async function setPool(ctx: Context, name: string, changes: Record<string
         const size = parseSize(v, { key: 'size' });
         await (driverOf('btrfs') as BtrfsDriver).grow(ctx.paths, pool, size);
         pool.config.size = String(size);
-      } else throw new TslxcError(`Cannot set "${k}" on pool "${name}"`, pool.driver === 'btrfs' ? 'settable: description, size' : 'settable: description');
+      } else if (k === SPARE_KEY && pool.driver === 'dir') {
+        validateSpareSetting(v);
+        pool.config[k] = v;
+        if (v === 'false') await dropSpares(ctx.paths, name);
+      } else throw new TslxcError(`Cannot set "${k}" on pool "${name}"`, `settable: ${{ btrfs: 'description, size', dir: `description, ${SPARE_KEY}`, overlay: 'description' }[pool.driver]}`);
     }
     savePool(ctx.paths, pool);
     return pool;

@@ -98,6 +98,9 @@ export class TestEnv {
   /** Remove every container (forcefully), the cgroup prefix, and the dirs. */
   async cleanup(): Promise<void> {
     await this.deleteContainers();
+    // dir pools copy spare roots in the background: stop those copies before the tree goes.
+    const { dropAllSpares } = await import('../../lib/storage/spares.js');
+    await dropAllSpares(this.paths).catch(() => {});
     const cg = await this.ctx.cgroups();
     await cg.removePrefix().catch(() => {});
     // Storage pools a failed test left mounted (btrfs loop files) live under this root only:

@@ -29,7 +29,7 @@ const list: CommandModule = {
 
 const create: CommandModule = {
   command: 'create <name> <driver> [config..]',
-  describe: 'Create a storage pool (drivers: dir, overlay, btrfs; btrfs takes source=PATH or size=SIZE)',
+  describe: 'Create a storage pool (drivers: dir, overlay, btrfs; btrfs takes source=PATH or size=SIZE, dir spare_roots=true|false)',
   builder: (y) =>
     y
       .positional('name', { type: 'string', demandOption: true })
@@ -75,13 +75,15 @@ const info: CommandModule = {
       `used by: ${i.used_by.length ? i.used_by.join(', ') : '(nothing)'}`,
       `volumes: ${i.volumes.length ? i.volumes.join(', ') : '(none)'}`,
     ];
+    // dir pools: the images whose next container takes a copy made ahead (spare_roots).
+    if (i.spares) lines.push(`spare roots: ${i.config.spare_roots === 'false' ? '(off)' : i.spares.length ? i.spares.map((f) => f.slice(0, 12)).join(', ') : '(none yet)'}`);
     console.log(lines.join('\n'));
   },
 };
 
 const set: CommandModule = {
   command: 'set <name> <config..>',
-  describe: 'Change a pool: description=..., size=... (grows a btrfs loop file)',
+  describe: 'Change a pool: description=..., size=... (grows a btrfs loop file), spare_roots=true|false (dir)',
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('config', { type: 'string', array: true, demandOption: true }),
   handler: async (argv) => {
     const { setPool } = await import('../../storage/manage.js');

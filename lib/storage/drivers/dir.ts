@@ -9,6 +9,7 @@ import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
 import { finishJournal, sweepRestoreTemps } from '../journal.js';
+import { prepareSpare, takeSpare, validateSpareSetting, SPARE_KEY } from '../spares.js';
 
 /**
  * `dir`: a container's root is INSTANCE_DIR/rootfs, a full copy of its image (reflinked where the
@@ -48,6 +49,10 @@ export function recoverRoot(instDir: string): void {
 
 export class DirDriver implements Driver {
   async initPool(_paths: Paths, pool: PoolConfig): Promise<void> {
+    for (const k of Object.keys(pool.config)) {
+      if (k === SPARE_KEY && pool.driver === 'dir') validateSpareSetting(pool.config[k]);
+      else if (k !== 'source') throw new TslxcError(`Cannot create pool "${pool.name}"`, `unknown key "${k}" for the ${pool.driver} driver`, pool.driver === 'dir' ? `it takes ${SPARE_KEY}=true|false` : 'it takes no keys');
+    }
     if (pool.config.source) throw new TslxcError(`Cannot create pool "${pool.name}"`, `the ${pool.driver} driver keeps roots in each container's dir under TSLXC_DIR and takes no "source"`, 'use a btrfs pool for another place');
   }
   async activate(): Promise<void> {}
@@ -59,9 +64,17 @@ export class DirDriver implements Driver {
     return statfsUsage(paths.stateDir);
   }
 
-  /** A whole copy of the image's tree: of a layered image, its merged view. */
+  /**
+   * A whole copy of the image's tree: of a layered image, its merged view. A spare copy made
+   * ahead of time (spares.ts) is renamed into place when there is one; either way the next spare
+   * is started in the background.
+   */
   async createRoot(t: Target, image: Image): Promise<void> {
-    if (!isLayer(image)) return cp(t, image.rootfs, rootDir(t));
+    if (!isLayer(image)) {
+      if (!takeSpare(t.paths, t.pool, image, rootDir(t))) await cp(t, image.rootfs, rootDir(t));
+      prepareSpare(t.paths, t.pool, image);
+      return;
+    }
     const view = path.join(t.instDir, '.image-view');
     fs.mkdirSync(view, { recursive: true, mode: 0o700 });
     try {

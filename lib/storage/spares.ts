@@ -1,0 +1,192 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { imageSize, type Image } from '../image/store.js';
+import { isLayer } from '../image/layers.js';
+import type { Paths } from '../state/paths.js';
+import { pidAlive } from '../util/proc.js';
+import { listPools, type PoolConfig } from './pool.js';
+
+/**
+ * Spare roots of a `dir` pool: a complete copy of an image's tree, made in the background after a
+ * container was created from that image, so that the next `create`/`launch` of it renames the spare
+ * into place instead of copying ~10,000 files while the user waits. The container's root is still
+ * a full, private copy of its image (what the dir driver promises); only the moment of copying
+ * moves. One spare per image the pool has launched; `spare_roots=false` turns them off (and
+ * removes them). Images are immutable in the store (content-addressed), so a spare never goes stale.
+ *
+ * Layout, in TSLXC_DIR/storage-pools/POOL/spares/ (root only, on the same filesystem as the
+ * containers' dirs, so a rename is enough):
+ *   FINGERPRINT            a finished spare (renamed into place only once complete and synced)
+ *   .tmp-FINGERPRINT       the copy being made
+ *   .pid-FINGERPRINT       the PID of the process group making it; gone when it ends
+ * A copy runs as `nice -n 19` in a session of its own, from a detached shell; nothing waits for it.
+ * Whatever stops it (pool deleted, image deleted, setting turned off, tests ending) kills that
+ * process group by PID, after checking the PID still runs our script, and removes the temp dir.
+ */
+export const SPARE_KEY = 'spare_roots';
+
+export function sparesEnabled(pool: PoolConfig): boolean {
+  return pool.driver === 'dir' && pool.config[SPARE_KEY] !== 'false';
+}
+
+export function validateSpareSetting(value: string): void {
+  if (value !== 'true' && value !== 'false') throw new TslxcError(`Invalid ${SPARE_KEY} "${value.slice(0, 40)}"`, 'give true or false');
+}
+
+export const sparesDir = (p: Paths, pool: string) => path.join(p.stateDir, 'storage-pools', pool, 'spares');
+const FP = /^[0-9a-f]{64}$/;
+
+/**
+ * Moves the image's spare to `dest` (which must not exist). False when there is none (or it is
+ * on another filesystem): the caller copies as usual. Two creates racing for one spare: the
+ * rename is atomic, one wins, the other copies.
+ */
+export function takeSpare(p: Paths, pool: PoolConfig, image: Image, dest: string): boolean {
+  if (!sparesEnabled(pool) || isLayer(image) || !FP.test(image.fingerprint)) return false;
+  try {
+    fs.renameSync(path.join(sparesDir(p, pool.name), image.fingerprint), dest);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The preparing process of a spare, if it still runs our script (a recycled PID is not ours). */
+function preparer(dir: string, fp: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(path.join(dir, `.pid-${fp}`), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!(pid > 0) || !pidAlive(pid)) return undefined;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(dir, `.tmp-${fp}`)) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// $1 source tree, $2 temp copy, $3 final name, $4 pid file. The spare appears under its final name
+// only complete and on disk (sync -f: a host crash must not leave a spare of empty files).
+const SCRIPT = 'trap \'rm -rf "$2"; rm -f "$4"\' EXIT; trap \'exit 1\' TERM INT HUP; cp -a --reflink=auto "$1" "$2" && sync -f "$2" && mv -T "$2" "$3"';
+
+/**
+ * A spare must never be what fills the disk under running containers: it is made only while the
+ * filesystem keeps at least 1 GiB, and 5 % of its size, free after it.
+ */
+function roomFor(dir: string, image: Image): boolean {
+  const need = imageSize(image);
+  if (need === undefined) return false; // an image stored before sizes were recorded: no guess
+  const st = fs.statfsSync(dir);
+  const free = st.bavail * st.bsize;
+  return free - need >= Math.max(2 ** 30, 0.05 * st.blocks * st.bsize);
+}
+
+/**
+ * Starts making a spare of `image` for the pool unless one exists or is being made. Never throws
+ * and never waits: a spare is an optimisation, and a failure (a full disk) only means the next
+ * create copies.
+ */
+export function prepareSpare(p: Paths, pool: PoolConfig, image: Image): void {
+  if (!sparesEnabled(pool) || isLayer(image) || !FP.test(image.fingerprint)) return;
+  const fp = image.fingerprint;
+  const dir = sparesDir(p, pool.name);
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (fs.existsSync(path.join(dir, fp)) || !roomFor(dir, image)) return;
+    const pidFile = path.join(dir, `.pid-${fp}`);
+    let fd: number;
+    try {
+      fd = fs.openSync(pidFile, 'wx', 0o600);
+    } catch {
+      if (preparer(dir, fp)) return; // being made
+      fs.rmSync(pidFile, { force: true }); // left by a copy that was killed: take over
+      fd = fs.openSync(pidFile, 'wx', 0o600);
+    }
+    const tmp = path.join(dir, `.tmp-${fp}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    const child = spawn('nice', ['-n', '19', 'sh', '-c', SCRIPT, 'tslxc-spare', image.rootfs, tmp, path.join(dir, fp), pidFile], { detached: true, stdio: 'ignore' });
+    child.on('error', () => fs.rmSync(pidFile, { force: true }));
+    child.unref();
+    fs.writeSync(fd, `${child.pid ?? 0}\n`);
+    fs.closeSync(fd);
+  } catch {
+    /* no spare this time */
+  }
+}
+
+/** Whether a spare of each image is being made right now (the bench and tests wait on this). */
+export function preparing(p: Paths, pool: string): string[] {
+  const dir = sparesDir(p, pool);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith('.pid-')).map((n) => n.slice(5)).filter((fp) => FP.test(fp) && preparer(dir, fp) !== undefined);
+}
+
+/** Finished spares of a pool, by image fingerprint. */
+export function listSpares(p: Paths, pool: string): string[] {
+  try {
+    return fs.readdirSync(sparesDir(p, pool)).filter((n) => FP.test(n)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Stops the copies in progress (their whole process group, by PID) and removes the spares of one
+ * image, or all of the pool's. Waits until the copies are gone, so nothing writes into the pool
+ * after this returns.
+ */
+export async function dropSpares(p: Paths, pool: string, fingerprint?: string): Promise<void> {
+  const dir = sparesDir(p, pool);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const fps = new Set(names.map((n) => n.replace(/^\.(pid|tmp)-/, '')).filter((fp) => FP.test(fp) && (!fingerprint || fp === fingerprint)));
+  const killed: number[] = [];
+  for (const fp of fps) {
+    const pid = preparer(dir, fp);
+    if (pid === undefined) continue;
+    try {
+      process.kill(-pid, 'SIGKILL'); // the shell leads its own group (detached): it and its cp
+      killed.push(pid);
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  for (let i = 0; i < 200 && killed.some(groupAlive); i++) await new Promise((r) => setTimeout(r, 10));
+  for (const fp of fps) {
+    for (const n of [fp, `.tmp-${fp}`, `.pid-${fp}`]) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  }
+  if (!fingerprint) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** Whether any live process is still in the process group (the shell, or the cp it ran). */
+function groupAlive(pgid: number): boolean {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') return true;
+    } catch {
+      /* gone */
+    }
+  }
+  return false;
+}
+
+/** Every pool's spares of an image (the image is being deleted), or every spare of every pool. */
+export async function dropAllSpares(p: Paths, fingerprint?: string): Promise<void> {
+  for (const pool of listPools(p)) if (pool.driver === 'dir') await dropSpares(p, pool.name, fingerprint);
+}
