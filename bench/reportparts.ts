@@ -65,7 +65,7 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
     });
     if (p.background?.length) {
       const b = summarize(p.background);
-      out.push(`storage: ${k}: each launch took the spare root made after the previous one; the next spare was copied in the background (nice 19) and ran on ${fmtMs(b.median)} (${fmtMs(b.min)}–${fmtMs(b.max)}) after systemd was running; the bench waited for it, untimed, before the next step`);
+      out.push(`storage: ${k}: each launch took the spare root made after the previous one; the next spare, copied in the background (starting 10 s after the create, nice 19), was finished ${fmtMs(b.median)} (${fmtMs(b.min)}–${fmtMs(b.max)}) after systemd was running; the bench waited for it, untimed, before the next step`);
     }
     if (k.endsWith('(no spare)')) {
       if (med !== undefined) out.push(`storage: ${k}: spare_roots=false, every launch copies the image while the user waits: ${fmtMs(med)} (shown for comparison; the target applies to the pool as made)`);

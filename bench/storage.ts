@@ -67,7 +67,8 @@ export function tslxcStoragePeer(env: BenchEnv, driver: string, pool: string, sp
   };
   return {
     key: `tslxc ${driver}${driver === 'dir' && !spares ? ' (no spare)' : ''}`,
-    ...(driver === 'dir' ? { tag: spares ? '' : 'n', settle } : {}),
+    ...(driver === 'dir' ? { tag: spares ? '' : 'n' } : {}),
+    ...(spares ? { settle } : {}),
     tool: 'tslxc',
     driver,
     commands: {

@@ -1,6 +1,9 @@
-/* tslxc-helper file: read or write one file inside a running container. The helper enters the
- * container's mount namespace, whose root is the container's root, so every path (symlinks and
- * ".." included) is resolved by the kernel inside the container. */
+/* tslxc-helper file: read or write a file inside a container. The helper enters the container's
+ * mount namespace (running) or chroots into its root in a mount namespace of its own (stopped), so
+ * every path (symlinks and ".." included) is resolved by the kernel inside the container.
+ * --write-many writes several files in one go (create writes half a dozen identity files, and on
+ * an overlay each helper run mounts the overlay again): stdin holds records
+ * "MODE LENGTH PATH\n" followed by LENGTH bytes of content. */
 #include "helper.h"
 
 #include <fcntl.h>
@@ -36,12 +39,114 @@ static void copy_fd(int from, int to, const char *what)
   }
 }
 
+/* Written beside the target, then renamed over it: a reader never sees half a file, and a
+ * symlink at the target is replaced, not followed. The content is `data` (len bytes) or, when
+ * data is NULL, all of stdin. */
+static void write_file(const char *path, bool mkdirs, unsigned long dir_mode, unsigned long mode,
+                       unsigned long uid, unsigned long gid, const char *data, size_t len)
+{
+  if (path[0] != '/')
+    die("file: %s: expected an absolute path", path);
+  char *copy = xstrdup(path);
+  if (mkdirs)
+    mkdir_parents(copy, dir_mode);
+  char *slash = strrchr(copy, '/');
+  *slash = '\0';
+  const char *dir = copy[0] ? copy : "/";
+  const char *base = slash + 1;
+  if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+    die("%s: not a file name", path);
+  autofd int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    die_with_error("open directory %s", dir);
+  char tmp[NAME_MAX + 32];
+  xsnprintf(tmp, sizeof tmp, ".%.200s.tslxc-%d", base, (int)getpid());
+  autofd int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    die_with_error("create %s", path);
+  if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
+    unlinkat(dirfd, tmp, 0);
+    die_with_error("set owner and mode of %s", path);
+  }
+  if (data) {
+    if (write_all(fd, data, len) < 0) {
+      unlinkat(dirfd, tmp, 0);
+      die_with_error("write %s", path);
+    }
+  } else {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = read_retry(0, buf, sizeof buf);
+      if (n == 0)
+        break;
+      if (n < 0 || write_all(fd, buf, n) < 0) {
+        unlinkat(dirfd, tmp, 0);
+        die_with_error("write %s", path);
+      }
+    }
+  }
+  if (renameat(dirfd, tmp, dirfd, base) < 0) {
+    unlinkat(dirfd, tmp, 0);
+    die_with_error("rename onto %s", path);
+  }
+  free(copy);
+}
+
+/* --write-many: the records on stdin, each "MODE LENGTH PATH\n" and LENGTH bytes, in order. All of
+ * stdin is read first (identity files: a few KiB; capped), so a malformed record fails before any
+ * file is written. */
+static void write_records(bool mkdirs, unsigned long dir_mode, unsigned long uid, unsigned long gid)
+{
+  enum { MAX_RECORDS_INPUT = 16 << 20 };
+  size_t cap = 65536, used = 0;
+  char *in = xrealloc(NULL, cap);
+  for (;;) {
+    if (used == cap) {
+      if (cap >= MAX_RECORDS_INPUT)
+        die("file --write-many: more than %d bytes on stdin", MAX_RECORDS_INPUT);
+      cap *= 2;
+      in = xrealloc(in, cap);
+    }
+    ssize_t n = read_retry(0, in + used, cap - used);
+    if (n < 0)
+      die_with_error("read stdin");
+    if (n == 0)
+      break;
+    used += n;
+  }
+  for (int pass = 0; pass < 2; pass++) { /* 0: check every record, 1: write */
+    size_t at = 0;
+    while (at < used) {
+      char *nl = memchr(in + at, '\n', used - at);
+      if (!nl)
+        die("file --write-many: a record without its header line");
+      *nl = '\0';
+      char *end;
+      errno = 0;
+      unsigned long mode = strtoul(in + at, &end, 8);
+      unsigned long len = 0;
+      bool ok = !errno && *end == ' ' && mode <= 07777;
+      if (ok) {
+        len = strtoul(end + 1, &end, 10);
+        ok = !errno && *end == ' ' && end[1] == '/' && len <= used - (size_t)(nl + 1 - in);
+      }
+      if (!ok)
+        die("file --write-many: bad record header \"%.100s\"", in + at);
+      if (pass == 1)
+        write_file(end + 1, mkdirs, dir_mode, mode, uid, gid, nl + 1, len);
+      *nl = '\n';
+      at = (size_t)(nl + 1 - in) + len;
+    }
+  }
+  free(in);
+}
+
 int main_file(int argc, char **argv)
 {
   unsigned long pid = 0, mode = 0644, dir_mode = 0755, uid = 0, gid = 0;
   const char *read_path = NULL, *write_path = NULL, *rootfs = NULL;
   static struct overlay_opts overlay;
-  bool mkdirs = false, as_user = false;
+  bool mkdirs = false, as_user = false, write_many = false;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
     if (strcmp(opt, "--mkdir") == 0) {
@@ -50,6 +155,10 @@ int main_file(int argc, char **argv)
     }
     if (strcmp(opt, "--as-user") == 0) {
       as_user = true;
+      continue;
+    }
+    if (strcmp(opt, "--write-many") == 0) {
+      write_many = true;
       continue;
     }
     if (i + 1 >= argc)
@@ -81,12 +190,12 @@ int main_file(int argc, char **argv)
     if (!ok)
       die("%s %s: invalid value", opt, val);
   }
-  if (!pid == !rootfs || !read_path == !write_path)
-    die("file: needs --pid or --rootfs, and one of --read PATH or --write PATH");
+  if (!pid == !rootfs || (!!read_path + !!write_path + write_many) != 1)
+    die("file: needs --pid or --rootfs, and one of --read PATH, --write PATH or --write-many");
   check_overlay_opts(&overlay);
   if (overlay.n_lowers && !rootfs)
     die("file: the --rootfs-* overlay options need --rootfs");
-  const char *path = read_path ? read_path : write_path;
+  const char *path = read_path ? read_path : write_path ? write_path : "/";
   if (path[0] != '/')
     die("file: %s: expected an absolute path", path);
 
@@ -136,42 +245,10 @@ int main_file(int argc, char **argv)
     return 0;
   }
 
-  /* Written beside the target, then renamed over it: a reader never sees half a file, and a
-   * symlink at the target is replaced, not followed. */
-  char *copy = xstrdup(path);
-  if (mkdirs)
-    mkdir_parents(copy, dir_mode);
-  char *slash = strrchr(copy, '/');
-  *slash = '\0';
-  const char *dir = copy[0] ? copy : "/";
-  const char *base = slash + 1;
-  if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-    die("%s: not a file name", path);
-  autofd int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0)
-    die_with_error("open directory %s", dir);
-  char tmp[NAME_MAX + 32];
-  xsnprintf(tmp, sizeof tmp, ".%.200s.tslxc-%d", base, (int)getpid());
-  autofd int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    die_with_error("create %s", path);
-  if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
-    unlinkat(dirfd, tmp, 0);
-    die_with_error("set owner and mode of %s", path);
+  if (write_many) {
+    write_records(mkdirs, dir_mode, uid, gid);
+    return 0;
   }
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read_retry(0, buf, sizeof buf);
-    if (n == 0)
-      break;
-    if (n < 0 || write_all(fd, buf, n) < 0) {
-      unlinkat(dirfd, tmp, 0);
-      die_with_error("write %s", path);
-    }
-  }
-  if (renameat(dirfd, tmp, dirfd, base) < 0) {
-    unlinkat(dirfd, tmp, 0);
-    die_with_error("rename onto %s", path);
-  }
+  write_file(path, mkdirs, dir_mode, mode, uid, gid, NULL, 0);
   return 0;
 }

@@ -61,6 +61,7 @@ static inline int steal_fd(int *fdp)
 
 void *xcalloc(size_t n, size_t size);
 char *xstrdup(const char *s);
+void *xrealloc(void *p, size_t size);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* snprintf into a fixed buffer; dies on truncation. */
 void xsnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

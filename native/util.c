@@ -94,6 +94,14 @@ char *xstrdup(const char *s)
   return p;
 }
 
+void *xrealloc(void *p, size_t size)
+{
+  void *q = realloc(p, size);
+  if (!q)
+    die_oom();
+  return q;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
   char *p;

@@ -189,14 +189,20 @@ export interface RootFile {
  */
 export function writeRootFiles(ctx: Context, name: string, files: RootFile[], instDir?: string): void {
   const acc = hostAccess(ctx, name, instDir);
-  for (const f of files) {
-    if (!acc.helperArgs) {
-      writeFileInRoot(acc.root, f.path, f.content, f.mode ?? 0o644);
-      continue;
-    }
-    const r = spawnSync(helperPath(), ['file', ...acc.helperArgs, '--write', f.path, '--mode', (f.mode ?? 0o644).toString(8), '--mkdir'], { input: f.content, encoding: 'utf8' });
-    if (r.status !== 0) throw new TslxcError(`Cannot write ${f.path} in "${name}"`, helperError(r.stderr ?? ''));
+  if (!acc.helperArgs) {
+    for (const f of files) writeFileInRoot(acc.root, f.path, f.content, f.mode ?? 0o644);
+    return;
   }
+  if (!files.length) return;
+  const odd = files.find((f) => !f.path.startsWith('/') || f.path.includes('\n') || f.path.includes('\0'));
+  if (odd) throw new TslxcError(`Cannot write ${JSON.stringify(odd.path).slice(0, 80)} in "${name}"`, 'a file path must be absolute, without newlines');
+  // One helper run (one overlay mount) for all of them: records "MODE LENGTH PATH\n" + content.
+  const input = Buffer.concat(files.flatMap((f) => {
+    const content = Buffer.from(f.content);
+    return [Buffer.from(`${(f.mode ?? 0o644).toString(8)} ${content.length} ${f.path}\n`), content];
+  }));
+  const r = spawnSync(helperPath(), ['file', ...acc.helperArgs, '--write-many', '--mkdir'], { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new TslxcError(`Cannot write ${files.length === 1 ? files[0].path : 'its identity files'} in "${name}"`, helperError(r.stderr ?? ''));
 }
 
 export function rootExists(ctx: Context, name: string): boolean {

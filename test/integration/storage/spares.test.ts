@@ -14,6 +14,9 @@ import { requireImage, type Image } from '../../../lib/image/store.js';
  */
 if (requireRoot(test)) {
   const env = new TestEnv('spare');
+  // Spares start 10 s after a create (not beside the boot): at once here, for the CLI and the library.
+  env.env.TSLXC_SPARE_DELAY_MS = '0';
+  process.env.TSLXC_SPARE_DELAY_MS = '0';
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
@@ -87,11 +90,20 @@ if (requireRoot(test)) {
     t.deepEqual(processesOf(env), [], 'no copy is left running');
     t.deepEqual(fs.readdirSync(sparesDir(env.paths, 'sp')).filter((n) => n.includes(fake.fingerprint)), [], 'nothing of it is left');
 
+    // By default the copy waits (10 s) before it starts: it is in progress, and stopped the same way.
+    env.env.TSLXC_SPARE_DELAY_MS = '60000';
     env.ok(t, ['create', 'busybox', 'c4', '-s', 'sp']);
+    t.deepEqual(preparing(env.paths, 'sp'), [busybox().fingerprint], 'waiting to copy');
+    t.deepEqual(info('sp').spares, []);
+    await dropSpares(env.paths, 'sp');
+    t.deepEqual(processesOf(env), []);
+    env.env.TSLXC_SPARE_DELAY_MS = '0';
+    env.ok(t, ['create', 'busybox', 'c5', '-s', 'sp']);
     await settled('sp');
     t.deepEqual(info('sp').spares, [busybox().fingerprint]);
     env.ok(t, ['image', 'delete', 'busybox', '--force']);
     t.false(fs.existsSync(`${env.paths.stateDir}/containers/c4`));
+    t.false(fs.existsSync(`${env.paths.stateDir}/containers/c5`));
     t.deepEqual(info('sp').spares, [], 'the image\'s spare went with it');
     env.ok(t, ['storage', 'delete', 'sp']);
     t.false(fs.existsSync(`${env.paths.stateDir}/storage-pools/sp`));
