@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The compiled CLI lives in dist/ (npm ci builds it). The hot commands, exec and list, take a
-// lean path without yargs (lib/cli/fast.ts, bundled at build time into dist/lib/fast, at the
+// The compiled CLI lives in dist/ (npm ci builds it). The hot commands (exec, list, start, stop,
+// ssh, create, launch) take a lean path without yargs (lib/cli/fast.ts, bundled at build time into dist/lib/fast, at the
 // same depth as the modules, so their relative paths to native/, templates/ and profiles/ hold).
 // Everything else, and anything the fast path does not understand, goes to the yargs CLI.
 import { tryFastPath } from '../dist/lib/fast/fast.js';

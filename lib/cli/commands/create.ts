@@ -1,20 +1,17 @@
 import type { Argv, CommandModule } from 'yargs';
 import { context, parseKeyValues } from '../common.js';
 import { progressReporter } from '../ui/progress.js';
+import { CREATE_OPTIONS } from '../options/create.js';
 
-/** Options shared by create and launch. */
+/** Options shared by create and launch (the table is the fast path's too). */
 export function createOptions<T>(y: Argv<T>) {
-  return y
+  let out = y
     .positional('image', { type: 'string', demandOption: true, describe: 'image alias, fingerprint or recipe (busybox, debian, path/to/recipe.yaml)' })
-    .positional('name', { type: 'string', demandOption: true, describe: 'container name (a DNS label)' })
-    .option('hostname', { type: 'string', describe: 'hostname (default: the name)' })
-    .option('release', { type: 'string', describe: 'release to build, for recipes that have several (debian: 11, 12, 13)' })
-    .option('mirror', { type: 'string', describe: 'package mirror for debootstrap recipes' })
-    .option('env', { type: 'string', array: true, describe: 'environment of init, KEY=VALUE (repeatable)' })
-    .option('init', { type: 'string', describe: 'init command to run as PID 1 instead of the image\'s' })
-    .option('storage', { alias: 's', type: 'string', describe: 'storage pool for the root (default: the profile\'s root disk pool)' })
-    .option('profile', { alias: 'p', type: 'string', array: true, describe: 'profiles to apply, in order' })
-    .option('config', { alias: 'c', type: 'string', array: true, describe: 'config key, KEY=VALUE (repeatable; see "tslxc config keys")' });
+    .positional('name', { type: 'string', demandOption: true, describe: 'container name (a DNS label)' });
+  for (const [key, o] of Object.entries(CREATE_OPTIONS)) {
+    out = out.option(key, { type: o.type as 'string', describe: o.describe, ...(o.short ? { alias: o.short } : {}), ...(o.multiple ? { array: true } : {}) });
+  }
+  return out;
 }
 
 export async function createFromArgs(argv: Record<string, unknown>) {

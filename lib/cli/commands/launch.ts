@@ -2,23 +2,26 @@ import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
 import { createFromArgs, createOptions } from './create.js';
 
+/** create, then start; a start that fails deletes what create made. */
+export async function launchFromArgs(argv: Record<string, unknown>): Promise<void> {
+  const cfg = await createFromArgs(argv);
+  const { startInstance } = await import('../../instance/start.js');
+  const ctx = context();
+  try {
+    await startInstance(ctx, cfg.name, { debug: !!argv.debug });
+  } catch (err) {
+    // A launch that cannot start leaves nothing behind, as if it had not been asked.
+    const { deleteInstance } = await import('../../instance/manage.js');
+    await deleteInstance(ctx, cfg.name, { force: true }).catch(() => {});
+    throw err;
+  }
+  console.log(`Launched ${cfg.name}`);
+}
+
 const command: CommandModule = {
   command: 'launch <image> <name>',
   describe: 'Create a container from an image and start it',
   builder: (y) => createOptions(y),
-  handler: async (argv) => {
-    const cfg = await createFromArgs(argv);
-    const { startInstance } = await import('../../instance/start.js');
-    const ctx = context();
-    try {
-      await startInstance(ctx, cfg.name, { debug: !!argv.debug });
-    } catch (err) {
-      // A launch that cannot start leaves nothing behind, as if it had not been asked.
-      const { deleteInstance } = await import('../../instance/manage.js');
-      await deleteInstance(ctx, cfg.name, { force: true }).catch(() => {});
-      throw err;
-    }
-    console.log(`Launched ${cfg.name}`);
-  },
+  handler: (argv) => launchFromArgs(argv),
 };
 export default command;
