@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
@@ -157,7 +158,7 @@ export function prepareRootIds(ctx: Context, cfg: InstanceConfig, map: IdMap | u
     else delete file.config[VOLATILE_ON_DISK];
     saveConfig(ctx.paths, file);
   };
-  const idmappable = process.env.TSLXC_IDMAPPED_MOUNTS !== '0' && supportsIdmappedMounts(acc.root);
+  const idmappable = process.env.TSLXC_IDMAPPED_MOUNTS !== '0' && supportsIdmappedMounts(acc.root, ctx.paths.runDir);
   const want = map && !idmappable ? map : undefined;
   if (map && !idmappable && acc.helperArgs) {
     throw new TslxcError(`Cannot start "${cfg.name}" unprivileged`, `the filesystem of ${acc.root} does not support idmapped mounts, and an overlay root cannot be shifted (its image layers are shared)`, 'use a dir or btrfs pool, or set security.privileged=true');
@@ -173,19 +174,48 @@ const probed = new Map<string, boolean>();
 
 /**
  * Whether the filesystem holding DIR can be idmapped on this kernel (the helper tries it on a
- * detached clone of the mount). Cached per device for the life of the process.
+ * detached clone of the mount). Cached per device and filesystem type for the life of the
+ * process and, given a run dir, in RUN_DIR/idmap-probe/ for the rest of this boot (the probe is
+ * a helper run: 30 ms of a launch here). The boot id is in the file's name: a run dir that
+ * survives a reboot (a disk-backed /run) never answers for another kernel.
  */
-export function supportsIdmappedMounts(dir: string): boolean {
+export function supportsIdmappedMounts(dir: string, runDir?: string): boolean {
   let key: string;
   try {
-    key = String(fs.statSync(dir).dev);
+    key = `${fs.statSync(dir).dev}-${fs.statfsSync(dir).type.toString(16)}`;
   } catch {
     return false;
   }
   const known = probed.get(key);
   if (known !== undefined) return known;
+  let cache: string | undefined;
+  try {
+    if (runDir) cache = path.join(runDir, 'idmap-probe', `${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}-${key}`);
+  } catch {
+    /* no boot id: probe every time */
+  }
+  try {
+    if (cache) {
+      const answer = fs.readFileSync(cache, 'utf8').trim();
+      if (answer === 'yes' || answer === 'no') {
+        probed.set(key, answer === 'yes');
+        return answer === 'yes';
+      }
+    }
+  } catch {
+    /* not probed yet this boot */
+  }
   const r = spawnSync(helperPath(), ['idmap-probe', dir], { encoding: 'utf8' });
   const ok = r.status === 0;
   probed.set(key, ok);
+  if (cache) {
+    try {
+      fs.mkdirSync(path.dirname(cache), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(`${cache}.${process.pid}`, ok ? 'yes\n' : 'no\n');
+      fs.renameSync(`${cache}.${process.pid}`, cache);
+    } catch {
+      /* answered anyway */
+    }
+  }
   return ok;
 }
