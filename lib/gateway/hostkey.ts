@@ -5,6 +5,7 @@ import ssh2 from 'ssh2';
 import { TslxcError, isErrno } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { gatewayDir } from './users.js';
+import { ed25519KeyPair } from '../ssh/keygen.js';
 
 export const hostKeyFile = (p: Paths) => path.join(gatewayDir(p), 'ssh_host_ed25519_key');
 
@@ -24,7 +25,7 @@ export function loadOrCreateHostKey(p: Paths): HostKey {
   const file = hostKeyFile(p);
   fs.mkdirSync(gatewayDir(p), { recursive: true, mode: 0o700 });
   if (!fs.existsSync(file)) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'tslxc-gateway' });
+    const pair = ed25519KeyPair('tslxc-gateway');
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, pair.private, { mode: 0o600, flag: 'wx' });
     try {

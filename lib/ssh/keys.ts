@@ -4,6 +4,7 @@ import { TslxcError, isErrno } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { locksDir } from '../state/paths.js';
+import { ed25519KeyPair } from './keygen.js';
 
 /**
  * tslxc's own SSH keypair, STATE/ssh/id_ed25519{,.pub}: its public key goes into the root
@@ -40,9 +41,7 @@ export async function ensureKeypair(p: Paths): Promise<Keypair> {
   return withLock(locksDir(p), 'ssh-keypair', async () => {
     const again = readKeypair(p);
     if (again) return again;
-    // Loaded only here: commands that find the key on disk do not pay for ssh2's import.
-    const { utils } = (await import('ssh2')).default;
-    const pair = utils.generateKeyPairSync('ed25519', { comment: `tslxc@${hostName()}` });
+    const pair = ed25519KeyPair(`tslxc@${hostName()}`);
     const dir = sshDir(p);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(dir, 0o700);

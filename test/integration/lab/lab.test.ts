@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import ssh2 from 'ssh2';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { processesOf } from '../../helpers/leftovers.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
 import { hostVethName } from '../../../lib/network/names.js';
+import { ed25519KeyPair } from '../../../lib/ssh/keygen.js';
 
 /**
  * A real lab of busybox members on a bridge of its own (a name unique to the run, ipv4.nat=false:
@@ -20,7 +20,7 @@ if (requireRoot(test)) {
   const file = path.join(env.root, 'lab.yaml');
   const keys = new Map<string, string>();
   const keyOf = (m: string) => {
-    if (!keys.has(m)) keys.set(m, ssh2.utils.generateKeyPairSync('ed25519', { comment: `${m}@test` }).public);
+    if (!keys.has(m)) keys.set(m, ed25519KeyPair(`${m}@test`).public);
     return keys.get(m)!;
   };
   const labFile = (members: string[]) =>

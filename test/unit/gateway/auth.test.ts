@@ -8,6 +8,7 @@ import { authorize, findKey, parsePublicKeyLine, verifySignature } from '../../.
 import { loadOrCreateHostKey, hostKeyFile } from '../../../lib/gateway/hostkey.js';
 import { loginTarget, parseLoginName, putGatewayUser } from '../../../lib/gateway/users.js';
 import type { Paths } from '../../../lib/state/paths.js';
+import { ed25519KeyPair } from '../../../lib/ssh/keygen.js';
 
 function tmpPaths(): Paths {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-gw-'));
@@ -15,7 +16,7 @@ function tmpPaths(): Paths {
 }
 
 function pair() {
-  const k = ssh2.utils.generateKeyPairSync('ed25519');
+  const k = ed25519KeyPair('test');
   const pub = ssh2.utils.parseKey(k.public) as ssh2.ParsedKey;
   return { line: k.public, priv: ssh2.utils.parseKey(k.private) as ssh2.ParsedKey, blob: pub.getPublicSSH() };
 }
@@ -40,7 +41,7 @@ test('keys: found by blob among several; private keys and junk are not public ke
   t.is(findKey([a.line], b.blob), undefined);
   t.is(findKey([], b.blob), undefined);
   t.is(parsePublicKeyLine('ssh-ed25519 AAAAnotbase64'), undefined);
-  const priv = ssh2.utils.generateKeyPairSync('ed25519').private;
+  const priv = ed25519KeyPair('test').private;
   t.is(parsePublicKeyLine(priv), undefined);
 });
 
