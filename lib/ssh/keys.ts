@@ -34,13 +34,35 @@ function readKeypair(p: Paths): Keypair | undefined {
   }
 }
 
-/** The keypair, made (under a lock, so two first uses make one key) when missing. */
+/**
+ * An Ed25519 public key line whose key is not 32 bytes. Keys made by tslxc before keygen.ts came
+ * from ssh2's generator, which made about one in 200 with 31 bytes: no SSH implementation accepts
+ * such a key, so `tslxc ssh` could never work with it.
+ */
+export function malformedEd25519(line: string): boolean {
+  const [type, b64] = line.trim().split(/\s+/);
+  if (type !== 'ssh-ed25519' || !b64) return false;
+  const blob = Buffer.from(b64, 'base64');
+  if (blob.length < 4) return true;
+  const typeLen = blob.readUInt32BE(0);
+  const at = 4 + typeLen;
+  return blob.length < at + 4 || blob.readUInt32BE(at) !== 32 || blob.length !== at + 4 + 32;
+}
+
+/**
+ * The keypair, made (under a lock, so two first uses make one key) when missing, or when the one
+ * on disk is malformed (kept beside as id_ed25519.malformed{,.pub}).
+ */
 export async function ensureKeypair(p: Paths): Promise<Keypair> {
   const existing = readKeypair(p);
-  if (existing) return existing;
+  if (existing && !malformedEd25519(existing.publicKey)) return existing;
   return withLock(locksDir(p), 'ssh-keypair', async () => {
     const again = readKeypair(p);
-    if (again) return again;
+    if (again && !malformedEd25519(again.publicKey)) return again;
+    if (again) {
+      fs.renameSync(privateKeyFile(p), `${privateKeyFile(p)}.malformed`);
+      fs.renameSync(publicKeyFile(p), `${privateKeyFile(p)}.malformed.pub`);
+    }
     const pair = ed25519KeyPair(`tslxc@${hostName()}`);
     const dir = sshDir(p);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

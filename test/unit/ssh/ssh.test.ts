@@ -5,7 +5,7 @@ import path from 'node:path';
 import test from 'ava';
 import ssh2 from 'ssh2';
 import type { Paths } from '../../../lib/state/paths.js';
-import { ensureKeypair, privateKeyFile, publicKeyFile, sshDir } from '../../../lib/ssh/keys.js';
+import { ensureKeypair, malformedEd25519, privateKeyFile, publicKeyFile, sshDir } from '../../../lib/ssh/keys.js';
 import { checkHostKey, forgetHostKey, formatKnownHosts, knownHostsFile, parseKnownHosts, rememberHostKey, updateAddress, changedKeyError } from '../../../lib/ssh/known-hosts.js';
 import { parseLocalForward } from '../../../lib/ssh/forward.js';
 import { parseAuthorizedKeys, parsePublicKeys } from '../../../lib/ssh/pubkey.js';
@@ -49,6 +49,23 @@ test('two first uses at once make one keypair', async (t) => {
   const [a, b, c] = await Promise.all([ensureKeypair(p), ensureKeypair(p), ensureKeypair(p)]);
   t.is(a.publicKey, b.publicKey);
   t.is(b.publicKey, c.publicKey);
+});
+
+test('a malformed key made by an older tslxc (a 31-byte Ed25519 key from ssh2\'s generator) is set aside and replaced', async (t) => {
+  const p = tmpPaths(t);
+  // One such key, as ssh2 made it (seen here): AAAAH = a 31-byte key.
+  const bad = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAH/03tT1QlQ5SrrDvsyT4wLYtNc295B7jh8FLr9TMT+w= tslxc@old';
+  t.true(malformedEd25519(bad));
+  t.false(malformedEd25519(ed25519KeyPair('fine').public));
+  fs.mkdirSync(sshDir(p), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(privateKeyFile(p), 'old private\n', { mode: 0o600 });
+  fs.writeFileSync(publicKeyFile(p), `${bad}\n`);
+  const k = await ensureKeypair(p);
+  t.false(malformedEd25519(k.publicKey));
+  t.not(k.publicKey, bad);
+  t.is(fs.readFileSync(`${privateKeyFile(p)}.malformed.pub`, 'utf8'), `${bad}\n`);
+  t.is(fs.readFileSync(`${privateKeyFile(p)}.malformed`, 'utf8'), 'old private\n');
+  t.is((await ensureKeypair(p)).publicKey, k.publicKey, 'and kept from then on');
 });
 
 // known-hosts.ts
