@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, containerDir, containersDir, type Paths } from '../state/paths.js';
@@ -45,6 +46,66 @@ export function loadConfig(p: Paths, name: string): InstanceConfig {
   const cfg = readYamlIfExists<InstanceConfig>(containerConfigFile(p, name));
   if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
   return cfg;
+}
+
+/**
+ * Parsed configs for `list`, kept in RUN_DIR/list-cache.json (0600, like config.yaml): parsing
+ * 100 config.yaml files with js-yaml is ~30 ms of a 100-container list on this machine, JSON.parse
+ * of them all ~1 ms. An entry is used only while its file is the same: inode (saveConfig renames a
+ * new file into place), size, mtime and ctime in nanoseconds.
+ */
+export class ConfigCache {
+  private entries: Record<string, { key: string; cfg: InstanceConfig }> = {};
+  private changed = false;
+  private readonly file: string;
+
+  constructor(private readonly p: Paths) {
+    this.file = path.join(p.runDir, 'list-cache.json');
+    try {
+      const data = JSON.parse(fs.readFileSync(this.file, 'utf8'));
+      if (data && typeof data === 'object' && data.version === 1 && data.entries && typeof data.entries === 'object') this.entries = data.entries;
+    } catch {
+      /* none yet, or unreadable: rebuilt */
+    }
+  }
+
+  load(name: string): InstanceConfig {
+    validateInstanceName(name);
+    finishJournal(containerDir(this.p, name));
+    let st: fs.BigIntStats;
+    try {
+      st = fs.statSync(containerConfigFile(this.p, name), { bigint: true });
+    } catch {
+      throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
+    }
+    const key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    const hit = this.entries[name];
+    if (hit?.key === key && hit.cfg?.name === name) return hit.cfg;
+    const cfg = loadConfig(this.p, name);
+    this.entries[name] = { key, cfg };
+    this.changed = true;
+    return cfg;
+  }
+
+  /** Writes the cache back (atomically) when something was parsed, without the names now gone. */
+  save(names: string[]): void {
+    const keep = new Set(names);
+    for (const n of Object.keys(this.entries)) {
+      if (!keep.has(n)) {
+        delete this.entries[n];
+        this.changed = true;
+      }
+    }
+    if (!this.changed) return;
+    try {
+      fs.mkdirSync(this.p.runDir, { recursive: true, mode: 0o711 });
+      const tmp = `${this.file}.${process.pid}`;
+      fs.writeFileSync(tmp, JSON.stringify({ version: 1, entries: this.entries }), { mode: 0o600 });
+      fs.renameSync(tmp, this.file);
+    } catch {
+      /* a cache: list answered anyway */
+    }
+  }
 }
 
 export function saveConfig(p: Paths, cfg: InstanceConfig): void {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { locksDir, type Paths } from '../state/paths.js';
 import { isAlive, parseRef, startTimeToDate } from '../util/proc.js';
 import { readTextIfExists } from '../util/fs.js';
-import { listNames, loadConfig, type InstanceConfig } from './config.js';
+import { ConfigCache, listNames, loadConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from './runtime.js';
@@ -75,16 +75,19 @@ function createInProgress(p: Paths, name: string): boolean {
 
 export async function listStates(ctx: Context): Promise<InstanceState[]> {
   const out: InstanceState[] = [];
-  for (const name of listNames(ctx.paths)) {
+  const configs = new ConfigCache(ctx.paths);
+  const names = listNames(ctx.paths);
+  for (const name of names) {
     let cfg: InstanceConfig;
     try {
-      cfg = loadConfig(ctx.paths, name);
+      cfg = configs.load(name);
     } catch {
       out.push({ name, status: 'Error', reason: 'its config.yaml is missing or unreadable', ipv4: [], image: '', hostname: '', createdAt: '' });
       continue;
     }
     out.push(await instanceState(ctx, cfg));
   }
+  configs.save(names);
   return out;
 }
 
