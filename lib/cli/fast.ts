@@ -19,16 +19,9 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   if (args[0] === 'ssh') return fastSsh(args.slice(1));
   if (args[0] === 'launch' || args[0] === 'create' || args[0] === 'init') return fastCreate(args[0] === 'launch', args.slice(1));
   if (args[0] !== 'exec') return false;
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
-    // parseArgs rejects `multiple: undefined`: set the key only where it applies.
-    const base = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
-    options[key] = { ...base, ...(o.short ? { short: o.short } : {}) };
-    for (const alias of o.aliases ?? []) options[alias] = base;
-  }
   let parsed;
   try {
-    parsed = parseArgs({ args: args.slice(1), options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: args.slice(1), options: parseArgsOptions(EXEC_OPTIONS), allowPositionals: true, strict: true });
   } catch {
     return false;
   }
@@ -114,11 +107,9 @@ async function fastStartStop(verb: 'start' | 'stop', args: string[]): Promise<bo
 
 /** `ssh NAME [options] [-- CMD...]`: the same option table as the yargs command. */
 async function fastSsh(args: string[]): Promise<boolean> {
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const [key, o] of Object.entries(SSH_OPTIONS)) options[key] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: parseArgsOptions(SSH_OPTIONS), allowPositionals: true, strict: true });
   } catch {
     return false;
   }
@@ -139,11 +130,9 @@ async function fastSsh(args: string[]): Promise<boolean> {
  * Exactly the two positionals and the options of the shared table, or the full CLI decides.
  */
 async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const [key, o] of Object.entries(CREATE_OPTIONS)) options[key] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: parseArgsOptions(CREATE_OPTIONS), allowPositionals: true, strict: true });
   } catch {
     return false;
   }
@@ -160,4 +149,16 @@ async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
   }
   return true;
+}
+
+/** An option table shared with yargs (cli/options/) as node's parseArgs takes it. */
+function parseArgsOptions(table: Record<string, { type: 'boolean' | 'string'; short?: string; aliases?: string[]; multiple?: boolean }>): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [key, o] of Object.entries(table)) {
+    // parseArgs rejects `multiple: undefined`: set the key only where it applies.
+    const base = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
+    options[key] = { ...base, ...(o.short ? { short: o.short } : {}) };
+    for (const alias of o.aliases ?? []) options[alias] = base;
+  }
+  return options;
 }
