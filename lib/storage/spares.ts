@@ -5,7 +5,7 @@ import { TslxcError } from '../errors.js';
 import { imageSize, type Image } from '../image/store.js';
 import { isLayer } from '../image/layers.js';
 import type { Paths } from '../state/paths.js';
-import { pidAlive } from '../util/proc.js';
+import { commandLine, pidAlive } from '../util/proc.js';
 import { listPools, type PoolConfig } from './pool.js';
 
 /**
@@ -63,11 +63,8 @@ function preparer(dir: string, fp: string): number | undefined {
     return undefined;
   }
   if (!(pid > 0) || !pidAlive(pid)) return undefined;
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(dir, `.tmp-${fp}`)) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const cmdline = commandLine(pid);
+  return cmdline !== undefined && cmdline.includes(path.join(dir, `.tmp-${fp}`)) ? pid : undefined;
 }
 
 // $1 source tree, $2 temp copy, $3 final name, $4 pid file, $5 seconds to wait first. The spare

@@ -41,6 +41,28 @@ export function selfRef(): ProcessRef {
   return { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
 }
 
+/**
+ * A process's command line (NUL-separated, as in /proc), undefined when it is gone. It reads empty
+ * while the process is in the middle of an execve (the new image's arguments are not in place yet):
+ * a spare's `nice` execs its shell just after the spawn, and ~2 % of reads made then came back
+ * empty here, which made a running copy look like none (and dropSpares leave it running). An empty
+ * read is retried for up to ~50 ms; a zombie or a kernel thread stays empty and reads as undefined
+ * (so not for scans over all of /proc).
+ */
+export function commandLine(pid: number): string | undefined {
+  for (let i = 0; i < 50; i++) {
+    let cmdline: string;
+    try {
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return undefined;
+    }
+    if (cmdline !== '') return cmdline;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+  return undefined;
+}
+
 /** Parse "PID STARTTIME" as the native helper writes it. */
 export function parseRef(text: string | undefined): ProcessRef | undefined {
   if (!text) return undefined;
