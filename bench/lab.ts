@@ -21,6 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
 import { BenchEnv, cliPath } from './env.js';
+import { ed25519KeyPair } from '../lib/ssh/keygen.js';
 import { interrupt, now, run, sleep } from './proc.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -65,7 +66,7 @@ const privateKeys = new Map<string, string>();
 function labFile(env: BenchEnv, name: string, image: string, members: number): string {
   const lines = [`name: ${name}`, `network: {name: tslb${env.id}, ipv4.nat: false}`, 'defaults:', `  image: ${image}`, 'members:'];
   for (let i = 1; i <= members; i++) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `m${i}@bench` });
+    const pair = ed25519KeyPair(`m${i}@bench`);
     privateKeys.set(`m${i}`, pair.private);
     lines.push(`  - name: m${i}`, `    keys: ["${pair.public}"]`);
   }

@@ -35,20 +35,33 @@ export interface KeyParts {
   privateFields: Buffer;
 }
 
+/*
+ * No crypto.generateKeyPairSync and no JWK export here: node 20 can deadlock in them. A
+ * KeyObject's JWK export holds the key's mutex while it makes V8 strings; a garbage collection
+ * then may finalise the (unreachable) key-generation job of that same key, whose destructor waits
+ * for the same mutex, forever (gdb: ~KeyGenJob under ExportJWKEdKey). It hung a unit test that
+ * makes 1,000 keys, one run in three here, and could hang any `tslxc create`. The keys are made
+ * from random bytes instead: no generation job exists, and only DER leaves a KeyObject.
+ */
+
+/** PKCS#8 DER of an Ed25519 private key, up to its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
 export function ed25519(): KeyParts {
-  const jwk = crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
-  const pub = Buffer.from(jwk.x!, 'base64url');
-  const seed = Buffer.from(jwk.d!, 'base64url');
+  const seed = crypto.randomBytes(32);
+  const privateKey = crypto.createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  // The SPKI DER of an Ed25519 key ends with the 32-byte public key.
+  const pub = crypto.createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).subarray(-32);
   const type = 'ssh-ed25519';
   return { type, publicBlob: Buffer.concat([sshString(type), sshString(pub)]), privateFields: Buffer.concat([sshString(pub), sshString(Buffer.concat([seed, pub]))]) };
 }
 
 export function ecdsaP256(): KeyParts {
-  const jwk = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
-  const q = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
+  const ecdh = crypto.createECDH('prime256v1');
+  const q = ecdh.generateKeys(); // the uncompressed point, 0x04 || X || Y
   const type = 'ecdsa-sha2-nistp256';
   const curve = sshString('nistp256');
-  return { type, publicBlob: Buffer.concat([sshString(type), curve, sshString(q)]), privateFields: Buffer.concat([curve, sshString(q), mpint(Buffer.from(jwk.d!, 'base64url'))]) };
+  return { type, publicBlob: Buffer.concat([sshString(type), curve, sshString(q)]), privateFields: Buffer.concat([curve, sshString(q), mpint(ecdh.getPrivateKey())]) };
 }
 
 /** OpenSSH's "openssh-key-v1" container, unencrypted. */
