@@ -7,6 +7,7 @@ import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { validateAlias } from '../util/names.js';
 import { pidAlive } from '../util/proc.js';
+import { needTls } from '../util/tls.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
 import { buildRecipe, buildsLayer, recipeKey, type Progress } from './build.js';
 import type { ImageMetadata } from './metadata.js';
@@ -156,7 +157,10 @@ export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = 
   if (depth > 16) throw new TslxcError(`Cannot build image "${ref}"`, 'its recipes\' "from:" chain is longer than 16 or loops');
   if (ref.includes(':')) {
     const { parseRemoteRef, pullRemoteImage } = await import('./remote.js');
-    if (parseRemoteRef(p, ref)) return pullRemoteImage(p, ref, { progress });
+    if (parseRemoteRef(p, ref)) {
+      needTls();
+      return pullRemoteImage(p, ref, { progress });
+    }
   }
   const explicitRecipeOptions = opts.release !== undefined || opts.mirror !== undefined;
   if (!explicitRecipeOptions && !opts.build) {
@@ -176,6 +180,7 @@ export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = 
   const fingerprint = recipeKey(recipe, parent?.fingerprint, recipe.source.type === 'image' && buildsLayer(p, parent));
   const existing = getImage(p, fingerprint);
   if (existing) return existing;
+  needTls(); // the build may fetch (debootstrap's mirror check, a recipe's downloads)
   const built = await buildRecipe(p, recipe, progress, parent);
   const alias = ref.endsWith('.yaml') || ref.endsWith('.yml') ? recipe.name : ref;
   const release = parent && !recipe.given.includes('release') ? built.metadata.properties.release : recipe.release;
@@ -190,6 +195,7 @@ export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = 
 async function resolveThroughRemote(p: Paths, ref: string, name: string, release: string, remoteRef: string, progress?: Progress): Promise<Image> {
   const stored = findImage(p, `${name}/${release}`);
   if (stored) return stored;
+  needTls();
   const { pullRemoteImage } = await import('./remote.js');
   const aliases = ref === name ? [name, `${name}/${release}`] : [`${name}/${release}`];
   try {

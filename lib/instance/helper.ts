@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TslxcError } from '../errors.js';
+import { SAVED_CA_CERTS } from '../util/tls.js';
 
 /**
  * The native helper (native/README.md is the contract). Its path can be overridden with
@@ -28,9 +29,10 @@ export interface HelperResult {
  * NODE_EXTRA_CA_CERTS (tens of ms per hook where a big bundle is set; see bin/tslxc).
  */
 function helperEnv(): NodeJS.ProcessEnv {
-  if (process.env.NODE_EXTRA_CA_CERTS === undefined) return process.env;
+  if (process.env.NODE_EXTRA_CA_CERTS === undefined && process.env[SAVED_CA_CERTS] === undefined) return process.env;
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
+  delete env[SAVED_CA_CERTS];
   return env;
 }
 
