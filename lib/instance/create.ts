@@ -87,11 +87,12 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
       // Its own SSH host keys now, not at first boot (see ssh/hostkeys.ts: RSA made boot 0.5 s slower).
       const hostKeys = imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
-      writeRootFiles(ctx, name, [...identityFiles(hostname, { newMachineId: true }), ...hostKeys]);
+      const identity = [...identityFiles(hostname, { newMachineId: true }), ...hostKeys];
+      writeRootFiles(ctx, name, identity);
       // Images that run sshd let tslxc in with its own key (tslxc ssh). A convenience: an image
       // whose /root cannot take it still makes a container, and the line says why ssh will not work.
       try {
-        if (await authorizeTslxcKey(ctx, name, image)) opts.progress?.('configure', "tslxc's SSH key authorized for root");
+        if (await authorizeTslxcKey(ctx, name, image, [...rendered.files, ...identity].map((f) => f.path))) opts.progress?.('configure', "tslxc's SSH key authorized for root");
       } catch (err) {
         opts.progress?.('configure', `tslxc's SSH key NOT authorized for root (tslxc ssh will be refused): ${errorText(err)}`);
       }

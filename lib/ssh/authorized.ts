@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TslxcError } from '../errors.js';
+import { isErrno, TslxcError } from '../errors.js';
 import type { Image } from '../image/store.js';
+import { isLayer } from '../image/layers.js';
 import type { Context } from '../instance/context.js';
 import { helperError, helperPath } from '../instance/helper.js';
 import { liveness, requireInstance } from '../instance/runtime.js';
@@ -100,9 +101,9 @@ export async function addAuthorizedKeys(ctx: Context, name: string, user: string
   return ctx.withInstanceLock(name, () => addLocked(ctx, name, user, keys));
 }
 
-async function addLocked(ctx: Context, name: string, user: string, keys: PublicKey[]): Promise<PublicKey[]> {
-  const u = await lookupUser(ctx, name, user);
-  const current = await readAuthorizedKeys(ctx, name, u);
+async function addLocked(ctx: Context, name: string, user: string, keys: PublicKey[], known?: { u: PasswdEntry; current: string }): Promise<PublicKey[]> {
+  const u = known?.u ?? (await lookupUser(ctx, name, user));
+  const current = known ? known.current : await readAuthorizedKeys(ctx, name, u);
   const have = new Set(parseAuthorizedKeys(current).flatMap((l) => (l.key ? [l.key.base64] : [])));
   const added = keys.filter((k) => !have.has(k.base64) && have.add(k.base64));
   if (added.length === 0) return [];
@@ -147,11 +148,51 @@ export function imageRunsSshd(image: Image): boolean {
  * At create: tslxc's public key into root's authorized_keys, for images that run sshd. The caller
  * holds the container's lock (create does).
  */
-export async function authorizeTslxcKey(ctx: Context, name: string, image: Image): Promise<boolean> {
+export async function authorizeTslxcKey(ctx: Context, name: string, image: Image, written: string[] = []): Promise<boolean> {
   if (!imageRunsSshd(image)) return false;
   const { publicKey } = await ensureKeypair(ctx.paths);
   const own = parseAuthorizedKeys(publicKey)[0]?.key;
   if (!own) throw new TslxcError("tslxc's public key is damaged", `${publicKey.slice(0, 40)}...`, 'remove the ssh dir in the state dir to make a new key');
-  await addLocked(ctx, name, 'root', [own]);
+  await addLocked(ctx, name, 'root', [own], rootKeysInImage(image, written));
   return true;
+}
+
+/**
+ * Root's passwd entry and authorized_keys as a new container has them, read from its image on the
+ * host: two helper runs fewer per create (~20 ms here). Only while the container's root is still
+ * the image's there: a whole image (a layered one would need its whiteouts read), and no file the
+ * create wrote (`written`: templates, identity files, host keys) is /etc/passwd or under root's home.
+ * Otherwise undefined, and the helper reads them in the container's root as usual. Paths are
+ * resolved inside the image's root, so an image's symlink cannot point the read at a host file.
+ */
+export function rootKeysInImage(image: Image, written: string[]): { u: PasswdEntry; current: string } | undefined {
+  if (isLayer(image)) return undefined;
+  // Regular files only (a FIFO planted by an image would block the read), of a sane size.
+  const read = (inner: string) => {
+    const file = resolveInRoot(image.rootfs, inner);
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > 1 << 20) throw new Error(`${inner}: not a regular file of at most 1 MiB`);
+    return fs.readFileSync(file, 'utf8');
+  };
+  let u: PasswdEntry | undefined;
+  try {
+    u = parsePasswd(read('/etc/passwd')).find((e) => e.user === 'root');
+  } catch {
+    return undefined;
+  }
+  if (!u || !u.home.startsWith('/') || u.home === '/') return undefined;
+  try {
+    // Compared as resolved in the image, so a symlink cannot hide that a written file is one of them.
+    const passwd = resolveInRoot(image.rootfs, '/etc/passwd');
+    const home = resolveInRoot(image.rootfs, u.home);
+    const hits = written.map((f) => resolveInRoot(image.rootfs, f)).some((f) => f === passwd || f === home || f.startsWith(`${home}/`));
+    if (hits) return undefined;
+  } catch {
+    return undefined;
+  }
+  try {
+    return { u, current: read(authorizedKeysPath(u)) };
+  } catch (err) {
+    return isErrno(err, 'ENOENT') ? { u, current: '' } : undefined;
+  }
 }
