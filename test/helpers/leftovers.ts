@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { ExecutionContext } from 'ava';
 import type { TestEnv } from './env.js';
+import { commandLine } from '../../lib/util/proc.js';
 
 /** Host processes whose command line mentions this test's private root (monitors carry it). */
 export function processesOf(env: TestEnv): number[] {
@@ -8,13 +9,26 @@ export function processesOf(env: TestEnv): number[] {
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      let cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      // Empty: a kernel thread, a zombie, or a process in the middle of an execve (a spare's
+      // `nice` becoming its shell): only the last is read again, until its arguments are there.
+      if (cmd === '' && !kernelThreadOrZombie(d)) cmd = commandLine(Number(d)) ?? '';
       if (cmd.includes(env.root) && !cmd.includes('ava')) out.push(Number(d));
     } catch {
       /* gone */
     }
   }
   return out;
+}
+
+function kernelThreadOrZombie(pid: string): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return state === 'Z' || state === 'X' || ppid === '2' || pid === '2';
+  } catch {
+    return true;
+  }
 }
 
 /** Cgroup dirs of this test's prefix in any hierarchy. */
