@@ -9,7 +9,15 @@ import { commitRenames, finishJournal, journalFile, type Journal } from '../../.
  * The journal of multi-rename commits: a replay finishes exactly the renames a dead writer had
  * not done, whichever step it died at, and leaves a live writer's journal alone.
  */
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-journal-'));
+const made: string[] = [];
+function tmp(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-journal-'));
+  made.push(dir);
+  return dir;
+}
+test.after.always(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /** A restore's shape: root -> old, new -> root, config.new -> config; the first k renames done. */
 function restoreAt(k: number): { dir: string; j: Journal } {
