@@ -16,7 +16,7 @@ function tmpDir(t: { teardown(fn: () => void): void }): string {
 }
 
 // bin/tslxc with a stand-in `node` first in PATH that prints what it was given.
-test('bin/tslxc starts create, init and launch without the extra CA certificates, and keeps them aside', (t) => {
+test('bin/tslxc starts every command but image, remote, registry and lab without the extra CA certificates, and keeps them aside', (t) => {
   const dir = tmpDir(t);
   fs.writeFileSync(path.join(dir, 'node'), '#!/bin/sh\necho "${NODE_EXTRA_CA_CERTS-unset}|${TSLXC_NODE_EXTRA_CA_CERTS-unset}|$2"\n', { mode: 0o755 });
   const run = (verb: string, extra: Record<string, string | undefined> = {}) => {
@@ -24,9 +24,9 @@ test('bin/tslxc starts create, init and launch without the extra CA certificates
     for (const [k, v] of Object.entries(extra)) if (v === undefined) delete env[k];
     return spawnSync(path.join(repo, 'bin', 'tslxc'), [verb, 'x'], { encoding: 'utf8', env }).stdout.trim();
   };
-  for (const verb of ['create', 'init', 'launch']) t.is(run(verb), `unset|${CERTS}|${verb}`);
-  t.is(run('image'), `${CERTS}|unset|image`, 'commands that may connect keep them');
-  t.is(run('list'), 'unset|unset|list', 'commands that never connect drop them');
+  for (const verb of ['create', 'init', 'launch', 'copy', 'snapshot', 'list', 'stop']) t.is(run(verb), `unset|${CERTS}|${verb}`);
+  for (const verb of ['image', 'remote', 'registry', 'lab', '--debug']) t.is(run(verb), `${CERTS}|unset|${verb}`, 'commands that connect by themselves keep them');
+  t.is(run('copy', { TSLXC_NODE_EXTRA_CA_CERTS: undefined, NODE_EXTRA_CA_CERTS: '' }), 'unset|unset|copy', 'an empty value is dropped, not kept aside');
   t.is(run('launch', { NODE_EXTRA_CA_CERTS: undefined }), 'unset|unset|launch', 'nothing is made up where none were set');
 });
 
