@@ -4,13 +4,16 @@ import { STOP_OPTIONS } from './options/stop.js';
 import { SSH_OPTIONS } from './options/ssh.js';
 import { CREATE_OPTIONS } from './options/create.js';
 import { errorText } from '../errors.js';
+import { leanArgs, type LeanCommand } from './lean.js';
 
 /**
  * Hot commands without yargs. `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
  * than the exec itself. This path parses exec's options from the same table with node's own
- * parseArgs and enters the container with the fewest modules loaded. Anything it does not fully
- * understand (help, a typo, another command) returns false and goes to the full CLI, which gives
- * the proper message.
+ * parseArgs and enters the container with the fewest modules loaded; so do list, start, stop, ssh,
+ * create and launch, and the lean commands (lib/cli/lean.ts: copy, move, rename, delete, snapshot
+ * create|restore|delete|rename), whose one definition both parsers read. Anything it does not
+ * fully understand (help, a typo, another command) returns false and goes to the full CLI, which
+ * gives the proper message.
  */
 export async function tryFastPath(args: string[]): Promise<boolean> {
   if (args.includes('--help') || args.includes('-h') || args.includes('--debug')) return false;
@@ -18,6 +21,8 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   if (args[0] === 'start' || args[0] === 'stop') return fastStartStop(args[0], args.slice(1));
   if (args[0] === 'ssh') return fastSsh(args.slice(1));
   if (args[0] === 'launch' || args[0] === 'create' || args[0] === 'init') return fastCreate(args[0] === 'launch', args.slice(1));
+  const words = LEAN_COMMANDS[`${args[0]} ${args[1]}`] ? 2 : LEAN_COMMANDS[args[0]] ? 1 : 0;
+  if (words) return fastLean(await LEAN_COMMANDS[args.slice(0, words).join(' ')](), args.slice(words));
   if (args[0] !== 'exec') return false;
   let parsed;
   try {
@@ -45,8 +50,7 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   try {
     process.exitCode = await execInstance(new Context(), name, command.length ? command : ['/bin/sh', '-l'], { tty: wantsTty(a, command), env, cwd: a.cwd, user: a.user });
   } catch (err) {
-    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    reportError(err);
   }
   return true;
 }
@@ -69,8 +73,7 @@ async function fastList(args: string[]): Promise<boolean> {
   try {
     process.stdout.write(`${await renderList(new Context(), format as 'table', parsed.positionals[0])}\n`);
   } catch (err) {
-    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    reportError(err);
   }
   return true;
 }
@@ -99,8 +102,7 @@ async function fastStartStop(verb: 'start' | 'stop', args: string[]): Promise<bo
       else await (await import('../instance/stop.js')).stopInstance(ctx, name, { force: !!v.force, timeout });
     }
   } catch (err) {
-    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    reportError(err);
   }
   return true;
 }
@@ -119,8 +121,7 @@ async function fastSsh(args: string[]): Promise<boolean> {
   try {
     process.exitCode = await sshInstance(new Context(), name, await sshOptionsFrom(parsed.values as Record<string, unknown>, command));
   } catch (err) {
-    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    reportError(err);
   }
   return true;
 }
@@ -145,8 +146,40 @@ async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {
       console.log(`Created ${cfg.name}`);
     }
   } catch (err) {
-    process.stderr.write(`Error: ${errorText(err)}\n`);
-    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    reportError(err);
+  }
+  return true;
+}
+
+/** What the full CLI prints for a failure: one line, and the error's exit code. */
+function reportError(err: unknown): void {
+  process.stderr.write(`Error: ${errorText(err)}\n`);
+  process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+}
+
+/** The lean commands (lib/cli/lean.ts) by the words that name them, aliases included. */
+export const LEAN_COMMANDS: Record<string, () => Promise<LeanCommand>> = {
+  copy: async () => (await import('./commands/copy.js')).copyCommand,
+  cp: async () => (await import('./commands/copy.js')).copyCommand,
+  move: async () => (await import('./commands/move.js')).moveCommand,
+  mv: async () => (await import('./commands/move.js')).moveCommand,
+  rename: async () => (await import('./commands/rename.js')).renameCommand,
+  delete: async () => (await import('./commands/delete.js')).deleteCommand,
+  rm: async () => (await import('./commands/delete.js')).deleteCommand,
+  'snapshot create': async () => (await import('./commands/snapshot.js')).snapshotCreate,
+  'snapshot restore': async () => (await import('./commands/snapshot.js')).snapshotRestore,
+  'snapshot delete': async () => (await import('./commands/snapshot.js')).snapshotDelete,
+  'snapshot rm': async () => (await import('./commands/snapshot.js')).snapshotDelete,
+  'snapshot rename': async () => (await import('./commands/snapshot.js')).snapshotRename,
+};
+
+async function fastLean(command: LeanCommand, args: string[]): Promise<boolean> {
+  const argv = leanArgs(command, args);
+  if (!argv) return false;
+  try {
+    await command.run(argv);
+  } catch (err) {
+    reportError(err);
   }
   return true;
 }

@@ -207,6 +207,7 @@ export async function copyInstance(ctx: Context, source: string, dst: string, op
   if (src === dst) throw new TslxcError(`Cannot copy "${src}"`, 'source and destination are the same');
   await sweepCopies(ctx);
   return lockBoth(ctx, src, dst, async () => {
+    loadConfig(ctx.paths, src); // a missing source is "not found" before anything is made (containers/ may not exist yet)
     if (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst))) throw new TslxcError(`Cannot copy to "${dst}"`, 'a container of that name exists');
     const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -242,6 +243,7 @@ async function discard(ctx: Context, name: string, tmp: string): Promise<void> {
 export async function moveInstance(ctx: Context, src: string, dst: string, opts: { storage?: string; instanceOnly?: boolean } = {}): Promise<void> {
   validateInstanceName(src);
   validateInstanceName(dst);
+  loadConfig(ctx.paths, src); // "not found" first, before any other complaint or anything made
   const cur = target(ctx, src);
   if (!opts.storage || opts.storage === cur.pool.name) {
     if (src === dst) throw new TslxcError(`Cannot move "${src}"`, opts.storage ? `it is already on pool "${opts.storage}"` : 'give a new name or --storage POOL');

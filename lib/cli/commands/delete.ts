@@ -1,15 +1,15 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { yargsCommand, type LeanCommand } from '../lean.js';
 
-const command: CommandModule = {
+export const deleteCommand: LeanCommand = {
   command: 'delete <names..>',
   aliases: ['rm'],
   describe: 'Delete containers and everything they hold',
-  builder: (y) =>
-    y.positional('names', { type: 'string', array: true, demandOption: true }).option('force', { type: 'boolean', alias: 'f', default: false, describe: 'stop running containers first (kill)' }),
-  handler: async (argv) => {
+  positionals: { names: 'the containers' },
+  options: { force: { type: 'boolean', short: 'f', describe: 'stop running containers first (kill)' } },
+  run: async (argv) => {
     const { deleteInstance } = await import('../../instance/manage.js');
-    for (const name of argv.names as string[]) await deleteInstance(context(), name, { force: !!argv.force });
+    for (const name of argv.names as string[]) await deleteInstance(context(), String(name), { force: !!argv.force });
   },
 };
-export default command;
+export default yargsCommand(deleteCommand);

@@ -1,13 +1,13 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { yargsCommand, type LeanCommand } from '../lean.js';
 
-const command: CommandModule = {
+export const renameCommand: LeanCommand = {
   command: 'rename <name> <newname>',
   describe: 'Rename a stopped container',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('newname', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: 'the container', newname: 'its new name' },
+  run: async (argv) => {
     const { renameInstance } = await import('../../instance/manage.js');
     await renameInstance(context(), String(argv.name), String(argv.newname));
   },
 };
-export default command;
+export default yargsCommand(renameCommand);

@@ -1,12 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { context, withFormat } from '../common.js';
 import { renderRows, type Format } from '../ui/format.js';
+import { yargsCommand, type LeanCommand } from '../lean.js';
 
-const create: CommandModule = {
+export const snapshotCreate: LeanCommand = {
   command: 'create <name> [snapshot]',
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string' }),
-  handler: async (argv) => {
+  positionals: { name: 'the container', snapshot: 'the snapshot\'s name' },
+  run: async (argv) => {
     const { createSnapshot } = await import('../../storage/snapshot.js');
     const timing = { frozenMs: 0 };
     const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
@@ -24,30 +25,30 @@ const list: CommandModule = {
     console.log(renderRows(rows, [{ header: 'NAME', value: (s) => s.name }, { header: 'CREATED', value: (s) => s.created_at }], argv.format as Format));
   },
 };
-const restore: CommandModule = {
+export const snapshotRestore: LeanCommand = {
   command: 'restore <name> <snapshot>',
   describe: 'Restore a stopped container\'s root and config from a snapshot',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: 'the container', snapshot: 'the snapshot' },
+  run: async (argv) => {
     const { restoreSnapshot } = await import('../../storage/snapshot.js');
     await restoreSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 };
-const del: CommandModule = {
+export const snapshotDelete: LeanCommand = {
   command: 'delete <name> <snapshot>',
   aliases: ['rm'],
   describe: 'Delete a snapshot',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: 'the container', snapshot: 'the snapshot' },
+  run: async (argv) => {
     const { deleteSnapshot } = await import('../../storage/snapshot.js');
     await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 };
-const rename: CommandModule = {
+export const snapshotRename: LeanCommand = {
   command: 'rename <name> <snapshot> <newname>',
   describe: 'Rename a snapshot',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string', demandOption: true }).positional('newname', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: 'the container', snapshot: 'the snapshot', newname: 'its new name' },
+  run: async (argv) => {
     const { renameSnapshot } = await import('../../storage/snapshot.js');
     await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));
   },
@@ -55,7 +56,7 @@ const rename: CommandModule = {
 const command: CommandModule = {
   command: 'snapshot <command>',
   describe: 'Snapshots of containers',
-  builder: (y) => y.command(create).command(list).command(restore).command(del).command(rename).demandCommand(1),
+  builder: (y) => y.command(yargsCommand(snapshotCreate)).command(list).command(yargsCommand(snapshotRestore)).command(yargsCommand(snapshotDelete)).command(yargsCommand(snapshotRename)).demandCommand(1),
   handler: () => {},
 };
 export default command;
