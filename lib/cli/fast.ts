@@ -21,7 +21,8 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   if (args[0] === 'start' || args[0] === 'stop') return fastStartStop(args[0], args.slice(1));
   if (args[0] === 'ssh') return fastSsh(args.slice(1));
   if (args[0] === 'launch' || args[0] === 'create' || args[0] === 'init') return fastCreate(args[0] === 'launch', args.slice(1));
-  const words = LEAN_COMMANDS[`${args[0]} ${args[1]}`] ? 2 : LEAN_COMMANDS[args[0]] ? 1 : 0;
+  // Own keys only: `tslxc constructor` is not a lean command.
+  const words = Object.hasOwn(LEAN_COMMANDS, `${args[0]} ${args[1]}`) ? 2 : Object.hasOwn(LEAN_COMMANDS, args[0] ?? '') ? 1 : 0;
   if (words) return fastLean(await LEAN_COMMANDS[args.slice(0, words).join(' ')](), args.slice(words));
   if (args[0] !== 'exec') return false;
   let parsed;

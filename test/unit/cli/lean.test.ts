@@ -69,7 +69,7 @@ test('lean commands run without loading yargs; what they cannot parse goes to ya
     t.is(r.stdout.trim(), 'taken true', `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, /^Error: Container "nope" not found.*\n$/, args.join(' '));
   }
-  for (const args of [['copy', 'nope'], ['snapshot', 'restore', 'nope'], ['rm', '--help'], ['snapshot', 'list', 'nope']]) {
+  for (const args of [['copy', 'nope'], ['snapshot', 'restore', 'nope'], ['rm', '--help'], ['snapshot', 'list', 'nope'], ['constructor'], ['snapshot', 'toString'], []]) {
     const r = run(...args);
     t.is(r.stdout.trim(), 'taken false', args.join(' '));
     t.is(r.stderr, '', args.join(' '));
