@@ -344,9 +344,9 @@ export async function detachVolume(ctx: Context, poolName: string, vol: string, 
 
 /** Before a start: the pools of the container's volumes usable (a btrfs loop mounted). */
 export async function activateVolumePools(ctx: Context, devices: Record<string, Record<string, string>>): Promise<void> {
-  const { driverOf } = await import('./instance.js');
+  const { driverOf, isVolumeDisk } = await import('./instance.js');
   for (const d of Object.values(devices)) {
-    if (d.type !== 'disk' || !d.pool || d.path === '/') continue;
+    if (!isVolumeDisk(d)) continue;
     const pool = loadPool(ctx.paths, d.pool);
     await driverOf(pool.driver).activate(ctx.paths, pool);
     recoverVolume(ctx.paths, pool, d.source);

@@ -4,8 +4,11 @@ import { createFromArgs, createOptions } from './create.js';
 
 /** create, then start; a start that fails deletes what create made. */
 export async function launchFromArgs(argv: Record<string, unknown>): Promise<void> {
+  // Loaded while create waits for its helper runs, not after (~15 ms of a launch here).
+  const starting = import('../../instance/start.js');
+  starting.catch(() => {}); // a failed create is the error to report
   const cfg = await createFromArgs(argv);
-  const { startInstance } = await import('../../instance/start.js');
+  const { startInstance } = await starting;
   const ctx = context();
   try {
     await startInstance(ctx, cfg.name, { debug: !!argv.debug });
