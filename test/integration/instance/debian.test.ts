@@ -27,6 +27,9 @@ if (requireRoot(test)) {
     const masked = env.ok(t, ['exec', 'deb1', '--', 'sh', '-c', 'for g in /etc/systemd/system-generators/*; do echo "$g $(readlink "$g")"; done']);
     for (const g of ['cryptsetup', 'integritysetup', 'veritysetup', 'gpt-auto', 'hibernate-resume']) t.regex(masked, new RegExp(`/systemd-${g}-generator /dev/null$`, 'm'));
     t.notRegex(masked, /getty|fstab|sysv|rc-local/, 'the others still run');
+    // /etc and /var are stamped up to date with /usr: systemd-sysusers is skipped at boot.
+    t.is(env.ok(t, ['exec', 'deb1', '--', 'sh', '-c', 'for d in /etc /var; do [ "$(stat -c %Y.%y $d/.updated)" = "$(stat -c %Y.%y /usr)" ] && echo same; done']), 'same\nsame\n');
+    t.is(env.ok(t, ['exec', 'deb1', '--', 'systemctl', 'show', '-P', 'ConditionResult', 'systemd-sysusers.service']).trim(), 'no');
     const started = Date.now();
     env.ok(t, ['stop', 'deb1']);
     t.true(Date.now() - started < 15_000, 'clean stop took too long: the stop signal was not honoured');
