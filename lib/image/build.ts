@@ -104,6 +104,7 @@ export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progre
       writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.renameSync(tmp, dir);
+      pruneBuilds(buildsDir, dir);
       progress('done', `image "${recipe.name}" built`);
       return { dir, rootfs: path.join(dir, 'rootfs'), metadata, key };
     } catch (err) {
@@ -117,7 +118,42 @@ export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progre
 function readBuilt(dir: string, key: string): BuiltImage | undefined {
   const metadata = readYamlIfExists<ImageMetadata>(path.join(dir, 'metadata.yaml'));
   if (!metadata || metadata.tslxc?.recipe_key !== key || !fs.existsSync(path.join(dir, 'rootfs'))) return undefined;
+  markUsed(dir);
   return { dir, rootfs: path.join(dir, 'rootfs'), metadata, key };
+}
+
+/**
+ * Unused cached builds expire, as LXD's cached remote images do (images.remote_cache_expiry, 10
+ * days): each recipe change (a tslxc upgrade, an edited recipe) leaves its old ~180 MiB Debian tree
+ * behind, and nothing would ever read it again. A build's dir mtime is its last use (made, or
+ * taken from the cache); the sweep runs after each new build. The image store holds its own links
+ * to the files, so images already added from a build are not touched.
+ */
+export const BUILD_CACHE_EXPIRY_MS = 10 * 24 * 3600_000;
+
+function markUsed(dir: string): void {
+  const now = new Date();
+  try {
+    fs.utimesSync(dir, now, now);
+  } catch {
+    /* a read-only cache still serves */
+  }
+}
+
+export function pruneBuilds(buildsDir: string, keep: string, now = Date.now()): string[] {
+  const removed: string[] = [];
+  for (const e of fs.readdirSync(buildsDir)) {
+    const dir = path.join(buildsDir, e);
+    if (e.startsWith('.') || dir === keep) continue; // temp dirs of running builds: sweepDead's
+    try {
+      if (now - fs.statSync(dir).mtimeMs < BUILD_CACHE_EXPIRY_MS) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+      removed.push(e);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return removed;
 }
 
 /**
