@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,15 +119,22 @@ export class StartRecorder {
   }
 
   /**
-   * Run fn (the start) with node's sync reads noted. The hooks are installed once for all the
-   * starts that run at the same time in this process (lab up starts several in parallel), and
-   * each read is noted by the recorder of the start it belongs to (its async context).
+   * Run fn (the start) with node's sync reads noted. A read is this start's only while no other
+   * start runs in the process: with two at once (lab up starts several in parallel) a read cannot
+   * be told apart, so neither writes a plan (their next start from the CLI will). Telling them
+   * apart took an AsyncLocalStorage, whose promise hooks cost every start here ~30 ms of the
+   * launch command, for plans that lab up itself never replays.
    */
   async watch<T>(fn: () => Promise<T>): Promise<T> {
     installReadHooks();
+    running.add(this);
+    if (running.size > 1) for (const r of running) r.refuse('another start ran beside it in this process');
+    solo = running.size === 1 ? this : undefined;
     try {
-      return await current.run(this, fn);
+      return await fn();
     } finally {
+      running.delete(this);
+      solo = running.size === 1 ? [...running][0] : undefined;
       removeReadHooks();
     }
   }
@@ -208,18 +214,19 @@ function statCheck(p: string, how: 'content' | 'inode'): string[] {
   return ['same', p, String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs)];
 }
 
-/** The recorder of the start running in this async context. */
-const current = new AsyncLocalStorage<StartRecorder>();
+/** The starts being watched in this process, and the one whose reads are noted (when it is alone). */
+const running = new Set<StartRecorder>();
+let solo: StartRecorder | undefined;
 let hookUsers = 0;
 let unhook: (() => void) | undefined;
 
-/** Wrap node's sync fs reads (all of tslxc reads its state through them) to tell the current recorder. */
+/** Wrap node's sync fs reads (all of tslxc reads its state through them) to tell the watching recorder. */
 function installReadHooks(): void {
   if (hookUsers++ > 0) return;
   const saved = { readFileSync: fs.readFileSync, existsSync: fs.existsSync, statSync: fs.statSync, lstatSync: fs.lstatSync, readdirSync: fs.readdirSync };
   const wrap = <F extends (...a: never[]) => unknown>(orig: F, how: 'content' | 'stat'): F =>
     ((...a: Parameters<F>) => {
-      const rec = current.getStore();
+      const rec = solo;
       const p = a[0] as unknown as fs.PathLike;
       if (rec && how === 'stat') {
         // A file's metadata may decide things (its size, its owner): count it whole; a dir
