@@ -30,6 +30,9 @@ if (requireRoot(test)) {
     // /etc and /var are stamped up to date with /usr: systemd-sysusers is skipped at boot.
     t.is(env.ok(t, ['exec', 'deb1', '--', 'sh', '-c', 'for d in /etc /var; do [ "$(stat -c %Y.%y $d/.updated)" = "$(stat -c %Y.%y /usr)" ] && echo same; done']), 'same\nsame\n');
     t.is(env.ok(t, ['exec', 'deb1', '--', 'systemctl', 'show', '-P', 'ConditionResult', 'systemd-sysusers.service']).trim(), 'no');
+    for (const unit of ['systemd-network-generator.service', 'systemd-remount-fs.service']) {
+      t.is(env.ok(t, ['exec', 'deb1', '--', 'systemctl', 'show', '-P', 'LoadState', unit]).trim(), 'masked', unit);
+    }
     const started = Date.now();
     env.ok(t, ['stop', 'deb1']);
     t.true(Date.now() - started < 15_000, 'clean stop took too long: the stop signal was not honoured');
