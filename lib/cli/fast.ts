@@ -1,10 +1,10 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from './options/exec.js';
 import { STOP_OPTIONS } from './options/stop.js';
 import { SSH_OPTIONS } from './options/ssh.js';
 import { CREATE_OPTIONS } from './options/create.js';
 import { errorText } from '../errors.js';
-import { leanArgs, type LeanCommand } from './lean.js';
+import { leanArgs, parseArgsOptions, type LeanCommand } from './lean.js';
 
 /**
  * Hot commands without yargs. `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML parser) costs more
@@ -183,16 +183,4 @@ async function fastLean(command: LeanCommand, args: string[]): Promise<boolean> 
     reportError(err);
   }
   return true;
-}
-
-/** An option table shared with yargs (cli/options/) as node's parseArgs takes it. */
-function parseArgsOptions(table: Record<string, { type: 'boolean' | 'string'; short?: string; aliases?: string[]; multiple?: boolean }>): NonNullable<ParseArgsConfig['options']> {
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const [key, o] of Object.entries(table)) {
-    // parseArgs rejects `multiple: undefined`: set the key only where it applies.
-    const base = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
-    options[key] = { ...base, ...(o.short ? { short: o.short } : {}) };
-    for (const alias of o.aliases ?? []) options[alias] = base;
-  }
-  return options;
 }

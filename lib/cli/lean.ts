@@ -61,11 +61,9 @@ export function yargsCommand(c: LeanCommand): CommandModule {
  */
 export function leanArgs(c: LeanCommand, args: string[]): Record<string, unknown> | undefined {
   if (args.some((a) => a === '--help' || a === '-h' || a === '--debug')) return undefined;
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const [key, o] of Object.entries(c.options ?? {})) options[key] = { type: o.type, ...(o.short ? { short: o.short } : {}) };
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: parseArgsOptions(c.options ?? {}), allowPositionals: true, strict: true });
   } catch {
     return undefined;
   }
@@ -84,4 +82,16 @@ export function leanArgs(c: LeanCommand, args: string[]): Record<string, unknown
     }
   }
   return i === pos.length ? out : undefined;
+}
+
+/** An option table shared with yargs (cli/options/) as node's parseArgs takes it. */
+export function parseArgsOptions(table: Record<string, { type: 'boolean' | 'string'; short?: string; aliases?: string[]; multiple?: boolean }>): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [key, o] of Object.entries(table)) {
+    // parseArgs rejects `multiple: undefined`: set the key only where it applies.
+    const base = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
+    options[key] = { ...base, ...(o.short ? { short: o.short } : {}) };
+    for (const alias of o.aliases ?? []) options[alias] = base;
+  }
+  return options;
 }
