@@ -22,6 +22,11 @@
 
 #define CONSOLE_BUF 4096
 
+/* An init that ends this soon after its exec failed to boot (systemd that cannot make its manager,
+ * a missing library, an init script that exits): `start` reports it as a failed start instead of
+ * a started container. */
+#define SETTLE_MS 300
+
 /* What the die hook needs to leave nothing behind. */
 static struct {
   struct start_opts *opts;
@@ -48,6 +53,13 @@ static void report_status(const char *fmt, ...)
   (void)write_all(M.status_fd, buf, n);
   close(M.status_fd);
   M.status_fd = -1;
+}
+
+static long long monotonic_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(long ms)
@@ -555,18 +567,29 @@ void run_monitor(struct start_opts *opts, int status_fd)
   con.listen_fd = console_listen();
 
   pid_t init = boot(&con);
+  long long exec_at = monotonic_ms();
   M.booted_once = true;
-  report_status("OK %d %d\n", (int)init, (int)getpid());
+  /* The server is ready by the time `start` returns; the verdict waits until init has lived
+   * SETTLE_MS (status_fd open until then). */
   M.server = exec_server_start(M.run_dir_fd, init, opts->cgroups, opts->n_cgroups);
 
   for (;;) {
+    int timeout = -1;
+    if (M.status_fd >= 0) {
+      long long left = exec_at + SETTLE_MS - monotonic_ms();
+      if (left <= 0) {
+        report_status("OK %d %d\n", (int)init, (int)getpid());
+        continue;
+      }
+      timeout = (int)left;
+    }
     struct pollfd pfd[4] = {
       { .fd = sigfd, .events = POLLIN },
       { .fd = con.master, .events = POLLIN | (con.n_pending ? POLLOUT : 0) },
       { .fd = con.listen_fd, .events = POLLIN },
       { .fd = con.client, .events = con.n_pending ? 0 : POLLIN },
     };
-    if (poll(pfd, 4, -1) < 0) {
+    if (poll(pfd, 4, timeout) < 0) {
       if (errno == EINTR)
         continue;
       die_with_error("poll");
@@ -621,6 +644,12 @@ void run_monitor(struct start_opts *opts, int status_fd)
         remove_cgroup_tree(opts->cgroups[i], 0);
       remove_run_files();
       console_drop_client(&con);
+      /* Still settling: the start failed (the caller reads console.log for why). */
+      if (M.status_fd >= 0) {
+        text[strcspn(text, "\n")] = '\0';
+        report_status("ERR tslxc-helper: init: the container's init ended %lld ms after it was started (%s)\n",
+                      monotonic_ms() - exec_at, text);
+      }
       _exit(0);
     }
   }

@@ -53,3 +53,36 @@ export function clearRuntime(files: RuntimeFiles): void {
 export function requireInstance(p: Paths, name: string): void {
   if (!fs.existsSync(containerConfigFile(p, name))) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
 }
+
+/** Lines a console shows around a failure that say nothing about its cause. */
+const CONSOLE_NOISE = /^(exiting pid 1|freezing execution|halting system|powering off|rebooting|sending sig\w+ to remaining processes|all filesystems, swaps, loop devices)/i;
+
+/**
+ * The last few lines init wrote to its console that may say why it ended (escape sequences,
+ * systemd's status markers and shutdown chatter left out), joined on one line; '' when none.
+ */
+export function consoleTail(dir: string, lines = 3): string {
+  let text = '';
+  try {
+    const fd = fs.openSync(path.join(dir, 'console.log'), 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, 8192));
+      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      text = buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+  const meaningful = text
+    .split(/\r?\n|\r/)
+    // eslint-disable-next-line no-control-regex
+    .map((l) => l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').replace(/^\s*\[[ !*A-Z]+\]\s*/, '').trim())
+    .filter((l) => l && !CONSOLE_NOISE.test(l));
+  return meaningful
+    .slice(-lines)
+    .map((l) => (l.length > 200 ? `${l.slice(0, 197)}...` : l))
+    .join(' / ');
+}

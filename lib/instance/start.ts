@@ -13,7 +13,7 @@ import { nodesFile, planUnixDevices, unixDeviceRules, writeNodes } from './unixd
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
-import { clearRuntime, liveness } from './runtime.js';
+import { clearRuntime, consoleTail, liveness } from './runtime.js';
 import { cleanupDead } from './stop.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
 import { seccompArgs, securityPolicy } from '../config/security.js';
@@ -112,22 +112,43 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     await writeAttachFiles(ctx, cg, name);
+    // Marked started before init is exec'd, so a start killed from here on does not leave a
+    // container that ran shown as never started; a failed start puts the mark back. Written
+    // only the first time: a start that leaves the config as it was keeps the plan valid.
+    if (cfg.status !== 'started') {
+      const before = cfg.status;
+      cfg.status = 'started';
+      saveConfig(ctx.paths, cfg);
+      revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
+    }
     const out = await runHelper(args);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
-      throw new TslxcError(`Cannot start "${name}"`, helperError(out.stderr), opts.debug ? undefined : 'run with --debug for details');
+      throw startFailure(name, helperError(out.stderr), runDir, opts.debug);
     }
     return { out, args, dirs };
   });
   const [initPid, monitorPid] = res.out.stdout.trim().split(/\s+/).map(Number);
-  // The config is written only the first time: a start that leaves it as it was keeps the plan
-  // valid. When it was last used goes beside it.
-  if (cfg.status !== 'started') {
-    cfg.status = 'started';
-    saveConfig(ctx.paths, cfg);
-  }
+  // When it was last used goes beside the config.
   fs.writeFileSync(lastUsedFile(ctx.paths, name), `${new Date().toISOString()}\n`);
   return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs, network };
+}
+
+/** A start whose init ended while the helper waited for it to settle: the boot itself failed. */
+export class InitEndedError extends TslxcError {
+  constructor(readonly container: string, readonly why: string, fix?: string) {
+    super(`Cannot start "${container}"`, why, fix);
+  }
+}
+
+const EARLY_END = /^init: the container's init ended (\d+) ms after it was started \((.*)\)$/;
+
+function startFailure(name: string, helperLine: string, runDir: string, debug?: boolean): TslxcError {
+  const ended = EARLY_END.exec(helperLine);
+  if (!ended) return new TslxcError(`Cannot start "${name}"`, helperLine, debug ? undefined : 'run with --debug for details');
+  const how = ended[2].replace(/^crash status (\d+)$/, 'exit status $1').replace(/^crash signal (\d+)$/, 'killed by signal $1').replace(/^stop$/, 'it stopped');
+  const tail = consoleTail(runDir);
+  return new InitEndedError(name, `its init ended ${ended[1]} ms after it was started (${how})${tail ? `; its console: ${tail}` : ''}`, `"tslxc console --show-log ${name}" shows the whole console`);
 }
 
 /** init's environment: the image's and the container's own, then `environment.*` config keys (profiles included), which win. */

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { TslxcError } from '../../errors.js';
 import { createFromArgs, createOptions } from './create.js';
 
 /** create, then start; a start that fails deletes what create made. */
@@ -13,9 +14,12 @@ export async function launchFromArgs(argv: Record<string, unknown>): Promise<voi
   try {
     await startInstance(ctx, cfg.name, { debug: !!argv.debug });
   } catch (err) {
-    // A launch that cannot start leaves nothing behind, as if it had not been asked.
+    // A launch that cannot start leaves nothing behind, as if it had not been asked. An init
+    // that died at boot is no exception: its console's last lines are in the error already.
     const { deleteInstance } = await import('../../instance/manage.js');
     await deleteInstance(ctx, cfg.name, { force: true }).catch(() => {});
+    const { InitEndedError } = await starting;
+    if (err instanceof InitEndedError) throw new TslxcError(`Cannot launch "${cfg.name}"`, err.why, 'it was removed again; launch it again once the cause is fixed');
     throw err;
   }
   console.log(`Launched ${cfg.name}`);
