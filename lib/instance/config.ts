@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
+import { readTextIfExists } from '../util/fs.js';
 import { containerConfigFile, containerDir, containersDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { finishJournal } from '../storage/journal.js';
+import { finishJournal, journalFile } from '../storage/journal.js';
+import { isAlive, parseRef, selfRef } from '../util/proc.js';
 
 /**
  * A container's config.yaml. `status` is what tslxc last did to it, not whether it runs: whether it
@@ -43,9 +45,51 @@ export function loadConfig(p: Paths, name: string): InstanceConfig {
   // A restore (or another journaled commit) a killed tslxc left half-renamed is finished first, so
   // what is read is the old state or the new one (storage/journal.ts; one stat when there is none).
   finishJournal(containerDir(p, name));
-  const cfg = readYamlIfExists<InstanceConfig>(containerConfigFile(p, name));
+  const cfg = readYamlIfExists<InstanceConfig>(containerConfigFile(p, name)) ?? (finishRenameTo(p, name) ? readYamlIfExists<InstanceConfig>(containerConfigFile(p, name)) : undefined);
   if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
   return cfg;
+}
+
+/**
+ * A rename's journal is in the container's dir under its old name until the dir itself moves, its
+ * last step: this marker, written before the commit and removed after it, leads a command that
+ * asks for the new name there (renameInstance in manage.ts). It holds "OLD_NAME PID STARTTIME".
+ */
+const MARKER_PREFIX = '.renaming-';
+export const renameMarker = (p: Paths, to: string) => path.join(containersDir(p), `${MARKER_PREFIX}${to}`);
+
+export function writeRenameMarker(p: Paths, from: string, to: string): void {
+  const me = selfRef();
+  fs.writeFileSync(renameMarker(p, to), `${from} ${me.pid} ${me.startTime}\n`, { mode: 0o600 });
+}
+
+/** A committed rename to NAME a killed tslxc left: finished now; true when it was. */
+function finishRenameTo(p: Paths, to: string): boolean {
+  const from = renameSource(p, to);
+  if (!from) return false;
+  if (finishJournal(containerDir(p, from)) === 'finished') return true;
+  sweepRenameMarker(p, to);
+  return false;
+}
+
+function renameSource(p: Paths, to: string): string | undefined {
+  const from = readTextIfExists(renameMarker(p, to))?.split(' ')[0]?.trim();
+  if (!from || from === to) return undefined;
+  try {
+    return validateInstanceName(from);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The marker of a rename killed before its commit: its writer is dead and no journal names it. */
+function sweepRenameMarker(p: Paths, to: string): void {
+  const marker = renameMarker(p, to);
+  const text = readTextIfExists(marker);
+  if (text === undefined || isAlive(parseRef(text.split(' ').slice(1).join(' ')))) return;
+  const from = renameSource(p, to);
+  if (from && readTextIfExists(journalFile(containerDir(p, from)))?.includes(JSON.stringify(marker))) return;
+  fs.rmSync(marker, { force: true });
 }
 
 /**
@@ -121,6 +165,7 @@ export function listNames(p: Paths): string[] {
     return [];
   }
   return entries.filter((n) => {
+    if (n.startsWith(MARKER_PREFIX)) sweepRenameMarker(p, n.slice(MARKER_PREFIX.length));
     try {
       validateInstanceName(n);
       return fs.existsSync(containerDir(p, n));

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { forgetHostKey, knownHostsFile } from '../ssh/known-hosts.js';
 import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containerRunDir, locksDir } from '../state/paths.js';
 import { dropStartPlan } from './plan.js';
 import { withLock } from '../util/lock.js';
-import { configExists, loadConfig, saveConfig } from './config.js';
+import { configExists, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { validateHostname, writeIdentity } from './create.js';
 import { templateFiles } from '../image/templates.js';
@@ -13,7 +14,10 @@ import { liveness } from './runtime.js';
 import { cleanupDead, stopLocked } from './stop.js';
 import { instanceState } from './status.js';
 import { forgetNetwork } from '../network/instance.js';
-import { deleteRootfs, renameRootfs, writeRootFiles } from '../storage/instance.js';
+import { deleteRootfs, rootfsRenames, writeRootFiles } from '../storage/instance.js';
+import { commitRenames } from '../storage/journal.js';
+import { crashPoint } from '../util/crash.js';
+import { writeYamlAtomic } from '../util/yaml.js';
 
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -38,7 +42,14 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
   });
 }
 
-/** rename: a stopped container only (as LXD); the hostname follows the name when it was the name. */
+/**
+ * rename: a stopped container only (as LXD); the hostname follows the name when it was the name.
+ * Journaled like a restore (storage/journal.ts): the root's identity files and the new config are
+ * written first (the config beside the old one), then the commit lists the renames (the root's
+ * places outside the dir, the run dir, the config, and last the container's dir). A tslxc killed
+ * before the commit leaves the old name; one killed after it has the rename finished by the next
+ * command that reads either name, or lists them.
+ */
 export async function renameInstance(ctx: Context, from: string, to: string): Promise<void> {
   validateInstanceName(from);
   validateInstanceName(to);
@@ -53,21 +64,34 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
       if (state.status !== 'Stopped' && state.status !== 'Created') {
         throw new TslxcError(`Cannot rename "${from}"`, `it is ${state.status.toLowerCase()}`, `stop it first with "tslxc stop ${from}"`);
       }
-      fs.renameSync(containerDir(ctx.paths, from), containerDir(ctx.paths, to));
-      await renameRootfs(ctx, from, to);
+      const followsName = cfg.hostname === from;
+      if (followsName) validateHostname(to);
+      const fromDir = containerDir(ctx.paths, from);
+      const toDir = containerDir(ctx.paths, to);
+      const renamed: InstanceConfig = { ...cfg, name: to, hostname: followsName ? to : cfg.hostname };
+      const renames = await rootfsRenames(ctx, from, to);
+      // The root's files that name it, before the commit: a rename killed after it is whole, one
+      // killed before it is done again by running it again.
+      const rendered = templateFiles(ctx.paths, cfg.image?.fingerprint, 'rename', { name: to, hostname: renamed.hostname });
+      if (rendered.length) writeRootFiles(ctx, from, rendered);
+      if (followsName) writeIdentity(ctx, from, to);
       fs.rmSync(containerRunDir(ctx.paths, to), { recursive: true, force: true });
+      if (fs.existsSync(containerRunDir(ctx.paths, from))) renames.push([containerRunDir(ctx.paths, from), containerRunDir(ctx.paths, to)]);
+      const newConfig = path.join(fromDir, `.config-rename-${process.pid}.yaml`);
+      const marker = renameMarker(ctx.paths, to);
+      try {
+        writeYamlAtomic(newConfig, renamed, 0o600);
+        writeRenameMarker(ctx.paths, from, to);
+      } catch (err) {
+        for (const f of [newConfig, marker]) fs.rmSync(f, { force: true });
+        throw err;
+      }
+      renames.push([newConfig, path.join(fromDir, 'config.yaml')], [fromDir, toDir]);
       dropStartPlan(ctx.paths, from);
       dropStartPlan(ctx.paths, to);
-      if (fs.existsSync(containerRunDir(ctx.paths, from))) fs.renameSync(containerRunDir(ctx.paths, from), containerRunDir(ctx.paths, to));
-      cfg.name = to;
-      const rendered = templateFiles(ctx.paths, cfg.image?.fingerprint, 'rename', { name: to, hostname: cfg.hostname === from ? to : cfg.hostname });
-      if (rendered.length) writeRootFiles(ctx, to, rendered);
-      if (cfg.hostname === from) {
-        cfg.hostname = to;
-        validateHostname(to);
-        writeIdentity(ctx, to, to);
-      }
-      saveConfig(ctx.paths, cfg);
+      crashPoint('rename:prepared');
+      commitRenames(fromDir, 'rename', renames, [marker]);
+      fs.rmSync(marker, { force: true });
     }, { purpose: `container "${b}"` }),
   );
 }

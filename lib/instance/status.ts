@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { locksDir, type Paths } from '../state/paths.js';
+import { containerDir, locksDir, type Paths } from '../state/paths.js';
 import { isAlive, parseRef, startTimeToDate } from '../util/proc.js';
 import { readTextIfExists } from '../util/fs.js';
 import { ConfigCache, listNames, loadConfig, type InstanceConfig } from './config.js';
@@ -77,17 +77,26 @@ export async function listStates(ctx: Context): Promise<InstanceState[]> {
   const out: InstanceState[] = [];
   const configs = new ConfigCache(ctx.paths);
   const names = listNames(ctx.paths);
-  for (const name of names) {
+  let moved = false;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
     let cfg: InstanceConfig;
     try {
       cfg = configs.load(name);
     } catch {
+      // Loading finished a rename a killed tslxc had committed: the container is under its new name.
+      if (!fs.existsSync(containerDir(ctx.paths, name))) {
+        for (const n of listNames(ctx.paths)) if (!names.includes(n)) names.push(n);
+        moved = true;
+        continue;
+      }
       out.push({ name, status: 'Error', reason: 'its config.yaml is missing or unreadable', ipv4: [], image: '', hostname: '', createdAt: '' });
       continue;
     }
     out.push(await instanceState(ctx, cfg));
   }
   configs.save(names);
+  if (moved) out.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   return out;
 }
 

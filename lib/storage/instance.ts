@@ -25,7 +25,7 @@ import type { Driver, HostAccess, Target } from './drivers/types.js';
  *   createRootfs  at create: make the container's root from the image
  *   rootfsArgs    at start: what the native helper needs to mount it
  *   hostAccess    a stopped container's files: a dir, or helper options that mount them
- *   deleteRootfs / renameRootfs
+ *   deleteRootfs / rootfsRenames
  */
 const drivers: Record<DriverName, Driver> = { dir: new DirDriver(), overlay: new OverlayDriver(), btrfs: new BtrfsDriver() };
 
@@ -175,10 +175,10 @@ export async function deleteRootfs(ctx: Context, name: string): Promise<void> {
   await driverOf(t.pool.driver).deleteRoot(t);
 }
 
-/** After the container's dir moved from `from` to `to`. */
-export async function renameRootfs(ctx: Context, from: string, to: string): Promise<void> {
-  const t = target(ctx, to);
-  await driverOf(t.pool.driver).renameRoot({ ...t, name: from }, t);
+/** What a rename of `from` to `to` moves of its root outside its dir (renames for the caller's journal). */
+export async function rootfsRenames(ctx: Context, from: string, to: string): Promise<Array<[string, string]>> {
+  const t = target(ctx, from);
+  return driverOf(t.pool.driver).rootRenames(t, { ...t, name: to, instDir: containerDir(ctx.paths, to) });
 }
 
 export interface RootFile {

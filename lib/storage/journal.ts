@@ -16,6 +16,8 @@ import { crashPoint } from '../util/crash.js';
  * Which renames are done needs no progress record: every source exists until its own rename, so
  * the highest step whose source is gone marks the done prefix (a source may come back through a
  * later step, as the root does: root -> old, new -> root; hence the highest, not the first).
+ * A rename of the container moves INSTANCE_DIR itself, last, and the journal with it: a journal
+ * found in the destination of a step says that step is done.
  *
  * Crash here means the process (SIGKILL, OOM, a bug): the new tree is in the page cache and the
  * kernel's view is whole. Against power loss the commit is as good as the filesystem's rename
@@ -55,6 +57,13 @@ function renameSteps(j: Journal, from: number): void {
   }
 }
 
+/** Where the journal is once its renames are done: INSTANCE_DIR, or where a step moved it. */
+function finalDir(j: Journal, instDir: string): string {
+  let dir = instDir;
+  for (const [src, dst] of j.renames) if (src === dir) dir = dst;
+  return dir;
+}
+
 /** Writes the journal (the commit), runs the renames, removes the journal. The caller removes the leftovers. */
 export function commitRenames(instDir: string, what: string, renames: Array<[string, string]>, leftovers: string[] = []): void {
   const me = selfRef();
@@ -63,7 +72,7 @@ export function commitRenames(instDir: string, what: string, renames: Array<[str
   writeFileAtomic(journalFile(instDir), `${JSON.stringify(j, null, 1)}\n`, 0o600);
   crashPoint(`${what}:committed`);
   renameSteps(j, 0);
-  fs.rmSync(journalFile(instDir), { force: true });
+  fs.rmSync(journalFile(finalDir(j, instDir)), { force: true });
 }
 
 /** The replayers' own lock: a dir with its owner; a dead owner's lock is taken over. */
@@ -113,21 +122,26 @@ export function finishJournal(instDir: string): JournalState {
     throw err;
   }
   if (isAlive(parseRef(j.owner))) return 'pending';
-  if (!j.renames.every(([a, b]) => exists(path.dirname(a)) && exists(path.dirname(b)))) return 'pending';
+  // The journal travelled here with its dir: that step and those before it are done.
+  const moved = j.renames.findIndex(([, dst]) => dst === instDir) + 1;
+  if (!j.renames.slice(moved).every(([a, b]) => exists(path.dirname(a)) && exists(path.dirname(b)))) return 'pending';
   const lock = replayLock(instDir);
   if (!takeReplayLock(lock)) return 'pending';
+  let end = instDir;
   try {
     if (!exists(journalFile(instDir))) return 'finished'; // another replayer was quicker
-    let done = 0;
+    let done = moved;
     j.renames.forEach(([src], i) => {
-      if (!exists(src)) done = i + 1;
+      if (i >= moved && !exists(src)) done = i + 1;
     });
     renameSteps(j, done);
+    // The replay lock moved with the dir too, when a step moved it.
+    end = moved ? instDir : finalDir(j, instDir);
     for (const l of j.leftovers) fs.rmSync(l, { recursive: true, force: true });
-    fs.rmSync(journalFile(instDir), { force: true });
+    fs.rmSync(journalFile(end), { force: true });
     return 'finished';
   } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
+    fs.rmSync(replayLock(end), { recursive: true, force: true });
   }
 }
 
@@ -137,7 +151,7 @@ export function finishJournal(instDir: string): JournalState {
  * replaced and had not removed yet (`-old-PID`). Only when no journal is pending: its sources are
  * among these names.
  */
-const RESTORE_TEMP = /^\.(?:rootfs-new|rootfs-old|overlay-work-new|overlay-work-old|config-restore)-(\d+)(?:\.yaml)?$/;
+const RESTORE_TEMP = /^\.(?:rootfs-new|rootfs-old|overlay-work-new|overlay-work-old|config-restore|config-rename)-(\d+)(?:\.yaml)?$/;
 
 export function sweepRestoreTemps(instDir: string): void {
   let entries: string[];

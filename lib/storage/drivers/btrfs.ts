@@ -243,11 +243,18 @@ export class BtrfsDriver implements Driver {
     await deleteSubvolume(root);
     await this.sweepRestores(t);
   }
-  async renameRoot(from: Target, to: Target): Promise<void> {
+  async rootRenames(from: Target, to: Target): Promise<Array<[string, string]>> {
+    await this.activate(from.paths, from.pool);
+    this.recover(from);
     const a = this.dirs(from);
     const b = this.dirs(to);
-    fs.renameSync(a.root, b.root);
-    if (fs.existsSync(a.snaps)) fs.renameSync(a.snaps, b.snaps);
+    // Leftovers of a crashed create or copy of that name: no container owns them (the caller checked).
+    await deleteSubvolume(b.root);
+    if (fs.existsSync(b.snaps)) {
+      for (const s of fs.readdirSync(b.snaps)) await deleteSubvolume(path.join(b.snaps, s));
+      fs.rmSync(b.snaps, { recursive: true, force: true });
+    }
+    return [[a.root, b.root], ...(fs.existsSync(a.snaps) ? [[a.snaps, b.snaps] as [string, string]] : [])];
   }
   async copyRoot(from: Target, to: Target): Promise<void> {
     await this.activate(from.paths, from.pool);

@@ -96,8 +96,8 @@ export class DirDriver implements Driver {
   async deleteRoot(): Promise<void> {
     /* the root lives in the container's dir, which is removed with it */
   }
-  async renameRoot(): Promise<void> {
-    /* moves with the container's dir */
+  async rootRenames(): Promise<Array<[string, string]>> {
+    return []; /* it moves with the container's dir */
   }
   async copyRoot(from: Target, to: Target): Promise<void> {
     recoverRoot(from.instDir);

@@ -54,7 +54,11 @@ export interface Driver {
   startArgs(t: Target): string[];
   access(t: Target): HostAccess;
   deleteRoot(t: Target): Promise<void>;
-  renameRoot(from: Target, to: Target): Promise<void>;
+  /**
+   * For a rename: what of the root lives outside the container's dir, as renames from the old
+   * name's places to the new name's (journaled by the caller); orphans in the way are removed.
+   */
+  rootRenames(from: Target, to: Target): Promise<Array<[string, string]>>;
   copyRoot(from: Target, to: Target): Promise<void>;
   /** Snapshot data of a container: made read-only where the driver can. */
   snapshot(t: Target, snapDir: string, snap: string): Promise<void>;
