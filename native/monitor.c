@@ -618,6 +618,7 @@ void run_monitor(struct start_opts *opts, int status_fd)
       }
       if (pid != init)
         continue;
+      long long lived_ms = monotonic_ms() - exec_at;
       M.child = -1;
       stop_exec_server();
       /* Whatever init wrote last is still in the pty: log it before moving on. */
@@ -648,7 +649,7 @@ void run_monitor(struct start_opts *opts, int status_fd)
       if (M.status_fd >= 0) {
         text[strcspn(text, "\n")] = '\0';
         report_status("ERR tslxc-helper: init: the container's init ended %lld ms after it was started (%s)\n",
-                      monotonic_ms() - exec_at, text);
+                      lived_ms, text);
       }
       _exit(0);
     }

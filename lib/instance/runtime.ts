@@ -58,17 +58,20 @@ export function requireInstance(p: Paths, name: string): void {
 const CONSOLE_NOISE = /^(exiting pid 1|freezing execution|halting system|powering off|rebooting|sending sig\w+ to remaining processes|all filesystems, swaps, loop devices)/i;
 
 /**
- * The last few lines init wrote to its console that may say why it ended (escape sequences,
- * systemd's status markers and shutdown chatter left out), joined on one line; '' when none.
+ * The last few lines init wrote to its console (from byte FROM of console.log) that may say why it
+ * ended, escape sequences, systemd's status markers and shutdown chatter left out, joined on one
+ * line; '' when none.
  */
-export function consoleTail(dir: string, lines = 3): string {
+export function consoleTail(dir: string, from = 0, lines = 3): string {
   let text = '';
   try {
     const fd = fs.openSync(path.join(dir, 'console.log'), 'r');
     try {
       const size = fs.fstatSync(fd).size;
-      const buf = Buffer.alloc(Math.min(size, 8192));
-      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      // From FROM on (what one boot wrote), when the log was not rotated since.
+      const start = Math.max(size - 8192, from <= size ? from : 0);
+      const buf = Buffer.alloc(size - start);
+      fs.readSync(fd, buf, 0, buf.length, start);
       text = buf.toString('utf8');
     } finally {
       fs.closeSync(fd);

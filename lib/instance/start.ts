@@ -121,10 +121,11 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
       saveConfig(ctx.paths, cfg);
       revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
     }
+    const consoleFrom = fileSize(path.join(runDir, 'console.log'));
     const out = await runHelper(args);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
-      throw startFailure(name, helperError(out.stderr), runDir, opts.debug);
+      throw startFailure(name, helperError(out.stderr), runDir, consoleFrom, opts.debug);
     }
     return { out, args, dirs };
   });
@@ -143,11 +144,19 @@ export class InitEndedError extends TslxcError {
 
 const EARLY_END = /^init: the container's init ended (\d+) ms after it was started \((.*)\)$/;
 
-function startFailure(name: string, helperLine: string, runDir: string, debug?: boolean): TslxcError {
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function startFailure(name: string, helperLine: string, runDir: string, consoleFrom: number, debug?: boolean): TslxcError {
   const ended = EARLY_END.exec(helperLine);
   if (!ended) return new TslxcError(`Cannot start "${name}"`, helperLine, debug ? undefined : 'run with --debug for details');
   const how = ended[2].replace(/^crash status (\d+)$/, 'exit status $1').replace(/^crash signal (\d+)$/, 'killed by signal $1').replace(/^stop$/, 'it stopped');
-  const tail = consoleTail(runDir);
+  const tail = consoleTail(runDir, consoleFrom);
   return new InitEndedError(name, `its init ended ${ended[1]} ms after it was started (${how})${tail ? `; its console: ${tail}` : ''}`, `"tslxc console --show-log ${name}" shows the whole console`);
 }
 
