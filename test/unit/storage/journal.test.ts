@@ -89,3 +89,52 @@ test('crash points are ignored without a private state dir', (t) => {
   const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(path.resolve('dist/lib/util/crash.js'))}).then((m) => { m.crashPoint('x'); console.log('alive'); })`], { env: { ...process.env, TSLXC_DIR: '', TSLXC_TEST_CRASH_AT: 'x' }, encoding: 'utf8' });
   t.is(r.stdout.trim(), 'alive');
 });
+
+/**
+ * A container rename's shape: a place outside the dir, the run dir, the config, then the dir
+ * itself, which takes the journal along; the first k renames done (the journal in the new dir
+ * once the last is).
+ */
+function renameAt(k: number): { base: string; from: string; to: string } {
+  const base = tmp();
+  const p = (n: string) => path.join(base, n);
+  for (const d of ['containers/a', 'pool/a', 'run/a']) fs.mkdirSync(p(d), { recursive: true });
+  fs.writeFileSync(p('containers/a/config.yaml'), 'name: a');
+  fs.writeFileSync(p('containers/a/.config-rename-1.yaml'), 'name: b');
+  fs.writeFileSync(p('pool/a/which'), 'root');
+  const renames: Array<[string, string]> = [
+    [p('pool/a'), p('pool/b')],
+    [p('run/a'), p('run/b')],
+    [p('containers/a/.config-rename-1.yaml'), p('containers/a/config.yaml')],
+    [p('containers/a'), p('containers/b')],
+  ];
+  const j: Journal = { owner: '4194304 1', what: 'rename', renames, leftovers: [p('containers/.renaming-b')] };
+  fs.writeFileSync(p('containers/.renaming-b'), 'a');
+  fs.writeFileSync(journalFile(p('containers/a')), JSON.stringify(j));
+  for (const [a, b] of renames.slice(0, k)) fs.renameSync(a, b);
+  return { base, from: p('containers/a'), to: p('containers/b') };
+}
+
+for (const k of [0, 1, 2, 3, 4]) {
+  test(`a dead rename's journal after ${k} of 4 renames is finished from where it is: everything under the new name`, (t) => {
+    const { base, from, to } = renameAt(k);
+    t.is(finishJournal(k === 4 ? to : from), 'finished');
+    t.false(fs.existsSync(from));
+    t.deepEqual(fs.readdirSync(to).sort(), ['config.yaml'], 'no journal, no replay lock, no temp');
+    t.is(fs.readFileSync(path.join(to, 'config.yaml'), 'utf8'), 'name: b');
+    t.is(fs.readFileSync(path.join(base, 'pool/b/which'), 'utf8'), 'root');
+    t.deepEqual(fs.readdirSync(path.join(base, 'run')), ['b']);
+    t.deepEqual(fs.readdirSync(path.join(base, 'containers')), ['b'], 'the marker went with the leftovers');
+    t.is(finishJournal(to), 'none');
+  });
+}
+
+test('commitRenames removes a journal that moved with its dir', (t) => {
+  const base = tmp();
+  const from = path.join(base, 'a');
+  const to = path.join(base, 'b');
+  fs.mkdirSync(from);
+  commitRenames(from, 'rename', [[from, to]]);
+  t.deepEqual(fs.readdirSync(base), ['b']);
+  t.deepEqual(fs.readdirSync(to), []);
+});
