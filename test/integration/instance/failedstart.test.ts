@@ -35,7 +35,7 @@ if (requireRoot(test)) {
   const runDir = (name: string) => path.join(env.paths.runDir, 'containers', name);
   const status = (t: ExecutionContext, name: string) => JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === name)?.status;
   /** What systemd 252 prints when it cannot get an inotify instance, then its exit. */
-  const DYING = ['/bin/sh', '-c', 'echo "Welcome to the test"; echo "Failed to create control group inotify object: Too many open files"; echo "Exiting PID 1..."; sleep 0.1; exit 3'];
+  const DYING = ['/bin/sh', '-c', 'echo "Welcome to the test"; echo "Failed to create control group inotify object: Too many open files"; echo "Exiting PID 1..."; exit 3'];
   const setInit = (name: string, init: string[]) => saveConfig(env.paths, { ...loadConfig(env.paths, name), init });
 
   function assertFailedStart(t: ExecutionContext, r: { code: number; stderr: string }, verb: string, name: string): void {
