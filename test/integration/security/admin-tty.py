@@ -4,7 +4,8 @@ of a new session running the command (as a login shell would run `tslxc exec ...
 
 argv[1] is JSON: {"cmd": [...], "type": [[SECONDS, TEXT], ...] (typed while it runs, SECONDS after
 its start), "after": TEXT (typed once it exited), "wait": SECONDS (then waited), "log": FILE
-(what the terminal shows, appended as it comes), "timeout": SECONDS}.
+(what the terminal shows, appended as it comes), "stop": FILE (once it exists, the command gets
+SIGTERM: for one that runs until told, the gateway), "timeout": SECONDS}.
 Prints JSON: {"code", "output" (what the terminal showed), "pending" (what sits in the terminal's
 input queue at the end, unread: keystrokes typed after exit that nobody stole, and anything
 pushed into it with TIOCSTI)}."""
@@ -65,6 +66,9 @@ while code is None:
         code = os.waitstatus_to_exitcode(status)
     elif now > deadline:
         os.kill(pid, 9)
+    elif cfg.get('stop') and os.path.exists(cfg['stop']):
+        os.kill(pid, 15)
+        cfg['stop'] = None
 for _ in range(5):
     pump(0.05)
 if cfg.get('after'):
