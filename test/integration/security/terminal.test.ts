@@ -11,7 +11,8 @@ import { makeKey, runTool, sshOptions } from '../gateway/harness.js';
  * admin's terminal: a pty whose slave is the controlling terminal of the session running
  * `tslxc exec`, `tslxc shell` or the SSH gateway. Inside busybox containers, unprivileged and
  * privileged, each on the normal path (the exec server) and at its process limit (the server's
- * fork fails: attach's direct path), a command tries what an attacker would:
+ * fork fails: attach's direct path), and one Debian container, a command tries what an attacker
+ * would:
  * - push a line into the admin's input queue with TIOCSTI (tiocsti.c, built static here: the
  *   busybox image has no compiler) through fds 0-2 and /dev/tty; the kernel here allows it
  *   (dev.tty.legacy_tiocsti=1) on a process's controlling terminal, and on any terminal to a
@@ -145,6 +146,29 @@ if (requireRoot(test)) {
     t.is(a.code, 4);
     t.is(a.output, 'out\r\n');
     t.is(fs.readFileSync(err, 'utf8'), 'err\n');
+  });
+
+  test.serial('Debian (unprivileged): a reader left behind, and injection on the normal path and at the process limit', (t) => {
+    const ct = 'ttyd';
+    env.ok(t, ['launch', 'debian', ct]);
+    env.ok(t, ['file', 'push', injector, `${ct}/usr/local/bin/tiocsti`]);
+    env.ok(t, ['exec', ct, '--', 'chmod', '755', '/usr/local/bin/tiocsti']);
+    env.cli(['exec', ct, '--', 'systemctl', 'is-system-running', '--wait']);
+    for (const [mode, flags] of MODES) {
+      const r = admin(['exec', ...flags, ct, '--', 'sh', '-c', READER], { after: 'SECRET-TYPED\n', wait: 2.5 });
+      t.is(r.code, 0, `${mode}: ${r.output}`);
+      t.is(env.cli(['exec', ct, '--', 'sh', '-c', 'cat /tmp/stolen 2>/dev/null; rm -f /tmp/stolen']).stdout, '', `${mode}: the reader inside got what the admin typed afterwards`);
+      t.true(r.pending.includes('SECRET-TYPED'), mode);
+      noInjection(t, admin(['exec', ...flags, ct, '--', 'tiocsti']), `${mode}, normal path`);
+    }
+    // No fork is possible inside any more: the exec server's fork fails, attach takes its direct path.
+    env.ok(t, ['config', 'set', ct, 'limits.processes=1']);
+    for (const [mode, flags] of MODES) {
+      const r = admin(['exec', ...flags, ct, '--', 'tiocsti']);
+      t.regex(r.output, /fork:EAGAIN/, `${mode}: the container is at its process limit`);
+      noInjection(t, r, `${mode}, at the limit`);
+    }
+    env.cli(['delete', '--force', ct]);
   });
 
   test.serial('the SSH gateway run from the admin terminal: no injection, with and without a pty, normal path and at the limit', async (t) => {
