@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BenchEnv } from './env.js';
-import { launcherPath } from './env.js';
+import { launcherPath, repoRoot } from './env.js';
 import { lxcInitPid } from './lxc.js';
 import { run, type RunResult } from './proc.js';
 
@@ -46,7 +46,7 @@ export function tslxcPeer(env: BenchEnv, name: string): Peer {
       probe: `tslxc exec ${name} -- ${PROBE.join(' ')}`,
       stop: `tslxc stop ${name}`,
       exec: `tslxc exec ${name} -- true`,
-      execTerminal: `script -qec 'exec tslxc exec ${name} -- true' /dev/null`,
+      execTerminal: `ptyrun.py tslxc exec ${name} -- true`,
     },
     start: () => env.tslxc(['start', name]),
     probe: () => env.tslxc(['exec', name, '--', ...PROBE]),
@@ -78,7 +78,7 @@ export function lxcPeer(env: BenchEnv, name: string, version: string): Peer {
       probe: `lxc-attach ${args} -- ${PROBE.join(' ')}`,
       stop: `lxc-stop ${args}`,
       exec: `lxc-attach ${args} -- true`,
-      execTerminal: `script -qec 'exec lxc-attach ${args} -- true' /dev/null`,
+      execTerminal: `ptyrun.py lxc-attach ${args} -- true`,
     },
     start: () => env.lxc('lxc-start', name),
     probe: () => env.lxc('lxc-attach', name, ['--', ...PROBE]),
@@ -100,17 +100,20 @@ export function lxcPeer(env: BenchEnv, name: string, version: string): Peer {
 }
 
 /**
- * argv run with a terminal: util-linux's script makes a pty, runs `exec ARGV` on it through
- * /bin/sh as the controlling terminal of a new session, and relays it, as a user's terminal
- * would. Its own cost (script and sh start-up) is measured alone by ptyBaseline.
+ * argv run once on a terminal of its own (bench/ptyrun.py: a new pty as the controlling terminal
+ * and fds 0-2 of a new session, as a user's terminal would be). The time is the one ptyrun
+ * measured from its fork to argv's exit and the pty's release, without Python's start-up; the
+ * cost of the pty and of ptyrun's fork and exec is measured alone by ptyBaseline.
  */
-export function underPty(argv: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
-  return run('script', ['-qec', `exec ${argv.map(q).join(' ')}`, '/dev/null'], { env: { ...(env ?? process.env), SHELL: '/bin/sh' } });
+export async function underPty(argv: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  const r = await run('/usr/bin/python3', [PTYRUN, ...argv], { env: env ?? process.env });
+  const ms = Number(r.stdout.trim().split('\n').pop());
+  return Number.isFinite(ms) && ms > 0 ? { ...r, ms } : { ...r, code: r.code || 1, stderr: `ptyrun: no time: ${r.stderr}` };
 }
+const PTYRUN = path.join(repoRoot, 'bench/ptyrun.py');
 
 export function ptyBaseline(): { label: string; command: string; run: () => Promise<RunResult> } {
-  return { label: 'script (pty) alone', command: `script -qec 'exec true' /dev/null`, run: () => underPty(['true']) };
+  return { label: 'a pty alone', command: 'ptyrun.py true', run: () => underPty(['true']) };
 }
 
 export function nodeBaseline(): { label: string; command: string; run: () => Promise<RunResult> } {

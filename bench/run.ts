@@ -4,7 +4,7 @@
  *   start → running   a stopped container until `systemctl is-system-running --wait` prints a state
  *   clean stop        `tslxc stop` vs `lxc-stop` (both send SIGRTMIN+3 to systemd: traced once)
  *   exec true         `tslxc exec` vs `lxc-attach` vs `node -e 0`, with pauses and back-to-back;
- *                     and the same on a terminal (under util-linux script's pty), vs script alone
+ *                     and the same on a terminal (bench/ptyrun.py's pty), vs the pty alone
  *   monitor memory    the per-container host process: tslxc's monitor vs LXC's "[lxc monitor]"
  *   list              `tslxc list` with 100 busybox containers vs `node -e 0`
  *   net (#6)          start → IPv4 on a bench-private bridge, and a nic's cost to start, vs LXC (veth)
@@ -154,7 +154,7 @@ const LXC = 'lxc';
 const NODE = 'node';
 /** exec on a terminal (under a pty): the keys are the peer's plus this. */
 const ON_TTY = '+tty';
-const PTY = 'script';
+const PTY = 'pty';
 
 /**
  * `npm run` puts node_modules/.bin first in PATH, and there `nft` is @vercel/nft (a file tracer
@@ -551,7 +551,7 @@ function report(r: Results, opts: Options, version: string): string {
         target: tgt(`exec true (${label.trim()})`, `≤ node + 20 ms = ${fmtMs(limit)}`, fmtMs(e[TSLXC].median), met),
       });
     }
-    rows.push({ what: `exec true on a terminal (under script's pty; "node" column: script alone)` });
+    rows.push({ what: `exec true on a terminal (bench/ptyrun.py; "node" column: the pty alone, running true)` });
     for (const [label, e] of [
       [`  ${r.exec.pauseMs} ms pause between runs`, ep],
       ['  back-to-back', eb],
