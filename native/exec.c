@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <linux/magic.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
 
@@ -153,6 +154,11 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
                        const int *cgroup_fds, size_t n_cgroups, const struct exec_stdio *st)
 {
   exec_child_begin(st);
+  /* Inherited from the server, but a change of credentials (entering the user namespace, setuid
+   * below) resets it to fs.suid_dumpable, which a host may have set to 1: set again, so the
+   * container's root can never ptrace this process or open its /proc/PID/fd before exec. */
+  if (prctl(PR_SET_DUMPABLE, 0) < 0)
+    die_with_error("prctl PR_SET_DUMPABLE");
 
   sigset_t none;
   sigemptyset(&none);
@@ -191,6 +197,8 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
   if (setuid(u.uid) < 0)
     die_with_error("setuid %d", (int)u.uid);
   drop_caps_sets(s->caps, s->n_caps);
+  if (prctl(PR_SET_DUMPABLE, 0) < 0)
+    die_with_error("prctl PR_SET_DUMPABLE");
 
   if (s->cwd) {
     if (chdir(s->cwd) < 0)
