@@ -134,8 +134,9 @@ static void plan_stdio(const struct attach_opts *o, struct stdio_plan *p)
       p->term_fd = fd;
   }
   if (o->pty) {
-    /* fds 0 and 1 on the pty; fd 2 too, unless the caller, with a terminal of its own (no
-     * --pty-size), sent it elsewhere (2>file): that stays apart. */
+    /* fds 0 and 1 on the pty; fd 2 too, unless the caller's fd 2 is no terminal (2>file, a
+     * pipe): that is passed as it is, so stdout and stderr stay apart. With --pty-size (the
+     * gateway, whose fds are all pipes) all three are on the pty, as sshd does. */
     if (!o->pty_size.ws_row && fd_open(2) && !isatty(2))
       p->give[2] = 2;
     return;
