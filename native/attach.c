@@ -123,26 +123,29 @@ struct stdio_plan {
   int term_fd;      /* the caller's terminal (its window size), or -1 */
 };
 
+/* fds 0-2 are open (main_attach saw to it). */
 static void plan_stdio(const struct attach_opts *o, struct stdio_plan *p)
 {
+  bool tty[3];
   p->to_cmd = -1;
   p->term_fd = -1;
   for (int fd = 2; fd >= 0; fd--) {
     p->give[fd] = p->from_cmd[fd] = -1;
     p->ours[fd] = false;
-    if (fd_open(fd) && isatty(fd))
+    tty[fd] = isatty(fd);
+    if (tty[fd])
       p->term_fd = fd;
   }
   if (o->pty) {
     /* fds 0 and 1 on the pty; fd 2 too, unless the caller's fd 2 is no terminal (2>file, a
      * pipe): that is passed as it is, so stdout and stderr stay apart. With --pty-size (the
      * gateway, whose fds are all pipes) all three are on the pty, as sshd does. */
-    if (!o->pty_size.ws_row && fd_open(2) && !isatty(2))
+    if (!o->pty_size.ws_row && !tty[2])
       p->give[2] = 2;
     return;
   }
   for (int fd = 0; fd < 3; fd++) {
-    if (!isatty(fd)) {
+    if (!tty[fd]) {
       p->give[fd] = fd;
     } else {
       int pp[2];
@@ -209,7 +212,7 @@ static int run_command(const struct attach_opts *o, int sock_in, struct stdio_pl
   char message[EXEC_MESSAGE_MAX + 1] = "";
   struct pty_control control = { .fd = o->pty ? o->control_fd : -1 };
   /* The caller's input: to the stdin pipe or the pty, a buffer at a time. */
-  bool stdin_open = o->pty ? fd_open(0) : p->to_cmd >= 0;
+  bool stdin_open = o->pty || p->to_cmd >= 0;
   char in_buf[4096];
   size_t in_len = 0, in_off = 0;
   int64_t drain_end = 0;
