@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BenchEnv } from './env.js';
+import { launcherPath, repoRoot } from './env.js';
 import { lxcInitPid } from './lxc.js';
 import { run, type RunResult } from './proc.js';
 
@@ -12,12 +13,14 @@ export interface Peer {
   label: string;
   name: string;
   /** The commands, for the report. */
-  commands: { start: string; probe: string; stop: string; exec: string };
+  commands: { start: string; probe: string; stop: string; exec: string; execTerminal: string };
   start(): Promise<RunResult>;
   /** `systemctl is-system-running --wait` inside. */
   probe(): Promise<RunResult>;
   stop(): Promise<RunResult>;
   exec(cmd: string[]): Promise<RunResult>;
+  /** exec with a terminal: the command line run under a pty of its own (underPty). */
+  execTerminal(cmd: string[], flags?: string[]): Promise<RunResult>;
   /** Kill it (untimed; for recovering between runs). */
   kill(): Promise<RunResult>;
   isRunning(): Promise<boolean>;
@@ -43,11 +46,13 @@ export function tslxcPeer(env: BenchEnv, name: string): Peer {
       probe: `tslxc exec ${name} -- ${PROBE.join(' ')}`,
       stop: `tslxc stop ${name}`,
       exec: `tslxc exec ${name} -- true`,
+      execTerminal: `ptyrun.py tslxc exec ${name} -- true`,
     },
     start: () => env.tslxc(['start', name]),
     probe: () => env.tslxc(['exec', name, '--', ...PROBE]),
     stop: () => env.tslxc(['stop', name]),
     exec: (cmd) => env.tslxc(['exec', name, '--', ...cmd]),
+    execTerminal: (cmd, flags = []) => underPty([launcherPath, 'exec', ...flags, name, '--', ...cmd], env.env),
     kill: () => env.tslxc(['stop', '--force', name]),
     isRunning: async () => {
       const r = await env.tslxc(['list', '--format', 'json']);
@@ -73,11 +78,13 @@ export function lxcPeer(env: BenchEnv, name: string, version: string): Peer {
       probe: `lxc-attach ${args} -- ${PROBE.join(' ')}`,
       stop: `lxc-stop ${args}`,
       exec: `lxc-attach ${args} -- true`,
+      execTerminal: `ptyrun.py lxc-attach ${args} -- true`,
     },
     start: () => env.lxc('lxc-start', name),
     probe: () => env.lxc('lxc-attach', name, ['--', ...PROBE]),
     stop: () => env.lxc('lxc-stop', name),
     exec: (cmd) => env.lxc('lxc-attach', name, ['--', ...cmd]),
+    execTerminal: (cmd, flags = []) => underPty(['lxc-attach', '-P', env.lxcPath, '-n', name, ...flags, '--', ...cmd]),
     kill: () => env.lxc('lxc-stop', name, ['-k']),
     isRunning: async () => (await env.lxc('lxc-info', name, ['-sH'])).stdout.trim() === 'RUNNING',
     initPid: () => lxcInitPid(env, name),
@@ -90,6 +97,23 @@ export function lxcPeer(env: BenchEnv, name: string, version: string): Peer {
       return { pid: ppid, cmd };
     },
   };
+}
+
+/**
+ * argv run once on a terminal of its own (bench/ptyrun.py: a new pty as the controlling terminal
+ * and fds 0-2 of a new session, as a user's terminal would be). The time is the one ptyrun
+ * measured from its fork to argv's exit and the pty's release, without Python's start-up; the
+ * cost of the pty and of ptyrun's fork and exec is measured alone by ptyBaseline.
+ */
+export async function underPty(argv: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  const r = await run('/usr/bin/python3', [PTYRUN, ...argv], { env: env ?? process.env });
+  const ms = Number(r.stdout.trim().split('\n').pop());
+  return Number.isFinite(ms) && ms > 0 ? { ...r, ms } : { ...r, code: r.code || 1, stderr: `ptyrun: no time: ${r.stderr}` };
+}
+const PTYRUN = path.join(repoRoot, 'bench/ptyrun.py');
+
+export function ptyBaseline(): { label: string; command: string; run: () => Promise<RunResult> } {
+  return { label: 'a pty alone', command: 'ptyrun.py true', run: () => underPty(['true']) };
 }
 
 export function nodeBaseline(): { label: string; command: string; run: () => Promise<RunResult> } {

@@ -3,7 +3,8 @@
  *
  *   start → running   a stopped container until `systemctl is-system-running --wait` prints a state
  *   clean stop        `tslxc stop` vs `lxc-stop` (both send SIGRTMIN+3 to systemd: traced once)
- *   exec true         `tslxc exec` vs `lxc-attach` vs `node -e 0`, with pauses and back-to-back
+ *   exec true         `tslxc exec` vs `lxc-attach` vs `node -e 0`, with pauses and back-to-back;
+ *                     and the same on a terminal (bench/ptyrun.py's pty), vs the pty alone
  *   monitor memory    the per-container host process: tslxc's monitor vs LXC's "[lxc monitor]"
  *   list              `tslxc list` with 100 busybox containers vs `node -e 0`
  *   net (#6)          start → IPv4 on a bench-private bridge, and a nic's cost to start, vs LXC (veth)
@@ -30,7 +31,7 @@ import { createLxcContainer, lxcVersion } from './lxc.js';
 import { backToBack, bootToRunning, cleanStop, inspect, roundsWithPauses, sampleMonitor, traceStop, type BootResult, type MonitorSample, type StopResult, type TimedTool } from './measure.js';
 import { measureLxdParts, type LxdPartsResults } from './lxdparts.js';
 import { measureNet, type NetResults } from './net.js';
-import { lxcPeer, nodeBaseline, tslxcPeer, type Peer } from './peers.js';
+import { lxcPeer, nodeBaseline, ptyBaseline, tslxcPeer, type Peer } from './peers.js';
 import { reportLxdParts, reportNet } from './reportparts.js';
 import { Interrupted, interrupt, isInterrupted, pause, runningChildren } from './proc.js';
 import { fmtKiB, fmtMs, fmtRatio, fmtSummary, renderTable, type Row } from './report.js';
@@ -151,6 +152,9 @@ interface Results {
 const TSLXC = 'tslxc';
 const LXC = 'lxc';
 const NODE = 'node';
+/** exec on a terminal (under a pty): the keys are the peer's plus this. */
+const ON_TTY = '+tty';
+const PTY = 'pty';
 
 /**
  * `npm run` puts node_modules/.bin first in PATH, and there `nft` is @vercel/nft (a file tracer
@@ -410,10 +414,17 @@ async function measureCore(env: BenchEnv, opts: Options, version: string, r: Res
   }
   await pause(1000);
   const node = nodeBaseline();
+  const pty = ptyBaseline();
+  // Without a terminal (a script), and with one (a user at a prompt: tslxc relays it, through the
+  // container's own pty by default or pipes with -T; lxc-attach gives a pty when on a terminal).
   const tools: { key: string; tool: TimedTool }[] = [
     ...peers.map((p) => ({ key: keyOf.get(p)!, tool: { label: p.label, command: p.commands.exec, run: () => p.exec(['true']) } })),
     { key: NODE, tool: { label: node.label, command: node.command, run: node.run } },
+    ...peers.map((p) => ({ key: `${keyOf.get(p)!}${ON_TTY}`, tool: { label: `${p.label} on a terminal`, command: p.commands.execTerminal, run: () => p.execTerminal(['true']) } })),
+    { key: `${TSLXC}${ON_TTY}-T`, tool: { label: 'tslxc -T on a terminal', command: peers[0].commands.execTerminal.replace(' exec ', ' exec -T '), run: () => peers[0].execTerminal(['true'], ['-T']) } },
+    { key: PTY, tool: { label: pty.label, command: pty.command, run: pty.run } },
   ];
+  for (const t of tools) if (!r.commands[t.key]) r.commands[t.key] = { exec: t.tool.command };
   log(`exec: ${opts.execRuns} rounds with ${r.exec.pauseMs} ms pauses`);
   const paused = await roundsWithPauses(
     tools.map((t) => t.tool),
@@ -539,6 +550,15 @@ function report(r: Results, opts: Options, version: string): string {
         ratio: fmtRatio(e[TSLXC], e[LXC]),
         target: tgt(`exec true (${label.trim()})`, `≤ node + 20 ms = ${fmtMs(limit)}`, fmtMs(e[TSLXC].median), met),
       });
+    }
+    rows.push({ what: `exec true on a terminal (bench/ptyrun.py; "node" column: the pty alone, running true)` });
+    for (const [label, e] of [
+      [`  ${r.exec.pauseMs} ms pause between runs`, ep],
+      ['  back-to-back', eb],
+    ] as const) {
+      if (!e?.[TSLXC + ON_TTY]) continue;
+      rows.push({ what: `${label}, a pty (tslxc's default)`, tslxc: fmtSummary(e[TSLXC + ON_TTY]), lxc: fmtSummary(e[LXC + ON_TTY]), node: fmtSummary(e[PTY]), ratio: fmtRatio(e[TSLXC + ON_TTY], e[LXC + ON_TTY]) });
+      rows.push({ what: `${label}, tslxc -T (pipes)`, tslxc: fmtSummary(e[`${TSLXC}${ON_TTY}-T`]), lxc: fmtSummary(e[LXC + ON_TTY]), ratio: fmtRatio(e[`${TSLXC}${ON_TTY}-T`], e[LXC + ON_TTY]) });
     }
   }
   const mt = r.monitor[TSLXC];

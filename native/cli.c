@@ -219,9 +219,13 @@ static int cli_exec(int argc, char **argv)
   if (!common)
     return -1;
 
-  /* As lib/cli/options/exec.ts's wantsTty: -T wins, then -t, else a terminal only for a shell. */
+  /* As lib/cli/options/exec.ts's wantsTty and `lxc exec`: -t forces a pty, -T forbids it (both:
+   * node says it is an error), else a pty when stdin and stdout are terminals. Without one, attach
+   * still never passes a terminal of ours: it relays it through pipes. */
   size_t n_cmd = a.n_pos - 1;
-  bool tty = a.no_tty ? false : a.tty >= 0 ? a.tty == 1 : (n_cmd == 0 && isatty(0) && isatty(1));
+  if (a.no_tty && a.tty == 1)
+    return -1;
+  bool tty = a.no_tty ? false : a.tty == 1 ? true : (isatty(0) && isatty(1));
   char **out = xcalloc(3 + n_common + 2 * a.n_env + 4 + 1 + (n_cmd ? n_cmd : 2) + 1, sizeof *out);
   size_t k = 0;
   static char pid_text[16];

@@ -5,7 +5,11 @@
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/vfs.h>
 
 struct user {
   uid_t uid;
@@ -16,13 +20,36 @@ struct user {
   char home[PATH_MAX];
 };
 
-/* The child reports its own failures on a copy of the caller's stderr (its own fd 2 may be the
- * pty by then). */
-static int err_fd = 2;
+/* The command's process reports its own failures to the client ('M'): its fd 2 may be the pty
+ * by then, or a pipe the client drains only briefly. Without a client socket, on fd 2. */
+static int report_conn = -1;
 static void child_die_hook(const char *line, int err)
 {
   (void)err;
-  dprintf(err_fd, "%s\n", line);
+  if (report_conn >= 0) {
+    char rec[sizeof(struct exec_reply) + EXEC_MESSAGE_MAX];
+    size_t n = strnlen(line, EXEC_MESSAGE_MAX);
+    struct exec_reply r = { .type = 'M', .value = (int32_t)n };
+    memcpy(rec, &r, sizeof r);
+    memcpy(rec + sizeof r, line, n);
+    if (send(report_conn, rec, sizeof r + n, MSG_NOSIGNAL) >= 0)
+      return;
+  }
+  dprintf(2, "%s\n", line);
+}
+
+void exec_child_begin(const struct exec_stdio *st)
+{
+  die_status = 125;
+  report_conn = st->conn;
+  die_hook = child_die_hook;
+}
+
+void exec_send_reply(int conn, char type, int32_t value, int fd)
+{
+  struct exec_reply r = { .type = type, .value = value };
+  /* A client that went away only loses its reply. */
+  (void)send_with_fds(conn, &r, sizeof r, &fd, fd >= 0 ? 1 : 0, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* Splits a colon-separated line into at most max fields, in place. */
@@ -88,18 +115,60 @@ static void lookup_user(const char *spec, struct user *u)
   }
 }
 
-void exec_in_container(const struct exec_spec *s, const char *const *cgroup_names,
-                       const int *cgroup_fds, size_t n_cgroups, int pty_slave)
+/* A pty of the container's own devpts (so `tty` inside names /dev/pts/N) as the controlling
+ * terminal and fds 0, 1 (and 2) of this process; its master goes to the client ('T'). Done here,
+ * in the command's short-lived process, never in the exec server: the open of a path the
+ * container controls could hang (a FUSE file it planted), and must not hang the server. */
+static void open_container_pty(const struct exec_stdio *st)
 {
-  die_status = 125;
-  err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-  if (err_fd < 0)
-    err_fd = 2;
-  die_hook = child_die_hook;
+  /* The devpts instance's own ptmx, checked to be on a devpts: the container owns its /dev and
+   * could put anything at that path. O_NONBLOCK: a FIFO there does not block the open. */
+  autofd int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  struct statfs sfs;
+  if (master < 0 || fstatfs(master, &sfs) < 0)
+    die_with_error("open the container's /dev/pts/ptmx");
+  if (sfs.f_type != DEVPTS_SUPER_MAGIC)
+    die("the container's /dev/pts/ptmx is not on a devpts");
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+    die_with_error("unlock the pty");
+  autofd int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0)
+    die_with_error("open the pty slave");
+  if (st->size.ws_row && st->size.ws_col)
+    ioctl(slave, TIOCSWINSZ, &st->size);
+  if (ioctl(slave, TIOCSCTTY, 0) < 0)
+    die_with_error("make the pty the controlling terminal");
+  for (int fd = 0; fd < (st->pty_stderr ? 3 : 2); fd++)
+    if (dup2(slave, fd) < 0)
+      die_with_error("dup2 the pty");
+  if (st->conn < 0)
+    die("no client to pass the pty to");
+  struct exec_reply r = { .type = 'T' };
+  int fd = master;
+  if (send_with_fds(st->conn, &r, sizeof r, &fd, 1, MSG_NOSIGNAL) < 0)
+    die_with_error("pass the pty to the client");
+}
+
+void exec_in_container(const struct exec_spec *s, const char *const *cgroup_names,
+                       const int *cgroup_fds, size_t n_cgroups, const struct exec_stdio *st)
+{
+  exec_child_begin(st);
+  /* Inherited from the server, but a change of credentials (entering the user namespace, setuid
+   * below) resets it to fs.suid_dumpable, which a host may have set to 1: set again, so the
+   * container's root can never ptrace this process or open its /proc/PID/fd before exec. */
+  if (prctl(PR_SET_DUMPABLE, 0) < 0)
+    die_with_error("prctl PR_SET_DUMPABLE");
 
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL); /* attach's relay ignores it; an ignored signal would survive exec */
+
+  /* A session of its own: nothing it does to its process group (kill(0, sig)) reaches its
+   * parent, and no terminal but the container's pty can become its controlling one. */
+  if (setsid() < 0 && getsid(0) != getpid())
+    die_with_error("setsid");
 
   /* "0" moves the writer itself; the fds were opened on the host before setns. */
   for (size_t i = 0; i < n_cgroups; i++) {
@@ -110,18 +179,11 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
     die_with_error("join cgroup %s", cgroup_names[i]);
   }
 
+  if (st->pty)
+    open_container_pty(st);
+
   static struct user u;
   lookup_user(s->user ? s->user : "0", &u);
-
-  if (pty_slave >= 0) {
-    if (setsid() < 0)
-      die_with_error("setsid");
-    if (ioctl(pty_slave, TIOCSCTTY, 0) < 0)
-      die_with_error("make the pty the controlling terminal");
-    for (int fd = 0; fd < 3; fd++)
-      if (dup2(pty_slave, fd) < 0)
-        die_with_error("dup2 the pty");
-  }
 
   drop_caps_bounding(s->caps, s->n_caps);
   if (setgroups(u.n_groups, u.groups) < 0)
@@ -135,6 +197,8 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
   if (setuid(u.uid) < 0)
     die_with_error("setuid %d", (int)u.uid);
   drop_caps_sets(s->caps, s->n_caps);
+  if (prctl(PR_SET_DUMPABLE, 0) < 0)
+    die_with_error("prctl PR_SET_DUMPABLE");
 
   if (s->cwd) {
     if (chdir(s->cwd) < 0)
@@ -188,7 +252,7 @@ static void put_item(struct buf *b, char tag, const char *str)
   put_bytes(b, str, n);
 }
 
-char *exec_request_encode(const struct exec_spec *s, mode_t mask, size_t *len)
+char *exec_request_encode(const struct exec_spec *s, mode_t mask, const struct winsize *pty, size_t *len)
 {
   struct buf b = { 0 };
   char num[32];
@@ -213,14 +277,21 @@ char *exec_request_encode(const struct exec_spec *s, mode_t mask, size_t *len)
     put_item(&b, 'd', s->seccomp.deny[i]);
   for (size_t i = 0; i < s->seccomp.n_allow; i++)
     put_item(&b, 'w', s->seccomp.allow[i]);
+  if (pty) {
+    snprintf(num, sizeof num, "%u %u", pty->ws_row, pty->ws_col);
+    put_item(&b, 'p', num);
+  }
   *len = b.len;
   return b.data;
 }
 
-bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mask)
+bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mask, bool *pty,
+                         struct winsize *size)
 {
   memset(s, 0, sizeof *s);
   *mask = 022;
+  *pty = false;
+  *size = (struct winsize){ 0 };
   if (len < 4 || memcmp(buf, EXEC_REQUEST_MAGIC, 4) != 0)
     return false;
   size_t n_args = 0;
@@ -271,6 +342,15 @@ bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mas
         if (*n >= MAX_SYSCALL_OPTS || !seccomp_known_syscall(str))
           return false;
         (tag == 'd' ? s->seccomp.deny : s->seccomp.allow)[(*n)++] = str;
+        break;
+      }
+      case 'p': {
+        unsigned rows, cols;
+        char extra;
+        if (sscanf(str, "%u %u%c", &rows, &cols, &extra) != 2 || rows > 10000 || cols > 10000)
+          return false;
+        *pty = true;
+        *size = (struct winsize){ .ws_row = rows, .ws_col = cols };
         break;
       }
       case 'm': {

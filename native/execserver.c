@@ -35,21 +35,15 @@ static void server_die_hook(const char *line, int err)
   debug("exec server: %s", line);
 }
 
-static void send_reply(int conn, char type, int32_t value, int fd)
-{
-  struct exec_reply r = { .type = type, .value = value };
-  /* A client that went away only loses its reply. */
-  (void)send_with_fds(conn, &r, sizeof r, &fd, fd >= 0 ? 1 : 0, MSG_DONTWAIT);
-}
-
-/* One request: its record and the client's fds 0-2. A request that is not well-formed gets 'E'
- * (the client then falls back to the direct path) and nothing runs. */
+/* One request: its record and the command's fds (0-2, or with a pty none or its fd 2). A request
+ * that is not well-formed gets 'E' (the client then falls back to the direct path) and nothing
+ * runs. */
 static void serve(int conn)
 {
   struct ucred cred;
   socklen_t cl = sizeof cred;
   if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != 0) {
-    send_reply(conn, 'E', EPERM, -1);
+    exec_send_reply(conn, 'E', EPERM, -1);
     return;
   }
   /* The client sends its request right after connect; a stuck one cannot hold us for long. */
@@ -62,16 +56,18 @@ static void serve(int conn)
 
   static struct exec_spec spec;
   mode_t mask;
+  struct exec_stdio st = { .conn = conn };
   size_t slot = 0;
   while (slot < MAX_KIDS && kids[slot].pid > 0)
     slot++;
   int refuse = 0;
-  if (n <= 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
+  if (n <= 0 || !exec_request_decode(buf, n, &spec, &mask, &st.pty, &st.size))
     refuse = EINVAL;
-  else if (!exec_request_decode(buf, n, &spec, &mask))
-    refuse = EINVAL;
+  else if (st.pty ? fds[1] >= 0 : (fds[0] < 0 || fds[1] < 0 || fds[2] < 0))
+    refuse = EINVAL; /* with a pty: at most the command's fd 2 */
   else if (slot == MAX_KIDS)
     refuse = EAGAIN;
+  st.pty_stderr = st.pty && fds[0] < 0;
 
   pid_t pid = -1;
   if (!refuse) {
@@ -80,20 +76,20 @@ static void serve(int conn)
       refuse = errno;
   }
   if (pid == 0) {
-    /* In the container's pid namespace now. A session of its own: nothing it does to its
-     * process group (kill(0, sig)) can reach the server or the monitor. */
-    setsid();
+    /* In the container's pid namespace now. Failures go to the client from here on. */
+    exec_child_begin(&st);
+    int in[3] = { fds[0], fds[1], fds[2] };
+    if (st.pty) /* the one fd is the command's stderr */
+      in[0] = in[1] = -1, in[2] = fds[0];
     for (int fd = 0; fd < 3; fd++)
-      if (dup2(fds[fd], fd) < 0)
-        _exit(125);
+      if (in[fd] >= 0 && dup2(in[fd], fd) < 0)
+        die_with_error("dup2");
     umask(mask);
     if (userns_fd >= 0) {
-      if (setns(userns_fd, CLONE_NEWUSER) < 0 || !try_become_userns_root()) {
-        dprintf(2, "tslxc-helper: enter the container's user namespace: %s\n", strerror(errno));
-        _exit(125);
-      }
+      if (setns(userns_fd, CLONE_NEWUSER) < 0 || !try_become_userns_root())
+        die_with_error("enter the container's user namespace");
     }
-    exec_in_container(&spec, NULL, NULL, 0, -1);
+    exec_in_container(&spec, NULL, NULL, 0, &st);
   }
   for (int i = 0; i < 3; i++)
     if (fds[i] >= 0)
@@ -102,13 +98,13 @@ static void serve(int conn)
   spec.argv = NULL;
   if (refuse) {
     debug("exec server: request refused: %s", strerror(refuse));
-    send_reply(conn, 'E', refuse, -1);
+    exec_send_reply(conn, 'E', refuse, -1);
     return;
   }
   /* A pidfd taken before we could reap it names this very process: the client signals it
    * without any PID-reuse race. */
   autofd int pidfd = sys_pidfd_open(pid);
-  send_reply(conn, 'P', pid, pidfd);
+  exec_send_reply(conn, 'P', pid, pidfd);
   kids[slot].pid = pid;
   kids[slot].conn = fcntl(conn, F_DUPFD_CLOEXEC, 3);
 }
@@ -121,7 +117,7 @@ static void reap(void)
     for (size_t i = 0; i < MAX_KIDS; i++)
       if (kids[i].pid == pid) {
         if (kids[i].conn >= 0) {
-          send_reply(kids[i].conn, 'X', status, -1);
+          exec_send_reply(kids[i].conn, 'X', status, -1);
           close(kids[i].conn);
         }
         kids[i].pid = 0;
@@ -140,6 +136,11 @@ static __attribute__((noreturn)) void run_exec_server(int listen_fd, pid_t monit
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != monitor)
     _exit(1);
   prctl(PR_SET_NAME, "tslxc-exec");
+  /* Non-dumpable before it enters any namespace (as runc's init): its children, visible inside
+   * until they exec, inherit it, so the container's root cannot ptrace them or open their
+   * /proc/PID/fd, /exe or /mem (that needs CAP_SYS_PTRACE over the host's user namespace). */
+  if (prctl(PR_SET_DUMPABLE, 0) < 0)
+    die_with_error("prctl PR_SET_DUMPABLE");
   /* The monitor ignores SIGTERM & co.; our children must not inherit that (SIG_IGN survives
    * exec). SIGCHLD stays blocked for the signalfd. */
   for (int sig = 1; sig < NSIG; sig++)

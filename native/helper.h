@@ -316,9 +316,9 @@ struct pty_control {
   size_t len;
   char buf[256];
 };
-/* Reads what is there and applies each complete line to master (size) or child (signal);
- * false at end of file or on an error (the caller stops polling it). */
-bool pty_control_read(struct pty_control *c, int master, pid_t child);
+/* Reads what is there and applies each complete line to master (size) or the command (signal,
+ * by its pidfd); false at end of file or on an error (the caller stops polling it). */
+bool pty_control_read(struct pty_control *c, int master, int pidfd);
 
 /* ---- modes ---- */
 

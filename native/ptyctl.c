@@ -41,7 +41,7 @@ bool pty_parse_size(const char *s, struct winsize *ws)
   return parse_dim(rows, &ws->ws_row) && parse_dim(cols, &ws->ws_col);
 }
 
-static void apply_line(char *line, int master, pid_t child)
+static void apply_line(char *line, int master, int pidfd)
 {
   char *save = NULL;
   char *verb = strtok_r(line, " ", &save);
@@ -56,13 +56,13 @@ static void apply_line(char *line, int master, pid_t child)
   } else if (strcmp(verb, "s") == 0) {
     unsigned long sig;
     if (parse_ulong(a, &sig) && sig > 0 && sig < (unsigned long)NSIG)
-      kill(child, (int)sig);
+      sys_pidfd_send_signal(pidfd, (int)sig);
   } else {
     debug("control: ignored request '%s'", verb);
   }
 }
 
-bool pty_control_read(struct pty_control *c, int master, pid_t child)
+bool pty_control_read(struct pty_control *c, int master, int pidfd)
 {
   ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -75,7 +75,7 @@ bool pty_control_read(struct pty_control *c, int master, pid_t child)
   char *nl;
   while ((nl = strchr(start, '\n'))) {
     *nl = '\0';
-    apply_line(start, master, child);
+    apply_line(start, master, pidfd);
     start = nl + 1;
   }
   c->len = strlen(start);

@@ -49,7 +49,7 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   }
   const [{ execInstance }, { Context }] = await Promise.all([import('../instance/exec.js'), import('../instance/context.js')]);
   try {
-    process.exitCode = await execInstance(new Context(), name, command.length ? command : ['/bin/sh', '-l'], { tty: wantsTty(a, command), env, cwd: a.cwd, user: a.user });
+    process.exitCode = await execInstance(new Context(), name, command.length ? command : ['/bin/sh', '-l'], { tty: wantsTty(a), env, cwd: a.cwd, user: a.user });
   } catch (err) {
     reportError(err);
   }

@@ -14,9 +14,10 @@ import type { SessionLog, SessionRecord } from './log.js';
 /**
  * One SSH session channel: its pty, environment and signal requests, then exactly one of shell,
  * exec or the sftp subsystem, run inside the user's container through the native helper's attach.
- * Without a pty the command gets pipes (through the container's exec server); with one, the
- * helper allocates it from the container's devpts and relays it, and takes window sizes and
- * signals on a control pipe (fd 3), since the gateway has no terminal to hand over.
+ * Without a pty the command gets pipes; with one, it gets a pty of the container's devpts that the
+ * helper relays, with window sizes and signals on a control pipe (fd 3), since the gateway has no
+ * terminal to hand over. Both go through the container's exec server, or through the helper's
+ * direct path when that refuses (a container at its process limit): the same code as exec.
  */
 
 /** Who the session belongs to, decided at authentication. */
@@ -217,6 +218,9 @@ export class RunningSession {
     });
     clearTimeout(killTimer);
     this.control?.end();
+    // What the client sends from now on must not reach a process the command left behind.
+    stream.unpipe(child.stdin!);
+    child.stdin!.destroy();
     if (error) {
       stream.stderr.write(`tslxc gateway: cannot run the native helper: ${error.message}${nl}`);
       return this.finish(stream, 255, 'helper failed');

@@ -111,7 +111,9 @@ export function shellInstance(ctx: Context, name: string, opts: { user?: string 
   if (process.env.TERM) env.TERM = process.env.TERM;
   const who = opts.user ?? 'root';
   return execInstance(ctx, name, ['/bin/sh', '-c', `if command -v su >/dev/null 2>&1; then exec su -l "$1"; else cd; exec /bin/sh -l; fi`, 'sh', who], {
-    tty: process.stdin.isTTY && process.stdout.isTTY,
+    // A login shell on a terminal always gets a pty of its own (a terminal of the caller is
+    // never handed over: without a pty the helper would relay it through pipes).
+    tty: !!process.stdin.isTTY || !!process.stdout.isTTY,
     env,
   });
 }

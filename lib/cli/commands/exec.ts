@@ -24,7 +24,7 @@ export default command;
 export async function runExec(name: string, cmd: string[], a: ExecArgs): Promise<number> {
   const { execInstance } = await import('../../instance/exec.js');
   return execInstance(context(), name, cmd.length ? cmd : ['/bin/sh', '-l'], {
-    tty: wantsTty(a, cmd),
+    tty: wantsTty(a),
     env: parseKeyValues(a.env, 'environment variable'),
     cwd: a.cwd,
     user: a.user,

@@ -1,3 +1,5 @@
+import { TslxcError } from '../../errors.js';
+
 /**
  * exec's options, in one table for both parsers: yargs (the full CLI, with help) and the
  * util.parseArgs fast path (lib/cli/fast.ts), which scripts calling `tslxc exec` in a loop hit.
@@ -26,9 +28,14 @@ export interface ExecArgs {
   user?: string;
 }
 
-/** Whether to give the command a terminal: asked for, refused, or (default) only for an interactive shell. */
-export function wantsTty(a: ExecArgs, command: string[]): boolean {
+/**
+ * Whether to give the command a pty, as `lxc exec` decides: -t forces one, -T forbids it, else one
+ * when stdin and stdout are terminals. Without one, the helper still never hands a terminal of the
+ * caller to the container: it relays it through pipes (native/README.md, attach).
+ */
+export function wantsTty(a: ExecArgs): boolean {
+  if (a['no-tty'] && a.tty) throw new TslxcError('Cannot both force and forbid a terminal', '-t (--force-interactive) and -T (--force-noninteractive) were both given', 'use one of them');
   if (a['no-tty']) return false;
   if (a.tty !== undefined) return a.tty;
-  return !!process.stdin.isTTY && !!process.stdout.isTTY && command.length === 0;
+  return !!process.stdin.isTTY && !!process.stdout.isTTY;
 }

@@ -54,11 +54,30 @@ if (requireRoot(test)) {
     t.deepEqual(mountsOf(env), []);
   });
 
-  /** A shell command inside; -t takes attach's direct path (a pty), otherwise the exec server. */
-  const sh = (script: string, opts: { pty?: boolean; name?: string } = {}) =>
-    env.cli(['exec', ...(opts.pty ? ['-t'] : []), opts.name ?? 'esc', '--', 'sh', '-c', script], { input: '' });
-  const run = (args: string[], opts: { pty?: boolean; name?: string } = {}) => {
-    const r = env.cli(['exec', ...(opts.pty ? ['-t'] : []), opts.name ?? 'esc', '--', ...args], { input: '' });
+  /**
+   * A command inside: through the exec server, with a pty (-t, also through the exec server), or
+   * by attach's direct path (what a container at its process limit gets): the helper's attach
+   * with the container's attach.args but the exec socket.
+   */
+  interface Via {
+    pty?: boolean;
+    direct?: boolean;
+    name?: string;
+  }
+  const VIAS: Via[] = [{}, { pty: true }, { direct: true }];
+  const viaName = (v: Via) => (v.direct ? 'direct path' : v.pty ? 'exec server, pty' : 'exec server');
+  const direct = (name: string, argv: string[]) => {
+    const dir = path.join(env.paths.runDir, 'containers', name);
+    const common = fs.readFileSync(path.join(dir, 'attach.args'), 'utf8').split('\n').filter(Boolean);
+    const i = common.indexOf('--exec-socket');
+    if (i >= 0) common.splice(i, 2);
+    const pid = fs.readFileSync(path.join(dir, 'init.pid'), 'utf8').split(' ')[0];
+    const r = spawnSync(path.join(repoRoot, 'native/build/tslxc-helper'), ['attach', '--pid', pid, ...common, '--', ...argv], { input: '', encoding: 'utf8' });
+    return { code: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  };
+  const sh = (script: string, opts: Via = {}) => run(['sh', '-c', script], opts);
+  const run = (args: string[], opts: Via = {}) => {
+    const r = opts.direct ? direct(opts.name ?? 'esc', args) : env.cli(['exec', ...(opts.pty ? ['-t'] : []), opts.name ?? 'esc', '--', ...args], { input: '' });
     return { ...r, stdout: r.stdout.replace(/\r/g, '').trim() };
   };
   const monitorPid = (name: string) => Number(fs.readFileSync(`${env.paths.runDir}/containers/${name}/monitor.pid`, 'utf8').split(' ')[0]);
@@ -66,15 +85,16 @@ if (requireRoot(test)) {
   const DENIED = ['kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'open_by_handle_at', 'bpf', 'keyctl', 'umount2_force'];
 
   for (const { name, label } of TARGETS) {
-    test.serial(`${label}: seccomp: the default deny list fails with EPERM, through the exec server and the direct path`, (t) => {
-      for (const pty of [false, true]) {
-        for (const n of DENIED) t.is(run(['probe', n], { pty, name }).stdout, 'EPERM', `${n} (${pty ? 'direct path' : 'exec server'})`);
+    test.serial(`${label}: seccomp: the default deny list fails with EPERM, through the exec server (with and without a pty) and the direct path`, (t) => {
+      for (const via of VIAS) {
+        const o = { ...via, name };
+        for (const n of DENIED) t.is(run(['probe', n], o).stdout, 'EPERM', `${n} (${viaName(via)})`);
         // Not denied: umount2 without MNT_FORCE reaches the kernel (which finds no such path).
-        t.is(run(['probe', 'umount2'], { pty, name }).stdout, 'ENOENT');
-        t.is(run(['probe', 'x32:kexec_load'], { pty, name }).stdout, 'EPERM', 'x32 ABI');
-        if (run(['probe', 'i386:getpid'], { pty, name }).stdout === 'ok') {
-          t.is(run(['probe', 'i386:kexec_load'], { pty, name }).stdout, 'EPERM', 'i386 ABI');
-          t.is(run(['probe', 'i386:finit_module'], { pty, name }).stdout, 'EPERM', 'i386 ABI');
+        t.is(run(['probe', 'umount2'], o).stdout, 'ENOENT');
+        t.is(run(['probe', 'x32:kexec_load'], o).stdout, 'EPERM', 'x32 ABI');
+        if (run(['probe', 'i386:getpid'], o).stdout === 'ok') {
+          t.is(run(['probe', 'i386:kexec_load'], o).stdout, 'EPERM', 'i386 ABI');
+          t.is(run(['probe', 'i386:finit_module'], o).stdout, 'EPERM', 'i386 ABI');
         } else {
           t.log('no i386 ABI on this kernel');
         }
@@ -92,11 +112,12 @@ if (requireRoot(test)) {
     env.ok(t, ['launch', 'busybox', 'tuned', '-c', 'security.privileged=true', '-c', 'security.syscalls.deny=sethostname', '-c', 'security.syscalls.allow=swapoff,umount2']);
     env.ok(t, ['file', 'push', probe, 'tuned/bin/probe']);
     env.ok(t, ['exec', 'tuned', '--', 'chmod', '755', '/bin/probe']);
-    for (const pty of [false, true]) {
-      t.not(run(['hostname', 'other'], { pty, name: 'tuned' }).code, 0, 'sethostname denied');
-      t.is(run(['probe', 'swapoff'], { pty, name: 'tuned' }).stdout, 'ENOENT', 'swapoff allowed: the kernel looks the path up');
-      t.is(run(['probe', 'umount2_force'], { pty, name: 'tuned' }).stdout, 'ENOENT', 'forced umount allowed');
-      t.is(run(['probe', 'kexec_load'], { pty, name: 'tuned' }).stdout, 'EPERM', 'the rest of the list stays');
+    for (const via of VIAS) {
+      const o = { ...via, name: 'tuned' };
+      t.not(run(['hostname', 'other'], o).code, 0, 'sethostname denied');
+      t.is(run(['probe', 'swapoff'], o).stdout, 'ENOENT', 'swapoff allowed: the kernel looks the path up');
+      t.is(run(['probe', 'umount2_force'], o).stdout, 'ENOENT', 'forced umount allowed');
+      t.is(run(['probe', 'kexec_load'], o).stdout, 'EPERM', 'the rest of the list stays');
     }
     t.is(run(['hostname'], { name: 'tuned' }).stdout, 'tuned');
     const bad = env.cli(['config', 'set', 'tuned', 'security.syscalls.deny=no_such_call']);
@@ -222,6 +243,7 @@ if (requireRoot(test)) {
     while (Date.now() - t0 < 4000) {
       env.cli(['exec', '-t', 'esc', '--', 'true'], { input: '' });
       env.cli(['exec', 'esc', '--', 'true']);
+      direct('esc', ['true']);
     }
     const out = (await watcher).stdout.trim();
     t.log(out || 'no helper process caught');
