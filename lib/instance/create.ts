@@ -10,7 +10,7 @@ import { renderTemplates } from '../image/templates.js';
 import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import { sweepInstanceLocks, type Context } from './context.js';
 import { profileExists } from '../profile/store.js';
 import { expandInstance } from '../profile/expand.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
@@ -48,6 +48,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
   }
   const poolName = opts.storage ?? rootPoolOf(ctx, opts.profiles ?? ['default']);
   if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+  sweepInstanceLocks(ctx.paths);
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
 
