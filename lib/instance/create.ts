@@ -17,6 +17,7 @@ import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
 import { authorizeTslxcKey } from '../ssh/authorized.js';
 import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
+import { crashPoint } from '../util/crash.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -54,6 +55,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
 
   return ctx.withInstanceLock(name, () =>
     Reverter.run(async (revert) => {
+      crashPoint('create:locked');
       if (fs.existsSync(containerDir(ctx.paths, name))) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
       mkdirp(containersDir(ctx.paths), 0o711);
       fs.mkdirSync(containerDir(ctx.paths, name), { mode: 0o700 });
