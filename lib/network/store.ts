@@ -117,7 +117,7 @@ export function listNetworkNames(p: Paths): string[] {
 }
 
 /** Everything that changes networks, their reservations or tslxc's nft table runs under this lock. */
-/** The directory util/lock.ts makes while a command holds the networks' lock (start plans take it too). */
+/** The file of the networks' lock (util/lock.ts; start plans take it too). */
 export const networkLockFile = (p: Paths) => lockFile(locksDir(p), 'networks');
 
 export function withNetworkLock<T>(p: Paths, fn: () => Promise<T> | T): Promise<T> {

@@ -66,7 +66,6 @@ export function commitRenames(instDir: string, what: string, renames: Array<[str
   fs.rmSync(journalFile(instDir), { force: true });
 }
 
-
 export type JournalState = 'none' | 'finished' | 'pending';
 
 /**
