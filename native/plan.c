@@ -6,6 +6,7 @@
  * command to the TypeScript CLI, which does the start the long way (and says what is wrong, if
  * something is). So this file never reports errors of its own: it only says "not this way". */
 #include "helper.h"
+#include "lock.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,7 +23,10 @@ struct plan_state {
   char *buf;
   char **tok;
   size_t n, pos;
-  const char *locks[MAX_LOCKS]; /* held, in the order taken */
+  struct {
+    const char *path;
+    int fd;
+  } locks[MAX_LOCKS]; /* held, in the order taken */
   size_t n_locks;
   const char *made[MAX_LIST]; /* cgroup dirs made, to remove on the way back */
   size_t n_made;
@@ -76,28 +80,27 @@ static bool load(const char *path)
   return ps.n > 0 && strcmp(ps.tok[0], PLAN_MAGIC) == 0;
 }
 
-static bool take_lock(const char *dir)
+/* lock.c's lock, as the TypeScript side takes it (util/lock.ts), without waiting: a held lock
+ * sends the start to node, which waits for it. */
+static bool take_lock(const char *path)
 {
-  char parent[PATH_MAX];
-  xsnprintf(parent, sizeof parent, "%s", dir);
-  char *slash = strrchr(parent, '/');
-  if (!slash || slash == parent)
+  if (ps.n_locks >= MAX_LOCKS)
     return false;
-  *slash = '\0';
-  (void)mkdir(parent, 0700);
-  if (ps.n_locks >= MAX_LOCKS || mkdir(dir, 0700) < 0)
-    return false; /* held (or stale): the TypeScript side waits or takes it over */
-  ps.locks[ps.n_locks++] = dir;
-  char owner[PATH_MAX], line[64];
-  xsnprintf(owner, sizeof owner, "%s/owner", dir);
-  xsnprintf(line, sizeof line, "%d %llu\n", (int)getpid(), proc_starttime(getpid()));
-  int fd = open(owner, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0 || write_all(fd, line, strlen(line)) < 0) {
-    if (fd >= 0)
-      close(fd);
-    return false;
+  int fd = lock_take(path);
+  if (fd < 0 && errno == ENOENT) {
+    char parent[PATH_MAX];
+    xsnprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent)
+      return false;
+    *slash = '\0';
+    (void)mkdir(parent, 0700);
+    fd = lock_take(path);
   }
-  close(fd);
+  if (fd < 0)
+    return false;
+  ps.locks[ps.n_locks].path = path;
+  ps.locks[ps.n_locks++].fd = fd;
   return true;
 }
 
@@ -111,11 +114,8 @@ static void plan_unlock(void)
 {
   if (ps.n_locks == 0)
     return;
-  const char *dir = ps.locks[--ps.n_locks];
-  char owner[PATH_MAX];
-  xsnprintf(owner, sizeof owner, "%s/owner", dir);
-  (void)unlink(owner);
-  (void)rmdir(dir);
+  ps.n_locks--;
+  lock_release(ps.locks[ps.n_locks].path, ps.locks[ps.n_locks].fd);
 }
 
 static void plan_release_locks(void)

@@ -1,15 +1,24 @@
-import { defaultPaths, locksDir, type Paths } from '../state/paths.js';
+import fs from 'node:fs';
+import { containersDir, defaultPaths, locksDir, type Paths } from '../state/paths.js';
 import path from 'node:path';
 import { openCgroups } from '../cgroup/index.js';
 import { realSys } from '../cgroup/sys.js';
 import type { CgroupDriver } from '../cgroup/types.js';
-import { withLock } from '../util/lock.js';
+import { lockFile, sweepLocks, withLock } from '../util/lock.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
 import type { StartRecorder } from './plan.js';
 
-/** The directory util/lock.ts makes while a command holds a container's lock. */
-export const instanceLockDir = (p: Paths, name: string) => path.join(locksDir(p), `ct-${name}.lock`);
+/** The file of a container's lock (util/lock.ts). */
+export const instanceLockFile = (p: Paths, name: string) => lockFile(locksDir(p), `ct-${name}`);
+
+/**
+ * Removes the lock files of containers that do not exist: a copy or launch killed before its
+ * container appeared left one (a file no process holds is no lock, but nothing else would remove it).
+ */
+export function sweepInstanceLocks(p: Paths): string[] {
+  return sweepLocks(locksDir(p), (key) => key.startsWith('ct-') && !fs.existsSync(path.join(containersDir(p), key.slice('ct-'.length))));
+}
 
 /** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
 async function attachDevices(dir: string, rules: readonly DeviceRule[], opts: { replace?: boolean } = {}): Promise<void> {

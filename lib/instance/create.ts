@@ -10,13 +10,14 @@ import { renderTemplates } from '../image/templates.js';
 import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/build.js';
 import { configExists, saveConfig, type InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import { sweepInstanceLocks, type Context } from './context.js';
 import { profileExists } from '../profile/store.js';
 import { expandInstance } from '../profile/expand.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
 import { authorizeTslxcKey } from '../ssh/authorized.js';
 import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
+import { crashPoint } from '../util/crash.js';
 
 export interface CreateOptions {
   hostname?: string;
@@ -48,11 +49,13 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
   }
   const poolName = opts.storage ?? rootPoolOf(ctx, opts.profiles ?? ['default']);
   if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+  sweepInstanceLocks(ctx.paths);
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
 
   return ctx.withInstanceLock(name, () =>
     Reverter.run(async (revert) => {
+      crashPoint('create:locked');
       if (fs.existsSync(containerDir(ctx.paths, name))) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
       mkdirp(containersDir(ctx.paths), 0o711);
       fs.mkdirSync(containerDir(ctx.paths, name), { mode: 0o700 });

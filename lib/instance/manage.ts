@@ -7,7 +7,7 @@ import { containerDir, containerRunDir, locksDir } from '../state/paths.js';
 import { dropStartPlan } from './plan.js';
 import { withLock } from '../util/lock.js';
 import { configExists, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import { sweepInstanceLocks, type Context } from './context.js';
 import { validateHostname, writeIdentity } from './create.js';
 import { templateFiles } from '../image/templates.js';
 import { liveness } from './runtime.js';
@@ -40,6 +40,7 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
     // Its SSH host key goes with it (a later container of that name has keys of its own).
     if (fs.existsSync(knownHostsFile(ctx.paths))) await forgetHostKey(ctx.paths, name).catch(() => 0);
   });
+  sweepInstanceLocks(ctx.paths);
 }
 
 /**

@@ -32,7 +32,7 @@ import type { NetworkReplay } from '../network/replay.js';
  *
  * The format is a list of NUL-terminated strings, an operation name then its fixed operands:
  *   tslxc-start-plan-1
- *   lock DIR                  a lock (util/lock.ts's protocol): the container's, then the networks'
+ *   lock FILE                 a lock (native/lock.c's protocol): the container's, then the networks'
  *   env NAME VALUE            the variable is VALUE ("" = unset or empty)
  *   same PATH DEV INO SIZE MTIME_NS
  *   inode PATH DEV INO        (a dir: only which one it is)
@@ -158,7 +158,7 @@ export class StartRecorder {
   }
 
   /** Write the plan (atomically), or remove a stale one when this start cannot be replayed. */
-  write(p: Paths, name: string, plan: { lockDir: string; runDir: string; cgroupDirs: string[]; runFiles: string[]; helperArgs: string[]; network?: NetworkReplay }): void {
+  write(p: Paths, name: string, plan: { lockFile: string; runDir: string; cgroupDirs: string[]; runFiles: string[]; helperArgs: string[]; network?: NetworkReplay }): void {
     const file = startPlanFile(p, name);
     for (const k of PLAN_ENV) {
       const v = process.env[k];
@@ -176,7 +176,7 @@ export class StartRecorder {
     // The lock first: the checks then see what the TypeScript start would see under it.
     // Locks in the TypeScript start's order: the container's, then (nics) the networks'.
     const nics = net!.files.length > 0;
-    const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockDir], ...(nics ? [['lock', net!.lockDir]] : [])];
+    const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockFile], ...(nics ? [['lock', net!.lockFile]] : [])];
     for (const k of PLAN_ENV) ops.push(['env', k, process.env[k] ?? '']);
     ops.push(...this.checks(), ...net!.checks);
     ops.push(['rundir', plan.runDir]);

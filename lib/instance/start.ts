@@ -23,9 +23,9 @@ import { prepareNetwork, type NetworkPlan } from '../network/instance.js';
 import { Reverter } from '../util/revert.js';
 import { lastUsedFile, StartRecorder } from './plan.js';
 import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
-import { instanceLockDir } from './context.js';
+import { instanceLockFile } from './context.js';
 import { networkReplay, type NetworkReplay } from '../network/replay.js';
-import { networkLockDir } from '../network/store.js';
+import { networkLockFile } from '../network/store.js';
 
 export interface StartResult {
   initPid: number;
@@ -42,7 +42,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
   const rec = new StartRecorder(ctx.paths.stateDir);
   const started = await rec.watch(() => startWatched(ctx, name, rec, opts));
   rec.write(ctx.paths, name, {
-    lockDir: instanceLockDir(ctx.paths, name),
+    lockFile: instanceLockFile(ctx.paths, name),
     runDir: containerRunDir(ctx.paths, name),
     cgroupDirs: started.cgroupDirs,
     runFiles: PLANNED_RUN_FILES.map((f) => path.join(containerRunDir(ctx.paths, name), f)),
@@ -101,7 +101,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     await applyInstanceLimits(cg, name, expanded.config);
     const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
     revert.add(() => net.undo());
-    network = networkReplay(ctx.paths, name, expanded.devices, networkLockDir(ctx.paths));
+    network = networkReplay(ctx.paths, name, expanded.devices, networkLockFile(ctx.paths));
     await prepareRootfs(ctx, cfg.name);
     const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
     // The disks go in a file the monitor reads at every boot, so live changes survive a reboot.

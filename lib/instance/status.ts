@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { containerDir, locksDir, type Paths } from '../state/paths.js';
-import { isAlive, parseRef, startTimeToDate } from '../util/proc.js';
-import { readTextIfExists } from '../util/fs.js';
+import { lockHeld } from '../util/lock.js';
+import { startTimeToDate } from '../util/proc.js';
 import { ConfigCache, listNames, loadConfig, type InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import { sweepInstanceLocks, type Context } from './context.js';
 import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from './runtime.js';
 import { addresses } from '../network/instance.js';
@@ -70,13 +70,14 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
 }
 
 function createInProgress(p: Paths, name: string): boolean {
-  return isAlive(parseRef(readTextIfExists(path.join(locksDir(p), `ct-${name}.lock`, 'owner'))));
+  return lockHeld(locksDir(p), `ct-${name}`);
 }
 
 export async function listStates(ctx: Context): Promise<InstanceState[]> {
   const out: InstanceState[] = [];
   const configs = new ConfigCache(ctx.paths);
   const names = listNames(ctx.paths);
+  sweepInstanceLocks(ctx.paths);
   let moved = false;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];

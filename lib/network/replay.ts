@@ -16,19 +16,19 @@ import { readState, startHookFile, stateFile, stopHookFile } from './state.js';
  */
 export interface NetworkReplay {
   /** the networks' lock (held by prepareNetwork while it writes), then checks, files, signals, in plan.ts's format */
-  lockDir: string;
+  lockFile: string;
   checks: string[][];
   files: string[];
   signals: string[][];
 }
 
-export function networkReplay(p: Paths, name: string, devices: Record<string, Device>, lockDir: string): NetworkReplay | undefined {
+export function networkReplay(p: Paths, name: string, devices: Record<string, Device>, lockFile: string): NetworkReplay | undefined {
   const devs = Object.values(devices).filter((d) => d.type === 'nic' || d.type === 'proxy');
-  if (devs.length === 0) return { lockDir, checks: [], files: [], signals: [] };
+  if (devs.length === 0) return { lockFile, checks: [], files: [], signals: [] };
   if (devs.some((d) => d.type !== 'nic' || !d.network)) return undefined;
   const st = readState(p, name);
   if (!st || st.proxies.length > 0 || st.nics.some((n) => !n.network)) return undefined;
-  const out: NetworkReplay = { lockDir, checks: [], files: [stateFile(p, name), startHookFile(p, name), stopHookFile(p, name)], signals: [] };
+  const out: NetworkReplay = { lockFile, checks: [], files: [stateFile(p, name), startHookFile(p, name), stopHookFile(p, name)], signals: [] };
   const hwaddrs = st.nics.map((n) => n.hwaddr.toLowerCase());
   for (const net of new Set(st.nics.map((n) => n.network!))) {
     const f = dnsFiles(p, net);

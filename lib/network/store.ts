@@ -4,7 +4,7 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import { locksDir, type Paths } from '../state/paths.js';
-import { withLock } from '../util/lock.js';
+import { lockFile, withLock } from '../util/lock.js';
 import { parseCidr, parseIpv6Cidr, hostRange, formatCidr } from './ipv4.js';
 import { validateNetworkName } from './names.js';
 
@@ -117,8 +117,8 @@ export function listNetworkNames(p: Paths): string[] {
 }
 
 /** Everything that changes networks, their reservations or tslxc's nft table runs under this lock. */
-/** The directory util/lock.ts makes while a command holds the networks' lock (start plans take it too). */
-export const networkLockDir = (p: Paths) => path.join(locksDir(p), 'networks.lock');
+/** The file of the networks' lock (util/lock.ts; start plans take it too). */
+export const networkLockFile = (p: Paths) => lockFile(locksDir(p), 'networks');
 
 export function withNetworkLock<T>(p: Paths, fn: () => Promise<T> | T): Promise<T> {
   return withLock(locksDir(p), 'networks', fn, { purpose: 'the network configuration', timeoutMs: 5 * 60_000 });

@@ -11,6 +11,7 @@ import { instanceState } from '../instance/status.js';
 import { containerDir, containersDir, locksDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 import { withLock } from '../util/lock.js';
+import { crashPoint } from '../util/crash.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target, usePool, writeRootFiles } from './instance.js';
 import { readRecord, writeRecord, type StorageRecord } from './record.js';
@@ -212,6 +213,7 @@ export async function copyInstance(ctx: Context, source: string, dst: string, op
     const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { mode: 0o700 });
+    crashPoint('copy:started');
     try {
       const out = await build(ctx, src, snap, dst, tmp, opts);
       fs.renameSync(tmp, containerDir(ctx.paths, dst));

@@ -4,6 +4,7 @@ import { isErrno } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { isAlive, parseRef, pidAlive, selfRef } from '../util/proc.js';
 import { crashPoint } from '../util/crash.js';
+import { tryLock } from '../util/lock.js';
 
 /**
  * A commit that takes several renames (a restore swaps the root and replaces the config; a btrfs
@@ -33,7 +34,6 @@ export interface Journal {
 }
 
 export const journalFile = (instDir: string) => path.join(instDir, '.journal.json');
-const replayLock = (instDir: string) => path.join(instDir, '.journal.lock');
 
 function exists(p: string): boolean {
   try {
@@ -75,36 +75,6 @@ export function commitRenames(instDir: string, what: string, renames: Array<[str
   fs.rmSync(journalFile(finalDir(j, instDir)), { force: true });
 }
 
-/** The replayers' own lock: a dir with its owner; a dead owner's lock is taken over. */
-function takeReplayLock(lock: string): boolean {
-  const me = selfRef();
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.mkdirSync(lock, { mode: 0o700 });
-      fs.writeFileSync(path.join(lock, 'owner'), `${me.pid} ${me.startTime}\n`);
-      return true;
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-    }
-    let owner: string | undefined;
-    try {
-      owner = fs.readFileSync(path.join(lock, 'owner'), 'utf8');
-    } catch {
-      /* being written, or its writer died right after mkdir */
-    }
-    const young = (() => {
-      try {
-        return Date.now() - fs.statSync(lock).mtimeMs < 2000;
-      } catch {
-        return false;
-      }
-    })();
-    if (owner ? isAlive(parseRef(owner)) : young) return false;
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
-  return false;
-}
-
 export type JournalState = 'none' | 'finished' | 'pending';
 
 /**
@@ -125,8 +95,9 @@ export function finishJournal(instDir: string): JournalState {
   // The journal travelled here with its dir: that step and those before it are done.
   const moved = j.renames.findIndex(([, dst]) => dst === instDir) + 1;
   if (!j.renames.slice(moved).every(([a, b]) => exists(path.dirname(a)) && exists(path.dirname(b)))) return 'pending';
-  const lock = replayLock(instDir);
-  if (!takeReplayLock(lock)) return 'pending';
+  // The replayers' own lock (INSTANCE_DIR/.journal.lock), not waited for: a holder is finishing it.
+  const lock = tryLock(instDir, '.journal');
+  if (!lock) return 'pending';
   let end = instDir;
   try {
     if (!exists(journalFile(instDir))) return 'finished'; // another replayer was quicker
@@ -141,7 +112,9 @@ export function finishJournal(instDir: string): JournalState {
     fs.rmSync(journalFile(end), { force: true });
     return 'finished';
   } finally {
-    fs.rmSync(replayLock(end), { recursive: true, force: true });
+    lock.release();
+    // A step that moved the dir moved the lock's file with it: there it is no lock, only a file.
+    if (end !== instDir) fs.rmSync(path.join(end, '.journal.lock'), { force: true });
   }
 }
 

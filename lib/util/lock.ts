@@ -1,44 +1,99 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isErrno, TslxcError } from '../errors.js';
-import { isAlive, parseRef, selfRef } from './proc.js';
 import { mkdirp, sleep } from './fs.js';
 
 /**
- * Inter-process locks for concurrent CLI invocations. A lock is a directory (mkdir is atomic) with
- * an `owner` file naming the holder by PID and start time. A holder killed with SIGKILL leaves its
- * lock behind; the next taker sees the owner is dead and takes the lock over, so a crash never
- * wedges a container.
+ * Inter-process locks for concurrent CLI invocations: flock(2) on DIR/KEY.lock, so the kernel
+ * releases a lock when its holder dies, SIGKILL included. The protocol is native/lock.c's (one
+ * source, compiled into tslxc-helper, whose start fast path takes the same locks, and into the
+ * addon loaded here): take without waiting, check the file is still the one named, release by
+ * removing the file while holding it. A file left by a killed holder is no lock; sweepLocks
+ * removes those whose key is gone.
+ *
+ * Waiting happens here, by polling: node's event loop must not block on a lock (lab up and the
+ * API server run many operations in one process). Two acquisitions in one process exclude each
+ * other like two processes do.
  */
 export interface Lock {
   release(): void;
 }
 
-export async function acquireLock(dir: string, key: string, opts: { timeoutMs?: number; purpose?: string } = {}): Promise<Lock> {
-  mkdirp(dir, 0o700);
-  const lockDir = path.join(dir, `${key}.lock`);
-  const me = selfRef();
-  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-  let delay = 5;
-  for (;;) {
+interface LockAddon {
+  /** the lock's fd, or -1 when another holds it; throws (with .code) when it cannot be taken */
+  take(file: string): number;
+  release(file: string, fd: number): void;
+  /** the holder's PID (from /proc/locks), 0 when not known */
+  holder(file: string): number;
+  held(file: string): boolean;
+}
+
+let addon: LockAddon | undefined;
+
+function native(): LockAddon {
+  if (!addon) {
+    // dist/lib/util/ and the bundles' dist/lib/fast|full/ are both three levels below the package.
+    const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tslxc_lock.node');
+    const mod = { exports: {} as LockAddon };
     try {
-      fs.mkdirSync(lockDir, { mode: 0o700 });
-      fs.writeFileSync(path.join(lockDir, 'owner'), `${me.pid} ${me.startTime}\n`);
-      return { release: () => releaseLock(lockDir, `${me.pid} ${me.startTime}`) };
+      process.dlopen(mod, file);
     } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
+      throw new TslxcError("Cannot load tslxc's lock module", `${file}: ${(err as Error).message.split('\n')[0]}`, 'build tslxc again ("npm run build")');
     }
-    stealIfStale(lockDir);
+    addon = mod.exports;
+  }
+  return addon;
+}
+
+export const lockFile = (dir: string, key: string) => path.join(dir, `${key}.lock`);
+
+/** The fd of the lock, or -1 while another holds it. */
+function take(file: string): number {
+  try {
+    return native().take(file);
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  mkdirp(path.dirname(file), 0o700);
+  return native().take(file);
+}
+
+function held(file: string, fd: number): Lock {
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      native().release(file, fd);
+    },
+  };
+}
+
+/** The lock if it is free now, without waiting. */
+export function tryLock(dir: string, key: string): Lock | undefined {
+  const file = lockFile(dir, key);
+  const fd = take(file);
+  return fd >= 0 ? held(file, fd) : undefined;
+}
+
+export async function acquireLock(dir: string, key: string, opts: { timeoutMs?: number; purpose?: string } = {}): Promise<Lock> {
+  const file = lockFile(dir, key);
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  let delay = 1;
+  for (;;) {
+    const fd = take(file);
+    if (fd >= 0) return held(file, fd);
     if (Date.now() > deadline) {
-      const owner = readOwner(lockDir);
+      const pid = native().holder(file);
       throw new TslxcError(
         `Timed out waiting for ${opts.purpose ?? key}`,
-        `another tslxc command${owner ? ` (PID ${owner.split(' ')[0]})` : ''} holds its lock`,
+        `another tslxc command${pid ? ` (PID ${pid})` : ''} holds its lock`,
         'wait for it to finish and try again',
       );
     }
     await sleep(delay);
-    delay = Math.min(delay * 2, 100);
+    delay = Math.min(delay * 2, 50);
   }
 }
 
@@ -51,46 +106,32 @@ export async function withLock<T>(dir: string, key: string, fn: () => Promise<T>
   }
 }
 
-function readOwner(lockDir: string): string | undefined {
-  try {
-    return fs.readFileSync(path.join(lockDir, 'owner'), 'utf8').trim();
-  } catch {
-    return undefined;
-  }
+/** Whether a process holds the lock right now. */
+export function lockHeld(dir: string, key: string): boolean {
+  const file = lockFile(dir, key);
+  // Normal operation leaves no file behind: no file, no lock, and no need to load the addon.
+  return fs.existsSync(file) && native().held(file);
 }
 
-function stealIfStale(lockDir: string): void {
-  const owner = readOwner(lockDir);
-  if (owner === undefined) {
-    // Taken but the owner not written yet, or the taker died between mkdir and write: give a live
-    // taker a moment before treating it as stale.
-    try {
-      if (Date.now() - fs.statSync(lockDir).mtimeMs < 2000) return;
-    } catch {
-      return;
-    }
-  } else if (isAlive(parseRef(owner))) {
-    return;
-  }
-  // Move the stale lock aside atomically; only one contender wins the rename. If what we moved is
-  // not the stale lock we looked at (someone took it over in between), put it back.
-  const aside = `${lockDir}.stale.${process.pid}.${Date.now()}`;
+/**
+ * Removes the files killed holders left for keys that are gone (`gone(key)`: a container that no
+ * longer exists), each taken first without waiting so a held one stays. Returns the keys removed.
+ */
+export function sweepLocks(dir: string, gone: (key: string) => boolean): string[] {
+  let names: string[];
   try {
-    fs.renameSync(lockDir, aside);
+    names = fs.readdirSync(dir);
   } catch {
-    return;
+    return [];
   }
-  if (readOwner(aside) !== owner) {
-    try {
-      fs.renameSync(aside, lockDir);
-      return;
-    } catch {
-      /* the slot was taken again: the moved lock's owner loses it, as if it had died */
-    }
+  const swept: string[] = [];
+  for (const n of names) {
+    const key = n.endsWith('.lock') ? n.slice(0, -'.lock'.length) : undefined;
+    if (!key || !gone(key)) continue;
+    const lock = tryLock(dir, key);
+    if (!lock) continue;
+    lock.release();
+    swept.push(key);
   }
-  fs.rmSync(aside, { recursive: true, force: true });
-}
-
-function releaseLock(lockDir: string, owner: string): void {
-  if (readOwner(lockDir) === owner) fs.rmSync(lockDir, { recursive: true, force: true });
+  return swept;
 }

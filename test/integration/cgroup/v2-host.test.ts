@@ -110,6 +110,8 @@ function buildInitrd(work: string): string {
   }
   fs.mkdirSync(path.join(app, 'native/build'), { recursive: true });
   fs.copyFileSync(helper, path.join(app, 'native/build/tslxc-helper'));
+  // The lock addon node loads (lib/util/lock.ts); it needs only libc, which node brought.
+  fs.copyFileSync(path.join(repoRoot, 'native/build/tslxc_lock.node'), path.join(app, 'native/build/tslxc_lock.node'));
   fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(app, 'package.json'));
   fs.cpSync(path.join(repoRoot, 'node_modules'), path.join(app, 'node_modules'), {
     recursive: true,

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
-import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
+import { launcherPath, repoRoot, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
 import { findTool } from '../../../lib/util/exec.js';
@@ -166,6 +166,33 @@ if (requireRoot(test)) {
     t.is(native(['exec', 'p1', '--', 'true']).code, 0);
     env.ok(t, ['stop', 'p1']);
     t.is(native(['exec', 'p1', '--', 'true']).code, 99, 'stopped: node says so');
+  });
+
+  test.serial('the native start takes the lock the TypeScript commands take; a killed holder\'s file is no lock', async (t) => {
+    env.ok(t, ['start', 'p1']);
+    env.ok(t, ['stop', 'p1']);
+    t.true(fs.existsSync(planFile('p1')));
+    const locks = path.join(env.paths.runDir, 'locks');
+    // A TypeScript command holding p1 (lib/util/lock.ts, as withInstanceLock takes it).
+    const holder = spawn(process.execPath, [path.join(repoRoot, 'dist/test/helpers/lock-holder.js'), 'hold', locks, 'ct-p1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(() => holder.kill('SIGKILL'));
+    await new Promise((resolve, reject) => {
+      holder.stdout!.once('data', resolve);
+      holder.once('exit', reject);
+    });
+    const busy = native(['start', 'p1']);
+    t.is(busy.code, 99);
+    t.regex(busy.stderr, /start plan not used: the container is locked/);
+    t.true(fs.existsSync(planFile('p1')), 'a held lock keeps the plan');
+    // Killed while holding it: the file stays, the lock does not.
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    t.true(fs.existsSync(path.join(locks, 'ct-p1.lock')));
+    const r = native(['start', 'p1']);
+    t.is(r.code, 0, r.stderr);
+    t.is(status('p1'), 'Running');
+    t.false(fs.existsSync(path.join(locks, 'ct-p1.lock')), 'the native start removed it with its release');
+    env.ok(t, ['stop', 'p1']);
   });
 
   test.serial('delete and rename forget the plan', (t) => {
