@@ -26,6 +26,7 @@ import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
 import { instanceLockDir } from './context.js';
 import { networkReplay, type NetworkReplay } from '../network/replay.js';
 import { networkLockDir } from '../network/store.js';
+import { hostNeedArgs } from '../host/sysctl.js';
 
 export interface StartResult {
   initPid: number;
@@ -113,6 +114,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     await writeAttachFiles(ctx, cg, name);
     const out = await runHelper(args);
+    forwardWarnings(out.stderr);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
       throw new TslxcError(`Cannot start "${name}"`, helperError(out.stderr), opts.debug ? undefined : 'run with --debug for details');
@@ -128,6 +130,11 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
   }
   fs.writeFileSync(lastUsedFile(ctx.paths, name), `${new Date().toISOString()}\n`);
   return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs, network };
+}
+
+/** The helper's warnings (the host limits a next container would hit) go to the user as they are. */
+function forwardWarnings(stderr: string): void {
+  for (const line of stderr.split('\n')) if (line.startsWith('Warning: ')) process.stderr.write(`${line}\n`);
 }
 
 /** init's environment: the image's and the container's own, then `environment.*` config keys (profiles included), which win. */
@@ -160,6 +167,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');
+  args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);
   return args;
 }
