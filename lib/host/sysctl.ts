@@ -38,7 +38,7 @@ export interface HostLimit {
 export const SYSTEMD_CONTAINER_NEED = { inotifyInstances: 9, inotifyWatches: 32, ptys: 1 };
 
 export const HOST_LIMITS: readonly HostLimit[] = [
-  { key: 'fs.inotify.max_user_instances', recommended: 1048576, scope: 'shared', reason: `a systemd container opens about ${SYSTEMD_CONTAINER_NEED.inotifyInstances}, all counted as host root's: Debian's 128 is room for about 13 next to the host's own` },
+  { key: 'fs.inotify.max_user_instances', recommended: 1048576, scope: 'shared', reason: `a systemd container opens about ${SYSTEMD_CONTAINER_NEED.inotifyInstances}, all counted as host root's: Debian's 128 is room for about 14, fewer beside the host's own users` },
   { key: 'fs.inotify.max_user_watches', recommended: 1048576, scope: 'shared', reason: `about ${SYSTEMD_CONTAINER_NEED.inotifyWatches} per idle systemd container (far more with file-watching workloads), all counted as host root's` },
   { key: 'fs.inotify.max_queued_events', recommended: 1048576, scope: 'per-process', reason: 'events an inotify instance queues before it drops them: busy containers overflow the default' },
   { key: 'kernel.pty.max', recommended: 65536, scope: 'shared', reason: 'every console, exec -t, shell and gateway session is a pty; containers get max minus kernel.pty.reserve of them' },
