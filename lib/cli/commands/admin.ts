@@ -78,7 +78,7 @@ async function hostLimitsStep(mode: { raise: boolean; ask: boolean; required: bo
   }
   let raise = mode.raise;
   if (!raise && mode.ask) {
-    console.log(limitsText(low));
+    console.log(limitsText(low, false));
     const inquirer = (await import('inquirer')).default;
     const q = { type: 'confirm', name: 'raise', default: true, message: `Raise these ${low.length} host limits to LXD's values now and at boot (sysctl.d)?` };
     raise = !!(await (inquirer.prompt as unknown as (q: unknown[]) => Promise<Record<string, unknown>>)([q])).raise;

@@ -37,12 +37,12 @@ export async function printHost(format: string): Promise<void> {
 }
 
 /** The host limits containers share: current, LXD's value, in use, and why each matters. */
-export function limitsText(limits: LimitCheck[]): string {
+export function limitsText(limits: LimitCheck[], hint = true): string {
   const n = (v: number | undefined) => (v === undefined ? '-' : String(v));
   const rows = limits.map((l) => [l.key, n(l.current), n(l.recommended), n(l.inUse), l.status === 'low' ? 'LOW' : l.status, l.reason]);
   const low = limits.filter((l) => l.status === 'low').length;
   const head = low
-    ? `Host limits containers share: ${low} below LXD's recommended values (raise them with "tslxc admin init --limits-only")`
+    ? `Host limits containers share: ${low} below LXD's recommended values${hint ? ' (raise them with "tslxc admin init --limits-only")' : ''}`
     : 'Host limits containers share: all at or above LXD\'s recommended values';
   return `${head}\n${table(['KEY', 'CURRENT', 'RECOMMENDED', 'IN USE', 'STATUS', 'WHY'], rows)}`;
 }

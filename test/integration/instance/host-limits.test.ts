@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
 import { launcherPath, repoRoot, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
@@ -108,8 +108,44 @@ if (requireRoot(test)) {
     t.regex(probe(5), /^Warning: fs\.inotify\.max_user_instances is \d+ and leaves room for about [0-5] more .*"probe" needs about 9 and may fail to boot/);
   });
 
+  test.serial('admin init on a terminal asks before it raises the host limits', async (t) => {
+    fs.rmSync(fakeRoot, { recursive: true, force: true });
+    fs.rmSync(fakeD, { recursive: true, force: true });
+    setFake({ 'fs.inotify.max_user_instances': 128 });
+    // script(1) gives the command a terminal; the answer is typed once the question is on it.
+    const ask = (answer: string) =>
+      new Promise<string>((resolve) => {
+        const child = spawn('script', ['-qec', `${launcherPath} admin init --limits-only`, '/dev/null'], { env: { ...env.env, TSLXC_TEST_SYSCTL_ROOT: fakeRoot, TSLXC_TEST_SYSCTL_D: fakeD } });
+        let out = '';
+        let typed = false;
+        child.stdout.on('data', (d) => {
+          out += d;
+          if (!typed && out.includes('Raise these 1 host limits')) {
+            typed = true;
+            child.stdin.write(`${answer}\r`);
+          }
+        });
+        // A question that never comes fails the test on its output, not on ava's timeout.
+        const stop = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.on('close', () => {
+          clearTimeout(stop);
+          resolve(out);
+        });
+      });
+    const no = await ask('n');
+    t.regex(no, /fs\.inotify\.max_user_instances +128 +1048576/);
+    t.regex(no, /Note: 1 host limits containers share are below LXD's values/);
+    t.is(readFake('fs.inotify.max_user_instances'), '128');
+    t.false(fs.existsSync(path.join(fakeD, '60-tslxc.conf')));
+    const yes = await ask('y');
+    t.regex(yes, /Raised fs\.inotify\.max_user_instances: 128 -> 1048576/);
+    t.is(readFake('fs.inotify.max_user_instances'), '1048576');
+    t.regex(fs.readFileSync(path.join(fakeD, '60-tslxc.conf'), 'utf8'), /^fs\.inotify\.max_user_instances = 1048576$/m);
+  });
+
   test.serial('admin init --limits-only --raise-limits raises the limits live and writes sysctl.d', (t) => {
     fs.rmSync(fakeRoot, { recursive: true, force: true });
+    fs.rmSync(fakeD, { recursive: true, force: true });
     setFake({ 'fs.inotify.max_user_instances': 128, 'fs.inotify.max_user_watches': 8192, 'kernel.keys.maxkeys': 200, 'kernel.pty.max': 4096, 'vm.max_map_count': 70000, 'kernel.dmesg_restrict': 0 });
     const host = run(['host']);
     t.is(host.code, 0, host.stderr);
