@@ -245,6 +245,18 @@ void place_node(int rootfd, int tree, const struct node_spec *n);
 
 /* ---- start: options shared by start.c, monitor.c, container.c ---- */
 
+/* What the caller expects one container to take of the host limits all containers share
+ * (hostlimits.c); --need KEY=N of start and host-limits. */
+struct host_need {
+  unsigned long inotify_instances, inotify_watches, ptys;
+  bool given;
+};
+bool parse_host_need(const char *val, struct host_need *need);
+/* The warning lines ("Warning: ...\n", or "") for starting NAME now: whether it and one more
+ * container like it fit. Also kept in host_limits_warning until the next check. */
+const char *host_limits_check(const char *name, const char *run_dir, const struct host_need *need);
+extern char host_limits_warning[2048];
+
 struct start_opts {
   const char *name;
   const char *rootfs;
@@ -278,6 +290,7 @@ struct start_opts {
   struct seccomp_policy seccomp;
   bool cgroup_rw;
   unsigned long console_log_size;
+  struct host_need need;
   char **init_argv;
 };
 
@@ -329,6 +342,7 @@ int main_file(int argc, char **argv);
 int main_idmap_probe(int argc, char **argv);
 int main_devices(int argc, char **argv);
 int main_disk(int argc, char **argv);
+int main_host_limits(int argc, char **argv);
 
 /* The options of the live device modes, disk and unixdev: --pid PID (--add SPEC | --remove PATH). */
 struct live_device_args {

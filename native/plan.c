@@ -381,11 +381,16 @@ static int start_container(void)
   if (!plan_debug())
     dup2(null, 2);
   close(null);
+  host_limits_warning[0] = '\0';
   int rc = main_start((int)n + 1, argv);
   dup2(saved_out, 1);
   dup2(saved_err, 2);
   close(saved_out);
   close(saved_err);
+  /* The host-limits warning went to /dev/null with the rest (unless debugging: then it is out
+   * already); a failed start leaves it to node. */
+  if (rc == 0 && !plan_debug())
+    (void)write_all(2, host_limits_warning, strlen(host_limits_warning));
   return rc == 0 ? 0 : not_this_way("the start failed", NULL);
 }
 

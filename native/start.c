@@ -143,6 +143,9 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
     else if (strcmp(opt, "--console-log-size") == 0) {
       if (!parse_ulong(val, &o->console_log_size))
         die("--console-log-size %s: expected a number of bytes", val);
+    } else if (strcmp(opt, "--need") == 0) {
+      if (!parse_host_need(val, &o->need))
+        die("--need %s: expected inotify-instances=N, inotify-watches=N or ptys=N", val);
     } else if (strcmp(opt, "--uidmap") == 0)
       parse_idmap_option(&o->uidmap, opt, val);
     else if (strcmp(opt, "--gidmap") == 0)
@@ -188,6 +191,12 @@ int main_start(int argc, char **argv)
   /* The monitor and the exec server (and so every command the server forks into the container's
    * pid namespace) run from a sealed copy: nothing inside can reach the host's binary. */
   reexec_sealed(helper_argv);
+  /* Before the clone: the warning is about this container and the next, not about a limit this
+   * one has already taken. The caller shows it (a plan replay only once the start succeeded). */
+  if (opts.need.given) {
+    const char *w = host_limits_check(opts.name, opts.run_dir, &opts.need);
+    (void)write_all(2, w, strlen(w));
+  }
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0)

@@ -4,6 +4,7 @@ import type { Paths } from '../state/paths.js';
 import { hostFeatures, type HostFeatures } from './features.js';
 import { onlineCpus } from './facts.js';
 import { formatCpuList } from '../config/units.js';
+import { checkHostLimits, type LimitCheck } from './sysctl.js';
 
 /** `tslxc host`: the machine as tslxc sees it. */
 export interface HostReport {
@@ -15,6 +16,8 @@ export interface HostReport {
   memory: { totalBytes: number; availableBytes: number; swapTotalBytes: number };
   storage: Array<{ name: string; driver?: string; path: string; freeBytes?: number; sizeBytes?: number }>;
   features: HostFeatures;
+  /** the host limits containers share, against LXD's recommended values */
+  limits: LimitCheck[];
 }
 
 /**
@@ -35,6 +38,7 @@ export async function hostReport(p: Paths): Promise<HostReport> {
     memory: { totalBytes: mem.total || os.totalmem(), availableBytes: mem.available, swapTotalBytes: mem.swaptotal },
     storage: await storage(p),
     features: hostFeatures(),
+    limits: checkHostLimits(),
   };
 }
 

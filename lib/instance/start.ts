@@ -26,6 +26,7 @@ import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
 import { instanceLockFile } from './context.js';
 import { networkReplay, type NetworkReplay } from '../network/replay.js';
 import { networkLockFile } from '../network/store.js';
+import { hostNeedArgs } from '../host/sysctl.js';
 
 export interface StartResult {
   initPid: number;
@@ -123,6 +124,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
     }
     const consoleFrom = fileSize(path.join(runDir, 'console.log'));
     const out = await runHelper(args);
+    forwardWarnings(out.stderr);
     if (out.code !== 0) {
       clearRuntime(liveness(ctx.paths, name).files);
       throw startFailure(name, helperError(out.stderr), runDir, consoleFrom, opts.debug);
@@ -160,6 +162,11 @@ function startFailure(name: string, helperLine: string, runDir: string, consoleF
   return new InitEndedError(name, `its init ended ${ended[1]} ms after it was started (${how})${tail ? `; its console: ${tail}` : ''}`, `"tslxc console --show-log ${name}" shows the whole console`);
 }
 
+/** The helper's warnings (the host limits a next container would hit) go to the user as they are. */
+function forwardWarnings(stderr: string): void {
+  for (const line of stderr.split('\n')) if (line.startsWith('Warning: ')) process.stderr.write(`${line}\n`);
+}
+
 /** init's environment: the image's and the container's own, then `environment.*` config keys (profiles included), which win. */
 export function initEnvironment(cfg: InstanceConfig, config: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = { ...(cfg.environment ?? {}) };
@@ -190,6 +197,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
   if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
   if (debug) args.push('--debug');
+  args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);
   return args;
 }

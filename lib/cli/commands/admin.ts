@@ -8,7 +8,9 @@ import type { Preseed } from '../../host/init.js';
 /**
  * `tslxc admin init`: questions on a terminal (inquirer), `--auto` for the detected defaults,
  * `--preseed FILE` (or `-` for stdin) for LXD-shaped YAML. All three build a preseed document and
- * apply it the same way; --dump prints it instead.
+ * apply it the same way; --dump prints it instead. Then the host limits containers share
+ * (lib/host/sysctl.ts): asked on a terminal, raised with --raise-limits, else only noted;
+ * --limits-only does that step alone.
  */
 async function ask(): Promise<Preseed> {
   const { defaultPreseed } = await import('../../host/init.js');
@@ -62,16 +64,54 @@ async function ask(): Promise<Preseed> {
   };
 }
 
+/**
+ * The host limits step: show the limits below LXD's values, then raise them (--raise-limits, or
+ * yes to the question on a terminal), live and in sysctl.d. Without either it only says so.
+ */
+async function hostLimitsStep(mode: { raise: boolean; ask: boolean; required: boolean }): Promise<void> {
+  const { checkHostLimits, raiseHostLimits } = await import('../../host/sysctl.js');
+  const { limitsText } = await import('./host.js');
+  const low = checkHostLimits({ usage: false }).filter((l) => l.status === 'low');
+  if (low.length === 0) {
+    if (mode.required) console.log('Host limits containers share: all at or above LXD\'s recommended values');
+    return;
+  }
+  let raise = mode.raise;
+  if (!raise && mode.ask) {
+    console.log(limitsText(low, false));
+    const inquirer = (await import('inquirer')).default;
+    const q = { type: 'confirm', name: 'raise', default: true, message: `Raise these ${low.length} host limits to LXD's values now and at boot (sysctl.d)?` };
+    raise = !!(await (inquirer.prompt as unknown as (q: unknown[]) => Promise<Record<string, unknown>>)([q])).raise;
+  }
+  if (!raise) {
+    if (mode.required && !mode.ask) throw new TslxcError('admin init --limits-only needs a terminal to ask', 'stdin is not a terminal', 'add --raise-limits');
+    console.log(`Note: ${low.length} host limits containers share are below LXD's values (${low.map((l) => l.key).join(', ')}): see "tslxc host"; raise them with "tslxc admin init --limits-only --raise-limits"`);
+    return;
+  }
+  const r = raiseHostLimits();
+  for (const x of r.raised) console.log(`Raised ${x.key}: ${x.from ?? '-'} -> ${x.to}`);
+  for (const x of r.failed) console.log(`Could not raise ${x.key}: ${x.why}`);
+  console.log(`Host limits written to ${r.file} (read at boot by systemd-sysctl or procps)`);
+}
+
 const init: CommandModule = {
   command: 'init',
-  describe: 'First-run set-up: storage pool, bridge network, default limits',
+  describe: 'First-run set-up: storage pool, bridge network, default limits, host limits',
   builder: (y) =>
     y
       .option('auto', { type: 'boolean', describe: 'take the detected defaults without asking' })
       .option('preseed', { type: 'string', nargs: 1, describe: 'apply LXD-style preseed YAML from FILE ("-" for stdin)' })
       .option('dump', { type: 'boolean', describe: 'print the resulting preseed YAML instead of applying it' })
-      .conflicts('auto', 'preseed'),
+      .option('raise-limits', { type: 'boolean', describe: 'raise the host limits containers share (inotify, ptys, keys, ...) to LXD\'s recommended values without asking, live and in /etc/sysctl.d/60-tslxc.conf' })
+      .option('limits-only', { type: 'boolean', describe: 'only the host limits step: no pool, network or profile' })
+      .conflicts('auto', 'preseed')
+      .conflicts('limits-only', ['auto', 'preseed', 'dump']),
   handler: async (argv) => {
+    const tty = !!process.stdin.isTTY;
+    if (argv['limits-only']) {
+      await hostLimitsStep({ raise: !!argv['raise-limits'], ask: tty && !argv['raise-limits'], required: true });
+      return;
+    }
     const { applyPreseed, defaultPreseed, parsePreseed } = await import('../../host/init.js');
     let seed: Preseed;
     if (argv.preseed !== undefined) {
@@ -86,7 +126,7 @@ const init: CommandModule = {
     } else if (argv.auto) {
       seed = defaultPreseed();
     } else {
-      if (!process.stdin.isTTY) throw new TslxcError('admin init needs a terminal to ask questions', 'stdin is not a terminal', 'use --auto or --preseed FILE');
+      if (!tty) throw new TslxcError('admin init needs a terminal to ask questions', 'stdin is not a terminal', 'use --auto or --preseed FILE');
       seed = await ask();
     }
     if (argv.dump) {
@@ -98,6 +138,8 @@ const init: CommandModule = {
     if (r.networks.length) console.log(`Network(s) created: ${r.networks.join(', ')}`);
     if (r.profiles.length) console.log(`Profile(s) set: ${r.profiles.join(', ')}`);
     for (const n of r.notes) console.log(`Note: ${n}`);
+    const asked = argv.preseed === undefined && !argv.auto;
+    await hostLimitsStep({ raise: !!argv['raise-limits'], ask: asked && tty, required: false });
   },
 };
 

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
-import { humanBytes, renderValue } from '../ui/format.js';
+import { humanBytes, renderValue, table } from '../ui/format.js';
+import type { LimitCheck } from '../../host/sysctl.js';
 
 /** `tslxc host` (also `tslxc info --host`): the host's kernel, resources and features. */
 export async function printHost(format: string): Promise<void> {
@@ -31,11 +32,24 @@ export async function printHost(format: string): Promise<void> {
     ['lxcfs', f.lxcfs.running ? `running (${f.lxcfs.path}); not yet bind-mounted into containers` : 'not running (containers see the host\'s /proc/meminfo, /proc/cpuinfo, uptime)'],
   );
   for (const [k, v] of lines) console.log(`${k}: ${v}`);
+  console.log('');
+  console.log(limitsText(r.limits));
+}
+
+/** The host limits containers share: current, LXD's value, in use, and why each matters. */
+export function limitsText(limits: LimitCheck[], hint = true): string {
+  const n = (v: number | undefined) => (v === undefined ? '-' : String(v));
+  const rows = limits.map((l) => [l.key, n(l.current), n(l.recommended), n(l.inUse), l.status === 'low' ? 'LOW' : l.status, l.reason]);
+  const low = limits.filter((l) => l.status === 'low').length;
+  const head = low
+    ? `Host limits containers share: ${low} below LXD's recommended values${hint ? ' (raise them with "tslxc admin init --limits-only")' : ''}`
+    : 'Host limits containers share: all at or above LXD\'s recommended values';
+  return `${head}\n${table(['KEY', 'CURRENT', 'RECOMMENDED', 'IN USE', 'STATUS', 'WHY'], rows)}`;
 }
 
 const command: CommandModule = {
   command: 'host',
-  describe: 'Show the host: kernel, distribution, cgroups, CPUs, memory, storage, features',
+  describe: 'Show the host: kernel, distribution, cgroups, CPUs, memory, storage, features, the limits containers share',
   builder: (y) => y.option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
   handler: async (argv) => printHost(String(argv.format)),
 };
