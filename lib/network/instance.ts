@@ -336,11 +336,16 @@ async function releaseLocked(p: Paths, name: string): Promise<void> {
   for (const n of st.nics) if (linkExists(n.host)) ipQuiet(['link', 'del', n.host]);
   for (const netName of new Set(st.nics.map((n) => n.network).filter(Boolean) as string[])) {
     const f = dnsFiles(p, netName);
-    fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
-    fs.rmSync(path.join(f.hosts, name), { force: true });
-    if (!networkExists(p, netName)) continue;
-    hupDnsmasq(p, netName);
-    await dropLeases(p, loadNetwork(p, netName), st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr));
+    const exists = networkExists(p, netName);
+    // The lease first, then the reservation and the name: dropLeases makes sure the lease is gone
+    // (a lease outliving its reservation keeps the address from the next container given it).
+    try {
+      if (exists) await dropLeases(p, loadNetwork(p, netName), st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr));
+    } finally {
+      fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
+      fs.rmSync(path.join(f.hosts, name), { force: true });
+      if (exists) hupDnsmasq(p, netName);
+    }
   }
   removeState(p, name);
   if (st.proxies.length) syncRuleset(p);
