@@ -122,6 +122,25 @@ if (requireRoot(test)) {
     t.deepEqual(await dnsQuery(gw, 'l2.tslxc'), []);
   });
 
+  test.serial('a poweroff inside releases through the hook, also when a stopping CLI died before its release', async (t) => {
+    for (const cliPid of [undefined, 2 ** 22 + 1]) {
+      env.ok(t, ['launch', 'busybox', 'p1']);
+      const a = waitIp(t, 'p1');
+      const mac = hwaddr('p1');
+      // What a `tslxc stop` killed between telling the hook and releasing leaves: its (dead) pid.
+      const monitor = Number(fs.readFileSync(`${env.paths.runDir}/containers/p1/monitor.pid`, 'utf8').split(' ')[0]);
+      if (cliPid) fs.writeFileSync(`${env.paths.runDir}/containers/p1/net-release-by`, `${monitor} ${cliPid}\n`);
+      env.cli(['exec', 'p1', '--', 'poweroff']);
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && (state('p1').status !== 'Stopped' || leases().includes(mac))) await new Promise((r) => setTimeout(r, 100));
+      t.is(state('p1').status, 'Stopped');
+      t.false(leases().includes(mac), `lease of ${a} kept (cli pid ${cliPid})`);
+      t.false(fs.existsSync(`${env.paths.runDir}/networks/${br}/dhcp-hosts/p1`));
+      t.false(fs.existsSync(`${env.paths.runDir}/containers/p1/net-release-by`));
+      env.ok(t, ['delete', 'p1']);
+    }
+  });
+
   test.serial('removing a nic from a running container releases its lease without a restart', async (t) => {
     env.ok(t, ['launch', 'busybox', 'h1']);
     waitIp(t, 'h1');
