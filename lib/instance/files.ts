@@ -37,6 +37,9 @@ export async function pushFile(ctx: Context, name: string, src: PushSource, inne
   checkInner(inner);
   let mode = opts.mode ?? 0o644;
   let input: () => NodeJS.ReadableStream;
+  // The helper writes the file only when exactly this many bytes arrived: a push killed midway
+  // closes the pipe as a finished one does (stdin has no size known in advance: it goes without).
+  let size: number | undefined;
   if (typeof src === 'string') {
     let st: fs.Stats;
     try {
@@ -46,6 +49,7 @@ export async function pushFile(ctx: Context, name: string, src: PushSource, inne
     }
     if (!st.isFile()) throw new TslxcError(`Cannot push ${src}`, 'only regular files can be pushed');
     mode = opts.mode ?? st.mode & 0o7777;
+    size = st.size;
     input = () => fs.createReadStream(src);
   } else input = () => src.stdin;
   const what = `Cannot push to ${inner}`;
@@ -53,6 +57,7 @@ export async function pushFile(ctx: Context, name: string, src: PushSource, inne
   if (live.initAlive) {
     const args = ['file', '--pid', String(live.files.init!.pid), '--write', inner, '--mode', mode.toString(8), '--uid', String(opts.uid ?? 0), '--gid', String(opts.gid ?? 0)];
     if (opts.createDirs) args.push('--mkdir');
+    if (size !== undefined) args.push('--size', String(size));
     await helperFile(args, { input: input() }, what, name, inner);
     return;
   }
@@ -64,6 +69,7 @@ export async function pushFile(ctx: Context, name: string, src: PushSource, inne
     // An overlay root: the helper mounts the merged view in a mount namespace of its own.
     const args = ['file', ...acc.helperArgs, '--write', inner, '--mode', mode.toString(8), '--uid', String(opts.uid ?? 0), '--gid', String(opts.gid ?? 0)];
     if (opts.createDirs) args.push('--mkdir');
+    if (size !== undefined) args.push('--size', String(size));
     await helperFile(args, { input: input() }, what, name, inner);
     return;
   }

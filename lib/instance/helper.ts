@@ -47,8 +47,9 @@ export interface HelperIo {
  * Run the helper to completion, capturing its output. A helper that fails exits with its one-line
  * error at once, perhaps before it read all of its stdin: the EPIPE our side then gets is expected
  * (unheard, it would end the CLI with a stack trace), and the exit status and the message say what
- * happened. An input or output stream that fails ends the run with its own error; the helper is
- * killed first, so it never takes the part of its input it read for all of it.
+ * happened. An input or output stream that fails ends the run with its own error; the helper gets
+ * SIGTERM first, so it never takes the part of its input it read for all of it (file --write
+ * removes its temporary file then).
  */
 export function runHelper(args: string[], io: HelperIo = {}): Promise<HelperResult> {
   return new Promise((resolve, reject) => {
@@ -58,7 +59,7 @@ export function runHelper(args: string[], io: HelperIo = {}): Promise<HelperResu
     let streamError: Error | undefined;
     const fail = (err: Error) => {
       streamError ??= err;
-      child.kill('SIGKILL');
+      child.kill('SIGTERM');
     };
     let flushed: Promise<void> = Promise.resolve();
     if (io.output) {

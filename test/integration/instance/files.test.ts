@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
@@ -41,6 +41,28 @@ if (requireRoot(test)) {
     }
   });
   leftoverHooks(test, env);
+
+  test.serial('a push killed midway leaves the target as it was and no temp file', async (t) => {
+    env.ok(t, ['exec', 'fr', '--', 'sh', '-c', 'echo original > /tmp/target']);
+    // A sparse source: a gigabyte to send, none of it on disk here.
+    const huge = `${env.root}/huge`;
+    fs.closeSync(fs.openSync(huge, 'w'));
+    fs.truncateSync(huge, 1 << 30);
+    const upperTmp = `${env.paths.stateDir}/containers/fr/rootfs/tmp`;
+    const temp = () => (fs.existsSync(upperTmp) ? fs.readdirSync(upperTmp).filter((f) => f.startsWith('.target.tslxc-')) : []);
+    const cli = spawn(launcherPath, ['file', 'push', huge, 'fr/tmp/target'], { env: env.env, stdio: 'ignore' });
+    const ended = new Promise((r) => cli.on('close', r));
+    // Killed once the helper writes its temp file (the container's upper dir shows it on the host).
+    let deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && temp().length === 0 && cli.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+    t.is(cli.exitCode, null, 'the push ended before it could be killed');
+    cli.kill('SIGKILL');
+    await ended;
+    deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && temp().length > 0) await new Promise((r) => setTimeout(r, 20));
+    t.deepEqual(temp(), []);
+    t.is(env.ok(t, ['exec', 'fr', '--', 'cat', '/tmp/target']), 'original\n');
+  });
 
   for (const [ct, state, tries] of [['fr', 'running', TRIES], ['fs', 'stopped', 5]] as const) {
     test.serial(`push into a missing directory of a ${state} container: one line every time (300 KB and 20 MB, file and stdin)`, (t) => {
