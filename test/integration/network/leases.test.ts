@@ -43,7 +43,12 @@ if (requireRoot(test)) {
           problems.push(String(err));
         }
         queries++;
-        if (!leases().includes(mac)) problems.push(`the lease of ${mac} left the leases file`);
+        // dnsmasq rewrites the file in place (truncate, write) after each change: a read can
+        // catch it empty. Only a lease missing from two reads apart is gone.
+        if (!leases().includes(mac)) {
+          await new Promise((r) => setTimeout(r, 50));
+          if (!leases().includes(mac)) problems.push(`the lease of ${mac} left the leases file`);
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
