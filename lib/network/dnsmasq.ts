@@ -204,11 +204,16 @@ export function readLeases(p: Paths, name: string): Lease[] {
 export async function dropLeases(p: Paths, net: NetworkDef, hwaddrs: string[]): Promise<void> {
   const f = files(p, net.name);
   const macs = new Set(hwaddrs.map((m) => m.toLowerCase()));
-  const held = (text: string) => parseLeases(text).filter((l) => macs.has(l.hwaddr));
-  const leases = held(readTextIfExists(f.leases) ?? '');
-  if (leases.length === 0) return;
+  const held = () => parseLeases(readTextIfExists(f.leases) ?? '').filter((l) => macs.has(l.hwaddr));
+  let leases = held();
+  if (leases.length === 0) {
+    // dnsmasq may have been rewriting the file in place (another client's renewal): look again.
+    await sleep(5);
+    leases = held();
+    if (leases.length === 0) return;
+  }
   const running = dnsmasqPid(p, net.name) !== undefined;
-  if (running && (await releaseLeases(net.name, leases, () => held(readTextIfExists(f.leases) ?? '').length > 0))) return;
+  if (running && (await releaseLeases(net.name, leases, () => held().length > 0))) return;
   await stopDnsmasq(p, net.name);
   const keep = (line: string) => !macs.has((line.trim().split(/\s+/)[1] ?? '').toLowerCase());
   const now = readTextIfExists(f.leases) ?? '';
