@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -39,11 +40,25 @@ static void copy_fd(int from, int to, const char *what)
   }
 }
 
+/* The temporary file of a write from stdin, removed when a signal ends the helper first (the
+ * caller's Ctrl-C reaches the whole process group). */
+static int pending_dirfd = -1;
+static char pending_tmp[NAME_MAX + 32];
+
+static void drop_pending(int sig)
+{
+  if (pending_dirfd >= 0)
+    (void)unlinkat(pending_dirfd, pending_tmp, 0);
+  _exit(128 + sig);
+}
+
 /* Written beside the target, then renamed over it: a reader never sees half a file, and a
  * symlink at the target is replaced, not followed. The content is `data` (len bytes) or, when
- * data is NULL, all of stdin. */
+ * data is NULL, all of stdin, which must then hold exactly `expect` bytes unless it is -1: a
+ * sender that died midway closes the pipe just as one that finished, and only the count tells. */
 static void write_file(const char *path, bool mkdirs, unsigned long dir_mode, unsigned long mode,
-                       unsigned long uid, unsigned long gid, const char *data, size_t len)
+                       unsigned long uid, unsigned long gid, const char *data, size_t len,
+                       unsigned long expect)
 {
   if (path[0] != '/')
     die("file: %s: expected an absolute path", path);
@@ -74,7 +89,13 @@ static void write_file(const char *path, bool mkdirs, unsigned long dir_mode, un
       die_with_error("write %s", path);
     }
   } else {
+    xsnprintf(pending_tmp, sizeof pending_tmp, "%s", tmp);
+    pending_dirfd = dirfd;
+    static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+    for (size_t i = 0; i < N_ELEMENTS(fatal); i++)
+      signal(fatal[i], drop_pending);
     char buf[65536];
+    unsigned long got = 0;
     for (;;) {
       ssize_t n = read_retry(0, buf, sizeof buf);
       if (n == 0)
@@ -83,12 +104,18 @@ static void write_file(const char *path, bool mkdirs, unsigned long dir_mode, un
         unlinkat(dirfd, tmp, 0);
         die_with_error("write %s", path);
       }
+      got += n;
+    }
+    if (expect != (unsigned long)-1 && got != expect) {
+      unlinkat(dirfd, tmp, 0);
+      die("%s: %lu bytes arrived instead of %lu; nothing was written", path, got, expect);
     }
   }
   if (renameat(dirfd, tmp, dirfd, base) < 0) {
     unlinkat(dirfd, tmp, 0);
     die_with_error("rename onto %s", path);
   }
+  pending_dirfd = -1;
   free(copy);
 }
 
@@ -133,7 +160,7 @@ static void write_records(bool mkdirs, unsigned long dir_mode, unsigned long uid
       if (!ok)
         die("file --write-many: bad record header \"%.100s\"", in + at);
       if (pass == 1)
-        write_file(end + 1, mkdirs, dir_mode, mode, uid, gid, nl + 1, len);
+        write_file(end + 1, mkdirs, dir_mode, mode, uid, gid, nl + 1, len, (unsigned long)-1);
       *nl = '\n';
       at = (size_t)(nl + 1 - in) + len;
     }
@@ -143,7 +170,7 @@ static void write_records(bool mkdirs, unsigned long dir_mode, unsigned long uid
 
 int main_file(int argc, char **argv)
 {
-  unsigned long pid = 0, mode = 0644, dir_mode = 0755, uid = 0, gid = 0;
+  unsigned long pid = 0, mode = 0644, dir_mode = 0755, uid = 0, gid = 0, size = (unsigned long)-1;
   const char *read_path = NULL, *write_path = NULL, *rootfs = NULL;
   static struct overlay_opts overlay;
   bool mkdirs = false, as_user = false, write_many = false;
@@ -185,6 +212,8 @@ int main_file(int argc, char **argv)
       ok = parse_ulong(val, &uid);
     else if (strcmp(opt, "--gid") == 0)
       ok = parse_ulong(val, &gid);
+    else if (strcmp(opt, "--size") == 0)
+      ok = parse_ulong(val, &size) && size != (unsigned long)-1;
     else
       die("file: unknown option %s", opt);
     if (!ok)
@@ -249,6 +278,6 @@ int main_file(int argc, char **argv)
     write_records(mkdirs, dir_mode, uid, gid);
     return 0;
   }
-  write_file(path, mkdirs, dir_mode, mode, uid, gid, NULL, 0);
+  write_file(path, mkdirs, dir_mode, mode, uid, gid, NULL, 0, size);
   return 0;
 }

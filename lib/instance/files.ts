@@ -1,12 +1,12 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
-import { TslxcError } from '../errors.js';
+import { errorText, TslxcError } from '../errors.js';
 import { mkdirInRoot, resolveInRoot } from '../util/rootfs.js';
 import { loadConfig } from './config.js';
 import type { Context } from './context.js';
 import { hostAccess } from '../storage/instance.js';
-import { helperError, helperPath } from './helper.js';
+import { helperError, runHelper, type HelperIo } from './helper.js';
 import { liveness } from './runtime.js';
 import { onDiskMap } from './idmap.js';
 import { toHost } from '../config/idmap.js';
@@ -29,22 +29,36 @@ function checkInner(p: string): string {
   return p;
 }
 
-export async function pushFile(ctx: Context, name: string, src: string, inner: string, opts: PushOptions = {}): Promise<void> {
+/** What a push reads: a host file, or the CLI's stdin ("-"). */
+export type PushSource = string | { stdin: NodeJS.ReadableStream };
+
+export async function pushFile(ctx: Context, name: string, src: PushSource, inner: string, opts: PushOptions = {}): Promise<void> {
   loadConfig(ctx.paths, name);
   checkInner(inner);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(src);
-  } catch {
-    throw new TslxcError(`Cannot push ${src}`, 'no such file on the host');
-  }
-  if (!st.isFile()) throw new TslxcError(`Cannot push ${src}`, 'only regular files can be pushed');
-  const mode = opts.mode ?? st.mode & 0o7777;
+  let mode = opts.mode ?? 0o644;
+  let input: () => NodeJS.ReadableStream;
+  // The helper writes the file only when exactly this many bytes arrived: a push killed midway
+  // closes the pipe as a finished one does (stdin has no size known in advance: it goes without).
+  let size: number | undefined;
+  if (typeof src === 'string') {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(src);
+    } catch {
+      throw new TslxcError(`Cannot push ${src}`, 'no such file on the host');
+    }
+    if (!st.isFile()) throw new TslxcError(`Cannot push ${src}`, 'only regular files can be pushed');
+    mode = opts.mode ?? st.mode & 0o7777;
+    size = st.size;
+    input = () => fs.createReadStream(src);
+  } else input = () => src.stdin;
+  const what = `Cannot push to ${inner}`;
   const live = liveness(ctx.paths, name);
   if (live.initAlive) {
     const args = ['file', '--pid', String(live.files.init!.pid), '--write', inner, '--mode', mode.toString(8), '--uid', String(opts.uid ?? 0), '--gid', String(opts.gid ?? 0)];
     if (opts.createDirs) args.push('--mkdir');
-    await helperFile(args, fs.createReadStream(src), undefined);
+    if (size !== undefined) args.push('--size', String(size));
+    await helperFile(args, { input: input() }, what, name, inner);
     return;
   }
   // A stopped container whose files are shifted on disk gets them with its range's ids.
@@ -55,24 +69,35 @@ export async function pushFile(ctx: Context, name: string, src: string, inner: s
     // An overlay root: the helper mounts the merged view in a mount namespace of its own.
     const args = ['file', ...acc.helperArgs, '--write', inner, '--mode', mode.toString(8), '--uid', String(opts.uid ?? 0), '--gid', String(opts.gid ?? 0)];
     if (opts.createDirs) args.push('--mkdir');
-    await helperFile(args, fs.createReadStream(src), undefined);
+    if (size !== undefined) args.push('--size', String(size));
+    await helperFile(args, { input: input() }, what, name, inner);
     return;
   }
   const root = acc.root;
   const dir = opts.createDirs ? mkdirInRoot(root, path.posix.dirname(inner)) : resolveInRoot(root, path.posix.dirname(inner));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TslxcError(`Cannot push to ${inner}`, `${path.posix.dirname(inner)} is not a directory in "${name}"`, 'use -p to create it');
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw missingDir(what, name, inner, !opts.createDirs);
   const target = path.join(dir, path.posix.basename(inner));
   const tmp = `${target}.tslxc-push`;
   fs.rmSync(tmp, { force: true });
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
   try {
-    fs.writeSync(fd, fs.readFileSync(src));
-    fs.fchownSync(fd, opts.uid ?? 0, opts.gid ?? 0);
-    fs.fchmodSync(fd, mode);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      await pipeline(input(), fs.createWriteStream('', { fd, autoClose: false }));
+      fs.fchownSync(fd, opts.uid ?? 0, opts.gid ?? 0);
+      fs.fchmodSync(fd, mode);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new TslxcError(what, errorText(err));
   }
-  fs.renameSync(tmp, target);
+}
+
+/** The parent directory of a push target is missing (or is not a directory). */
+function missingDir(what: string, name: string, inner: string, suggest: boolean): TslxcError {
+  return new TslxcError(what, `${path.posix.dirname(inner)} is not a directory in "${name}"`, suggest ? 'use -p to create it' : undefined);
 }
 
 export async function pullFile(ctx: Context, name: string, inner: string, dst: string): Promise<void> {
@@ -81,16 +106,18 @@ export async function pullFile(ctx: Context, name: string, inner: string, dst: s
   let out = dst;
   if (fs.existsSync(dst) && fs.statSync(dst).isDirectory()) out = path.join(dst, path.posix.basename(inner));
   const live = liveness(ctx.paths, name);
+  const what = `Cannot pull ${inner}`;
+  if (!fs.statSync(path.dirname(path.resolve(out)), { throwIfNoEntry: false })?.isDirectory()) throw new TslxcError(what, `${path.dirname(out)} is not a directory on the host`);
   const tmp = `${out}.tslxc-pull-${process.pid}`;
   try {
     if (live.initAlive) {
-      await helperFile(['file', '--pid', String(live.files.init!.pid), '--read', inner], undefined, fs.createWriteStream(tmp, { mode: 0o644 }));
+      await helperFile(['file', '--pid', String(live.files.init!.pid), '--read', inner], { output: fs.createWriteStream(tmp, { mode: 0o644 }) }, what, name, inner);
     } else if (hostAccess(ctx, name).helperArgs) {
-      await helperFile(['file', ...hostAccess(ctx, name).helperArgs!, '--read', inner], undefined, fs.createWriteStream(tmp, { mode: 0o644 }));
+      await helperFile(['file', ...hostAccess(ctx, name).helperArgs!, '--read', inner], { output: fs.createWriteStream(tmp, { mode: 0o644 }) }, what, name, inner);
     } else {
       const host = resolveInRoot(hostAccess(ctx, name).root, inner);
       const st = fs.statSync(host, { throwIfNoEntry: false });
-      if (!st?.isFile()) throw new TslxcError(`Cannot pull ${inner}`, st ? 'it is not a regular file' : `no such file in "${name}"`);
+      if (!st?.isFile()) throw new TslxcError(what, st ? 'it is not a regular file' : `no such file in "${name}"`);
       fs.copyFileSync(host, tmp);
     }
     fs.renameSync(tmp, out);
@@ -99,22 +126,24 @@ export async function pullFile(ctx: Context, name: string, inner: string, dst: s
   }
 }
 
-function helperFile(args: string[], input?: NodeJS.ReadableStream, output?: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(helperPath(), args, { stdio: [input ? 'pipe' : 'ignore', output ? 'pipe' : 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    if (input) input.pipe(child.stdin!);
-    let flushed: Promise<void> = Promise.resolve();
-    if (output) {
-      child.stdout!.pipe(output);
-      flushed = new Promise((r) => output.on('finish', () => r()));
-    }
-    child.on('error', reject);
-    child.on('close', async (code) => {
-      await flushed;
-      if (code === 0) resolve();
-      else reject(new TslxcError(`File transfer failed`, helperError(stderr)));
-    });
-  });
+/**
+ * The helper's file mode. Its failures become the same lines as those of the host-side path
+ * above: a missing parent directory or file is named as such, anything else keeps the helper's
+ * reason.
+ */
+async function helperFile(args: string[], io: HelperIo, what: string, name: string, inner: string): Promise<void> {
+  let r;
+  try {
+    r = await runHelper(args, io);
+  } catch (err) {
+    throw new TslxcError(what, errorText(err));
+  }
+  if (r.code === 0) return;
+  const why = helperError(r.stderr);
+  const dir = path.posix.dirname(inner);
+  if (args.includes('--write') && why === `open directory ${dir}: No such file or directory`) throw missingDir(what, name, inner, !args.includes('--mkdir'));
+  if (args.includes('--write') && why === `open directory ${dir}: Not a directory`) throw missingDir(what, name, inner, false);
+  if (args.includes('--read') && /: No such file or directory$/.test(why) && why.startsWith(`open ${inner}:`)) throw new TslxcError(what, `no such file in "${name}"`);
+  if (args.includes('--read') && why === `${inner}: not a regular file`) throw new TslxcError(what, 'it is not a regular file');
+  throw new TslxcError(what, why);
 }

@@ -36,16 +36,63 @@ function helperEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Run the helper to completion, capturing its output (start mode). */
-export function runHelper(args: string[]): Promise<HelperResult> {
+export interface HelperIo {
+  /** What the helper reads on stdin (none: /dev/null). */
+  input?: string | Buffer | NodeJS.ReadableStream;
+  /** Where its stdout goes (none: collected into the result). */
+  output?: NodeJS.WritableStream;
+}
+
+/**
+ * Run the helper to completion, capturing its output. A helper that fails exits with its one-line
+ * error at once, perhaps before it read all of its stdin: the EPIPE our side then gets is expected
+ * (unheard, it would end the CLI with a stack trace), and the exit status and the message say what
+ * happened. An input or output stream that fails ends the run with its own error; the helper gets
+ * SIGTERM first, so it never takes the part of its input it read for all of it (file --write
+ * removes its temporary file then).
+ */
+export function runHelper(args: string[], io: HelperIo = {}): Promise<HelperResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(helperPath(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: helperEnv() });
+    const child = spawn(helperPath(), args, { stdio: [io.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: helperEnv() });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    let streamError: Error | undefined;
+    const fail = (err: Error) => {
+      streamError ??= err;
+      child.kill('SIGTERM');
+    };
+    let flushed: Promise<void> = Promise.resolve();
+    if (io.output) {
+      const out = io.output;
+      flushed = new Promise((r) => {
+        out.once('finish', r);
+        out.once('error', (err) => {
+          fail(err);
+          r();
+        });
+      });
+      child.stdout!.pipe(out);
+    } else child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const input = io.input;
+    if (input !== undefined) {
+      child.stdin!.on('error', () => {});
+      if (typeof input === 'string' || Buffer.isBuffer(input)) child.stdin!.end(input);
+      else {
+        input.once('error', fail);
+        input.pipe(child.stdin!);
+      }
+    }
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout, stderr }));
+    child.on('close', async (code, signal) => {
+      if (input !== undefined && typeof input !== 'string' && !Buffer.isBuffer(input)) {
+        input.unpipe(child.stdin!);
+        (input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      }
+      await flushed;
+      if (streamError) reject(streamError);
+      else resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout, stderr });
+    });
   });
 }
 

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
-import { mkdirp, readTextIfExists, writeFileAtomic } from '../util/fs.js';
+import { findTool } from '../util/exec.js';
+import { mkdirp, readTextIfExists, sleep, writeFileAtomic } from '../util/fs.js';
 import { systemTool } from './host.js';
 import { formatIp, hostRange, maskOf, networkOf } from './ipv4.js';
 import { bridgeIpv4, domainOf, ipv6Of, mtuOf, networkRunDir, type NetworkDef } from './store.js';
@@ -13,7 +14,7 @@ import { bridgeIpv4, domainOf, ipv6Of, mtuOf, networkRunDir, type NetworkDef } f
  * to lean on). Its files live in TSLXC_RUN_DIR/networks/NAME:
  *   dnsmasq.conf      rendered from the network's config (a change restarts dnsmasq)
  *   dnsmasq.pid       written by dnsmasq
- *   leases            dnsmasq's lease database
+ *   leases            dnsmasq's lease database (a lease is dropped by a DHCPRELEASE: dropLeases)
  *   dhcp-hosts/CT     one reservation per running nic: MAC,IP,NAME (read via inotify, SIGHUP on removal)
  *   hosts/CT          the container's DNS names: IP NAME (so names resolve as soon as it starts)
  *   dnsmasq.log       dnsmasq's own log (there is no syslog on every host)
@@ -192,16 +193,56 @@ export function readLeases(p: Paths, name: string): Lease[] {
   return parseLeases(readTextIfExists(files(p, name).leases) ?? '');
 }
 
-/** dnsmasq keeps leases in memory: dropping one means stopping it, editing the file, starting it. */
+/**
+ * Drop the leases of these hwaddrs. A running dnsmasq gets a DHCPRELEASE for each from
+ * dnsmasq-utils' dhcp_release, as if the client had released it: the lease leaves dnsmasq's
+ * memory and its leases file, and the name it gave leaves DNS, while DHCP and DNS keep answering
+ * every other container on the bridge. Without dhcp_release, or when dnsmasq has not dropped a
+ * lease after a while, it is stopped, the file edited and dnsmasq started again, since a lease
+ * left behind would keep its address from the next container reserved there.
+ */
 export async function dropLeases(p: Paths, net: NetworkDef, hwaddrs: string[]): Promise<void> {
   const f = files(p, net.name);
-  const text = readTextIfExists(f.leases) ?? '';
   const macs = new Set(hwaddrs.map((m) => m.toLowerCase()));
-  const keep = (line: string) => !macs.has((line.trim().split(/\s+/)[1] ?? '').toLowerCase());
-  if (text.split('\n').every(keep)) return;
+  const held = () => parseLeases(readTextIfExists(f.leases) ?? '').filter((l) => macs.has(l.hwaddr));
+  let leases = held();
+  if (leases.length === 0) {
+    // dnsmasq may have been rewriting the file in place (another client's renewal): look again.
+    await sleep(5);
+    leases = held();
+    if (leases.length === 0) return;
+  }
   const running = dnsmasqPid(p, net.name) !== undefined;
+  if (running && (await releaseLeases(net.name, leases, () => held().length > 0))) return;
   await stopDnsmasq(p, net.name);
+  const keep = (line: string) => !macs.has((line.trim().split(/\s+/)[1] ?? '').toLowerCase());
   const now = readTextIfExists(f.leases) ?? '';
   writeFileAtomic(f.leases, now.split('\n').filter((l) => l.trim() && keep(l)).map((l) => `${l}\n`).join(''), 0o600);
   if (running) startDnsmasq(p, net);
+}
+
+/** How long dnsmasq gets to act on a DHCPRELEASE before it is restarted instead. */
+const RELEASE_WAIT_MS = 3000;
+
+/**
+ * Ask the bridge's dnsmasq to release each lease; true once none is left in its leases file.
+ * dnsmasq rewrites that file in place after each change, so a read without them may have caught a
+ * rewrite half done: it counts when a second look agrees.
+ */
+async function releaseLeases(bridge: string, leases: Lease[], stillHeld: () => boolean): Promise<boolean> {
+  const bin = findTool('dhcp_release');
+  if (!bin) return false;
+  for (const l of leases) {
+    const r = spawnSync(bin, [bridge, l.ipv4, l.hwaddr], { stdio: 'ignore', timeout: 5000 });
+    if (r.status !== 0) return false;
+  }
+  const deadline = Date.now() + RELEASE_WAIT_MS;
+  for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
+    await sleep(delay);
+    if (!stillHeld()) {
+      await sleep(2);
+      if (!stillHeld()) return true;
+    }
+  }
+  return false;
 }

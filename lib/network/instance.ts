@@ -16,7 +16,7 @@ import { Reverter } from '../util/revert.js';
 import { contains, formatIp, hostRange, parseIp } from './ipv4.js';
 import { createNetworkLocked, ensureNetworkUp, syncRuleset } from './manage.js';
 import { hostVethName, nftTableName, randomHwaddr } from './names.js';
-import { readAllStates, readState, removeState, startHookFile, stopHookFile, writeState, type NetState, type NicState, type ProxyState } from './state.js';
+import { readAllStates, readState, releaseByFile, removeState, startHookFile, stopHookFile, writeState, type NetState, type NicState, type ProxyState } from './state.js';
 import { bridgeIpv4, DEFAULT_NETWORK, listNetworkNames, loadNetwork, mtuOf, networkExists, withNetworkLock, type NetworkDef } from './store.js';
 
 /**
@@ -29,7 +29,8 @@ import { bridgeIpv4, DEFAULT_NETWORK, listNetworkNames, loadNetwork, mtuOf, netw
  *               in the new network namespace (named as configured), the host end on the bridge;
  *   post-stop   after init ended: remove the host end; unless it is a reboot, release the rest
  *               (reservation, DNS name, lease, DNAT rules) by calling back into tslxc.
- * stop/delete call releaseNetwork too (for a monitor that died without its hook). list/info read
+ * stop/delete call releaseNetwork too (for a monitor that died without its hook); a stop tells the
+ * hook first that it will (releaseAfterStop), so the hook starts no node of its own. list/info read
  * addresses() from the dnsmasq lease file: no process is entered, so listing stays cheap.
  */
 export interface NetworkPlan {
@@ -296,6 +297,9 @@ export function renderStopHook(p: Paths, name: string, nics: NicState[]): string
     ...nics.map((n) => `${q(ipTool())} link del ${n.host} 2>/dev/null`),
     '# A reboot keeps the address, the DNS name and the forwards: the start hook makes new veths.',
     '[ "$TSLXC_REASON" = reboot ] && exit 0',
+    '# A CLI that stops the container releases the rest itself when the monitor (our parent) is gone',
+    '# (a second node process would only make the stop wait): it says so while it is alive.',
+    `{ read -r monitor cli < ${q(releaseByFile(p, name))}; } 2>/dev/null && [ "$monitor" = "$PPID" ] && kill -0 "$cli" 2>/dev/null && exit 0`,
     `exec /usr/bin/env ${env.join(' ')} ${q(process.execPath)} ${q(cliPath)} network release-instance ${name}`,
   ].join('\n') + '\n';
 }
@@ -324,9 +328,21 @@ function addressesInUse(p: Paths, self: string, ownHwaddrs: Set<string> = new Se
   return out;
 }
 
+/**
+ * A CLI about to stop a running container (its monitor: monitorPid) takes over the release from
+ * the post-stop hook: it calls releaseNetwork once the monitor is gone. Should the CLI die first,
+ * the hook releases as usual.
+ */
+export function releaseAfterStop(ctx: Context, name: string, monitorPid: number): void {
+  if (readState(ctx.paths, name)) writeFileAtomic(releaseByFile(ctx.paths, name), `${monitorPid} ${process.pid}\n`, 0o600);
+}
+
 /** After a container stopped for good (or was found dead): remove whatever its nics left on the host. */
 export async function releaseNetwork(ctx: Context, name: string): Promise<void> {
-  if (!readState(ctx.paths, name)) return;
+  if (!readState(ctx.paths, name)) {
+    fs.rmSync(releaseByFile(ctx.paths, name), { force: true });
+    return;
+  }
   await withNetworkLock(ctx.paths, () => releaseLocked(ctx.paths, name));
 }
 
@@ -336,11 +352,16 @@ async function releaseLocked(p: Paths, name: string): Promise<void> {
   for (const n of st.nics) if (linkExists(n.host)) ipQuiet(['link', 'del', n.host]);
   for (const netName of new Set(st.nics.map((n) => n.network).filter(Boolean) as string[])) {
     const f = dnsFiles(p, netName);
-    fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
-    fs.rmSync(path.join(f.hosts, name), { force: true });
-    if (!networkExists(p, netName)) continue;
-    hupDnsmasq(p, netName);
-    await dropLeases(p, loadNetwork(p, netName), st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr));
+    const exists = networkExists(p, netName);
+    // The lease first, then the reservation and the name: dropLeases makes sure the lease is gone
+    // (a lease outliving its reservation keeps the address from the next container given it).
+    try {
+      if (exists) await dropLeases(p, loadNetwork(p, netName), st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr));
+    } finally {
+      fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
+      fs.rmSync(path.join(f.hosts, name), { force: true });
+      if (exists) hupDnsmasq(p, netName);
+    }
   }
   removeState(p, name);
   if (st.proxies.length) syncRuleset(p);

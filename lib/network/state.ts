@@ -35,6 +35,8 @@ export interface NetState {
 export const stateFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'network.json');
 export const startHookFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'net-start-host.sh');
 export const stopHookFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'net-post-stop.sh');
+/** "MONITOR_PID CLI_PID": a CLI stopping the container releases its network itself (renderStopHook). */
+export const releaseByFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'net-release-by');
 
 export function readState(p: Paths, name: string): NetState | undefined {
   try {
@@ -50,7 +52,7 @@ export function writeState(p: Paths, name: string, st: NetState): void {
 }
 
 export function removeState(p: Paths, name: string): void {
-  for (const f of [stateFile(p, name), startHookFile(p, name), stopHookFile(p, name)]) fs.rmSync(f, { force: true });
+  for (const f of [stateFile(p, name), startHookFile(p, name), stopHookFile(p, name), releaseByFile(p, name)]) fs.rmSync(f, { force: true });
 }
 
 /** Every container of this installation that has network state on the host. */

@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isErrno, TslxcError } from '../errors.js';
 import type { Image } from '../image/store.js';
 import { isLayer } from '../image/layers.js';
 import type { Context } from '../instance/context.js';
-import { helperError, helperPath } from '../instance/helper.js';
+import { helperError, runHelper, type HelperResult } from '../instance/helper.js';
 import { liveness, requireInstance } from '../instance/runtime.js';
 import { hostAccess } from '../storage/instance.js';
 import { resolveInRoot } from '../util/rootfs.js';
@@ -35,24 +34,8 @@ function rootArgs(ctx: Context, name: string): string[] {
   return acc.helperArgs ?? ['--rootfs', acc.root];
 }
 
-interface FileResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function helperFile(args: string[], input?: string): Promise<FileResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(helperPath(), ['file', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.on('error', () => {}); // a helper that failed early closes its stdin
-    child.stdin.end(input ?? '');
-  });
+function helperFile(args: string[], input?: string): Promise<HelperResult> {
+  return runHelper(['file', ...args], { input: input ?? '' });
 }
 
 export function parsePasswd(text: string): PasswdEntry[] {

@@ -12,6 +12,7 @@ const PACKAGES: Record<string, string> = {
   ip: 'iproute2',
   nft: 'nftables',
   dnsmasq: 'dnsmasq-base',
+  dhcp_release: 'dnsmasq-utils',
   chroot: 'coreutils',
   cp: 'coreutils',
   tar: 'tar',

@@ -11,22 +11,28 @@ function splitTarget(s: string): [string, string] {
 
 const push: CommandModule = {
   command: 'push <source> <target>',
-  describe: 'Copy a host file into a container (target NAME/PATH)',
+  describe: 'Copy a host file ("-": stdin) into a container (target NAME/PATH)',
   builder: (y) =>
     y
       .positional('source', { type: 'string', demandOption: true })
       .positional('target', { type: 'string', demandOption: true })
-      .option('mode', { type: 'string', describe: 'octal mode (default: the source\'s)' })
+      .option('mode', { type: 'string', describe: 'octal mode (default: the source\'s, 0644 for stdin)' })
       .option('uid', { type: 'number' })
       .option('gid', { type: 'number' })
       .option('p', { alias: 'create-dirs', type: 'boolean', describe: 'create missing parent directories' }),
   handler: async (argv) => {
     const { pushFile } = await import('../../instance/files.js');
     let [name, inner] = splitTarget(String(argv.target));
-    if (inner.endsWith('/')) inner += String(argv.source).split('/').pop();
+    // yargs hands a positional "-" over as "" (it re-reads positionals as "--source -"); no file
+    // has an empty name, so "" is stdin too.
+    const stdin = argv.source === '-' || argv.source === '';
+    if (inner.endsWith('/')) {
+      if (stdin) throw new TslxcError(`Invalid target "${argv.target}"`, 'stdin has no file name', `name the file, e.g. ${name}${inner}FILE`);
+      inner += String(argv.source).split('/').pop();
+    }
     const mode = argv.mode === undefined ? undefined : parseInt(String(argv.mode), 8);
     if (mode !== undefined && !(mode >= 0 && mode <= 0o7777)) throw new TslxcError(`Invalid mode "${argv.mode}"`, 'give an octal mode like 0644');
-    await pushFile(context(), name, String(argv.source), inner, { mode, uid: argv.uid as number | undefined, gid: argv.gid as number | undefined, createDirs: !!argv.p });
+    await pushFile(context(), name, stdin ? { stdin: process.stdin } : String(argv.source), inner, { mode, uid: argv.uid as number | undefined, gid: argv.gid as number | undefined, createDirs: !!argv.p });
   },
 };
 
