@@ -5,7 +5,7 @@ import { mkdirp } from '../util/fs.js';
 import { Reverter } from '../util/revert.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containersDir } from '../state/paths.js';
-import { resolveImage } from '../image/store.js';
+import { resolveImage } from '../image/resolve.js';
 import { renderTemplates } from '../image/templates.js';
 import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/build.js';

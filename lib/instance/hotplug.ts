@@ -8,6 +8,7 @@ import type { Device } from '../profile/store.js';
 import { containerRunDir, type Paths } from '../state/paths.js';
 import { diskBindSpec, disksFileText, isRootDisk } from '../storage/disk.js';
 import { applyRootSizeLive } from '../storage/instance.js';
+import { activateVolumePools } from '../storage/volume.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { Reverter } from '../util/revert.js';
 import type { InstanceConfig } from './config.js';
@@ -153,10 +154,7 @@ export async function applyDevicesLive(ctx: Context, cfg: InstanceConfig, fallba
       applied.push(`removed disk ${dev}`);
     }
     const newDisks = coming.filter(([, d]) => isLiveDisk(d));
-    if (newDisks.length) {
-      const { activateVolumePools } = await import('../storage/volume.js');
-      await activateVolumePools(ctx, Object.fromEntries(newDisks));
-    }
+    if (newDisks.length) await activateVolumePools(ctx, Object.fromEntries(newDisks));
     for (const [dev, d] of newDisks) {
       await disk(name, ['--pid', String(initPid), '--add', diskBindSpec(dev, d, p, { idmap })], `Cannot add disk "${dev}"`);
       revert.add(() => disk(name, ['--pid', String(initPid), '--remove', path.posix.normalize(d.path)], 'undo'));

@@ -8,7 +8,7 @@ import { sweepInstanceLocks, type Context } from './context.js';
 import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from './runtime.js';
 import { addresses } from '../network/instance.js';
-import { thawAbandonedFreeze } from '../storage/snapshot.js';
+import { thawAbandonedFreeze } from '../storage/freeze.js';
 
 export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';
 

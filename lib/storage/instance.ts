@@ -11,12 +11,13 @@ import type { Context } from '../instance/context.js';
 import type { InstanceConfig } from '../instance/config.js';
 import { helperError, helperPath } from '../instance/helper.js';
 import { expandInstance } from '../profile/expand.js';
-import { bestDriver, loadPool, loadPoolIfExists, savePool, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
+import { loadPool, loadPoolIfExists, type PoolConfig } from './pool.js';
+import { driverOf, usePool } from './driver.js';
 import { readRecord, writeRecord } from './record.js';
 import { validateDiskDevice } from './disk.js';
-import { DirDriver, OverlayDriver } from './drivers/dir.js';
-import { BtrfsDriver } from './drivers/btrfs.js';
-import type { Driver, HostAccess, Target } from './drivers/types.js';
+import type { BtrfsDriver } from './drivers/btrfs.js';
+import type { HostAccess, Target } from './drivers/types.js';
+import { activateVolumePools, isVolumeDisk } from './volume.js';
 
 /**
  * The seam between the container lifecycle and storage. A container's root lives on a storage pool
@@ -27,14 +28,6 @@ import type { Driver, HostAccess, Target } from './drivers/types.js';
  *   hostAccess    a stopped container's files: a dir, or helper options that mount them
  *   deleteRootfs / rootfsRenames
  */
-const drivers: Record<DriverName, Driver> = { dir: new DirDriver(), overlay: new OverlayDriver(), btrfs: new BtrfsDriver() };
-
-export function driverOf(name: DriverName): Driver {
-  const d = drivers[name];
-  if (!d) throw new TslxcError(`Unknown storage driver "${name}"`, 'use dir, overlay or btrfs');
-  return d;
-}
-
 /** A container made before pools existed: a plain dir root. */
 const LEGACY: PoolConfig = { name: '', driver: 'dir', config: {}, created_at: '' };
 
@@ -49,24 +42,6 @@ export function rootPoolOf(ctx: Context, profiles: string[]): string {
   const { devices } = expandInstance(ctx.paths, { profiles, config: {}, devices: {} });
   const root = Object.values(devices).find((d) => d.type === 'disk' && d.path === '/');
   return root?.pool || 'default';
-}
-
-/** Loads a pool; `default` is made on first use with the fastest driver the host has. */
-export async function usePool(ctx: Context, name: string): Promise<PoolConfig> {
-  const existing = loadPoolIfExists(ctx.paths, name);
-  if (existing) {
-    await driverOf(existing.driver).activate(ctx.paths, existing);
-    return existing;
-  }
-  if (name !== 'default') throw new TslxcError(`Storage pool "${name}" not found`, undefined, 'see "tslxc storage list"');
-  return withPoolsLock(ctx.paths, async () => {
-    const again = loadPoolIfExists(ctx.paths, name);
-    if (again) return again;
-    const pool: PoolConfig = { name, driver: bestDriver(), description: 'default pool (made on first use)', config: {}, created_at: new Date().toISOString() };
-    await driverOf(pool.driver).initPool(ctx.paths, pool);
-    savePool(ctx.paths, pool);
-    return pool;
-  });
 }
 
 export async function createRootfs(ctx: Context, image: Image, name: string, poolName?: string, instDir = containerDir(ctx.paths, name)): Promise<PoolConfig> {
@@ -141,13 +116,7 @@ export async function prepareRootfs(ctx: Context, name: string): Promise<void> {
   const devices = devicesOf(ctx, name, t.instDir) ?? {};
   checkRootSize(name, t.pool, devices);
   await applyRootSize(t, devices);
-  // The volumes' module is loaded only for a container that has one (~15 ms of every start here).
-  if (Object.values(devices).some(isVolumeDisk)) await (await import('./volume.js')).activateVolumePools(ctx, devices);
-}
-
-/** A disk device that is a custom volume of a pool (not the root disk, not a host path). */
-export function isVolumeDisk(d: Record<string, string>): boolean {
-  return d.type === 'disk' && !!d.pool && d.path !== '/';
+  if (Object.values(devices).some(isVolumeDisk)) await activateVolumePools(ctx, devices);
 }
 
 export function rootfsArgs(ctx: Context, cfg: InstanceConfig): string[] {

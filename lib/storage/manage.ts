@@ -7,7 +7,7 @@ import { containerDir } from '../state/paths.js';
 import { parseSize } from '../config/units.js';
 import { DRIVERS, listPools, loadPool, poolFile, savePool, validatePoolName, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
 import { readRecord } from './record.js';
-import { driverOf } from './instance.js';
+import { driverOf } from './driver.js';
 import { BtrfsDriver } from './drivers/btrfs.js';
 import type { Usage } from './drivers/types.js';
 import { poolHasVolumes } from './volume.js';

@@ -12,7 +12,9 @@ import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { loadPool, poolsDir, type PoolConfig } from './pool.js';
-import { btrfs, deleteSubvolume, mountPoint, poolError, runOnPool } from './drivers/btrfs.js';
+import { btrfs, deleteSubvolume, mountPoint } from './drivers/btrfs.js';
+import { poolError, runOnPool } from './drivers/common.js';
+import { driverOf, usePool } from './driver.js';
 
 /**
  * Custom storage volumes: data that outlives containers. A volume is a directory on its pool
@@ -102,7 +104,7 @@ function listVolumeSnapshots(p: Paths, pool: PoolConfig, vol: string): Array<{ n
     .sort((a, b) => a.created_at.localeCompare(b.created_at));
 }
 
-const usesVolume = (dev: Record<string, string>, pool: string, vol: string) => dev.type === 'disk' && dev.pool === pool && dev.source === vol && dev.path !== '/';
+export const usesVolume = (dev: Record<string, string>, pool: string, vol: string) => dev.type === 'disk' && dev.pool === pool && dev.source === vol && dev.path !== '/';
 
 /** Containers (`NAME`) and profiles (`profile:NAME`) whose devices name the volume. */
 export function volumeUsers(p: Paths, poolName: string, vol: string): string[] {
@@ -126,7 +128,6 @@ function runningUsers(p: Paths, poolName: string, vol: string): string[] {
 const withVolumeLock = <T>(p: Paths, pool: string, fn: () => Promise<T>) => withLock(locksDir(p), `volumes-${pool}`, fn, { purpose: `the volumes of pool "${pool}"`, timeoutMs: 5 * 60_000 });
 
 async function ensurePool(ctx: Context, poolName: string): Promise<PoolConfig> {
-  const { usePool } = await import('./instance.js');
   return usePool(ctx, poolName);
 }
 
@@ -323,32 +324,17 @@ export async function importVolume(ctx: Context, poolName: string, vol: string, 
   );
 }
 
-/** Gives the volume to a container as a disk device (named after the volume unless `device` is given). */
-export async function attachVolume(ctx: Context, poolName: string, vol: string, container: string, mountPath: string, device = vol): Promise<void> {
-  resolveVolume(ctx.paths, poolName, vol);
-  const { updateInstance } = await import('../instance/configure.js');
-  await updateInstance(ctx, container, (cfg) => {
-    if (cfg.devices[device]) throw new TslxcError(`Cannot attach "${poolName}/${vol}" to "${container}"`, `it has a device named "${device}"`, 'give another device name');
-    cfg.devices[device] = { type: 'disk', pool: poolName, source: vol, path: mountPath };
-  });
-}
-
-export async function detachVolume(ctx: Context, poolName: string, vol: string, container: string): Promise<void> {
-  const { updateInstance } = await import('../instance/configure.js');
-  await updateInstance(ctx, container, (cfg) => {
-    const names = Object.entries(cfg.devices).filter(([, d]) => usesVolume(d, poolName, vol)).map(([n]) => n);
-    if (!names.length) throw new TslxcError(`Cannot detach "${poolName}/${vol}" from "${container}"`, 'it is not attached to it');
-    for (const n of names) delete cfg.devices[n];
-  });
-}
-
 /** Before a start: the pools of the container's volumes usable (a btrfs loop mounted). */
 export async function activateVolumePools(ctx: Context, devices: Record<string, Record<string, string>>): Promise<void> {
-  const { driverOf, isVolumeDisk } = await import('./instance.js');
   for (const d of Object.values(devices)) {
     if (!isVolumeDisk(d)) continue;
     const pool = loadPool(ctx.paths, d.pool);
     await driverOf(pool.driver).activate(ctx.paths, pool);
     recoverVolume(ctx.paths, pool, d.source);
   }
+}
+
+/** A disk device that is a custom volume of a pool (not the root disk, not a host path). */
+export function isVolumeDisk(d: Record<string, string>): boolean {
+  return d.type === 'disk' && !!d.pool && d.path !== '/';
 }

@@ -16,7 +16,7 @@ const build: CommandModule = {
       .option('release', { type: 'string' })
       .option('mirror', { type: 'string' }),
   handler: async (argv) => {
-    const { resolveImage } = await import('../../image/store.js');
+    const { resolveImage } = await import('../../image/resolve.js');
     const progress = progressReporter();
     try {
       const img = await resolveImage(context().paths, String(argv.recipe), { release: argv.release as string | undefined, mirror: argv.mirror as string | undefined, build: true }, progress);

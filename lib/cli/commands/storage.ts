@@ -108,6 +108,7 @@ const del: CommandModule = {
 
 const pv = (y: any) => y.positional('pool', { type: 'string', demandOption: true }).positional('volume', { type: 'string', demandOption: true });
 const V = () => import('../../storage/volume.js');
+const attachments = () => import('../../instance/volumes.js');
 
 const volumeCommands: CommandModule[] = [
   {
@@ -127,7 +128,7 @@ const volumeCommands: CommandModule[] = [
     handler: async (argv) => {
       const v = await V();
       const ctx = context();
-      await (await import('../../storage/instance.js')).usePool(ctx, String(argv.pool));
+      await (await import('../../storage/driver.js')).usePool(ctx, String(argv.pool));
       const rows = v.listVolumes(ctx.paths, String(argv.pool)).map((x) => ({ ...x, used_by: v.volumeUsers(ctx.paths, String(argv.pool), x.name) }));
       console.log(
         renderRows(
@@ -148,7 +149,7 @@ const volumeCommands: CommandModule[] = [
     builder: (y) => pv(y),
     handler: async (argv) => {
       const ctx = context();
-      await (await import('../../storage/instance.js')).usePool(ctx, String(argv.pool));
+      await (await import('../../storage/driver.js')).usePool(ctx, String(argv.pool));
       console.log(renderValue((await V()).showVolume(ctx.paths, String(argv.pool), String(argv.volume)), 'yaml'));
     },
   },
@@ -186,7 +187,7 @@ const volumeCommands: CommandModule[] = [
     describe: 'Give a volume to a container as a disk device at PATH (device name: the volume\'s)',
     builder: (y) => pv(y).positional('container', { type: 'string', demandOption: true }).positional('path', { type: 'string', demandOption: true }).positional('device', { type: 'string' }),
     handler: async (argv) => {
-      await (await V()).attachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container), String(argv.path), argv.device as string | undefined);
+      await (await attachments()).attachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container), String(argv.path), argv.device as string | undefined);
     },
   },
   {
@@ -194,7 +195,7 @@ const volumeCommands: CommandModule[] = [
     describe: 'Remove a volume\'s disk devices from a container',
     builder: (y) => pv(y).positional('container', { type: 'string', demandOption: true }),
     handler: async (argv) => {
-      await (await V()).detachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container));
+      await (await attachments()).detachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container));
     },
   },
   {

@@ -9,7 +9,7 @@ import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
 import { locksDir, type Paths } from '../../state/paths.js';
 import { poolsDir, type PoolConfig } from '../pool.js';
-import { statfsUsage } from './dir.js';
+import { poolError, runOnPool, statfsUsage } from './common.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
 import { finishJournal, sweepRestoreTemps } from '../journal.js';
 import { pidAlive } from '../../util/proc.js';
@@ -356,28 +356,4 @@ export class BtrfsDriver implements Driver {
 const quotaMarker = (dir: string) => path.join(dir, '.tslxc-quotas');
 function quotasOn(dir: string): boolean {
   return fs.existsSync(quotaMarker(dir));
-}
-
-/**
- * A command writing into a pool: when any line of its output says the pool is full (tar reports
- * it early, then a generic failure), the error says so.
- */
-export async function runOnPool(pool: PoolConfig, cmd: string, args: string[], what: string): Promise<void> {
-  let full = '';
-  try {
-    // setpriv --pdeathsig: a copy whose tslxc is killed stops too, instead of writing on into a dir the next run sweeps.
-    const [c, a] = findTool('setpriv') ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
-    await run(c, a, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded|Wrote only \d+ of \d+ bytes/i.test(l)) full = l; } });
-  } catch (err) {
-    throw poolError({ pool }, full ? new TslxcError(what, full) : err);
-  }
-}
-
-/** ENOSPC on a full loop file: say so, and what to do. */
-export function poolError(t: { pool: PoolConfig }, err: unknown): Error {
-  const msg = (err as Error).message ?? String(err);
-  if (/No space left|ENOSPC|Wrote only \d+ of \d+ bytes/i.test(msg)) {
-    return new TslxcError(`Storage pool "${t.pool.name}" is full`, msg, `grow it with "tslxc storage set ${t.pool.name} size=..."`);
-  }
-  return err as Error;
 }

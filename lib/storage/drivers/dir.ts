@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { isLayer, layerDirs, runOnOverlay } from '../../image/layers.js';
-import { runOnPool } from './btrfs.js';
+import { runOnPool, statfsUsage } from './common.js';
 import { findTool } from '../../util/exec.js';
 import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
@@ -16,15 +16,6 @@ import { prepareSpare, takeSpare, validateSpareSetting, SPARE_KEY } from '../spa
  * filesystem can). `overlay` shares all of this but the root: there INSTANCE_DIR/rootfs is the
  * overlay's upper layer only.
  */
-export function statfsUsage(dir: string): Usage {
-  try {
-    const s = fs.statfsSync(dir);
-    return { size: s.blocks * s.bsize, free: s.bavail * s.bsize, used: (s.blocks - s.bfree) * s.bsize };
-  } catch {
-    return {};
-  }
-}
-
 export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
 
 /** A full copy (reflinked where the filesystem can); a full disk is reported as the pool's. */
