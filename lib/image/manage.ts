@@ -3,13 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { validateAlias } from '../util/names.js';
-import { readYamlIfExists } from '../util/yaml.js';
+import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, imagesDir, type Paths } from '../state/paths.js';
 import { listNames, type InstanceConfig } from '../instance/config.js';
 import { listPools } from '../storage/pool.js';
 import { dropAllSpares } from '../storage/spares.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
+import { validateMetadata } from './lxd.js';
 
 /**
  * The store's graph: which images were made from which (metadata tslxc.parent), which containers
@@ -223,7 +224,6 @@ export function imageInfo(p: Paths, ref: string) {
  * parent, original files) are kept from the old one: they describe the stored data, not the image.
  */
 export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise<void> {
-  const { validateMetadata } = await import('./lxd.js');
   const img = requireImage(p, ref);
   const meta = validateMetadata(doc, 'the edited metadata');
   const keep = img.metadata.tslxc ?? {};
@@ -231,6 +231,5 @@ export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise
   for (const k of Object.keys(meta.tslxc) as Array<keyof NonNullable<ImageMetadata['tslxc']>>) if (meta.tslxc[k] === undefined) delete meta.tslxc[k];
   // Exporting the original files would no longer give this metadata back.
   if (keep.original) delete meta.tslxc.original;
-  const { writeYamlAtomic } = await import('../util/yaml.js');
   await withImagesLock(p, async () => writeYamlAtomic(path.join(img.dir, 'metadata.yaml'), meta));
 }

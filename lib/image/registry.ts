@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { TslxcError, errorText } from '../errors.js';
 import { imagesDir, type Paths } from '../state/paths.js';
-import { exportImage, importImage, sha256Files } from './lxd.js';
+import { addAliases, exportImage, importImage, sha256Files } from './lxd.js';
 import { getImage, readAliases, requireImage, type Image } from './store.js';
 import type { Progress } from './build.js';
 
@@ -200,7 +200,7 @@ export async function pullImage(p: Paths, registry: string, ref: string, aliases
       fs.rmSync(file, { force: true });
       out.nodes.push(n.fingerprint);
     }
-    if (aliases.length && !out.nodes.includes(target[0].fingerprint)) await (await import('./lxd.js')).addAliases(p, target[0].fingerprint, aliases);
+    if (aliases.length && !out.nodes.includes(target[0].fingerprint)) await addAliases(p, target[0].fingerprint, aliases);
     return { ...out, image: getImage(p, target[0].fingerprint)! };
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });

@@ -7,7 +7,8 @@ import { withLock } from '../util/lock.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
 import type { Progress } from './build.js';
 import { getImage, type Image } from './store.js';
-import { importImage } from './lxd.js';
+import { addAliases, importImage } from './lxd.js';
+import { deleteImage } from './manage.js';
 
 /**
  * Remote image servers speaking simplestreams, the protocol of LXD's and Incus' image servers:
@@ -256,7 +257,7 @@ export async function pullRemoteImage(p: Paths, ref: string, opts: { aliases?: s
   const aliases = opts.aliases ?? [];
   const existing = getImage(p, found.fingerprint);
   if (existing) {
-    if (aliases.length) await (await import('./lxd.js')).addAliases(p, found.fingerprint, aliases);
+    if (aliases.length) await addAliases(p, found.fingerprint, aliases);
     return getImage(p, found.fingerprint)!;
   }
   const dl = path.join(imagesDir(p), '.downloads', found.fingerprint);
@@ -271,7 +272,6 @@ export async function pullRemoteImage(p: Paths, ref: string, opts: { aliases?: s
     progress('unpack', `importing ${parsed.remote}:${parsed.alias}`);
     const r = await importImage(p, files[0], files[1], aliases);
     if (r.image.fingerprint !== found.fingerprint) {
-      const { deleteImage } = await import('./manage.js');
       await deleteImage(p, r.image.fingerprint, {}).catch(() => {});
       throw new TslxcError(`Image ${parsed.remote}:${parsed.alias} failed verification`, `its files hash to ${r.image.fingerprint.slice(0, 12)}, the server announced ${found.fingerprint.slice(0, 12)}`);
     }
