@@ -8,9 +8,8 @@ import { configExists, loadConfig, type InstanceConfig } from '../instance/confi
 import { identityFiles, validateHostname } from '../instance/create.js';
 import { templateFiles } from '../image/templates.js';
 import { instanceState } from '../instance/status.js';
-import { containerDir, containersDir, locksDir } from '../state/paths.js';
+import { containerDir, containersDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { withLock } from '../util/lock.js';
 import { crashPoint } from '../util/crash.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target, usePool, writeRootFiles } from './instance.js';
@@ -198,7 +197,7 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
 function lockBoth<T>(ctx: Context, a0: string, b0: string, fn: () => Promise<T>): Promise<T> {
   if (a0 === b0) return ctx.withInstanceLock(a0, fn);
   const [a, b] = [a0, b0].sort();
-  return ctx.withInstanceLock(a, () => withLock(locksDir(ctx.paths), `ct-${b}`, fn, { purpose: `container "${b}"` }));
+  return ctx.withInstanceLock(a, () => ctx.withInstanceLock(b, fn));
 }
 
 export async function copyInstance(ctx: Context, source: string, dst: string, opts: CopyOptions = {}): Promise<InstanceConfig> {

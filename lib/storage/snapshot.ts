@@ -5,7 +5,7 @@ import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
-import { containerDir, containerRunDir } from '../state/paths.js';
+import { containerDir, freezeMarkerFile } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { driverOf, target } from './instance.js';
 import { commitRenames } from './journal.js';
@@ -105,12 +105,13 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
   });
 }
 
-const freezeMarker = (ctx: Context, name: string) => path.join(containerRunDir(ctx.paths, name), 'snapshot-freeze.pid');
+const freezeMarker = (ctx: Context, name: string) => freezeMarkerFile(ctx.paths, name);
 
 
 /**
  * Runs fn with the running container frozen, and thaws it whatever happens. A marker in its run dir
- * lets whoever looks next thaw it if this process is killed meanwhile (thawAbandonedFreeze).
+ * lets the next operation that takes the container's lock thaw it if this process is killed
+ * meanwhile (Context.withInstanceLock).
  */
 export async function withFrozen<T>(ctx: Context, name: string, fn: () => Promise<T>, timing?: SnapshotTiming): Promise<T> {
   const cg = await ctx.cgroups();
@@ -130,24 +131,6 @@ export async function withFrozen<T>(ctx: Context, name: string, fn: () => Promis
     fs.rmSync(marker, { force: true });
     if (timing) timing.frozenMs = Date.now() - t0;
   }
-}
-
-/**
- * A container left frozen by a snapshot whose process was killed mid-copy: thawed (status calls
- * this when it finds a frozen container). True when it did thaw.
- */
-export async function thawAbandonedFreeze(ctx: Context, name: string): Promise<boolean> {
-  const marker = freezeMarker(ctx, name);
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(marker, 'utf8'));
-  } catch {
-    return false;
-  }
-  if (pid && pidAlive(pid)) return false;
-  await (await ctx.cgroups()).thaw(name);
-  fs.rmSync(marker, { force: true });
-  return true;
 }
 
 /** Temp dirs of snapshots whose process died (and, on btrfs, their data). */
