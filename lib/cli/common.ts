@@ -20,6 +20,20 @@ export function setExitCode(code: number): void {
   process.exitCode = code;
 }
 
+let graceMs: number | undefined;
+
+/**
+ * Asks the CLI's entry to end the process that long after the command returns: for a server
+ * whose leftovers (a client that never closes its side) must not keep it up.
+ */
+export function exitAfterCommand(ms: number): void {
+  graceMs = ms;
+}
+
+export function exitGraceMs(): number | undefined {
+  return graceMs;
+}
+
 /** "K=V" strings into a map; a malformed one is a usage error. */
 export function parseKeyValues(list: unknown, what: string): Record<string, string> {
   const out: Record<string, string> = {};

@@ -4,6 +4,8 @@ import { STOP_OPTIONS } from './options/stop.js';
 import { SSH_OPTIONS } from './options/ssh.js';
 import { CREATE_OPTIONS } from './options/create.js';
 import { errorText } from '../errors.js';
+import { NeedsTlsError } from '../util/tls.js';
+import { runAgainWithCertificates } from './rerun.js';
 import { leanArgs, parseArgsOptions, type LeanCommand } from './lean.js';
 
 /**
@@ -152,8 +154,19 @@ async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {
   return true;
 }
 
-/** What the full CLI prints for a failure: one line, and the error's exit code. */
+/**
+ * What the full CLI prints for a failure: one line, and the error's exit code. A command that has
+ * to connect without the certificates runs again with them instead (lib/util/tls.ts).
+ */
 function reportError(err: unknown): void {
+  if (err instanceof NeedsTlsError) {
+    try {
+      process.exitCode = runAgainWithCertificates();
+      return;
+    } catch (rerunErr) {
+      err = rerunErr;
+    }
+  }
   process.stderr.write(`Error: ${errorText(err)}\n`);
   process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
 }

@@ -11,6 +11,10 @@ import { readYamlIfExists } from '../util/yaml.js';
 import { Reverter } from '../util/revert.js';
 import { profileExists, validateProfileName } from '../profile/store.js';
 import { createProfile, deleteProfile, loadProfile, updateProfile } from '../profile/manage.js';
+import { createPool, deletePool } from '../storage/manage.js';
+import { listPools } from '../storage/pool.js';
+import { createNetwork, deleteNetwork } from '../network/manage.js';
+import { networkExists } from '../network/store.js';
 
 /**
  * `tslxc admin init`: first-run set-up in the shape of LXD's preseed YAML (the interactive
@@ -141,36 +145,24 @@ export async function applyPreseed(ctx: Context, seed: Preseed): Promise<InitRes
   for (const net of seed.networks ?? []) {
     if (net.type && net.type !== 'bridge') throw new TslxcError(`Invalid preseed network "${net.name}"`, `type "${net.type}" is not supported`, 'use bridge');
   }
-  const storage = await import('../storage/manage.js').catch(() => undefined);
-  const poolMod = await import('../storage/pool.js').catch(() => undefined);
-  const network = await import('../network/manage.js').catch(() => undefined);
-  const netStore = await import('../network/store.js').catch(() => undefined);
 
   await Reverter.run(async (revert) => {
     for (const pool of seed.storage_pools ?? []) {
-      if (!storage || !poolMod) {
-        result.notes.push(`storage pool "${pool.name}" (${pool.driver}) recorded only: this build has no storage pools`);
-        continue;
-      }
-      if (poolMod.listPools(ctx.paths).some((p) => p.name === pool.name)) {
+      if (listPools(ctx.paths).some((p) => p.name === pool.name)) {
         result.notes.push(`storage pool "${pool.name}" exists already: left as it is`);
         continue;
       }
-      await storage.createPool(ctx, pool.name, pool.driver, pool.config ?? {}, pool.description);
-      revert.add(() => storage.deletePool(ctx, pool.name));
+      await createPool(ctx, pool.name, pool.driver, pool.config ?? {}, pool.description);
+      revert.add(() => deletePool(ctx, pool.name));
       result.pools.push(pool.name);
     }
     for (const net of seed.networks ?? []) {
-      if (!network) {
-        result.notes.push(`network "${net.name}" recorded only: this build has no managed networks`);
-        continue;
-      }
-      if (netStore?.networkExists?.(ctx.paths, net.name)) {
+      if (networkExists(ctx.paths, net.name)) {
         result.notes.push(`network "${net.name}" exists already: left as it is`);
         continue;
       }
-      await network.createNetwork(ctx.paths, net.name, net.config ?? {}, net.description ?? '');
-      revert.add(() => network.deleteNetwork(ctx.paths, net.name));
+      await createNetwork(ctx.paths, net.name, net.config ?? {}, net.description ?? '');
+      revert.add(() => deleteNetwork(ctx.paths, net.name));
       result.networks.push(net.name);
     }
     for (const prof of seed.profiles ?? []) {

@@ -5,6 +5,8 @@ import { hostFeatures, type HostFeatures } from './features.js';
 import { onlineCpus } from './facts.js';
 import { formatCpuList } from '../config/units.js';
 import { checkHostLimits, type LimitCheck } from './sysctl.js';
+import { listPools } from '../storage/pool.js';
+import { poolDataDir } from '../storage/manage.js';
 
 /** `tslxc host`: the machine as tslxc sees it. */
 export interface HostReport {
@@ -42,18 +44,12 @@ export async function hostReport(p: Paths): Promise<HostReport> {
   };
 }
 
-/** The state dir and each storage pool (if the storage module has any), with free space. */
+/** The state dir and each storage pool, with free space. */
 async function storage(p: Paths): Promise<HostReport['storage']> {
   const out: HostReport['storage'] = [{ name: '(state dir)', path: p.stateDir, ...space(p.stateDir) }];
-  try {
-    const { listPools } = (await import('../storage/pool.js')) as { listPools?: (p: Paths) => Array<{ name: string; driver: string; config: Record<string, string> }> };
-    const { poolDataDir } = (await import('../storage/manage.js').catch(() => ({}))) as { poolDataDir?: (ctx: { paths: Paths }, name: string) => string };
-    for (const pool of listPools?.(p) ?? []) {
-      const dir = pool.config.source || (poolDataDir ? poolDataDir({ paths: p }, pool.name) : p.stateDir);
-      out.push({ name: pool.name, driver: pool.driver, path: dir, ...space(fs.existsSync(dir) ? dir : p.stateDir) });
-    }
-  } catch {
-    // no pools module or no pools yet
+  for (const pool of listPools(p)) {
+    const dir = pool.config.source || poolDataDir(p, pool.name);
+    out.push({ name: pool.name, driver: pool.driver, path: dir, ...space(fs.existsSync(dir) ? dir : p.stateDir) });
   }
   return out;
 }

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
-import { containersDir, defaultPaths, locksDir, type Paths } from '../state/paths.js';
+import { containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from '../state/paths.js';
 import path from 'node:path';
 import { openCgroups } from '../cgroup/index.js';
 import { realSys } from '../cgroup/sys.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import { lockFile, sweepLocks, withLock } from '../util/lock.js';
+import { pidAlive } from '../util/proc.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
 import type { StartRecorder } from './plan.js';
@@ -18,6 +19,26 @@ export const instanceLockFile = (p: Paths, name: string) => lockFile(locksDir(p)
  */
 export function sweepInstanceLocks(p: Paths): string[] {
   return sweepLocks(locksDir(p), (key) => key.startsWith('ct-') && !fs.existsSync(path.join(containersDir(p), key.slice('ct-'.length))));
+}
+
+/**
+ * A snapshot or copy that froze the running container was killed before its thaw: its marker
+ * names a process that is gone. (One that is alive holds the container's lock, or is not ours.)
+ */
+export function abandonedFreeze(p: Paths, name: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(freezeMarkerFile(p, name), 'utf8'));
+  } catch {
+    return false;
+  }
+  return !(pid && pidAlive(pid));
+}
+
+/** What taking a container's lock repaired before the operation ran. */
+export interface Recovery {
+  /** it was left frozen by a killed snapshot or copy, and is running again */
+  thawed: boolean;
 }
 
 /** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
@@ -54,8 +75,22 @@ export class Context {
     return withLock(locksDir(this.paths), 'cgroup-devices', fn, { purpose: 'the device cgroup prefix', timeoutMs: 60_000 });
   }
 
-  /** Serialise operations on one container across processes. */
-  withInstanceLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return withLock(locksDir(this.paths), `ct-${name}`, fn, { purpose: `container "${name}"`, timeoutMs: 5 * 60_000 });
+  /**
+   * Serialise operations on one container across processes. What a killed operation left half
+   * done is finished first, here and not in the reads (list, info), which show it as it is.
+   */
+  withInstanceLock<T>(name: string, fn: (recovered: Recovery) => Promise<T>): Promise<T> {
+    return withLock(locksDir(this.paths), `ct-${name}`, async () => fn(await this.recover(name)), { purpose: `container "${name}"`, timeoutMs: 5 * 60_000 });
+  }
+
+  private async recover(name: string): Promise<Recovery> {
+    if (!abandonedFreeze(this.paths, name)) return { thawed: false };
+    // Frozen or not (the kill may have come right after its thaw, or the container stopped since),
+    // the marker goes; a thaw that fails keeps it for the next try.
+    const cg = await this.cgroups();
+    const thawed = (await cg.state(name).catch(() => 'thawed')) === 'frozen';
+    if (thawed) await cg.thaw(name);
+    fs.rmSync(freezeMarkerFile(this.paths, name), { force: true });
+    return { thawed };
   }
 }

@@ -3,9 +3,8 @@ import path from 'node:path';
 import { forgetHostKey, knownHostsFile } from '../ssh/known-hosts.js';
 import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
-import { containerDir, containerRunDir, locksDir } from '../state/paths.js';
+import { containerDir, containerRunDir } from '../state/paths.js';
 import { dropStartPlan } from './plan.js';
-import { withLock } from '../util/lock.js';
 import { configExists, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from './config.js';
 import { sweepInstanceLocks, type Context } from './context.js';
 import { validateHostname, writeIdentity } from './create.js';
@@ -58,7 +57,7 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
   // Two locks, always taken in name order so two crossing renames cannot deadlock.
   const [a, b] = [from, to].sort();
   await ctx.withInstanceLock(a, () =>
-    withLock(locksDir(ctx.paths), `ct-${b}`, async () => {
+    ctx.withInstanceLock(b, async () => {
       const cfg = loadConfig(ctx.paths, from);
       if (configExists(ctx.paths, to) || fs.existsSync(containerDir(ctx.paths, to))) throw new TslxcError(`Cannot rename "${from}"`, `a container "${to}" already exists`);
       const state = await instanceState(ctx, cfg);
@@ -93,16 +92,18 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
       crashPoint('rename:prepared');
       commitRenames(fromDir, 'rename', renames, [marker]);
       fs.rmSync(marker, { force: true });
-    }, { purpose: `container "${b}"` }),
+    }),
   );
 }
 
 /** pause/resume: the freezer cgroup stops every process of the container where it stands. */
 export async function freezeInstance(ctx: Context, name: string, freeze: boolean): Promise<void> {
-  await ctx.withInstanceLock(name, async () => {
+  await ctx.withInstanceLock(name, async (recovered) => {
     const cfg = loadConfig(ctx.paths, name);
     const state = await instanceState(ctx, cfg);
     const cg = await ctx.cgroups();
+    // Taking the lock thawed what a killed snapshot had left frozen: that is what resume was for.
+    if (!freeze && recovered.thawed && state.status === 'Running') return;
     if (freeze) {
       if (state.status === 'Frozen') throw new TslxcError(`Container "${name}" is already paused`);
       if (state.status !== 'Running') throw new TslxcError(`Cannot pause "${name}"`, `it is ${state.status.toLowerCase()}`);

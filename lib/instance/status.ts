@@ -4,11 +4,10 @@ import { containerDir, locksDir, type Paths } from '../state/paths.js';
 import { lockHeld } from '../util/lock.js';
 import { startTimeToDate } from '../util/proc.js';
 import { ConfigCache, listNames, loadConfig, type InstanceConfig } from './config.js';
-import { sweepInstanceLocks, type Context } from './context.js';
+import { abandonedFreeze, sweepInstanceLocks, type Context } from './context.js';
 import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from './runtime.js';
 import { addresses } from '../network/instance.js';
-import { thawAbandonedFreeze } from '../storage/freeze.js';
 
 export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';
 
@@ -52,12 +51,12 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
     if (!live.monitorAlive) {
       return { ...base, status: 'Error', initPid, startedAt, reason: `its monitor died while it runs; "tslxc stop ${cfg.name}" stops it and cleans up` };
     }
-    // A snapshot or copy killed while it held the container frozen left a marker: thaw it (and drop
-    // the marker) whatever the freezer says now, the kill may have come right after its thaw.
-    await thawAbandonedFreeze(ctx, cfg.name).catch(() => false);
     const frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
     const ipv4 = await addresses(ctx, cfg.name).catch(() => []);
-    return { ...base, ipv4, status: frozen ? 'Frozen' : 'Running', initPid, monitorPid: live.files.monitor!.pid, startedAt };
+    // A snapshot or copy killed while it held the container frozen: a read shows it as it is and
+    // says why; the next operation that takes its lock thaws it (Context.withInstanceLock).
+    const reason = frozen && abandonedFreeze(ctx.paths, cfg.name) ? `a snapshot or copy was killed while it held it frozen; "tslxc resume ${cfg.name}" thaws it` : undefined;
+    return { ...base, ipv4, status: frozen ? 'Frozen' : 'Running', ...(reason && { reason }), initPid, monitorPid: live.files.monitor!.pid, startedAt };
   }
   if (live.monitorAlive) {
     // Between init's end and the monitor's cleanup, or between the two halves of a reboot.

@@ -8,16 +8,14 @@ import { configExists, loadConfig, type InstanceConfig } from '../instance/confi
 import { identityFiles, validateHostname } from '../instance/create.js';
 import { templateFiles } from '../image/templates.js';
 import { instanceState } from '../instance/status.js';
-import { containerDir, containersDir, locksDir } from '../state/paths.js';
+import { containerDir, containersDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { withLock } from '../util/lock.js';
 import { crashPoint } from '../util/crash.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import { target, writeRootFiles } from './instance.js';
 import { driverOf, usePool } from './driver.js';
 import { readRecord, writeRecord, type StorageRecord } from './record.js';
-import { listSnapshots, snapshotDir } from './snapshot.js';
-import { withFrozen } from './freeze.js';
+import { listSnapshots, snapshotDir, withFrozen } from './snapshot.js';
 import { BtrfsDriver } from './drivers/btrfs.js';
 import { runOnPool } from './drivers/common.js';
 import type { FullView, Target } from './drivers/types.js';
@@ -201,7 +199,7 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
 function lockBoth<T>(ctx: Context, a0: string, b0: string, fn: () => Promise<T>): Promise<T> {
   if (a0 === b0) return ctx.withInstanceLock(a0, fn);
   const [a, b] = [a0, b0].sort();
-  return ctx.withInstanceLock(a, () => withLock(locksDir(ctx.paths), `ct-${b}`, fn, { purpose: `container "${b}"` }));
+  return ctx.withInstanceLock(a, () => ctx.withInstanceLock(b, fn));
 }
 
 export async function copyInstance(ctx: Context, source: string, dst: string, opts: CopyOptions = {}): Promise<InstanceConfig> {

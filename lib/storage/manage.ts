@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { listNames } from '../instance/config.js';
-import { containerDir } from '../state/paths.js';
+import { containerDir, type Paths } from '../state/paths.js';
 import { parseSize } from '../config/units.js';
 import { DRIVERS, listPools, loadPool, poolFile, savePool, validatePoolName, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
 import { readRecord } from './record.js';
@@ -93,4 +93,4 @@ export async function setPool(ctx: Context, name: string, changes: Record<string
   });
 }
 
-export const poolDataDir = (ctx: Context, name: string) => path.join(ctx.paths.stateDir, 'storage-pools', validatePoolName(name));
+export const poolDataDir = (p: Paths, name: string) => path.join(p.stateDir, 'storage-pools', validatePoolName(name));

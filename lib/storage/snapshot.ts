@@ -5,12 +5,11 @@ import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { loadConfig, type InstanceConfig } from '../instance/config.js';
 import { instanceState } from '../instance/status.js';
-import { containerDir } from '../state/paths.js';
+import { containerDir, freezeMarkerFile } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { target } from './instance.js';
 import { driverOf } from './driver.js';
 import { commitRenames } from './journal.js';
-import { withFrozen, type SnapshotTiming } from './freeze.js';
 import { crashPoint } from '../util/crash.js';
 import type { RootSwap } from './drivers/types.js';
 
@@ -59,6 +58,11 @@ async function requireStopped(ctx: Context, name: string, what: string): Promise
   }
 }
 
+export interface SnapshotTiming {
+  /** How long the container's processes were frozen (0 when it was not running). */
+  frozenMs: number;
+}
+
 export async function createSnapshot(ctx: Context, name: string, snap?: string, timing?: SnapshotTiming): Promise<string> {
   return ctx.withInstanceLock(name, async () => {
     const state = await instanceState(ctx, loadConfig(ctx.paths, name));
@@ -100,6 +104,34 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     }
     return sname;
   });
+}
+
+const freezeMarker = (ctx: Context, name: string) => freezeMarkerFile(ctx.paths, name);
+
+
+/**
+ * Runs fn with the running container frozen, and thaws it whatever happens. A marker in its run dir
+ * lets the next operation that takes the container's lock thaw it if this process is killed
+ * meanwhile (Context.withInstanceLock).
+ */
+export async function withFrozen<T>(ctx: Context, name: string, fn: () => Promise<T>, timing?: SnapshotTiming): Promise<T> {
+  const cg = await ctx.cgroups();
+  const t0 = Date.now();
+  const marker = freezeMarker(ctx, name);
+  fs.writeFileSync(marker, String(process.pid));
+  try {
+    await cg.freeze(name);
+  } catch (err) {
+    fs.rmSync(marker, { force: true });
+    throw err;
+  }
+  try {
+    return await fn();
+  } finally {
+    await cg.thaw(name);
+    fs.rmSync(marker, { force: true });
+    if (timing) timing.frozenMs = Date.now() - t0;
+  }
 }
 
 /** Temp dirs of snapshots whose process died (and, on btrfs, their data). */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../common.js';
+import { context, exitAfterCommand, withFormat } from '../common.js';
 import { renderRows, type Format } from '../ui/format.js';
 
 /**
@@ -48,7 +48,7 @@ const serve: CommandModule = {
     });
     info('gateway stopped');
     // What is still open (a client that does not close its side) must not keep the process up.
-    setTimeout(() => process.exit(0), 2000).unref();
+    exitAfterCommand(2000);
   },
 };
 

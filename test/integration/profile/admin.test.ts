@@ -71,6 +71,7 @@ if (requireRoot(test)) {
     t.true(host.cpu.count >= 1);
     t.true(host.memory.totalBytes > 0);
     t.regex(host.features.cgroup.version, /^v[12]$/);
+    t.truthy(host.storage.find((s: { name: string; driver?: string; path: string }) => s.name === 'p0' && s.driver === 'dir' && s.path === `${env.paths.stateDir}/storage-pools/p0`), JSON.stringify(host.storage));
     t.is(typeof host.features.lxcfs.running, 'boolean');
     t.regex(env.ok(t, ['info', '--host']), /cgroups: v[12]/);
     env.ok(t, ['delete', '--force', 'as-high', 'as-low', 'as-off']);

@@ -79,17 +79,33 @@ if (requireRoot(test)) {
     t.regex(env.cli(['snapshot', 'delete', 'src', 's1']).stderr, /not found/);
     env.ok(t, ['snapshot', 'create', 'src', 's1']);
     t.deepEqual(fs.readdirSync(snaps), ['s1'], 'the dead snapshot\'s temp dir was swept');
-    // A running container: a snapshot killed while it is frozen is thawed by the next look.
+    // A running container: a snapshot killed while it is frozen stays frozen for the reads (list,
+    // info show it as it is, and why), and is thawed when the next operation takes its lock.
     env.ok(t, ['start', 'src']);
     // Kill inside the frozen window: once the freeze marker is written and the copy has begun.
     const marker = `${env.paths.runDir}/containers/src/snapshot-freeze.pid`;
     const copying = partial(snaps, '.tmp-s2-');
     t.true(await killMidway(['snapshot', 'create', 'src', 's2'], () => fs.existsSync(marker) && copying()));
     t.true(fs.existsSync(marker), 'killed while the container was frozen');
-    const st = JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'src');
-    t.is(st.status, 'Running');
+    const status = () => JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'src');
+    const st = status();
+    t.is(st.status, 'Frozen');
+    t.regex(st.reason, /a snapshot or copy was killed while it held it frozen; "tslxc resume src" thaws it/);
+    t.regex(env.ok(t, ['info', 'src']), /FROZEN \(a snapshot or copy was killed/);
+    t.true(fs.existsSync(marker), 'a read changes nothing');
+    t.regex(env.cli(['exec', 'src', '--', 'true']).stderr, /is paused.*tslxc resume src/);
+    env.ok(t, ['resume', 'src']);
+    t.is(status().status, 'Running');
+    t.is(status().reason, undefined);
     t.false(fs.existsSync(marker));
     env.ok(t, ['exec', 'src', '--', 'sh', '-c', 'echo after > /root/state']);
+    // Any locked operation does it, here a snapshot: it takes the lock, thaws, and snapshots the
+    // container as running (frozen for its copy only).
+    t.true(await killMidway(['snapshot', 'create', 'src', 's3'], () => fs.existsSync(marker) && partial(snaps, '.tmp-s3-')()));
+    t.is(status().status, 'Frozen');
+    t.regex(env.ok(t, ['snapshot', 'create', 'src', 's4']), /frozen for \d+ ms/);
+    t.is(status().status, 'Running');
+    t.false(fs.existsSync(marker));
     env.ok(t, ['stop', 'src']);
     t.true(await killMidway(['snapshot', 'restore', 'src', 's1'], partial(`${ctDir}/src`, '.rootfs-new')));
     env.ok(t, ['start', 'src']);

@@ -67,7 +67,7 @@ test('volume names', (t) => {
 });
 
 test('withFrozen thaws whatever happens, and leaves no marker', async (t) => {
-  const { withFrozen } = await import('../../../lib/storage/freeze.js');
+  const { withFrozen } = await import('../../../lib/storage/snapshot.js');
   const root = tmp();
   const paths: Paths = { stateDir: root, runDir: root, cacheDir: root, cgroupPrefix: 'x' };
   fs.mkdirSync(path.join(root, 'containers/c1'), { recursive: true });

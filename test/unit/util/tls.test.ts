@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { TslxcError } from '../../../lib/errors.js';
+import { needTls, NeedsTlsError } from '../../../lib/util/tls.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../../..');
@@ -30,18 +32,85 @@ test('bin/tslxc starts every command but image, remote, registry and lab without
   t.is(run('launch', { NODE_EXTRA_CA_CERTS: undefined }), 'unset|unset|launch', 'nothing is made up where none were set');
 });
 
-test('needTls runs the command again with the certificates and passes its exit code through', (t) => {
+test('needTls throws NeedsTlsError, and only where the certificates were kept aside', (t) => {
+  const saved = process.env.TSLXC_NODE_EXTRA_CA_CERTS;
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  t.teardown(() => {
+    for (const [k, v] of [['TSLXC_NODE_EXTRA_CA_CERTS', saved], ['NODE_EXTRA_CA_CERTS', extra]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  process.env.TSLXC_NODE_EXTRA_CA_CERTS = CERTS;
+  delete process.env.NODE_EXTRA_CA_CERTS;
+  const err = t.throws(() => needTls(), { instanceOf: NeedsTlsError });
+  t.true(err instanceof TslxcError, 'a TslxcError: a caller that does not handle it prints one line');
+  process.env.NODE_EXTRA_CA_CERTS = CERTS;
+  t.notThrows(() => needTls(), 'this process has them');
+  delete process.env.NODE_EXTRA_CA_CERTS;
+  process.env.TSLXC_NODE_EXTRA_CA_CERTS = '';
+  t.notThrows(() => needTls(), 'none were kept aside');
+});
+
+test('runAgainWithCertificates runs the command again with the certificates and passes its exit code through', (t) => {
   const dir = tmpDir(t);
   const script = path.join(dir, 'cmd.mjs');
-  const tls = path.join(repo, 'dist', 'lib', 'util', 'tls.js');
-  fs.writeFileSync(script, `import { needTls } from ${JSON.stringify(tls)};\nconsole.log('before', process.env.NODE_EXTRA_CA_CERTS ?? 'unset');\nneedTls();\nconsole.log('after', process.env.NODE_EXTRA_CA_CERTS ?? 'unset', process.argv.slice(2).join(' '));\nprocess.exit(7);\n`);
+  const lib = path.join(repo, 'dist', 'lib');
+  // What the CLI's entry does (lib/cli/fast.ts, lib/cli/index.ts), around a command that exits 7.
+  fs.writeFileSync(
+    script,
+    `import { needTls, NeedsTlsError } from ${JSON.stringify(path.join(lib, 'util', 'tls.js'))};
+import { runAgainWithCertificates } from ${JSON.stringify(path.join(lib, 'cli', 'rerun.js'))};
+console.log('before', process.env.NODE_EXTRA_CA_CERTS ?? 'unset');
+try {
+  needTls();
+  console.log('after', process.env.NODE_EXTRA_CA_CERTS ?? 'unset', process.env.TSLXC_NODE_EXTRA_CA_CERTS ?? 'unset', process.argv.slice(2).join(' '));
+  process.exitCode = 7;
+} catch (err) {
+  if (!(err instanceof NeedsTlsError)) throw err;
+  process.exitCode = runAgainWithCertificates();
+}
+`,
+  );
   const env: NodeJS.ProcessEnv = { ...process.env, TSLXC_NODE_EXTRA_CA_CERTS: CERTS };
   delete env.NODE_EXTRA_CA_CERTS;
   const r = spawnSync(process.execPath, [script, 'a', 'b c'], { encoding: 'utf8', env });
   t.is(r.status, 7);
   // The first run stops at needTls; the second, with the certificates, goes on.
-  t.deepEqual(r.stdout.trim().split('\n'), ['before unset', `before ${CERTS}`, `after ${CERTS} a b c`]);
+  t.deepEqual(r.stdout.trim().split('\n'), ['before unset', `before ${CERTS}`, `after ${CERTS} unset a b c`]);
 
   const plain = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...env, TSLXC_NODE_EXTRA_CA_CERTS: '' } });
   t.deepEqual(plain.stdout.trim().split('\n'), ['before unset', 'after unset'], 'without saved certificates it does nothing');
+  t.is(plain.status, 7);
+});
+
+// The real entry, both of its paths: a create from a remote runs once without the certificates,
+// stops at needTls before making anything, and runs again with them; the exit code and the one
+// line of error are the second run's. A stand-in `node` in PATH adds a preload that notes each run.
+test('bin/tslxc: a create that has to download runs again with the certificates, on the fast and the full CLI', (t) => {
+  const dir = tmpDir(t);
+  const log = path.join(dir, 'runs.log');
+  fs.writeFileSync(path.join(dir, 'note.mjs'), `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(log)}, (process.env.NODE_EXTRA_CA_CERTS ?? 'unset') + '\\n');\n`);
+  fs.writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(path.join(dir, 'note.mjs'))} "$@"\n`, { mode: 0o755 });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${dir}:${process.env.PATH}`,
+    NODE_EXTRA_CA_CERTS: CERTS,
+    TSLXC_DIR: path.join(dir, 'state'),
+    TSLXC_RUN_DIR: path.join(dir, 'run'),
+    TSLXC_CGROUP_PREFIX: `tslxc-unit-tls-${path.basename(dir).slice(-6).toLowerCase()}`,
+  };
+  delete env.TSLXC_NODE_EXTRA_CA_CERTS;
+  const tslxc = (...args: string[]) => spawnSync(path.join(repo, 'bin', 'tslxc'), args, { encoding: 'utf8', env });
+  // Nothing listens on the discard port of loopback: the second run fails to connect, as it should.
+  t.is(tslxc('remote', 'add', 'dead', 'http://127.0.0.1:9').status, 0);
+  for (const extra of [[], ['--debug']]) {
+    fs.rmSync(log, { force: true });
+    const r = tslxc('create', 'dead:bb', 'c1', ...extra);
+    t.is(r.status, 1, r.stderr);
+    t.deepEqual(fs.readFileSync(log, 'utf8').trim().split('\n'), ['unset', CERTS], `${extra.join(' ')}: once without, once with`);
+    t.is(r.stderr.split('\n').filter((l) => l.startsWith('Error: ')).length, 1, r.stderr);
+    t.regex(r.stderr, /Cannot reach remote "dead"/);
+    t.false(fs.existsSync(path.join(dir, 'state', 'containers', 'c1')), 'nothing was made');
+  }
 });
