@@ -4,8 +4,7 @@ import { STOP_OPTIONS } from './options/stop.js';
 import { SSH_OPTIONS } from './options/ssh.js';
 import { CREATE_OPTIONS } from './options/create.js';
 import { errorText } from '../errors.js';
-import { NeedsTlsError } from '../util/tls.js';
-import { runAgainWithCertificates } from './rerun.js';
+import { rerunIfNeedsTls } from './rerun.js';
 import { leanArgs, parseArgsOptions, type LeanCommand } from './lean.js';
 
 /**
@@ -158,15 +157,9 @@ async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {
  * What the full CLI prints for a failure: one line, and the error's exit code. A command that has
  * to connect without the certificates runs again with them instead (lib/util/tls.ts).
  */
-function reportError(err: unknown): void {
-  if (err instanceof NeedsTlsError) {
-    try {
-      process.exitCode = runAgainWithCertificates();
-      return;
-    } catch (rerunErr) {
-      err = rerunErr;
-    }
-  }
+function reportError(failure: unknown): void {
+  const err = rerunIfNeedsTls(failure);
+  if (err === undefined) return;
   process.stderr.write(`Error: ${errorText(err)}\n`);
   process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
 }

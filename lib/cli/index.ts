@@ -1,7 +1,6 @@
 import yargs, { type Argv } from 'yargs';
 import { TslxcError, errorText } from '../errors.js';
-import { NeedsTlsError } from '../util/tls.js';
-import { runAgainWithCertificates } from './rerun.js';
+import { rerunIfNeedsTls } from './rerun.js';
 import { exitGraceMs } from './common.js';
 import create from './commands/create.js';
 import launch from './commands/launch.js';
@@ -107,15 +106,9 @@ export async function main(args: string[]): Promise<void> {
     await createCli(args).parseAsync();
     const grace = exitGraceMs();
     if (grace !== undefined) setTimeout(() => process.exit(), grace).unref();
-  } catch (err) {
-    if (err instanceof NeedsTlsError) {
-      try {
-        process.exitCode = runAgainWithCertificates();
-        return;
-      } catch (rerunErr) {
-        err = rerunErr;
-      }
-    }
+  } catch (failure) {
+    const err = rerunIfNeedsTls(failure);
+    if (err === undefined) return;
     if (err instanceof UsageError) {
       process.stderr.write(`Error: ${err.message} (see "tslxc ${args[0] && !args[0].startsWith('-') ? `${args[0]} ` : ''}--help")\n`);
       process.exitCode = 2;
