@@ -1,7 +1,7 @@
 /* The exec server ("zygote"): one process per running container, forked by the monitor at each
  * boot, that sits in the container's cgroups and namespaces and forks the commands of attach. A
  * command forked there is born in the container's cgroups: no cgroup migration (whose first one
- * waits for an RCU grace period, ~6 ms) on the exec path. See README.md, "The exec server". */
+ * waits for an RCU grace period) on the exec path. See README.md, "The exec server". */
 #include "exec.h"
 
 #include <fcntl.h>

@@ -122,8 +122,8 @@ export class StartRecorder {
    * Run fn (the start) with node's sync reads noted. A read is this start's only while no other
    * start runs in the process: with two at once (lab up starts several in parallel) a read cannot
    * be told apart, so neither writes a plan (their next start from the CLI will). Telling them
-   * apart took an AsyncLocalStorage, whose promise hooks cost every start here ~30 ms of the
-   * launch command, for plans that lab up itself never replays.
+   * apart took an AsyncLocalStorage, whose promise hooks slow every start (and so every launch
+   * command) noticeably, for plans that lab up itself never replays.
    */
   async watch<T>(fn: () => Promise<T>): Promise<T> {
     installReadHooks();
