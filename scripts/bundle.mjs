@@ -5,7 +5,7 @@
 //                  create, launch and the lean commands;
 //   dist/lib/full  the yargs CLI (lib/cli/index.ts), for everything else.
 // Why bundle: node resolves, reads and compiles one file per chunk instead of ~150 ES modules,
-// a clear saving on every command (the figures are in the commit). Why two bundles and not one
+// a clear saving in every command's start-up. Why two bundles and not one
 // with shared chunks: sharing moved yargs-side code into chunks the fast path loads (a slower
 // create). ssh2 stays external (an optional native addon). The banner gives the CommonJS
 // dependencies (systeminformation, yaml, inquirer's editor) the `require` an ES module lacks:

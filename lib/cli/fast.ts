@@ -129,7 +129,7 @@ async function fastSsh(args: string[]): Promise<boolean> {
 }
 
 /**
- * `create|launch IMAGE NAME [options]`: without loading yargs and its help, a launch's hot path.
+ * `create|launch IMAGE NAME [options]` without yargs and its help, for a plain launch.
  * Exactly the two positionals and the options of the shared table, or the full CLI decides.
  */
 async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {
