@@ -361,7 +361,8 @@ int main_cli(int argc, char **argv);
 /* ---- the rules shared with lib/ (layout.c; the data is build/gen-layout.h) ---- */
 
 bool valid_instance_name(const char *s);
-/* TSLXC_DIR and TSLXC_RUN_DIR (or their defaults) as lib/ resolves them; NULL when only node can. */
+/* TSLXC_DIR and TSLXC_RUN_DIR (or their defaults) as lib/ resolves them; NULL when only node can
+ * (a relative one). */
 const char *state_root(void);
 const char *run_root(void);
 /* A container's paths; false (buf unset) when the name or a root is not usable here. */

@@ -27,35 +27,52 @@ bool valid_instance_name(const char *s)
   return !only;
 }
 
-/* A root (TSLXC_DIR, TSLXC_RUN_DIR) as lib/state/paths.ts resolves it, or NULL when this side
- * would have to resolve it (relative, ".", "..", "//", a trailing "/"): the caller then hands the
- * command to node, which does. So where both answer, the answer is the same path. */
-static const char *root_dir(const char *var, const char *dflt)
+/* A root (TSLXC_DIR, TSLXC_RUN_DIR) as lib/state/paths.ts resolves it: the variable, else the
+ * default; an absolute one normalised as path.resolve does ("//" and "." parts dropped, ".." taking
+ * the part before it away, no trailing "/"), into buf. A relative one is NULL: it depends on a
+ * working directory, which only node should judge, so the caller hands the command to node. */
+static const char *root_dir(const char *var, const char *dflt, char buf[PATH_MAX])
 {
   const char *v = getenv(var);
   if (!v || !*v)
-    return dflt;
-  if (v[0] != '/' || strcmp(v, "/") == 0 || v[strlen(v) - 1] == '/')
+    v = dflt;
+  if (v[0] != '/')
     return NULL;
-  for (const char *p = v; *p; p++) {
-    if (p[0] != '/')
-      continue;
-    const char *part = p + 1;
-    size_t len = strcspn(part, "/");
-    if (len == 0 || (len == 1 && part[0] == '.') || (len == 2 && part[0] == '.' && part[1] == '.'))
-      return NULL;
+  size_t n = 0;
+  buf[0] = '\0';
+  for (const char *p = v; *p;) {
+    while (*p == '/')
+      p++;
+    size_t len = strcspn(p, "/");
+    if (len == 0 || (len == 1 && p[0] == '.')) {
+      /* nothing to add */
+    } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+      char *slash = strrchr(buf, '/');
+      n = slash ? (size_t)(slash - buf) : 0;
+      buf[n] = '\0';
+    } else {
+      if (n + 1 + len >= PATH_MAX)
+        return NULL;
+      buf[n++] = '/';
+      memcpy(buf + n, p, len);
+      n += len;
+      buf[n] = '\0';
+    }
+    p += len;
   }
-  return v;
+  return n == 0 ? "/" : buf;
 }
 
 const char *state_root(void)
 {
-  return root_dir(LAYOUT_ROOTS_STATE_ENV, LAYOUT_ROOTS_STATE_DEFAULT);
+  static char buf[PATH_MAX];
+  return root_dir(LAYOUT_ROOTS_STATE_ENV, LAYOUT_ROOTS_STATE_DEFAULT, buf);
 }
 
 const char *run_root(void)
 {
-  return root_dir(LAYOUT_ROOTS_RUN_ENV, LAYOUT_ROOTS_RUN_DEFAULT);
+  static char buf[PATH_MAX];
+  return root_dir(LAYOUT_ROOTS_RUN_ENV, LAYOUT_ROOTS_RUN_DEFAULT, buf);
 }
 
 /* ROOT/SUB/NAME[/FILE] into buf; false (nothing built) when a root or the name is not one both
@@ -64,6 +81,8 @@ static bool build_path(char buf[PATH_MAX], const char *root, const char *sub, co
 {
   if (!root || !valid_instance_name(name))
     return false;
+  if (strcmp(root, "/") == 0)
+    root = ""; /* path.join("/", "containers") is "/containers" */
   int n = file ? snprintf(buf, PATH_MAX, "%s/%s/%s/%s", root, sub, name, file) : snprintf(buf, PATH_MAX, "%s/%s/%s", root, sub, name);
   return n > 0 && n < PATH_MAX;
 }
