@@ -44,7 +44,7 @@ export function containerRunDir(p: Paths, name: string): string {
 
 /** The files of a container's run dir, by role (native/README.md says who writes each). */
 export const RUN_FILES = layout.instanceRun;
-export type RunFile = Exclude<keyof typeof RUN_FILES, '$comment'>;
+export type RunFile = keyof typeof RUN_FILES;
 export const containerRunFile = (p: Paths, name: string, file: RunFile) => path.join(containerRunDir(p, name), RUN_FILES[file]);
 /** The pid of a snapshot or copy holding the container frozen (storage/snapshot.ts withFrozen). */
 export const freezeMarkerFile = (p: Paths, name: string) => containerRunFile(p, name, 'freezeMarker');

@@ -211,3 +211,16 @@ test('the helper and liveness agree on whether init is alive', async (t) => {
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('the helper was built from the layout.json lib/ reads', (t) => {
+  // A helper built before an edit of layout.json would follow the old rules: rebuild it.
+  const root = path.resolve(path.dirname(helperPath()), '../..');
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-gen-layout-'));
+  try {
+    const gen = spawnSync(process.execPath, [path.join(root, 'scripts/gen-native-layout.mjs'), path.join(root, 'lib/state/layout.json'), path.join(out, 'gen-layout.h')], { encoding: 'utf8' });
+    t.is(gen.status, 0, gen.stderr);
+    t.is(fs.readFileSync(path.join(root, 'native/build/gen-layout.h'), 'utf8'), fs.readFileSync(path.join(out, 'gen-layout.h'), 'utf8'), 'native/build/gen-layout.h is stale: run "npm run build:native"');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
