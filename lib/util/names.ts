@@ -7,6 +7,11 @@ import layout from '../state/layout.json' with { type: 'json' };
  * The rule is data in layout.json, which the helper's C check (native/layout.c) reads too.
  */
 const NAME = layout.name;
+const inClass = (chars: string) => `[${chars.replace(/[\]\\^-]/g, '\\$&')}]`;
+const EDGE_CHARS = [...NAME.chars].filter((c) => !NAME.notAtEdges.includes(c)).join('');
+/** The rule's data as regular expressions, built once: a check runs for every path built from a name. */
+const LABEL = new RegExp(`^${inClass(EDGE_CHARS)}(?:${inClass(NAME.chars)}{0,${NAME.maxLength - 2}}${inClass(EDGE_CHARS)})?$`);
+const ONLY = new RegExp(`^${inClass(NAME.notOnly)}+$`);
 
 /** Whether NAME is a valid container name (validateInstanceName says why not). */
 export function isInstanceName(name: unknown): name is string {
@@ -16,9 +21,8 @@ export function isInstanceName(name: unknown): name is string {
 function nameProblem(name: string): 'empty' | 'length' | 'chars' | 'only' | undefined {
   if (name.length === 0) return 'empty';
   if (name.length > NAME.maxLength) return 'length';
-  for (const c of name) if (!NAME.chars.includes(c)) return 'chars';
-  if (NAME.notAtEdges.includes(name[0]) || NAME.notAtEdges.includes(name[name.length - 1])) return 'chars';
-  if ([...name].every((c) => NAME.notOnly.includes(c))) return 'only';
+  if (!LABEL.test(name)) return 'chars';
+  if (ONLY.test(name)) return 'only';
   return undefined;
 }
 
