@@ -171,8 +171,9 @@ test('the helper and liveness agree on whether init is alive', async (t) => {
   const runDir = path.join(root, 'run');
   const paths = { ...defaultPaths({ TSLXC_DIR: path.join(root, 'state'), TSLXC_RUN_DIR: runDir }) };
   const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
-  const z = await zombie();
+  let z: Awaited<ReturnType<typeof zombie>> | undefined;
   try {
+    z = await zombie();
     const self = processStartTime(process.pid)!;
     const exited = spawnSync('true').pid!;
     const fixtures: [string, string | undefined, boolean][] = [
@@ -207,7 +208,7 @@ test('the helper and liveness agree on whether init is alive', async (t) => {
     }
   } finally {
     sleeper.kill('SIGKILL');
-    z.parent.kill('SIGKILL');
+    z?.parent.kill('SIGKILL');
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
