@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CgroupSys } from '../cgroup/sys.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
-import { containerDir, type Paths } from '../state/paths.js';
+import { containerDir, startPlansDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from './helper.js';
 import { lxcfsDir } from '../host/features.js';
@@ -55,7 +55,7 @@ export const PLAN_MAGIC = 'tslxc-start-plan-1';
 /** Variables that change what a start does. */
 const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_DIR', 'TSLXC_HELPER'];
 
-export const startPlanFile = (p: Paths, name: string) => path.join(p.runDir, 'plans', validateInstanceName(name));
+export const startPlanFile = (p: Paths, name: string) => path.join(startPlansDir(p), validateInstanceName(name));
 export const lastUsedFile = (p: Paths, name: string) => path.join(containerDir(p, name), 'last-used');
 
 export function dropStartPlan(p: Paths, name: string): void {
