@@ -39,6 +39,8 @@ export interface UnixNode {
 }
 
 const kind = (dev: Device) => (dev.type === 'unix-block' ? 'block' : 'character');
+/** The device type a resolved node came from, for messages. */
+const kindName = (n: UnixNode) => (n.type === 'c' ? 'unix-char' : 'unix-block');
 
 function bad(name: string, dev: Device, key: string, why: string, fix?: string): TslxcError {
   return new TslxcError(`Invalid ${dev.type} device "${name}", key "${key}"`, why, fix);
@@ -142,7 +144,7 @@ export function planUnixDevices(devices: Named[]): Record<string, UnixNode> {
 
 /** The device cgroup rules of granted nodes (one per distinct device). */
 export function unixDeviceRules(nodes: Record<string, UnixNode>): DeviceRule[] {
-  return Object.entries(nodes).map(([name, n]) => grantRule(n.type, n.major, n.minor, `${n.type === 'c' ? 'unix-char' : 'unix-block'} device "${name}"`));
+  return Object.entries(nodes).map(([name, n]) => grantRule(n.type, n.major, n.minor, `${kindName(n)} device "${name}"`));
 }
 
 /**
@@ -178,8 +180,6 @@ export function readAppliedNodes(p: Paths, name: string): Record<string, UnixNod
     return {};
   }
 }
-
-const kindName = (n: UnixNode) => (n.type === 'c' ? 'unix-char' : 'unix-block');
 
 async function unixdev(instance: string, args: string[], what: string): Promise<void> {
   const r = await runHelper(['unixdev', ...args]);
