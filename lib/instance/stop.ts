@@ -5,7 +5,7 @@ import { signalNumber } from '../util/signals.js';
 import { loadConfig } from './config.js';
 import type { Context } from './context.js';
 import { clearRuntime, liveness, type RuntimeFiles } from './runtime.js';
-import { DEVICE_MODULES, handlersOf } from '../device/registry.js';
+import { devicesStopping, releaseDevices } from '../device/cleanup.js';
 
 export interface StopOptions {
   force?: boolean;
@@ -40,7 +40,7 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
 
   const gone = () => !isAlive(live.files.monitor) && !isAlive(live.files.init);
   // cleanupDead below releases what the devices hold (the network): the monitor's hook need not.
-  if (live.monitorAlive) for (const h of handlersOf(DEVICE_MODULES).keys()) h.stopping?.(ctx, name, live.files.monitor!.pid);
+  if (live.monitorAlive) devicesStopping(ctx, name, live.files.monitor!.pid);
   const timeoutMs = (opts.timeout ?? 30) * 1000;
   if (!opts.force && live.initAlive) {
     signal(live.files.init!.pid, signalNumber(cfg.stop_signal));
@@ -67,7 +67,7 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
 export async function cleanupDead(ctx: Context, name: string, files: RuntimeFiles): Promise<void> {
   const cg = await ctx.cgroups();
   await cg.remove(name);
-  for (const h of handlersOf(DEVICE_MODULES).keys()) await h.stop?.(ctx, name);
+  await releaseDevices(ctx, name);
   clearRuntime(files);
 }
 

@@ -3,6 +3,8 @@ import { TslxcError } from '../../../lib/errors.js';
 import { checkDeviceTargets, DEVICE_MODULES, deviceTypeNames, deviceTypeOf, devicesByModule, startDevices, validateDevice } from '../../../lib/device/registry.js';
 import type { DeviceHandler, DeviceType, LiveInstance, StartInstance } from '../../../lib/device/types.js';
 import { applyDeviceChange } from '../../../lib/instance/hotplug.js';
+import { CLEANUP_HANDLERS } from '../../../lib/device/cleanup.js';
+import { handlersOf } from '../../../lib/device/registry.js';
 import { Context } from '../../../lib/instance/context.js';
 import type { InstanceConfig } from '../../../lib/instance/config.js';
 
@@ -132,4 +134,10 @@ test('start: every handler is asked, with its devices or none, in the registry o
   t.is(none.unreplayable, undefined);
   t.deepEqual((await none.prepare(undefined as never)).helperArgs, ['--a', '', '--b', '']);
   t.deepEqual(Object.keys(devicesByModule({}, modules)), ['a', 'b']);
+});
+
+test('every handler with a stop hook is in the list a stop loads (cleanup.ts), and only those', (t) => {
+  const withStop = [...handlersOf().keys()].filter((h) => h.stop || h.stopping);
+  t.deepEqual(withStop.map((h) => h.name).sort(), CLEANUP_HANDLERS.map((h) => h.name).sort());
+  t.true(CLEANUP_HANDLERS.every((h) => withStop.includes(h)));
 });
