@@ -1,8 +1,9 @@
-/* tslxc-helper cli JS ARGS...: how bin/tslxc runs the two commands people wait on most.
+/* tslxc-helper cli JS ARGS...: how bin/tslxc runs the commands people wait on most.
  *
  *   tslxc start NAME          replays the container's start plan (plan.c)
  *   tslxc exec NAME [-t|-T] [--env K=V]... [--cwd DIR] [--user U] [--] CMD...
  *                             hands the command to the container's exec server (attach.c)
+ *   tslxc stop NAME           signals init and waits for the monitor to end (clistop.c)
  *
  * Node's own start-up costs more than either of them does. So bin/tslxc comes here first, and
  * this mode does the command when it can do it exactly as the TypeScript CLI would; anything
@@ -115,7 +116,7 @@ static bool parse_exec(int argc, char **argv, struct exec_args *a)
 }
 
 /* The lines of a run dir file; NULL if absent or damaged. */
-static char **read_list(const char *path, size_t *n)
+char **read_list(const char *path, size_t *n)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -143,7 +144,7 @@ static char **read_list(const char *path, size_t *n)
 }
 
 /* exec.check: "FILE\nLINE\n": the container is thawed while FILE holds LINE (one of its lines). */
-static bool thawed(const char *check_path)
+bool thawed(const char *check_path)
 {
   char check[PATH_MAX + 64];
   if (read_small_file_at(AT_FDCWD, check_path, check, sizeof check) <= 0)
@@ -238,6 +239,21 @@ int main_cli(int argc, char **argv)
     const char *verb = argv[2];
     if (strcmp(verb, "start") == 0 && argc == 4 && cli_start(argv[3]) == 0)
       return 0;
+    if (strcmp(verb, "stop") == 0 && argc == 4) {
+      die_hook = die_to_node;
+      enum stop_result r = cli_stop(argv[3]);
+      if (r == STOP_DONE)
+        return 0;
+      if (r == STOP_TIMED_OUT) { /* as node's stop after its timeout: kill, then clean up */
+        static char *force[4];
+        force[0] = cli_argv[0];
+        force[1] = "stop";
+        force[2] = "--force";
+        force[3] = argv[3];
+        cli_argv = force;
+        cli_argc = 4;
+      }
+    }
     if (strcmp(verb, "exec") == 0) {
       int code = cli_exec(argc - 3, argv + 3);
       if (code >= 0)

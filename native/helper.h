@@ -357,6 +357,13 @@ struct live_device_args {
 };
 void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv, struct live_device_args *a);
 int main_cli(int argc, char **argv);
+/* The lines of a run dir file (cli.c); NULL if absent or damaged. */
+char **read_list(const char *path, size_t *n);
+/* An exec.check file ("FILE\nLINE\n") says the container is thawed (cli.c). */
+bool thawed(const char *check_path);
+/* `tslxc stop NAME` without node (clistop.c). */
+enum stop_result { STOP_DONE, STOP_ASK_NODE, STOP_TIMED_OUT };
+enum stop_result cli_stop(const char *name);
 
 /* ---- the rules shared with lib/ (layout.c; the data is build/gen-layout.h) ---- */
 

@@ -49,9 +49,11 @@ export function liveness(p: Paths, name: string): Liveness {
   return { files, monitorAlive, initAlive, leftovers: !monitorAlive && !initAlive && (!!files.monitor || !!files.init) };
 }
 
-/** Remove the pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
+/** The pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
+export const CLEARED_RUN_FILES = [RUN_FILES.monitorPid, RUN_FILES.initPid, RUN_FILES.consoleSocket, 'devices.json', 'disks', 'nodes', 'nodes.json'];
+
 export function clearRuntime(files: RuntimeFiles): void {
-  for (const f of [RUN_FILES.monitorPid, RUN_FILES.initPid, RUN_FILES.consoleSocket, 'devices.json', 'disks', 'nodes', 'nodes.json']) fs.rmSync(path.join(files.dir, f), { force: true });
+  for (const f of CLEARED_RUN_FILES) fs.rmSync(path.join(files.dir, f), { force: true });
 }
 
 /** Fail with the usual line when there is no such container (without parsing its config). */

@@ -13,7 +13,7 @@ import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
 import { clearRuntime, consoleTail, liveness } from './runtime.js';
-import { cleanupDead } from './stop.js';
+import { cleanupDead, STOP_ARGS_FILE, writeStopArgs } from './stop.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
 import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
@@ -51,7 +51,7 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
 }
 
 /** The run dir files a start writes for later commands (a plan writes them again). */
-const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE];
+const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE, STOP_ARGS_FILE];
 
 async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
   const cfg = loadConfig(ctx.paths, name);
@@ -117,6 +117,8 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
       saveConfig(ctx.paths, cfg);
       revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
     }
+    // After the config's last write: the file names the config as this start left it.
+    writeStopArgs(ctx.paths, cfg);
     const consoleFrom = fileSize(path.join(runDir, RUN_FILES.consoleLog));
     const out = await runHelper(args);
     forwardWarnings(out.stderr);

@@ -1,16 +1,51 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { TslxcError } from '../errors.js';
+import { containerConfigFile, containerRunDir, freezeMarkerFile, RUN_FILES, type Paths } from '../state/paths.js';
 import { sleep } from '../util/fs.js';
 import { isAlive } from '../util/proc.js';
 import { signalNumber } from '../util/signals.js';
-import { loadConfig } from './config.js';
-import type { Context } from './context.js';
-import { clearRuntime, liveness, type RuntimeFiles } from './runtime.js';
+import { loadConfig, type InstanceConfig } from './config.js';
+import { instanceLockFile, type Context } from './context.js';
+import { clearRuntime, CLEARED_RUN_FILES, liveness, type RuntimeFiles } from './runtime.js';
 import { devicesStopping, releaseDevices } from '../device/cleanup.js';
 
 export interface StopOptions {
   force?: boolean;
   /** seconds to wait for a clean shutdown before killing everything (default 30) */
   timeout?: number;
+}
+
+const DEFAULT_TIMEOUT_S = 30;
+
+/**
+ * What `tslxc stop NAME` needs to stop this boot without node (native/clistop.c), one item a
+ * line: the stop signal's number, the timeout in ms, the container's lock, its config and that
+ * config's "INODE MTIME_NS" (a config written since, by any means, sends the stop to node), the
+ * freeze marker (a recovery is node's work), then the run files a stop clears. Node's start-up
+ * would otherwise delay the signal, and with it the whole guest shutdown. What the devices hold is
+ * then released by the monitor's post-stop hook, as after a poweroff inside (the network's, today
+ * the one handler with a stop hook): a handler whose stop no hook does must keep this file away.
+ */
+export const STOP_ARGS_FILE = RUN_FILES.stopArgs;
+
+export function writeStopArgs(p: Paths, cfg: InstanceConfig): void {
+  const config = containerConfigFile(p, cfg.name);
+  const st = fs.statSync(config, { bigint: true });
+  const dir = containerRunDir(p, cfg.name);
+  const lines = [
+    String(signalNumber(cfg.stop_signal)),
+    String(DEFAULT_TIMEOUT_S * 1000),
+    instanceLockFile(p, cfg.name),
+    config,
+    `${st.ino} ${st.mtimeNs}`,
+    freezeMarkerFile(p, cfg.name),
+    ...CLEARED_RUN_FILES.map((f) => path.join(dir, f)),
+  ];
+  const file = path.join(dir, STOP_ARGS_FILE);
+  // A path with a newline cannot be one line: such a container stops through node.
+  if (lines.some((l) => l.includes('\n'))) fs.rmSync(file, { force: true });
+  else fs.writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
 }
 
 export async function stopInstance(ctx: Context, name: string, opts: StopOptions = {}): Promise<void> {
@@ -41,7 +76,7 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
   const gone = () => !isAlive(live.files.monitor) && !isAlive(live.files.init);
   // cleanupDead below releases what the devices hold (the network): the monitor's hook need not.
   if (live.monitorAlive) devicesStopping(ctx, name, live.files.monitor!.pid);
-  const timeoutMs = (opts.timeout ?? 30) * 1000;
+  const timeoutMs = (opts.timeout ?? DEFAULT_TIMEOUT_S) * 1000;
   if (!opts.force && live.initAlive) {
     signal(live.files.init!.pid, signalNumber(cfg.stop_signal));
     await waitFor(gone, timeoutMs);
