@@ -69,8 +69,27 @@ static void sleep_ms(long ms)
     ;
 }
 
+/* SIGKILLs the processes still in the cgroup DIRFD: ones outside the container's pid namespace
+ * (an attach that entered its cgroups) do not end with init, and would keep the cgroup busy. */
+static void kill_cgroup_procs(int dirfd)
+{
+  autofd int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  char buf[4096];
+  ssize_t n = read_retry(fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    long pid = strtol(line, NULL, 10);
+    if (pid > 0 && pid != getpid())
+      kill((pid_t)pid, SIGKILL);
+  }
+}
+
 /* Removes DIR and its sub-cgroups, depth first. Tasks of a dead pid namespace may take a moment
- * to leave, so EBUSY is retried for up to about two seconds. */
+ * to leave, so EBUSY is retried for up to about two seconds, after a kill of what is left. */
 static void remove_cgroup_tree(const char *dir, int depth)
 {
   autofd int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -100,8 +119,11 @@ static void remove_cgroup_tree(const char *dir, int depth)
     }
   }
   int tries = 0;
-  while (rmdir(dir) < 0 && errno == EBUSY && tries++ < 200)
+  while (rmdir(dir) < 0 && errno == EBUSY && tries++ < 200) {
+    if (tries == 1)
+      kill_cgroup_procs(fd);
     sleep_ms(10);
+  }
   if (tries)
     debug("rmdir %s: %d retries", dir, tries);
 }

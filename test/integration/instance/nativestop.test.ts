@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
 import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
@@ -71,6 +71,23 @@ if (requireRoot(test)) {
     env.ok(t, ['start', 's1']);
     t.is(native(['stop', 's1']).code, 0);
     t.true(cgroupGone('s1'));
+  });
+
+  test.serial('a process that entered its cgroups from outside is killed, and the cgroups go', async (t) => {
+    const memory = `/sys/fs/cgroup/memory/${env.paths.cgroupPrefix}/s1`;
+    if (!fs.existsSync('/sys/fs/cgroup/memory/cgroup.procs')) return t.pass('a cgroup v1 memory hierarchy only');
+    env.ok(t, ['start', 's1']);
+    const outsider = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const ended = new Promise<NodeJS.Signals | null>((resolve) => outsider.on('exit', (_code, sig) => resolve(sig)));
+    try {
+      fs.writeFileSync(path.join(memory, 'cgroup.procs'), String(outsider.pid));
+      const r = native(['stop', 's1']);
+      t.is(r.code, 0, r.stderr);
+      t.is(await ended, 'SIGKILL');
+      t.true(cgroupGone('s1'), 'no cgroup left');
+    } finally {
+      outsider.kill('SIGKILL');
+    }
   });
 
   test.serial('a guest that does not stop in time is killed by node\'s --force', (t) => {
