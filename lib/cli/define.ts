@@ -25,6 +25,7 @@ export type ArgKind =
   | 'remote'
   | 'command'
   | 'path'
+  | 'container path'
   | 'user'
   | 'key=value'
   | 'text';
@@ -41,7 +42,7 @@ export interface OptionDef {
   choices?: readonly string[];
   /** what a string value names, for completion */
   kind?: ArgKind;
-  describe: string;
+  describe?: string;
 }
 
 export interface PositionalDef {
