@@ -28,7 +28,12 @@ export function yargsCommand(def: CommandDef | GroupDef): CommandModule {
       let out = y.parserConfiguration({ 'populate--': true, 'boolean-negation': negation, 'greedy-arrays': false });
       for (const s of slots(def)) {
         const p = def.positionals[s.name];
-        out = out.positional(s.name, { type: 'string', ...(p?.describe ? { describe: p.describe } : {}), ...(s.variadic ? { array: true } : {}), ...(s.required ? { demandOption: true } : {}) });
+        out = out.positional(s.name, {
+          type: 'string',
+          ...(p?.describe ? { describe: p.describe } : {}),
+          ...(s.variadic ? { array: true } : {}),
+          ...(s.required ? { demandOption: true } : {}),
+        });
       }
       for (const [key, o] of Object.entries(def.options ?? {})) {
         const alias = [...(o.short ? [o.short] : []), ...(o.aliases ?? [])];

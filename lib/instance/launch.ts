@@ -29,7 +29,8 @@ export async function launchInstance(ctx: Context, imageRef: string, name: strin
   } catch (err) {
     await revert.revert();
     const { InitEndedError } = await starting;
-    if (err instanceof InitEndedError) throw new TslxcError(`Cannot launch "${cfg.name}"`, err.why, 'it was removed again; launch it again once the cause is fixed');
+    if (err instanceof InitEndedError)
+      throw new TslxcError(`Cannot launch "${cfg.name}"`, err.why, 'it was removed again; launch it again once the cause is fixed');
     throw err;
   }
   return cfg;

@@ -3,7 +3,7 @@ import { defineCommand } from '../define.js';
 
 export default defineCommand({
   command: 'console <name>',
-  describe: 'Attach to a container\'s console (Ctrl-a q detaches)',
+  describe: "Attach to a container's console (Ctrl-a q detaches)",
   positionals: { name: { kind: 'running container' } },
   options: { 'show-log': { type: 'boolean', describe: 'print the console log instead of attaching' } },
   run: async (argv) => {

@@ -18,8 +18,11 @@ export default defineCommand({
   command: 'copy <source> <destination>',
   aliases: ['cp'],
   describe: 'Copy a container (a running one frozen for the copy; with its snapshots) or a snapshot (NAME/SNAP) to a new container',
-  positionals: { source: { kind: 'container', describe: 'the container, or NAME/SNAP' }, destination: { kind: 'new container', describe: 'the new container' } },
-  options: placementOptions('the pool of the copy (default: the source\'s)'),
+  positionals: {
+    source: { kind: 'container', describe: 'the container, or NAME/SNAP' },
+    destination: { kind: 'new container', describe: 'the new container' },
+  },
+  options: placementOptions("the pool of the copy (default: the source's)"),
   run: async (argv) => {
     const { copyInstance } = await import('../../storage/copy.js');
     const cfg = await copyInstance(context(), String(argv.source), String(argv.destination), placementArgs(argv));

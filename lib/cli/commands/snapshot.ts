@@ -5,7 +5,7 @@ import { FORMAT_OPTION, type Format } from '../options/format.js';
 export const snapshotCreate = defineCommand({
   command: 'create <name> [snapshot]',
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
-  positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'new snapshot', describe: 'the snapshot\'s name' } },
+  positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'new snapshot', describe: "the snapshot's name" } },
   run: async (argv) => {
     const { createSnapshot } = await import('../../storage/snapshot.js');
     const timing = { frozenMs: 0 };
@@ -16,19 +16,28 @@ export const snapshotCreate = defineCommand({
 export const snapshotList = defineCommand({
   command: 'list <name>',
   aliases: ['ls'],
-  describe: 'List a container\'s snapshots',
+  describe: "List a container's snapshots",
   positionals: { name: { kind: 'container' } },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
     const { listSnapshots } = await import('../../storage/snapshot.js');
     const { renderRows } = await import('../ui/format.js');
     const rows = listSnapshots(context(), String(argv.name));
-    console.log(renderRows(rows, [{ header: 'NAME', value: (s) => s.name }, { header: 'CREATED', value: (s) => s.created_at }], argv.format as Format));
+    console.log(
+      renderRows(
+        rows,
+        [
+          { header: 'NAME', value: (s) => s.name },
+          { header: 'CREATED', value: (s) => s.created_at },
+        ],
+        argv.format as Format,
+      ),
+    );
   },
 });
 export const snapshotRestore = defineCommand({
   command: 'restore <name> <snapshot>',
-  describe: 'Restore a stopped container\'s root and config from a snapshot',
+  describe: "Restore a stopped container's root and config from a snapshot",
   positionals: { name: { kind: 'stopped container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
     const { restoreSnapshot } = await import('../../storage/snapshot.js');
@@ -48,7 +57,11 @@ export const snapshotDelete = defineCommand({
 export const snapshotRename = defineCommand({
   command: 'rename <name> <snapshot> <newname>',
   describe: 'Rename a snapshot',
-  positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' }, newname: { kind: 'new snapshot', describe: 'its new name' } },
+  positionals: {
+    name: { kind: 'container', describe: 'the container' },
+    snapshot: { kind: 'snapshot', describe: 'the snapshot' },
+    newname: { kind: 'new snapshot', describe: 'its new name' },
+  },
   run: async (argv) => {
     const { renameSnapshot } = await import('../../storage/snapshot.js');
     await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));

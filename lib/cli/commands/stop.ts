@@ -4,7 +4,7 @@ import { STOP_OPTIONS } from '../options/stop.js';
 
 export default defineCommand({
   command: 'stop <names..>',
-  describe: 'Stop containers (the image\'s stop signal, then SIGKILL after --timeout)',
+  describe: "Stop containers (the image's stop signal, then SIGKILL after --timeout)",
   positionals: { names: { kind: 'running container' } },
   options: STOP_OPTIONS,
   run: async (argv) => {

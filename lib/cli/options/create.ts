@@ -6,8 +6,8 @@ export const CREATE_OPTIONS: Record<string, OptionDef> = {
   release: { type: 'string', kind: 'text', describe: 'release to build, for recipes that have several (debian: 11, 12, 13)' },
   mirror: { type: 'string', kind: 'text', describe: 'package mirror for debootstrap recipes' },
   env: { type: 'string', multiple: true, kind: 'key=value', describe: 'environment of init, KEY=VALUE (repeatable)' },
-  init: { type: 'string', kind: 'command', describe: 'init command to run as PID 1 instead of the image\'s' },
-  storage: { type: 'string', short: 's', kind: 'pool', describe: 'storage pool for the root (default: the profile\'s root disk pool)' },
+  init: { type: 'string', kind: 'command', describe: "init command to run as PID 1 instead of the image's" },
+  storage: { type: 'string', short: 's', kind: 'pool', describe: "storage pool for the root (default: the profile's root disk pool)" },
   profile: { type: 'string', short: 'p', multiple: true, kind: 'profile', describe: 'profiles to apply, in order' },
   config: { type: 'string', short: 'c', multiple: true, kind: 'key=value', describe: 'config key, KEY=VALUE (repeatable; see "tslxc config keys")' },
 };

@@ -28,7 +28,12 @@ export interface ExecArgs {
  * caller to the container: it relays it through pipes (native/README.md, attach).
  */
 export function wantsTty(a: ExecArgs): boolean {
-  if (a['no-tty'] && a.tty) throw new TslxcError('Cannot both force and forbid a terminal', '-t (--force-interactive) and -T (--force-noninteractive) were both given', 'use one of them');
+  if (a['no-tty'] && a.tty)
+    throw new TslxcError(
+      'Cannot both force and forbid a terminal',
+      '-t (--force-interactive) and -T (--force-noninteractive) were both given',
+      'use one of them',
+    );
   if (a['no-tty']) return false;
   if (a.tty !== undefined) return a.tty;
   return !!process.stdin.isTTY && !!process.stdout.isTTY;

@@ -24,7 +24,8 @@ async function definitions(): Promise<Verb[]> {
     const inGroup = new Set(groups.flatMap((g) => g.subcommands));
     for (const g of groups) for (const def of g.subcommands) out.push({ words: [verbOf(g), verbOf(def)], def });
     for (const v of Object.values(mod)) {
-      if (typeof v === 'object' && v !== null && 'run' in v && 'positionals' in v && !inGroup.has(v as CommandDef)) out.push({ words: [verbOf(v as CommandDef)], def: v as CommandDef });
+      if (typeof v === 'object' && v !== null && 'run' in v && 'positionals' in v && !inGroup.has(v as CommandDef))
+        out.push({ words: [verbOf(v as CommandDef)], def: v as CommandDef });
     }
   }
   return out;
@@ -60,7 +61,15 @@ const valueFor = (key: string, o: NonNullable<CommandDef['options']>[string]) =>
 function samples(def: CommandDef): string[][] {
   const pos: string[] = [];
   for (const s of slots(def)) if (s.required) pos.push(...(s.variadic ? [`${s.name}1`, `${s.name}2`] : [s.name]));
-  const all = [pos, [...pos, ...slots(def).filter((s) => !s.required).flatMap((s) => (s.variadic ? [`${s.name}1`, `${s.name}2`] : [s.name]))]];
+  const all = [
+    pos,
+    [
+      ...pos,
+      ...slots(def)
+        .filter((s) => !s.required)
+        .flatMap((s) => (s.variadic ? [`${s.name}1`, `${s.name}2`] : [s.name])),
+    ],
+  ];
   if (def.rest) all.push([...pos, '--', 'cmd', '-x', '--long', '--help']);
   for (const [key, o] of Object.entries(def.options ?? {})) {
     const spellings = [`--${key}`, ...(o.short ? [`-${o.short}`] : []), ...(o.aliases ?? []).map((a) => `--${a}`)];
@@ -79,8 +88,15 @@ function samples(def: CommandDef): string[][] {
 
 /** Command lines the fast parser must leave to yargs. */
 function refusals(def: CommandDef): string[][] {
-  const pos = slots(def).filter((s) => s.required).map((s) => s.name);
-  const out = [[...pos, '--bogus'], [...pos, '--help'], ['-h', ...pos], [...pos, '--debug']];
+  const pos = slots(def)
+    .filter((s) => s.required)
+    .map((s) => s.name);
+  const out = [
+    [...pos, '--bogus'],
+    [...pos, '--help'],
+    ['-h', ...pos],
+    [...pos, '--debug'],
+  ];
   if (pos.length) out.push(pos.slice(1));
   if (!slots(def).some((s) => s.variadic)) out.push([...slots(def).map((s) => s.name), 'extra']);
   for (const [key, o] of Object.entries(def.options ?? {})) {
@@ -103,7 +119,11 @@ test('every definition is on the fast path under its words and aliases', async (
 
 test('no definition takes the words the CLI keeps for itself (--help, -h, --debug)', async (t) => {
   for (const { words, def } of await definitions()) {
-    for (const [key, o] of Object.entries(def.options ?? {})) t.false(['help', 'debug'].includes(key) || o.short === 'h' || (o.aliases ?? []).some((a) => ['help', 'debug'].includes(a)), `${words.join(' ')} --${key}`);
+    for (const [key, o] of Object.entries(def.options ?? {}))
+      t.false(
+        ['help', 'debug'].includes(key) || o.short === 'h' || (o.aliases ?? []).some((a) => ['help', 'debug'].includes(a)),
+        `${words.join(' ')} --${key}`,
+      );
   }
 });
 

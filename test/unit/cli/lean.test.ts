@@ -18,8 +18,19 @@ const copyLike: CommandDef = {
   options: { storage: { type: 'string', short: 's', describe: '' }, 'instance-only': { type: 'boolean', describe: '' } },
   run,
 };
-const moveLike: CommandDef = { command: 'move <name> [newname]', describe: '', positionals: { name: { kind: 'container' }, newname: { kind: 'new container' } }, run };
-const deleteLike: CommandDef = { command: 'delete <names..>', describe: '', positionals: { names: { kind: 'container' } }, options: { force: { type: 'boolean', short: 'f', describe: '' } }, run };
+const moveLike: CommandDef = {
+  command: 'move <name> [newname]',
+  describe: '',
+  positionals: { name: { kind: 'container' }, newname: { kind: 'new container' } },
+  run,
+};
+const deleteLike: CommandDef = {
+  command: 'delete <names..>',
+  describe: '',
+  positionals: { names: { kind: 'container' } },
+  options: { force: { type: 'boolean', short: 'f', describe: '' } },
+  run,
+};
 
 test('the fast parser takes exactly the grammar of the command', (t) => {
   t.deepEqual(parseCommandLine(copyLike, ['a', 'b']), { source: 'a', destination: 'b' });
@@ -31,7 +42,18 @@ test('the fast parser takes exactly the grammar of the command', (t) => {
 });
 
 test('the fast parser leaves to yargs what it cannot be sure of', (t) => {
-  for (const args of [[], ['a'], ['a', 'b', 'c'], ['a', 'b', '--bogus'], ['a', 'b', '--help'], ['-h'], ['a', 'b', '--debug'], ['a', '-s'], ['a', 'b', '--instance-only=yes'], ['a', '--', 'b']]) {
+  for (const args of [
+    [],
+    ['a'],
+    ['a', 'b', 'c'],
+    ['a', 'b', '--bogus'],
+    ['a', 'b', '--help'],
+    ['-h'],
+    ['a', 'b', '--debug'],
+    ['a', '-s'],
+    ['a', 'b', '--instance-only=yes'],
+    ['a', '--', 'b'],
+  ]) {
     t.is(parseCommandLine(copyLike, args), undefined, args.join(' '));
   }
   t.is(parseCommandLine(moveLike, ['a', 'b', 'c']), undefined);
@@ -55,10 +77,16 @@ test('the fast path names every verb by its word and each of its aliases, and no
 test('fast commands run without loading yargs; what they cannot parse goes to yargs', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-lean-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'hooks.mjs'), "export async function resolve(spec, ctx, next) {\n  if (spec === 'yargs' || spec.startsWith('yargs/')) throw new Error('yargs was loaded');\n  return next(spec, ctx);\n}\n");
+  fs.writeFileSync(
+    path.join(dir, 'hooks.mjs'),
+    "export async function resolve(spec, ctx, next) {\n  if (spec === 'yargs' || spec.startsWith('yargs/')) throw new Error('yargs was loaded');\n  return next(spec, ctx);\n}\n",
+  );
   fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
   const fast = path.join(dist, 'lib', 'cli', 'fast.js');
-  fs.writeFileSync(path.join(dir, 'run.mjs'), `import { tryFastPath } from ${JSON.stringify(fast)};\nconsole.log('taken', await tryFastPath(process.argv.slice(2)));\n`);
+  fs.writeFileSync(
+    path.join(dir, 'run.mjs'),
+    `import { tryFastPath } from ${JSON.stringify(fast)};\nconsole.log('taken', await tryFastPath(process.argv.slice(2)));\n`,
+  );
   const run = (...args: string[]) =>
     spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), path.join(dir, 'run.mjs'), ...args], {
       encoding: 'utf8',
@@ -81,7 +109,17 @@ test('fast commands run without loading yargs; what they cannot parse goes to ya
     t.is(r.stdout.trim(), 'taken true', `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, /^Error: Container "nope" not found.*\n$/, args.join(' '));
   }
-  for (const args of [['copy', 'nope'], ['snapshot', 'restore', 'nope'], ['rm', '--help'], ['snapshot', 'bogus', 'nope'], ['stop', 'nope', '--timeout', 'soon'], ['list', '-f', 'xml'], ['constructor'], ['snapshot', 'toString'], []]) {
+  for (const args of [
+    ['copy', 'nope'],
+    ['snapshot', 'restore', 'nope'],
+    ['rm', '--help'],
+    ['snapshot', 'bogus', 'nope'],
+    ['stop', 'nope', '--timeout', 'soon'],
+    ['list', '-f', 'xml'],
+    ['constructor'],
+    ['snapshot', 'toString'],
+    [],
+  ]) {
     const r = run(...args);
     t.is(r.stdout.trim(), 'taken false', args.join(' '));
     t.is(r.stderr, '', args.join(' '));
