@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The compiled CLI lives in dist/ (npm ci builds it). The hot commands (exec, list, start, stop,
-// ssh, create, launch) take a lean path without yargs (lib/cli/fast.ts). Everything else, and
+// ssh, create, launch, ...) take a path without yargs (lib/cli/fast.ts). Everything else, and
 // anything the fast path does not understand, goes to the yargs CLI (lib/cli/index.ts). Each is
 // bundled at build time (dist/lib/fast, dist/lib/full): node resolves, reads and compiles one file
 // per chunk instead of ~150 modules, a clear saving on every yargs command. Two bundles, not one

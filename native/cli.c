@@ -2,7 +2,8 @@
  *
  *   tslxc start NAME          replays the container's start plan (plan.c)
  *   tslxc exec NAME [-t|-T] [--env K=V]... [--cwd DIR] [--user U] [--] CMD...
- *                             hands the command to the container's exec server (attach.c)
+ *                             hands the command to the container's exec server (attach.c);
+ *                             its options come from exec's TypeScript definition (build/gen-cli.h)
  *   tslxc stop NAME           signals init and waits for the monitor to end (clistop.c)
  *
  * Node's own start-up costs more than either of them does. So bin/tslxc comes here first, and
@@ -12,6 +13,7 @@
  * `node JS ARGS...`, which does the work and says what is wrong, if something is. This mode
  * itself never prints an error: its only verdicts are "done" and "ask node". */
 #include "helper.h"
+#include "gen-cli.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -60,59 +62,139 @@ static int cli_start(const char *name)
 /* ---- exec ---- */
 
 struct exec_args {
-  const char *pos[MAX_LIST];
-  size_t n_pos;
+  const char *name;
+  const char *cmd[MAX_LIST]; /* the words after the name, then those after "--" */
+  size_t n_cmd;
   const char *env[MAX_LIST];
   size_t n_env;
   const char *cwd, *user;
-  int tty; /* -1 unset, 0/1 */
-  bool no_tty;
+  bool tty, no_tty;
 };
 
-/* An option's value: "--opt=V" or "--opt V". */
-static const char *opt_value(const char *arg, const char *opt, int argc, char **argv, int *i)
+static const struct cli_option *long_option(const char *name, size_t len)
 {
-  size_t n = strlen(opt);
-  if (strncmp(arg, opt, n) != 0)
-    return NULL;
-  if (arg[n] == '=')
-    return arg + n + 1;
-  if (arg[n] == '\0' && *i + 1 < argc)
-    return argv[++*i];
+  for (size_t i = 0; i < sizeof exec_options / sizeof *exec_options; i++)
+    if (strlen(exec_options[i].name) == len && strncmp(exec_options[i].name, name, len) == 0)
+      return &exec_options[i];
   return NULL;
 }
 
-/* exec's options as lib/cli/options/exec.ts defines them (util.parseArgs semantics: options may
- * come anywhere before "--"). false: something else, which node handles. */
+static const struct cli_option *short_option(char c)
+{
+  for (size_t i = 0; i < sizeof exec_options / sizeof *exec_options; i++)
+    if (exec_options[i].short_name == c)
+      return &exec_options[i];
+  return NULL;
+}
+
+static bool set_option(struct exec_args *a, const struct cli_option *o, const char *value)
+{
+  switch (o->id) {
+  case EXEC_OPT_TTY:
+    a->tty = true;
+    return true;
+  case EXEC_OPT_NO_TTY:
+    a->no_tty = true;
+    return true;
+  case EXEC_OPT_ENV:
+    if (a->n_env >= MAX_LIST)
+      return false;
+    a->env[a->n_env++] = value;
+    return true;
+  case EXEC_OPT_CWD:
+    a->cwd = value;
+    return true;
+  case EXEC_OPT_USER:
+    a->user = value;
+    return true;
+  default: /* an option of the definition this mode does not pass on: node runs it */
+    return false;
+  }
+}
+
+static bool add_word(struct exec_args *a, const char *w)
+{
+  if (!a->name) {
+    a->name = w;
+    return true;
+  }
+  if (a->n_cmd >= MAX_LIST)
+    return false;
+  a->cmd[a->n_cmd++] = w;
+  return true;
+}
+
+/* exec's command line as the TypeScript CLI's fast parser reads it (lib/cli/define.ts, which
+ * follows node's util.parseArgs, strict), from the option table generated from exec's definition
+ * (build/gen-cli.h): options anywhere before "--"; "--opt V" or "--opt=V"; a value that looks like
+ * an option is refused; boolean short options may be grouped (-tT). The name comes before "--";
+ * the words after it are the command's. false: anything else, which node handles. */
 static bool parse_exec(int argc, char **argv, struct exec_args *a)
 {
-  a->tty = -1;
-  bool dashdash = false;
-  for (int i = 0; i < argc; i++) {
-    const char *s = argv[i], *v;
-    if (dashdash || s[0] != '-' || strcmp(s, "-") == 0) {
-      if (a->n_pos >= MAX_LIST)
+  int i = 0;
+  for (; i < argc; i++) {
+    const char *s = argv[i];
+    if (strcmp(s, "--") == 0) {
+      i++;
+      break;
+    }
+    if (s[0] != '-' || strcmp(s, "-") == 0) {
+      if (!add_word(a, s))
         return false;
-      a->pos[a->n_pos++] = s;
-    } else if (strcmp(s, "--") == 0)
-      dashdash = true;
-    else if (strcmp(s, "-t") == 0 || strcmp(s, "--tty") == 0 || strcmp(s, "--force-interactive") == 0)
-      a->tty = 1;
-    else if (strcmp(s, "-T") == 0 || strcmp(s, "--no-tty") == 0 || strcmp(s, "--force-noninteractive") == 0)
-      a->no_tty = true;
-    else if ((v = opt_value(s, "--env", argc, argv, &i))) {
-      const char *eq = strchr(v, '=');
-      if (!eq || eq == v || a->n_env >= MAX_LIST)
+    } else if (s[1] == '-') {
+      const char *eq = strchr(s + 2, '=');
+      const struct cli_option *o = long_option(s + 2, eq ? (size_t)(eq - s - 2) : strlen(s + 2));
+      if (!o || (eq && !o->takes_value))
         return false;
-      a->env[a->n_env++] = v;
-    } else if ((v = opt_value(s, "--cwd", argc, argv, &i)))
-      a->cwd = v;
-    else if ((v = opt_value(s, "--user", argc, argv, &i)))
-      a->user = v;
-    else
-      return false;
+      const char *value = eq ? eq + 1 : NULL;
+      if (o->takes_value && !value) {
+        if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1] != '\0'))
+          return false;
+        value = argv[++i];
+      }
+      if (!set_option(a, o, value))
+        return false;
+    } else {
+      for (const char *c = s + 1; *c; c++) {
+        const struct cli_option *o = short_option(*c);
+        if (!o || o->takes_value || !set_option(a, o, NULL))
+          return false;
+      }
+    }
   }
-  return a->n_pos >= 1;
+  if (!a->name)
+    return false;
+  for (; i < argc; i++) {
+    if (a->n_cmd >= MAX_LIST)
+      return false;
+    a->cmd[a->n_cmd++] = argv[i];
+  }
+  return true;
+}
+
+/* cli --print-parse exec ARGS...: the parse above, one fact a line, for the test that compares it
+ * with the TypeScript parser's (test/unit/cli/native-exec.test.ts). */
+static int print_exec_parse(int argc, char **argv)
+{
+  static struct exec_args a;
+  if (!parse_exec(argc, argv, &a)) {
+    puts("refused");
+    return 0;
+  }
+  printf("name %s\n", a.name);
+  if (a.tty)
+    puts("tty");
+  if (a.no_tty)
+    puts("no-tty");
+  for (size_t i = 0; i < a.n_env; i++)
+    printf("env %s\n", a.env[i]);
+  if (a.cwd)
+    printf("cwd %s\n", a.cwd);
+  if (a.user)
+    printf("user %s\n", a.user);
+  for (size_t i = 0; i < a.n_cmd; i++)
+    printf("command %s\n", a.cmd[i]);
+  return 0;
 }
 
 /* The lines of a run dir file; NULL if absent or damaged. */
@@ -169,7 +251,11 @@ static int cli_exec(int argc, char **argv)
   static struct exec_args a;
   if (!parse_exec(argc, argv, &a))
     return -1;
-  const char *name = a.pos[0];
+  /* A malformed KEY=VALUE is node's to report (lib/util/keyvalue.ts: a key before the first "="). */
+  for (size_t i = 0; i < a.n_env; i++)
+    if (a.env[i][0] == '=' || !strchr(a.env[i], '='))
+      return -1;
+  const char *name = a.name;
   char p[PATH_MAX];
   if (!container_config_path(p, name) || access(p, F_OK) < 0)
     return -1;
@@ -190,10 +276,10 @@ static int cli_exec(int argc, char **argv)
   /* As lib/cli/options/exec.ts's wantsTty and `lxc exec`: -t forces a pty, -T forbids it (both:
    * node says it is an error), else a pty when stdin and stdout are terminals. Without one, attach
    * still never passes a terminal of ours: it relays it through pipes. */
-  size_t n_cmd = a.n_pos - 1;
-  if (a.no_tty && a.tty == 1)
+  size_t n_cmd = a.n_cmd;
+  if (a.no_tty && a.tty)
     return -1;
-  bool tty = a.no_tty ? false : a.tty == 1 ? true : (isatty(0) && isatty(1));
+  bool tty = a.no_tty ? false : a.tty ? true : (isatty(0) && isatty(1));
   char **out = xcalloc(3 + n_common + 2 * a.n_env + 4 + 1 + (n_cmd ? n_cmd : 2) + 1, sizeof *out);
   size_t k = 0;
   static char pid_text[16];
@@ -222,8 +308,8 @@ static int cli_exec(int argc, char **argv)
     out[k++] = "/bin/sh";
     out[k++] = "-l";
   }
-  for (size_t i = 1; i < a.n_pos; i++)
-    out[k++] = (char *)a.pos[i];
+  for (size_t i = 0; i < a.n_cmd; i++)
+    out[k++] = (char *)a.cmd[i];
   out[k] = NULL;
   return main_attach((int)k, out);
 }
@@ -233,6 +319,8 @@ int main_cli(int argc, char **argv)
   /* argv: "cli" JS VERB ARGS... */
   if (argc < 2)
     die("usage: tslxc-helper cli JS [ARGS...]");
+  if (argc >= 3 && strcmp(argv[1], "--print-parse") == 0 && strcmp(argv[2], "exec") == 0)
+    return print_exec_parse(argc - 3, argv + 3);
   cli_argv = argv + 1;
   cli_argc = argc - 1;
   if (argc >= 3 && !getenv("TSLXC_HELPER")) {

@@ -2,7 +2,7 @@
 // Two bundles, each at dist/lib/X so the modules' relative paths to native/, templates/ and
 // profiles/ hold:
 //   dist/lib/fast  the yargs-free fast path (lib/cli/fast.ts): exec, list, start, stop, ssh,
-//                  create, launch and the lean commands;
+//                  create, launch and the other verbs of its table;
 //   dist/lib/full  the yargs CLI (lib/cli/index.ts), for everything else.
 // Why bundle: node resolves, reads and compiles one file per chunk instead of ~150 ES modules,
 // a clear saving in every command's start-up. Why two bundles and not one

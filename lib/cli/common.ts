@@ -1,6 +1,8 @@
 import type { Argv } from 'yargs';
 import { Context } from '../instance/context.js';
-import { FORMATS, type Format } from './ui/format.js';
+import { FORMATS, type Format } from './options/format.js';
+
+export { parseKeyValues } from '../util/keyvalue.js';
 
 /** Options every command has. */
 export interface GlobalArgs {
@@ -32,16 +34,4 @@ export function exitAfterCommand(ms: number): void {
 
 export function exitGraceMs(): number | undefined {
   return graceMs;
-}
-
-/** "K=V" strings into a map; a malformed one is a usage error. */
-export function parseKeyValues(list: unknown, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of ([] as unknown[]).concat(list ?? [])) {
-    const s = String(item);
-    const eq = s.indexOf('=');
-    if (eq <= 0) throw new Error(`Invalid ${what} "${s}": expected KEY=VALUE`);
-    out[s.slice(0, eq)] = s.slice(eq + 1);
-  }
-  return out;
 }

@@ -1,7 +1,9 @@
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { TslxcError, errorText } from '../errors.js';
 import { rerunIfNeedsTls } from './rerun.js';
 import { exitGraceMs } from './common.js';
+import { yargsCommand } from './adapter.js';
+import type { CommandDef, GroupDef } from './define.js';
 import create from './commands/create.js';
 import launch from './commands/launch.js';
 import start from './commands/start.js';
@@ -37,46 +39,19 @@ import gateway from './commands/gateway.js';
 import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
 
-/** The CLI: one command module per verb (lib/cli/commands), each a thin layer over the library. */
+/**
+ * Every verb, in the order help lists them: a definition (lib/cli/define.ts), or a yargs module
+ * for the verbs not yet written as one. What shell completion walks.
+ */
+export const VERBS: Array<CommandDef | GroupDef | CommandModule> = [launch, create, start, stop, restart, pause, resume, del, rename, list, info, exec, shell, consoleCmd, file, wait, image, publish, remote, registry, network, storage, snapshot, copy, move, config, profile, top, host, admin, autostart, lab, gateway, ssh, sshKey];
+
+const isDefinition = (v: CommandDef | GroupDef | CommandModule): v is CommandDef | GroupDef => 'run' in v || 'subcommands' in v;
+
+/** The CLI: one module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
-  return yargs(args)
+  return VERBS.reduce((y, v) => y.command(isDefinition(v) ? yargsCommand(v) : v), yargs(args))
     .scriptName('tslxc')
     .usage('$0 <command> [options]\n\nSystem containers: full Linux systems that boot their own init.')
-    .command(launch)
-    .command(create)
-    .command(start)
-    .command(stop)
-    .command(restart)
-    .command(pause)
-    .command(resume)
-    .command(del)
-    .command(rename)
-    .command(list)
-    .command(info)
-    .command(exec)
-    .command(shell)
-    .command(consoleCmd)
-    .command(file)
-    .command(wait)
-    .command(image)
-    .command(publish)
-    .command(remote)
-    .command(registry)
-    .command(network)
-    .command(storage)
-    .command(snapshot)
-    .command(copy)
-    .command(move)
-    .command(config)
-    .command(profile)
-    .command(top)
-    .command(host)
-    .command(admin)
-    .command(autostart)
-    .command(lab)
-    .command(gateway)
-    .command(ssh)
-    .command(sshKey)
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()

@@ -1,12 +1,13 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand } from '../define.js';
 
 /** `tslxc autostart`: at host boot, start the containers with boot.autostart=true (README: systemd unit). */
-const command: CommandModule = {
+export default defineCommand({
   command: 'autostart',
   describe: 'Start containers with boot.autostart=true, by boot.autostart.priority, waiting boot.autostart.delay after each',
-  builder: (y) => y.option('list', { type: 'boolean', describe: 'only show the order, start nothing' }),
-  handler: async (argv) => {
+  positionals: {},
+  options: { list: { type: 'boolean', describe: 'only show the order, start nothing' } },
+  run: async (argv) => {
     const { autostartAll, autostartPlan } = await import('../../instance/autostart.js');
     const ctx = context();
     if (argv.list) {
@@ -20,5 +21,4 @@ const command: CommandModule = {
       process.exitCode = 1;
     }
   },
-};
-export default command;
+});

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
 import { context, withFormat } from '../common.js';
+import { splitKeyValue } from '../../util/keyvalue.js';
 import { renderRows, renderValue, type Format } from '../ui/format.js';
 
 /**
@@ -13,9 +14,9 @@ export function parseSetArgs(args: string[]): Record<string, string> {
   if (args.length === 2 && !args[0]!.includes('=')) return { [args[0]!]: args[1]! };
   const out: Record<string, string> = {};
   for (const a of args) {
-    const eq = a.indexOf('=');
-    if (eq <= 0) throw new TslxcError(`Invalid argument "${a.slice(0, 60)}"`, 'expected KEY=VALUE (or a single KEY VALUE)');
-    out[a.slice(0, eq)] = a.slice(eq + 1);
+    const kv = splitKeyValue(a);
+    if (!kv) throw new TslxcError(`Invalid argument "${a.slice(0, 60)}"`, 'expected KEY=VALUE (or a single KEY VALUE)');
+    out[kv[0]] = kv[1];
   }
   return out;
 }
@@ -24,10 +25,10 @@ export function parseSetArgs(args: string[]): Record<string, string> {
 export function parseDeviceArgs(args: string[]): Record<string, string> {
   const dev: Record<string, string> = {};
   for (const [i, a] of args.entries()) {
-    const eq = a.indexOf('=');
-    if (eq < 0 && i === 0) dev.type = a;
-    else if (eq <= 0) throw new TslxcError(`Invalid device argument "${a.slice(0, 60)}"`, 'expected KEY=VALUE after the type');
-    else dev[a.slice(0, eq)] = a.slice(eq + 1);
+    const kv = splitKeyValue(a);
+    if (!a.includes('=') && i === 0) dev.type = a;
+    else if (!kv) throw new TslxcError(`Invalid device argument "${a.slice(0, 60)}"`, 'expected KEY=VALUE after the type');
+    else dev[kv[0]] = kv[1];
   }
   return dev;
 }

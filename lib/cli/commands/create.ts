@@ -1,47 +1,46 @@
-import type { Argv, CommandModule } from 'yargs';
 import { context, parseKeyValues } from '../common.js';
+import { defineCommand, type Args, type PositionalDef } from '../define.js';
 import { progressReporter } from '../ui/progress.js';
 import { CREATE_OPTIONS } from '../options/create.js';
+import type { LaunchOptions } from '../../instance/launch.js';
 
-/** Options shared by create and launch (the table is the fast path's too). */
-export function createOptions<T>(y: Argv<T>) {
-  let out = y
-    .positional('image', { type: 'string', demandOption: true, describe: 'image alias, fingerprint or recipe (busybox, debian, path/to/recipe.yaml)' })
-    .positional('name', { type: 'string', demandOption: true, describe: 'container name (a DNS label)' });
-  for (const [key, o] of Object.entries(CREATE_OPTIONS)) {
-    out = out.option(key, { type: o.type as 'string', describe: o.describe, ...(o.short ? { alias: o.short } : {}), ...(o.multiple ? { array: true } : {}) });
-  }
-  return out;
+/** Positionals shared by create and launch. */
+export const CREATE_POSITIONALS: Record<string, PositionalDef> = {
+  image: { kind: 'image', describe: 'image alias, fingerprint or recipe (busybox, debian, path/to/recipe.yaml)' },
+  name: { kind: 'new container', describe: 'container name (a DNS label)' },
+};
+
+/** The library's create (and launch) options from the parsed arguments, with a progress display. */
+export function createArgs(argv: Args): LaunchOptions & { progress: ReturnType<typeof progressReporter> } {
+  return {
+    hostname: argv.hostname as string | undefined,
+    release: argv.release as string | undefined,
+    mirror: argv.mirror as string | undefined,
+    environment: parseKeyValues(argv.env, 'environment variable'),
+    init: argv.init ? String(argv.init).split(/\s+/).filter(Boolean) : undefined,
+    profiles: argv.profile as string[] | undefined,
+    storage: argv.storage as string | undefined,
+    config: parseKeyValues(argv.config, 'config key'),
+    debug: !!argv.debug,
+    progress: progressReporter(),
+  };
 }
 
-export async function createFromArgs(argv: Record<string, unknown>) {
-  const { createInstance } = await import('../../instance/create.js');
-  const progress = progressReporter();
-  try {
-    return await createInstance(context(), String(argv.image), String(argv.name), {
-      hostname: argv.hostname as string | undefined,
-      release: argv.release as string | undefined,
-      mirror: argv.mirror as string | undefined,
-      environment: parseKeyValues(argv.env, 'environment variable'),
-      init: argv.init ? String(argv.init).split(/\s+/).filter(Boolean) : undefined,
-      profiles: argv.profile as string[] | undefined,
-      storage: argv.storage as string | undefined,
-      config: parseKeyValues(argv.config, 'config key'),
-      progress,
-    });
-  } finally {
-    progress.done();
-  }
-}
-
-const command: CommandModule = {
+export default defineCommand({
   command: 'create <image> <name>',
   aliases: ['init'],
   describe: 'Create a container from an image (without starting it)',
-  builder: (y) => createOptions(y),
-  handler: async (argv) => {
-    const cfg = await createFromArgs(argv);
+  positionals: CREATE_POSITIONALS,
+  options: CREATE_OPTIONS,
+  run: async (argv) => {
+    const { createInstance } = await import('../../instance/create.js');
+    const opts = createArgs(argv);
+    let cfg;
+    try {
+      cfg = await createInstance(context(), String(argv.image), String(argv.name), opts);
+    } finally {
+      opts.progress.done();
+    }
     console.log(`Created ${cfg.name}`);
   },
-};
-export default command;
+});

@@ -1,25 +1,17 @@
-import type { CommandModule, Options } from 'yargs';
 import { context, parseKeyValues, setExitCode } from '../common.js';
+import { defineCommand } from '../define.js';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from '../options/exec.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'exec <name> [command..]',
   describe: 'Run a command in a running container (its exit code is passed through)',
-  builder: (y) => {
-    let b = y.positional('name', { type: 'string', demandOption: true }).positional('command', { type: 'string', array: true });
-    for (const [key, o] of Object.entries(EXEC_OPTIONS)) {
-      const opt: Options = { type: o.type, describe: o.describe, alias: [...(o.short ? [o.short] : []), ...(o.aliases ?? [])] };
-      if (o.multiple) opt.array = true;
-      b = b.option(key, opt);
-    }
-    return b;
+  positionals: { name: { kind: 'running container' }, command: { kind: 'command' } },
+  options: EXEC_OPTIONS,
+  rest: 'command',
+  run: async (argv) => {
+    setExitCode(await runExec(String(argv.name), argv.command as string[], argv as ExecArgs));
   },
-  handler: async (argv) => {
-    const cmd = ((argv.command as string[] | undefined) ?? []).concat(((argv['--'] as string[] | undefined) ?? []).map(String));
-    setExitCode(await runExec(String(argv.name), cmd, argv as ExecArgs));
-  },
-};
-export default command;
+});
 
 export async function runExec(name: string, cmd: string[], a: ExecArgs): Promise<number> {
   const { execInstance } = await import('../../instance/exec.js');

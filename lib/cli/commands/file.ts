@@ -1,6 +1,6 @@
-import type { CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
 import { context } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
 
 /** "dev1/etc/hosts" → ["dev1", "/etc/hosts"], as LXD writes container paths. */
 function splitTarget(s: string): [string, string] {
@@ -9,18 +9,17 @@ function splitTarget(s: string): [string, string] {
   return [s.slice(0, slash), s.slice(slash)];
 }
 
-const push: CommandModule = {
+export const filePush = defineCommand({
   command: 'push <source> <target>',
   describe: 'Copy a host file ("-": stdin) into a container (target NAME/PATH)',
-  builder: (y) =>
-    y
-      .positional('source', { type: 'string', demandOption: true })
-      .positional('target', { type: 'string', demandOption: true })
-      .option('mode', { type: 'string', describe: 'octal mode (default: the source\'s, 0644 for stdin)' })
-      .option('uid', { type: 'number' })
-      .option('gid', { type: 'number' })
-      .option('p', { alias: 'create-dirs', type: 'boolean', describe: 'create missing parent directories' }),
-  handler: async (argv) => {
+  positionals: { source: { kind: 'path' }, target: { kind: 'container path' } },
+  options: {
+    mode: { type: 'string', kind: 'text', describe: 'octal mode (default: the source\'s, 0644 for stdin)' },
+    uid: { type: 'number' },
+    gid: { type: 'number' },
+    'create-dirs': { type: 'boolean', short: 'p', describe: 'create missing parent directories' },
+  },
+  run: async (argv) => {
     const { pushFile } = await import('../../instance/files.js');
     let [name, inner] = splitTarget(String(argv.target));
     // yargs hands a positional "-" over as "" (it re-reads positionals as "--source -"); no file
@@ -32,25 +31,23 @@ const push: CommandModule = {
     }
     const mode = argv.mode === undefined ? undefined : parseInt(String(argv.mode), 8);
     if (mode !== undefined && !(mode >= 0 && mode <= 0o7777)) throw new TslxcError(`Invalid mode "${argv.mode}"`, 'give an octal mode like 0644');
-    await pushFile(context(), name, stdin ? { stdin: process.stdin } : String(argv.source), inner, { mode, uid: argv.uid as number | undefined, gid: argv.gid as number | undefined, createDirs: !!argv.p });
+    await pushFile(context(), name, stdin ? { stdin: process.stdin } : String(argv.source), inner, { mode, uid: argv.uid as number | undefined, gid: argv.gid as number | undefined, createDirs: !!argv['create-dirs'] });
   },
-};
+});
 
-const pull: CommandModule = {
+export const filePull = defineCommand({
   command: 'pull <source> <target>',
   describe: 'Copy a file out of a container (source NAME/PATH)',
-  builder: (y) => y.positional('source', { type: 'string', demandOption: true }).positional('target', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { source: { kind: 'container path' }, target: { kind: 'path' } },
+  run: async (argv) => {
     const { pullFile } = await import('../../instance/files.js');
     const [name, inner] = splitTarget(String(argv.source));
     await pullFile(context(), name, inner, String(argv.target));
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'file <command>',
   describe: 'Move files in and out of containers',
-  builder: (y) => y.command(push).command(pull).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [filePush, filePull],
+});

@@ -1,17 +1,17 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand } from '../define.js';
 import { TslxcError } from '../../errors.js';
 import { humanBytes, humanDuration, renderValue } from '../ui/format.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'info [name]',
   describe: 'Show a container\'s state, processes, usage and limits (--host: the host)',
-  builder: (y) =>
-    y
-      .positional('name', { type: 'string' })
-      .option('host', { type: 'boolean', describe: 'show the host instead (as "tslxc host")' })
-      .option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container' } },
+  options: {
+    host: { type: 'boolean', describe: 'show the host instead (as "tslxc host")' },
+    format: { type: 'string', short: 'f', choices: ['text', 'json', 'yaml'], default: 'text' },
+  },
+  run: async (argv) => {
     if (argv.host) {
       const { printHost } = await import('./host.js');
       return printHost(String(argv.format));
@@ -50,5 +50,4 @@ const command: CommandModule = {
     lines.push(['lxcfs', lxcfsRunning() ? 'running on the host, not yet used by tslxc: /proc inside shows the host\'s figures' : 'not running on the host: /proc/meminfo, cpuinfo and uptime inside show the host\'s figures']);
     for (const [k, v] of lines) if (v !== undefined && v !== '') console.log(`${k}: ${v}`);
   },
-};
-export default command;
+});

@@ -1,15 +1,15 @@
-import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../common.js';
-import type { Format } from '../ui/format.js';
+import { context } from '../common.js';
+import { defineCommand } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'list [filter]',
   aliases: ['ls'],
   describe: 'List containers',
-  builder: (y) => withFormat(y.positional('filter', { type: 'string', describe: 'only names starting with this' })),
-  handler: async (argv) => {
+  positionals: { filter: { kind: 'container', describe: 'only names starting with this' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { renderList } = await import('../views/list.js');
     console.log(await renderList(context(), argv.format as Format, argv.filter as string | undefined));
   },
-};
-export default command;
+});

@@ -1,20 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { context, withFormat } from '../common.js';
+import { context, parseKeyValues, withFormat } from '../common.js';
 import { renderRows, renderValue, type Format } from '../ui/format.js';
 import { printNotes } from './config.js';
 
 /** `tslxc network ...`: managed bridges with DHCP/DNS (dnsmasq), NAT and port forwards (nftables). */
 
-function keyValues(items: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of ([] as unknown[]).concat(items ?? [])) {
-    const s = String(item);
-    const eq = s.indexOf('=');
-    if (eq <= 0) throw new Error(`Invalid setting "${s}": expected KEY=VALUE`);
-    out[s.slice(0, eq)] = s.slice(eq + 1);
-  }
-  return out;
-}
+const keyValues = (items: unknown) => parseKeyValues(items, 'setting');
 
 const lib = () => import('../../network/manage.js');
 const paths = () => context().paths;

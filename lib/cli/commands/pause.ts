@@ -1,24 +1,23 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand } from '../define.js';
 
-const pause: CommandModule = {
+export default defineCommand({
   command: 'pause <names..>',
   aliases: ['freeze'],
   describe: 'Freeze every process of containers',
-  builder: (y) => y.positional('names', { type: 'string', array: true, demandOption: true }),
-  handler: async (argv) => {
+  positionals: { names: { kind: 'running container' } },
+  run: async (argv) => {
     const { freezeInstance } = await import('../../instance/manage.js');
     for (const name of argv.names as string[]) await freezeInstance(context(), name, true);
   },
-};
-export const resume: CommandModule = {
+});
+export const resume = defineCommand({
   command: 'resume <names..>',
   aliases: ['unfreeze'],
   describe: 'Thaw paused containers',
-  builder: (y) => y.positional('names', { type: 'string', array: true, demandOption: true }),
-  handler: async (argv) => {
+  positionals: { names: { kind: 'running container' } },
+  run: async (argv) => {
     const { freezeInstance } = await import('../../instance/manage.js');
     for (const name of argv.names as string[]) await freezeInstance(context(), name, false);
   },
-};
-export default pause;
+});

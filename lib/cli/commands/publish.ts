@@ -1,18 +1,18 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand } from '../define.js';
 import { humanBytes } from '../ui/format.js';
 import { progressReporter } from '../ui/progress.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'publish <name>',
   describe: "Make an image from a container (stopped, or frozen for the copy with --force); its parent is the container's image",
-  builder: (y) =>
-    y
-      .positional('name', { type: 'string', demandOption: true })
-      .option('alias', { type: 'string', array: true, describe: 'name the image (repeatable)' })
-      .option('description', { type: 'string' })
-      .option('force', { type: 'boolean', default: false, describe: 'publish a running container, frozen while its root is copied' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container' } },
+  options: {
+    alias: { type: 'string', multiple: true, kind: 'text', describe: 'name the image (repeatable)' },
+    description: { type: 'string', kind: 'text' },
+    force: { type: 'boolean', default: false, describe: 'publish a running container, frozen while its root is copied' },
+  },
+  run: async (argv) => {
     const { publishInstance } = await import('../../image/publish.js');
     const progress = progressReporter();
     try {
@@ -28,5 +28,4 @@ const command: CommandModule = {
       progress.done();
     }
   },
-};
-export default command;
+});

@@ -1,13 +1,12 @@
 import { context } from '../common.js';
-import { yargsCommand, type LeanCommand } from '../lean.js';
+import { defineCommand } from '../define.js';
 
-export const renameCommand: LeanCommand = {
+export default defineCommand({
   command: 'rename <name> <newname>',
   describe: 'Rename a stopped container',
-  positionals: { name: 'the container', newname: 'its new name' },
+  positionals: { name: { kind: 'stopped container', describe: 'the container' }, newname: { kind: 'new container', describe: 'its new name' } },
   run: async (argv) => {
     const { renameInstance } = await import('../../instance/manage.js');
     await renameInstance(context(), String(argv.name), String(argv.newname));
   },
-};
-export default yargsCommand(renameCommand);
+});

@@ -1,12 +1,13 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
-import { stopOptions } from './stop.js';
+import { defineCommand } from '../define.js';
+import { STOP_OPTIONS } from '../options/stop.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'restart <names..>',
   describe: 'Stop and start containers',
-  builder: (y) => stopOptions(y),
-  handler: async (argv) => {
+  positionals: { names: { kind: 'container' } },
+  options: STOP_OPTIONS,
+  run: async (argv) => {
     const { stopLocked } = await import('../../instance/stop.js');
     const { startLocked } = await import('../../instance/start.js');
     const ctx = context();
@@ -17,5 +18,4 @@ const command: CommandModule = {
       });
     }
   },
-};
-export default command;
+});

@@ -1,13 +1,13 @@
-import type { CommandModule } from 'yargs';
 import { context, setExitCode } from '../common.js';
+import { defineCommand } from '../define.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'shell <name>',
   describe: 'Open a root login shell in a running container',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).option('user', { type: 'string', describe: 'log in as this user instead of root' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'running container' } },
+  options: { user: { type: 'string', kind: 'user', describe: 'log in as this user instead of root' } },
+  run: async (argv) => {
     const { shellInstance } = await import('../../instance/exec.js');
     setExitCode(await shellInstance(context(), String(argv.name), { user: argv.user as string | undefined }));
   },
-};
-export default command;
+});

@@ -1,62 +1,74 @@
-import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../common.js';
-import { renderRows, type Format } from '../ui/format.js';
-import { yargsCommand, type LeanCommand } from '../lean.js';
+import { context } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
 
-export const snapshotCreate: LeanCommand = {
+export const snapshotCreate = defineCommand({
   command: 'create <name> [snapshot]',
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
-  positionals: { name: 'the container', snapshot: 'the snapshot\'s name' },
+  positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'new snapshot', describe: "the snapshot's name" } },
   run: async (argv) => {
     const { createSnapshot } = await import('../../storage/snapshot.js');
     const timing = { frozenMs: 0 };
     const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
     console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
   },
-};
-const list: CommandModule = {
+});
+export const snapshotList = defineCommand({
   command: 'list <name>',
   aliases: ['ls'],
-  describe: 'List a container\'s snapshots',
-  builder: (y) => withFormat(y.positional('name', { type: 'string', demandOption: true })),
-  handler: async (argv) => {
+  describe: "List a container's snapshots",
+  positionals: { name: { kind: 'container' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listSnapshots } = await import('../../storage/snapshot.js');
+    const { renderRows } = await import('../ui/format.js');
     const rows = listSnapshots(context(), String(argv.name));
-    console.log(renderRows(rows, [{ header: 'NAME', value: (s) => s.name }, { header: 'CREATED', value: (s) => s.created_at }], argv.format as Format));
+    console.log(
+      renderRows(
+        rows,
+        [
+          { header: 'NAME', value: (s) => s.name },
+          { header: 'CREATED', value: (s) => s.created_at },
+        ],
+        argv.format as Format,
+      ),
+    );
   },
-};
-export const snapshotRestore: LeanCommand = {
+});
+export const snapshotRestore = defineCommand({
   command: 'restore <name> <snapshot>',
-  describe: 'Restore a stopped container\'s root and config from a snapshot',
-  positionals: { name: 'the container', snapshot: 'the snapshot' },
+  describe: "Restore a stopped container's root and config from a snapshot",
+  positionals: { name: { kind: 'stopped container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
     const { restoreSnapshot } = await import('../../storage/snapshot.js');
     await restoreSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
-};
-export const snapshotDelete: LeanCommand = {
+});
+export const snapshotDelete = defineCommand({
   command: 'delete <name> <snapshot>',
   aliases: ['rm'],
   describe: 'Delete a snapshot',
-  positionals: { name: 'the container', snapshot: 'the snapshot' },
+  positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
     const { deleteSnapshot } = await import('../../storage/snapshot.js');
     await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
-};
-export const snapshotRename: LeanCommand = {
+});
+export const snapshotRename = defineCommand({
   command: 'rename <name> <snapshot> <newname>',
   describe: 'Rename a snapshot',
-  positionals: { name: 'the container', snapshot: 'the snapshot', newname: 'its new name' },
+  positionals: {
+    name: { kind: 'container', describe: 'the container' },
+    snapshot: { kind: 'snapshot', describe: 'the snapshot' },
+    newname: { kind: 'new snapshot', describe: 'its new name' },
+  },
   run: async (argv) => {
     const { renameSnapshot } = await import('../../storage/snapshot.js');
     await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));
   },
-};
-const command: CommandModule = {
+});
+export default defineGroup({
   command: 'snapshot <command>',
   describe: 'Snapshots of containers',
-  builder: (y) => y.command(yargsCommand(snapshotCreate)).command(list).command(yargsCommand(snapshotRestore)).command(yargsCommand(snapshotDelete)).command(yargsCommand(snapshotRename)).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [snapshotCreate, snapshotList, snapshotRestore, snapshotDelete, snapshotRename],
+});

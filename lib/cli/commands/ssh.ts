@@ -1,25 +1,18 @@
-import type { CommandModule, Options } from 'yargs';
 import { context, setExitCode } from '../common.js';
+import { defineCommand } from '../define.js';
 import { SSH_OPTIONS, sshOptionsFrom } from '../options/ssh.js';
 
-const command: CommandModule = {
+export default defineCommand({
   command: 'ssh <name> [command..]',
   describe: "Log in to a container's sshd with tslxc's key (a shell, or a command whose exit code is passed through)",
-  builder: (y) => {
-    let b = y
-      .positional('name', { type: 'string', demandOption: true })
-      .positional('command', { type: 'string', array: true, describe: 'one word is a shell command line; several are quoted one by one' });
-    for (const [key, o] of Object.entries(SSH_OPTIONS)) {
-      // -L is repeatable but not an array option: yargs would take the container name after it too.
-      const opt: Options = { type: o.type, describe: o.describe, alias: o.short ? [o.short] : [] };
-      b = b.option(key, opt);
-    }
-    return b;
+  positionals: {
+    name: { kind: 'running container' },
+    command: { kind: 'command', describe: 'one word is a shell command line; several are quoted one by one' },
   },
-  handler: async (argv) => {
+  options: SSH_OPTIONS,
+  rest: 'command',
+  run: async (argv) => {
     const { sshInstance } = await import('../../ssh/client.js');
-    const command = ((argv.command as string[] | undefined) ?? []).concat(((argv['--'] as string[] | undefined) ?? []).map(String));
-    setExitCode(await sshInstance(context(), String(argv.name), await sshOptionsFrom(argv, command)));
+    setExitCode(await sshInstance(context(), String(argv.name), await sshOptionsFrom(argv, argv.command as string[])));
   },
-};
-export default command;
+});

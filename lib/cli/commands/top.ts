@@ -1,18 +1,19 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand } from '../define.js';
 import { humanBytes, renderRows, type Format } from '../ui/format.js';
 import type { TopRow } from '../../instance/top.js';
 
 /** `tslxc top`: running containers by CPU use; refreshed live on a terminal, one frame otherwise. */
-const command: CommandModule = {
+export default defineCommand({
   command: 'top',
   describe: 'Show running containers\' CPU, memory and processes (live on a terminal; --once for one frame)',
-  builder: (y) =>
-    y
-      .option('once', { type: 'boolean', describe: 'print one frame and exit (the default without a terminal)' })
-      .option('interval', { alias: 'n', type: 'number', default: 2, describe: 'seconds between frames' })
-      .option('format', { alias: 'f', choices: ['table', 'json', 'yaml', 'csv'], default: 'table' }),
-  handler: async (argv) => {
+  positionals: {},
+  options: {
+    once: { type: 'boolean', describe: 'print one frame and exit (the default without a terminal)' },
+    interval: { type: 'number', short: 'n', default: 2, describe: 'seconds between frames' },
+    format: { type: 'string', short: 'f', choices: ['table', 'json', 'yaml', 'csv'], default: 'table' },
+  },
+  run: async (argv) => {
     const { topSnapshot } = await import('../../instance/top.js');
     const ctx = context();
     const interval = Math.min(60, Math.max(0.2, Number(argv.interval) || 2)) * 1000;
@@ -41,5 +42,4 @@ const command: CommandModule = {
       process.stdout.write(`\x1b[H\x1b[2J${new Date().toLocaleTimeString()}  ${rows.length} running  (Ctrl-C to quit)\n\n${render(rows)}\n`);
     }
   },
-};
-export default command;
+});

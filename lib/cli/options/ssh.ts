@@ -1,25 +1,16 @@
 import type { SshOptions } from '../../ssh/client.js';
+import type { OptionDef } from '../define.js';
 
-/**
- * ssh's options, one table for yargs (help, errors) and the fast path (lib/cli/fast.ts): loading
- * yargs costs about as much as the whole SSH handshake, and `tslxc ssh c -- CMD` is run in loops.
- */
-export interface SshOptionSpec {
-  type: 'boolean' | 'string';
-  short?: string;
-  multiple?: boolean;
-  number?: boolean;
-  describe: string;
-}
-
-export const SSH_OPTIONS: Record<string, SshOptionSpec> = {
-  user: { type: 'string', short: 'l', describe: 'user to log in as (default root)' },
+/** ssh's options (part of ssh's definition, lib/cli/commands/ssh.ts). */
+export const SSH_OPTIONS: Record<string, OptionDef> = {
+  user: { type: 'string', short: 'l', kind: 'user', describe: 'user to log in as (default root)' },
   tty: { type: 'boolean', short: 't', describe: 'force a pseudo-terminal' },
   'no-tty': { type: 'boolean', short: 'T', describe: 'never allocate a pseudo-terminal' },
-  L: { type: 'string', multiple: true, describe: 'local forward [bind:]port:host:hostport (repeatable)' },
+  L: { type: 'string', multiple: true, kind: 'text', describe: 'local forward [bind:]port:host:hostport (repeatable)' },
   N: { type: 'boolean', describe: 'run no command: only the forwards, until interrupted' },
-  port: { type: 'string', short: 'p', number: true, describe: 'sshd port inside the container (default 22)' },
-  timeout: { type: 'string', number: true, describe: 'seconds to wait for sshd to answer (default 10)' },
+  // Strings, checked by sshOptionsFrom: its message is clearer than a parser's NaN.
+  port: { type: 'string', short: 'p', kind: 'text', describe: 'sshd port inside the container (default 22)' },
+  timeout: { type: 'string', kind: 'text', describe: 'seconds to wait for sshd to answer (default 10)' },
   'forget-host-key': { type: 'boolean', describe: 'forget the host key tslxc learnt for this container, and learn the one it offers now' },
 };
 

@@ -1,8 +1,9 @@
 import yaml from 'js-yaml';
 import { TslxcError } from '../../errors.js';
 
-export type Format = 'table' | 'json' | 'yaml' | 'csv';
-export const FORMATS: Format[] = ['table', 'json', 'yaml', 'csv'];
+import { FORMATS, type Format } from '../options/format.js';
+
+export { FORMATS, type Format };
 
 export interface Column<T> {
   header: string;

@@ -4,72 +4,122 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { leanArgs, type LeanCommand } from '../../../lib/cli/lean.js';
-import { LEAN_COMMANDS } from '../../../lib/cli/fast.js';
+import { parseCommandLine, verbOf, type CommandDef } from '../../../lib/cli/define.js';
+import { FAST_COMMANDS } from '../../../lib/cli/fast.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../..');
 
-const noop = async () => {};
-const copyLike: LeanCommand = {
+const run = async () => {};
+const copyLike: CommandDef = {
   command: 'copy <source> <destination>',
   describe: '',
-  positionals: {},
+  positionals: { source: { kind: 'container' }, destination: { kind: 'new container' } },
   options: { storage: { type: 'string', short: 's', describe: '' }, 'instance-only': { type: 'boolean', describe: '' } },
-  run: noop,
+  run,
 };
-const moveLike: LeanCommand = { command: 'move <name> [newname]', describe: '', positionals: {}, run: noop };
-const deleteLike: LeanCommand = { command: 'delete <names..>', describe: '', positionals: {}, options: { force: { type: 'boolean', short: 'f', describe: '' } }, run: noop };
+const moveLike: CommandDef = {
+  command: 'move <name> [newname]',
+  describe: '',
+  positionals: { name: { kind: 'container' }, newname: { kind: 'new container' } },
+  run,
+};
+const deleteLike: CommandDef = {
+  command: 'delete <names..>',
+  describe: '',
+  positionals: { names: { kind: 'container' } },
+  options: { force: { type: 'boolean', short: 'f', describe: '' } },
+  run,
+};
 
-test('leanArgs takes exactly the grammar of the command', (t) => {
-  t.deepEqual(leanArgs(copyLike, ['a', 'b']), { source: 'a', destination: 'b' });
-  t.deepEqual(leanArgs(copyLike, ['a', '-s', 'p', 'b', '--instance-only']), { source: 'a', destination: 'b', storage: 'p', 'instance-only': true });
-  t.deepEqual(leanArgs(copyLike, ['--storage=p', 'a', 'b']), { source: 'a', destination: 'b', storage: 'p' });
-  t.deepEqual(leanArgs(moveLike, ['a']), { name: 'a' });
-  t.deepEqual(leanArgs(moveLike, ['a', 'b']), { name: 'a', newname: 'b' });
-  t.deepEqual(leanArgs(deleteLike, ['a', 'b', '-f']), { names: ['a', 'b'], force: true });
+test('the fast parser takes exactly the grammar of the command', (t) => {
+  t.deepEqual(parseCommandLine(copyLike, ['a', 'b']), { source: 'a', destination: 'b' });
+  t.deepEqual(parseCommandLine(copyLike, ['a', '-s', 'p', 'b', '--instance-only']), { source: 'a', destination: 'b', storage: 'p', 'instance-only': true });
+  t.deepEqual(parseCommandLine(copyLike, ['--storage=p', 'a', 'b']), { source: 'a', destination: 'b', storage: 'p' });
+  t.deepEqual(parseCommandLine(moveLike, ['a']), { name: 'a' });
+  t.deepEqual(parseCommandLine(moveLike, ['a', 'b']), { name: 'a', newname: 'b' });
+  t.deepEqual(parseCommandLine(deleteLike, ['a', 'b', '-f']), { names: ['a', 'b'], force: true });
 });
 
-test('leanArgs leaves to yargs what it cannot be sure of', (t) => {
-  for (const args of [[], ['a'], ['a', 'b', 'c'], ['a', 'b', '--bogus'], ['a', 'b', '--help'], ['-h'], ['a', 'b', '--debug'], ['a', '-s'], ['a', 'b', '--instance-only=yes']]) {
-    t.is(leanArgs(copyLike, args), undefined, args.join(' '));
+test('the fast parser leaves to yargs what it cannot be sure of', (t) => {
+  for (const args of [
+    [],
+    ['a'],
+    ['a', 'b', 'c'],
+    ['a', 'b', '--bogus'],
+    ['a', 'b', '--help'],
+    ['-h'],
+    ['a', 'b', '--debug'],
+    ['a', '-s'],
+    ['a', 'b', '--instance-only=yes'],
+    ['a', '--', 'b'],
+  ]) {
+    t.is(parseCommandLine(copyLike, args), undefined, args.join(' '));
   }
-  t.is(leanArgs(moveLike, ['a', 'b', 'c']), undefined);
-  t.is(leanArgs(deleteLike, []), undefined);
-  t.is(leanArgs(deleteLike, ['-f']), undefined);
+  t.is(parseCommandLine(moveLike, ['a', 'b', 'c']), undefined);
+  t.is(parseCommandLine(deleteLike, []), undefined);
+  t.is(parseCommandLine(deleteLike, ['-f']), undefined);
 });
 
-test('the fast path names every lean command by its word and each of its aliases, and no other', async (t) => {
-  for (const [words, load] of Object.entries(LEAN_COMMANDS)) {
+test('the fast path names every verb by its word and each of its aliases, and no other', async (t) => {
+  for (const [words, load] of Object.entries(FAST_COMMANDS)) {
     const c = await load();
     const verb = words.split(' ').at(-1);
-    const own = c.command.split(' ')[0];
+    const own = verbOf(c);
     t.true(verb === own || (c.aliases ?? []).includes(verb!), `${words} -> ${c.command}`);
     for (const alias of [own, ...(c.aliases ?? [])]) {
-      t.truthy(LEAN_COMMANDS[[...words.split(' ').slice(0, -1), alias].join(' ')], `${words}: ${alias} is missing`);
+      t.truthy(FAST_COMMANDS[[...words.split(' ').slice(0, -1), alias].join(' ')], `${words}: ${alias} is missing`);
     }
   }
 });
 
-// The point of the lean path: the command runs and fails properly without yargs ever being loaded.
-test('lean commands run without loading yargs; what they cannot parse goes to yargs', (t) => {
+// The point of the fast path: the command runs and fails properly without yargs ever being loaded.
+test('fast commands run without loading yargs; what they cannot parse goes to yargs', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-lean-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'hooks.mjs'), "export async function resolve(spec, ctx, next) {\n  if (spec === 'yargs' || spec.startsWith('yargs/')) throw new Error('yargs was loaded');\n  return next(spec, ctx);\n}\n");
+  fs.writeFileSync(
+    path.join(dir, 'hooks.mjs'),
+    "export async function resolve(spec, ctx, next) {\n  if (spec === 'yargs' || spec.startsWith('yargs/')) throw new Error('yargs was loaded');\n  return next(spec, ctx);\n}\n",
+  );
   fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
   const fast = path.join(dist, 'lib', 'cli', 'fast.js');
-  fs.writeFileSync(path.join(dir, 'run.mjs'), `import { tryFastPath } from ${JSON.stringify(fast)};\nconsole.log('taken', await tryFastPath(process.argv.slice(2)));\n`);
+  fs.writeFileSync(
+    path.join(dir, 'run.mjs'),
+    `import { tryFastPath } from ${JSON.stringify(fast)};\nconsole.log('taken', await tryFastPath(process.argv.slice(2)));\n`,
+  );
   const run = (...args: string[]) =>
     spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), path.join(dir, 'run.mjs'), ...args], {
       encoding: 'utf8',
       env: { ...process.env, TSLXC_DIR: path.join(dir, 'state'), TSLXC_RUN_DIR: path.join(dir, 'run') },
     });
-  for (const args of [['copy', 'nope', 'x'], ['cp', 'nope', 'x', '-s', 'p'], ['snapshot', 'restore', 'nope', 's1'], ['rm', 'nope', '-f'], ['move', 'nope', 'x'], ['mv', 'nope', 'x', '--storage', 'p']]) {
+  const taken = [
+    ['copy', 'nope', 'x'],
+    ['cp', 'nope', 'x', '-s', 'p'],
+    ['snapshot', 'restore', 'nope', 's1'],
+    ['rm', 'nope', '-f'],
+    ['move', 'nope', 'x'],
+    ['mv', 'nope', 'x', '--storage', 'p'],
+    ['stop', 'nope', '-f'],
+    ['stop', 'nope', '--force', '--timeout', '5'],
+    ['start', 'nope'],
+    ['exec', 'nope', '--', 'true'],
+  ];
+  for (const args of taken) {
     const r = run(...args);
     t.is(r.stdout.trim(), 'taken true', `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, /^Error: Container "nope" not found.*\n$/, args.join(' '));
   }
-  for (const args of [['copy', 'nope'], ['snapshot', 'restore', 'nope'], ['rm', '--help'], ['snapshot', 'list', 'nope'], ['constructor'], ['snapshot', 'toString'], []]) {
+  for (const args of [
+    ['copy', 'nope'],
+    ['snapshot', 'restore', 'nope'],
+    ['rm', '--help'],
+    ['snapshot', 'bogus', 'nope'],
+    ['stop', 'nope', '--timeout', 'soon'],
+    ['list', '-f', 'xml'],
+    ['constructor'],
+    ['snapshot', 'toString'],
+    [],
+  ]) {
     const r = run(...args);
     t.is(r.stdout.trim(), 'taken false', args.join(' '));
     t.is(r.stderr, '', args.join(' '));
