@@ -48,7 +48,7 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
     if (eq <= 0) return false;
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const [{ execInstance }, { Context }] = await Promise.all([import('../instance/exec.js'), import('../instance/context.js')]);
+  const [{ execInstance }, { Context }] = await Promise.all([import('../instance/exec.js'), import('../state/context.js')]);
   try {
     process.exitCode = await execInstance(new Context(), name, command.length ? command : ['/bin/sh', '-l'], { tty: wantsTty(a), env, cwd: a.cwd, user: a.user });
   } catch (err) {
@@ -71,7 +71,7 @@ async function fastList(args: string[]): Promise<boolean> {
   }
   const format = parsed.values.format ?? 'table';
   if (!['table', 'json', 'yaml', 'csv'].includes(format) || parsed.positionals.length > 1) return false;
-  const [{ renderList }, { Context }] = await Promise.all([import('./views/list.js'), import('../instance/context.js')]);
+  const [{ renderList }, { Context }] = await Promise.all([import('./views/list.js'), import('../state/context.js')]);
   try {
     process.stdout.write(`${await renderList(new Context(), format as 'table', parsed.positionals[0])}\n`);
   } catch (err) {
@@ -96,7 +96,7 @@ async function fastStartStop(verb: 'start' | 'stop', args: string[]): Promise<bo
   const v = parsed.values as { force?: boolean; timeout?: string };
   const timeout = v.timeout === undefined ? STOP_OPTIONS.timeout.default : Number(v.timeout);
   if (parsed.positionals.length === 0) return false;
-  const { Context } = await import('../instance/context.js');
+  const { Context } = await import('../state/context.js');
   const ctx = new Context();
   try {
     for (const name of parsed.positionals) {
@@ -119,7 +119,7 @@ async function fastSsh(args: string[]): Promise<boolean> {
   }
   const [name, ...command] = parsed.positionals;
   if (!name) return false;
-  const [{ sshInstance }, { sshOptionsFrom }, { Context }] = await Promise.all([import('../ssh/client.js'), import('./options/ssh.js'), import('../instance/context.js')]);
+  const [{ sshInstance }, { sshOptionsFrom }, { Context }] = await Promise.all([import('../ssh/client.js'), import('./options/ssh.js'), import('../state/context.js')]);
   try {
     process.exitCode = await sshInstance(new Context(), name, await sshOptionsFrom(parsed.values as Record<string, unknown>, command));
   } catch (err) {

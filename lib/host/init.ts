@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { validateChange, validateDevice } from '../config/schema.js';
 import { hostFacts } from './facts.js';
 import { hostFeatures } from './features.js';

@@ -16,7 +16,7 @@ import { buildDebootstrapRoot } from './sources/debootstrap.js';
 import type { ImageMetadata } from './metadata.js';
 import { getImage, sweepDead } from './store.js';
 import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
-import { helperError, helperPath } from '../instance/helper.js';
+import { helperError, helperPath } from '../state/helper.js';
 
 /** Bump when the builder itself changes what it produces, so old cached builds are not reused. */
 const BUILDER_VERSION = 1;

@@ -5,7 +5,7 @@ import { TslxcError } from '../errors.js';
 import { validateAlias } from '../util/names.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, imagesDir, type Paths } from '../state/paths.js';
-import { listNames, type InstanceConfig } from '../instance/config.js';
+import { listNames, type InstanceConfig } from '../state/config.js';
 import { listPools } from '../storage/pool.js';
 import { dropAllSpares } from '../storage/spares.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';

@@ -2,9 +2,9 @@ import { TslxcError } from '../errors.js';
 import { sleep } from '../util/fs.js';
 import { isAlive } from '../util/proc.js';
 import { signalNumber } from '../util/signals.js';
-import { loadConfig } from './config.js';
-import type { Context } from './context.js';
-import { clearRuntime, liveness, type RuntimeFiles } from './runtime.js';
+import { loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
+import { clearRuntime, liveness, type RuntimeFiles } from '../state/runtime.js';
 import { releaseAfterStop, releaseNetwork } from '../network/instance.js';
 
 export interface StopOptions {

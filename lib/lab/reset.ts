@@ -1,6 +1,6 @@
 import { TslxcError, errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { loadConfig, saveConfig } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { loadConfig, saveConfig } from '../state/config.js';
 import { startInstance } from '../instance/start.js';
 import { stopInstance } from '../instance/stop.js';
 import { instanceState } from '../instance/status.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { TslxcError, errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { loadConfig } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { loadConfig } from '../state/config.js';
 import { createInstance } from '../instance/create.js';
 import { deleteInstance } from '../instance/manage.js';
 import { updateInstance } from '../instance/configure.js';

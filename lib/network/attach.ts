@@ -1,5 +1,5 @@
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { updateInstance, type UpdateResult } from '../instance/configure.js';
 import { validateNetworkDevice } from './devices.js';
 import { loadNetwork } from './store.js';

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions } from 'ssh2';
 import { TslxcError, errorText } from '../errors.js';
-import { loadConfig } from '../instance/config.js';
-import type { Context } from '../instance/context.js';
-import { requireInstance } from '../instance/runtime.js';
+import { loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
+import { requireInstance } from '../state/runtime.js';
 import { instanceState } from '../instance/status.js';
 import { sleep } from '../util/fs.js';
 import { expandInstance } from '../profile/expand.js';
