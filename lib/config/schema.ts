@@ -6,7 +6,7 @@ import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
 import { IDMAP_KEYS } from './idmap.js';
-import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from './units.js';
+import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from '../util/units.js';
 
 /**
  * The config keys a container or profile may carry, and what their values may be. Every change

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { parseCpuList } from '../config/units.js';
+import { parseCpuList } from '../util/units.js';
 
 /**
  * The host figures that limits are checked against. Cheap and synchronous (os module and sysfs),

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Paths } from '../state/paths.js';
 import { hostFeatures, type HostFeatures } from './features.js';
 import { onlineCpus } from './facts.js';
-import { formatCpuList } from '../config/units.js';
+import { formatCpuList } from '../util/units.js';
 import { checkHostLimits, type LimitCheck } from './sysctl.js';
 import { listPools } from '../storage/pool.js';
 import { poolDataDir } from '../storage/manage.js';

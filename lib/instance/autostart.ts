@@ -1,5 +1,5 @@
 import { TslxcError, errorText } from '../errors.js';
-import { parseBool, parseInteger } from '../config/units.js';
+import { parseBool, parseInteger } from '../util/units.js';
 import { parseDelaySeconds } from '../config/schema.js';
 import { expandInstance } from '../profile/expand.js';
 import { listNames, loadConfig } from '../state/config.js';

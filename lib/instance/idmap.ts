@@ -5,7 +5,7 @@ import { TslxcError } from '../errors.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { expandInstance } from '../profile/expand.js';
-import { parseInteger } from '../config/units.js';
+import { parseInteger } from '../util/units.js';
 import {
   buildRanges, formatIdmap, hostRanges, isIsolated, isPrivileged, ISOLATED_SIZE, parseIdmapJson, parseRawIdmap,
   type HostRange, type IdMap,

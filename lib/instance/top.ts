@@ -3,7 +3,7 @@ import { expandInstance } from '../profile/expand.js';
 import { listStates } from './status.js';
 import { loadConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
-import { parseSize } from '../config/units.js';
+import { parseSize } from '../util/units.js';
 
 export interface TopRow {
   name: string;

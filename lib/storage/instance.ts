@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseSize } from '../config/units.js';
+import { parseSize } from '../util/units.js';
 import { readYamlIfExists } from '../util/yaml.js';
 import { TslxcError } from '../errors.js';
 import { writeFileInRoot } from '../util/rootfs.js';

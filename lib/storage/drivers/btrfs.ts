@@ -4,7 +4,7 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { applyLayer, isLayer } from '../../image/layers.js';
-import { parseSize } from '../../config/units.js';
+import { parseSize } from '../../util/units.js';
 import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
 import { locksDir, type Paths } from '../../state/paths.js';
