@@ -38,5 +38,5 @@ export const containerRootfs = (p: Paths, name: string) => path.join(containerDi
 export function containerRunDir(p: Paths, name: string): string {
   return path.join(p.runDir, 'containers', validateInstanceName(name));
 }
-/** The pid of a snapshot or copy holding the container frozen (storage/snapshot.ts withFrozen). */
+/** The pid of a snapshot or copy holding the container frozen (instance/snapshot.ts withFrozen). */
 export const freezeMarkerFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'snapshot-freeze.pid');

@@ -8,7 +8,7 @@ export const snapshotCreate: LeanCommand = {
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
   positionals: { name: 'the container', snapshot: 'the snapshot\'s name' },
   run: async (argv) => {
-    const { createSnapshot } = await import('../../storage/snapshot.js');
+    const { createSnapshot } = await import('../../instance/snapshot.js');
     const timing = { frozenMs: 0 };
     const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
     console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
@@ -20,7 +20,7 @@ const list: CommandModule = {
   describe: 'List a container\'s snapshots',
   builder: (y) => withFormat(y.positional('name', { type: 'string', demandOption: true })),
   handler: async (argv) => {
-    const { listSnapshots } = await import('../../storage/snapshot.js');
+    const { listSnapshots } = await import('../../instance/snapshot.js');
     const rows = listSnapshots(context(), String(argv.name));
     console.log(renderRows(rows, [{ header: 'NAME', value: (s) => s.name }, { header: 'CREATED', value: (s) => s.created_at }], argv.format as Format));
   },
@@ -30,7 +30,7 @@ export const snapshotRestore: LeanCommand = {
   describe: 'Restore a stopped container\'s root and config from a snapshot',
   positionals: { name: 'the container', snapshot: 'the snapshot' },
   run: async (argv) => {
-    const { restoreSnapshot } = await import('../../storage/snapshot.js');
+    const { restoreSnapshot } = await import('../../instance/snapshot.js');
     await restoreSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 };
@@ -40,7 +40,7 @@ export const snapshotDelete: LeanCommand = {
   describe: 'Delete a snapshot',
   positionals: { name: 'the container', snapshot: 'the snapshot' },
   run: async (argv) => {
-    const { deleteSnapshot } = await import('../../storage/snapshot.js');
+    const { deleteSnapshot } = await import('../../instance/snapshot.js');
     await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 };
@@ -49,7 +49,7 @@ export const snapshotRename: LeanCommand = {
   describe: 'Rename a snapshot',
   positionals: { name: 'the container', snapshot: 'the snapshot', newname: 'its new name' },
   run: async (argv) => {
-    const { renameSnapshot } = await import('../../storage/snapshot.js');
+    const { renameSnapshot } = await import('../../instance/snapshot.js');
     await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));
   },
 };
