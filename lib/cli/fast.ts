@@ -119,7 +119,7 @@ async function fastSsh(args: string[]): Promise<boolean> {
   }
   const [name, ...command] = parsed.positionals;
   if (!name) return false;
-  const [{ sshInstance }, { sshOptionsFrom }, { Context }] = await Promise.all([import('../ssh/client.js'), import('./options/ssh.js'), import('../state/context.js')]);
+  const [{ sshInstance }, { sshOptionsFrom }, { Context }] = await Promise.all([import('../instance/ssh.js'), import('./options/ssh.js'), import('../state/context.js')]);
   try {
     process.exitCode = await sshInstance(new Context(), name, await sshOptionsFrom(parsed.values as Record<string, unknown>, command));
   } catch (err) {

@@ -10,7 +10,7 @@ import { writeYamlAtomic } from '../util/yaml.js';
 import { readYamlIfExists } from '../util/yaml.js';
 import { Reverter } from '../util/revert.js';
 import { profileExists, validateProfileName } from '../profile/store.js';
-import { createProfile, deleteProfile, loadProfile, updateProfile } from '../profile/manage.js';
+import { createProfile, deleteProfile, loadProfile, updateProfile } from '../instance/profiles.js';
 import { createPool, deletePool } from '../storage/manage.js';
 import { listPools } from '../storage/pool.js';
 import { createNetwork, deleteNetwork } from '../network/manage.js';

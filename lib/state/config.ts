@@ -53,7 +53,7 @@ export function loadConfig(p: Paths, name: string): InstanceConfig {
 /**
  * A rename's journal is in the container's dir under its old name until the dir itself moves, its
  * last step: this marker, written before the commit and removed after it, leads a command that
- * asks for the new name there (renameInstance in manage.ts). It holds "OLD_NAME PID STARTTIME".
+ * asks for the new name there (renameInstance in instance/manage.ts). It holds "OLD_NAME PID STARTTIME".
  */
 const MARKER_PREFIX = '.renaming-';
 export const renameMarker = (p: Paths, to: string) => path.join(containersDir(p), `${MARKER_PREFIX}${to}`);

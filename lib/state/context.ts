@@ -69,7 +69,7 @@ export class Context {
     return this.driver;
   }
 
-  /** The same driver, its cgroup writes noted by a start recorder (plan.ts). */
+  /** The same driver, its cgroup writes noted by a start recorder (instance/plan.ts). */
   async recordingCgroups(rec: CgroupRecorder): Promise<CgroupDriver> {
     const { layout } = await this.cgroups();
     return openCgroups({ prefix: this.paths.cgroupPrefix, layout, sys: rec.wrapSys(realSys), attachDevices: rec.wrapDevices(attachDevices) });

@@ -17,7 +17,7 @@ const command: CommandModule = {
     return b;
   },
   handler: async (argv) => {
-    const { sshInstance } = await import('../../ssh/client.js');
+    const { sshInstance } = await import('../../instance/ssh.js');
     const command = ((argv.command as string[] | undefined) ?? []).concat(((argv['--'] as string[] | undefined) ?? []).map(String));
     setExitCode(await sshInstance(context(), String(argv.name), await sshOptionsFrom(argv, command)));
   },

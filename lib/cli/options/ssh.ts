@@ -1,4 +1,4 @@
-import type { SshOptions } from '../../ssh/client.js';
+import type { SshOptions } from '../../instance/ssh.js';
 
 /**
  * ssh's options, one table for yargs (help, errors) and the fast path (lib/cli/fast.ts): loading

@@ -6,7 +6,7 @@ import type { CgroupDriver, CgroupLimits } from '../../../lib/cgroup/types.js';
 import { Context } from '../../../lib/state/context.js';
 import { loadConfig, saveConfig, type InstanceConfig } from '../../../lib/state/config.js';
 import { setConfig } from '../../../lib/instance/configure.js';
-import { createProfile, loadProfile, setProfileKeys } from '../../../lib/profile/manage.js';
+import { createProfile, loadProfile, setProfileKeys } from '../../../lib/instance/profiles.js';
 import { selfRef } from '../../../lib/util/proc.js';
 
 /**

@@ -15,7 +15,7 @@ import {
   setProfileKeys,
   unsetProfileKeys,
   usedBy,
-} from '../../../lib/profile/manage.js';
+} from '../../../lib/instance/profiles.js';
 
 /** Profiles and container config on disk, with no container running (no root needed). */
 function setup() {

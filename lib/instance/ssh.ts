@@ -4,13 +4,13 @@ import { TslxcError, errorText } from '../errors.js';
 import { loadConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
 import { requireInstance } from '../state/runtime.js';
-import { instanceState } from '../instance/status.js';
+import { instanceState } from './status.js';
 import { sleep } from '../util/fs.js';
 import { expandInstance } from '../profile/expand.js';
-import { ensureKeypair } from './keys.js';
-import { changedKeyError, checkHostKey, forgetHostKey, knownKey, rememberHostKey, updateAddress, type HostIdentity } from './known-hosts.js';
-import { startForwards, type LocalForward } from './forward.js';
-import { blobType, fingerprintOf } from './pubkey.js';
+import { ensureKeypair } from '../ssh/keys.js';
+import { changedKeyError, checkHostKey, forgetHostKey, knownKey, rememberHostKey, updateAddress, type HostIdentity } from '../ssh/known-hosts.js';
+import { startForwards, type LocalForward } from '../ssh/forward.js';
+import { blobType, fingerprintOf } from '../ssh/pubkey.js';
 
 /**
  * `tslxc ssh`: ssh2's client to the container's sshd over its IPv4 address on a managed network

@@ -6,15 +6,15 @@ import { validateChange, validateDevice, validateExpanded, validateUnsetKey } fr
 import { hostFacts, type HostFacts } from '../host/facts.js';
 import { listNames, loadConfig, saveConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
-import { expandWithProfile, isLive } from '../instance/configure.js';
-import { applyInstanceLimits } from '../instance/limits.js';
-import { applyDevicesLive } from '../instance/hotplug.js';
+import { expandWithProfile, isLive } from './configure.js';
+import { applyInstanceLimits } from './limits.js';
+import { applyDevicesLive } from './hotplug.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { networkExists } from '../network/store.js';
 import { loadPoolIfExists } from '../storage/pool.js';
-import { expandInstance } from './expand.js';
-import { builtinProfilesDir, listProfiles, loadProfile, parseProfile, profileExists, removeUserProfile, saveProfile, validateProfileName, type Device, type Profile } from './store.js';
+import { expandInstance } from '../profile/expand.js';
+import { builtinProfilesDir, listProfiles, loadProfile, parseProfile, profileExists, removeUserProfile, saveProfile, validateProfileName, type Device, type Profile } from '../profile/store.js';
 
 const userFile = (ctx: Context, name: string) => path.join(ctx.paths.stateDir, 'profiles', `${validateProfileName(name)}.yaml`);
 const isBuiltinName = (name: string) => fs.existsSync(path.join(builtinProfilesDir, `${validateProfileName(name)}.yaml`));
