@@ -1,7 +1,4 @@
 import { TslxcError } from '../errors.js';
-import { validateDiskDevice } from '../storage/disk.js';
-import { validateNetworkDevice } from '../network/devices.js';
-import { isUnixDevice, validateUnixDevice } from '../instance/unixdev.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
@@ -29,7 +26,7 @@ export interface KeyDef {
   check?: (value: string, key: string, host?: HostFacts) => void;
 }
 
-const KEY_NAME = /^[a-z0-9][a-z0-9._-]*[a-z0-9]$/i;
+export const KEY_NAME = /^[a-z0-9][a-z0-9._-]*[a-z0-9]$/i;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Linux's PID_MAX_LIMIT: no pids.max above it means anything. */
 const MAX_PROCESSES = 4_194_304;
@@ -180,21 +177,4 @@ const DEVICE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 export function validateDeviceName(name: string): string {
   if (!DEVICE_NAME.test(name)) throw new TslxcError(`Invalid device name "${name.slice(0, 70)}"`, 'use letters, digits, ".", "_" and "-", at most 63');
   return name;
-}
-
-/** A device's shape: a known type and well-formed keys. What each type needs is its owner's business (network, storage). */
-export function validateDevice(name: string, dev: Record<string, string>): void {
-  validateDeviceName(name);
-  if (!dev.type) throw new TslxcError(`Invalid device "${name}"`, 'it has no type', `give one of ${DEVICE_TYPES.join(', ')}`);
-  if (!(DEVICE_TYPES as readonly string[]).includes(dev.type)) {
-    throw new TslxcError(`Invalid device "${name}"`, `unknown type "${dev.type}"`, `use one of ${DEVICE_TYPES.join(', ')}`);
-  }
-  for (const [k, v] of Object.entries(dev)) {
-    if (!KEY_NAME.test(k) && !/^[a-z]$/i.test(k)) throw new TslxcError(`Invalid device "${name}"`, `bad key "${k.slice(0, 40)}"`);
-    if (typeof v !== 'string' || v.includes('\0')) throw new TslxcError(`Invalid device "${name}"`, `bad value for "${k}"`);
-  }
-  if (dev.type === 'disk') validateDiskDevice(name, dev);
-  if (isUnixDevice(dev)) validateUnixDevice(name, dev);
-  // The shape of nics and proxies; what the host has (the network, a free port) is checked at start.
-  if (dev.type === 'nic' || dev.type === 'proxy') validateNetworkDevice(name, dev, undefined, { checkHost: false });
 }

@@ -1,5 +1,6 @@
 import { TslxcError } from '../errors.js';
-import { validateChange, validateDevice, validateExpanded, validateUnsetKey } from '../config/schema.js';
+import { validateChange, validateExpanded, validateUnsetKey } from '../config/schema.js';
+import { validateDevice } from './devices.js';
 import { hostFacts, type HostFacts } from '../host/facts.js';
 import { expandInstance, type Expanded } from '../profile/expand.js';
 import { loadProfile, type Profile } from '../profile/store.js';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import { nodeSpec, planUnixDevices, resolveUnixDevice, splitDev, unixDeviceRules, validateUnixDevice } from '../../../lib/instance/unixdev.js';
-import { validateDevice } from '../../../lib/config/schema.js';
+import { validateDevice } from '../../../lib/instance/devices.js';
 
 /** unix-char/unix-block keys, the host node lookup, and the helper's node spec. */
 
