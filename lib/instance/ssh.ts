@@ -82,6 +82,7 @@ interface Connected {
 }
 
 async function connectOnce(ctx: Context, t: Target, opts: SshOptions, privateKey: string): Promise<Connected> {
+  // ssh2 is large and stays outside the CLI bundles (scripts/bundle.mjs): loaded when a connection is made.
   const { Client } = (await import('ssh2')).default;
   const client = new Client();
   const { id } = t;
