@@ -1,5 +1,6 @@
 import { TslxcError } from '../errors.js';
 import type { HostFacts } from '../host/facts.js';
+import type { KeyDef } from './keys.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
 import { IDMAP_KEYS } from './idmap.js';
@@ -16,15 +17,6 @@ import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs
  * profile that asks for more than this host has (large: 4 CPUs) is refused when a container using
  * it starts, with the same line.
  */
-export interface KeyDef {
-  /** the key, or a namespace ending in "." (environment., user.) */
-  key: string;
-  describe: string;
-  /** set by tslxc itself (image.*): shown, never changed by users */
-  readOnly?: boolean;
-  /** throws a TslxcError naming the key when the value is not acceptable */
-  check?: (value: string, key: string, host?: HostFacts) => void;
-}
 
 export const KEY_NAME = /^[a-z0-9][a-z0-9._-]*[a-z0-9]$/i;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -1,5 +1,5 @@
 import { TslxcError } from '../errors.js';
-import type { KeyDef } from './schema.js';
+import type { KeyDef } from './keys.js';
 import { SYSCALL_NAMES } from './syscalls.js';
 import { parseBool } from '../util/units.js';
 

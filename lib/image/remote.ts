@@ -5,7 +5,7 @@ import { TslxcError, errorText } from '../errors.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { withLock } from '../util/lock.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
-import type { Progress } from './build.js';
+import type { Progress } from './progress.js';
 import { getImage, type Image } from './store.js';
 import { addAliases, importImage } from './lxd.js';
 import { deleteImage } from './manage.js';

@@ -8,7 +8,7 @@ import { containerDir, containersDir } from '../state/paths.js';
 import { resolveImage } from '../image/resolve.js';
 import { renderTemplates } from '../image/templates.js';
 import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
-import type { Progress } from '../image/build.js';
+import type { Progress } from '../image/progress.js';
 import { configExists, saveConfig, type InstanceConfig } from '../state/config.js';
 import { sweepInstanceLocks, type Context } from '../state/context.js';
 import { profileExists } from '../profile/store.js';

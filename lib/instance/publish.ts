@@ -15,7 +15,7 @@ import { shiftTree } from '../storage/shift.js';
 import { addImage, getImage, type Image } from '../image/store.js';
 import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from '../image/layers.js';
 import type { ImageMetadata } from '../image/metadata.js';
-import type { Progress } from '../image/build.js';
+import type { Progress } from '../image/progress.js';
 
 /**
  * `publish NAME`: a container's root becomes an image whose parent is the container's image,
