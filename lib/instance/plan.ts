@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CgroupSys } from '../cgroup/sys.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
-import { containerDir, type Paths } from '../state/paths.js';
+import { containerDir, startPlansDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from '../state/helper.js';
 import { lxcfsDir } from '../host/features.js';
@@ -55,7 +55,7 @@ export const PLAN_MAGIC = 'tslxc-start-plan-1';
 /** Variables that change what a start does. */
 const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_DIR', 'TSLXC_HELPER'];
 
-export const startPlanFile = (p: Paths, name: string) => path.join(p.runDir, 'plans', validateInstanceName(name));
+export const startPlanFile = (p: Paths, name: string) => path.join(startPlansDir(p), validateInstanceName(name));
 export const lastUsedFile = (p: Paths, name: string) => path.join(containerDir(p, name), 'last-used');
 
 export function dropStartPlan(p: Paths, name: string): void {
@@ -122,8 +122,8 @@ export class StartRecorder {
    * Run fn (the start) with node's sync reads noted. A read is this start's only while no other
    * start runs in the process: with two at once (lab up starts several in parallel) a read cannot
    * be told apart, so neither writes a plan (their next start from the CLI will). Telling them
-   * apart took an AsyncLocalStorage, whose promise hooks cost every start here ~30 ms of the
-   * launch command, for plans that lab up itself never replays.
+   * apart took an AsyncLocalStorage, whose promise hooks slow every start (and so every launch
+   * command) noticeably, for plans that lab up itself never replays.
    */
   async watch<T>(fn: () => Promise<T>): Promise<T> {
     installReadHooks();

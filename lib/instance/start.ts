@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
-import { containerRunDir } from '../state/paths.js';
+import { containerRunDir, RUN_FILES } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
@@ -122,7 +122,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
       saveConfig(ctx.paths, cfg);
       revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
     }
-    const consoleFrom = fileSize(path.join(runDir, 'console.log'));
+    const consoleFrom = fileSize(path.join(runDir, RUN_FILES.consoleLog));
     const out = await runHelper(args);
     forwardWarnings(out.stderr);
     if (out.code !== 0) {
