@@ -154,7 +154,13 @@ test('the graph walk sees static, re-exported, dynamic and type-only imports', (
   t.deepEqual([...g.get(j('b', 'three.ts'))!], [j('b', 'four.ts')]);
   t.deepEqual([...g.get(j('b', 'four.ts'))!], [j('a', 'one.ts')]);
   t.deepEqual([...g.get(j('c', 'six.ts'))!].sort(), [j('d', 'eight.ts'), j('d', 'seven.ts')]);
-  t.deepEqual(sorted(cycles(g)), sorted([[j('a', 'one.ts'), j('a', 'two.ts'), j('b', 'three.ts'), j('b', 'four.ts')], [j('a', 'index.ts'), j('b', 'five.ts')]]));
+  t.deepEqual(
+    sorted(cycles(g)),
+    sorted([
+      [j('a', 'one.ts'), j('a', 'two.ts'), j('b', 'three.ts'), j('b', 'four.ts')],
+      [j('a', 'index.ts'), j('b', 'five.ts')],
+    ]),
+  );
   t.deepEqual(cycles(packageGraph(g)), [['a', 'b']]);
   t.deepEqual(upward(g, ['d', 'c', 'b', 'a']), [`${j('b', 'five.ts')} -> ${j('a', 'index.ts')}`, `${j('b', 'four.ts')} -> ${j('a', 'one.ts')}`]);
 });
@@ -177,12 +183,17 @@ test('no import cycle between the packages of lib/', (t) => {
 });
 
 test('every package of lib/ has its place in the layer table, once', (t) => {
-  const missing = fs.readdirSync(lib, { withFileTypes: true })
+  const missing = fs
+    .readdirSync(lib, { withFileTypes: true })
     .filter((e) => e.isDirectory() || (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')))
     .map((e) => e.name)
     .filter((p) => !order.includes(p));
   t.deepEqual(missing, [], `packages of lib/ not in lib/layers.json (place each in its layer): ${missing.join(', ')}`);
-  t.deepEqual(order.filter((p, i) => order.indexOf(p) !== i), [], 'a package listed twice in lib/layers.json');
+  t.deepEqual(
+    order.filter((p, i) => order.indexOf(p) !== i),
+    [],
+    'a package listed twice in lib/layers.json',
+  );
 });
 
 test('no file of lib/ imports from a package above its own', (t) => {
@@ -190,5 +201,9 @@ test('no file of lib/ imports from a package above its own', (t) => {
     const [from, to] = e.split(' -> ');
     return `  ${e} (${layerOf(pkg(from))}/${pkg(from)} imports ${layerOf(pkg(to))}/${pkg(to)})`;
   });
-  t.deepEqual(found, [], `imports from a lower package to a higher one (lib/layers.json; move the shared part down, or pass the value in):\n${found.join('\n')}`);
+  t.deepEqual(
+    found,
+    [],
+    `imports from a lower package to a higher one (lib/layers.json; move the shared part down, or pass the value in):\n${found.join('\n')}`,
+  );
 });
