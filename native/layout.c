@@ -130,7 +130,7 @@ bool pid_ref_parse(const char *text, pid_t *pid, unsigned long long *start)
   return strcmp(p, "\n") == 0 || *p == '\0';
 }
 
-/* The container's init if it is alive (lib/instance/runtime.ts liveness's initAlive): init.pid
+/* The container's init if it is alive (lib/state/runtime.ts liveness's initAlive): init.pid
  * names a process that still has the recorded start time and is not a zombie. 0 if not. */
 pid_t instance_init_alive(const char *name)
 {

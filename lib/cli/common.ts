@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { Context } from '../instance/context.js';
+import { Context } from '../state/context.js';
 import { FORMATS, type Format } from './options/format.js';
 
 export { parseKeyValues } from '../util/keyvalue.js';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { TslxcError } from '../errors.js';
-import { parseBool, parseInteger } from './units.js';
+import { parseBool, parseInteger } from '../util/units.js';
 
 /**
  * User namespace id maps: what an unprivileged container's ids are on the host.

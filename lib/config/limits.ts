@@ -1,6 +1,6 @@
 import { TslxcError } from '../errors.js';
 import type { CgroupLimits } from '../cgroup/types.js';
-import { formatCpuList, parseBool, parseCpuAllowance, parseCpuList, parseInteger, parseSize } from './units.js';
+import { formatCpuList, parseBool, parseCpuAllowance, parseCpuList, parseInteger, parseSize } from '../util/units.js';
 
 /**
  * From a container's expanded config (profiles applied) to the cgroup limits to apply, with the

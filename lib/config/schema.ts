@@ -1,9 +1,10 @@
 import { TslxcError } from '../errors.js';
 import type { HostFacts } from '../host/facts.js';
+import type { KeyDef } from './keys.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
 import { IDMAP_KEYS } from './idmap.js';
-import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from './units.js';
+import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from '../util/units.js';
 
 /**
  * The config keys a container or profile may carry, and what their values may be. Every change
@@ -16,17 +17,8 @@ import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs
  * profile that asks for more than this host has (large: 4 CPUs) is refused when a container using
  * it starts, with the same line.
  */
-export interface KeyDef {
-  /** the key, or a namespace ending in "." (environment., user.) */
-  key: string;
-  describe: string;
-  /** set by tslxc itself (image.*): shown, never changed by users */
-  readOnly?: boolean;
-  /** throws a TslxcError naming the key when the value is not acceptable */
-  check?: (value: string, key: string, host?: HostFacts) => void;
-}
 
-const KEY_NAME = /^[a-z0-9][a-z0-9._-]*[a-z0-9]$/i;
+export const KEY_NAME = /^[a-z0-9][a-z0-9._-]*[a-z0-9]$/i;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Linux's PID_MAX_LIMIT: no pids.max above it means anything. */
 const MAX_PROCESSES = 4_194_304;

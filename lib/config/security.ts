@@ -1,7 +1,7 @@
 import { TslxcError } from '../errors.js';
-import type { KeyDef } from './schema.js';
+import type { KeyDef } from './keys.js';
 import { SYSCALL_NAMES } from './syscalls.js';
-import { parseBool } from './units.js';
+import { parseBool } from '../util/units.js';
 
 /**
  * security.* config keys: changes to the seccomp deny list and nesting. They are read at start

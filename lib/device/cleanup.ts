@@ -1,4 +1,4 @@
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { networkHandler } from './network.js';
 import type { DeviceHandler } from './types.js';
 

@@ -6,7 +6,7 @@ import { diskBindSpec, disksFileText, isRootDisk, validateDiskDevice } from '../
 import { loadPoolIfExists } from '../storage/pool.js';
 import { activateVolumePools } from '../storage/volume.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { helperError, runHelper } from '../instance/helper.js';
+import { helperError, runHelper } from '../state/helper.js';
 import type { DeviceHandler, DeviceType, Named, TargetProblem } from './types.js';
 
 /**

@@ -6,8 +6,8 @@ import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import type { Reverter } from '../util/revert.js';
 // Context and InstanceConfig are base concepts on their way out of lib/instance (issue 16).
-import type { InstanceConfig } from '../instance/config.js';
-import type { Context } from '../instance/context.js';
+import type { InstanceConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 
 /**
  * One device type behind one interface, in the spirit of incus's lxd/device (validateConfig,

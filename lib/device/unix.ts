@@ -7,7 +7,7 @@ import type { Device } from '../profile/store.js';
 import { containerRunDir, type Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Reverter } from '../util/revert.js';
-import { helperError, runHelper } from '../instance/helper.js';
+import { helperError, runHelper } from '../state/helper.js';
 import type { DeviceHandler, DeviceType, LiveInstance, Named } from './types.js';
 
 /**

@@ -1,6 +1,6 @@
 import { TslxcError } from '../errors.js';
-import { listNames } from '../instance/config.js';
-import type { Context } from '../instance/context.js';
+import { listNames } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { validateInstanceName } from '../util/names.js';
 import { parsePublicKeyLine } from './auth.js';
 import { keyFingerprint } from './hostkey.js';

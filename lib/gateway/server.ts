@@ -2,7 +2,7 @@ import net from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection } from 'ssh2';
 import { errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { authorize, verifySignature } from './auth.js';
 import { loadOrCreateHostKey } from './hostkey.js';
 import { SessionLog, sessionsLogFile } from './log.js';

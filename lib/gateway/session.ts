@@ -4,10 +4,10 @@ import os from 'node:os';
 import type { Writable } from 'node:stream';
 import type { ServerChannel, Session } from 'ssh2';
 import { errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { attachArgs } from '../instance/exec.js';
-import { helperPath } from '../instance/helper.js';
-import { liveness } from '../instance/runtime.js';
+import { helperPath } from '../state/helper.js';
+import { liveness } from '../state/runtime.js';
 import { isAlive, type ProcessRef } from '../util/proc.js';
 import type { SessionLog, SessionRecord } from './log.js';
 

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { parseCpuList } from '../config/units.js';
+import { parseCpuList } from '../util/units.js';
 
 /**
  * The host figures that limits are checked against. Cheap and synchronous (os module and sysfs),
- * because every `config set` needs them; the full report (lib/host/report.ts) uses
+ * because every `config set` needs them; the full report (lib/admin/report.ts) uses
  * systeminformation and is loaded only by `tslxc host`.
  */
 export interface HostFacts {

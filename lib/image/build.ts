@@ -14,14 +14,13 @@ import type { Recipe } from './recipe.js';
 import { buildBusyboxRoot } from './sources/busybox.js';
 import { buildDebootstrapRoot } from './sources/debootstrap.js';
 import type { ImageMetadata } from './metadata.js';
+import type { Progress } from './progress.js';
 import { getImage, sweepDead } from './store.js';
 import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
-import { helperError, helperPath } from '../instance/helper.js';
+import { helperError, helperPath } from '../state/helper.js';
 
 /** Bump when the builder itself changes what it produces, so old cached builds are not reused. */
 const BUILDER_VERSION = 1;
-
-export type Progress = (phase: string, detail?: string) => void;
 
 export interface BuiltImage {
   /** cacheDir/builds/<id>: holds rootfs/ and metadata.yaml */

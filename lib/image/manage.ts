@@ -5,9 +5,7 @@ import { TslxcError } from '../errors.js';
 import { validateAlias } from '../util/names.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, imagesDir, type Paths } from '../state/paths.js';
-import { listNames, type InstanceConfig } from '../instance/config.js';
-import { listPools } from '../storage/pool.js';
-import { dropAllSpares } from '../storage/spares.js';
+import { listNames, type InstanceConfig } from '../state/config.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import { validateMetadata } from './lxd.js';
@@ -95,12 +93,14 @@ export interface DeleteResult {
 /**
  * Deletes an image. With children or containers it is refused (naming them) unless `force`, which
  * removes the whole subtree and the containers made from it (deleteContainer does that, so the
- * container's own teardown runs) and reports what it removed.
+ * container's own teardown runs) and reports what it removed. forgetInPools removes what the
+ * storage pools keep of each deleted image (forgetImageInPools in storage/spares.ts): the caller
+ * gives it, because storage builds on the image store and this module sits below storage.
  */
 export async function deleteImage(
   p: Paths,
   ref: string,
-  opts: { force?: boolean; deleteContainer?: (name: string) => Promise<void> } = {},
+  opts: { force?: boolean; deleteContainer?: (name: string) => Promise<void>; forgetInPools: (fingerprint: string) => Promise<void> },
 ): Promise<DeleteResult> {
   const img = requireImage(p, ref);
   const d = descendantsOf(p, img.fingerprint);
@@ -126,22 +126,8 @@ export async function deleteImage(
       fs.rmSync(trash, { recursive: true, force: true });
     }
   });
-  for (const i of order) await forgetInPools(p, i.fingerprint);
+  for (const i of order) await opts.forgetInPools(i.fingerprint);
   return { deleted: order.map((i) => i.fingerprint), containers: d.containers.map((c) => c.name) };
-}
-
-/** A btrfs pool keeps a read-only subvolume per image it has used, a dir pool a spare copy: remove them with the image. */
-async function forgetInPools(p: Paths, fingerprint: string): Promise<void> {
-  await dropAllSpares(p, fingerprint);
-  for (const pool of listPools(p)) {
-    if (pool.driver !== 'btrfs') continue;
-    const mount = pool.config.source ? path.resolve(pool.config.source) : path.join(p.stateDir, 'storage-pools', pool.name);
-    const sub = path.join(mount, 'images', fingerprint);
-    if (!fs.existsSync(sub)) continue;
-    const { run } = await import('../util/exec.js');
-    await run('btrfs', ['property', 'set', sub, 'ro', 'false'], { what: 'unlock' }).catch(() => {});
-    await run('btrfs', ['subvolume', 'delete', sub], { what: `Cannot delete ${sub}` }).catch(() => fs.rmSync(sub, { recursive: true, force: true }));
-  }
 }
 
 /** Images stored before sizes were recorded: measured when asked. */

@@ -6,7 +6,7 @@ import { TslxcError, errorText } from '../errors.js';
 import { imagesDir, type Paths } from '../state/paths.js';
 import { addAliases, exportImage, importImage, sha256Files } from './lxd.js';
 import { getImage, readAliases, requireImage, type Image } from './store.js';
-import type { Progress } from './build.js';
+import type { Progress } from './progress.js';
 
 /**
  * A registry for image trees: a content-addressed HTTP store. Each node is a unified tarball

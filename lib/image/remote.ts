@@ -5,7 +5,7 @@ import { TslxcError, errorText } from '../errors.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { withLock } from '../util/lock.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
-import type { Progress } from './build.js';
+import type { Progress } from './progress.js';
 import { getImage, type Image } from './store.js';
 import { addAliases, importImage } from './lxd.js';
 import { deleteImage } from './manage.js';
@@ -272,7 +272,8 @@ export async function pullRemoteImage(p: Paths, ref: string, opts: { aliases?: s
     progress('unpack', `importing ${parsed.remote}:${parsed.alias}`);
     const r = await importImage(p, files[0], files[1], aliases);
     if (r.image.fingerprint !== found.fingerprint) {
-      await deleteImage(p, r.image.fingerprint, {}).catch(() => {});
+      // Not the announced image: drop what this pull stored. A new image has no pool copies yet.
+      await deleteImage(p, r.image.fingerprint, { forgetInPools: async () => {} }).catch(() => {});
       throw new TslxcError(`Image ${parsed.remote}:${parsed.alias} failed verification`, `its files hash to ${r.image.fingerprint.slice(0, 12)}, the server announced ${found.fingerprint.slice(0, 12)}`);
     }
     fs.rmSync(dl, { recursive: true, force: true });

@@ -2,7 +2,8 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { needTls } from '../util/tls.js';
 import type { Paths } from '../state/paths.js';
-import { buildRecipe, buildsLayer, recipeKey, type Progress } from './build.js';
+import { buildRecipe, buildsLayer, recipeKey } from './build.js';
+import type { Progress } from './progress.js';
 import type { ImageMetadata } from './metadata.js';
 import { findRecipe, loadRecipe, type RecipeOptions } from './recipe.js';
 import { addImage, copyTree, findImage, getImage, type Image } from './store.js';
@@ -16,6 +17,8 @@ import { addImage, copyTree, findImage, getImage, type Image } from './store.js'
 export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress, depth = 0): Promise<Image> {
   if (depth > 16) throw new TslxcError(`Cannot build image "${ref}"`, 'its recipes\' "from:" chain is longer than 16 or loops');
   if (ref.includes(':')) {
+    // Loaded lazily for the CLI's start-up: create and launch of a stored image or a recipe do not
+    // load the remote client (nor the LXD import and image management it brings).
     const { parseRemoteRef, pullRemoteImage } = await import('./remote.js');
     if (parseRemoteRef(p, ref)) {
       needTls();
@@ -56,7 +59,7 @@ async function resolveThroughRemote(p: Paths, ref: string, name: string, release
   const stored = findImage(p, `${name}/${release}`);
   if (stored) return stored;
   needTls();
-  const { pullRemoteImage } = await import('./remote.js');
+  const { pullRemoteImage } = await import('./remote.js'); // lazily, as in resolveImage
   const aliases = ref === name ? [name, `${name}/${release}`] : [`${name}/${release}`];
   try {
     return await pullRemoteImage(p, remoteRef, { progress, aliases });

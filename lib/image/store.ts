@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
@@ -103,7 +104,6 @@ export function sweepDead(dir: string, pattern: RegExp): void {
 
 /** Bytes used by a tree (du's count of allocated blocks, hard links once). */
 export async function treeSize(dir: string): Promise<number> {
-  const { spawnSync } = await import('node:child_process');
   const r = spawnSync('du', ['-s', '-B1', '-x', dir], { encoding: 'utf8' });
   return r.status === 0 ? Number(r.stdout.split(/\s/)[0]) : 0;
 }

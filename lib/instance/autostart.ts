@@ -1,9 +1,9 @@
 import { TslxcError, errorText } from '../errors.js';
-import { parseBool, parseInteger } from '../config/units.js';
+import { parseBool, parseInteger } from '../util/units.js';
 import { parseDelaySeconds } from '../config/schema.js';
 import { expandInstance } from '../profile/expand.js';
-import { listNames, loadConfig } from './config.js';
-import type { Context } from './context.js';
+import { listNames, loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { startInstance } from './start.js';
 import { instanceState } from './status.js';
 

@@ -4,10 +4,10 @@ import { validateDevice } from '../device/registry.js';
 import { hostFacts, type HostFacts } from '../host/facts.js';
 import { expandInstance, type Expanded } from '../profile/expand.js';
 import { loadProfile, type Profile } from '../profile/store.js';
-import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import { loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { applyInstanceLimits } from './limits.js';
-import { liveness } from './runtime.js';
+import { liveness } from '../state/runtime.js';
 import { checkRootDisk } from '../storage/instance.js';
 import { hotplugDevices } from './hotplug.js';
 

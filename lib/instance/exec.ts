@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { containerRunDir, containerRunFile, RUN_FILES } from '../state/paths.js';
-import type { Context } from './context.js';
-import { runHelperInteractive } from './helper.js';
-import { liveness, requireInstance } from './runtime.js';
+import type { Context } from '../state/context.js';
+import { runHelperInteractive } from '../state/helper.js';
+import { liveness, requireInstance } from '../state/runtime.js';
 import { DROPPED_CAPABILITIES, SECURITY_FILE } from './policy.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 

@@ -3,11 +3,11 @@ import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { errorText, TslxcError } from '../errors.js';
 import { mkdirInRoot, resolveInRoot } from '../util/rootfs.js';
-import { loadConfig } from './config.js';
-import type { Context } from './context.js';
+import { loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { hostAccess } from '../storage/instance.js';
-import { helperError, runHelper, type HelperIo } from './helper.js';
-import { liveness } from './runtime.js';
+import { helperError, runHelper, type HelperIo } from '../state/helper.js';
+import { liveness } from '../state/runtime.js';
 import { onDiskMap } from './idmap.js';
 import { toHost } from '../config/idmap.js';
 

@@ -9,10 +9,10 @@ import type { Device } from '../profile/store.js';
 import { containerRunDir, type Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { Reverter } from '../util/revert.js';
-import type { InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import type { InstanceConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { VOLATILE_CURRENT } from './idmap.js';
-import { liveness } from './runtime.js';
+import { liveness } from '../state/runtime.js';
 
 /**
  * Device changes on a running container (hotplug), as LXD applies them: each device type's

@@ -5,16 +5,16 @@ import { TslxcError } from '../errors.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { expandInstance } from '../profile/expand.js';
-import { parseInteger } from '../config/units.js';
+import { parseInteger } from '../util/units.js';
 import {
   buildRanges, formatIdmap, hostRanges, isIsolated, isPrivileged, ISOLATED_SIZE, parseIdmapJson, parseRawIdmap,
   type HostRange, type IdMap,
 } from '../config/idmap.js';
-import { helperPath } from './helper.js';
+import { helperPath } from '../state/helper.js';
 import { hostAccess } from '../storage/instance.js';
 import { sameMap, shiftTree } from '../storage/shift.js';
-import { listNames, loadConfig, saveConfig, type InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import { listNames, loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 
 /**
  * The id map of an unprivileged container at start, recorded in its config as volatile state (as

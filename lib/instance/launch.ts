@@ -1,7 +1,7 @@
 import { TslxcError } from '../errors.js';
 import { Reverter } from '../util/revert.js';
-import type { InstanceConfig } from './config.js';
-import type { Context } from './context.js';
+import type { InstanceConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { createInstance, type CreateOptions } from './create.js';
 import { deleteInstance } from './manage.js';
 

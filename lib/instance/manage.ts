@@ -5,16 +5,16 @@ import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containerRunDir } from '../state/paths.js';
 import { dropStartPlan } from './plan.js';
-import { configExists, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from './config.js';
-import { sweepInstanceLocks, type Context } from './context.js';
+import { configExists, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from '../state/config.js';
+import { sweepInstanceLocks, type Context } from '../state/context.js';
 import { validateHostname, writeIdentity } from './create.js';
 import { templateFiles } from '../image/templates.js';
-import { liveness } from './runtime.js';
+import { liveness } from '../state/runtime.js';
 import { cleanupDead, stopLocked } from './stop.js';
 import { instanceState } from './status.js';
 import { forgetNetwork } from '../network/instance.js';
 import { deleteRootfs, rootfsRenames, writeRootFiles } from '../storage/instance.js';
-import { commitRenames } from '../storage/journal.js';
+import { commitRenames } from '../state/journal.js';
 import { crashPoint } from '../util/crash.js';
 import { writeYamlAtomic } from '../util/yaml.js';
 
@@ -44,7 +44,7 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
 
 /**
  * rename: a stopped container only (as LXD); the hostname follows the name when it was the name.
- * Journaled like a restore (storage/journal.ts): the root's identity files and the new config are
+ * Journaled like a restore (state/journal.ts): the root's identity files and the new config are
  * written first (the config beside the old one), then the commit lists the renames (the root's
  * places outside the dir, the run dir, the config, and last the container's dir). A tslxc killed
  * before the commit leaves the old name; one killed after it has the rename finished by the next

@@ -5,7 +5,7 @@ import type { CgroupSys } from '../cgroup/sys.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { containerDir, startPlansDir, type Paths } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { helperPath } from './helper.js';
+import { helperPath } from '../state/helper.js';
 import { lxcfsDir } from '../host/features.js';
 import type { NetworkReplay } from '../network/replay.js';
 

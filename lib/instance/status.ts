@@ -3,10 +3,10 @@ import path from 'node:path';
 import { containerDir, locksDir, type Paths } from '../state/paths.js';
 import { lockHeld } from '../util/lock.js';
 import { startTimeToDate } from '../util/proc.js';
-import { ConfigCache, listNames, loadConfig, type InstanceConfig } from './config.js';
-import { abandonedFreeze, sweepInstanceLocks, type Context } from './context.js';
+import { ConfigCache, listNames, loadConfig, type InstanceConfig } from '../state/config.js';
+import { abandonedFreeze, sweepInstanceLocks, type Context } from '../state/context.js';
 import { rootfsPath } from '../storage/instance.js';
-import { liveness, type Liveness } from './runtime.js';
+import { liveness, type Liveness } from '../state/runtime.js';
 import { addresses } from '../network/instance.js';
 
 export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';

@@ -5,9 +5,9 @@ import { containerConfigFile, containerRunDir, freezeMarkerFile, RUN_FILES, type
 import { sleep } from '../util/fs.js';
 import { isAlive } from '../util/proc.js';
 import { signalNumber } from '../util/signals.js';
-import { loadConfig, type InstanceConfig } from './config.js';
-import { instanceLockFile, type Context } from './context.js';
-import { clearRuntime, CLEARED_RUN_FILES, liveness, type RuntimeFiles } from './runtime.js';
+import { loadConfig, type InstanceConfig } from '../state/config.js';
+import { instanceLockFile, type Context } from '../state/context.js';
+import { clearRuntime, CLEARED_RUN_FILES, liveness, type RuntimeFiles } from '../state/runtime.js';
 import { devicesStopping, releaseDevices } from '../device/cleanup.js';
 
 export interface StopOptions {

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import { expandInstance } from '../profile/expand.js';
 import { listStates } from './status.js';
-import { loadConfig } from './config.js';
-import type { Context } from './context.js';
-import { parseSize } from '../config/units.js';
+import { loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
+import { parseSize } from '../util/units.js';
 
 export interface TopRow {
   name: string;

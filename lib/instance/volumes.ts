@@ -1,7 +1,7 @@
 import { TslxcError } from '../errors.js';
 import { resolveVolume, usesVolume } from '../storage/volume.js';
 import { updateInstance } from './configure.js';
-import type { Context } from './context.js';
+import type { Context } from '../state/context.js';
 
 // A custom volume given to or taken from a container is a change to its disk devices, so it lives
 // above both storage/volume.ts and configure.ts.

@@ -1,7 +1,7 @@
 import { TslxcError } from '../errors.js';
 import { sleep } from '../util/fs.js';
-import { loadConfig } from './config.js';
-import type { Context } from './context.js';
+import { loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
 import { instanceState, type InstanceStatus } from './status.js';
 
 const STATES: Record<string, InstanceStatus> = { running: 'Running', stopped: 'Stopped', frozen: 'Frozen', created: 'Created', error: 'Error' };

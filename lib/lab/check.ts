@@ -1,5 +1,5 @@
-import type { Context } from '../instance/context.js';
-import { configExists, loadConfig } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { configExists, loadConfig } from '../state/config.js';
 import { validateChange, validateExpanded } from '../config/schema.js';
 import { hostFacts } from '../host/facts.js';
 import { getGatewayUser } from '../gateway/users.js';

@@ -1,5 +1,5 @@
 import { errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { deleteInstance } from '../instance/manage.js';
 import { removeLabGatewayUsers } from '../gateway/users.js';
 import { deleteNetwork } from '../network/manage.js';

@@ -1,5 +1,5 @@
-import type { Context } from '../instance/context.js';
-import { listNames, loadConfig, type InstanceConfig } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { listNames, loadConfig, type InstanceConfig } from '../state/config.js';
 import type { Device } from '../profile/store.js';
 import { volumeName, type LabMember, type LabSpec } from './schema.js';
 

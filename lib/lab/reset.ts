@@ -1,10 +1,10 @@
 import { TslxcError, errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { loadConfig, saveConfig } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { loadConfig, saveConfig } from '../state/config.js';
 import { startInstance } from '../instance/start.js';
 import { stopInstance } from '../instance/stop.js';
 import { instanceState } from '../instance/status.js';
-import { listSnapshots, restoreSnapshot } from '../storage/snapshot.js';
+import { listSnapshots, restoreSnapshot } from '../instance/snapshot.js';
 import { labContainers, mapLimit, MEMBER_KEY, START_SNAPSHOT } from './plan.js';
 import type { LabSpec } from './schema.js';
 import { withLabLock, type LabEvent } from './up.js';

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { instanceState } from '../instance/status.js';
 import { getGatewayUser } from '../gateway/users.js';
 import { summarize } from '../network/manage.js';

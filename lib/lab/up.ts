@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { TslxcError, errorText } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { loadConfig } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { loadConfig } from '../state/config.js';
 import { createInstance } from '../instance/create.js';
 import { deleteInstance } from '../instance/manage.js';
 import { updateInstance } from '../instance/configure.js';
@@ -12,7 +12,7 @@ import { resolveImage } from '../image/resolve.js';
 import { gatewayDir, listGatewayUsers, putGatewayUser, removeGatewayUser, type GatewayUser } from '../gateway/users.js';
 import { createNetwork, updateNetwork } from '../network/manage.js';
 import { loadNetwork, networkExists } from '../network/store.js';
-import { createSnapshot, listSnapshots } from '../storage/snapshot.js';
+import { createSnapshot, listSnapshots } from '../instance/snapshot.js';
 import { createVolume, listVolumes } from '../storage/volume.js';
 import { usePool } from '../storage/driver.js';
 import { locksDir } from '../state/paths.js';

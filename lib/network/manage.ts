@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { Reverter } from '../util/revert.js';
-import { listNames, loadConfig } from '../instance/config.js';
+import { listNames, loadConfig } from '../state/config.js';
 import { expandInstance } from '../profile/expand.js';
 import { listProfiles } from '../profile/store.js';
 import { dnsmasqPid, dnsmasqStale, files as dnsFiles, readLeases, startDnsmasq, stopDnsmasq, type Lease } from './dnsmasq.js';

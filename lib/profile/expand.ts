@@ -1,5 +1,5 @@
 import type { Paths } from '../state/paths.js';
-import type { InstanceConfig } from '../instance/config.js';
+import type { InstanceConfig } from '../state/config.js';
 import { loadProfile, type Device, type Profile } from './store.js';
 
 /**

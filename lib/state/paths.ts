@@ -46,5 +46,5 @@ export function containerRunDir(p: Paths, name: string): string {
 export const RUN_FILES = layout.instanceRun;
 export type RunFile = keyof typeof RUN_FILES;
 export const containerRunFile = (p: Paths, name: string, file: RunFile) => path.join(containerRunDir(p, name), RUN_FILES[file]);
-/** The pid of a snapshot or copy holding the container frozen (storage/snapshot.ts withFrozen). */
+/** The pid of a snapshot or copy holding the container frozen (instance/snapshot.ts withFrozen). */
 export const freezeMarkerFile = (p: Paths, name: string) => containerRunFile(p, name, 'freezeMarker');

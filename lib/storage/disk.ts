@@ -4,7 +4,7 @@ import { TslxcError } from '../errors.js';
 import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { validatePoolName } from './pool.js';
-import { parseSize } from '../config/units.js';
+import { parseSize } from '../util/units.js';
 import { resolveVolume, validateVolumeName } from './volume.js';
 import { lxcfsDir, lxcfsRunning } from '../host/features.js';
 

@@ -1,5 +1,5 @@
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
+import type { Context } from '../state/context.js';
 import { bestDriver, loadPoolIfExists, savePool, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
 import { DirDriver, OverlayDriver } from './drivers/dir.js';
 import { BtrfsDriver } from './drivers/btrfs.js';

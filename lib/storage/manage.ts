@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { listNames } from '../instance/config.js';
+import type { Context } from '../state/context.js';
+import { listNames } from '../state/config.js';
 import { containerDir, type Paths } from '../state/paths.js';
-import { parseSize } from '../config/units.js';
+import { parseSize } from '../util/units.js';
 import { DRIVERS, listPools, loadPool, poolFile, savePool, validatePoolName, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
 import { readRecord } from './record.js';
 import { driverOf } from './driver.js';

@@ -6,6 +6,7 @@ import { imageSize, type Image } from '../image/store.js';
 import { isLayer } from '../image/layers.js';
 import type { Paths } from '../state/paths.js';
 import { commandLine, pidAlive } from '../util/proc.js';
+import { run } from '../util/exec.js';
 import { listPools, type PoolConfig } from './pool.js';
 
 /**
@@ -199,4 +200,17 @@ function groupAlive(pgid: number): boolean {
 /** Every pool's spares of an image (the image is being deleted), or every spare of every pool. */
 export async function dropAllSpares(p: Paths, fingerprint?: string): Promise<void> {
   for (const pool of listPools(p)) if (pool.driver === 'dir') await dropSpares(p, pool.name, fingerprint);
+}
+
+/** A btrfs pool keeps a read-only subvolume per image it has used, a dir pool a spare copy: remove them with the image. */
+export async function forgetImageInPools(p: Paths, fingerprint: string): Promise<void> {
+  await dropAllSpares(p, fingerprint);
+  for (const pool of listPools(p)) {
+    if (pool.driver !== 'btrfs') continue;
+    const mount = pool.config.source ? path.resolve(pool.config.source) : path.join(p.stateDir, 'storage-pools', pool.name);
+    const sub = path.join(mount, 'images', fingerprint);
+    if (!fs.existsSync(sub)) continue;
+    await run('btrfs', ['property', 'set', sub, 'ro', 'false'], { what: 'unlock' }).catch(() => {});
+    await run('btrfs', ['subvolume', 'delete', sub], { what: `Cannot delete ${sub}` }).catch(() => fs.rmSync(sub, { recursive: true, force: true }));
+  }
 }

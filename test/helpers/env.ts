@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext, TestFn } from 'ava';
-import { Context } from '../../lib/instance/context.js';
+import { Context } from '../../lib/state/context.js';
 import type { Paths } from '../../lib/state/paths.js';
 
 /** The checkout's root (tests run from dist/test/...). */
@@ -90,7 +90,7 @@ export class TestEnv {
 
   /** Delete every container of this installation, running or not (before its networks go). */
   async deleteContainers(): Promise<void> {
-    const { listNames } = await import('../../lib/instance/config.js');
+    const { listNames } = await import('../../lib/state/config.js');
     const { deleteInstance } = await import('../../lib/instance/manage.js');
     for (const name of listNames(this.paths)) await deleteInstance(this.ctx, name, { force: true }).catch(() => {});
   }

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
 import { context } from '../common.js';
 import { renderValue } from '../ui/format.js';
-import type { Preseed } from '../../host/init.js';
+import type { Preseed } from '../../admin/init.js';
 
 /**
  * `tslxc admin init`: questions on a terminal (inquirer), `--auto` for the detected defaults,
@@ -13,7 +13,7 @@ import type { Preseed } from '../../host/init.js';
  * --limits-only does that step alone.
  */
 async function ask(): Promise<Preseed> {
-  const { defaultPreseed } = await import('../../host/init.js');
+  const { defaultPreseed } = await import('../../admin/init.js');
   const { hostFeatures } = await import('../../host/features.js');
   const { hostFacts } = await import('../../host/facts.js');
   const { validateKey } = await import('../../config/schema.js');
@@ -112,7 +112,7 @@ const init: CommandModule = {
       await hostLimitsStep({ raise: !!argv['raise-limits'], ask: tty && !argv['raise-limits'], required: true });
       return;
     }
-    const { applyPreseed, defaultPreseed, parsePreseed } = await import('../../host/init.js');
+    const { applyPreseed, defaultPreseed, parsePreseed } = await import('../../admin/init.js');
     let seed: Preseed;
     if (argv.preseed !== undefined) {
       const file = String(argv.preseed);

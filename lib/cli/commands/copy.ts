@@ -1,6 +1,6 @@
 import { context } from '../common.js';
 import { defineCommand, type OptionDef } from '../define.js';
-import type { CopyOptions } from '../../storage/copy.js';
+import type { CopyOptions } from '../../instance/copy.js';
 
 /** Where a copy or a move goes, and whether its snapshots come along (copy and move share them). */
 export function placementOptions(storage: string): Record<string, OptionDef> {
@@ -24,7 +24,7 @@ export default defineCommand({
   },
   options: placementOptions("the pool of the copy (default: the source's)"),
   run: async (argv) => {
-    const { copyInstance } = await import('../../storage/copy.js');
+    const { copyInstance } = await import('../../instance/copy.js');
     const cfg = await copyInstance(context(), String(argv.source), String(argv.destination), placementArgs(argv));
     console.log(`Copied to ${cfg.name}`);
   },

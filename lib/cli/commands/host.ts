@@ -5,7 +5,7 @@ import type { LimitCheck } from '../../host/sysctl.js';
 
 /** `tslxc host` (also `tslxc info --host`): the host's kernel, resources and features. */
 export async function printHost(format: string): Promise<void> {
-  const { hostReport } = await import('../../host/report.js');
+  const { hostReport } = await import('../../admin/report.js');
   const r = await hostReport(context().paths);
   if (format !== 'text') {
     console.log(renderValue(r, format as 'json' | 'yaml'));

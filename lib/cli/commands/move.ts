@@ -12,7 +12,7 @@ export default defineCommand({
   },
   options: placementOptions('the pool to move it to'),
   run: async (argv) => {
-    const { moveInstance } = await import('../../storage/copy.js');
+    const { moveInstance } = await import('../../instance/copy.js');
     const name = String(argv.name);
     await moveInstance(context(), name, (argv.newname as string | undefined) ?? name, placementArgs(argv));
   },

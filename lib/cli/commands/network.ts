@@ -210,7 +210,7 @@ const attach: CommandModule = {
       .positional('device', { type: 'string', describe: 'device name (default: the network\'s name)' })
       .positional('interface', { type: 'string', describe: 'name inside (default: the device name)' }),
   handler: async (argv) => {
-    const { attachNetwork } = await import('../../network/attach.js');
+    const { attachNetwork } = await import('../../instance/network-attach.js');
     printNotes((await attachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined, argv.interface as string | undefined)).notes);
   },
 };
@@ -221,7 +221,7 @@ const detach: CommandModule = {
   builder: (y) =>
     y.positional('network', { type: 'string', demandOption: true }).positional('container', { type: 'string', demandOption: true }).positional('device', { type: 'string' }),
   handler: async (argv) => {
-    const { detachNetwork } = await import('../../network/attach.js');
+    const { detachNetwork } = await import('../../instance/network-attach.js');
     printNotes((await detachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined)).notes);
   },
 };

@@ -20,7 +20,7 @@ const list: CommandModule = {
   describe: 'List profiles (built-in and your own) and how many containers use each',
   builder: (y) => withFormat(y),
   handler: async (argv) => {
-    const { listProfiles, usedBy } = await import('../../profile/manage.js');
+    const { listProfiles, usedBy } = await import('../../instance/profiles.js');
     const ctx = context();
     const rows = listProfiles(ctx.paths).map((p) => ({ ...p, used_by: usedBy(ctx, p.name) }));
     console.log(
@@ -39,7 +39,7 @@ const show: CommandModule = {
   describe: 'Show a profile as YAML, with the containers using it',
   builder: (y) => prof(y).option('format', { alias: 'f', choices: ['yaml', 'json'], default: 'yaml' }),
   handler: async (argv) => {
-    const { loadProfile, usedBy } = await import('../../profile/manage.js');
+    const { loadProfile, usedBy } = await import('../../instance/profiles.js');
     const ctx = context();
     const p = loadProfile(ctx.paths, String(argv.profile));
     console.log(renderValue({ name: p.name, description: p.description, config: p.config, devices: p.devices, used_by: usedBy(ctx, p.name) }, argv.format as 'yaml' | 'json'));
@@ -51,7 +51,7 @@ const create: CommandModule = {
   describe: 'Create an empty profile',
   builder: (y) => prof(y).option('description', { alias: 'd', type: 'string' }),
   handler: async (argv) => {
-    const { createProfile } = await import('../../profile/manage.js');
+    const { createProfile } = await import('../../instance/profiles.js');
     await createProfile(context(), String(argv.profile), { description: argv.description as string | undefined });
     console.log(`Profile ${argv.profile} created`);
   },
@@ -63,7 +63,7 @@ const copy: CommandModule = {
   describe: 'Copy a profile',
   builder: (y) => prof(y).positional('target', { type: 'string', demandOption: true }),
   handler: async (argv) => {
-    const { copyProfile } = await import('../../profile/manage.js');
+    const { copyProfile } = await import('../../instance/profiles.js');
     await copyProfile(context(), String(argv.profile), String(argv.target));
   },
 };
@@ -73,7 +73,7 @@ const edit: CommandModule = {
   describe: 'Edit a profile as YAML ($EDITOR on a terminal, else stdin); validated before saving',
   builder: (y) => prof(y),
   handler: async (argv) => {
-    const { loadProfile, profileYaml, replaceProfileFromYaml } = await import('../../profile/manage.js');
+    const { loadProfile, profileYaml, replaceProfileFromYaml } = await import('../../instance/profiles.js');
     const { editText } = await import('../ui/editor.js');
     const ctx = context();
     const name = String(argv.profile);
@@ -88,7 +88,7 @@ const rename: CommandModule = {
   describe: 'Rename a profile; containers using it follow',
   builder: (y) => prof(y).positional('newname', { type: 'string', demandOption: true }),
   handler: async (argv) => {
-    const { renameProfile } = await import('../../profile/manage.js');
+    const { renameProfile } = await import('../../instance/profiles.js');
     const updated = await renameProfile(context(), String(argv.profile), String(argv.newname));
     if (updated.length) process.stderr.write(`Updated container(s): ${updated.join(', ')}\n`);
   },
@@ -100,7 +100,7 @@ const del: CommandModule = {
   describe: 'Delete a profile (refused while a container uses it)',
   builder: (y) => prof(y),
   handler: async (argv) => {
-    const { deleteProfile } = await import('../../profile/manage.js');
+    const { deleteProfile } = await import('../../instance/profiles.js');
     await deleteProfile(context(), String(argv.profile));
   },
 };
@@ -110,7 +110,7 @@ const set: CommandModule = {
   describe: 'Set keys on a profile: KEY=VALUE... or KEY VALUE',
   builder: (y) => prof(y).positional('settings', { type: 'string', array: true }),
   handler: async (argv) => {
-    const { setProfileKeys } = await import('../../profile/manage.js');
+    const { setProfileKeys } = await import('../../instance/profiles.js');
     reportApplied((await setProfileKeys(context(), String(argv.profile), parseSetArgs((argv.settings as unknown[]).map(String)))).applied);
   },
 };
@@ -120,7 +120,7 @@ const unset: CommandModule = {
   describe: 'Remove keys from a profile',
   builder: (y) => prof(y).positional('keys', { type: 'string', array: true }),
   handler: async (argv) => {
-    const { unsetProfileKeys } = await import('../../profile/manage.js');
+    const { unsetProfileKeys } = await import('../../instance/profiles.js');
     reportApplied((await unsetProfileKeys(context(), String(argv.profile), (argv.keys as unknown[]).map(String))).applied);
   },
 };
@@ -130,7 +130,7 @@ const get: CommandModule = {
   describe: 'Print a profile key\'s value (empty when unset)',
   builder: (y) => prof(y).positional('key', { type: 'string', demandOption: true }),
   handler: async (argv) => {
-    const { loadProfile } = await import('../../profile/manage.js');
+    const { loadProfile } = await import('../../instance/profiles.js');
     console.log(loadProfile(context().paths, String(argv.profile)).config[String(argv.key)] ?? '');
   },
 };
@@ -140,7 +140,7 @@ const deviceAdd: CommandModule = {
   describe: 'Add a device: TYPE [KEY=VALUE...]',
   builder: (y) => prof(y).positional('device', { type: 'string', demandOption: true }).positional('args', { type: 'string', array: true }),
   handler: async (argv) => {
-    const { addProfileDevice } = await import('../../profile/manage.js');
+    const { addProfileDevice } = await import('../../instance/profiles.js');
     reportApplied((await addProfileDevice(context(), String(argv.profile), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)))).applied);
   },
 };
@@ -151,7 +151,7 @@ const deviceRemove: CommandModule = {
   describe: 'Remove a device from a profile',
   builder: (y) => prof(y).positional('device', { type: 'string', demandOption: true }),
   handler: async (argv) => {
-    const { removeProfileDevice } = await import('../../profile/manage.js');
+    const { removeProfileDevice } = await import('../../instance/profiles.js');
     reportApplied((await removeProfileDevice(context(), String(argv.profile), String(argv.device))).applied);
   },
 };
@@ -162,7 +162,7 @@ const deviceList: CommandModule = {
   describe: 'List a profile\'s devices',
   builder: (y) => withFormat(prof(y)),
   handler: async (argv) => {
-    const { loadProfile } = await import('../../profile/manage.js');
+    const { loadProfile } = await import('../../instance/profiles.js');
     const rows = Object.entries(loadProfile(context().paths, String(argv.profile)).devices).map(([name, d]) => ({ name, type: d.type ?? '' }));
     console.log(renderRows(rows, [{ header: 'NAME', value: (r) => r.name }, { header: 'TYPE', value: (r) => r.type }], argv.format as Format));
   },
@@ -173,7 +173,7 @@ const deviceShow: CommandModule = {
   describe: 'Show a profile\'s devices as YAML',
   builder: (y) => prof(y),
   handler: async (argv) => {
-    const { loadProfile } = await import('../../profile/manage.js');
+    const { loadProfile } = await import('../../instance/profiles.js');
     console.log(renderValue(loadProfile(context().paths, String(argv.profile)).devices, 'yaml'));
   },
 };

@@ -13,7 +13,7 @@ export default defineCommand({
     force: { type: 'boolean', default: false, describe: 'publish a running container, frozen while its root is copied' },
   },
   run: async (argv) => {
-    const { publishInstance } = await import('../../image/publish.js');
+    const { publishInstance } = await import('../../instance/publish.js');
     const progress = progressReporter();
     try {
       const img = await publishInstance(context(), String(argv.name), {

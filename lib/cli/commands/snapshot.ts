@@ -7,7 +7,7 @@ export const snapshotCreate = defineCommand({
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'new snapshot', describe: "the snapshot's name" } },
   run: async (argv) => {
-    const { createSnapshot } = await import('../../storage/snapshot.js');
+    const { createSnapshot } = await import('../../instance/snapshot.js');
     const timing = { frozenMs: 0 };
     const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
     console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
@@ -20,7 +20,7 @@ export const snapshotList = defineCommand({
   positionals: { name: { kind: 'container' } },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
-    const { listSnapshots } = await import('../../storage/snapshot.js');
+    const { listSnapshots } = await import('../../instance/snapshot.js');
     const { renderRows } = await import('../ui/format.js');
     const rows = listSnapshots(context(), String(argv.name));
     console.log(
@@ -40,7 +40,7 @@ export const snapshotRestore = defineCommand({
   describe: "Restore a stopped container's root and config from a snapshot",
   positionals: { name: { kind: 'stopped container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
-    const { restoreSnapshot } = await import('../../storage/snapshot.js');
+    const { restoreSnapshot } = await import('../../instance/snapshot.js');
     await restoreSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 });
@@ -50,7 +50,7 @@ export const snapshotDelete = defineCommand({
   describe: 'Delete a snapshot',
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
-    const { deleteSnapshot } = await import('../../storage/snapshot.js');
+    const { deleteSnapshot } = await import('../../instance/snapshot.js');
     await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
   },
 });
@@ -63,7 +63,7 @@ export const snapshotRename = defineCommand({
     newname: { kind: 'new snapshot', describe: 'its new name' },
   },
   run: async (argv) => {
-    const { renameSnapshot } = await import('../../storage/snapshot.js');
+    const { renameSnapshot } = await import('../../instance/snapshot.js');
     await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));
   },
 });

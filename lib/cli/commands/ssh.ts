@@ -12,7 +12,7 @@ export default defineCommand({
   options: SSH_OPTIONS,
   rest: 'command',
   run: async (argv) => {
-    const { sshInstance } = await import('../../ssh/client.js');
+    const { sshInstance } = await import('../../instance/ssh.js');
     setExitCode(await sshInstance(context(), String(argv.name), await sshOptionsFrom(argv, argv.command as string[])));
   },
 });

@@ -1,4 +1,4 @@
-import type { SshOptions } from '../../ssh/client.js';
+import type { SshOptions } from '../../instance/ssh.js';
 import type { OptionDef } from '../define.js';
 
 /** ssh's options (part of ssh's definition, lib/cli/commands/ssh.ts). */

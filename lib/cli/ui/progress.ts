@@ -1,4 +1,4 @@
-import type { Progress } from '../../image/build.js';
+import type { Progress } from '../../image/progress.js';
 
 /**
  * Progress for long work (image builds, copies): one self-rewriting status line on a terminal,

@@ -1,5 +1,5 @@
 import { renderRows, type Format } from '../ui/format.js';
-import type { Context } from '../../instance/context.js';
+import type { Context } from '../../state/context.js';
 import { listStates, type InstanceState } from '../../instance/status.js';
 
 /** What `tslxc list` prints: one definition for the yargs command and the fast path. */

@@ -4,7 +4,7 @@ import { TslxcError } from '../../errors.js';
 import { mkdirp } from '../../util/fs.js';
 import { run, requireTool } from '../../util/exec.js';
 import type { Paths } from '../../state/paths.js';
-import type { Progress } from '../build.js';
+import type { Progress } from '../progress.js';
 
 /**
  * debootstrap into a fresh dir. Downloaded packages are kept in the host-wide cache

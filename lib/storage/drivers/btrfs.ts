@@ -4,14 +4,14 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { applyLayer, isLayer } from '../../image/layers.js';
-import { parseSize } from '../../config/units.js';
+import { parseSize } from '../../util/units.js';
 import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
 import { locksDir, type Paths } from '../../state/paths.js';
 import { poolsDir, type PoolConfig } from '../pool.js';
 import { poolError, runOnPool, statfsUsage } from './common.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
-import { finishJournal, sweepRestoreTemps } from '../journal.js';
+import { finishJournal, sweepRestoreTemps } from '../../state/journal.js';
 import { pidAlive } from '../../util/proc.js';
 
 /**
@@ -193,7 +193,7 @@ export class BtrfsDriver implements Driver {
     });
   }
   /**
-   * Before any use of the root: a restore a dead tslxc committed is finished (journal.ts; the pool
+   * Before any use of the root: a restore a dead tslxc committed is finished (state/journal.ts; the pool
    * is mounted by then, or the journal waits). Before journals a restore swapped through a fixed
    * name, and a crash between its renames left the old root aside: it is put back.
    */

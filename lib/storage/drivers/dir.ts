@@ -8,7 +8,7 @@ import { findTool } from '../../util/exec.js';
 import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
-import { finishJournal, sweepRestoreTemps } from '../journal.js';
+import { finishJournal, sweepRestoreTemps } from '../../state/journal.js';
 import { prepareSpare, takeSpare, validateSpareSetting, SPARE_KEY } from '../spares.js';
 
 /**
@@ -22,7 +22,7 @@ export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
 const cp = (t: Target, src: string, dst: string) => runOnPool(t.pool, 'cp', ['-a', '--reflink=auto', src, dst], `Cannot copy ${src}`);
 
 /**
- * Before any use of a container's root: a restore a dead tslxc committed is finished (journal.ts),
+ * Before any use of a container's root: a restore a dead tslxc committed is finished (state/journal.ts),
  * and what dead restores left is removed. While a journal is pending (its writer still runs) the
  * dir is left alone.
  */

@@ -62,7 +62,7 @@ export interface Driver {
   copyRoot(from: Target, to: Target): Promise<void>;
   /** Snapshot data of a container: made read-only where the driver can. */
   snapshot(t: Target, snapDir: string, snap: string): Promise<void>;
-  /** The snapshot's tree built beside the root; the caller commits the swap (journal.ts). */
+  /** The snapshot's tree built beside the root; the caller commits the swap (state/journal.ts). */
   restore(t: Target, snapDir: string, snap: string): Promise<RootSwap>;
   deleteSnapshot(t: Target, snapDir: string, snap: string): Promise<void>;
   /** Where a snapshot's data lives outside its dir (btrfs: its subvolume), for renames; else undefined. */

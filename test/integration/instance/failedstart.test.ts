@@ -6,7 +6,7 @@ import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { cgroupsOf, processesOf } from '../../helpers/leftovers.js';
 import { hostLinks, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
-import { loadConfig, saveConfig } from '../../../lib/instance/config.js';
+import { loadConfig, saveConfig } from '../../../lib/state/config.js';
 import { hostVethName } from '../../../lib/network/names.js';
 
 /**

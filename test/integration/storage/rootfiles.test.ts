@@ -6,7 +6,7 @@ import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { mountsOf } from '../../helpers/leftovers.js';
 import { hostAccess, writeRootFiles } from '../../../lib/storage/instance.js';
-import { helperPath } from '../../../lib/instance/helper.js';
+import { helperPath } from '../../../lib/state/helper.js';
 
 /**
  * Files written into a stopped overlay container (identity files at create, copy, rename): one

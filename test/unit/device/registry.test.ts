@@ -5,8 +5,8 @@ import type { DeviceHandler, DeviceType, LiveInstance, StartInstance } from '../
 import { applyDeviceChange } from '../../../lib/instance/hotplug.js';
 import { CLEANUP_HANDLERS } from '../../../lib/device/cleanup.js';
 import { handlersOf } from '../../../lib/device/registry.js';
-import { Context } from '../../../lib/instance/context.js';
-import type { InstanceConfig } from '../../../lib/instance/config.js';
+import { Context } from '../../../lib/state/context.js';
+import type { InstanceConfig } from '../../../lib/state/config.js';
 
 /** The device registry: validation is a lookup by type, and one generic loop applies a live change. */
 

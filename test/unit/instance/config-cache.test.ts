@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { ConfigCache, loadConfig, saveConfig, type InstanceConfig } from '../../../lib/instance/config.js';
+import { ConfigCache, loadConfig, saveConfig, type InstanceConfig } from '../../../lib/state/config.js';
 import type { Paths } from '../../../lib/state/paths.js';
 
 function tmpPaths(): Paths {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { consoleTail } from '../../../lib/instance/runtime.js';
+import { consoleTail } from '../../../lib/state/runtime.js';
 
 function logDir(text: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-tail-'));

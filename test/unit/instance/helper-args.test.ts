@@ -1,8 +1,8 @@
 import test from 'ava';
-import { Context } from '../../../lib/instance/context.js';
+import { Context } from '../../../lib/state/context.js';
 import { helperStartArgs } from '../../../lib/instance/start.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS } from '../../../lib/instance/policy.js';
-import type { InstanceConfig } from '../../../lib/instance/config.js';
+import type { InstanceConfig } from '../../../lib/state/config.js';
 
 const ctx = new Context({ stateDir: '/s', runDir: '/r', cacheDir: '/c', cgroupPrefix: 'p' });
 const cfg: InstanceConfig = {

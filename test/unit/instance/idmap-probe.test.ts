@@ -4,7 +4,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { supportsIdmappedMounts } from '../../../lib/instance/idmap.js';
-import { helperPath } from '../../../lib/instance/helper.js';
+import { helperPath } from '../../../lib/state/helper.js';
 
 /** The idmapped-mount probe is remembered for the rest of the boot in the run dir, keyed by boot id, device and filesystem type. */
 test('the probe answer is cached in the run dir under this boot\'s id', (t) => {

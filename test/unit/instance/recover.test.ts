@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { Context } from '../../../lib/instance/context.js';
+import { Context } from '../../../lib/state/context.js';
 import { freezeMarkerFile, type Paths } from '../../../lib/state/paths.js';
 import type { CgroupDriver } from '../../../lib/cgroup/types.js';
 

@@ -5,7 +5,7 @@ import test from 'ava';
 import { parseLab, readLabFile } from '../../../lib/lab/schema.js';
 import { LabFileError } from '../../../lib/lab/source.js';
 import { desiredContainers, drift, LAB_KEY, MEMBER_KEY } from '../../../lib/lab/plan.js';
-import type { InstanceConfig } from '../../../lib/instance/config.js';
+import type { InstanceConfig } from '../../../lib/state/config.js';
 import { ed25519KeyPair } from '../../../lib/ssh/keygen.js';
 
 // Not ssh2's generator: about one Ed25519 key in 200 it makes is malformed (keygen.ts).

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import type { CgroupDriver, CgroupLimits } from '../../../lib/cgroup/types.js';
-import { Context } from '../../../lib/instance/context.js';
-import { loadConfig, saveConfig, type InstanceConfig } from '../../../lib/instance/config.js';
+import { Context } from '../../../lib/state/context.js';
+import { loadConfig, saveConfig, type InstanceConfig } from '../../../lib/state/config.js';
 import { setConfig } from '../../../lib/instance/configure.js';
-import { createProfile, loadProfile, setProfileKeys } from '../../../lib/profile/manage.js';
+import { createProfile, loadProfile, setProfileKeys } from '../../../lib/instance/profiles.js';
 import { selfRef } from '../../../lib/util/proc.js';
 
 /**

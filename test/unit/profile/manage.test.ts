@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { Context } from '../../../lib/instance/context.js';
-import { saveConfig, loadConfig, type InstanceConfig } from '../../../lib/instance/config.js';
+import { Context } from '../../../lib/state/context.js';
+import { saveConfig, loadConfig, type InstanceConfig } from '../../../lib/state/config.js';
 import { setConfig, setProfiles, showConfig, unsetConfig } from '../../../lib/instance/configure.js';
 import {
   copyProfile,
@@ -15,7 +15,7 @@ import {
   setProfileKeys,
   unsetProfileKeys,
   usedBy,
-} from '../../../lib/profile/manage.js';
+} from '../../../lib/instance/profiles.js';
 
 /** Profiles and container config on disk, with no container running (no root needed). */
 function setup() {

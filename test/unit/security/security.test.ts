@@ -35,7 +35,7 @@ test('the policy becomes helper options: deny, allow, nesting', (t) => {
 });
 
 test('start passes the seccomp options and --cgroup-rw for nesting to the helper, before "--"', async (t) => {
-  const { Context } = await import('../../../lib/instance/context.js');
+  const { Context } = await import('../../../lib/state/context.js');
   const { helperStartArgs } = await import('../../../lib/instance/start.js');
   const ctx = new Context({ stateDir: '/s', runDir: '/r', cacheDir: '/c', cgroupPrefix: 'p' });
   const cfg = {

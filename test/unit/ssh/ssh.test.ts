@@ -9,7 +9,7 @@ import { ensureKeypair, malformedEd25519, privateKeyFile, publicKeyFile, sshDir 
 import { checkHostKey, forgetHostKey, formatKnownHosts, knownHostsFile, parseKnownHosts, rememberHostKey, updateAddress, changedKeyError } from '../../../lib/ssh/known-hosts.js';
 import { parseLocalForward } from '../../../lib/ssh/forward.js';
 import { parseAuthorizedKeys, parsePublicKeys } from '../../../lib/ssh/pubkey.js';
-import { exitCodeOf, remoteCommand } from '../../../lib/ssh/client.js';
+import { exitCodeOf, remoteCommand } from '../../../lib/instance/ssh.js';
 import { parsePasswd } from '../../../lib/ssh/authorized.js';
 import { ed25519KeyPair } from '../../../lib/ssh/keygen.js';
 

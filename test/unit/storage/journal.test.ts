@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { commitRenames, finishJournal, journalFile, type Journal } from '../../../lib/storage/journal.js';
+import { commitRenames, finishJournal, journalFile, type Journal } from '../../../lib/state/journal.js';
 
 /**
  * The journal of multi-rename commits: a replay finishes exactly the renames a dead writer had
@@ -74,7 +74,7 @@ test('commitRenames runs the renames in order and removes its journal', (t) => {
 test('a writer SIGKILLed at a crash point leaves a journal the next reader finishes', async (t) => {
   const { dir, j } = restoreAt(0);
   fs.rmSync(journalFile(dir));
-  const mod = path.resolve('dist/lib/storage/journal.js');
+  const mod = path.resolve('dist/lib/state/journal.js');
   const script = `import(${JSON.stringify(mod)}).then((m) => m.commitRenames(${JSON.stringify(dir)}, 'restore', ${JSON.stringify(j.renames)}, ${JSON.stringify(j.leftovers)}))`;
   const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, TSLXC_DIR: dir, TSLXC_TEST_CRASH_AT: 'restore:rename-1' }, stdio: 'ignore' });
   const signal = await new Promise((r) => child.on('exit', (_c, s) => r(s)));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { diskBindSpec, disksFileText, validateDiskDevice } from '../../../lib/storage/disk.js';
 import { checkRootSize, rootSize } from '../../../lib/storage/instance.js';
-import { removeSshHostKeys } from '../../../lib/storage/copy.js';
+import { removeSshHostKeys } from '../../../lib/instance/copy.js';
 import { validateVolumeName } from '../../../lib/storage/volume.js';
 import type { PoolConfig } from '../../../lib/storage/pool.js';
 import type { Paths } from '../../../lib/state/paths.js';
@@ -67,7 +67,7 @@ test('volume names', (t) => {
 });
 
 test('withFrozen thaws whatever happens, and leaves no marker', async (t) => {
-  const { withFrozen } = await import('../../../lib/storage/snapshot.js');
+  const { withFrozen } = await import('../../../lib/instance/snapshot.js');
   const root = tmp();
   const paths: Paths = { stateDir: root, runDir: root, cacheDir: root, cgroupPrefix: 'x' };
   fs.mkdirSync(path.join(root, 'containers/c1'), { recursive: true });

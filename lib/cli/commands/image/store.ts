@@ -121,9 +121,14 @@ export const del: CommandModule = {
   handler: async (argv) => {
     const { deleteImage } = await import('../../../image/manage.js');
     const { deleteInstance } = await import('../../../instance/manage.js');
+    const { forgetImageInPools } = await import('../../../storage/spares.js');
     const ctx = context();
     for (const ref of argv.images as string[]) {
-      const r = await deleteImage(ctx.paths, ref, { force: !!argv.force, deleteContainer: (n) => deleteInstance(ctx, n, { force: true }) });
+      const r = await deleteImage(ctx.paths, ref, {
+        force: !!argv.force,
+        deleteContainer: (n) => deleteInstance(ctx, n, { force: true }),
+        forgetInPools: (f) => forgetImageInPools(ctx.paths, f),
+      });
       const also = [
         ...r.deleted.slice(0, -1).map((f) => `image ${f.slice(0, 12)}`),
         ...r.containers.map((c) => `container ${c}`),

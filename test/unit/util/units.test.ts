@@ -10,7 +10,7 @@ import {
   parseDurationUs,
   parseInteger,
   parseSize,
-} from '../../../lib/config/units.js';
+} from '../../../lib/util/units.js';
 
 test('sizes: decimal units are 1000-based, binary and one-letter units 1024-based', (t) => {
   t.is(parseSize('512MiB'), 512 * 1024 * 1024);

@@ -1,14 +1,13 @@
 import fs from 'node:fs';
-import { containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from '../state/paths.js';
+import { containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from './paths.js';
 import path from 'node:path';
 import { openCgroups } from '../cgroup/index.js';
-import { realSys } from '../cgroup/sys.js';
+import { realSys, type CgroupSys } from '../cgroup/sys.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import { lockFile, sweepLocks, withLock } from '../util/lock.js';
 import { pidAlive } from '../util/proc.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
-import type { StartRecorder } from './plan.js';
 
 /** The file of a container's lock (util/lock.ts). */
 export const instanceLockFile = (p: Paths, name: string) => lockFile(locksDir(p), `ct-${name}`);
@@ -48,6 +47,15 @@ async function attachDevices(dir: string, rules: readonly DeviceRule[], opts: { 
 }
 
 /**
+ * What notes a start's cgroup writes (instance/plan.ts's StartRecorder). Declared here, not
+ * imported, so the base does not depend on the start plan above it.
+ */
+export interface CgroupRecorder {
+  wrapSys(sys: CgroupSys): CgroupSys;
+  wrapDevices(attach: (dir: string, rules: readonly DeviceRule[]) => Promise<void>): (dir: string, rules: readonly DeviceRule[]) => Promise<void>;
+}
+
+/**
  * What every instance operation needs: where state lives and the host's cgroup driver (detected
  * once, lazily, because `list` of stopped containers should not pay for it).
  */
@@ -61,8 +69,8 @@ export class Context {
     return this.driver;
   }
 
-  /** The same driver, its cgroup writes noted by a start recorder (plan.ts). */
-  async recordingCgroups(rec: StartRecorder): Promise<CgroupDriver> {
+  /** The same driver, its cgroup writes noted by a start recorder (instance/plan.ts). */
+  async recordingCgroups(rec: CgroupRecorder): Promise<CgroupDriver> {
     const { layout } = await this.cgroups();
     return openCgroups({ prefix: this.paths.cgroupPrefix, layout, sys: rec.wrapSys(realSys), attachDevices: rec.wrapDevices(attachDevices) });
   }

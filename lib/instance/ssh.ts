@@ -1,16 +1,16 @@
 import os from 'node:os';
 import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions } from 'ssh2';
 import { TslxcError, errorText } from '../errors.js';
-import { loadConfig } from '../instance/config.js';
-import type { Context } from '../instance/context.js';
-import { requireInstance } from '../instance/runtime.js';
-import { instanceState } from '../instance/status.js';
+import { loadConfig } from '../state/config.js';
+import type { Context } from '../state/context.js';
+import { requireInstance } from '../state/runtime.js';
+import { instanceState } from './status.js';
 import { sleep } from '../util/fs.js';
 import { expandInstance } from '../profile/expand.js';
-import { ensureKeypair } from './keys.js';
-import { changedKeyError, checkHostKey, forgetHostKey, knownKey, rememberHostKey, updateAddress, type HostIdentity } from './known-hosts.js';
-import { startForwards, type LocalForward } from './forward.js';
-import { blobType, fingerprintOf } from './pubkey.js';
+import { ensureKeypair } from '../ssh/keys.js';
+import { changedKeyError, checkHostKey, forgetHostKey, knownKey, rememberHostKey, updateAddress, type HostIdentity } from '../ssh/known-hosts.js';
+import { startForwards, type LocalForward } from '../ssh/forward.js';
+import { blobType, fingerprintOf } from '../ssh/pubkey.js';
 
 /**
  * `tslxc ssh`: ssh2's client to the container's sshd over its IPv4 address on a managed network
@@ -82,6 +82,7 @@ interface Connected {
 }
 
 async function connectOnce(ctx: Context, t: Target, opts: SshOptions, privateKey: string): Promise<Connected> {
+  // ssh2 is large and stays outside the CLI bundles (scripts/bundle.mjs): loaded when a connection is made.
   const { Client } = (await import('ssh2')).default;
   const client = new Client();
   const { id } = t;

@@ -3,14 +3,14 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { readTextIfExists } from '../util/fs.js';
-import { containerConfigFile, containerDir, containersDir, type Paths } from '../state/paths.js';
+import { containerConfigFile, containerDir, containersDir, type Paths } from './paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { finishJournal, journalFile } from '../storage/journal.js';
+import { finishJournal, journalFile } from './journal.js';
 import { isAlive, parseRef, selfRef } from '../util/proc.js';
 
 /**
  * A container's config.yaml. `status` is what tslxc last did to it, not whether it runs: whether it
- * runs is read from the live processes (see state.ts), so a SIGKILLed CLI or monitor can't make it
+ * runs is read from the live processes (see runtime.ts), so a SIGKILLed CLI or monitor can't make it
  * lie. `creating` marks a create that has not finished: such a container is reported as Error and
  * `delete` removes it.
  */
@@ -43,7 +43,7 @@ export function configExists(p: Paths, name: string): boolean {
 export function loadConfig(p: Paths, name: string): InstanceConfig {
   validateInstanceName(name);
   // A restore (or another journaled commit) a killed tslxc left half-renamed is finished first, so
-  // what is read is the old state or the new one (storage/journal.ts; one stat when there is none).
+  // what is read is the old state or the new one (journal.ts; one stat when there is none).
   finishJournal(containerDir(p, name));
   const cfg = readYamlIfExists<InstanceConfig>(containerConfigFile(p, name)) ?? (finishRenameTo(p, name) ? readYamlIfExists<InstanceConfig>(containerConfigFile(p, name)) : undefined);
   if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
@@ -53,7 +53,7 @@ export function loadConfig(p: Paths, name: string): InstanceConfig {
 /**
  * A rename's journal is in the container's dir under its old name until the dir itself moves, its
  * last step: this marker, written before the commit and removed after it, leads a command that
- * asks for the new name there (renameInstance in manage.ts). It holds "OLD_NAME PID STARTTIME".
+ * asks for the new name there (renameInstance in instance/manage.ts). It holds "OLD_NAME PID STARTTIME".
  */
 const MARKER_PREFIX = '.renaming-';
 export const renameMarker = (p: Paths, to: string) => path.join(containersDir(p), `${MARKER_PREFIX}${to}`);

@@ -1,25 +1,26 @@
-import { VOLATILE_ON_DISK } from '../instance/idmap.js';
+import { VOLATILE_ON_DISK } from './idmap.js';
 import { pidAlive } from '../util/proc.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { configExists, loadConfig, type InstanceConfig } from '../instance/config.js';
-import { identityFiles, validateHostname } from '../instance/create.js';
+import type { Context } from '../state/context.js';
+import { configExists, loadConfig, type InstanceConfig } from '../state/config.js';
+import { identityFiles, validateHostname } from './create.js';
 import { templateFiles } from '../image/templates.js';
-import { instanceState } from '../instance/status.js';
+import { instanceState } from './status.js';
+import { renameInstance } from './manage.js';
 import { containerDir, containersDir } from '../state/paths.js';
 import { validateInstanceName } from '../util/names.js';
 import { crashPoint } from '../util/crash.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
-import { target, writeRootFiles } from './instance.js';
-import { driverOf, usePool } from './driver.js';
-import { readRecord, writeRecord, type StorageRecord } from './record.js';
+import { target, writeRootFiles } from '../storage/instance.js';
+import { driverOf, usePool } from '../storage/driver.js';
+import { readRecord, writeRecord, type StorageRecord } from '../storage/record.js';
 import { listSnapshots, snapshotDir, withFrozen } from './snapshot.js';
-import { BtrfsDriver } from './drivers/btrfs.js';
-import { runOnPool } from './drivers/common.js';
-import type { FullView, Target } from './drivers/types.js';
-import type { PoolConfig } from './pool.js';
+import { BtrfsDriver } from '../storage/drivers/btrfs.js';
+import { runOnPool } from '../storage/drivers/common.js';
+import type { FullView, Target } from '../storage/drivers/types.js';
+import type { PoolConfig } from '../storage/pool.js';
 import { getImage } from '../image/store.js';
 import { hostKeyFiles, imageNeedsHostKeys } from '../ssh/hostkeys.js';
 
@@ -250,7 +251,6 @@ export async function moveInstance(ctx: Context, src: string, dst: string, opts:
   const cur = target(ctx, src);
   if (!opts.storage || opts.storage === cur.pool.name) {
     if (src === dst) throw new TslxcError(`Cannot move "${src}"`, opts.storage ? `it is already on pool "${opts.storage}"` : 'give a new name or --storage POOL');
-    const { renameInstance } = await import('../instance/manage.js');
     await renameInstance(ctx, src, dst);
     return;
   }

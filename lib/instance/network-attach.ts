@@ -1,8 +1,8 @@
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { updateInstance, type UpdateResult } from '../instance/configure.js';
-import { validateNic } from './devices.js';
-import { loadNetwork } from './store.js';
+import type { Context } from '../state/context.js';
+import { updateInstance, type UpdateResult } from './configure.js';
+import { validateNic } from '../network/devices.js';
+import { loadNetwork } from '../network/store.js';
 
 /**
  * `network attach|detach`: add or remove a nic device in a container's own config. A running

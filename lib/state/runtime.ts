@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { containerConfigFile, containerRunDir, RUN_FILES, type Paths } from '../state/paths.js';
+import { containerConfigFile, containerRunDir, RUN_FILES, type Paths } from './paths.js';
 import { readTextIfExists } from '../util/fs.js';
 import { isAlive, parseRef, type ProcessRef } from '../util/proc.js';
 

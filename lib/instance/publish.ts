@@ -6,16 +6,16 @@ import { TslxcError } from '../errors.js';
 import { findTool, requireTool, run } from '../util/exec.js';
 import { validateAlias } from '../util/names.js';
 import { imagesDir, type Paths } from '../state/paths.js';
-import type { Context } from '../instance/context.js';
-import { loadConfig, type InstanceConfig } from '../instance/config.js';
-import { instanceState } from '../instance/status.js';
+import type { Context } from '../state/context.js';
+import { loadConfig, type InstanceConfig } from '../state/config.js';
+import { instanceState } from './status.js';
 import { hostAccess, target } from '../storage/instance.js';
-import { onDiskMap, VOLATILE_CURRENT } from '../instance/idmap.js';
+import { onDiskMap, VOLATILE_CURRENT } from './idmap.js';
 import { shiftTree } from '../storage/shift.js';
-import { addImage, getImage, type Image } from './store.js';
-import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from './layers.js';
-import type { ImageMetadata } from './metadata.js';
-import type { Progress } from './build.js';
+import { addImage, getImage, type Image } from '../image/store.js';
+import { canLayerOn, cleanLayer, layerDirs, runOnOverlay } from '../image/layers.js';
+import type { ImageMetadata } from '../image/metadata.js';
+import type { Progress } from '../image/progress.js';
 
 /**
  * `publish NAME`: a container's root becomes an image whose parent is the container's image,

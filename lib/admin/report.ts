@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Paths } from '../state/paths.js';
-import { hostFeatures, type HostFeatures } from './features.js';
-import { onlineCpus } from './facts.js';
-import { formatCpuList } from '../config/units.js';
-import { checkHostLimits, type LimitCheck } from './sysctl.js';
+import { hostFeatures, type HostFeatures } from '../host/features.js';
+import { onlineCpus } from '../host/facts.js';
+import { formatCpuList } from '../util/units.js';
+import { checkHostLimits, type LimitCheck } from '../host/sysctl.js';
 import { listPools } from '../storage/pool.js';
 import { poolDataDir } from '../storage/manage.js';
 

@@ -2,16 +2,16 @@ import { pidAlive } from '../util/proc.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import type { Context } from '../instance/context.js';
-import { loadConfig, type InstanceConfig } from '../instance/config.js';
-import { instanceState } from '../instance/status.js';
+import type { Context } from '../state/context.js';
+import { loadConfig, type InstanceConfig } from '../state/config.js';
+import { instanceState } from './status.js';
 import { containerDir, freezeMarkerFile } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
-import { target } from './instance.js';
-import { driverOf } from './driver.js';
-import { commitRenames } from './journal.js';
+import { target } from '../storage/instance.js';
+import { driverOf } from '../storage/driver.js';
+import { commitRenames } from '../state/journal.js';
 import { crashPoint } from '../util/crash.js';
-import type { RootSwap } from './drivers/types.js';
+import type { RootSwap } from '../storage/drivers/types.js';
 
 /**
  * Snapshots: INSTANCE_DIR/snapshots/SNAP/{config.yaml, snapshot.yaml} plus the driver's data
