@@ -49,6 +49,8 @@ int main(int argc, char **argv)
     return main_unixdev(argc - 1, argv + 1);
   if (strcmp(argv[1], "host-limits") == 0)
     return main_host_limits(argc - 1, argv + 1);
+  if (strcmp(argv[1], "plan-check") == 0)
+    return main_plan_check(argc - 1, argv + 1);
   if (strcmp(argv[1], "idmap-probe") == 0)
     return main_idmap_probe(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

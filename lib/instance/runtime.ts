@@ -19,12 +19,15 @@ export interface RuntimeFiles {
   exit?: string;
 }
 
+/** The pid files: while any is there, the container runs or a crash is to be cleaned up. */
+export const PID_FILES = { monitor: 'monitor.pid', init: 'init.pid' } as const;
+
 export function runtimeFiles(p: Paths, name: string): RuntimeFiles {
   const dir = containerRunDir(p, name);
   return {
     dir,
-    monitor: parseRef(readTextIfExists(path.join(dir, 'monitor.pid'))),
-    init: parseRef(readTextIfExists(path.join(dir, 'init.pid'))),
+    monitor: parseRef(readTextIfExists(path.join(dir, PID_FILES.monitor))),
+    init: parseRef(readTextIfExists(path.join(dir, PID_FILES.init))),
     exit: readTextIfExists(path.join(dir, 'exit'))?.trim(),
   };
 }
@@ -46,7 +49,7 @@ export function liveness(p: Paths, name: string): Liveness {
 
 /** Remove the pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
 export function clearRuntime(files: RuntimeFiles): void {
-  for (const f of ['monitor.pid', 'init.pid', 'console.sock', 'devices.json', 'disks', 'nodes', 'nodes.json']) fs.rmSync(path.join(files.dir, f), { force: true });
+  for (const f of [PID_FILES.monitor, PID_FILES.init, 'console.sock', 'devices.json', 'disks', 'nodes', 'nodes.json']) fs.rmSync(path.join(files.dir, f), { force: true });
 }
 
 /** Fail with the usual line when there is no such container (without parsing its config). */
