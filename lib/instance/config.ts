@@ -171,7 +171,7 @@ export function saveConfig(p: Paths, cfg: InstanceConfig): void {
  * its address against every container's claims). `before` undefined: unknown, taken as changed.
  */
 export function configWritten(p: Paths, name: string, before: Claims | undefined, after: Claims): void {
-  if (!before || addressClaims(before).join(' ') !== addressClaims(after).join(' ')) bumpGeneration(p, scope.addresses());
+  if (!before || addressClaims(before).join(' ') !== addressClaims(after).join(' ')) bumpGeneration(p, scope.addresses(), scope.container(name));
   bumpGeneration(p, scope.container(name));
 }
 

@@ -174,7 +174,7 @@ export class StartRecorder {
 
   /** What must hold for the plan to hold, as it is now (after the start wrote what it writes). */
   private checks(): string[][] {
-    const settled = this.generations.settle([scope.container(this.name)]);
+    const settled = this.generations.settle(scope.container(this.name));
     if ('changed' in settled) {
       this.refuse(`${settled.changed} changed while it started`);
       return [];
@@ -210,6 +210,8 @@ export class StartRecorder {
     if (!net) this.refuse('its network devices are not replayable');
     const checks = this.checks();
     if (this.unfit) {
+      // As the replay says why it did not use one: the tests check which way a start went.
+      if (process.env.TSLXC_PLAN_DEBUG === '1') process.stderr.write(`tslxc: no start plan for "${name}": ${this.unfit}\n`);
       dropStartPlan(p, name);
       return;
     }

@@ -45,11 +45,11 @@ export function generationFile(p: Paths, which: string): string {
 }
 
 let sequence = 0;
-/** Tokens this process wrote: a start tells its own writes from another command's. */
-const ownTokens = new Set<string>();
+/** Tokens this process wrote, each with the scope whose write caused it: a start tells its own writes from others'. */
+const ownTokens = new Map<string, string>();
 
-/** Mark a scope changed; returns the new token. */
-export function bumpGeneration(p: Paths, which: string): string {
+/** Mark a scope changed (because `cause` was written: by default, itself); returns the new token. */
+export function bumpGeneration(p: Paths, which: string, cause = which): string {
   const token = `${process.pid}.${Date.now()}.${++sequence}`;
   const file = generationFile(p, which);
   const tmp = `${file}.${process.pid}.tmp`;
@@ -61,7 +61,7 @@ export function bumpGeneration(p: Paths, which: string): string {
     fs.writeFileSync(tmp, token, { mode: 0o600 });
   }
   fs.renameSync(tmp, file);
-  ownTokens.add(token);
+  ownTokens.set(token, cause);
   return token;
 }
 
@@ -75,14 +75,15 @@ export function readGeneration(p: Paths, which: string): string {
   }
 }
 
-export const writtenByThisProcess = (token: string) => ownTokens.has(token);
+/** Whether this process wrote the token, because `cause` was written. */
+export const writtenHere = (token: string, cause: string) => ownTokens.get(token) === cause;
 
 /**
  * The generations one start depends on, read before the state they cover. `settle` reads them
  * again once the start is done: a scope another command changed meanwhile means the start may
- * have used a mix of old and new state, so it gets no plan. Only in the scopes the start itself
- * writes under its lock (its container's config: the status) is a token of this process taken
- * as the new generation.
+ * have used a mix of old and new state, so it gets no plan. Only a token this process wrote
+ * because of the start's own writes (its container's config, under its lock: the status, the
+ * addresses it allocated) is taken as the new generation.
  */
 export class GenerationSnapshot {
   private readonly seen = new Map<string, string>();
@@ -94,11 +95,11 @@ export class GenerationSnapshot {
   }
 
   /** The generations to record, or why there are none. */
-  settle(ownScopes: readonly string[]): { generations: Array<[string, string]> } | { changed: string } {
+  settle(ownWrites: string): { generations: Array<[string, string]> } | { changed: string } {
     const out: Array<[string, string]> = [];
     for (const [s, before] of [...this.seen].sort()) {
       const now = readGeneration(this.p, s);
-      if (now !== before && !(ownScopes.includes(s) && writtenByThisProcess(now))) return { changed: s };
+      if (now !== before && !writtenHere(now, ownWrites)) return { changed: s };
       out.push([s, now]);
     }
     return { generations: out };

@@ -31,13 +31,23 @@ test('every bump gives a token never seen before; a scope never written reads ""
 test('a snapshot settles only if nothing but the start itself wrote its own scope', (t) => {
   const p = tempPaths();
   try {
-    const own = [scope.container('c1')];
+    const own = scope.container('c1');
     const snap = new GenerationSnapshot(p);
     snap.read(scope.container('c1'), scope.profile('default'));
     // The start's own write of its config (the status): taken as the new generation.
     const token = bumpGeneration(p, scope.container('c1'));
     const settled = snap.settle(own);
     t.deepEqual(settled, { generations: [[scope.container('c1'), token], [scope.profile('default'), '']] });
+
+    // The addresses, because the start's own config claimed one: taken too; because another's: not.
+    const nic = new GenerationSnapshot(p);
+    nic.read(scope.container('c1'), scope.addresses());
+    configWritten(p, 'c1', {}, { config: { 'volatile.eth0.ipv4.address': '10.0.0.5' } });
+    t.true('generations' in nic.settle(own));
+    const nic2 = new GenerationSnapshot(p);
+    nic2.read(scope.container('c1'), scope.addresses());
+    configWritten(p, 'c2', {}, { config: { 'volatile.eth0.ipv4.address': '10.0.0.6' } });
+    t.deepEqual(nic2.settle(own), { changed: scope.addresses() });
 
     // A profile written while the start ran (by anyone, this process included): no plan.
     const other = new GenerationSnapshot(p);
