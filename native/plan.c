@@ -433,6 +433,13 @@ static int start_container(void)
   return rc == 0 ? 0 : not_this_way("the start failed", NULL);
 }
 
+/* A check that does not hold: said why (as not_this_way), 0 for check_step. */
+static int check_fails(const char *why, const char *what)
+{
+  (void)not_this_way(why, what);
+  return 0;
+}
+
 /* The checks: what must hold for the plan to hold. Each says nothing of its own when it holds;
  * false when it does not (said why), -1 for an operation that is not a check. */
 static int check_step(const char *op, const char *a)
@@ -440,40 +447,40 @@ static int check_step(const char *op, const char *a)
   if (strcmp(op, "env") == 0) {
     const char *v = next_tok();
     if (!v || !env_is(a, v))
-      return not_this_way("environment differs:", a), 0;
+      return check_fails("environment differs:", a);
   } else if (strcmp(op, "build") == 0) {
     if (strcmp(a, TSLXC_BUILD_ID) != 0)
-      return not_this_way("another build of tslxc-helper wrote it", NULL), 0;
+      return check_fails("another build of tslxc-helper wrote it", NULL);
   } else if (strcmp(op, "gen") == 0) {
     const char *token = next_tok();
     if (!token || !generation_is(a, token))
-      return not_this_way("changed since:", a), 0;
+      return check_fails("changed since:", a);
   } else if (strcmp(op, "same") == 0 || strcmp(op, "inode") == 0) {
     if (!stat_matches(a, op[0] == 's'))
-      return not_this_way("changed:", a), 0;
+      return check_fails("changed:", a);
   } else if (strcmp(op, "absent") == 0) {
     if (access(a, F_OK) == 0 || errno != ENOENT)
-      return not_this_way("appeared:", a), 0;
+      return check_fails("appeared:", a);
   } else if (strcmp(op, "text") == 0) {
     const char *data = next_tok();
     if (!data || !file_holds(a, data))
-      return not_this_way("changed:", a), 0;
+      return check_fails("changed:", a);
   } else if (strcmp(op, "link") == 0) {
     char p[PATH_MAX];
     xsnprintf(p, sizeof p, "/sys/class/net/%s", a);
     if (strchr(a, '/') || access(p, F_OK) < 0)
-      return not_this_way("no network interface", a), 0;
+      return check_fails("no network interface", a);
   } else if (strcmp(op, "proc") == 0) {
     const char *program = next_tok(), *arg = next_tok();
     if (!program || !arg || process_from_pid_file(a, program, arg) == 0)
-      return not_this_way("no live process of", a), 0;
+      return check_fails("no live process of", a);
   } else if (strcmp(op, "noline") == 0) {
     if (!no_foreign_line(a))
-      return not_this_way("an address is leased to another machine in", a), 0;
+      return check_fails("an address is leased to another machine in", a);
   } else if (strcmp(op, "rundir") == 0) {
     if (!run_dir_clear(a)) {
       ps.busy = true;
-      return not_this_way("running, or left by a crash:", a), 0;
+      return check_fails("running, or left by a crash:", a);
     }
   } else
     return -1;
