@@ -13,6 +13,7 @@ static void usage(void)
     "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir [--mkdir-mode M]])\n"
     "                         [--as-user]\n"
     "       tslxc-helper idmap-probe DIR\n"
+    "       tslxc-helper plan-check OP ARG...   (one check of a start plan, for the tests)\n"
     "       tslxc-helper host-limits --name NAME --run-dir DIR [--need KEY=N]...\n"
     "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
     "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
