@@ -573,7 +573,7 @@ int main_attach(int argc, char **argv)
     die_with_error("signalfd");
 
   /* The container's exec server forks the command where it is already in the container's
-   * cgroups (no migration, ~6 ms saved). Unreachable or refusing (its fork failed: the
+   * cgroups (no migration and its RCU grace period). Unreachable or refusing (its fork failed: the
    * container is at its process limit): the direct path below. */
   if (opts.exec_socket) {
     int code = attach_via_server(&opts, &plan, sigfd);

@@ -38,35 +38,13 @@ static void die_to_node(const char *line, int err)
   ask_node();
 }
 
-static bool valid_name(const char *s)
-{
-  size_t n = strlen(s);
-  if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-      return false;
-  return true;
-}
-
-/* TSLXC_DIR / TSLXC_RUN_DIR as lib/state/paths.ts reads them; NULL (ask node) if relative. */
-static const char *root_dir(const char *var, const char *dflt)
-{
-  const char *v = getenv(var);
-  if (!v || !*v)
-    return dflt;
-  return v[0] == '/' ? v : NULL;
-}
-
 static int cli_start(const char *name)
 {
-  const char *run = root_dir("TSLXC_RUN_DIR", "/run/tslxc");
-  if (!run || !valid_name(name))
+  char plan[PATH_MAX];
+  if (!start_plan_path(plan, name))
     return -1;
   /* The monitor is forked from here on: run from the sealed copy, as the start mode does. */
   reexec_sealed(helper_argv);
-  char plan[PATH_MAX];
-  xsnprintf(plan, sizeof plan, "%s/plans/%s", run, name);
   die_hook = die_to_node;
   int rc = plan_start(plan);
   if (rc != 0) {
@@ -188,32 +166,21 @@ static bool thawed(const char *check_path)
 static int cli_exec(int argc, char **argv)
 {
   static struct exec_args a;
-  const char *state = root_dir("TSLXC_DIR", "/var/lib/tslxc"), *run = root_dir("TSLXC_RUN_DIR", "/run/tslxc");
-  if (!state || !run || !parse_exec(argc, argv, &a) || !valid_name(a.pos[0]))
+  if (!parse_exec(argc, argv, &a))
     return -1;
   const char *name = a.pos[0];
-  char dir[PATH_MAX], p[PATH_MAX];
-  xsnprintf(p, sizeof p, "%s/containers/%s/config.yaml", state, name);
-  if (access(p, F_OK) < 0)
+  char p[PATH_MAX];
+  if (!container_config_path(p, name) || access(p, F_OK) < 0)
     return -1;
-  xsnprintf(dir, sizeof dir, "%s/containers/%s", run, name);
-
-  /* init alive, as lib/util/proc.ts's isAlive: the pid and its start time. */
-  char ref[64];
-  xsnprintf(p, sizeof p, "%s/init.pid", dir);
-  if (read_small_file_at(AT_FDCWD, p, ref, sizeof ref) <= 0)
+  pid_t pid = instance_init_alive(name);
+  if (pid <= 0)
     return -1;
-  int pid;
-  unsigned long long start;
-  if (sscanf(ref, "%d %llu", &pid, &start) != 2 || pid <= 0 || proc_starttime(pid) != start)
+  if (!container_run_path(p, name, LAYOUT_INSTANCE_RUN_EXEC_CHECK) || !thawed(p))
     return -1;
-  xsnprintf(p, sizeof p, "%s/exec.check", dir);
-  if (!thawed(p))
+  if (!container_run_path(p, name, LAYOUT_INSTANCE_RUN_EXEC_SOCKET) || access(p, F_OK) < 0)
     return -1;
-  xsnprintf(p, sizeof p, "%s/exec.sock", dir);
-  if (access(p, F_OK) < 0)
+  if (!container_run_path(p, name, LAYOUT_INSTANCE_RUN_ATTACH_ARGS))
     return -1;
-  xsnprintf(p, sizeof p, "%s/attach.args", dir);
   size_t n_common = 0;
   char **common = read_list(p, &n_common);
   if (!common)
@@ -229,7 +196,7 @@ static int cli_exec(int argc, char **argv)
   char **out = xcalloc(3 + n_common + 2 * a.n_env + 4 + 1 + (n_cmd ? n_cmd : 2) + 1, sizeof *out);
   size_t k = 0;
   static char pid_text[16];
-  xsnprintf(pid_text, sizeof pid_text, "%d", pid);
+  xsnprintf(pid_text, sizeof pid_text, "%d", (int)pid);
   out[k++] = "attach";
   out[k++] = "--pid";
   out[k++] = pid_text;

@@ -1,7 +1,7 @@
 /* The exec server ("zygote"): one process per running container, forked by the monitor at each
  * boot, that sits in the container's cgroups and namespaces and forks the commands of attach. A
  * command forked there is born in the container's cgroups: no cgroup migration (whose first one
- * waits for an RCU grace period, ~6 ms) on the exec path. See README.md, "The exec server". */
+ * waits for an RCU grace period) on the exec path. See README.md, "The exec server". */
 #include "exec.h"
 
 #include <fcntl.h>
@@ -233,19 +233,19 @@ pid_t exec_server_start(int run_dir_fd, pid_t init, const char *const *cgroups, 
     return -1;
   }
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/exec.sock", run_dir_fd);
-  unlinkat(run_dir_fd, "exec.sock", 0);
+  snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_EXEC_SOCKET, run_dir_fd);
+  unlinkat(run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0);
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
-      fchmodat(run_dir_fd, "exec.sock", 0600, 0) < 0 || listen(fd, 64) < 0) {
+      fchmodat(run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0600, 0) < 0 || listen(fd, 64) < 0) {
     debug("exec server: bind exec.sock: %s", strerror(errno));
-    unlinkat(run_dir_fd, "exec.sock", 0);
+    unlinkat(run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0);
     return -1;
   }
   pid_t monitor = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     debug("exec server: fork: %s", strerror(errno));
-    unlinkat(run_dir_fd, "exec.sock", 0);
+    unlinkat(run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0);
     return -1;
   }
   if (pid == 0)

@@ -13,6 +13,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+/* layout.json's data: names, paths, pid files (generated at build; see layout.c). */
+#include "gen-layout.h"
+
 #define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_LIST 64
@@ -86,7 +89,10 @@ int write_file_atomic(int dirfd, const char *name, const char *content);
 void close_all_but(int *keep, size_t n);
 /* Parses a decimal number; false if not a whole, in-range number. */
 bool parse_ulong(const char *s, unsigned long *out);
-/* Field 22 of /proc/PID/stat, 0 on failure. */
+/* Field 22 of /proc/PID/stat (the start time, in ticks since boot); false if the process is gone
+ * or a zombie. */
+bool proc_start_time(pid_t pid, unsigned long long *out);
+/* The same, 0 when false. */
 unsigned long long proc_starttime(pid_t pid);
 
 /* ---- raw syscalls glibc 2.36 does not wrap ---- */
@@ -351,6 +357,22 @@ struct live_device_args {
 };
 void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv, struct live_device_args *a);
 int main_cli(int argc, char **argv);
+
+/* ---- the rules shared with lib/ (layout.c; the data is build/gen-layout.h) ---- */
+
+bool valid_instance_name(const char *s);
+/* TSLXC_DIR and TSLXC_RUN_DIR (or their defaults) as lib/ resolves them; NULL when only node can
+ * (a relative one). */
+const char *state_root(void);
+const char *run_root(void);
+/* A container's paths; false (buf unset) when the name or a root is not usable here. */
+bool container_config_path(char buf[PATH_MAX], const char *name);
+bool container_run_path(char buf[PATH_MAX], const char *name, const char *file);
+bool start_plan_path(char buf[PATH_MAX], const char *name);
+bool pid_ref_parse(const char *text, pid_t *pid, unsigned long long *start);
+/* The container's init pid if it is alive, else 0. */
+pid_t instance_init_alive(const char *name);
+int main_selftest(int argc, char **argv);
 
 /* ---- start plans (plan.c; lib/instance/plan.ts writes them) ---- */
 

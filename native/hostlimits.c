@@ -96,7 +96,7 @@ static void count_siblings(const char *run_dir, unsigned long *running, unsigned
     if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
       continue;
     char pidfile[NAME_MAX + 16];
-    xsnprintf(pidfile, sizeof pidfile, "%s/monitor.pid", e->d_name);
+    xsnprintf(pidfile, sizeof pidfile, "%s/" LAYOUT_INSTANCE_RUN_MONITOR_PID, e->d_name);
     struct stat st;
     if (fstatat(dirfd(dir), pidfile, &st, 0) < 0)
       continue;

@@ -54,6 +54,8 @@ int main(int argc, char **argv)
     return main_plan_check(argc - 1, argv + 1);
   if (strcmp(argv[1], "idmap-probe") == 0)
     return main_idmap_probe(argc - 1, argv + 1);
+  if (strcmp(argv[1], "selftest") == 0)
+    return main_selftest(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage();
     return 0;

@@ -108,7 +108,7 @@ static void remove_cgroup_tree(const char *dir, int depth)
 
 static void remove_run_files(void)
 {
-  static const char *const files[] = { "init.pid", "console.sock", "exec.sock", "monitor.pid" };
+  static const char *const files[] = { LAYOUT_INSTANCE_RUN_INIT_PID, LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, LAYOUT_INSTANCE_RUN_MONITOR_PID };
   for (size_t i = 0; i < N_ELEMENTS(files); i++)
     unlinkat(M.run_dir_fd, files[i], 0);
 }
@@ -123,7 +123,7 @@ static void stop_exec_server(void)
       ;
     M.server = -1;
   }
-  unlinkat(M.run_dir_fd, "exec.sock", 0);
+  unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0);
 }
 
 static void kill_child(void)
@@ -149,7 +149,7 @@ static void monitor_die_hook(const char *line, int err)
     char content[1100];
     snprintf(content, sizeof content, "failed %s\n", line);
     if (M.run_dir_fd >= 0)
-      write_file_atomic(M.run_dir_fd, "exit", content);
+      write_file_atomic(M.run_dir_fd, LAYOUT_INSTANCE_RUN_EXIT, content);
     for (size_t i = 0; i < M.opts->n_cgroups; i++)
       remove_cgroup_tree(M.opts->cgroups[i], 0);
   }
@@ -241,7 +241,7 @@ static void console_open_log(struct console *c, bool truncate)
 {
   if (c->log_fd >= 0)
     close(c->log_fd);
-  c->log_fd = openat(M.run_dir_fd, "console.log",
+  c->log_fd = openat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG,
                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : 0),
                      0600);
   struct stat st;
@@ -254,7 +254,7 @@ static void console_log(struct console *c, const char *buf, size_t n)
   if (bound == 0 || c->log_fd < 0)
     return;
   if (c->log_size + n > bound) {
-    renameat(M.run_dir_fd, "console.log", M.run_dir_fd, "console.log.1");
+    renameat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG, M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG_OLD);
     console_open_log(c, true);
     if (c->log_fd < 0)
       return;
@@ -465,8 +465,8 @@ static pid_t boot(struct console *con)
   }
 
   char content[64];
-  snprintf(content, sizeof content, "%d %llu\n", (int)pid, proc_starttime(pid));
-  if (write_file_atomic(M.run_dir_fd, "init.pid", content) < 0)
+  snprintf(content, sizeof content, LAYOUT_PID_REF_FORMAT, (int)pid, proc_starttime(pid));
+  if (write_file_atomic(M.run_dir_fd, LAYOUT_INSTANCE_RUN_INIT_PID, content) < 0)
     die_with_error("write init.pid");
   debug("init %d running", (int)pid);
   return pid;
@@ -479,8 +479,8 @@ static int console_listen(void)
     die_with_error("console socket");
   /* bind by a name relative to the run dir: its full path may not fit sun_path. */
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  xsnprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/console.sock", M.run_dir_fd);
-  unlinkat(M.run_dir_fd, "console.sock", 0);
+  xsnprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, M.run_dir_fd);
+  unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, 0);
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
     die_with_error("bind console.sock");
   if (listen(fd, 4) < 0)
@@ -543,8 +543,8 @@ void run_monitor(struct start_opts *opts, int status_fd)
 
   /* PID and start time, like init.pid: the CLI tells a live monitor from a reused PID by both. */
   char pidline[48];
-  snprintf(pidline, sizeof pidline, "%d %llu\n", (int)getpid(), proc_starttime(getpid()));
-  if (write_file_atomic(M.run_dir_fd, "monitor.pid", pidline) < 0)
+  snprintf(pidline, sizeof pidline, LAYOUT_PID_REF_FORMAT, (int)getpid(), proc_starttime(getpid()));
+  if (write_file_atomic(M.run_dir_fd, LAYOUT_INSTANCE_RUN_MONITOR_PID, pidline) < 0)
     die_with_error("write monitor.pid");
 
   /* SIGTERM/SIGINT are for init, not for us: the CLI stops a container by signalling init. */
@@ -614,7 +614,7 @@ void run_monitor(struct start_opts *opts, int status_fd)
       if (pid == M.server) { /* killed: attach falls back to its direct path */
         debug("exec server %d ended", (int)pid);
         M.server = -1;
-        unlinkat(M.run_dir_fd, "exec.sock", 0);
+        unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0);
       }
       if (pid != init)
         continue;
@@ -629,8 +629,8 @@ void run_monitor(struct start_opts *opts, int status_fd)
       char text[64];
       enum end end = classify_end(status, text, sizeof text);
       debug("init %d ended: %.*s", (int)init, (int)strcspn(text, "\n"), text);
-      write_file_atomic(M.run_dir_fd, "exit", text);
-      unlinkat(M.run_dir_fd, "init.pid", 0);
+      write_file_atomic(M.run_dir_fd, LAYOUT_INSTANCE_RUN_EXIT, text);
+      unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_INIT_PID, 0);
       if (opts->post_stop_hook)
         run_hook("post-stop hook", opts->post_stop_hook, "TSLXC_REASON",
                  end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);

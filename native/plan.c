@@ -200,14 +200,13 @@ static bool parse_octal(const char *s, unsigned long *out)
  * path without "." or ".." parts; the parent must exist. */
 static bool write_run_file(const char *path, const char *mode, const char *data, const char *in_place_dir)
 {
-  const char *env = getenv("TSLXC_RUN_DIR");
-  const char *root = env && *env ? env : "/run/tslxc";
-  size_t rl = strlen(root);
+  const char *root = run_root();
+  size_t rl = root ? strlen(root) : 0;
   unsigned long m;
-  if (strncmp(path, root, rl) != 0 || path[rl] != '/' || strstr(path, "/../") || strstr(path, "/./") || !parse_octal(mode, &m) || ps.n_written >= MAX_LIST)
+  if (!root || strncmp(path, root, rl) != 0 || path[rl] != '/' || strstr(path, "/../") || strstr(path, "/./") || !parse_octal(mode, &m) || ps.n_written >= MAX_LIST)
     return false;
   /* The container's own files are read only while it runs: rewritten in place, which keeps their
-   * inodes (on an ext4 without a journal a new inode can cost a millisecond: see "dir pools" in
+   * inodes (on an ext4 without a journal a new inode is slow to make: see "dir pools" in
    * the README). Files others read at any time (dnsmasq's) are replaced whole, by rename. */
   size_t il = in_place_dir ? strlen(in_place_dir) : 0;
   bool own = il > 0 && strncmp(path, in_place_dir, il) == 0 && path[il] == '/';

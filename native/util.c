@@ -270,25 +270,37 @@ bool parse_ulong(const char *s, unsigned long *out)
   return true;
 }
 
-unsigned long long proc_starttime(pid_t pid)
+bool proc_start_time(pid_t pid, unsigned long long *out)
 {
   char path[64], buf[1024];
   xsnprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  if (read_small_file_at(AT_FDCWD, path, buf, sizeof buf) < 0)
-    return 0;
+  if (pid <= 0 || read_small_file_at(AT_FDCWD, path, buf, sizeof buf) < 0)
+    return false;
   /* comm may hold spaces and parentheses: fields restart after the last ')'. */
   char *p = strrchr(buf, ')');
-  if (!p)
-    return 0;
-  /* p+2 is field 3 (state); field 22 is 19 fields further on. */
+  if (!p || !p[1] || !p[2])
+    return false;
+  /* p+2 is field 3 (state): a zombie, killed but not yet reaped, is as good as dead. */
   p += 2;
+  if (*p == 'Z' || *p == 'X')
+    return false;
+  /* Field 22 is 19 fields further on. */
   for (int field = 3; field < 22; field++) {
     p = strchr(p, ' ');
     if (!p)
-      return 0;
+      return false;
     p++;
   }
-  return strtoull(p, NULL, 10);
+  char *end;
+  errno = 0;
+  *out = strtoull(p, &end, 10);
+  return errno == 0 && end != p;
+}
+
+unsigned long long proc_starttime(pid_t pid)
+{
+  unsigned long long start;
+  return proc_start_time(pid, &start) ? start : 0;
 }
 
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)

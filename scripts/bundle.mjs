@@ -5,9 +5,9 @@
 //                  create, launch and the lean commands;
 //   dist/lib/full  the yargs CLI (lib/cli/index.ts), for everything else.
 // Why bundle: node resolves, reads and compiles one file per chunk instead of ~150 ES modules,
-// 65 ms less per command on the machine this was measured on. Why two bundles and not one with
-// shared chunks: sharing moved yargs-side code into chunks the fast path loads (create 10 ms
-// slower). ssh2 stays external (an optional native addon). The banner gives the CommonJS
+// a clear saving in every command's start-up. Why two bundles and not one
+// with shared chunks: sharing moved yargs-side code into chunks the fast path loads (a slower
+// create). ssh2 stays external (an optional native addon). The banner gives the CommonJS
 // dependencies (systeminformation, yaml, inquirer's editor) the `require` an ES module lacks:
 // without it their require('fs') throws "Dynamic require of fs is not supported".
 import fs from 'node:fs';

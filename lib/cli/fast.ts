@@ -129,7 +129,7 @@ async function fastSsh(args: string[]): Promise<boolean> {
 }
 
 /**
- * `create|launch IMAGE NAME [options]`: yargs and its help cost this machine ~0.1 s of a launch.
+ * `create|launch IMAGE NAME [options]` without yargs and its help, for a plain launch.
  * Exactly the two positionals and the options of the shared table, or the full CLI decides.
  */
 async function fastCreate(launch: boolean, args: string[]): Promise<boolean> {

@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
  * delete, snapshot create|restore|delete|rename). One definition serves both parsers: yargs (with
  * help, suggestions and usage errors) builds its module from it, and the fast path (lib/cli/fast.ts)
  * parses exactly the same grammar with node's parseArgs and runs the same `run`, without loading
- * yargs: ~0.1 s of each of these commands here.
+ * yargs, whose loading would be a large share of each of these short commands.
  *
  * A command line the lean parser does not take exactly (a wrong count of positionals, an unknown
  * option, --help) is left to yargs, which gives the proper message.

@@ -1,7 +1,4 @@
 import { TslxcError } from '../errors.js';
-import { validateDiskDevice } from '../storage/disk.js';
-import { validateNetworkDevice } from '../network/devices.js';
-import { isUnixDevice, validateUnixDevice } from '../instance/unixdev.js';
 import type { HostFacts } from '../host/facts.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
@@ -174,7 +171,6 @@ export function validateExpanded(config: Record<string, string>, host: HostFacts
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-export const DEVICE_TYPES = ['nic', 'disk', 'proxy', 'unix-char', 'unix-block', 'none'] as const;
 const DEVICE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 
 export function validateDeviceName(name: string): string {
@@ -182,19 +178,10 @@ export function validateDeviceName(name: string): string {
   return name;
 }
 
-/** A device's shape: a known type and well-formed keys. What each type needs is its owner's business (network, storage). */
-export function validateDevice(name: string, dev: Record<string, string>): void {
-  validateDeviceName(name);
-  if (!dev.type) throw new TslxcError(`Invalid device "${name}"`, 'it has no type', `give one of ${DEVICE_TYPES.join(', ')}`);
-  if (!(DEVICE_TYPES as readonly string[]).includes(dev.type)) {
-    throw new TslxcError(`Invalid device "${name}"`, `unknown type "${dev.type}"`, `use one of ${DEVICE_TYPES.join(', ')}`);
-  }
+/** A device's keys and values as config text, whatever its type (lib/device checks what each type takes). */
+export function validateDeviceKeys(name: string, dev: Record<string, string>): void {
   for (const [k, v] of Object.entries(dev)) {
     if (!KEY_NAME.test(k) && !/^[a-z]$/i.test(k)) throw new TslxcError(`Invalid device "${name}"`, `bad key "${k.slice(0, 40)}"`);
     if (typeof v !== 'string' || v.includes('\0')) throw new TslxcError(`Invalid device "${name}"`, `bad value for "${k}"`);
   }
-  if (dev.type === 'disk') validateDiskDevice(name, dev);
-  if (isUnixDevice(dev)) validateUnixDevice(name, dev);
-  // The shape of nics and proxies; what the host has (the network, a free port) is checked at start.
-  if (dev.type === 'nic' || dev.type === 'proxy') validateNetworkDevice(name, dev, undefined, { checkHost: false });
 }

@@ -166,7 +166,7 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
     pendingSettlers.set(key, settle);
     socket.on('error', () => {});
     // Small packets (a command's output, then its exit status, EOF and close) must not wait for
-    // the client's delayed ACK (Nagle: ~40 ms per command).
+    // the client's delayed ACK (Nagle's algorithm would hold each of them until it came).
     socket.setNoDelay(true);
     ssh.injectSocket(socket);
   });

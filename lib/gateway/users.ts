@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { locksDir, type Paths } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
-import { validateInstanceName } from '../util/names.js';
+import { isInstanceName, validateInstanceName } from '../util/names.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 
 /**
@@ -112,7 +112,7 @@ export function parseLoginName(login: string): LoginName | undefined {
   const user = plus < 0 ? login : login.slice(0, plus);
   const container = plus < 0 ? undefined : login.slice(plus + 1);
   if (!USER_NAME.test(user)) return undefined;
-  if (container !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(container)) return undefined;
+  if (container !== undefined && !isInstanceName(container)) return undefined;
   return container === undefined ? { user } : { user, container };
 }
 

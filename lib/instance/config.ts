@@ -95,8 +95,8 @@ function sweepRenameMarker(p: Paths, to: string): void {
 
 /**
  * Parsed configs for `list`, kept in RUN_DIR/list-cache.json (0600, like config.yaml): parsing
- * 100 config.yaml files with js-yaml is ~30 ms of a 100-container list on this machine, JSON.parse
- * of them all ~1 ms. An entry is used only while its file is the same: inode (saveConfig renames a
+ * every config.yaml with js-yaml is most of a long list's own work, where JSON.parse of the same
+ * is negligible. An entry is used only while its file is the same: inode (saveConfig renames a
  * new file into place), size, mtime and ctime in nanoseconds.
  */
 export class ConfigCache {

@@ -1,5 +1,6 @@
 import { TslxcError } from '../errors.js';
-import { validateChange, validateDevice, validateExpanded, validateUnsetKey } from '../config/schema.js';
+import { validateChange, validateExpanded, validateUnsetKey } from '../config/schema.js';
+import { validateDevice } from '../device/registry.js';
 import { hostFacts, type HostFacts } from '../host/facts.js';
 import { expandInstance, type Expanded } from '../profile/expand.js';
 import { loadProfile, type Profile } from '../profile/store.js';
@@ -8,7 +9,7 @@ import type { Context } from './context.js';
 import { applyInstanceLimits } from './limits.js';
 import { liveness } from './runtime.js';
 import { checkRootDisk } from '../storage/instance.js';
-import { applyDevicesLive } from './hotplug.js';
+import { hotplugDevices } from './hotplug.js';
 
 export interface UpdateResult {
   config: InstanceConfig;
@@ -58,7 +59,7 @@ export async function updateInstance(
       saveConfig(ctx.paths, after);
       return { config: after, appliedLive: false, notes: [] };
     }
-    const devices = await applyDevicesLive(ctx, after, expandInstance(ctx.paths, before).devices, expanded.devices);
+    const devices = await hotplugDevices(ctx, after, expandInstance(ctx.paths, before).devices, expanded.devices);
     const cg = await ctx.cgroups();
     try {
       saveConfig(ctx.paths, after);

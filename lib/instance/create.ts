@@ -88,7 +88,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       const rendered = renderTemplates(image, 'create', { name, hostname });
       if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
       for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
-      // Its own SSH host keys now, not at first boot (see ssh/hostkeys.ts: RSA made boot 0.5 s slower).
+      // Its own SSH host keys now, not at first boot (see ssh/hostkeys.ts: an RSA key slows the boot).
       const hostKeys = imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
       const identity = [...identityFiles(hostname, { newMachineId: true }), ...hostKeys];
       writeRootFiles(ctx, name, identity);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { containerRunDir } from '../state/paths.js';
+import { containerRunDir, containerRunFile, RUN_FILES } from '../state/paths.js';
 import type { Context } from './context.js';
 import { runHelperInteractive } from './helper.js';
 import { liveness, requireInstance } from './runtime.js';
@@ -49,8 +49,8 @@ function startedSeccompArgs(ctx: Context, name: string): string[] {
  * this container gets (one per line; none is written if one holds a newline), and where to see that it is not frozen ("FILE\nLINE\n":
  * FILE holds LINE while the container runs thawed). The TypeScript path works both out itself.
  */
-export const ATTACH_ARGS_FILE = 'attach.args';
-export const EXEC_CHECK_FILE = 'exec.check';
+export const ATTACH_ARGS_FILE = RUN_FILES.attachArgs;
+export const EXEC_CHECK_FILE = RUN_FILES.execCheck;
 
 export async function writeAttachFiles(ctx: Context, cg: CgroupDriver, name: string): Promise<void> {
   const dir = containerRunDir(ctx.paths, name);
@@ -67,7 +67,7 @@ async function commonAttachArgs(ctx: Context, cg: CgroupDriver, name: string): P
   // The monitor's exec server forks commands from inside the container's cgroups, which spares
   // the cgroup migration (an RCU grace period, several ms) of joining them; the helper falls back
   // to joining them itself when the server is not there.
-  const args = ['--exec-socket', path.join(containerRunDir(ctx.paths, name), 'exec.sock')];
+  const args = ['--exec-socket', containerRunFile(ctx.paths, name, 'execSocket')];
   for (const d of await cg.attachDirs(name)) args.push('--cgroup', d);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
   args.push(...startedSeccompArgs(ctx, name));
@@ -122,7 +122,7 @@ export async function consoleInstance(ctx: Context, name: string, opts: { showLo
   requireInstance(ctx.paths, name);
   const dir = containerRunDir(ctx.paths, name);
   if (opts.showLog) {
-    const parts = ['console.log.1', 'console.log'].map((f) => {
+    const parts = [RUN_FILES.consoleLogOld, RUN_FILES.consoleLog].map((f) => {
       try {
         return fs.readFileSync(path.join(dir, f), 'utf8');
       } catch {
@@ -133,5 +133,5 @@ export async function consoleInstance(ctx: Context, name: string, opts: { showLo
   }
   const live = liveness(ctx.paths, name);
   if (!live.monitorAlive) throw new TslxcError(`Container "${name}" is not running`, undefined, `"tslxc console --show-log ${name}" shows its last console output`);
-  return runHelperInteractive(['console', '--socket', path.join(dir, 'console.sock')]);
+  return runHelperInteractive(['console', '--socket', path.join(dir, RUN_FILES.consoleSocket)]);
 }

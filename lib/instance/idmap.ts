@@ -176,7 +176,7 @@ const probed = new Map<string, boolean>();
  * Whether the filesystem holding DIR can be idmapped on this kernel (the helper tries it on a
  * detached clone of the mount). Cached per device and filesystem type for the life of the
  * process and, given a run dir, in RUN_DIR/idmap-probe/ for the rest of this boot (the probe is
- * a helper run: 30 ms of a launch here). The boot id is in the file's name: a run dir that
+ * a helper run, else on every launch's path). The boot id is in the file's name: a run dir that
  * survives a reboot (a disk-backed /run) never answers for another kernel.
  */
 export function supportsIdmappedMounts(dir: string, runDir?: string): boolean {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CgroupSys } from '../cgroup/sys.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
-import { containerDir, type Paths } from '../state/paths.js';
+import { containerDir, RUN_FILES, startPlansDir, type Paths } from '../state/paths.js';
 import { generationFile, GenerationSnapshot, scope } from '../state/generations.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from './helper.js';
@@ -12,7 +12,6 @@ import type { NetworkReplay } from '../network/replay.js';
 import type { Expanded } from '../profile/expand.js';
 import { readRecord } from '../storage/record.js';
 import { isVolumeDisk } from '../storage/volume.js';
-import { PID_FILES } from './runtime.js';
 
 /**
  * Start plans: `tslxc start NAME` without node.
@@ -67,7 +66,7 @@ export const PLAN_MAGIC = 'tslxc-start-plan-2';
 /** Variables that change what a start does. */
 const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_DIR', 'TSLXC_HELPER'];
 
-export const startPlanFile = (p: Paths, name: string) => path.join(p.runDir, 'plans', validateInstanceName(name));
+export const startPlanFile = (p: Paths, name: string) => path.join(startPlansDir(p), validateInstanceName(name));
 export const lastUsedFile = (p: Paths, name: string) => path.join(containerDir(p, name), 'last-used');
 
 export function dropStartPlan(p: Paths, name: string): void {
@@ -221,7 +220,7 @@ export class StartRecorder {
     const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockFile], ...(nics ? [['lock', net!.lockFile]] : [])];
     for (const k of PLAN_ENV) ops.push(['env', k, process.env[k] ?? '']);
     ops.push(...checks, ...net!.checks);
-    const pidFiles = Object.values(PID_FILES);
+    const pidFiles = [RUN_FILES.monitorPid, RUN_FILES.initPid];
     ops.push(['rundir', plan.runDir, String(pidFiles.length), ...pidFiles]);
     ops.push(...this.cgroupOps);
     for (const f of [...plan.runFiles, ...net!.files]) {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { containerConfigFile, containerRunDir, type Paths } from '../state/paths.js';
+import { containerConfigFile, containerRunDir, RUN_FILES, type Paths } from '../state/paths.js';
 import { readTextIfExists } from '../util/fs.js';
 import { isAlive, parseRef, type ProcessRef } from '../util/proc.js';
 
@@ -19,16 +19,13 @@ export interface RuntimeFiles {
   exit?: string;
 }
 
-/** The pid files: while any is there, the container runs or a crash is to be cleaned up. */
-export const PID_FILES = { monitor: 'monitor.pid', init: 'init.pid' } as const;
-
 export function runtimeFiles(p: Paths, name: string): RuntimeFiles {
   const dir = containerRunDir(p, name);
   return {
     dir,
-    monitor: parseRef(readTextIfExists(path.join(dir, PID_FILES.monitor))),
-    init: parseRef(readTextIfExists(path.join(dir, PID_FILES.init))),
-    exit: readTextIfExists(path.join(dir, 'exit'))?.trim(),
+    monitor: parseRef(readTextIfExists(path.join(dir, RUN_FILES.monitorPid))),
+    init: parseRef(readTextIfExists(path.join(dir, RUN_FILES.initPid))),
+    exit: readTextIfExists(path.join(dir, RUN_FILES.exit))?.trim(),
   };
 }
 
@@ -40,6 +37,11 @@ export interface Liveness {
   leftovers: boolean;
 }
 
+/**
+ * Whether the monitor and init run: each pid file's PID with its start time (util/proc.ts). The
+ * helper's exec fast path decides "init alive" from the same file by the same rule
+ * (native/layout.c instance_init_alive); test/unit/state/one-source.test.ts holds them together.
+ */
 export function liveness(p: Paths, name: string): Liveness {
   const files = runtimeFiles(p, name);
   const monitorAlive = isAlive(files.monitor);
@@ -49,7 +51,7 @@ export function liveness(p: Paths, name: string): Liveness {
 
 /** Remove the pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
 export function clearRuntime(files: RuntimeFiles): void {
-  for (const f of [PID_FILES.monitor, PID_FILES.init, 'console.sock', 'devices.json', 'disks', 'nodes', 'nodes.json']) fs.rmSync(path.join(files.dir, f), { force: true });
+  for (const f of [RUN_FILES.monitorPid, RUN_FILES.initPid, RUN_FILES.consoleSocket, 'devices.json', 'disks', 'nodes', 'nodes.json']) fs.rmSync(path.join(files.dir, f), { force: true });
 }
 
 /** Fail with the usual line when there is no such container (without parsing its config). */
@@ -68,7 +70,7 @@ const CONSOLE_NOISE = /^(exiting pid 1|freezing execution|halting system|powerin
 export function consoleTail(dir: string, from = 0, lines = 3): string {
   let text = '';
   try {
-    const fd = fs.openSync(path.join(dir, 'console.log'), 'r');
+    const fd = fs.openSync(path.join(dir, RUN_FILES.consoleLog), 'r');
     try {
       const size = fs.fstatSync(fd).size;
       // From FROM on (what one boot wrote), when the log was not rotated since.

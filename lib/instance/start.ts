@@ -2,14 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
-import { containerRunDir } from '../state/paths.js';
+import { containerRunDir, RUN_FILES } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
 import { lxcfsBindArgs } from '../storage/disk.js';
-import { disksFile, recordAppliedDevices, writeDisksFile } from './hotplug.js';
-import type { Device } from '../profile/store.js';
-import { nodesFile, planUnixDevices, unixDeviceRules, writeNodes } from './unixdev.js';
+import { recordAppliedDevices } from './hotplug.js';
+import { startDevices } from '../device/registry.js';
 import { loadConfig, saveConfig, type InstanceConfig } from './config.js';
 import type { Context } from './context.js';
 import { helperError, runHelper } from './helper.js';
@@ -19,14 +18,12 @@ import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
 import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
 import { applyInstanceLimits } from './limits.js';
-import { prepareNetwork, type NetworkPlan } from '../network/instance.js';
 import { Reverter } from '../util/revert.js';
 import { startDependencies, StartRecorder, touchLastUsed } from './plan.js';
 import { scope } from '../state/generations.js';
 import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
 import { instanceLockFile } from './context.js';
-import { networkReplay, type NetworkReplay } from '../network/replay.js';
-import { networkLockFile } from '../network/store.js';
+import type { NetworkReplay } from '../network/replay.js';
 import { hostNeedArgs } from '../host/sysctl.js';
 
 export interface StartResult {
@@ -80,10 +77,10 @@ async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opt
   rec.dependOn(...startDependencies(ctx.paths, name, expanded));
   // The id map first: a bad idmap key fails the start before anything is made.
   const idmap = await planIdmap(ctx, cfg, expanded.config);
-  // unix-char/unix-block devices next: a required host node that is missing fails the start here.
-  const nodes = planUnixDevices(expanded.devices);
-  // Their grants change the cgroup prefix all containers share, by what the others hold: live state.
-  if (Object.keys(nodes).length > 0) rec.refuse('it has unix devices');
+  // The devices next, each type by its handler (lib/device): a required host node that is missing
+  // fails the start here, before anything is made.
+  const devices = startDevices({ ctx, cfg, idmap }, expanded.devices);
+  if (devices.unreplayable) rec.refuse(devices.unreplayable);
   const cg = await ctx.recordingCgroups(rec);
   let network: NetworkReplay | undefined;
   const runDir = containerRunDir(ctx.paths, name);
@@ -94,7 +91,7 @@ async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opt
   const res = await Reverter.run(async (revert) => {
     let dirs: string[];
     try {
-      const rules = unixDeviceRules(nodes);
+      const rules = devices.cgroupRules;
       dirs = rules.length ? await ctx.withDevicesLock(() => cg.create(name, rules)) : await cg.create(name);
     } catch (err) {
       throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
@@ -105,16 +102,14 @@ async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opt
       await cg.delegate(name, root.uid, root.gid);
     }
     await applyInstanceLimits(cg, name, expanded.config);
-    const net: NetworkPlan = await prepareNetwork(ctx, cfg, expanded);
-    revert.add(() => net.undo());
-    network = networkReplay(ctx.paths, name, expanded.devices, networkLockFile(ctx.paths));
+    const prepared = await devices.prepare(revert);
+    network = prepared.network;
     await prepareRootfs(ctx, cfg.name);
     const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
-    // The disks go in a file the monitor reads at every boot, so live changes survive a reboot.
-    writeDisksFile(ctx.paths, name, expanded.devices, idmap !== undefined);
-    writeNodes(ctx.paths, name, nodes, idmap);
+    // Disks and nodes go in files the monitor reads at every boot, so live changes survive a reboot.
+    devices.writeFiles();
     recordAppliedDevices(ctx.paths, name, expanded.devices);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, net, opts.debug, expanded.config, expanded.devices, idmap && idmapArgsFor(idmap, idmapRootfs));
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, prepared.helperArgs, opts.debug, expanded.config, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     await writeAttachFiles(ctx, cg, name);
@@ -127,7 +122,7 @@ async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opt
       saveConfig(ctx.paths, cfg);
       revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
     }
-    const consoleFrom = fileSize(path.join(runDir, 'console.log'));
+    const consoleFrom = fileSize(path.join(runDir, RUN_FILES.consoleLog));
     const out = await runHelper(args);
     forwardWarnings(out.stderr);
     if (out.code !== 0) {
@@ -188,7 +183,8 @@ function idmapArgsFor(map: IdMap, idmapRootfs: boolean): string[] {
   return [...idmapArgs(map), ...(idmapRootfs ? ['--rootfs-idmap'] : [])];
 }
 
-export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], net: NetworkPlan, debug?: boolean, config: Record<string, string> = {}, devices: Record<string, Device> = {}, userns?: string[]): string[] {
+/** `deviceArgs`: what the device handlers give the helper (the disks and nodes files, the network's hooks). */
+export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], deviceArgs: string[], debug?: boolean, config: Record<string, string> = {}, userns?: string[]): string[] {
   const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
   if (userns) args.push(...userns);
   for (const d of cgroupDirs) args.push('--cgroup', d);
@@ -198,9 +194,7 @@ export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: strin
   const security = securityPolicy(config);
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
-  args.push('--disks-file', disksFile(ctx.paths, cfg.name), '--nodes-file', nodesFile(ctx.paths, cfg.name), ...lxcfsBindArgs());
-  if (net.startHostHook) args.push('--start-host-hook', net.startHostHook);
-  if (net.postStopHook) args.push('--post-stop-hook', net.postStopHook);
+  args.push(...deviceArgs, ...lxcfsBindArgs());
   if (debug) args.push('--debug');
   args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);

@@ -5,7 +5,7 @@ import { signalNumber } from '../util/signals.js';
 import { loadConfig } from './config.js';
 import type { Context } from './context.js';
 import { clearRuntime, liveness, type RuntimeFiles } from './runtime.js';
-import { releaseAfterStop, releaseNetwork } from '../network/instance.js';
+import { devicesStopping, releaseDevices } from '../device/cleanup.js';
 
 export interface StopOptions {
   force?: boolean;
@@ -39,8 +39,8 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
   if ((await cg.state(name).catch(() => 'thawed')) === 'frozen') await cg.thaw(name);
 
   const gone = () => !isAlive(live.files.monitor) && !isAlive(live.files.init);
-  // cleanupDead below releases the network: the monitor's hook need not start a node for it.
-  if (live.monitorAlive) releaseAfterStop(ctx, name, live.files.monitor!.pid);
+  // cleanupDead below releases what the devices hold (the network): the monitor's hook need not.
+  if (live.monitorAlive) devicesStopping(ctx, name, live.files.monitor!.pid);
   const timeoutMs = (opts.timeout ?? 30) * 1000;
   if (!opts.force && live.initAlive) {
     signal(live.files.init!.pid, signalNumber(cfg.stop_signal));
@@ -67,7 +67,7 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
 export async function cleanupDead(ctx: Context, name: string, files: RuntimeFiles): Promise<void> {
   const cg = await ctx.cgroups();
   await cg.remove(name);
-  await releaseNetwork(ctx, name);
+  await releaseDevices(ctx, name);
   clearRuntime(files);
 }
 

@@ -1,7 +1,7 @@
 import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { updateInstance, type UpdateResult } from '../instance/configure.js';
-import { validateNetworkDevice } from './devices.js';
+import { validateNic } from './devices.js';
 import { loadNetwork } from './store.js';
 
 /**
@@ -14,7 +14,7 @@ export async function attachNetwork(ctx: Context, network: string, container: st
   return updateInstance(ctx, container, (cfg) => {
     if (cfg.devices[dev]) throw new TslxcError(`Cannot attach "${container}" to "${network}"`, `it already has a device "${dev}"`, 'give another device name');
     const nic = { type: 'nic', network, name: ifname ?? dev };
-    validateNetworkDevice(dev, nic, ctx.paths);
+    validateNic(dev, nic, ctx.paths);
     cfg.devices[dev] = nic;
   });
 }

@@ -9,7 +9,8 @@ import { bridgeIpv4, DEFAULT_NETWORK, loadNetwork, networkExists } from './store
 
 /**
  * nic and proxy devices: their keys, checked before anything is applied (by `config device add`
- * and again by start, since a profile may have changed since).
+ * and again by start, since a profile may have changed since). lib/device/nic.ts and proxy.ts
+ * decide which devices are which; these check the keys.
  *
  *   nic    network=NAME (a managed network) or parent=BRIDGE (an existing host bridge, no DHCP)
  *          name (inside, default: the device's name), hwaddr, ipv4.address (a reservation), mtu
@@ -35,51 +36,50 @@ export function parseProxyEnd(s: string | undefined, what: string, device: strin
   return { proto: m[1] as 'tcp' | 'udp', addr: m[2], port };
 }
 
-export function isNetworkDevice(device: Device): boolean {
-  return device.type === 'nic' || device.type === 'proxy';
+/**
+ * A nic's keys (a one-line TslxcError when one is wrong). `opts.checkHost` (default true) also
+ * checks what the host has now: the network (or parent bridge) exists.
+ */
+export function validateNic(name: string, device: Device, p: Paths = defaultPaths(), opts: { checkHost?: boolean } = {}): void {
+  const bad = (why: string, fix?: string) => new TslxcError(`Invalid device "${name}"`, why, fix);
+  const checkHost = opts.checkHost ?? true;
+  for (const k of Object.keys(device)) if (!NIC_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown nic key "${k}"`, `nic keys: ${NIC_KEYS.join(', ')}`);
+  if (device.nictype && device.nictype !== 'bridged') throw bad(`nictype "${device.nictype}" is not supported`, 'use nictype=bridged or leave it out');
+  if (!device.network === !device.parent) throw bad('a nic needs exactly one of network=NAME (a managed network) or parent=BRIDGE');
+  const ifname = device.name ?? name;
+  if (!validateInterfaceName(ifname)) throw bad(`"${ifname}" is not a valid interface name`, 'set name=eth0 or similar (at most 15 characters)');
+  if (device.hwaddr && !validHwaddr(device.hwaddr)) throw bad(`hwaddr "${device.hwaddr}" is not a unicast MAC address`);
+  if (device.mtu && (!/^\d+$/.test(device.mtu) || Number(device.mtu) < 1280 || Number(device.mtu) > 9000)) throw bad(`mtu "${device.mtu}" is not a number between 1280 and 9000`);
+  if (device.parent) {
+    if (device['ipv4.address']) throw bad('ipv4.address needs a managed network (network=NAME), not parent=');
+    if (checkHost && !isBridge(device.parent)) throw bad(`parent "${device.parent}" is not a bridge on this host`, 'create it, or use network=NAME for a managed one');
+    return;
+  }
+  validateNetworkName(device.network);
+  if (!networkExists(p, device.network)) {
+    if (device.network === DEFAULT_NETWORK) return; // created on first use
+    throw bad(`network "${device.network}" does not exist`, `create it with "tslxc network create ${device.network}"`);
+  }
+  if (device['ipv4.address']) {
+    const net = loadNetwork(p, device.network);
+    checkStaticAddress(name, device['ipv4.address'], net.name, bridgeIpv4(net));
+  }
 }
 
 /**
- * Throws a one-line TslxcError when a nic or proxy device is wrong; other types pass untouched.
- * `opts.checkHost` (default true) also checks what the host has now: the network exists, the
- * listen port is free.
+ * A proxy's keys (a one-line TslxcError when one is wrong). `opts.checkHost` (default true) also
+ * checks that the listen port is free on the host now.
  */
-export function validateNetworkDevice(name: string, device: Device, p: Paths = defaultPaths(), opts: { checkHost?: boolean } = {}): void {
+export function validateProxy(name: string, device: Device, opts: { checkHost?: boolean } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid device "${name}"`, why, fix);
   const checkHost = opts.checkHost ?? true;
-  if (device.type === 'nic') {
-    for (const k of Object.keys(device)) if (!NIC_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown nic key "${k}"`, `nic keys: ${NIC_KEYS.join(', ')}`);
-    if (device.nictype && device.nictype !== 'bridged') throw bad(`nictype "${device.nictype}" is not supported`, 'use nictype=bridged or leave it out');
-    if (!device.network === !device.parent) throw bad('a nic needs exactly one of network=NAME (a managed network) or parent=BRIDGE');
-    const ifname = device.name ?? name;
-    if (!validateInterfaceName(ifname)) throw bad(`"${ifname}" is not a valid interface name`, 'set name=eth0 or similar (at most 15 characters)');
-    if (device.hwaddr && !validHwaddr(device.hwaddr)) throw bad(`hwaddr "${device.hwaddr}" is not a unicast MAC address`);
-    if (device.mtu && (!/^\d+$/.test(device.mtu) || Number(device.mtu) < 1280 || Number(device.mtu) > 9000)) throw bad(`mtu "${device.mtu}" is not a number between 1280 and 9000`);
-    if (device.parent) {
-      if (device['ipv4.address']) throw bad('ipv4.address needs a managed network (network=NAME), not parent=');
-      if (checkHost && !isBridge(device.parent)) throw bad(`parent "${device.parent}" is not a bridge on this host`, 'create it, or use network=NAME for a managed one');
-      return;
-    }
-    validateNetworkName(device.network);
-    if (!networkExists(p, device.network)) {
-      if (device.network === DEFAULT_NETWORK) return; // created on first use
-      throw bad(`network "${device.network}" does not exist`, `create it with "tslxc network create ${device.network}"`);
-    }
-    if (device['ipv4.address']) {
-      const net = loadNetwork(p, device.network);
-      checkStaticAddress(name, device['ipv4.address'], net.name, bridgeIpv4(net));
-    }
-    return;
-  }
-  if (device.type === 'proxy') {
-    for (const k of Object.keys(device)) if (!PROXY_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown proxy key "${k}"`, `proxy keys: ${PROXY_KEYS.join(', ')}`);
-    if (device.bind && device.bind !== 'host') throw bad(`bind=${device.bind} is not supported`, 'proxies listen on the host (bind=host)');
-    const listen = parseProxyEnd(device.listen, 'listen', name);
-    const connect = parseProxyEnd(device.connect, 'connect', name);
-    if (listen.proto !== connect.proto) throw bad('listen and connect must use the same protocol');
-    if (checkHost && portBound(listen.proto, listen.port, listen.addr)) {
-      throw bad(`${listen.proto} port ${listen.port} is already in use on the host (${listen.addr})`, 'pick another listen port');
-    }
+  for (const k of Object.keys(device)) if (!PROXY_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown proxy key "${k}"`, `proxy keys: ${PROXY_KEYS.join(', ')}`);
+  if (device.bind && device.bind !== 'host') throw bad(`bind=${device.bind} is not supported`, 'proxies listen on the host (bind=host)');
+  const listen = parseProxyEnd(device.listen, 'listen', name);
+  const connect = parseProxyEnd(device.connect, 'connect', name);
+  if (listen.proto !== connect.proto) throw bad('listen and connect must use the same protocol');
+  if (checkHost && portBound(listen.proto, listen.port, listen.addr)) {
+    throw bad(`${listen.proto} port ${listen.port} is already in use on the host (${listen.addr})`, 'pick another listen port');
   }
 }
 

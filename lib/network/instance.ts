@@ -5,11 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { TslxcError } from '../errors.js';
 import type { Context } from '../instance/context.js';
 import { addressClaims, listNames, loadConfig, saveConfig, type InstanceConfig } from '../instance/config.js';
-import type { Expanded } from '../profile/expand.js';
 import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
-import { checkStaticAddress, isNetworkDevice, parseProxyEnd, validateNetworkDevice } from './devices.js';
+import { checkStaticAddress, parseProxyEnd, validateNic, validateProxy } from './devices.js';
 import { dropLeases, files as dnsFiles, hupDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
 import { ip, ipQuiet, ipTool, linkExists, portBound, systemTool } from './host.js';
 import { Reverter } from '../util/revert.js';
@@ -43,14 +42,23 @@ const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 const volatileHw = (dev: string) => `volatile.${dev}.hwaddr`;
 const volatileIp = (dev: string) => `volatile.${dev}.ipv4.address`;
 
-export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, expanded: Expanded): Promise<NetworkPlan> {
+/** A container's network devices, sorted by name: lib/device's nic and proxy modules say which is which. */
+export interface NetworkDevices {
+  nics: Array<[string, Device]>;
+  proxies: Array<[string, Device]>;
+}
+
+/** Their keys again (a profile may have changed since they were added), without host checks. */
+function validateDevices(p: Paths, devs: NetworkDevices): void {
+  for (const [name, d] of devs.nics) validateNic(name, d, p, { checkHost: false });
+  for (const [name, d] of devs.proxies) validateProxy(name, d, { checkHost: false });
+}
+
+export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, devs: NetworkDevices): Promise<NetworkPlan> {
   const p = ctx.paths;
-  const devs = Object.entries(expanded.devices)
-    .filter(([, d]) => isNetworkDevice(d))
-    .sort(([a], [b]) => a.localeCompare(b));
   const nothing: NetworkPlan = { undo: async () => {} };
-  if (devs.length === 0) return nothing;
-  for (const [name, d] of devs) validateNetworkDevice(name, d, p, { checkHost: false });
+  if (devs.nics.length === 0 && devs.proxies.length === 0) return nothing;
+  validateDevices(p, devs);
   const undo = () => releaseNetwork(ctx, cfg.name);
   return withNetworkLock(p, async () => {
     try {
@@ -62,7 +70,7 @@ export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, expanded
   });
 }
 
-async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, Device]>, undo: () => Promise<void>): Promise<NetworkPlan> {
+async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, undo: () => Promise<void>): Promise<NetworkPlan> {
   const { state, changed } = await planLocked(p, cfg, devs, `Cannot start "${cfg.name}"`);
   if (changed) saveConfig(p, cfg);
   mkdirp(path.dirname(startHookFile(p, cfg.name)), 0o700);
@@ -74,12 +82,12 @@ async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string,
  * What the container's nics and proxies are on the host: addresses and hwaddrs reserved (kept in
  * cfg.config as volatile keys; `changed` says whether they moved), networks up. Nothing written.
  */
-async function planLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, Device]>, what: string): Promise<{ state: NetState; changed: boolean }> {
+async function planLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, what: string): Promise<{ state: NetState; changed: boolean }> {
   const nics: NicState[] = [];
   const nets = new Map<string, NetworkDef>();
   // The container's own leases are not "in use by another": a running container being changed
   // live holds leases for its nics, and their addresses stay its own.
-  const own = new Set([...Object.entries(cfg.config).filter(([k]) => /^volatile\..+\.hwaddr$/.test(k)).map(([, v]) => v.toLowerCase()), ...devs.map(([, d]) => d.hwaddr?.toLowerCase()).filter(Boolean) as string[]]);
+  const own = new Set([...Object.entries(cfg.config).filter(([k]) => /^volatile\..+\.hwaddr$/.test(k)).map(([, v]) => v.toLowerCase()), ...devs.nics.map(([, d]) => d.hwaddr?.toLowerCase()).filter(Boolean) as string[]]);
   const inUse = addressesInUse(p, cfg.name, own);
   let changed = false;
   const setVolatile = (k: string, v: string) => {
@@ -88,7 +96,7 @@ async function planLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, De
       changed = true;
     }
   };
-  for (const [dev, d] of devs.filter(([, d]) => d.type === 'nic')) {
+  for (const [dev, d] of devs.nics) {
     const nic: NicState = { device: dev, name: d.name ?? dev, host: hostVethName(p.stateDir, cfg.name, dev), hwaddr: '', static: false };
     if (d.mtu) nic.mtu = Number(d.mtu);
     if (d.hwaddr) nic.hwaddr = d.hwaddr.toLowerCase();
@@ -149,7 +157,7 @@ async function planLocked(p: Paths, cfg: InstanceConfig, devs: Array<[string, De
 
   const proxies: ProxyState[] = [];
   const others = readAllStates(p).filter((s) => s.name !== cfg.name);
-  for (const [dev, d] of devs.filter(([, d]) => d.type === 'proxy')) {
+  for (const [dev, d] of devs.proxies) {
     const listen = parseProxyEnd(d.listen, 'listen', dev);
     const connect = parseProxyEnd(d.connect, 'connect', dev);
     const target = d.nic ? nics.find((n) => n.device === d.nic) : connect.addr === '127.0.0.1' || connect.addr === '0.0.0.0' ? nics.find((n) => n.ipv4) : nics.find((n) => n.ipv4 === connect.addr);
@@ -218,20 +226,17 @@ function addVeth(n: NicState, initPid: number, what: string): void {
 }
 
 /**
- * A running container's nics and proxies brought to what `devices` (its new expanded set) says:
+ * A running container's nics and proxies brought to what `devs` (of its new expanded set) says:
  * nics that went or changed lose their veth, their reservation, DNS name and lease; new or
  * changed ones get a veth in the container's network namespace (systemd-networkd inside then
  * does DHCP); proxies follow in the nft table. New volatile keys go into cfg.config (the caller
  * saves it). A failure puts everything back and throws; the returned function undoes a success
  * (when a later step of the caller fails).
  */
-export async function applyNetworkLive(ctx: Context, cfg: InstanceConfig, devices: Record<string, Device>, initPid: number): Promise<() => Promise<void>> {
+export async function applyNetworkLive(ctx: Context, cfg: InstanceConfig, devs: NetworkDevices, initPid: number): Promise<() => Promise<void>> {
   const p = ctx.paths;
   const what = `Cannot change the network of running container "${cfg.name}"`;
-  const devs = Object.entries(devices)
-    .filter(([, d]) => isNetworkDevice(d))
-    .sort(([a], [b]) => a.localeCompare(b));
-  for (const [name, d] of devs) validateNetworkDevice(name, d, p, { checkHost: false });
+  validateDevices(p, devs);
   return withNetworkLock(p, async () => {
     const old = readState(p, cfg.name) ?? { nics: [], proxies: [] };
     const { state } = await planLocked(p, cfg, devs, what);

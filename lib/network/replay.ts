@@ -22,10 +22,13 @@ export interface NetworkReplay {
   signals: string[][];
 }
 
-export function networkReplay(p: Paths, name: string, devices: Record<string, Device>, lockFile: string): NetworkReplay | undefined {
-  const devs = Object.values(devices).filter((d) => d.type === 'nic' || d.type === 'proxy');
-  if (devs.length === 0) return { lockFile, checks: [], files: [], signals: [] };
-  if (devs.some((d) => d.type !== 'nic' || !d.network)) return undefined;
+/**
+ * `devs`: the container's network devices (lib/device says which are nics and proxies); with none,
+ * nothing to replay; with a proxy or a nic on a parent bridge, no replay.
+ */
+export function networkReplay(p: Paths, name: string, devs: { nics: Array<[string, Device]>; proxies: Array<[string, Device]> }, lockFile: string): NetworkReplay | undefined {
+  if (devs.nics.length === 0 && devs.proxies.length === 0) return { lockFile, checks: [], files: [], signals: [] };
+  if (devs.proxies.length > 0 || devs.nics.some(([, d]) => !d.network)) return undefined;
   const st = readState(p, name);
   if (!st || st.proxies.length > 0 || st.nics.some((n) => !n.network)) return undefined;
   const out: NetworkReplay = { lockFile, checks: [], files: [stateFile(p, name), startHookFile(p, name), stopHookFile(p, name)], signals: [] };

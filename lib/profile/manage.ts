@@ -2,17 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { TslxcError } from '../errors.js';
-import { validateChange, validateDevice, validateExpanded, validateUnsetKey } from '../config/schema.js';
+import { validateChange, validateExpanded, validateUnsetKey } from '../config/schema.js';
+import { checkDeviceTargets, validateDevice } from '../device/registry.js';
 import { hostFacts, type HostFacts } from '../host/facts.js';
 import { listNames, loadConfig, saveConfig } from '../instance/config.js';
 import type { Context } from '../instance/context.js';
 import { expandWithProfile, isLive } from '../instance/configure.js';
 import { applyInstanceLimits } from '../instance/limits.js';
-import { applyDevicesLive } from '../instance/hotplug.js';
+import { hotplugDevices } from '../instance/hotplug.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
-import { networkExists } from '../network/store.js';
-import { loadPoolIfExists } from '../storage/pool.js';
 import { expandInstance } from './expand.js';
 import { builtinProfilesDir, listProfiles, loadProfile, parseProfile, profileExists, removeUserProfile, saveProfile, validateProfileName, type Device, type Profile } from './store.js';
 
@@ -50,21 +49,7 @@ function validateProfileContent(ctx: Context, prof: Profile, host: HostFacts | u
   validateChange(kept);
   for (const [dn, dev] of Object.entries(prof.devices)) {
     validateDevice(dn, dev);
-    if (JSON.stringify(before?.devices[dn]) !== JSON.stringify(dev)) checkDeviceTargets(ctx, prof.name, dn, dev);
-  }
-}
-
-/**
- * A new or changed device must name a pool and a network that exist (as LXD refuses them), or
- * every container of the profile would fail at its next start. The `default` pool is the
- * exception: it is made on first use.
- */
-function checkDeviceTargets(ctx: Context, profile: string, dn: string, dev: Device): void {
-  if (dev.type === 'disk' && dev.pool && dev.pool !== 'default' && !loadPoolIfExists(ctx.paths, dev.pool)) {
-    throw new TslxcError(`Invalid device "${dn}" of profile "${profile}"`, `storage pool "${dev.pool}" does not exist`, 'see "tslxc storage list"');
-  }
-  if (dev.type === 'nic' && dev.network && !networkExists(ctx.paths, dev.network)) {
-    throw new TslxcError(`Invalid device "${dn}" of profile "${profile}"`, `network "${dev.network}" does not exist`, 'see "tslxc network list"');
+    if (JSON.stringify(before?.devices[dn]) !== JSON.stringify(dev)) checkDeviceTargets(ctx.paths, `profile "${prof.name}"`, dn, dev);
   }
 }
 
@@ -110,7 +95,7 @@ export async function updateProfile(ctx: Context, name: string, mutate: (p: Prof
           const saved = JSON.stringify(cfg);
           const expanded = expandInstance(ctx.paths, cfg);
           // Devices first (hotplug): a nic's new volatile keys land in cfg, saved once it worked.
-          const devices = await applyDevicesLive(ctx, cfg, expandInstance(ctx.paths, cfg, (pn) => (pn === name ? before : loadProfile(ctx.paths, pn))).devices, expanded.devices);
+          const devices = await hotplugDevices(ctx, cfg, expandInstance(ctx.paths, cfg, (pn) => (pn === name ? before : loadProfile(ctx.paths, pn))).devices, expanded.devices);
           undos.push(devices.undo);
           if (JSON.stringify(cfg) !== saved) saveConfig(ctx.paths, cfg);
           await applyInstanceLimits(cg, n, expanded.config);

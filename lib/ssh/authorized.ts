@@ -142,7 +142,7 @@ export async function authorizeTslxcKey(ctx: Context, name: string, image: Image
 
 /**
  * Root's passwd entry and authorized_keys as a new container has them, read from its image on the
- * host: two helper runs fewer per create (~20 ms here). Only while the container's root is still
+ * host: two helper runs fewer on every create. Only while the container's root is still
  * the image's there: a whole image (a layered one would need its whiteouts read), and no file the
  * create wrote (`written`: templates, identity files, host keys) is /etc/passwd or under root's home.
  * Otherwise undefined, and the helper reads them in the container's root as usual. Paths are

@@ -9,8 +9,8 @@ import { ecdsaP256, ed25519, privateKeyFile } from './keygen.js';
 /**
  * A container's own SSH host keys, made by tslxc when it makes the container (create, copy)
  * instead of by the image's first boot. Debian's `ssh-keygen -A` at boot makes an RSA-3072 key
- * too, which took 0.47 s of a 0.77 s systemd boot on this host (systemd-analyze blame); an
- * Ed25519 and an ECDSA P-256 key take about a millisecond here. Clients have offered both for
+ * too, which was most of a systemd boot (systemd-analyze blame shows it); an Ed25519 and an
+ * ECDSA P-256 key cost next to nothing to make. Clients have offered both for
  * a decade (OpenSSH 6.5, 2014); sshd does not complain about a default RSA key that is absent.
  * An image's boot-time generator (the Debian recipe's ssh-hostkeys.service, conditioned on the
  * Ed25519 key's absence) then has nothing to do.

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
  * SSH keys made with node's crypto, in OpenSSH's own formats (PROTOCOL.key): unencrypted
  * "openssh-key-v1" private keys and "TYPE BASE64 COMMENT" public keys, as ssh-keygen writes them.
  * Used for containers' host keys (hostkeys.ts), tslxc's own client key (keys.ts) and the
- * gateway's host key. Not ssh2's helper: importing ssh2 costs ~60 ms, and see ed25519KeyPair.
+ * gateway's host key. Not ssh2's helper: importing ssh2 is heavy for a create; see ed25519KeyPair.
  */
 function sshString(b: Buffer | string): Buffer {
   const data = typeof b === 'string' ? Buffer.from(b) : b;

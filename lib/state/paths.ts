@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { validateInstanceName } from '../util/names.js';
+import layout from './layout.json' with { type: 'json' };
 
 /**
  * Where tslxc keeps things. Everything is derived from three roots so tests (and users who want a
@@ -7,7 +8,8 @@ import { validateInstanceName } from '../util/names.js';
  *   TSLXC_DIR      config and data (default /var/lib/tslxc)
  *   TSLXC_RUN_DIR  runtime state: pids, sockets, console logs (default /run/tslxc)
  *   TSLXC_CACHE_DIR  build caches shared by every state dir (default /var/cache/tslxc)
- * and the cgroup prefix TSLXC_CGROUP_PREFIX (default "tslxc").
+ * and the cgroup prefix TSLXC_CGROUP_PREFIX (default "tslxc"). The roots' variables and defaults
+ * and the file names below are layout.json's, which the helper's C builds its paths from too.
  */
 export interface Paths {
   stateDir: string;
@@ -18,25 +20,31 @@ export interface Paths {
 
 export function defaultPaths(env: NodeJS.ProcessEnv = process.env): Paths {
   return {
-    stateDir: path.resolve(env.TSLXC_DIR || '/var/lib/tslxc'),
-    runDir: path.resolve(env.TSLXC_RUN_DIR || '/run/tslxc'),
-    cacheDir: path.resolve(env.TSLXC_CACHE_DIR || '/var/cache/tslxc'),
+    stateDir: path.resolve(env[layout.roots.stateEnv] || layout.roots.stateDefault),
+    runDir: path.resolve(env[layout.roots.runEnv] || layout.roots.runDefault),
+    cacheDir: path.resolve(env[layout.roots.cacheEnv] || layout.roots.cacheDefault),
     cgroupPrefix: env.TSLXC_CGROUP_PREFIX || 'tslxc',
   };
 }
 
-export const containersDir = (p: Paths) => path.join(p.stateDir, 'containers');
-export const imagesDir = (p: Paths) => path.join(p.stateDir, 'images');
-export const locksDir = (p: Paths) => path.join(p.runDir, 'locks');
+export const containersDir = (p: Paths) => path.join(p.stateDir, layout.state.containers);
+export const imagesDir = (p: Paths) => path.join(p.stateDir, layout.state.images);
+export const locksDir = (p: Paths) => path.join(p.runDir, layout.run.locks);
+export const startPlansDir = (p: Paths) => path.join(p.runDir, layout.run.plans);
 
 /** A container's data dir. The name is validated here so no caller can build a path from a bad one. */
 export function containerDir(p: Paths, name: string): string {
   return path.join(containersDir(p), validateInstanceName(name));
 }
-export const containerConfigFile = (p: Paths, name: string) => path.join(containerDir(p, name), 'config.yaml');
-export const containerRootfs = (p: Paths, name: string) => path.join(containerDir(p, name), 'rootfs');
+export const containerConfigFile = (p: Paths, name: string) => path.join(containerDir(p, name), layout.container.config);
+export const containerRootfs = (p: Paths, name: string) => path.join(containerDir(p, name), layout.container.rootfs);
 export function containerRunDir(p: Paths, name: string): string {
-  return path.join(p.runDir, 'containers', validateInstanceName(name));
+  return path.join(p.runDir, layout.run.containers, validateInstanceName(name));
 }
+
+/** The files of a container's run dir, by role (native/README.md says who writes each). */
+export const RUN_FILES = layout.instanceRun;
+export type RunFile = keyof typeof RUN_FILES;
+export const containerRunFile = (p: Paths, name: string, file: RunFile) => path.join(containerRunDir(p, name), RUN_FILES[file]);
 /** The pid of a snapshot or copy holding the container frozen (storage/snapshot.ts withFrozen). */
-export const freezeMarkerFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'snapshot-freeze.pid');
+export const freezeMarkerFile = (p: Paths, name: string) => containerRunFile(p, name, 'freezeMarker');

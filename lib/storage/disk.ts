@@ -18,6 +18,11 @@ export function isRootDisk(dev: Device): boolean {
   return dev.type === 'disk' && dev.path === '/';
 }
 
+/** The root disk of an expanded device set, if it has one: where the rootfs is, and its size. */
+export function rootDiskOf(devices: Record<string, Device>): Device | undefined {
+  return Object.values(devices).find(isRootDisk);
+}
+
 export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?: boolean; paths?: Paths } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid disk device "${name}"`, why, fix);
   for (const k of Object.keys(dev)) {

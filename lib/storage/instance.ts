@@ -14,7 +14,7 @@ import { expandInstance } from '../profile/expand.js';
 import { loadPool, loadPoolIfExists, type PoolConfig } from './pool.js';
 import { driverOf, usePool } from './driver.js';
 import { readRecord, writeRecord } from './record.js';
-import { validateDiskDevice } from './disk.js';
+import { isRootDisk, rootDiskOf, validateDiskDevice } from './disk.js';
 import type { BtrfsDriver } from './drivers/btrfs.js';
 import type { HostAccess, Target } from './drivers/types.js';
 import { activateVolumePools, isVolumeDisk } from './volume.js';
@@ -40,8 +40,7 @@ export function target(ctx: Context, name: string, instDir = containerDir(ctx.pa
 /** The pool a new container goes to: the one asked for, else its profiles' root disk, else `default`. */
 export function rootPoolOf(ctx: Context, profiles: string[]): string {
   const { devices } = expandInstance(ctx.paths, { profiles, config: {}, devices: {} });
-  const root = Object.values(devices).find((d) => d.type === 'disk' && d.path === '/');
-  return root?.pool || 'default';
+  return rootDiskOf(devices)?.pool || 'default';
 }
 
 export async function createRootfs(ctx: Context, image: Image, name: string, poolName?: string, instDir = containerDir(ctx.paths, name)): Promise<PoolConfig> {
@@ -64,7 +63,7 @@ function devicesOf(ctx: Context, name: string, instDir: string): Record<string, 
 
 /** The root disk's `size=`, validated. */
 export function rootSize(devices: Record<string, Record<string, string>>): number | undefined {
-  const root = Object.values(devices).find((d) => d.type === 'disk' && d.path === '/');
+  const root = rootDiskOf(devices);
   if (root?.size === undefined || root.size === '') return undefined;
   return parseSize(root.size, { key: 'size' });
 }
@@ -77,7 +76,7 @@ export function checkRootSize(name: string, pool: PoolConfig, devices: Record<st
   const size = rootSize(devices);
   if (size === undefined || pool.driver === 'btrfs') return;
   throw new TslxcError(
-    `Cannot limit the root disk of "${name}" (size=${Object.values(devices).find((d) => d.type === 'disk' && d.path === '/')?.size})`,
+    `Cannot limit the root disk of "${name}" (size=${rootDiskOf(devices)?.size})`,
     `its pool "${pool.name || '(none)'}" uses the ${pool.driver} driver, which cannot enforce a size`,
     'remove size= from the root disk, or use a btrfs pool (tslxc move NAME --storage POOL)',
   );
@@ -87,7 +86,7 @@ export function checkRootSize(name: string, pool: PoolConfig, devices: Record<st
 export function checkRootDisk(ctx: Context, name: string, devices: Record<string, Record<string, string>>): void {
   // Volume disks: the pool and the volume must exist (the shape was checked with the device).
   for (const [dn, d] of Object.entries(devices)) {
-    if (d.type !== 'disk' || d.path === '/' || d.pool === undefined) continue;
+    if (d.type !== 'disk' || isRootDisk(d) || d.pool === undefined) continue;
     // A btrfs loop pool not mounted yet (after a host reboot) is checked at the next start instead.
     const pool = loadPoolIfExists(ctx.paths, d.pool);
     if (pool?.driver === 'btrfs' && !pool.config.source && !fs.existsSync(path.join(ctx.paths.stateDir, 'storage-pools', pool.name, 'volumes'))) continue;

@@ -74,8 +74,8 @@ const SCRIPT = 'trap \'rm -rf "$2"; rm -f "$4"\' EXIT; trap \'exit 1\' TERM INT 
 
 /**
  * The copy waits this long before it starts: a container just created is usually being booted,
- * and a copy of the image beside that boot (its writes, its final sync) made a Debian boot here
- * 0.6 s slower (2.4 s instead of 1.8 s launch to running); started after the boot it costs the
+ * and a copy of the image beside that boot (its writes, its final sync) competes with it for the
+ * disk and makes launch to running markedly slower; started after the boot it costs the
  * boot nothing. TSLXC_SPARE_DELAY_MS changes it (tests: 0).
  */
 function delaySeconds(): string {

@@ -105,7 +105,7 @@ function listVolumeSnapshots(p: Paths, pool: PoolConfig, vol: string): Array<{ n
     .sort((a, b) => a.created_at.localeCompare(b.created_at));
 }
 
-export const usesVolume = (dev: Record<string, string>, pool: string, vol: string) => dev.type === 'disk' && dev.pool === pool && dev.source === vol && dev.path !== '/';
+export const usesVolume = (dev: Record<string, string>, pool: string, vol: string) => isVolumeDisk(dev) && dev.pool === pool && dev.source === vol;
 
 /** Containers (`NAME`) and profiles (`profile:NAME`) whose devices name the volume. */
 export function volumeUsers(p: Paths, poolName: string, vol: string): string[] {

@@ -64,12 +64,20 @@ export function commandLine(pid: number): string | undefined {
   return undefined;
 }
 
-/** Parse "PID STARTTIME" as the native helper writes it. */
+/**
+ * A pid file's "PID STARTTIME" (layout.json's pidRef, as the monitor writes it): exactly two
+ * decimal numbers, one space, an optional newline; anything else names no process. The helper
+ * reads them by the same rule (native/layout.c pid_ref_parse).
+ */
+const PID_REF = /^([1-9][0-9]{0,9}) ([0-9]{1,20})\n?$/;
+
 export function parseRef(text: string | undefined): ProcessRef | undefined {
-  if (!text) return undefined;
-  const [pid, start] = text.trim().split(/\s+/).map(Number);
-  if (!(pid > 0) || !Number.isFinite(start)) return undefined;
-  return { pid, startTime: start };
+  const m = text === undefined ? null : PID_REF.exec(text);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  const startTime = Number(m[2]);
+  if (pid > 2 ** 31 - 1 || !Number.isSafeInteger(startTime)) return undefined;
+  return { pid, startTime };
 }
 
 /** Ticks since boot → a Date, for uptimes. */

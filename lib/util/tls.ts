@@ -3,7 +3,7 @@ import { TslxcError } from '../errors.js';
 /**
  * Extra CA certificates only for the runs that connect. node reads every certificate of
  * NODE_EXTRA_CA_CERTS when it starts, before any of our code: with a system bundle set globally
- * (215 KiB of PEM here) that is ~38 ms of every command, a tenth of a launch. bin/tslxc starts
+ * (a whole distribution's bundle) that is a real share of every short command. bin/tslxc starts
  * create/init/launch without it and keeps its value in TSLXC_NODE_EXTRA_CA_CERTS; most of them
  * use a stored image and never connect. One that has to download or build an image calls needTls
  * first, before it has made anything; it throws NeedsTlsError, and the CLI's entry runs the

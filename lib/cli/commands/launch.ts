@@ -5,7 +5,7 @@ import { createFromArgs, createOptions } from './create.js';
 
 /** create, then start; a start that fails deletes what create made. */
 export async function launchFromArgs(argv: Record<string, unknown>): Promise<void> {
-  // Loaded while create waits for its helper runs, not after (~15 ms of a launch here).
+  // Loaded while create waits for its helper runs, not after: off the launch's critical path.
   const starting = import('../../instance/start.js');
   starting.catch(() => {}); // a failed create is the error to report
   const cfg = await createFromArgs(argv);

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { findKey, validateChange, validateDevice, validateExpanded, validateKey, validateUnsetKey } from '../../../lib/config/schema.js';
+import { findKey, validateChange, validateExpanded, validateKey, validateUnsetKey } from '../../../lib/config/schema.js';
+import { validateDevice } from '../../../lib/device/registry.js';
 
 const host = { cpus: [0, 1], memoryBytes: 8 * 2 ** 30 };
 

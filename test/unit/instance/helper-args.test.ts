@@ -12,7 +12,7 @@ const cfg: InstanceConfig = {
 };
 
 test('start hands the helper the rootfs, hostname, cgroups, policy and init after "--"', (t) => {
-  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', ['/cg/cpu/p/c1', '/cg/memory/p/c1'], { undo: async () => {} });
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', ['/cg/cpu/p/c1', '/cg/memory/p/c1'], []);
   t.is(args[0], 'start');
   const opt = (k: string) => args.flatMap((a, i) => (a === k ? [args[i + 1]] : []));
   t.deepEqual(opt('--name'), ['c1']);
@@ -28,15 +28,15 @@ test('start hands the helper the rootfs, hostname, cgroups, policy and init afte
   t.false(args.includes('--start-host-hook'));
 });
 
-test('network hooks are passed when the network plan has them', (t) => {
-  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], { startHostHook: '/r/h1', postStopHook: '/r/h2', undo: async () => {} });
+test('the device handlers\' arguments (the network hooks) are passed before "--"', (t) => {
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], ['--start-host-hook', '/r/h1', '--post-stop-hook', '/r/h2']);
   t.is(args[args.indexOf('--start-host-hook') + 1], '/r/h1');
   t.is(args[args.indexOf('--post-stop-hook') + 1], '/r/h2');
   t.true(args.indexOf('--post-stop-hook') < args.indexOf('--'));
 });
 
 test('environment.* config keys reach init, over the image\'s environment', (t) => {
-  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], { undo: async () => {} }, false, { 'environment.A': 'from-config', 'environment.TZ': 'UTC', 'limits.memory': '1GiB' });
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], [], false, { 'environment.A': 'from-config', 'environment.TZ': 'UTC', 'limits.memory': '1GiB' });
   const envs = args.flatMap((a, i) => (a === '--env' ? [args[i + 1]] : []));
   t.deepEqual(envs.sort(), ['A=from-config', 'TZ=UTC']);
 });

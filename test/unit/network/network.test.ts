@@ -4,7 +4,7 @@ import { hostVethName, nftTableName, stableHwaddr, validateNetworkName, validHwa
 import { validateNetworkKey } from '../../../lib/network/store.js';
 import { renderDnsmasqConf, parseLeases } from '../../../lib/network/dnsmasq.js';
 import { renderRuleset } from '../../../lib/network/nft.js';
-import { parseProxyEnd, validateNetworkDevice } from '../../../lib/network/devices.js';
+import { parseProxyEnd, validateNic, validateProxy } from '../../../lib/network/devices.js';
 
 test('IPv4 parsing and formatting', (t) => {
   t.is(parseIp('10.1.2.3'), 0x0a010203);
@@ -118,15 +118,14 @@ test('nft ruleset: only our table, masquerade per NAT network, DNAT per proxy, d
 test('nic and proxy devices are validated before anything is applied', (t) => {
   const p = { stateDir: '/nonexistent-tslxc', runDir: '/nonexistent-tslxc-run', cacheDir: '/c', cgroupPrefix: 'x' };
   const opts = { checkHost: false };
-  t.throws(() => validateNetworkDevice('eth0', { type: 'nic' }, p, opts), { message: /exactly one of network=NAME/ });
-  t.throws(() => validateNetworkDevice('eth0', { type: 'nic', network: 'nosuch' }, p, opts), { message: /network "nosuch" does not exist/ });
-  t.notThrows(() => validateNetworkDevice('eth0', { type: 'nic', network: 'tslxcbr0' }, p, opts));
-  t.throws(() => validateNetworkDevice('eth0', { type: 'nic', network: 'tslxcbr0', name: 'a-very-long-interface' }, p, opts), { message: /interface name/ });
-  t.throws(() => validateNetworkDevice('eth0', { type: 'nic', network: 'tslxcbr0', hwaddr: '01:00:00:00:00:00' }, p, opts), { message: /unicast/ });
-  t.throws(() => validateNetworkDevice('eth0', { type: 'nic', network: 'tslxcbr0', color: 'red' }, p, opts), { message: /unknown nic key "color"/ });
-  t.throws(() => validateNetworkDevice('web', { type: 'proxy', listen: 'tcp:0.0.0.0:99999', connect: 'tcp:127.0.0.1:80' }, p, opts), { message: /listen/ });
-  t.throws(() => validateNetworkDevice('web', { type: 'proxy', listen: 'tcp:0.0.0.0:80', connect: 'udp:127.0.0.1:80' }, p, opts), { message: /same protocol/ });
-  t.notThrows(() => validateNetworkDevice('web', { type: 'proxy', listen: 'tcp:0.0.0.0:2201', connect: 'tcp:127.0.0.1:22' }, p, opts));
-  t.notThrows(() => validateNetworkDevice('d', { type: 'disk', path: '/x' }, p, opts), 'other types pass');
+  t.throws(() => validateNic('eth0', { type: 'nic' }, p, opts), { message: /exactly one of network=NAME/ });
+  t.throws(() => validateNic('eth0', { type: 'nic', network: 'nosuch' }, p, opts), { message: /network "nosuch" does not exist/ });
+  t.notThrows(() => validateNic('eth0', { type: 'nic', network: 'tslxcbr0' }, p, opts));
+  t.throws(() => validateNic('eth0', { type: 'nic', network: 'tslxcbr0', name: 'a-very-long-interface' }, p, opts), { message: /interface name/ });
+  t.throws(() => validateNic('eth0', { type: 'nic', network: 'tslxcbr0', hwaddr: '01:00:00:00:00:00' }, p, opts), { message: /unicast/ });
+  t.throws(() => validateNic('eth0', { type: 'nic', network: 'tslxcbr0', color: 'red' }, p, opts), { message: /unknown nic key "color"/ });
+  t.throws(() => validateProxy('web', { type: 'proxy', listen: 'tcp:0.0.0.0:99999', connect: 'tcp:127.0.0.1:80' }, opts), { message: /listen/ });
+  t.throws(() => validateProxy('web', { type: 'proxy', listen: 'tcp:0.0.0.0:80', connect: 'udp:127.0.0.1:80' }, opts), { message: /same protocol/ });
+  t.notThrows(() => validateProxy('web', { type: 'proxy', listen: 'tcp:0.0.0.0:2201', connect: 'tcp:127.0.0.1:22' }, opts));
   t.deepEqual(parseProxyEnd('udp:127.0.0.1:53', 'listen', 'd'), { proto: 'udp', addr: '127.0.0.1', port: 53 });
 });

@@ -42,11 +42,11 @@ test('start passes the seccomp options and --cgroup-rw for nesting to the helper
     name: 'c1', status: 'created' as const, created_at: '', hostname: 'h1', image: { fingerprint: 'f' },
     init: ['/sbin/init'], stop_signal: 'SIGRTMIN+3', environment: {}, profiles: [], config: {}, devices: {},
   };
-  const args = helperStartArgs(ctx, cfg as never, '/r/c1', [], { undo: async () => {} }, false, { 'security.syscalls.deny': 'bpf', 'security.syscalls.allow': 'keyctl', 'security.nesting': 'yes' });
+  const args = helperStartArgs(ctx, cfg as never, '/r/c1', [], [], false, { 'security.syscalls.deny': 'bpf', 'security.syscalls.allow': 'keyctl', 'security.nesting': 'yes' });
   const end = args.indexOf('--');
   t.true(args.indexOf('--seccomp-deny') < end && args[args.indexOf('--seccomp-deny') + 1] === 'bpf');
   t.is(args[args.indexOf('--seccomp-allow') + 1], 'keyctl');
   t.true(args.includes('--cgroup-rw') && args.indexOf('--cgroup-rw') < end);
-  const plain = helperStartArgs(ctx, cfg as never, '/r/c1', [], { undo: async () => {} });
+  const plain = helperStartArgs(ctx, cfg as never, '/r/c1', [], []);
   t.false(plain.includes('--cgroup-rw') || plain.includes('--seccomp-deny') || plain.includes('--seccomp-allow'));
 });

@@ -6,6 +6,9 @@ import { toHost, type IdMap } from '../config/idmap.js';
 import type { Device } from '../profile/store.js';
 import { containerRunDir, type Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
+import type { Reverter } from '../util/revert.js';
+import { helperError, runHelper } from '../instance/helper.js';
+import type { DeviceHandler, DeviceType, LiveInstance, Named } from './types.js';
 
 /**
  * unix-char and unix-block devices, as LXD has them: a device node at `path` inside the container
@@ -17,9 +20,6 @@ import { writeFileAtomic } from '../util/fs.js';
  * onto the path, resolved inside the container's root, for privileged and unprivileged containers
  * alike; the device cgroup gets one rule for it ("c MAJOR:MINOR rwm"), and only while it is there.
  */
-
-export const UNIX_TYPES = ['unix-char', 'unix-block'] as const;
-export const isUnixDevice = (d: Device) => (UNIX_TYPES as readonly string[]).includes(d.type);
 
 const KEYS = ['type', 'source', 'path', 'major', 'minor', 'uid', 'gid', 'mode', 'required'];
 const MAX_MAJOR = 4095; // the kernel's dev_t: 12 bits of major, 20 of minor
@@ -39,6 +39,8 @@ export interface UnixNode {
 }
 
 const kind = (dev: Device) => (dev.type === 'unix-block' ? 'block' : 'character');
+/** The device type a resolved node came from, for messages. */
+const kindName = (n: UnixNode) => (n.type === 'c' ? 'unix-char' : 'unix-block');
 
 function bad(name: string, dev: Device, key: string, why: string, fix?: string): TslxcError {
   return new TslxcError(`Invalid ${dev.type} device "${name}", key "${key}"`, why, fix);
@@ -130,12 +132,11 @@ export function splitDev(rdev: number): { major: number; minor: number } {
   return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
 }
 
-/** The unix devices of an expanded set that the container gets: name → node (skipped ones left out), by name. */
-export function planUnixDevices(devices: Record<string, Device>): Record<string, UnixNode> {
+/** The nodes the container gets for its unix devices: name → node (skipped ones left out), by name. */
+export function planUnixDevices(devices: Named[]): Record<string, UnixNode> {
   const out: Record<string, UnixNode> = {};
-  for (const name of Object.keys(devices).sort()) {
-    if (!isUnixDevice(devices[name])) continue;
-    const node = resolveUnixDevice(name, devices[name]);
+  for (const [name, dev] of [...devices].sort(([a], [b]) => a.localeCompare(b))) {
+    const node = resolveUnixDevice(name, dev);
     if (node) out[name] = node;
   }
   return out;
@@ -143,7 +144,7 @@ export function planUnixDevices(devices: Record<string, Device>): Record<string,
 
 /** The device cgroup rules of granted nodes (one per distinct device). */
 export function unixDeviceRules(nodes: Record<string, UnixNode>): DeviceRule[] {
-  return Object.entries(nodes).map(([name, n]) => grantRule(n.type, n.major, n.minor, `${n.type === 'c' ? 'unix-char' : 'unix-block'} device "${name}"`));
+  return Object.entries(nodes).map(([name, n]) => grantRule(n.type, n.major, n.minor, `${kindName(n)} device "${name}"`));
 }
 
 /**
@@ -179,3 +180,93 @@ export function readAppliedNodes(p: Paths, name: string): Record<string, UnixNod
     return {};
   }
 }
+
+async function unixdev(instance: string, args: string[], what: string): Promise<void> {
+  const r = await runHelper(['unixdev', ...args]);
+  if (r.code !== 0) throw new TslxcError(`${what} of running container "${instance}"`, helperError(r.stderr));
+}
+
+/**
+ * A live change: the host nodes are resolved before anything is done (a required one that is
+ * missing fails the whole change); then old nodes go, the device list follows, new nodes come.
+ */
+async function changeLive(t: LiveInstance, removed: Named[], added: Named[]) {
+  const p = t.ctx.paths;
+  const name = t.cfg.name;
+  const fromNodes = readAppliedNodes(p, name);
+  const toNodes: Record<string, UnixNode> = { ...fromNodes };
+  const gone: Array<[string, UnixNode]> = [];
+  const coming: Array<[string, UnixNode]> = [];
+  const skipped: string[] = [];
+  for (const [dev] of removed) {
+    if (!fromNodes[dev]) continue;
+    gone.push([dev, fromNodes[dev]]);
+    delete toNodes[dev];
+  }
+  for (const [dev, d] of added) {
+    const node = resolveUnixDevice(dev, d);
+    if (!node) {
+      // required=false and its host node is missing: skipped, as at a start.
+      skipped.push(`skipped ${d.type} ${dev} (no ${d.source ?? d.path} on the host)`);
+      continue;
+    }
+    coming.push([dev, node]);
+    toNodes[dev] = node;
+  }
+  if (!gone.length && !coming.length) return { apply: async () => skipped };
+  const idmap = t.idmap();
+  const specs = coming.map(([dev, n]) => [dev, nodeSpec(dev, n, idmap)] as const);
+  const pidArgs = ['--pid', String(t.pid)];
+  return {
+    async apply(revert: Reverter): Promise<string[]> {
+      const applied: string[] = [];
+      for (const [dev, n] of gone) {
+        await unixdev(name, [...pidArgs, '--remove', n.path], `Cannot remove ${kindName(n)} device "${dev}"`);
+        revert.add(() => unixdev(name, [...pidArgs, '--add', nodeSpec(dev, n, idmap)], 'restore'));
+        applied.push(`removed ${kindName(n)} ${dev}`);
+      }
+      const cg = await t.ctx.cgroups();
+      const before = unixDeviceRules(fromNodes);
+      const after = unixDeviceRules(toNodes);
+      try {
+        await t.ctx.withDevicesLock(() => cg.changeDevices(name, before, after));
+      } catch (err) {
+        throw new TslxcError(`Cannot change the device list of running container "${name}"`, (err as Error).message);
+      }
+      revert.add(() => t.ctx.withDevicesLock(() => cg.changeDevices(name, after, before)));
+      for (const [dev, spec] of specs) {
+        const n = toNodes[dev];
+        await unixdev(name, [...pidArgs, '--add', spec], `Cannot add ${kindName(n)} device "${dev}"`);
+        revert.add(() => unixdev(name, [...pidArgs, '--remove', n.path], 'undo'));
+        applied.push(`added ${kindName(n)} ${dev}`);
+      }
+      writeNodes(p, name, toNodes, idmap);
+      revert.add(() => writeNodes(p, name, fromNodes, idmap));
+      return [...applied, ...skipped];
+    },
+  };
+}
+
+const unixHandler: DeviceHandler = {
+  name: 'unix',
+  start(t, devices) {
+    // Resolved first: a required host node that is missing fails the start before anything is made.
+    const nodes = planUnixDevices(devices.unix);
+    const rules = unixDeviceRules(nodes);
+    return {
+      cgroupRules: rules,
+      // Their grants change the cgroup prefix all containers share, by what the others hold: live state.
+      unreplayable: rules.length ? 'it has unix devices' : undefined,
+      writeFiles: () => writeNodes(t.ctx.paths, t.cfg.name, nodes, t.idmap),
+      helperArgs: ['--nodes-file', nodesFile(t.ctx.paths, t.cfg.name)],
+    };
+  },
+  live: (t, change) => changeLive(t, change.removed, change.added),
+};
+
+export const unixDevice: DeviceType = {
+  key: 'unix',
+  types: ['unix-char', 'unix-block'],
+  validate: validateUnixDevice,
+  handler: unixHandler,
+};

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fs from 'node:fs';
-import { nodeSpec, planUnixDevices, resolveUnixDevice, splitDev, unixDeviceRules, validateUnixDevice } from '../../../lib/instance/unixdev.js';
-import { validateDevice } from '../../../lib/config/schema.js';
+import { nodeSpec, planUnixDevices, resolveUnixDevice, splitDev, unixDeviceRules, validateUnixDevice } from '../../../lib/device/unix.js';
+import { validateDevice } from '../../../lib/device/registry.js';
 
 /** unix-char/unix-block keys, the host node lookup, and the helper's node spec. */
 
@@ -53,8 +53,8 @@ test('numbers come from the host node at source (default: path), of the right ki
   t.is(resolveUnixDevice('n', ch({ source: '/dev/tslxc-none', required: 'false' })), undefined);
 });
 
-test('plan: unix devices only, skipped ones left out; one rule each', (t) => {
-  const plan = planUnixDevices({ eth0: { type: 'nic', network: 'x' }, b: ch({ source: '/dev/full' }), a: ch({ source: '/dev/tslxc-none', required: 'no' }), c: { type: 'unix-block', path: '/dev/b', major: '240', minor: '1' } });
+test('plan: skipped ones left out, by name; one rule each', (t) => {
+  const plan = planUnixDevices([['c', { type: 'unix-block', path: '/dev/b', major: '240', minor: '1' }], ['b', ch({ source: '/dev/full' })], ['a', ch({ source: '/dev/tslxc-none', required: 'no' })]]);
   t.deepEqual(Object.keys(plan), ['b', 'c']);
   t.deepEqual(unixDeviceRules(plan).map((r) => `${r.type} ${r.major}:${r.minor} ${r.access}`), ['c 1:7 rwm', 'b 240:1 rwm']);
 });
