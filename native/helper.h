@@ -389,6 +389,8 @@ int plan_start(const char *plan_path);
 void plan_undo(void);
 /* After -1: whether the plan may still hold (the container was locked or running). */
 bool plan_busy(void);
+/* plan-check: one check of a plan (the tests compare it with the TypeScript side). */
+int main_plan_check(int argc, char **argv);
 int main_unixdev(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
  * something is). So this file never reports errors of its own: it only says "not this way". */
 #include "helper.h"
 #include "lock.h"
+#include "build/build-id.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define PLAN_MAGIC "tslxc-start-plan-1"
+#define PLAN_MAGIC "tslxc-start-plan-2"
 
 #define MAX_LOCKS 4
 
@@ -32,7 +33,7 @@ struct plan_state {
   size_t n_made;
   const char *written[MAX_LIST]; /* files written, likewise */
   size_t n_written;
-  const char *hupped[MAX_LOCKS * 2][2]; /* dnsmasqs told (pid file, conf): told again after an undo */
+  const char *hupped[MAX_LOCKS * 2][3]; /* processes told (pid file, program, argument): told again after an undo */
   size_t n_hupped;
   bool busy; /* not used because of the moment (locked, running), not because it is stale */
 };
@@ -124,7 +125,7 @@ static void plan_release_locks(void)
     plan_unlock();
 }
 
-static bool hup_dnsmasq(const char *pid_file, const char *conf);
+static bool hup_process(const char *pid_file, const char *program, const char *arg);
 
 /* Undo what the replay made (in reverse), release the locks. Idempotent. */
 void plan_undo(void)
@@ -136,7 +137,7 @@ void plan_undo(void)
   /* dnsmasq read the container's entries: it reads their removal too. */
   while (ps.n_hupped > 0) {
     ps.n_hupped--;
-    (void)hup_dnsmasq(ps.hupped[ps.n_hupped][0], ps.hupped[ps.n_hupped][1]);
+    (void)hup_process(ps.hupped[ps.n_hupped][0], ps.hupped[ps.n_hupped][1], ps.hupped[ps.n_hupped][2]);
   }
   plan_release_locks();
 }
@@ -227,33 +228,33 @@ static bool write_run_file(const char *path, const char *mode, const char *data,
   return true;
 }
 
-static bool write_last_used(const char *path)
+/* touch PATH: when it was last used is the file's mtime (nothing to format, on either side). */
+static bool touch_file(const char *path)
 {
-  char stamp[64];
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(stamp + n, sizeof stamp - n, ".%03ldZ\n", ts.tv_nsec / 1000000);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
     return false;
-  bool ok = write_all(fd, stamp, strlen(stamp)) == 0;
+  bool ok = futimens(fd, NULL) == 0;
   close(fd);
   return ok;
 }
 
-/* The container's run dir must hold no pid file: a running container, or one that crashed,
- * is the TypeScript side's business (its messages, its clean-up). */
+/* rundir DIR N FILE...: the container's run dir holds none of the pid files the TypeScript side
+ * names: a running container, or one that crashed, is its business (its messages, its clean-up). */
 static bool run_dir_clear(const char *dir)
 {
+  unsigned long n;
+  if (!parse_ulong(next_tok(), &n) || n > MAX_LIST)
+    return false;
+  const char *files[MAX_LIST];
+  for (unsigned long i = 0; i < n; i++)
+    if (!(files[i] = next_tok()) || strchr(files[i], '/'))
+      return false;
   if (mkdir(dir, 0700) < 0 && errno != EEXIST)
     return false;
-  static const char *const pid_files[] = { LAYOUT_INSTANCE_RUN_MONITOR_PID, LAYOUT_INSTANCE_RUN_INIT_PID };
-  for (size_t i = 0; i < N_ELEMENTS(pid_files); i++) {
+  for (unsigned long i = 0; i < n; i++) {
     char p[PATH_MAX];
-    xsnprintf(p, sizeof p, "%s/%s", dir, pid_files[i]);
+    xsnprintf(p, sizeof p, "%s/%s", dir, files[i]);
     if (access(p, F_OK) == 0 || errno != ENOENT)
       return false;
   }
@@ -268,16 +269,43 @@ static bool file_holds(const char *path, const char *want)
   return same;
 }
 
-/* As lib/network/dnsmasq.ts's dnsmasqPid: the pid file names a live dnsmasq started with
- * --conf-file=CONF. 0 if not. */
-static pid_t our_dnsmasq(const char *pid_file, const char *conf)
+/* gen FILE TOKEN: the generation file holds TOKEN; a missing one holds "" (state/generations.ts). */
+static bool generation_is(const char *path, const char *want)
+{
+  char *have = read_whole_file(path);
+  if (!have)
+    return errno == ENOENT && want[0] == '\0';
+  bool same = strcmp(have, want) == 0;
+  free(have);
+  return same;
+}
+
+/* A process's state letter (/proc/PID/stat's third field), 0 if it is gone. */
+static char proc_state(pid_t pid)
+{
+  char path[64], buf[1024];
+  xsnprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (read_small_file_at(AT_FDCWD, path, buf, sizeof buf) <= 0)
+    return 0;
+  char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* proc PIDFILE PROGRAM ARG: the pid file names a live process (not a zombie) whose argv[0] is
+ * PROGRAM (by its last path part) and which was given ARG. The TypeScript side decides what
+ * identifies a process of ours (lib/util/proc.ts, processFromPidFile): here it is only compared.
+ * Returns its pid, 0 if not. */
+static pid_t process_from_pid_file(const char *pid_file, const char *program, const char *arg)
 {
   char text[32];
   unsigned long pid;
   if (read_small_file_at(AT_FDCWD, pid_file, text, sizeof text) <= 0)
     return 0;
   text[strcspn(text, "\n")] = '\0';
-  if (!parse_ulong(text, &pid) || pid == 0 || pid > INT_MAX || proc_starttime((pid_t)pid) == 0)
+  if (!parse_ulong(text, &pid) || pid == 0 || pid > INT_MAX)
+    return 0;
+  char state = proc_state((pid_t)pid);
+  if (state == 0 || state == 'Z' || state == 'X')
     return 0;
   char path[64];
   xsnprintf(path, sizeof path, "/proc/%lu/cmdline", pid);
@@ -291,44 +319,55 @@ static pid_t our_dnsmasq(const char *pid_file, const char *conf)
     return 0;
   cmdline[n] = '\0';
   const char *base = strrchr(cmdline, '/');
-  if (strcmp(base ? base + 1 : cmdline, "dnsmasq") != 0)
+  if (strcmp(base ? base + 1 : cmdline, program) != 0)
     return 0;
-  char want[PATH_MAX + 16];
-  xsnprintf(want, sizeof want, "--conf-file=%s", conf);
-  for (char *a = cmdline; a < cmdline + n; a += strlen(a) + 1)
-    if (strcmp(a, want) == 0)
+  for (char *a = cmdline + strlen(cmdline) + 1; a < cmdline + n; a += strlen(a) + 1)
+    if (strcmp(a, arg) == 0)
       return (pid_t)pid;
   return 0;
 }
 
-static bool hup_dnsmasq(const char *pid_file, const char *conf)
+static bool hup_process(const char *pid_file, const char *program, const char *arg)
 {
-  pid_t pid = our_dnsmasq(pid_file, conf);
+  pid_t pid = process_from_pid_file(pid_file, program, arg);
   return pid > 0 && kill(pid, SIGHUP) == 0;
 }
 
-/* nolease LEASES IP N HWADDR...: no line of dnsmasq's lease file ("EXPIRY HWADDR IP ...") gives
- * IP to a machine whose address is not among the N (addressesInUse would count it as taken). */
-static bool no_foreign_lease(const char *leases, const char *ip)
+#define MAX_FIELDS 16
+
+/* noline FILE MINFIELDS KEYCOL KEY OWNCOL N OWN...: no line of FILE with at least MINFIELDS
+ * whitespace-separated fields has KEY in column KEYCOL and, in column OWNCOL, a value that is not
+ * among the N (case-insensitive). The TypeScript side gives the columns from its own reading of
+ * the file (dnsmasq's leases: lib/network/dnsmasq.ts, LEASE_COLUMNS). A missing file has no line. */
+static bool no_foreign_line(const char *file)
 {
-  unsigned long n;
-  if (!parse_ulong(next_tok(), &n) || n > MAX_LIST)
+  unsigned long min, keycol, owncol, n;
+  const char *key;
+  if (!parse_ulong(next_tok(), &min) || !parse_ulong(next_tok(), &keycol) || !(key = next_tok()) ||
+      !parse_ulong(next_tok(), &owncol) || !parse_ulong(next_tok(), &n) || n > MAX_LIST ||
+      keycol >= MAX_FIELDS || owncol >= MAX_FIELDS || min > MAX_FIELDS)
     return false;
   const char *own[MAX_LIST];
   for (unsigned long i = 0; i < n; i++)
     if (!(own[i] = next_tok()))
       return false;
-  char *text = read_whole_file(leases);
+  char *text = read_whole_file(file);
   if (!text)
     return errno == ENOENT;
   bool clear = true;
   for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && clear; line = strtok_r(NULL, "\n", &save)) {
-    char hw[64], addr[64];
-    if (sscanf(line, "%*s %63s %63s", hw, addr) != 2 || strcmp(addr, ip) != 0)
+    char *field[MAX_FIELDS];
+    size_t count = 0;
+    for (char *fs = NULL, *f = strtok_r(line, " \t\r\v\f", &fs); f; f = strtok_r(NULL, " \t\r\v\f", &fs))
+      if (count < MAX_FIELDS)
+        field[count++] = f;
+      else
+        count++;
+    if (count < min || count <= keycol || count <= owncol || strcmp(field[keycol], key) != 0)
       continue;
     bool mine = false;
     for (unsigned long i = 0; i < n && !mine; i++)
-      mine = strcasecmp(hw, own[i]) == 0;
+      mine = strcasecmp(field[owncol], own[i]) == 0;
     clear = mine;
   }
   free(text);
@@ -393,6 +432,60 @@ static int start_container(void)
   return rc == 0 ? 0 : not_this_way("the start failed", NULL);
 }
 
+/* A check that does not hold: said why (as not_this_way), 0 for check_step. */
+static int check_fails(const char *why, const char *what)
+{
+  (void)not_this_way(why, what);
+  return 0;
+}
+
+/* The checks: what must hold for the plan to hold. Each says nothing of its own when it holds;
+ * false when it does not (said why), -1 for an operation that is not a check. */
+static int check_step(const char *op, const char *a)
+{
+  if (strcmp(op, "env") == 0) {
+    const char *v = next_tok();
+    if (!v || !env_is(a, v))
+      return check_fails("environment differs:", a);
+  } else if (strcmp(op, "build") == 0) {
+    if (strcmp(a, TSLXC_BUILD_ID) != 0)
+      return check_fails("another build of tslxc-helper wrote it", NULL);
+  } else if (strcmp(op, "gen") == 0) {
+    const char *token = next_tok();
+    if (!token || !generation_is(a, token))
+      return check_fails("changed since:", a);
+  } else if (strcmp(op, "same") == 0 || strcmp(op, "inode") == 0) {
+    if (!stat_matches(a, op[0] == 's'))
+      return check_fails("changed:", a);
+  } else if (strcmp(op, "absent") == 0) {
+    if (access(a, F_OK) == 0 || errno != ENOENT)
+      return check_fails("appeared:", a);
+  } else if (strcmp(op, "text") == 0) {
+    const char *data = next_tok();
+    if (!data || !file_holds(a, data))
+      return check_fails("changed:", a);
+  } else if (strcmp(op, "link") == 0) {
+    char p[PATH_MAX];
+    xsnprintf(p, sizeof p, "/sys/class/net/%s", a);
+    if (strchr(a, '/') || access(p, F_OK) < 0)
+      return check_fails("no network interface", a);
+  } else if (strcmp(op, "proc") == 0) {
+    const char *program = next_tok(), *arg = next_tok();
+    if (!program || !arg || process_from_pid_file(a, program, arg) == 0)
+      return check_fails("no live process of", a);
+  } else if (strcmp(op, "noline") == 0) {
+    if (!no_foreign_line(a))
+      return check_fails("an address is leased to another machine in", a);
+  } else if (strcmp(op, "rundir") == 0) {
+    if (!run_dir_clear(a)) {
+      ps.busy = true;
+      return check_fails("running, or left by a crash:", a);
+    }
+  } else
+    return -1;
+  return 1;
+}
+
 int plan_start(const char *plan_path)
 {
   if (!load(plan_path))
@@ -414,50 +507,26 @@ int plan_start(const char *plan_path)
     }
     if (!(a = next_tok()))
       return not_this_way("damaged plan", NULL);
+    int checked = check_step(op, a);
+    if (checked == 0)
+      return -1;
+    if (checked == 1) {
+      if (strcmp(op, "rundir") == 0)
+        run_dir = a;
+      continue;
+    }
     if (strcmp(op, "lock") == 0) {
       if (!take_lock(a)) {
         ps.busy = true;
         return not_this_way("the container is locked", a);
       }
-    } else if (strcmp(op, "env") == 0) {
-      const char *v = next_tok();
-      if (!v || !env_is(a, v))
-        return not_this_way("environment differs:", a);
-    } else if (strcmp(op, "same") == 0 || strcmp(op, "inode") == 0) {
-      if (!stat_matches(a, op[0] == 's'))
-        return not_this_way("changed:", a);
-    } else if (strcmp(op, "absent") == 0) {
-      if (access(a, F_OK) == 0 || errno != ENOENT)
-        return not_this_way("appeared:", a);
-    } else if (strcmp(op, "text") == 0) {
-      const char *data = next_tok();
-      if (!data || !file_holds(a, data))
-        return not_this_way("changed:", a);
-    } else if (strcmp(op, "link") == 0) {
-      char p[PATH_MAX];
-      xsnprintf(p, sizeof p, "/sys/class/net/%s", a);
-      if (strchr(a, '/') || access(p, F_OK) < 0)
-        return not_this_way("no network interface", a);
-    } else if (strcmp(op, "dnsmasq") == 0) {
-      const char *conf = next_tok();
-      if (!conf || our_dnsmasq(a, conf) == 0)
-        return not_this_way("no dnsmasq of", conf ? conf : a);
-    } else if (strcmp(op, "nolease") == 0) {
-      const char *ip = next_tok();
-      if (!ip || !no_foreign_lease(a, ip))
-        return not_this_way("an address is leased to another machine:", ip);
     } else if (strcmp(op, "hup") == 0) {
-      const char *conf = next_tok();
-      if (!conf || ps.n_hupped >= N_ELEMENTS(ps.hupped) || !hup_dnsmasq(a, conf))
-        return not_this_way("cannot signal the dnsmasq of", conf ? conf : a);
+      const char *program = next_tok(), *arg = next_tok();
+      if (!program || !arg || ps.n_hupped >= N_ELEMENTS(ps.hupped) || !hup_process(a, program, arg))
+        return not_this_way("cannot signal the process of", a);
       ps.hupped[ps.n_hupped][0] = a;
-      ps.hupped[ps.n_hupped++][1] = conf;
-    } else if (strcmp(op, "rundir") == 0) {
-      if (!run_dir_clear(a)) {
-        ps.busy = true;
-        return not_this_way("running, or left by a crash:", a);
-      }
-      run_dir = a;
+      ps.hupped[ps.n_hupped][1] = program;
+      ps.hupped[ps.n_hupped++][2] = arg;
     } else if (strcmp(op, "mkdir") == 0) {
       if (ps.n_made >= MAX_LIST || mkdir(a, 0755) < 0)
         return not_this_way("cannot make", a);
@@ -478,11 +547,28 @@ int plan_start(const char *plan_path)
       const char *mode = next_tok(), *data = next_tok();
       if (!run_dir || !mode || !data || !write_run_file(a, mode, data, run_dir))
         return not_this_way("cannot write", a);
-    } else if (strcmp(op, "lastused") == 0) {
-      if (!write_last_used(a))
+    } else if (strcmp(op, "touch") == 0) {
+      if (!touch_file(a))
         return not_this_way("cannot write", a);
     } else
       return not_this_way("unknown step", op);
   }
   return not_this_way("damaged plan", NULL);
+}
+
+/* tslxc-helper plan-check OP ARG...: one check of a plan, as a replay makes it (exit 0: it holds,
+ * 1: it does not, 2: not a check). The tests hold it against the TypeScript functions that decide
+ * the same thing, on the same inputs. */
+int main_plan_check(int argc, char **argv)
+{
+  if (argc < 3)
+    return 2;
+  ps.tok = argv + 1;
+  ps.n = (size_t)argc - 1;
+  ps.pos = 0;
+  const char *op = next_tok(), *a = next_tok();
+  int checked = check_step(op, a);
+  if (checked < 0 || ps.pos != ps.n)
+    return 2;
+  return checked == 1 ? 0 : 1;
 }

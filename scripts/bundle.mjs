@@ -28,3 +28,19 @@ for (const [entry, outdir] of [['dist/lib/cli/fast.js', 'dist/lib/fast'], ['dist
   fs.rmSync(outdir, { recursive: true, force: true });
   await build({ ...common, entryPoints: [entry], outdir });
 }
+
+// dist/build-id: start plans record it (lib/instance/plan.ts) and hold only while it is the same,
+// so a rebuilt tslxc that starts containers differently invalidates them. A hash of what runs (the
+// compiled lib/, the bundles included, and the built-in profiles and templates it reads): a build
+// that changes nothing keeps them.
+const { createHash } = await import('node:crypto');
+const hash = createHash('sha256');
+const walk = (dir) => {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory()) walk(p);
+    else if (e.isFile()) hash.update(`${p}\0`).update(fs.readFileSync(p));
+  }
+};
+for (const dir of ['dist/lib', 'profiles', 'templates']) if (fs.existsSync(dir)) walk(dir);
+fs.writeFileSync('dist/build-id', hash.digest('hex').slice(0, 24));

@@ -5,6 +5,7 @@ import { TslxcError } from '../errors.js';
 import { validateAlias } from '../util/names.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, imagesDir, type Paths } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 import { listNames, type InstanceConfig } from '../state/config.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
@@ -124,6 +125,7 @@ export async function deleteImage(
       const trash = path.join(imagesDir(p), `.del-${i.fingerprint.slice(0, 12)}-${process.pid}`);
       fs.renameSync(i.dir, trash);
       fs.rmSync(trash, { recursive: true, force: true });
+      bumpGeneration(p, scope.image(i.fingerprint));
     }
   });
   for (const i of order) await opts.forgetInPools(i.fingerprint);
@@ -217,5 +219,8 @@ export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise
   for (const k of Object.keys(meta.tslxc) as Array<keyof NonNullable<ImageMetadata['tslxc']>>) if (meta.tslxc[k] === undefined) delete meta.tslxc[k];
   // Exporting the original files would no longer give this metadata back.
   if (keep.original) delete meta.tslxc.original;
-  await withImagesLock(p, async () => writeYamlAtomic(path.join(img.dir, 'metadata.yaml'), meta));
+  await withImagesLock(p, async () => {
+    writeYamlAtomic(path.join(img.dir, 'metadata.yaml'), meta);
+    bumpGeneration(p, scope.image(img.fingerprint));
+  });
 }

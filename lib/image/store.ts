@@ -9,6 +9,7 @@ import { withLock } from '../util/lock.js';
 import { validateAlias } from '../util/names.js';
 import { pidAlive } from '../util/proc.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 import type { ImageMetadata } from './metadata.js';
 
 /**
@@ -73,6 +74,7 @@ export async function addImage(
         metadata.tslxc = { ...(metadata.tslxc ?? {}), size: await treeSize(tmp) };
         writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
         fs.renameSync(tmp, dir);
+        bumpGeneration(p, scope.image(fingerprint));
       } catch (err) {
         fs.rmSync(tmp, { recursive: true, force: true });
         throw err;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Context } from '../state/context.js';
-import { configExists, loadConfig, type InstanceConfig } from '../state/config.js';
+import { configExists, configWritten, loadConfig, type InstanceConfig } from '../state/config.js';
 import { identityFiles, validateHostname } from './create.js';
 import { templateFiles } from '../image/templates.js';
 import { instanceState } from './status.js';
@@ -219,6 +219,7 @@ export async function copyInstance(ctx: Context, source: string, dst: string, op
     try {
       const out = await build(ctx, src, snap, dst, tmp, opts);
       fs.renameSync(tmp, containerDir(ctx.paths, dst));
+      configWritten(ctx.paths, dst, undefined, out);
       return out;
     } catch (err) {
       await discard(ctx, dst, tmp);
@@ -260,8 +261,9 @@ export async function moveInstance(ctx: Context, src: string, dst: string, opts:
     const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { mode: 0o700 });
+    let out: InstanceConfig;
     try {
-      await build(ctx, src, undefined, dst, tmp, { ...opts, move: true });
+      out = await build(ctx, src, undefined, dst, tmp, { ...opts, move: true });
     } catch (err) {
       await discard(ctx, dst, tmp);
       throw err;
@@ -269,6 +271,8 @@ export async function moveInstance(ctx: Context, src: string, dst: string, opts:
     const aside = path.join(containersDir(ctx.paths), `.moved-${src}-${process.pid}`);
     fs.renameSync(containerDir(ctx.paths, src), aside);
     fs.renameSync(tmp, containerDir(ctx.paths, dst));
+    configWritten(ctx.paths, dst, undefined, out);
+    if (src !== dst) configWritten(ctx.paths, src, {}, {});
     // The old root's data: on btrfs it is keyed by name in the old pool, elsewhere it is in `aside`.
     const old = target(ctx, src, aside);
     await driverOf(old.pool.driver).deleteRoot(old).catch(() => {});

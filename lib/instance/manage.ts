@@ -5,7 +5,7 @@ import { TslxcError } from '../errors.js';
 import { validateInstanceName } from '../util/names.js';
 import { containerDir, containerRunDir } from '../state/paths.js';
 import { dropStartPlan } from './plan.js';
-import { configExists, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from '../state/config.js';
+import { configExists, configWritten, loadConfig, renameMarker, writeRenameMarker, type InstanceConfig } from '../state/config.js';
 import { sweepInstanceLocks, type Context } from '../state/context.js';
 import { validateHostname, writeIdentity } from './create.js';
 import { templateFiles } from '../image/templates.js';
@@ -36,6 +36,7 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
     fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
     fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
     dropStartPlan(ctx.paths, name);
+    configWritten(ctx.paths, name, {}, {});
     // Its SSH host key goes with it (a later container of that name has keys of its own).
     if (fs.existsSync(knownHostsFile(ctx.paths))) await forgetHostKey(ctx.paths, name).catch(() => 0);
   });
@@ -92,6 +93,8 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
       crashPoint('rename:prepared');
       commitRenames(fromDir, 'rename', renames, [marker]);
       fs.rmSync(marker, { force: true });
+      configWritten(ctx.paths, from, {}, {});
+      configWritten(ctx.paths, to, cfg, renamed);
     }),
   );
 }

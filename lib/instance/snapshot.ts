@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Context } from '../state/context.js';
-import { loadConfig, type InstanceConfig } from '../state/config.js';
+import { configWritten, loadConfig, type InstanceConfig } from '../state/config.js';
 import { instanceState } from './status.js';
 import { containerDir, freezeMarkerFile } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
@@ -185,6 +185,7 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
     // One commit for the root and the config: a crash from here on is finished by the next command.
     commitRenames(t.instDir, 'restore', [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])], swap.leftovers);
     crashPoint('restore:done');
+    configWritten(ctx.paths, name, now, loadConfig(ctx.paths, name));
     await swap.discard();
   });
 }

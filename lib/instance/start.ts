@@ -19,7 +19,8 @@ import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
 import { applyInstanceLimits } from './limits.js';
 import { Reverter } from '../util/revert.js';
-import { lastUsedFile, StartRecorder } from './plan.js';
+import { startDependencies, StartRecorder, touchLastUsed } from './plan.js';
+import { scope } from '../state/generations.js';
 import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
 import { instanceLockFile } from '../state/context.js';
 import type { NetworkReplay } from '../network/replay.js';
@@ -35,11 +36,11 @@ export async function startInstance(ctx: Context, name: string, opts: { debug?: 
 }
 
 export async function startLocked(ctx: Context, name: string, opts: { debug?: boolean } = {}): Promise<StartResult> {
-  // Everything this start reads and does to the host is watched, for the plan the next start
-  // can replay without node (plan.ts).
-  const rec = new StartRecorder(ctx.paths.stateDir);
-  const started = await rec.watch(() => startWatched(ctx, name, rec, opts));
-  rec.write(ctx.paths, name, {
+  // What this start depends on and does to the host is noted, for the plan the next start can
+  // replay without node (plan.ts).
+  const rec = new StartRecorder(ctx.paths, name);
+  const started = await startRecorded(ctx, name, rec, opts);
+  rec.write({
     lockFile: instanceLockFile(ctx.paths, name),
     runDir: containerRunDir(ctx.paths, name),
     cgroupDirs: started.cgroupDirs,
@@ -53,7 +54,9 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
 /** The run dir files a start writes for later commands (a plan writes them again). */
 const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE, STOP_ARGS_FILE];
 
-async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
+async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
+  // Each generation is read before the state it covers (state/generations.ts).
+  rec.dependOn(scope.container(name));
   const cfg = loadConfig(ctx.paths, name);
   if (cfg.status === 'creating') {
     throw new TslxcError(`Cannot start "${name}"`, 'its creation did not finish', `delete it with "tslxc delete ${name}" and create it again`);
@@ -69,7 +72,9 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
   }
   if (opts.debug) rec.refuse('--debug');
 
+  rec.dependOn(...(cfg.profiles ?? []).map(scope.profile));
   const expanded = expandInstance(ctx.paths, cfg);
+  rec.dependOn(...startDependencies(ctx.paths, name, expanded));
   // The id map first: a bad idmap key fails the start before anything is made.
   const idmap = await planIdmap(ctx, cfg, expanded.config);
   // The devices next, each type by its handler (lib/device): a required host node that is missing
@@ -130,7 +135,7 @@ async function startWatched(ctx: Context, name: string, rec: StartRecorder, opts
   });
   const [initPid, monitorPid] = res.out.stdout.trim().split(/\s+/).map(Number);
   // When it was last used goes beside the config.
-  fs.writeFileSync(lastUsedFile(ctx.paths, name), `${new Date().toISOString()}\n`);
+  touchLastUsed(ctx.paths, name);
   return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs, network };
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { findTool } from '../util/exec.js';
+import { processFromPidFile, processMatches } from '../util/proc.js';
 import { mkdirp, readTextIfExists, sleep, writeFileAtomic } from '../util/fs.js';
 import { systemTool } from './host.js';
 import { formatIp, hostRange, maskOf, networkOf } from './ipv4.js';
@@ -83,27 +84,19 @@ export function renderDnsmasqConf(net: NetworkDef, f: ReturnType<typeof files>):
 
 export function dnsmasqPid(p: Paths, name: string): number | undefined {
   const f = files(p, name);
-  const pid = Number(readTextIfExists(f.pid)?.trim());
-  if (pid > 0 && isOurs(pid, f.conf)) return pid;
+  const ours = dnsmasqIdentity(f.conf);
+  const pid = processFromPidFile(f.pid, ours.program, ours.arg);
+  if (pid) return pid;
   // No (valid) pid file: dnsmasq writes it after it daemonized, so a just-started one may not
   // have it yet. Look for a dnsmasq running with exactly this network's config file.
   for (const d of fs.readdirSync('/proc')) {
-    if (/^\d+$/.test(d) && isOurs(Number(d), f.conf)) return Number(d);
+    if (/^\d+$/.test(d) && processMatches(Number(d), ours.program, ours.arg)) return Number(d);
   }
   return undefined;
 }
 
-/** Only a live dnsmasq started with this network's config file is ours. */
-function isOurs(pid: number, conf: string): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) [ZX] /.test(stat)) return false;
-    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes(`--conf-file=${conf}`) && path.basename(argv[0]) === 'dnsmasq';
-  } catch {
-    return false;
-  }
-}
+/** Only a live dnsmasq started with this network's config file is ours (start plans check it so too). */
+export const dnsmasqIdentity = (conf: string) => ({ program: 'dnsmasq', arg: `--conf-file=${conf}` });
 
 export function startDnsmasq(p: Paths, net: NetworkDef): void {
   const bin = systemTool('dnsmasq', 'run DHCP and DNS for network "' + net.name + '"');
@@ -125,8 +118,8 @@ export function startDnsmasq(p: Paths, net: NetworkDef): void {
 
 /** Every live dnsmasq started with this network's config (normally one). */
 function ourPids(p: Paths, name: string): number[] {
-  const conf = files(p, name).conf;
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && isOurs(Number(d), conf)).map(Number);
+  const ours = dnsmasqIdentity(files(p, name).conf);
+  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && processMatches(Number(d), ours.program, ours.arg)).map(Number);
 }
 
 /**
@@ -179,14 +172,30 @@ export interface Lease {
   hostname: string;
 }
 
+/** dnsmasq's lease lines: "EXPIRY HWADDR IP HOSTNAME CLIENTID"; fewer fields (its "duid X" line): not a lease. */
+export const LEASE_LINE = { minFields: 4, expiry: 0, hwaddr: 1, ipv4: 2, hostname: 3 } as const;
+
 export function parseLeases(text: string): Lease[] {
   const out: Lease[] = [];
+  const c = LEASE_LINE;
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 4 || f[0] === 'duid' || !f[2].includes('.')) continue;
-    out.push({ expiry: Number(f[0]), hwaddr: f[1].toLowerCase(), ipv4: f[2], hostname: f[3] === '*' ? '' : f[3] });
+    if (f.length < c.minFields || !f[c.ipv4].includes('.')) continue;
+    out.push({ expiry: Number(f[c.expiry]), hwaddr: f[c.hwaddr].toLowerCase(), ipv4: f[c.ipv4], hostname: f[c.hostname] === '*' ? '' : f[c.hostname] });
   }
   return out;
+}
+
+/** Whether a lease gives `ip` to a machine whose address is none of `own` (addressesInUse's rule for one address). */
+export function leasedToAnother(text: string, ip: string, own: readonly string[]): boolean {
+  const mine = new Set(own.map((h) => h.toLowerCase()));
+  return parseLeases(text).some((l) => l.ipv4 === ip && !mine.has(l.hwaddr));
+}
+
+/** The same rule as a start plan's `noline` check (native/plan.c compares columns, nothing more). */
+export function leaseCheck(leasesFile: string, ip: string, own: readonly string[]): string[] {
+  const c = LEASE_LINE;
+  return ['noline', leasesFile, String(c.minFields), String(c.ipv4), ip, String(c.hwaddr), String(own.length), ...own];
 }
 
 export function readLeases(p: Paths, name: string): Lease[] {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TslxcError } from '../errors.js';
 import type { Context } from '../state/context.js';
-import { listNames, loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
+import { addressClaims, listNames, loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
 import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
@@ -324,8 +324,7 @@ function addressesInUse(p: Paths, self: string, ownHwaddrs: Set<string> = new Se
     } catch {
       continue;
     }
-    for (const [k, v] of Object.entries(cfg.config ?? {})) if (/^volatile\..+\.ipv4\.address$/.test(k)) out.set(v, `container ${ct}`);
-    for (const d of Object.values(cfg.devices ?? {})) if (d.type === 'nic' && d['ipv4.address']) out.set(d['ipv4.address'], `container ${ct}`);
+    for (const a of addressClaims(cfg)) out.set(a, `container ${ct}`);
   }
   for (const n of listNetworkNames(p)) {
     for (const l of readLeases(p, n)) if (!out.has(l.ipv4) && !ownHwaddrs.has(l.hwaddr.toLowerCase())) out.set(l.ipv4, `a DHCP lease of ${l.hwaddr}`);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Paths } from '../state/paths.js';
 import type { Device } from '../profile/store.js';
 import { readTextIfExists } from '../util/fs.js';
-import { files as dnsFiles } from './dnsmasq.js';
+import { dnsmasqIdentity, files as dnsFiles, leaseCheck } from './dnsmasq.js';
 import { readState, startHookFile, stateFile, stopHookFile } from './state.js';
 
 /**
@@ -36,10 +36,11 @@ export function networkReplay(p: Paths, name: string, devs: { nics: Array<[strin
   for (const net of new Set(st.nics.map((n) => n.network!))) {
     const f = dnsFiles(p, net);
     // As ensureNetworkUp: the bridge, a dnsmasq of ours, running the config the network asks for.
-    out.checks.push(['link', net], ['dnsmasq', f.pid, f.conf], ['text', f.conf, readTextIfExists(f.conf) ?? '']);
-    for (const n of st.nics) if (n.network === net && n.ipv4) out.checks.push(['nolease', f.leases, n.ipv4, String(hwaddrs.length), ...hwaddrs]);
+    const ours = dnsmasqIdentity(f.conf);
+    out.checks.push(['link', net], ['proc', f.pid, ours.program, ours.arg], ['text', f.conf, readTextIfExists(f.conf) ?? '']);
+    for (const n of st.nics) if (n.network === net && n.ipv4) out.checks.push(leaseCheck(f.leases, n.ipv4, hwaddrs));
     out.files.push(path.join(f.dhcpHosts, name), path.join(f.hosts, name));
-    out.signals.push(['hup', f.pid, f.conf]);
+    out.signals.push(['hup', f.pid, ours.program, ours.arg]);
   }
   return out;
 }

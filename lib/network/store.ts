@@ -4,6 +4,7 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import { locksDir, type Paths } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 import { lockFile, withLock } from '../util/lock.js';
 import { parseCidr, parseIpv6Cidr, hostRange, formatCidr } from './ipv4.js';
 import { validateNetworkName } from './names.js';
@@ -89,10 +90,12 @@ export function loadNetwork(p: Paths, name: string): NetworkDef {
 export function saveNetwork(p: Paths, net: NetworkDef): void {
   mkdirp(networksDir(p), 0o700);
   writeYamlAtomic(networkFile(p, net.name), { description: net.description, config: net.config }, 0o600);
+  bumpGeneration(p, scope.network(net.name));
 }
 
 export function removeNetworkFile(p: Paths, name: string): void {
   fs.rmSync(networkFile(p, name), { force: true });
+  bumpGeneration(p, scope.network(name));
 }
 
 export function listNetworkNames(p: Paths): string[] {

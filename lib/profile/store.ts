@@ -5,6 +5,7 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { readYaml, writeYamlAtomic } from '../util/yaml.js';
 import type { Paths } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 
 /**
  * Profiles: reusable config keys and devices. Built-in ones ship in profiles/ (read-only); the
@@ -86,8 +87,10 @@ export function saveProfile(p: Paths, profile: Profile): void {
   validateProfileName(profile.name);
   mkdirp(userDir(p), 0o700);
   writeYamlAtomic(path.join(userDir(p), `${profile.name}.yaml`), { description: profile.description, config: profile.config, devices: profile.devices });
+  bumpGeneration(p, scope.profile(profile.name));
 }
 
 export function removeUserProfile(p: Paths, name: string): void {
   fs.rmSync(path.join(userDir(p), `${validateProfileName(name)}.yaml`), { force: true });
+  bumpGeneration(p, scope.profile(name));
 }

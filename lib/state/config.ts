@@ -7,6 +7,7 @@ import { containerConfigFile, containerDir, containersDir, type Paths } from './
 import { validateInstanceName } from '../util/names.js';
 import { finishJournal, journalFile } from './journal.js';
 import { isAlive, parseRef, selfRef } from '../util/proc.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 
 /**
  * A container's config.yaml. `status` is what tslxc last did to it, not whether it runs: whether it
@@ -153,7 +154,35 @@ export class ConfigCache {
 }
 
 export function saveConfig(p: Paths, cfg: InstanceConfig): void {
-  writeYamlAtomic(containerConfigFile(p, cfg.name), cfg, 0o600);
+  const file = containerConfigFile(p, cfg.name);
+  let before: InstanceConfig | undefined;
+  try {
+    before = readYamlIfExists<InstanceConfig>(file);
+  } catch {
+    /* unreadable: its claims are taken as changed */
+  }
+  writeYamlAtomic(file, cfg, 0o600);
+  configWritten(p, cfg.name, before, cfg);
+}
+
+/**
+ * Every write of a container's config ends here (state/generations.ts): its generation is
+ * bumped, and the addresses' one when the addresses it claims changed (a start with a nic checks
+ * its address against every container's claims). `before` undefined: unknown, taken as changed.
+ */
+export function configWritten(p: Paths, name: string, before: Claims | undefined, after: Claims): void {
+  if (!before || addressClaims(before).join(' ') !== addressClaims(after).join(' ')) bumpGeneration(p, scope.addresses(), scope.container(name));
+  bumpGeneration(p, scope.container(name));
+}
+
+/** The IPv4 addresses a container's own config claims: allocated (volatile) or static on a nic. */
+type Claims = Partial<Pick<InstanceConfig, 'config' | 'devices'>>;
+
+export function addressClaims(cfg: Claims): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(cfg.config ?? {})) if (/^volatile\..+\.ipv4\.address$/.test(k)) out.push(String(v));
+  for (const d of Object.values(cfg.devices ?? {})) if (d.type === 'nic' && d['ipv4.address']) out.push(d['ipv4.address']);
+  return out.sort();
 }
 
 /** Names of every container (valid names only: stray entries are not containers). */

@@ -4,6 +4,7 @@ import { TslxcError } from '../errors.js';
 import type { Context } from '../state/context.js';
 import { listNames } from '../state/config.js';
 import { containerDir, type Paths } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 import { parseSize } from '../util/units.js';
 import { DRIVERS, listPools, loadPool, poolFile, savePool, validatePoolName, withPoolsLock, type DriverName, type PoolConfig } from './pool.js';
 import { readRecord } from './record.js';
@@ -69,6 +70,7 @@ export async function deletePool(ctx: Context, name: string): Promise<void> {
     await driverOf(pool.driver).destroyPool(ctx.paths, pool);
     if (pool.driver !== 'btrfs') fs.rmSync(path.join(ctx.paths.stateDir, 'storage-pools', name), { recursive: true, force: true });
     fs.rmSync(poolFile(ctx.paths, name), { force: true });
+    bumpGeneration(ctx.paths, scope.pool(name));
   });
 }
 

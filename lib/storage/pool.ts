@@ -5,6 +5,7 @@ import { mkdirp } from '../util/fs.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { withLock } from '../util/lock.js';
 import { locksDir, type Paths } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 
 /**
  * Storage pools: TSLXC_DIR/storage-pools/NAME.yaml holds a pool's driver and config; a driver
@@ -47,6 +48,7 @@ export function loadPool(p: Paths, name: string): PoolConfig {
 export function savePool(p: Paths, pool: PoolConfig): void {
   mkdirp(poolsDir(p), 0o711);
   writeYamlAtomic(poolFile(p, pool.name), pool, 0o600);
+  bumpGeneration(p, scope.pool(pool.name));
 }
 
 export function listPools(p: Paths): PoolConfig[] {

@@ -8,6 +8,7 @@ import { liveness } from '../state/runtime.js';
 import { listProfiles } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { locksDir } from '../state/paths.js';
+import { bumpGeneration, scope } from '../state/generations.js';
 import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
@@ -175,6 +176,7 @@ async function makeVolume(ctx: Context, pool: PoolConfig, vol: string, fill: (tm
   }
   const info: VolumeInfo = { name: vol, pool: pool.name, created_at: new Date().toISOString(), ...(description ? { description } : {}) };
   writeYamlAtomic(volumeRecord(p, pool, vol), info, 0o600);
+  bumpGeneration(p, scope.volume(pool.name, vol));
   return info;
 }
 
@@ -191,6 +193,7 @@ export async function deleteVolume(ctx: Context, poolName: string, vol: string):
     const users = volumeUsers(ctx.paths, poolName, vol);
     if (users.length) throw new TslxcError(`Cannot delete storage volume "${poolName}/${vol}"`, `it is in use by ${users.join(', ')}`, `detach it first with "tslxc storage volume detach ${poolName} ${vol} CONTAINER"`);
     fs.rmSync(volumeRecord(ctx.paths, pool, vol)); // first: from here on it is no volume
+    bumpGeneration(ctx.paths, scope.volume(poolName, vol));
     const sd = snapsDir(ctx.paths, pool, vol);
     if (fs.existsSync(sd)) {
       for (const e of fs.readdirSync(sd)) if (!e.endsWith('.yaml')) await removeData(pool, path.join(sd, e));
@@ -216,6 +219,8 @@ export async function renameVolume(ctx: Context, poolName: string, vol: string, 
     if (fs.existsSync(snapsDir(p, pool, vol))) fs.renameSync(snapsDir(p, pool, vol), snapsDir(p, pool, to));
     writeYamlAtomic(volumeRecord(p, pool, to), { ...rec, name: to }, 0o600);
     fs.rmSync(volumeRecord(p, pool, vol));
+    bumpGeneration(p, scope.volume(poolName, vol));
+    bumpGeneration(p, scope.volume(poolName, to));
   });
 }
 

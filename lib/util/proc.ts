@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 
 /**
  * Process identity that survives PID reuse: a PID plus its start time (field 22 of /proc/PID/stat,
@@ -84,4 +85,34 @@ export function startTimeToDate(ticks: number): Date {
   const uptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
   const hz = 100; // USER_HZ is 100 on every Linux architecture tslxc supports
   return new Date(Date.now() - (uptime - ticks / hz) * 1000);
+}
+
+/**
+ * Which process a pid file names, if it is the one we mean: alive (not a zombie), its argv[0]
+ * (by its last path part) is `program`, and `arg` is one of its arguments. A start plan's `proc`
+ * check is this rule, as data (instance/plan.ts; native/plan.c only compares).
+ */
+export function processFromPidFile(pidFile: string, program: string, arg: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(pidFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const line = text.split('\n')[0];
+  if (!/^\d+$/.test(line)) return undefined;
+  const pid = Number(line);
+  return pid > 0 && pid <= 0x7fffffff && processMatches(pid, program, arg) ? pid : undefined;
+}
+
+/** A live process whose argv[0] is `program` (by its last path part) and that was given `arg`. */
+export function processMatches(pid: number, program: string, arg: string): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/\) [ZX] /.test(stat)) return false;
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.slice(1).includes(arg) && path.basename(argv[0]) === program;
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { launcherPath, repoRoot, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
@@ -66,7 +66,8 @@ if (requireRoot(test)) {
     t.is(memoryLimit('p1'), String(200 * 1024 * 1024));
     t.regex(env.ok(t, ['info', 'p1']), /Running/i);
     t.false(fs.existsSync(path.join(env.paths.runDir, 'locks', 'ct-p1.lock')), 'the lock was released');
-    t.regex(fs.readFileSync(path.join(env.paths.stateDir, 'containers', 'p1', 'last-used'), 'utf8'), /^\d{4}-\d\d-\d\dT/);
+    // When it was last used is the file's mtime (the replay touched it).
+    t.true(Date.now() - fs.statSync(path.join(env.paths.stateDir, 'containers', 'p1', 'last-used')).mtimeMs < 60_000);
     // Already running: node says so, and the plan is kept for the next start.
     const again = native(['start', 'p1']);
     t.is(again.code, 99);
@@ -80,8 +81,7 @@ if (requireRoot(test)) {
     env.ok(t, ['config', 'set', 'p1', 'limits.memory=128MiB']);
     const r = native(['start', 'p1']);
     t.is(r.code, 99);
-    // The first changed input it meets: the container's dir (its config was replaced) or the config.
-    t.regex(r.stderr, /start plan not used: changed: .*containers\/p1/);
+    t.regex(r.stderr, /start plan not used: changed since: .*generations\/container\/p1/);
     env.ok(t, ['start', 'p1']);
     t.is(memoryLimit('p1'), String(128 * 1024 * 1024));
     env.ok(t, ['stop', 'p1']);
@@ -91,8 +91,80 @@ if (requireRoot(test)) {
     env.ok(t, ['profile', 'set', 'default', 'limits.processes=500']);
     const p = native(['start', 'p1']);
     t.is(p.code, 99);
-    t.regex(p.stderr, /changed: .*profiles/);
+    t.regex(p.stderr, /changed since: .*generations\/profile\/default/);
     env.ok(t, ['profile', 'unset', 'default', 'limits.processes']);
+  });
+
+  /** After `change`, the native start goes to node (why: `why`), node's start applies it (`applied`), and its fresh plan holds. */
+  const changeApplies = (t: ExecutionContext, change: () => void, why: RegExp, applied: () => void) => {
+    change();
+    const r = native(['start', 'p1']);
+    t.is(r.code, 99, 'the plan no longer holds');
+    t.regex(r.stderr, why);
+    env.ok(t, ['start', 'p1']);
+    applied();
+    env.ok(t, ['stop', 'p1']);
+    const again = native(['start', 'p1']);
+    t.is(again.code, 0, `the fresh plan holds: ${again.stderr}`);
+    applied();
+    env.ok(t, ['stop', 'p1']);
+  };
+
+  test.serial('a start after any change to the config, profiles, devices or pool applies it', (t) => {
+    env.ok(t, ['start', 'p1']);
+    env.ok(t, ['stop', 'p1']);
+    const share = path.join(env.root, 'share');
+    fs.mkdirSync(share, { recursive: true });
+    fs.writeFileSync(path.join(share, 'marker'), 'shared\n');
+    const sees = (file: string) => env.cli(['exec', 'p1', '--', 'cat', file]);
+    env.ok(t, ['profile', 'create', 'extra']);
+    env.ok(t, ['profile', 'set', 'extra', 'limits.memory=150MiB']);
+    // The container's own key would win over the profile's: unset it first.
+    changeApplies(t, () => env.ok(t, ['config', 'unset', 'p1', 'limits.memory']), /generations\/container\/p1/, () => t.not(memoryLimit('p1'), String(128 * 1024 * 1024)));
+    changeApplies(t, () => env.ok(t, ['profile', 'add', 'p1', 'extra']), /generations\/container\/p1/, () => t.is(memoryLimit('p1'), String(150 * 1024 * 1024)));
+    changeApplies(t, () => env.ok(t, ['profile', 'set', 'extra', 'limits.memory=160MiB']), /generations\/profile\/extra/, () => t.is(memoryLimit('p1'), String(160 * 1024 * 1024)));
+    changeApplies(
+      t,
+      () => env.ok(t, ['profile', 'device', 'add', 'extra', 'share', 'disk', `source=${share}`, 'path=/mnt/share']),
+      /generations\/profile\/extra/,
+      () => t.is(sees('/mnt/share/marker').stdout, 'shared\n'),
+    );
+    changeApplies(t, () => env.ok(t, ['profile', 'remove', 'p1', 'extra']), /generations\/container\/p1/, () => {
+      t.not(sees('/mnt/share/marker').code, 0, 'the profile\'s disk went with it');
+      t.not(memoryLimit('p1'), String(160 * 1024 * 1024));
+    });
+    changeApplies(t, () => env.ok(t, ['config', 'set', 'p1', 'limits.memory=128MiB']), /generations\/container\/p1/, () => t.is(memoryLimit('p1'), String(128 * 1024 * 1024)));
+    changeApplies(t, () => env.ok(t, ['storage', 'set', 'default', 'description=changed']), /generations\/pool\/default/, () => t.is(status('p1'), 'Running'));
+    // A profile the container does not use keeps its plan.
+    env.ok(t, ['profile', 'set', 'extra', 'limits.memory=170MiB']);
+    t.is(native(['start', 'p1']).code, 0, 'an unused profile changed: the plan holds');
+    env.ok(t, ['stop', 'p1']);
+    env.ok(t, ['profile', 'delete', 'extra']);
+  });
+
+  test.serial('another build of tslxc (the helper or the TypeScript) sends the start to node', (t) => {
+    env.ok(t, ['start', 'p1']);
+    env.ok(t, ['stop', 'p1']);
+    const plan = fs.readFileSync(planFile('p1'), 'utf8');
+    const ops = plan.split('\0');
+    const helperId = ops[ops.indexOf('build') + 1];
+    t.is(helperId, fs.readFileSync(path.join(repoRoot, 'native', 'build', 'build-id'), 'utf8'), 'the plan names the helper\'s build');
+    const distAt = ops.findIndex((op, i) => op === 'text' && ops[i + 1].endsWith('/build-id'));
+    t.true(distAt > 0, 'and the TypeScript build');
+    // A plan written by other builds, as after a rebuild of either: not used, and dropped.
+    for (const [at, why] of [[ops.indexOf('build') + 1, /another build of tslxc-helper/], [distAt + 2, /changed: .*build-id/]] as const) {
+      const other = [...ops];
+      other[at] = `${other[at]}x`;
+      fs.writeFileSync(planFile('p1'), other.join('\0'));
+      const r = native(['start', 'p1']);
+      t.is(r.code, 99);
+      t.regex(r.stderr, why);
+      t.false(fs.existsSync(planFile('p1')));
+    }
+    env.ok(t, ['start', 'p1']);
+    env.ok(t, ['stop', 'p1']);
+    t.is(native(['start', 'p1']).code, 0);
+    env.ok(t, ['stop', 'p1']);
   });
 
   test.serial('a replay that cannot finish undoes what it made; node then starts it', (t) => {
@@ -213,8 +285,9 @@ if (requireRoot(test)) {
     env.ok(t, ['network', 'create', br, 'ipv4.address=auto', 'ipv4.nat=false']);
     env.ok(t, ['create', 'busybox', 'n1']);
     env.ok(t, ['network', 'attach', br, 'n1', 'eth0']);
-    env.ok(t, ['start', 'n1']);
-    t.true(fs.existsSync(planFile('n1')), 'a nic on a managed network is replayable');
+    const first = env.cli(['start', 'n1']);
+    t.is(first.code, 0, first.stderr);
+    t.true(fs.existsSync(planFile('n1')), `a nic on a managed network is replayable ${first.stderr}`);
     env.ok(t, ['stop', 'n1']);
     const runDir = path.join(env.paths.runDir, 'containers', 'n1');
     const dhcpHost = path.join(env.paths.runDir, 'networks', br, 'dhcp-hosts', 'n1');
@@ -232,6 +305,19 @@ if (requireRoot(test)) {
     t.deepEqual(hostLinks(nic.host), [], 'no veth left');
     t.false(fs.existsSync(dhcpHost));
     t.false(fs.existsSync(path.join(runDir, 'network.json')));
+
+    // A change to the network: node's start applies it (the veth gets the bridge's MTU), then a fresh plan holds.
+    env.ok(t, ['network', 'set', br, 'bridge.mtu=1400']);
+    const changed = native(['start', 'n1']);
+    t.is(changed.code, 99);
+    t.regex(changed.stderr, new RegExp(`generations/network/${br}`));
+    env.ok(t, ['start', 'n1']);
+    const host = JSON.parse(fs.readFileSync(path.join(runDir, 'network.json'), 'utf8')).nics[0].host;
+    t.is(fs.readFileSync(`/sys/class/net/${host}/mtu`, 'utf8').trim(), '1400');
+    env.ok(t, ['stop', 'n1']);
+    const fresh = native(['start', 'n1']);
+    t.is(fresh.code, 0, fresh.stderr);
+    env.ok(t, ['stop', 'n1']);
 
     // Another machine holds the address in dnsmasq's leases: node picks another one.
     const leases = path.join(env.paths.runDir, 'networks', br, 'leases');
