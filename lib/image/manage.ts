@@ -11,6 +11,7 @@ import { dropAllSpares } from '../storage/spares.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import { validateMetadata } from './lxd.js';
+import { isPacked } from './unpack.js';
 
 /**
  * The store's graph: which images were made from which (metadata tslxc.parent), which containers
@@ -209,6 +210,8 @@ export function imageInfo(p: Paths, ref: string) {
     parent: t.parent ? { fingerprint: t.parent, aliases: parent?.aliases ?? [], ...(parent ? {} : { missing: true }) } : null,
     /** layer: the size is what it adds to its parent; whole: a complete tree */
     stored: t.layer ? 'layer' : 'whole',
+    /** false: an imported image kept as its archive until a container first needs its tree */
+    unpacked: !isPacked(img),
     init: t.init ?? ['/sbin/init'],
     stop_signal: t.stop_signal ?? 'SIGPWR',
     environment: t.environment ?? {},
