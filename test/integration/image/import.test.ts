@@ -55,14 +55,16 @@ if (requireRoot(test)) {
     try {
       e.ok(t, ['image', 'import', tarball, '--alias', 'bb']);
       const packedSize = info(e, 'bb').size;
-      e.ok(t, ['create', 'bb', 'c1']);
+      // A dir pool: each container's root is a whole copy of the tree.
+      e.ok(t, ['storage', 'create', 'plain', 'dir']);
+      e.ok(t, ['create', 'bb', 'c1', '--storage', 'plain']);
       t.true(fs.existsSync(path.join(imageDir(e), 'rootfs/bin/busybox')));
       t.true(fs.existsSync(`${e.paths.stateDir}/containers/c1/rootfs/bin/busybox`));
       const i = info(e, 'bb');
       t.true(i.unpacked);
       t.true(i.size > packedSize, 'the size counts the tree once it is there');
       const inode = fs.statSync(path.join(imageDir(e), 'rootfs')).ino;
-      e.ok(t, ['create', 'bb', 'c2']);
+      e.ok(t, ['create', 'bb', 'c2', '--storage', 'plain']);
       t.is(fs.statSync(path.join(imageDir(e), 'rootfs')).ino, inode);
       t.is(info(e, 'bb').size, i.size);
       t.deepEqual(leftovers(imageDir(e)), []);
@@ -73,7 +75,7 @@ if (requireRoot(test)) {
       try {
         other.ok(t, ['image', 'import', zst, '--alias', 'z']);
         other.ok(t, ['create', 'z', 'c1']);
-        t.true(fs.existsSync(`${other.paths.stateDir}/containers/c1/rootfs/bin/busybox`));
+        t.true(fs.existsSync(`${other.paths.stateDir}/images/${info(other, 'z').fingerprint}/rootfs/bin/busybox`));
       } finally {
         await other.cleanup();
       }
@@ -90,8 +92,9 @@ if (requireRoot(test)) {
       const dead = path.join(imageDir(e), '.unpack-4194303');
       fs.mkdirSync(path.join(dead, 'rootfs/bin'), { recursive: true });
       fs.writeFileSync(path.join(dead, 'rootfs/bin/half'), 'x');
+      e.ok(t, ['storage', 'create', 'plain', 'dir']);
       const names = ['c1', 'c2', 'c3', 'c4'];
-      const results = await Promise.all(names.map((n) => e.cliAsync(['create', 'bb', n])));
+      const results = await Promise.all(names.map((n) => e.cliAsync(['create', 'bb', n, '--storage', 'plain'])));
       for (const r of results) t.is(r.code, 0, r.stderr);
       for (const n of names) t.true(fs.existsSync(`${e.paths.stateDir}/containers/${n}/rootfs/bin/busybox`), n);
       t.false(fs.existsSync(path.join(imageDir(e), 'rootfs/bin/half')));
