@@ -98,7 +98,7 @@ export function listTar(file: string, what: string): Entry[] {
  */
 export async function copyHashList(src: string, dest: string, hash: Hash, what: string, list: boolean): Promise<Entry[] | undefined> {
   const tarBin = list ? requireTool('tar', 'read an image archive') : '';
-  const out = await fs.promises.open(dest, 'wx', 0o600);
+  const out = fs.openSync(dest, 'wx', 0o600);
   const procs: Array<{ child: ChildProcess; name: string; stderr: string; done: Promise<{ code: number | null; signal: string | null }> }> = [];
   let sink: Writable | undefined;
   // tar stops reading at the archive's end marker: what follows is hashed and kept, not listed (nor ever unpacked).
@@ -122,7 +122,8 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
       sink = dec.stdin!;
       tarIn = dec.stdout!;
     }
-    const tar = spawn(tarBin, [...LIST_ARGS, '-f', '-'], { stdio: [tarIn, 'pipe', 'pipe'] });
+    // 128 KiB records, reassembled from a pipe's partial reads: a tenth of tar's read calls.
+    const tar = spawn(tarBin, [...LIST_ARGS, '-b', '256', '-B', '-f', '-'], { stdio: [tarIn, 'pipe', 'pipe'] });
     track(tar, 'tar');
     // Ours closed, so a tar that stops early makes the decompressor stop (SIGPIPE), not block.
     if (typeof tarIn !== 'string') tarIn.destroy();
@@ -130,33 +131,33 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
     sink ??= tar.stdin!;
     sink.on('error', () => (sinkGone = true)).on('close', () => (sinkGone = true));
   };
-  let first = true;
+  // A few reused buffers, read and written with plain syscalls: a stream's fresh buffer per chunk
+  // cost twice the CPU of the hash and the copy together. A buffer is read into again only once
+  // the pipe has taken what it held.
+  const bufs = [0, 1, 2, 3].map(() => Buffer.allocUnsafe(1 << 20));
+  const piped: Array<Promise<void> | undefined> = [];
+  const input = fs.openSync(src, 'r');
   try {
-    for await (const chunk of fs.createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-      if (first) {
-        first = false;
+    for (let k = 0; ; k = (k + 1) % bufs.length) {
+      await piped[k];
+      const n = fs.readSync(input, bufs[k], 0, bufs[k].length, null);
+      if (n === 0) break;
+      const chunk = bufs[k].subarray(0, n);
+      if (!sink && !sinkGone && list) {
         // A squashfs is not a stream: it is listed from the stored copy (the same bytes).
         if (chunk.toString('latin1', 0, 4) === 'hsqs') list = false;
-        else if (list) startList(chunk);
+        else startList(chunk);
       }
-      const written = out.writeFile(chunk);
       hash.update(chunk);
-      if (sink && !sinkGone && !sink.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            sink!.off('drain', go).off('close', go);
-            resolve();
-          };
-          sink!.on('drain', go).on('close', go);
-        });
-      }
-      await written;
+      for (let off = 0; off < n; ) off += fs.writeSync(out, chunk, off, n - off);
+      if (sink && !sinkGone) piped[k] = new Promise<void>((resolve) => sink!.write(chunk, () => resolve()));
     }
   } catch (err) {
     for (const p of procs) p.child.kill('SIGKILL');
     throw new TslxcError(`Cannot read ${what}`, (err as Error).message);
   } finally {
-    await out.close();
+    fs.closeSync(input);
+    fs.closeSync(out);
   }
   if (!list) return undefined;
   if (!sink) startList(Buffer.alloc(0));
