@@ -39,7 +39,11 @@ async function unpack(p: Paths, img: Image): Promise<void> {
     `image-unpack-${fp.slice(0, 16)}`,
     async () => {
       if (fs.existsSync(img.rootfs)) return undefined;
-      sweepDead(img.dir, /^\.unpack-(\d+)$/);
+      try {
+        sweepDead(img.dir, /^\.unpack-(\d+)$/);
+      } catch {
+        /* a killed tslxc's tar may still be writing there: the next unpack removes it */
+      }
       const tmp = path.join(img.dir, `.unpack-${process.pid}`);
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { mode: 0o700 });
