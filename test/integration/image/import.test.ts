@@ -45,6 +45,10 @@ if (requireRoot(test)) {
       t.true(fs.readFileSync(back).equals(fs.readFileSync(tarball)));
       t.false(fs.existsSync(path.join(imageDir(e), 'rootfs')));
       t.deepEqual(leftovers(`${e.paths.stateDir}/images`), []);
+      // An edit drops the original files, so it unpacks the tree first.
+      e.ok(t, ['image', 'edit', 'bb'], { input: e.ok(t, ['image', 'show', 'bb']).replace(/description: .*/, 'description: edited') });
+      t.true(info(e, 'bb').unpacked);
+      t.true(fs.existsSync(path.join(imageDir(e), 'rootfs/bin/busybox')));
     } finally {
       await e.cleanup();
     }
