@@ -99,7 +99,7 @@ export function reportImport(i: ImportResults, lxdVersion: string | undefined): 
   const l = i.times.LXD;
   rows.push(['  image import FILE --alias A', fmtSummary(t), fmtSummary(l), fmtRatio(t, l)]);
   const out = [renderGrid(['measurement', 'tslxc', lxdVersion ? `LXD ${lxdVersion}` : 'LXD', 'tslxc/LXD'], rows)];
-  out.push('import: tslxc unpacks the rootfs into its store at import (and keeps the tarball for a byte-identical export); LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.');
+  out.push('import: tslxc checks, hashes and stores the tarball in one read and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.');
   for (const c of i.checks) out.push(`import: ${c.ok ? 'OK' : 'FAILED'}: ${c.what} (${c.detail})`);
   for (const f of i.failures) out.push(`FAILED (import): ${f}`);
   return out;

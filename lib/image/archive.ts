@@ -1,8 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { Hash } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { requireTool, run } from '../util/exec.js';
+import { findTool, requireTool, run } from '../util/exec.js';
 
 /**
  * Safe unpacking of image archives we did not make. The entry list is read and checked first
@@ -28,20 +30,148 @@ function unquote(s: string): string {
   });
 }
 
-/** tar -t of a (possibly compressed: gzip, xz, zstd, bzip2 are detected by tar) archive. */
-export function listTar(file: string, what: string): Entry[] {
-  const tar = requireTool('tar', 'read an image archive');
-  const r = spawnSync(tar, ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time', '-f', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
-  if (r.error) throw new TslxcError(`Cannot read ${what}`, r.error.message);
-  if (r.status !== 0) {
-    const why = (r.stderr || '').split('\n').map((l) => l.replace(/^tar: /, '').trim()).filter((l) => l && !/^Child returned|Error is not recoverable|^$/.test(l));
-    throw new TslxcError(`Cannot read ${what}`, `${why[0] ?? `tar exit ${r.status}`} — the file is corrupt, truncated or not a tar archive`);
+/** The compression an archive's first bytes show, so tar is told rather than left to guess from a pipe. */
+export type Codec = 'gzip' | 'zstd' | 'xz' | 'bzip2' | 'none';
+
+export function codecOf(head: Buffer): Codec {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
+  return 'none';
+}
+
+function fileHead(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(8);
+    return b.subarray(0, fs.readSync(fd, b, 0, 8, 0));
+  } finally {
+    fs.closeSync(fd);
   }
-  return r.stdout.split('\n').filter(Boolean).map((l) => {
+}
+
+/**
+ * The program that decompresses a codec, the fastest the host has: gzip's inflate is
+ * single-threaded and the slowest step of an import, and isa-l's igzip (or pigz, which inflates
+ * beside its reading and checksumming threads) does it several times faster.
+ */
+function decompressor(codec: Codec): string | undefined {
+  return { gzip: () => findTool('igzip') ?? findTool('pigz') ?? 'gzip', zstd: () => 'zstd', xz: () => 'xz', bzip2: () => findTool('lbzip2') ?? 'bzip2', none: () => undefined }[codec]();
+}
+
+/** tar's arguments to read an archive of that codec. */
+export function decompressArgs(codec: Codec): string[] {
+  const prog = decompressor(codec);
+  return prog ? [`--use-compress-program=${prog}`] : [];
+}
+
+const LIST_ARGS = ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time'];
+
+function listingError(stderr: string, status: number | null, what: string): TslxcError {
+  const why = (stderr || '').split('\n').map((l) => l.replace(/^tar: /, '').trim()).filter((l) => l && !/^Child returned|Error is not recoverable|^$/.test(l));
+  return new TslxcError(`Cannot read ${what}`, `${why[0] ?? `tar exit ${status}`} — the file is corrupt, truncated or not a tar archive`);
+}
+
+function parseListing(stdout: string, what: string): Entry[] {
+  return stdout.split('\n').filter(Boolean).map((l) => {
     const m = LINE.exec(l);
     if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
     return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
   });
+}
+
+/** tar -t of a (possibly compressed: gzip, xz, zstd, bzip2) archive. */
+export function listTar(file: string, what: string): Entry[] {
+  const tar = requireTool('tar', 'read an image archive');
+  const r = spawnSync(tar, [...LIST_ARGS, ...decompressArgs(codecOf(fileHead(file))), '-f', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.error) throw new TslxcError(`Cannot read ${what}`, r.error.message);
+  if (r.status !== 0) throw listingError(r.stderr, r.status, what);
+  return parseListing(r.stdout, what);
+}
+
+/**
+ * Copies `src` to `dest` (a new file) in one read, feeding every chunk to `hash` and, with
+ * `list`, to tar -t: what is listed (and then checked), what is hashed (the fingerprint) and what
+ * is stored are the same bytes, read once, and the copy is never read again to be checked.
+ * Returns the listing (with `list`, of anything but a squashfs).
+ */
+export async function copyHashList(src: string, dest: string, hash: Hash, what: string, list: boolean): Promise<Entry[] | undefined> {
+  const tarBin = list ? requireTool('tar', 'read an image archive') : '';
+  const out = fs.openSync(dest, 'wx', 0o600);
+  const procs: Array<{ child: ChildProcess; name: string; stderr: string; done: Promise<{ code: number | null; signal: string | null }> }> = [];
+  let sink: Writable | undefined;
+  // tar stops reading at the archive's end marker: what follows is hashed and kept, not listed (nor ever unpacked).
+  let sinkGone = false;
+  let stdout: Buffer[] = [];
+  const track = (child: ChildProcess, name: string) => {
+    const t = { child, name, stderr: '', done: new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    }) };
+    child.stderr!.on('data', (d: Buffer) => (t.stderr += d.toString()));
+    procs.push(t);
+  };
+  // The decompressor feeds tar directly (tar's own -I would relay every byte through one more pipe).
+  const startList = (head: Buffer) => {
+    const prog = decompressor(codecOf(head));
+    let tarIn: 'pipe' | Readable = 'pipe';
+    if (prog) {
+      const dec = spawn(prog, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      track(dec, prog);
+      sink = dec.stdin!;
+      tarIn = dec.stdout!;
+    }
+    // 128 KiB records, reassembled from a pipe's partial reads: a tenth of tar's read calls.
+    const tar = spawn(tarBin, [...LIST_ARGS, '-b', '256', '-B', '-f', '-'], { stdio: [tarIn, 'pipe', 'pipe'] });
+    track(tar, 'tar');
+    // Ours closed, so a tar that stops early makes the decompressor stop (SIGPIPE), not block.
+    if (typeof tarIn !== 'string') tarIn.destroy();
+    tar.stdout!.on('data', (d: Buffer) => stdout.push(d));
+    sink ??= tar.stdin!;
+    sink.on('error', () => (sinkGone = true)).on('close', () => (sinkGone = true));
+  };
+  // A few reused buffers, read and written with plain syscalls: a stream's fresh buffer per chunk
+  // cost twice the CPU of the hash and the copy together. A buffer is read into again only once
+  // the pipe has taken what it held.
+  const bufs = [0, 1, 2, 3].map(() => Buffer.allocUnsafe(1 << 20));
+  const piped: Array<Promise<void> | undefined> = [];
+  const input = fs.openSync(src, 'r');
+  try {
+    for (let k = 0; ; k = (k + 1) % bufs.length) {
+      await piped[k];
+      const n = fs.readSync(input, bufs[k], 0, bufs[k].length, null);
+      if (n === 0) break;
+      const chunk = bufs[k].subarray(0, n);
+      if (!sink && !sinkGone && list) {
+        // A squashfs is not a stream: it is listed from the stored copy (the same bytes).
+        if (chunk.toString('latin1', 0, 4) === 'hsqs') list = false;
+        else startList(chunk);
+      }
+      hash.update(chunk);
+      for (let off = 0; off < n; ) off += fs.writeSync(out, chunk, off, n - off);
+      if (sink && !sinkGone) piped[k] = new Promise<void>((resolve) => sink!.write(chunk, () => resolve()));
+    }
+  } catch (err) {
+    for (const p of procs) p.child.kill('SIGKILL');
+    throw new TslxcError(`Cannot read ${what}`, (err as Error).message);
+  } finally {
+    fs.closeSync(input);
+    fs.closeSync(out);
+  }
+  if (!list) return undefined;
+  if (!sink) startList(Buffer.alloc(0));
+  sink!.end();
+  const ends = await Promise.all(procs.map((p) => p.done));
+  const tarEnd = ends[ends.length - 1];
+  const tarStderr = procs[procs.length - 1].stderr;
+  if (tarEnd.code !== 0) throw listingError(tarStderr, tarEnd.code, what);
+  // A decompressor that failed (a corrupt or truncated stream) fails the import, unless tar had
+  // read the whole archive and closed the pipe on the bytes after its end.
+  if (procs.length > 1 && ends[0].code !== 0 && ends[0].signal !== 'SIGPIPE') throw listingError(procs[0].stderr.replace(new RegExp(`^${procs[0].name}: `, 'gm'), ''), ends[0].code, what);
+  const text = Buffer.concat(stdout).toString('utf8');
+  stdout = [];
+  return parseListing(text, what);
 }
 
 /** Normalise an entry name ("./a//b/" → "a/b"); refuse absolute names and "..". */
@@ -118,10 +248,14 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
   return names;
 }
 
-/** Extracts a checked archive into `dir` (which must be new and empty). */
-export async function extractTar(file: string, dir: string, what: string): Promise<void> {
+/**
+ * Extracts a checked archive into `dir` (which must be new and empty). `members`: only those
+ * (exact names as listed), each once, so tar stops reading as soon as it has them all.
+ */
+export async function extractTar(file: string, dir: string, what: string, members?: string[]): Promise<void> {
   const tar = requireTool('tar', 'unpack an image archive');
-  await run(tar, ['-x', '--numeric-owner', '--same-owner', '--same-permissions', '--no-overwrite-dir', '--xattrs', '--xattrs-include=*', '--acls', '-f', file, '-C', dir], {
+  const only = members ? ['--occurrence', '--no-wildcards', '--', ...members] : [];
+  await run(tar, ['-x', '--numeric-owner', '--same-owner', '--same-permissions', '--no-overwrite-dir', '--xattrs', '--xattrs-include=*', '--acls', ...decompressArgs(codecOf(fileHead(file))), '-f', file, '-C', dir, ...only], {
     what: `Cannot unpack ${what}`,
   });
 }

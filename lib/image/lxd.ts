@@ -3,12 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { TslxcError, errorText } from '../errors.js';
-import { requireTool, run, tarFileChangedOnly } from '../util/exec.js';
-import type { Paths } from '../state/paths.js';
+import { findTool, requireTool, run, tarFileChangedOnly } from '../util/exec.js';
+import { mkdirp } from '../util/fs.js';
+import { validateAlias } from '../util/names.js';
+import { imagesDir, type Paths } from '../state/paths.js';
 import { addImage, getImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
-import { checkEntries, extractSquashfs, extractTar, isSquashfs, listSquashfs, listTar } from './archive.js';
+import { checkEntries, copyHashList, extractTar, isSquashfs, listSquashfs, listTar, type Entry } from './archive.js';
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
+import { ensureUnpacked } from './unpack.js';
 
 /**
  * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
@@ -94,7 +97,13 @@ export interface ImportResult {
   existed: boolean;
 }
 
-/** `image import FILE [ROOTFS] --alias A`: a unified tarball, or a split metadata + rootfs pair. */
+/**
+ * `image import FILE [ROOTFS] --alias A`: a unified tarball, or a split metadata + rootfs pair.
+ * One read of each file hashes it, stores it and lists it for the safety checks (archive.ts's
+ * copyHashList); metadata.yaml and templates/ are taken from the stored copy at once, the rootfs
+ * only when something first needs the tree (unpack.ts), as LXD does. A registry pull (`opts`) is
+ * unpacked now: its layer is cleaned against its parent, and its file is not kept.
+ */
 export async function importImage(
   p: Paths,
   file: string,
@@ -106,8 +115,81 @@ export async function importImage(
   for (const f of [file, rootfsFile].filter((x): x is string => !!x)) {
     if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new TslxcError(`Cannot import ${f}`, 'no such file');
   }
+  if (opts.fingerprint) return importRegistryNode(p, file, opts.fingerprint, aliases);
+  aliases.forEach(validateAlias);
+  const what = path.basename(file);
   const files = rootfsFile ? [file, rootfsFile] : [file];
-  const fingerprint = opts.fingerprint ?? (await sha256Files(files));
+  const kept = files.map((f, i) => (i === 0 ? `meta${ext(f)}` : `rootfs${ext(f)}`));
+  mkdirp(imagesDir(p), 0o700);
+  // In the store's dir (one filesystem, so the files are renamed into the image, not copied
+  // again); named like addImage's temp dirs, so what a killed import leaves is swept.
+  const stage = path.join(imagesDir(p), `.tmp-import${crypto.randomBytes(4).toString('hex')}-${process.pid}`);
+  fs.mkdirSync(stage, { mode: 0o700 });
+  try {
+    const orig = path.join(stage, 'original');
+    const x = path.join(stage, 'x');
+    fs.mkdirSync(orig, { mode: 0o700 });
+    fs.mkdirSync(x, { mode: 0o700 });
+    const hash = crypto.createHash('sha256');
+    const stored = kept.map((k) => path.join(orig, k));
+    const tarListing = (entries: Entry[] | undefined, w: string) => {
+      if (!entries) throw new TslxcError(`Cannot read ${w}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
+      return entries;
+    };
+    const entries = tarListing(await copyHashList(file, stored[0], hash, what, true), what);
+    if (!rootfsFile) {
+      const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
+      if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
+      if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/'))) throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
+      await extractTar(stored[0], x, what, headMembers(entries, names));
+    } else {
+      const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'templates'], rootfsPrefix: null });
+      if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'the metadata tarball has no metadata.yaml');
+      await extractTar(stored[0], x, what);
+      const rwhat = path.basename(rootfsFile);
+      const rootEntries = await copyHashList(rootfsFile, stored[1], hash, rwhat, true);
+      // A squashfs is not streamed to a lister: it is listed from the stored copy, the same bytes.
+      checkEntries(rootEntries ?? listSquashfs(stored[1], rwhat), rwhat, { rootfsPrefix: '' });
+    }
+    const meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
+    checkTemplates(meta, x, what);
+    // Anything imported is whole, whatever its metadata claims.
+    if (meta.tslxc) delete meta.tslxc.layer;
+    meta.tslxc = { ...(meta.tslxc ?? {}), source: 'import', original: { kind: rootfsFile ? 'split' : 'unified', files: kept } };
+    const fingerprint = hash.digest('hex');
+    return await addImage(
+      p,
+      fingerprint,
+      async (tmp) => {
+        fs.renameSync(orig, path.join(tmp, 'original'));
+        if (fs.existsSync(path.join(x, 'templates'))) fs.renameSync(path.join(x, 'templates'), path.join(tmp, 'templates'));
+        return meta;
+      },
+      aliases,
+    );
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What a unified tarball's metadata needs from it: metadata.yaml and the files under templates/
+ * (with the targets of their hard links), by their names as listed, so tar stops reading once it
+ * has them (at once when they come before rootfs/, as tslxc's exports put them).
+ */
+function headMembers(entries: Entry[], names: string[]): string[] {
+  const want = new Set<string>();
+  entries.forEach((e, i) => {
+    const n = names[i];
+    if (n !== 'metadata.yaml' && !(n.startsWith('templates/') && (e.type === '-' || e.type === 'h'))) return;
+    want.add(e.name);
+    if (e.type === 'h' && e.link) want.add(e.link);
+  });
+  return [...want];
+}
+
+/** A registry node: its layer is cleaned against its parent, so it is unpacked into the store now. */
+async function importRegistryNode(p: Paths, file: string, fingerprint: string, aliases: string[]): Promise<ImportResult> {
   const what = path.basename(file);
   return addImage(
     p,
@@ -115,53 +197,22 @@ export async function importImage(
     async (tmp) => {
       const x = path.join(tmp, 'x');
       fs.mkdirSync(x, { mode: 0o700 });
-      let meta: ImageMetadata;
-      if (!rootfsFile) {
-        const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs', whiteouts: !!opts.fingerprint });
-        if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
-        if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/'))) throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
-        await extractTar(file, x, what);
-        meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
-        checkTemplates(meta, x, what);
-        fs.renameSync(path.join(x, 'rootfs'), path.join(tmp, 'rootfs'));
-      } else {
-        const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'templates'], rootfsPrefix: null });
-        if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'the metadata tarball has no metadata.yaml');
-        await extractTar(file, x, what);
-        meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
-        checkTemplates(meta, x, what);
-        const rwhat = path.basename(rootfsFile);
-        const root = path.join(tmp, 'rootfs');
-        if (isSquashfs(rootfsFile)) {
-          checkEntries(listSquashfs(rootfsFile, rwhat), rwhat, { rootfsPrefix: '' });
-          await extractSquashfs(rootfsFile, root, rwhat);
-        } else {
-          checkEntries(listTar(rootfsFile, rwhat), rwhat, { rootfsPrefix: '' });
-          fs.mkdirSync(root, { mode: 0o755 });
-          await extractTar(rootfsFile, root, rwhat);
-        }
-      }
+      const names = checkEntries(listTar(file, what), what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs', whiteouts: true });
+      if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml');
+      if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/'))) throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/');
+      await extractTar(file, x, what);
+      const meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
+      checkTemplates(meta, x, what);
+      fs.renameSync(path.join(x, 'rootfs'), path.join(tmp, 'rootfs'));
       if (fs.existsSync(path.join(x, 'templates'))) fs.renameSync(path.join(x, 'templates'), path.join(tmp, 'templates'));
       fs.rmSync(x, { recursive: true, force: true });
-      if (opts.fingerprint && meta.tslxc?.layer === true) {
-        // A registry node stored as a layer: usable only over its parent, which a pull brings first.
+      if (meta.tslxc?.layer === true) {
+        // Usable only over its parent, which a pull brings first.
         const parent = meta.tslxc.parent;
         if (!parent || !getImage(p, parent)) throw new TslxcError(`Cannot import ${what}`, `it is a layer over ${parent ? parent.slice(0, 12) : 'no parent'}, which is not in the image store`, 'pull the image with its parent');
         await cleanLayer(path.join(tmp, 'rootfs'));
-      } else if (meta.tslxc) {
-        // Anything else is imported whole, whatever its metadata claims.
-        delete meta.tslxc.layer;
       }
-      if (opts.fingerprint) {
-        meta.tslxc = { ...(meta.tslxc ?? {}), source: 'registry' };
-        return meta;
-      }
-      // The original files, so an export gives the same bytes (and fingerprint) back.
-      const orig = path.join(tmp, 'original');
-      fs.mkdirSync(orig, { mode: 0o700 });
-      const kept = files.map((f, i) => (i === 0 ? `meta${ext(f)}` : `rootfs${ext(f)}`));
-      for (let i = 0; i < files.length; i++) await run('cp', ['--reflink=auto', files[i], path.join(orig, kept[i])], { what: `Cannot keep ${files[i]}` });
-      meta.tslxc = { ...(meta.tslxc ?? {}), source: 'import', original: { kind: rootfsFile ? 'split' : 'unified', files: kept } };
+      meta.tslxc = { ...(meta.tslxc ?? {}), source: 'registry' };
       return meta;
     },
     aliases,
@@ -175,7 +226,15 @@ function ext(f: string): string {
 }
 
 const EXT: Record<Compression, string> = { gzip: '.tar.gz', xz: '.tar.xz', zstd: '.tar.zst' };
-const PROG: Record<Compression, string> = { gzip: 'gzip -n', xz: 'xz -T1', zstd: 'zstd -q -T1' };
+/**
+ * The compressor for tar -I: on every core where the host can (pigz; zstd's own threads), as
+ * packing a Debian tree through one gzip takes seconds. Each gives the same bytes for any number
+ * of threads, so an export stays deterministic; xz keeps one thread (its threaded output differs).
+ */
+function compressor(comp: Compression): string {
+  if (comp === 'gzip') return findTool('pigz') ? 'pigz -n' : 'gzip -n';
+  return comp === 'zstd' ? 'zstd -q -T0' : 'xz -T1';
+}
 
 export interface ExportOptions {
   split?: boolean;
@@ -196,7 +255,7 @@ export interface ExportOptions {
  * atime/ctime, so the same image gives the same bytes).
  */
 export async function exportImage(p: Paths, ref: string, target: string, opts: ExportOptions = {}): Promise<{ files: string[]; fingerprint: string }> {
-  const img = requireImage(p, ref);
+  let img = requireImage(p, ref);
   // A layered image's tree is its layers merged: mounted read-only (in a mount namespace of the
   // packing command's own) at stage/view/rootfs, and packed from there.
   const flatten = isLayer(img) && !opts.layer;
@@ -214,6 +273,7 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     for (let i = 0; i < out.length; i++) await run('cp', ['--reflink=auto', path.join(img.dir, 'original', orig.files[i]), out[i]], { what: `Cannot write ${out[i]}` });
     return { files: out, fingerprint: await sha256Files(out) };
   }
+  img = await ensureUnpacked(p, img);
   const comp = opts.compression ?? 'gzip';
   const tar = requireTool('tar', 'export an image');
   const common = ['--warning=no-file-changed', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--sort=name', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'];
@@ -250,18 +310,18 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     };
     if (!opts.split) {
       const out = isDir ? path.join(target, `${fp}${EXT[comp]}`) : target;
-      await exec(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', '-C', rootParent, 'rootfs', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
+      await exec(tar, ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', ...templates, '-C', rootParent, 'rootfs'], `Cannot export image ${fp.slice(0, 12)}`);
       fs.renameSync(`${out}.part`, out);
       return { files: [out], fingerprint: await sha256Files([out]) };
     }
     const metaOut = isDir ? path.join(target, `meta-${fp}${EXT[comp]}`) : target;
     const rootOut = isDir ? path.join(target, opts.squashfs ? `${fp}.squashfs` : `${fp}${EXT[comp]}`) : `${stripExt(target)}.root${opts.squashfs ? '.squashfs' : EXT[comp]}`;
-    await plain(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
+    await plain(tar, ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
     if (opts.squashfs) {
       const mk = requireTool('mksquashfs', 'export a squashfs image');
       await exec(mk, [rootDir, tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], `Cannot make the squashfs of ${fp.slice(0, 12)}`);
     } else {
-      await exec(tar, ['-c', '-I', PROG[comp], ...common, '-f', tmpOut(rootOut), '-C', rootDir, '.'], `Cannot export image ${fp.slice(0, 12)}`);
+      await exec(tar, ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(rootOut), '-C', rootDir, '.'], `Cannot export image ${fp.slice(0, 12)}`);
     }
     fs.renameSync(`${metaOut}.part`, metaOut);
     fs.renameSync(`${rootOut}.part`, rootOut);

@@ -10,6 +10,7 @@ import { listNames, type InstanceConfig } from '../state/config.js';
 import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import { validateMetadata } from './lxd.js';
+import { ensureUnpacked, isPacked } from './unpack.js';
 
 /**
  * The store's graph: which images were made from which (metadata tslxc.parent), which containers
@@ -197,6 +198,8 @@ export function imageInfo(p: Paths, ref: string) {
     parent: t.parent ? { fingerprint: t.parent, aliases: parent?.aliases ?? [], ...(parent ? {} : { missing: true }) } : null,
     /** layer: the size is what it adds to its parent; whole: a complete tree */
     stored: t.layer ? 'layer' : 'whole',
+    /** false: an imported image kept as its archive until a container first needs its tree */
+    unpacked: !isPacked(img),
     init: t.init ?? ['/sbin/init'],
     stop_signal: t.stop_signal ?? 'SIGPWR',
     environment: t.environment ?? {},
@@ -212,8 +215,9 @@ export function imageInfo(p: Paths, ref: string) {
  * parent, original files) are kept from the old one: they describe the stored data, not the image.
  */
 export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise<void> {
-  const img = requireImage(p, ref);
   const meta = validateMetadata(doc, 'the edited metadata');
+  // An edit drops the original files (below): a tree still in them is unpacked first.
+  const img = await ensureUnpacked(p, requireImage(p, ref));
   const keep = img.metadata.tslxc ?? {};
   meta.tslxc = { ...(meta.tslxc ?? {}), size: keep.size, parent: keep.parent, layer: keep.layer, original: keep.original, recipe_key: keep.recipe_key, source: keep.source };
   for (const k of Object.keys(meta.tslxc) as Array<keyof NonNullable<ImageMetadata['tslxc']>>) if (meta.tslxc[k] === undefined) delete meta.tslxc[k];

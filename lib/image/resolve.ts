@@ -7,6 +7,7 @@ import type { Progress } from './progress.js';
 import type { ImageMetadata } from './metadata.js';
 import { findRecipe, loadRecipe, type RecipeOptions } from './recipe.js';
 import { addImage, copyTree, findImage, getImage, type Image } from './store.js';
+import { ensureUnpacked } from './unpack.js';
 
 /**
  * What `create debian dev1` means: an image from the store by alias or fingerprint, or else the
@@ -14,7 +15,11 @@ import { addImage, copyTree, findImage, getImage, type Image } from './store.js'
  * A recipe that names a `remote:` (ubuntu) resolves its bare name through that remote instead,
  * as LXD does through its default remote, unless a --mirror asks for the recipe (or `image build`).
  */
-export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress, depth = 0): Promise<Image> {
+export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress): Promise<Image> {
+  return ensureUnpacked(p, await findOrMakeImage(p, ref, opts, progress, 0), progress);
+}
+
+async function findOrMakeImage(p: Paths, ref: string, opts: RecipeOptions, progress: Progress | undefined, depth: number): Promise<Image> {
   if (depth > 16) throw new TslxcError(`Cannot build image "${ref}"`, 'its recipes\' "from:" chain is longer than 16 or loops');
   if (ref.includes(':')) {
     // Loaded lazily for the CLI's start-up: create and launch of a stored image or a recipe do not
@@ -39,7 +44,7 @@ export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = 
     return resolveThroughRemote(p, ref, recipe.name, recipe.release, recipe.remote, progress);
   }
   // A `from:` recipe builds on its parent, which may itself be built first from its recipe.
-  const parent = recipe.source.type === 'image' ? await resolveImage(p, recipe.source.from, {}, progress, depth + 1) : undefined;
+  const parent = recipe.source.type === 'image' ? await ensureUnpacked(p, await findOrMakeImage(p, recipe.source.from, {}, progress, depth + 1), progress) : undefined;
   const fingerprint = recipeKey(recipe, parent?.fingerprint, recipe.source.type === 'image' && buildsLayer(p, parent));
   const existing = getImage(p, fingerprint);
   if (existing) return existing;

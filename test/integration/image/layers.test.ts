@@ -111,6 +111,9 @@ if (requireRoot(test)) {
     env.ok(t, ['image', 'import', out, '--alias', 'flat']);
     const flat = info('flat');
     t.is(flat.stored, 'whole');
+    // The import keeps the tarball; the first create unpacks the tree.
+    env.ok(t, ['create', 'flat', 'flat-c']);
+    env.ok(t, ['delete', 'flat-c']);
     const btrfsChild = path.join(env.paths.stateDir, 'storage-pools', 'fs', 'images', info('bb-layer').fingerprint);
     t.deepEqual(manifest(imageRoot('flat')), manifest(btrfsChild));
     t.is(overlayXattrs(imageRoot('flat')), '');

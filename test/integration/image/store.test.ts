@@ -61,7 +61,7 @@ if (requireRoot(test)) {
     ['split tarballs, zstd', ['--split', '--compression', 'zstd'], '.tar.zst'],
     ['split metadata + squashfs, xz', ['--split', '--squashfs', '--compression', 'xz'], '.squashfs'],
   ] as const) {
-    test.serial(`${label}: fingerprint is sha256(metadata tarball + rootfs)`, (t) => {
+    test.serial(`${label}: fingerprint is sha256(metadata tarball + rootfs); the rootfs is unpacked at the first create`, async (t) => {
       const dir = out();
       env.ok(t, ['image', 'export', 'busybox', ...args, dir]);
       const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
@@ -73,13 +73,17 @@ if (requireRoot(test)) {
       try {
         e.ok(t, ['image', 'import', meta, root, '--alias', 'x']);
         t.is(images(e)[0].fingerprint, fp);
+        t.false(fs.existsSync(`${e.paths.stateDir}/images/${fp}/rootfs`));
+        t.false(JSON.parse(e.ok(t, ['image', 'info', 'x', '-f', 'json'])).unpacked);
+        e.ok(t, ['create', 'x', 'c1']);
         t.true(fs.existsSync(`${e.paths.stateDir}/images/${fp}/rootfs/bin/busybox`));
+        t.true(fs.existsSync(`${e.paths.stateDir}/containers/c1`));
         const d2 = out();
         e.ok(t, ['image', 'export', 'x', d2]);
         const f2 = fs.readdirSync(d2).map((f) => path.join(d2, f));
         t.is(sha(f2.find((f) => path.basename(f).startsWith('meta-'))!, f2.find((f) => !path.basename(f).startsWith('meta-'))!), fp);
       } finally {
-        fs.rmSync(e.root, { recursive: true, force: true });
+        await e.cleanup();
       }
     });
   }

@@ -1,5 +1,11 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
 import test from 'ava';
-import { checkEntries, cleanName, type Entry } from '../../../lib/image/archive.js';
+import { checkEntries, cleanName, codecOf, copyHashList, listTar, type Entry } from '../../../lib/image/archive.js';
+import { makeTar, makeTarGz } from '../../helpers/tarball.js';
 import { validateMetadata } from '../../../lib/image/lxd.js';
 import { findRecipe, loadRecipe, parseRecipe } from '../../../lib/image/recipe.js';
 
@@ -66,4 +72,38 @@ test('whiteouts (0/0 character devices) are allowed anywhere in a registry layer
   t.is(checkEntries([f('metadata.yaml'), wh], 'img', { ...unified, whiteouts: true }).length, 2);
   t.throws(() => checkEntries([f('metadata.yaml'), disk], 'img', { ...unified, whiteouts: true }), { message: /character device outside \/dev/ });
   t.throws(() => checkEntries([{ ...wh, name: 'metadata.yaml/x' }], 'img', { ...unified, whiteouts: true }));
+});
+
+test('codecs are told by their first bytes', (t) => {
+  t.is(codecOf(zlib.gzipSync(Buffer.from('x'))), 'gzip');
+  t.is(codecOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0])), 'zstd');
+  t.is(codecOf(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), 'xz');
+  t.is(codecOf(Buffer.from('BZh91AY')), 'bzip2');
+  t.is(codecOf(makeTar([{ name: 'a', content: 'x' }])), 'none');
+  t.is(codecOf(Buffer.alloc(0)), 'none');
+});
+
+test('one streaming pass hashes, copies and lists; bytes after the end marker are kept and hashed', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-archive-'));
+  try {
+    const entries = [{ name: 'metadata.yaml', content: 'a: 1\n' }, { name: 'rootfs/', type: '5' as const }, { name: 'rootfs/big', content: crypto.randomBytes(3 << 20) }, { name: 'rootfs/l', type: '2' as const, link: 'big' }];
+    for (const [label, bytes] of [
+      ['gzip', makeTarGz(entries)],
+      ['plain, with bytes after its end', Buffer.concat([makeTar(entries), crypto.randomBytes(100_000)])],
+    ] as const) {
+      const src = path.join(dir, 'src');
+      const dst = path.join(dir, `dst-${label.length}`);
+      fs.writeFileSync(src, bytes);
+      const h = crypto.createHash('sha256');
+      const listed = await copyHashList(src, dst, h, 'x', true);
+      t.deepEqual(listed, listTar(src, 'x'), label);
+      t.deepEqual(listed!.map((e) => e.name), ['metadata.yaml', 'rootfs/', 'rootfs/big', 'rootfs/l']);
+      t.is(h.digest('hex'), crypto.createHash('sha256').update(bytes).digest('hex'));
+      t.true(fs.readFileSync(dst).equals(bytes));
+    }
+    fs.writeFileSync(path.join(dir, 'bad'), makeTarGz(entries).subarray(0, 50_000));
+    await t.throwsAsync(copyHashList(path.join(dir, 'bad'), path.join(dir, 'bad-copy'), crypto.createHash('sha256'), 'bad.tar.gz', true), { message: /Cannot read bad\.tar\.gz.*corrupt, truncated/ });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -46,7 +46,7 @@ export const info: CommandModule = {
     const lines = [
       `Fingerprint: ${i.fingerprint}`,
       `Aliases: ${i.aliases.join(', ') || '-'}`,
-      `Size: ${humanBytes(i.size) || '-'}${i.stored === 'layer' ? ' (its own layer, over its parent)' : ''}`,
+      `Size: ${humanBytes(i.size) || '-'}${i.stored === 'layer' ? ' (its own layer, over its parent)' : i.unpacked ? '' : ' (the imported archive: its rootfs is unpacked at the first create)'}`,
       `Created: ${i.created_at}`,
       `Architecture: ${i.architecture}`,
       `OS: ${i.os ?? '-'}`,
