@@ -5,7 +5,6 @@ import type { NetworkReplay } from '../network/replay.js';
 import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import type { Reverter } from '../util/revert.js';
-// Context and InstanceConfig are base concepts on their way out of lib/instance (issue 16).
 import type { InstanceConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
 
