@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { Reverter } from '../util/revert.js';

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
-import { copyTree } from '../image/store.js';
 import type { Context } from '../state/context.js';
 import { listNames, loadConfig } from '../state/config.js';
 import { liveness } from '../state/runtime.js';
