@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import { isGroup, leaves, parseCommandLine, slots, verbOf, type Args, type CommandDef, type GroupDef } from '../../../lib/cli/define.js';
 import { yargsCommand } from '../../../lib/cli/adapter.js';
 import { FAST_COMMANDS } from '../../../lib/cli/fast.js';
+import { VERBS } from '../../../lib/cli/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const commandsDir = path.resolve(here, '../../../lib/cli/commands');
@@ -151,6 +152,13 @@ test('every definition of a verb on the fast path is there under its words and a
   }
 });
 
+test('every verb of the CLI is a definition these tests walk, subcommands of subcommands included', async (t) => {
+  const walked = new Set((await definitions()).map((v) => v.def));
+  const all = VERBS.flatMap((v) => (isGroup(v) ? leaves(v).map((l) => ({ words: [verbOf(v), ...l.words], def: l.def })) : [{ words: [verbOf(v)], def: v }]));
+  t.true(all.length >= 120);
+  for (const { words, def } of all) t.true(walked.has(def), words.join(' '));
+});
+
 test('no definition takes the words the CLI keeps for itself (--help, -h, --debug)', async (t) => {
   for (const { words, def } of await definitions()) {
     for (const [key, o] of Object.entries(def.options ?? {}))
@@ -164,7 +172,7 @@ test('no definition takes the words the CLI keeps for itself (--help, -h, --debu
 // One grammar: where the fast parser takes a command line, yargs hands the handler the same thing.
 test('for every verb, the fast parser and yargs read each option the same way', async (t) => {
   const verbs = await definitions();
-  t.true(verbs.length >= 20);
+  t.true(verbs.length >= 120);
   for (const verb of verbs) {
     for (const args of samples(verb.def)) {
       const line = [...verb.words, ...args].join(' ');
