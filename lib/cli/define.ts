@@ -132,7 +132,9 @@ export function slots(def: CommandDef): Slot[] {
 /** A group's subcommands, nested groups walked, with the words that name each below the group. */
 export function leaves(group: GroupDef): Array<{ words: string[]; def: CommandDef }> {
   return group.subcommands.flatMap((sub) =>
-    isGroup(sub) ? leaves(sub).map((l) => ({ words: [verbOf(sub), ...l.words], def: l.def })) : [{ words: verbOf(sub) === '$0' ? [] : [verbOf(sub)], def: sub }],
+    isGroup(sub)
+      ? leaves(sub).map((l) => ({ words: [verbOf(sub), ...l.words], def: l.def }))
+      : [{ words: verbOf(sub) === '$0' ? [] : [verbOf(sub)], def: sub }],
   );
 }
 

@@ -50,7 +50,10 @@ async function viaYargs(verb: Verb, args: string[]): Promise<Args | string> {
   const own = verbOf(def) === '$0' ? verb.words.length : verb.words.length - 1;
   const nested = verb.words
     .slice(0, own)
-    .reduceRight<CommandDef | GroupDef>((inner, word) => ({ command: verbOf(inner) === '$0' ? word : `${word} <command>`, describe: '', subcommands: [inner] }), def);
+    .reduceRight<CommandDef | GroupDef>(
+      (inner, word) => ({ command: verbOf(inner) === '$0' ? word : `${word} <command>`, describe: '', subcommands: [inner] }),
+      def,
+    );
   const module = yargsCommand(nested);
   try {
     await yargs([...verb.words, ...args])
@@ -126,7 +129,9 @@ function refusals(def: CommandDef): string[][] {
     [...pos, '--debug'],
   ];
   // Without its last required positional (both words of a variadic one).
-  const lastRequired = slots(def).filter((s) => s.required).at(-1);
+  const lastRequired = slots(def)
+    .filter((s) => s.required)
+    .at(-1);
   if (lastRequired) out.push([...least.positionals.slice(0, lastRequired.variadic ? -2 : -1), ...least.options]);
   if (!slots(def).some((s) => s.variadic)) out.push([...slots(def).map((s) => wordFor(def, s.name)), ...least.options, 'extra']);
   for (const s of slots(def)) if (def.positionals[s.name]?.choices) out.push([...pos.map((w) => (w === wordFor(def, s.name) ? 'not-a-choice' : w))]);
@@ -134,7 +139,13 @@ function refusals(def: CommandDef): string[][] {
     if (o.type !== 'boolean') out.push([...pos, `--${key}`]);
     if (o.choices) out.push([...pos, `--${key}`, 'not-a-choice']);
     if (o.type === 'number') out.push([...pos, `--${key}`, 'soon']);
-    if (o.required) out.push([...least.positionals, ...Object.entries(def.options ?? {}).filter(([k, x]) => x.required && k !== key).flatMap(([k, x]) => optionWords(k, x))]);
+    if (o.required)
+      out.push([
+        ...least.positionals,
+        ...Object.entries(def.options ?? {})
+          .filter(([k, x]) => x.required && k !== key)
+          .flatMap(([k, x]) => optionWords(k, x)),
+      ]);
     for (const other of o.conflicts ?? []) out.push([...pos, ...optionWords(key, o), ...optionWords(other, def.options![other]!)]);
   }
   return out;
