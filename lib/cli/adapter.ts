@@ -10,11 +10,17 @@ import { isGroup, slots, type Args, type CommandDef, type GroupDef } from './def
  */
 export function yargsCommand(def: CommandDef | GroupDef): CommandModule {
   if (isGroup(def)) {
+    // A group with a `$0` subcommand runs it when given none: no subcommand is demanded.
+    const hasDefault = def.subcommands.some((sub) => sub.command.startsWith('$0'));
     return {
       command: def.command,
       ...(def.aliases ? { aliases: def.aliases } : {}),
       describe: def.describe,
-      builder: (y: Argv) => def.subcommands.reduce((out, sub) => out.command(yargsCommand(sub)), y).demandCommand(1),
+      builder: (y: Argv) => {
+        const out = def.subcommands.reduce((acc, sub) => acc.command(yargsCommand(sub)), y);
+        if (hasDefault) return out;
+        return def.missingCommand ? out.demandCommand(1, def.missingCommand) : out.demandCommand(1);
+      },
       handler: () => {},
     };
   }
@@ -31,6 +37,8 @@ export function yargsCommand(def: CommandDef | GroupDef): CommandModule {
         out = out.positional(s.name, {
           type: 'string',
           ...(p?.describe ? { describe: p.describe } : {}),
+          ...(p?.choices ? { choices: [...p.choices] } : {}),
+          ...(p?.default !== undefined ? { default: p.default } : {}),
           ...(s.variadic ? { array: true } : {}),
           ...(s.required ? { demandOption: true } : {}),
         });
@@ -42,8 +50,12 @@ export function yargsCommand(def: CommandDef | GroupDef): CommandModule {
         if (alias.length) opt.alias = alias;
         if (o.multiple) opt.array = true;
         if (o.default !== undefined) opt.default = o.default;
+        if (o.required) opt.demandOption = true;
+        // yargs reads `--preseed -` as an empty value unless told the next word is the value.
+        if (o.dashMeansStdin) opt.nargs = 1;
         out = out.option(key, opt);
       }
+      for (const [key, o] of Object.entries(def.options ?? {})) for (const other of o.conflicts ?? []) out = out.conflicts(key, other);
       return out;
     },
     handler: (argv) => def.run(argsFromYargs(def, argv)),

@@ -19,10 +19,25 @@ export type ArgKind =
   | 'snapshot'
   | 'new snapshot'
   | 'image'
+  | 'new image'
   | 'profile'
+  | 'new profile'
   | 'network'
+  | 'new network'
   | 'pool'
+  | 'new pool'
+  | 'storage driver'
+  | 'volume'
+  | 'new volume'
+  | 'device'
+  | 'new device'
+  | 'config key'
   | 'remote'
+  | 'new remote'
+  | 'url'
+  | 'lab member'
+  | 'gateway user'
+  | 'ssh key'
   | 'command'
   | 'path'
   | 'container path'
@@ -43,11 +58,20 @@ export interface OptionDef {
   /** what a string value names, for completion */
   kind?: ArgKind;
   describe?: string;
+  /** the command line must give it (`gateway user add --container`) */
+  required?: boolean;
+  /** options that cannot be given with this one */
+  conflicts?: string[];
+  /** the value may be `-`, for stdin (`admin init --preseed -`) */
+  dashMeansStdin?: boolean;
 }
 
 export interface PositionalDef {
   kind: ArgKind;
   describe?: string;
+  choices?: readonly string[];
+  /** the value of an optional positional not given (`image export IMAGE [target]`: `.`) */
+  default?: string;
 }
 
 export type Args = Record<string, unknown>;
@@ -56,7 +80,8 @@ export interface CommandDef {
   /** yargs's command string: `copy <source> <destination>`, `<names..>` (one or more), `[newname]` (optional). */
   command: string;
   aliases?: string[];
-  describe: string;
+  /** false: a command for the project's own use, left out of help (network release-instance) */
+  describe: string | false;
   positionals: Record<string, PositionalDef>;
   options?: Record<string, OptionDef>;
   /** The variadic positional that also takes every word after `--` (exec's and ssh's command). */
@@ -65,13 +90,19 @@ export interface CommandDef {
   run(argv: Args): Promise<void>;
 }
 
-/** A verb made of subcommands (`snapshot create`, `snapshot list`...). */
+/**
+ * A verb made of subcommands (`snapshot create`, `snapshot list`...), which may be groups
+ * themselves (`storage volume create`). A subcommand whose command string is `$0` runs when the
+ * group is given none (`gateway` alone serves; `gateway user add` manages its users).
+ */
 export interface GroupDef {
   /** `snapshot <command>` */
   command: string;
   aliases?: string[];
   describe: string;
-  subcommands: CommandDef[];
+  subcommands: Array<CommandDef | GroupDef>;
+  /** the usage error when no subcommand is given, where yargs's own is not clear enough */
+  missingCommand?: string;
 }
 
 /** Identity, for the type check and to mark a verb's one definition. */
@@ -93,9 +124,18 @@ export interface Slot {
   variadic: boolean;
 }
 
-/** The positionals of a command string, in order. */
+/** The positionals of a command string, in order (yargs takes `<names..>` and `<names...>` alike). */
 export function slots(def: CommandDef): Slot[] {
-  return [...def.command.matchAll(/([<[])([a-z-]+)(\.\.)?[>\]]/g)].map((m) => ({ name: m[2], required: m[1] === '<', variadic: !!m[3] }));
+  return [...def.command.matchAll(/([<[])([a-z-]+)(\.\.\.?)?[>\]]/g)].map((m) => ({ name: m[2]!, required: m[1] === '<', variadic: !!m[3] }));
+}
+
+/** A group's subcommands, nested groups walked, with the words that name each below the group. */
+export function leaves(group: GroupDef): Array<{ words: string[]; def: CommandDef }> {
+  return group.subcommands.flatMap((sub) =>
+    isGroup(sub)
+      ? leaves(sub).map((l) => ({ words: [verbOf(sub), ...l.words], def: l.def }))
+      : [{ words: verbOf(sub) === '$0' ? [] : [verbOf(sub)], def: sub }],
+  );
 }
 
 /** The verb's own word (the first of its command string). */
@@ -151,6 +191,10 @@ export function parseCommandLine(def: CommandDef, args: string[]): Args | undefi
       out[key] = o.multiple ? [...((out[key] as unknown[] | undefined) ?? []), value] : value;
     }
   }
+  for (const [key, o] of Object.entries(table)) {
+    if (out[key] === undefined && o.required) return undefined;
+    if (out[key] !== undefined && o.conflicts?.some((other) => out[other] !== undefined)) return undefined;
+  }
   for (const [key, o] of Object.entries(table)) if (out[key] === undefined && o.default !== undefined) out[key] = o.default;
   let i = 0;
   for (const s of slots(def)) {
@@ -161,9 +205,14 @@ export function parseCommandLine(def: CommandDef, args: string[]): Args | undefi
       out[s.name] = words;
       i = before.length;
     } else if (i < before.length) {
-      out[s.name] = before[i++];
+      const value = before[i++]!;
+      const choices = def.positionals[s.name]?.choices;
+      if (choices && !choices.includes(value)) return undefined;
+      out[s.name] = value;
     } else if (s.required) {
       return undefined;
+    } else if (def.positionals[s.name]?.default !== undefined) {
+      out[s.name] = def.positionals[s.name]!.default;
     }
   }
   // Words after `--` belong to the rest positional only.

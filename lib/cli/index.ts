@@ -1,4 +1,4 @@
-import yargs, { type Argv, type CommandModule } from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { TslxcError, errorText } from '../errors.js';
 import { rerunIfNeedsTls } from './rerun.js';
 import { exitGraceMs } from './common.js';
@@ -39,17 +39,12 @@ import gateway from './commands/gateway.js';
 import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
 
-/**
- * Every verb, in the order help lists them: a definition (lib/cli/define.ts), or a yargs module
- * for the verbs not yet written as one. What shell completion walks.
- */
-export const VERBS: Array<CommandDef | GroupDef | CommandModule> = [launch, create, start, stop, restart, pause, resume, del, rename, list, info, exec, shell, consoleCmd, file, wait, image, publish, remote, registry, network, storage, snapshot, copy, move, config, profile, top, host, admin, autostart, lab, gateway, ssh, sshKey];
-
-const isDefinition = (v: CommandDef | GroupDef | CommandModule): v is CommandDef | GroupDef => 'run' in v || 'subcommands' in v;
+/** Every verb's definition (lib/cli/define.ts), in the order help lists them. What shell completion walks. */
+export const VERBS: Array<CommandDef | GroupDef> = [launch, create, start, stop, restart, pause, resume, del, rename, list, info, exec, shell, consoleCmd, file, wait, image, publish, remote, registry, network, storage, snapshot, copy, move, config, profile, top, host, admin, autostart, lab, gateway, ssh, sshKey];
 
 /** The CLI: one module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
-  return VERBS.reduce((y, v) => y.command(isDefinition(v) ? yargsCommand(v) : v), yargs(args))
+  return VERBS.reduce((y, v) => y.command(yargsCommand(v)), yargs(args))
     .scriptName('tslxc')
     .usage('$0 <command> [options]\n\nSystem containers: full Linux systems that boot their own init.')
     .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })

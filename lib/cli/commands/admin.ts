@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import type { CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
 import { context } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
 import { renderValue } from '../ui/format.js';
 import type { Preseed } from '../../admin/init.js';
 
@@ -94,19 +94,12 @@ async function hostLimitsStep(mode: { raise: boolean; ask: boolean; required: bo
   console.log(`Host limits written to ${r.file} (read at boot by systemd-sysctl or procps)`);
 }
 
-const init: CommandModule = {
+const init = defineCommand({
   command: 'init',
   describe: 'First-run set-up: storage pool, bridge network, default limits, host limits',
-  builder: (y) =>
-    y
-      .option('auto', { type: 'boolean', describe: 'take the detected defaults without asking' })
-      .option('preseed', { type: 'string', nargs: 1, describe: 'apply LXD-style preseed YAML from FILE ("-" for stdin)' })
-      .option('dump', { type: 'boolean', describe: 'print the resulting preseed YAML instead of applying it' })
-      .option('raise-limits', { type: 'boolean', describe: 'raise the host limits containers share (inotify, ptys, keys, ...) to LXD\'s recommended values without asking, live and in /etc/sysctl.d/60-tslxc.conf' })
-      .option('limits-only', { type: 'boolean', describe: 'only the host limits step: no pool, network or profile' })
-      .conflicts('auto', 'preseed')
-      .conflicts('limits-only', ['auto', 'preseed', 'dump']),
-  handler: async (argv) => {
+  positionals: {},
+  options: { auto: { type: 'boolean', conflicts: ['preseed'], describe: 'take the detected defaults without asking' }, preseed: { type: 'string', dashMeansStdin: true, describe: 'apply LXD-style preseed YAML from FILE ("-" for stdin)' }, dump: { type: 'boolean', describe: 'print the resulting preseed YAML instead of applying it' }, 'raise-limits': { type: 'boolean', describe: 'raise the host limits containers share (inotify, ptys, keys, ...) to LXD\'s recommended values without asking, live and in /etc/sysctl.d/60-tslxc.conf' }, 'limits-only': { type: 'boolean', conflicts: ['auto', 'preseed', 'dump'], describe: 'only the host limits step: no pool, network or profile' } },
+  run: async (argv) => {
     const tty = !!process.stdin.isTTY;
     if (argv['limits-only']) {
       await hostLimitsStep({ raise: !!argv['raise-limits'], ask: tty && !argv['raise-limits'], required: true });
@@ -141,12 +134,10 @@ const init: CommandModule = {
     const asked = argv.preseed === undefined && !argv.auto;
     await hostLimitsStep({ raise: !!argv['raise-limits'], ask: asked && tty, required: false });
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'admin <command>',
   describe: 'Host administration (first-run set-up)',
-  builder: (y) => y.command(init).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [init],
+});

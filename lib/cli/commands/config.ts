@@ -1,8 +1,9 @@
-import type { Argv, CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
-import { context, withFormat } from '../common.js';
+import { context } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
 import { splitKeyValue } from '../../util/keyvalue.js';
-import { renderRows, renderValue, type Format } from '../ui/format.js';
+import { renderRows, renderValue } from '../ui/format.js';
 
 /**
  * `tslxc config ...`: a container's own config keys and devices. The library validates every
@@ -37,50 +38,47 @@ export function printNotes(notes: string[]): void {
   for (const n of notes) process.stderr.write(`Note: ${n}\n`);
 }
 
-const name = <T>(y: Argv<T>) => y.positional('name', { type: 'string', demandOption: true, describe: 'container name' });
-
-const set: CommandModule = {
+const set = defineCommand({
   command: 'set <name> <settings..>',
   describe: 'Set config keys: KEY=VALUE... or KEY VALUE (applied live to a running container)',
-  builder: (y) => name(y).positional('settings', { type: 'string', array: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' }, settings: { kind: 'key=value' } },
+  run: async (argv) => {
     const { setConfig } = await import('../../instance/configure.js');
     const r = await setConfig(context(), String(argv.name), parseSetArgs((argv.settings as unknown[]).map(String)));
     printNotes(r.notes);
   },
-};
+});
 
-const unset: CommandModule = {
+const unset = defineCommand({
   command: 'unset <name> <keys..>',
   describe: 'Remove config keys from a container',
-  builder: (y) => name(y).positional('keys', { type: 'string', array: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' }, keys: { kind: 'config key' } },
+  run: async (argv) => {
     const { unsetConfig } = await import('../../instance/configure.js');
     await unsetConfig(context(), String(argv.name), (argv.keys as unknown[]).map(String));
   },
-};
+});
 
-const get: CommandModule = {
+const get = defineCommand({
   command: 'get <name> <key>',
   describe: 'Print one key\'s value (empty when unset)',
-  builder: (y) => name(y).positional('key', { type: 'string', demandOption: true }).option('expanded', { alias: 'e', type: 'boolean', describe: 'the effective value, profiles included' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' }, key: { kind: 'config key' } },
+  options: { expanded: { type: 'boolean', short: 'e', describe: 'the effective value, profiles included' } },
+  run: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
     const r = showConfig(context(), String(argv.name), !!argv.expanded);
     const key = String(argv.key);
     const v = r.expanded ? (r.expanded.config[key] ?? r.expanded.readOnly[key]) : r.config.config?.[key];
     console.log(v ?? '');
   },
-};
+});
 
-const show: CommandModule = {
+const show = defineCommand({
   command: 'show <name>',
   describe: 'Show a container\'s config; --expanded: with its profiles applied, and where each value came from',
-  builder: (y) =>
-    name(y)
-      .option('expanded', { alias: 'e', type: 'boolean', describe: 'profiles applied, with the source of each value' })
-      .option('format', { alias: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' } },
+  options: { expanded: { type: 'boolean', short: 'e', describe: 'profiles applied, with the source of each value' }, format: { type: 'string', short: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' } },
+  run: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
     const ctx = context();
     const r = showConfig(ctx, String(argv.name), !!argv.expanded);
@@ -124,13 +122,13 @@ const show: CommandModule = {
       ], 'table'),
     );
   },
-};
+});
 
-const edit: CommandModule = {
+const edit = defineCommand({
   command: 'edit <name>',
   describe: 'Edit profiles, config and devices as YAML ($EDITOR on a terminal, else stdin); validated before saving',
-  builder: (y) => name(y),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' } },
+  run: async (argv) => {
     const { showConfig, replaceConfig } = await import('../../instance/configure.js');
     const { editText } = await import('../ui/editor.js');
     const yaml = (await import('js-yaml')).default;
@@ -147,7 +145,7 @@ const edit: CommandModule = {
     const r = await replaceConfig(ctx, n, parseConfigDoc(doc, n));
     printNotes(r.notes);
   },
-};
+});
 
 /** The edited document: profiles (list), config (map of strings), devices (map of maps). */
 export function parseConfigDoc(doc: unknown, n: string): { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] } {
@@ -168,48 +166,50 @@ export function parseConfigDoc(doc: unknown, n: string): { config: Record<string
   return { config, devices, profiles: profiles.map(String) };
 }
 
-const keys: CommandModule = {
+const keys = defineCommand({
   command: 'keys',
   describe: 'List the config keys tslxc knows',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { configKeys } = await import('../../config/schema.js');
     const rows = configKeys().map((k) => ({ key: k.key.endsWith('.') ? `${k.key}*` : k.key, describe: k.describe }));
     console.log(renderRows(rows, [{ header: 'KEY', value: (r) => r.key }, { header: 'MEANING', value: (r) => r.describe }], argv.format as Format));
   },
-};
+});
 
 // --- devices
 
-const deviceAdd: CommandModule = {
+const deviceAdd = defineCommand({
   command: 'add <name> <device> [args..]',
   describe: 'Add a device: TYPE [KEY=VALUE...] (type "none" hides a device inherited from a profile)',
-  builder: (y) => name(y).positional('device', { type: 'string', demandOption: true }).positional('args', { type: 'string', array: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' }, device: { kind: 'new device' }, args: { kind: 'key=value' } },
+  run: async (argv) => {
     const { addDevice } = await import('../../instance/configure.js');
     const r = await addDevice(context(), String(argv.name), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)));
     printNotes(r.notes);
   },
-};
+});
 
-const deviceRemove: CommandModule = {
+const deviceRemove = defineCommand({
   command: 'remove <name> <device>',
   aliases: ['rm'],
   describe: 'Remove a device of the container',
-  builder: (y) => name(y).positional('device', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' }, device: { kind: 'device' } },
+  run: async (argv) => {
     const { removeDevice } = await import('../../instance/configure.js');
     const r = await removeDevice(context(), String(argv.name), String(argv.device));
     printNotes(r.notes);
   },
-};
+});
 
-const deviceList: CommandModule = {
+const deviceList = defineCommand({
   command: 'list <name>',
   aliases: ['ls'],
   describe: 'List the container\'s devices (profiles included) and where each came from',
-  builder: (y) => withFormat(name(y)),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
     const ex = showConfig(context(), String(argv.name), true).expanded!;
     const rows = Object.entries(ex.devices).map(([dn, dev]) => ({ name: dn, type: dev.type ?? '', from: ex.sources[`devices.${dn}`] ?? '' }));
@@ -221,29 +221,26 @@ const deviceList: CommandModule = {
       ], argv.format as Format),
     );
   },
-};
+});
 
-const deviceShow: CommandModule = {
+const deviceShow = defineCommand({
   command: 'show <name>',
   describe: 'Show the container\'s own devices as YAML',
-  builder: (y) => name(y),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container', describe: 'container name' } },
+  run: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
     console.log(renderValue(showConfig(context(), String(argv.name), false).config.devices ?? {}, 'yaml'));
   },
-};
+});
 
-const device: CommandModule = {
+const device = defineGroup({
   command: 'device <command>',
   describe: 'Manage a container\'s devices',
-  builder: (y) => y.command(deviceAdd).command(deviceRemove).command(deviceList).command(deviceShow).demandCommand(1),
-  handler: () => {},
-};
+  subcommands: [deviceAdd, deviceRemove, deviceList, deviceShow],
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'config <command>',
   describe: 'Manage a container\'s config keys and devices',
-  builder: (y) => y.command(set).command(unset).command(get).command(show).command(edit).command(keys).command(device).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [set, unset, get, show, edit, keys, device],
+});

@@ -1,22 +1,20 @@
 import fs from 'node:fs';
-import type { CommandModule } from 'yargs';
-import { context, exitAfterCommand, withFormat } from '../common.js';
-import { renderRows, type Format } from '../ui/format.js';
+import { context, exitAfterCommand } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
+import { renderRows } from '../ui/format.js';
 
 /**
  * `tslxc gateway`: the SSH gateway in the foreground, and `gateway user add|remove|list`, which
  * say whose keys reach which containers (STATE/gateway/users.yaml, re-read at every login).
  */
 
-const serve: CommandModule = {
+const serve = defineCommand({
   command: '$0',
   describe: 'Run the SSH gateway in the foreground (logs to stderr; SIGTERM ends it)',
-  builder: (y) =>
-    y
-      .option('listen', { type: 'string', default: '0.0.0.0:2222', describe: 'ADDRESS:PORT to listen on (port 0: any free port)' })
-      .option('ban-after', { type: 'number', default: 10, describe: 'failed logins from one address before it is refused' })
-      .option('ban-time', { type: 'number', default: 600, describe: 'seconds a refused address stays refused' }),
-  handler: async (argv) => {
+  positionals: {},
+  options: { listen: { type: 'string', default: '0.0.0.0:2222', describe: 'ADDRESS:PORT to listen on (port 0: any free port)' }, 'ban-after': { type: 'number', default: 10, describe: 'failed logins from one address before it is refused' }, 'ban-time': { type: 'number', default: 600, describe: 'seconds a refused address stays refused' } },
+  run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(String(argv.listen));
     if (!m || Number(m[2]) > 65535) throw new TslxcError(`Invalid --listen "${String(argv.listen)}"`, 'expected ADDRESS:PORT', 'e.g. --listen 0.0.0.0:2222');
@@ -50,19 +48,14 @@ const serve: CommandModule = {
     // What is still open (a client that does not close its side) must not keep the process up.
     exitAfterCommand(2000);
   },
-};
+});
 
-const userAdd: CommandModule = {
+const userAdd = defineCommand({
   command: 'add <name>',
   describe: 'Let a user reach containers with their public keys',
-  builder: (y) =>
-    y
-      .positional('name', { type: 'string', demandOption: true, describe: 'the SSH login name' })
-      .option('key', { type: 'string', array: true, describe: 'a public key file (OpenSSH .pub or authorized_keys lines); repeatable' })
-      .option('key-line', { type: 'string', array: true, describe: 'a public key line, "ssh-ed25519 AAAA... comment"; repeatable' })
-      .option('container', { alias: 'c', type: 'string', array: true, demandOption: true, describe: 'a container the user may enter (the first is the default); repeatable' })
-      .option('replace', { type: 'boolean', describe: 'replace a user of that name' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'text', describe: 'the SSH login name' } },
+  options: { key: { type: 'string', multiple: true, kind: 'path', describe: 'a public key file (OpenSSH .pub or authorized_keys lines); repeatable' }, 'key-line': { type: 'string', multiple: true, describe: 'a public key line, "ssh-ed25519 AAAA... comment"; repeatable' }, container: { type: 'string', short: 'c', multiple: true, required: true, kind: 'container', describe: 'a container the user may enter (the first is the default); repeatable' }, replace: { type: 'boolean', describe: 'replace a user of that name' } },
+  run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const { addGatewayUser } = await import('../../gateway/manage.js');
     const keyLines: Array<{ line: string; from: string }> = [];
@@ -79,28 +72,29 @@ const userAdd: CommandModule = {
     const user = await addGatewayUser(context(), String(argv.name), keyLines, ((argv.container as string[]) ?? []).map(String), { replace: !!argv.replace });
     console.log(`Gateway user ${user.name} added: ${user.keys.length} key(s), container(s) ${user.containers.join(', ')}`);
   },
-};
+});
 
-const userRemove: CommandModule = {
+const userRemove = defineCommand({
   command: 'remove <name>',
   aliases: ['rm'],
   describe: 'Remove a gateway user (open sessions go on; new ones are refused)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'gateway user' } },
+  run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const { removeGatewayUser, validateGatewayUserName } = await import('../../gateway/users.js');
     const name = validateGatewayUserName(String(argv.name));
     if (!(await removeGatewayUser(context().paths, name))) throw new TslxcError(`Gateway user "${name}" not found`, undefined, '"tslxc gateway user list" shows them');
     console.log(`Gateway user ${name} removed`);
   },
-};
+});
 
-const userList: CommandModule = {
+const userList = defineCommand({
   command: 'list',
   aliases: ['ls'],
   describe: 'List gateway users, their containers and keys',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { describeGatewayUsers } = await import('../../gateway/manage.js');
     const rows = describeGatewayUsers(context());
     console.log(
@@ -113,19 +107,16 @@ const userList: CommandModule = {
       ], argv.format as Format),
     );
   },
-};
+});
 
-const user: CommandModule = {
+const user = defineGroup({
   command: 'user <command>',
   describe: 'Who may reach which containers through the gateway',
-  builder: (y) => y.command(userAdd).command(userRemove).command(userList).demandCommand(1),
-  handler: () => {},
-};
+  subcommands: [userAdd, userRemove, userList],
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'gateway',
   describe: 'An SSH gateway into containers (no sshd needed inside), and its users',
-  builder: (y) => y.command(serve).command(user),
-  handler: () => {},
-};
-export default command;
+  subcommands: [serve, user],
+});

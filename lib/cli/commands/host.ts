@@ -1,5 +1,5 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand } from '../define.js';
 import { humanBytes, renderValue, table } from '../ui/format.js';
 import type { LimitCheck } from '../../host/sysctl.js';
 
@@ -47,10 +47,11 @@ export function limitsText(limits: LimitCheck[], hint = true): string {
   return `${head}\n${table(['KEY', 'CURRENT', 'RECOMMENDED', 'IN USE', 'STATUS', 'WHY'], rows)}`;
 }
 
-const command: CommandModule = {
+const command = defineCommand({
   command: 'host',
   describe: 'Show the host: kernel, distribution, cgroups, CPUs, memory, storage, features, the limits containers share',
-  builder: (y) => y.option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
-  handler: async (argv) => printHost(String(argv.format)),
-};
+  positionals: {},
+  options: { format: { type: 'string', short: 'f', choices: ['text', 'json', 'yaml'], default: 'text' } },
+  run: async (argv) => printHost(String(argv.format)),
+});
 export default command;

@@ -1,5 +1,5 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
 import { humanBytes } from '../ui/format.js';
 import { progressReporter } from '../ui/progress.js';
 import alias from './image/alias.js';
@@ -7,15 +7,12 @@ import { copy, del, edit, exportCmd, importCmd, info, list, show } from './image
 import { descendants, tree } from './image/tree.js';
 import { pull, push } from './image/registry.js';
 
-const build: CommandModule = {
+const build = defineCommand({
   command: 'build <recipe>',
   describe: 'Build an image from a recipe (a built-in name or a YAML file)',
-  builder: (y) =>
-    y
-      .positional('recipe', { type: 'string', demandOption: true })
-      .option('release', { type: 'string' })
-      .option('mirror', { type: 'string' }),
-  handler: async (argv) => {
+  positionals: { recipe: { kind: 'path' } },
+  options: { release: { type: 'string' }, mirror: { type: 'string' } },
+  run: async (argv) => {
     const { resolveImage } = await import('../../image/resolve.js');
     const progress = progressReporter();
     try {
@@ -26,12 +23,10 @@ const build: CommandModule = {
       progress.done();
     }
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'image <command>',
   describe: 'Manage images',
-  builder: (y) => y.command(list).command(info).command(show).command(edit).command(del).command(exportCmd).command(importCmd).command(copy).command(push).command(pull).command(alias).command(tree).command(descendants).command(build).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [list, info, show, edit, del, exportCmd, importCmd, copy, push, pull, alias, tree, descendants, build],
+});

@@ -1,13 +1,14 @@
-import type { Argv, CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
-import { context, withFormat } from '../common.js';
-import { renderRows, renderValue, table, type Format } from '../ui/format.js';
+import { context } from '../common.js';
+import { defineCommand, defineGroup, type OptionDef, type PositionalDef } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
+import { renderRows, renderValue, table } from '../ui/format.js';
 import { labProgress } from '../ui/lab-progress.js';
 
 /** tslxc lab up|status|down|reset|members FILE: declarative labs (lib/lab). */
 
-const fileArg = <T>(y: Argv<T>) => y.positional('file', { type: 'string', demandOption: true, describe: 'the lab file (YAML; see labs/example.yaml)' });
-const parallelOpt = <T>(y: Argv<T>) => y.option('parallel', { type: 'number', default: 4, describe: 'containers handled at once' });
+const FILE: PositionalDef = { kind: 'path', describe: 'the lab file (YAML; see labs/example.yaml)' };
+const PARALLEL: OptionDef = { type: 'number', default: 4, describe: 'containers handled at once' };
 
 async function spec(argv: Record<string, unknown>) {
   const { readLabFile } = await import('../../lab/schema.js');
@@ -27,11 +28,12 @@ function printReport(r: { changes: string[]; notes: string[]; failed: Array<{ wh
   for (const f of r.failed) process.stderr.write(`failed: ${f.what}: ${f.error}\n`);
 }
 
-const up: CommandModule = {
+const up = defineCommand({
   command: 'up <file>',
   describe: 'Create or complete a lab: network, volumes, containers (with start snapshots), gateway users',
-  builder: (y) => parallelOpt(fileArg(y)).option('prune', { type: 'boolean', describe: 'delete the lab\'s containers the file no longer lists' }),
-  handler: async (argv) => {
+  positionals: { file: FILE },
+  options: { parallel: PARALLEL, prune: { type: 'boolean', describe: 'delete the lab\'s containers the file no longer lists' } },
+  run: async (argv) => {
     const s = await spec(argv);
     const { labUp } = await import('../../lab/up.js');
     const progress = labProgress(s.members.reduce((n, m) => n + m.containers.length, 0));
@@ -47,13 +49,14 @@ const up: CommandModule = {
     }
     console.log(`lab ${s.name} up in ${r.seconds.toFixed(1)}s`);
   },
-};
+});
 
-const status: CommandModule = {
+const status = defineCommand({
   command: 'status <file>',
   describe: 'Each member\'s containers: state, address, how to connect',
-  builder: (y) => withFormat(fileArg(y)),
-  handler: async (argv) => {
+  positionals: { file: FILE },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const s = await spec(argv);
     const { labStatus } = await import('../../lab/status.js');
     const st = await labStatus(context(), s);
@@ -73,13 +76,14 @@ const status: CommandModule = {
       ], format),
     );
   },
-};
+});
 
-const down: CommandModule = {
+const down = defineCommand({
   command: 'down <file>',
   describe: 'Remove the lab\'s containers, gateway users and network (volumes stay unless --volumes)',
-  builder: (y) => parallelOpt(fileArg(y)).option('volumes', { type: 'boolean', describe: 'delete the lab\'s volumes too' }),
-  handler: async (argv) => {
+  positionals: { file: FILE },
+  options: { parallel: PARALLEL, volumes: { type: 'boolean', describe: 'delete the lab\'s volumes too' } },
+  run: async (argv) => {
     const s = await spec(argv);
     const { labDown } = await import('../../lab/down.js');
     const progress = labProgress(0);
@@ -92,13 +96,14 @@ const down: CommandModule = {
     printReport(r, `lab ${s.name} has nothing on this host`);
     if (r.failed.length) throw new TslxcError(`Lab "${s.name}" is not completely down`, `${r.failed[0].what}: ${r.failed[0].error}`, 'fix the cause and run "lab down" again');
   },
-};
+});
 
-const reset: CommandModule = {
+const reset = defineCommand({
   command: 'reset <file> <members...>',
   describe: 'Restore members\' containers to their start state (stop, restore the start snapshot, start)',
-  builder: (y) => parallelOpt(fileArg(y)).positional('members', { type: 'string', array: true, demandOption: true }),
-  handler: async (argv) => {
+  positionals: { file: FILE, members: { kind: 'lab member' } },
+  options: { parallel: PARALLEL },
+  run: async (argv) => {
     const s = await spec(argv);
     const { labReset } = await import('../../lab/reset.js');
     const res = await labReset(context(), s, (argv.members as string[]).map(String), { parallel: parallelOf(argv) });
@@ -109,13 +114,14 @@ const reset: CommandModule = {
     const bad = res.filter((r) => r.error);
     if (bad.length) throw new TslxcError(`Cannot reset ${bad.map((b) => b.container).join(', ')}`, bad[0].error);
   },
-};
+});
 
-const members: CommandModule = {
+const members = defineCommand({
   command: 'members <file>',
   describe: 'The lab\'s members, their containers and keys',
-  builder: (y) => withFormat(fileArg(y)),
-  handler: async (argv) => {
+  positionals: { file: FILE },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const s = await spec(argv);
     const { labMembers } = await import('../../lab/status.js');
     const rows = labMembers(s);
@@ -128,12 +134,11 @@ const members: CommandModule = {
     if (format === 'csv') console.log(renderRows(flat, ['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'].map((h, i) => ({ header: h, value: (r: string[]) => r[i] })), 'csv'));
     else console.log(table(['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'], flat));
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'lab <command>',
   describe: 'Declarative labs: members, their containers and keys, from one YAML file',
-  builder: (y) => y.command(up).command(status).command(down).command(reset).command(members).demandCommand(1, 'Give a lab command: up, status, down, reset or members.'),
-  handler: () => {},
-};
-export default command;
+  subcommands: [up, status, down, reset, members],
+  missingCommand: 'Give a lab command: up, status, down, reset or members.',
+});

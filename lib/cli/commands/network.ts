@@ -1,6 +1,7 @@
-import type { Argv, CommandModule } from 'yargs';
-import { context, parseKeyValues, withFormat } from '../common.js';
-import { renderRows, renderValue, type Format } from '../ui/format.js';
+import { context, parseKeyValues } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
+import { renderRows, renderValue } from '../ui/format.js';
 import { printNotes } from './config.js';
 
 /** `tslxc network ...`: managed bridges with DHCP/DNS (dnsmasq), NAT and port forwards (nftables). */
@@ -10,23 +11,25 @@ const keyValues = (items: unknown) => parseKeyValues(items, 'setting');
 const lib = () => import('../../network/manage.js');
 const paths = () => context().paths;
 
-const create: CommandModule = {
+const create = defineCommand({
   command: 'create <name> [config..]',
   describe: 'Create a managed network (bridge, DHCP, DNS): KEY=VALUE like ipv4.address=auto ipv4.nat=false',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('config', { type: 'string', array: true }).option('description', { type: 'string', default: '' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'new network' }, config: { kind: 'key=value' } },
+  options: { description: { type: 'string', default: '' } },
+  run: async (argv) => {
     const { createNetwork } = await lib();
     const net = await createNetwork(paths(), String(argv.name), keyValues(argv.config), String(argv.description));
     console.log(`Network ${net.name} created (${net.config['ipv4.address']})`);
   },
-};
+});
 
-const list: CommandModule = {
+const list = defineCommand({
   command: 'list',
   aliases: ['ls'],
   describe: 'List managed networks',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { summarize } = await lib();
     const { listNetworkNames } = await import('../../network/store.js');
     const p = paths();
@@ -47,24 +50,25 @@ const list: CommandModule = {
       ),
     );
   },
-};
+});
 
-const show: CommandModule = {
+const show = defineCommand({
   command: 'show <name>',
   describe: 'Show a network\'s configuration (YAML)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' } },
+  run: async (argv) => {
     const { loadNetwork } = await import('../../network/store.js');
     const net = loadNetwork(paths(), String(argv.name));
     console.log(renderValue({ name: net.name, description: net.description, config: net.config }, 'yaml'));
   },
-};
+});
 
-const info: CommandModule = {
+const info = defineCommand({
   command: 'info <name>',
   describe: 'Show a network\'s state: bridge, dnsmasq, users',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).option('format', { alias: 'f', choices: ['text', 'json', 'yaml'], default: 'text' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' } },
+  options: { format: { type: 'string', short: 'f', choices: ['text', 'json', 'yaml'], default: 'text' } },
+  run: async (argv) => {
     const { summarize, listLeases } = await lib();
     const p = paths();
     const s = summarize(p, String(argv.name));
@@ -90,37 +94,37 @@ const info: CommandModule = {
     ];
     for (const [k, v] of lines) if (v !== undefined && v !== '') console.log(`${k}: ${v}`);
   },
-};
+});
 
-const set: CommandModule = {
+const set = defineCommand({
   command: 'set <name> <config..>',
   describe: 'Set network keys: KEY=VALUE... (or KEY VALUE)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('config', { type: 'string', array: true, demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' }, config: { kind: 'key=value' } },
+  run: async (argv) => {
     const { updateNetwork } = await lib();
     const items = (argv.config as string[]).map(String);
     const kv = items.length === 2 && !items[0].includes('=') ? { [items[0]]: items[1] } : keyValues(items);
     await updateNetwork(paths(), String(argv.name), (net) => Object.assign(net.config, kv));
   },
-};
+});
 
-const unset: CommandModule = {
+const unset = defineCommand({
   command: 'unset <name> <key>',
   describe: 'Remove a network key (back to its default)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('key', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' }, key: { kind: 'config key' } },
+  run: async (argv) => {
     const { updateNetwork } = await lib();
     await updateNetwork(paths(), String(argv.name), (net) => {
       delete net.config[String(argv.key)];
     });
   },
-};
+});
 
-const edit: CommandModule = {
+const edit = defineCommand({
   command: 'edit <name>',
   describe: 'Edit a network as YAML (in $EDITOR, or read from stdin when it is not a terminal)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' } },
+  run: async (argv) => {
     const { updateNetwork } = await lib();
     const { loadNetwork } = await import('../../network/store.js');
     const { TslxcError } = await import('../../errors.js');
@@ -154,34 +158,35 @@ const edit: CommandModule = {
       net.config = Object.fromEntries(Object.entries(doc.config ?? {}).map(([k, v]) => [k, String(v)]));
     });
   },
-};
+});
 
-const rename: CommandModule = {
+const rename = defineCommand({
   command: 'rename <from> <to>',
   describe: 'Rename a network that nothing uses (the bridge is renamed too)',
-  builder: (y) => y.positional('from', { type: 'string', demandOption: true }).positional('to', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { from: { kind: 'network' }, to: { kind: 'new network' } },
+  run: async (argv) => {
     const { renameNetwork } = await lib();
     await renameNetwork(paths(), String(argv.from), String(argv.to));
   },
-};
+});
 
-const del: CommandModule = {
+const del = defineCommand({
   command: 'delete <name>',
   aliases: ['rm'],
   describe: 'Delete a network nothing uses: bridge, dnsmasq, its nft rules',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' } },
+  run: async (argv) => {
     const { deleteNetwork } = await lib();
     await deleteNetwork(paths(), String(argv.name));
   },
-};
+});
 
-const leases: CommandModule = {
+const leases = defineCommand({
   command: 'list-leases <name>',
   describe: 'DHCP leases of a network',
-  builder: (y) => withFormat(y.positional('name', { type: 'string', demandOption: true })),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'network' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listLeases } = await lib();
     const rows = listLeases(paths(), String(argv.name));
     console.log(
@@ -198,50 +203,41 @@ const leases: CommandModule = {
       ),
     );
   },
-};
+});
 
-const attach: CommandModule = {
+const attach = defineCommand({
   command: 'attach <network> <container> [device] [interface]',
   describe: 'Give a container a nic on a network (a running one gets it at once)',
-  builder: (y) =>
-    y
-      .positional('network', { type: 'string', demandOption: true })
-      .positional('container', { type: 'string', demandOption: true })
-      .positional('device', { type: 'string', describe: 'device name (default: the network\'s name)' })
-      .positional('interface', { type: 'string', describe: 'name inside (default: the device name)' }),
-  handler: async (argv) => {
+  positionals: { network: { kind: 'network' }, container: { kind: 'container' }, device: { kind: 'new device', describe: 'device name (default: the network\'s name)' }, interface: { kind: 'text', describe: 'name inside (default: the device name)' } },
+  run: async (argv) => {
     const { attachNetwork } = await import('../../instance/network-attach.js');
     printNotes((await attachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined, argv.interface as string | undefined)).notes);
   },
-};
+});
 
-const detach: CommandModule = {
+const detach = defineCommand({
   command: 'detach <network> <container> [device]',
   describe: 'Remove a container\'s nic(s) on a network (from a running one at once)',
-  builder: (y) =>
-    y.positional('network', { type: 'string', demandOption: true }).positional('container', { type: 'string', demandOption: true }).positional('device', { type: 'string' }),
-  handler: async (argv) => {
+  positionals: { network: { kind: 'network' }, container: { kind: 'container' }, device: { kind: 'device' } },
+  run: async (argv) => {
     const { detachNetwork } = await import('../../instance/network-attach.js');
     printNotes((await detachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined)).notes);
   },
-};
+});
 
 /** Run by a container's post-stop hook: release its reservations, leases and forwards. */
-const releaseInstance: CommandModule = {
+const releaseInstance = defineCommand({
   command: 'release-instance <container>',
   describe: false,
-  builder: (y) => y.positional('container', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { container: { kind: 'container' } },
+  run: async (argv) => {
     const { releaseNetwork } = await import('../../network/instance.js');
     await releaseNetwork(context(), String(argv.container));
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'network <command>',
   describe: 'Manage networks (bridges with DHCP, DNS, NAT and port forwards)',
-  builder: (y: Argv) =>
-    y.command(create).command(list).command(show).command(info).command(set).command(unset).command(edit).command(rename).command(del).command(leases).command(attach).command(detach).command(releaseInstance).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [create, list, show, info, set, unset, edit, rename, del, leases, attach, detach, releaseInstance],
+});

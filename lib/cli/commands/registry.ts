@@ -1,13 +1,11 @@
-import type { CommandModule } from 'yargs';
+import { defineCommand, defineGroup } from '../define.js';
 
-const serve: CommandModule = {
+const serve = defineCommand({
   command: 'serve',
   describe: 'Serve a content-addressed image registry over HTTP (runs until stopped)',
-  builder: (y) =>
-    y
-      .option('dir', { type: 'string', demandOption: true, describe: 'where blobs and node records are kept' })
-      .option('listen', { type: 'string', default: '127.0.0.1:8443', describe: 'HOST:PORT' }),
-  handler: async (argv) => {
+  positionals: {},
+  options: { dir: { type: 'string', required: true, describe: 'where blobs and node records are kept' }, listen: { type: 'string', default: '127.0.0.1:8443', describe: 'HOST:PORT' } },
+  run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const m = /^(.+):(\d+)$/.exec(String(argv.listen));
     if (!m) throw new TslxcError(`Invalid --listen "${String(argv.listen)}"`, 'give HOST:PORT');
@@ -21,12 +19,10 @@ const serve: CommandModule = {
       process.once('SIGINT', stop);
     });
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'registry <command>',
   describe: 'An image registry for image trees',
-  builder: (y) => y.command(serve).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [serve],
+});

@@ -1,23 +1,25 @@
-import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../common.js';
-import { renderRows, type Format } from '../ui/format.js';
+import { context } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
+import { renderRows } from '../ui/format.js';
 
-const add: CommandModule = {
+const add = defineCommand({
   command: 'add <name> <url>',
   describe: 'Add a simplestreams image server',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('url', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'new remote' }, url: { kind: 'url' } },
+  run: async (argv) => {
     const { addRemote } = await import('../../image/remote.js');
     await addRemote(context().paths, String(argv.name), String(argv.url));
   },
-};
+});
 
-const list: CommandModule = {
+const list = defineCommand({
   command: 'list',
   aliases: ['ls'],
   describe: 'List image servers',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listRemotes } = await import('../../image/remote.js');
     const rows = Object.entries(listRemotes(context().paths)).map(([name, r]) => ({ name, ...r }));
     console.log(
@@ -32,33 +34,31 @@ const list: CommandModule = {
       ),
     );
   },
-};
+});
 
-const remove: CommandModule = {
+const remove = defineCommand({
   command: 'remove <name>',
   aliases: ['rm'],
   describe: 'Remove an image server',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'remote' } },
+  run: async (argv) => {
     const { removeRemote } = await import('../../image/remote.js');
     await removeRemote(context().paths, String(argv.name));
   },
-};
+});
 
-const rename: CommandModule = {
+const rename = defineCommand({
   command: 'rename <from> <to>',
   describe: 'Rename an image server',
-  builder: (y) => y.positional('from', { type: 'string', demandOption: true }).positional('to', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { from: { kind: 'remote' }, to: { kind: 'new remote' } },
+  run: async (argv) => {
     const { renameRemote } = await import('../../image/remote.js');
     await renameRemote(context().paths, String(argv.from), String(argv.to));
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'remote <command>',
   describe: 'Manage remote image servers (simplestreams)',
-  builder: (y) => y.command(add).command(list).command(remove).command(rename).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [add, list, remove, rename],
+});

@@ -1,16 +1,18 @@
 import fs from 'node:fs';
-import type { CommandModule } from 'yargs';
 import { TslxcError } from '../../errors.js';
-import { context, withFormat } from '../common.js';
-import { renderRows, type Format } from '../ui/format.js';
+import { context } from '../common.js';
+import { defineCommand, defineGroup, type OptionDef } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
+import { renderRows } from '../ui/format.js';
 
-const userOption = { type: 'string', default: 'root', describe: 'the user in the container' } as const;
+const userOption: OptionDef = { type: 'string', kind: 'user', default: 'root', describe: 'the user in the container' };
 
-const add: CommandModule = {
+const add = defineCommand({
   command: 'add <name> <file>',
   describe: "Authorize public keys (an OpenSSH .pub file, - for stdin) for a user's logins to a container",
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('file', { type: 'string', demandOption: true }).option('user', userOption),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container' }, file: { kind: 'path' } },
+  options: { user: userOption },
+  run: async (argv) => {
     const { utils } = (await import('ssh2')).default;
     const { parsePublicKeys } = await import('../../ssh/pubkey.js');
     const { addAuthorizedKeys } = await import('../../ssh/authorized.js');
@@ -28,14 +30,15 @@ const add: CommandModule = {
       console.log(`${isNew ? 'Added' : 'Already there'}: ${k.type} ${k.fingerprint}${k.comment ? ` ${k.comment}` : ''}`);
     }
   },
-};
+});
 
-const list: CommandModule = {
+const list = defineCommand({
   command: 'list <name>',
   aliases: ['ls'],
   describe: "The keys in a user's authorized_keys in a container",
-  builder: (y) => withFormat(y.positional('name', { type: 'string', demandOption: true }).option('user', userOption)),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container' } },
+  options: { user: userOption, format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listAuthorizedKeys } = await import('../../ssh/authorized.js');
     const keys = await listAuthorizedKeys(context(), String(argv.name), String(argv.user));
     console.log(
@@ -50,36 +53,36 @@ const list: CommandModule = {
       ),
     );
   },
-};
+});
 
-const remove: CommandModule = {
+const remove = defineCommand({
   command: 'remove <name> <key>',
   aliases: ['rm'],
   describe: "Remove keys from a user's authorized_keys (by fingerprint, comment, or the key itself)",
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('key', { type: 'string', demandOption: true }).option('user', userOption),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'container' }, key: { kind: 'ssh key' } },
+  options: { user: userOption },
+  run: async (argv) => {
     const { removeAuthorizedKeys } = await import('../../ssh/authorized.js');
     for (const k of await removeAuthorizedKeys(context(), String(argv.name), String(argv.user), String(argv.key))) {
       console.log(`Removed: ${k.type} ${k.fingerprint}${k.comment ? ` ${k.comment}` : ''}`);
     }
   },
-};
+});
 
-const own: CommandModule = {
+const own = defineCommand({
   command: 'own',
   describe: "tslxc's own public key (made on first use), or with --path its private key file",
-  builder: (y) => y.option('path', { type: 'boolean', describe: 'print the private key file instead (for ssh -i)' }),
-  handler: async (argv) => {
+  positionals: {},
+  options: { path: { type: 'boolean', describe: 'print the private key file instead (for ssh -i)' } },
+  run: async (argv) => {
     const { ensureKeypair } = await import('../../ssh/keys.js');
     const pair = await ensureKeypair(context().paths);
     console.log(argv.path ? pair.privateKeyFile : pair.publicKey);
   },
-};
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'ssh-key <command>',
   describe: 'SSH keys authorized in containers, and tslxc\'s own key',
-  builder: (y) => y.command(add).command(list).command(remove).command(own).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [add, list, remove, own],
+});

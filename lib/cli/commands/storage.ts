@@ -1,14 +1,15 @@
-/* eslint-disable @typescript-eslint/no-explicit-any */
-import type { CommandModule } from 'yargs';
-import { context, parseKeyValues, withFormat } from '../common.js';
-import { humanBytes, renderRows, renderValue, type Format } from '../ui/format.js';
+import { context, parseKeyValues } from '../common.js';
+import { defineCommand, defineGroup } from '../define.js';
+import { FORMAT_OPTION, type Format } from '../options/format.js';
+import { humanBytes, renderRows, renderValue } from '../ui/format.js';
 
-const list: CommandModule = {
+const list = defineCommand({
   command: 'list',
   aliases: ['ls'],
   describe: 'List storage pools',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listPoolConfigs, poolUsers } = await import('../../storage/manage.js');
     const ctx = context();
     const pools = listPoolConfigs(ctx).map((p) => ({ ...p, used_by: poolUsers(ctx, p.name) }));
@@ -25,39 +26,36 @@ const list: CommandModule = {
       ),
     );
   },
-};
+});
 
-const create: CommandModule = {
+const create = defineCommand({
   command: 'create <name> <driver> [config..]',
   describe: 'Create a storage pool (drivers: dir, overlay, btrfs; btrfs takes source=PATH or size=SIZE, dir spare_roots=true|false)',
-  builder: (y) =>
-    y
-      .positional('name', { type: 'string', demandOption: true })
-      .positional('driver', { type: 'string', demandOption: true, choices: ['dir', 'overlay', 'btrfs'] })
-      .positional('config', { type: 'string', array: true, describe: 'KEY=VALUE' })
-      .option('description', { type: 'string' }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'new pool' }, driver: { kind: 'storage driver', choices: ['dir', 'overlay', 'btrfs'] }, config: { kind: 'key=value', describe: 'KEY=VALUE' } },
+  options: { description: { type: 'string' } },
+  run: async (argv) => {
     const { createPool } = await import('../../storage/manage.js');
     const pool = await createPool(context(), String(argv.name), String(argv.driver), parseKeyValues(argv.config, 'pool setting'), argv.description as string | undefined);
     console.log(`Storage pool ${pool.name} created`);
   },
-};
+});
 
-const show: CommandModule = {
+const show = defineCommand({
   command: 'show <name>',
   describe: 'Show a storage pool\'s configuration',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'pool' } },
+  run: async (argv) => {
     const { loadPool } = await import('../../storage/pool.js');
     console.log(renderValue(loadPool(context().paths, String(argv.name)), 'yaml'));
   },
-};
+});
 
-const info: CommandModule = {
+const info = defineCommand({
   command: 'info <name>',
   describe: 'Driver, source, space and users of a storage pool',
-  builder: (y) => withFormat(y.positional('name', { type: 'string', demandOption: true })),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'pool' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { poolInfo } = await import('../../storage/manage.js');
     const i = await poolInfo(context(), String(argv.name));
     if (argv.format === 'json' || argv.format === 'yaml') {
@@ -79,53 +77,54 @@ const info: CommandModule = {
     if (i.spares) lines.push(`spare roots: ${i.config.spare_roots === 'false' ? '(off)' : i.spares.length ? i.spares.map((f) => f.slice(0, 12)).join(', ') : '(none yet)'}`);
     console.log(lines.join('\n'));
   },
-};
+});
 
-const set: CommandModule = {
+const set = defineCommand({
   command: 'set <name> <config..>',
   describe: 'Change a pool: description=..., size=... (grows a btrfs loop file), spare_roots=true|false (dir)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }).positional('config', { type: 'string', array: true, demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'pool' }, config: { kind: 'key=value' } },
+  run: async (argv) => {
     const { setPool } = await import('../../storage/manage.js');
     await setPool(context(), String(argv.name), parseKeyValues(argv.config, 'pool setting'));
   },
-};
+});
 
-const del: CommandModule = {
+const del = defineCommand({
   command: 'delete <name>',
   aliases: ['rm'],
   describe: 'Delete an unused storage pool',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { name: { kind: 'pool' } },
+  run: async (argv) => {
     const { deletePool } = await import('../../storage/manage.js');
     await deletePool(context(), String(argv.name));
     console.log(`Storage pool ${String(argv.name)} deleted`);
   },
-};
+});
 
 // ---------------------------------------------------------------------------------------------
 // Custom volumes: tslxc storage volume VERB POOL VOLUME ...
 
-const pv = (y: any) => y.positional('pool', { type: 'string', demandOption: true }).positional('volume', { type: 'string', demandOption: true });
 const V = () => import('../../storage/volume.js');
 const attachments = () => import('../../instance/volumes.js');
 
-const volumeCommands: CommandModule[] = [
-  {
+const volumeCommands = [
+  defineCommand({
     command: 'create <pool> <volume>',
     describe: 'Create a custom volume (a directory on dir/overlay pools, a subvolume on btrfs)',
-    builder: (y) => pv(y).option('description', { type: 'string' }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'new volume' } },
+    options: { description: { type: 'string' } },
+    run: async (argv) => {
       await (await V()).createVolume(context(), String(argv.pool), String(argv.volume), argv.description as string | undefined);
       console.log(`Storage volume ${String(argv.pool)}/${String(argv.volume)} created`);
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'list <pool>',
     aliases: ['ls'],
     describe: 'List a pool\'s custom volumes',
-    builder: (y) => withFormat(y.positional('pool', { type: 'string', demandOption: true })),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' } },
+    options: { format: FORMAT_OPTION },
+    run: async (argv) => {
       const v = await V();
       const ctx = context();
       await (await import('../../storage/driver.js')).usePool(ctx, String(argv.pool));
@@ -142,111 +141,105 @@ const volumeCommands: CommandModule[] = [
         ),
       );
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'show <pool> <volume>',
     describe: 'Show a custom volume (snapshots, users, host path)',
-    builder: (y) => pv(y),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' } },
+    run: async (argv) => {
       const ctx = context();
       await (await import('../../storage/driver.js')).usePool(ctx, String(argv.pool));
       console.log(renderValue((await V()).showVolume(ctx.paths, String(argv.pool), String(argv.volume)), 'yaml'));
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'delete <pool> <volume> [snapshot]',
     aliases: ['rm'],
     describe: 'Delete a custom volume not in use (or one of its snapshots)',
-    builder: (y) => pv(y).positional('snapshot', { type: 'string' }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, snapshot: { kind: 'snapshot' } },
+    run: async (argv) => {
       const v = await V();
       if (argv.snapshot) await v.deleteVolumeSnapshot(context(), String(argv.pool), String(argv.volume), String(argv.snapshot));
       else await v.deleteVolume(context(), String(argv.pool), String(argv.volume));
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'rename <pool> <volume> <newname>',
     describe: 'Rename a custom volume not in use',
-    builder: (y) => pv(y).positional('newname', { type: 'string', demandOption: true }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, newname: { kind: 'new volume' } },
+    run: async (argv) => {
       await (await V()).renameVolume(context(), String(argv.pool), String(argv.volume), String(argv.newname));
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'copy <pool> <volume> <target>',
     describe: 'Copy a custom volume (target: NAME, or POOL/NAME for another pool)',
-    builder: (y) => pv(y).positional('target', { type: 'string', demandOption: true }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, target: { kind: 'new volume' } },
+    run: async (argv) => {
       const t = String(argv.target);
       const [pool, name] = t.includes('/') ? t.split('/', 2) : [String(argv.pool), t];
       await (await V()).copyVolume(context(), String(argv.pool), String(argv.volume), name, pool);
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'attach <pool> <volume> <container> <path> [device]',
     describe: 'Give a volume to a container as a disk device at PATH (device name: the volume\'s)',
-    builder: (y) => pv(y).positional('container', { type: 'string', demandOption: true }).positional('path', { type: 'string', demandOption: true }).positional('device', { type: 'string' }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, container: { kind: 'container' }, path: { kind: 'container path' }, device: { kind: 'new device' } },
+    run: async (argv) => {
       await (await attachments()).attachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container), String(argv.path), argv.device as string | undefined);
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'detach <pool> <volume> <container>',
     describe: 'Remove a volume\'s disk devices from a container',
-    builder: (y) => pv(y).positional('container', { type: 'string', demandOption: true }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, container: { kind: 'container' } },
+    run: async (argv) => {
       await (await attachments()).detachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container));
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'snapshot <pool> <volume> [snapshot]',
     describe: 'Snapshot a custom volume (default name snapN)',
-    builder: (y) => pv(y).positional('snapshot', { type: 'string' }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, snapshot: { kind: 'new snapshot' } },
+    run: async (argv) => {
       const s = await (await V()).snapshotVolume(context(), String(argv.pool), String(argv.volume), argv.snapshot as string | undefined);
       console.log(`Snapshot ${String(argv.pool)}/${String(argv.volume)}/${s} created`);
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'restore <pool> <volume> <snapshot>',
     describe: 'Put a volume back as it was at a snapshot (no running user)',
-    builder: (y) => pv(y).positional('snapshot', { type: 'string', demandOption: true }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, snapshot: { kind: 'snapshot' } },
+    run: async (argv) => {
       await (await V()).restoreVolume(context(), String(argv.pool), String(argv.volume), String(argv.snapshot));
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'export <pool> <volume> <file>',
     describe: 'Write a volume\'s data to a gzipped tarball',
-    builder: (y) => pv(y).positional('file', { type: 'string', demandOption: true }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, file: { kind: 'path' } },
+    run: async (argv) => {
       await (await V()).exportVolume(context(), String(argv.pool), String(argv.volume), String(argv.file));
     },
-  },
-  {
+  }),
+  defineCommand({
     command: 'import <pool> <volume> <file>',
     describe: 'Make a volume from a tarball written by export',
-    builder: (y) => pv(y).positional('file', { type: 'string', demandOption: true }),
-    handler: async (argv) => {
+    positionals: { pool: { kind: 'pool' }, volume: { kind: 'new volume' }, file: { kind: 'path' } },
+    run: async (argv) => {
       await (await V()).importVolume(context(), String(argv.pool), String(argv.volume), String(argv.file));
     },
-  },
+  }),
 ];
 
-const volume: CommandModule = {
+const volume = defineGroup({
   command: 'volume <command>',
   describe: 'Manage custom storage volumes',
-  builder: (y) => {
-    for (const c of volumeCommands) y = y.command(c);
-    return y.demandCommand(1);
-  },
-  handler: () => {},
-};
+  subcommands: volumeCommands,
+});
 
-const command: CommandModule = {
+export default defineGroup({
   command: 'storage <command>',
   describe: 'Manage storage pools and volumes',
-  builder: (y) => y.command(list).command(create).command(show).command(info).command(set).command(del).command(volume).demandCommand(1),
-  handler: () => {},
-};
-export default command;
+  subcommands: [list, create, show, info, set, del, volume],
+});

@@ -1,45 +1,47 @@
-import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../../common.js';
-import { renderRows, type Format } from '../../ui/format.js';
+import { context } from '../../common.js';
+import { defineCommand, defineGroup } from '../../define.js';
+import { FORMAT_OPTION, type Format } from '../../options/format.js';
+import { renderRows } from '../../ui/format.js';
 
-const create: CommandModule = {
+const create = defineCommand({
   command: 'create <alias> <image>',
   describe: 'Name an image',
-  builder: (y) => y.positional('alias', { type: 'string', demandOption: true }).positional('image', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { alias: { kind: 'new image' }, image: { kind: 'image' } },
+  run: async (argv) => {
     const { createAlias } = await import('../../../image/manage.js');
     await createAlias(context().paths, String(argv.alias), String(argv.image));
   },
-};
+});
 
-const del: CommandModule = {
+const del = defineCommand({
   command: 'delete <alias>',
   aliases: ['rm'],
   describe: 'Remove an alias (the image stays)',
-  builder: (y) => y.positional('alias', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { alias: { kind: 'image' } },
+  run: async (argv) => {
     const { deleteAlias } = await import('../../../image/manage.js');
     await deleteAlias(context().paths, String(argv.alias));
   },
-};
+});
 
-const rename: CommandModule = {
+const rename = defineCommand({
   command: 'rename <from> <to>',
   aliases: ['mv'],
   describe: 'Rename an alias',
-  builder: (y) => y.positional('from', { type: 'string', demandOption: true }).positional('to', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { from: { kind: 'image' }, to: { kind: 'new image' } },
+  run: async (argv) => {
     const { renameAlias } = await import('../../../image/manage.js');
     await renameAlias(context().paths, String(argv.from), String(argv.to));
   },
-};
+});
 
-const list: CommandModule = {
+const list = defineCommand({
   command: 'list',
   aliases: ['ls'],
   describe: 'List aliases',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listAliases } = await import('../../../image/manage.js');
     const rows = listAliases(context().paths);
     console.log(
@@ -54,12 +56,10 @@ const list: CommandModule = {
       ),
     );
   },
-};
+});
 
-const alias: CommandModule = {
+export default defineGroup({
   command: 'alias <command>',
   describe: 'Manage image aliases',
-  builder: (y) => y.command(create).command(del).command(rename).command(list).demandCommand(1),
-  handler: () => {},
-};
-export default alias;
+  subcommands: [create, del, rename, list],
+});

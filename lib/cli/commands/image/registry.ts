@@ -1,13 +1,13 @@
-import type { CommandModule } from 'yargs';
 import { context } from '../../common.js';
+import { defineCommand } from '../../define.js';
 import { humanBytes } from '../../ui/format.js';
 import { progressReporter } from '../../ui/progress.js';
 
-export const push: CommandModule = {
+export const push = defineCommand({
   command: 'push <image> <registry>',
   describe: 'Send an image and the ancestors the registry lacks',
-  builder: (y) => y.positional('image', { type: 'string', demandOption: true }).positional('registry', { type: 'string', demandOption: true, describe: 'http://HOST:PORT' }),
-  handler: async (argv) => {
+  positionals: { image: { kind: 'image' }, registry: { kind: 'url', describe: 'http://HOST:PORT' } },
+  run: async (argv) => {
     const { pushImage } = await import('../../../image/registry.js');
     const progress = progressReporter();
     try {
@@ -18,17 +18,14 @@ export const push: CommandModule = {
       progress.done();
     }
   },
-};
+});
 
-export const pull: CommandModule = {
+export const pull = defineCommand({
   command: 'pull <registry> <image>',
   describe: 'Fetch an image and the ancestors the local store lacks',
-  builder: (y) =>
-    y
-      .positional('registry', { type: 'string', demandOption: true, describe: 'http://HOST:PORT' })
-      .positional('image', { type: 'string', demandOption: true, describe: 'an alias or fingerprint (prefix) in the registry' })
-      .option('alias', { type: 'string', array: true }),
-  handler: async (argv) => {
+  positionals: { registry: { kind: 'url', describe: 'http://HOST:PORT' }, image: { kind: 'image', describe: 'an alias or fingerprint (prefix) in the registry' } },
+  options: { alias: { type: 'string', multiple: true, kind: 'new image' } },
+  run: async (argv) => {
     const { pullImage } = await import('../../../image/registry.js');
     const progress = progressReporter();
     try {
@@ -39,4 +36,4 @@ export const pull: CommandModule = {
       progress.done();
     }
   },
-};
+});

@@ -1,16 +1,18 @@
 import fs from 'node:fs';
-import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../../common.js';
-import { humanBytes, renderRows, renderValue, type Format } from '../../ui/format.js';
+import { context } from '../../common.js';
+import { defineCommand } from '../../define.js';
+import { FORMAT_OPTION, type Format } from '../../options/format.js';
+import { humanBytes, renderRows, renderValue } from '../../ui/format.js';
 
 const date = (s: number) => new Date(s * 1000).toISOString().slice(0, 19).replace('T', ' ');
 
-export const list: CommandModule = {
+export const list = defineCommand({
   command: 'list',
   aliases: ['ls'],
   describe: 'List images in the store',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { listImages } = await import('../../../image/store.js');
     const { containersOf } = await import('../../../image/manage.js');
     const p = context().paths;
@@ -32,13 +34,14 @@ export const list: CommandModule = {
       ),
     );
   },
-};
+});
 
-export const info: CommandModule = {
+export const info = defineCommand({
   command: 'info <image>',
   describe: 'Show an image: size, dates, metadata, parent, aliases, containers using it',
-  builder: (y) => withFormat(y.positional('image', { type: 'string', demandOption: true })),
-  handler: async (argv) => {
+  positionals: { image: { kind: 'image' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { imageInfo } = await import('../../../image/manage.js');
     const i = imageInfo(context().paths, String(argv.image));
     const f = argv.format as Format;
@@ -65,24 +68,24 @@ export const info: CommandModule = {
     ];
     console.log(lines.join('\n'));
   },
-};
+});
 
-export const show: CommandModule = {
+export const show = defineCommand({
   command: 'show <image>',
   describe: "Print an image's metadata.yaml",
-  builder: (y) => y.positional('image', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { image: { kind: 'image' } },
+  run: async (argv) => {
     const { requireImage } = await import('../../../image/store.js');
     const img = requireImage(context().paths, String(argv.image));
     process.stdout.write(fs.readFileSync(`${img.dir}/metadata.yaml`, 'utf8'));
   },
-};
+});
 
-export const edit: CommandModule = {
+export const edit = defineCommand({
   command: 'edit <image>',
   describe: "Replace an image's metadata from stdin (or edit it in $EDITOR on a terminal)",
-  builder: (y) => y.positional('image', { type: 'string', demandOption: true }),
-  handler: async (argv) => {
+  positionals: { image: { kind: 'image' } },
+  run: async (argv) => {
     const yaml = (await import('js-yaml')).default;
     const { requireImage } = await import('../../../image/store.js');
     const { editMetadata } = await import('../../../image/manage.js');
@@ -110,15 +113,15 @@ export const edit: CommandModule = {
     }
     await editMetadata(p, img.fingerprint, doc);
   },
-};
+});
 
-export const del: CommandModule = {
+export const del = defineCommand({
   command: 'delete <images..>',
   aliases: ['rm'],
   describe: 'Delete images (refused when images or containers derive from them, unless --force)',
-  builder: (y) =>
-    y.positional('images', { type: 'string', array: true, demandOption: true }).option('force', { type: 'boolean', default: false, describe: 'also delete derived images and the containers using them' }),
-  handler: async (argv) => {
+  positionals: { images: { kind: 'image' } },
+  options: { force: { type: 'boolean', default: false, describe: 'also delete derived images and the containers using them' } },
+  run: async (argv) => {
     const { deleteImage } = await import('../../../image/manage.js');
     const { deleteInstance } = await import('../../../instance/manage.js');
     const { forgetImageInPools } = await import('../../../storage/spares.js');
@@ -136,19 +139,14 @@ export const del: CommandModule = {
       console.log(`Deleted image ${r.deleted[r.deleted.length - 1].slice(0, 12)}${also.length ? `; also deleted ${also.join(', ')}` : ''}`);
     }
   },
-};
+});
 
-export const exportCmd: CommandModule = {
+export const exportCmd = defineCommand({
   command: 'export <image> [target]',
   describe: "Write an image in LXD's format: a unified tarball, or with --split a metadata tarball and a rootfs tarball or squashfs",
-  builder: (y) =>
-    y
-      .positional('image', { type: 'string', demandOption: true })
-      .positional('target', { type: 'string', default: '.', describe: 'a dir, or a file name' })
-      .option('split', { type: 'boolean', describe: 'metadata and rootfs in two files' })
-      .option('squashfs', { type: 'boolean', describe: 'with --split: the rootfs as squashfs' })
-      .option('compression', { choices: ['gzip', 'xz', 'zstd'] as const, describe: 'default gzip' }),
-  handler: async (argv) => {
+  positionals: { image: { kind: 'image' }, target: { kind: 'path', describe: 'a dir, or a file name', default: '.' } },
+  options: { split: { type: 'boolean', describe: 'metadata and rootfs in two files' }, squashfs: { type: 'boolean', describe: 'with --split: the rootfs as squashfs' }, compression: { type: 'string', choices: ['gzip', 'xz', 'zstd'], describe: 'default gzip' } },
+  run: async (argv) => {
     const { exportImage } = await import('../../../image/lxd.js');
     const r = await exportImage(context().paths, String(argv.image), String(argv.target), {
       split: argv.split as boolean | undefined,
@@ -158,32 +156,26 @@ export const exportCmd: CommandModule = {
     for (const f of r.files) console.log(f);
     console.log(`Fingerprint of the export: ${r.fingerprint}`);
   },
-};
+});
 
-export const importCmd: CommandModule = {
+export const importCmd = defineCommand({
   command: 'import <file> [rootfs]',
   describe: "Import an LXD image: a unified tarball, or a metadata tarball and its rootfs (tarball or squashfs)",
-  builder: (y) =>
-    y
-      .positional('file', { type: 'string', demandOption: true })
-      .positional('rootfs', { type: 'string' })
-      .option('alias', { type: 'string', array: true, describe: 'name the image (repeatable)' }),
-  handler: async (argv) => {
+  positionals: { file: { kind: 'path' }, rootfs: { kind: 'path' } },
+  options: { alias: { type: 'string', multiple: true, kind: 'new image', describe: 'name the image (repeatable)' } },
+  run: async (argv) => {
     const { importImage } = await import('../../../image/lxd.js');
     const r = await importImage(context().paths, String(argv.file), argv.rootfs as string | undefined, ((argv.alias as string[] | undefined) ?? []).map(String));
     console.log(`${r.existed ? 'Image already in the store' : 'Imported image'}: ${r.image.fingerprint}${r.image.aliases.length ? ` (${r.image.aliases.join(', ')})` : ''}`);
   },
-};
+});
 
-export const copy: CommandModule = {
+export const copy = defineCommand({
   command: 'copy <source> [target]',
   describe: 'Copy an image from a remote into the store: image copy REMOTE:ALIAS local: --alias A',
-  builder: (y) =>
-    y
-      .positional('source', { type: 'string', demandOption: true })
-      .positional('target', { type: 'string', default: 'local:' })
-      .option('alias', { type: 'string', array: true, describe: 'name the image (repeatable)' }),
-  handler: async (argv) => {
+  positionals: { source: { kind: 'image' }, target: { kind: 'remote', default: 'local:' } },
+  options: { alias: { type: 'string', multiple: true, kind: 'new image', describe: 'name the image (repeatable)' } },
+  run: async (argv) => {
     const { TslxcError } = await import('../../../errors.js');
     if (argv.target !== 'local:' && argv.target !== 'local') throw new TslxcError(`Cannot copy to "${String(argv.target)}"`, 'only the local store ("local:") can be a target');
     const { pullRemoteImage } = await import('../../../image/remote.js');
@@ -197,4 +189,4 @@ export const copy: CommandModule = {
       progress.done();
     }
   },
-};
+});

@@ -1,6 +1,7 @@
-import type { CommandModule } from 'yargs';
-import { context, withFormat } from '../../common.js';
-import { humanBytes, renderRows, renderValue, type Format } from '../../ui/format.js';
+import { context } from '../../common.js';
+import { defineCommand } from '../../define.js';
+import { FORMAT_OPTION, type Format } from '../../options/format.js';
+import { humanBytes, renderRows, renderValue } from '../../ui/format.js';
 import type { TreeNode } from '../../../image/manage.js';
 
 function draw(nodes: TreeNode[], prefix = '', out: string[] = []): string[] {
@@ -15,24 +16,26 @@ function draw(nodes: TreeNode[], prefix = '', out: string[] = []): string[] {
   return out;
 }
 
-export const tree: CommandModule = {
+export const tree = defineCommand({
   command: 'tree',
   describe: 'Draw the image tree: aliases, fingerprints, sizes and the containers using each image',
-  builder: (y) => withFormat(y),
-  handler: async (argv) => {
+  positionals: {},
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { imageTree } = await import('../../../image/manage.js');
     const forest = imageTree(context().paths);
     const f = argv.format as Format;
     if (f === 'json' || f === 'yaml') return console.log(renderValue(forest, f));
     console.log(forest.length ? draw(forest).join('\n') : '(no images)');
   },
-};
+});
 
-export const descendants: CommandModule = {
+export const descendants = defineCommand({
   command: 'descendants <image>',
   describe: 'Every image and container derived from an image',
-  builder: (y) => withFormat(y.positional('image', { type: 'string', demandOption: true })),
-  handler: async (argv) => {
+  positionals: { image: { kind: 'image' } },
+  options: { format: FORMAT_OPTION },
+  run: async (argv) => {
     const { requireImage } = await import('../../../image/store.js');
     const { descendantsOf } = await import('../../../image/manage.js');
     const p = context().paths;
@@ -55,4 +58,4 @@ export const descendants: CommandModule = {
       ),
     );
   },
-};
+});
