@@ -62,6 +62,7 @@ export async function pushFile(ctx: Context, name: string, src: PushSource, inne
     return;
   }
   // A stopped container whose files are shifted on disk gets them with its range's ids.
+  await ctx.finishPending(name);
   const onDisk = onDiskMap(loadConfig(ctx.paths, name).config);
   if (onDisk) opts = { ...opts, uid: toHost(onDisk.uid, opts.uid ?? 0) ?? opts.uid, gid: toHost(onDisk.gid, opts.gid ?? 0) ?? opts.gid };
   const acc = hostAccess(ctx, name);
@@ -109,6 +110,7 @@ export async function pullFile(ctx: Context, name: string, inner: string, dst: s
   const what = `Cannot pull ${inner}`;
   if (!fs.statSync(path.dirname(path.resolve(out)), { throwIfNoEntry: false })?.isDirectory()) throw new TslxcError(what, `${path.dirname(out)} is not a directory on the host`);
   const tmp = `${out}.tslxc-pull-${process.pid}`;
+  if (!live.initAlive) await ctx.finishPending(name);
   try {
     if (live.initAlive) {
       await helperFile(['file', '--pid', String(live.files.init!.pid), '--read', inner], { output: fs.createWriteStream(tmp, { mode: 0o644 }) }, what, name, inner);

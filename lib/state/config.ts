@@ -5,8 +5,8 @@ import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { readTextIfExists } from '../util/fs.js';
 import { containerConfigFile, containerDir, containersDir, type Paths } from './paths.js';
 import { validateInstanceName } from '../util/names.js';
-import { finishJournal, journalFile } from './journal.js';
-import { isAlive, parseRef, selfRef } from '../util/proc.js';
+import { finalPath, finishJournal, journalFile, readJournal, sweepRestoreTemps } from './journal.js';
+import { isAlive, parseRef, pidAlive, selfRef } from '../util/proc.js';
 import { bumpGeneration, scope } from '../state/generations.js';
 
 /**
@@ -41,14 +41,30 @@ export function configExists(p: Paths, name: string): boolean {
   return fs.existsSync(containerConfigFile(p, name));
 }
 
+/**
+ * A container's config as it is committed, without writing anything: a journal a killed tslxc left
+ * (a restore, a rename) is read, not finished, and the config is the one its commit made (the
+ * commit point says which state is the container's; the next command that takes the lock finishes
+ * the renames, Context.withInstanceLock). A name a committed rename is moving to is found through
+ * its marker. No journal costs one failed open.
+ */
 export function loadConfig(p: Paths, name: string): InstanceConfig {
   validateInstanceName(name);
-  // A restore (or another journaled commit) a killed tslxc left half-renamed is finished first, so
-  // what is read is the old state or the new one (journal.ts; one stat when there is none).
-  finishJournal(containerDir(p, name));
-  const cfg = readYamlIfExists<InstanceConfig>(containerConfigFile(p, name)) ?? (finishRenameTo(p, name) ? readYamlIfExists<InstanceConfig>(containerConfigFile(p, name)) : undefined);
+  const file = committedConfigFile(p, name);
+  const cfg = file === undefined ? undefined : readYamlIfExists<InstanceConfig>(file);
   if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
   return cfg;
+}
+
+/** Where NAME's committed config.yaml is now (see loadConfig); undefined when NAME is not a container. */
+function committedConfigFile(p: Paths, name: string): string | undefined {
+  const file = containerConfigFile(p, name);
+  const own = readJournal(containerDir(p, name));
+  if (own) return finalPath(own, file);
+  if (fs.existsSync(file)) return file;
+  const from = renameSource(p, name);
+  const theirs = from === undefined ? undefined : readJournal(containerDir(p, from));
+  return theirs && finalPath(theirs, file);
 }
 
 /**
@@ -64,13 +80,57 @@ export function writeRenameMarker(p: Paths, from: string, to: string): void {
   fs.writeFileSync(renameMarker(p, to), `${from} ${me.pid} ${me.startTime}\n`, { mode: 0o600 });
 }
 
-/** A committed rename to NAME a killed tslxc left: finished now; true when it was. */
-function finishRenameTo(p: Paths, to: string): boolean {
-  const from = renameSource(p, to);
-  if (!from) return false;
-  if (finishJournal(containerDir(p, from)) === 'finished') return true;
-  sweepRenameMarker(p, to);
-  return false;
+/**
+ * What a killed tslxc left of an operation on NAME, finished or removed; run by Context when it
+ * takes NAME's lock, and only there (reads see the committed state without writing, loadConfig).
+ * A journal in NAME's dir is finished (a restore, a rename from NAME); one in another dir that a
+ * rename to NAME committed is finished too: the replayers' own lock (journal.ts) keeps two
+ * recoveries apart, and the renamer held both names' locks only to keep live commands out. A
+ * rename killed before its commit leaves a marker and a temp config: both go. A journal that
+ * cannot be finished now (its writer runs, a pool is not mounted yet) is left for later: prepareRootfs
+ * asks again once the pool is mounted.
+ */
+export function recoverInstance(p: Paths, name: string): void {
+  const dir = containerDir(p, name);
+  if (!finish(p, dir)) return;
+  const from = renameSource(p, name);
+  if (from && !finish(p, containerDir(p, from))) return;
+  sweepRenameMarker(p, name);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  // A rename from NAME killed before its commit: its temp config names where it was going.
+  for (const to of deadRenameTargets(dir, entries)) sweepRenameMarker(p, to);
+  sweepRestoreTemps(dir, entries);
+}
+
+/**
+ * Finishes the journal in DIR; false while it is pending. The commit changed the config of the
+ * container (of both names, for a rename): their generations are bumped as its writer would have
+ * after it, so no start plan made before outlives it.
+ */
+function finish(p: Paths, dir: string): boolean {
+  const view = readJournal(dir);
+  const state = finishJournal(dir);
+  if (state === 'finished' && view) {
+    const names = new Set([path.basename(dir)]);
+    for (const [src, dst] of view.journal.renames) if (src === dir || dst === dir) names.add(path.basename(src === dir ? dst : src));
+    for (const n of names) configWritten(p, n, undefined, {});
+  }
+  return state !== 'pending';
+}
+
+/** The names in the temp configs dead renames left in DIR (`.config-rename-PID.yaml`). */
+function deadRenameTargets(dir: string, entries: string[]): string[] {
+  return entries.flatMap((e) => {
+    const m = /^\.config-rename-(\d+)\.yaml$/.exec(e);
+    if (!m || pidAlive(Number(m[1]))) return [];
+    const to = readYamlIfExists<InstanceConfig>(path.join(dir, e))?.name;
+    return typeof to === 'string' ? [to] : [];
+  });
 }
 
 function renameSource(p: Paths, to: string): string | undefined {
@@ -116,13 +176,10 @@ export class ConfigCache {
 
   load(name: string): InstanceConfig {
     validateInstanceName(name);
-    finishJournal(containerDir(this.p, name));
-    let st: fs.BigIntStats;
-    try {
-      st = fs.statSync(containerConfigFile(this.p, name), { bigint: true });
-    } catch {
-      throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
-    }
+    // A journal a killed tslxc left, or a name a rename is moving to: read through it, not cached
+    // (rare, and the files it names are about to move).
+    const st = fs.existsSync(journalFile(containerDir(this.p, name))) ? undefined : fs.statSync(containerConfigFile(this.p, name), { bigint: true, throwIfNoEntry: false });
+    if (!st) return loadConfig(this.p, name);
     const key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     const hit = this.entries[name];
     if (hit?.key === key && hit.cfg?.name === name) return hit.cfg;
@@ -185,7 +242,11 @@ export function addressClaims(cfg: Claims): string[] {
   return out.sort();
 }
 
-/** Names of every container (valid names only: stray entries are not containers). */
+/**
+ * Names of every container (valid names only: stray entries are not containers), as committed: a
+ * container a killed rename committed is listed under its new name though its dir has the old one
+ * (loadConfig reads it there). Nothing is written: markers are for the lock's recovery to sweep.
+ */
 export function listNames(p: Paths): string[] {
   let entries: string[];
   try {
@@ -193,13 +254,30 @@ export function listNames(p: Paths): string[] {
   } catch {
     return [];
   }
-  return entries.filter((n) => {
-    if (n.startsWith(MARKER_PREFIX)) sweepRenameMarker(p, n.slice(MARKER_PREFIX.length));
+  const names = new Set<string>();
+  const renamed = new Map<string, string>();
+  for (const n of entries) {
+    if (n.startsWith(MARKER_PREFIX)) {
+      const to = n.slice(MARKER_PREFIX.length);
+      const from = renameSource(p, to);
+      const view = from === undefined ? undefined : readJournal(containerDir(p, from));
+      if (view && finalPath(view, containerDir(p, from!)) === undefined) renamed.set(from!, to);
+      continue;
+    }
     try {
       validateInstanceName(n);
-      return fs.existsSync(containerDir(p, n));
+      if (fs.existsSync(containerDir(p, n))) names.add(n);
     } catch {
-      return false;
+      /* not a container */
     }
-  }).sort();
+  }
+  for (const [from, to] of renamed) {
+    if (!names.delete(from)) continue;
+    try {
+      names.add(validateInstanceName(to));
+    } catch {
+      /* a marker of another name's shape is not ours */
+    }
+  }
+  return [...names].sort();
 }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from './paths.js';
+import { containerDir, containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from './paths.js';
 import path from 'node:path';
 import { openCgroups } from '../cgroup/index.js';
 import { realSys, type CgroupSys } from '../cgroup/sys.js';
@@ -8,6 +8,8 @@ import { lockFile, sweepLocks, withLock } from '../util/lock.js';
 import { pidAlive } from '../util/proc.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
+import { recoverInstance } from './config.js';
+import { journalFile } from './journal.js';
 
 /** The file of a container's lock (util/lock.ts). */
 export const instanceLockFile = (p: Paths, name: string) => lockFile(locksDir(p), `ct-${name}`);
@@ -91,7 +93,18 @@ export class Context {
     return withLock(locksDir(this.paths), `ct-${name}`, async () => fn(await this.recover(name)), { purpose: `container "${name}"`, timeoutMs: 5 * 60_000 });
   }
 
+  /**
+   * For a command that reads a stopped container's files without its lock (file pull and push):
+   * a journal a killed restore left is finished first, under the lock, as any locked command would.
+   * Without one (one stat) the lock is not taken.
+   */
+  async finishPending(name: string): Promise<void> {
+    if (fs.existsSync(journalFile(containerDir(this.paths, name)))) await this.withInstanceLock(name, async () => {});
+  }
+
   private async recover(name: string): Promise<Recovery> {
+    // A restore or rename committed and killed before its last rename (storage/journal.ts).
+    recoverInstance(this.paths, name);
     if (!abandonedFreeze(this.paths, name)) return { thawed: false };
     // Frozen or not (the kill may have come right after its thaw, or the container stopped since),
     // the marker goes; a thaw that fails keeps it for the next try.

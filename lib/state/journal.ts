@@ -12,7 +12,9 @@ import { tryLock } from '../util/lock.js';
  * built beside first, then INSTANCE_DIR/.journal.json lists the renames, written atomically (the
  * commit point), then they run in order and the journal goes. A tslxc killed before the journal
  * leaves the old state (plus temp files its sweeps remove); killed after, the next command that
- * reads the container (loadConfig, or the driver on its way to the root) finishes the renames.
+ * takes the container's lock finishes the renames (Context.withInstanceLock). Reads do not write:
+ * they see the committed state through the journal (readJournal, finalPath), as the commit point
+ * says it is, so a read and the next locked command agree.
  *
  * Which renames are done needs no progress record: every source exists until its own rename, so
  * the highest step whose source is gone marks the done prefix (a source may come back through a
@@ -77,6 +79,51 @@ export function commitRenames(instDir: string, what: string, renames: Array<[str
 
 export type JournalState = 'none' | 'finished' | 'pending';
 
+/** A journal as found, and how many of its renames are done (the same rule a replay uses). */
+export interface JournalView {
+  journal: Journal;
+  done: number;
+}
+
+/** The journal in INSTANCE_DIR, read without writing anything: one failed open when there is none. */
+export function readJournal(instDir: string): JournalView | undefined {
+  let j: Journal;
+  try {
+    j = JSON.parse(fs.readFileSync(journalFile(instDir), 'utf8')) as Journal;
+  } catch (err) {
+    // Absent, or caught mid-write by a reader (written atomically: absent, then whole).
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+  return { journal: j, done: doneSteps(j, instDir) };
+}
+
+/** The done prefix: up to the step that moved the journal here, then the highest step whose source is gone. */
+function doneSteps(j: Journal, instDir: string): number {
+  const moved = j.renames.findIndex(([, dst]) => dst === instDir) + 1;
+  let done = moved;
+  j.renames.forEach(([src], i) => {
+    if (i >= moved && !exists(src)) done = i + 1;
+  });
+  return done;
+}
+
+/**
+ * Where the content that FILE will hold once the journal is finished is now, or undefined when it
+ * will not exist (it is moved away by a rename still to come). Pending renames are undone from the
+ * last: a path at or under a destination came from the source.
+ */
+export function finalPath(v: JournalView, file: string): string | undefined {
+  let p = file;
+  const under = (x: string, dir: string) => x === dir || x.startsWith(`${dir}/`);
+  for (let i = v.journal.renames.length - 1; i >= v.done; i--) {
+    const [src, dst] = v.journal.renames[i];
+    if (under(p, dst)) p = src + p.slice(dst.length);
+    else if (under(p, src)) return undefined;
+  }
+  return p;
+}
+
 /**
  * Finishes the journal a dead tslxc left in INSTANCE_DIR. 'pending' when there is one that cannot
  * be finished now: its writer still runs, another process is finishing it, or a dir it names is
@@ -101,11 +148,7 @@ export function finishJournal(instDir: string): JournalState {
   let end = instDir;
   try {
     if (!exists(journalFile(instDir))) return 'finished'; // another replayer was quicker
-    let done = moved;
-    j.renames.forEach(([src], i) => {
-      if (i >= moved && !exists(src)) done = i + 1;
-    });
-    renameSteps(j, done);
+    renameSteps(j, doneSteps(j, instDir));
     // The replay lock moved with the dir too, when a step moved it.
     end = moved ? instDir : finalDir(j, instDir);
     for (const l of j.leftovers) fs.rmSync(l, { recursive: true, force: true });
@@ -126,15 +169,17 @@ export function finishJournal(instDir: string): JournalState {
  */
 const RESTORE_TEMP = /^\.(?:rootfs-new|rootfs-old|overlay-work-new|overlay-work-old|config-restore|config-rename)-(\d+)(?:\.yaml)?$/;
 
-export function sweepRestoreTemps(instDir: string): void {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(instDir);
-  } catch {
-    return;
-  }
+export function sweepRestoreTemps(instDir: string, entries = readdirOrNone(instDir)): void {
   for (const e of entries) {
     const m = RESTORE_TEMP.exec(e);
     if (m && !pidAlive(Number(m[1]))) fs.rmSync(path.join(instDir, e), { recursive: true, force: true });
+  }
+}
+
+function readdirOrNone(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
   }
 }

@@ -18,6 +18,7 @@ import { isRootDisk, rootDiskOf, validateDiskDevice } from './disk.js';
 import type { BtrfsDriver } from './drivers/btrfs.js';
 import type { HostAccess, Target } from './drivers/types.js';
 import { activateVolumePools, isVolumeDisk } from './volume.js';
+import { finishJournal } from '../state/journal.js';
 
 /**
  * The seam between the container lifecycle and storage. A container's root lives on a storage pool
@@ -112,6 +113,8 @@ async function applyRootSize(t: Target, devices: Record<string, Record<string, s
 export async function prepareRootfs(ctx: Context, name: string): Promise<void> {
   const t = target(ctx, name);
   await driverOf(t.pool.driver).activate(ctx.paths, t.pool);
+  // Under the start's lock: a journal its recovery left because the pool was not mounted yet.
+  finishJournal(t.instDir);
   const devices = devicesOf(ctx, name, t.instDir) ?? {};
   checkRootSize(name, t.pool, devices);
   await applyRootSize(t, devices);

@@ -11,7 +11,7 @@ import { locksDir, type Paths } from '../../state/paths.js';
 import { poolsDir, type PoolConfig } from '../pool.js';
 import { poolError, runOnPool, statfsUsage } from './common.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
-import { finishJournal, sweepRestoreTemps } from '../../state/journal.js';
+import { journalFile } from '../../state/journal.js';
 import { pidAlive } from '../../util/proc.js';
 
 /**
@@ -193,14 +193,14 @@ export class BtrfsDriver implements Driver {
     });
   }
   /**
-   * Before any use of the root: a restore a dead tslxc committed is finished (state/journal.ts; the pool
-   * is mounted by then, or the journal waits). Before journals a restore swapped through a fixed
+   * Before any use of the root. A journal a killed restore committed was finished when the
+   * container's lock was taken, or by prepareRootfs once the pool was mounted; one still there
+   * (its writer runs) keeps everything as it is. Before journals a restore swapped through a fixed
    * name, and a crash between its renames left the old root aside: it is put back.
    */
   private recover(t: Target): string {
     const { root, m } = this.dirs(t);
-    if (finishJournal(t.instDir) === 'pending') return root;
-    sweepRestoreTemps(t.instDir);
+    if (fs.existsSync(journalFile(t.instDir))) return root;
     const old = path.join(m, 'containers', `.old-${t.name}`);
     if (!fs.existsSync(root) && fs.existsSync(old)) fs.renameSync(old, root);
     // What dead restores left (built and never committed, or replaced by a commit) goes now.

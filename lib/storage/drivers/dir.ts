@@ -8,7 +8,7 @@ import { findTool } from '../../util/exec.js';
 import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
-import { finishJournal, sweepRestoreTemps } from '../../state/journal.js';
+import { journalFile } from '../../state/journal.js';
 import { prepareSpare, takeSpare, validateSpareSetting, SPARE_KEY } from '../spares.js';
 
 /**
@@ -22,13 +22,12 @@ export const rootDir = (t: Target) => path.join(t.instDir, 'rootfs');
 const cp = (t: Target, src: string, dst: string) => runOnPool(t.pool, 'cp', ['-a', '--reflink=auto', src, dst], `Cannot copy ${src}`);
 
 /**
- * Before any use of a container's root: a restore a dead tslxc committed is finished (state/journal.ts),
- * and what dead restores left is removed. While a journal is pending (its writer still runs) the
- * dir is left alone.
+ * Before any use of a container's root: what a restore made before journals left aside is put back.
+ * A journal a killed restore committed was finished, and its temps removed, when the container's
+ * lock was taken (Context.withInstanceLock); one still there (its writer runs) keeps the dir as it is.
  */
 export function recoverRoot(instDir: string): void {
-  if (finishJournal(instDir) === 'pending') return;
-  sweepRestoreTemps(instDir);
+  if (fs.existsSync(journalFile(instDir))) return;
   const root = path.join(instDir, 'rootfs');
   // Before journals, a restore swapped through fixed names: a crash between its renames left the old root aside.
   const legacyOld = path.join(instDir, '.rootfs-old');
