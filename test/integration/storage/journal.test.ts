@@ -49,6 +49,36 @@ if (requireRoot(test)) {
     if (fs.existsSync(btContainers)) t.deepEqual(fs.readdirSync(btContainers).filter((e) => e.startsWith('.')), [], 'no temp subvolume in the pool');
   }
 
+  /** The container's dir and the btrfs pool's subvolumes, each entry with inode and times: what a read must not change. */
+  function files(name: string): string[] {
+    const out: string[] = [];
+    for (const dir of [ct(name), btContainers]) {
+      if (!fs.existsSync(dir)) continue;
+      for (const e of fs.readdirSync(dir)) {
+        const st = fs.lstatSync(path.join(dir, e), { bigint: true });
+        out.push(`${dir}/${e} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
+      }
+    }
+    return out.sort();
+  }
+
+  /**
+   * The reads after a kill (list, info, config show and get) show the committed state and write
+   * nothing: a committed journal is still there afterwards, for the next command that takes the
+   * container's lock (observe's start).
+   */
+  function readsWriteNothing(t: ExecutionContext, name: string, step: string, committed: boolean, mark: string): void {
+    const before = files(name);
+    const journal = path.join(ct(name), '.journal.json');
+    t.is(fs.existsSync(journal), committed, `${step}: a journal exactly when the commit was made and not finished`);
+    t.deepEqual(JSON.parse(env.ok(t, ['list', '--format', 'json'])).filter((c: { name: string }) => c.name === name).length, 1);
+    t.is(JSON.parse(env.ok(t, ['info', name, '--format', 'json'])).config.config['user.mark'], mark, `${step}: info shows the committed config`);
+    t.regex(env.ok(t, ['config', 'show', name]), new RegExp(`user.mark: ${mark}`), `${step}: config show too`);
+    t.is(env.ok(t, ['config', 'get', name, 'user.mark']).trim(), mark);
+    t.deepEqual(files(name), before, `${step}: the reads left every file as it was`);
+    t.is(fs.existsSync(journal), committed, `${step}: the journal is still there`);
+  }
+
   function makeNew(t: ExecutionContext, name: string): void {
     env.ok(t, ['start', name]);
     env.ok(t, ['exec', name, '--', 'sh', '-c', 'echo new > /root/state; echo more > /root/extra']);
@@ -79,6 +109,7 @@ if (requireRoot(test)) {
         makeNew(t, name);
         t.is(observe(t, name), 'new/new');
         t.true(crashAt(step, ['snapshot', 'restore', name, 's1']), `${step}: killed`);
+        readsWriteNothing(t, name, step, /^restore:(committed|rename-)/.test(step), want.split('/')[1]);
         t.is(observe(t, name), want, step);
         noLeftovers(t, name);
       }

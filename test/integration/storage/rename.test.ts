@@ -44,6 +44,26 @@ if (requireRoot(test)) {
       .filter((c: { name: string }) => c.name.startsWith(prefix))
       .map((c: { name: string; status: string }) => `${c.name}:${c.status}`);
 
+  /**
+   * What a read must not change: every entry of the containers dir and of each container's dir (not
+   * below), and on btrfs the pool's subvolumes, with inode and change time.
+   */
+  function files(): string[] {
+    const out: string[] = [];
+    const note = (p: string) => {
+      const st = fs.lstatSync(p, { bigint: true });
+      out.push(`${p} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
+    };
+    for (const dir of [containers, btContainers, btSnapshots]) {
+      if (!fs.existsSync(dir)) continue;
+      for (const e of fs.readdirSync(dir)) {
+        note(path.join(dir, e));
+        if (dir === containers && fs.lstatSync(path.join(dir, e)).isDirectory()) for (const f of fs.readdirSync(path.join(dir, e))) note(path.join(dir, e, f));
+      }
+    }
+    return out.sort();
+  }
+
   /** The command run right after the kill: each asks for the container another way. */
   function nextCommand(t: ExecutionContext, i: number, oldName: string, newName: string, want: string): void {
     const other = want === oldName ? newName : oldName;
@@ -86,14 +106,29 @@ if (requireRoot(test)) {
         const [from, to] = [names[cur], names[1 - cur]];
         t.true(crashAt(step, ['rename', from, to]), `${step}: killed`);
         const want = done ? to : from;
+        const before = files();
+        const journal = () => [from, to].some((n) => fs.existsSync(path.join(containers, n, '.journal.json')));
+        const pending = journal();
         nextCommand(t, i, from, to, want);
+        // Reads (list, info, config show) see the committed name and write nothing: a journal is
+        // still there for the next command that takes the container's lock.
+        const read = i % 4 === 0 || i % 4 === 3;
+        if (read) t.deepEqual(files(), before, `${step}: ${i % 4 ? 'info' : 'list'} left the files as they were`);
+        const after = files();
         t.deepEqual(listed(t, `n-${pool}-`), [`${want}:Stopped`], step);
+        t.regex(env.ok(t, ['config', 'show', want]), new RegExp(`^name: ${want}$`, 'm'), `${step}: config show reads the committed config`);
+        t.is(JSON.parse(env.ok(t, ['info', want, '--format', 'json'])).name, want, `${step}: so does info`);
+        t.deepEqual(files(), after, `${step}: list, config show and info left the files as they were`);
+        if (read) t.is(journal(), pending, `${step}: the journal is still there`);
+        // The first command that takes the lock finishes the rename, or sweeps what it left.
+        env.ok(t, ['config', 'set', want, 'user.step', step]);
         t.deepEqual(fs.readdirSync(containers).filter((e) => e.startsWith(`n-${pool}-`) || e.startsWith('.')), [want], `${step}: one dir, no temp file or marker`);
         t.false(fs.existsSync(path.join(env.paths.runDir, 'containers', done ? from : to)), `${step}: no run dir under the other name`);
         if (pool === 'bt') {
           t.deepEqual(fs.readdirSync(btContainers).filter((e) => e.startsWith(`n-${pool}-`) || e.startsWith('.')), [want], `${step}: the subvolume under the same name`);
           t.deepEqual(fs.readdirSync(btSnapshots).filter((e) => e.startsWith(`n-${pool}-`)), [want], `${step}: its snapshots too`);
         }
+        t.deepEqual(fs.readdirSync(path.join(containers, want)).filter((e) => e.startsWith('.')), [], `${step}: no journal or temp left after the lock was taken`);
         t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', want, '--format', 'json'])).map((s: { name: string }) => s.name), ['s0']);
         env.ok(t, ['start', want]);
         t.is(env.ok(t, ['exec', want, '--', 'cat', '/root/state']).trim(), 'kept', step);

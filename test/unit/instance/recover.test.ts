@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { Context } from '../../../lib/state/context.js';
-import { freezeMarkerFile, type Paths } from '../../../lib/state/paths.js';
+import { containerDir, containersDir, freezeMarkerFile, type Paths } from '../../../lib/state/paths.js';
+import { ConfigCache, listNames, loadConfig } from '../../../lib/state/config.js';
+import { journalFile, type Journal } from '../../../lib/state/journal.js';
 import type { CgroupDriver } from '../../../lib/cgroup/types.js';
 
 /** A private installation with a fake cgroup driver that notes what is asked of it. */
@@ -63,4 +65,71 @@ test('a live freezer is left alone; a thaw that fails stops the operation and ke
   await t.throwsAsync(failing.ctx.withInstanceLock('c1', async () => (ran = true)), { message: 'cannot thaw' });
   t.false(ran);
   t.true(fs.existsSync(failing.marker), 'the next operation tries again');
+});
+
+/** Every entry under DIR with its inode and change time. */
+function snapshot(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d)) {
+      const st = fs.lstatSync(path.join(d, e), { bigint: true });
+      out.push(`${path.join(d, e)} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
+      if (st.isDirectory()) walk(path.join(d, e));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+/** A rename of c1 to c2 killed right after its commit: the journal in c1's dir, the marker for c2. */
+function killedRename(paths: Paths): void {
+  const from = containerDir(paths, 'c1');
+  fs.mkdirSync(from, { recursive: true });
+  fs.writeFileSync(path.join(from, 'config.yaml'), 'name: c1\nconfig: {}\n');
+  fs.writeFileSync(path.join(from, '.config-rename-4194304.yaml'), 'name: c2\nconfig: {}\n');
+  const marker = path.join(containersDir(paths), '.renaming-c2');
+  fs.writeFileSync(marker, 'c1 4194304 1\n');
+  const j: Journal = {
+    owner: '4194304 1',
+    what: 'rename',
+    renames: [
+      [path.join(from, '.config-rename-4194304.yaml'), path.join(from, 'config.yaml')],
+      [from, containerDir(paths, 'c2')],
+    ],
+    leftovers: [marker],
+  };
+  fs.writeFileSync(journalFile(from), JSON.stringify(j));
+}
+
+test('reads of a container a killed rename committed see the new name and write nothing; the lock finishes it', async (t) => {
+  const { ctx } = setup(t, 'thawed');
+  const paths = ctx.paths;
+  killedRename(paths);
+  const before = snapshot(paths.stateDir);
+  t.deepEqual(listNames(paths), ['c2']);
+  t.is(loadConfig(paths, 'c2').name, 'c2');
+  t.throws(() => loadConfig(paths, 'c1'), { message: /Container "c1" not found/ });
+  const cache = new ConfigCache(paths);
+  t.is(cache.load('c2').name, 'c2');
+  t.throws(() => cache.load('c1'), { message: /not found/ });
+  t.deepEqual(snapshot(paths.stateDir), before, 'nothing under the state dir changed');
+  await ctx.withInstanceLock('c2', async () => {});
+  t.deepEqual(fs.readdirSync(containersDir(paths)), ['c2']);
+  t.deepEqual(fs.readdirSync(containerDir(paths, 'c2')), ['config.yaml']);
+  t.is(loadConfig(paths, 'c2').name, 'c2');
+});
+
+test('the lock on the old name finishes a committed rename too; one killed before its commit is swept', async (t) => {
+  const a = setup(t, 'thawed');
+  killedRename(a.ctx.paths);
+  await a.ctx.withInstanceLock('c1', async () => {});
+  t.deepEqual(fs.readdirSync(containersDir(a.ctx.paths)), ['c2']);
+
+  const b = setup(t, 'thawed');
+  killedRename(b.ctx.paths);
+  fs.rmSync(journalFile(containerDir(b.ctx.paths, 'c1')));
+  t.deepEqual(listNames(b.ctx.paths), ['c1'], 'not committed: the old name');
+  await b.ctx.withInstanceLock('c1', async () => {});
+  t.deepEqual(fs.readdirSync(containersDir(b.ctx.paths)), ['c1'], 'the marker went');
+  t.deepEqual(fs.readdirSync(containerDir(b.ctx.paths, 'c1')), ['config.yaml'], 'and the temp config');
 });
