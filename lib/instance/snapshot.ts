@@ -9,7 +9,7 @@ import { containerDir, freezeMarkerFile } from '../state/paths.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { target } from '../storage/instance.js';
 import { driverOf } from '../storage/driver.js';
-import { commitRenames } from '../state/journal.js';
+import { commitRenames, finalEntries, finalPath, readJournal } from '../state/journal.js';
 import { crashPoint } from '../util/crash.js';
 import type { RootSwap } from '../storage/drivers/types.js';
 
@@ -33,18 +33,26 @@ export interface SnapshotInfo {
   created_at: string;
 }
 
+/**
+ * The snapshots as committed, read without writing: a snapshot or a snapshot rename a killed tslxc
+ * committed shows as done (journal.ts); the next command that takes the lock finishes it.
+ */
 export function listSnapshots(ctx: Context, name: string): SnapshotInfo[] {
   loadConfig(ctx.paths, name);
+  const dir = snapshotsDir(ctx, name);
   let entries: string[] = [];
   try {
-    entries = fs.readdirSync(snapshotsDir(ctx, name));
+    entries = fs.readdirSync(dir);
   } catch {
-    return [];
+    /* none yet, unless a journal makes the first */
   }
-  return entries
+  const journal = readJournal(containerDir(ctx.paths, name));
+  return finalEntries(journal, dir, entries)
     .filter((e) => SNAP.test(e))
     .flatMap((e) => {
-      const info = readYamlIfExists<SnapshotInfo>(path.join(snapshotsDir(ctx, name), e, 'snapshot.yaml'));
+      const file = path.join(dir, e, 'snapshot.yaml');
+      const now = journal ? finalPath(journal, file) : file;
+      const info = now === undefined ? undefined : readYamlIfExists<SnapshotInfo>(now);
       // The dir's name is the snapshot's (a rename rewrites snapshot.yaml after its commit).
       return info ? [{ ...info, name: e }] : [];
     })

@@ -77,6 +77,17 @@ export function commitRenames(instDir: string, what: string, renames: Array<[str
   fs.rmSync(journalFile(finalDir(j, instDir)), { force: true });
 }
 
+/** The names DIR will hold once the journal is finished, from the names it holds now (ENTRIES). */
+export function finalEntries(v: JournalView | undefined, dir: string, entries: string[]): string[] {
+  if (!v) return entries;
+  const names = new Set(entries);
+  for (const [src, dst] of v.journal.renames.slice(v.done)) {
+    if (path.dirname(src) === dir) names.delete(path.basename(src));
+    if (path.dirname(dst) === dir) names.add(path.basename(dst));
+  }
+  return [...names];
+}
+
 export type JournalState = 'none' | 'finished' | 'pending';
 
 /** A journal as found, and how many of its renames are done (the same rule a replay uses). */

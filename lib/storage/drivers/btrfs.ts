@@ -230,8 +230,15 @@ export class BtrfsDriver implements Driver {
   startArgs(t: Target): string[] {
     return ['--rootfs', this.recover(t)];
   }
+  /**
+   * Without writing (file pull and push, ssh keys, disk usage run outside a start, some without
+   * the lock): a root a restore from before journals left aside is read there, and put back, with
+   * dead restores' subvolumes removed, by recover at the next start, snapshot, copy or rename.
+   */
   access(t: Target): HostAccess {
-    return { root: this.recover(t) };
+    const { root, m } = this.dirs(t);
+    const old = path.join(m, 'containers', `.old-${t.name}`);
+    return { root: !fs.existsSync(root) && fs.existsSync(old) ? old : root };
   }
   async deleteRoot(t: Target): Promise<void> {
     await this.activate(t.paths, t.pool);

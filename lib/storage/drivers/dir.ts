@@ -37,6 +37,17 @@ export function recoverRoot(instDir: string): void {
   }
 }
 
+/**
+ * The root for access() (file pull and push, ssh keys, disk usage), found without writing: those
+ * run outside a start, some without the container's lock. Before journals, a killed restore left
+ * the root aside: it is read there, and put back by recoverRoot at the next start or snapshot.
+ */
+function currentRoot(instDir: string): string {
+  const root = path.join(instDir, 'rootfs');
+  const legacyOld = path.join(instDir, '.rootfs-old');
+  return !fs.existsSync(root) && fs.existsSync(legacyOld) ? legacyOld : root;
+}
+
 export class DirDriver implements Driver {
   async initPool(_paths: Paths, pool: PoolConfig): Promise<void> {
     for (const k of Object.keys(pool.config)) {
@@ -80,8 +91,7 @@ export class DirDriver implements Driver {
     return ['--rootfs', rootDir(t)];
   }
   access(t: Target): HostAccess {
-    recoverRoot(t.instDir);
-    return { root: rootDir(t) };
+    return { root: currentRoot(t.instDir) };
   }
   async deleteRoot(): Promise<void> {
     /* the root lives in the container's dir, which is removed with it */
@@ -181,20 +191,21 @@ export class OverlayDriver extends DirDriver {
     const v = super.fullView(t, snapDir);
     return t.record.flat ? v : { ...v, lower: this.layers(t) };
   }
-  private args(t: Target): string[] {
-    recoverRoot(t.instDir);
+  private args(t: Target, upper: string): string[] {
     const args = ['--rootfs', this.merged(t)];
     for (const l of this.layers(t)) args.push('--rootfs-lower', l);
-    args.push('--rootfs-upper', rootDir(t), '--rootfs-work', this.work(t));
+    args.push('--rootfs-upper', upper, '--rootfs-work', this.work(t));
     return args;
   }
   override startArgs(t: Target): string[] {
     if (t.record.flat) return super.startArgs(t);
-    return this.args(t);
+    recoverRoot(t.instDir);
+    return this.args(t, rootDir(t));
   }
   override access(t: Target): HostAccess {
     if (t.record.flat) return super.access(t);
-    return { root: rootDir(t), helperArgs: this.args(t) };
+    const upper = currentRoot(t.instDir);
+    return { root: upper, helperArgs: this.args(t, upper) };
   }
   override async copyRoot(from: Target, to: Target): Promise<void> {
     await super.copyRoot(from, to);
