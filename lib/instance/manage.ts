@@ -48,8 +48,9 @@ export async function deleteInstance(ctx: Context, name: string, opts: { force?:
  * Journaled like a restore (state/journal.ts): the root's identity files and the new config are
  * written first (the config beside the old one), then the commit lists the renames (the root's
  * places outside the dir, the run dir, the config, and last the container's dir). A tslxc killed
- * before the commit leaves the old name; one killed after it has the rename finished by the next
- * command that reads either name, or lists them.
+ * before the commit leaves the old name; one killed after it has the new one: reads find it there
+ * through the marker (state/config.ts), and the next command that takes either name's lock
+ * finishes the renames (Context.withInstanceLock).
  */
 export async function renameInstance(ctx: Context, from: string, to: string): Promise<void> {
   validateInstanceName(from);

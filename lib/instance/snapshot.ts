@@ -190,7 +190,8 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
       throw err;
     }
     crashPoint('restore:built');
-    // One commit for the root and the config: a crash from here on is finished by the next command.
+    // One commit for the root and the config: a crash from here on is finished by the next command
+    // that takes the container's lock; reads see the restored state meanwhile.
     commitRenames(t.instDir, 'restore', [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])], swap.leftovers);
     crashPoint('restore:done');
     configWritten(ctx.paths, name, now, loadConfig(ctx.paths, name));
