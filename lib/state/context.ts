@@ -8,7 +8,7 @@ import { lockFile, sweepLocks, withLock } from '../util/lock.js';
 import { pidAlive } from '../util/proc.js';
 import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { helperError, runHelper } from './helper.js';
-import { recoverInstance } from './config.js';
+import { recoverInstance, renameMarker } from './config.js';
 import { journalFile } from './journal.js';
 
 /** The file of a container's lock (util/lock.ts). */
@@ -95,11 +95,12 @@ export class Context {
 
   /**
    * For a command that reads a stopped container's files without its lock (file pull and push):
-   * a journal a killed restore left is finished first, under the lock, as any locked command would.
-   * Without one (one stat) the lock is not taken.
+   * a journal a killed restore or rename left is finished first, under the lock, as any locked
+   * command would (its root is found through the dir's storage record, which a rename still has to
+   * move). Without one (two stats) the lock is not taken.
    */
   async finishPending(name: string): Promise<void> {
-    if (fs.existsSync(journalFile(containerDir(this.paths, name)))) await this.withInstanceLock(name, async () => {});
+    if (fs.existsSync(journalFile(containerDir(this.paths, name))) || fs.existsSync(renameMarker(this.paths, name))) await this.withInstanceLock(name, async () => {});
   }
 
   private async recover(name: string): Promise<Recovery> {

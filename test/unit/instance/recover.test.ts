@@ -133,3 +133,13 @@ test('the lock on the old name finishes a committed rename too; one killed befor
   t.deepEqual(fs.readdirSync(containersDir(b.ctx.paths)), ['c1'], 'the marker went');
   t.deepEqual(fs.readdirSync(containerDir(b.ctx.paths, 'c1')), ['config.yaml'], 'and the temp config');
 });
+
+test('file push and pull take the lock only when a journal or a rename marker is there, and it finishes them', async (t) => {
+  const { ctx } = setup(t, 'thawed');
+  killedRename(ctx.paths);
+  await ctx.finishPending('c2');
+  t.deepEqual(fs.readdirSync(containersDir(ctx.paths)), ['c2'], 'the rename to the name asked for is finished');
+  const before = snapshot(ctx.paths.stateDir);
+  await ctx.finishPending('c2');
+  t.deepEqual(snapshot(ctx.paths.stateDir), before, 'nothing pending: nothing done');
+});
