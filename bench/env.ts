@@ -163,7 +163,9 @@ export class BenchEnv {
     }
     const nftTable = this.nftTable;
     if (await this.hasNftTable(c)) {
-      problems.push(`tslxc left its nft table "ip ${nftTable}" after its containers were deleted (${nftBefore ? 'it was there before the cleanup' : 'it appeared during the cleanup'}; the bench deleted it)`);
+      problems.push(
+        `tslxc left its nft table "ip ${nftTable}" after its containers were deleted (${nftBefore ? 'it was there before the cleanup' : 'it appeared during the cleanup'}; the bench deleted it)`,
+      );
       await run('nft', ['delete', 'table', 'ip', nftTable], c);
     }
 
@@ -249,7 +251,10 @@ export function loopsUnder(root: string): { dev: string; file: string }[] {
   }
   for (const d of devs) {
     try {
-      const file = fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+      const file = fs
+        .readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8')
+        .trim()
+        .replace(/ \(deleted\)$/, '');
       if (file === root || file.startsWith(root + '/')) out.push({ dev: `/dev/${d}`, file });
     } catch {
       /* not attached */

@@ -32,7 +32,11 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const { values } = parseArgs({ args: argv, options: { runs: { type: 'string' }, 'cmd-runs': { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { runs: { type: 'string' }, 'cmd-runs': { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
   if (values.help) {
     console.log('usage: npm run bench:gateway -- [--runs N] [--cmd-runs N] [--json FILE]');
     process.exit(0);
@@ -72,7 +76,10 @@ async function main(): Promise<number> {
     // A bridge of the bench's own: sshd in the container is reached at its address there.
     const bridge = `tslb${env.id}`;
     await runOk(process.execPath, [cliPath, 'network', 'create', bridge, 'ipv4.address=auto', 'ipv4.nat=false'], { env: env.env });
-    fs.writeFileSync(path.join(env.stateDir, 'profiles', 'benchnet.yaml'), `description: bench network\nconfig: {}\ndevices:\n  eth0:\n    type: nic\n    network: ${bridge}\n    name: eth0\n`);
+    fs.writeFileSync(
+      path.join(env.stateDir, 'profiles', 'benchnet.yaml'),
+      `description: bench network\nconfig: {}\ndevices:\n  eth0:\n    type: nic\n    network: ${bridge}\n    name: eth0\n`,
+    );
     log('launching a Debian container (sshd inside) on the bench bridge');
     await ok(env.tslxc(['launch', 'debian', 'gw1', '-p', 'default', '-p', 'benchnet'], { timeoutMs: 600_000 }));
     await ok(env.tslxc(['wait', 'gw1', '--ip', '--timeout', '60']));
@@ -112,7 +119,27 @@ async function main(): Promise<number> {
       { label: 'sshd in the container', host: ip, port: 22, user: 'root' },
     ];
     const knownHosts = path.join(env.root, 'known_hosts');
-    const sshArgs = (p: Peer, kex: string[] = []) => ['-F', '/dev/null', ...kex, '-p', String(p.port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=accept-new', `${p.user}@${p.host}`, '--', 'echo', 'hi'];
+    const sshArgs = (p: Peer, kex: string[] = []) => [
+      '-F',
+      '/dev/null',
+      ...kex,
+      '-p',
+      String(p.port),
+      '-i',
+      key,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=accept-new',
+      `${p.user}@${p.host}`,
+      '--',
+      'echo',
+      'hi',
+    ];
     for (const p of peers) {
       const r = await run('ssh', sshArgs(p));
       if (r.stdout !== 'hi\n') throw new Error(`${p.label}: ssh failed: ${r.stderr.trim()}`);
@@ -163,8 +190,12 @@ async function main(): Promise<number> {
     const w = Math.max(...rows.map((r) => r[0].length));
     console.log(`${'what'.padEnd(w)}  ${'gateway'.padEnd(26)}  ${'sshd'.padEnd(26)}  gateway/sshd`);
     for (const [what, gw, sshd] of rows) console.log(`${what.padEnd(w)}  ${fmtSummary(gw).padEnd(26)}  ${fmtSummary(sshd).padEnd(26)}  ${fmtRatio(gw, sshd)}`);
-    console.log(`\nThe gateway: ssh2 server in node, session through the helper's attach (the container's exec server). sshd: OpenSSH 9.2 in the container, forking a session per login (PAM, login accounting).`);
-    console.log(`Key exchange: OpenSSH prefers sntrup761x25519 (sshd has it; ssh2 offers curve25519-sha256 at best): the second row forces the same one on both.`);
+    console.log(
+      `\nThe gateway: ssh2 server in node, session through the helper's attach (the container's exec server). sshd: OpenSSH 9.2 in the container, forking a session per login (PAM, login accounting).`,
+    );
+    console.log(
+      `Key exchange: OpenSSH prefers sntrup761x25519 (sshd has it; ssh2 offers curve25519-sha256 at best): the second row forces the same one on both.`,
+    );
     return 0;
   } catch (e) {
     log(`FAILED: ${(e as Error).message}`);

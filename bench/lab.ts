@@ -96,7 +96,13 @@ async function untilAddresses(env: BenchEnv, file: string, since: number, timeou
   for (;;) {
     const rows = await status(env, file);
     if (rows.every((r) => r.state === 'RUNNING' && r.ipv4.length > 0)) return now() - since;
-    if (now() - since > timeoutMs) throw new Error(`no address after ${timeoutMs} ms: ${rows.filter((r) => !r.ipv4.length).map((r) => r.container).join(', ')}`);
+    if (now() - since > timeoutMs)
+      throw new Error(
+        `no address after ${timeoutMs} ms: ${rows
+          .filter((r) => !r.ipv4.length)
+          .map((r) => r.container)
+          .join(', ')}`,
+      );
     await sleep(50);
   }
 }
@@ -189,13 +195,19 @@ async function busyboxRuns(env: BenchEnv, o: Options, fig: Figures): Promise<voi
     for (let i = 0; i < o.runs; i++) {
       const t0 = now();
       const up = await ok(env, ['lab', 'up', file]);
-      const reach = await untilGateway(gw.port, [...privateKeys.keys()].filter((m) => Number(m.slice(1)) <= o.members), t0);
+      const reach = await untilGateway(
+        gw.port,
+        [...privateKeys.keys()].filter((m) => Number(m.slice(1)) <= o.members),
+        t0,
+      );
       const addr = await untilAddresses(env, file, t0);
       (fig[`busybox x${o.members}: lab up (command)`] ??= []).push(up.ms);
       (fig[`busybox x${o.members}: lab up until every member ran a command through the gateway`] ??= []).push(reach);
       (fig[`busybox x${o.members}: lab up until all have an address`] ??= []).push(addr);
       await oneRound(env, o, fig, file);
-      log(`busybox run ${i + 1}/${o.runs}: up ${(up.ms / 1000).toFixed(2)} s, all through the gateway ${(reach / 1000).toFixed(2)} s, addresses ${(addr / 1000).toFixed(2)} s`);
+      log(
+        `busybox run ${i + 1}/${o.runs}: up ${(up.ms / 1000).toFixed(2)} s, all through the gateway ${(reach / 1000).toFixed(2)} s, addresses ${(addr / 1000).toFixed(2)} s`,
+      );
     }
   } finally {
     await gw.stop();
@@ -260,7 +272,10 @@ async function main(): Promise<void> {
   const width = Math.max(...rows.map((r) => r.row.length), 10);
   const host = (await run('uname', ['-r'])).stdout.trim();
   console.log(`tslxc lab bench (kernel ${host}, ${new Date().toISOString()}): medians of wall time, spawn to exit`);
-  for (const r of rows) console.log(`${r.row.padEnd(width)}  ${(r.summary.median / 1000).toFixed(2).padStart(7)} s  (n=${r.summary.n}, ${(r.summary.min / 1000).toFixed(2)}-${(r.summary.max / 1000).toFixed(2)})`);
+  for (const r of rows)
+    console.log(
+      `${r.row.padEnd(width)}  ${(r.summary.median / 1000).toFixed(2).padStart(7)} s  (n=${r.summary.n}, ${(r.summary.min / 1000).toFixed(2)}-${(r.summary.max / 1000).toFixed(2)})`,
+    );
   for (const n of notes) console.log(`note: ${n}`);
   if (o.json) fs.writeFileSync(o.json, JSON.stringify({ figures: fig, notes }, null, 2));
   if (failure) throw failure;

@@ -70,7 +70,9 @@ async function main(): Promise<void> {
       const del = await tslxc(['delete', '--force', ...names]);
       if (del.code !== 0) log(`delete: ${del.stderr.trim()}`);
     }
-    log(`runs with a duplicate IPv4: ${dupRuns} of ${runs}; runs with a container left without an address: ${noAddrRuns} of ${runs}; median wall time of ${parallel} parallel launches: ${(median(walls) / 1000).toFixed(1)} s`);
+    log(
+      `runs with a duplicate IPv4: ${dupRuns} of ${runs}; runs with a container left without an address: ${noAddrRuns} of ${runs}; median wall time of ${parallel} parallel launches: ${(median(walls) / 1000).toFixed(1)} s`,
+    );
   } catch (err) {
     failed = true;
     log(`failed: ${(err as Error).message}`);

@@ -76,7 +76,16 @@ export class LxdDaemon {
     const out = fs.openSync(this.logFile + '.out', 'a');
     this.started = true;
     this.child = spawn('lxd', [...group, '--logfile', this.logFile], {
-      env: { ...process.env, LXD_DIR: this.dir, http_proxy: DEAD_PROXY, https_proxy: DEAD_PROXY, HTTP_PROXY: DEAD_PROXY, HTTPS_PROXY: DEAD_PROXY, no_proxy: '', NO_PROXY: '' },
+      env: {
+        ...process.env,
+        LXD_DIR: this.dir,
+        http_proxy: DEAD_PROXY,
+        https_proxy: DEAD_PROXY,
+        HTTP_PROXY: DEAD_PROXY,
+        HTTPS_PROXY: DEAD_PROXY,
+        no_proxy: '',
+        NO_PROXY: '',
+      },
       stdio: ['ignore', out, out],
     });
     fs.closeSync(out);
@@ -93,7 +102,11 @@ export class LxdDaemon {
       '  images.auto_update_interval: "0"',
       'networks: []',
       'storage_pools:',
-      ...this.pools.flatMap((p) => [`- name: ${p.name}`, `  driver: ${p.driver}`, ...(p.driver === 'btrfs' ? ['  config:', `    size: ${this.btrfsSize}`] : [])]),
+      ...this.pools.flatMap((p) => [
+        `- name: ${p.name}`,
+        `  driver: ${p.driver}`,
+        ...(p.driver === 'btrfs' ? ['  config:', `    size: ${this.btrfsSize}`] : []),
+      ]),
       'profiles:',
       '- name: default',
       '  devices:',

@@ -64,7 +64,9 @@ export async function measureLxdParts(env: BenchEnv, o: LxdPartsOptions, log: (s
     await lxd.start(log);
     const preseed = await lxd.preseed();
     res.lxd = { version: lxd.version, preseed, daemonPid: lxd.pid };
-    res.notes.push(`LXD ${lxd.version}: a daemon of the bench's own (LXD_DIR under the bench root), pools bench-dir (dir) and bench-btrfs (btrfs on a ${o.btrfsSize} loop file LXD makes), no network; its outgoing HTTP goes to a closed loopback proxy`);
+    res.notes.push(
+      `LXD ${lxd.version}: a daemon of the bench's own (LXD_DIR under the bench root), pools bench-dir (dir) and bench-btrfs (btrfs on a ${o.btrfsSize} loop file LXD makes), no network; its outgoing HTTP goes to a closed loopback proxy`,
+    );
   }
 
   // LXD's unified tarball of tslxc's debian image: the file both tools import.
@@ -103,7 +105,15 @@ export async function measureLxdParts(env: BenchEnv, o: LxdPartsOptions, log: (s
   }
 }
 
-async function measureImport(env: BenchEnv, lxd: LxdDaemon | undefined, file: string, sha256: string, exportMs: number, runs: number, log: (s: string) => void): Promise<ImportResults> {
+async function measureImport(
+  env: BenchEnv,
+  lxd: LxdDaemon | undefined,
+  file: string,
+  sha256: string,
+  exportMs: number,
+  runs: number,
+  log: (s: string) => void,
+): Promise<ImportResults> {
   const r: ImportResults = { file, bytes: fs.statSync(file).size, exportMs, sha256, runs, times: {}, fingerprints: {}, failures: [], checks: [] };
   const alias = 'bench-import';
   type Tool = { key: string; run: () => Promise<RunResult>; fingerprint: () => Promise<string>; remove: () => Promise<RunResult> };
@@ -149,7 +159,8 @@ async function measureImport(env: BenchEnv, lxd: LxdDaemon | undefined, file: st
   // The format round trip: LXD's fingerprint of the tarball is its sha256; tslxc's import of it
   // must give the same one; LXD's own export of the image, imported by tslxc, too.
   const check = (what: string, okay: boolean, detail: string) => r.checks.push({ what, ok: okay, detail });
-  if (r.fingerprints[TSLXC]) check('tslxc import: fingerprint = sha256 of the tarball (LXD\'s rule)', r.fingerprints[TSLXC] === sha256, r.fingerprints[TSLXC].slice(0, 12));
+  if (r.fingerprints[TSLXC])
+    check("tslxc import: fingerprint = sha256 of the tarball (LXD's rule)", r.fingerprints[TSLXC] === sha256, r.fingerprints[TSLXC].slice(0, 12));
   if (lxd && r.fingerprints[LXD]) {
     check('LXD import of `tslxc image export`: fingerprint = sha256 of the tarball', r.fingerprints[LXD] === sha256, r.fingerprints[LXD].slice(0, 12));
     await ok(lxd.lxc(['image', 'import', file, '--alias', LXD_IMAGE]), `lxc image import ${file}`);
@@ -164,7 +175,11 @@ async function measureImport(env: BenchEnv, lxd: LxdDaemon | undefined, file: st
       if (t.code !== 0) check('tslxc import of `lxc image export`', false, t.stderr.trim());
       else {
         const fp = JSON.parse((await ok(env.tslxc(['image', 'info', 'bench-roundtrip', '--format', 'json']), 'tslxc image info')).stdout).fingerprint as string;
-        check(`tslxc import of \`lxc image export\` (${files[0]}, ${same ? 'the same bytes' : 'other bytes'}): same fingerprint`, fp === r.fingerprints[LXD], fp.slice(0, 12));
+        check(
+          `tslxc import of \`lxc image export\` (${files[0]}, ${same ? 'the same bytes' : 'other bytes'}): same fingerprint`,
+          fp === r.fingerprints[LXD],
+          fp.slice(0, 12),
+        );
         await env.tslxc(['image', 'delete', 'bench-roundtrip']);
       }
     } else {

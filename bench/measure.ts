@@ -188,7 +188,12 @@ export async function traceStop(p: Peer, argv: string[], env: NodeJS.ProcessEnv 
     const calls = fs
       .readFileSync(out, 'utf8')
       .split('\n')
-      .map((l) => l.replace(/^\d+\s+/, '').replace(/\s+/g, ' ').trim())
+      .map((l) =>
+        l
+          .replace(/^\d+\s+/, '')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      )
       .filter((l) => /^(kill|tkill|tgkill|pidfd_send_signal|rt_sigqueueinfo)\(/.test(l))
       // signal 0 only probes for a process; SIGCHLD is the children's own business
       .filter((l) => /\bSIG[A-Z]/.test(l) && !l.includes('SIGCHLD'))

@@ -32,7 +32,10 @@ export interface NetResults {
   lxcSubnet?: string;
   ipForward: { before: string; after?: string };
   warmup: Record<string, { firstBoot: BootResult; interfaces: string[]; failedUnits: string[] }>;
-  boot: Record<string, { runs: BootResult[]; failures: string[]; states: Record<string, number>; total?: Summary; startCmd?: Summary; ipv4?: Summary; addresses: string[] }>;
+  boot: Record<
+    string,
+    { runs: BootResult[]; failures: string[]; states: Record<string, number>; total?: Summary; startCmd?: Summary; ipv4?: Summary; addresses: string[] }
+  >;
   notes: string[];
 }
 
@@ -51,7 +54,12 @@ interface NetPeer {
 }
 
 /** `keep` gets the results object at once, so a failure halfway keeps what was measured. */
-export async function measureNet(env: BenchEnv, o: { runs: number; lxc: boolean; lxcVersion: string }, log: (s: string) => void, keep: (r: NetResults) => void): Promise<NetResults> {
+export async function measureNet(
+  env: BenchEnv,
+  o: { runs: number; lxc: boolean; lxcVersion: string },
+  log: (s: string) => void,
+  keep: (r: NetResults) => void,
+): Promise<NetResults> {
   const network = `tbn${env.id}`;
   const r: NetResults = { network, ipForward: { before: readSysctl('net/ipv4/ip_forward') }, warmup: {}, boot: {}, notes: [] };
   keep(r);
@@ -92,7 +100,12 @@ export async function measureNet(env: BenchEnv, o: { runs: number; lxc: boolean;
         : ['lxc.net.0.type = empty'];
       log(`net: LXC container ${name} (cp -a of the tslxc rootfs)${p.nic ? ` with a veth on ${bridge.name}` : ''}`);
       await createLxcContainer(env, name, rootfs, net);
-      peers.push({ key: p.nic ? NET_KEYS.lxcNic : NET_KEYS.lxcNone, peer: lxcPeer(env, name, o.lxcVersion), nic: p.nic, subnet: p.nic ? bridge.subnet : undefined });
+      peers.push({
+        key: p.nic ? NET_KEYS.lxcNic : NET_KEYS.lxcNone,
+        peer: lxcPeer(env, name, o.lxcVersion),
+        nic: p.nic,
+        subnet: p.nic ? bridge.subnet : undefined,
+      });
     }
   }
   for (const p of peers) r.boot[p.key] = { runs: [], failures: [], states: {}, addresses: [] };
@@ -106,7 +119,9 @@ export async function measureNet(env: BenchEnv, o: { runs: number; lxc: boolean;
     const want = p.nic ? 'eth0 lo' : 'lo';
     if (seen.interfaces.join(' ') !== want) throw new Error(`${p.key}: interfaces ${seen.interfaces.join(' ')}, expected ${want}`);
     if (p.nic) checkSubnet(p, first.ipv4);
-    log(`net: ${p.key}: first boot ${Math.round(first.totalMs)} ms${first.ipv4Ms !== undefined ? `, IPv4 ${first.ipv4} at ${Math.round(first.ipv4Ms)} ms` : ''}, systemd ${first.state}`);
+    log(
+      `net: ${p.key}: first boot ${Math.round(first.totalMs)} ms${first.ipv4Ms !== undefined ? `, IPv4 ${first.ipv4} at ${Math.round(first.ipv4Ms)} ms` : ''}, systemd ${first.state}`,
+    );
     await cleanStop(p.peer);
     await pause(500);
   }
@@ -124,7 +139,9 @@ export async function measureNet(env: BenchEnv, o: { runs: number; lxc: boolean;
         if (res.ipv4 && !b.addresses.includes(res.ipv4)) b.addresses.push(res.ipv4);
         await pause(300);
         await cleanStop(p.peer);
-        log(`net: ${p.key} run ${i + 1}/${o.runs}: start→${res.state} ${Math.round(res.totalMs)} ms (start cmd ${Math.round(res.startMs)} ms)${res.ipv4Ms !== undefined ? `, start→IPv4 ${Math.round(res.ipv4Ms)} ms` : ''}`);
+        log(
+          `net: ${p.key} run ${i + 1}/${o.runs}: start→${res.state} ${Math.round(res.totalMs)} ms (start cmd ${Math.round(res.startMs)} ms)${res.ipv4Ms !== undefined ? `, start→IPv4 ${Math.round(res.ipv4Ms)} ms` : ''}`,
+        );
       } catch (e) {
         if (e instanceof Interrupted) throw e;
         b.failures.push((e as Error).message);
@@ -252,11 +269,11 @@ async function freeSubnet(): Promise<string> {
       if (len === 0) return false;
       const l = Math.min(len, 24);
       const mask = (~0 << (32 - l)) >>> 0;
-      return ((u & mask) >>> 0) === ((net & mask) >>> 0);
+      return (u & mask) >>> 0 === (net & mask) >>> 0;
     });
     if (!clash) return `${a}.${b}`;
   }
-  throw new Error('no free /24 in 10.200.0.0-10.249.255.255 for the LXC peer\'s bridge');
+  throw new Error("no free /24 in 10.200.0.0-10.249.255.255 for the LXC peer's bridge");
 }
 
 function ipNum(ip: string): number | undefined {

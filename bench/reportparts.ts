@@ -14,12 +14,22 @@ export interface Target {
 export function reportNet(n: NetResults, lxcLabel: string, runs: number): string[] {
   const b = n.boot;
   const t = (k: string) => b[k];
-  const row = (what: string, pick: (k: string) => Summary | undefined, nicKeys: [string, string]): string[] => [what, fmtSummary(pick(nicKeys[0])), fmtSummary(pick(nicKeys[1])), fmtRatio(pick(nicKeys[0]), pick(nicKeys[1]))];
+  const row = (what: string, pick: (k: string) => Summary | undefined, nicKeys: [string, string]): string[] => [
+    what,
+    fmtSummary(pick(nicKeys[0])),
+    fmtSummary(pick(nicKeys[1])),
+    fmtRatio(pick(nicKeys[0]), pick(nicKeys[1])),
+  ];
   const nic: [string, string] = [NET_KEYS.tslxcNic, NET_KEYS.lxcNic];
   const none: [string, string] = [NET_KEYS.tslxcNone, NET_KEYS.lxcNone];
-  const states = (k: string) => (t(k) ? Object.entries(t(k).states).map(([s, c]) => `${s} ×${c}`).join(', ') + (t(k).failures.length ? `, FAILED ×${t(k).failures.length}` : '') : '—');
+  const states = (k: string) =>
+    t(k)
+      ? Object.entries(t(k).states)
+          .map(([s, c]) => `${s} ×${c}`)
+          .join(', ') + (t(k).failures.length ? `, FAILED ×${t(k).failures.length}` : '')
+      : '—';
   const rows: (string[] | string)[] = [
-    `network (#6): a stopped Debian container with eth0 on a bench-private bridge (DHCP), and its twin without a nic; ${runs} run${runs === 1 ? "" : "s"} each`,
+    `network (#6): a stopped Debian container with eth0 on a bench-private bridge (DHCP), and its twin without a nic; ${runs} run${runs === 1 ? '' : 's'} each`,
     row('  start → IPv4 address on eth0', (k) => t(k)?.ipv4, nic),
     row('  start → running, with the nic', (k) => t(k)?.total, nic),
     row('  start → running, no nic', (k) => t(k)?.total, none),
@@ -33,10 +43,15 @@ export function reportNet(n: NetResults, lxcLabel: string, runs: number): string
   const out = [renderGrid(['measurement', 'tslxc', lxcLabel, 'tslxc/LXC'], rows)];
   out.push(
     `network: tslxc: managed network ${n.network} (${n.tslxcSubnet ?? '?'}, ipv4.nat=false, no IPv6; tslxc's dnsmasq, a reservation per nic); ` +
-      (n.lxcBridge ? `LXC: veth on bridge ${n.lxcBridge} (${n.lxcSubnet}) made by the bench, DHCP from a dnsmasq of the bench (dynamic range, no DNS). ` : 'LXC: not run. ') +
+      (n.lxcBridge
+        ? `LXC: veth on bridge ${n.lxcBridge} (${n.lxcSubnet}) made by the bench, DHCP from a dnsmasq of the bench (dynamic range, no DNS). `
+        : 'LXC: not run. ') +
       `The address is read from the container's netns on the host (/proc/INIT/net/fib_trie, every 5 ms). ip_forward ${n.ipForward.before} before, ${n.ipForward.after ?? '?'} after.`,
   );
-  for (const [k, w] of Object.entries(n.warmup)) out.push(`network: ${k}: first boot (warm-up, not counted) ${fmtMs(w.firstBoot.totalMs)} → ${w.firstBoot.state}${w.firstBoot.ipv4 ? `, IPv4 ${w.firstBoot.ipv4} at ${fmtMs(w.firstBoot.ipv4Ms ?? NaN)}` : ''}; interfaces ${w.interfaces.join(' ')}; failed units: ${w.failedUnits.join(' ') || 'none'}`);
+  for (const [k, w] of Object.entries(n.warmup))
+    out.push(
+      `network: ${k}: first boot (warm-up, not counted) ${fmtMs(w.firstBoot.totalMs)} → ${w.firstBoot.state}${w.firstBoot.ipv4 ? `, IPv4 ${w.firstBoot.ipv4} at ${fmtMs(w.firstBoot.ipv4Ms ?? NaN)}` : ''}; interfaces ${w.interfaces.join(' ')}; failed units: ${w.failedUnits.join(' ') || 'none'}`,
+    );
   for (const note of n.notes) out.push(`note: ${note}`);
   for (const [k, x] of Object.entries(b)) for (const f of x.failures) out.push(`FAILED (${k}): ${f}`);
   return out;
@@ -46,11 +61,25 @@ const STORAGE_TARGETS: Record<string, number> = { overlay: 1000, btrfs: 1200, di
 
 export function reportStorage(s: StorageResults, lxdVersion: string | undefined, targets: Target[]): string[] {
   const keys = Object.keys(s.peers);
-  const rows: (string[] | string)[] = [`storage (#4): per pool driver, the cached Debian image; ${s.runs} run${s.runs === 1 ? "" : "s"} each, peers in rotating order`];
+  const rows: (string[] | string)[] = [
+    `storage (#4): per pool driver, the cached Debian image; ${s.runs} run${s.runs === 1 ? '' : 's'} each, peers in rotating order`,
+  ];
   for (const k of keys) {
     const p = s.peers[k];
-    const states = Object.entries(p.states).map(([st, c]) => `${st} ×${c}`).join(', ') + (p.failures.length ? `, FAILED ×${p.failures.length}` : '');
-    rows.push([`  ${k}`, fmtSummary(p.summary.launch), fmtSummary(p.summary.launchCmd), fmtSummary(p.summary.copy), fmtSummary(p.summary.snapshot), fmtSummary(p.summary.restore), fmtSummary(p.summary.stop), states]);
+    const states =
+      Object.entries(p.states)
+        .map(([st, c]) => `${st} ×${c}`)
+        .join(', ') + (p.failures.length ? `, FAILED ×${p.failures.length}` : '');
+    rows.push([
+      `  ${k}`,
+      fmtSummary(p.summary.launch),
+      fmtSummary(p.summary.launchCmd),
+      fmtSummary(p.summary.copy),
+      fmtSummary(p.summary.snapshot),
+      fmtSummary(p.summary.restore),
+      fmtSummary(p.summary.stop),
+      states,
+    ]);
   }
   const out = [renderGrid(['measurement', 'launch → running', 'launch cmd', 'copy (stopped)', 'snapshot', 'restore', 'stop', 'systemd state'], rows)];
   // Ratios against LXD's same driver, and the issue's targets.
@@ -65,10 +94,15 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
     });
     if (p.background?.length) {
       const b = summarize(p.background);
-      out.push(`storage: ${k}: each launch took the spare root made after the previous one; the next spare, copied in the background (starting 10 s after the create, nice 19), was finished ${fmtMs(b.median)} (${fmtMs(b.min)}–${fmtMs(b.max)}) after systemd was running; the bench waited for it, untimed, before the next step`);
+      out.push(
+        `storage: ${k}: each launch took the spare root made after the previous one; the next spare, copied in the background (starting 10 s after the create, nice 19), was finished ${fmtMs(b.median)} (${fmtMs(b.min)}–${fmtMs(b.max)}) after systemd was running; the bench waited for it, untimed, before the next step`,
+      );
     }
     if (k.endsWith('(no spare)')) {
-      if (med !== undefined) out.push(`storage: ${k}: spare_roots=false, every launch copies the image while the user waits: ${fmtMs(med)} (shown for comparison; the target applies to the pool as made)`);
+      if (med !== undefined)
+        out.push(
+          `storage: ${k}: spare_roots=false, every launch copies the image while the user waits: ${fmtMs(med)} (shown for comparison; the target applies to the pool as made)`,
+        );
     } else if (med !== undefined && limit !== undefined) {
       const met = med <= limit;
       targets.push({ what: `launch → running on ${p.driver}`, target: `≤ ${fmtMs(limit)}`, value: fmtMs(med), met });
@@ -76,7 +110,12 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
       const lxdDefault = vsLxd.find((x) => !s.peers[x].privileged);
       if (lxdDefault && s.peers[lxdDefault].summary.launch) {
         const faster = med < s.peers[lxdDefault].summary.launch!.median;
-        targets.push({ what: `launch on ${p.driver} faster than ${lxdDefault}`, target: `< ${fmtMs(s.peers[lxdDefault].summary.launch!.median)}`, value: fmtMs(med), met: faster });
+        targets.push({
+          what: `launch on ${p.driver} faster than ${lxdDefault}`,
+          target: `< ${fmtMs(s.peers[lxdDefault].summary.launch!.median)}`,
+          value: fmtMs(med),
+          met: faster,
+        });
         line += `; faster than ${lxdDefault}: ${faster ? 'MET' : 'NOT MET'}`;
       }
       out.push(line);
@@ -85,21 +124,31 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
   }
   for (const k of keys) {
     const w = s.peers[k].warmup;
-    if (w) out.push(`storage: ${k}: first launch (warm-up, not counted) ${fmtMs(w.launch ?? NaN)} → ${w.state}; failed units: ${w.failedUnits?.join(' ') || 'none'}`);
+    if (w)
+      out.push(
+        `storage: ${k}: first launch (warm-up, not counted) ${fmtMs(w.launch ?? NaN)} → ${w.state}; failed units: ${w.failedUnits?.join(' ') || 'none'}`,
+      );
   }
-  if (lxdVersion) out.push(`storage: LXD ${lxdVersion} containers are unprivileged unless "privileged" (security.privileged=true); tslxc's are unprivileged too (the default since issue 8).`);
+  if (lxdVersion)
+    out.push(
+      `storage: LXD ${lxdVersion} containers are unprivileged unless "privileged" (security.privileged=true); tslxc's are unprivileged too (the default since issue 8).`,
+    );
   for (const n of s.notes) out.push(`note: ${n}`);
   for (const [k, p] of Object.entries(s.peers)) for (const f of p.failures) out.push(`FAILED (${k}): ${f}`);
   return out;
 }
 
 export function reportImport(i: ImportResults, lxdVersion: string | undefined): string[] {
-  const rows: (string[] | string)[] = [`image import (#3): the same unified tarball (${(i.bytes / 2 ** 20).toFixed(1)} MiB, from \`tslxc image export debian\` in ${fmtMs(i.exportMs)}); ${i.runs} run${i.runs === 1 ? "" : "s"} each, the image deleted between runs`];
+  const rows: (string[] | string)[] = [
+    `image import (#3): the same unified tarball (${(i.bytes / 2 ** 20).toFixed(1)} MiB, from \`tslxc image export debian\` in ${fmtMs(i.exportMs)}); ${i.runs} run${i.runs === 1 ? '' : 's'} each, the image deleted between runs`,
+  ];
   const t = i.times.tslxc;
   const l = i.times.LXD;
   rows.push(['  image import FILE --alias A', fmtSummary(t), fmtSummary(l), fmtRatio(t, l)]);
   const out = [renderGrid(['measurement', 'tslxc', lxdVersion ? `LXD ${lxdVersion}` : 'LXD', 'tslxc/LXD'], rows)];
-  out.push('import: tslxc checks, hashes and stores the tarball in one read and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.');
+  out.push(
+    'import: tslxc checks, hashes and stores the tarball in one read and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.',
+  );
   for (const c of i.checks) out.push(`import: ${c.ok ? 'OK' : 'FAILED'}: ${c.what} (${c.detail})`);
   for (const f of i.failures) out.push(`FAILED (import): ${f}`);
   return out;

@@ -28,7 +28,19 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchEnv, repoRoot } from './env.js';
 import { createLxcContainer, lxcVersion } from './lxc.js';
-import { backToBack, bootToRunning, cleanStop, inspect, roundsWithPauses, sampleMonitor, traceStop, type BootResult, type MonitorSample, type StopResult, type TimedTool } from './measure.js';
+import {
+  backToBack,
+  bootToRunning,
+  cleanStop,
+  inspect,
+  roundsWithPauses,
+  sampleMonitor,
+  traceStop,
+  type BootResult,
+  type MonitorSample,
+  type StopResult,
+  type TimedTool,
+} from './measure.js';
 import { measureLxdParts, type LxdPartsResults } from './lxdparts.js';
 import { measureNet, type NetResults } from './net.js';
 import { lxcPeer, nodeBaseline, ptyBaseline, tslxcPeer, type Peer } from './peers.js';
@@ -98,7 +110,10 @@ function parseOptions(argv: string[]): Options {
     return n;
   };
   const parts = new Set<Part>();
-  for (const w of (values.only ?? PARTS.join(',')).split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const w of (values.only ?? PARTS.join(','))
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     if (w === 'lxd') parts.add('storage').add('import');
     else if (w === 'all') PARTS.forEach((x) => parts.add(x));
     else if ((PARTS as readonly string[]).includes(w)) parts.add(w as Part);
@@ -138,7 +153,10 @@ interface Results {
   warmup: Record<string, { firstBoot?: BootResult; failedUnits?: string[]; interfaces?: string[]; stopSignals?: string[] }>;
   boot: Record<string, { runs: BootResult[]; failures: string[]; total?: Summary; startCmd?: Summary; states: Record<string, number>; failedUnits?: string[] }>;
   stop: Record<string, { runs: StopResult[]; failures: string[]; ms?: Summary; initGone?: Summary }>;
-  monitor: Record<string, { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary; totalRss?: Summary; totalPss?: Summary; helpers?: string }>;
+  monitor: Record<
+    string,
+    { afterBoot: MonitorSample[]; afterExecs?: MonitorSample; rss?: Summary; pss?: Summary; totalRss?: Summary; totalPss?: Summary; helpers?: string }
+  >;
   exec: { paused?: Record<string, Summary>; backToBack?: Record<string, Summary>; pauseMs: number };
   list?: { containers: number; running: number; createMs: number; rows: number; states: Record<string, number>; times: Record<string, Summary> };
   net?: NetResults;
@@ -187,7 +205,7 @@ async function main(): Promise<number> {
   }
   const wantsLxc = opts.parts.has('core') || opts.parts.has('net');
   if (wantsLxc && opts.lxc && !hasCommand('lxc-start')) {
-    console.error("LXC is not installed (apt-get install lxc), or run with --no-lxc");
+    console.error('LXC is not installed (apt-get install lxc), or run with --no-lxc');
     return 2;
   }
   const wantsLxd = opts.parts.has('storage') || opts.parts.has('import');
@@ -205,7 +223,11 @@ async function main(): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     interrupt(sig);
-    log(signals === 1 ? `${sig}: stopping after the current command, then cleaning up` : `${sig}: still cleaning up, please wait (running: ${runningChildren().join(' ') || 'nothing'})`);
+    log(
+      signals === 1
+        ? `${sig}: stopping after the current command, then cleaning up`
+        : `${sig}: still cleaning up, please wait (running: ${runningChildren().join(' ') || 'nothing'})`,
+    );
   };
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
 
@@ -247,7 +269,7 @@ async function main(): Promise<number> {
     // A signal from the terminal reaches the running command too: its failure is the interrupt.
     const interruptedNote = isInterrupted() && !(e instanceof Interrupted) ? ` (interrupted; the command running then failed: ${text})` : '';
     r.errors.push(interruptedNote ? `interrupted${interruptedNote}` : text);
-    log(interruptedNote ? `interrupted${interruptedNote}` : `FAILED: ${e instanceof Interrupted ? text : (e as Error).stack ?? text}`);
+    log(interruptedNote ? `interrupted${interruptedNote}` : `FAILED: ${e instanceof Interrupted ? text : ((e as Error).stack ?? text)}`);
   } finally {
     const problems = await env.cleanup(log).catch((e: Error) => [`cleanup failed: ${e.message}`]);
     r.cleanup = { ok: problems.length === 0, problems };
@@ -297,7 +319,15 @@ async function measureAll(env: BenchEnv, opts: Options, version: string, r: Resu
     r.lxdParts = { notes: [] };
     await measureLxdParts(
       env,
-      { storage: opts.parts.has('storage'), import: opts.parts.has('import'), lxd: opts.lxd, lxdPrivileged: opts.lxdPrivileged, storageRuns: opts.storageRuns, importRuns: opts.importRuns, btrfsSize: opts.btrfsSize },
+      {
+        storage: opts.parts.has('storage'),
+        import: opts.parts.has('import'),
+        lxd: opts.lxd,
+        lxdPrivileged: opts.lxdPrivileged,
+        storageRuns: opts.storageRuns,
+        importRuns: opts.importRuns,
+        btrfsSize: opts.btrfsSize,
+      },
       log,
       r.lxdParts,
     );
@@ -319,7 +349,9 @@ async function measureCore(env: BenchEnv, opts: Options, version: string, r: Res
 
   // --- set-up: one tslxc Debian container, and the LXC peer on a copy of its unbooted rootfs
   await env.prepareTslxc();
-  r.notes.push('tslxc containers have their root on a dir storage pool and no nic (a default profile in the bench\'s own TSLXC_DIR); the LXC peer has a dir: rootfs and lxc.net.0.type = empty');
+  r.notes.push(
+    "tslxc containers have their root on a dir storage pool and no nic (a default profile in the bench's own TSLXC_DIR); the LXC peer has a dir: rootfs and lxc.net.0.type = empty",
+  );
   log(`tslxc create debian ${name}`);
   const created = await env.tslxc(['create', 'debian', name], { timeoutMs: 600_000 });
   if (created.code !== 0) throw new Error(`tslxc create debian ${name}: ${created.stderr.trim()}`);
@@ -352,7 +384,9 @@ async function measureCore(env: BenchEnv, opts: Options, version: string, r: Res
     const first = await bootToRunning(p);
     const seen = await inspect(p);
     r.warmup[k] = { firstBoot: first, ...seen };
-    log(`${p.label}: first boot ${fmtMs(first.totalMs)}, systemd ${first.state}${seen.failedUnits.length ? `, failed: ${seen.failedUnits.join(' ')}` : ''}, interfaces: ${seen.interfaces.join(' ')}`);
+    log(
+      `${p.label}: first boot ${fmtMs(first.totalMs)}, systemd ${first.state}${seen.failedUnits.length ? `, failed: ${seen.failedUnits.join(' ')}` : ''}, interfaces: ${seen.interfaces.join(' ')}`,
+    );
     if (seen.interfaces.join(' ') !== 'lo') throw new Error(`${p.label}'s container has interfaces besides lo: ${seen.interfaces.join(' ')}`);
     if (haveStrace) {
       const argv = k === TSLXC ? [path.join(repoRoot, 'bin/tslxc'), 'stop', name] : ['lxc-stop', '-P', env.lxcPath, '-n', name];
@@ -380,7 +414,9 @@ async function measureCore(env: BenchEnv, opts: Options, version: string, r: Res
         if (i === opts.runs - 1) r.boot[k].failedUnits = (await inspect(p)).failedUnits;
         const s = await cleanStop(p);
         r.stop[k].runs.push(s);
-        log(`${p.label} run ${i + 1}/${opts.runs}: start→${b.state} ${fmtMs(b.totalMs)} (start cmd ${fmtMs(b.startMs)}, ${b.probes} probe${b.probes > 1 ? 's' : ''}), stop ${fmtMs(s.ms)} (init gone at ${fmtMs(s.initGoneMs ?? NaN)})`);
+        log(
+          `${p.label} run ${i + 1}/${opts.runs}: start→${b.state} ${fmtMs(b.totalMs)} (start cmd ${fmtMs(b.startMs)}, ${b.probes} probe${b.probes > 1 ? 's' : ''}), stop ${fmtMs(s.ms)} (init gone at ${fmtMs(s.initGoneMs ?? NaN)})`,
+        );
       } catch (e) {
         if (e instanceof Interrupted) throw e;
         r.boot[k].failures.push((e as Error).message);
@@ -420,8 +456,18 @@ async function measureCore(env: BenchEnv, opts: Options, version: string, r: Res
   const tools: { key: string; tool: TimedTool }[] = [
     ...peers.map((p) => ({ key: keyOf.get(p)!, tool: { label: p.label, command: p.commands.exec, run: () => p.exec(['true']) } })),
     { key: NODE, tool: { label: node.label, command: node.command, run: node.run } },
-    ...peers.map((p) => ({ key: `${keyOf.get(p)!}${ON_TTY}`, tool: { label: `${p.label} on a terminal`, command: p.commands.execTerminal, run: () => p.execTerminal(['true']) } })),
-    { key: `${TSLXC}${ON_TTY}-T`, tool: { label: 'tslxc -T on a terminal', command: peers[0].commands.execTerminal.replace(' exec ', ' exec -T '), run: () => peers[0].execTerminal(['true'], ['-T']) } },
+    ...peers.map((p) => ({
+      key: `${keyOf.get(p)!}${ON_TTY}`,
+      tool: { label: `${p.label} on a terminal`, command: p.commands.execTerminal, run: () => p.execTerminal(['true']) },
+    })),
+    {
+      key: `${TSLXC}${ON_TTY}-T`,
+      tool: {
+        label: 'tslxc -T on a terminal',
+        command: peers[0].commands.execTerminal.replace(' exec ', ' exec -T '),
+        run: () => peers[0].execTerminal(['true'], ['-T']),
+      },
+    },
     { key: PTY, tool: { label: pty.label, command: pty.command, run: pty.run } },
   ];
   for (const t of tools) if (!r.commands[t.key]) r.commands[t.key] = { exec: t.tool.command };
@@ -518,8 +564,18 @@ function report(r: Results, opts: Options, version: string): string {
   if (bt?.total?.n || bl?.total?.n) {
     rows.push({ what: `start an existing stopped Debian container → systemd settled (${opts.runs} runs each)` });
     rows.push({ what: '  start → running (total)', tslxc: fmtSummary(bt?.total), lxc: fmtSummary(bl?.total), ratio: fmtRatio(bt?.total, bl?.total) });
-    rows.push({ what: '    of which the start command', tslxc: fmtSummary(bt?.startCmd), lxc: fmtSummary(bl?.startCmd), ratio: fmtRatio(bt?.startCmd, bl?.startCmd) });
-    const states = (b?: Results['boot'][string]) => (b ? Object.entries(b.states).map(([s, n]) => `${s} ×${n}`).join(', ') + (b.failures.length ? `, FAILED ×${b.failures.length}` : '') : '—');
+    rows.push({
+      what: '    of which the start command',
+      tslxc: fmtSummary(bt?.startCmd),
+      lxc: fmtSummary(bl?.startCmd),
+      ratio: fmtRatio(bt?.startCmd, bl?.startCmd),
+    });
+    const states = (b?: Results['boot'][string]) =>
+      b
+        ? Object.entries(b.states)
+            .map(([s, n]) => `${s} ×${n}`)
+            .join(', ') + (b.failures.length ? `, FAILED ×${b.failures.length}` : '')
+        : '—';
     rows.push({ what: '  systemd state', tslxc: states(bt), lxc: states(bl) });
     const probes = (b?: Results['boot'][string]) => (b?.runs.length ? String(Math.max(...b.runs.map((x) => x.probes))) : '—');
     rows.push({ what: '  probes needed (max)', tslxc: probes(bt), lxc: probes(bl) });
@@ -529,7 +585,12 @@ function report(r: Results, opts: Options, version: string): string {
   if (st?.ms?.n || sl?.ms?.n) {
     rows.push({ what: 'clean stop' });
     rows.push({ what: '  stop (SIGRTMIN+3 to systemd)', tslxc: fmtSummary(st?.ms), lxc: fmtSummary(sl?.ms), ratio: fmtRatio(st?.ms, sl?.ms) });
-    rows.push({ what: '    of which until init exited', tslxc: fmtSummary(st?.initGone), lxc: fmtSummary(sl?.initGone), ratio: fmtRatio(st?.initGone, sl?.initGone) });
+    rows.push({
+      what: '    of which until init exited',
+      tslxc: fmtSummary(st?.initGone),
+      lxc: fmtSummary(sl?.initGone),
+      ratio: fmtRatio(st?.initGone, sl?.initGone),
+    });
   }
   const ep = r.exec.paused;
   const eb = r.exec.backToBack;
@@ -557,8 +618,19 @@ function report(r: Results, opts: Options, version: string): string {
       ['  back-to-back', eb],
     ] as const) {
       if (!e?.[TSLXC + ON_TTY]) continue;
-      rows.push({ what: `${label}, a pty (tslxc's default)`, tslxc: fmtSummary(e[TSLXC + ON_TTY]), lxc: fmtSummary(e[LXC + ON_TTY]), node: fmtSummary(e[PTY]), ratio: fmtRatio(e[TSLXC + ON_TTY], e[LXC + ON_TTY]) });
-      rows.push({ what: `${label}, tslxc -T (pipes)`, tslxc: fmtSummary(e[`${TSLXC}${ON_TTY}-T`]), lxc: fmtSummary(e[LXC + ON_TTY]), ratio: fmtRatio(e[`${TSLXC}${ON_TTY}-T`], e[LXC + ON_TTY]) });
+      rows.push({
+        what: `${label}, a pty (tslxc's default)`,
+        tslxc: fmtSummary(e[TSLXC + ON_TTY]),
+        lxc: fmtSummary(e[LXC + ON_TTY]),
+        node: fmtSummary(e[PTY]),
+        ratio: fmtRatio(e[TSLXC + ON_TTY], e[LXC + ON_TTY]),
+      });
+      rows.push({
+        what: `${label}, tslxc -T (pipes)`,
+        tslxc: fmtSummary(e[`${TSLXC}${ON_TTY}-T`]),
+        lxc: fmtSummary(e[LXC + ON_TTY]),
+        ratio: fmtRatio(e[`${TSLXC}${ON_TTY}-T`], e[LXC + ON_TTY]),
+      });
     }
   }
   const mt = r.monitor[TSLXC];
@@ -576,8 +648,18 @@ function report(r: Results, opts: Options, version: string): string {
     rows.push({ what: '  monitor PSS after boot', tslxc: fmtSummary(mt?.pss, fmtKiB), lxc: fmtSummary(ml?.pss, fmtKiB), ratio: fmtRatio(mt?.pss, ml?.pss) });
     const helpers = (m?: Results['monitor'][string]) => (m ? `monitor${m.helpers ? ` + ${m.helpers}` : ''}` : '—');
     rows.push({ what: '  host processes per container', tslxc: helpers(mt), lxc: helpers(ml) });
-    rows.push({ what: '    their VmRSS, summed', tslxc: fmtSummary(mt?.totalRss, fmtKiB), lxc: fmtSummary(ml?.totalRss, fmtKiB), ratio: fmtRatio(mt?.totalRss, ml?.totalRss) });
-    rows.push({ what: '    their PSS, summed', tslxc: fmtSummary(mt?.totalPss, fmtKiB), lxc: fmtSummary(ml?.totalPss, fmtKiB), ratio: fmtRatio(mt?.totalPss, ml?.totalPss) });
+    rows.push({
+      what: '    their VmRSS, summed',
+      tslxc: fmtSummary(mt?.totalRss, fmtKiB),
+      lxc: fmtSummary(ml?.totalRss, fmtKiB),
+      ratio: fmtRatio(mt?.totalRss, ml?.totalRss),
+    });
+    rows.push({
+      what: '    their PSS, summed',
+      tslxc: fmtSummary(mt?.totalPss, fmtKiB),
+      lxc: fmtSummary(ml?.totalPss, fmtKiB),
+      ratio: fmtRatio(mt?.totalPss, ml?.totalPss),
+    });
     const after = (m?: Results['monitor'][string]) => (m?.afterExecs ? `${fmtKiB(m.afterExecs.rssKiB)} (all: ${fmtKiB(m.afterExecs.totalRssKiB)})` : '—');
     if (mt?.afterExecs || ml?.afterExecs) rows.push({ what: '  monitor VmRSS after the exec runs', tslxc: after(mt), lxc: after(ml) });
   }
@@ -597,8 +679,12 @@ function report(r: Results, opts: Options, version: string): string {
   const out: string[] = [];
   const m = r.meta;
   out.push('');
-  out.push(`tslxc bench ${m.date}  commit ${m.tslxcCommit}  kernel ${m.kernel}  ${m.cpus} CPUs  cgroups ${m.cgroups}  node ${m.node}  ${version ? `LXC ${version}` : 'no LXC'}${r.lxdParts?.lxd ? `  LXD ${r.lxdParts.lxd.version}` : ''}  parts: ${[...opts.parts].join(',')}`);
-  out.push(`load average at start ${(m.loadavgAtStart as number[]).join(' ')}, at end ${(m.loadavgAtEnd as number[] | undefined)?.join(' ') ?? '?'} (other work on the machine shows here)`);
+  out.push(
+    `tslxc bench ${m.date}  commit ${m.tslxcCommit}  kernel ${m.kernel}  ${m.cpus} CPUs  cgroups ${m.cgroups}  node ${m.node}  ${version ? `LXC ${version}` : 'no LXC'}${r.lxdParts?.lxd ? `  LXD ${r.lxdParts.lxd.version}` : ''}  parts: ${[...opts.parts].join(',')}`,
+  );
+  out.push(
+    `load average at start ${(m.loadavgAtStart as number[]).join(' ')}, at end ${(m.loadavgAtEnd as number[] | undefined)?.join(' ') ?? '?'} (other work on the machine shows here)`,
+  );
   out.push('Each cell: median (min–max). Ratios compare medians. Peers interleaved in the same run.');
   out.push('');
   if (rows.length) out.push(renderTable(rows, lxcLabel), '');
@@ -617,7 +703,12 @@ function report(r: Results, opts: Options, version: string): string {
     );
   }
   if (r.lxcConfig) out.push('lxc-stop: without -t it waits up to 60 s, then kills (lxc-stop(1)); tslxc stop: 30 s by default.');
-  if (r.list) out.push(`list: ${r.list.containers} containers created in ${fmtMs(r.list.createMs)} (4 at a time); list showed ${Object.entries(r.list.states).map(([s, n]) => `${n} ${s}`).join(', ')}.`);
+  if (r.list)
+    out.push(
+      `list: ${r.list.containers} containers created in ${fmtMs(r.list.createMs)} (4 at a time); list showed ${Object.entries(r.list.states)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ')}.`,
+    );
   for (const n of r.notes) out.push(`note: ${n}`);
   if (r.net) out.push('', ...reportNet(r.net, lxcLabel, opts.netRuns));
   if (r.lxdParts) out.push(...reportLxdParts(r.lxdParts, r.targets));

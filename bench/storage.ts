@@ -53,7 +53,21 @@ export interface StoragePeer {
 
 export interface StorageResults {
   runs: number;
-  peers: Record<string, { tool: string; driver: string; privileged?: boolean; commands: Record<string, string>; samples: Record<Step, number[]>; background?: number[]; summary: Partial<Record<Step, Summary>>; states: Record<string, number>; failures: string[]; warmup?: Partial<Record<Step, number>> & { state?: string; failedUnits?: string[]; interfaces?: string[] } }>;
+  peers: Record<
+    string,
+    {
+      tool: string;
+      driver: string;
+      privileged?: boolean;
+      commands: Record<string, string>;
+      samples: Record<Step, number[]>;
+      background?: number[];
+      summary: Partial<Record<Step, Summary>>;
+      states: Record<string, number>;
+      failures: string[];
+      warmup?: Partial<Record<Step, number>> & { state?: string; failedUnits?: string[]; interfaces?: string[] };
+    }
+  >;
   notes: string[];
 }
 
@@ -173,7 +187,8 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
       failures: [],
     };
   }
-  const nameOf = (p: StoragePeer, i: number) => `${prefix}-${p.tool === 'tslxc' ? 't' : 'l'}${p.driver.slice(0, 3)}${p.privileged ? 'p' : ''}${p.tag ?? ''}-${i < 0 ? 'w' : i}`;
+  const nameOf = (p: StoragePeer, i: number) =>
+    `${prefix}-${p.tool === 'tslxc' ? 't' : 'l'}${p.driver.slice(0, 3)}${p.privileged ? 'p' : ''}${p.tag ?? ''}-${i < 0 ? 'w' : i}`;
 
   // Warm-up: the first launch on a pool puts the image there (LXD's image volume on btrfs, tslxc's
   // image subvolume) and the first boot makes SSH host keys: shown, not counted.
@@ -189,7 +204,15 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
     const failed = await p.exec(name, ['systemctl', '--failed', '--no-legend', '--plain']);
     const nets = await p.exec(name, ['ls', '/sys/class/net']);
     const interfaces = nets.stdout.split(/\s+/).filter(Boolean);
-    res.peers[p.key].warmup = { launch: settled.ms, state: settled.state, failedUnits: failed.stdout.split('\n').map((x) => x.trim().split(/\s+/)[0]).filter(Boolean), interfaces };
+    res.peers[p.key].warmup = {
+      launch: settled.ms,
+      state: settled.state,
+      failedUnits: failed.stdout
+        .split('\n')
+        .map((x) => x.trim().split(/\s+/)[0])
+        .filter(Boolean),
+      interfaces,
+    };
     if (interfaces.join(' ') !== 'lo') throw new Error(`${p.key}: the container has interfaces besides lo: ${interfaces.join(' ')}`);
     log(`storage: ${p.key}: first launch ${Math.round(settled.ms)} ms → ${settled.state}`);
     const r = await p.remove(name);
@@ -206,7 +229,9 @@ export async function measureStorage(peers: StoragePeer[], runs: number, prefix:
         for (const s of STEPS) pr.samples[s].push(c[s]);
         if (c.background !== undefined) (pr.background ??= []).push(c.background);
         pr.states[c.state] = (pr.states[c.state] ?? 0) + 1;
-        log(`storage: ${p.key} run ${i + 1}/${runs}: launch→${c.state} ${Math.round(c.launch)} ms, copy ${Math.round(c.copy)} ms, snapshot ${Math.round(c.snapshot)} ms, restore ${Math.round(c.restore)} ms`);
+        log(
+          `storage: ${p.key} run ${i + 1}/${runs}: launch→${c.state} ${Math.round(c.launch)} ms, copy ${Math.round(c.copy)} ms, snapshot ${Math.round(c.snapshot)} ms, restore ${Math.round(c.restore)} ms`,
+        );
       } catch (e) {
         if (e instanceof Interrupted) throw e;
         pr.failures.push((e as Error).message);

@@ -30,12 +30,13 @@ struct attach_opts {
   size_t n_cgroups;
   const char *exec_socket;
   bool pty;
-  struct winsize pty_size;  /* --pty-size: for a caller without a terminal (ptyctl.c) */
-  int control_fd;           /* --control-fd: its later sizes and signals; -1 without */
+  struct winsize pty_size; /* --pty-size: for a caller without a terminal (ptyctl.c) */
+  int control_fd;          /* --control-fd: its later sizes and signals; -1 without */
   struct exec_spec spec;
 };
 
-static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+static const int forwarded_signals[] = { SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,
+                                         SIGUSR1, SIGUSR2, SIGWINCH };
 
 static void parse_attach_options(int argc, char **argv, struct attach_opts *o)
 {
@@ -83,8 +84,7 @@ static void parse_attach_options(int argc, char **argv, struct attach_opts *o)
       if (!parse_ulong(val, &n) || n < 3 || n > INT32_MAX || fcntl((int)n, F_GETFD) < 0)
         die("--control-fd %s: expected an open fd above 2", val);
       o->control_fd = n; /* kept across the sealed re-exec; the command never gets it (exec.c) */
-    }
-    else if (strcmp(opt, "--cap-drop") == 0) {
+    } else if (strcmp(opt, "--cap-drop") == 0) {
       int cap = cap_from_name(val);
       if (cap < 0)
         die("--cap-drop %s: unknown capability", val);
@@ -116,11 +116,11 @@ static bool fd_open(int fd)
 
 /* What the command gets as its fds 0-2, and our ends of the relay. */
 struct stdio_plan {
-  int give[3];      /* a caller's fd that is no terminal, a pipe's end, or -1 (the pty) */
-  bool ours[3];     /* give[i] is a pipe's end of ours: closed once handed over */
-  int to_cmd;       /* our end of the pipe to its stdin, or -1 */
-  int from_cmd[3];  /* [1], [2]: our ends of the pipes from its stdout and stderr, or -1 */
-  int term_fd;      /* the caller's terminal (its window size), or -1 */
+  int give[3];     /* a caller's fd that is no terminal, a pipe's end, or -1 (the pty) */
+  bool ours[3];    /* give[i] is a pipe's end of ours: closed once handed over */
+  int to_cmd;      /* our end of the pipe to its stdin, or -1 */
+  int from_cmd[3]; /* [1], [2]: our ends of the pipes from its stdout and stderr, or -1 */
+  int term_fd;     /* the caller's terminal (its window size), or -1 */
 };
 
 /* fds 0-2 are open (main_attach saw to it). */
@@ -250,7 +250,8 @@ static int run_command(const struct attach_opts *o, int sock_in, struct stdio_pl
     /* The command's output first: what it wrote before it ended is shown before we leave. */
     int *outs[3] = { &master, &p->from_cmd[1], &p->from_cmd[2] };
     for (int i = 0; i < 3; i++)
-      if ((pfd[4 + i].revents & (POLLIN | POLLHUP | POLLERR)) && !relay_out(*outs[i], i == 2 ? 2 : 1)) {
+      if ((pfd[4 + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+          !relay_out(*outs[i], i == 2 ? 2 : 1)) {
         close(*outs[i]);
         *outs[i] = -1;
       }
@@ -283,7 +284,8 @@ static int run_command(const struct attach_opts *o, int sock_in, struct stdio_pl
       }
     }
 
-    if ((pfd[7].revents & (POLLIN | POLLHUP | POLLERR)) && !pty_control_read(&control, master, pidfd))
+    if ((pfd[7].revents & (POLLIN | POLLHUP | POLLERR)) &&
+        !pty_control_read(&control, master, pidfd))
       control.fd = -1; /* closed with the rest when we exit */
 
     if (pfd[0].revents & POLLIN) {
@@ -323,7 +325,8 @@ static int run_command(const struct attach_opts *o, int sock_in, struct stdio_pl
         continue;
       if (message[0]) { /* the command's process failed before its exec */
         const char *prefix = "tslxc-helper: ";
-        die("%s", strncmp(message, prefix, strlen(prefix)) == 0 ? message + strlen(prefix) : message);
+        die("%s",
+            strncmp(message, prefix, strlen(prefix)) == 0 ? message + strlen(prefix) : message);
       }
       if (!started)
         return -1; /* the server died before its fork: nothing ran */
@@ -459,11 +462,12 @@ static int attach_via_server(const struct attach_opts *o, struct stdio_plan *p, 
  * enters anything, becomes non-dumpable, enters the container and forks the command there (from
  * the host's cgroups: a container at its process limit cannot refuse that fork; the command then
  * migrates, which no pids limit refuses), reports 'P' and 'X' as the exec server does. */
-static __attribute__((noreturn)) void direct_server(const struct attach_opts *o, const struct stdio_plan *p,
-                                                   int conn)
+static __attribute__((noreturn)) void direct_server(const struct attach_opts *o,
+                                                    const struct stdio_plan *p, int conn)
 {
-  struct exec_stdio st = { .conn = conn, .pty = o->pty, .pty_stderr = o->pty && p->give[2] < 0,
-                           .size = first_size(o, p) };
+  struct exec_stdio st = {
+    .conn = conn, .pty = o->pty, .pty_stderr = o->pty && p->give[2] < 0, .size = first_size(o, p)
+  };
   exec_child_begin(&st);
   /* Out of the caller's session (no controlling terminal for anything forked from here on) and
    * its terminal off fds 0-2, while still on the host where nothing of the container sees us. */
@@ -501,8 +505,8 @@ static __attribute__((noreturn)) void direct_server(const struct attach_opts *o,
    * owned by it, are entered with its credentials), then we become its root: files we make are
    * the container's root's, and we hold no capability over the host any more. */
   int userns = in_other_userns(o->pid) ? CLONE_NEWUSER : 0;
-  if (setns(pidfd, userns | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                       CLONE_NEWCGROUP) < 0)
+  if (setns(pidfd, userns | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                       CLONE_NEWNET | CLONE_NEWCGROUP) < 0)
     die_with_error("enter the namespaces of process %d", (int)o->pid);
   if (userns)
     become_userns_root();

@@ -70,8 +70,7 @@ static void child_die_hook(const char *line, int err)
   const char *prefix = "tslxc-helper: ";
   r.step = child_step;
   r.err = err;
-  snprintf(r.msg, sizeof r.msg, "%s%s: %s", prefix, step_names[child_step],
-           line + strlen(prefix));
+  snprintf(r.msg, sizeof r.msg, "%s%s: %s", prefix, step_names[child_step], line + strlen(prefix));
   (void)send(child_sync_fd, &r, sizeof r, MSG_NOSIGNAL);
 }
 
@@ -103,8 +102,8 @@ static void bind_fd_on_fd(int srcfd, int dstfd, unsigned long flags, const char 
  * the host's, so MS_RDONLY (which also marks the superblock) is never used on those. */
 static void make_ro(int fd, bool recursive, const char *what)
 {
-  if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
-                        MOUNT_ATTR_RDONLY, 0) < 0)
+  if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), MOUNT_ATTR_RDONLY,
+                        0) < 0)
     die_with_error("make %s read-only", what);
 }
 
@@ -179,9 +178,17 @@ static void bind_path(int rootfd, const char *spec, int tree)
 /* ---- steps ---- */
 
 static const char *const default_masks[] = {
-  "proc/acpi", "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list",
-  "proc/timer_stats", "proc/sched_debug", "proc/scsi", "proc/sysrq-trigger",
-  "sys/firmware", "sys/devices/virtual/powercap",
+  "proc/acpi",
+  "proc/kcore",
+  "proc/keys",
+  "proc/latency_stats",
+  "proc/timer_list",
+  "proc/timer_stats",
+  "proc/sched_debug",
+  "proc/scsi",
+  "proc/sysrq-trigger",
+  "sys/firmware",
+  "sys/devices/virtual/powercap",
 };
 static const char *const proc_ro[] = { "proc/bus", "proc/fs", "proc/irq" };
 
@@ -379,17 +386,14 @@ static const struct {
   const char *name;
   unsigned major, minor;
 } dev_nodes[] = {
-  { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
+  { "null", 1, 3 },   { "zero", 1, 5 },    { "full", 1, 7 },
   { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 static const struct {
   const char *name, *target;
 } dev_links[] = {
-  { "ptmx", "pts/ptmx" },
-  { "fd", "/proc/self/fd" },
-  { "stdin", "/proc/self/fd/0" },
-  { "stdout", "/proc/self/fd/1" },
-  { "stderr", "/proc/self/fd/2" },
+  { "ptmx", "pts/ptmx" },          { "fd", "/proc/self/fd" },       { "stdin", "/proc/self/fd/0" },
+  { "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
 };
 
 /* Creates an empty file under DIRFD (our own fresh tmpfs) and returns it as a mount target. */
@@ -551,7 +555,8 @@ void container_child(const struct start_opts *o, int sync_fd)
   autofd int rootfd = -1;
   if (userns) {
     /* The monitor's detached mount, once attached, is the rootfs: its fd is the root. */
-    if (move_mount(root_tree, "", root_target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    if (move_mount(root_tree, "", root_target, "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
       die_with_error("move the rootfs mount onto %s", o->rootfs);
     rootfd = steal_fd(&root_tree);
   } else {

@@ -11,20 +11,23 @@
 #include <sys/syscall.h>
 
 struct dev_rule {
-  int type;            /* BPF_DEVCG_DEV_CHAR, _BLOCK, or 0 for "a" (any) */
-  long major, minor;   /* -1: any */
-  unsigned access;     /* BPF_DEVCG_ACC_* bits */
+  int type;          /* BPF_DEVCG_DEV_CHAR, _BLOCK, or 0 for "a" (any) */
+  long major, minor; /* -1: any */
+  unsigned access;   /* BPF_DEVCG_ACC_* bits */
 };
 
 /* "a", or "c|b MAJOR|*:MINOR|* ACCESS" with ACCESS letters among r, w, m. */
 static void parse_rule(const char *text, struct dev_rule *r)
 {
-  *r = (struct dev_rule){ .major = -1, .minor = -1,
-                          .access = BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE };
+  *r =
+      (struct dev_rule){ .major = -1,
+                         .minor = -1,
+                         .access = BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE };
   if (strcmp(text, "a") == 0)
     return;
   char type, majs[16], mins[16], acc[8];
-  if (sscanf(text, "%c %15[0-9*]:%15[0-9*] %7s", &type, majs, mins, acc) != 4 || (type != 'c' && type != 'b'))
+  if (sscanf(text, "%c %15[0-9*]:%15[0-9*] %7s", &type, majs, mins, acc) != 4 ||
+      (type != 'c' && type != 'b'))
     die("--allow %s: expected \"a\" or \"c|b MAJOR:MINOR ACCESS\" (e.g. \"c 1:3 rwm\")", text);
   r->type = type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK;
   unsigned long v;
@@ -53,7 +56,8 @@ static void parse_rule(const char *text, struct dev_rule *r)
 
 /* ---- a few BPF instructions, by hand (no libbpf) ---- */
 
-#define INSN(c, d, s, o, i) ((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
+#define INSN(c, d, s, o, i)                                                                        \
+  ((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
 #define LDX_W(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, o, 0)
 #define MOV_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
 #define MOV_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)

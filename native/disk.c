@@ -123,7 +123,8 @@ void remove_disk(int rootfd, const char *path)
 }
 
 /* --pid PID (--add SPEC | --remove DST): the options of the live device modes (disk, unixdev). */
-void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv, struct live_device_args *a)
+void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv,
+                            struct live_device_args *a)
 {
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];

@@ -252,7 +252,8 @@ static void put_item(struct buf *b, char tag, const char *str)
   put_bytes(b, str, n);
 }
 
-char *exec_request_encode(const struct exec_spec *s, mode_t mask, const struct winsize *pty, size_t *len)
+char *exec_request_encode(const struct exec_spec *s, mode_t mask, const struct winsize *pty,
+                          size_t *len)
 {
   struct buf b = { 0 };
   char num[32];

@@ -75,7 +75,8 @@ struct exec_reply {
 /* Sends one reply (with fd when >= 0); a client that went away only loses it. */
 void exec_send_reply(int conn, char type, int32_t value, int fd);
 /* malloc'ed request; *len its size. pty: NULL without one. */
-char *exec_request_encode(const struct exec_spec *s, mode_t mask, const struct winsize *pty, size_t *len);
+char *exec_request_encode(const struct exec_spec *s, mode_t mask, const struct winsize *pty,
+                          size_t *len);
 /* Parses buf (kept: s points into it; s->argv is malloc'ed). false if malformed. *pty is set
  * when a pty is asked for (its size in *size). */
 bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mask, bool *pty,

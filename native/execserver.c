@@ -233,7 +233,8 @@ pid_t exec_server_start(int run_dir_fd, pid_t init, const char *const *cgroups, 
     return -1;
   }
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_EXEC_SOCKET, run_dir_fd);
+  snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_EXEC_SOCKET,
+           run_dir_fd);
   unlinkat(run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0);
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
       fchmodat(run_dir_fd, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, 0600, 0) < 0 || listen(fd, 64) < 0) {

@@ -75,7 +75,8 @@ ssize_t read_retry(int fd, void *buf, size_t len);
  * MSG_NOSIGNAL always set. recv sets fds[0..max_fds) to what came (CLOEXEC) or -1, closes any
  * extra, and returns recvmsg's result (0: EOF; -1 with EMSGSIZE for a message cut short). */
 #define MAX_PASSED_FDS 4
-ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds, int flags);
+ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds,
+                      int flags);
 ssize_t recv_with_fds(int sock, void *data, size_t len, int *fds, size_t max_fds);
 /* Reads up to size-1 bytes of a small file into buf (NUL-terminated). -1 + errno on failure. */
 ssize_t read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
@@ -280,14 +281,14 @@ struct start_opts {
   const char *ro_paths[MAX_LIST];
   size_t n_ro_paths;
   const char *binds[MAX_LIST]; /* "SRC:DST[:OPTS]", OPTS a comma list of ro, idmap */
-  size_t n_binds;               /* the --disks-file lines, then the --bind options */
+  size_t n_binds;              /* the --disks-file lines, then the --bind options */
   const char *bind_opts[MAX_LIST];
   size_t n_bind_opts;
-  const char *disks_file;       /* read at each boot: disks added or removed while running */
+  const char *disks_file; /* read at each boot: disks added or removed while running */
   char *disks_text;
-  const char *nodes[MAX_LIST];  /* node specs (struct node_spec): the --nodes-file lines */
+  const char *nodes[MAX_LIST]; /* node specs (struct node_spec): the --nodes-file lines */
   size_t n_nodes;
-  const char *nodes_file;       /* read at each boot, as disks_file */
+  const char *nodes_file; /* read at each boot, as disks_file */
   char *nodes_text;
   struct id_map uidmap, gidmap; /* both empty: no user namespace */
   bool rootfs_idmap;            /* present the rootfs through an idmapped mount */
@@ -355,7 +356,8 @@ struct live_device_args {
   unsigned long pid;
   const char *add, *remove;
 };
-void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv, struct live_device_args *a);
+void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv,
+                            struct live_device_args *a);
 int main_cli(int argc, char **argv);
 /* The lines of a run dir file (cli.c); NULL if absent or damaged. */
 char **read_list(const char *path, size_t *n);

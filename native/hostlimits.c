@@ -166,7 +166,8 @@ const char *host_limits_check(const char *name, const char *run_dir, const struc
   if (need->inotify_instances > 0 && read_sysctl(root, "fs/inotify/max_user_instances", &limit)) {
     unsigned long n = need->inotify_instances, used = running * n, room;
     unsigned long files;
-    if (real && read_file_count(root, &files) && limit > files && limit - files >= 2 * n + booting * n) {
+    if (real && read_file_count(root, &files) && limit > files &&
+        limit - files >= 2 * n + booting * n) {
       /* Every instance is an open file: fewer files are open on the whole host than it takes to
        * come near the limit (after admin init, always), so the kernel need not be asked. */
       room = limit - files - booting * n;
@@ -177,17 +178,20 @@ const char *host_limits_check(const char *name, const char *run_dir, const struc
       room = limit > used ? limit - used : 0;
     }
     if (room < 2 * n)
-      warn_line(name, "fs.inotify.max_user_instances", limit, room, n, "inotify instances of host root", "1048576");
+      warn_line(name, "fs.inotify.max_user_instances", limit, room, n,
+                "inotify instances of host root", "1048576");
   }
   if (need->inotify_watches > 0 && read_sysctl(root, "fs/inotify/max_user_watches", &limit)) {
     unsigned long n = need->inotify_watches, used = running * n;
     unsigned long room = limit > used ? limit - used : 0;
     if (room < 2 * n)
-      warn_line(name, "fs.inotify.max_user_watches", limit, room, n, "inotify watches of host root", "1048576");
+      warn_line(name, "fs.inotify.max_user_watches", limit, room, n, "inotify watches of host root",
+                "1048576");
   }
   unsigned long max, reserve, nr;
   if (need->ptys > 0 && read_sysctl(root, "kernel/pty/max", &max) &&
-      read_sysctl(root, "kernel/pty/reserve", &reserve) && read_sysctl(root, "kernel/pty/nr", &nr)) {
+      read_sysctl(root, "kernel/pty/reserve", &reserve) &&
+      read_sysctl(root, "kernel/pty/nr", &nr)) {
     /* A container's devpts is not the host's: it may use max - reserve of the global count. */
     unsigned long cap = max > reserve ? max - reserve : 0, room = cap > nr ? cap - nr : 0;
     if (room < 2 * need->ptys)

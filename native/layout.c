@@ -77,13 +77,15 @@ const char *run_root(void)
 
 /* ROOT/SUB/NAME[/FILE] into buf; false (nothing built) when a root or the name is not one both
  * sides agree on, or the path does not fit. */
-static bool build_path(char buf[PATH_MAX], const char *root, const char *sub, const char *name, const char *file)
+static bool build_path(char buf[PATH_MAX], const char *root, const char *sub, const char *name,
+                       const char *file)
 {
   if (!root || !valid_instance_name(name))
     return false;
   if (strcmp(root, "/") == 0)
     root = ""; /* path.join("/", "containers") is "/containers" */
-  int n = file ? snprintf(buf, PATH_MAX, "%s/%s/%s/%s", root, sub, name, file) : snprintf(buf, PATH_MAX, "%s/%s/%s", root, sub, name);
+  int n = file ? snprintf(buf, PATH_MAX, "%s/%s/%s/%s", root, sub, name, file)
+               : snprintf(buf, PATH_MAX, "%s/%s/%s", root, sub, name);
   return n > 0 && n < PATH_MAX;
 }
 

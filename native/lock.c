@@ -54,7 +54,8 @@ int lock_take(const char *path)
       return -1;
     }
     struct stat locked, named;
-    if (fstat(fd, &locked) == 0 && lstat(path, &named) == 0 && locked.st_dev == named.st_dev && locked.st_ino == named.st_ino)
+    if (fstat(fd, &locked) == 0 && lstat(path, &named) == 0 && locked.st_dev == named.st_dev &&
+        locked.st_ino == named.st_ino)
       return fd;
     close(fd);
   }
@@ -90,7 +91,9 @@ pid_t lock_holder(const char *path)
     int pid;
     unsigned int maj, min;
     unsigned long long ino;
-    if (strstr(line, "->") || sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &pid, &maj, &min, &ino) != 5 || strcmp(kind, "FLOCK") != 0 || ino != (unsigned long long)st.st_ino)
+    if (strstr(line, "->") ||
+        sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &pid, &maj, &min, &ino) != 5 ||
+        strcmp(kind, "FLOCK") != 0 || ino != (unsigned long long)st.st_ino)
       continue;
     if (maj == major(st.st_dev) && min == minor(st.st_dev))
       exact = pid;

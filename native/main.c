@@ -6,20 +6,24 @@
 static void usage(void)
 {
   static const char text[] =
-    "usage: tslxc-helper start [OPTIONS] -- INIT [ARGS...]\n"
-    "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
-    "       tslxc-helper console --socket PATH [--escape CHAR]\n"
-    "       tslxc-helper file (--pid PID | --rootfs DIR [--rootfs-lower L --rootfs-upper U --rootfs-work W])\n"
-    "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] [--mkdir [--mkdir-mode M]])\n"
-    "                         [--as-user]\n"
-    "       tslxc-helper idmap-probe DIR\n"
-    "       tslxc-helper plan-check OP ARG...   (one check of a start plan, for the tests)\n"
-    "       tslxc-helper host-limits --name NAME --run-dir DIR [--need KEY=N]...\n"
-    "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
-    "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
-    "       tslxc-helper cli JS ARGS...   (bin/tslxc: start and exec without node, else node JS ARGS)\n"
-    "       tslxc-helper unixdev --pid PID (--add c|b:MAJOR:MINOR:MODE:UID:GID:/DST | --remove DST)\n"
-    "See native/README.md for the options.\n";
+      "usage: tslxc-helper start [OPTIONS] -- INIT [ARGS...]\n"
+      "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
+      "       tslxc-helper console --socket PATH [--escape CHAR]\n"
+      "       tslxc-helper file (--pid PID | --rootfs DIR [--rootfs-lower L --rootfs-upper U "
+      "--rootfs-work W])\n"
+      "                         (--read PATH | --write PATH [--mode M] [--uid U] [--gid G] "
+      "[--mkdir [--mkdir-mode M]])\n"
+      "                         [--as-user]\n"
+      "       tslxc-helper idmap-probe DIR\n"
+      "       tslxc-helper plan-check OP ARG...   (one check of a start plan, for the tests)\n"
+      "       tslxc-helper host-limits --name NAME --run-dir DIR [--need KEY=N]...\n"
+      "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
+      "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
+      "       tslxc-helper cli JS ARGS...   (bin/tslxc: start and exec without node, else node JS "
+      "ARGS)\n"
+      "       tslxc-helper unixdev --pid PID (--add c|b:MAJOR:MINOR:MODE:UID:GID:/DST | --remove "
+      "DST)\n"
+      "See native/README.md for the options.\n";
   (void)write_all(2, text, sizeof text - 1);
 }
 
@@ -60,5 +64,7 @@ int main(int argc, char **argv)
     usage();
     return 0;
   }
-  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe, devices, disk or unixdev)", argv[1]);
+  die("unknown mode '%s' (expected start, attach, console, file, idmap-probe, devices, disk or "
+      "unixdev)",
+      argv[1]);
 }

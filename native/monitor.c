@@ -130,7 +130,10 @@ static void remove_cgroup_tree(const char *dir, int depth)
 
 static void remove_run_files(void)
 {
-  static const char *const files[] = { LAYOUT_INSTANCE_RUN_INIT_PID, LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, LAYOUT_INSTANCE_RUN_EXEC_SOCKET, LAYOUT_INSTANCE_RUN_MONITOR_PID };
+  static const char *const files[] = { LAYOUT_INSTANCE_RUN_INIT_PID,
+                                       LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET,
+                                       LAYOUT_INSTANCE_RUN_EXEC_SOCKET,
+                                       LAYOUT_INSTANCE_RUN_MONITOR_PID };
   for (size_t i = 0; i < N_ELEMENTS(files); i++)
     unlinkat(M.run_dir_fd, files[i], 0);
 }
@@ -263,9 +266,9 @@ static void console_open_log(struct console *c, bool truncate)
 {
   if (c->log_fd >= 0)
     close(c->log_fd);
-  c->log_fd = openat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG,
-                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : 0),
-                     0600);
+  c->log_fd = openat(
+      M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG,
+      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0600);
   struct stat st;
   c->log_size = (c->log_fd >= 0 && fstat(c->log_fd, &st) == 0) ? st.st_size : 0;
 }
@@ -276,7 +279,8 @@ static void console_log(struct console *c, const char *buf, size_t n)
   if (bound == 0 || c->log_fd < 0)
     return;
   if (c->log_size + n > bound) {
-    renameat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG, M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG_OLD);
+    renameat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_LOG, M.run_dir_fd,
+             LAYOUT_INSTANCE_RUN_CONSOLE_LOG_OLD);
     console_open_log(c, true);
     if (c->log_fd < 0)
       return;
@@ -501,7 +505,8 @@ static int console_listen(void)
     die_with_error("console socket");
   /* bind by a name relative to the run dir: its full path may not fit sun_path. */
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  xsnprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, M.run_dir_fd);
+  xsnprintf(addr.sun_path, sizeof addr.sun_path,
+            "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, M.run_dir_fd);
   unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, 0);
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
     die_with_error("bind console.sock");
@@ -622,7 +627,8 @@ void run_monitor(struct start_opts *opts, int status_fd)
       console_flush_pending(&con);
     if (pfd[2].revents & POLLIN)
       console_accept(&con);
-    if (con.client >= 0 && pfd[3].fd == con.client && (pfd[3].revents & (POLLIN | POLLHUP | POLLERR)))
+    if (con.client >= 0 && pfd[3].fd == con.client &&
+        (pfd[3].revents & (POLLIN | POLLHUP | POLLERR)))
       console_from_client(&con);
     if (!(pfd[0].revents & POLLIN))
       continue;
@@ -644,7 +650,8 @@ void run_monitor(struct start_opts *opts, int status_fd)
       M.child = -1;
       stop_exec_server();
       /* Whatever init wrote last is still in the pty: log it before moving on. */
-      while (con.master >= 0 && poll(&(struct pollfd){ .fd = con.master, .events = POLLIN }, 1, 0) == 1)
+      while (con.master >= 0 &&
+             poll(&(struct pollfd){ .fd = con.master, .events = POLLIN }, 1, 0) == 1)
         if (!console_from_pty(&con))
           break;
       console_detach(&con);
@@ -655,7 +662,10 @@ void run_monitor(struct start_opts *opts, int status_fd)
       unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_INIT_PID, 0);
       if (opts->post_stop_hook)
         run_hook("post-stop hook", opts->post_stop_hook, "TSLXC_REASON",
-                 end == END_REBOOT ? "reboot" : end == END_STOP ? "stop" : "crash", false);
+                 end == END_REBOOT ? "reboot"
+                 : end == END_STOP ? "stop"
+                                   : "crash",
+                 false);
       if (end == END_REBOOT) {
         load_binds(opts);
         load_nodes(opts);
@@ -670,7 +680,8 @@ void run_monitor(struct start_opts *opts, int status_fd)
       /* Still settling: the start failed (the caller reads console.log for why). */
       if (M.status_fd >= 0) {
         text[strcspn(text, "\n")] = '\0';
-        report_status("ERR tslxc-helper: init: the container's init ended %lld ms after it was started (%s)\n",
+        report_status("ERR tslxc-helper: init: the container's init ended %lld ms after it was "
+                      "started (%s)\n",
                       lived_ms, text);
       }
       _exit(0);

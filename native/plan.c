@@ -33,7 +33,9 @@ struct plan_state {
   size_t n_made;
   const char *written[MAX_LIST]; /* files written, likewise */
   size_t n_written;
-  const char *hupped[MAX_LOCKS * 2][3]; /* processes told (pid file, program, argument): told again after an undo */
+  const char
+      *hupped[MAX_LOCKS * 2]
+             [3]; /* processes told (pid file, program, argument): told again after an undo */
   size_t n_hupped;
   bool busy; /* not used because of the moment (locked, running), not because it is stale */
 };
@@ -51,7 +53,8 @@ static int not_this_way(const char *why, const char *what)
 {
   if (plan_debug()) {
     char line[1200];
-    int n = snprintf(line, sizeof line, "tslxc-helper: start plan not used: %s%s%s\n", why, what ? " " : "", what ? what : "");
+    int n = snprintf(line, sizeof line, "tslxc-helper: start plan not used: %s%s%s\n", why,
+                     what ? " " : "", what ? what : "");
     if (n > (int)sizeof line - 1)
       n = sizeof line - 1;
     (void)write_all(2, line, n);
@@ -137,7 +140,8 @@ void plan_undo(void)
   /* dnsmasq read the container's entries: it reads their removal too. */
   while (ps.n_hupped > 0) {
     ps.n_hupped--;
-    (void)hup_process(ps.hupped[ps.n_hupped][0], ps.hupped[ps.n_hupped][1], ps.hupped[ps.n_hupped][2]);
+    (void)hup_process(ps.hupped[ps.n_hupped][0], ps.hupped[ps.n_hupped][1],
+                      ps.hupped[ps.n_hupped][2]);
   }
   plan_release_locks();
 }
@@ -171,7 +175,8 @@ static bool stat_matches(const char *path, bool whole)
     return false;
   if (!whole)
     return true;
-  unsigned long long ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
+  unsigned long long ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+                          (unsigned long long)st.st_mtim.tv_nsec;
   return (unsigned long long)st.st_size == sz && ns == mt;
 }
 
@@ -198,12 +203,14 @@ static bool parse_octal(const char *s, unsigned long *out)
 
 /* Files go under the run dir root only (TSLXC_RUN_DIR, checked by the plan's env step), by a
  * path without "." or ".." parts; the parent must exist. */
-static bool write_run_file(const char *path, const char *mode, const char *data, const char *in_place_dir)
+static bool write_run_file(const char *path, const char *mode, const char *data,
+                           const char *in_place_dir)
 {
   const char *root = run_root();
   size_t rl = root ? strlen(root) : 0;
   unsigned long m;
-  if (!root || strncmp(path, root, rl) != 0 || path[rl] != '/' || strstr(path, "/../") || strstr(path, "/./") || !parse_octal(mode, &m) || ps.n_written >= MAX_LIST)
+  if (!root || strncmp(path, root, rl) != 0 || path[rl] != '/' || strstr(path, "/../") ||
+      strstr(path, "/./") || !parse_octal(mode, &m) || ps.n_written >= MAX_LIST)
     return false;
   /* The container's own files are read only while it runs: rewritten in place, which keeps their
    * inodes (on an ext4 without a journal a new inode is slow to make: see "dir pools" in
@@ -355,10 +362,12 @@ static bool no_foreign_line(const char *file)
   if (!text)
     return errno == ENOENT;
   bool clear = true;
-  for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && clear; line = strtok_r(NULL, "\n", &save)) {
+  for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && clear;
+       line = strtok_r(NULL, "\n", &save)) {
     char *field[MAX_FIELDS];
     size_t count = 0;
-    for (char *fs = NULL, *f = strtok_r(line, " \t\r\v\f", &fs); f; f = strtok_r(NULL, " \t\r\v\f", &fs))
+    for (char *fs = NULL, *f = strtok_r(line, " \t\r\v\f", &fs); f;
+         f = strtok_r(NULL, " \t\r\v\f", &fs))
       if (count < MAX_FIELDS)
         field[count++] = f;
       else
@@ -537,7 +546,8 @@ int plan_start(const char *plan_path)
         return not_this_way("cannot write", a);
     } else if (strcmp(op, "chown") == 0) {
       unsigned long uid, gid;
-      if (!parse_ulong(next_tok(), &uid) || !parse_ulong(next_tok(), &gid) || chown(a, (uid_t)uid, (gid_t)gid) < 0)
+      if (!parse_ulong(next_tok(), &uid) || !parse_ulong(next_tok(), &gid) ||
+          chown(a, (uid_t)uid, (gid_t)gid) < 0)
         return not_this_way("cannot chown", a);
     } else if (strcmp(op, "devices") == 0) {
       ps.pos--;

@@ -43,16 +43,31 @@ enum abi { ABI_X86_64, ABI_I386, ABI_X32 };
 
 /* The default deny list. umount2 is not in it: only its MNT_FORCE form is refused (below). */
 static const char *const default_deny[] = {
-  "kexec_load", "kexec_file_load",                        /* boot another kernel (sys_boot is kept) */
-  "init_module", "finit_module", "delete_module",         /* modules (sys_module is dropped too) */
-  "create_module", "query_module", "get_kernel_syms",     /* ... and their obsolete forms */
-  "open_by_handle_at",                                    /* any inode of a host filesystem by handle */
-  "bpf", "perf_event_open",                               /* kernel memory and tracing */
-  "keyctl", "add_key", "request_key",                     /* kernel keyrings: not namespaced */
-  "syslog",                                               /* the host's kernel log, dmesg -C */
-  "swapon", "swapoff",                                    /* host-wide swap */
-  "iopl", "ioperm", "vm86", "vm86old",                    /* raw I/O ports, vm86 mode */
-  "settimeofday", "clock_settime", "clock_settime64", "stime", /* the host's clock */
+  "kexec_load",
+  "kexec_file_load", /* boot another kernel (sys_boot is kept) */
+  "init_module",
+  "finit_module",
+  "delete_module", /* modules (sys_module is dropped too) */
+  "create_module",
+  "query_module",
+  "get_kernel_syms",   /* ... and their obsolete forms */
+  "open_by_handle_at", /* any inode of a host filesystem by handle */
+  "bpf",
+  "perf_event_open", /* kernel memory and tracing */
+  "keyctl",
+  "add_key",
+  "request_key", /* kernel keyrings: not namespaced */
+  "syslog",      /* the host's kernel log, dmesg -C */
+  "swapon",
+  "swapoff", /* host-wide swap */
+  "iopl",
+  "ioperm",
+  "vm86",
+  "vm86old", /* raw I/O ports, vm86 mode */
+  "settimeofday",
+  "clock_settime",
+  "clock_settime64",
+  "stime", /* the host's clock */
 };
 
 static const struct syscall_entry *find_syscall(const char *name)
@@ -99,9 +114,12 @@ static size_t emit(struct sock_filter insn)
   return prog_len++;
 }
 #define LD(off) emit((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off)))
-#define JEQ(k, jt, jf) emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (jt), (jf)))
-#define JGE(k, jt, jf) emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (k), (jt), (jf)))
-#define JSET(k, jt, jf) emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (k), (jt), (jf)))
+#define JEQ(k, jt, jf)                                                                             \
+  emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (jt), (jf)))
+#define JGE(k, jt, jf)                                                                             \
+  emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (k), (jt), (jf)))
+#define JSET(k, jt, jf)                                                                            \
+  emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (k), (jt), (jf)))
 #define JA() emit((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0))
 #define RET(k) emit((struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (k)))
 #define NR_OFF offsetof(struct seccomp_data, nr)

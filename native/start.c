@@ -133,8 +133,7 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       if (val[0] != '/')
         die("--nodes-file %s: expected an absolute path", val);
       o->nodes_file = val;
-    }
-    else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
+    } else if (strcmp(opt, "--seccomp-deny") == 0 || strcmp(opt, "--seccomp-allow") == 0)
       seccomp_policy_add(&o->seccomp, opt[10] == 'd', val);
     else if (strcmp(opt, "--start-host-hook") == 0)
       o->start_host_hook = val;

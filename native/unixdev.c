@@ -41,16 +41,16 @@ void parse_node_spec(const char *spec, struct node_spec *n)
   if ((strcmp(fields[0], "c") != 0 && strcmp(fields[0], "b") != 0))
     die("node %s: the type must be c or b", spec);
   n->type = fields[0][0];
-  if (!parse_ulong(fields[1], &n->major) || n->major > 0xfff || !parse_ulong(fields[2], &n->minor) ||
-      n->minor > 0xfffff)
+  if (!parse_ulong(fields[1], &n->major) || n->major > 0xfff ||
+      !parse_ulong(fields[2], &n->minor) || n->minor > 0xfffff)
     die("node %s: bad major or minor number", spec);
   char *end;
   errno = 0;
   n->mode = strtoul(fields[3], &end, 8);
   if (errno || end == fields[3] || *end || n->mode > 0777)
     die("node %s: the mode must be octal, at most 0777", spec);
-  if (!parse_ulong(fields[4], &n->uid) || n->uid >= UINT32_MAX || !parse_ulong(fields[5], &n->gid) ||
-      n->gid >= UINT32_MAX)
+  if (!parse_ulong(fields[4], &n->uid) || n->uid >= UINT32_MAX ||
+      !parse_ulong(fields[5], &n->gid) || n->gid >= UINT32_MAX)
     die("node %s: bad uid or gid", spec);
   if (fields[6][0] != '/' || fields[6][1] == '\0')
     die("node %s: the path must be absolute, and not /", spec);

@@ -122,7 +122,8 @@ bool in_other_userns(pid_t pid)
  * superblock's user namespace is the host's: only there may MOUNT_ATTR_IDMAP be set). */
 int detached_tree(const char *path, bool recursive, int userns_fd, bool ro)
 {
-  int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+  int fd = open_tree(AT_FDCWD, path,
+                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
   if (fd < 0)
     die_with_error("open_tree %s", path);
   set_tree_attrs(fd, path, recursive, userns_fd, ro);
@@ -133,8 +134,10 @@ void set_tree_attrs(int fd, const char *what, bool recursive, int userns_fd, boo
 {
   if (userns_fd >= 0) {
     struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns_fd };
-    if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0)
-      die_with_error("idmap the mount of %s (its filesystem may not support idmapped mounts)", what);
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) <
+        0)
+      die_with_error("idmap the mount of %s (its filesystem may not support idmapped mounts)",
+                     what);
   }
   if (ro && sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
                               MOUNT_ATTR_RDONLY, 0) < 0)

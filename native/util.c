@@ -156,7 +156,8 @@ union fd_control {
   struct cmsghdr align;
 };
 
-ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds, int flags)
+ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds,
+                      int flags)
 {
   if (n_fds > MAX_PASSED_FDS)
     die("send_with_fds: %zu fds, at most %d", n_fds, MAX_PASSED_FDS);
@@ -186,7 +187,9 @@ ssize_t recv_with_fds(int sock, void *data, size_t len, int *fds, size_t max_fds
     fds[i] = -1;
   struct iovec iov = { .iov_base = data, .iov_len = len };
   union fd_control u;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  struct msghdr msg = {
+    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf
+  };
   ssize_t n;
   while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
     ;

@@ -24,7 +24,10 @@ const common = {
   chunkNames: '[name]-[hash]',
   banner: { js: "import { createRequire as tslxcCreateRequire } from 'node:module'; const require = tslxcCreateRequire(import.meta.url);" },
 };
-for (const [entry, outdir] of [['dist/lib/cli/fast.js', 'dist/lib/fast'], ['dist/lib/cli/index.js', 'dist/lib/full']]) {
+for (const [entry, outdir] of [
+  ['dist/lib/cli/fast.js', 'dist/lib/fast'],
+  ['dist/lib/cli/index.js', 'dist/lib/full'],
+]) {
   fs.rmSync(outdir, { recursive: true, force: true });
   await build({ ...common, entryPoints: [entry], outdir });
 }

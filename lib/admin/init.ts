@@ -102,26 +102,31 @@ export function parsePreseed(text: string, where: string): Preseed {
     storage_pools: list(d.storage_pools, 'storage_pools').map((x) => ({
       name: named(x, 'storage_pools'),
       driver: String(x.driver ?? ''),
-      config: strMap(x.config, 'a storage pool\'s config'),
+      config: strMap(x.config, "a storage pool's config"),
       description: x.description === undefined ? undefined : String(x.description),
     })),
     networks: list(d.networks, 'networks').map((x) => ({
       name: named(x, 'networks'),
       type: x.type === undefined ? 'bridge' : String(x.type),
-      config: strMap(x.config, 'a network\'s config'),
+      config: strMap(x.config, "a network's config"),
       description: x.description === undefined ? undefined : String(x.description),
     })),
     profiles: list(d.profiles, 'profiles').map((x) => {
       const devices: Record<string, Record<string, string>> = {};
       for (const [dn, dev] of Object.entries(strMapOfMaps(x.devices, bad))) devices[dn] = dev;
-      return { name: named(x, 'profiles'), description: x.description === undefined ? undefined : String(x.description), config: strMap(x.config, 'a profile\'s config'), devices };
+      return {
+        name: named(x, 'profiles'),
+        description: x.description === undefined ? undefined : String(x.description),
+        config: strMap(x.config, "a profile's config"),
+        devices,
+      };
     }),
   };
 }
 
 function strMapOfMaps(v: unknown, bad: (why: string) => Error): Record<string, Record<string, string>> {
   if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad('a profile\'s devices must be a mapping');
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad("a profile's devices must be a mapping");
   const out: Record<string, Record<string, string>> = {};
   for (const [k, dev] of Object.entries(v)) {
     if (!dev || typeof dev !== 'object' || Array.isArray(dev)) throw bad(`device "${k}" must be a mapping`);
@@ -171,11 +176,16 @@ export async function applyPreseed(ctx: Context, seed: Preseed): Promise<InitRes
       if (profileExists(ctx.paths, prof.name)) {
         // A later failure puts the profile back as it was (and so the containers using it).
         const before = loadProfile(ctx.paths, prof.name);
-        await updateProfile(ctx, prof.name, (p) => {
-          if (prof.description !== undefined) p.description = body.description;
-          p.config = body.config;
-          p.devices = body.devices;
-        }, { host });
+        await updateProfile(
+          ctx,
+          prof.name,
+          (p) => {
+            if (prof.description !== undefined) p.description = body.description;
+            p.config = body.config;
+            p.devices = body.devices;
+          },
+          { host },
+        );
         revert.add(() =>
           updateProfile(ctx, prof.name, (p) => {
             p.description = before.description;

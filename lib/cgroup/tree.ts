@@ -48,7 +48,7 @@ const WHY: Record<string, string> = {
 
 export function cgroupWriteError(what: string, file: string, value: string, err: unknown): TslxcError {
   const code = errnoOf(err);
-  const why = code ? `${code}: ${WHY[code] ?? (err as Error).message}` : (err as Error)?.message ?? String(err);
+  const why = code ? `${code}: ${WHY[code] ?? (err as Error).message}` : ((err as Error)?.message ?? String(err));
   return new TslxcError(`Cannot set ${what}: writing "${value.trim()}" to ${file} failed`, why, undefined, { cause: err });
 }
 

@@ -139,7 +139,10 @@ export class CgroupV1 extends CgroupBase {
 
   /** The rules a cgroup has (devices.list), in devices.allow's syntax. */
   private async deviceList(dir: string): Promise<string[]> {
-    return ((await readControl(this.sys, dir, 'devices.list')) ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+    return ((await readControl(this.sys, dir, 'devices.list')) ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   }
 
   /**

@@ -40,14 +40,50 @@ import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
 
 /** Every verb's definition (lib/cli/define.ts), in the order help lists them. What shell completion walks. */
-export const VERBS: Array<CommandDef | GroupDef> = [launch, create, start, stop, restart, pause, resume, del, rename, list, info, exec, shell, consoleCmd, file, wait, image, publish, remote, registry, network, storage, snapshot, copy, move, config, profile, top, host, admin, autostart, lab, gateway, ssh, sshKey];
+export const VERBS: Array<CommandDef | GroupDef> = [
+  launch,
+  create,
+  start,
+  stop,
+  restart,
+  pause,
+  resume,
+  del,
+  rename,
+  list,
+  info,
+  exec,
+  shell,
+  consoleCmd,
+  file,
+  wait,
+  image,
+  publish,
+  remote,
+  registry,
+  network,
+  storage,
+  snapshot,
+  copy,
+  move,
+  config,
+  profile,
+  top,
+  host,
+  admin,
+  autostart,
+  lab,
+  gateway,
+  ssh,
+  sshKey,
+];
 
 /** The CLI: one module per verb (lib/cli/commands), each a thin layer over the library. */
 export function createCli(args: string[]): Argv {
   return VERBS.reduce((y, v) => y.command(yargsCommand(v)), yargs(args))
     .scriptName('tslxc')
     .usage('$0 <command> [options]\n\nSystem containers: full Linux systems that boot their own init.')
-    .option('debug', { type: 'boolean', global: true, describe: 'show stack traces and the helper\'s steps' })
+    .option('debug', { type: 'boolean', global: true, describe: "show stack traces and the helper's steps" })
     .demandCommand(1, 'Give a command; "tslxc --help" lists them.')
     .strictCommands()
     .strictOptions()
@@ -64,7 +100,10 @@ export function createCli(args: string[]): Argv {
 }
 
 class UsageError extends Error {
-  constructor(message: string, readonly y: Argv) {
+  constructor(
+    message: string,
+    readonly y: Argv,
+  ) {
     super(message);
   }
 }

@@ -86,13 +86,22 @@ export function parseRawIdmap(value: string, key = 'raw.idmap'): RawEntry[] {
     if (!line) continue;
     const f = line.split(/\s+/);
     if (f.length !== 3 || !['uid', 'gid', 'both'].includes(f[0]!)) {
-      throw new TslxcError(`Invalid value for ${key}`, `"${line.slice(0, 60)}": expected "uid|gid|both HOSTID[-LAST] CONTAINERID[-LAST]"`, 'e.g. "both 1000 1000"');
+      throw new TslxcError(
+        `Invalid value for ${key}`,
+        `"${line.slice(0, 60)}": expected "uid|gid|both HOSTID[-LAST] CONTAINERID[-LAST]"`,
+        'e.g. "both 1000 1000"',
+      );
     }
     const [hostid, hcount] = rangeOf(f[1]!, key, line);
     const [nsid, ncount] = rangeOf(f[2]!, key, line);
     if (hcount !== ncount) throw new TslxcError(`Invalid value for ${key}`, `"${line}": the host and container ranges differ in size`);
     // Host root mapped in would make the container's files (and setuid programs) host root's.
-    if (hostid === 0) throw new TslxcError(`Invalid value for ${key}`, `"${line}": it maps host ${f[0] === 'gid' ? 'gid' : 'uid'} 0 (root) into the container`, 'use security.privileged=true for a container whose root is the host\'s');
+    if (hostid === 0)
+      throw new TslxcError(
+        `Invalid value for ${key}`,
+        `"${line}": it maps host ${f[0] === 'gid' ? 'gid' : 'uid'} 0 (root) into the container`,
+        "use security.privileged=true for a container whose root is the host's",
+      );
     out.push({ kind: f[0] as RawEntry['kind'], hostid, nsid, count: hcount });
   }
   if (out.length === 0) throw new TslxcError(`Invalid value for ${key}`, 'no mapping in it');
@@ -137,7 +146,11 @@ export function buildRanges(base: number, size: number, raw: RawEntry[], kind: '
   for (const r of mine) {
     for (const m of main) {
       if (r.hostid < m.hostid + m.count && m.hostid < r.hostid + r.count && !(r.hostid === m.hostid && r.nsid === m.nsid)) {
-        throw new TslxcError('Invalid value for raw.idmap', `host ${kind} ${r.hostid} is already in the container's range (${base}-${base + size - 1})`, 'map a host id outside it');
+        throw new TslxcError(
+          'Invalid value for raw.idmap',
+          `host ${kind} ${r.hostid} is already in the container's range (${base}-${base + size - 1})`,
+          'map a host id outside it',
+        );
       }
     }
   }
@@ -206,12 +219,12 @@ export const IDMAP_KEYS = [
   },
   {
     key: 'security.idmap.base',
-    describe: 'first host id of the container\'s id range (next start)',
+    describe: "first host id of the container's id range (next start)",
     check: (v: string, key: string) => void parseInteger(v, { key, min: 1, max: MAX_ID }),
   },
   {
     key: 'security.idmap.size',
-    describe: 'number of ids in the container\'s range, at least 65536 (next start)',
+    describe: "number of ids in the container's range, at least 65536 (next start)",
     check: (v: string, key: string) => void parseInteger(v, { key, min: 65536, max: MAX_ID }),
   },
   {

@@ -84,14 +84,18 @@ const KEYS: KeyDef[] = [
   { key: 'limits.memory', describe: 'memory: a size (512MiB, 2GB) or a share of host memory (50%)', check: checkMemory },
   { key: 'limits.memory.swap', describe: 'swap: true (unlimited), false (none) or a size', check: checkSwap },
   { key: 'limits.memory.enforce', describe: 'hard (OOM-kill above it) or soft (reclaim above it)', check: oneOf('hard', 'soft') },
-  { key: 'limits.processes', describe: 'maximum number of processes and threads', check: (v, key) => void parseInteger(v, { key, min: 1, max: MAX_PROCESSES }) },
+  {
+    key: 'limits.processes',
+    describe: 'maximum number of processes and threads',
+    check: (v, key) => void parseInteger(v, { key, min: 1, max: MAX_PROCESSES }),
+  },
   { key: 'limits.disk.priority', describe: 'I/O weight under contention, 0-10', check: (v, key) => void parseInteger(v, { key, min: 0, max: 10 }) },
   { key: 'boot.autostart', describe: 'start at host boot ("tslxc autostart")', check: bool },
   { key: 'boot.autostart.priority', describe: 'higher starts first, 0-1000', check: (v, key) => void parseInteger(v, { key, min: 0, max: 1000 }) },
   { key: 'boot.autostart.delay', describe: 'wait after starting it: seconds (10) or a duration (500ms)', check: (v, key) => void parseDelaySeconds(v, key) },
   {
     key: 'environment.',
-    describe: 'environment.NAME: a variable in init\'s environment',
+    describe: "environment.NAME: a variable in init's environment",
     check: (v, key) => {
       if (!ENV_NAME.test(key.slice('environment.'.length))) {
         throw new TslxcError(`Invalid config key "${key}"`, 'the variable name must be letters, digits and "_", not starting with a digit');

@@ -12,7 +12,10 @@ const KNOWN = new Set(SYSCALL_NAMES);
 
 /** A comma list of syscall names of the helper's table (x86_64 and i386 names); spaces allowed. */
 export function parseSyscallList(value: string, key: string): string[] {
-  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (names.length === 0) throw new TslxcError(`Invalid value for ${key}`, 'expected a comma-separated list of syscall names');
   for (const n of names) {
     if (!KNOWN.has(n)) {

@@ -66,7 +66,8 @@ const diskHandler: DeviceHandler = {
 
 /** A pool named by a new or changed device must exist (`default` is made on first use). */
 export function missingPool(paths: Paths, dev: Device): TargetProblem | undefined {
-  if (dev.pool && dev.pool !== 'default' && !loadPoolIfExists(paths, dev.pool)) return { why: `storage pool "${dev.pool}" does not exist`, fix: 'see "tslxc storage list"' };
+  if (dev.pool && dev.pool !== 'default' && !loadPoolIfExists(paths, dev.pool))
+    return { why: `storage pool "${dev.pool}" does not exist`, fix: 'see "tslxc storage list"' };
   return undefined;
 }
 

@@ -21,7 +21,10 @@ export const networkHandler: DeviceHandler = {
       async prepare(revert) {
         const net = await prepareNetwork(t.ctx, t.cfg, devs);
         revert.add(() => net.undo());
-        const helperArgs = [...(net.startHostHook ? ['--start-host-hook', net.startHostHook] : []), ...(net.postStopHook ? ['--post-stop-hook', net.postStopHook] : [])];
+        const helperArgs = [
+          ...(net.startHostHook ? ['--start-host-hook', net.startHostHook] : []),
+          ...(net.postStopHook ? ['--post-stop-hook', net.postStopHook] : []),
+        ];
         return { helperArgs, network: networkReplay(t.ctx.paths, t.cfg.name, devs, networkLockFile(t.ctx.paths)) };
       },
     };

@@ -32,10 +32,18 @@ export const rootDiskDevice: DeviceType = {
   checkTargets: (paths, _name, dev) => missingPool(paths, dev),
   refuseLive(instance, dev, before, after) {
     if (isRootDisk(before) !== isRootDisk(after)) {
-      return new TslxcError(`Cannot change device "${dev}" of running container "${instance}"`, 'a device cannot become or stop being the root disk while it runs', `stop it first: "tslxc stop ${instance}"`);
+      return new TslxcError(
+        `Cannot change device "${dev}" of running container "${instance}"`,
+        'a device cannot become or stop being the root disk while it runs',
+        `stop it first: "tslxc stop ${instance}"`,
+      );
     }
     if ((before.pool ?? '') !== (after.pool ?? '')) {
-      return new TslxcError(`Cannot change the root disk of running container "${instance}"`, 'its pool cannot change (a container moves with "tslxc move NAME -s POOL")', `stop it first: "tslxc stop ${instance}"`);
+      return new TslxcError(
+        `Cannot change the root disk of running container "${instance}"`,
+        'its pool cannot change (a container moves with "tslxc move NAME -s POOL")',
+        `stop it first: "tslxc stop ${instance}"`,
+      );
     }
     return undefined;
   },

@@ -121,7 +121,13 @@ export function resolveUnixDevice(name: string, dev: Device): UnixNode | undefin
     );
   }
   if (type === 'c' ? !st.isCharacterDevice() : !st.isBlockDevice()) {
-    throw bad(name, dev, 'source', `${src} is not a ${kind(dev)} device on the host`, dev.type === 'unix-char' ? 'a block device takes type unix-block' : 'a character device takes type unix-char');
+    throw bad(
+      name,
+      dev,
+      'source',
+      `${src} is not a ${kind(dev)} device on the host`,
+      dev.type === 'unix-char' ? 'a block device takes type unix-block' : 'a character device takes type unix-char',
+    );
   }
   return { type, ...splitDev(st.rdev), mode, uid, gid, path: dst };
 }
@@ -155,7 +161,11 @@ export function nodeSpec(name: string, n: UnixNode, idmap: IdMap | undefined): s
   const uid = idmap ? toHost(idmap.uid, n.uid) : n.uid;
   const gid = idmap ? toHost(idmap.gid, n.gid) : n.gid;
   if (uid === undefined || gid === undefined) {
-    throw new TslxcError(`Cannot give device "${name}" to the container`, `its owner ${n.uid}:${n.gid} is not mapped in the container's id map`, 'give a uid and gid the container has (0 is root)');
+    throw new TslxcError(
+      `Cannot give device "${name}" to the container`,
+      `its owner ${n.uid}:${n.gid} is not mapped in the container's id map`,
+      'give a uid and gid the container has (0 is root)',
+    );
   }
   return `${n.type}:${n.major}:${n.minor}:${n.mode.toString(8).padStart(4, '0')}:${uid}:${gid}:${n.path}`;
 }

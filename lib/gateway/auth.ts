@@ -37,9 +37,7 @@ export function findKey(keys: readonly string[], blob: Buffer): ParsedKey | unde
   return found;
 }
 
-export type AuthVerdict =
-  | { ok: true; user: GatewayUser; container: string; key: ParsedKey }
-  | { ok: false; reason: string };
+export type AuthVerdict = { ok: true; user: GatewayUser; container: string; key: ParsedKey } | { ok: false; reason: string };
 
 /** Who may log in as `login` with the key `blob` (the signature is checked by the caller: verifySignature). */
 export function authorize(p: Paths, login: string, blob: Buffer): AuthVerdict {

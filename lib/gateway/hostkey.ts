@@ -38,12 +38,20 @@ export function loadOrCreateHostKey(p: Paths): HostKey {
   }
   const st = fs.statSync(file);
   if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
-    throw new TslxcError(`The gateway's host key ${file} is not private`, `its mode is ${(st.mode & 0o777).toString(8)}, owned by uid ${st.uid}`, `make it yours with mode 0600 (chmod 600 ${file}) or remove it to make a new one`);
+    throw new TslxcError(
+      `The gateway's host key ${file} is not private`,
+      `its mode is ${(st.mode & 0o777).toString(8)}, owned by uid ${st.uid}`,
+      `make it yours with mode 0600 (chmod 600 ${file}) or remove it to make a new one`,
+    );
   }
   const privateKey = fs.readFileSync(file, 'utf8');
   const parsed = ssh2.utils.parseKey(privateKey);
   if (parsed instanceof Error || Array.isArray(parsed)) {
-    throw new TslxcError(`The gateway's host key ${file} cannot be read`, parsed instanceof Error ? parsed.message : 'it holds several keys', 'remove it: a new one is made at the next start (clients will then see a changed host key)');
+    throw new TslxcError(
+      `The gateway's host key ${file} cannot be read`,
+      parsed instanceof Error ? parsed.message : 'it holds several keys',
+      'remove it: a new one is made at the next start (clients will then see a changed host key)',
+    );
   }
   return { privateKey, fingerprint: keyFingerprint(parsed.getPublicSSH()) };
 }

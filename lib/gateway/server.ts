@@ -75,7 +75,9 @@ export async function startGateway(ctx: Context, opts: GatewayOptions): Promise<
     const fail = (auth: AuthContext, reason: string) => {
       failures++;
       const t = throttle.failure(address);
-      info(`${source} ${auth.username.slice(0, 64)}: login refused: ${reason}${t.banned ? `; ${address} refused for ${Math.round(throttle.opts.banMs / 1000)} s` : ''}`);
+      info(
+        `${source} ${auth.username.slice(0, 64)}: login refused: ${reason}${t.banned ? `; ${address} refused for ${Math.round(throttle.opts.banMs / 1000)} s` : ''}`,
+      );
       if (t.banned || failures >= MAX_AUTH_TRIES) {
         auth.reject();
         client.end();

@@ -45,7 +45,13 @@ export interface SessionHooks {
 const LOGIN_SHELL = ['/bin/sh', '-c', 'if command -v su >/dev/null 2>&1; then exec su -l root; else cd; exec /bin/sh -l; fi'];
 
 /** Where images keep OpenSSH's sftp-server (Debian, Fedora/Alpine, Arch). */
-const SFTP_SERVERS = ['/usr/lib/openssh/sftp-server', '/usr/libexec/openssh/sftp-server', '/usr/libexec/sftp-server', '/usr/lib/ssh/sftp-server', '/usr/lib/sftp-server'];
+const SFTP_SERVERS = [
+  '/usr/lib/openssh/sftp-server',
+  '/usr/libexec/openssh/sftp-server',
+  '/usr/libexec/sftp-server',
+  '/usr/lib/ssh/sftp-server',
+  '/usr/lib/sftp-server',
+];
 const SFTP_COMMAND = [
   '/bin/sh',
   '-c',
@@ -179,10 +185,17 @@ export class RunningSession {
   private async run(stream: ServerChannel, argv: string[], pty: PtyRequest | undefined): Promise<void> {
     const nl = pty ? '\r\n' : '\n';
     const [srcAddr, srcPort] = splitSource(this.owner.source);
-    const env: Record<string, string> = { ...this.env, SSH_CLIENT: `${srcAddr} ${srcPort} ${this.owner.local.split(' ')[1]}`, SSH_CONNECTION: `${srcAddr} ${srcPort} ${this.owner.local}` };
+    const env: Record<string, string> = {
+      ...this.env,
+      SSH_CLIENT: `${srcAddr} ${srcPort} ${this.owner.local.split(' ')[1]}`,
+      SSH_CONNECTION: `${srcAddr} ${srcPort} ${this.owner.local}`,
+    };
     let args: string[];
     try {
-      args = await attachArgs(this.hooks.ctx, this.owner.container, argv, { env, relayedPty: pty ? { rows: pty.rows, cols: pty.cols, controlFd: 3 } : undefined });
+      args = await attachArgs(this.hooks.ctx, this.owner.container, argv, {
+        env,
+        relayedPty: pty ? { rows: pty.rows, cols: pty.cols, controlFd: 3 } : undefined,
+      });
     } catch (err) {
       stream.stderr.write(`tslxc gateway: ${errorText(err)}${nl}`);
       return this.finish(stream, 1, 'container not available');
@@ -268,7 +281,9 @@ export class RunningSession {
       } catch (err) {
         this.hooks.info(`cannot write the sessions log: ${errorText(err)}`);
       }
-      this.hooks.info(`${this.owner.source} ${this.owner.login} → ${this.owner.container}: ${this.record.kind} ended, exit ${exit ?? '-'}${note ? ` (${note})` : ''}`);
+      this.hooks.info(
+        `${this.owner.source} ${this.owner.login} → ${this.owner.container}: ${this.record.kind} ended, exit ${exit ?? '-'}${note ? ` (${note})` : ''}`,
+      );
     }
     this.hooks.done(this);
   }

@@ -33,7 +33,10 @@ interface Record {
 export class Throttle {
   private readonly records = new Map<string, Record>();
 
-  constructor(readonly opts: ThrottleOptions = DEFAULT_THROTTLE, private readonly now: () => number = Date.now) {}
+  constructor(
+    readonly opts: ThrottleOptions = DEFAULT_THROTTLE,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Milliseconds the address stays refused; 0 when it may connect. */
   bannedFor(address: string): number {

@@ -50,11 +50,18 @@ export function lxcfsRunning(mountinfo = read('/proc/self/mountinfo'), dir = lxc
 }
 
 function cgroupLayout(): HostFeatures['cgroup'] {
-  const mounts = read('/proc/self/mounts').split('\n').map((l) => l.split(' '));
+  const mounts = read('/proc/self/mounts')
+    .split('\n')
+    .map((l) => l.split(' '));
   const v1 = mounts.filter((m) => m[2] === 'cgroup');
   const v2 = mounts.find((m) => m[2] === 'cgroup2');
   if (v1.length > 0) {
-    const enabled = new Set(read('/proc/cgroups').split('\n').filter((l) => /^\w/.test(l) && l.trim().endsWith('1')).map((l) => l.split('\t')[0]!));
+    const enabled = new Set(
+      read('/proc/cgroups')
+        .split('\n')
+        .filter((l) => /^\w/.test(l) && l.trim().endsWith('1'))
+        .map((l) => l.split('\t')[0]!),
+    );
     const controllers = v1.flatMap((m) => (m[3] ?? '').split(',').filter((o) => enabled.has(o) || o.startsWith('name=')));
     return { version: 'v1', hybrid: !!v2, controllers: [...new Set(controllers)].sort() };
   }

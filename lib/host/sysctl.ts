@@ -38,24 +38,65 @@ export interface HostLimit {
 export const SYSTEMD_CONTAINER_NEED = { inotifyInstances: 9, inotifyWatches: 32, ptys: 1 };
 
 export const HOST_LIMITS: readonly HostLimit[] = [
-  { key: 'fs.inotify.max_user_instances', recommended: 1048576, scope: 'shared', reason: `a systemd container opens about ${SYSTEMD_CONTAINER_NEED.inotifyInstances}, all counted as host root's: Debian's 128 is room for about 14, fewer beside the host's own users` },
-  { key: 'fs.inotify.max_user_watches', recommended: 1048576, scope: 'shared', reason: `about ${SYSTEMD_CONTAINER_NEED.inotifyWatches} per idle systemd container (far more with file-watching workloads), all counted as host root's` },
-  { key: 'fs.inotify.max_queued_events', recommended: 1048576, scope: 'per-process', reason: 'events an inotify instance queues before it drops them: busy containers overflow the default' },
-  { key: 'kernel.pty.max', recommended: 65536, scope: 'shared', reason: 'every console, exec -t, shell and gateway session is a pty; containers get max minus kernel.pty.reserve of them' },
-  { key: 'kernel.keys.maxkeys', recommended: 2000, scope: 'shared', reason: 'keys per host uid, and containers that are not idmap-isolated share one; used only where security.syscalls.allow lets keyctl through (Docker inside)' },
+  {
+    key: 'fs.inotify.max_user_instances',
+    recommended: 1048576,
+    scope: 'shared',
+    reason: `a systemd container opens about ${SYSTEMD_CONTAINER_NEED.inotifyInstances}, all counted as host root's: Debian's 128 is room for about 14, fewer beside the host's own users`,
+  },
+  {
+    key: 'fs.inotify.max_user_watches',
+    recommended: 1048576,
+    scope: 'shared',
+    reason: `about ${SYSTEMD_CONTAINER_NEED.inotifyWatches} per idle systemd container (far more with file-watching workloads), all counted as host root's`,
+  },
+  {
+    key: 'fs.inotify.max_queued_events',
+    recommended: 1048576,
+    scope: 'per-process',
+    reason: 'events an inotify instance queues before it drops them: busy containers overflow the default',
+  },
+  {
+    key: 'kernel.pty.max',
+    recommended: 65536,
+    scope: 'shared',
+    reason: 'every console, exec -t, shell and gateway session is a pty; containers get max minus kernel.pty.reserve of them',
+  },
+  {
+    key: 'kernel.keys.maxkeys',
+    recommended: 2000,
+    scope: 'shared',
+    reason:
+      'keys per host uid, and containers that are not idmap-isolated share one; used only where security.syscalls.allow lets keyctl through (Docker inside)',
+  },
   { key: 'kernel.keys.maxbytes', recommended: 2000000, scope: 'shared', reason: 'key bytes per host uid, as kernel.keys.maxkeys' },
-  { key: 'net.ipv4.neigh.default.gc_thresh3', recommended: 8192, scope: 'shared', reason: 'the host\'s ARP table holds an entry per container on a bridge; past it containers lose their network' },
+  {
+    key: 'net.ipv4.neigh.default.gc_thresh3',
+    recommended: 8192,
+    scope: 'shared',
+    reason: "the host's ARP table holds an entry per container on a bridge; past it containers lose their network",
+  },
   { key: 'net.ipv6.neigh.default.gc_thresh3', recommended: 8192, scope: 'shared', reason: 'the same for IPv6 neighbours' },
   { key: 'fs.aio-max-nr', recommended: 524288, scope: 'shared', reason: 'asynchronous I/O requests of the whole host: databases in containers use them' },
-  { key: 'vm.max_map_count', recommended: 262144, scope: 'per-process', reason: 'memory maps per process, not namespaced: workloads inside (JVMs, Elasticsearch) cannot raise it themselves' },
+  {
+    key: 'vm.max_map_count',
+    recommended: 262144,
+    scope: 'per-process',
+    reason: 'memory maps per process, not namespaced: workloads inside (JVMs, Elasticsearch) cannot raise it themselves',
+  },
   {
     key: 'net.core.bpf_jit_limit',
     recommended: 1000000000,
     scope: 'shared',
-    reason: 'on cgroup v2 every container\'s device list is an eBPF program; before kernel 5.15 the JIT limit caps how many',
+    reason: "on cgroup v2 every container's device list is an eBPF program; before kernel 5.15 the JIT limit caps how many",
     applies: () => hostFeatures().cgroup.version === 'v2' && kernelBefore(5, 15),
   },
-  { key: 'kernel.dmesg_restrict', recommended: 1, scope: 'not-needed', reason: 'containers cannot read the kernel log anyway (seccomp refuses syslog(2), /dev/kmsg is not in the device list); it would only restrict host users' },
+  {
+    key: 'kernel.dmesg_restrict',
+    recommended: 1,
+    scope: 'not-needed',
+    reason: 'containers cannot read the kernel log anyway (seccomp refuses syslog(2), /dev/kmsg is not in the device list); it would only restrict host users',
+  },
 ];
 
 function kernelBefore(major: number, minor: number): boolean {
@@ -171,7 +212,10 @@ export function scanInotify(): { instances: number; watches: number } | undefine
         try {
           if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:inotify') continue;
           instances++;
-          watches += fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('inotify wd:')).length;
+          watches += fs
+            .readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('inotify wd:')).length;
         } catch {
           /* closed meanwhile */
         }

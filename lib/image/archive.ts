@@ -57,7 +57,13 @@ function fileHead(file: string): Buffer {
  * beside its reading and checksumming threads) does it several times faster.
  */
 function decompressor(codec: Codec): string | undefined {
-  return { gzip: () => findTool('igzip') ?? findTool('pigz') ?? 'gzip', zstd: () => 'zstd', xz: () => 'xz', bzip2: () => findTool('lbzip2') ?? 'bzip2', none: () => undefined }[codec]();
+  return {
+    gzip: () => findTool('igzip') ?? findTool('pigz') ?? 'gzip',
+    zstd: () => 'zstd',
+    xz: () => 'xz',
+    bzip2: () => findTool('lbzip2') ?? 'bzip2',
+    none: () => undefined,
+  }[codec]();
 }
 
 /** tar's arguments to read an archive of that codec. */
@@ -69,16 +75,22 @@ export function decompressArgs(codec: Codec): string[] {
 const LIST_ARGS = ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time'];
 
 function listingError(stderr: string, status: number | null, what: string): TslxcError {
-  const why = (stderr || '').split('\n').map((l) => l.replace(/^tar: /, '').trim()).filter((l) => l && !/^Child returned|Error is not recoverable|^$/.test(l));
+  const why = (stderr || '')
+    .split('\n')
+    .map((l) => l.replace(/^tar: /, '').trim())
+    .filter((l) => l && !/^Child returned|Error is not recoverable|^$/.test(l));
   return new TslxcError(`Cannot read ${what}`, `${why[0] ?? `tar exit ${status}`} — the file is corrupt, truncated or not a tar archive`);
 }
 
 function parseListing(stdout: string, what: string): Entry[] {
-  return stdout.split('\n').filter(Boolean).map((l) => {
-    const m = LINE.exec(l);
-    if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
-    return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
-  });
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m = LINE.exec(l);
+      if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
+      return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
+    });
 }
 
 /** tar -t of a (possibly compressed: gzip, xz, zstd, bzip2) archive. */
@@ -105,10 +117,15 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
   let sinkGone = false;
   let stdout: Buffer[] = [];
   const track = (child: ChildProcess, name: string) => {
-    const t = { child, name, stderr: '', done: new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code, signal) => resolve({ code, signal }));
-    }) };
+    const t = {
+      child,
+      name,
+      stderr: '',
+      done: new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code, signal) => resolve({ code, signal }));
+      }),
+    };
     child.stderr!.on('data', (d: Buffer) => (t.stderr += d.toString()));
     procs.push(t);
   };
@@ -149,7 +166,7 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
         else startList(chunk);
       }
       hash.update(chunk);
-      for (let off = 0; off < n; ) off += fs.writeSync(out, chunk, off, n - off);
+      for (let off = 0; off < n;) off += fs.writeSync(out, chunk, off, n - off);
       if (sink && !sinkGone) piped[k] = new Promise<void>((resolve) => sink!.write(chunk, () => resolve()));
     }
   } catch (err) {
@@ -168,7 +185,8 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
   if (tarEnd.code !== 0) throw listingError(tarStderr, tarEnd.code, what);
   // A decompressor that failed (a corrupt or truncated stream) fails the import, unless tar had
   // read the whole archive and closed the pipe on the bytes after its end.
-  if (procs.length > 1 && ends[0].code !== 0 && ends[0].signal !== 'SIGPIPE') throw listingError(procs[0].stderr.replace(new RegExp(`^${procs[0].name}: `, 'gm'), ''), ends[0].code, what);
+  if (procs.length > 1 && ends[0].code !== 0 && ends[0].signal !== 'SIGPIPE')
+    throw listingError(procs[0].stderr.replace(new RegExp(`^${procs[0].name}: `, 'gm'), ''), ends[0].code, what);
   const text = Buffer.concat(stdout).toString('utf8');
   stdout = [];
   return parseListing(text, what);
@@ -207,7 +225,8 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
     // Nothing may be reached through a symlink the archive itself makes.
     const parts = n.split('/');
     for (let k = 1; k < parts.length; k++) {
-      if (symlinks.has(parts.slice(0, k).join('/'))) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(parts.slice(0, k).join('/'))}"`);
+      if (symlinks.has(parts.slice(0, k).join('/')))
+        throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(parts.slice(0, k).join('/'))}"`);
     }
     switch (e.type) {
       case '-':
@@ -217,7 +236,8 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
       case 'c':
         // An image layer (a registry node) marks deleted names with overlayfs whiteouts: 0/0 devices.
         if (opts.whiteouts && inRoot !== undefined && e.size === '0,0') break;
-        if (inRoot === undefined || !inRoot.startsWith('dev/')) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a character device outside /dev`);
+        if (inRoot === undefined || !inRoot.startsWith('dev/'))
+          throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a character device outside /dev`);
         break;
       case 'b':
         throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a block device`);
@@ -255,9 +275,28 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
 export async function extractTar(file: string, dir: string, what: string, members?: string[]): Promise<void> {
   const tar = requireTool('tar', 'unpack an image archive');
   const only = members ? ['--occurrence', '--no-wildcards', '--', ...members] : [];
-  await run(tar, ['-x', '--numeric-owner', '--same-owner', '--same-permissions', '--no-overwrite-dir', '--xattrs', '--xattrs-include=*', '--acls', ...decompressArgs(codecOf(fileHead(file))), '-f', file, '-C', dir, ...only], {
-    what: `Cannot unpack ${what}`,
-  });
+  await run(
+    tar,
+    [
+      '-x',
+      '--numeric-owner',
+      '--same-owner',
+      '--same-permissions',
+      '--no-overwrite-dir',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--acls',
+      ...decompressArgs(codecOf(fileHead(file))),
+      '-f',
+      file,
+      '-C',
+      dir,
+      ...only,
+    ],
+    {
+      what: `Cannot unpack ${what}`,
+    },
+  );
 }
 
 export function isSquashfs(file: string): boolean {
@@ -277,12 +316,19 @@ const SQ_LINE = /^(\S{10}) +\d+\/\d+ +\S+ +\S+ \S+ (.*?)(?: -> (.*))?$/;
 export function listSquashfs(file: string, what: string): Entry[] {
   const unsq = requireTool('unsquashfs', 'read a squashfs image');
   const r = spawnSync(unsq, ['-lln', '-d', '', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
-  if (r.status !== 0) throw new TslxcError(`Cannot read ${what}`, `${(r.stderr || r.stdout || '').trim().split('\n').slice(-1)[0] || `unsquashfs exit ${r.status}`} — the file is corrupt or truncated`);
-  return r.stdout.split('\n').filter((l) => /^[-dlcbps][rwxsStT-]{9} /.test(l)).map((l) => {
-    const m = SQ_LINE.exec(l);
-    if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected listing line: ${l.slice(0, 80)}`);
-    return { type: m[1][0], name: m[2].replace(/^\//, ''), link: m[3] };
-  });
+  if (r.status !== 0)
+    throw new TslxcError(
+      `Cannot read ${what}`,
+      `${(r.stderr || r.stdout || '').trim().split('\n').slice(-1)[0] || `unsquashfs exit ${r.status}`} — the file is corrupt or truncated`,
+    );
+  return r.stdout
+    .split('\n')
+    .filter((l) => /^[-dlcbps][rwxsStT-]{9} /.test(l))
+    .map((l) => {
+      const m = SQ_LINE.exec(l);
+      if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected listing line: ${l.slice(0, 80)}`);
+      return { type: m[1][0], name: m[2].replace(/^\//, ''), link: m[3] };
+    });
 }
 
 export async function extractSquashfs(file: string, dir: string, what: string): Promise<void> {

@@ -69,49 +69,60 @@ export async function buildRecipe(paths: Paths, recipe: Recipe, progress: Progre
   const cached = readBuilt(dir, key);
   if (cached) return cached;
   mkdirp(buildsDir, 0o700);
-  return withLock(locksDir(paths), `build-${key.slice(0, 16)}`, async () => {
-    const again = readBuilt(dir, key);
-    if (again) return again;
-    sweepDead(buildsDir, new RegExp(`^\\.tmp-${key.slice(0, 12)}-(\\d+)$`));
-    const tmp = path.join(buildsDir, `.tmp-${key.slice(0, 12)}-${process.pid}`);
-    fs.rmSync(tmp, { recursive: true, force: true });
-    mkdirp(tmp, 0o700);
-    const rootfs = path.join(tmp, 'rootfs');
-    try {
-      progress('build', `building image "${recipe.name}" (${recipe.description})`);
-      if (layer) {
-        progress('unpack', `stacking a layer on the parent image ${parent!.fingerprint.slice(0, 12)}`);
-        await buildLayer(paths, tmp, recipe, parent!, progress);
-      } else {
-        if (recipe.source.type === 'busybox') await buildBusyboxRoot(rootfs);
-        else if (recipe.source.type === 'image') {
-          // Too deep a stack for one more layer: a whole copy of the parent's tree.
-          progress('unpack', `copying the parent image ${parent!.fingerprint.slice(0, 12)}`);
-          const lowers = layerDirs(paths, getImage(paths, parent!.fingerprint)!);
-          fs.mkdirSync(path.join(tmp, 'merged'));
-          await runOnOverlay({ lowers }, path.join(tmp, 'merged'), 'cp', ['-a', '--reflink=auto', path.join(tmp, 'merged'), rootfs], `Cannot copy the parent image ${parent!.fingerprint.slice(0, 12)}`);
-          fs.rmdirSync(path.join(tmp, 'merged'));
-        } else await buildDebootstrapRoot(paths, rootfs, recipe.source, progress, mirrorHelp(recipe));
-        progress('configure', 'writing files');
-        for (const f of recipe.files) writeFileInRoot(rootfs, f.path, f.content, f.mode);
-        for (const cmd of recipe.commands) {
-          progress('configure', cmd);
-          await runInRoot(rootfs, cmd);
-        }
-      }
-      const metadata = makeMetadata(recipe, key, parent, layer);
-      writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.renameSync(tmp, dir);
-      pruneBuilds(buildsDir, dir);
-      progress('done', `image "${recipe.name}" built`);
-      return { dir, rootfs: path.join(dir, 'rootfs'), metadata, key };
-    } catch (err) {
+  return withLock(
+    locksDir(paths),
+    `build-${key.slice(0, 16)}`,
+    async () => {
+      const again = readBuilt(dir, key);
+      if (again) return again;
+      sweepDead(buildsDir, new RegExp(`^\\.tmp-${key.slice(0, 12)}-(\\d+)$`));
+      const tmp = path.join(buildsDir, `.tmp-${key.slice(0, 12)}-${process.pid}`);
       fs.rmSync(tmp, { recursive: true, force: true });
-      if (err instanceof TslxcError) throw err;
-      throw new TslxcError(`Cannot build image "${recipe.name}"`, errorText(err));
-    }
-  }, { timeoutMs: 30 * 60_000, purpose: `the build of image "${recipe.name}"` });
+      mkdirp(tmp, 0o700);
+      const rootfs = path.join(tmp, 'rootfs');
+      try {
+        progress('build', `building image "${recipe.name}" (${recipe.description})`);
+        if (layer) {
+          progress('unpack', `stacking a layer on the parent image ${parent!.fingerprint.slice(0, 12)}`);
+          await buildLayer(paths, tmp, recipe, parent!, progress);
+        } else {
+          if (recipe.source.type === 'busybox') await buildBusyboxRoot(rootfs);
+          else if (recipe.source.type === 'image') {
+            // Too deep a stack for one more layer: a whole copy of the parent's tree.
+            progress('unpack', `copying the parent image ${parent!.fingerprint.slice(0, 12)}`);
+            const lowers = layerDirs(paths, getImage(paths, parent!.fingerprint)!);
+            fs.mkdirSync(path.join(tmp, 'merged'));
+            await runOnOverlay(
+              { lowers },
+              path.join(tmp, 'merged'),
+              'cp',
+              ['-a', '--reflink=auto', path.join(tmp, 'merged'), rootfs],
+              `Cannot copy the parent image ${parent!.fingerprint.slice(0, 12)}`,
+            );
+            fs.rmdirSync(path.join(tmp, 'merged'));
+          } else await buildDebootstrapRoot(paths, rootfs, recipe.source, progress, mirrorHelp(recipe));
+          progress('configure', 'writing files');
+          for (const f of recipe.files) writeFileInRoot(rootfs, f.path, f.content, f.mode);
+          for (const cmd of recipe.commands) {
+            progress('configure', cmd);
+            await runInRoot(rootfs, cmd);
+          }
+        }
+        const metadata = makeMetadata(recipe, key, parent, layer);
+        writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.renameSync(tmp, dir);
+        pruneBuilds(buildsDir, dir);
+        progress('done', `image "${recipe.name}" built`);
+        return { dir, rootfs: path.join(dir, 'rootfs'), metadata, key };
+      } catch (err) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        if (err instanceof TslxcError) throw err;
+        throw new TslxcError(`Cannot build image "${recipe.name}"`, errorText(err));
+      }
+    },
+    { timeoutMs: 30 * 60_000, purpose: `the build of image "${recipe.name}"` },
+  );
 }
 
 function readBuilt(dir: string, key: string): BuiltImage | undefined {
@@ -175,13 +186,18 @@ async function buildLayer(paths: Paths, tmp: string, recipe: Recipe, parent: Par
   const overlay = [...lowers.flatMap((l) => ['--rootfs-lower', l]), '--rootfs-upper', upper, '--rootfs-work', work];
   progress('configure', 'writing files');
   for (const f of recipe.files) {
-    const r = spawnSync(helperPath(), ['file', '--rootfs', mnt, ...overlay, '--write', f.path, '--mode', f.mode.toString(8), '--mkdir'], { input: f.content, encoding: 'utf8' });
+    const r = spawnSync(helperPath(), ['file', '--rootfs', mnt, ...overlay, '--write', f.path, '--mode', f.mode.toString(8), '--mkdir'], {
+      input: f.content,
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new TslxcError(`Cannot write ${f.path} in image "${recipe.name}"`, helperError(r.stderr ?? ''));
   }
   const chroot = requireTool('chroot', 'run a recipe command');
   for (const cmd of recipe.commands) {
     progress('configure', cmd);
-    await runOnOverlay({ lowers, upper, work }, mnt, chroot, [mnt, '/bin/sh', '-c', cmd], `Recipe command "${cmd}" failed`, (c, a, what) => run(c, a, { env: RECIPE_ENV, what }));
+    await runOnOverlay({ lowers, upper, work }, mnt, chroot, [mnt, '/bin/sh', '-c', cmd], `Recipe command "${cmd}" failed`, (c, a, what) =>
+      run(c, a, { env: RECIPE_ENV, what }),
+    );
   }
   fs.rmSync(work, { recursive: true, force: true });
   fs.rmdirSync(mnt);
@@ -212,8 +228,8 @@ function makeMetadata(recipe: Recipe, key: string, parent?: ParentImage, layer =
     },
     ...(pm?.templates ? { templates: pm.templates } : {}),
     tslxc: {
-      init: own('init') ? recipe.init : pm!.tslxc?.init ?? recipe.init,
-      stop_signal: own('stop_signal') ? recipe.stopSignal : pm!.tslxc?.stop_signal ?? recipe.stopSignal,
+      init: own('init') ? recipe.init : (pm!.tslxc?.init ?? recipe.init),
+      stop_signal: own('stop_signal') ? recipe.stopSignal : (pm!.tslxc?.stop_signal ?? recipe.stopSignal),
       environment: { ...(pm?.tslxc?.environment ?? {}), ...recipe.environment },
       recipe_key: key,
       ...(parent ? { parent: parent.fingerprint } : {}),

@@ -33,7 +33,7 @@ export function isLayer(img: Image): boolean {
 /** The image and the images under it whose layers make up its tree, top first. */
 export function layerChain(p: Paths, img: Image): Image[] {
   const chain = [img];
-  for (let cur = img; isLayer(cur); ) {
+  for (let cur = img; isLayer(cur);) {
     const fp = cur.metadata.tslxc?.parent;
     const parent = fp ? getImage(p, fp) : undefined;
     if (!parent) {
@@ -101,7 +101,8 @@ export async function runOnOverlay(spec: OverlaySpec, mnt: string, cmd: string, 
   if (spec.upper) opts = `lowerdir=${rel.join(':')},upperdir=${spec.upper},workdir=${spec.work}`;
   else if (rel.length > 1) opts = `ro,lowerdir=${rel.join(':')}`;
   // One whole layer and nothing to write: a read-only bind of it is its view.
-  const script = 'cd "$1" || exit 1; if [ -n "$2" ]; then mount -t overlay tslxc-layers -o "$2" "$3"; else mount --bind -o ro "$4" "$3"; fi || exit 1; shift 4; exec "$@"';
+  const script =
+    'cd "$1" || exit 1; if [ -n "$2" ]; then mount -t overlay tslxc-layers -o "$2" "$3"; else mount --bind -o ro "$4" "$3"; fi || exit 1; shift 4; exec "$@"';
   await runner(unshare, ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', base, opts, mnt, spec.lowers[0], cmd, ...args], what);
 }
 
@@ -112,7 +113,10 @@ export async function runOnOverlay(spec: OverlaySpec, mnt: string, cmd: string, 
  */
 export function overlayXattrs(dir: string): Map<string, Map<string, string>> {
   const getfattr = requireTool('getfattr', 'read image layers');
-  const r = spawnSync(getfattr, ['-R', '-P', '--absolute-names', '-m', '^trusted\\.overlay\\.', '-d', '-e', 'hex', dir], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(getfattr, ['-R', '-P', '--absolute-names', '-m', '^trusted\\.overlay\\.', '-d', '-e', 'hex', dir], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   if (r.status !== 0 && !r.stdout) throw new TslxcError(`Cannot read the layer ${dir}`, (r.stderr || `getfattr exit ${r.status}`).trim().split('\n')[0]);
   const out = new Map<string, Map<string, string>>();
   let cur: Map<string, string> | undefined;

@@ -26,7 +26,10 @@ export async function sha256Files(files: string[]): Promise<string> {
   const h = crypto.createHash('sha256');
   for (const f of files) {
     await new Promise<void>((resolve, reject) => {
-      fs.createReadStream(f).on('data', (d) => h.update(d)).on('end', resolve).on('error', reject);
+      fs.createReadStream(f)
+        .on('data', (d) => h.update(d))
+        .on('end', resolve)
+        .on('error', reject);
     });
   }
   return h.digest('hex');
@@ -61,15 +64,19 @@ export function validateMetadata(doc: unknown, what: string): ImageMetadata {
     if (!isObject(doc.templates)) throw bad('"templates" must be a mapping');
     for (const [p, t] of Object.entries(doc.templates)) {
       if (!p.startsWith('/') || p.split('/').includes('..')) throw bad(`template target "${p.slice(0, 60)}" must be an absolute path without ".."`);
-      if (!isObject(t) || typeof t.template !== 'string' || t.template.includes('/') || t.template.startsWith('.')) throw bad(`templates["${p.slice(0, 60)}"].template must be a file name in templates/`);
+      if (!isObject(t) || typeof t.template !== 'string' || t.template.includes('/') || t.template.startsWith('.'))
+        throw bad(`templates["${p.slice(0, 60)}"].template must be a file name in templates/`);
     }
   }
   if (doc.tslxc !== undefined) {
     const x = doc.tslxc;
     if (!isObject(x)) throw bad('"tslxc" must be a mapping');
-    if (x.init !== undefined && !(Array.isArray(x.init) && x.init.every((a) => typeof a === 'string') && x.init.length > 0)) throw bad('tslxc.init must be a list of strings');
-    if (x.stop_signal !== undefined && !(typeof x.stop_signal === 'string' && /^SIG[A-Z0-9+]+$/.test(x.stop_signal))) throw bad('tslxc.stop_signal must be a signal name like SIGPWR');
-    if (x.environment !== undefined && !(isObject(x.environment) && Object.values(x.environment).every((v) => typeof v === 'string'))) throw bad('tslxc.environment must map names to strings');
+    if (x.init !== undefined && !(Array.isArray(x.init) && x.init.every((a) => typeof a === 'string') && x.init.length > 0))
+      throw bad('tslxc.init must be a list of strings');
+    if (x.stop_signal !== undefined && !(typeof x.stop_signal === 'string' && /^SIG[A-Z0-9+]+$/.test(x.stop_signal)))
+      throw bad('tslxc.stop_signal must be a signal name like SIGPWR');
+    if (x.environment !== undefined && !(isObject(x.environment) && Object.values(x.environment).every((v) => typeof v === 'string')))
+      throw bad('tslxc.environment must map names to strings');
     if (x.parent !== undefined && !(typeof x.parent === 'string' && /^[0-9a-f]{64}$/.test(x.parent))) throw bad('tslxc.parent must be a sha256 fingerprint');
   }
   return meta;
@@ -88,7 +95,8 @@ function readMetadataFile(file: string, what: string): ImageMetadata {
 
 function checkTemplates(meta: ImageMetadata, dir: string, what: string): void {
   for (const [p, t] of Object.entries(meta.templates ?? {})) {
-    if (!fs.existsSync(path.join(dir, 'templates', t.template))) throw new TslxcError(`Invalid image ${what}`, `template "${t.template}" for ${p} is not in templates/`);
+    if (!fs.existsSync(path.join(dir, 'templates', t.template)))
+      throw new TslxcError(`Invalid image ${what}`, `template "${t.template}" for ${p} is not in templates/`);
   }
 }
 
@@ -139,8 +147,10 @@ export async function importImage(
     const entries = tarListing(await copyHashList(file, stored[0], hash, what, true), what);
     if (!rootfsFile) {
       const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
-      if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
-      if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/'))) throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
+      if (!names.includes('metadata.yaml'))
+        throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
+      if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/')))
+        throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
       await extractTar(stored[0], x, what, headMembers(entries, names));
     } else {
       const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'templates'], rootfsPrefix: null });
@@ -209,7 +219,12 @@ async function importRegistryNode(p: Paths, file: string, fingerprint: string, a
       if (meta.tslxc?.layer === true) {
         // Usable only over its parent, which a pull brings first.
         const parent = meta.tslxc.parent;
-        if (!parent || !getImage(p, parent)) throw new TslxcError(`Cannot import ${what}`, `it is a layer over ${parent ? parent.slice(0, 12) : 'no parent'}, which is not in the image store`, 'pull the image with its parent');
+        if (!parent || !getImage(p, parent))
+          throw new TslxcError(
+            `Cannot import ${what}`,
+            `it is a layer over ${parent ? parent.slice(0, 12) : 'no parent'}, which is not in the image store`,
+            'pull the image with its parent',
+          );
         await cleanLayer(path.join(tmp, 'rootfs'));
       }
       meta.tslxc = { ...(meta.tslxc ?? {}), source: 'registry' };
@@ -270,13 +285,23 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
       if (isDir) return path.join(target, i === 0 && orig.kind === 'split' ? `meta-${fp}${e}` : `${fp}${e}`);
       return i === 0 ? target : `${stripExt(target)}.root${e}`;
     });
-    for (let i = 0; i < out.length; i++) await run('cp', ['--reflink=auto', path.join(img.dir, 'original', orig.files[i]), out[i]], { what: `Cannot write ${out[i]}` });
+    for (let i = 0; i < out.length; i++)
+      await run('cp', ['--reflink=auto', path.join(img.dir, 'original', orig.files[i]), out[i]], { what: `Cannot write ${out[i]}` });
     return { files: out, fingerprint: await sha256Files(out) };
   }
   img = await ensureUnpacked(p, img);
   const comp = opts.compression ?? 'gzip';
   const tar = requireTool('tar', 'export an image');
-  const common = ['--warning=no-file-changed', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--sort=name', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'];
+  const common = [
+    '--warning=no-file-changed',
+    '--numeric-owner',
+    '--xattrs',
+    '--xattrs-include=*',
+    '--acls',
+    '--sort=name',
+    '--format=posix',
+    '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime',
+  ];
   const stage = fs.mkdtempSync(path.join(path.dirname(img.dir), `.export-${fp.slice(0, 12)}-`));
   const written: string[] = [];
   try {
@@ -310,13 +335,23 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     };
     if (!opts.split) {
       const out = isDir ? path.join(target, `${fp}${EXT[comp]}`) : target;
-      await exec(tar, ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', ...templates, '-C', rootParent, 'rootfs'], `Cannot export image ${fp.slice(0, 12)}`);
+      await exec(
+        tar,
+        ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(out), '-C', stage, 'metadata.yaml', ...templates, '-C', rootParent, 'rootfs'],
+        `Cannot export image ${fp.slice(0, 12)}`,
+      );
       fs.renameSync(`${out}.part`, out);
       return { files: [out], fingerprint: await sha256Files([out]) };
     }
     const metaOut = isDir ? path.join(target, `meta-${fp}${EXT[comp]}`) : target;
-    const rootOut = isDir ? path.join(target, opts.squashfs ? `${fp}.squashfs` : `${fp}${EXT[comp]}`) : `${stripExt(target)}.root${opts.squashfs ? '.squashfs' : EXT[comp]}`;
-    await plain(tar, ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates], `Cannot export image ${fp.slice(0, 12)}`);
+    const rootOut = isDir
+      ? path.join(target, opts.squashfs ? `${fp}.squashfs` : `${fp}${EXT[comp]}`)
+      : `${stripExt(target)}.root${opts.squashfs ? '.squashfs' : EXT[comp]}`;
+    await plain(
+      tar,
+      ['-c', '-I', compressor(comp), ...common, '-f', tmpOut(metaOut), '-C', stage, 'metadata.yaml', ...templates],
+      `Cannot export image ${fp.slice(0, 12)}`,
+    );
     if (opts.squashfs) {
       const mk = requireTool('mksquashfs', 'export a squashfs image');
       await exec(mk, [rootDir, tmpOut(rootOut), '-noappend', '-no-progress', '-comp', comp, '-xattrs'], `Cannot make the squashfs of ${fp.slice(0, 12)}`);

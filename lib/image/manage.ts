@@ -21,7 +21,9 @@ export const parentOf = (img: Image): string | undefined => img.metadata.tslxc?.
 
 /** Containers made from this image (by fingerprint), sorted by name. */
 export function containersOf(p: Paths, fingerprint: string): string[] {
-  return listNames(p).filter((n) => readYamlIfExists<InstanceConfig>(containerConfigFile(p, n))?.image?.fingerprint === fingerprint).sort();
+  return listNames(p)
+    .filter((n) => readYamlIfExists<InstanceConfig>(containerConfigFile(p, n))?.image?.fingerprint === fingerprint)
+    .sort();
 }
 
 export function childrenOf(p: Paths, fingerprint: string, all: Image[] = listImages(p)): Image[] {
@@ -109,7 +111,8 @@ export async function deleteImage(
   if (!opts.force && (d.images.length || d.containers.length)) {
     const what: string[] = [];
     if (d.images.length) what.push(`image${d.images.length > 1 ? 's' : ''} ${d.images.map(label).join(', ')} derive${d.images.length > 1 ? '' : 's'} from it`);
-    if (d.containers.length) what.push(`container${d.containers.length > 1 ? 's' : ''} ${d.containers.map((c) => c.name).join(', ')} use${d.containers.length > 1 ? '' : 's'} it`);
+    if (d.containers.length)
+      what.push(`container${d.containers.length > 1 ? 's' : ''} ${d.containers.map((c) => c.name).join(', ')} use${d.containers.length > 1 ? '' : 's'} it`);
     throw new TslxcError(`Cannot delete image ${label(img)}`, what.join('; '), 'delete those first, or use --force to delete them too');
   }
   if (d.containers.length && !opts.deleteContainer) throw new TslxcError(`Cannot delete image ${label(img)}`, 'containers use it');
@@ -219,7 +222,15 @@ export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise
   // An edit drops the original files (below): a tree still in them is unpacked first.
   const img = await ensureUnpacked(p, requireImage(p, ref));
   const keep = img.metadata.tslxc ?? {};
-  meta.tslxc = { ...(meta.tslxc ?? {}), size: keep.size, parent: keep.parent, layer: keep.layer, original: keep.original, recipe_key: keep.recipe_key, source: keep.source };
+  meta.tslxc = {
+    ...(meta.tslxc ?? {}),
+    size: keep.size,
+    parent: keep.parent,
+    layer: keep.layer,
+    original: keep.original,
+    recipe_key: keep.recipe_key,
+    source: keep.source,
+  };
   for (const k of Object.keys(meta.tslxc) as Array<keyof NonNullable<ImageMetadata['tslxc']>>) if (meta.tslxc[k] === undefined) delete meta.tslxc[k];
   // Exporting the original files would no longer give this metadata back.
   if (keep.original) delete meta.tslxc.original;

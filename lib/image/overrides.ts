@@ -28,11 +28,14 @@ export function metadataOrigins(p: Paths, cfg: InstanceConfig): MetadataRow[] {
   }
   const t = img.metadata.tslxc ?? {};
   const row = (key: string, value: string, imageValue: string | undefined) =>
-    rows.push(imageValue === value ? { key, value, from: 'image' } : { key, value, from: 'override', ...(imageValue !== undefined ? { image: imageValue } : {}) });
+    rows.push(
+      imageValue === value ? { key, value, from: 'image' } : { key, value, from: 'override', ...(imageValue !== undefined ? { image: imageValue } : {}) },
+    );
   row('init', cfg.init.join(' '), (t.init ?? ['/sbin/init']).join(' '));
   row('stop_signal', cfg.stop_signal, t.stop_signal ?? 'SIGPWR');
   const ienv = t.environment ?? {};
   for (const [k, v] of Object.entries(cfg.environment ?? {}).sort()) row(`environment.${k}`, v, ienv[k]);
-  for (const k of Object.keys(ienv).sort()) if (!(k in (cfg.environment ?? {}))) rows.push({ key: `environment.${k}`, value: '(removed)', from: 'override', image: ienv[k] });
+  for (const k of Object.keys(ienv).sort())
+    if (!(k in (cfg.environment ?? {}))) rows.push({ key: `environment.${k}`, value: '(removed)', from: 'override', image: ienv[k] });
   return rows;
 }

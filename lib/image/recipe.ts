@@ -75,7 +75,11 @@ export function findRecipe(nameOrPath: string): string | undefined {
 }
 
 export function listBuiltinRecipes(): string[] {
-  return fs.readdirSync(builtinTemplatesDir).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
+  return fs
+    .readdirSync(builtinTemplatesDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 export function loadRecipe(file: string, opts: RecipeOptions = {}): Recipe {
@@ -116,7 +120,15 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
     if (script !== undefined && !/^[a-z][a-z0-9.-]*$/.test(script)) throw bad('source.script must be the name of a script in /usr/share/debootstrap/scripts');
     const keyring = src.keyring === undefined ? undefined : str(src.keyring, 'source.keyring', bad);
     if (keyring !== undefined && (!keyring.startsWith('/') || keyring.split('/').includes('..'))) throw bad('source.keyring must be an absolute path');
-    source = { type, variant: src.variant === undefined ? 'minbase' : str(src.variant, 'source.variant', bad), mirror, packages, suite: release, ...(script ? { script } : {}), ...(keyring ? { keyring } : {}) };
+    source = {
+      type,
+      variant: src.variant === undefined ? 'minbase' : str(src.variant, 'source.variant', bad),
+      mirror,
+      packages,
+      suite: release,
+      ...(script ? { script } : {}),
+      ...(keyring ? { keyring } : {}),
+    };
   } else if (type === 'image') {
     const from = str(src.from, 'source.from', bad);
     if (!/^[0-9a-f]{1,64}$/.test(from)) validateAlias(from);
@@ -126,15 +138,18 @@ export function parseRecipe(doc: unknown, file: string, opts: RecipeOptions = {}
   }
 
   const init = doc.init === undefined ? ['/sbin/init'] : typeof doc.init === 'string' ? [doc.init] : strList(doc.init, 'init', bad);
-  const files = doc.files === undefined ? [] : listOf(doc.files, 'files', bad).map((f, i) => {
-    if (!isObject(f)) throw bad(`files[${i}] must be a mapping`);
-    checkKeys(f, ['path', 'content', 'mode'], `files[${i}].`, bad);
-    const p = str(f.path, `files[${i}].path`, bad);
-    if (!p.startsWith('/') || p.split('/').includes('..')) throw bad(`files[${i}].path must be absolute, without ".."`);
-    const mode = f.mode === undefined ? 0o644 : parseInt(String(f.mode), 8);
-    if (!(mode >= 0 && mode <= 0o7777)) throw bad(`files[${i}].mode must be an octal mode like "0644"`);
-    return { path: p, content: typeof f.content === 'string' ? f.content : str(f.content ?? '', `files[${i}].content`, bad), mode };
-  });
+  const files =
+    doc.files === undefined
+      ? []
+      : listOf(doc.files, 'files', bad).map((f, i) => {
+          if (!isObject(f)) throw bad(`files[${i}] must be a mapping`);
+          checkKeys(f, ['path', 'content', 'mode'], `files[${i}].`, bad);
+          const p = str(f.path, `files[${i}].path`, bad);
+          if (!p.startsWith('/') || p.split('/').includes('..')) throw bad(`files[${i}].path must be absolute, without ".."`);
+          const mode = f.mode === undefined ? 0o644 : parseInt(String(f.mode), 8);
+          if (!(mode >= 0 && mode <= 0o7777)) throw bad(`files[${i}].mode must be an octal mode like "0644"`);
+          return { path: p, content: typeof f.content === 'string' ? f.content : str(f.content ?? '', `files[${i}].content`, bad), mode };
+        });
   return {
     name,
     description: (doc.description === undefined ? name : str(doc.description, 'description', bad)).replace(/\{\{\s*release\s*\}\}/g, release),

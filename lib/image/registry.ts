@@ -30,7 +30,10 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export function serveRegistry(dir: string, host: string, port: number): Promise<http.Server> {
   for (const d of ['blobs', 'nodes', 'tmp']) fs.mkdirSync(path.join(dir, d), { recursive: true, mode: 0o700 });
   const records = (): NodeRecord[] =>
-    fs.readdirSync(path.join(dir, 'nodes')).filter((f) => /^[0-9a-f]{64}\.json$/.test(f)).map((f) => JSON.parse(fs.readFileSync(path.join(dir, 'nodes', f), 'utf8')) as NodeRecord);
+    fs
+      .readdirSync(path.join(dir, 'nodes'))
+      .filter((f) => /^[0-9a-f]{64}\.json$/.test(f))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, 'nodes', f), 'utf8')) as NodeRecord);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x').pathname;
     const fail = (code: number, msg: string) => res.writeHead(code, { 'content-type': 'text/plain' }).end(`${msg}\n`);
@@ -52,8 +55,11 @@ export function serveRegistry(dir: string, host: string, port: number): Promise<
       const sha = String(req.headers['x-tslxc-sha256'] ?? '');
       const parent = String(req.headers['x-tslxc-parent'] ?? '');
       if (!HEX64.test(sha) || (parent && !HEX64.test(parent))) return fail(400, 'bad x-tslxc-sha256 or x-tslxc-parent');
-      if (parent && !fs.existsSync(path.join(dir, 'nodes', `${parent}.json`))) return fail(409, `parent ${parent.slice(0, 12)} is not in the registry; push it first`);
-      const aliases = String(req.headers['x-tslxc-aliases'] ?? '').split(',').filter((a) => /^[a-z0-9][a-z0-9._/-]{0,127}$/i.test(a));
+      if (parent && !fs.existsSync(path.join(dir, 'nodes', `${parent}.json`)))
+        return fail(409, `parent ${parent.slice(0, 12)} is not in the registry; push it first`);
+      const aliases = String(req.headers['x-tslxc-aliases'] ?? '')
+        .split(',')
+        .filter((a) => /^[a-z0-9][a-z0-9._/-]{0,127}$/i.test(a));
       const tmp = path.join(dir, 'tmp', `${fp}-${process.pid}-${Date.now()}`);
       const h = crypto.createHash('sha256');
       const out = fs.createWriteStream(tmp, { mode: 0o600 });
@@ -117,7 +123,7 @@ export interface Transfer {
 function ancestry(p: Paths, img: Image): Image[] {
   const chain: Image[] = [img];
   const seen = new Set([img.fingerprint]);
-  for (let cur = img; cur.metadata.tslxc?.parent; ) {
+  for (let cur = img; cur.metadata.tslxc?.parent;) {
     const parent = getImage(p, cur.metadata.tslxc.parent);
     if (!parent || seen.has(parent.fingerprint)) break;
     seen.add(parent.fingerprint);
@@ -166,7 +172,13 @@ export async function pushImage(p: Paths, ref: string, registry: string, progres
   }
 }
 
-export async function pullImage(p: Paths, registry: string, ref: string, aliases: string[] = [], progress: Progress = () => {}): Promise<Transfer & { image: Image }> {
+export async function pullImage(
+  p: Paths,
+  registry: string,
+  ref: string,
+  aliases: string[] = [],
+  progress: Progress = () => {},
+): Promise<Transfer & { image: Image }> {
   const url = baseUrl(registry);
   const nodes = await remoteNodes(url);
   const byFp = new Map(nodes.map((n) => [n.fingerprint, n]));
@@ -191,7 +203,8 @@ export async function pullImage(p: Paths, registry: string, ref: string, aliases
       if (!res.ok) throw new TslxcError(`Cannot pull ${n.fingerprint.slice(0, 12)}`, `HTTP ${res.status}`);
       const file = path.join(stage, `${n.blob}.tar.gz`);
       fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
-      if ((await sha256Files([file])) !== n.blob) throw new TslxcError(`Pull of ${n.fingerprint.slice(0, 12)} failed verification`, 'the blob does not match its sha256');
+      if ((await sha256Files([file])) !== n.blob)
+        throw new TslxcError(`Pull of ${n.fingerprint.slice(0, 12)} failed verification`, 'the blob does not match its sha256');
       out.bytes += fs.statSync(file).size;
       // The registry's names come along where the local store does not use them already.
       const taken = readAliases(p);

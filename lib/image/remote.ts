@@ -38,7 +38,8 @@ function saveRemotes(p: Paths, r: Record<string, Remote>): void {
 }
 
 function validateRemoteName(name: string): void {
-  if (!NAME.test(name) || name === 'local') throw new TslxcError(`Invalid remote name "${name.slice(0, 70)}"`, 'use lowercase letters, digits and "-" ("local" is the store itself)');
+  if (!NAME.test(name) || name === 'local')
+    throw new TslxcError(`Invalid remote name "${name.slice(0, 70)}"`, 'use lowercase letters, digits and "-" ("local" is the store itself)');
 }
 
 function validateUrl(url: string): string {
@@ -157,7 +158,12 @@ export async function findRemoteImage(p: Paths, remoteName: string, alias: strin
     const names = (prod.aliases ?? '').split(',').map((s) => s.trim());
     return names.includes(alias) || key === alias;
   });
-  if (!matches.length) throw new TslxcError(`Image "${alias}" not found on ${what}`, undefined, `the remote has ${Object.keys(doc?.products ?? {}).length} products; check the alias`);
+  if (!matches.length)
+    throw new TslxcError(
+      `Image "${alias}" not found on ${what}`,
+      undefined,
+      `the remote has ${Object.keys(doc?.products ?? {}).length} products; check the alias`,
+    );
   const [key, prod] = matches[0];
   const versions = Object.keys(prod.versions ?? {}).sort();
   for (const v of versions.reverse()) {
@@ -166,7 +172,7 @@ export async function findRemoteImage(p: Paths, remoteName: string, alias: strin
     if (!meta) continue;
     const root = items.find((i) => i.ftype === 'squashfs') ?? items.find((i) => i.ftype === 'root.tar.xz');
     if (!root) continue;
-    const fp = root.ftype === 'squashfs' ? meta.combined_squashfs_sha256 ?? meta.combined_sha256 : meta.combined_rootxz_sha256 ?? meta.combined_sha256;
+    const fp = root.ftype === 'squashfs' ? (meta.combined_squashfs_sha256 ?? meta.combined_sha256) : (meta.combined_rootxz_sha256 ?? meta.combined_sha256);
     if (!fp || !/^[0-9a-f]{64}$/.test(fp)) continue;
     for (const i of [meta, root]) {
       if (!/^[0-9a-f]{64}$/.test(i.sha256 ?? '') || typeof i.path !== 'string' || i.path.startsWith('/') || i.path.split('/').includes('..')) {
@@ -177,9 +183,17 @@ export async function findRemoteImage(p: Paths, remoteName: string, alias: strin
       fingerprint: fp,
       product: key,
       version: v,
-      aliases: (prod.aliases ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      aliases: (prod.aliases ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
       description: [prod.os, prod.release, prod.arch, prod.variant].filter(Boolean).join(' '),
-      files: [meta, root].map((i, n) => ({ url: `${remote.url}/${i.path}`, sha256: i.sha256, size: i.size, name: n === 0 ? 'meta.tar.xz' : root.ftype === 'squashfs' ? 'rootfs.squashfs' : 'root.tar.xz' })),
+      files: [meta, root].map((i, n) => ({
+        url: `${remote.url}/${i.path}`,
+        sha256: i.sha256,
+        size: i.size,
+        name: n === 0 ? 'meta.tar.xz' : root.ftype === 'squashfs' ? 'rootfs.squashfs' : 'root.tar.xz',
+      })),
     };
   }
   throw new TslxcError(`Image "${alias}" on ${what} has no usable version`, 'no version has a metadata tarball and a rootfs for containers');
@@ -233,14 +247,24 @@ async function download(url: string, file: string, sha256: string, progress: Pro
   const actual = await fileSha(part);
   if (actual !== sha256) {
     fs.rmSync(part, { force: true });
-    throw new TslxcError(`Download of ${label} failed verification`, `sha256 ${actual.slice(0, 16)}… does not match the server's ${sha256.slice(0, 16)}…`, 'the file was removed; try again, or check the server');
+    throw new TslxcError(
+      `Download of ${label} failed verification`,
+      `sha256 ${actual.slice(0, 16)}… does not match the server's ${sha256.slice(0, 16)}…`,
+      'the file was removed; try again, or check the server',
+    );
   }
   fs.renameSync(part, file);
 }
 
 async function fileSha(file: string): Promise<string> {
   const h = crypto.createHash('sha256');
-  await new Promise<void>((resolve, reject) => fs.createReadStream(file).on('data', (d) => h.update(d)).on('end', resolve).on('error', reject));
+  await new Promise<void>((resolve, reject) =>
+    fs
+      .createReadStream(file)
+      .on('data', (d) => h.update(d))
+      .on('end', resolve)
+      .on('error', reject),
+  );
   return h.digest('hex');
 }
 
@@ -262,21 +286,29 @@ export async function pullRemoteImage(p: Paths, ref: string, opts: { aliases?: s
   }
   const dl = path.join(imagesDir(p), '.downloads', found.fingerprint);
   fs.mkdirSync(dl, { recursive: true, mode: 0o700 });
-  return withLock(locksDir(p), `download-${found.fingerprint.slice(0, 16)}`, async () => {
-    const files: string[] = [];
-    for (const f of found.files) {
-      const file = path.join(dl, f.name);
-      await download(f.url, file, f.sha256, progress, `${parsed.remote}:${parsed.alias} ${f.name}`);
-      files.push(file);
-    }
-    progress('unpack', `importing ${parsed.remote}:${parsed.alias}`);
-    const r = await importImage(p, files[0], files[1], aliases);
-    if (r.image.fingerprint !== found.fingerprint) {
-      // Not the announced image: drop what this pull stored. A new image has no pool copies yet.
-      await deleteImage(p, r.image.fingerprint, { forgetInPools: async () => {} }).catch(() => {});
-      throw new TslxcError(`Image ${parsed.remote}:${parsed.alias} failed verification`, `its files hash to ${r.image.fingerprint.slice(0, 12)}, the server announced ${found.fingerprint.slice(0, 12)}`);
-    }
-    fs.rmSync(dl, { recursive: true, force: true });
-    return r.image;
-  }, { purpose: `the download of ${ref}`, timeoutMs: 60 * 60_000 });
+  return withLock(
+    locksDir(p),
+    `download-${found.fingerprint.slice(0, 16)}`,
+    async () => {
+      const files: string[] = [];
+      for (const f of found.files) {
+        const file = path.join(dl, f.name);
+        await download(f.url, file, f.sha256, progress, `${parsed.remote}:${parsed.alias} ${f.name}`);
+        files.push(file);
+      }
+      progress('unpack', `importing ${parsed.remote}:${parsed.alias}`);
+      const r = await importImage(p, files[0], files[1], aliases);
+      if (r.image.fingerprint !== found.fingerprint) {
+        // Not the announced image: drop what this pull stored. A new image has no pool copies yet.
+        await deleteImage(p, r.image.fingerprint, { forgetInPools: async () => {} }).catch(() => {});
+        throw new TslxcError(
+          `Image ${parsed.remote}:${parsed.alias} failed verification`,
+          `its files hash to ${r.image.fingerprint.slice(0, 12)}, the server announced ${found.fingerprint.slice(0, 12)}`,
+        );
+      }
+      fs.rmSync(dl, { recursive: true, force: true });
+      return r.image;
+    },
+    { purpose: `the download of ${ref}`, timeoutMs: 60 * 60_000 },
+  );
 }

@@ -37,14 +37,19 @@ async function findOrMakeImage(p: Paths, ref: string, opts: RecipeOptions, progr
   }
   const recipeFile = findRecipe(ref);
   if (!recipeFile) {
-    throw new TslxcError(`Image "${ref}" not found`, 'it is neither in the image store nor a built-in recipe', 'see "tslxc image list" and the recipes in templates/');
+    throw new TslxcError(
+      `Image "${ref}" not found`,
+      'it is neither in the image store nor a built-in recipe',
+      'see "tslxc image list" and the recipes in templates/',
+    );
   }
   const recipe = loadRecipe(recipeFile, opts);
   if (recipe.remote && !opts.build && opts.mirror === undefined && !ref.endsWith('.yaml') && !ref.endsWith('.yml')) {
     return resolveThroughRemote(p, ref, recipe.name, recipe.release, recipe.remote, progress);
   }
   // A `from:` recipe builds on its parent, which may itself be built first from its recipe.
-  const parent = recipe.source.type === 'image' ? await ensureUnpacked(p, await findOrMakeImage(p, recipe.source.from, {}, progress, depth + 1), progress) : undefined;
+  const parent =
+    recipe.source.type === 'image' ? await ensureUnpacked(p, await findOrMakeImage(p, recipe.source.from, {}, progress, depth + 1), progress) : undefined;
   const fingerprint = recipeKey(recipe, parent?.fingerprint, recipe.source.type === 'image' && buildsLayer(p, parent));
   const existing = getImage(p, fingerprint);
   if (existing) return existing;
@@ -52,7 +57,14 @@ async function findOrMakeImage(p: Paths, ref: string, opts: RecipeOptions, progr
   const built = await buildRecipe(p, recipe, progress, parent);
   const alias = ref.endsWith('.yaml') || ref.endsWith('.yml') ? recipe.name : ref;
   const release = parent && !recipe.given.includes('release') ? built.metadata.properties.release : recipe.release;
-  return storeBuiltImage(p, fingerprint, built.rootfs, built.metadata, explicitRecipeOptions ? [`${recipe.name}/${release}`] : [alias, `${recipe.name}/${release}`], progress);
+  return storeBuiltImage(
+    p,
+    fingerprint,
+    built.rootfs,
+    built.metadata,
+    explicitRecipeOptions ? [`${recipe.name}/${release}`] : [alias, `${recipe.name}/${release}`],
+    progress,
+  );
 }
 
 /**

@@ -120,7 +120,9 @@ export function getImage(p: Paths, fingerprint: string): Image | undefined {
   const dir = path.join(imagesDir(p), fingerprint);
   const metadata = readYamlIfExists<ImageMetadata>(path.join(dir, 'metadata.yaml'));
   if (!metadata) return undefined;
-  const aliases = Object.entries(readAliases(p)).filter(([, f]) => f === fingerprint).map(([a]) => a);
+  const aliases = Object.entries(readAliases(p))
+    .filter(([, f]) => f === fingerprint)
+    .map(([a]) => a);
   return { fingerprint, dir, rootfs: path.join(dir, 'rootfs'), metadata, aliases };
 }
 

@@ -55,7 +55,12 @@ export function renderTemplates(image: Image, trigger: 'create' | 'copy' | 'rena
  * image no longer in the store gives none). For copy and rename, whose callers write the identity
  * files after these.
  */
-export function templateFiles(p: Paths, fingerprint: string | undefined, trigger: 'create' | 'copy' | 'rename', vars: { name: string; hostname: string }): Rendered['files'] {
+export function templateFiles(
+  p: Paths,
+  fingerprint: string | undefined,
+  trigger: 'create' | 'copy' | 'rename',
+  vars: { name: string; hostname: string },
+): Rendered['files'] {
   const img = fingerprint ? getImage(p, fingerprint) : undefined;
   return img ? renderTemplates(img, trigger, vars).files : [];
 }

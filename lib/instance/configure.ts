@@ -86,14 +86,23 @@ export async function unsetConfig(ctx: Context, name: string, keys: string[]): P
   for (const k of keys) validateUnsetKey(k);
   return updateInstance(ctx, name, (cfg) => {
     for (const k of keys) {
-      if (!(k in cfg.config)) throw new TslxcError(`Cannot unset ${k} on "${name}"`, 'it is not set on the container', `"tslxc config show ${name} --expanded" shows where values come from`);
+      if (!(k in cfg.config))
+        throw new TslxcError(
+          `Cannot unset ${k} on "${name}"`,
+          'it is not set on the container',
+          `"tslxc config show ${name} --expanded" shows where values come from`,
+        );
       delete cfg.config[k];
     }
   });
 }
 
 /** Replace the whole local config and devices (config edit). */
-export async function replaceConfig(ctx: Context, name: string, next: { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] }): Promise<UpdateResult> {
+export async function replaceConfig(
+  ctx: Context,
+  name: string,
+  next: { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] },
+): Promise<UpdateResult> {
   return updateInstance(ctx, name, (cfg) => {
     cfg.config = next.config;
     cfg.devices = next.devices;
@@ -104,7 +113,12 @@ export async function replaceConfig(ctx: Context, name: string, next: { config: 
 export async function addDevice(ctx: Context, name: string, dev: string, device: Record<string, string>): Promise<UpdateResult> {
   validateDevice(dev, device);
   return updateInstance(ctx, name, (cfg) => {
-    if (cfg.devices[dev]) throw new TslxcError(`Cannot add device "${dev}" to "${name}"`, 'a device of that name exists', `remove it first with "tslxc config device remove ${name} ${dev}"`);
+    if (cfg.devices[dev])
+      throw new TslxcError(
+        `Cannot add device "${dev}" to "${name}"`,
+        'a device of that name exists',
+        `remove it first with "tslxc config device remove ${name} ${dev}"`,
+      );
     cfg.devices[dev] = device;
   });
 }
@@ -144,7 +158,11 @@ export async function setProfiles(ctx: Context, name: string, change: { add?: st
 }
 
 /** config show: the local config, or the expanded one with where each value came from. */
-export function showConfig(ctx: Context, name: string, expanded: boolean): { config: InstanceConfig; expanded?: Expanded & { readOnly: Record<string, string> } } {
+export function showConfig(
+  ctx: Context,
+  name: string,
+  expanded: boolean,
+): { config: InstanceConfig; expanded?: Expanded & { readOnly: Record<string, string> } } {
   const cfg = loadConfig(ctx.paths, name);
   if (!expanded) return { config: cfg };
   const ex = expandInstance(ctx.paths, cfg);

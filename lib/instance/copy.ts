@@ -47,7 +47,6 @@ export interface CopyOptions {
 
 const TMP = /^\.(copy|moved)-([a-z0-9-]+)-(\d+)$/;
 
-
 /**
  * Leftovers of copies and moves whose process died: a temp copy is removed with its data; a
  * container moved aside (`.moved-NAME-PID`) is put back when the move did not finish, removed
@@ -91,7 +90,12 @@ async function fillFrom(view: FullView, dst: string, pool: PoolConfig): Promise<
   fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
   try {
     const script = 'mount -t overlay overlay -o "ro,lowerdir=$1" "$2" && exec cp -a --reflink=auto "$2/." "$3"';
-    await runOnPool(pool, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', [view.dir, ...view.lower].join(':'), mnt, dst], `Cannot copy ${view.dir}`);
+    await runOnPool(
+      pool,
+      'unshare',
+      ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', [view.dir, ...view.lower].join(':'), mnt, dst],
+      `Cannot copy ${view.dir}`,
+    );
   } finally {
     fs.rmSync(mnt, { recursive: true, force: true });
   }
@@ -114,7 +118,14 @@ export function removeSshHostKeys(root: string): void {
 }
 
 /** Makes DST's dir (at `tmp`): record, root, snapshots, config. The caller renames it into place. */
-async function build(ctx: Context, src: string, snap: string | undefined, dst: string, tmp: string, opts: CopyOptions & { move?: boolean }): Promise<InstanceConfig> {
+async function build(
+  ctx: Context,
+  src: string,
+  snap: string | undefined,
+  dst: string,
+  tmp: string,
+  opts: CopyOptions & { move?: boolean },
+): Promise<InstanceConfig> {
   const srcCfg = loadConfig(ctx.paths, src);
   let snapDir: string | undefined;
   let cfg: InstanceConfig = srcCfg;
@@ -128,7 +139,11 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
     // A running container is copied frozen (as a snapshot is); a paused one as it stands; a move needs it stopped.
     const ok = opts.move ? ['Stopped', 'Created'] : ['Stopped', 'Created', 'Running', 'Frozen'];
     if (!ok.includes(state.status)) {
-      throw new TslxcError(`Cannot ${opts.move ? 'move' : 'copy'} "${src}"`, `it is ${state.status.toLowerCase()}`, opts.move ? 'stop it first' : `"tslxc stop --force ${src}" first`);
+      throw new TslxcError(
+        `Cannot ${opts.move ? 'move' : 'copy'} "${src}"`,
+        `it is ${state.status.toLowerCase()}`,
+        opts.move ? 'stop it first' : `"tslxc stop --force ${src}" first`,
+      );
     }
     running = state.status === 'Running';
   }
@@ -139,7 +154,9 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
   const samePool = pool.name === from.pool.name;
   // dir and overlay keep roots in the container's dir whatever the pool: their own copies work between pools.
   const sameDriver = pool.driver === from.pool.driver && (samePool || pool.driver !== 'btrfs');
-  const record: StorageRecord = sameDriver ? { ...from.record, ...(pool.name ? { pool: pool.name } : {}) } : { pool: pool.name, driver: pool.driver, ...(from.record.image ? { image: from.record.image } : {}) };
+  const record: StorageRecord = sameDriver
+    ? { ...from.record, ...(pool.name ? { pool: pool.name } : {}) }
+    : { pool: pool.name, driver: pool.driver, ...(from.record.image ? { image: from.record.image } : {}) };
   if (!sameDriver && pool.driver === 'overlay') record.flat = true;
   if (!sameDriver && pool.driver !== 'overlay') delete record.flat;
   writeRecord(tmp, record);
@@ -168,7 +185,8 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
       if (!opts.move) scOut.config = Object.fromEntries(Object.entries(sc.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
       writeYamlAtomic(path.join(dsd, 'config.yaml'), scOut, 0o600);
       if (sameDriver && pool.driver === 'btrfs') await (td as BtrfsDriver).copySnapshot(from, s.name, to);
-      else if (sameDriver) await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
+      else if (sameDriver)
+        await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, 'rootfs'), path.join(dsd, 'rootfs')], `Cannot copy snapshot ${src}/${s.name}`);
       else await td.importSnapshot(to, dsd, s.name, (dir) => fillFrom(fd.fullView(from, sd, s.name), dir, pool));
     }
   }
@@ -187,7 +205,12 @@ async function build(ctx: Context, src: string, snap: string | undefined, dst: s
     // New host keys at once where the image had none of its own (else its first boot makes them).
     const image = cfg.image?.fingerprint ? getImage(ctx.paths, cfg.image.fingerprint) : undefined;
     const hostKeys = image && imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
-    writeRootFiles(ctx, dst, [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true }), ...hostKeys], tmp);
+    writeRootFiles(
+      ctx,
+      dst,
+      [...templateFiles(ctx.paths, cfg.image?.fingerprint, 'copy', { name: dst, hostname }), ...identityFiles(hostname, { newMachineId: true }), ...hostKeys],
+      tmp,
+    );
     // volatile.last_state.idmap describes the copied files (shifted on disk), so it stays.
     const config = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.') || k === VOLATILE_ON_DISK));
     out = { ...cfg, name: dst, hostname, status: 'created', created_at: new Date().toISOString(), config };
@@ -211,7 +234,8 @@ export async function copyInstance(ctx: Context, source: string, dst: string, op
   await sweepCopies(ctx);
   return lockBoth(ctx, src, dst, async () => {
     loadConfig(ctx.paths, src); // a missing source is "not found" before anything is made (containers/ may not exist yet)
-    if (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst))) throw new TslxcError(`Cannot copy to "${dst}"`, 'a container of that name exists');
+    if (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst)))
+      throw new TslxcError(`Cannot copy to "${dst}"`, 'a container of that name exists');
     const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { mode: 0o700 });
@@ -251,13 +275,15 @@ export async function moveInstance(ctx: Context, src: string, dst: string, opts:
   loadConfig(ctx.paths, src); // "not found" first, before any other complaint or anything made
   const cur = target(ctx, src);
   if (!opts.storage || opts.storage === cur.pool.name) {
-    if (src === dst) throw new TslxcError(`Cannot move "${src}"`, opts.storage ? `it is already on pool "${opts.storage}"` : 'give a new name or --storage POOL');
+    if (src === dst)
+      throw new TslxcError(`Cannot move "${src}"`, opts.storage ? `it is already on pool "${opts.storage}"` : 'give a new name or --storage POOL');
     await renameInstance(ctx, src, dst);
     return;
   }
   await sweepCopies(ctx);
   await lockBoth(ctx, src, dst, async () => {
-    if (src !== dst && (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst)))) throw new TslxcError(`Cannot move to "${dst}"`, 'a container of that name exists');
+    if (src !== dst && (configExists(ctx.paths, dst) || fs.existsSync(containerDir(ctx.paths, dst))))
+      throw new TslxcError(`Cannot move to "${dst}"`, 'a container of that name exists');
     const tmp = path.join(containersDir(ctx.paths), `.copy-${dst}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { mode: 0o700 });
@@ -275,7 +301,9 @@ export async function moveInstance(ctx: Context, src: string, dst: string, opts:
     if (src !== dst) configWritten(ctx.paths, src, {}, {});
     // The old root's data: on btrfs it is keyed by name in the old pool, elsewhere it is in `aside`.
     const old = target(ctx, src, aside);
-    await driverOf(old.pool.driver).deleteRoot(old).catch(() => {});
+    await driverOf(old.pool.driver)
+      .deleteRoot(old)
+      .catch(() => {});
     fs.rmSync(aside, { recursive: true, force: true });
     const runDir = path.join(ctx.paths.runDir, 'containers');
     if (src !== dst && fs.existsSync(path.join(runDir, src))) fs.rmSync(path.join(runDir, src), { recursive: true, force: true });

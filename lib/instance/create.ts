@@ -41,7 +41,8 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
   validateInstanceName(name);
   const hostname = opts.hostname ?? name;
   validateHostname(hostname);
-  for (const prof of opts.profiles ?? ['default']) if (!profileExists(ctx.paths, prof)) throw new TslxcError(`Profile "${prof}" not found`, undefined, 'see "tslxc profile list"');
+  for (const prof of opts.profiles ?? ['default'])
+    if (!profileExists(ctx.paths, prof)) throw new TslxcError(`Profile "${prof}" not found`, undefined, 'see "tslxc profile list"');
   if (opts.config && Object.keys(opts.config).length > 0) {
     const host = hostFacts();
     validateChange(opts.config, host);
@@ -56,7 +57,8 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
   return ctx.withInstanceLock(name, () =>
     Reverter.run(async (revert) => {
       crashPoint('create:locked');
-      if (fs.existsSync(containerDir(ctx.paths, name))) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+      if (fs.existsSync(containerDir(ctx.paths, name)))
+        throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
       mkdirp(containersDir(ctx.paths), 0o711);
       fs.mkdirSync(containerDir(ctx.paths, name), { mode: 0o700 });
       revert.add(() => fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true }));
@@ -95,7 +97,15 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       // Images that run sshd let tslxc in with its own key (tslxc ssh). A convenience: an image
       // whose /root cannot take it still makes a container, and the line says why ssh will not work.
       try {
-        if (await authorizeTslxcKey(ctx, name, image, [...rendered.files, ...identity].map((f) => f.path))) opts.progress?.('configure', "tslxc's SSH key authorized for root");
+        if (
+          await authorizeTslxcKey(
+            ctx,
+            name,
+            image,
+            [...rendered.files, ...identity].map((f) => f.path),
+          )
+        )
+          opts.progress?.('configure', "tslxc's SSH key authorized for root");
       } catch (err) {
         opts.progress?.('configure', `tslxc's SSH key NOT authorized for root (tslxc ssh will be refused): ${errorText(err)}`);
       }

@@ -40,7 +40,8 @@ function startedSeccompArgs(ctx: Context, name: string): string[] {
   } catch {
     args = undefined;
   }
-  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new TslxcError(`Cannot run a command in "${name}"`, `${SECURITY_FILE} in its run dir is damaged`, 'restart the container');
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))
+    throw new TslxcError(`Cannot run a command in "${name}"`, `${SECURITY_FILE} in its run dir is damaged`, 'restart the container');
   return args;
 }
 
@@ -132,6 +133,7 @@ export async function consoleInstance(ctx: Context, name: string, opts: { showLo
     return parts.join('');
   }
   const live = liveness(ctx.paths, name);
-  if (!live.monitorAlive) throw new TslxcError(`Container "${name}" is not running`, undefined, `"tslxc console --show-log ${name}" shows its last console output`);
+  if (!live.monitorAlive)
+    throw new TslxcError(`Container "${name}" is not running`, undefined, `"tslxc console --show-log ${name}" shows its last console output`);
   return runHelperInteractive(['console', '--socket', path.join(dir, RUN_FILES.consoleSocket)]);
 }

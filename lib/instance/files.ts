@@ -55,7 +55,19 @@ export async function pushFile(ctx: Context, name: string, src: PushSource, inne
   const what = `Cannot push to ${inner}`;
   const live = liveness(ctx.paths, name);
   if (live.initAlive) {
-    const args = ['file', '--pid', String(live.files.init!.pid), '--write', inner, '--mode', mode.toString(8), '--uid', String(opts.uid ?? 0), '--gid', String(opts.gid ?? 0)];
+    const args = [
+      'file',
+      '--pid',
+      String(live.files.init!.pid),
+      '--write',
+      inner,
+      '--mode',
+      mode.toString(8),
+      '--uid',
+      String(opts.uid ?? 0),
+      '--gid',
+      String(opts.gid ?? 0),
+    ];
     if (opts.createDirs) args.push('--mkdir');
     if (size !== undefined) args.push('--size', String(size));
     await helperFile(args, { input: input() }, what, name, inner);
@@ -108,14 +120,27 @@ export async function pullFile(ctx: Context, name: string, inner: string, dst: s
   if (fs.existsSync(dst) && fs.statSync(dst).isDirectory()) out = path.join(dst, path.posix.basename(inner));
   const live = liveness(ctx.paths, name);
   const what = `Cannot pull ${inner}`;
-  if (!fs.statSync(path.dirname(path.resolve(out)), { throwIfNoEntry: false })?.isDirectory()) throw new TslxcError(what, `${path.dirname(out)} is not a directory on the host`);
+  if (!fs.statSync(path.dirname(path.resolve(out)), { throwIfNoEntry: false })?.isDirectory())
+    throw new TslxcError(what, `${path.dirname(out)} is not a directory on the host`);
   const tmp = `${out}.tslxc-pull-${process.pid}`;
   if (!live.initAlive) await ctx.finishPending(name);
   try {
     if (live.initAlive) {
-      await helperFile(['file', '--pid', String(live.files.init!.pid), '--read', inner], { output: fs.createWriteStream(tmp, { mode: 0o644 }) }, what, name, inner);
+      await helperFile(
+        ['file', '--pid', String(live.files.init!.pid), '--read', inner],
+        { output: fs.createWriteStream(tmp, { mode: 0o644 }) },
+        what,
+        name,
+        inner,
+      );
     } else if (hostAccess(ctx, name).helperArgs) {
-      await helperFile(['file', ...hostAccess(ctx, name).helperArgs!, '--read', inner], { output: fs.createWriteStream(tmp, { mode: 0o644 }) }, what, name, inner);
+      await helperFile(
+        ['file', ...hostAccess(ctx, name).helperArgs!, '--read', inner],
+        { output: fs.createWriteStream(tmp, { mode: 0o644 }) },
+        what,
+        name,
+        inner,
+      );
     } else {
       const host = resolveInRoot(hostAccess(ctx, name).root, inner);
       const st = fs.statSync(host, { throwIfNoEntry: false });
@@ -145,7 +170,8 @@ async function helperFile(args: string[], io: HelperIo, what: string, name: stri
   const dir = path.posix.dirname(inner);
   if (args.includes('--write') && why === `open directory ${dir}: No such file or directory`) throw missingDir(what, name, inner, !args.includes('--mkdir'));
   if (args.includes('--write') && why === `open directory ${dir}: Not a directory`) throw missingDir(what, name, inner, false);
-  if (args.includes('--read') && /: No such file or directory$/.test(why) && why.startsWith(`open ${inner}:`)) throw new TslxcError(what, `no such file in "${name}"`);
+  if (args.includes('--read') && /: No such file or directory$/.test(why) && why.startsWith(`open ${inner}:`))
+    throw new TslxcError(what, `no such file in "${name}"`);
   if (args.includes('--read') && why === `${inner}: not a regular file`) throw new TslxcError(what, 'it is not a regular file');
   throw new TslxcError(what, why);
 }

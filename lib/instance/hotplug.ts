@@ -52,7 +52,12 @@ const none: LiveChange = { applied: [], undo: async () => {} };
  * registry's order with their undos on one revert list. On failure everything done is undone and
  * the error (one line) is thrown.
  */
-export async function applyDeviceChange(t: LiveInstance, from: Record<string, Device>, to: Record<string, Device>, modules: readonly DeviceType[] = DEVICE_MODULES): Promise<LiveChange & { revert: Reverter }> {
+export async function applyDeviceChange(
+  t: LiveInstance,
+  from: Record<string, Device>,
+  to: Record<string, Device>,
+  modules: readonly DeviceType[] = DEVICE_MODULES,
+): Promise<LiveChange & { revert: Reverter }> {
   const diff = diffDevices(from, to);
   const revert = new Reverter();
   if (isEmptyDiff(diff)) return { ...none, revert };
@@ -114,7 +119,12 @@ export async function hotplugDevices(ctx: Context, cfg: InstanceConfig, fallback
     idmap() {
       if (!userns) return undefined;
       const map = parseIdmapJson(cfg.config?.[VOLATILE_CURRENT]);
-      if (!map) throw new TslxcError(`Cannot change the devices of running container "${name}"`, `its id map (${VOLATILE_CURRENT}) is not recorded`, `restart it: "tslxc restart ${name}"`);
+      if (!map)
+        throw new TslxcError(
+          `Cannot change the devices of running container "${name}"`,
+          `its id map (${VOLATILE_CURRENT}) is not recorded`,
+          `restart it: "tslxc restart ${name}"`,
+        );
       return map;
     },
   };

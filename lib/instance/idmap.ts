@@ -7,8 +7,16 @@ import { withLock } from '../util/lock.js';
 import { expandInstance } from '../profile/expand.js';
 import { parseInteger } from '../util/units.js';
 import {
-  buildRanges, formatIdmap, hostRanges, isIsolated, isPrivileged, ISOLATED_SIZE, parseIdmapJson, parseRawIdmap,
-  type HostRange, type IdMap,
+  buildRanges,
+  formatIdmap,
+  hostRanges,
+  isIsolated,
+  isPrivileged,
+  ISOLATED_SIZE,
+  parseIdmapJson,
+  parseRawIdmap,
+  type HostRange,
+  type IdMap,
 } from '../config/idmap.js';
 import { helperPath } from '../state/helper.js';
 import { hostAccess } from '../storage/instance.js';
@@ -73,7 +81,11 @@ function allocate(range: HostRange, size: number, taken: Block[], want?: number)
     if (!clash) return base;
     base = Math.max(base, clash.base + clash.size - size);
   }
-  throw new TslxcError('Cannot give the container an isolated id range', `no free block of ${size} ids is left in ${range.base}-${range.base + range.size - 1}`, 'add ids to root\'s entries in /etc/subuid and /etc/subgid, or use a smaller security.idmap.size');
+  throw new TslxcError(
+    'Cannot give the container an isolated id range',
+    `no free block of ${size} ids is left in ${range.base}-${range.base + range.size - 1}`,
+    "add ids to root's entries in /etc/subuid and /etc/subgid, or use a smaller security.idmap.size",
+  );
 }
 
 /**
@@ -99,18 +111,28 @@ export async function planIdmap(ctx: Context, cfg: InstanceConfig, config: Recor
   if (baseKey !== undefined) {
     base = parseInteger(baseKey, { key: 'security.idmap.base' });
   } else if (isolated) {
-    base = await withLock(locksDir(ctx.paths), 'idmap', () => {
-      const previous = Number(cfg.config[VOLATILE_BASE]);
-      const b = allocate(range, size, isolatedBlocks(ctx, cfg.name), Number.isInteger(previous) && previous > 0 ? previous : undefined);
-      // Recorded at once (under the lock), so a concurrent start sees the block as taken.
-      recordBase(ctx, cfg.name, b);
-      return b;
-    }, { purpose: 'the id map allocation' });
+    base = await withLock(
+      locksDir(ctx.paths),
+      'idmap',
+      () => {
+        const previous = Number(cfg.config[VOLATILE_BASE]);
+        const b = allocate(range, size, isolatedBlocks(ctx, cfg.name), Number.isInteger(previous) && previous > 0 ? previous : undefined);
+        // Recorded at once (under the lock), so a concurrent start sees the block as taken.
+        recordBase(ctx, cfg.name, b);
+        return b;
+      },
+      { purpose: 'the id map allocation' },
+    );
   } else {
     base = range.base;
-    if (size > range.size) throw new TslxcError('Invalid value for security.idmap.size', `the host's range has only ${range.size} ids (root's entries in /etc/subuid and /etc/subgid)`);
+    if (size > range.size)
+      throw new TslxcError(
+        'Invalid value for security.idmap.size',
+        `the host's range has only ${range.size} ids (root's entries in /etc/subuid and /etc/subgid)`,
+      );
   }
-  if (base + size - 1 > 2 ** 32 - 1) throw new TslxcError('Invalid id map', `${base}+${size} goes past the largest id`, 'lower security.idmap.base or security.idmap.size');
+  if (base + size - 1 > 2 ** 32 - 1)
+    throw new TslxcError('Invalid id map', `${base}+${size} goes past the largest id`, 'lower security.idmap.base or security.idmap.size');
   const map: IdMap = { uid: buildRanges(base, size, raw, 'uid'), gid: buildRanges(base, size, raw, 'gid') };
   cfg.config[VOLATILE_BASE] = String(base);
   cfg.config[VOLATILE_CURRENT] = formatIdmap(map);
@@ -161,7 +183,11 @@ export function prepareRootIds(ctx: Context, cfg: InstanceConfig, map: IdMap | u
   const idmappable = process.env.TSLXC_IDMAPPED_MOUNTS !== '0' && supportsIdmappedMounts(acc.root, ctx.paths.runDir);
   const want = map && !idmappable ? map : undefined;
   if (map && !idmappable && acc.helperArgs) {
-    throw new TslxcError(`Cannot start "${cfg.name}" unprivileged`, `the filesystem of ${acc.root} does not support idmapped mounts, and an overlay root cannot be shifted (its image layers are shared)`, 'use a dir or btrfs pool, or set security.privileged=true');
+    throw new TslxcError(
+      `Cannot start "${cfg.name}" unprivileged`,
+      `the filesystem of ${acc.root} does not support idmapped mounts, and an overlay root cannot be shifted (its image layers are shared)`,
+      'use a dir or btrfs pool, or set security.privileged=true',
+    );
   }
   if (!sameMap(onDisk, want)) {
     shiftTree(acc.root, onDisk, want);

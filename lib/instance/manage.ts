@@ -61,7 +61,8 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
   await ctx.withInstanceLock(a, () =>
     ctx.withInstanceLock(b, async () => {
       const cfg = loadConfig(ctx.paths, from);
-      if (configExists(ctx.paths, to) || fs.existsSync(containerDir(ctx.paths, to))) throw new TslxcError(`Cannot rename "${from}"`, `a container "${to}" already exists`);
+      if (configExists(ctx.paths, to) || fs.existsSync(containerDir(ctx.paths, to)))
+        throw new TslxcError(`Cannot rename "${from}"`, `a container "${to}" already exists`);
       const state = await instanceState(ctx, cfg);
       if (state.status !== 'Stopped' && state.status !== 'Created') {
         throw new TslxcError(`Cannot rename "${from}"`, `it is ${state.status.toLowerCase()}`, `stop it first with "tslxc stop ${from}"`);

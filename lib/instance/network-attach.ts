@@ -25,7 +25,11 @@ export async function detachNetwork(ctx: Context, network: string, container: st
       .filter(([n, d]) => d.type === 'nic' && d.network === network && (!device || n === device))
       .map(([n]) => n);
     if (!names.length) {
-      throw new TslxcError(`Cannot detach "${container}" from "${network}"`, `it has no nic${device ? ` "${device}"` : ''} of its own on that network`, 'a nic from a profile is overridden with "tslxc config device add NAME DEV none"');
+      throw new TslxcError(
+        `Cannot detach "${container}" from "${network}"`,
+        `it has no nic${device ? ` "${device}"` : ''} of its own on that network`,
+        'a nic from a profile is overridden with "tslxc config device add NAME DEV none"',
+      );
     }
     for (const n of names) {
       delete cfg.devices[n];

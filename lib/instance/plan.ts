@@ -116,7 +116,10 @@ export class StartRecorder {
   unfit?: string;
   private readonly generations: GenerationSnapshot;
 
-  constructor(private readonly p: Paths, private readonly name: string) {
+  constructor(
+    private readonly p: Paths,
+    private readonly name: string,
+  ) {
     this.generations = new GenerationSnapshot(p);
   }
 
@@ -148,10 +151,12 @@ export class StartRecorder {
           await f.writeFile(p, data);
           ops.push(['write', p, data]);
         },
-        chown: f.chown && (async (p, uid, gid) => {
-          await f.chown!(p, uid, gid);
-          ops.push(['chown', p, String(uid), String(gid)]);
-        }),
+        chown:
+          f.chown &&
+          (async (p, uid, gid) => {
+            await f.chown!(p, uid, gid);
+            ops.push(['chown', p, String(uid), String(gid)]);
+          }),
         rename: async (a, b) => {
           this.refuse('a cgroup level was made');
           await f.rename(a, b);
@@ -184,7 +189,10 @@ export class StartRecorder {
       this.refuse('tslxc has no build id (run npm run build)');
       return [];
     }
-    const out: string[][] = [['build', helperId], ['text', distBuildIdFile(), distId]];
+    const out: string[][] = [
+      ['build', helperId],
+      ['text', distBuildIdFile(), distId],
+    ];
     for (const [s, token] of settled.generations) out.push(['gen', generationFile(this.p, s), token]);
     // The container's dir as the start left it: a storage operation left unfinished (its journal,
     // a temp root to sweep) is recovered by the TypeScript side.

@@ -15,6 +15,16 @@ export const SECURITY_FILE = 'security.json';
 
 /** Kernel interfaces a container must not read or poke, hidden behind /dev/null or an empty tmpfs. */
 export const MASKED_PATHS = [
-  '/proc/kcore', '/proc/sysrq-trigger', '/proc/timer_list', '/proc/sched_debug', '/proc/latency_stats',
-  '/proc/keys', '/proc/kallsyms', '/proc/acpi', '/proc/scsi', '/sys/firmware', '/sys/kernel/debug', '/sys/kernel/security',
+  '/proc/kcore',
+  '/proc/sysrq-trigger',
+  '/proc/timer_list',
+  '/proc/sched_debug',
+  '/proc/latency_stats',
+  '/proc/keys',
+  '/proc/kallsyms',
+  '/proc/acpi',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/kernel/debug',
+  '/sys/kernel/security',
 ];

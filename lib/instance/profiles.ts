@@ -13,7 +13,18 @@ import { hotplugDevices } from './hotplug.js';
 import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { expandInstance } from '../profile/expand.js';
-import { builtinProfilesDir, listProfiles, loadProfile, parseProfile, profileExists, removeUserProfile, saveProfile, validateProfileName, type Device, type Profile } from '../profile/store.js';
+import {
+  builtinProfilesDir,
+  listProfiles,
+  loadProfile,
+  parseProfile,
+  profileExists,
+  removeUserProfile,
+  saveProfile,
+  validateProfileName,
+  type Device,
+  type Profile,
+} from '../profile/store.js';
 
 const userFile = (ctx: Context, name: string) => path.join(ctx.paths.stateDir, 'profiles', `${validateProfileName(name)}.yaml`);
 const isBuiltinName = (name: string) => fs.existsSync(path.join(builtinProfilesDir, `${validateProfileName(name)}.yaml`));
@@ -95,7 +106,12 @@ export async function updateProfile(ctx: Context, name: string, mutate: (p: Prof
           const saved = JSON.stringify(cfg);
           const expanded = expandInstance(ctx.paths, cfg);
           // Devices first (hotplug): a nic's new volatile keys land in cfg, saved once it worked.
-          const devices = await hotplugDevices(ctx, cfg, expandInstance(ctx.paths, cfg, (pn) => (pn === name ? before : loadProfile(ctx.paths, pn))).devices, expanded.devices);
+          const devices = await hotplugDevices(
+            ctx,
+            cfg,
+            expandInstance(ctx.paths, cfg, (pn) => (pn === name ? before : loadProfile(ctx.paths, pn))).devices,
+            expanded.devices,
+          );
           undos.push(devices.undo);
           if (JSON.stringify(cfg) !== saved) saveConfig(ctx.paths, cfg);
           await applyInstanceLimits(cg, n, expanded.config);
@@ -108,7 +124,11 @@ export async function updateProfile(ctx: Context, name: string, mutate: (p: Prof
       for (const n of applied) {
         await ctx.withInstanceLock(n, () => applyInstanceLimits(cg, n, expandInstance(ctx.paths, loadConfig(ctx.paths, n)).config)).catch(() => {});
       }
-      throw new TslxcError(`Cannot change profile "${name}"`, `applying it to running container failed: ${(err as Error).message}`, 'the profile was left as it was');
+      throw new TslxcError(
+        `Cannot change profile "${name}"`,
+        `applying it to running container failed: ${(err as Error).message}`,
+        'the profile was left as it was',
+      );
     }
     return { profile: after, applied };
   });
@@ -173,7 +193,13 @@ export async function createProfile(
   validateProfileName(name);
   return withProfileLock(ctx, name, async () => {
     if (profileExists(ctx.paths, name)) throw new TslxcError(`Profile "${name}" already exists`, undefined, 'pick another name');
-    const prof: Profile = { name, description: init.description ?? '', config: { ...(init.config ?? {}) }, devices: { ...(init.devices ?? {}) }, builtin: false };
+    const prof: Profile = {
+      name,
+      description: init.description ?? '',
+      config: { ...(init.config ?? {}) },
+      devices: { ...(init.devices ?? {}) },
+      builtin: false,
+    };
     validateProfileContent(ctx, prof, opts.hostCheck === false ? undefined : hostFacts());
     saveProfile(ctx.paths, prof);
     return prof;
@@ -189,7 +215,8 @@ export async function copyProfile(ctx: Context, from: string, to: string): Promi
 export async function renameProfile(ctx: Context, from: string, to: string): Promise<string[]> {
   validateProfileName(to);
   if (from === to) throw new TslxcError(`Cannot rename profile "${from}"`, 'the new name is the same');
-  if (isBuiltinName(from)) throw new TslxcError(`Cannot rename profile "${from}"`, 'it is a built-in profile', `copy it instead: "tslxc profile copy ${from} ${to}"`);
+  if (isBuiltinName(from))
+    throw new TslxcError(`Cannot rename profile "${from}"`, 'it is a built-in profile', `copy it instead: "tslxc profile copy ${from} ${to}"`);
   const [a, b] = [from, to].sort();
   return withProfileLock(ctx, a!, () =>
     withProfileLock(ctx, b!, async () => {

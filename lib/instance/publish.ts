@@ -45,7 +45,8 @@ export async function publishInstance(
       const dst = path.join(staging, 'rootfs');
       const running = state.status === 'Running' || state.status === 'Frozen';
       if (running) {
-        if (!opts.force) throw new TslxcError(`Cannot publish "${name}"`, `it is ${state.status.toLowerCase()}`, 'stop it first, or use --force to freeze it for the copy');
+        if (!opts.force)
+          throw new TslxcError(`Cannot publish "${name}"`, `it is ${state.status.toLowerCase()}`, 'stop it first, or use --force to freeze it for the copy');
         if (!state.initPid) throw new TslxcError(`Cannot publish "${name}"`, 'its init process is not known');
       } else if (state.status !== 'Stopped' && state.status !== 'Created') {
         throw new TslxcError(`Cannot publish "${name}"`, `it is in state ${state.status}${state.reason ? ` (${state.reason})` : ''}`);
@@ -91,7 +92,8 @@ export async function publishInstance(
       fingerprint,
       async (tmp) => {
         fs.renameSync(path.join(staging, 'rootfs'), path.join(tmp, 'rootfs'));
-        if (parent && fs.existsSync(path.join(parent.dir, 'templates'))) await run('cp', ['-a', path.join(parent.dir, 'templates'), path.join(tmp, 'templates')], { what: 'Cannot copy the templates' });
+        if (parent && fs.existsSync(path.join(parent.dir, 'templates')))
+          await run('cp', ['-a', path.join(parent.dir, 'templates'), path.join(tmp, 'templates')], { what: 'Cannot copy the templates' });
         return meta;
       },
       aliases,
@@ -136,7 +138,13 @@ async function syncOnParent(ctx: Context, name: string, parent: Image, staging: 
   fs.chmodSync(upper, top.mode & 0o7777);
   fs.mkdirSync(work, { mode: 0o700 });
   fs.mkdirSync(mnt);
-  await runOnOverlay({ lowers, upper, work }, mnt, requireTool('rsync', 'publish a container'), ['-aHAXx', '--checksum', '--delete', '--numeric-ids', `${src}/`, `${mnt}/`], `Cannot copy the root of "${name}"`);
+  await runOnOverlay(
+    { lowers, upper, work },
+    mnt,
+    requireTool('rsync', 'publish a container'),
+    ['-aHAXx', '--checksum', '--delete', '--numeric-ids', `${src}/`, `${mnt}/`],
+    `Cannot copy the root of "${name}"`,
+  );
   fs.rmSync(work, { recursive: true, force: true });
   fs.rmdirSync(mnt);
 }
@@ -155,16 +163,32 @@ async function copyStoppedRoot(ctx: Context, name: string, staging: string, dst:
     else if (acc.helperArgs[i] === '--rootfs-upper') upper = acc.helperArgs[++i];
   }
   if (!upper || !lowers.length) throw new TslxcError(`Cannot publish "${name}"`, 'its overlay layers are not known');
-  for (const d of [upper, ...lowers]) if (d.includes(':') || d.includes(',')) throw new TslxcError(`Cannot publish "${name}"`, `layer path ${d} has a ":" or ","`);
+  for (const d of [upper, ...lowers])
+    if (d.includes(':') || d.includes(',')) throw new TslxcError(`Cannot publish "${name}"`, `layer path ${d} has a ":" or ","`);
   const mnt = path.join(staging, 'merged');
   fs.mkdirSync(mnt);
   fs.mkdirSync(dst);
   // The upper as the top lower layer of a read-only overlay: its whiteouts and opaque dirs hide
   // what they hide inside the container. The mount lives and dies in a private mount namespace.
   const unshare = requireTool('unshare', 'publish an overlay container');
-  await run(unshare, ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t overlay tslxc-publish -o "ro,lowerdir=$1" "$2" && cp -a "$2/." "$3"', 'sh', [upper, ...lowers].join(':'), mnt, dst], {
-    what: `Cannot copy the root of "${name}"`,
-  });
+  await run(
+    unshare,
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t overlay tslxc-publish -o "ro,lowerdir=$1" "$2" && cp -a "$2/." "$3"',
+      'sh',
+      [upper, ...lowers].join(':'),
+      mnt,
+      dst,
+    ],
+    {
+      what: `Cannot copy the root of "${name}"`,
+    },
+  );
   fs.rmdirSync(mnt);
 }
 
@@ -182,7 +206,14 @@ function publishedMetadata(p: Paths, cfg: InstanceConfig, description?: string, 
       name: cfg.name,
     },
     ...(pm?.templates ? { templates: pm.templates } : {}),
-    tslxc: { init: cfg.init, stop_signal: cfg.stop_signal, environment: cfg.environment, parent: cfg.image.fingerprint, source: 'publish', ...(layer ? { layer: true } : {}) },
+    tslxc: {
+      init: cfg.init,
+      stop_signal: cfg.stop_signal,
+      environment: cfg.environment,
+      parent: cfg.image.fingerprint,
+      source: 'publish',
+      ...(layer ? { layer: true } : {}),
+    },
   };
 }
 
@@ -191,7 +222,22 @@ async function treeDigest(root: string, meta: ImageMetadata): Promise<string> {
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify(meta));
   const tar = requireTool('tar', 'publish an image');
-  const child = spawn(tar, ['-c', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sort=name', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime', '-C', root, '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    tar,
+    [
+      '-c',
+      '--numeric-owner',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--sort=name',
+      '--format=posix',
+      '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime',
+      '-C',
+      root,
+      '.',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   child.stdout.on('data', (d) => h.update(d));

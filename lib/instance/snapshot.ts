@@ -100,7 +100,12 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
       writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), { name: sname, created_at: new Date().toISOString() }, 0o600);
       crashPoint('snapshot:built');
       const data = d.snapshotData(t, tmpName);
-      const renames: Array<[string, string]> = data ? [[data, d.snapshotData(t, sname)!], [tmp, snapshotDir(ctx, name, sname)]] : [[tmp, snapshotDir(ctx, name, sname)]];
+      const renames: Array<[string, string]> = data
+        ? [
+            [data, d.snapshotData(t, sname)!],
+            [tmp, snapshotDir(ctx, name, sname)],
+          ]
+        : [[tmp, snapshotDir(ctx, name, sname)]];
       if (renames.length > 1) commitRenames(t.instDir, 'snapshot', renames);
       else fs.renameSync(tmp, snapshotDir(ctx, name, sname));
       committed = true;
@@ -115,7 +120,6 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
 }
 
 const freezeMarker = (ctx: Context, name: string) => freezeMarkerFile(ctx.paths, name);
-
 
 /**
  * Runs fn with the running container frozen, and thaws it whatever happens. A marker in its run dir
@@ -149,16 +153,22 @@ async function sweepSnapshotTemps(ctx: Context, name: string): Promise<void> {
     const m = /^\.tmp-(.+)-(\d+)$/.exec(e);
     if (!m || pidAlive(Number(m[2]))) continue;
     const dir = path.join(snapshotsDir(ctx, name), e);
-    await driverOf(t.pool.driver).deleteSnapshot(t, dir, e).catch(() => {});
+    await driverOf(t.pool.driver)
+      .deleteSnapshot(t, dir, e)
+      .catch(() => {});
     // Before temp names for the data, a btrfs snapshot was made under its final name: an orphan there.
-    if (!fs.existsSync(path.join(snapshotsDir(ctx, name), m[1], 'snapshot.yaml'))) await driverOf(t.pool.driver).deleteSnapshot(t, dir, m[1]).catch(() => {});
+    if (!fs.existsSync(path.join(snapshotsDir(ctx, name), m[1], 'snapshot.yaml')))
+      await driverOf(t.pool.driver)
+        .deleteSnapshot(t, dir, m[1])
+        .catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 function requireSnapshot(ctx: Context, name: string, snap: string): string {
   const dir = snapshotDir(ctx, name, snap);
-  if (!fs.existsSync(path.join(dir, 'snapshot.yaml'))) throw new TslxcError(`Snapshot "${name}/${snap}" not found`, undefined, `see "tslxc snapshot list ${name}"`);
+  if (!fs.existsSync(path.join(dir, 'snapshot.yaml')))
+    throw new TslxcError(`Snapshot "${name}/${snap}" not found`, undefined, `see "tslxc snapshot list ${name}"`);
   return dir;
 }
 
@@ -176,7 +186,13 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
     const then = readYamlIfExists<InstanceConfig>(path.join(dir, 'config.yaml'));
     let tmpCfg: string | undefined;
     if (then) {
-      const cfg: InstanceConfig = { ...then, name, status: now.status, created_at: now.created_at, hostname: then.hostname === then.name ? name : then.hostname };
+      const cfg: InstanceConfig = {
+        ...then,
+        name,
+        status: now.status,
+        created_at: now.created_at,
+        hostname: then.hostname === then.name ? name : then.hostname,
+      };
       if (now.last_used_at) cfg.last_used_at = now.last_used_at;
       tmpCfg = path.join(t.instDir, `.config-restore-${process.pid}.yaml`);
       writeYamlAtomic(tmpCfg, cfg, 0o600);
@@ -192,7 +208,12 @@ export async function restoreSnapshot(ctx: Context, name: string, snap: string):
     crashPoint('restore:built');
     // One commit for the root and the config: a crash from here on is finished by the next command
     // that takes the container's lock; reads see the restored state meanwhile.
-    commitRenames(t.instDir, 'restore', [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])], swap.leftovers);
+    commitRenames(
+      t.instDir,
+      'restore',
+      [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])],
+      swap.leftovers,
+    );
     crashPoint('restore:done');
     configWritten(ctx.paths, name, now, loadConfig(ctx.paths, name));
     await swap.discard();
@@ -212,7 +233,16 @@ export async function renameSnapshot(ctx: Context, name: string, from: string, t
     const dataTo = d.snapshotData(t, to);
     // Data under the new name that no snapshot dir names: an orphan of a create killed before temp names.
     if (dataTo && fs.existsSync(dataTo)) await d.deleteSnapshot(t, dst, to);
-    commitRenames(t.instDir, 'snapshot-rename', data && dataTo ? [[data, dataTo], [dir, dst]] : [[dir, dst]]);
+    commitRenames(
+      t.instDir,
+      'snapshot-rename',
+      data && dataTo
+        ? [
+            [data, dataTo],
+            [dir, dst],
+          ]
+        : [[dir, dst]],
+    );
     const info = readYamlIfExists<SnapshotInfo>(path.join(dst, 'snapshot.yaml'))!;
     writeYamlAtomic(path.join(dst, 'snapshot.yaml'), { ...info, name: to }, 0o600);
   });

@@ -54,7 +54,11 @@ async function resolveTarget(ctx: Context, name: string): Promise<Target> {
     if (st.ipv4.length > 0) return { id: { name, created: cfg.created_at, address: st.ipv4[0] }, startedAt };
     const hasNic = Object.values(expandInstance(ctx.paths, cfg).devices).some((d) => d.type === 'nic');
     if (!hasNic) {
-      throw new TslxcError(`Container "${name}" has no IPv4 address`, 'it has no nic', `give it one on a managed network: tslxc config device add ${name} eth0 nic network=NETWORK, then restart it`);
+      throw new TslxcError(
+        `Container "${name}" has no IPv4 address`,
+        'it has no nic',
+        `give it one on a managed network: tslxc config device add ${name} eth0 nic network=NETWORK, then restart it`,
+      );
     }
     if (Date.now() - startedAt > BOOT_GRACE_MS) {
       throw new TslxcError(
@@ -105,7 +109,10 @@ async function connectOnce(ctx: Context, t: Target, opts: SshOptions, privateKey
         return;
       }
       if (verdict.status === 'known') {
-        updateAddress(ctx.paths, id).then(() => verify(true), () => verify(true));
+        updateAddress(ctx.paths, id).then(
+          () => verify(true),
+          () => verify(true),
+        );
         return;
       }
       // First contact: trust and remember (OpenSSH's accept-new), and say so.
@@ -148,12 +155,17 @@ function connectError(id: HostIdentity, user: string, port: number, err: Error &
     return new TslxcError(
       `Cannot log in to ${where} as ${user}`,
       "sshd refused tslxc's key",
-      user === 'root' ? `the container was not made with tslxc's key; add it: tslxc ssh-key add ${id.name} --user root STATE/ssh/id_ed25519.pub` : `authorize it: tslxc ssh-key add ${id.name} --user ${user} FILE.pub, or log in as root`,
+      user === 'root'
+        ? `the container was not made with tslxc's key; add it: tslxc ssh-key add ${id.name} --user root STATE/ssh/id_ed25519.pub`
+        : `authorize it: tslxc ssh-key add ${id.name} --user ${user} FILE.pub, or log in as root`,
     );
   }
-  if (err.code === 'ECONNREFUSED') return new Retryable(`Cannot connect to ${where}`, 'nothing listens there (is sshd running?)', `check it: tslxc exec ${id.name} -- systemctl status ssh`);
-  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return new Retryable(`Cannot connect to ${where}`, 'no route to it', `check its network: tslxc exec ${id.name} -- ip addr`);
-  if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT') return new TslxcError(`Cannot connect to ${where}`, 'sshd did not answer in time', `check it: tslxc exec ${id.name} -- systemctl status ssh`);
+  if (err.code === 'ECONNREFUSED')
+    return new Retryable(`Cannot connect to ${where}`, 'nothing listens there (is sshd running?)', `check it: tslxc exec ${id.name} -- systemctl status ssh`);
+  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH')
+    return new Retryable(`Cannot connect to ${where}`, 'no route to it', `check its network: tslxc exec ${id.name} -- ip addr`);
+  if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT')
+    return new TslxcError(`Cannot connect to ${where}`, 'sshd did not answer in time', `check it: tslxc exec ${id.name} -- systemctl status ssh`);
   return new TslxcError(`Cannot connect to ${where}`, errorText(err));
 }
 

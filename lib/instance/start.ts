@@ -54,7 +54,12 @@ export async function startLocked(ctx: Context, name: string, opts: { debug?: bo
 /** The run dir files a start writes for later commands (a plan writes them again). */
 const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE, STOP_ARGS_FILE];
 
-async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opts: { debug?: boolean }): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
+async function startRecorded(
+  ctx: Context,
+  name: string,
+  rec: StartRecorder,
+  opts: { debug?: boolean },
+): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
   // Each generation is read before the state it covers (state/generations.ts).
   rec.dependOn(scope.container(name));
   const cfg = loadConfig(ctx.paths, name);
@@ -64,7 +69,11 @@ async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opt
   const live = liveness(ctx.paths, name);
   if (live.monitorAlive && live.initAlive) throw new TslxcError(`Container "${name}" is already running`);
   if (live.initAlive || live.monitorAlive) {
-    throw new TslxcError(`Cannot start "${name}"`, 'it is in an Error state (its monitor or init is still alive alone)', `run "tslxc stop --force ${name}" first`);
+    throw new TslxcError(
+      `Cannot start "${name}"`,
+      'it is in an Error state (its monitor or init is still alive alone)',
+      `run "tslxc stop --force ${name}" first`,
+    );
   }
   if (live.leftovers) {
     rec.refuse('a crashed run was cleaned up');
@@ -141,7 +150,11 @@ async function startRecorded(ctx: Context, name: string, rec: StartRecorder, opt
 
 /** A start whose init ended while the helper waited for it to settle: the boot itself failed. */
 export class InitEndedError extends TslxcError {
-  constructor(readonly container: string, readonly why: string, fix?: string) {
+  constructor(
+    readonly container: string,
+    readonly why: string,
+    fix?: string,
+  ) {
     super(`Cannot start "${container}"`, why, fix);
   }
 }
@@ -159,9 +172,16 @@ function fileSize(file: string): number {
 function startFailure(name: string, helperLine: string, runDir: string, consoleFrom: number, debug?: boolean): TslxcError {
   const ended = EARLY_END.exec(helperLine);
   if (!ended) return new TslxcError(`Cannot start "${name}"`, helperLine, debug ? undefined : 'run with --debug for details');
-  const how = ended[2].replace(/^crash status (\d+)$/, 'exit status $1').replace(/^crash signal (\d+)$/, 'killed by signal $1').replace(/^stop$/, 'it stopped');
+  const how = ended[2]
+    .replace(/^crash status (\d+)$/, 'exit status $1')
+    .replace(/^crash signal (\d+)$/, 'killed by signal $1')
+    .replace(/^stop$/, 'it stopped');
   const tail = consoleTail(runDir, consoleFrom);
-  return new InitEndedError(name, `its init ended ${ended[1]} ms after it was started (${how})${tail ? `; its console: ${tail}` : ''}`, `"tslxc console --show-log ${name}" shows the whole console`);
+  return new InitEndedError(
+    name,
+    `its init ended ${ended[1]} ms after it was started (${how})${tail ? `; its console: ${tail}` : ''}`,
+    `"tslxc console --show-log ${name}" shows the whole console`,
+  );
 }
 
 /** The helper's warnings (the host limits a next container would hit) go to the user as they are. */
@@ -186,7 +206,16 @@ function idmapArgsFor(map: IdMap, idmapRootfs: boolean): string[] {
 }
 
 /** `deviceArgs`: what the device handlers give the helper (the disks and nodes files, the network's hooks). */
-export function helperStartArgs(ctx: Context, cfg: InstanceConfig, runDir: string, cgroupDirs: string[], deviceArgs: string[], debug?: boolean, config: Record<string, string> = {}, userns?: string[]): string[] {
+export function helperStartArgs(
+  ctx: Context,
+  cfg: InstanceConfig,
+  runDir: string,
+  cgroupDirs: string[],
+  deviceArgs: string[],
+  debug?: boolean,
+  config: Record<string, string> = {},
+  userns?: string[],
+): string[] {
   const args = ['start', '--name', cfg.name, ...rootfsArgs(ctx, cfg), '--hostname', cfg.hostname, '--run-dir', runDir];
   if (userns) args.push(...userns);
   for (const d of cgroupDirs) args.push('--cgroup', d);

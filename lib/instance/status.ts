@@ -55,7 +55,8 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
     const ipv4 = await addresses(ctx, cfg.name).catch(() => []);
     // A snapshot or copy killed while it held the container frozen: a read shows it as it is and
     // says why; the next operation that takes its lock thaws it (Context.withInstanceLock).
-    const reason = frozen && abandonedFreeze(ctx.paths, cfg.name) ? `a snapshot or copy was killed while it held it frozen; "tslxc resume ${cfg.name}" thaws it` : undefined;
+    const reason =
+      frozen && abandonedFreeze(ctx.paths, cfg.name) ? `a snapshot or copy was killed while it held it frozen; "tslxc resume ${cfg.name}" thaws it` : undefined;
     return { ...base, ipv4, status: frozen ? 'Frozen' : 'Running', ...(reason && { reason }), initPid, monitorPid: live.files.monitor!.pid, startedAt };
   }
   if (live.monitorAlive) {

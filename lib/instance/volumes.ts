@@ -10,14 +10,17 @@ import type { Context } from '../state/context.js';
 export async function attachVolume(ctx: Context, poolName: string, vol: string, container: string, mountPath: string, device = vol): Promise<void> {
   resolveVolume(ctx.paths, poolName, vol);
   await updateInstance(ctx, container, (cfg) => {
-    if (cfg.devices[device]) throw new TslxcError(`Cannot attach "${poolName}/${vol}" to "${container}"`, `it has a device named "${device}"`, 'give another device name');
+    if (cfg.devices[device])
+      throw new TslxcError(`Cannot attach "${poolName}/${vol}" to "${container}"`, `it has a device named "${device}"`, 'give another device name');
     cfg.devices[device] = { type: 'disk', pool: poolName, source: vol, path: mountPath };
   });
 }
 
 export async function detachVolume(ctx: Context, poolName: string, vol: string, container: string): Promise<void> {
   await updateInstance(ctx, container, (cfg) => {
-    const names = Object.entries(cfg.devices).filter(([, d]) => usesVolume(d, poolName, vol)).map(([n]) => n);
+    const names = Object.entries(cfg.devices)
+      .filter(([, d]) => usesVolume(d, poolName, vol))
+      .map(([n]) => n);
     if (!names.length) throw new TslxcError(`Cannot detach "${poolName}/${vol}" from "${container}"`, 'it is not attached to it');
     for (const n of names) delete cfg.devices[n];
   });

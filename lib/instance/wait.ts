@@ -17,7 +17,10 @@ export async function waitForState(ctx: Context, name: string, wanted: string, t
     // --ip: running and holding an IPv4 address (from its network's DHCP leases)
     if (reached && (!opts.ip || st.ipv4.length > 0)) return;
     if (Date.now() > deadline) {
-      throw new TslxcError(`Timed out waiting for "${name}" to be ${wanted}${opts.ip ? ' with an IPv4 address' : ''}`, `it is ${st.status.toLowerCase()}${reached ? ' without an address' : ''}`);
+      throw new TslxcError(
+        `Timed out waiting for "${name}" to be ${wanted}${opts.ip ? ' with an IPv4 address' : ''}`,
+        `it is ${st.status.toLowerCase()}${reached ? ' without an address' : ''}`,
+      );
     }
     await sleep(50);
   }

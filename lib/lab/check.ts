@@ -28,10 +28,14 @@ export function checkLabOnHost(ctx: Context, spec: LabSpec): void {
   ];
   for (const { s, f, at } of settingsOf) {
     if (!imageKnown(ctx, s.image)) {
-      (f.image ?? spec.defaultFields.image ?? at ?? spec.network.at).fail(`image "${s.image}" is neither in the image store nor a built-in recipe`, 'see "tslxc image list" and the recipes in templates/');
+      (f.image ?? spec.defaultFields.image ?? at ?? spec.network.at).fail(
+        `image "${s.image}" is neither in the image store nor a built-in recipe`,
+        'see "tslxc image list" and the recipes in templates/',
+      );
     }
     const profField = f.profiles ?? spec.defaultFields.profiles ?? at;
-    for (const prof of s.profiles) if (!profileExists(p, prof)) (profField ?? spec.network.at).fail(`profile "${prof}" does not exist`, 'see "tslxc profile list"');
+    for (const prof of s.profiles)
+      if (!profileExists(p, prof)) (profField ?? spec.network.at).fail(`profile "${prof}" does not exist`, 'see "tslxc profile list"');
     const cfgField = f.config;
     if (cfgField) {
       for (const [k, v] of cfgField.entries('config')) v.check(() => validateChange({ [k]: v.text() }, host), 'see "tslxc config keys"');
@@ -56,7 +60,10 @@ export function checkLabOnHost(ctx: Context, spec: LabSpec): void {
     }
     const gw = getGatewayUser(p, m.name);
     if (gw && gw.lab !== spec.name) {
-      m.at.fail(`gateway user "${m.name}" exists and ${gw.lab ? `belongs to lab "${gw.lab}"` : 'was added by hand'}`, `rename the member, or remove the user with "tslxc gateway user remove ${m.name}"`);
+      m.at.fail(
+        `gateway user "${m.name}" exists and ${gw.lab ? `belongs to lab "${gw.lab}"` : 'was added by hand'}`,
+        `rename the member, or remove the user with "tslxc gateway user remove ${m.name}"`,
+      );
     }
   }
   if (!networkExists(p, spec.network.name) && linkExists(spec.network.name)) {

@@ -21,7 +21,11 @@ export interface DownReport {
  * no longer lists, and never anyone else's), its gateway users, its network when the lab made it,
  * and with `volumes` its volumes (kept by default: they hold the members' work).
  */
-export async function labDown(ctx: Context, spec: LabSpec, opts: { volumes?: boolean; parallel?: number; onEvent?: (e: LabEvent) => void } = {}): Promise<DownReport> {
+export async function labDown(
+  ctx: Context,
+  spec: LabSpec,
+  opts: { volumes?: boolean; parallel?: number; onEvent?: (e: LabEvent) => void } = {},
+): Promise<DownReport> {
   return withLabLock(ctx, spec.name, async () => {
     const report: DownReport = { changes: [], notes: [], failed: [] };
     const emit = opts.onEvent ?? (() => {});

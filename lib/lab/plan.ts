@@ -64,7 +64,8 @@ export function drift(cfg: InstanceConfig, want: DesiredContainer): string[] {
   const own = Object.fromEntries(Object.entries(cfg.config ?? {}).filter(([k]) => !k.startsWith('volatile.')));
   if (!sameRecord(own, want.config)) out.push('config');
   const devs = cfg.devices ?? {};
-  if (Object.keys(devs).length !== Object.keys(want.devices).length || Object.entries(want.devices).some(([k, d]) => !sameRecord(devs[k] ?? {}, d))) out.push('devices');
+  if (Object.keys(devs).length !== Object.keys(want.devices).length || Object.entries(want.devices).some(([k, d]) => !sameRecord(devs[k] ?? {}, d)))
+    out.push('devices');
   return out;
 }
 

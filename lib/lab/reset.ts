@@ -21,10 +21,16 @@ export interface ResetResult {
  * anyway), restore the snapshot taken before the first start, start. Today's config (limits,
  * devices, the stable MAC and address) is kept: only the root filesystem goes back.
  */
-export async function labReset(ctx: Context, spec: LabSpec, members: string[], opts: { parallel?: number; onEvent?: (e: LabEvent) => void } = {}): Promise<ResetResult[]> {
+export async function labReset(
+  ctx: Context,
+  spec: LabSpec,
+  members: string[],
+  opts: { parallel?: number; onEvent?: (e: LabEvent) => void } = {},
+): Promise<ResetResult[]> {
   if (!members.length) throw new TslxcError('Give the members to reset', undefined, `e.g. "tslxc lab reset ${spec.file} ${spec.members[0]?.name ?? 'MEMBER'}"`);
   for (const m of members) {
-    if (!spec.members.some((x) => x.name === m)) throw new TslxcError(`Member "${m}" is not in lab "${spec.name}"`, undefined, `see "tslxc lab members ${spec.file}"`);
+    if (!spec.members.some((x) => x.name === m))
+      throw new TslxcError(`Member "${m}" is not in lab "${spec.name}"`, undefined, `see "tslxc lab members ${spec.file}"`);
   }
   return withLabLock(ctx, spec.name, async () => {
     const wanted = new Set(members);
@@ -57,6 +63,11 @@ export async function labReset(ctx: Context, spec: LabSpec, members: string[], o
       emit({ container: c.name, step: 'ready', detail: 'running' });
       return (Date.now() - t0) / 1000;
     });
-    return res.map((r) => ({ container: r.item.name, member: r.item.config[MEMBER_KEY], seconds: r.value, ...(r.error !== undefined ? { error: errorText(r.error) } : {}) }));
+    return res.map((r) => ({
+      container: r.item.name,
+      member: r.item.config[MEMBER_KEY],
+      seconds: r.value,
+      ...(r.error !== undefined ? { error: errorText(r.error) } : {}),
+    }));
   });
 }

@@ -105,7 +105,8 @@ export function parseLab(text: string, file: string): LabSpec {
 
   const nameField = need('name');
   const name = nameField.string();
-  if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name)) nameField.fail(`invalid lab name "${name.slice(0, 40)}"`, 'a lab name is a DNS label of at most 32 characters, like "intro-linux"');
+  if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name))
+    nameField.fail(`invalid lab name "${name.slice(0, 40)}"`, 'a lab name is a DNS label of at most 32 characters, like "intro-linux"');
   const description = top.get('description')?.text() ?? '';
 
   const network = parseNetwork(top.get('network'), name, root);
@@ -153,7 +154,8 @@ function parseNetwork(f: Field | undefined, lab: string, root: Field): LabSpec['
   if (name === undefined) {
     // Named after the lab by default; a bridge name has at most 15 characters.
     name = `lab-${lab}`;
-    if (name.length > 15) (f?.present ? f : root).fail(`the lab's network would be named "${name}", longer than a bridge name may be (15)`, 'give network.name');
+    if (name.length > 15)
+      (f?.present ? f : root).fail(`the lab's network would be named "${name}", longer than a bridge name may be (15)`, 'give network.name');
   }
   return { name, config, at: f?.present ? f : root };
 }
@@ -168,7 +170,13 @@ function parseGateway(f: Field | undefined): LabSpec['gateway'] {
   return host ? { port, host } : { port };
 }
 
-function parseSettings(f: Field | undefined, base: MemberSettings, fields: Partial<Record<keyof MemberSettings, Field>>, what: string, extra: readonly string[] = []): MemberSettings {
+function parseSettings(
+  f: Field | undefined,
+  base: MemberSettings,
+  fields: Partial<Record<keyof MemberSettings, Field>>,
+  what: string,
+  extra: readonly string[] = [],
+): MemberSettings {
   const out: MemberSettings = { ...base, profiles: [...base.profiles], config: { ...base.config } };
   if (!f?.present) return out;
   const m = f.map([...SETTINGS, ...extra], what);
@@ -239,7 +247,10 @@ function parseMembers(f: Field, defaults: MemberSettings, file: string, lab: str
     const settings = parseSettings(item, defaults, fields, 'member', ['name', 'keys', 'key_files']);
     const m = item.map([...SETTINGS, 'name', 'keys', 'key_files'], 'member');
     const nameF = m.get('name') ?? item.fail('"name" is required');
-    const name = nameF.check(() => validateInstanceName(validateGatewayUserName(nameF.string())), 'member names are SSH login names and parts of container names: lowercase letters, digits and "-"');
+    const name = nameF.check(
+      () => validateInstanceName(validateGatewayUserName(nameF.string())),
+      'member names are SSH login names and parts of container names: lowercase letters, digits and "-"',
+    );
     if (out.some((o) => o.name === name)) nameF.fail(`member "${name}" is declared twice`);
     const keys: PublicKey[] = [];
     const keysF = m.get('keys');
@@ -255,7 +266,10 @@ function parseMembers(f: Field, defaults: MemberSettings, file: string, lab: str
         } catch (err) {
           kf.fail(`cannot read ${abs}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
         }
-        const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+        const lines = text
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l && !l.startsWith('#'));
         if (!lines.length) kf.fail(`${abs} holds no public key`);
         for (const l of lines) keys.push(parsePublicKey(kf, l, abs));
       }
@@ -275,7 +289,11 @@ function parseMembers(f: Field, defaults: MemberSettings, file: string, lab: str
   for (const m of out) {
     for (const k of m.keys) {
       const o = owner.get(k.fingerprint);
-      if (o && o !== m.name) m.at.fail(`key ${k.fingerprint} is given to members "${o}" and "${m.name}"`, 'each member needs their own key, or one could reach the other\'s containers');
+      if (o && o !== m.name)
+        m.at.fail(
+          `key ${k.fingerprint} is given to members "${o}" and "${m.name}"`,
+          "each member needs their own key, or one could reach the other's containers",
+        );
       owner.set(k.fingerprint, m.name);
     }
   }
@@ -289,7 +307,8 @@ export function parsePublicKey(f: Field, line: string, fromFile?: string): Publi
   if (/PRIVATE KEY/.test(trimmed)) f.fail(`this is a private key${where}`, 'give the public key (the .pub file), and keep the private key secret');
   const parsed = ssh2.utils.parseKey(trimmed);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (key instanceof Error || !key) f.fail(`not an OpenSSH public key${where}: ${key instanceof Error ? key.message : 'unreadable'}`, 'expected a line like "ssh-ed25519 AAAA... comment"');
+  if (key instanceof Error || !key)
+    f.fail(`not an OpenSSH public key${where}: ${key instanceof Error ? key.message : 'unreadable'}`, 'expected a line like "ssh-ed25519 AAAA... comment"');
   if (key.isPrivateKey()) f.fail(`this is a private key${where}`, 'give the public key (the .pub file)');
   const blob = key.getPublicSSH();
   const fingerprint = `SHA256:${crypto.createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;

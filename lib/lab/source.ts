@@ -107,7 +107,8 @@ export class Field {
 
   int(min: number, max: number): number {
     const v = this.scalar();
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      this.fail(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
     return v;
   }
 

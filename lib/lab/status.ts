@@ -46,7 +46,13 @@ export async function labStatus(ctx: Context, spec: LabSpec): Promise<LabStatus>
         continue;
       }
       const st = await instanceState(ctx, cfg);
-      rows.push({ member: m.name, container: c.name, state: st.status.toUpperCase(), ipv4: st.ipv4, connect: getGatewayUser(ctx.paths, m.name) ? connect(m.name, c.name, several) : '' });
+      rows.push({
+        member: m.name,
+        container: c.name,
+        state: st.status.toUpperCase(),
+        ipv4: st.ipv4,
+        connect: getGatewayUser(ctx.paths, m.name) ? connect(m.name, c.name, several) : '',
+      });
     }
   }
   for (const cfg of existing.values()) {

@@ -113,7 +113,9 @@ export async function labUp(ctx: Context, spec: LabSpec, opts: UpOptions = {}): 
         }
         const img = findImage(ctx.paths, w.image);
         if (img && cfg.image?.fingerprint !== img.fingerprint) {
-          report.notes.push(`${w.name} was made from image ${cfg.image?.alias ?? cfg.image?.fingerprint.slice(0, 12)}, the file now says ${w.image}: delete it ("tslxc delete --force ${w.name}") and run up again to remake it`);
+          report.notes.push(
+            `${w.name} was made from image ${cfg.image?.alias ?? cfg.image?.fingerprint.slice(0, 12)}, the file now says ${w.image}: delete it ("tslxc delete --force ${w.name}") and run up again to remake it`,
+          );
         }
         if (await ensureStartSnapshot(ctx, w.name, report)) note(`took the start snapshot of ${w.name}`);
       }
@@ -229,7 +231,9 @@ async function pruneOrNote(
   const extra = labContainers(ctx, spec.name).filter((c) => !wanted.has(c.name));
   if (!extra.length) return;
   if (!opts.prune) {
-    report.notes.push(`${extra.map((c) => c.name).join(', ')} ${extra.length > 1 ? 'are' : 'is'} no longer in the file: left alone ("lab up --prune" deletes ${extra.length > 1 ? 'them' : 'it'})`);
+    report.notes.push(
+      `${extra.map((c) => c.name).join(', ')} ${extra.length > 1 ? 'are' : 'is'} no longer in the file: left alone ("lab up --prune" deletes ${extra.length > 1 ? 'them' : 'it'})`,
+    );
     return;
   }
   const res = await mapLimit(extra, opts.parallel ?? 4, async (c) => {
@@ -249,7 +253,12 @@ async function syncGatewayUsers(ctx: Context, spec: LabSpec, change: (l: string,
   const have = new Map(listGatewayUsers(ctx.paths).map((u) => [u.name, u]));
   const existing = new Set(labContainers(ctx, spec.name).map((c) => c.name));
   for (const m of spec.members) {
-    const user: GatewayUser = { name: m.name, keys: m.keys.map((k) => k.line), containers: m.containers.map((c) => c.name).filter((c) => existing.has(c)), lab: spec.name };
+    const user: GatewayUser = {
+      name: m.name,
+      keys: m.keys.map((k) => k.line),
+      containers: m.containers.map((c) => c.name).filter((c) => existing.has(c)),
+      lab: spec.name,
+    };
     if (!m.keys.length) report.notes.push(`member ${m.name} has no public key: they cannot log in through the gateway`);
     const old = have.get(m.name);
     if (old && JSON.stringify(old) === JSON.stringify(user)) continue;

@@ -43,16 +43,19 @@ export function parseProxyEnd(s: string | undefined, what: string, device: strin
 export function validateNic(name: string, device: Device, p: Paths = defaultPaths(), opts: { checkHost?: boolean } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid device "${name}"`, why, fix);
   const checkHost = opts.checkHost ?? true;
-  for (const k of Object.keys(device)) if (!NIC_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown nic key "${k}"`, `nic keys: ${NIC_KEYS.join(', ')}`);
+  for (const k of Object.keys(device))
+    if (!NIC_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown nic key "${k}"`, `nic keys: ${NIC_KEYS.join(', ')}`);
   if (device.nictype && device.nictype !== 'bridged') throw bad(`nictype "${device.nictype}" is not supported`, 'use nictype=bridged or leave it out');
   if (!device.network === !device.parent) throw bad('a nic needs exactly one of network=NAME (a managed network) or parent=BRIDGE');
   const ifname = device.name ?? name;
   if (!validateInterfaceName(ifname)) throw bad(`"${ifname}" is not a valid interface name`, 'set name=eth0 or similar (at most 15 characters)');
   if (device.hwaddr && !validHwaddr(device.hwaddr)) throw bad(`hwaddr "${device.hwaddr}" is not a unicast MAC address`);
-  if (device.mtu && (!/^\d+$/.test(device.mtu) || Number(device.mtu) < 1280 || Number(device.mtu) > 9000)) throw bad(`mtu "${device.mtu}" is not a number between 1280 and 9000`);
+  if (device.mtu && (!/^\d+$/.test(device.mtu) || Number(device.mtu) < 1280 || Number(device.mtu) > 9000))
+    throw bad(`mtu "${device.mtu}" is not a number between 1280 and 9000`);
   if (device.parent) {
     if (device['ipv4.address']) throw bad('ipv4.address needs a managed network (network=NAME), not parent=');
-    if (checkHost && !isBridge(device.parent)) throw bad(`parent "${device.parent}" is not a bridge on this host`, 'create it, or use network=NAME for a managed one');
+    if (checkHost && !isBridge(device.parent))
+      throw bad(`parent "${device.parent}" is not a bridge on this host`, 'create it, or use network=NAME for a managed one');
     return;
   }
   validateNetworkName(device.network);
@@ -73,7 +76,8 @@ export function validateNic(name: string, device: Device, p: Paths = defaultPath
 export function validateProxy(name: string, device: Device, opts: { checkHost?: boolean } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid device "${name}"`, why, fix);
   const checkHost = opts.checkHost ?? true;
-  for (const k of Object.keys(device)) if (!PROXY_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown proxy key "${k}"`, `proxy keys: ${PROXY_KEYS.join(', ')}`);
+  for (const k of Object.keys(device))
+    if (!PROXY_KEYS.includes(k) && !k.startsWith('user.')) throw bad(`unknown proxy key "${k}"`, `proxy keys: ${PROXY_KEYS.join(', ')}`);
   if (device.bind && device.bind !== 'host') throw bad(`bind=${device.bind} is not supported`, 'proxies listen on the host (bind=host)');
   const listen = parseProxyEnd(device.listen, 'listen', name);
   const connect = parseProxyEnd(device.connect, 'connect', name);

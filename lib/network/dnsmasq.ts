@@ -109,7 +109,11 @@ export function startDnsmasq(p: Paths, net: NetworkDef): void {
   // dnsmasq daemonizes after it bound its sockets: its exit status tells whether it started.
   const r = spawnSync(bin, [`--conf-file=${f.conf}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
   if (r.status !== 0) {
-    const why = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-1)[0].replace(/^dnsmasq: /, '');
+    const why = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`)
+      .trim()
+      .split('\n')
+      .slice(-1)[0]
+      .replace(/^dnsmasq: /, '');
     throw new TslxcError(`Cannot start dnsmasq for network "${net.name}"`, why);
   }
   // Wait for its pid file, so the next look at it (a stop, a SIGHUP) finds it the cheap way.
@@ -119,7 +123,10 @@ export function startDnsmasq(p: Paths, net: NetworkDef): void {
 /** Every live dnsmasq started with this network's config (normally one). */
 function ourPids(p: Paths, name: string): number[] {
   const ours = dnsmasqIdentity(files(p, name).conf);
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && processMatches(Number(d), ours.program, ours.arg)).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && processMatches(Number(d), ours.program, ours.arg))
+    .map(Number);
 }
 
 /**
@@ -226,7 +233,15 @@ export async function dropLeases(p: Paths, net: NetworkDef, hwaddrs: string[]): 
   await stopDnsmasq(p, net.name);
   const keep = (line: string) => !macs.has((line.trim().split(/\s+/)[1] ?? '').toLowerCase());
   const now = readTextIfExists(f.leases) ?? '';
-  writeFileAtomic(f.leases, now.split('\n').filter((l) => l.trim() && keep(l)).map((l) => `${l}\n`).join(''), 0o600);
+  writeFileAtomic(
+    f.leases,
+    now
+      .split('\n')
+      .filter((l) => l.trim() && keep(l))
+      .map((l) => `${l}\n`)
+      .join(''),
+    0o600,
+  );
   if (running) startDnsmasq(p, net);
 }
 

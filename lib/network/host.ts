@@ -41,7 +41,10 @@ export function linkExists(name: string): boolean {
 /** Every IPv4 subnet the host uses (interface addresses and routes of every table), except on `skipDev`. */
 export function usedSubnets(skipDev?: string): Array<Cidr & { where: string }> {
   const out: Array<Cidr & { where: string }> = [];
-  const addrs = JSON.parse(ip(['-j', '-4', 'addr', 'show'], 'Cannot read the host\'s addresses') || '[]') as Array<{ ifname: string; addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  const addrs = JSON.parse(ip(['-j', '-4', 'addr', 'show'], "Cannot read the host's addresses") || '[]') as Array<{
+    ifname: string;
+    addr_info?: Array<{ local: string; prefixlen: number }>;
+  }>;
   for (const l of addrs) {
     if (l.ifname === skipDev) continue;
     for (const a of l.addr_info ?? []) {
@@ -49,7 +52,11 @@ export function usedSubnets(skipDev?: string): Array<Cidr & { where: string }> {
       if (c) out.push({ ...c, where: `address ${a.local}/${a.prefixlen} on ${l.ifname}` });
     }
   }
-  const routes = JSON.parse(ip(['-j', '-4', 'route', 'show', 'table', 'all'], 'Cannot read the host\'s routes') || '[]') as Array<{ dst: string; dev?: string; type?: string }>;
+  const routes = JSON.parse(ip(['-j', '-4', 'route', 'show', 'table', 'all'], "Cannot read the host's routes") || '[]') as Array<{
+    dst: string;
+    dev?: string;
+    type?: string;
+  }>;
   for (const r of routes) {
     if (!r.dst || r.dst === 'default' || r.dev === skipDev || (r.type && r.type !== 'unicast')) continue;
     const c = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);

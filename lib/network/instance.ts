@@ -15,7 +15,18 @@ import { Reverter } from '../util/revert.js';
 import { contains, formatIp, hostRange, parseIp } from './ipv4.js';
 import { createNetworkLocked, ensureNetworkUp, syncRuleset } from './manage.js';
 import { hostVethName, nftTableName, randomHwaddr } from './names.js';
-import { readAllStates, readState, releaseByFile, removeState, startHookFile, stopHookFile, writeState, type NetState, type NicState, type ProxyState } from './state.js';
+import {
+  readAllStates,
+  readState,
+  releaseByFile,
+  removeState,
+  startHookFile,
+  stopHookFile,
+  writeState,
+  type NetState,
+  type NicState,
+  type ProxyState,
+} from './state.js';
 import { bridgeIpv4, DEFAULT_NETWORK, listNetworkNames, loadNetwork, mtuOf, networkExists, withNetworkLock, type NetworkDef } from './store.js';
 
 /**
@@ -87,7 +98,12 @@ async function planLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, w
   const nets = new Map<string, NetworkDef>();
   // The container's own leases are not "in use by another": a running container being changed
   // live holds leases for its nics, and their addresses stay its own.
-  const own = new Set([...Object.entries(cfg.config).filter(([k]) => /^volatile\..+\.hwaddr$/.test(k)).map(([, v]) => v.toLowerCase()), ...devs.nics.map(([, d]) => d.hwaddr?.toLowerCase()).filter(Boolean) as string[]]);
+  const own = new Set([
+    ...Object.entries(cfg.config)
+      .filter(([k]) => /^volatile\..+\.hwaddr$/.test(k))
+      .map(([, v]) => v.toLowerCase()),
+    ...(devs.nics.map(([, d]) => d.hwaddr?.toLowerCase()).filter(Boolean) as string[]),
+  ]);
   const inUse = addressesInUse(p, cfg.name, own);
   let changed = false;
   const setVolatile = (k: string, v: string) => {
@@ -115,7 +131,8 @@ async function planLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, w
     let net = nets.get(netName);
     if (!net) {
       if (!networkExists(p, netName)) {
-        if (netName !== DEFAULT_NETWORK) throw new TslxcError(what, `nic "${dev}": network "${netName}" does not exist`, `create it with "tslxc network create ${netName}"`);
+        if (netName !== DEFAULT_NETWORK)
+          throw new TslxcError(what, `nic "${dev}": network "${netName}" does not exist`, `create it with "tslxc network create ${netName}"`);
         await createNetworkLocked(p, netName, {}, 'Default tslxc network');
       }
       net = loadNetwork(p, netName);
@@ -160,16 +177,38 @@ async function planLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, w
   for (const [dev, d] of devs.proxies) {
     const listen = parseProxyEnd(d.listen, 'listen', dev);
     const connect = parseProxyEnd(d.connect, 'connect', dev);
-    const target = d.nic ? nics.find((n) => n.device === d.nic) : connect.addr === '127.0.0.1' || connect.addr === '0.0.0.0' ? nics.find((n) => n.ipv4) : nics.find((n) => n.ipv4 === connect.addr);
+    const target = d.nic
+      ? nics.find((n) => n.device === d.nic)
+      : connect.addr === '127.0.0.1' || connect.addr === '0.0.0.0'
+        ? nics.find((n) => n.ipv4)
+        : nics.find((n) => n.ipv4 === connect.addr);
     if (!target?.ipv4 || !target.network) {
-      throw new TslxcError(what, `proxy "${dev}" needs a nic on a managed network to forward to`, d.nic ? `nic "${d.nic}" has none` : 'give the container a nic with network=NAME');
+      throw new TslxcError(
+        what,
+        `proxy "${dev}" needs a nic on a managed network to forward to`,
+        d.nic ? `nic "${d.nic}" has none` : 'give the container a nic with network=NAME',
+      );
     }
-    if (portBound(listen.proto, listen.port, listen.addr)) throw new TslxcError(what, `proxy "${dev}": ${listen.proto} port ${listen.port} is already in use on the host`, 'pick another listen port');
-    const clash = [...others.flatMap((o) => o.state.proxies.map((x) => ({ who: `container ${o.name}`, x }))), ...proxies.map((x) => ({ who: 'another proxy of this container', x }))].find(
-      ({ x }) => x.proto === listen.proto && x.listenPort === listen.port && (x.listenAddr === listen.addr || x.listenAddr === '0.0.0.0' || listen.addr === '0.0.0.0'),
+    if (portBound(listen.proto, listen.port, listen.addr))
+      throw new TslxcError(what, `proxy "${dev}": ${listen.proto} port ${listen.port} is already in use on the host`, 'pick another listen port');
+    const clash = [
+      ...others.flatMap((o) => o.state.proxies.map((x) => ({ who: `container ${o.name}`, x }))),
+      ...proxies.map((x) => ({ who: 'another proxy of this container', x })),
+    ].find(
+      ({ x }) =>
+        x.proto === listen.proto && x.listenPort === listen.port && (x.listenAddr === listen.addr || x.listenAddr === '0.0.0.0' || listen.addr === '0.0.0.0'),
     );
-    if (clash) throw new TslxcError(what, `proxy "${dev}": ${listen.proto} port ${listen.port} is already forwarded by ${clash.who}`, 'pick another listen port');
-    proxies.push({ device: dev, proto: listen.proto, listenAddr: listen.addr, listenPort: listen.port, targetAddr: target.ipv4, targetPort: connect.port, bridge: target.network });
+    if (clash)
+      throw new TslxcError(what, `proxy "${dev}": ${listen.proto} port ${listen.port} is already forwarded by ${clash.who}`, 'pick another listen port');
+    proxies.push({
+      device: dev,
+      proto: listen.proto,
+      listenAddr: listen.addr,
+      listenPort: listen.port,
+      targetAddr: target.ipv4,
+      targetPort: connect.port,
+      bridge: target.network,
+    });
   }
 
   return { state: { nics, proxies }, changed };
@@ -211,14 +250,21 @@ const sameNic = (a: NicState, b: NicState) => JSON.stringify(a) === JSON.stringi
 function addVeth(n: NicState, initPid: number, what: string): void {
   const mtu = n.mtu ? ['mtu', String(n.mtu)] : [];
   if (linkExists(n.host)) ipQuiet(['link', 'del', n.host]);
-  ip(['link', 'add', n.host, ...mtu, 'type', 'veth', 'peer', 'name', n.name, 'address', n.hwaddr, ...mtu, 'netns', String(initPid)], `${what}: cannot add nic "${n.device}"`);
+  ip(
+    ['link', 'add', n.host, ...mtu, 'type', 'veth', 'peer', 'name', n.name, 'address', n.hwaddr, ...mtu, 'netns', String(initPid)],
+    `${what}: cannot add nic "${n.device}"`,
+  );
   try {
     ip(['link', 'set', n.host, 'master', n.network ?? n.parent!, 'up'], `${what}: cannot put nic "${n.device}" on ${n.network ?? n.parent}`);
     // Up inside too (a moved link arrives down); only the network namespace is entered, and
     // the host's ip binary runs there: nothing of the container's filesystem is used.
-    const nsenter = systemTool('nsenter', 'enter a container\'s network namespace');
+    const nsenter = systemTool('nsenter', "enter a container's network namespace");
     const r = spawnSync(nsenter, [`--net=/proc/${initPid}/ns/net`, ipTool(), 'link', 'set', n.name, 'up'], { encoding: 'utf8' });
-    if (r.status !== 0) throw new TslxcError(`${what}: cannot bring nic "${n.device}" up inside`, (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-1)[0]);
+    if (r.status !== 0)
+      throw new TslxcError(
+        `${what}: cannot bring nic "${n.device}" up inside`,
+        (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-1)[0],
+      );
   } catch (err) {
     ipQuiet(['link', 'del', n.host]);
     throw err;
@@ -259,7 +305,10 @@ export async function applyNetworkLive(ctx: Context, cfg: InstanceConfig, devs: 
       await revert.revert();
       throw err;
     }
-    await dropLeasesOf(p, removed.filter((o) => !state.nics.some((n) => n.hwaddr === o.hwaddr)));
+    await dropLeasesOf(
+      p,
+      removed.filter((o) => !state.nics.some((n) => n.hwaddr === o.hwaddr)),
+    );
     return () => withNetworkLock(p, () => revert.revert());
   });
 }
@@ -267,7 +316,11 @@ export async function applyNetworkLive(ctx: Context, cfg: InstanceConfig, devs: 
 async function dropLeasesOf(p: Paths, nics: NicState[]): Promise<void> {
   for (const netName of new Set(nics.map((n) => n.network).filter(Boolean) as string[])) {
     if (!networkExists(p, netName)) continue;
-    await dropLeases(p, loadNetwork(p, netName), nics.filter((n) => n.network === netName).map((n) => n.hwaddr)).catch(() => {});
+    await dropLeases(
+      p,
+      loadNetwork(p, netName),
+      nics.filter((n) => n.network === netName).map((n) => n.hwaddr),
+    ).catch(() => {});
   }
 }
 
@@ -295,18 +348,26 @@ export function renderStartHook(name: string, nics: NicState[]): string {
 }
 
 export function renderStopHook(p: Paths, name: string, nics: NicState[]): string {
-  const env = [`TSLXC_DIR=${q(p.stateDir)}`, `TSLXC_RUN_DIR=${q(p.runDir)}`, `TSLXC_CACHE_DIR=${q(p.cacheDir)}`, `TSLXC_CGROUP_PREFIX=${q(p.cgroupPrefix)}`, `TSLXC_NFT_TABLE=${q(nftTableName(p))}`];
-  return [
-    '#!/bin/sh',
-    `# Generated by tslxc for container ${name}; its monitor runs it after init ended (TSLXC_REASON).`,
-    ...nics.map((n) => `${q(ipTool())} link del ${n.host} 2>/dev/null`),
-    '# A reboot keeps the address, the DNS name and the forwards: the start hook makes new veths.',
-    '[ "$TSLXC_REASON" = reboot ] && exit 0',
-    '# A CLI that stops the container releases the rest itself when the monitor (our parent) is gone',
-    '# (a second node process would only make the stop wait): it says so while it is alive.',
-    `{ read -r monitor cli < ${q(releaseByFile(p, name))}; } 2>/dev/null && [ "$monitor" = "$PPID" ] && kill -0 "$cli" 2>/dev/null && exit 0`,
-    `exec /usr/bin/env ${env.join(' ')} ${q(process.execPath)} ${q(cliPath)} network release-instance ${name}`,
-  ].join('\n') + '\n';
+  const env = [
+    `TSLXC_DIR=${q(p.stateDir)}`,
+    `TSLXC_RUN_DIR=${q(p.runDir)}`,
+    `TSLXC_CACHE_DIR=${q(p.cacheDir)}`,
+    `TSLXC_CGROUP_PREFIX=${q(p.cgroupPrefix)}`,
+    `TSLXC_NFT_TABLE=${q(nftTableName(p))}`,
+  ];
+  return (
+    [
+      '#!/bin/sh',
+      `# Generated by tslxc for container ${name}; its monitor runs it after init ended (TSLXC_REASON).`,
+      ...nics.map((n) => `${q(ipTool())} link del ${n.host} 2>/dev/null`),
+      '# A reboot keeps the address, the DNS name and the forwards: the start hook makes new veths.',
+      '[ "$TSLXC_REASON" = reboot ] && exit 0',
+      '# A CLI that stops the container releases the rest itself when the monitor (our parent) is gone',
+      '# (a second node process would only make the stop wait): it says so while it is alive.',
+      `{ read -r monitor cli < ${q(releaseByFile(p, name))}; } 2>/dev/null && [ "$monitor" = "$PPID" ] && kill -0 "$cli" 2>/dev/null && exit 0`,
+      `exec /usr/bin/env ${env.join(' ')} ${q(process.execPath)} ${q(cliPath)} network release-instance ${name}`,
+    ].join('\n') + '\n'
+  );
 }
 
 /**
@@ -360,7 +421,12 @@ async function releaseLocked(p: Paths, name: string): Promise<void> {
     // The lease first, then the reservation and the name: dropLeases makes sure the lease is gone
     // (a lease outliving its reservation keeps the address from the next container given it).
     try {
-      if (exists) await dropLeases(p, loadNetwork(p, netName), st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr));
+      if (exists)
+        await dropLeases(
+          p,
+          loadNetwork(p, netName),
+          st.nics.filter((n) => n.network === netName).map((n) => n.hwaddr),
+        );
     } finally {
       fs.rmSync(path.join(f.dhcpHosts, name), { force: true });
       fs.rmSync(path.join(f.hosts, name), { force: true });

@@ -53,13 +53,13 @@ export function subnetString(c: Cidr): string {
 }
 
 export function contains(c: Cidr, ip: number): boolean {
-  return ((ip & maskOf(c.prefix)) >>> 0) === networkOf(c);
+  return (ip & maskOf(c.prefix)) >>> 0 === networkOf(c);
 }
 
 export function overlaps(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
   const m = maskOf(p);
-  return ((a.addr & m) >>> 0) === ((b.addr & m) >>> 0);
+  return (a.addr & m) >>> 0 === (b.addr & m) >>> 0;
 }
 
 /** Usable host addresses of a subnet (network and broadcast excluded), first and last. */

@@ -49,7 +49,11 @@ function resolveConfig(p: Paths, name: string, config: Record<string, string>): 
     const c = bridgeIpv4({ name, description: '', config: out })!;
     const clash = others.find((o) => overlaps(o, c));
     if (clash) {
-      throw new TslxcError(`Invalid value for "ipv4.address": "${out['ipv4.address']}"`, `subnet ${subnetString(c)} overlaps ${clash.where}`, 'pick another subnet or "auto"');
+      throw new TslxcError(
+        `Invalid value for "ipv4.address": "${out['ipv4.address']}"`,
+        `subnet ${subnetString(c)} overlaps ${clash.where}`,
+        'pick another subnet or "auto"',
+      );
     }
   }
   if (out['ipv6.address'] === 'auto') out['ipv6.address'] = randomUla();
@@ -92,7 +96,8 @@ export async function bringUp(p: Paths, net: NetworkDef): Promise<void> {
     const s = `${a.local}/${a.prefixlen}`;
     if (a.scope === 'global' && !want.includes(s)) ip(['addr', 'del', s, 'dev', br], what);
   }
-  for (const s of want) if (!have.some((a) => `${a.local}/${a.prefixlen}` === s)) ip(['addr', 'add', s, 'dev', br, ...(s.includes(':') ? ['nodad'] : [])], what);
+  for (const s of want)
+    if (!have.some((a) => `${a.local}/${a.prefixlen}` === s)) ip(['addr', 'add', s, 'dev', br, ...(s.includes(':') ? ['nodad'] : [])], what);
   if (ipv6Of(net)) writeSysctl(`net.ipv6.conf.${br}.disable_ipv6`, '0');
   if (natOf(net) && bridgeIpv4(net) && readSysctl('net.ipv4.ip_forward') !== '1') {
     // NAT needs forwarding; this is the one host-wide setting tslxc changes (and only for ipv4.nat).
@@ -121,7 +126,15 @@ export function syncRuleset(p: Paths): void {
   const proxies: NftProxy[] = [];
   for (const st of readAllStates(p)) {
     for (const x of st.state.proxies) {
-      proxies.push({ comment: `${st.name}/${x.device}`, proto: x.proto, listenAddr: x.listenAddr, listenPort: x.listenPort, targetAddr: x.targetAddr, targetPort: x.targetPort, bridge: x.bridge });
+      proxies.push({
+        comment: `${st.name}/${x.device}`,
+        proto: x.proto,
+        listenAddr: x.listenAddr,
+        listenPort: x.listenPort,
+        targetAddr: x.targetAddr,
+        targetPort: x.targetPort,
+        bridge: x.bridge,
+      });
     }
   }
   for (const n of listNetworkNames(p)) {
@@ -167,7 +180,12 @@ export async function deleteNetwork(p: Paths, name: string): Promise<void> {
   await withNetworkLock(p, async () => {
     loadNetwork(p, name);
     const users = [...new Set([...usedBy(p, name), ...runningOn(p, name).map((c) => `container ${c}`)])];
-    if (users.length) throw new TslxcError(`Cannot delete network "${name}"`, `it is in use by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`, 'remove those nics first');
+    if (users.length)
+      throw new TslxcError(
+        `Cannot delete network "${name}"`,
+        `it is in use by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`,
+        'remove those nics first',
+      );
     removeNetworkFile(p, name);
     await teardown(p, name);
     syncRuleset(p);
@@ -277,4 +295,3 @@ export async function teardownAll(p: Paths): Promise<void> {
   for (const n of listNetworkNames(p)) await teardown(p, n);
   applyRuleset(renderRuleset(nftTableName(p), [], []));
 }
-

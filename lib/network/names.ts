@@ -14,7 +14,9 @@ const NETWORK_NAME = /^[a-z][a-z0-9_-]{0,14}$/;
 export function validateNetworkName(name: unknown): string {
   if (typeof name !== 'string' || !NETWORK_NAME.test(name)) {
     throw new TslxcError(
-      `Invalid network name "${String(name).slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}"`,
+      `Invalid network name "${String(name)
+        .slice(0, 40)
+        .replace(/[^\x20-\x7e]/g, '?')}"`,
       'it is the bridge\'s interface name: a lowercase letter, then up to 14 of a-z, 0-9, "_" and "-"',
       'pick a name like "tslxcbr1"',
     );
@@ -64,6 +66,7 @@ export function validHwaddr(s: string): boolean {
 export function nftTableName(p: Paths, env: NodeJS.ProcessEnv = process.env): string {
   const raw = env.TSLXC_NFT_TABLE || (p.cgroupPrefix === 'tslxc' ? 'tslxc' : p.cgroupPrefix.includes('tslxc') ? p.cgroupPrefix : `tslxc_${p.cgroupPrefix}`);
   const name = raw.replace(/[^A-Za-z0-9_]/g, '_');
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)) throw new TslxcError(`Invalid nftables table name "${raw}"`, 'use letters, digits and "_" (TSLXC_NFT_TABLE)');
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name))
+    throw new TslxcError(`Invalid nftables table name "${raw}"`, 'use letters, digits and "_" (TSLXC_NFT_TABLE)');
   return name;
 }

@@ -74,7 +74,7 @@ export function applyRuleset(text: string): void {
   const nft = systemTool('nft', 'set up NAT and port forwards');
   const r = spawnSync(nft, ['-f', '-'], { input: text, encoding: 'utf8' });
   if (r.status !== 0) {
-    throw new TslxcError('Cannot apply tslxc\'s nftables rules', (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]);
+    throw new TslxcError("Cannot apply tslxc's nftables rules", (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]);
   }
 }
 

@@ -26,7 +26,12 @@ export interface NetworkReplay {
  * `devs`: the container's network devices (lib/device says which are nics and proxies); with none,
  * nothing to replay; with a proxy or a nic on a parent bridge, no replay.
  */
-export function networkReplay(p: Paths, name: string, devs: { nics: Array<[string, Device]>; proxies: Array<[string, Device]> }, lockFile: string): NetworkReplay | undefined {
+export function networkReplay(
+  p: Paths,
+  name: string,
+  devs: { nics: Array<[string, Device]>; proxies: Array<[string, Device]> },
+  lockFile: string,
+): NetworkReplay | undefined {
   if (devs.nics.length === 0 && devs.proxies.length === 0) return { lockFile, checks: [], files: [], signals: [] };
   if (devs.proxies.length > 0 || devs.nics.some(([, d]) => !d.network)) return undefined;
   const st = readState(p, name);

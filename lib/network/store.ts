@@ -32,7 +32,7 @@ export const NETWORK_KEYS: Record<string, string> = {
   'ipv4.nat': 'masquerade traffic leaving the subnet (true/false, default true)',
   'ipv6.address': 'a ULA for the bridge (fd..::1/64), "auto" or "none" (default)',
   'dns.domain': 'the DNS domain of the containers (default tslxc)',
-  'bridge.mtu': 'the bridge\'s MTU, also handed to containers by DHCP (default 1500)',
+  'bridge.mtu': "the bridge's MTU, also handed to containers by DHCP (default 1500)",
 };
 
 const DOMAIN = /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -47,7 +47,7 @@ export function validateNetworkKey(key: string, value: string): string {
       if (!c) throw bad('expected ADDRESS/PREFIX like 10.1.2.1/24, "auto" or "none"');
       if (c.prefix < 8 || c.prefix > 30) throw bad('the prefix must be between /8 and /30');
       const [first, last] = hostRange(c);
-      if (c.addr < first || c.addr > last) throw bad('the address is the subnet\'s network or broadcast address', 'give the gateway\'s address, e.g. x.y.z.1/24');
+      if (c.addr < first || c.addr > last) throw bad("the address is the subnet's network or broadcast address", "give the gateway's address, e.g. x.y.z.1/24");
       if (c.addr >>> 24 === 127 || c.addr >>> 28 >= 14 || c.addr >>> 24 === 0) throw bad('loopback, multicast and reserved addresses cannot be a subnet');
       return formatCidr(c);
     }

@@ -36,16 +36,19 @@ export function parseProfile(name: string, doc: unknown, builtin: boolean, where
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new TslxcError(`Invalid profile ${where}`, 'it must be a YAML mapping');
   const d = doc as Record<string, unknown>;
   for (const k of Object.keys(d)) {
-    if (!['name', 'description', 'config', 'devices'].includes(k)) throw new TslxcError(`Invalid profile ${where}`, `unknown key "${k}" (allowed: description, config, devices)`);
+    if (!['name', 'description', 'config', 'devices'].includes(k))
+      throw new TslxcError(`Invalid profile ${where}`, `unknown key "${k}" (allowed: description, config, devices)`);
   }
   const config: Record<string, string> = {};
   if (d.config !== undefined && d.config !== null) {
-    if (typeof d.config !== 'object' || Array.isArray(d.config)) throw new TslxcError(`Invalid profile ${where}`, '"config" must be a mapping of keys to values');
+    if (typeof d.config !== 'object' || Array.isArray(d.config))
+      throw new TslxcError(`Invalid profile ${where}`, '"config" must be a mapping of keys to values');
     for (const [k, v] of Object.entries(d.config)) config[k] = String(v);
   }
   const devices: Record<string, Device> = {};
   if (d.devices !== undefined && d.devices !== null) {
-    if (typeof d.devices !== 'object' || Array.isArray(d.devices)) throw new TslxcError(`Invalid profile ${where}`, '"devices" must be a mapping of device names to devices');
+    if (typeof d.devices !== 'object' || Array.isArray(d.devices))
+      throw new TslxcError(`Invalid profile ${where}`, '"devices" must be a mapping of device names to devices');
     for (const [dn, dev] of Object.entries(d.devices as Record<string, unknown>)) {
       if (!dev || typeof dev !== 'object' || Array.isArray(dev)) throw new TslxcError(`Invalid profile ${where}`, `device "${dn}" must be a mapping`);
       const out: Device = {};
@@ -59,7 +62,10 @@ export function parseProfile(name: string, doc: unknown, builtin: boolean, where
 
 export function loadProfile(p: Paths, name: string): Profile {
   validateProfileName(name);
-  for (const [dir, builtin] of [[userDir(p), false], [builtinProfilesDir, true]] as const) {
+  for (const [dir, builtin] of [
+    [userDir(p), false],
+    [builtinProfilesDir, true],
+  ] as const) {
     const file = path.join(dir, `${name}.yaml`);
     if (fs.existsSync(file)) return parseProfile(name, readYaml(file), builtin, file);
   }

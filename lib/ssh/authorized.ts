@@ -54,7 +54,12 @@ export async function lookupUser(ctx: Context, name: string, user: string): Prom
   if (r.code !== 0) throw new TslxcError(`Cannot read /etc/passwd of "${name}"`, helperError(r.stderr));
   const entries = parsePasswd(r.stdout);
   const entry = entries.find((e) => e.user === user) ?? (/^\d+$/.test(user) ? entries.find((e) => e.uid === Number(user)) : undefined);
-  if (!entry) throw new TslxcError(`No user "${user}" in "${name}"`, 'it is not in the container\'s /etc/passwd', `create it first (tslxc exec ${name} -- useradd -m ${user})`);
+  if (!entry)
+    throw new TslxcError(
+      `No user "${user}" in "${name}"`,
+      "it is not in the container's /etc/passwd",
+      `create it first (tslxc exec ${name} -- useradd -m ${user})`,
+    );
   if (!entry.home.startsWith('/') || entry.home === '/') {
     throw new TslxcError(`Cannot manage SSH keys of "${user}" in "${name}"`, `its home in /etc/passwd is "${entry.home}"`, 'give the user a home directory');
   }
@@ -73,7 +78,21 @@ export async function readAuthorizedKeys(ctx: Context, name: string, u: PasswdEn
 
 async function writeAuthorizedKeys(ctx: Context, name: string, u: PasswdEntry, content: string): Promise<void> {
   const file = authorizedKeysPath(u);
-  const args = [...rootArgs(ctx, name), '--write', file, '--mode', '600', '--mkdir', '--mkdir-mode', '700', '--as-user', '--uid', String(u.uid), '--gid', String(u.gid)];
+  const args = [
+    ...rootArgs(ctx, name),
+    '--write',
+    file,
+    '--mode',
+    '600',
+    '--mkdir',
+    '--mkdir-mode',
+    '700',
+    '--as-user',
+    '--uid',
+    String(u.uid),
+    '--gid',
+    String(u.gid),
+  ];
   const r = await helperFile(args, content);
   if (r.code !== 0) throw new TslxcError(`Cannot write ${file} in "${name}"`, helperError(r.stderr), `check that ${u.user} owns ${u.home}`);
 }
@@ -108,10 +127,24 @@ export async function removeAuthorizedKeys(ctx: Context, name: string, user: str
     const u = await lookupUser(ctx, name, user);
     const lines = parseAuthorizedKeys(await readAuthorizedKeys(ctx, name, u));
     const wanted = match.trim();
-    const hit = (k?: PublicKey) => !!k && (k.fingerprint === wanted || k.comment === wanted || `${k.type} ${k.base64}` === wanted.split(/\s+/).slice(0, 2).join(' '));
+    const hit = (k?: PublicKey) =>
+      !!k && (k.fingerprint === wanted || k.comment === wanted || `${k.type} ${k.base64}` === wanted.split(/\s+/).slice(0, 2).join(' '));
     const removed = lines.flatMap((l) => (hit(l.key) ? [l.key!] : []));
-    if (removed.length === 0) throw new TslxcError(`No key "${wanted}" for ${user} in "${name}"`, undefined, `"tslxc ssh-key list ${name} --user ${user}" shows the keys and their fingerprints`);
-    await writeAuthorizedKeys(ctx, name, u, lines.filter((l) => !hit(l.key)).map((l) => `${l.line}\n`).join(''));
+    if (removed.length === 0)
+      throw new TslxcError(
+        `No key "${wanted}" for ${user} in "${name}"`,
+        undefined,
+        `"tslxc ssh-key list ${name} --user ${user}" shows the keys and their fingerprints`,
+      );
+    await writeAuthorizedKeys(
+      ctx,
+      name,
+      u,
+      lines
+        .filter((l) => !hit(l.key))
+        .map((l) => `${l.line}\n`)
+        .join(''),
+    );
     return removed;
   });
 }

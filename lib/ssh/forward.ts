@@ -41,7 +41,8 @@ function fields(spec: string): string[] | undefined {
 
 function port(s: string, spec: string, what: string): number {
   const n = /^\d{1,5}$/.test(s) ? Number(s) : NaN;
-  if (!(n >= 1 && n <= 65535)) throw new TslxcError(`Invalid forward "${spec}"`, `${what} "${s}" is not a port number (1-65535)`, 'use -L [bind:]port:host:hostport');
+  if (!(n >= 1 && n <= 65535))
+    throw new TslxcError(`Invalid forward "${spec}"`, `${what} "${s}" is not a port number (1-65535)`, 'use -L [bind:]port:host:hostport');
   return n;
 }
 
@@ -52,7 +53,8 @@ export function parseLocalForward(spec: string): LocalForward {
   }
   const [bind, p, host, hp] = f.length === 4 ? f : ['127.0.0.1', ...f];
   if (!host) throw new TslxcError(`Invalid forward "${spec}"`, 'the host to reach inside the container is empty', 'e.g. -L 8080:127.0.0.1:80');
-  if (/[\s/]/.test(host) || /[\s/]/.test(bind)) throw new TslxcError(`Invalid forward "${spec}"`, 'unix socket and slash-separated forms are not supported', 'use -L [bind:]port:host:hostport');
+  if (/[\s/]/.test(host) || /[\s/]/.test(bind))
+    throw new TslxcError(`Invalid forward "${spec}"`, 'unix socket and slash-separated forms are not supported', 'use -L [bind:]port:host:hostport');
   return { spec, bindAddress: bind === '*' ? '' : bind, bindPort: port(p, spec, 'port'), host, hostPort: port(hp, spec, 'host port') };
 }
 
@@ -94,7 +96,13 @@ export async function startForwards(client: Client, forwards: LocalForward[], wa
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
-          reject(new TslxcError(`Cannot forward ${fw.spec}`, `listening on ${fw.bindAddress || '*'}:${fw.bindPort} failed: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`, 'pick another local port')),
+          reject(
+            new TslxcError(
+              `Cannot forward ${fw.spec}`,
+              `listening on ${fw.bindAddress || '*'}:${fw.bindPort} failed: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`,
+              'pick another local port',
+            ),
+          ),
         );
         server.listen({ host: fw.bindAddress || undefined, port: fw.bindPort }, () => resolve());
       });

@@ -27,10 +27,11 @@ export interface HostKey {
 
 export function makeHostKeys(hostname: string): HostKey[] {
   const comment = `root@${hostname}`;
-  return [
-    ['ssh_host_ecdsa_key', ecdsaP256()] as const,
-    ['ssh_host_ed25519_key', ed25519()] as const,
-  ].map(([file, k]) => ({ file, privateKey: privateKeyFile(k, comment), publicKey: `${k.type} ${k.publicBlob.toString('base64')} ${comment}` }));
+  return [['ssh_host_ecdsa_key', ecdsaP256()] as const, ['ssh_host_ed25519_key', ed25519()] as const].map(([file, k]) => ({
+    file,
+    privateKey: privateKeyFile(k, comment),
+    publicKey: `${k.type} ${k.publicBlob.toString('base64')} ${comment}`,
+  }));
 }
 
 export function hostKeyFiles(hostname: string): RootFile[] {
@@ -48,13 +49,14 @@ export function hostKeyFiles(hostname: string): RootFile[] {
 export function imageNeedsHostKeys(p: Paths, image: Image): boolean {
   // A layered image: each layer holds what it changed (a whiteout of a key is read as a key: no harm).
   const layers = isLayer(image) ? layerDirs(p, image) : [image.rootfs];
-  const has = (inner: string, test: (st: fs.Stats) => boolean) => layers.some((root) => {
-    try {
-      return test(fs.statSync(resolveInRoot(root, inner)));
-    } catch {
-      return false;
-    }
-  });
+  const has = (inner: string, test: (st: fs.Stats) => boolean) =>
+    layers.some((root) => {
+      try {
+        return test(fs.statSync(resolveInRoot(root, inner)));
+      } catch {
+        return false;
+      }
+    });
   if (!has('/usr/sbin/sshd', (st) => st.isFile()) || !has('/etc/ssh', (st) => st.isDirectory())) return false;
   return !layers.some((root) => {
     try {

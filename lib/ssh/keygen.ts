@@ -53,7 +53,11 @@ export function ed25519(): KeyParts {
   // The SPKI DER of an Ed25519 key ends with the 32-byte public key.
   const pub = crypto.createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).subarray(-32);
   const type = 'ssh-ed25519';
-  return { type, publicBlob: Buffer.concat([sshString(type), sshString(pub)]), privateFields: Buffer.concat([sshString(pub), sshString(Buffer.concat([seed, pub]))]) };
+  return {
+    type,
+    publicBlob: Buffer.concat([sshString(type), sshString(pub)]),
+    privateFields: Buffer.concat([sshString(pub), sshString(Buffer.concat([seed, pub]))]),
+  };
 }
 
 export function ecdsaP256(): KeyParts {
@@ -61,7 +65,11 @@ export function ecdsaP256(): KeyParts {
   const q = ecdh.generateKeys(); // the uncompressed point, 0x04 || X || Y
   const type = 'ecdsa-sha2-nistp256';
   const curve = sshString('nistp256');
-  return { type, publicBlob: Buffer.concat([sshString(type), curve, sshString(q)]), privateFields: Buffer.concat([curve, sshString(q), mpint(ecdh.getPrivateKey())]) };
+  return {
+    type,
+    publicBlob: Buffer.concat([sshString(type), curve, sshString(q)]),
+    privateFields: Buffer.concat([curve, sshString(q), mpint(ecdh.getPrivateKey())]),
+  };
 }
 
 /** OpenSSH's "openssh-key-v1" container, unencrypted. */
@@ -71,7 +79,15 @@ export function privateKeyFile(k: KeyParts, comment: string): string {
   const pad: number[] = [];
   for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
   priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const body = Buffer.concat([Buffer.from('openssh-key-v1\0'), sshString('none'), sshString('none'), sshString(''), uint32(1), sshString(k.publicBlob), sshString(priv)]);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0'),
+    sshString('none'),
+    sshString('none'),
+    sshString(''),
+    uint32(1),
+    sshString(k.publicBlob),
+    sshString(priv),
+  ]);
   const b64 = body.toString('base64').replace(/.{1,70}/g, '$&\n');
   return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}-----END OPENSSH PRIVATE KEY-----\n`;
 }
@@ -86,4 +102,3 @@ export function ed25519KeyPair(comment: string): { private: string; public: stri
   const k = ed25519();
   return { private: privateKeyFile(k, comment), public: `${k.type} ${k.publicBlob.toString('base64')} ${comment}` };
 }
-

@@ -56,22 +56,27 @@ export function malformedEd25519(line: string): boolean {
 export async function ensureKeypair(p: Paths): Promise<Keypair> {
   const existing = readKeypair(p);
   if (existing && !malformedEd25519(existing.publicKey)) return existing;
-  return withLock(locksDir(p), 'ssh-keypair', async () => {
-    const again = readKeypair(p);
-    if (again && !malformedEd25519(again.publicKey)) return again;
-    if (again) {
-      fs.renameSync(privateKeyFile(p), `${privateKeyFile(p)}.malformed`);
-      fs.renameSync(publicKeyFile(p), `${privateKeyFile(p)}.malformed.pub`);
-    }
-    const pair = ed25519KeyPair(`tslxc@${hostName()}`);
-    const dir = sshDir(p);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.chmodSync(dir, 0o700);
-    // Private key first and the public key last: a reader that finds the .pub finds a whole pair.
-    writeExclusive(privateKeyFile(p), pair.private, 0o600);
-    writeExclusive(publicKeyFile(p), `${pair.public.trim()}\n`, 0o644);
-    return readKeypair(p)!;
-  }, { purpose: "tslxc's SSH key" });
+  return withLock(
+    locksDir(p),
+    'ssh-keypair',
+    async () => {
+      const again = readKeypair(p);
+      if (again && !malformedEd25519(again.publicKey)) return again;
+      if (again) {
+        fs.renameSync(privateKeyFile(p), `${privateKeyFile(p)}.malformed`);
+        fs.renameSync(publicKeyFile(p), `${privateKeyFile(p)}.malformed.pub`);
+      }
+      const pair = ed25519KeyPair(`tslxc@${hostName()}`);
+      const dir = sshDir(p);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.chmodSync(dir, 0o700);
+      // Private key first and the public key last: a reader that finds the .pub finds a whole pair.
+      writeExclusive(privateKeyFile(p), pair.private, 0o600);
+      writeExclusive(publicKeyFile(p), `${pair.public.trim()}\n`, 0o644);
+      return readKeypair(p)!;
+    },
+    { purpose: "tslxc's SSH key" },
+  );
 }
 
 function writeExclusive(file: string, data: string, mode: number): void {

@@ -73,29 +73,47 @@ export function checkHostKey(p: Paths, id: HostIdentity, blob: Buffer): HostKeyV
 
 /** Record the container's key; drops the entries of earlier containers of that name. */
 export async function rememberHostKey(p: Paths, id: HostIdentity, blob: Buffer): Promise<void> {
-  await withLock(locksDir(p), 'ssh-known-hosts', () => {
-    const others = load(p).filter((e) => e.name !== id.name);
-    save(p, [...others, { ...id, type: blobType(blob), base64: blob.toString('base64') }]);
-  }, { purpose: 'the SSH known_hosts file' });
+  await withLock(
+    locksDir(p),
+    'ssh-known-hosts',
+    () => {
+      const others = load(p).filter((e) => e.name !== id.name);
+      save(p, [...others, { ...id, type: blobType(blob), base64: blob.toString('base64') }]);
+    },
+    { purpose: 'the SSH known_hosts file' },
+  );
 }
 
 /** After a verified connection from a new address: keep the key, record the address. */
 export async function updateAddress(p: Paths, id: HostIdentity): Promise<void> {
   const stored = knownKey(p, id);
   if (!stored || stored.address === id.address) return;
-  await withLock(locksDir(p), 'ssh-known-hosts', () => {
-    save(p, load(p).map((e) => (e.name === id.name && e.created === id.created ? { ...e, address: id.address } : e)));
-  }, { purpose: 'the SSH known_hosts file' });
+  await withLock(
+    locksDir(p),
+    'ssh-known-hosts',
+    () => {
+      save(
+        p,
+        load(p).map((e) => (e.name === id.name && e.created === id.created ? { ...e, address: id.address } : e)),
+      );
+    },
+    { purpose: 'the SSH known_hosts file' },
+  );
 }
 
 /** Forget every key stored under a container name; returns how many entries went. */
 export async function forgetHostKey(p: Paths, name: string): Promise<number> {
-  return withLock(locksDir(p), 'ssh-known-hosts', () => {
-    const all = load(p);
-    const kept = all.filter((e) => e.name !== name);
-    if (kept.length !== all.length) save(p, kept);
-    return all.length - kept.length;
-  }, { purpose: 'the SSH known_hosts file' });
+  return withLock(
+    locksDir(p),
+    'ssh-known-hosts',
+    () => {
+      const all = load(p);
+      const kept = all.filter((e) => e.name !== name);
+      if (kept.length !== all.length) save(p, kept);
+      return all.length - kept.length;
+    },
+    { purpose: 'the SSH known_hosts file' },
+  );
 }
 
 /** The line OpenSSH's "REMOTE HOST IDENTIFICATION HAS CHANGED" boils down to. */

@@ -178,7 +178,9 @@ export class ConfigCache {
     validateInstanceName(name);
     // A journal a killed tslxc left, or a name a rename is moving to: read through it, not cached
     // (rare, and the files it names are about to move).
-    const st = fs.existsSync(journalFile(containerDir(this.p, name))) ? undefined : fs.statSync(containerConfigFile(this.p, name), { bigint: true, throwIfNoEntry: false });
+    const st = fs.existsSync(journalFile(containerDir(this.p, name)))
+      ? undefined
+      : fs.statSync(containerConfigFile(this.p, name), { bigint: true, throwIfNoEntry: false });
     if (!st) return loadConfig(this.p, name);
     const key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     const hit = this.entries[name];

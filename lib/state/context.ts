@@ -100,7 +100,8 @@ export class Context {
    * move). Without one (two stats) the lock is not taken.
    */
   async finishPending(name: string): Promise<void> {
-    if (fs.existsSync(journalFile(containerDir(this.paths, name))) || fs.existsSync(renameMarker(this.paths, name))) await this.withInstanceLock(name, async () => {});
+    if (fs.existsSync(journalFile(containerDir(this.paths, name))) || fs.existsSync(renameMarker(this.paths, name)))
+      await this.withInstanceLock(name, async () => {});
   }
 
   private async recover(name: string): Promise<Recovery> {

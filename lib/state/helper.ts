@@ -12,7 +12,11 @@ import { SAVED_CA_CERTS } from '../util/tls.js';
 export function helperPath(): string {
   const p = process.env.TSLXC_HELPER || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../native/build/tslxc-helper');
   if (!fs.existsSync(p)) {
-    throw new TslxcError('The native helper is missing', `${p} does not exist`, 'run "npm ci" (or "npm run build") in the tslxc checkout; it needs gcc and make');
+    throw new TslxcError(
+      'The native helper is missing',
+      `${p} does not exist`,
+      'run "npm ci" (or "npm run build") in the tslxc checkout; it needs gcc and make',
+    );
   }
   return p;
 }

@@ -62,7 +62,8 @@ export function requireInstance(p: Paths, name: string): void {
 }
 
 /** Lines a console shows around a failure that say nothing about its cause. */
-const CONSOLE_NOISE = /^(exiting pid 1|freezing execution|halting system|powering off|rebooting|sending sig\w+ to remaining processes|all filesystems, swaps, loop devices)/i;
+const CONSOLE_NOISE =
+  /^(exiting pid 1|freezing execution|halting system|powering off|rebooting|sending sig\w+ to remaining processes|all filesystems, swaps, loop devices)/i;
 
 /**
  * The last few lines init wrote to its console (from byte FROM of console.log) that may say why it
@@ -88,8 +89,15 @@ export function consoleTail(dir: string, from = 0, lines = 3): string {
   }
   const meaningful = text
     .split(/\r?\n|\r/)
-    // eslint-disable-next-line no-control-regex
-    .map((l) => l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').replace(/^\s*\[[ !*A-Z]+\]\s*/, '').trim())
+    .map((l) =>
+      l
+        // eslint-disable-next-line no-control-regex
+        .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+        // eslint-disable-next-line no-control-regex
+        .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
+        .replace(/^\s*\[[ !*A-Z]+\]\s*/, '')
+        .trim(),
+    )
     .filter((l) => l && !CONSOLE_NOISE.test(l));
   return meaningful
     .slice(-lines)

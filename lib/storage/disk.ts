@@ -26,9 +26,11 @@ export function rootDiskOf(devices: Record<string, Device>): Device | undefined 
 export function validateDiskDevice(name: string, dev: Device, opts: { checkHost?: boolean; paths?: Paths } = {}): void {
   const bad = (why: string, fix?: string) => new TslxcError(`Invalid disk device "${name}"`, why, fix);
   for (const k of Object.keys(dev)) {
-    if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k)) throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, shift, size');
+    if (!['type', 'path', 'source', 'pool', 'readonly', 'size', 'shift'].includes(k))
+      throw bad(`unknown key "${k}"`, 'disk devices take path, source, pool, readonly, shift, size');
   }
-  if (!dev.path || !dev.path.startsWith('/') || dev.path.split('/').includes('..')) throw bad('"path" must be an absolute path inside the container, without ".."');
+  if (!dev.path || !dev.path.startsWith('/') || dev.path.split('/').includes('..'))
+    throw bad('"path" must be an absolute path inside the container, without ".."');
   if (isRootDisk(dev)) {
     if (dev.size !== undefined) parseSize(dev.size, { key: `size of disk device "${name}"` });
     return;
@@ -93,7 +95,9 @@ export function boundDisks(devices: Record<string, Device>): Array<[string, Devi
  * included, so it is rewritten whenever a disk is added to or removed from the running container.
  */
 export function disksFileText(devices: Record<string, Device>, paths?: Paths, opts: { idmap?: boolean } = {}): string {
-  return boundDisks(devices).map(([name, dev]) => `${diskBindSpec(name, dev, paths, opts)}\n`).join('');
+  return boundDisks(devices)
+    .map(([name, dev]) => `${diskBindSpec(name, dev, paths, opts)}\n`)
+    .join('');
 }
 
 /** --bind arguments for lxcfs's views, when it runs. */

@@ -173,12 +173,15 @@ export function writeRootFiles(ctx: Context, name: string, files: RootFile[], in
   const odd = files.find((f) => !f.path.startsWith('/') || f.path.includes('\n') || f.path.includes('\0'));
   if (odd) throw new TslxcError(`Cannot write ${JSON.stringify(odd.path).slice(0, 80)} in "${name}"`, 'a file path must be absolute, without newlines');
   // One helper run (one overlay mount) for all of them: records "MODE LENGTH PATH\n" + content.
-  const input = Buffer.concat(files.flatMap((f) => {
-    const content = Buffer.from(f.content);
-    return [Buffer.from(`${(f.mode ?? 0o644).toString(8)} ${content.length} ${f.path}\n`), content];
-  }));
+  const input = Buffer.concat(
+    files.flatMap((f) => {
+      const content = Buffer.from(f.content);
+      return [Buffer.from(`${(f.mode ?? 0o644).toString(8)} ${content.length} ${f.path}\n`), content];
+    }),
+  );
   const r = spawnSync(helperPath(), ['file', ...acc.helperArgs, '--write-many', '--mkdir'], { input, encoding: 'utf8' });
-  if (r.status !== 0) throw new TslxcError(`Cannot write ${files.length === 1 ? files[0].path : 'its identity files'} in "${name}"`, helperError(r.stderr ?? ''));
+  if (r.status !== 0)
+    throw new TslxcError(`Cannot write ${files.length === 1 ? files[0].path : 'its identity files'} in "${name}"`, helperError(r.stderr ?? ''));
 }
 
 export function rootExists(ctx: Context, name: string): boolean {

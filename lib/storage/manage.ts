@@ -51,7 +51,14 @@ export async function poolInfo(ctx: Context, name: string): Promise<PoolInfo> {
   const pool = loadPool(ctx.paths, name);
   const d = driverOf(pool.driver);
   await d.activate(ctx.paths, pool);
-  return { ...pool, source: d.source(ctx.paths, pool), usage: d.usage(ctx.paths, pool), used_by: poolUsers(ctx, name), volumes: poolHasVolumes(ctx.paths, name), ...(pool.driver === 'dir' ? { spares: listSpares(ctx.paths, name) } : {}) };
+  return {
+    ...pool,
+    source: d.source(ctx.paths, pool),
+    usage: d.usage(ctx.paths, pool),
+    used_by: poolUsers(ctx, name),
+    volumes: poolHasVolumes(ctx.paths, name),
+    ...(pool.driver === 'dir' ? { spares: listSpares(ctx.paths, name) } : {}),
+  };
 }
 
 export function listPoolConfigs(ctx: Context): PoolConfig[] {
@@ -62,10 +69,16 @@ export async function deletePool(ctx: Context, name: string): Promise<void> {
   await withPoolsLock(ctx.paths, async () => {
     const pool = loadPool(ctx.paths, name);
     const users = poolUsers(ctx, name);
-    if (users.length) throw new TslxcError(`Cannot delete storage pool "${name}"`, `it is in use by ${users.join(', ')}`, 'delete or move those containers first');
+    if (users.length)
+      throw new TslxcError(`Cannot delete storage pool "${name}"`, `it is in use by ${users.join(', ')}`, 'delete or move those containers first');
     await driverOf(pool.driver).activate(ctx.paths, pool);
     const vols = poolHasVolumes(ctx.paths, name);
-    if (vols.length) throw new TslxcError(`Cannot delete storage pool "${name}"`, `it holds storage volumes: ${vols.join(', ')}`, `delete them first with "tslxc storage volume delete ${name} VOLUME"`);
+    if (vols.length)
+      throw new TslxcError(
+        `Cannot delete storage pool "${name}"`,
+        `it holds storage volumes: ${vols.join(', ')}`,
+        `delete them first with "tslxc storage volume delete ${name} VOLUME"`,
+      );
     await dropSpares(ctx.paths, name);
     await driverOf(pool.driver).destroyPool(ctx.paths, pool);
     if (pool.driver !== 'btrfs') fs.rmSync(path.join(ctx.paths.stateDir, 'storage-pools', name), { recursive: true, force: true });
@@ -88,7 +101,11 @@ export async function setPool(ctx: Context, name: string, changes: Record<string
         validateSpareSetting(v);
         pool.config[k] = v;
         if (v === 'false') await dropSpares(ctx.paths, name);
-      } else throw new TslxcError(`Cannot set "${k}" on pool "${name}"`, `settable: ${{ btrfs: 'description, size', dir: `description, ${SPARE_KEY}`, overlay: 'description' }[pool.driver]}`);
+      } else
+        throw new TslxcError(
+          `Cannot set "${k}" on pool "${name}"`,
+          `settable: ${{ btrfs: 'description, size', dir: `description, ${SPARE_KEY}`, overlay: 'description' }[pool.driver]}`,
+        );
     }
     savePool(ctx.paths, pool);
     return pool;

@@ -71,7 +71,8 @@ function preparer(dir: string, fp: string): number | undefined {
 // $1 source tree, $2 temp copy, $3 final name, $4 pid file, $5 seconds to wait first. The spare
 // appears under its final name only complete and on disk (sync -f: a host crash must not leave a
 // spare of empty files).
-const SCRIPT = 'trap \'rm -rf "$2"; rm -f "$4"\' EXIT; trap \'exit 1\' TERM INT HUP; sleep "$5" && cp -a --reflink=auto "$1" "$2" && sync -f "$2" && mv -T "$2" "$3"';
+const SCRIPT =
+  'trap \'rm -rf "$2"; rm -f "$4"\' EXIT; trap \'exit 1\' TERM INT HUP; sleep "$5" && cp -a --reflink=auto "$1" "$2" && sync -f "$2" && mv -T "$2" "$3"';
 
 /**
  * The copy waits this long before it starts: a container just created is usually being booted,
@@ -119,7 +120,10 @@ export function prepareSpare(p: Paths, pool: PoolConfig, image: Image): void {
     }
     const tmp = path.join(dir, `.tmp-${fp}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    const child = spawn('nice', ['-n', '19', 'sh', '-c', SCRIPT, 'tslxc-spare', image.rootfs, tmp, path.join(dir, fp), pidFile, delaySeconds()], { detached: true, stdio: 'ignore' });
+    const child = spawn('nice', ['-n', '19', 'sh', '-c', SCRIPT, 'tslxc-spare', image.rootfs, tmp, path.join(dir, fp), pidFile, delaySeconds()], {
+      detached: true,
+      stdio: 'ignore',
+    });
     child.on('error', () => fs.rmSync(pidFile, { force: true }));
     child.unref();
     fs.writeSync(fd, `${child.pid ?? 0}\n`);
@@ -138,13 +142,19 @@ export function preparing(p: Paths, pool: string): string[] {
   } catch {
     return [];
   }
-  return names.filter((n) => n.startsWith('.pid-')).map((n) => n.slice(5)).filter((fp) => FP.test(fp) && preparer(dir, fp) !== undefined);
+  return names
+    .filter((n) => n.startsWith('.pid-'))
+    .map((n) => n.slice(5))
+    .filter((fp) => FP.test(fp) && preparer(dir, fp) !== undefined);
 }
 
 /** Finished spares of a pool, by image fingerprint. */
 export function listSpares(p: Paths, pool: string): string[] {
   try {
-    return fs.readdirSync(sparesDir(p, pool)).filter((n) => FP.test(n)).sort();
+    return fs
+      .readdirSync(sparesDir(p, pool))
+      .filter((n) => FP.test(n))
+      .sort();
   } catch {
     return [];
   }

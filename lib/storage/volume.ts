@@ -125,7 +125,8 @@ function runningUsers(p: Paths, poolName: string, vol: string): string[] {
   return volumeUsers(p, poolName, vol).filter((u) => !u.startsWith('profile:') && liveness(p, u).initAlive);
 }
 
-const withVolumeLock = <T>(p: Paths, pool: string, fn: () => Promise<T>) => withLock(locksDir(p), `volumes-${pool}`, fn, { purpose: `the volumes of pool "${pool}"`, timeoutMs: 5 * 60_000 });
+const withVolumeLock = <T>(p: Paths, pool: string, fn: () => Promise<T>) =>
+  withLock(locksDir(p), `volumes-${pool}`, fn, { purpose: `the volumes of pool "${pool}"`, timeoutMs: 5 * 60_000 });
 
 async function ensurePool(ctx: Context, poolName: string): Promise<PoolConfig> {
   return usePool(ctx, poolName);
@@ -133,7 +134,10 @@ async function ensurePool(ctx: Context, poolName: string): Promise<PoolConfig> {
 
 /** An empty data dir (btrfs: a subvolume), made at a temp name and renamed into place by the caller. */
 async function makeData(pool: PoolConfig, dir: string): Promise<void> {
-  if (pool.driver === 'btrfs') await btrfs(['subvolume', 'create', dir], `Cannot create a subvolume at ${dir}`).catch((e) => { throw poolError({ pool }, e); });
+  if (pool.driver === 'btrfs')
+    await btrfs(['subvolume', 'create', dir], `Cannot create a subvolume at ${dir}`).catch((e) => {
+      throw poolError({ pool }, e);
+    });
   else fs.mkdirSync(dir, { mode: 0o755 });
 }
 
@@ -147,7 +151,9 @@ async function removeData(pool: PoolConfig, dir: string): Promise<void> {
 /** A copy of the data at `src` into the new dir `dst` (btrfs to btrfs on one pool: a snapshot). */
 async function copyData(srcPool: PoolConfig, src: string, dstPool: PoolConfig, dst: string, p: Paths): Promise<void> {
   if (srcPool.driver === 'btrfs' && dstPool.driver === 'btrfs' && mountPoint(p, srcPool) === mountPoint(p, dstPool)) {
-    await btrfs(['subvolume', 'snapshot', src, dst], `Cannot copy ${src}`).catch((e) => { throw poolError({ pool: dstPool }, e); });
+    await btrfs(['subvolume', 'snapshot', src, dst], `Cannot copy ${src}`).catch((e) => {
+      throw poolError({ pool: dstPool }, e);
+    });
     return;
   }
   await makeData(dstPool, dst);
@@ -190,7 +196,12 @@ export async function deleteVolume(ctx: Context, poolName: string, vol: string):
   await withVolumeLock(ctx.paths, poolName, async () => {
     const dir = resolveVolume(ctx.paths, poolName, vol);
     const users = volumeUsers(ctx.paths, poolName, vol);
-    if (users.length) throw new TslxcError(`Cannot delete storage volume "${poolName}/${vol}"`, `it is in use by ${users.join(', ')}`, `detach it first with "tslxc storage volume detach ${poolName} ${vol} CONTAINER"`);
+    if (users.length)
+      throw new TslxcError(
+        `Cannot delete storage volume "${poolName}/${vol}"`,
+        `it is in use by ${users.join(', ')}`,
+        `detach it first with "tslxc storage volume detach ${poolName} ${vol} CONTAINER"`,
+      );
     fs.rmSync(volumeRecord(ctx.paths, pool, vol)); // first: from here on it is no volume
     bumpGeneration(ctx.paths, scope.volume(poolName, vol));
     const sd = snapsDir(ctx.paths, pool, vol);
@@ -247,7 +258,10 @@ export async function snapshotVolume(ctx: Context, poolName: string, vol: string
     await removeData(pool, tmp);
     await removeData(pool, path.join(sd, s));
     try {
-      if (pool.driver === 'btrfs') await btrfs(['subvolume', 'snapshot', '-r', dir, tmp], `Cannot snapshot ${poolName}/${vol}`).catch((e) => { throw poolError({ pool }, e); });
+      if (pool.driver === 'btrfs')
+        await btrfs(['subvolume', 'snapshot', '-r', dir, tmp], `Cannot snapshot ${poolName}/${vol}`).catch((e) => {
+          throw poolError({ pool }, e);
+        });
       else await runOnPool(pool, 'cp', ['-a', '--reflink=auto', dir, tmp], `Cannot snapshot ${poolName}/${vol}`);
       fs.renameSync(tmp, path.join(sd, s));
     } catch (err) {
@@ -268,13 +282,21 @@ export async function restoreVolume(ctx: Context, poolName: string, vol: string,
     const sd = snapsDir(p, pool, vol);
     if (!listVolumeSnapshots(p, pool, vol).some((s) => s.name === snap)) throw new TslxcError(`Snapshot "${poolName}/${vol}/${snap}" not found`);
     const users = runningUsers(p, poolName, vol);
-    if (users.length) throw new TslxcError(`Cannot restore storage volume "${poolName}/${vol}"`, `it is in use by running ${users.join(', ')}`, 'stop them first');
+    if (users.length)
+      throw new TslxcError(`Cannot restore storage volume "${poolName}/${vol}"`, `it is in use by running ${users.join(', ')}`, 'stop them first');
     const root = volumesRoot(p, pool);
     const fresh = path.join(root, `.restore-${vol}`);
     const old = path.join(root, `.old-${vol}`);
     await removeData(pool, fresh);
-    if (pool.driver === 'btrfs') await btrfs(['subvolume', 'snapshot', path.join(sd, snap), fresh], `Cannot restore ${poolName}/${vol}`).catch((e) => { throw poolError({ pool }, e); });
-    else await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, snap), fresh], `Cannot restore ${poolName}/${vol}`).catch(async (e) => { await removeData(pool, fresh); throw e; });
+    if (pool.driver === 'btrfs')
+      await btrfs(['subvolume', 'snapshot', path.join(sd, snap), fresh], `Cannot restore ${poolName}/${vol}`).catch((e) => {
+        throw poolError({ pool }, e);
+      });
+    else
+      await runOnPool(pool, 'cp', ['-a', '--reflink=auto', path.join(sd, snap), fresh], `Cannot restore ${poolName}/${vol}`).catch(async (e) => {
+        await removeData(pool, fresh);
+        throw e;
+      });
     await removeData(pool, old);
     fs.renameSync(dir, old);
     fs.renameSync(fresh, dir);

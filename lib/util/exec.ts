@@ -63,7 +63,11 @@ export function requireTool(name: string, purpose: string): string {
 export const tarFileChangedOnly = (code: number, lines: string[]) =>
   code === 1 && lines.filter((l) => l.trim()).every((l) => /file changed as we read it$/.test(l));
 
-export async function run(cmd: string, args: string[], opts: SpawnOptions & { onLine?: (line: string) => void; what?: string; tolerate?: (code: number, lines: string[]) => boolean } = {}): Promise<void> {
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { onLine?: (line: string) => void; what?: string; tolerate?: (code: number, lines: string[]) => boolean } = {},
+): Promise<void> {
   const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const take = (line: string) => {
@@ -78,7 +82,10 @@ export async function run(cmd: string, args: string[], opts: SpawnOptions & { on
     child.on('close', (c, sig) => resolve(c ?? 128 + (sig ? 15 : 0)));
   });
   if (code !== 0 && !opts.tolerate?.(code, tail)) {
-    const last = tail.filter((l) => l.trim()).slice(-2).join(' / ');
+    const last = tail
+      .filter((l) => l.trim())
+      .slice(-2)
+      .join(' / ');
     throw new TslxcError(opts.what ?? `${cmd} failed`, `exit ${code}${last ? `: ${last}` : ''}`);
   }
 }

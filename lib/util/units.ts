@@ -138,7 +138,7 @@ export function parseCpuList(value: string, opts?: CpuListOptions): number[] {
 export function formatCpuList(cpus: readonly number[]): string {
   const sorted = [...new Set(cpus)].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
@@ -157,7 +157,7 @@ export function normalizeCpuList(value: string, opts?: CpuListOptions): string {
 
 const DURATION_UNITS_US: Record<string, number> = {
   us: 1,
-  'µs': 1,
+  µs: 1,
   ms: 1e3,
   s: 1e6,
   m: 60e6,
@@ -193,9 +193,7 @@ export function parseDuration(value: string, opts?: ParseOptions): number {
  * percentage as a soft share; tslxc applies both kinds as a hard quota (see config/limits.ts), so
  * a percentage also comes with `quotaUs`/`periodUs`: that share of one CPU over a 100 ms period.
  */
-export type CpuAllowance =
-  | { kind: 'percent'; percent: number; quotaUs: number; periodUs: number }
-  | { kind: 'quota'; quotaUs: number; periodUs: number };
+export type CpuAllowance = { kind: 'percent'; percent: number; quotaUs: number; periodUs: number } | { kind: 'quota'; quotaUs: number; periodUs: number };
 
 const ALLOWANCE_EXPECTED = 'expected a percentage like 50% or a time per period like 25ms/100ms';
 export const DEFAULT_CPU_PERIOD_US = 100_000;

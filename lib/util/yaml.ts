@@ -27,4 +27,3 @@ export function readYamlIfExists<T = unknown>(file: string): T | undefined {
     throw err;
   }
 }
-

@@ -105,7 +105,11 @@ export class TestEnv {
     await cg.removePrefix().catch(() => {});
     // Storage pools a failed test left mounted (btrfs loop files) live under this root only:
     // unmount them, deepest first, before the tree goes.
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(`${this.root}/`));
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m?.startsWith(`${this.root}/`));
     for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
     fs.rmSync(this.root, { recursive: true, force: true });
   }

@@ -45,7 +45,10 @@ export function cgroupsOf(env: TestEnv): string[] {
 }
 
 export function mountsOf(env: TestEnv): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(env.root));
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(env.root));
 }
 
 /** Nothing of one container is left on the host: no processes, cgroups, mounts, run dir. */

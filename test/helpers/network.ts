@@ -16,7 +16,13 @@ export function uniqueBridge(prefix = 'tslt'): string {
 
 export async function useNetworkProfile(env: TestEnv, network: string, profile = 'default', extra: Record<string, Record<string, string>> = {}): Promise<void> {
   const { saveProfile } = await import('../../lib/profile/store.js');
-  saveProfile(env.paths, { name: profile, description: `test: eth0 on ${network}`, config: {}, devices: { eth0: { type: 'nic', network, name: 'eth0' }, ...extra }, builtin: false });
+  saveProfile(env.paths, {
+    name: profile,
+    description: `test: eth0 on ${network}`,
+    config: {},
+    devices: { eth0: { type: 'nic', network, name: 'eth0' }, ...extra },
+    builtin: false,
+  });
 }
 
 export async function teardownNetworks(env: TestEnv): Promise<void> {

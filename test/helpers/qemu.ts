@@ -25,7 +25,9 @@ export const staticBusybox = ['/bin/busybox', '/usr/bin/busybox'].find((b) => fs
 
 /** What this host lacks to boot the VM (empty: it can). */
 export function vmMissing(): string[] {
-  return [!qemuPath && 'qemu-system-x86_64', !fs.existsSync(v2Kernel) && `a kernel at ${v2Kernel}`, !staticBusybox && 'a static busybox'].filter((x): x is string => !!x);
+  return [!qemuPath && 'qemu-system-x86_64', !fs.existsSync(v2Kernel) && `a kernel at ${v2Kernel}`, !staticBusybox && 'a static busybox'].filter(
+    (x): x is string => !!x,
+  );
 }
 
 /** A binary into the initramfs root at dest, with the shared libraries ldd names for it. */
@@ -53,7 +55,28 @@ export function bootVm(initrd: string, opts: { memoryMiB: number; timeoutMs: num
   return new Promise((resolve) => {
     const vm = spawn(
       qemuPath,
-      ['-accel', 'tcg', '-m', String(opts.memoryMiB), '-smp', '2', '-kernel', v2Kernel, '-initrd', initrd, '-append', 'console=ttyS0 rdinit=/init panic=-1 quiet', '-nographic', '-no-reboot', '-serial', 'stdio', '-monitor', 'none', '-display', 'none'],
+      [
+        '-accel',
+        'tcg',
+        '-m',
+        String(opts.memoryMiB),
+        '-smp',
+        '2',
+        '-kernel',
+        v2Kernel,
+        '-initrd',
+        initrd,
+        '-append',
+        'console=ttyS0 rdinit=/init panic=-1 quiet',
+        '-nographic',
+        '-no-reboot',
+        '-serial',
+        'stdio',
+        '-monitor',
+        'none',
+        '-display',
+        'none',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

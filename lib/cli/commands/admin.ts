@@ -37,9 +37,27 @@ async function ask(): Promise<Preseed> {
     { type: 'select', name: 'driver', message: 'Storage driver:', choices: drivers, default: seed.storage_pools![0]!.driver },
     { type: 'confirm', name: 'network', message: 'Create a managed bridge network (DHCP, DNS, NAT) for containers?', default: true },
     { type: 'input', name: 'bridge', message: 'Bridge name:', default: 'tslxcbr0', when: (a: Record<string, unknown>) => a.network },
-    { type: 'input', name: 'subnet', message: 'Bridge IPv4 address and prefix ("auto" picks a free /24, "none" for no IPv4):', default: 'auto', when: (a: Record<string, unknown>) => a.network },
-    { type: 'input', name: 'memory', message: `Default memory limit for containers (e.g. 1GiB or 25%; empty for none; host has ${Math.floor(host.memoryBytes / 2 ** 30)}GiB):`, default: '', validate: check('limits.memory') },
-    { type: 'input', name: 'cpu', message: `Default CPU limit (a count or a list like 0-1; empty for none; host has ${host.cpus.length}):`, default: '', validate: check('limits.cpu') },
+    {
+      type: 'input',
+      name: 'subnet',
+      message: 'Bridge IPv4 address and prefix ("auto" picks a free /24, "none" for no IPv4):',
+      default: 'auto',
+      when: (a: Record<string, unknown>) => a.network,
+    },
+    {
+      type: 'input',
+      name: 'memory',
+      message: `Default memory limit for containers (e.g. 1GiB or 25%; empty for none; host has ${Math.floor(host.memoryBytes / 2 ** 30)}GiB):`,
+      default: '',
+      validate: check('limits.memory'),
+    },
+    {
+      type: 'input',
+      name: 'cpu',
+      message: `Default CPU limit (a count or a list like 0-1; empty for none; host has ${host.cpus.length}):`,
+      default: '',
+      validate: check('limits.cpu'),
+    },
     { type: 'input', name: 'processes', message: 'Default process limit (empty for none):', default: '', validate: check('limits.processes') },
   ];
   const a = (await (inquirer.prompt as unknown as (q: unknown[]) => Promise<Record<string, string | boolean>>)(questions)) as Record<string, string | boolean>;
@@ -73,7 +91,7 @@ async function hostLimitsStep(mode: { raise: boolean; ask: boolean; required: bo
   const { limitsText } = await import('./host.js');
   const low = checkHostLimits({ usage: false }).filter((l) => l.status === 'low');
   if (low.length === 0) {
-    if (mode.required) console.log('Host limits containers share: all at or above LXD\'s recommended values');
+    if (mode.required) console.log("Host limits containers share: all at or above LXD's recommended values");
     return;
   }
   let raise = mode.raise;
@@ -85,7 +103,9 @@ async function hostLimitsStep(mode: { raise: boolean; ask: boolean; required: bo
   }
   if (!raise) {
     if (mode.required && !mode.ask) throw new TslxcError('admin init --limits-only needs a terminal to ask', 'stdin is not a terminal', 'add --raise-limits');
-    console.log(`Note: ${low.length} host limits containers share are below LXD's values (${low.map((l) => l.key).join(', ')}): see "tslxc host"; raise them with "tslxc admin init --limits-only --raise-limits"`);
+    console.log(
+      `Note: ${low.length} host limits containers share are below LXD's values (${low.map((l) => l.key).join(', ')}): see "tslxc host"; raise them with "tslxc admin init --limits-only --raise-limits"`,
+    );
     return;
   }
   const r = raiseHostLimits();
@@ -98,7 +118,17 @@ const init = defineCommand({
   command: 'init',
   describe: 'First-run set-up: storage pool, bridge network, default limits, host limits',
   positionals: {},
-  options: { auto: { type: 'boolean', conflicts: ['preseed'], describe: 'take the detected defaults without asking' }, preseed: { type: 'string', dashMeansStdin: true, describe: 'apply LXD-style preseed YAML from FILE ("-" for stdin)' }, dump: { type: 'boolean', describe: 'print the resulting preseed YAML instead of applying it' }, 'raise-limits': { type: 'boolean', describe: 'raise the host limits containers share (inotify, ptys, keys, ...) to LXD\'s recommended values without asking, live and in /etc/sysctl.d/60-tslxc.conf' }, 'limits-only': { type: 'boolean', conflicts: ['auto', 'preseed', 'dump'], describe: 'only the host limits step: no pool, network or profile' } },
+  options: {
+    auto: { type: 'boolean', conflicts: ['preseed'], describe: 'take the detected defaults without asking' },
+    preseed: { type: 'string', dashMeansStdin: true, describe: 'apply LXD-style preseed YAML from FILE ("-" for stdin)' },
+    dump: { type: 'boolean', describe: 'print the resulting preseed YAML instead of applying it' },
+    'raise-limits': {
+      type: 'boolean',
+      describe:
+        "raise the host limits containers share (inotify, ptys, keys, ...) to LXD's recommended values without asking, live and in /etc/sysctl.d/60-tslxc.conf",
+    },
+    'limits-only': { type: 'boolean', conflicts: ['auto', 'preseed', 'dump'], describe: 'only the host limits step: no pool, network or profile' },
+  },
   run: async (argv) => {
     const tty = !!process.stdin.isTTY;
     if (argv['limits-only']) {

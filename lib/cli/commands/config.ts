@@ -61,7 +61,7 @@ const unset = defineCommand({
 
 const get = defineCommand({
   command: 'get <name> <key>',
-  describe: 'Print one key\'s value (empty when unset)',
+  describe: "Print one key's value (empty when unset)",
   positionals: { name: { kind: 'container', describe: 'container name' }, key: { kind: 'config key' } },
   options: { expanded: { type: 'boolean', short: 'e', describe: 'the effective value, profiles included' } },
   run: async (argv) => {
@@ -75,9 +75,12 @@ const get = defineCommand({
 
 const show = defineCommand({
   command: 'show <name>',
-  describe: 'Show a container\'s config; --expanded: with its profiles applied, and where each value came from',
+  describe: "Show a container's config; --expanded: with its profiles applied, and where each value came from",
   positionals: { name: { kind: 'container', describe: 'container name' } },
-  options: { expanded: { type: 'boolean', short: 'e', describe: 'profiles applied, with the source of each value' }, format: { type: 'string', short: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' } },
+  options: {
+    expanded: { type: 'boolean', short: 'e', describe: 'profiles applied, with the source of each value' },
+    format: { type: 'string', short: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' },
+  },
   run: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
     const ctx = context();
@@ -85,9 +88,20 @@ const show = defineCommand({
     const c = r.config;
     const { metadataOrigins } = await import('../../image/overrides.js');
     const meta = metadataOrigins(ctx.paths, c);
-    const metaDoc = Object.fromEntries(meta.filter((m) => !m.key.startsWith('image.')).map((m) => [m.key, { value: m.value, from: m.from, ...(m.image !== undefined ? { image: m.image } : {}) }]));
+    const metaDoc = Object.fromEntries(
+      meta
+        .filter((m) => !m.key.startsWith('image.'))
+        .map((m) => [m.key, { value: m.value, from: m.from, ...(m.image !== undefined ? { image: m.image } : {}) }]),
+    );
     if (!r.expanded) {
-      const doc = { name: c.name, profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {}, image: Object.fromEntries(meta.filter((m) => m.key.startsWith('image.')).map((m) => [m.key.slice(6), m.value])), metadata: metaDoc };
+      const doc = {
+        name: c.name,
+        profiles: c.profiles ?? [],
+        config: c.config ?? {},
+        devices: c.devices ?? {},
+        image: Object.fromEntries(meta.filter((m) => m.key.startsWith('image.')).map((m) => [m.key.slice(6), m.value])),
+        metadata: metaDoc,
+      };
       console.log(renderValue(doc, argv.format === 'json' ? 'json' : 'yaml'));
       return;
     }
@@ -108,18 +122,30 @@ const show = defineCommand({
     const rows: Array<{ key: string; value: string; from: string }> = [];
     for (const k of Object.keys(ex.config).sort()) rows.push({ key: k, value: ex.config[k]!, from: ex.sources[k]! });
     for (const [dn, dev] of Object.entries(ex.devices)) {
-      rows.push({ key: `devices.${dn}`, value: Object.entries(dev).map(([k, v]) => `${k}=${v}`).join(' '), from: ex.sources[`devices.${dn}`]! });
+      rows.push({
+        key: `devices.${dn}`,
+        value: Object.entries(dev)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
+        from: ex.sources[`devices.${dn}`]!,
+      });
     }
-    for (const [k, src] of Object.entries(ex.sources)) if (src.endsWith('(removed)')) rows.push({ key: k, value: '(removed)', from: src.replace(' (removed)', '') });
+    for (const [k, src] of Object.entries(ex.sources))
+      if (src.endsWith('(removed)')) rows.push({ key: k, value: '(removed)', from: src.replace(' (removed)', '') });
     for (const [k, v] of Object.entries(ex.readOnly)) rows.push({ key: k, value: v, from: 'image (read-only)' });
-    for (const m of meta) if (!m.key.startsWith('image.')) rows.push({ key: m.key, value: m.value, from: m.image !== undefined ? `${m.from} (image: ${m.image})` : m.from });
+    for (const m of meta)
+      if (!m.key.startsWith('image.')) rows.push({ key: m.key, value: m.value, from: m.image !== undefined ? `${m.from} (image: ${m.image})` : m.from });
     console.log(`profiles: ${(c.profiles ?? []).join(', ') || '(none)'}`);
     console.log(
-      renderRows(rows, [
-        { header: 'KEY', value: (r) => r.key },
-        { header: 'VALUE', value: (r) => r.value },
-        { header: 'FROM', value: (r) => r.from },
-      ], 'table'),
+      renderRows(
+        rows,
+        [
+          { header: 'KEY', value: (r) => r.key },
+          { header: 'VALUE', value: (r) => r.value },
+          { header: 'FROM', value: (r) => r.from },
+        ],
+        'table',
+      ),
     );
   },
 });
@@ -148,11 +174,15 @@ const edit = defineCommand({
 });
 
 /** The edited document: profiles (list), config (map of strings), devices (map of maps). */
-export function parseConfigDoc(doc: unknown, n: string): { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] } {
+export function parseConfigDoc(
+  doc: unknown,
+  n: string,
+): { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] } {
   const bad = (why: string) => new TslxcError(`Invalid config for "${n}"`, why, 'nothing was changed');
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad('expected a mapping with profiles, config and devices');
   const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!['name', 'profiles', 'config', 'devices'].includes(k)) throw bad(`unknown key "${k}" (allowed: profiles, config, devices)`);
+  for (const k of Object.keys(d))
+    if (!['name', 'profiles', 'config', 'devices'].includes(k)) throw bad(`unknown key "${k}" (allowed: profiles, config, devices)`);
   const profiles = d.profiles ?? [];
   if (!Array.isArray(profiles)) throw bad('"profiles" must be a list');
   const asMap = (v: unknown, what: string): Record<string, unknown> => {
@@ -162,7 +192,8 @@ export function parseConfigDoc(doc: unknown, n: string): { config: Record<string
   };
   const config = Object.fromEntries(Object.entries(asMap(d.config, 'config')).map(([k, v]) => [k, String(v)]));
   const devices: Record<string, Record<string, string>> = {};
-  for (const [dn, dev] of Object.entries(asMap(d.devices, 'devices'))) devices[dn] = Object.fromEntries(Object.entries(asMap(dev, `devices.${dn}`)).map(([k, v]) => [k, String(v)]));
+  for (const [dn, dev] of Object.entries(asMap(d.devices, 'devices')))
+    devices[dn] = Object.fromEntries(Object.entries(asMap(dev, `devices.${dn}`)).map(([k, v]) => [k, String(v)]));
   return { config, devices, profiles: profiles.map(String) };
 }
 
@@ -174,7 +205,16 @@ const keys = defineCommand({
   run: async (argv) => {
     const { configKeys } = await import('../../config/schema.js');
     const rows = configKeys().map((k) => ({ key: k.key.endsWith('.') ? `${k.key}*` : k.key, describe: k.describe }));
-    console.log(renderRows(rows, [{ header: 'KEY', value: (r) => r.key }, { header: 'MEANING', value: (r) => r.describe }], argv.format as Format));
+    console.log(
+      renderRows(
+        rows,
+        [
+          { header: 'KEY', value: (r) => r.key },
+          { header: 'MEANING', value: (r) => r.describe },
+        ],
+        argv.format as Format,
+      ),
+    );
   },
 });
 
@@ -206,7 +246,7 @@ const deviceRemove = defineCommand({
 const deviceList = defineCommand({
   command: 'list <name>',
   aliases: ['ls'],
-  describe: 'List the container\'s devices (profiles included) and where each came from',
+  describe: "List the container's devices (profiles included) and where each came from",
   positionals: { name: { kind: 'container', describe: 'container name' } },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
@@ -214,18 +254,22 @@ const deviceList = defineCommand({
     const ex = showConfig(context(), String(argv.name), true).expanded!;
     const rows = Object.entries(ex.devices).map(([dn, dev]) => ({ name: dn, type: dev.type ?? '', from: ex.sources[`devices.${dn}`] ?? '' }));
     console.log(
-      renderRows(rows, [
-        { header: 'NAME', value: (r) => r.name },
-        { header: 'TYPE', value: (r) => r.type },
-        { header: 'FROM', value: (r) => r.from },
-      ], argv.format as Format),
+      renderRows(
+        rows,
+        [
+          { header: 'NAME', value: (r) => r.name },
+          { header: 'TYPE', value: (r) => r.type },
+          { header: 'FROM', value: (r) => r.from },
+        ],
+        argv.format as Format,
+      ),
     );
   },
 });
 
 const deviceShow = defineCommand({
   command: 'show <name>',
-  describe: 'Show the container\'s own devices as YAML',
+  describe: "Show the container's own devices as YAML",
   positionals: { name: { kind: 'container', describe: 'container name' } },
   run: async (argv) => {
     const { showConfig } = await import('../../instance/configure.js');
@@ -235,12 +279,12 @@ const deviceShow = defineCommand({
 
 const device = defineGroup({
   command: 'device <command>',
-  describe: 'Manage a container\'s devices',
+  describe: "Manage a container's devices",
   subcommands: [deviceAdd, deviceRemove, deviceList, deviceShow],
 });
 
 export default defineGroup({
   command: 'config <command>',
-  describe: 'Manage a container\'s config keys and devices',
+  describe: "Manage a container's config keys and devices",
   subcommands: [set, unset, get, show, edit, keys, device],
 });

@@ -14,7 +14,7 @@ export const filePush = defineCommand({
   describe: 'Copy a host file ("-": stdin) into a container (target NAME/PATH)',
   positionals: { source: { kind: 'path' }, target: { kind: 'container path' } },
   options: {
-    mode: { type: 'string', kind: 'text', describe: 'octal mode (default: the source\'s, 0644 for stdin)' },
+    mode: { type: 'string', kind: 'text', describe: "octal mode (default: the source's, 0644 for stdin)" },
     uid: { type: 'number' },
     gid: { type: 'number' },
     'create-dirs': { type: 'boolean', short: 'p', describe: 'create missing parent directories' },
@@ -31,7 +31,12 @@ export const filePush = defineCommand({
     }
     const mode = argv.mode === undefined ? undefined : parseInt(String(argv.mode), 8);
     if (mode !== undefined && !(mode >= 0 && mode <= 0o7777)) throw new TslxcError(`Invalid mode "${argv.mode}"`, 'give an octal mode like 0644');
-    await pushFile(context(), name, stdin ? { stdin: process.stdin } : String(argv.source), inner, { mode, uid: argv.uid as number | undefined, gid: argv.gid as number | undefined, createDirs: !!argv['create-dirs'] });
+    await pushFile(context(), name, stdin ? { stdin: process.stdin } : String(argv.source), inner, {
+      mode,
+      uid: argv.uid as number | undefined,
+      gid: argv.gid as number | undefined,
+      createDirs: !!argv['create-dirs'],
+    });
   },
 });
 

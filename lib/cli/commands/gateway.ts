@@ -13,7 +13,11 @@ const serve = defineCommand({
   command: '$0',
   describe: 'Run the SSH gateway in the foreground (logs to stderr; SIGTERM ends it)',
   positionals: {},
-  options: { listen: { type: 'string', default: '0.0.0.0:2222', describe: 'ADDRESS:PORT to listen on (port 0: any free port)' }, 'ban-after': { type: 'number', default: 10, describe: 'failed logins from one address before it is refused' }, 'ban-time': { type: 'number', default: 600, describe: 'seconds a refused address stays refused' } },
+  options: {
+    listen: { type: 'string', default: '0.0.0.0:2222', describe: 'ADDRESS:PORT to listen on (port 0: any free port)' },
+    'ban-after': { type: 'number', default: 10, describe: 'failed logins from one address before it is refused' },
+    'ban-time': { type: 'number', default: 600, describe: 'seconds a refused address stays refused' },
+  },
   run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(String(argv.listen));
@@ -31,7 +35,11 @@ const serve = defineCommand({
       info,
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES') {
-        throw new TslxcError(`Cannot listen on ${String(argv.listen)}`, err.code === 'EADDRINUSE' ? 'the port is in use' : err.message, 'pick another --listen');
+        throw new TslxcError(
+          `Cannot listen on ${String(argv.listen)}`,
+          err.code === 'EADDRINUSE' ? 'the port is in use' : err.message,
+          'pick another --listen',
+        );
       }
       throw err;
     });
@@ -54,7 +62,19 @@ const userAdd = defineCommand({
   command: 'add <name>',
   describe: 'Let a user reach containers with their public keys',
   positionals: { name: { kind: 'text', describe: 'the SSH login name' } },
-  options: { key: { type: 'string', multiple: true, kind: 'path', describe: 'a public key file (OpenSSH .pub or authorized_keys lines); repeatable' }, 'key-line': { type: 'string', multiple: true, describe: 'a public key line, "ssh-ed25519 AAAA... comment"; repeatable' }, container: { type: 'string', short: 'c', multiple: true, required: true, kind: 'container', describe: 'a container the user may enter (the first is the default); repeatable' }, replace: { type: 'boolean', describe: 'replace a user of that name' } },
+  options: {
+    key: { type: 'string', multiple: true, kind: 'path', describe: 'a public key file (OpenSSH .pub or authorized_keys lines); repeatable' },
+    'key-line': { type: 'string', multiple: true, describe: 'a public key line, "ssh-ed25519 AAAA... comment"; repeatable' },
+    container: {
+      type: 'string',
+      short: 'c',
+      multiple: true,
+      required: true,
+      kind: 'container',
+      describe: 'a container the user may enter (the first is the default); repeatable',
+    },
+    replace: { type: 'boolean', describe: 'replace a user of that name' },
+  },
   run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const { addGatewayUser } = await import('../../gateway/manage.js');
@@ -83,7 +103,8 @@ const userRemove = defineCommand({
     const { TslxcError } = await import('../../errors.js');
     const { removeGatewayUser, validateGatewayUserName } = await import('../../gateway/users.js');
     const name = validateGatewayUserName(String(argv.name));
-    if (!(await removeGatewayUser(context().paths, name))) throw new TslxcError(`Gateway user "${name}" not found`, undefined, '"tslxc gateway user list" shows them');
+    if (!(await removeGatewayUser(context().paths, name)))
+      throw new TslxcError(`Gateway user "${name}" not found`, undefined, '"tslxc gateway user list" shows them');
     console.log(`Gateway user ${name} removed`);
   },
 });
@@ -98,13 +119,17 @@ const userList = defineCommand({
     const { describeGatewayUsers } = await import('../../gateway/manage.js');
     const rows = describeGatewayUsers(context());
     console.log(
-      renderRows(rows, [
-        { header: 'NAME', value: (r) => r.name },
-        { header: 'CONTAINERS', value: (r) => r.containers.join(',') },
-        { header: 'KEYS', value: (r) => r.fingerprints.join(' ') },
-        { header: 'LAB', value: (r) => r.lab ?? '' },
-        { header: 'LOGIN', value: (r) => r.containers.map((c, i) => (i === 0 ? r.name : `${r.name}+${c}`)).join(' ') },
-      ], argv.format as Format),
+      renderRows(
+        rows,
+        [
+          { header: 'NAME', value: (r) => r.name },
+          { header: 'CONTAINERS', value: (r) => r.containers.join(',') },
+          { header: 'KEYS', value: (r) => r.fingerprints.join(' ') },
+          { header: 'LAB', value: (r) => r.lab ?? '' },
+          { header: 'LOGIN', value: (r) => r.containers.map((c, i) => (i === 0 ? r.name : `${r.name}+${c}`)).join(' ') },
+        ],
+        argv.format as Format,
+      ),
     );
   },
 });

@@ -29,7 +29,12 @@ export async function printHost(format: string): Promise<void> {
     ['overlay', yes(f.overlay)],
     ['btrfs', yes(f.btrfs)],
     ['idmapped mounts', yes(f.idmappedMounts)],
-    ['lxcfs', f.lxcfs.running ? `running (${f.lxcfs.path}); not yet bind-mounted into containers` : 'not running (containers see the host\'s /proc/meminfo, /proc/cpuinfo, uptime)'],
+    [
+      'lxcfs',
+      f.lxcfs.running
+        ? `running (${f.lxcfs.path}); not yet bind-mounted into containers`
+        : "not running (containers see the host's /proc/meminfo, /proc/cpuinfo, uptime)",
+    ],
   );
   for (const [k, v] of lines) console.log(`${k}: ${v}`);
   console.log('');
@@ -43,7 +48,7 @@ export function limitsText(limits: LimitCheck[], hint = true): string {
   const low = limits.filter((l) => l.status === 'low').length;
   const head = low
     ? `Host limits containers share: ${low} below LXD's recommended values${hint ? ' (raise them with "tslxc admin init --limits-only")' : ''}`
-    : 'Host limits containers share: all at or above LXD\'s recommended values';
+    : "Host limits containers share: all at or above LXD's recommended values";
   return `${head}\n${table(['KEY', 'CURRENT', 'RECOMMENDED', 'IN USE', 'STATUS', 'WHY'], rows)}`;
 }
 

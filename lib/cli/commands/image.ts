@@ -16,7 +16,12 @@ const build = defineCommand({
     const { resolveImage } = await import('../../image/resolve.js');
     const progress = progressReporter();
     try {
-      const img = await resolveImage(context().paths, String(argv.recipe), { release: argv.release as string | undefined, mirror: argv.mirror as string | undefined, build: true }, progress);
+      const img = await resolveImage(
+        context().paths,
+        String(argv.recipe),
+        { release: argv.release as string | undefined, mirror: argv.mirror as string | undefined, build: true },
+        progress,
+      );
       progress.done();
       console.log(`Image ${img.fingerprint.slice(0, 12)} (${img.aliases.join(', ')}) ${humanBytes(img.metadata.tslxc?.size)}`.trim());
     } finally {

@@ -5,7 +5,7 @@ import { humanBytes, humanDuration, renderValue } from '../ui/format.js';
 
 export default defineCommand({
   command: 'info [name]',
-  describe: 'Show a container\'s state, processes, usage and limits (--host: the host)',
+  describe: "Show a container's state, processes, usage and limits (--host: the host)",
   positionals: { name: { kind: 'container' } },
   options: {
     host: { type: 'boolean', describe: 'show the host instead (as "tslxc host")' },
@@ -38,16 +38,26 @@ export default defineCommand({
       ['Disk', humanBytes(info.diskBytes)],
     ];
     if (info.usage) {
-      lines.push(['Memory', `${humanBytes(info.usage.memoryBytes)}${info.usage.memoryPeakBytes ? ` (peak ${humanBytes(info.usage.memoryPeakBytes)})` : ''}${info.usage.swapBytes !== undefined ? `, swap ${humanBytes(info.usage.swapBytes)}` : ''}`]);
+      lines.push([
+        'Memory',
+        `${humanBytes(info.usage.memoryBytes)}${info.usage.memoryPeakBytes ? ` (peak ${humanBytes(info.usage.memoryPeakBytes)})` : ''}${info.usage.swapBytes !== undefined ? `, swap ${humanBytes(info.usage.swapBytes)}` : ''}`,
+      ]);
       if (info.usage.cpuTimeNs !== undefined) lines.push(['CPU time', `${(info.usage.cpuTimeNs / 1e9).toFixed(2)}s`]);
       lines.push(['Processes', info.usage.processes]);
     }
     const { showConfig } = await import('../../instance/configure.js');
     const ex = showConfig(context(), info.name, true).expanded!;
-    const limits = Object.keys(ex.config).filter((k) => k.startsWith('limits.')).sort();
+    const limits = Object.keys(ex.config)
+      .filter((k) => k.startsWith('limits.'))
+      .sort();
     lines.push(['Limits', limits.length ? limits.map((k) => `${k}=${ex.config[k]} (${ex.sources[k]})`).join(', ') : 'none']);
     const { lxcfsRunning } = await import('../../host/features.js');
-    lines.push(['lxcfs', lxcfsRunning() ? 'running on the host, not yet used by tslxc: /proc inside shows the host\'s figures' : 'not running on the host: /proc/meminfo, cpuinfo and uptime inside show the host\'s figures']);
+    lines.push([
+      'lxcfs',
+      lxcfsRunning()
+        ? "running on the host, not yet used by tslxc: /proc inside shows the host's figures"
+        : "not running on the host: /proc/meminfo, cpuinfo and uptime inside show the host's figures",
+    ]);
     for (const [k, v] of lines) if (v !== undefined && v !== '') console.log(`${k}: ${v}`);
   },
 });

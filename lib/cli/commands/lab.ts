@@ -32,7 +32,7 @@ const up = defineCommand({
   command: 'up <file>',
   describe: 'Create or complete a lab: network, volumes, containers (with start snapshots), gateway users',
   positionals: { file: FILE },
-  options: { parallel: PARALLEL, prune: { type: 'boolean', describe: 'delete the lab\'s containers the file no longer lists' } },
+  options: { parallel: PARALLEL, prune: { type: 'boolean', describe: "delete the lab's containers the file no longer lists" } },
   run: async (argv) => {
     const s = await spec(argv);
     const { labUp } = await import('../../lab/up.js');
@@ -45,7 +45,11 @@ const up = defineCommand({
     }
     printReport(r, `lab ${s.name} is up to date (${r.unchanged.length} containers running)`);
     if (r.failed.length) {
-      throw new TslxcError(`Lab "${s.name}" is not complete`, `${r.failed.length} of ${s.members.reduce((n, m) => n + m.containers.length, 0)} failed (${r.failed[0].what}: ${r.failed[0].error})`, `what was made is kept; fix the cause and run "tslxc lab up ${String(argv.file)}" again`);
+      throw new TslxcError(
+        `Lab "${s.name}" is not complete`,
+        `${r.failed.length} of ${s.members.reduce((n, m) => n + m.containers.length, 0)} failed (${r.failed[0].what}: ${r.failed[0].error})`,
+        `what was made is kept; fix the cause and run "tslxc lab up ${String(argv.file)}" again`,
+      );
     }
     console.log(`lab ${s.name} up in ${r.seconds.toFixed(1)}s`);
   },
@@ -53,7 +57,7 @@ const up = defineCommand({
 
 const status = defineCommand({
   command: 'status <file>',
-  describe: 'Each member\'s containers: state, address, how to connect',
+  describe: "Each member's containers: state, address, how to connect",
   positionals: { file: FILE },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
@@ -65,24 +69,29 @@ const status = defineCommand({
       console.log(renderValue(st, format));
       return;
     }
-    if (format === 'table') console.log(`lab ${st.lab}: network ${st.network.name} (${st.network.ipv4 ?? 'no address'}, ${st.network.state}), gateway port ${st.gateway.port}\n`);
+    if (format === 'table')
+      console.log(`lab ${st.lab}: network ${st.network.name} (${st.network.ipv4 ?? 'no address'}, ${st.network.state}), gateway port ${st.gateway.port}\n`);
     console.log(
-      renderRows(st.containers, [
-        { header: 'MEMBER', value: (r) => r.member },
-        { header: 'CONTAINER', value: (r) => r.container },
-        { header: 'STATE', value: (r) => r.state },
-        { header: 'IPV4', value: (r) => r.ipv4.join(' ') },
-        { header: 'CONNECT', value: (r) => r.connect },
-      ], format),
+      renderRows(
+        st.containers,
+        [
+          { header: 'MEMBER', value: (r) => r.member },
+          { header: 'CONTAINER', value: (r) => r.container },
+          { header: 'STATE', value: (r) => r.state },
+          { header: 'IPV4', value: (r) => r.ipv4.join(' ') },
+          { header: 'CONNECT', value: (r) => r.connect },
+        ],
+        format,
+      ),
     );
   },
 });
 
 const down = defineCommand({
   command: 'down <file>',
-  describe: 'Remove the lab\'s containers, gateway users and network (volumes stay unless --volumes)',
+  describe: "Remove the lab's containers, gateway users and network (volumes stay unless --volumes)",
   positionals: { file: FILE },
-  options: { parallel: PARALLEL, volumes: { type: 'boolean', describe: 'delete the lab\'s volumes too' } },
+  options: { parallel: PARALLEL, volumes: { type: 'boolean', describe: "delete the lab's volumes too" } },
   run: async (argv) => {
     const s = await spec(argv);
     const { labDown } = await import('../../lab/down.js');
@@ -94,13 +103,14 @@ const down = defineCommand({
       progress.done();
     }
     printReport(r, `lab ${s.name} has nothing on this host`);
-    if (r.failed.length) throw new TslxcError(`Lab "${s.name}" is not completely down`, `${r.failed[0].what}: ${r.failed[0].error}`, 'fix the cause and run "lab down" again');
+    if (r.failed.length)
+      throw new TslxcError(`Lab "${s.name}" is not completely down`, `${r.failed[0].what}: ${r.failed[0].error}`, 'fix the cause and run "lab down" again');
   },
 });
 
 const reset = defineCommand({
   command: 'reset <file> <members...>',
-  describe: 'Restore members\' containers to their start state (stop, restore the start snapshot, start)',
+  describe: "Restore members' containers to their start state (stop, restore the start snapshot, start)",
   positionals: { file: FILE, members: { kind: 'lab member' } },
   options: { parallel: PARALLEL },
   run: async (argv) => {
@@ -118,7 +128,7 @@ const reset = defineCommand({
 
 const members = defineCommand({
   command: 'members <file>',
-  describe: 'The lab\'s members, their containers and keys',
+  describe: "The lab's members, their containers and keys",
   positionals: { file: FILE },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
@@ -130,8 +140,22 @@ const members = defineCommand({
       console.log(renderValue(rows, format));
       return;
     }
-    const flat = rows.flatMap((m) => (m.keys.length ? m.keys : [undefined]).map((k, i) => [i ? '' : m.member, i ? '' : m.containers.join(' '), k ? `${k.type} ${k.fingerprint}` : '(no key)', k?.comment ?? '']));
-    if (format === 'csv') console.log(renderRows(flat, ['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'].map((h, i) => ({ header: h, value: (r: string[]) => r[i] })), 'csv'));
+    const flat = rows.flatMap((m) =>
+      (m.keys.length ? m.keys : [undefined]).map((k, i) => [
+        i ? '' : m.member,
+        i ? '' : m.containers.join(' '),
+        k ? `${k.type} ${k.fingerprint}` : '(no key)',
+        k?.comment ?? '',
+      ]),
+    );
+    if (format === 'csv')
+      console.log(
+        renderRows(
+          flat,
+          ['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'].map((h, i) => ({ header: h, value: (r: string[]) => r[i] })),
+          'csv',
+        ),
+      );
     else console.log(table(['MEMBER', 'CONTAINERS', 'KEY', 'COMMENT'], flat));
   },
 });

@@ -54,7 +54,7 @@ const list = defineCommand({
 
 const show = defineCommand({
   command: 'show <name>',
-  describe: 'Show a network\'s configuration (YAML)',
+  describe: "Show a network's configuration (YAML)",
   positionals: { name: { kind: 'network' } },
   run: async (argv) => {
     const { loadNetwork } = await import('../../network/store.js');
@@ -65,7 +65,7 @@ const show = defineCommand({
 
 const info = defineCommand({
   command: 'info <name>',
-  describe: 'Show a network\'s state: bridge, dnsmasq, users',
+  describe: "Show a network's state: bridge, dnsmasq, users",
   positionals: { name: { kind: 'network' } },
   options: { format: { type: 'string', short: 'f', choices: ['text', 'json', 'yaml'], default: 'text' } },
   run: async (argv) => {
@@ -152,7 +152,8 @@ const edit = defineCommand({
       throw new TslxcError(`Cannot edit network "${name}"`, `invalid YAML: ${(err as Error).message.split('\n')[0]}`);
     }
     if (typeof doc !== 'object' || Array.isArray(doc)) throw new TslxcError(`Cannot edit network "${name}"`, 'expected a mapping with description and config');
-    for (const k of Object.keys(doc)) if (!['name', 'description', 'config'].includes(k)) throw new TslxcError(`Cannot edit network "${name}"`, `unknown key "${k}"`);
+    for (const k of Object.keys(doc))
+      if (!['name', 'description', 'config'].includes(k)) throw new TslxcError(`Cannot edit network "${name}"`, `unknown key "${k}"`);
     await updateNetwork(p, name, (net) => {
       net.description = doc.description === undefined ? '' : String(doc.description);
       net.config = Object.fromEntries(Object.entries(doc.config ?? {}).map(([k, v]) => [k, String(v)]));
@@ -208,16 +209,24 @@ const leases = defineCommand({
 const attach = defineCommand({
   command: 'attach <network> <container> [device] [interface]',
   describe: 'Give a container a nic on a network (a running one gets it at once)',
-  positionals: { network: { kind: 'network' }, container: { kind: 'container' }, device: { kind: 'new device', describe: 'device name (default: the network\'s name)' }, interface: { kind: 'text', describe: 'name inside (default: the device name)' } },
+  positionals: {
+    network: { kind: 'network' },
+    container: { kind: 'container' },
+    device: { kind: 'new device', describe: "device name (default: the network's name)" },
+    interface: { kind: 'text', describe: 'name inside (default: the device name)' },
+  },
   run: async (argv) => {
     const { attachNetwork } = await import('../../instance/network-attach.js');
-    printNotes((await attachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined, argv.interface as string | undefined)).notes);
+    printNotes(
+      (await attachNetwork(context(), String(argv.network), String(argv.container), argv.device as string | undefined, argv.interface as string | undefined))
+        .notes,
+    );
   },
 });
 
 const detach = defineCommand({
   command: 'detach <network> <container> [device]',
-  describe: 'Remove a container\'s nic(s) on a network (from a running one at once)',
+  describe: "Remove a container's nic(s) on a network (from a running one at once)",
   positionals: { network: { kind: 'network' }, container: { kind: 'container' }, device: { kind: 'device' } },
   run: async (argv) => {
     const { detachNetwork } = await import('../../instance/network-attach.js');

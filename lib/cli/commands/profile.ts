@@ -24,12 +24,16 @@ const list = defineCommand({
     const ctx = context();
     const rows = listProfiles(ctx.paths).map((p) => ({ ...p, used_by: usedBy(ctx, p.name) }));
     console.log(
-      renderRows(rows, [
-        { header: 'NAME', value: (r) => r.name },
-        { header: 'DESCRIPTION', value: (r) => r.description },
-        { header: 'SOURCE', value: (r) => (r.builtin ? 'built-in' : 'user') },
-        { header: 'USED BY', value: (r) => r.used_by.length },
-      ], argv.format as Format),
+      renderRows(
+        rows,
+        [
+          { header: 'NAME', value: (r) => r.name },
+          { header: 'DESCRIPTION', value: (r) => r.description },
+          { header: 'SOURCE', value: (r) => (r.builtin ? 'built-in' : 'user') },
+          { header: 'USED BY', value: (r) => r.used_by.length },
+        ],
+        argv.format as Format,
+      ),
     );
   },
 });
@@ -43,7 +47,12 @@ const show = defineCommand({
     const { loadProfile, usedBy } = await import('../../instance/profiles.js');
     const ctx = context();
     const p = loadProfile(ctx.paths, String(argv.profile));
-    console.log(renderValue({ name: p.name, description: p.description, config: p.config, devices: p.devices, used_by: usedBy(ctx, p.name) }, argv.format as 'yaml' | 'json'));
+    console.log(
+      renderValue(
+        { name: p.name, description: p.description, config: p.config, devices: p.devices, used_by: usedBy(ctx, p.name) },
+        argv.format as 'yaml' | 'json',
+      ),
+    );
   },
 });
 
@@ -129,7 +138,7 @@ const unset = defineCommand({
 
 const get = defineCommand({
   command: 'get <profile> <key>',
-  describe: 'Print a profile key\'s value (empty when unset)',
+  describe: "Print a profile key's value (empty when unset)",
   positionals: { profile: { kind: 'profile', describe: 'profile name' }, key: { kind: 'config key' } },
   run: async (argv) => {
     const { loadProfile } = await import('../../instance/profiles.js');
@@ -143,7 +152,9 @@ const deviceAdd = defineCommand({
   positionals: { profile: { kind: 'profile', describe: 'profile name' }, device: { kind: 'new device' }, args: { kind: 'key=value' } },
   run: async (argv) => {
     const { addProfileDevice } = await import('../../instance/profiles.js');
-    reportApplied((await addProfileDevice(context(), String(argv.profile), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)))).applied);
+    reportApplied(
+      (await addProfileDevice(context(), String(argv.profile), String(argv.device), parseDeviceArgs(((argv.args as unknown[]) ?? []).map(String)))).applied,
+    );
   },
 });
 
@@ -161,19 +172,28 @@ const deviceRemove = defineCommand({
 const deviceList = defineCommand({
   command: 'list <profile>',
   aliases: ['ls'],
-  describe: 'List a profile\'s devices',
+  describe: "List a profile's devices",
   positionals: { profile: { kind: 'profile', describe: 'profile name' } },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
     const { loadProfile } = await import('../../instance/profiles.js');
     const rows = Object.entries(loadProfile(context().paths, String(argv.profile)).devices).map(([name, d]) => ({ name, type: d.type ?? '' }));
-    console.log(renderRows(rows, [{ header: 'NAME', value: (r) => r.name }, { header: 'TYPE', value: (r) => r.type }], argv.format as Format));
+    console.log(
+      renderRows(
+        rows,
+        [
+          { header: 'NAME', value: (r) => r.name },
+          { header: 'TYPE', value: (r) => r.type },
+        ],
+        argv.format as Format,
+      ),
+    );
   },
 });
 
 const deviceShow = defineCommand({
   command: 'show <profile>',
-  describe: 'Show a profile\'s devices as YAML',
+  describe: "Show a profile's devices as YAML",
   positionals: { profile: { kind: 'profile', describe: 'profile name' } },
   run: async (argv) => {
     const { loadProfile } = await import('../../instance/profiles.js');
@@ -183,7 +203,7 @@ const deviceShow = defineCommand({
 
 const device = defineGroup({
   command: 'device <command>',
-  describe: 'Manage a profile\'s devices',
+  describe: "Manage a profile's devices",
   subcommands: [deviceAdd, deviceRemove, deviceList, deviceShow],
 });
 
@@ -210,11 +230,14 @@ const remove = defineCommand({
 
 const assign = defineCommand({
   command: 'assign <name> [profiles..]',
-  describe: 'Set a container\'s profiles, in order (comma-separated or several arguments; none for no profile)',
+  describe: "Set a container's profiles, in order (comma-separated or several arguments; none for no profile)",
   positionals: { name: { kind: 'container', describe: 'container name' }, profiles: { kind: 'profile' } },
   run: async (argv) => {
     const { setProfiles } = await import('../../instance/configure.js');
-    const list = ((argv.profiles as unknown[]) ?? []).flatMap((p) => String(p).split(',')).map((p) => p.trim()).filter(Boolean);
+    const list = ((argv.profiles as unknown[]) ?? [])
+      .flatMap((p) => String(p).split(','))
+      .map((p) => p.trim())
+      .filter(Boolean);
     printNotes((await setProfiles(context(), String(argv.name), { assign: list })).notes);
   },
 });

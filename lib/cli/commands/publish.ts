@@ -23,7 +23,9 @@ export default defineCommand({
         progress,
       });
       progress.done();
-      console.log(`Published image ${img.fingerprint}${img.aliases.length ? ` (${img.aliases.join(', ')})` : ''} ${humanBytes(img.metadata.tslxc?.size)}, parent ${img.metadata.tslxc?.parent?.slice(0, 12)}`);
+      console.log(
+        `Published image ${img.fingerprint}${img.aliases.length ? ` (${img.aliases.join(', ')})` : ''} ${humanBytes(img.metadata.tslxc?.size)}, parent ${img.metadata.tslxc?.parent?.slice(0, 12)}`,
+      );
     } finally {
       progress.done();
     }

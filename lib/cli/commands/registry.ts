@@ -4,7 +4,10 @@ const serve = defineCommand({
   command: 'serve',
   describe: 'Serve a content-addressed image registry over HTTP (runs until stopped)',
   positionals: {},
-  options: { dir: { type: 'string', required: true, describe: 'where blobs and node records are kept' }, listen: { type: 'string', default: '127.0.0.1:8443', describe: 'HOST:PORT' } },
+  options: {
+    dir: { type: 'string', required: true, describe: 'where blobs and node records are kept' },
+    listen: { type: 'string', default: '127.0.0.1:8443', describe: 'HOST:PORT' },
+  },
   run: async (argv) => {
     const { TslxcError } = await import('../../errors.js');
     const m = /^(.+):(\d+)$/.exec(String(argv.listen));

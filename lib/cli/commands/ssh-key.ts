@@ -83,6 +83,6 @@ const own = defineCommand({
 
 export default defineGroup({
   command: 'ssh-key <command>',
-  describe: 'SSH keys authorized in containers, and tslxc\'s own key',
+  describe: "SSH keys authorized in containers, and tslxc's own key",
   subcommands: [add, list, remove, own],
 });

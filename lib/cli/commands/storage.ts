@@ -31,18 +31,28 @@ const list = defineCommand({
 const create = defineCommand({
   command: 'create <name> <driver> [config..]',
   describe: 'Create a storage pool (drivers: dir, overlay, btrfs; btrfs takes source=PATH or size=SIZE, dir spare_roots=true|false)',
-  positionals: { name: { kind: 'new pool' }, driver: { kind: 'storage driver', choices: ['dir', 'overlay', 'btrfs'] }, config: { kind: 'key=value', describe: 'KEY=VALUE' } },
+  positionals: {
+    name: { kind: 'new pool' },
+    driver: { kind: 'storage driver', choices: ['dir', 'overlay', 'btrfs'] },
+    config: { kind: 'key=value', describe: 'KEY=VALUE' },
+  },
   options: { description: { type: 'string' } },
   run: async (argv) => {
     const { createPool } = await import('../../storage/manage.js');
-    const pool = await createPool(context(), String(argv.name), String(argv.driver), parseKeyValues(argv.config, 'pool setting'), argv.description as string | undefined);
+    const pool = await createPool(
+      context(),
+      String(argv.name),
+      String(argv.driver),
+      parseKeyValues(argv.config, 'pool setting'),
+      argv.description as string | undefined,
+    );
     console.log(`Storage pool ${pool.name} created`);
   },
 });
 
 const show = defineCommand({
   command: 'show <name>',
-  describe: 'Show a storage pool\'s configuration',
+  describe: "Show a storage pool's configuration",
   positionals: { name: { kind: 'pool' } },
   run: async (argv) => {
     const { loadPool } = await import('../../storage/pool.js');
@@ -74,7 +84,10 @@ const info = defineCommand({
       `volumes: ${i.volumes.length ? i.volumes.join(', ') : '(none)'}`,
     ];
     // dir pools: the images whose next container takes a copy made ahead (spare_roots).
-    if (i.spares) lines.push(`spare roots: ${i.config.spare_roots === 'false' ? '(off)' : i.spares.length ? i.spares.map((f) => f.slice(0, 12)).join(', ') : '(none yet)'}`);
+    if (i.spares)
+      lines.push(
+        `spare roots: ${i.config.spare_roots === 'false' ? '(off)' : i.spares.length ? i.spares.map((f) => f.slice(0, 12)).join(', ') : '(none yet)'}`,
+      );
     console.log(lines.join('\n'));
   },
 });
@@ -121,7 +134,7 @@ const volumeCommands = [
   defineCommand({
     command: 'list <pool>',
     aliases: ['ls'],
-    describe: 'List a pool\'s custom volumes',
+    describe: "List a pool's custom volumes",
     positionals: { pool: { kind: 'pool' } },
     options: { format: FORMAT_OPTION },
     run: async (argv) => {
@@ -183,15 +196,23 @@ const volumeCommands = [
   }),
   defineCommand({
     command: 'attach <pool> <volume> <container> <path> [device]',
-    describe: 'Give a volume to a container as a disk device at PATH (device name: the volume\'s)',
-    positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, container: { kind: 'container' }, path: { kind: 'container path' }, device: { kind: 'new device' } },
+    describe: "Give a volume to a container as a disk device at PATH (device name: the volume's)",
+    positionals: {
+      pool: { kind: 'pool' },
+      volume: { kind: 'volume' },
+      container: { kind: 'container' },
+      path: { kind: 'container path' },
+      device: { kind: 'new device' },
+    },
     run: async (argv) => {
-      await (await attachments()).attachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container), String(argv.path), argv.device as string | undefined);
+      await (
+        await attachments()
+      ).attachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container), String(argv.path), argv.device as string | undefined);
     },
   }),
   defineCommand({
     command: 'detach <pool> <volume> <container>',
-    describe: 'Remove a volume\'s disk devices from a container',
+    describe: "Remove a volume's disk devices from a container",
     positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, container: { kind: 'container' } },
     run: async (argv) => {
       await (await attachments()).detachVolume(context(), String(argv.pool), String(argv.volume), String(argv.container));
@@ -216,7 +237,7 @@ const volumeCommands = [
   }),
   defineCommand({
     command: 'export <pool> <volume> <file>',
-    describe: 'Write a volume\'s data to a gzipped tarball',
+    describe: "Write a volume's data to a gzipped tarball",
     positionals: { pool: { kind: 'pool' }, volume: { kind: 'volume' }, file: { kind: 'path' } },
     run: async (argv) => {
       await (await V()).exportVolume(context(), String(argv.pool), String(argv.volume), String(argv.file));

@@ -6,7 +6,7 @@ import type { TopRow } from '../../instance/top.js';
 /** `tslxc top`: running containers by CPU use; refreshed live on a terminal, one frame otherwise. */
 export default defineCommand({
   command: 'top',
-  describe: 'Show running containers\' CPU, memory and processes (live on a terminal; --once for one frame)',
+  describe: "Show running containers' CPU, memory and processes (live on a terminal; --once for one frame)",
   positionals: {},
   options: {
     once: { type: 'boolean', describe: 'print one frame and exit (the default without a terminal)' },

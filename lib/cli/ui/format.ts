@@ -22,7 +22,10 @@ export function renderRows<T>(rows: T[], columns: Column<T>[], format: Format, r
         .map((l) => l.join(','))
         .join('\n');
     case 'table':
-      return table(columns.map((c) => c.header), rows.map((r) => columns.map((c) => String(c.value(r) ?? ''))));
+      return table(
+        columns.map((c) => c.header),
+        rows.map((r) => columns.map((c) => String(c.value(r) ?? ''))),
+      );
     default:
       throw new TslxcError(`Unknown format "${format as string}"`, undefined, `use one of ${FORMATS.join(', ')}`);
   }
@@ -38,7 +41,11 @@ function csvCell(s: string): string {
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 

@@ -15,9 +15,21 @@ export async function buildBusyboxRoot(rootfs: string): Promise<void> {
     throw new TslxcError('Cannot build the busybox image', `${busybox} is dynamically linked`, 'apt-get install busybox-static');
   }
   const dirs: Array<[string, number]> = [
-    ['bin', 0o755], ['sbin', 0o755], ['usr/bin', 0o755], ['usr/sbin', 0o755], ['etc/init.d', 0o755],
-    ['proc', 0o555], ['sys', 0o555], ['dev', 0o755], ['run', 0o755], ['tmp', 0o1777], ['root', 0o700],
-    ['home/user', 0o755], ['var/log', 0o755], ['var/tmp', 0o1777], ['mnt', 0o755],
+    ['bin', 0o755],
+    ['sbin', 0o755],
+    ['usr/bin', 0o755],
+    ['usr/sbin', 0o755],
+    ['etc/init.d', 0o755],
+    ['proc', 0o555],
+    ['sys', 0o555],
+    ['dev', 0o755],
+    ['run', 0o755],
+    ['tmp', 0o1777],
+    ['root', 0o700],
+    ['home/user', 0o755],
+    ['var/log', 0o755],
+    ['var/tmp', 0o1777],
+    ['mnt', 0o755],
   ];
   for (const [d, mode] of dirs) {
     fs.mkdirSync(path.join(rootfs, d), { recursive: true });

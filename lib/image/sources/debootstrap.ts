@@ -63,12 +63,17 @@ export async function buildDebootstrapRoot(
   progress('download', `checking the mirror ${source.mirror}`);
   await probeMirror(source.mirror, suite, help);
   if (source.keyring && !fs.existsSync(source.keyring)) {
-    throw new TslxcError(`Cannot build a ${help.os} image`, `its archive keyring ${source.keyring} is missing (debootstrap checks the release with it)`, `install it (${help.os === 'Ubuntu' ? 'apt-get install ubuntu-keyring' : 'the archive keyring package'})${help.alternatives ? `, or ${help.alternatives}` : ''}`);
+    throw new TslxcError(
+      `Cannot build a ${help.os} image`,
+      `its archive keyring ${source.keyring} is missing (debootstrap checks the release with it)`,
+      `install it (${help.os === 'Ubuntu' ? 'apt-get install ubuntu-keyring' : 'the archive keyring package'})${help.alternatives ? `, or ${help.alternatives}` : ''}`,
+    );
   }
   // A suite debootstrap has no script for (Debian 12's knows jammy, not noble) uses the script given.
   const scripts = '/usr/share/debootstrap/scripts';
   const script = source.script && !fs.existsSync(path.join(scripts, suite)) ? path.join(scripts, source.script) : undefined;
-  if (script && !fs.existsSync(script)) throw new TslxcError(`Cannot build a ${help.os} image`, `debootstrap has no script "${source.script}" for ${suite}`, 'update debootstrap');
+  if (script && !fs.existsSync(script))
+    throw new TslxcError(`Cannot build a ${help.os} image`, `debootstrap has no script "${source.script}" for ${suite}`, 'update debootstrap');
   const debs = path.join(paths.cacheDir, 'debs', suite);
   mkdirp(debs, 0o755);
   mkdirp(rootfs, 0o755);
@@ -85,7 +90,8 @@ export async function buildDebootstrapRoot(
       onLine: (line) => {
         const m = /^I: (Retrieving|Validating|Extracting|Unpacking|Installing|Configuring|Base system installed)/.exec(line);
         if (!m) return;
-        const next = m[1] === 'Retrieving' || m[1] === 'Validating' ? 'download' : m[1] === 'Configuring' || m[1] === 'Base system installed' ? 'configure' : 'unpack';
+        const next =
+          m[1] === 'Retrieving' || m[1] === 'Validating' ? 'download' : m[1] === 'Configuring' || m[1] === 'Base system installed' ? 'configure' : 'unpack';
         if (next !== phase || /Base system/.test(line)) progress((phase = next), line.slice(3));
         else progress(phase, line.slice(3));
       },
@@ -93,10 +99,18 @@ export async function buildDebootstrapRoot(
   } catch (err) {
     const msg = (err as Error).message;
     if (/Failed getting release file|Couldn't download|Temporary failure|Could not resolve|Network is unreachable|Connection (refused|timed out)/i.test(msg)) {
-      throw new TslxcError(`Cannot reach the ${help.os} mirror ${source.mirror}`, msg.replace(/^.*?: /, ''), `check the network or give another --mirror${help.alternatives ? `, ${help.alternatives}` : ''}`);
+      throw new TslxcError(
+        `Cannot reach the ${help.os} mirror ${source.mirror}`,
+        msg.replace(/^.*?: /, ''),
+        `check the network or give another --mirror${help.alternatives ? `, ${help.alternatives}` : ''}`,
+      );
     }
     if (/No such script|unknown suite/i.test(msg)) {
-      throw new TslxcError(`Unknown release "${suite}"`, 'debootstrap has no script for it', help.os === 'Debian' ? 'use bullseye, bookworm or trixie (or 11, 12, 13)' : 'see the releases in the recipe');
+      throw new TslxcError(
+        `Unknown release "${suite}"`,
+        'debootstrap has no script for it',
+        help.os === 'Debian' ? 'use bullseye, bookworm or trixie (or 11, 12, 13)' : 'see the releases in the recipe',
+      );
     }
     throw err;
   }

@@ -64,7 +64,8 @@ export class BtrfsDriver implements Driver {
       if (pool.config.size) throw new TslxcError(`Cannot create pool "${pool.name}"`, 'give source= (an existing btrfs path) or size= (a loop file), not both');
       const src = path.resolve(pool.config.source);
       if (!fs.existsSync(src) || !fs.statSync(src).isDirectory()) throw new TslxcError(`Cannot create pool "${pool.name}"`, `${src} is not a directory`);
-      if (fsType(src) !== 'btrfs') throw new TslxcError(`Cannot create pool "${pool.name}"`, `${src} is not on a btrfs filesystem`, 'give a btrfs path, or size=SIZE for a loop file');
+      if (fsType(src) !== 'btrfs')
+        throw new TslxcError(`Cannot create pool "${pool.name}"`, `${src} is not on a btrfs filesystem`, 'give a btrfs path, or size=SIZE for a loop file');
       pool.config.source = src;
     } else {
       const size = parseSize(pool.config.size ?? '5GiB', { key: 'size' });
@@ -113,7 +114,8 @@ export class BtrfsDriver implements Driver {
       if (!fs.existsSync(dir)) continue;
       for (const e of fs.readdirSync(dir)) {
         const sub = path.join(dir, e);
-        if (d === 'snapshots' || e === '.snapshots') for (const s of fs.existsSync(sub) && fs.statSync(sub).isDirectory() ? fs.readdirSync(sub) : []) await deleteSubvolume(path.join(sub, s));
+        if (d === 'snapshots' || e === '.snapshots')
+          for (const s of fs.existsSync(sub) && fs.statSync(sub).isDirectory() ? fs.readdirSync(sub) : []) await deleteSubvolume(path.join(sub, s));
         await deleteSubvolume(sub);
       }
       fs.rmSync(dir, { recursive: true, force: true });
@@ -135,7 +137,12 @@ export class BtrfsDriver implements Driver {
     await this.activate(p, pool);
     fs.truncateSync(file, size);
     const m = loopMount(p, pool);
-    const dev = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m)?.split(' - ')[1]?.split(' ')[1];
+    const dev = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === m)
+      ?.split(' - ')[1]
+      ?.split(' ')[1];
     if (dev?.startsWith('/dev/loop')) await run('losetup', ['-c', dev], { what: `Cannot resize ${dev}` });
     await btrfs(['filesystem', 'resize', 'max', m], `Cannot grow pool "${pool.name}"`);
   }
@@ -157,7 +164,12 @@ export class BtrfsDriver implements Driver {
     let parentSub: string | undefined;
     if (isLayer(image)) {
       const parent = getImage(t.paths, image.metadata.tslxc?.parent ?? '');
-      if (!parent || depth > 64) throw new TslxcError(`Cannot use image ${image.fingerprint.slice(0, 12)}`, 'it is stored as a layer over a parent that is not in the image store', 'pull or import the parent image again');
+      if (!parent || depth > 64)
+        throw new TslxcError(
+          `Cannot use image ${image.fingerprint.slice(0, 12)}`,
+          'it is stored as a layer over a parent that is not in the image store',
+          'pull or import the parent image again',
+        );
       parentSub = await this.imageSubvolume(t, parent, depth + 1);
     }
     return withLock(locksDir(t.paths), `pool-${t.pool.name}-image`, async () => {
@@ -166,11 +178,16 @@ export class BtrfsDriver implements Driver {
       await deleteSubvolume(tmp);
       try {
         if (parentSub) {
-          await btrfs(['subvolume', 'snapshot', parentSub, tmp], `Cannot snapshot image ${image.metadata.tslxc?.parent?.slice(0, 12)} in pool "${t.pool.name}"`);
+          await btrfs(
+            ['subvolume', 'snapshot', parentSub, tmp],
+            `Cannot snapshot image ${image.metadata.tslxc?.parent?.slice(0, 12)} in pool "${t.pool.name}"`,
+          );
           await applyLayer(image.rootfs, tmp, (c, a, what) => runOnPool(t.pool, c, a, what));
         } else {
           await btrfs(['subvolume', 'create', tmp], 'Cannot create an image subvolume');
-          await run('cp', ['-a', '--reflink=auto', `${image.rootfs}/.`, tmp], { what: `Cannot copy image ${image.fingerprint.slice(0, 12)} into pool "${t.pool.name}"` });
+          await run('cp', ['-a', '--reflink=auto', `${image.rootfs}/.`, tmp], {
+            what: `Cannot copy image ${image.fingerprint.slice(0, 12)} into pool "${t.pool.name}"`,
+          });
         }
         await btrfs(['property', 'set', tmp, 'ro', 'true'], 'Cannot make the image subvolume read-only');
         fs.renameSync(tmp, dst);
@@ -292,7 +309,14 @@ export class BtrfsDriver implements Driver {
       await deleteSubvolume(fresh);
       throw poolError(t, e);
     });
-    return { renames: [[root, old], [fresh, root]], leftovers: [old], discard: () => deleteSubvolume(old) };
+    return {
+      renames: [
+        [root, old],
+        [fresh, root],
+      ],
+      leftovers: [old],
+      discard: () => deleteSubvolume(old),
+    };
   }
   async deleteSnapshot(t: Target, _snapDir: string, snap: string): Promise<void> {
     await this.activate(t.paths, t.pool);
@@ -326,7 +350,10 @@ export class BtrfsDriver implements Driver {
     const b = this.dirs(to);
     fs.mkdirSync(b.snaps, { recursive: true, mode: 0o700 });
     await deleteSubvolume(path.join(b.snaps, snap));
-    await btrfs(['subvolume', 'snapshot', '-r', path.join(this.dirs(from).snaps, snap), path.join(b.snaps, snap)], `Cannot copy snapshot ${from.name}/${snap}`).catch((e) => {
+    await btrfs(
+      ['subvolume', 'snapshot', '-r', path.join(this.dirs(from).snaps, snap), path.join(b.snaps, snap)],
+      `Cannot copy snapshot ${from.name}/${snap}`,
+    ).catch((e) => {
       throw poolError(to, e);
     });
   }

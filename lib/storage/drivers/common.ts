@@ -23,7 +23,12 @@ export async function runOnPool(pool: PoolConfig, cmd: string, args: string[], w
   try {
     // setpriv --pdeathsig: a copy whose tslxc is killed stops too, instead of writing on into a dir the next run sweeps.
     const [c, a] = findTool('setpriv') ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
-    await run(c, a, { what, onLine: (l) => { if (!full && /No space left|ENOSPC|Disk quota exceeded|Wrote only \d+ of \d+ bytes/i.test(l)) full = l; } });
+    await run(c, a, {
+      what,
+      onLine: (l) => {
+        if (!full && /No space left|ENOSPC|Disk quota exceeded|Wrote only \d+ of \d+ bytes/i.test(l)) full = l;
+      },
+    });
   } catch (err) {
     throw poolError({ pool }, full ? new TslxcError(what, full) : err);
   }

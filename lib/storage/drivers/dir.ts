@@ -52,9 +52,19 @@ export class DirDriver implements Driver {
   async initPool(_paths: Paths, pool: PoolConfig): Promise<void> {
     for (const k of Object.keys(pool.config)) {
       if (k === SPARE_KEY && pool.driver === 'dir') validateSpareSetting(pool.config[k]);
-      else if (k !== 'source') throw new TslxcError(`Cannot create pool "${pool.name}"`, `unknown key "${k}" for the ${pool.driver} driver`, pool.driver === 'dir' ? `it takes ${SPARE_KEY}=true|false` : 'it takes no keys');
+      else if (k !== 'source')
+        throw new TslxcError(
+          `Cannot create pool "${pool.name}"`,
+          `unknown key "${k}" for the ${pool.driver} driver`,
+          pool.driver === 'dir' ? `it takes ${SPARE_KEY}=true|false` : 'it takes no keys',
+        );
     }
-    if (pool.config.source) throw new TslxcError(`Cannot create pool "${pool.name}"`, `the ${pool.driver} driver keeps roots in each container's dir under TSLXC_DIR and takes no "source"`, 'use a btrfs pool for another place');
+    if (pool.config.source)
+      throw new TslxcError(
+        `Cannot create pool "${pool.name}"`,
+        `the ${pool.driver} driver keeps roots in each container's dir under TSLXC_DIR and takes no "source"`,
+        'use a btrfs pool for another place',
+      );
   }
   async activate(): Promise<void> {}
   async destroyPool(): Promise<void> {}
@@ -79,8 +89,13 @@ export class DirDriver implements Driver {
     const view = path.join(t.instDir, '.image-view');
     fs.mkdirSync(view, { recursive: true, mode: 0o700 });
     try {
-      await runOnOverlay({ lowers: layerDirs(t.paths, image) }, view, 'cp', ['-a', '--reflink=auto', view, rootDir(t)], `Cannot copy image ${image.fingerprint.slice(0, 12)}`, (c, a, what) =>
-        runOnPool(t.pool, c, a, what),
+      await runOnOverlay(
+        { lowers: layerDirs(t.paths, image) },
+        view,
+        'cp',
+        ['-a', '--reflink=auto', view, rootDir(t)],
+        `Cannot copy image ${image.fingerprint.slice(0, 12)}`,
+        (c, a, what) => runOnPool(t.pool, c, a, what),
       );
     } finally {
       fs.rmdirSync(view);
@@ -123,14 +138,22 @@ export class DirDriver implements Driver {
     const src = path.join(snapDir, 'rootfs');
     try {
       if (findTool('rsync')) {
-        await runOnPool(t.pool, 'rsync', ['-aHAX', '--numeric-ids', '--checksum', `--link-dest=${rootDir(t)}`, `${src}/`, `${fresh}/`], `Cannot restore ${src}`);
+        await runOnPool(
+          t.pool,
+          'rsync',
+          ['-aHAX', '--numeric-ids', '--checksum', `--link-dest=${rootDir(t)}`, `${src}/`, `${fresh}/`],
+          `Cannot restore ${src}`,
+        );
       } else await cp(t, src, fresh);
     } catch (err) {
       fs.rmSync(fresh, { recursive: true, force: true });
       throw err;
     }
     return {
-      renames: [[rootDir(t), old], [fresh, rootDir(t)]],
+      renames: [
+        [rootDir(t), old],
+        [fresh, rootDir(t)],
+      ],
       leftovers: [old],
       discard: async () => fs.rmSync(old, { recursive: true, force: true }),
     };
@@ -165,7 +188,8 @@ export class OverlayDriver extends DirDriver {
     const fp = t.record.image;
     if (!fp || !/^[0-9a-f]{64}$/.test(fp)) throw new TslxcError(`Cannot use the root of "${t.name}"`, 'its storage record names no image layer');
     const image = getImage(t.paths, fp);
-    if (!image || !fs.existsSync(image.rootfs)) throw new TslxcError(`Cannot use the root of "${t.name}"`, `its image ${fp.slice(0, 12)} (the overlay's lower layer) is missing from the image store`);
+    if (!image || !fs.existsSync(image.rootfs))
+      throw new TslxcError(`Cannot use the root of "${t.name}"`, `its image ${fp.slice(0, 12)} (the overlay's lower layer) is missing from the image store`);
     return layerDirs(t.paths, image);
   }
   private work = (t: Target) => path.join(t.instDir, 'overlay-work');

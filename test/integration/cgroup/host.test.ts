@@ -35,7 +35,11 @@ interface Sandbox {
 }
 
 /** Everything a test makes goes through this, so teardown knows what to end and remove. */
-async function sandbox(t: { teardown(fn: () => unknown): void }, label: string, make?: (prefix: string, warn: (m: string) => void) => Promise<CgroupDriver>): Promise<Sandbox> {
+async function sandbox(
+  t: { teardown(fn: () => unknown): void },
+  label: string,
+  make?: (prefix: string, warn: (m: string) => void) => Promise<CgroupDriver>,
+): Promise<Sandbox> {
   const prefix = uniquePrefix(label);
   const warnings: string[] = [];
   const cg = make ? await make(prefix, (m) => warnings.push(m)) : await openCgroups({ prefix, onWarning: (m) => warnings.push(m) });
@@ -207,9 +211,21 @@ function defineTests(): void {
   test('v1: create over a live cgroup refuses, over a stale one replaces it', async (t) => {
     const { cg, sleeper } = await sandbox(t, 'stale');
     const dirs = await cg.create('c1');
-    fs.mkdirSync(path.join(dirs.find((d) => d.includes('/systemd/'))!, 'init.scope'));
+    fs.mkdirSync(
+      path.join(
+        dirs.find((d) => d.includes('/systemd/'))!,
+        'init.scope',
+      ),
+    );
     await cg.create('c1'); // stale: no tasks
-    t.false(fs.existsSync(path.join(dirs.find((d) => d.includes('/systemd/'))!, 'init.scope')));
+    t.false(
+      fs.existsSync(
+        path.join(
+          dirs.find((d) => d.includes('/systemd/'))!,
+          'init.scope',
+        ),
+      ),
+    );
     const child = await sleeper([dirs.find((d) => d.includes('/pids/'))!]);
     await t.throwsAsync(cg.create('c1'), { message: /already exist and hold 1 process/ });
     t.is(procState(child.pid), 'S'); // not killed by the refusal
@@ -218,8 +234,10 @@ function defineTests(): void {
   test('v2 driver on the real cgroup2 hierarchy (no controllers here): freeze, kill, attach leaf, remove', async (t) => {
     const layout = await detectLayout();
     t.truthy(layout.unified);
-    const { cg, warnings, sleeper } = await sandbox(t, 'v2', async (prefix, onWarning) =>
-      new CgroupV2({ layout: { version: 'v2', hybrid: false, v1: [], unified: layout.unified! }, prefix, onWarning }),
+    const { cg, warnings, sleeper } = await sandbox(
+      t,
+      'v2',
+      async (prefix, onWarning) => new CgroupV2({ layout: { version: 'v2', hybrid: false, v1: [], unified: layout.unified! }, prefix, onWarning }),
     );
     const [dir] = await cg.create('c1');
     t.is(dir, `/sys/fs/cgroup/unified/${cg.prefix}/c1`);
@@ -231,7 +249,10 @@ function defineTests(): void {
     const leaf = await cg.attachDirs('c1');
     const a = await sleeper([dir!]);
     const b = await sleeper(leaf);
-    t.deepEqual(await cg.pids('c1'), [a.pid, b.pid].sort((x, y) => x - y));
+    t.deepEqual(
+      await cg.pids('c1'),
+      [a.pid, b.pid].sort((x, y) => x - y),
+    );
 
     await cg.freeze('c1');
     t.is(await cg.state('c1'), 'frozen');

@@ -84,7 +84,8 @@ function cachedDebianBuild(): string | undefined {
 /** A root holding busybox, node and its libraries, and the checkout as /app (the repo's layout). */
 function buildInitrd(work: string): string {
   const root = path.join(work, 'root');
-  for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'tmp', 'run', 'usr/bin', 'usr/sbin', 'app', 'etc', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'tmp', 'run', 'usr/bin', 'usr/sbin', 'app', 'etc', 'root'])
+    fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.copyFileSync(staticBusybox!, path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
   copyBinary(root, fs.realpathSync(process.execPath), 'usr/bin/node');

@@ -43,8 +43,7 @@ async function sleeper(dir: string): Promise<ChildProcess & { pid: number }> {
   fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(child.pid));
   return child as ChildProcess & { pid: number };
 }
-const exited = (c: ChildProcess) =>
-  c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()));
+const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
 
 async function main(): Promise<void> {
   const warnings: string[] = [];
@@ -77,8 +76,19 @@ async function main(): Promise<void> {
   });
 
   await check('applyLimits writes and the kernel reads back', async () => {
-    await driver.applyLimits('c1', { memoryBytes: 64 << 20, memorySwapBytes: 0, cpus: '0', cpuQuotaUs: 50000, cpuPeriodUs: 100000, cpuWeight: 300, pidsMax: 20, blkioWeight: 200 });
-    console.log(`# optional files: ${['memory.swap.max', 'io.weight', 'io.bfq.weight', 'memory.peak', 'cgroup.kill'].filter((f) => fs.existsSync(`${dir}/${f}`)).join(' ')}`);
+    await driver.applyLimits('c1', {
+      memoryBytes: 64 << 20,
+      memorySwapBytes: 0,
+      cpus: '0',
+      cpuQuotaUs: 50000,
+      cpuPeriodUs: 100000,
+      cpuWeight: 300,
+      pidsMax: 20,
+      blkioWeight: 200,
+    });
+    console.log(
+      `# optional files: ${['memory.swap.max', 'io.weight', 'io.bfq.weight', 'memory.peak', 'cgroup.kill'].filter((f) => fs.existsSync(`${dir}/${f}`)).join(' ')}`,
+    );
     eq(read(dir, 'memory.max'), String(64 << 20), 'memory.max');
     eq(read(dir, 'memory.high'), 'max', 'memory.high');
     if (fs.existsSync(`${dir}/memory.swap.max`)) eq(read(dir, 'memory.swap.max'), '0', 'memory.swap.max');
@@ -119,7 +129,11 @@ async function main(): Promise<void> {
     const [leaf] = await driver.attachDirs('c1');
     eq(leaf, `${dir}/${ATTACH_LEAF}`, 'leaf');
     const b = await sleeper(leaf!);
-    eq(await driver.pids('c1'), [a.pid, b.pid].sort((x, y) => x - y), 'pids');
+    eq(
+      await driver.pids('c1'),
+      [a.pid, b.pid].sort((x, y) => x - y),
+      'pids',
+    );
     const u = await driver.usage('c1');
     eq(u.processes, 2, 'usage.processes');
     // v2 does not move memory already charged: a task moved in may show close to nothing.
@@ -165,22 +179,27 @@ async function main(): Promise<void> {
     await check('an unprivileged container: user namespace, delegated cgroup, a sub-cgroup made inside', async () => {
       const [udir] = await driver.create('u1');
       await driver.delegate('u1', 100000, 100000);
-      eq(fs.statSync(udir!).uid, 100000, 'the dir is the container root\'s');
-      eq(fs.statSync(`${udir}/cgroup.procs`).uid, 100000, 'cgroup.procs is the container root\'s');
-      eq(fs.statSync(`${udir}/memory.max`).uid, 0, 'limits stay root\'s');
+      eq(fs.statSync(udir!).uid, 100000, "the dir is the container root's");
+      eq(fs.statSync(`${udir}/cgroup.procs`).uid, 100000, "cgroup.procs is the container root's");
+      eq(fs.statSync(`${udir}/memory.max`).uid, 0, "limits stay root's");
       const idmappable = spawnSync(helper, ['idmap-probe', '/ct/rootfs']).status === 0;
       console.log(`# idmapped tmpfs on this kernel: ${idmappable}`);
       eq(spawnSync('chown', ['-R', '100000:100000', '/ct/rootfs']).status, 0, 'chown -R');
       fs.mkdirSync('/run/u1', { recursive: true, mode: 0o700 });
       const maps = ['--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536'];
-      const st = spawnSync(helper, ['start', '--name', 'u1', '--rootfs', '/ct/rootfs', '--run-dir', '/run/u1', '--cgroup', udir!, ...maps, '--', '/bin/busybox', 'sleep', '1000'], { encoding: 'utf8' });
+      const st = spawnSync(
+        helper,
+        ['start', '--name', 'u1', '--rootfs', '/ct/rootfs', '--run-dir', '/run/u1', '--cgroup', udir!, ...maps, '--', '/bin/busybox', 'sleep', '1000'],
+        { encoding: 'utf8' },
+      );
       eq(st.status, 0, `start (${st.stderr.trim()})`);
       const [init, monitor] = st.stdout.trim().split(/\s+/).map(Number);
-      eq(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${init}/status`, 'utf8'))?.[1], '100000', 'init\'s host uid');
-      const script = 'id -u; mkdir /sys/fs/cgroup/sub && echo $$ > /sys/fs/cgroup/sub/cgroup.procs && cat /proc/self/cgroup; echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null || echo denied';
+      eq(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${init}/status`, 'utf8'))?.[1], '100000', "init's host uid");
+      const script =
+        'id -u; mkdir /sys/fs/cgroup/sub && echo $$ > /sys/fs/cgroup/sub/cgroup.procs && cat /proc/self/cgroup; echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null || echo denied';
       const at = spawnSync(helper, ['attach', '--pid', String(init), '--cgroup', udir!, '--', '/bin/busybox', 'sh', '-c', script], { encoding: 'utf8' });
       eq(at.stdout.trim().split('\n'), ['0', '0::/sub', 'denied'], `attach (${at.stderr.trim()})`);
-      assert(fs.existsSync(`${udir}/sub`), 'the sub-cgroup is under the container\'s on the host');
+      assert(fs.existsSync(`${udir}/sub`), "the sub-cgroup is under the container's on the host");
       process.kill(init!, 'SIGKILL');
       for (let i = 0; i < 300 && fs.existsSync(`/proc/${monitor}`); i++) await new Promise((r) => setTimeout(r, 20));
       assert(!fs.existsSync(udir!), 'the monitor removed the cgroup, sub-cgroup included');
@@ -191,7 +210,11 @@ async function main(): Promise<void> {
   if (fs.existsSync(helper)) {
     await check('a device program: the default allow list, and nothing else, can be opened', async () => {
       const attachDevices = async (d: string, rules: readonly { type: string; major: number | string; minor: number | string; access: string }[]) => {
-        const r = spawnSync(helper, ['devices', '--cgroup', d, ...rules.flatMap((x) => ['--allow', x.type === 'a' ? 'a' : `${x.type} ${x.major}:${x.minor} ${x.access}`])], { encoding: 'utf8' });
+        const r = spawnSync(
+          helper,
+          ['devices', '--cgroup', d, ...rules.flatMap((x) => ['--allow', x.type === 'a' ? 'a' : `${x.type} ${x.major}:${x.minor} ${x.access}`])],
+          { encoding: 'utf8' },
+        );
         if (r.status !== 0) throw new Error(r.stderr.trim());
       };
       const dcg = await openCgroups({ prefix: `${prefix}-dev`, attachDevices });

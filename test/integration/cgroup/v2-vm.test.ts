@@ -31,7 +31,10 @@ if (missing.length > 0) {
     const done = lines.map((l) => /^SMOKE DONE (\d+) passed (\d+) failed/.exec(l)).find(Boolean);
     if (!done) t.fail(`the VM did not finish the smoke test (qemu exit ${code}):\n${lines.slice(-30).join('\n')}`);
     else {
-      t.deepEqual(lines.filter((l) => l.startsWith('not ok')), []);
+      t.deepEqual(
+        lines.filter((l) => l.startsWith('not ok')),
+        [],
+      );
       t.is(Number(done[2]), 0);
       t.true(Number(done[1]) >= 11, `only ${done[1]} checks ran`);
     }

@@ -49,7 +49,11 @@ if (requireRoot(test)) {
       t.is(r.stdout, '42\n');
       t.is(r.code, 9);
       // LANG, LC_* and TZ from the client are taken; anything else is not.
-      const envd = await collect(await new Promise<import('ssh2').ClientChannel>((res, rej) => c.exec('echo "$LANG|$LC_ALL|${FOO-unset}|$SSH_CONNECTION"', { env: { LANG: 'C.UTF-8', LC_ALL: 'C', FOO: 'bar' } }, (e, ch) => (e ? rej(e) : res(ch)))));
+      const envd = await collect(
+        await new Promise<import('ssh2').ClientChannel>((res, rej) =>
+          c.exec('echo "$LANG|$LC_ALL|${FOO-unset}|$SSH_CONNECTION"', { env: { LANG: 'C.UTF-8', LC_ALL: 'C', FOO: 'bar' } }, (e, ch) => (e ? rej(e) : res(ch))),
+        ),
+      );
       t.regex(envd.stdout, /^C\.UTF-8\|C\|unset\|127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+\n$/);
       const sh = await shell(c, false);
       const done = collect(sh);
@@ -118,13 +122,13 @@ if (requireRoot(test)) {
     }
   });
 
-  test.serial('a wrong key, an unknown user, and another user\'s container are refused', async (t) => {
+  test.serial("a wrong key, an unknown user, and another user's container are refused", async (t) => {
     const wrong = await ssh(keys.kbad, 'member1', ['true']);
     t.is(wrong.code, 255);
     t.regex(wrong.stderr, /Permission denied \(publickey\)/);
     t.is((await ssh(keys.k1, 'root', ['true'])).code, 255);
-    t.is((await ssh(keys.k1, 'member2', ['true'])).code, 255, 'member1\'s key is not member2\'s');
-    t.is((await ssh(keys.k1, 'member1+c2', ['true'])).code, 255, 'c2 is not member1\'s');
+    t.is((await ssh(keys.k1, 'member2', ['true'])).code, 255, "member1's key is not member2's");
+    t.is((await ssh(keys.k1, 'member1+c2', ['true'])).code, 255, "c2 is not member1's");
     t.is((await ssh(keys.k1, 'member1+../c2', ['true'])).code, 255);
     t.is((await ssh(keys.k2, 'member2+c1', ['true'])).code, 255);
     t.is((await ssh(keys.k2, 'member2', ['hostname'])).stdout, 'c2\n');
@@ -154,7 +158,10 @@ if (requireRoot(test)) {
     t.is((await ssh(keys.k3, 'member3', ['hostname'])).stdout, 'c2\n');
     t.regex(env.ok(t, ['gateway', 'user', 'list']), /member3\s+c2\s+SHA256:/);
     const listed = JSON.parse(env.ok(t, ['gateway', 'user', 'list', '--format', 'json'])) as Array<{ name: string }>;
-    t.deepEqual(listed.map((u) => u.name), ['member1', 'member2', 'member3']);
+    t.deepEqual(
+      listed.map((u) => u.name),
+      ['member1', 'member2', 'member3'],
+    );
     env.ok(t, ['gateway', 'user', 'remove', 'member3']);
     t.is((await ssh(keys.k3, 'member3', ['hostname'])).code, 255);
     const bad = env.cli(['gateway', 'user', 'add', 'member4', '--key', keys.k3, '-c', 'c2']);
@@ -195,7 +202,7 @@ if (requireRoot(test)) {
     t.regex(first!.source, /^127\.0\.0\.1:\d+$/);
     t.true(Date.parse(first!.end) >= Date.parse(first!.start));
     t.true(records.some((r) => r.kind === 'shell' && r.pty && r.exit === 4));
-    t.is((fs.statSync(sessionsLogFile(env.paths)).mode & 0o777), 0o600);
+    t.is(fs.statSync(sessionsLogFile(env.paths)).mode & 0o777, 0o600);
   });
 
   test.serial('a stopped container says so; deleting a container ends only its own session', async (t) => {

@@ -15,7 +15,10 @@ export interface GatewayProcess {
 }
 
 export async function startGatewayProcess(env: TestEnv, extra: string[] = []): Promise<GatewayProcess> {
-  const child: ChildProcess = spawn(process.execPath, [cliPath, 'gateway', '--listen', '127.0.0.1:0', ...extra], { env: env.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [cliPath, 'gateway', '--listen', '127.0.0.1:0', ...extra], {
+    env: env.env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let text = '';
   child.stderr!.on('data', (d) => (text += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -56,7 +59,26 @@ export function makeKey(dir: string, name: string): string {
 
 /** OpenSSH client options against the gateway: this key only, a private known_hosts. */
 export function sshOptions(gw: { port: number }, key: string, knownHosts: string, strict = 'accept-new'): string[] {
-  return ['-p', String(gw.port), '-i', key, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', `StrictHostKeyChecking=${strict}`, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'HostKeyAlias=tslxc-test-gateway', '-o', 'ConnectTimeout=20', '-F', '/dev/null'];
+  return [
+    '-p',
+    String(gw.port),
+    '-i',
+    key,
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    `StrictHostKeyChecking=${strict}`,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'HostKeyAlias=tslxc-test-gateway',
+    '-o',
+    'ConnectTimeout=20',
+    '-F',
+    '/dev/null',
+  ];
 }
 
 export interface Run {

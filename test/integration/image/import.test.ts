@@ -113,13 +113,16 @@ if (requireRoot(test)) {
     const e = new TestEnv('imp4');
     try {
       const file = path.join(e.root, 'evil.tar.gz');
-      fs.writeFileSync(file, makeTarGz([
-        { name: 'metadata.yaml', content: 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: evil\n' },
-        { name: 'rootfs/', type: '5' },
-        { name: 'rootfs/big', content: crypto.randomBytes(3 << 20) },
-        { name: 'rootfs/dev/', type: '5' },
-        { name: 'rootfs/dev/sda', type: '4', major: 8, minor: 0 },
-      ]));
+      fs.writeFileSync(
+        file,
+        makeTarGz([
+          { name: 'metadata.yaml', content: 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: evil\n' },
+          { name: 'rootfs/', type: '5' },
+          { name: 'rootfs/big', content: crypto.randomBytes(3 << 20) },
+          { name: 'rootfs/dev/', type: '5' },
+          { name: 'rootfs/dev/sda', type: '4', major: 8, minor: 0 },
+        ]),
+      );
       const r = e.cli(['image', 'import', file, '--alias', 'evil']);
       t.not(r.code, 0);
       t.regex(r.stderr, /block device/);

@@ -40,7 +40,17 @@ if (requireRoot(test)) {
       for (const e of fs.readdirSync(path.join(root, rel)).sort()) {
         const r = path.join(rel, e);
         const st = fs.lstatSync(path.join(root, r));
-        const kind = st.isDirectory() ? 'd' : st.isSymbolicLink() ? `l>${fs.readlinkSync(path.join(root, r))}` : st.isFile() ? `f:${crypto.createHash('sha256').update(fs.readFileSync(path.join(root, r))).digest('hex').slice(0, 16)}` : `o:${st.rdev}`;
+        const kind = st.isDirectory()
+          ? 'd'
+          : st.isSymbolicLink()
+            ? `l>${fs.readlinkSync(path.join(root, r))}`
+            : st.isFile()
+              ? `f:${crypto
+                  .createHash('sha256')
+                  .update(fs.readFileSync(path.join(root, r)))
+                  .digest('hex')
+                  .slice(0, 16)}`
+              : `o:${st.rdev}`;
         out.push(`${r} ${kind} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`);
         if (st.isDirectory()) walk(r);
       }
@@ -48,10 +58,15 @@ if (requireRoot(test)) {
     walk('');
     return out;
   };
-  const overlayXattrs = (dir: string) => spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-m', '^trusted\\.overlay\\.', '-d', dir], { encoding: 'utf8' }).stdout.trim();
+  const overlayXattrs = (dir: string) =>
+    spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-m', '^trusted\\.overlay\\.', '-d', dir], { encoding: 'utf8' }).stdout.trim();
 
   test.before(() => {
-    for (const args of [['image', 'build', 'busybox'], ['storage', 'create', 'plain', 'dir'], ['storage', 'create', 'fs', 'btrfs', 'size=512MiB']]) {
+    for (const args of [
+      ['image', 'build', 'busybox'],
+      ['storage', 'create', 'plain', 'dir'],
+      ['storage', 'create', 'fs', 'btrfs', 'size=512MiB'],
+    ]) {
       const r = env.cli(args);
       if (r.code !== 0) throw new Error(r.stderr);
     }
@@ -72,25 +87,33 @@ if (requireRoot(test)) {
     const wh = fs.lstatSync(path.join(layer, 'bin/vi'));
     t.true(wh.isCharacterDevice() && wh.rdev === 0, 'a deleted file is a whiteout');
     // Only the opaque marker is left of overlayfs's xattrs (no origin or impure bookkeeping).
-    t.deepEqual(overlayXattrs(layer).split('\n').filter((l) => l.startsWith('trusted.')), ['trusted.overlay.opaque="y"']);
+    t.deepEqual(
+      overlayXattrs(layer)
+        .split('\n')
+        .filter((l) => l.startsWith('trusted.')),
+      ['trusted.overlay.opaque="y"'],
+    );
     t.regex(overlayXattrs(layer), /# file: .*\/usr\n/);
     t.regex(env.ok(t, ['image', 'tree']), /bb-layer.*\+\d/);
     t.regex(env.ok(t, ['image', 'info', 'bb-layer']), /its own layer/);
   });
 
   for (const pool of ['default', 'plain', 'fs']) {
-    test.serial(`a container of the child on the ${pool === 'default' ? 'overlay' : pool === 'plain' ? 'dir' : 'btrfs'} pool boots and sees the merged tree`, (t) => {
-      const name = `c-${pool}`;
-      env.ok(t, ['launch', 'bb-layer', name, '--storage', pool]);
-      const sh = (cmd: string) => env.cli(['exec', name, '--', 'sh', '-c', cmd]);
-      t.is(sh('cat /etc/added /etc/profile').stdout, 'added\nreplaced\n');
-      t.not(sh('test -e /bin/vi').code, 0, 'the deleted file is gone');
-      t.is(sh('ls /usr').stdout, 'only\n', 'the replaced dir holds only its new contents');
-      t.is(sh('/bin/busybox true && echo base').stdout, 'base\n', 'the parent\'s files are there');
-    });
+    test.serial(
+      `a container of the child on the ${pool === 'default' ? 'overlay' : pool === 'plain' ? 'dir' : 'btrfs'} pool boots and sees the merged tree`,
+      (t) => {
+        const name = `c-${pool}`;
+        env.ok(t, ['launch', 'bb-layer', name, '--storage', pool]);
+        const sh = (cmd: string) => env.cli(['exec', name, '--', 'sh', '-c', cmd]);
+        t.is(sh('cat /etc/added /etc/profile').stdout, 'added\nreplaced\n');
+        t.not(sh('test -e /bin/vi').code, 0, 'the deleted file is gone');
+        t.is(sh('ls /usr').stdout, 'only\n', 'the replaced dir holds only its new contents');
+        t.is(sh('/bin/busybox true && echo base').stdout, 'base\n', "the parent's files are there");
+      },
+    );
   }
 
-  test.serial('on btrfs the child image\'s subvolume is a snapshot of its parent\'s, with the layer applied', (t) => {
+  test.serial("on btrfs the child image's subvolume is a snapshot of its parent's, with the layer applied", (t) => {
     const mount = path.join(env.paths.stateDir, 'storage-pools', 'fs', 'images');
     const child = path.join(mount, info('bb-layer').fingerprint);
     const parent = path.join(mount, info('busybox').fingerprint);
@@ -141,7 +164,10 @@ if (requireRoot(test)) {
       t.is(fs.readFileSync(path.join(imageRoot('bb-layer'), 'etc/added'), 'utf8'), 'added\n');
       t.false(fs.existsSync(path.join(imageRoot('bb-layer'), 'etc/mine')));
       env.ok(t, ['launch', `pub-${pool}`, `${name}-2`, '--storage', 'fs']);
-      t.is(env.cli(['exec', `${name}-2`, '--', 'sh', '-c', 'cat /etc/mine; test -e /etc/added || echo gone; cat /etc/profile']).stdout, 'mine\ngone\nreplaced\n');
+      t.is(
+        env.cli(['exec', `${name}-2`, '--', 'sh', '-c', 'cat /etc/mine; test -e /etc/added || echo gone; cat /etc/profile']).stdout,
+        'mine\ngone\nreplaced\n',
+      );
       env.ok(t, ['delete', `${name}-2`, '--force']);
     });
   }
@@ -163,18 +189,23 @@ if (requireRoot(test)) {
     let tmp: string | undefined;
     while (!tmp && Date.now() - started < 30_000) {
       await new Promise((r) => setTimeout(r, 100));
-      tmp = fs.readdirSync(builds).find((d) => d.startsWith('.tmp-') && d.endsWith(`-${child.pid}`) && fs.existsSync(path.join(builds, d, 'rootfs/tmp/slow-started-marker')));
+      tmp = fs
+        .readdirSync(builds)
+        .find((d) => d.startsWith('.tmp-') && d.endsWith(`-${child.pid}`) && fs.existsSync(path.join(builds, d, 'rootfs/tmp/slow-started-marker')));
     }
     t.truthy(tmp, 'the build got to its slow command');
     process.kill(-child.pid!, 'SIGKILL');
     await new Promise((r) => child.once('exit', r));
     t.false(env.cli(['image', 'list', '--format', 'json']).stdout.includes('"slow'), 'no image');
-    t.deepEqual(fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((d) => d.startsWith('.tmp-')), []);
+    t.deepEqual(
+      fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((d) => d.startsWith('.tmp-')),
+      [],
+    );
     // The recipe without its sleep is another key: build the killed one's again to see the sweep.
     fs.writeFileSync(file, 'name: slow\nfrom: busybox\ncommands:\n  - echo partial > /etc/partial\n  - touch /tmp/slow-started-marker && sleep 0\n');
     env.ok(t, ['image', 'build', file]);
     fs.writeFileSync(file, 'name: slow\nfrom: busybox\ncommands:\n  - echo partial > /etc/partial\n  - touch /tmp/slow-started-marker && sleep 60\n');
-    t.true(fs.existsSync(path.join(builds, tmp!)), 'the dead build\'s temp dir is there until a build of the same recipe');
+    t.true(fs.existsSync(path.join(builds, tmp!)), "the dead build's temp dir is there until a build of the same recipe");
     const again = spawn(process.execPath, [cliPath, 'image', 'build', file], { env: env.env, stdio: 'ignore', detached: true });
     const t2 = Date.now();
     while (fs.existsSync(path.join(builds, tmp!)) && Date.now() - t2 < 30_000) await new Promise((r) => setTimeout(r, 100));

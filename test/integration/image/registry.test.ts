@@ -19,7 +19,10 @@ if (requireRoot(test)) {
     fs.writeFileSync(recipe, 'name: bb-child\nfrom: busybox\nfiles:\n  - path: /etc/child\n    content: "child\\n"\n');
     const c = a.cli(['image', 'build', recipe]);
     if (c.code !== 0) throw new Error(c.stderr);
-    child = spawn(process.execPath, [cliPath, 'registry', 'serve', '--dir', path.join(a.root, 'registry'), '--listen', '127.0.0.1:0'], { env: a.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [cliPath, 'registry', 'serve', '--dir', path.join(a.root, 'registry'), '--listen', '127.0.0.1:0'], {
+      env: a.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     url = await new Promise<string>((resolve, reject) => {
       let out = '';
       child!.stdout!.on('data', (d) => {
@@ -63,7 +66,11 @@ if (requireRoot(test)) {
     a.ok(t, ['publish', 'p1', '--alias', 'grandchild']);
     const pushed = a.ok(t, ['image', 'push', 'grandchild', url]);
     t.regex(pushed, /Pushed 1 node \(.*2 already/);
-    t.true(Number(/\((\d+) bytes/.exec(pushed)?.[1]) * 10 < JSON.parse(fs.readFileSync(path.join(a.root, 'registry', 'nodes', `${info(a, 'busybox').fingerprint}.json`), 'utf8')).size, 'only the new layer moved');
+    t.true(
+      Number(/\((\d+) bytes/.exec(pushed)?.[1]) * 10 <
+        JSON.parse(fs.readFileSync(path.join(a.root, 'registry', 'nodes', `${info(a, 'busybox').fingerprint}.json`), 'utf8')).size,
+      'only the new layer moved',
+    );
     t.regex(b.ok(t, ['image', 'pull', url, 'grandchild']), /Pulled 1 node .*2 already in the store/);
     // The pulled stack makes a container that sees every layer's change.
     b.ok(t, ['launch', 'grandchild', 'g1']);

@@ -35,7 +35,13 @@ if (requireRoot(test)) {
     versions: {
       '20260101_00:00': {
         items: {
-          'lxd.tar.xz': { ftype: 'lxd.tar.xz', path: `images/${name}/${path.basename(meta)}`, sha256: sha(meta), size: fs.statSync(meta).size, combined_squashfs_sha256: sha(meta, root) },
+          'lxd.tar.xz': {
+            ftype: 'lxd.tar.xz',
+            path: `images/${name}/${path.basename(meta)}`,
+            sha256: sha(meta),
+            size: fs.statSync(meta).size,
+            combined_squashfs_sha256: sha(meta, root),
+          },
           'rootfs.squashfs': { ftype: 'squashfs', path: `images/${name}/${path.basename(root)}`, sha256: rootSha, size: fs.statSync(root).size },
         },
       },
@@ -59,7 +65,13 @@ if (requireRoot(test)) {
     fs.copyFileSync(root, path.join(bad, 'lxd.root.squashfs'));
     fs.appendFileSync(path.join(bad, 'lxd.root.squashfs'), Buffer.alloc(4096, 1)); // another fingerprint
     fs.mkdirSync(path.join(www, 'streams/v1'), { recursive: true });
-    fs.writeFileSync(path.join(www, 'streams/v1/index.json'), JSON.stringify({ format: 'index:1.0', index: { images: { datatype: 'image-downloads', path: 'streams/v1/images.json', format: 'products:1.0', products: ['busybox:test:amd64:default'] } } }));
+    fs.writeFileSync(
+      path.join(www, 'streams/v1/index.json'),
+      JSON.stringify({
+        format: 'index:1.0',
+        index: { images: { datatype: 'image-downloads', path: 'streams/v1/images.json', format: 'products:1.0', products: ['busybox:test:amd64:default'] } },
+      }),
+    );
     fs.writeFileSync(
       path.join(www, 'streams/v1/images.json'),
       JSON.stringify({
@@ -125,7 +137,10 @@ if (requireRoot(test)) {
     const info = JSON.parse(env.ok(t, ['image', 'info', 'from-remote', '--format', 'json']));
     t.is(info.fingerprint, fingerprint);
     t.is(info.os, 'busybox');
-    t.deepEqual(fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((f) => f.startsWith('.') && f !== '.downloads'), []);
+    t.deepEqual(
+      fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((f) => f.startsWith('.') && f !== '.downloads'),
+      [],
+    );
   });
 
   test.serial('launch REMOTE:ALIAS uses the stored image when the fingerprint is there already', async (t) => {
@@ -142,7 +157,13 @@ if (requireRoot(test)) {
     const first = await env.cliAsync(['image', 'copy', 'loop:bb', 'local:']);
     t.not(first.code, 0);
     t.regex(first.stderr, /interrupted.*run the command again to resume/);
-    t.is(first.stderr.trim().split('\n').filter((l) => !/^download:|^unpack:/.test(l)).length, 1);
+    t.is(
+      first.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !/^download:|^unpack:/.test(l)).length,
+      1,
+    );
     await okAsync(t, ['image', 'copy', 'loop:bb', 'local:']);
     t.truthy(requests.find((r) => r.url === '/images/bb/lxd.root.squashfs' && r.range === 'bytes=100000-'));
     t.is(JSON.parse(env.ok(t, ['image', 'info', fingerprint.slice(0, 12), '-f', 'json'])).fingerprint, fingerprint);
@@ -155,7 +176,9 @@ if (requireRoot(test)) {
     const images = JSON.parse(env.ok(t, ['image', 'list', '-f', 'json']));
     t.is(images.length, 1);
     const dl = path.join(env.paths.stateDir, 'images', '.downloads');
-    const leftovers = fs.existsSync(dl) ? fs.readdirSync(dl, { recursive: true }).filter((f) => String(f).endsWith('.part') || String(f).endsWith('.squashfs')) : [];
+    const leftovers = fs.existsSync(dl)
+      ? fs.readdirSync(dl, { recursive: true }).filter((f) => String(f).endsWith('.part') || String(f).endsWith('.squashfs'))
+      : [];
     t.deepEqual(leftovers, []);
     env.ok(t, ['remote', 'add', 'dead', 'http://127.0.0.1:9']);
     const d = await env.cliAsync(['launch', 'dead:bb', 'r2']);

@@ -51,7 +51,12 @@ if (requireRoot(test)) {
     t.is(sha(back), info.fingerprint);
     // Importing again is a no-op that only adds the alias.
     t.regex(other.ok(t, ['image', 'import', back, '--alias', 'bb-again']), /already in the store/);
-    t.deepEqual(images(other).find((i) => i.fingerprint === info.fingerprint)?.aliases.sort(), ['bb', 'bb-again']);
+    t.deepEqual(
+      images(other)
+        .find((i) => i.fingerprint === info.fingerprint)
+        ?.aliases.sort(),
+      ['bb', 'bb-again'],
+    );
     // The imported tree boots: a container made from it has busybox init.
     other.ok(t, ['create', 'bb', 'c1']);
     t.true(fs.existsSync(`${other.paths.stateDir}/containers/c1`));
@@ -81,7 +86,13 @@ if (requireRoot(test)) {
         const d2 = out();
         e.ok(t, ['image', 'export', 'x', d2]);
         const f2 = fs.readdirSync(d2).map((f) => path.join(d2, f));
-        t.is(sha(f2.find((f) => path.basename(f).startsWith('meta-'))!, f2.find((f) => !path.basename(f).startsWith('meta-'))!), fp);
+        t.is(
+          sha(
+            f2.find((f) => path.basename(f).startsWith('meta-'))!,
+            f2.find((f) => !path.basename(f).startsWith('meta-'))!,
+          ),
+          fp,
+        );
       } finally {
         await e.cleanup();
       }
@@ -128,16 +139,20 @@ if (requireRoot(test)) {
   });
 
   test.serial("an LXD image's instance templates are rendered at create, copy and rename; ones with control flow are skipped", (t) => {
-    const md = 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: tpl\ntemplates:\n  /etc/motd:\n    when: [create, copy]\n    template: motd.tpl\n    properties:\n      greeting: hello\n  /etc/cloud.cfg:\n    when: [create]\n    template: cloud.tpl\n  /etc/later:\n    when: [rename]\n    template: motd.tpl\n';
+    const md =
+      'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: tpl\ntemplates:\n  /etc/motd:\n    when: [create, copy]\n    template: motd.tpl\n    properties:\n      greeting: hello\n  /etc/cloud.cfg:\n    when: [create]\n    template: cloud.tpl\n  /etc/later:\n    when: [rename]\n    template: motd.tpl\n';
     const file = path.join(out(), 'tpl.tar.gz');
-    fs.writeFileSync(file, makeTarGz([
-      { name: 'metadata.yaml', content: md },
-      { name: 'rootfs/', type: '5' },
-      { name: 'rootfs/etc/', type: '5' },
-      { name: 'templates/', type: '5' },
-      { name: 'templates/motd.tpl', content: '{{ properties.greeting }} from {{ container.name }} ({{ trigger }})\n' },
-      { name: 'templates/cloud.tpl', content: '{% if config_get("user.x") %}x{% endif %}\n' },
-    ]));
+    fs.writeFileSync(
+      file,
+      makeTarGz([
+        { name: 'metadata.yaml', content: md },
+        { name: 'rootfs/', type: '5' },
+        { name: 'rootfs/etc/', type: '5' },
+        { name: 'templates/', type: '5' },
+        { name: 'templates/motd.tpl', content: '{{ properties.greeting }} from {{ container.name }} ({{ trigger }})\n' },
+        { name: 'templates/cloud.tpl', content: '{% if config_get("user.x") %}x{% endif %}\n' },
+      ]),
+    );
     env.ok(t, ['image', 'import', file, '--alias', 'tpl']);
     t.deepEqual(JSON.parse(env.ok(t, ['image', 'info', 'tpl', '-f', 'json'])).templates, ['/etc/motd', '/etc/cloud.cfg', '/etc/later']);
     env.ok(t, ['create', 'tpl', 'tpl1']);
@@ -161,17 +176,41 @@ if (requireRoot(test)) {
   const cases: Array<[string, () => Buffer, RegExp]> = [
     ['an entry with ".."', () => makeTarGz([meta, root, { name: 'rootfs/../../pwned', content: 'x' }]), /contains "\.\."/],
     ['an absolute entry', () => makeTarGz([meta, root, { name: outside(), content: 'x' }]), /absolute path/],
-    ['a symlink out of the root', () => makeTarGz([meta, root, { name: 'rootfs/esc', type: '2', link: '../../..' + env.root }, { name: 'rootfs/esc/pwned', content: 'x' }]), /(outside the root|under the symlink)/],
-    ['a file through an absolute symlink', () => makeTarGz([meta, root, { name: 'rootfs/esc', type: '2', link: env.root }, { name: 'rootfs/esc/pwned', content: 'x' }]), /under the symlink/],
-    ['a hard link to a host file', () => makeTarGz([meta, root, { name: 'rootfs/shadow', type: '1', link: '/etc/shadow' }]), /absolute path|outside the archive/],
-    ['a block device', () => makeTarGz([meta, root, { name: 'rootfs/dev/', type: '5' }, { name: 'rootfs/dev/sda', type: '4', major: 8, minor: 0 }]), /block device/],
-    ['a char device outside /dev', () => makeTarGz([meta, root, { name: 'rootfs/etc/', type: '5' }, { name: 'rootfs/etc/mem', type: '3', major: 1, minor: 1 }]), /character device outside \/dev/],
+    [
+      'a symlink out of the root',
+      () => makeTarGz([meta, root, { name: 'rootfs/esc', type: '2', link: '../../..' + env.root }, { name: 'rootfs/esc/pwned', content: 'x' }]),
+      /(outside the root|under the symlink)/,
+    ],
+    [
+      'a file through an absolute symlink',
+      () => makeTarGz([meta, root, { name: 'rootfs/esc', type: '2', link: env.root }, { name: 'rootfs/esc/pwned', content: 'x' }]),
+      /under the symlink/,
+    ],
+    [
+      'a hard link to a host file',
+      () => makeTarGz([meta, root, { name: 'rootfs/shadow', type: '1', link: '/etc/shadow' }]),
+      /absolute path|outside the archive/,
+    ],
+    [
+      'a block device',
+      () => makeTarGz([meta, root, { name: 'rootfs/dev/', type: '5' }, { name: 'rootfs/dev/sda', type: '4', major: 8, minor: 0 }]),
+      /block device/,
+    ],
+    [
+      'a char device outside /dev',
+      () => makeTarGz([meta, root, { name: 'rootfs/etc/', type: '5' }, { name: 'rootfs/etc/mem', type: '3', major: 1, minor: 1 }]),
+      /character device outside \/dev/,
+    ],
     ['an unexpected top-level entry', () => makeTarGz([meta, root, { name: 'etc/passwd', content: 'x' }]), /unexpected entry/],
     ['no metadata.yaml', () => makeTarGz([root, { name: 'rootfs/a', content: 'x' }]), /no metadata\.yaml/],
     ['invalid metadata.yaml', () => makeTarGz([{ name: 'metadata.yaml', content: '- just\n- a list\n' }, root]), /Invalid metadata\.yaml.*mapping/],
     ['metadata.yaml that is not YAML', () => makeTarGz([{ name: 'metadata.yaml', content: 'a: [\n' }, root]), /Invalid metadata\.yaml/],
     ['random bytes', () => crypto.randomBytes(5000), /corrupt, truncated or not a tar archive/],
-    ['a truncated tarball', () => makeTarGz([meta, root, { name: 'rootfs/big', content: crypto.randomBytes(200_000) }]).subarray(0, 20_000), /corrupt, truncated/],
+    [
+      'a truncated tarball',
+      () => makeTarGz([meta, root, { name: 'rootfs/big', content: crypto.randomBytes(200_000) }]).subarray(0, 20_000),
+      /corrupt, truncated/,
+    ],
   ];
   for (const [label, make, why] of cases) {
     test.serial(`import refuses ${label}`, (t) => {

@@ -23,7 +23,10 @@ if (requireRoot(test)) {
 
   test.serial('a from: recipe builds on its parent and records it; init and stop signal are inherited', (t) => {
     const recipe = path.join(env.root, 'bb-extra.yaml');
-    fs.writeFileSync(recipe, 'name: bb-extra\ndescription: busybox plus a file\nfrom: busybox\nenvironment:\n  EXTRA: "1"\nfiles:\n  - path: /etc/extra\n    content: "extra\\n"\ncommands:\n  - echo built > /etc/built-by-recipe\n');
+    fs.writeFileSync(
+      recipe,
+      'name: bb-extra\ndescription: busybox plus a file\nfrom: busybox\nenvironment:\n  EXTRA: "1"\nfiles:\n  - path: /etc/extra\n    content: "extra\\n"\ncommands:\n  - echo built > /etc/built-by-recipe\n',
+    );
     env.ok(t, ['image', 'build', recipe]);
     const child = info('bb-extra');
     const parent = info('busybox');
@@ -91,7 +94,13 @@ if (requireRoot(test)) {
     t.regex(text, /busybox.*\n.*bb-extra.*2 containers \(pub-default, pub-plain\)/);
     t.regex(text, /pub-default-img .*1 container \(pub-default-2\)/);
     const d = JSON.parse(env.ok(t, ['image', 'descendants', 'busybox', '--format', 'json']));
-    t.deepEqual(d.filter((r: { type: string }) => r.type === 'container').map((r: { name: string }) => r.name).sort(), ['pub-default', 'pub-default-2', 'pub-plain', 'pub-plain-2']);
+    t.deepEqual(
+      d
+        .filter((r: { type: string }) => r.type === 'container')
+        .map((r: { name: string }) => r.name)
+        .sort(),
+      ['pub-default', 'pub-default-2', 'pub-plain', 'pub-plain-2'],
+    );
     t.is(d.filter((r: { type: string }) => r.type === 'image').length, 5);
     // The "which of my machines does this base affect?" answer is the same through a prefix.
     const fp = info('busybox').fingerprint;
@@ -110,6 +119,9 @@ if (requireRoot(test)) {
     t.false(fs.existsSync(`${env.paths.stateDir}/images/${img.fingerprint}`));
     t.false(fs.existsSync(`${env.paths.stateDir}/containers/pub-plain-2`));
     t.true(fs.existsSync(`${env.paths.stateDir}/containers/pub-plain`));
-    t.deepEqual(fs.readdirSync(`${env.paths.stateDir}/images`).filter((f) => f.startsWith('.')), []);
+    t.deepEqual(
+      fs.readdirSync(`${env.paths.stateDir}/images`).filter((f) => f.startsWith('.')),
+      [],
+    );
   });
 }

@@ -40,8 +40,20 @@ if (requireRoot(test)) {
     if (e.code !== 0) throw new Error(e.stderr);
     const root = path.join(dir, 'lxd.root.squashfs');
     fs.mkdirSync(path.join(www, 'streams/v1'), { recursive: true });
-    fs.writeFileSync(path.join(www, 'streams/v1/index.json'), JSON.stringify({ format: 'index:1.0', index: { images: { datatype: 'image-downloads', path: 'streams/v1/images.json', format: 'products:1.0', products: ['ubuntu:noble:amd64:default'] } } }));
-    const item = (f: string, ftype: string, extra = {}) => ({ ftype, path: `images/ub/${path.basename(f)}`, sha256: sha(f), size: fs.statSync(f).size, ...extra });
+    fs.writeFileSync(
+      path.join(www, 'streams/v1/index.json'),
+      JSON.stringify({
+        format: 'index:1.0',
+        index: { images: { datatype: 'image-downloads', path: 'streams/v1/images.json', format: 'products:1.0', products: ['ubuntu:noble:amd64:default'] } },
+      }),
+    );
+    const item = (f: string, ftype: string, extra = {}) => ({
+      ftype,
+      path: `images/ub/${path.basename(f)}`,
+      sha256: sha(f),
+      size: fs.statSync(f).size,
+      ...extra,
+    });
     fs.writeFileSync(
       path.join(www, 'streams/v1/images.json'),
       JSON.stringify({
@@ -52,7 +64,11 @@ if (requireRoot(test)) {
             arch: 'amd64',
             os: 'ubuntu',
             release: 'noble',
-            versions: { '20260101_00:00': { items: { 'lxd.tar.xz': item(meta, 'lxd.tar.xz', { combined_squashfs_sha256: sha(meta, root) }), 'rootfs.squashfs': item(root, 'squashfs') } } },
+            versions: {
+              '20260101_00:00': {
+                items: { 'lxd.tar.xz': item(meta, 'lxd.tar.xz', { combined_squashfs_sha256: sha(meta, root) }), 'rootfs.squashfs': item(root, 'squashfs') },
+              },
+            },
           },
         },
       }),
@@ -72,7 +88,10 @@ if (requireRoot(test)) {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     refused = `http://127.0.0.1:${(probe.address() as AddressInfo).port}/ubuntu`;
     await new Promise((r) => probe.close(r));
-    for (const args of [['remote', 'remove', 'images'], ['remote', 'add', 'images', base]]) {
+    for (const args of [
+      ['remote', 'remove', 'images'],
+      ['remote', 'add', 'images', base],
+    ]) {
       const r = env.cli(args);
       if (r.code !== 0) throw new Error(r.stderr);
     }
@@ -83,12 +102,17 @@ if (requireRoot(test)) {
   });
   leftoverHooks(test, env);
 
-  test('the ubuntu recipe: noble by default, 22.04 is jammy; debootstrap uses gutsy\'s script for noble', (t) => {
+  test("the ubuntu recipe: noble by default, 22.04 is jammy; debootstrap uses gutsy's script for noble", (t) => {
     const file = findRecipe('ubuntu')!;
     const noble = loadRecipe(file);
     t.is(noble.release, 'noble');
     t.is(noble.remote, 'images:ubuntu/noble');
-    t.like(noble.source, { type: 'debootstrap', mirror: 'http://archive.ubuntu.com/ubuntu', script: 'gutsy', keyring: '/usr/share/keyrings/ubuntu-archive-keyring.gpg' });
+    t.like(noble.source, {
+      type: 'debootstrap',
+      mirror: 'http://archive.ubuntu.com/ubuntu',
+      script: 'gutsy',
+      keyring: '/usr/share/keyrings/ubuntu-archive-keyring.gpg',
+    });
     const jammy = loadRecipe(file, { release: '22.04' });
     t.is(jammy.release, 'jammy');
     t.is(jammy.remote, 'images:ubuntu/jammy');
@@ -101,7 +125,8 @@ if (requireRoot(test)) {
     if (r.code !== 0) t.fail(`tslxc ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   };
-  const imagesTmp = () => (fs.existsSync(path.join(env.paths.stateDir, 'images')) ? fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((d) => d.startsWith('.tmp-')) : []);
+  const imagesTmp = () =>
+    fs.existsSync(path.join(env.paths.stateDir, 'images')) ? fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((d) => d.startsWith('.tmp-')) : [];
 
   test.serial('bare "ubuntu" resolves through the default images remote; the second launch reuses it', async (t) => {
     await okAsync(t, ['launch', 'ubuntu', 'u1']);
@@ -116,7 +141,10 @@ if (requireRoot(test)) {
   test.serial('a release the remote does not have is one line naming the alternatives', async (t) => {
     const r = await env.cliAsync(['launch', 'ubuntu', 'u3', '--release', '22.04']);
     t.not(r.code, 0);
-    const lines = r.stderr.trim().split('\n').filter((l) => !/^[a-z]+: /.test(l));
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/^[a-z]+: /.test(l));
     t.is(lines.length, 1, r.stderr);
     t.regex(lines[0], /images:ubuntu\/jammy/);
     t.regex(lines[0], /--mirror/);
@@ -125,10 +153,16 @@ if (requireRoot(test)) {
   });
 
   test.serial('an Ubuntu mirror that cannot be reached is one line naming the alternatives; nothing is left', (t) => {
-    for (const args of [['launch', 'ubuntu', 'u4', '--mirror', refused], ['image', 'build', 'ubuntu', '--mirror', refused]]) {
+    for (const args of [
+      ['launch', 'ubuntu', 'u4', '--mirror', refused],
+      ['image', 'build', 'ubuntu', '--mirror', refused],
+    ]) {
       const r = env.cli(args);
       t.not(r.code, 0);
-      const lines = r.stderr.trim().split('\n').filter((l) => !/^[a-z]+: /.test(l));
+      const lines = r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !/^[a-z]+: /.test(l));
       t.is(lines.length, 1, r.stderr);
       t.regex(lines[0], /Cannot reach the Ubuntu mirror http:\/\/127\.0\.0\.1:\d+\/ubuntu/);
       t.regex(lines[0], /ECONNREFUSED/);
@@ -138,7 +172,10 @@ if (requireRoot(test)) {
     }
     t.false(fs.existsSync(path.join(env.paths.stateDir, 'containers', 'u4')));
     t.deepEqual(imagesTmp(), []);
-    t.false(fs.readdirSync(path.join(env.paths.cacheDir, 'builds')).some((d) => d.startsWith('ubuntu-')), 'no build was stored');
+    t.false(
+      fs.readdirSync(path.join(env.paths.cacheDir, 'builds')).some((d) => d.startsWith('ubuntu-')),
+      'no build was stored',
+    );
   });
 
   test.serial('the images remote unreachable: one line naming --mirror and import', (t) => {
@@ -147,7 +184,10 @@ if (requireRoot(test)) {
     env.ok(t, ['image', 'delete', 'ubuntu', '--force']);
     const r = env.cli(['launch', 'ubuntu', 'u5']);
     t.not(r.code, 0);
-    const lines = r.stderr.trim().split('\n').filter((l) => !/^[a-z]+: /.test(l));
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/^[a-z]+: /.test(l));
     t.is(lines.length, 1, r.stderr);
     t.regex(lines[0], /Cannot get image "ubuntu" from images:ubuntu\/noble/);
     t.regex(lines[0], /--mirror URL/);

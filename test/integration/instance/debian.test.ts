@@ -25,10 +25,14 @@ if (requireRoot(test)) {
     t.regex(env.ok(t, ['exec', 'deb1', '--', 'cat', '/etc/machine-id']).trim(), /^[0-9a-f]{32}$/);
     // The recipe disables the generators that can do nothing in a container (templates/debian.yaml).
     const masked = env.ok(t, ['exec', 'deb1', '--', 'sh', '-c', 'for g in /etc/systemd/system-generators/*; do echo "$g $(readlink "$g")"; done']);
-    for (const g of ['cryptsetup', 'integritysetup', 'veritysetup', 'gpt-auto', 'hibernate-resume']) t.regex(masked, new RegExp(`/systemd-${g}-generator /dev/null$`, 'm'));
+    for (const g of ['cryptsetup', 'integritysetup', 'veritysetup', 'gpt-auto', 'hibernate-resume'])
+      t.regex(masked, new RegExp(`/systemd-${g}-generator /dev/null$`, 'm'));
     t.notRegex(masked, /getty|fstab|sysv|rc-local/, 'the others still run');
     // /etc and /var are stamped up to date with /usr: systemd-sysusers is skipped at boot.
-    t.is(env.ok(t, ['exec', 'deb1', '--', 'sh', '-c', 'for d in /etc /var; do [ "$(stat -c %Y.%y $d/.updated)" = "$(stat -c %Y.%y /usr)" ] && echo same; done']), 'same\nsame\n');
+    t.is(
+      env.ok(t, ['exec', 'deb1', '--', 'sh', '-c', 'for d in /etc /var; do [ "$(stat -c %Y.%y $d/.updated)" = "$(stat -c %Y.%y /usr)" ] && echo same; done']),
+      'same\nsame\n',
+    );
     t.is(env.ok(t, ['exec', 'deb1', '--', 'systemctl', 'show', '-P', 'ConditionResult', 'systemd-sysusers.service']).trim(), 'no');
     for (const unit of ['systemd-network-generator.service', 'systemd-remount-fs.service']) {
       t.is(env.ok(t, ['exec', 'deb1', '--', 'systemctl', 'show', '-P', 'LoadState', unit]).trim(), 'masked', unit);

@@ -35,8 +35,12 @@ if (requireRoot(test)) {
     t.regex(w.stderr, /Read-only/);
     env.ok(t, ['exec', 'dk1', '--', 'sh', '-c', 'echo from-inside > /data/out']);
     t.is(fs.readFileSync(`${env.root}/rw/out`, 'utf8'), 'from-inside\n');
-    t.is(fs.statSync(`${env.root}/rw/out`).uid, 0, 'shifted: the file is host root\'s');
-    t.deepEqual(mountsOf(env).filter((l) => l.includes('/share') || l.includes('/rw')), [], 'no bind on the host');
+    t.is(fs.statSync(`${env.root}/rw/out`).uid, 0, "shifted: the file is host root's");
+    t.deepEqual(
+      mountsOf(env).filter((l) => l.includes('/share') || l.includes('/rw')),
+      [],
+      'no bind on the host',
+    );
     env.ok(t, ['stop', '--force', 'dk1']);
   });
 

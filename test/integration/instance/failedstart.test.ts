@@ -33,17 +33,31 @@ if (requireRoot(test)) {
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const runDir = (name: string) => path.join(env.paths.runDir, 'containers', name);
-  const status = (t: ExecutionContext, name: string) => JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === name)?.status;
+  const status = (t: ExecutionContext, name: string) =>
+    JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === name)?.status;
   /** What systemd 252 prints when it cannot get an inotify instance, then its exit. */
-  const DYING = ['/bin/sh', '-c', 'echo "Welcome to the test"; echo "Failed to create control group inotify object: Too many open files"; echo "Exiting PID 1..."; exit 3'];
+  const DYING = [
+    '/bin/sh',
+    '-c',
+    'echo "Welcome to the test"; echo "Failed to create control group inotify object: Too many open files"; echo "Exiting PID 1..."; exit 3',
+  ];
   const setInit = (name: string, init: string[]) => saveConfig(env.paths, { ...loadConfig(env.paths, name), init });
 
   function assertFailedStart(t: ExecutionContext, r: { code: number; stderr: string }, verb: string, name: string): void {
     t.is(r.code, 1, r.stderr);
     // (launch's progress lines go to stderr too)
-    const errors = r.stderr.trim().split('\n').filter((l) => !/^copy: /.test(l));
+    const errors = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/^copy: /.test(l));
     t.is(errors.length, 1, `one line: ${r.stderr}`);
-    t.regex(errors[0], new RegExp(`^Error: Cannot ${verb} "${name}": its init ended \\d+ ms after it was started \\(exit status 3\\); its console: Welcome to the test / Failed to create control group inotify object: Too many open files`), r.stderr);
+    t.regex(
+      errors[0],
+      new RegExp(
+        `^Error: Cannot ${verb} "${name}": its init ended \\d+ ms after it was started \\(exit status 3\\); its console: Welcome to the test / Failed to create control group inotify object: Too many open files`,
+      ),
+      r.stderr,
+    );
     t.notRegex(r.stderr, /Exiting PID 1/, 'shutdown chatter is left out');
   }
 
@@ -56,8 +70,16 @@ if (requireRoot(test)) {
       }
     };
     // (the network's dnsmasq is the suite's)
-    t.deepEqual(processesOf(env).filter((pid) => cmdline(pid).includes(runDir(name))), [], 'no monitor or exec server');
-    t.deepEqual(cgroupsOf(env).filter((c) => c.endsWith(`/${name}`)), [], 'no cgroup');
+    t.deepEqual(
+      processesOf(env).filter((pid) => cmdline(pid).includes(runDir(name))),
+      [],
+      'no monitor or exec server',
+    );
+    t.deepEqual(
+      cgroupsOf(env).filter((c) => c.endsWith(`/${name}`)),
+      [],
+      'no cgroup',
+    );
     t.deepEqual(hostLinks(hostVethName(env.paths.stateDir, name, 'eth0')), [], 'no veth');
     for (const f of ['monitor.pid', 'init.pid', 'console.sock', 'exec.sock']) t.false(fs.existsSync(path.join(runDir(name), f)), `no ${f}`);
     t.false(fs.existsSync(path.join(env.paths.runDir, 'locks', `ct-${name}.lock`)), 'no lock');
@@ -128,7 +150,7 @@ if (requireRoot(test)) {
     }
     child.kill('SIGKILL');
     await exited;
-    t.true(seen, 'init was exec\'d before the kill');
+    t.true(seen, "init was exec'd before the kill");
     for (let i = 0; i < 100 && status(t, 'k1') !== 'Running'; i++) await sleep(50);
     t.is(status(t, 'k1'), 'Running');
     env.ok(t, ['stop', 'k1', '--force']);

@@ -24,11 +24,33 @@ if (requireRoot(test)) {
 
   test.serial('every option means the same on the fast path and through yargs', (t) => {
     env.ok(t, ['profile', 'create', 'extra']);
-    const opts = ['--hostname', 'same-host', '--env', 'A=1', '--env=B=2', '--init', '/sbin/init', '-s', 'default', '-p', 'default', '--profile', 'extra', '-c', 'limits.memory=64MiB', '--config=limits.cpu=1'];
+    const opts = [
+      '--hostname',
+      'same-host',
+      '--env',
+      'A=1',
+      '--env=B=2',
+      '--init',
+      '/sbin/init',
+      '-s',
+      'default',
+      '-p',
+      'default',
+      '--profile',
+      'extra',
+      '-c',
+      'limits.memory=64MiB',
+      '--config=limits.cpu=1',
+    ];
     env.ok(t, ['create', 'busybox', 'fast1', ...opts]);
     env.ok(t, ['create', 'busybox', 'slow1', ...opts, '--debug']);
     t.deepEqual(config('fast1'), config('slow1'));
-    t.like(config('fast1'), { hostname: 'same-host', environment: { A: '1', B: '2' }, profiles: ['default', 'extra'], config: { 'limits.memory': '64MiB', 'limits.cpu': '1' } });
+    t.like(config('fast1'), {
+      hostname: 'same-host',
+      environment: { A: '1', B: '2' },
+      profiles: ['default', 'extra'],
+      config: { 'limits.memory': '64MiB', 'limits.cpu': '1' },
+    });
     env.ok(t, ['launch', 'busybox', 'fast2', '-c', 'limits.memory=64MiB']);
     t.is(env.ok(t, ['exec', 'fast2', '--', 'hostname']), 'fast2\n');
     env.ok(t, ['delete', '--force', 'fast1', 'slow1', 'fast2']);

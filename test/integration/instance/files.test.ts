@@ -35,7 +35,10 @@ if (requireRoot(test)) {
     if (r.code !== 0) throw new Error(r.stderr);
     fs.writeFileSync(small, crypto.randomBytes(300 * 1024));
     fs.writeFileSync(big, crypto.randomBytes(20 * 1024 * 1024));
-    for (const args of [['launch', 'busybox', 'fr'], ['create', 'busybox', 'fs']]) {
+    for (const args of [
+      ['launch', 'busybox', 'fr'],
+      ['create', 'busybox', 'fs'],
+    ]) {
       const c = env.cli(args);
       if (c.code !== 0) throw new Error(c.stderr);
     }
@@ -64,7 +67,10 @@ if (requireRoot(test)) {
     t.is(env.ok(t, ['exec', 'fr', '--', 'cat', '/tmp/target']), 'original\n');
   });
 
-  for (const [ct, state, tries] of [['fr', 'running', TRIES], ['fs', 'stopped', 5]] as const) {
+  for (const [ct, state, tries] of [
+    ['fr', 'running', TRIES],
+    ['fs', 'stopped', 5],
+  ] as const) {
     test.serial(`push into a missing directory of a ${state} container: one line every time (300 KB and 20 MB, file and stdin)`, (t) => {
       let good = 0;
       for (const src of [small, big]) {
@@ -85,7 +91,8 @@ if (requireRoot(test)) {
       fs.mkdirSync(out);
       let good = 0;
       for (let i = 0; i < tries; i++) {
-        if (oneLine(t, run(['file', 'pull', `${ct}/nope/x`, out]), new RegExp(`^Error: Cannot pull /nope/x: no such file in "${ct}"$`, 'm'), `pull #${i}`)) good++;
+        if (oneLine(t, run(['file', 'pull', `${ct}/nope/x`, out]), new RegExp(`^Error: Cannot pull /nope/x: no such file in "${ct}"$`, 'm'), `pull #${i}`))
+          good++;
       }
       t.is(good, tries);
       t.deepEqual(fs.readdirSync(out), []);

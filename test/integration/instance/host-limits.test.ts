@@ -68,7 +68,10 @@ if (requireRoot(test)) {
     // A third would not fit at all.
     const third = run(['launch', 'debian', 'hl3']);
     t.is(third.code, 0, third.stderr);
-    t.regex(warnings(third.stderr).join('\n'), /fs\.inotify\.max_user_instances is 20 and leaves room for about 2 more .*"hl3" needs about 9 and may fail to boot/);
+    t.regex(
+      warnings(third.stderr).join('\n'),
+      /fs\.inotify\.max_user_instances is 20 and leaves room for about 2 more .*"hl3" needs about 9 and may fail to boot/,
+    );
 
     // busybox init takes no inotify instance: no warning for it however few are left.
     const bb = run(['launch', 'busybox', 'hlbb']);
@@ -94,7 +97,7 @@ if (requireRoot(test)) {
     env.ok(t, ['delete', '--force', 'hlpty']);
   });
 
-  test.serial('the start\'s check asks the kernel: with few inotify instances left in a user namespace it warns', (t) => {
+  test.serial("the start's check asks the kernel: with few inotify instances left in a user namespace it warns", (t) => {
     // Root of a fresh user namespace may lower that namespace's own limit; the host's stays.
     const helper = path.join(repoRoot, 'native/build/tslxc-helper');
     const runDir = path.join(env.paths.runDir, 'containers', 'probe');
@@ -104,7 +107,10 @@ if (requireRoot(test)) {
       t.is(r.status, 0, r.stderr);
       return r.stderr;
     };
-    t.regex(probe(12), /^Warning: fs\.inotify\.max_user_instances is \d+ and leaves room for about \d+ more .*once "probe" runs.*the next container like it \(about 9\)/);
+    t.regex(
+      probe(12),
+      /^Warning: fs\.inotify\.max_user_instances is \d+ and leaves room for about \d+ more .*once "probe" runs.*the next container like it \(about 9\)/,
+    );
     t.regex(probe(5), /^Warning: fs\.inotify\.max_user_instances is \d+ and leaves room for about [0-5] more .*"probe" needs about 9 and may fail to boot/);
   });
 
@@ -115,7 +121,9 @@ if (requireRoot(test)) {
     // script(1) gives the command a terminal; the answer is typed once the question is on it.
     const ask = (answer: string) =>
       new Promise<string>((resolve) => {
-        const child = spawn('script', ['-qec', `${launcherPath} admin init --limits-only`, '/dev/null'], { env: { ...env.env, TSLXC_TEST_SYSCTL_ROOT: fakeRoot, TSLXC_TEST_SYSCTL_D: fakeD } });
+        const child = spawn('script', ['-qec', `${launcherPath} admin init --limits-only`, '/dev/null'], {
+          env: { ...env.env, TSLXC_TEST_SYSCTL_ROOT: fakeRoot, TSLXC_TEST_SYSCTL_D: fakeD },
+        });
         let out = '';
         let typed = false;
         child.stdout.on('data', (d) => {
@@ -146,7 +154,14 @@ if (requireRoot(test)) {
   test.serial('admin init --limits-only --raise-limits raises the limits live and writes sysctl.d', (t) => {
     fs.rmSync(fakeRoot, { recursive: true, force: true });
     fs.rmSync(fakeD, { recursive: true, force: true });
-    setFake({ 'fs.inotify.max_user_instances': 128, 'fs.inotify.max_user_watches': 8192, 'kernel.keys.maxkeys': 200, 'kernel.pty.max': 4096, 'vm.max_map_count': 70000, 'kernel.dmesg_restrict': 0 });
+    setFake({
+      'fs.inotify.max_user_instances': 128,
+      'fs.inotify.max_user_watches': 8192,
+      'kernel.keys.maxkeys': 200,
+      'kernel.pty.max': 4096,
+      'vm.max_map_count': 70000,
+      'kernel.dmesg_restrict': 0,
+    });
     const host = run(['host']);
     t.is(host.code, 0, host.stderr);
     t.regex(host.stdout, /^fs\.inotify\.max_user_instances +128 +1048576 +\d+ +LOW +\S.*$/m);

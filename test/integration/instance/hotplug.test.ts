@@ -110,7 +110,7 @@ if (requireRoot(test)) {
     inside(t, 'hv1', 'echo data > /srv/vol/x && chown 5:5 /srv/vol/x');
     const onHost = `${env.paths.stateDir}/storage-pools/hvp/volumes/vol1/x`;
     t.is(fs.readFileSync(onHost, 'utf8'), 'data\n');
-    t.is(fs.statSync(onHost).uid, 5, 'a volume is idmapped: stored with the container\'s ids');
+    t.is(fs.statSync(onHost).uid, 5, "a volume is idmapped: stored with the container's ids");
     env.ok(t, ['storage', 'volume', 'detach', 'hvp', 'vol1', 'hv1']);
     t.false(mountedInside(t, 'hv1', '/srv/vol'));
     t.is(inside(t, 'hv1', 'ls -A /srv/vol'), '');
@@ -126,16 +126,24 @@ if (requireRoot(test)) {
     env.ok(t, ['launch', 'busybox', 'hs1']);
     // The same absolute path exists inside: the link resolves there, in the container's root.
     // A relative link climbing with ".." stays in the root as well (to a path only the host has).
-    inside(t, 'hs1', `mkdir -p ${victim} && ln -s ${victim} /mnt/evil && ln -s /nowhere/at/all /mnt/dangling && mkdir -p /inner && ln -s ../../../../../../../../inner /mnt/climb`);
+    inside(
+      t,
+      'hs1',
+      `mkdir -p ${victim} && ln -s ${victim} /mnt/evil && ln -s /nowhere/at/all /mnt/dangling && mkdir -p /inner && ln -s ../../../../../../../../inner /mnt/climb`,
+    );
     env.ok(t, ['config', 'device', 'add', 'hs1', 'evil', 'disk', `source=${share}`, 'path=/mnt/evil']);
     env.ok(t, ['config', 'device', 'add', 'hs1', 'climb', 'disk', `source=${share}/f`, 'path=/mnt/climb/file']);
     t.is(env.ok(t, ['exec', 'hs1', '--', 'cat', `${victim}/f`]), 'hello\n', 'mounted inside the container');
     t.is(env.ok(t, ['exec', 'hs1', '--', 'cat', '/inner/file']), 'hello\n', 'the climbing link ended at the root');
-    t.false(fs.existsSync('/inner'), 'nothing made at the host\'s root');
+    t.false(fs.existsSync('/inner'), "nothing made at the host's root");
     t.deepEqual(fs.readdirSync(victim), ['keep'], 'nothing in the host directory');
     t.deepEqual(mountsOf(env), [], 'no mount on the host');
     // A link to nowhere: the mount point cannot be made inside, so the change is refused whole.
-    oneLine(t, env.cli(['config', 'device', 'add', 'hs1', 'dangling', 'disk', `source=${share}`, 'path=/mnt/dangling']), /^Error: Cannot add disk "dangling" of running container "hs1": .*mnt\/dangling/);
+    oneLine(
+      t,
+      env.cli(['config', 'device', 'add', 'hs1', 'dangling', 'disk', `source=${share}`, 'path=/mnt/dangling']),
+      /^Error: Cannot add disk "dangling" of running container "hs1": .*mnt\/dangling/,
+    );
     t.false(devicesOf(t, 'hs1').includes('dangling'), 'not saved');
     // Removal follows the link the same way, inside.
     env.ok(t, ['config', 'device', 'remove', 'hs1', 'evil']);
@@ -158,7 +166,7 @@ if (requireRoot(test)) {
     inside(t, 'hpb', 'mkdir -p /opt && ln -s /nowhere /opt/blocked');
     const bad = env.cli(['profile', 'device', 'add', 'hshare', 'second', 'disk', `source=${share}`, 'path=/opt/blocked']);
     oneLine(t, bad, /^Error: Cannot change profile "hshare": .*hpb.*the profile was left as it was/);
-    t.false(mountedInside(t, 'hpa', '/opt/blocked'), 'hpa\'s new mount was taken away again');
+    t.false(mountedInside(t, 'hpa', '/opt/blocked'), "hpa's new mount was taken away again");
     t.false(env.ok(t, ['profile', 'show', 'hshare']).includes('second'));
 
     // A container's own change that fails halfway: the disk added before the failing one goes too.

@@ -19,7 +19,10 @@ if (requireRoot(test)) {
   const holderScript = path.join(repoRoot, 'dist/test/helpers/lock-holder.js');
   /** The CLI killed (SIGKILL, by itself) at a crash point (lib/util/crash.ts). */
   const crashAt = (step: string, args: string[]) => spawnSync(launcherPath, args, { env: { ...env.env, TSLXC_TEST_CRASH_AT: step }, encoding: 'utf8' });
-  const names = () => JSON.parse(env.cli(['list', '--format', 'json']).stdout).map((c: { name: string }) => c.name).sort();
+  const names = () =>
+    JSON.parse(env.cli(['list', '--format', 'json']).stdout)
+      .map((c: { name: string }) => c.name)
+      .sort();
 
   /** A process holding ct-NAME's lock as a tslxc command would; resolves once it holds it. */
   async function holder(t: ExecutionContext, name: string): Promise<ChildProcess> {
@@ -57,13 +60,13 @@ if (requireRoot(test)) {
     // A lock of a name that does not exist, held by a live command (a create on its way): kept.
     const live = await holder(t, 'k3');
     env.ok(t, ['create', 'busybox', 'c2']);
-    t.false(fs.existsSync(lockFile('k2')), 'create swept the killed copy\'s lock');
+    t.false(fs.existsSync(lockFile('k2')), "create swept the killed copy's lock");
     t.true(fs.existsSync(lockFile('k3')), 'a held lock is no leftover');
 
     live.kill('SIGKILL');
     await new Promise((r) => live.once('exit', r));
     env.ok(t, ['delete', 'c2']);
-    t.false(fs.existsSync(lockFile('k3')), 'delete swept the dead holder\'s lock');
+    t.false(fs.existsSync(lockFile('k3')), "delete swept the dead holder's lock");
     t.false(fs.existsSync(lockFile('c2')));
     // The source's lock (c1 exists: not swept) is no lock: the next command on c1 takes it.
     env.ok(t, ['start', 'c1']);
@@ -71,7 +74,7 @@ if (requireRoot(test)) {
     t.deepEqual(fs.readdirSync(locks), [], 'no lock file left');
   });
 
-  test.serial('a command that waits for a container\'s lock goes on when its holder is killed', async (t) => {
+  test.serial("a command that waits for a container's lock goes on when its holder is killed", async (t) => {
     env.ok(t, ['create', 'busybox', 'w1']);
     const held = await holder(t, 'w1');
     const started = env.cliAsync(['start', 'w1']);
@@ -89,7 +92,9 @@ if (requireRoot(test)) {
     t.timeout(15 * 60_000);
     env.ok(t, ['network', 'create', br, 'ipv4.address=auto', 'ipv4.nat=false']);
     await useNetworkProfile(env, br);
-    t.teardown(() => fs.writeFileSync(path.join(env.paths.stateDir, 'profiles', 'default.yaml'), 'description: test default (no network)\nconfig: {}\ndevices: {}\n'));
+    t.teardown(() =>
+      fs.writeFileSync(path.join(env.paths.stateDir, 'profiles', 'default.yaml'), 'description: test default (no network)\nconfig: {}\ndevices: {}\n'),
+    );
     for (let run = 0; run < 3; run++) {
       const cts = Array.from({ length: 20 }, (_, i) => `p${run}-${i}`);
       const launched = await Promise.all(cts.map((n) => env.cliAsync(['launch', 'busybox', n])));

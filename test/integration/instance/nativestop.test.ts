@@ -20,7 +20,8 @@ if (requireRoot(test)) {
   };
   const status = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name)?.status;
   const runDir = (name: string) => path.join(env.paths.runDir, 'containers', name);
-  const cgroupGone = (name: string) => !fs.existsSync(`/sys/fs/cgroup/memory/${env.paths.cgroupPrefix}/${name}`) && !fs.existsSync(`/sys/fs/cgroup/${env.paths.cgroupPrefix}/${name}`);
+  const cgroupGone = (name: string) =>
+    !fs.existsSync(`/sys/fs/cgroup/memory/${env.paths.cgroupPrefix}/${name}`) && !fs.existsSync(`/sys/fs/cgroup/${env.paths.cgroupPrefix}/${name}`);
 
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
@@ -28,7 +29,7 @@ if (requireRoot(test)) {
   });
   leftoverHooks(test, env);
 
-  test.serial('a running container stops without node, and leaves what node\'s stop leaves', (t) => {
+  test.serial("a running container stops without node, and leaves what node's stop leaves", (t) => {
     env.ok(t, ['create', 'busybox', 's1']);
     env.ok(t, ['start', 's1']);
     const r = native(['stop', 's1']);
@@ -61,7 +62,10 @@ if (requireRoot(test)) {
     // Its lock held by another command: node waits for it.
     const lock = spawnSync('flock', ['--version']);
     if (lock.status === 0) {
-      const held = spawnSync('flock', ['-n', path.join(env.paths.runDir, 'locks', 'ct-s1.lock'), ...[launcherPath, 'stop', 's1']], { env: { ...env.env, PATH: `${fakeDir}:${env.env.PATH}` }, encoding: 'utf8' });
+      const held = spawnSync('flock', ['-n', path.join(env.paths.runDir, 'locks', 'ct-s1.lock'), ...[launcherPath, 'stop', 's1']], {
+        env: { ...env.env, PATH: `${fakeDir}:${env.env.PATH}` },
+        encoding: 'utf8',
+      });
       t.is(held.status, 99, held.stderr);
       t.is(status('s1'), 'Running');
     }
@@ -90,7 +94,7 @@ if (requireRoot(test)) {
     }
   });
 
-  test.serial('a guest that does not stop in time is killed by node\'s --force', (t) => {
+  test.serial("a guest that does not stop in time is killed by node's --force", (t) => {
     env.ok(t, ['start', 's1']);
     // A signal busybox's init ignores, and a short timeout, in the start's stop.args.
     const file = path.join(runDir('s1'), 'stop.args');

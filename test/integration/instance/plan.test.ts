@@ -120,21 +120,51 @@ if (requireRoot(test)) {
     env.ok(t, ['profile', 'create', 'extra']);
     env.ok(t, ['profile', 'set', 'extra', 'limits.memory=150MiB']);
     // The container's own key would win over the profile's: unset it first.
-    changeApplies(t, () => env.ok(t, ['config', 'unset', 'p1', 'limits.memory']), /generations\/container\/p1/, () => t.not(memoryLimit('p1'), String(128 * 1024 * 1024)));
-    changeApplies(t, () => env.ok(t, ['profile', 'add', 'p1', 'extra']), /generations\/container\/p1/, () => t.is(memoryLimit('p1'), String(150 * 1024 * 1024)));
-    changeApplies(t, () => env.ok(t, ['profile', 'set', 'extra', 'limits.memory=160MiB']), /generations\/profile\/extra/, () => t.is(memoryLimit('p1'), String(160 * 1024 * 1024)));
+    changeApplies(
+      t,
+      () => env.ok(t, ['config', 'unset', 'p1', 'limits.memory']),
+      /generations\/container\/p1/,
+      () => t.not(memoryLimit('p1'), String(128 * 1024 * 1024)),
+    );
+    changeApplies(
+      t,
+      () => env.ok(t, ['profile', 'add', 'p1', 'extra']),
+      /generations\/container\/p1/,
+      () => t.is(memoryLimit('p1'), String(150 * 1024 * 1024)),
+    );
+    changeApplies(
+      t,
+      () => env.ok(t, ['profile', 'set', 'extra', 'limits.memory=160MiB']),
+      /generations\/profile\/extra/,
+      () => t.is(memoryLimit('p1'), String(160 * 1024 * 1024)),
+    );
     changeApplies(
       t,
       () => env.ok(t, ['profile', 'device', 'add', 'extra', 'share', 'disk', `source=${share}`, 'path=/mnt/share']),
       /generations\/profile\/extra/,
       () => t.is(sees('/mnt/share/marker').stdout, 'shared\n'),
     );
-    changeApplies(t, () => env.ok(t, ['profile', 'remove', 'p1', 'extra']), /generations\/container\/p1/, () => {
-      t.not(sees('/mnt/share/marker').code, 0, 'the profile\'s disk went with it');
-      t.not(memoryLimit('p1'), String(160 * 1024 * 1024));
-    });
-    changeApplies(t, () => env.ok(t, ['config', 'set', 'p1', 'limits.memory=128MiB']), /generations\/container\/p1/, () => t.is(memoryLimit('p1'), String(128 * 1024 * 1024)));
-    changeApplies(t, () => env.ok(t, ['storage', 'set', 'default', 'description=changed']), /generations\/pool\/default/, () => t.is(status('p1'), 'Running'));
+    changeApplies(
+      t,
+      () => env.ok(t, ['profile', 'remove', 'p1', 'extra']),
+      /generations\/container\/p1/,
+      () => {
+        t.not(sees('/mnt/share/marker').code, 0, "the profile's disk went with it");
+        t.not(memoryLimit('p1'), String(160 * 1024 * 1024));
+      },
+    );
+    changeApplies(
+      t,
+      () => env.ok(t, ['config', 'set', 'p1', 'limits.memory=128MiB']),
+      /generations\/container\/p1/,
+      () => t.is(memoryLimit('p1'), String(128 * 1024 * 1024)),
+    );
+    changeApplies(
+      t,
+      () => env.ok(t, ['storage', 'set', 'default', 'description=changed']),
+      /generations\/pool\/default/,
+      () => t.is(status('p1'), 'Running'),
+    );
     // A profile the container does not use keeps its plan.
     env.ok(t, ['profile', 'set', 'extra', 'limits.memory=170MiB']);
     t.is(native(['start', 'p1']).code, 0, 'an unused profile changed: the plan holds');
@@ -148,11 +178,14 @@ if (requireRoot(test)) {
     const plan = fs.readFileSync(planFile('p1'), 'utf8');
     const ops = plan.split('\0');
     const helperId = ops[ops.indexOf('build') + 1];
-    t.is(helperId, fs.readFileSync(path.join(repoRoot, 'native', 'build', 'build-id'), 'utf8'), 'the plan names the helper\'s build');
+    t.is(helperId, fs.readFileSync(path.join(repoRoot, 'native', 'build', 'build-id'), 'utf8'), "the plan names the helper's build");
     const distAt = ops.findIndex((op, i) => op === 'text' && ops[i + 1].endsWith('/build-id'));
     t.true(distAt > 0, 'and the TypeScript build');
     // A plan written by other builds, as after a rebuild of either: not used, and dropped.
-    for (const [at, why] of [[ops.indexOf('build') + 1, /another build of tslxc-helper/], [distAt + 2, /changed: .*build-id/]] as const) {
+    for (const [at, why] of [
+      [ops.indexOf('build') + 1, /another build of tslxc-helper/],
+      [distAt + 2, /changed: .*build-id/],
+    ] as const) {
       const other = [...ops];
       other[at] = `${other[at]}x`;
       fs.writeFileSync(planFile('p1'), other.join('\0'));
@@ -240,13 +273,15 @@ if (requireRoot(test)) {
     t.is(native(['exec', 'p1', '--', 'true']).code, 99, 'stopped: node says so');
   });
 
-  test.serial('the native start takes the lock the TypeScript commands take; a killed holder\'s file is no lock', async (t) => {
+  test.serial("the native start takes the lock the TypeScript commands take; a killed holder's file is no lock", async (t) => {
     env.ok(t, ['start', 'p1']);
     env.ok(t, ['stop', 'p1']);
     t.true(fs.existsSync(planFile('p1')));
     const locks = path.join(env.paths.runDir, 'locks');
     // A TypeScript command holding p1 (lib/util/lock.ts, as withInstanceLock takes it).
-    const holder = spawn(process.execPath, [path.join(repoRoot, 'dist/test/helpers/lock-holder.js'), 'hold', locks, 'ct-p1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, [path.join(repoRoot, 'dist/test/helpers/lock-holder.js'), 'hold', locks, 'ct-p1'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     t.teardown(() => holder.kill('SIGKILL'));
     await new Promise((resolve, reject) => {
       holder.stdout!.once('data', resolve);

@@ -37,7 +37,11 @@ if (requireRoot(test)) {
     if (/Operation not permitted/.test(r.stderr)) return 'EPERM';
     return r.stderr.trim();
   };
-  const nodeMountsOnHost = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes('tslxc-node') && l.includes(env.root));
+  const nodeMountsOnHost = () =>
+    fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('tslxc-node') && l.includes(env.root));
 
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
@@ -163,8 +167,16 @@ if (requireRoot(test)) {
   test.serial('required: a missing source fails the start in one line with nothing made; required=false starts without it', (t) => {
     env.ok(t, ['create', 'busybox', 'r1']);
     env.ok(t, ['config', 'device', 'add', 'r1', 'gone', 'unix-char', 'source=/dev/tslxc-no-such-node', 'path=/dev/gone']);
-    oneLine(t, env.cli(['start', 'r1']), /^Error: Cannot give unix-char device "gone" to the container: its source \/dev\/tslxc-no-such-node cannot be read on the host \(ENOENT\) \(.*required=false.*\)$/m);
-    t.deepEqual(cgroupsOf(env).filter((c) => c.endsWith('/r1')), [], 'no cgroup made');
+    oneLine(
+      t,
+      env.cli(['start', 'r1']),
+      /^Error: Cannot give unix-char device "gone" to the container: its source \/dev\/tslxc-no-such-node cannot be read on the host \(ENOENT\) \(.*required=false.*\)$/m,
+    );
+    t.deepEqual(
+      cgroupsOf(env).filter((c) => c.endsWith('/r1')),
+      [],
+      'no cgroup made',
+    );
     t.false(fs.existsSync(`${env.paths.runDir}/containers/r1/monitor.pid`));
     env.ok(t, ['config', 'device', 'remove', 'r1', 'gone']);
     env.ok(t, ['config', 'device', 'add', 'r1', 'gone', 'unix-char', 'source=/dev/tslxc-no-such-node', 'path=/dev/gone', 'required=false']);
@@ -204,11 +216,19 @@ if (requireRoot(test)) {
       // An absolute link, a relative one climbing out, a link to a directory: each names a
       // host path, and inside the container the same path exists (made below), so the kernel's
       // in-root resolution has somewhere to go; a dangling one is refused.
-      inside(t, c, `mkdir -p /opt ${bait} && touch ${bait}/abs ${bait}/rel && ln -s ${bait}/abs /opt/abs && ln -s ../../../../../../../..${bait}/rel /opt/rel && ln -s ${bait} /opt/dir && ln -s ${bait}/none /opt/dang`);
+      inside(
+        t,
+        c,
+        `mkdir -p /opt ${bait} && touch ${bait}/abs ${bait}/rel && ln -s ${bait}/abs /opt/abs && ln -s ../../../../../../../..${bait}/rel /opt/rel && ln -s ${bait} /opt/dir && ln -s ${bait}/none /opt/dang`,
+      );
       env.ok(t, ['config', 'device', 'add', c, 'a', 'unix-char', 'major=240', 'minor=4', 'path=/opt/abs']);
       env.ok(t, ['config', 'device', 'add', c, 'b', 'unix-char', 'major=240', 'minor=5', 'path=/opt/rel']);
       env.ok(t, ['config', 'device', 'add', c, 'd', 'unix-char', 'major=240', 'minor=6', 'path=/opt/dir/n']);
-      oneLine(t, env.cli(['config', 'device', 'add', c, 'e', 'unix-char', 'major=240', 'minor=7', 'path=/opt/dang']), /Cannot add unix-char device "e" of running container/);
+      oneLine(
+        t,
+        env.cli(['config', 'device', 'add', c, 'e', 'unix-char', 'major=240', 'minor=7', 'path=/opt/dang']),
+        /Cannot add unix-char device "e" of running container/,
+      );
       t.deepEqual(fs.readdirSync(bait), [], 'nothing made on the host');
       t.deepEqual(mountsOf(env), []);
       t.deepEqual(nodeMountsOnHost(), []);

@@ -57,7 +57,7 @@ if (requireRoot(test)) {
     }
   });
 
-  test.serial('a member cannot reach another member\'s container, with their own key or by naming it', async (t) => {
+  test.serial("a member cannot reach another member's container, with their own key or by naming it", async (t) => {
     for (const [who, login] of [
       ['ann', 'ben'],
       ['ann', 'dan+dan-1'],

@@ -39,7 +39,8 @@ if (requireRoot(test)) {
     ].join('\n') + '\n';
   const ten = Array.from({ length: 10 }, (_, i) => `m${i + 1}`);
   const status = (t: ExecutionContext) => JSON.parse(env.ok(t, ['lab', 'status', file, '--format', 'json']));
-  const listed = () => (JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Array<{ name: string; status: string }>).map((c) => `${c.name} ${c.status}`);
+  const listed = () =>
+    (JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Array<{ name: string; status: string }>).map((c) => `${c.name} ${c.status}`);
   const gatewayUsers = () => {
     const f = path.join(env.paths.stateDir, 'gateway', 'users.yaml');
     return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
@@ -80,7 +81,10 @@ if (requireRoot(test)) {
     for (const m of ten) t.true(users.includes(keyOf(m).split(' ')[1]), `${m}'s key in the gateway users`);
     t.is((users.match(/lab: t1/g) ?? []).length, 10);
     const snaps = JSON.parse(env.ok(t, ['snapshot', 'list', 'm3', '--format', 'json']));
-    t.deepEqual(snaps.map((s: { name: string }) => s.name), ['lab-start']);
+    t.deepEqual(
+      snaps.map((s: { name: string }) => s.name),
+      ['lab-start'],
+    );
     // The volumes are there: the shared one read-only, the member's own writable.
     t.regex(exec(t, 'm3', 'touch /srv/work/x && echo ok; touch /srv/course/x 2>&1 || echo ro'), /ok\n[\s\S]*ro/);
     const cfg = env.ok(t, ['config', 'show', 'm3']);
@@ -104,7 +108,7 @@ if (requireRoot(test)) {
     t.is(status(t).containers.find((c: { container: string }) => c.container === 'm11').state, 'RUNNING');
   });
 
-  test.serial('reset restores a member\'s container to its start state in seconds, and only theirs', (t) => {
+  test.serial("reset restores a member's container to its start state in seconds, and only theirs", (t) => {
     exec(t, 'm1', 'echo mine > /root/marker && echo kept > /srv/work/notes');
     exec(t, 'm2', 'echo theirs > /root/marker');
     const ipBefore = status(t).containers.find((c: { container: string }) => c.container === 'm1').ipv4;
@@ -116,7 +120,7 @@ if (requireRoot(test)) {
     t.regex(r.stdout, /^reset m1 in \d+\.\d+s$/m);
     t.true(secs < 10);
     t.is(exec(t, 'm1', 'ls /root/marker 2>/dev/null || echo gone').trim(), 'gone');
-    t.is(exec(t, 'm1', 'cat /srv/work/notes').trim(), 'kept', 'the member\'s volume is not part of the reset');
+    t.is(exec(t, 'm1', 'cat /srv/work/notes').trim(), 'kept', "the member's volume is not part of the reset");
     t.is(exec(t, 'm2', 'cat /root/marker').trim(), 'theirs');
     const after = status(t).containers.find((c: { container: string }) => c.container === 'm1');
     t.is(after.state, 'RUNNING');
@@ -129,7 +133,10 @@ if (requireRoot(test)) {
   test.serial('a failed up says what failed and keeps the rest; running up again finishes the job', (t) => {
     // A profile whose disk's host source does not exist yet: m12 cannot start.
     const src = path.join(env.root, 'flaky-src');
-    fs.writeFileSync(path.join(env.paths.stateDir, 'profiles', 'flaky.yaml'), `description: test\nconfig: {}\ndevices:\n  data: {type: disk, source: ${src}, path: /mnt/data}\n`);
+    fs.writeFileSync(
+      path.join(env.paths.stateDir, 'profiles', 'flaky.yaml'),
+      `description: test\nconfig: {}\ndevices:\n  data: {type: disk, source: ${src}, path: /mnt/data}\n`,
+    );
     fs.writeFileSync(file, labFile([...ten, 'm11']).replace(/\n$/, '') + `\n  - name: m12\n    keys: ["${keyOf('m12')}"]\n    profiles: [default, flaky]\n`);
     const r = env.cli(['lab', 'up', file]);
     t.is(r.code, 1, r.stdout);
@@ -142,7 +149,10 @@ if (requireRoot(test)) {
     t.is(again.code, 0, again.stderr);
     t.regex(again.stdout, /^(started|created) m12$/m);
     t.is(status(t).containers.find((c: { container: string }) => c.container === 'm12').state, 'RUNNING');
-    t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'm12', '--format', 'json'])).map((s: { name: string }) => s.name), ['lab-start']);
+    t.deepEqual(
+      JSON.parse(env.ok(t, ['snapshot', 'list', 'm12', '--format', 'json'])).map((s: { name: string }) => s.name),
+      ['lab-start'],
+    );
   });
 
   test.serial('invalid lab files are refused with line and field, and nothing is made', (t) => {
@@ -153,13 +163,28 @@ if (requireRoot(test)) {
     const before = { list: listed(), users: gatewayUsers(), links: labLinks() };
     const bad = path.join(env.root, 'bad.yaml');
     const cases: Array<[string, RegExp]> = [
-      [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n    profiles: [default, nosuch]\n`, /line 5, field "members\[0\]\.profiles": profile "nosuch" does not exist/],
-      [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n    keys: [ssh-rsa AAAAB3broken]\n`, /line 5, field "members\[0\]\.keys\[0\]": not an OpenSSH public key/],
+      [
+        `name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n    profiles: [default, nosuch]\n`,
+        /line 5, field "members\[0\]\.profiles": profile "nosuch" does not exist/,
+      ],
+      [
+        `name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n    keys: [ssh-rsa AAAAB3broken]\n`,
+        /line 5, field "members\[0\]\.keys\[0\]": not an OpenSSH public key/,
+      ],
       [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n  - name: a\n`, /line 5, field "members\[1\]\.name": member "a" is declared twice/],
       [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n    colour: red\n`, /line 5, field "members\[0\]\.colour": unknown key "colour"/],
-      [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n  - name: taken\n`, /line 5, field "members\[1\]": container "taken" \(member "taken"\) exists and is not part of this lab/],
-      [`name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: m1\n`, /line 4, field "members\[0\]": container "m1" \(member "m1"\) exists and is part of lab "t1"/],
-      [`name: t2\nnetwork: {name: ${br}x}\ndefaults: {image: nosuchimage}\nmembers:\n  - name: a\n`, /line 3, field "defaults\.image": image "nosuchimage" is neither/],
+      [
+        `name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: a\n  - name: taken\n`,
+        /line 5, field "members\[1\]": container "taken" \(member "taken"\) exists and is not part of this lab/,
+      ],
+      [
+        `name: t2\nnetwork: {name: ${br}x}\nmembers:\n  - name: m1\n`,
+        /line 4, field "members\[0\]": container "m1" \(member "m1"\) exists and is part of lab "t1"/,
+      ],
+      [
+        `name: t2\nnetwork: {name: ${br}x}\ndefaults: {image: nosuchimage}\nmembers:\n  - name: a\n`,
+        /line 3, field "defaults\.image": image "nosuchimage" is neither/,
+      ],
     ];
     for (const [text, re] of cases) {
       fs.writeFileSync(bad, text);

@@ -23,7 +23,12 @@ if (requireRoot(test)) {
     const dirs = cg.dirs(name);
     if (cg.version === 'v2') return dirs[0]!;
     const marker = `/${env.paths.cgroupPrefix}/`;
-    const d = dirs.find((x) => path.basename(x.slice(0, x.indexOf(marker))).split(',').includes(controller));
+    const d = dirs.find((x) =>
+      path
+        .basename(x.slice(0, x.indexOf(marker)))
+        .split(',')
+        .includes(controller),
+    );
     if (!d) throw new Error(`no ${controller} hierarchy`);
     return d;
   }

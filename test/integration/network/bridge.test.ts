@@ -35,13 +35,16 @@ if (requireRoot(test)) {
   const hostPing = (addr: string) => spawnSync('busybox', ['ping', '-c', '1', '-W', '2', addr], { encoding: 'utf8' }).status === 0;
   const httpGet = (host: string, port: number) =>
     new Promise<string>((resolve, reject) => {
-      http.get({ host, port, path: '/', timeout: 3000 }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      }).on('error', reject).on('timeout', function (this: http.ClientRequest) {
-        this.destroy(new Error('timeout'));
-      });
+      http
+        .get({ host, port, path: '/', timeout: 3000 }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve(body));
+        })
+        .on('error', reject)
+        .on('timeout', function (this: http.ClientRequest) {
+          this.destroy(new Error('timeout'));
+        });
     });
 
   test.before(async () => {
@@ -108,7 +111,10 @@ if (requireRoot(test)) {
   });
 
   test.serial('stop and delete leave no host end, lease, DNS name or reservation', async (t) => {
-    const hw = (name: string) => Object.entries(JSON.parse(fs.readFileSync(`${env.paths.runDir}/containers/${name}/network.json`, 'utf8')).nics).map(([, n]) => (n as { host: string }).host);
+    const hw = (name: string) =>
+      Object.entries(JSON.parse(fs.readFileSync(`${env.paths.runDir}/containers/${name}/network.json`, 'utf8')).nics).map(
+        ([, n]) => (n as { host: string }).host,
+      );
     const [host1] = hw('n1');
     const a1 = ipOf('n1')!;
     env.ok(t, ['stop', 'n1']);
@@ -264,7 +270,9 @@ if (requireRoot(test)) {
     t.is(got.length, 50);
     t.is(new Set(got).size, 50);
     t.is(leases().trim().split('\n').length, 50);
-    const del = await Promise.all(names.map((n, i) => new Promise<number>((r) => setTimeout(() => env.cliAsync(['delete', '--force', n]).then((x) => r(x.code)), (i % 10) * 50))));
+    const del = await Promise.all(
+      names.map((n, i) => new Promise<number>((r) => setTimeout(() => env.cliAsync(['delete', '--force', n]).then((x) => r(x.code)), (i % 10) * 50))),
+    );
     t.true(del.every((c) => c === 0));
     t.is(leases().trim(), '');
     t.deepEqual(fs.readdirSync(`/sys/class/net/${br}/brif`), []);

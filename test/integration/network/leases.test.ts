@@ -153,7 +153,9 @@ if (requireRoot(test)) {
     // busybox's rcS runs DHCP on the nics of its boot only: ask for the new one's lease.
     env.ok(t, ['exec', 'h1', '--', 'udhcpc', '-i', 'eth1', '-n', '-q', '-t', '10', '-s', '/etc/udhcpc.script']);
     t.is(state('h1').ipv4.length, 2);
-    const mac1 = JSON.parse(fs.readFileSync(`${env.paths.runDir}/containers/h1/network.json`, 'utf8')).nics.find((n: { device: string }) => n.device === 'eth1').hwaddr;
+    const mac1 = JSON.parse(fs.readFileSync(`${env.paths.runDir}/containers/h1/network.json`, 'utf8')).nics.find(
+      (n: { device: string }) => n.device === 'eth1',
+    ).hwaddr;
     t.true(leases().includes(mac1));
     const pid = dnsmasqPid();
     env.ok(t, ['config', 'device', 'remove', 'h1', 'eth1']);

@@ -14,7 +14,8 @@ if (requireRoot(test)) {
 
   test.serial('admin init --preseed sets default limits (validated first), records the choices', (t) => {
     // No networks: tests never make bridges of their own here.
-    const seed = 'storage_pools:\n- name: p0\n  driver: dir\nprofiles:\n- name: default\n  config:\n    limits.processes: "123"\n    limits.memory: 256MiB\n  devices: {}\n';
+    const seed =
+      'storage_pools:\n- name: p0\n  driver: dir\nprofiles:\n- name: default\n  config:\n    limits.processes: "123"\n    limits.memory: 256MiB\n  devices: {}\n';
     env.ok(t, ['admin', 'init', '--preseed', '-'], { input: seed });
     t.regex(fs.readFileSync(`${env.paths.stateDir}/config.yaml`, 'utf8'), /initialized_at/);
     t.is(env.ok(t, ['profile', 'get', 'default', 'limits.processes']).trim(), '123');
@@ -51,7 +52,14 @@ if (requireRoot(test)) {
     env.ok(t, ['create', 'busybox', 'as-low', '-c', 'boot.autostart=true', '-c', 'boot.autostart.priority=1']);
     env.ok(t, ['create', 'busybox', 'as-high', '-c', 'boot.autostart=true', '-c', 'boot.autostart.priority=9', '-c', 'boot.autostart.delay=1']);
     env.ok(t, ['create', 'busybox', 'as-off']);
-    t.deepEqual(env.ok(t, ['autostart', '--list']).trim().split('\n').map((l) => l.split('\t')[0]), ['as-high', 'as-low']);
+    t.deepEqual(
+      env
+        .ok(t, ['autostart', '--list'])
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]),
+      ['as-high', 'as-low'],
+    );
     const t0 = Date.now();
     const out = env.ok(t, ['autostart']);
     t.true(Date.now() - t0 >= 1000, 'the delay after as-high was waited');
@@ -71,7 +79,12 @@ if (requireRoot(test)) {
     t.true(host.cpu.count >= 1);
     t.true(host.memory.totalBytes > 0);
     t.regex(host.features.cgroup.version, /^v[12]$/);
-    t.truthy(host.storage.find((s: { name: string; driver?: string; path: string }) => s.name === 'p0' && s.driver === 'dir' && s.path === `${env.paths.stateDir}/storage-pools/p0`), JSON.stringify(host.storage));
+    t.truthy(
+      host.storage.find(
+        (s: { name: string; driver?: string; path: string }) => s.name === 'p0' && s.driver === 'dir' && s.path === `${env.paths.stateDir}/storage-pools/p0`,
+      ),
+      JSON.stringify(host.storage),
+    );
     t.is(typeof host.features.lxcfs.running, 'boolean');
     t.regex(env.ok(t, ['info', '--host']), /cgroups: v[12]/);
     env.ok(t, ['delete', '--force', 'as-high', 'as-low', 'as-off']);

@@ -59,8 +59,15 @@ if (requireRoot(test)) {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
     for (const { name, privileged } of TARGETS) {
-      for (const [ct, extra] of [[name, []], [`${name}l`, ['-c', 'limits.processes=12']]] as const) {
-        for (const args of [['launch', 'busybox', ct, '-c', `security.privileged=${privileged}`, ...extra], ['file', 'push', injector, `${ct}/bin/tiocsti`], ['exec', ct, '--', 'chmod', '755', '/bin/tiocsti']]) {
+      for (const [ct, extra] of [
+        [name, []],
+        [`${name}l`, ['-c', 'limits.processes=12']],
+      ] as const) {
+        for (const args of [
+          ['launch', 'busybox', ct, '-c', `security.privileged=${privileged}`, ...extra],
+          ['file', 'push', injector, `${ct}/bin/tiocsti`],
+          ['exec', ct, '--', 'chmod', '755', '/bin/tiocsti'],
+        ]) {
           const x = env.cli(args);
           if (x.code !== 0) throw new Error(`tslxc ${args.join(' ')}: ${x.stderr}`);
         }
@@ -79,7 +86,10 @@ if (requireRoot(test)) {
   ];
 
   for (const { name, label } of TARGETS) {
-    for (const [where, ct] of [['normal path', name], ['at the process limit', `${name}l`]] as const) {
+    for (const [where, ct] of [
+      ['normal path', name],
+      ['at the process limit', `${name}l`],
+    ] as const) {
       test.serial(`${label}, ${where}: no keystroke injection into the admin's terminal (exec, shell)`, (t) => {
         for (const [mode, flags] of MODES) {
           const r = admin(['exec', ...flags, ct, '--', 'tiocsti']);
@@ -130,7 +140,11 @@ if (requireRoot(test)) {
     fs.writeFileSync(file, 'from-file\n');
     const err = path.join(env.root, 'stderr.txt');
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    for (const [what, flags] of [['default', ''], ['-T', '-T'], ['-t', '-t']]) {
+    for (const [what, flags] of [
+      ['default', ''],
+      ['-T', '-T'],
+      ['-t', '-t'],
+    ]) {
       const line = `${q(launcherPath)} exec ${flags} ${ct} -- sh -c ${q(script)} < ${q(file)} 2> ${q(err)}`;
       const a = admin(['/bin/sh', '-c', line], { raw: true });
       t.is(a.code, 3, `${what} stdin from a file: ${a.output}`);
@@ -157,7 +171,11 @@ if (requireRoot(test)) {
     for (const [mode, flags] of MODES) {
       const r = admin(['exec', ...flags, ct, '--', 'sh', '-c', READER], { after: 'SECRET-TYPED\n', wait: 2.5 });
       t.is(r.code, 0, `${mode}: ${r.output}`);
-      t.is(env.cli(['exec', ct, '--', 'sh', '-c', 'cat /tmp/stolen 2>/dev/null; rm -f /tmp/stolen']).stdout, '', `${mode}: the reader inside got what the admin typed afterwards`);
+      t.is(
+        env.cli(['exec', ct, '--', 'sh', '-c', 'cat /tmp/stolen 2>/dev/null; rm -f /tmp/stolen']).stdout,
+        '',
+        `${mode}: the reader inside got what the admin typed afterwards`,
+      );
       t.true(r.pending.includes('SECRET-TYPED'), mode);
       noInjection(t, admin(['exec', ...flags, ct, '--', 'tiocsti']), `${mode}, normal path`);
     }
@@ -181,7 +199,9 @@ if (requireRoot(test)) {
     const child = spawn('/usr/bin/python3', [harness, JSON.stringify(cfg)], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    const done = new Promise<Admin>((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Admin) : reject(new Error(`admin-tty.py exited ${code}`)))));
+    const done = new Promise<Admin>((resolve, reject) =>
+      child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Admin) : reject(new Error(`admin-tty.py exited ${code}`)))),
+    );
     t.teardown(() => fs.writeFileSync(stop, ''));
     let port = 0;
     for (let i = 0; i < 400 && !port; i++) {

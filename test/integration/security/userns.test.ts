@@ -41,7 +41,7 @@ if (requireRoot(test)) {
     t.is(sh('un1', 'id -u').stdout, '0', 'root inside');
     // Without shift, host ids stay: root's file is nobody's inside, and container root cannot write it.
     t.is(sh('un1', 'stat -c %u /mnt/shared/host-root-file').stdout, '65534');
-    t.not(sh('un1', 'echo x >> /mnt/shared/host-root-file').code, 0, 'host root\'s file is not container root\'s');
+    t.not(sh('un1', 'echo x >> /mnt/shared/host-root-file').code, 0, "host root's file is not container root's");
     // The shared dir is host root's 0755: open it to the container's root for the next check.
     fs.chownSync(shared, base, base);
     t.is(sh('un1', 'touch /mnt/shared/made-inside && stat -c %u:%g /mnt/shared/made-inside').stdout, '0:0');
@@ -50,11 +50,11 @@ if (requireRoot(test)) {
     fs.chownSync(shared, 0, 0);
   });
 
-  test.serial('the rootfs is idmapped: files stay unshifted on disk, file push/pull keep the container\'s ids', (t) => {
+  test.serial("the rootfs is idmapped: files stay unshifted on disk, file push/pull keep the container's ids", (t) => {
     t.is(sh('un1', 'touch /root/mine && chown 1000:1000 /root && stat -c %u:%g /root/mine /root').stdout, '0:0\n1000:1000');
     const upper = path.join(env.paths.stateDir, 'containers/un1/rootfs');
     const onDisk = fs.statSync(path.join(upper, 'root/mine'));
-    t.deepEqual([onDisk.uid, onDisk.gid], [0, 0], 'container root\'s file is uid 0 on disk (no shift)');
+    t.deepEqual([onDisk.uid, onDisk.gid], [0, 0], "container root's file is uid 0 on disk (no shift)");
     t.is(fs.statSync(path.join(upper, 'root')).uid, 1000);
     const src = path.join(env.root, 'push.txt');
     fs.writeFileSync(src, 'pushed\n');
@@ -75,8 +75,8 @@ if (requireRoot(test)) {
     env.ok(t, ['config', 'device', 'add', 'un1', 'sh2', 'disk', `source=${shared}`, 'path=/mnt/shifted', 'shift=true']);
     env.ok(t, ['restart', 'un1']);
     t.is(sh('un1', 'stat -c %u /mnt/shifted/host-root-file').stdout, '0');
-    t.is(sh('un1', 'echo more >> /mnt/shifted/host-root-file && touch /mnt/shifted/shifted-made').code, 0, 'container root writes host root\'s files');
-    t.is(fs.statSync(path.join(shared, 'shifted-made')).uid, 0, 'and what it makes is host root\'s');
+    t.is(sh('un1', 'echo more >> /mnt/shifted/host-root-file && touch /mnt/shifted/shifted-made').code, 0, "container root writes host root's files");
+    t.is(fs.statSync(path.join(shared, 'shifted-made')).uid, 0, "and what it makes is host root's");
     t.is(sh('un1', 'stat -c %u /mnt/shared/host-root-file').stdout, '65534', 'the unshifted bind beside it is unchanged');
   });
 
@@ -121,7 +121,10 @@ if (requireRoot(test)) {
     env.ok(t, ['copy', 'iso1', 'iso3']);
     env.ok(t, ['start', 'iso3']);
     const r3 = mapOf('iso3')!.uid[0]!;
-    t.true([r1, r2].every((r) => r3.hostid + r3.count <= r.hostid || r.hostid + r.count <= r3.hostid), 'the copy has its own range');
+    t.true(
+      [r1, r2].every((r) => r3.hostid + r3.count <= r.hostid || r.hostid + r.count <= r3.hostid),
+      'the copy has its own range',
+    );
     for (const n of ['iso1', 'iso2', 'iso3']) env.ok(t, ['delete', '--force', n]);
   });
 
@@ -137,7 +140,7 @@ if (requireRoot(test)) {
     t.is(sh('raw1', 'stat -c %u:%g /srv/team/notes').stdout, '1000:1000', 'the host user is uid 1000 inside');
     t.is(sh('raw1', 'echo "from inside" >> /srv/team/notes && touch /srv/team/new', '1000').code, 0, 'uid 1000 inside writes the folder');
     const st = fs.statSync(path.join(folder, 'new'));
-    t.deepEqual([st.uid, st.gid], [4321, 4321], 'its files are the host user\'s');
+    t.deepEqual([st.uid, st.gid], [4321, 4321], "its files are the host user's");
     t.is(sh('raw1', 'id -u').stdout, '0');
     const bad = env.cli(['config', 'set', 'raw1', 'raw.idmap=both 4321']);
     t.is(bad.code, 1);
@@ -164,7 +167,11 @@ if (requireRoot(test)) {
       env.ok(t, ['publish', 'sh1', '--alias', 'shimg']);
       env.ok(t, ['config', 'set', 'sh1', 'security.privileged=true']);
       env.ok(t, ['start', 'sh1']);
-      t.deepEqual([fs.statSync(path.join(root, 'bin')).uid, fs.statSync(path.join(root, 'root/new')).uid, fs.statSync(path.join(root, 'tmp/stopped-push')).uid], [0, 0, 1000], 'privileged again: shifted back');
+      t.deepEqual(
+        [fs.statSync(path.join(root, 'bin')).uid, fs.statSync(path.join(root, 'root/new')).uid, fs.statSync(path.join(root, 'tmp/stopped-push')).uid],
+        [0, 0, 1000],
+        'privileged again: shifted back',
+      );
       t.notRegex(configOf('sh1'), /volatile\.last_state\.idmap/);
       env.ok(t, ['delete', '--force', 'sh1']);
       env.ok(t, ['launch', 'shimg', 'sh2', '-c', 'security.privileged=true']);

@@ -29,7 +29,26 @@ if (requireRoot(test)) {
   const openssh = (key: string, user: string, args: string[], input?: string) => {
     const r = spawnSync(
       'ssh',
-      ['-F', '/dev/null', '-i', key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=accept-new', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR', `${user}@${addr}`, ...args],
+      [
+        '-F',
+        '/dev/null',
+        '-i',
+        key,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        `UserKnownHostsFile=${knownHosts}`,
+        '-o',
+        'StrictHostKeyChecking=accept-new',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ConnectTimeout=10',
+        '-o',
+        'LogLevel=ERROR',
+        `${user}@${addr}`,
+        ...args,
+      ],
       { encoding: 'utf8', input: input ?? '', timeout: 60_000 },
     );
     return { code: r.status ?? 255, stdout: r.stdout, stderr: r.stderr };
@@ -67,7 +86,7 @@ if (requireRoot(test)) {
   });
   leftoverHooks(test, env);
 
-  test.serial('create put tslxc\'s key in root\'s authorized_keys (0700 dir, 0600 file), made with the keypair', (t) => {
+  test.serial("create put tslxc's key in root's authorized_keys (0700 dir, 0600 file), made with the keypair", (t) => {
     t.is(fs.statSync(ownKey).mode & 0o777, 0o600);
     const own = env.ok(t, ['ssh-key', 'own']).trim();
     t.regex(own, /^ssh-ed25519 \S+ tslxc@/);
@@ -80,7 +99,10 @@ if (requireRoot(test)) {
     t.is(first.code, 0, first.stderr);
     t.is(first.stdout, 'c1\n');
     t.regex(first.stderr, /Learnt the host key of "c1" \(.*\): ssh-ed25519 SHA256:/);
-    t.regex(fs.readFileSync(path.join(env.paths.stateDir, 'ssh', 'known_hosts'), 'utf8'), new RegExp(`^${addr.replace(/\./g, '\\.')} ssh-ed25519 \\S+ name=c1 created=`));
+    t.regex(
+      fs.readFileSync(path.join(env.paths.stateDir, 'ssh', 'known_hosts'), 'utf8'),
+      new RegExp(`^${addr.replace(/\./g, '\\.')} ssh-ed25519 \\S+ name=c1 created=`),
+    );
     const again = env.cli(['ssh', 'c1', '--', 'true']);
     t.is(again.code, 0);
     t.is(again.stderr, '');
@@ -109,22 +131,45 @@ if (requireRoot(test)) {
     // terminal is resized only once the command has printed its first size (a marker file inside),
     // and the command waits for the change: no race with a slow start on a loaded host.
     env.ok(t, ['exec', 'c1', '--', 'rm', '-f', '/tmp/sized']);
-    const remote = 'stty size; touch /tmp/sized; i=0; while [ \\"\\$(stty size)\\" != \\"40 120\\" ] && [ \\$i -lt 300 ]; do sleep 0.1; i=\\$((i+1)); done; stty size';
+    const remote =
+      'stty size; touch /tmp/sized; i=0; while [ \\"\\$(stty size)\\" != \\"40 120\\" ] && [ \\$i -lt 300 ]; do sleep 0.1; i=\\$((i+1)); done; stty size';
     const resizeWhenSized = `until ${cliLine('exec c1 -- test -e /tmp/sized')}; do sleep 0.2; done; stty rows 40 cols 120 </dev/tty`;
     const resized = underScript(`sh -c 'stty rows 30 cols 100; (${resizeWhenSized}) & ${cliLine(`ssh -t c1 -- "${remote}"`)}'`);
     t.is(resized.status, 0, resized.stdout);
     // (script may pass a NUL between the lines: the terminal's padding after the resize)
     t.regex(resized.stdout, /30 100[\s\0]+40 120/);
     // An interactive shell on a terminal: exit code of the shell comes back.
-    const shell = spawnSync('script', ['-qec', cliLine('ssh c1'), '/dev/null'], { encoding: 'utf8', env: env.env, input: 'echo in-$((6*7))\nexit 7\n', timeout: 60_000 });
+    const shell = spawnSync('script', ['-qec', cliLine('ssh c1'), '/dev/null'], {
+      encoding: 'utf8',
+      env: env.env,
+      input: 'echo in-$((6*7))\nexit 7\n',
+      timeout: 60_000,
+    });
     t.regex(shell.stdout, /in-42/);
     t.is(shell.status, 7, shell.stdout);
   });
 
   test.serial('-L forwards reach a port that only listens inside the container', async (t) => {
-    env.ok(t, ['exec', 'c1', '--', 'systemd-run', '--unit', 'fwtest', 'systemd-socket-activate', '-l', '127.0.0.1:8123', '-a', '--inetd', '/bin/echo', 'hello-from-inside']);
+    env.ok(t, [
+      'exec',
+      'c1',
+      '--',
+      'systemd-run',
+      '--unit',
+      'fwtest',
+      'systemd-socket-activate',
+      '-l',
+      '127.0.0.1:8123',
+      '-a',
+      '--inetd',
+      '/bin/echo',
+      'hello-from-inside',
+    ]);
     const [p1, p2] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, [cliPath, 'ssh', 'c1', '-N', '-L', `${p1}:127.0.0.1:8123`, '-L', `127.0.0.1:${p2}:localhost:22`], { env: env.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, 'ssh', 'c1', '-N', '-L', `${p1}:127.0.0.1:8123`, '-L', `127.0.0.1:${p2}:localhost:22`], {
+      env: env.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     try {
@@ -156,14 +201,33 @@ if (requireRoot(test)) {
     oneLine(t, env.cli(['ssh', 'c1', '-L', 'nonsense', '--', 'true']), 1, /Invalid forward "nonsense"/);
   });
 
-  test.serial('OpenSSH logs in with tslxc\'s key: commands, exit codes, stdin', (t) => {
+  test.serial("OpenSSH logs in with tslxc's key: commands, exit codes, stdin", (t) => {
     const r = openssh(ownKey, 'root', ['hostname']);
     t.is(r.code, 0, r.stderr);
     t.is(r.stdout, 'c1\n');
     t.is(openssh(ownKey, 'root', ['exit 5']).code, 5);
     t.is(openssh(ownKey, 'root', ['cat'], 'from-openssh\n').stdout, 'from-openssh\n');
     // tslxc's known_hosts is in OpenSSH's format: strict checking against it passes.
-    const strict = spawnSync('ssh', ['-F', '/dev/null', '-i', ownKey, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(env.paths.stateDir, 'ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${addr}`, 'true'], { encoding: 'utf8', timeout: 60_000 });
+    const strict = spawnSync(
+      'ssh',
+      [
+        '-F',
+        '/dev/null',
+        '-i',
+        ownKey,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        `UserKnownHostsFile=${path.join(env.paths.stateDir, 'ssh', 'known_hosts')}`,
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        'BatchMode=yes',
+        `root@${addr}`,
+        'true',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     t.is(strict.status, 0, strict.stderr);
   });
 
@@ -182,7 +246,12 @@ if (requireRoot(test)) {
     t.is(r.code, 0, r.stderr);
     t.is(r.stdout, 'dev\n/home/dev\n');
     // tslxc's own key is root's only: as dev, tslxc ssh is refused with a hint.
-    oneLine(t, env.cli(['ssh', 'c1', '--user', 'dev', '--', 'true']), 255, /Cannot log in to "c1" .* as dev: sshd refused tslxc's key \(authorize it: tslxc ssh-key add c1 --user dev/);
+    oneLine(
+      t,
+      env.cli(['ssh', 'c1', '--user', 'dev', '--', 'true']),
+      255,
+      /Cannot log in to "c1" .* as dev: sshd refused tslxc's key \(authorize it: tslxc ssh-key add c1 --user dev/,
+    );
     // Refused: a private key, garbage, an unknown user, a missing file.
     oneLine(t, env.cli(['ssh-key', 'add', 'c1', '--user', 'dev', key]), 1, /Refusing .*private key/);
     fs.writeFileSync(`${key}.bad`, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIbroken dev\n');
@@ -230,9 +299,17 @@ if (requireRoot(test)) {
       env.ok(t, ['storage', 'create', `p${driver}`, driver]);
       env.ok(t, ['create', 'debian', `s${driver}`, '--storage', `p${driver}`]);
       const keys = () => JSON.parse(env.ok(t, ['ssh-key', 'list', `s${driver}`, '--format', 'json'])) as Array<{ comment: string }>;
-      t.deepEqual(keys().map((k) => k.comment.split('@')[0]), ['tslxc'], driver);
+      t.deepEqual(
+        keys().map((k) => k.comment.split('@')[0]),
+        ['tslxc'],
+        driver,
+      );
       env.ok(t, ['ssh-key', 'add', `s${driver}`, `${key}.pub`]);
-      t.deepEqual(keys().map((k) => k.comment.split('@')[0]), ['tslxc', 'dev'], driver);
+      t.deepEqual(
+        keys().map((k) => k.comment.split('@')[0]),
+        ['tslxc', 'dev'],
+        driver,
+      );
       env.ok(t, ['delete', `s${driver}`]);
       env.ok(t, ['storage', 'delete', `p${driver}`]);
     }
@@ -241,7 +318,12 @@ if (requireRoot(test)) {
   test.serial('a changed host key is refused with one line, until it is forgotten', (t) => {
     env.ok(t, ['exec', 'c1', '--', 'sh', '-c', 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh']);
     const r = env.cli(['ssh', 'c1', '--', 'true']);
-    oneLine(t, r, 255, /Host key of "c1" \(.*\) has changed: it now offers ssh-ed25519 SHA256:\S+, tslxc knows ssh-ed25519 SHA256:\S+; .*"tslxc ssh c1 --forget-host-key"/);
+    oneLine(
+      t,
+      r,
+      255,
+      /Host key of "c1" \(.*\) has changed: it now offers ssh-ed25519 SHA256:\S+, tslxc knows ssh-ed25519 SHA256:\S+; .*"tslxc ssh c1 --forget-host-key"/,
+    );
     t.is(r.stdout, '');
     const f = env.cli(['ssh', 'c1', '--forget-host-key', '--', 'echo', 'ok']);
     t.is(f.code, 0, f.stderr);
@@ -259,7 +341,7 @@ if (requireRoot(test)) {
     t.regex(fs.readFileSync(file, 'utf8'), / name=gone1 /);
     env.ok(t, ['delete', '--force', 'gone1']);
     t.notRegex(fs.readFileSync(file, 'utf8'), / name=gone1 /);
-    t.regex(fs.readFileSync(file, 'utf8'), / name=c1 /, 'the other containers\' keys stay');
+    t.regex(fs.readFileSync(file, 'utf8'), / name=c1 /, "the other containers' keys stay");
   });
 
   test.serial('timing: tslxc ssh c1 -- true against OpenSSH ssh ... true (medians of 20, interleaved)', (t) => {
@@ -279,6 +361,8 @@ if (requireRoot(test)) {
       theirs.push(timed(() => openssh(ownKey, 'root', ['true'])));
       execs.push(timed(() => env.cli(['exec', 'c1', '--', 'true'])));
     }
-    t.log(`tslxc ssh c1 -- true: median ${median(ours).toFixed(0)} ms; OpenSSH ssh root@c1 true: median ${median(theirs).toFixed(0)} ms; tslxc exec c1 -- true: median ${median(execs).toFixed(0)} ms`);
+    t.log(
+      `tslxc ssh c1 -- true: median ${median(ours).toFixed(0)} ms; OpenSSH ssh root@c1 true: median ${median(theirs).toFixed(0)} ms; tslxc exec c1 -- true: median ${median(execs).toFixed(0)} ms`,
+    );
   });
 }

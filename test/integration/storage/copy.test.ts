@@ -20,7 +20,14 @@ if (requireRoot(test)) {
 
   test.serial('copy overlay -> btrfs -> overlay (flat) -> dir: data, whiteouts, snapshots, new identity; --instance-only', (t) => {
     env.ok(t, ['launch', 'busybox', 'c1']);
-    env.ok(t, ['exec', 'c1', '--', 'sh', '-c', 'echo data > /root/s; rm /bin/vi; mkdir -p /etc/ssh; echo k > /etc/ssh/ssh_host_ed25519_key; echo c > /etc/ssh/sshd_config']);
+    env.ok(t, [
+      'exec',
+      'c1',
+      '--',
+      'sh',
+      '-c',
+      'echo data > /root/s; rm /bin/vi; mkdir -p /etc/ssh; echo k > /etc/ssh/ssh_host_ed25519_key; echo c > /etc/ssh/sshd_config',
+    ]);
     env.ok(t, ['stop', 'c1']);
     env.ok(t, ['snapshot', 'create', 'c1', 's0']);
     // What the network code keeps for a nic: a copy must not reuse it.
@@ -33,7 +40,10 @@ if (requireRoot(test)) {
     env.ok(t, ['copy', 'c1', 'c5', '-s', 'plain', '--instance-only']);
     for (const c of ['c2', 'c3', 'c4', 'c5']) {
       // Nothing volatile is copied (a start then records its own: id map, addresses).
-      t.false(Object.keys(readCfg(c).config).some((k) => k.startsWith('volatile.')), `${c}: no volatile keys`);
+      t.false(
+        Object.keys(readCfg(c).config).some((k) => k.startsWith('volatile.')),
+        `${c}: no volatile keys`,
+      );
       env.ok(t, ['start', c]);
       t.is(env.ok(t, ['exec', c, '--', 'cat', '/root/s', '/etc/hostname', '/etc/ssh/sshd_config']), `data\n${c}\nc\n`, c);
       t.not(env.cli(['exec', c, '--', 'test', '-e', '/bin/vi']).code, 0, `${c}: a deleted file stays deleted`);
@@ -41,7 +51,10 @@ if (requireRoot(test)) {
       t.not(readCfg(c).config['volatile.eth0.hwaddr'], '00:16:3e:00:00:01', `${c}: not the source's MAC address`);
       env.ok(t, ['stop', c]);
     }
-    t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'c4', '--format', 'json'])).map((s: { name: string }) => s.name), ['s0']);
+    t.deepEqual(
+      JSON.parse(env.ok(t, ['snapshot', 'list', 'c4', '--format', 'json'])).map((s: { name: string }) => s.name),
+      ['s0'],
+    );
     t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'c5', '--format', 'json'])), []);
     env.ok(t, ['start', 'c3']);
     env.ok(t, ['exec', 'c3', '--', 'sh', '-c', 'echo later > /root/s']);
@@ -64,7 +77,10 @@ if (requireRoot(test)) {
     env.ok(t, ['move', 'm1', '-s', 'plain']);
     env.ok(t, ['start', 'm1']);
     t.is(env.ok(t, ['exec', 'm1', '--', 'cat', '/root/s', '/etc/hostname', '/etc/machine-id']), `data\nm1\n${mid}`);
-    t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'm1', '--format', 'json'])).map((s: { name: string }) => s.name), ['s0']);
+    t.deepEqual(
+      JSON.parse(env.ok(t, ['snapshot', 'list', 'm1', '--format', 'json'])).map((s: { name: string }) => s.name),
+      ['s0'],
+    );
     t.regex(env.cli(['move', 'm1', '-s', 'bt']).stderr, /running/);
     // A running container is copied frozen, and goes on running.
     env.ok(t, ['exec', 'm1', '--', 'sh', '-c', 'echo live > /root/s']);

@@ -15,7 +15,10 @@ if (requireRoot(test)) {
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
-    for (const p of [['plain', 'dir'], ['bt', 'btrfs', 'size=600MiB']]) {
+    for (const p of [
+      ['plain', 'dir'],
+      ['bt', 'btrfs', 'size=600MiB'],
+    ]) {
       const c = env.cli(['storage', 'create', ...p]);
       if (c.code !== 0) throw new Error(c.stderr);
     }
@@ -42,7 +45,10 @@ if (requireRoot(test)) {
     for (let i = 0; i < 200 && processesOf(env).length > 0; i++) await sleep(25);
     return hit;
   }
-  const listed = (t: Parameters<typeof env.ok>[0]) => JSON.parse(env.ok(t, ['list', '--format', 'json'])).map((c: { name: string }) => c.name).sort();
+  const listed = (t: Parameters<typeof env.ok>[0]) =>
+    JSON.parse(env.ok(t, ['list', '--format', 'json']))
+      .map((c: { name: string }) => c.name)
+      .sort();
   const partial = (dir: string, prefix: string) => () => {
     try {
       return fs.readdirSync(dir).some((e) => e.startsWith(prefix) && fs.readdirSync(path.join(dir, e)).length > 0);
@@ -53,17 +59,37 @@ if (requireRoot(test)) {
 
   test.serial('a copy killed mid-way: no container of that name; the next copy sweeps and succeeds', async (t) => {
     env.ok(t, ['launch', 'busybox', 'src', '-s', 'plain']);
-    env.ok(t, ['exec', 'src', '--', 'sh', '-c', 'for i in $(seq 1 400); do dd if=/dev/urandom of=/root/f$i bs=256k count=1 2>/dev/null; done; echo ok > /root/state']);
+    env.ok(t, [
+      'exec',
+      'src',
+      '--',
+      'sh',
+      '-c',
+      'for i in $(seq 1 400); do dd if=/dev/urandom of=/root/f$i bs=256k count=1 2>/dev/null; done; echo ok > /root/state',
+    ]);
     env.ok(t, ['stop', 'src']);
-    for (const [dst, pool] of [['cp1', 'plain'], ['cp2', 'bt']]) {
-      const hit = await killMidway(['copy', 'src', dst, '-s', pool], () => partial(ctDir, `.copy-${dst}-`)() && fs.existsSync(path.join(ctDir, fs.readdirSync(ctDir).find((e) => e.startsWith(`.copy-${dst}-`)) ?? 'x', 'rootfs')) || (pool === 'bt' && fs.existsSync(`${env.paths.stateDir}/storage-pools/bt/containers/${dst}/root`)));
+    for (const [dst, pool] of [
+      ['cp1', 'plain'],
+      ['cp2', 'bt'],
+    ]) {
+      const hit = await killMidway(
+        ['copy', 'src', dst, '-s', pool],
+        () =>
+          (partial(ctDir, `.copy-${dst}-`)() &&
+            fs.existsSync(path.join(ctDir, fs.readdirSync(ctDir).find((e) => e.startsWith(`.copy-${dst}-`)) ?? 'x', 'rootfs'))) ||
+          (pool === 'bt' && fs.existsSync(`${env.paths.stateDir}/storage-pools/bt/containers/${dst}/root`)),
+      );
       t.true(hit, `${dst}: killed while copying`);
       t.deepEqual(listed(t), ['src']);
       const del = env.cli(['delete', dst]);
       t.is(del.code, 1);
       t.regex(del.stderr, /not found/);
       env.ok(t, ['copy', 'src', dst, '-s', pool]);
-      t.deepEqual(fs.readdirSync(ctDir).filter((e) => e.startsWith('.')), [], 'the dead copy was swept');
+      t.deepEqual(
+        fs.readdirSync(ctDir).filter((e) => e.startsWith('.')),
+        [],
+        'the dead copy was swept',
+      );
       env.ok(t, ['start', dst]);
       t.is(env.ok(t, ['exec', dst, '--', 'sh', '-c', 'cat /root/state; ls /root | wc -l']), 'ok\n401\n');
       env.ok(t, ['delete', '--force', dst]);
@@ -78,7 +104,7 @@ if (requireRoot(test)) {
     t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', 'src', '--format', 'json'])), []);
     t.regex(env.cli(['snapshot', 'delete', 'src', 's1']).stderr, /not found/);
     env.ok(t, ['snapshot', 'create', 'src', 's1']);
-    t.deepEqual(fs.readdirSync(snaps), ['s1'], 'the dead snapshot\'s temp dir was swept');
+    t.deepEqual(fs.readdirSync(snaps), ['s1'], "the dead snapshot's temp dir was swept");
     // A running container: a snapshot killed while it is frozen stays frozen for the reads (list,
     // info show it as it is, and why), and is thawed when the next operation takes its lock.
     env.ok(t, ['start', 'src']);
@@ -113,7 +139,10 @@ if (requireRoot(test)) {
     t.true(state === 'after\n401\n' || state === 'ok\n401\n', state);
     env.ok(t, ['stop', 'src']);
     env.ok(t, ['snapshot', 'restore', 'src', 's1']);
-    t.deepEqual(fs.readdirSync(`${ctDir}/src`).filter((e) => e.startsWith('.')), []);
+    t.deepEqual(
+      fs.readdirSync(`${ctDir}/src`).filter((e) => e.startsWith('.')),
+      [],
+    );
     env.ok(t, ['start', 'src']);
     t.is(env.ok(t, ['exec', 'src', '--', 'cat', '/root/state']), 'ok\n');
     env.ok(t, ['delete', '--force', 'src']);

@@ -13,7 +13,11 @@ import { leftoverHooks } from '../../helpers/suite.js';
  */
 if (requireRoot(test)) {
   const env = new TestEnv('jr');
-  const POOLS: Array<[string, string[]]> = [['plain', ['dir']], ['ov', ['overlay']], ['bt', ['btrfs', 'size=600MiB']]];
+  const POOLS: Array<[string, string[]]> = [
+    ['plain', ['dir']],
+    ['ov', ['overlay']],
+    ['bt', ['btrfs', 'size=600MiB']],
+  ];
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
@@ -35,7 +39,9 @@ if (requireRoot(test)) {
 
   /** The container's data and config, as the next commands see them (it is started to read its root). */
   function observe(t: ExecutionContext, name: string): string {
-    const listed = JSON.parse(env.ok(t, ['list', '--format', 'json'])).filter((c: { name: string }) => c.name.startsWith(name)).map((c: { name: string; status: string }) => `${c.name}:${c.status}`);
+    const listed = JSON.parse(env.ok(t, ['list', '--format', 'json']))
+      .filter((c: { name: string }) => c.name.startsWith(name))
+      .map((c: { name: string; status: string }) => `${c.name}:${c.status}`);
     t.deepEqual(listed, [`${name}:Stopped`]);
     const mark = env.ok(t, ['config', 'get', name, 'user.mark']).trim();
     env.ok(t, ['start', name]);
@@ -45,8 +51,17 @@ if (requireRoot(test)) {
   }
 
   function noLeftovers(t: ExecutionContext, name: string): void {
-    t.deepEqual(fs.readdirSync(ct(name)).filter((e) => e.startsWith('.')), [], 'nothing of the dead restore in the container dir');
-    if (fs.existsSync(btContainers)) t.deepEqual(fs.readdirSync(btContainers).filter((e) => e.startsWith('.')), [], 'no temp subvolume in the pool');
+    t.deepEqual(
+      fs.readdirSync(ct(name)).filter((e) => e.startsWith('.')),
+      [],
+      'nothing of the dead restore in the container dir',
+    );
+    if (fs.existsSync(btContainers))
+      t.deepEqual(
+        fs.readdirSync(btContainers).filter((e) => e.startsWith('.')),
+        [],
+        'no temp subvolume in the pool',
+      );
   }
 
   /** The container's dir and the btrfs pool's subvolumes, each entry with inode and times: what a read must not change. */
@@ -134,7 +149,7 @@ if (requireRoot(test)) {
     t.true(crashAt('snapshot:rename-1', ['snapshot', 'create', name, 's1']));
     t.deepEqual(snaps(), ['s1'], 'killed after its commit: the snapshot, whole');
     env.ok(t, ['snapshot', 'create', name, 's2']);
-    t.deepEqual(subvols(), ['s1', 's2'], 'the dead snapshots\' temp subvolumes were swept');
+    t.deepEqual(subvols(), ['s1', 's2'], "the dead snapshots' temp subvolumes were swept");
 
     t.true(crashAt('snapshot-rename:rename-1', ['snapshot', 'rename', name, 's1', 'first']));
     t.deepEqual(snaps(), ['first', 's2']);

@@ -10,7 +10,11 @@ if (requireRoot(test)) {
   test.before(() => {
     const r = env.cli(['image', 'build', 'busybox']);
     if (r.code !== 0) throw new Error(r.stderr);
-    for (const p of [['bt', 'btrfs', 'size=300MiB'], ['tiny', 'btrfs', 'size=128MiB'], ['plain', 'dir']]) {
+    for (const p of [
+      ['bt', 'btrfs', 'size=300MiB'],
+      ['tiny', 'btrfs', 'size=128MiB'],
+      ['plain', 'dir'],
+    ]) {
       const c = env.cli(['storage', 'create', ...p]);
       if (c.code !== 0) throw new Error(c.stderr);
     }
@@ -20,10 +24,16 @@ if (requireRoot(test)) {
   test.serial('size= on the root disk: refused on overlay and dir with a clear line, enforced on btrfs, lifted when removed', (t) => {
     env.ok(t, ['create', 'busybox', 'o1']);
     env.ok(t, ['create', 'busybox', 'd1', '-s', 'plain']);
-    for (const [c, pool, driver] of [['o1', 'default', 'overlay'], ['d1', 'plain', 'dir']]) {
+    for (const [c, pool, driver] of [
+      ['o1', 'default', 'overlay'],
+      ['d1', 'plain', 'dir'],
+    ]) {
       const r = env.cli(['config', 'device', 'add', c, 'root', 'disk', 'path=/', `pool=${pool}`, 'size=50MiB']);
       t.is(r.code, 1);
-      t.regex(r.stderr, new RegExp(`Cannot limit the root disk of "${c}" \\(size=50MiB\\): its pool "${pool}" uses the ${driver} driver, which cannot enforce a size`));
+      t.regex(
+        r.stderr,
+        new RegExp(`Cannot limit the root disk of "${c}" \\(size=50MiB\\): its pool "${pool}" uses the ${driver} driver, which cannot enforce a size`),
+      );
       t.is(r.stderr.trim().split('\n').length, 1);
     }
     // A profile asking for a size: a create on a pool that cannot enforce it fails, and leaves nothing.

@@ -13,12 +13,25 @@ if (requireRoot(test)) {
     if (r.code !== 0) throw new Error(r.stderr);
   });
   leftoverHooks(test, env);
-  const info = (pool: string) => JSON.parse(env.ok({ fail: (m: string) => { throw new Error(m); } } as never, ['storage', 'info', pool, '--format', 'json']));
+  const info = (pool: string) =>
+    JSON.parse(
+      env.ok(
+        {
+          fail: (m: string) => {
+            throw new Error(m);
+          },
+        } as never,
+        ['storage', 'info', pool, '--format', 'json'],
+      ),
+    );
 
   test.serial('the default pool is made on first use with overlay; the root is an overlay inside the container only', (t) => {
     env.ok(t, ['launch', 'busybox', 'ov1']);
     const pools = JSON.parse(env.ok(t, ['storage', 'list', '--format', 'json']));
-    t.deepEqual(pools.map((p: { name: string; driver: string }) => [p.name, p.driver]), [['default', 'overlay']]);
+    t.deepEqual(
+      pools.map((p: { name: string; driver: string }) => [p.name, p.driver]),
+      [['default', 'overlay']],
+    );
     t.regex(env.ok(t, ['exec', 'ov1', '--', 'cat', '/proc/self/mounts']), /^overlay \/ overlay /m);
     t.deepEqual(mountsOf(env), [], 'no overlay mount on the host');
     // The image is untouched by the container's writes; the upper layer holds them.

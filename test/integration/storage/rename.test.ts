@@ -122,19 +122,42 @@ if (requireRoot(test)) {
         if (read) t.is(journal(), pending, `${step}: the journal is still there`);
         // The first command that takes the lock finishes the rename, or sweeps what it left.
         env.ok(t, ['config', 'set', want, 'user.step', step]);
-        t.deepEqual(fs.readdirSync(containers).filter((e) => e.startsWith(`n-${pool}-`) || e.startsWith('.')), [want], `${step}: one dir, no temp file or marker`);
+        t.deepEqual(
+          fs.readdirSync(containers).filter((e) => e.startsWith(`n-${pool}-`) || e.startsWith('.')),
+          [want],
+          `${step}: one dir, no temp file or marker`,
+        );
         t.false(fs.existsSync(path.join(env.paths.runDir, 'containers', done ? from : to)), `${step}: no run dir under the other name`);
         if (pool === 'bt') {
-          t.deepEqual(fs.readdirSync(btContainers).filter((e) => e.startsWith(`n-${pool}-`) || e.startsWith('.')), [want], `${step}: the subvolume under the same name`);
-          t.deepEqual(fs.readdirSync(btSnapshots).filter((e) => e.startsWith(`n-${pool}-`)), [want], `${step}: its snapshots too`);
+          t.deepEqual(
+            fs.readdirSync(btContainers).filter((e) => e.startsWith(`n-${pool}-`) || e.startsWith('.')),
+            [want],
+            `${step}: the subvolume under the same name`,
+          );
+          t.deepEqual(
+            fs.readdirSync(btSnapshots).filter((e) => e.startsWith(`n-${pool}-`)),
+            [want],
+            `${step}: its snapshots too`,
+          );
         }
-        t.deepEqual(fs.readdirSync(path.join(containers, want)).filter((e) => e.startsWith('.')), [], `${step}: no journal or temp left after the lock was taken`);
-        t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', want, '--format', 'json'])).map((s: { name: string }) => s.name), ['s0']);
+        t.deepEqual(
+          fs.readdirSync(path.join(containers, want)).filter((e) => e.startsWith('.')),
+          [],
+          `${step}: no journal or temp left after the lock was taken`,
+        );
+        t.deepEqual(
+          JSON.parse(env.ok(t, ['snapshot', 'list', want, '--format', 'json'])).map((s: { name: string }) => s.name),
+          ['s0'],
+        );
         env.ok(t, ['start', want]);
         t.is(env.ok(t, ['exec', want, '--', 'cat', '/root/state']).trim(), 'kept', step);
         if (done) t.is(env.ok(t, ['exec', want, '--', 'cat', '/etc/hostname']).trim(), want, `${step}: its hostname followed`);
         env.ok(t, ['stop', want, '--force']);
-        t.deepEqual(fs.readdirSync(path.join(containers, want)).filter((e) => e.startsWith('.')), [], `${step}: no journal or temp left in its dir`);
+        t.deepEqual(
+          fs.readdirSync(path.join(containers, want)).filter((e) => e.startsWith('.')),
+          [],
+          `${step}: no journal or temp left in its dir`,
+        );
         if (done) cur = 1 - cur;
       });
       // A rename that runs to the end, and the snapshot restores under the last name.
@@ -146,7 +169,10 @@ if (requireRoot(test)) {
       env.ok(t, ['delete', '--force', to]);
       if (pool === 'bt') {
         t.deepEqual(fs.readdirSync(btContainers), []);
-        t.deepEqual(fs.readdirSync(btSnapshots).filter((e) => e.startsWith('n-')), []);
+        t.deepEqual(
+          fs.readdirSync(btSnapshots).filter((e) => e.startsWith('n-')),
+          [],
+        );
       }
     });
   }

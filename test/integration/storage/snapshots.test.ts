@@ -34,7 +34,10 @@ if (requireRoot(test)) {
       env.ok(t, ['start', c]);
       env.ok(t, ['exec', c, '--', 'sh', '-c', 'echo two > /root/state; rm /etc/passwd']);
       env.ok(t, ['stop', c]);
-      t.deepEqual(JSON.parse(env.ok(t, ['snapshot', 'list', c, '--format', 'json'])).map((s: { name: string }) => s.name), ['live2', 'one']);
+      t.deepEqual(
+        JSON.parse(env.ok(t, ['snapshot', 'list', c, '--format', 'json'])).map((s: { name: string }) => s.name),
+        ['live2', 'one'],
+      );
       env.ok(t, ['copy', c, `${c}-k`]);
       env.ok(t, ['copy', `${c}/one`, `${c}-o`]);
       env.ok(t, ['copy', `${c}/live2`, `${c}-l`]);
@@ -60,7 +63,10 @@ if (requireRoot(test)) {
       env.ok(t, ['start', `${c}-o`]);
       t.is(env.ok(t, ['exec', `${c}-o`, '--', 'cat', '/root/state']), 'one\n');
       env.ok(t, ['delete', '--force', c, `${c}-k`, `${c}-o`, `${c}-l`]);
-      t.deepEqual(fs.readdirSync(`${env.paths.stateDir}/containers`).filter((e) => e.startsWith(c) || e.startsWith('.')), []);
+      t.deepEqual(
+        fs.readdirSync(`${env.paths.stateDir}/containers`).filter((e) => e.startsWith(c) || e.startsWith('.')),
+        [],
+      );
     });
   }
 

@@ -22,7 +22,11 @@ if (requireRoot(test)) {
     if (r.code !== 0) throw new Error(r.stderr);
   });
   leftoverHooks(test, env);
-  const fail = { fail: (m: string) => { throw new Error(m); } } as never;
+  const fail = {
+    fail: (m: string) => {
+      throw new Error(m);
+    },
+  } as never;
   const info = (pool: string) => JSON.parse(env.ok(fail, ['storage', 'info', pool, '--format', 'json']));
   const busybox = () => requireImage(env.paths, 'busybox');
   async function settled(pool: string): Promise<void> {
@@ -88,7 +92,11 @@ if (requireRoot(test)) {
     await dropSpares(env.paths, 'sp', fake.fingerprint);
     t.deepEqual(preparing(env.paths, 'sp'), []);
     t.deepEqual(processesOf(env), [], 'no copy is left running');
-    t.deepEqual(fs.readdirSync(sparesDir(env.paths, 'sp')).filter((n) => n.includes(fake.fingerprint)), [], 'nothing of it is left');
+    t.deepEqual(
+      fs.readdirSync(sparesDir(env.paths, 'sp')).filter((n) => n.includes(fake.fingerprint)),
+      [],
+      'nothing of it is left',
+    );
 
     // By default the copy waits (10 s) before it starts: it is in progress, and stopped the same way.
     env.env.TSLXC_SPARE_DELAY_MS = '60000';
@@ -104,7 +112,7 @@ if (requireRoot(test)) {
     env.ok(t, ['image', 'delete', 'busybox', '--force']);
     t.false(fs.existsSync(`${env.paths.stateDir}/containers/c4`));
     t.false(fs.existsSync(`${env.paths.stateDir}/containers/c5`));
-    t.deepEqual(info('sp').spares, [], 'the image\'s spare went with it');
+    t.deepEqual(info('sp').spares, [], "the image's spare went with it");
     env.ok(t, ['storage', 'delete', 'sp']);
     t.false(fs.existsSync(`${env.paths.stateDir}/storage-pools/sp`));
   });

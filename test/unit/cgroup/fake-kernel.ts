@@ -81,9 +81,7 @@ export class FakeKernel implements CgroupFs {
   }
 
   private hierarchyOf(p: string): Hierarchy | undefined {
-    return this.hierarchies
-      .filter((h) => p === h.mountPoint || p.startsWith(h.mountPoint + '/'))
-      .sort((a, b) => b.mountPoint.length - a.mountPoint.length)[0];
+    return this.hierarchies.filter((h) => p === h.mountPoint || p.startsWith(h.mountPoint + '/')).sort((a, b) => b.mountPoint.length - a.mountPoint.length)[0];
   }
 
   /** The control files the kernel would show in a new cgroup of this hierarchy. */
@@ -107,7 +105,12 @@ export class FakeKernel implements CgroupFs {
           if (this.opts.memsw) Object.assign(files, { 'memory.memsw.limit_in_bytes': V1_UNLIMITED, 'memory.memsw.usage_in_bytes': '0' });
         }
         // A new cgroup starts with a copy of its parent's list, as the kernel's device controller does.
-        if (c === 'devices') Object.assign(files, { 'devices.allow': '', 'devices.deny': '', 'devices.list': isTop ? 'a *:* rwm' : this.deviceList(path.dirname(dir)).join('\n') });
+        if (c === 'devices')
+          Object.assign(files, {
+            'devices.allow': '',
+            'devices.deny': '',
+            'devices.list': isTop ? 'a *:* rwm' : this.deviceList(path.dirname(dir)).join('\n'),
+          });
         if (c === 'freezer' && !isTop) files['freezer.state'] = 'THAWED';
         if (c === 'blkio' && this.opts.bfq) files['blkio.bfq.weight'] = '100';
         if (c === 'pids' && !isTop) Object.assign(files, { 'pids.max': 'max', 'pids.current': '0' });
@@ -241,7 +244,13 @@ export class FakeKernel implements CgroupFs {
           return;
         }
         const drop = (d: string) => {
-          fs.writeFileSync(path.join(d, 'devices.list'), this.deviceList(d).filter((r) => r !== value).map((r) => `${r}\n`).join(''));
+          fs.writeFileSync(
+            path.join(d, 'devices.list'),
+            this.deviceList(d)
+              .filter((r) => r !== value)
+              .map((r) => `${r}\n`)
+              .join(''),
+          );
           for (const sub of fs.readdirSync(d, { withFileTypes: true })) if (sub.isDirectory()) drop(path.join(d, sub.name));
         };
         drop(dir);
@@ -255,7 +264,13 @@ export class FakeKernel implements CgroupFs {
   /** The rules of a v1 devices cgroup (its devices.list), one a line. */
   deviceList(dir: string): string[] {
     const f = path.join(dir, 'devices.list');
-    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : [];
+    return fs.existsSync(f)
+      ? fs
+          .readFileSync(f, 'utf8')
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+      : [];
   }
 
   async mkdir(p: string): Promise<void> {
@@ -391,7 +406,10 @@ export async function fakeHybrid(opts: FakeOptions = {}): Promise<Fake> {
 export async function fakeV2(opts: FakeOptions = {}): Promise<Fake> {
   const root = await tmp();
   const cg = path.join(root, 'sys/fs/cgroup');
-  const kernel = new FakeKernel(root, [{ mountPoint: cg, kind: 'v2' }], { controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'], ...opts });
+  const kernel = new FakeKernel(root, [{ mountPoint: cg, kind: 'v2' }], {
+    controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'],
+    ...opts,
+  });
   fs.mkdirSync(cg, { recursive: true });
   kernel.populate(cg, true);
   return { kernel, root, mountinfo: V2_MOUNTINFO, cleanup: () => fsp.rm(root, { recursive: true, force: true }) };

@@ -67,7 +67,21 @@ test('create writes the default device policy: deny all first, then the allow li
     t.is(path.basename(w.file), 'devices.allow');
     return w.data;
   });
-  for (const rule of ['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm', 'c 10:229 rwm', 'c 10:200 rwm', 'c *:* m', 'b *:* m']) {
+  for (const rule of [
+    'c 1:3 rwm',
+    'c 1:5 rwm',
+    'c 1:7 rwm',
+    'c 1:8 rwm',
+    'c 1:9 rwm',
+    'c 5:0 rwm',
+    'c 5:1 rwm',
+    'c 5:2 rwm',
+    'c 136:* rwm',
+    'c 10:229 rwm',
+    'c 10:200 rwm',
+    'c *:* m',
+    'b *:* m',
+  ]) {
     t.true(allowed.includes(rule), rule);
   }
   t.is(allowed.length, 13);
@@ -78,7 +92,10 @@ test('create writes the default device policy: deny all first, then the allow li
   // "deny a").
   t.true(k.writes.some((w) => /^sys\/fs\/cgroup\/devices\/tp\.new-\d+\/devices\.deny$/.test(w.file) && w.data === 'a'));
   t.true(fs.existsSync(path.join(k.root, CG, 'devices/tp')));
-  t.deepEqual(fs.readdirSync(path.join(k.root, CG, 'devices')).filter((d) => d.includes('.new-')), []);
+  t.deepEqual(
+    fs.readdirSync(path.join(k.root, CG, 'devices')).filter((d) => d.includes('.new-')),
+    [],
+  );
 });
 
 test('a failed create leaves nothing behind', async (t) => {
@@ -191,7 +208,10 @@ test('limits out of range are refused before anything is written', async (t) => 
 
 test('a limit for a controller the host lacks is an error; unset it is nothing', async (t) => {
   const { fake, k } = await setup(t);
-  const mountinfo = fake.mountinfo.split('\n').filter((l) => !l.includes('rw,pids')).join('\n');
+  const mountinfo = fake.mountinfo
+    .split('\n')
+    .filter((l) => !l.includes('rw,pids'))
+    .join('\n');
   const cg = await openCgroups({ prefix: 'tp', mountinfo, root: fake.root, sys: k.sys() });
   await cg.create('c1');
   await cg.applyLimits('c1', { memoryBytes: 1 << 20 });

@@ -1,8 +1,14 @@
 import test from 'ava';
 import { renderRows, humanBytes } from '../../../lib/cli/ui/format.js';
 
-const rows = [{ name: 'a', count: 1 }, { name: 'b,c', count: 22 }];
-const cols = [{ header: 'NAME', value: (r: (typeof rows)[0]) => r.name }, { header: 'N', value: (r: (typeof rows)[0]) => r.count }];
+const rows = [
+  { name: 'a', count: 1 },
+  { name: 'b,c', count: 22 },
+];
+const cols = [
+  { header: 'NAME', value: (r: (typeof rows)[0]) => r.name },
+  { header: 'N', value: (r: (typeof rows)[0]) => r.count },
+];
 
 test('table, csv, json and yaml render the same rows', (t) => {
   t.is(renderRows(rows, cols, 'table'), 'NAME  N\na     1\nb,c   22');

@@ -1,8 +1,18 @@
 import test from 'ava';
-import { buildRanges, DEFAULT_HOST_RANGE, formatIdmap, idmapArgs, parseIdmapJson, parseRawIdmap, parseSubidFile, toContainer, toHost } from '../../../lib/config/idmap.js';
+import {
+  buildRanges,
+  DEFAULT_HOST_RANGE,
+  formatIdmap,
+  idmapArgs,
+  parseIdmapJson,
+  parseRawIdmap,
+  parseSubidFile,
+  toContainer,
+  toHost,
+} from '../../../lib/config/idmap.js';
 import { validateKey } from '../../../lib/config/schema.js';
 
-test('root\'s subuid entry is the host range; none: the default', (t) => {
+test("root's subuid entry is the host range; none: the default", (t) => {
   t.deepEqual(parseSubidFile('_lxd:100000:65536\nroot:200000:1000000\n'), { base: 200000, size: 1000000 });
   t.is(parseSubidFile('alice:100000:65536\n'), undefined);
   t.is(parseSubidFile('root:x:1\nroot:5:0\n'), undefined);

@@ -36,7 +36,11 @@ test('cpu allowance (a percentage is a hard quota, unlike LXD) and priority', (t
   t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '25%' }, ctx), { cpuQuotaUs: 25_000, cpuPeriodUs: 100_000 });
   t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '200%' }, ctx), { cpuQuotaUs: 200_000, cpuPeriodUs: 100_000 });
   t.throws(() => limitsFromConfig({ 'limits.cpu.allowance': '0.5%' }, ctx), { message: /less than 1ms/ });
-  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '50%', 'limits.cpu.priority': '0' }, ctx), { cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, cpuWeight: 99 });
+  t.deepEqual(limitsFromConfig({ 'limits.cpu.allowance': '50%', 'limits.cpu.priority': '0' }, ctx), {
+    cpuQuotaUs: 50_000,
+    cpuPeriodUs: 100_000,
+    cpuWeight: 99,
+  });
   t.deepEqual(limitsFromConfig({ 'limits.cpu.priority': '0' }, ctx), { cpuWeight: 99 });
   t.throws(() => limitsFromConfig({ 'limits.cpu.priority': '11' }, ctx), { message: /between 0 and 10/ });
 });

@@ -1,6 +1,14 @@
 import test from 'ava';
 import { TslxcError } from '../../../lib/errors.js';
-import { checkDeviceTargets, DEVICE_MODULES, deviceTypeNames, deviceTypeOf, devicesByModule, startDevices, validateDevice } from '../../../lib/device/registry.js';
+import {
+  checkDeviceTargets,
+  DEVICE_MODULES,
+  deviceTypeNames,
+  deviceTypeOf,
+  devicesByModule,
+  startDevices,
+  validateDevice,
+} from '../../../lib/device/registry.js';
 import type { DeviceHandler, DeviceType, LiveInstance, StartInstance } from '../../../lib/device/types.js';
 import { applyDeviceChange } from '../../../lib/instance/hotplug.js';
 import { CLEANUP_HANDLERS } from '../../../lib/device/cleanup.js';
@@ -27,8 +35,16 @@ test('validation looks the type up; an unknown or missing type is one line', (t)
   const err = t.throws(() => validateDevice('x', { type: 'floppy' }));
   t.regex(err!.message, /^Invalid device "x": unknown type "floppy"/);
   t.false(err!.message.includes('\n'));
-  t.throws(() => validateDevice('d', { type: 'disk', path: '/srv', source: '/tmp', size: '1GiB' }), { message: /only to the root disk/ }, "the disk module's check");
-  t.throws(() => validateDevice('web', { type: 'proxy', listen: 'tcp:0.0.0.0:80', connect: 'udp:127.0.0.1:80' }), { message: /same protocol/ }, "the proxy module's check");
+  t.throws(
+    () => validateDevice('d', { type: 'disk', path: '/srv', source: '/tmp', size: '1GiB' }),
+    { message: /only to the root disk/ },
+    "the disk module's check",
+  );
+  t.throws(
+    () => validateDevice('web', { type: 'proxy', listen: 'tcp:0.0.0.0:80', connect: 'udp:127.0.0.1:80' }),
+    { message: /same protocol/ },
+    "the proxy module's check",
+  );
   t.throws(() => validateDevice('n', { type: 'nic', network: 'tslxcbr0', color: 'red' }), { message: /unknown nic key "color"/ }, "the nic module's check");
 });
 
@@ -47,7 +63,9 @@ test('a fake type is validated by its own module', (t) => {
 });
 
 test('what a device names must exist: a pool, a network', (t) => {
-  t.throws(() => checkDeviceTargets(paths, 'profile "p"', 'd', { type: 'disk', path: '/srv', pool: 'nosuch', source: 'v' }), { message: /^Invalid device "d" of profile "p": storage pool "nosuch" does not exist/ });
+  t.throws(() => checkDeviceTargets(paths, 'profile "p"', 'd', { type: 'disk', path: '/srv', pool: 'nosuch', source: 'v' }), {
+    message: /^Invalid device "d" of profile "p": storage pool "nosuch" does not exist/,
+  });
   t.throws(() => checkDeviceTargets(paths, 'profile "p"', 'eth0', { type: 'nic', network: 'nosuch' }), { message: /network "nosuch" does not exist/ });
   t.notThrows(() => checkDeviceTargets(paths, 'profile "p"', 'root', { type: 'disk', path: '/', pool: 'default' }), 'the default pool is made on first use');
   t.notThrows(() => checkDeviceTargets(paths, 'profile "p"', 'x', { type: 'unix-char', source: '/dev/null' }));
@@ -58,7 +76,11 @@ function fakes(opts: { failApply?: boolean; failPlan?: boolean } = {}) {
   const log: string[] = [];
   const handler = (name: string): DeviceHandler => ({
     name,
-    start: (_t, devices) => ({ cgroupRules: [], helperArgs: [`--${name}`, devices[name].map(([n]) => n).join(',')], unreplayable: name === 'b' && devices.b.length ? 'b is shared' : undefined }),
+    start: (_t, devices) => ({
+      cgroupRules: [],
+      helperArgs: [`--${name}`, devices[name].map(([n]) => n).join(',')],
+      unreplayable: name === 'b' && devices.b.length ? 'b is shared' : undefined,
+    }),
     async live(_t, change) {
       if (name === 'b' && opts.failPlan) throw new TslxcError(`Cannot change ${name}`, 'refused before anything');
       log.push(`plan ${name} -${change.removed.map(([n]) => n).join(',')} +${change.added.map(([n]) => n).join(',')}`);
@@ -77,7 +99,10 @@ function fakes(opts: { failApply?: boolean; failPlan?: boolean } = {}) {
     key: 'b',
     types: ['tb'],
     validate: () => {},
-    refuseLive: (instance, dev, before, after) => (before.fixed !== after.fixed ? new TslxcError(`Cannot change device "${dev}" of running container "${instance}"`, '"fixed" cannot change while it runs') : undefined),
+    refuseLive: (instance, dev, before, after) =>
+      before.fixed !== after.fixed
+        ? new TslxcError(`Cannot change device "${dev}" of running container "${instance}"`, '"fixed" cannot change while it runs')
+        : undefined,
     handler: handler('b'),
   };
   return { log, modules: [a, b] };
@@ -113,7 +138,9 @@ test('a refused plan or a refused device change applies nothing', async (t) => {
   await t.throwsAsync(applyDeviceChange(live, {}, { x: { type: 'ta' }, y: { type: 'tb' } }, planned.modules), { message: /refused before anything/ });
   t.false(planned.log.some((l) => l.startsWith('apply')));
   const refused = fakes();
-  await t.throwsAsync(applyDeviceChange(live, { y: { type: 'tb', fixed: '1' } }, { x: { type: 'ta' }, y: { type: 'tb', fixed: '2' } }, refused.modules), { message: /^Cannot change device "y" of running container "c1": "fixed" cannot change/ });
+  await t.throwsAsync(applyDeviceChange(live, { y: { type: 'tb', fixed: '1' } }, { x: { type: 'ta' }, y: { type: 'tb', fixed: '2' } }, refused.modules), {
+    message: /^Cannot change device "y" of running container "c1": "fixed" cannot change/,
+  });
   t.deepEqual(refused.log, []);
 });
 

@@ -8,7 +8,12 @@ import { validateDevice } from '../../../lib/device/registry.js';
 const ch = (keys: Record<string, string>) => ({ type: 'unix-char', ...keys });
 
 test('valid devices pass', (t) => {
-  for (const d of [ch({ source: '/dev/full' }), ch({ path: '/dev/fuse' }), ch({ path: '/dev/x', major: '240', minor: '0', mode: '600', uid: '1000', gid: '1000', required: 'false' }), { type: 'unix-block', source: '/dev/loop0', path: '/dev/l' }]) {
+  for (const d of [
+    ch({ source: '/dev/full' }),
+    ch({ path: '/dev/fuse' }),
+    ch({ path: '/dev/x', major: '240', minor: '0', mode: '600', uid: '1000', gid: '1000', required: 'false' }),
+    { type: 'unix-block', source: '/dev/loop0', path: '/dev/l' },
+  ]) {
     t.notThrows(() => validateUnixDevice('d', d));
     t.notThrows(() => validateDevice('d', d));
   }
@@ -45,18 +50,37 @@ test('each bad key is refused in one line naming the device and the key', (t) =>
 
 test('numbers come from the host node at source (default: path), of the right kind', (t) => {
   t.deepEqual(resolveUnixDevice('n', ch({ source: '/dev/null' })), { type: 'c', major: 1, minor: 3, mode: 0o660, uid: 0, gid: 0, path: '/dev/null' });
-  t.deepEqual(resolveUnixDevice('n', ch({ path: '/dev/zero', mode: '0600', uid: '3', gid: '4' })), { type: 'c', major: 1, minor: 5, mode: 0o600, uid: 3, gid: 4, path: '/dev/zero' });
+  t.deepEqual(resolveUnixDevice('n', ch({ path: '/dev/zero', mode: '0600', uid: '3', gid: '4' })), {
+    type: 'c',
+    major: 1,
+    minor: 5,
+    mode: 0o600,
+    uid: 3,
+    gid: 4,
+    path: '/dev/zero',
+  });
   t.deepEqual(resolveUnixDevice('n', ch({ source: '/dev/full', path: '/dev/f2' }))?.path, '/dev/f2');
   t.is(resolveUnixDevice('n', ch({ path: '/dev/x', major: '240', minor: '9' }))?.minor, 9, 'given numbers: no host lookup');
-  t.throws(() => resolveUnixDevice('n', { type: 'unix-block', source: '/dev/null' }), { message: /key "source": \/dev\/null is not a block device on the host \(a character device takes type unix-char\)/ });
-  t.throws(() => resolveUnixDevice('n', ch({ source: '/dev/tslxc-none' })), { message: /^Cannot give unix-char device "n" to the container: its source \/dev\/tslxc-none cannot be read on the host \(ENOENT\)/ });
+  t.throws(() => resolveUnixDevice('n', { type: 'unix-block', source: '/dev/null' }), {
+    message: /key "source": \/dev\/null is not a block device on the host \(a character device takes type unix-char\)/,
+  });
+  t.throws(() => resolveUnixDevice('n', ch({ source: '/dev/tslxc-none' })), {
+    message: /^Cannot give unix-char device "n" to the container: its source \/dev\/tslxc-none cannot be read on the host \(ENOENT\)/,
+  });
   t.is(resolveUnixDevice('n', ch({ source: '/dev/tslxc-none', required: 'false' })), undefined);
 });
 
 test('plan: skipped ones left out, by name; one rule each', (t) => {
-  const plan = planUnixDevices([['c', { type: 'unix-block', path: '/dev/b', major: '240', minor: '1' }], ['b', ch({ source: '/dev/full' })], ['a', ch({ source: '/dev/tslxc-none', required: 'no' })]]);
+  const plan = planUnixDevices([
+    ['c', { type: 'unix-block', path: '/dev/b', major: '240', minor: '1' }],
+    ['b', ch({ source: '/dev/full' })],
+    ['a', ch({ source: '/dev/tslxc-none', required: 'no' })],
+  ]);
   t.deepEqual(Object.keys(plan), ['b', 'c']);
-  t.deepEqual(unixDeviceRules(plan).map((r) => `${r.type} ${r.major}:${r.minor} ${r.access}`), ['c 1:7 rwm', 'b 240:1 rwm']);
+  t.deepEqual(
+    unixDeviceRules(plan).map((r) => `${r.type} ${r.major}:${r.minor} ${r.access}`),
+    ['c 1:7 rwm', 'b 240:1 rwm'],
+  );
 });
 
 test('node spec: owner mapped through the idmap; an unmapped owner is refused', (t) => {

@@ -17,7 +17,10 @@ export function prng(seed: number): () => number {
 
 export class Gen {
   readonly rnd: () => number;
-  constructor(seed: number, readonly dictionary: readonly string[] = []) {
+  constructor(
+    seed: number,
+    readonly dictionary: readonly string[] = [],
+  ) {
     this.rnd = prng(seed);
   }
   int(n: number): number {

@@ -35,13 +35,57 @@ function check(input: string, fn: () => unknown): Outcome {
   } catch (err) {
     if (err instanceof TslxcError && !err.message.includes('\n') && err.message.length > 0) return { input };
     const e = err as Error;
-    return { input, error: `${e?.constructor?.name ?? typeof err}: ${String(e?.stack ?? err).split('\n').slice(0, 4).join(' | ')}` };
+    return {
+      input,
+      error: `${e?.constructor?.name ?? typeof err}: ${String(e?.stack ?? err)
+        .split('\n')
+        .slice(0, 4)
+        .join(' | ')}`,
+    };
   }
 }
 
 const HOST = { cpus: [0, 1, 2, 3], memoryBytes: 8 * 2 ** 30 };
 
-const YAML_TOKENS = ['&a', '*a', '<<: *a', '!!binary', '!!str', '!!int', '!!map', '!!seq', '!!null', '---', '...', '? ', '- ', '{', '}', '[', ']', '|', '>-', '~', 'null', 'true', 'yes', '0x1F', '0o17', '.inf', '-.nan', '1e400', '"\\u0000"', "'", '#', '%YAML 1.2', '%TAG ! tag:x:', '__proto__', 'constructor', 'toString', 'hasOwnProperty'];
+const YAML_TOKENS = [
+  '&a',
+  '*a',
+  '<<: *a',
+  '!!binary',
+  '!!str',
+  '!!int',
+  '!!map',
+  '!!seq',
+  '!!null',
+  '---',
+  '...',
+  '? ',
+  '- ',
+  '{',
+  '}',
+  '[',
+  ']',
+  '|',
+  '>-',
+  '~',
+  'null',
+  'true',
+  'yes',
+  '0x1F',
+  '0o17',
+  '.inf',
+  '-.nan',
+  '1e400',
+  '"\\u0000"',
+  "'",
+  '#',
+  '%YAML 1.2',
+  '%TAG ! tag:x:',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+];
 
 /** A corpus entry (seed) per case, mutated; one case in five is fresh random text. */
 function textCase(g: Gen, corpus: string[]): string {
@@ -49,7 +93,38 @@ function textCase(g: Gen, corpus: string[]): string {
   return g.mutate(g.pick(corpus), corpus);
 }
 
-const RECIPE_KEYS = ['name', 'description', 'os', 'release', 'releases', 'source', 'from', 'type', 'busybox', 'debootstrap', 'image', 'variant', 'mirror', 'packages', 'components', 'init', 'stop_signal', 'environment', 'files', 'path', 'content', 'mode', 'commands', 'SIGRTMIN+3', 'SIGUSR2', '/sbin/init', 'minbase', 'bookworm', '12', 'debian/12'];
+const RECIPE_KEYS = [
+  'name',
+  'description',
+  'os',
+  'release',
+  'releases',
+  'source',
+  'from',
+  'type',
+  'busybox',
+  'debootstrap',
+  'image',
+  'variant',
+  'mirror',
+  'packages',
+  'components',
+  'init',
+  'stop_signal',
+  'environment',
+  'files',
+  'path',
+  'content',
+  'mode',
+  'commands',
+  'SIGRTMIN+3',
+  'SIGUSR2',
+  '/sbin/init',
+  'minbase',
+  'bookworm',
+  '12',
+  'debian/12',
+];
 const RECIPE_SEEDS = [
   'name: t\nsource:\n  type: busybox\n',
   'name: t/1\nfrom: debian\nfiles:\n  - path: /etc/x\n    content: "a"\n    mode: "0644"\ncommands:\n  - echo hi\n',
@@ -76,7 +151,13 @@ export const TARGETS: Record<string, Target> = {
   /** Recipes as `image build` reads them: a YAML file through loadRecipe (YAML parse + parseRecipe). */
   recipe: {
     setup(seed, dir) {
-      const corpus = [...RECIPE_SEEDS, ...fs.readdirSync(builtinTemplatesDir).filter((f) => f.endsWith('.yaml')).map((f) => fs.readFileSync(path.join(builtinTemplatesDir, f), 'utf8'))];
+      const corpus = [
+        ...RECIPE_SEEDS,
+        ...fs
+          .readdirSync(builtinTemplatesDir)
+          .filter((f) => f.endsWith('.yaml'))
+          .map((f) => fs.readFileSync(path.join(builtinTemplatesDir, f), 'utf8')),
+      ];
       const file = path.join(dir, 'recipe.yaml');
       return (i) => {
         const g = new Gen(seed * 1_000_003 + i, [...RECIPE_KEYS, ...YAML_TOKENS]);
@@ -92,7 +173,39 @@ export const TARGETS: Record<string, Target> = {
   config: {
     setup(seed) {
       const keys = configKeys().map((k) => (k.key.endsWith('.') ? `${k.key}X` : k.key));
-      const values = ['1', '0', '-1', '2', '50%', '0%', '101%', '512MiB', '1GB', '4kB', '1e3', '0x10', 'true', 'false', 'yes', 'hard', 'soft', '25ms/100ms', '0-1,3', '3-1', '99999999999999999999', 'bpf,kexec_load', 'sethostname', ' ', '10s', '500ms', '1h', '-', '%', 'NaN', 'Infinity'];
+      const values = [
+        '1',
+        '0',
+        '-1',
+        '2',
+        '50%',
+        '0%',
+        '101%',
+        '512MiB',
+        '1GB',
+        '4kB',
+        '1e3',
+        '0x10',
+        'true',
+        'false',
+        'yes',
+        'hard',
+        'soft',
+        '25ms/100ms',
+        '0-1,3',
+        '3-1',
+        '99999999999999999999',
+        'bpf,kexec_load',
+        'sethostname',
+        ' ',
+        '10s',
+        '500ms',
+        '1h',
+        '-',
+        '%',
+        'NaN',
+        'Infinity',
+      ];
       return (i) => {
         const g = new Gen(seed * 1_000_003 + i, [...keys, ...values]);
         const set: Record<string, string> = {};
@@ -117,7 +230,13 @@ export const TARGETS: Record<string, Target> = {
         const g = new Gen(seed * 1_000_003 + i, dict);
         const s = Array.from({ length: 1 + g.int(4) }, () => g.token()).join('');
         return check(JSON.stringify(s), () => {
-          for (const f of [validateInstanceName, validateAlias, validateProfileName, validateDeviceName, (x: string) => parseSyscallList(x, 'security.syscalls.deny')]) {
+          for (const f of [
+            validateInstanceName,
+            validateAlias,
+            validateProfileName,
+            validateDeviceName,
+            (x: string) => parseSyscallList(x, 'security.syscalls.deny'),
+          ]) {
             const r = check(s, () => f(s));
             if (r.error) throw new Error(r.error);
           }
@@ -132,7 +251,28 @@ export const TARGETS: Record<string, Target> = {
   profile: {
     setup(seed, dir) {
       const file = path.join(dir, 'p.yaml');
-      const dict = ['config', 'devices', 'description', 'type', 'nic', 'disk', 'proxy', 'none', 'unix-char', 'path', 'source', 'pool', 'network', 'name', 'listen', 'connect', 'limits.memory', 'security.nesting', 'environment.A', ...YAML_TOKENS];
+      const dict = [
+        'config',
+        'devices',
+        'description',
+        'type',
+        'nic',
+        'disk',
+        'proxy',
+        'none',
+        'unix-char',
+        'path',
+        'source',
+        'pool',
+        'network',
+        'name',
+        'listen',
+        'connect',
+        'limits.memory',
+        'security.nesting',
+        'environment.A',
+        ...YAML_TOKENS,
+      ];
       return (i) => {
         const g = new Gen(seed * 1_000_003 + i, dict);
         const text = textCase(g, PROFILE_SEEDS);
@@ -156,7 +296,11 @@ export const TARGETS: Record<string, Target> = {
         const g = new Gen(seed * 1_000_003 + i, [...parts, 'architecture', 'creation_date', 'properties', 'templates', 'template', 'when', ...YAML_TOKENS]);
         if (g.chance(0.5)) {
           const name = () => Array.from({ length: 1 + g.int(4) }, () => (g.chance(0.8) ? g.pick(parts) : g.string(5))).join('/');
-          const entries = Array.from({ length: g.int(8) }, () => ({ type: g.pick(types), name: name(), link: g.chance(0.4) ? (g.chance(0.5) ? '/' : '') + name() : undefined }));
+          const entries = Array.from({ length: g.int(8) }, () => ({
+            type: g.pick(types),
+            name: name(),
+            link: g.chance(0.4) ? (g.chance(0.5) ? '/' : '') + name() : undefined,
+          }));
           const roots = g.chance(0.5) ? ['metadata.yaml', 'rootfs', 'templates'] : undefined;
           const rootfsPrefix = g.pick(['rootfs', '', null, undefined]);
           return check(JSON.stringify(entries), () => {

@@ -45,7 +45,7 @@ test('keys: found by blob among several; private keys and junk are not public ke
   t.is(parsePublicKeyLine(priv), undefined);
 });
 
-test('authorize: the key must be the user\'s and the container one of theirs; signatures are checked', async (t) => {
+test("authorize: the key must be the user's and the container one of theirs; signatures are checked", async (t) => {
   const p = tmpPaths();
   const a = pair();
   const b = pair();
@@ -75,7 +75,7 @@ test('the host key is made once, private, and kept', (t) => {
   t.is(fs.statSync(hostKeyFile(p)).mode & 0o777, 0o600);
   t.is(loadOrCreateHostKey(p).fingerprint, first.fingerprint);
   const keygen = spawnSync('ssh-keygen', ['-lf', hostKeyFile(p)], { encoding: 'utf8' });
-  if (keygen.status === 0) t.true(keygen.stdout.includes(first.fingerprint), 'the fingerprint is OpenSSH\'s');
+  if (keygen.status === 0) t.true(keygen.stdout.includes(first.fingerprint), "the fingerprint is OpenSSH's");
   fs.chmodSync(hostKeyFile(p), 0o644);
   t.throws(() => loadOrCreateHostKey(p), { message: /is not private/ });
   fs.rmSync(path.dirname(p.stateDir), { recursive: true, force: true });

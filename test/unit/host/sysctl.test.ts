@@ -31,7 +31,7 @@ const DEBIAN_DEFAULTS = {
   'kernel.dmesg_restrict': 0,
 };
 
-test('the check reports the low limits with LXD\'s values and a reason each', (t) => {
+test("the check reports the low limits with LXD's values and a reason each", (t) => {
   const root = fakeRoot(t, DEBIAN_DEFAULTS);
   const checks = checkHostLimits({ root, usage: false });
   const by = Object.fromEntries(checks.map((c) => [c.key, c]));
@@ -68,7 +68,10 @@ test('raising writes the values to the sysctl root and the sysctl.d file, and lo
   t.is(readSysctl('fs.inotify.max_user_watches', root), 2097152, 'a higher value the admin set stays');
   t.is(readSysctl('kernel.dmesg_restrict', root), 0, 'not a limit tslxc needs: left alone');
   t.false(r.raised.some((x) => x.key === 'fs.inotify.max_user_watches'));
-  t.like(r.raised.find((x) => x.key === 'fs.inotify.max_user_instances'), { from: 128, to: 1048576 });
+  t.like(
+    r.raised.find((x) => x.key === 'fs.inotify.max_user_instances'),
+    { from: 128, to: 1048576 },
+  );
   const conf = fs.readFileSync(r.file, 'utf8');
   t.regex(conf, /^fs\.inotify\.max_user_instances = 1048576$/m);
   t.regex(conf, /^fs\.inotify\.max_user_watches = 2097152$/m, 'the kept value is what boots get too');
@@ -84,6 +87,10 @@ test('raising writes the values to the sysctl root and the sysctl.d file, and lo
 
 test('a systemd container is expected to take inotify instances, watches and a pty; another only a pty', (t) => {
   const need = (sig: string) => hostNeedArgs(sig).filter((_a, i) => i % 2 === 1);
-  t.deepEqual(need('SIGRTMIN+3'), [`inotify-instances=${SYSTEMD_CONTAINER_NEED.inotifyInstances}`, `inotify-watches=${SYSTEMD_CONTAINER_NEED.inotifyWatches}`, 'ptys=1']);
+  t.deepEqual(need('SIGRTMIN+3'), [
+    `inotify-instances=${SYSTEMD_CONTAINER_NEED.inotifyInstances}`,
+    `inotify-watches=${SYSTEMD_CONTAINER_NEED.inotifyWatches}`,
+    'ptys=1',
+  ]);
   t.deepEqual(need('SIGUSR2'), ['inotify-instances=0', 'inotify-watches=0', 'ptys=1']);
 });

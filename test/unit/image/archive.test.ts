@@ -20,9 +20,21 @@ test('entry names are normalised; absolute names and ".." are refused', (t) => {
 
 test('a normal unified image passes', (t) => {
   const names = checkEntries(
-    [f('metadata.yaml'), f('rootfs/', 'd'), f('rootfs/bin', 'l', 'usr/bin'), f('rootfs/usr/bin/', 'd'), f('rootfs/usr/bin/sh'), f('rootfs/usr/bin/bash', 'h', 'rootfs/usr/bin/sh'),
-      f('rootfs/etc/resolv.conf', 'l', '../run/resolv.conf'), f('rootfs/etc/mtab', 'l', '/proc/self/mounts'), f('rootfs/dev/null', 'c'), f('rootfs/run/initctl', 'p'), f('templates/hostname.tpl')],
-    'img', unified,
+    [
+      f('metadata.yaml'),
+      f('rootfs/', 'd'),
+      f('rootfs/bin', 'l', 'usr/bin'),
+      f('rootfs/usr/bin/', 'd'),
+      f('rootfs/usr/bin/sh'),
+      f('rootfs/usr/bin/bash', 'h', 'rootfs/usr/bin/sh'),
+      f('rootfs/etc/resolv.conf', 'l', '../run/resolv.conf'),
+      f('rootfs/etc/mtab', 'l', '/proc/self/mounts'),
+      f('rootfs/dev/null', 'c'),
+      f('rootfs/run/initctl', 'p'),
+      f('templates/hostname.tpl'),
+    ],
+    'img',
+    unified,
   );
   t.is(names.length, 11);
 });
@@ -86,7 +98,12 @@ test('codecs are told by their first bytes', (t) => {
 test('one streaming pass hashes, copies and lists; bytes after the end marker are kept and hashed', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-archive-'));
   try {
-    const entries = [{ name: 'metadata.yaml', content: 'a: 1\n' }, { name: 'rootfs/', type: '5' as const }, { name: 'rootfs/big', content: crypto.randomBytes(3 << 20) }, { name: 'rootfs/l', type: '2' as const, link: 'big' }];
+    const entries = [
+      { name: 'metadata.yaml', content: 'a: 1\n' },
+      { name: 'rootfs/', type: '5' as const },
+      { name: 'rootfs/big', content: crypto.randomBytes(3 << 20) },
+      { name: 'rootfs/l', type: '2' as const, link: 'big' },
+    ];
     for (const [label, bytes] of [
       ['gzip', makeTarGz(entries)],
       ['plain, with bytes after its end', Buffer.concat([makeTar(entries), crypto.randomBytes(100_000)])],
@@ -97,12 +114,17 @@ test('one streaming pass hashes, copies and lists; bytes after the end marker ar
       const h = crypto.createHash('sha256');
       const listed = await copyHashList(src, dst, h, 'x', true);
       t.deepEqual(listed, listTar(src, 'x'), label);
-      t.deepEqual(listed!.map((e) => e.name), ['metadata.yaml', 'rootfs/', 'rootfs/big', 'rootfs/l']);
+      t.deepEqual(
+        listed!.map((e) => e.name),
+        ['metadata.yaml', 'rootfs/', 'rootfs/big', 'rootfs/l'],
+      );
       t.is(h.digest('hex'), crypto.createHash('sha256').update(bytes).digest('hex'));
       t.true(fs.readFileSync(dst).equals(bytes));
     }
     fs.writeFileSync(path.join(dir, 'bad'), makeTarGz(entries).subarray(0, 50_000));
-    await t.throwsAsync(copyHashList(path.join(dir, 'bad'), path.join(dir, 'bad-copy'), crypto.createHash('sha256'), 'bad.tar.gz', true), { message: /Cannot read bad\.tar\.gz.*corrupt, truncated/ });
+    await t.throwsAsync(copyHashList(path.join(dir, 'bad'), path.join(dir, 'bad-copy'), crypto.createHash('sha256'), 'bad.tar.gz', true), {
+      message: /Cannot read bad\.tar\.gz.*corrupt, truncated/,
+    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -12,12 +12,24 @@ function tmpPaths(): Paths {
 
 function make(p: Paths, name: string, hostname = name): InstanceConfig {
   fs.mkdirSync(path.join(p.stateDir, 'containers', name), { recursive: true });
-  const cfg = { name, status: 'created', created_at: '2026-12-02T00:00:00.000Z', hostname, image: { fingerprint: 'f'.repeat(64), alias: 'busybox' }, init: ['/sbin/init'], stop_signal: 'SIGUSR2', environment: {}, profiles: ['default'], config: {}, devices: {} } as unknown as InstanceConfig;
+  const cfg = {
+    name,
+    status: 'created',
+    created_at: '2026-12-02T00:00:00.000Z',
+    hostname,
+    image: { fingerprint: 'f'.repeat(64), alias: 'busybox' },
+    init: ['/sbin/init'],
+    stop_signal: 'SIGUSR2',
+    environment: {},
+    profiles: ['default'],
+    config: {},
+    devices: {},
+  } as unknown as InstanceConfig;
   saveConfig(p, cfg);
   return cfg;
 }
 
-test('list\'s config cache: served while the file is the same, re-read when it changed, pruned, rebuilt when unreadable', (t) => {
+test("list's config cache: served while the file is the same, re-read when it changed, pruned, rebuilt when unreadable", (t) => {
   const p = tmpPaths();
   try {
     make(p, 'a');

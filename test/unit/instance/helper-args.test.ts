@@ -6,9 +6,17 @@ import type { InstanceConfig } from '../../../lib/state/config.js';
 
 const ctx = new Context({ stateDir: '/s', runDir: '/r', cacheDir: '/c', cgroupPrefix: 'p' });
 const cfg: InstanceConfig = {
-  name: 'c1', status: 'created', created_at: '', hostname: 'h1', image: { fingerprint: 'f' },
-  init: ['/sbin/init', '--log-level=info'], stop_signal: 'SIGRTMIN+3', environment: { A: 'b c' },
-  profiles: [], config: {}, devices: {},
+  name: 'c1',
+  status: 'created',
+  created_at: '',
+  hostname: 'h1',
+  image: { fingerprint: 'f' },
+  init: ['/sbin/init', '--log-level=info'],
+  stop_signal: 'SIGRTMIN+3',
+  environment: { A: 'b c' },
+  profiles: [],
+  config: {},
+  devices: {},
 };
 
 test('start hands the helper the rootfs, hostname, cgroups, policy and init after "--"', (t) => {
@@ -35,8 +43,12 @@ test('the device handlers\' arguments (the network hooks) are passed before "--"
   t.true(args.indexOf('--post-stop-hook') < args.indexOf('--'));
 });
 
-test('environment.* config keys reach init, over the image\'s environment', (t) => {
-  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], [], false, { 'environment.A': 'from-config', 'environment.TZ': 'UTC', 'limits.memory': '1GiB' });
+test("environment.* config keys reach init, over the image's environment", (t) => {
+  const args = helperStartArgs(ctx, cfg, '/r/containers/c1', [], [], false, {
+    'environment.A': 'from-config',
+    'environment.TZ': 'UTC',
+    'limits.memory': '1GiB',
+  });
   const envs = args.flatMap((a, i) => (a === '--env' ? [args[i + 1]] : []));
   t.deepEqual(envs.sort(), ['A=from-config', 'TZ=UTC']);
 });

@@ -7,7 +7,7 @@ import { supportsIdmappedMounts } from '../../../lib/instance/idmap.js';
 import { helperPath } from '../../../lib/state/helper.js';
 
 /** The idmapped-mount probe is remembered for the rest of the boot in the run dir, keyed by boot id, device and filesystem type. */
-test('the probe answer is cached in the run dir under this boot\'s id', (t) => {
+test("the probe answer is cached in the run dir under this boot's id", (t) => {
   if (process.getuid?.() !== 0) return t.pass(); // the probe needs root; the answer is then simply "no"
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-probe-'));
   try {

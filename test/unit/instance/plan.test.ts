@@ -37,7 +37,12 @@ test('a snapshot settles only if nothing but the start itself wrote its own scop
     // The start's own write of its config (the status): taken as the new generation.
     const token = bumpGeneration(p, scope.container('c1'));
     const settled = snap.settle(own);
-    t.deepEqual(settled, { generations: [[scope.container('c1'), token], [scope.profile('default'), '']] });
+    t.deepEqual(settled, {
+      generations: [
+        [scope.container('c1'), token],
+        [scope.profile('default'), ''],
+      ],
+    });
 
     // The addresses, because the start's own config claimed one: taken too; because another's: not.
     const nic = new GenerationSnapshot(p);
@@ -85,7 +90,7 @@ test('a config write bumps the addresses only when the addresses it claims chang
   }
 });
 
-test('a start declares its root pool and image, its nics\' networks and the addresses, its volumes', (t) => {
+test("a start declares its root pool and image, its nics' networks and the addresses, its volumes", (t) => {
   const p = tempPaths();
   try {
     const dir = path.join(p.stateDir, 'containers', 'c1');
@@ -99,13 +104,16 @@ test('a start declares its root pool and image, its nics\' networks and the addr
         host: { type: 'disk', path: '/mnt', source: '/srv' },
       },
     });
-    t.deepEqual([...new Set(deps)].sort(), [scope.addresses(), scope.image('a'.repeat(64)), scope.network('br1'), scope.pool('fast'), scope.pool('slow'), scope.volume('slow', 'vol1')].sort());
+    t.deepEqual(
+      [...new Set(deps)].sort(),
+      [scope.addresses(), scope.image('a'.repeat(64)), scope.network('br1'), scope.pool('fast'), scope.pool('slow'), scope.volume('slow', 'vol1')].sort(),
+    );
   } finally {
     fs.rmSync(p.root, { recursive: true, force: true });
   }
 });
 
-test('nothing patches node\'s modules any more', (t) => {
+test("nothing patches node's modules any more", (t) => {
   const src = fs.readFileSync(new URL('../../../lib/instance/plan.js', import.meta.url), 'utf8');
   t.notRegex(src, /fs\.readFileSync\s*=|Object\.assign\(f, saved\)|installReadHooks/);
 });

@@ -62,7 +62,10 @@ test('a live freezer is left alone; a thaw that fails stops the operation and ke
   const failing = setup(t, 'frozen', true);
   fs.writeFileSync(failing.marker, String(deadPid()));
   let ran = false;
-  await t.throwsAsync(failing.ctx.withInstanceLock('c1', async () => (ran = true)), { message: 'cannot thaw' });
+  await t.throwsAsync(
+    failing.ctx.withInstanceLock('c1', async () => (ran = true)),
+    { message: 'cannot thaw' },
+  );
   t.false(ran);
   t.true(fs.existsSync(failing.marker), 'the next operation tries again');
 });

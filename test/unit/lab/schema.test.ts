@@ -54,7 +54,10 @@ members:
   t.is(spec.name, 'intro');
   t.deepEqual(spec.network, { ...spec.network, name: 'labbr1', config: { 'ipv4.address': '10.42.0.1/24', 'ipv4.nat': 'false' } });
   t.deepEqual(spec.gateway, { port: 2200, host: 'lab.example.org' });
-  t.deepEqual(spec.members.map((m) => m.containers.map((c) => c.name)), [['alice'], ['bob-1', 'bob-2', 'bob-3'], ['intro-carol1', 'intro-carol2']]);
+  t.deepEqual(
+    spec.members.map((m) => m.containers.map((c) => c.name)),
+    [['alice'], ['bob-1', 'bob-2', 'bob-3'], ['intro-carol1', 'intro-carol2']],
+  );
   t.is(spec.members[0].keys[0].type, 'ssh-ed25519');
   t.regex(spec.members[0].keys[0].fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
   t.is(spec.members[0].keys[0].comment, 'alice@laptop');
@@ -77,7 +80,10 @@ test('defaults: busybox, the default profile, one container named after the memb
   t.is(spec.gateway.port, 2222);
   t.is(spec.members[0].image, 'busybox');
   t.deepEqual(spec.members[0].profiles, ['default']);
-  t.deepEqual(spec.members[0].containers.map((c) => c.name), ['m1']);
+  t.deepEqual(
+    spec.members[0].containers.map((c) => c.name),
+    ['m1'],
+  );
 });
 
 test('key_files are read relative to the lab file, one key per line', (t) => {
@@ -87,7 +93,10 @@ test('key_files are read relative to the lab file, one key per line', (t) => {
     fs.writeFileSync(path.join(dir, 'keys', 'a.pub'), `# alice's keys\n${k1.public}\n\n${k2.public}\n`);
     fs.writeFileSync(path.join(dir, 'lab.yaml'), 'name: l1\nmembers:\n  - name: alice\n    key_files: [keys/a.pub]\n');
     const spec = readLabFile(path.join(dir, 'lab.yaml'));
-    t.deepEqual(spec.members[0].keys.map((k) => k.comment), ['alice@laptop', 'bob@laptop']);
+    t.deepEqual(
+      spec.members[0].keys.map((k) => k.comment),
+      ['alice@laptop', 'bob@laptop'],
+    );
     fs.writeFileSync(path.join(dir, 'lab.yaml'), 'name: l1\nmembers:\n  - name: alice\n    key_files:\n      - keys/missing.pub\n');
     const err = t.throws(() => readLabFile(path.join(dir, 'lab.yaml')), { instanceOf: LabFileError }) as LabFileError;
     t.is(err.line, 5);
@@ -107,7 +116,13 @@ test('unknown keys are refused at their line, at every level', (t) => {
 
 test('duplicate members, duplicate keys and a key shared by two members are refused', (t) => {
   refused(t, 'name: l1\nmembers:\n  - name: a\n  - name: b\n  - name: a\n', 5, 'members[2].name', /member "a" is declared twice/);
-  refused(t, `name: l1\nmembers:\n  - name: a\n    keys: ["${k1.public}"]\n  - name: b\n    keys: ["${k1.public}"]\n`, 5, 'members[1]', /given to members "a" and "b"/);
+  refused(
+    t,
+    `name: l1\nmembers:\n  - name: a\n    keys: ["${k1.public}"]\n  - name: b\n    keys: ["${k1.public}"]\n`,
+    5,
+    'members[1]',
+    /given to members "a" and "b"/,
+  );
   refused(t, 'name: l1\nname: l2\nmembers: []\n', 2, '', /given twice/);
 });
 
@@ -143,7 +158,13 @@ test('values of the wrong type, counts out of range, bad volumes', (t) => {
   refused(t, 'name: l1\nmembers: []\n', 2, 'members', /at least one member/);
   refused(t, 'name: l1\n', 1, '', /"members" is required/);
   refused(t, 'name: l1\nvolumes:\n  - {name: v, path: relative}\nmembers: [{name: a}]\n', 3, 'volumes[0].path', /absolute path/);
-  refused(t, 'name: l1\nvolumes:\n  - {name: v, path: /a}\n  - {name: w, path: /a/}\nmembers: [{name: a}]\n', 4, 'volumes[1].path', /two volumes are mounted at \/a/);
+  refused(
+    t,
+    'name: l1\nvolumes:\n  - {name: v, path: /a}\n  - {name: w, path: /a/}\nmembers: [{name: a}]\n',
+    4,
+    'volumes[1].path',
+    /two volumes are mounted at \/a/,
+  );
   refused(t, 'name: l1\nvolumes:\n  - {name: v, path: /a, scope: team}\nmembers: [{name: a}]\n', 3, 'volumes[0].scope', /"shared".*"member"/);
   refused(t, 'name: l1\ndefaults:\n  config:\n    user.lab: other\nmembers: [{name: a}]\n', 4, 'defaults.config.user.lab', /set by tslxc/);
   refused(t, 'name: l1\nmembers:\n  - name: a\n  bad: [\n', 4, '', /not valid YAML/);
@@ -152,7 +173,12 @@ test('values of the wrong type, counts out of range, bad volumes', (t) => {
 test('drift names what differs from the file and ignores volatile keys', (t) => {
   const spec = parseLab('name: l1\nnetwork: {name: br1}\nmembers:\n  - name: a\n    config: {limits.memory: 256MiB}\n', 'lab.yaml');
   const [w] = desiredContainers(spec);
-  const cfg = { name: 'a', profiles: ['default'], config: { ...w.config, 'volatile.eth0.hwaddr': '00:16:3e:00:00:01' }, devices: structuredClone(w.devices) } as unknown as InstanceConfig;
+  const cfg = {
+    name: 'a',
+    profiles: ['default'],
+    config: { ...w.config, 'volatile.eth0.hwaddr': '00:16:3e:00:00:01' },
+    devices: structuredClone(w.devices),
+  } as unknown as InstanceConfig;
   t.deepEqual(drift(cfg, w), []);
   t.deepEqual(drift({ ...cfg, config: { ...cfg.config, 'limits.memory': '1GiB' } }, w), ['config']);
   t.deepEqual(drift({ ...cfg, profiles: ['default', 'lab'] }, w), ['profiles']);

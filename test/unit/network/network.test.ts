@@ -1,5 +1,16 @@
 import test from 'ava';
-import { contains, formatIp, hostRange, overlaps, parseCidr, parseIp, pickFreeSubnet, randomUla, parseIpv6Cidr, subnetString } from '../../../lib/network/ipv4.js';
+import {
+  contains,
+  formatIp,
+  hostRange,
+  overlaps,
+  parseCidr,
+  parseIp,
+  pickFreeSubnet,
+  randomUla,
+  parseIpv6Cidr,
+  subnetString,
+} from '../../../lib/network/ipv4.js';
 import { hostVethName, nftTableName, stableHwaddr, validateNetworkName, validHwaddr } from '../../../lib/network/names.js';
 import { validateNetworkKey } from '../../../lib/network/store.js';
 import { renderDnsmasqConf, parseLeases } from '../../../lib/network/dnsmasq.js';
@@ -87,7 +98,19 @@ test('names: networks, veth ends, MACs and the nft table', (t) => {
 test('dnsmasq config: one bridge, static DHCP on the subnet, DNS for the domain', (t) => {
   const f = { dir: '/r/n', conf: '/r/n/dnsmasq.conf', pid: '/r/n/pid', leases: '/r/n/leases', dhcpHosts: '/r/n/dh', hosts: '/r/n/h', log: '/r/n/log' };
   const conf = renderDnsmasqConf({ name: 'tslt1', description: '', config: { 'ipv4.address': '10.9.8.1/24', 'dns.domain': 'lab', 'bridge.mtu': '1400' } }, f);
-  for (const line of ['interface=tslt1', 'bind-interfaces', 'listen-address=10.9.8.1', 'dhcp-range=10.9.8.0,static,255.255.255.0,1h', 'domain=lab', 'local=/lab/', 'dhcp-hostsdir=/r/n/dh', 'hostsdir=/r/n/h', 'dhcp-leasefile=/r/n/leases', 'dhcp-option=option:mtu,1400', 'pid-file=/r/n/pid']) {
+  for (const line of [
+    'interface=tslt1',
+    'bind-interfaces',
+    'listen-address=10.9.8.1',
+    'dhcp-range=10.9.8.0,static,255.255.255.0,1h',
+    'domain=lab',
+    'local=/lab/',
+    'dhcp-hostsdir=/r/n/dh',
+    'hostsdir=/r/n/h',
+    'dhcp-leasefile=/r/n/leases',
+    'dhcp-option=option:mtu,1400',
+    'pid-file=/r/n/pid',
+  ]) {
     t.true(conf.split('\n').includes(line), line);
   }
   t.false(conf.includes('enable-ra'));
@@ -98,15 +121,26 @@ test('dnsmasq config: one bridge, static DHCP on the subnet, DNS for the domain'
 
 test('lease file parsing', (t) => {
   const l = parseLeases('1700000000 02:aa:bb:cc:dd:ee 10.9.8.2 c1 01:02:aa:bb:cc:dd:ee\n1700000001 02:AA:BB:CC:DD:EF 10.9.8.3 * *\nduid 00:01\n');
-  t.deepEqual(l.map((x) => [x.hwaddr, x.ipv4, x.hostname]), [['02:aa:bb:cc:dd:ee', '10.9.8.2', 'c1'], ['02:aa:bb:cc:dd:ef', '10.9.8.3', '']]);
+  t.deepEqual(
+    l.map((x) => [x.hwaddr, x.ipv4, x.hostname]),
+    [
+      ['02:aa:bb:cc:dd:ee', '10.9.8.2', 'c1'],
+      ['02:aa:bb:cc:dd:ef', '10.9.8.3', ''],
+    ],
+  );
 });
 
 test('nft ruleset: only our table, masquerade per NAT network, DNAT per proxy, deleted when empty', (t) => {
   const empty = renderRuleset('tslxc_t', [], []);
   t.is(empty, 'table ip tslxc_t\ndelete table ip tslxc_t\n');
-  const r = renderRuleset('tslxc_t', [{ bridge: 'br1', subnet: parseCidr('10.9.8.1/24'), nat: true, localnet: true }, { bridge: 'br2', subnet: parseCidr('10.9.9.1/24'), nat: false, localnet: false }], [
-    { comment: 'c1/ssh', proto: 'tcp', listenAddr: '0.0.0.0', listenPort: 2201, targetAddr: '10.9.8.5', targetPort: 22, bridge: 'br1' },
-  ]);
+  const r = renderRuleset(
+    'tslxc_t',
+    [
+      { bridge: 'br1', subnet: parseCidr('10.9.8.1/24'), nat: true, localnet: true },
+      { bridge: 'br2', subnet: parseCidr('10.9.9.1/24'), nat: false, localnet: false },
+    ],
+    [{ comment: 'c1/ssh', proto: 'tcp', listenAddr: '0.0.0.0', listenPort: 2201, targetAddr: '10.9.8.5', targetPort: 22, bridge: 'br1' }],
+  );
   t.true(r.startsWith('table ip tslxc_t\ndelete table ip tslxc_t\ntable ip tslxc_t {'));
   t.regex(r, /ip saddr 10\.9\.8\.0\/24 ip daddr != 10\.9\.8\.0\/24 masquerade/);
   t.notRegex(r, /10\.9\.9\.0\/24 .*masquerade/);

@@ -10,11 +10,27 @@ test('unchanged devices give an empty diff, whatever the key order', (t) => {
 });
 
 test('added, removed and changed devices are told apart, in name order', (t) => {
-  const before = { b: { type: 'disk', source: '/s', path: '/b' }, a: { type: 'disk', source: '/s', path: '/a' }, keep: { type: 'nic', network: 'n' }, ro: { type: 'disk', source: '/s', path: '/r' } };
-  const after = { keep: { type: 'nic', network: 'n' }, ro: { type: 'disk', source: '/s', path: '/r', readonly: 'true' }, z: { type: 'proxy', listen: 'tcp:0.0.0.0:1', connect: 'tcp:127.0.0.1:1' }, c: { type: 'disk', source: '/s', path: '/c' } };
+  const before = {
+    b: { type: 'disk', source: '/s', path: '/b' },
+    a: { type: 'disk', source: '/s', path: '/a' },
+    keep: { type: 'nic', network: 'n' },
+    ro: { type: 'disk', source: '/s', path: '/r' },
+  };
+  const after = {
+    keep: { type: 'nic', network: 'n' },
+    ro: { type: 'disk', source: '/s', path: '/r', readonly: 'true' },
+    z: { type: 'proxy', listen: 'tcp:0.0.0.0:1', connect: 'tcp:127.0.0.1:1' },
+    c: { type: 'disk', source: '/s', path: '/c' },
+  };
   const d = diffDevices(before, after);
-  t.deepEqual(d.removed.map(([n]) => n), ['a', 'b']);
-  t.deepEqual(d.added.map(([n]) => n), ['c', 'z']);
+  t.deepEqual(
+    d.removed.map(([n]) => n),
+    ['a', 'b'],
+  );
+  t.deepEqual(
+    d.added.map(([n]) => n),
+    ['c', 'z'],
+  );
   t.deepEqual(d.changed, [['ro', { before: before.ro, after: after.ro }]]);
   t.false(isEmptyDiff(d));
 });
@@ -27,7 +43,10 @@ test('a key removed from a device is a change, not a no-op', (t) => {
 
 test('a device of type none in a profile layer shows as a removal of the inherited one', async (t) => {
   const { expandInstance } = await import('../../../lib/profile/expand.js');
-  const profiles: Record<string, { name: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>>; builtin: boolean }> = {
+  const profiles: Record<
+    string,
+    { name: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>>; builtin: boolean }
+  > = {
     base: { name: 'base', description: '', config: {}, devices: { data: { type: 'disk', source: '/srv', path: '/srv' } }, builtin: false },
   };
   const paths = { stateDir: '/nonexistent', runDir: '/nonexistent', cacheDir: '/nonexistent', cgroupPrefix: 'x' };
@@ -35,6 +54,9 @@ test('a device of type none in a profile layer shows as a removal of the inherit
   const before = expandInstance(paths, { profiles: ['base'], config: {}, devices: {} }, load).devices;
   const after = expandInstance(paths, { profiles: ['base'], config: {}, devices: { data: { type: 'none' } } }, load).devices;
   const d = diffDevices(before, after);
-  t.deepEqual(d.removed.map(([n]) => n), ['data']);
+  t.deepEqual(
+    d.removed.map(([n]) => n),
+    ['data'],
+  );
   t.is(d.added.length + d.changed.length, 0);
 });

@@ -67,7 +67,9 @@ test('a live change is applied; a refused one is rolled back (config and limits)
   t.deepEqual(drv.applied.at(-1), { memoryBytes: 200 * 2 ** 20, pidsMax: 50 });
 
   drv.refuse = (l) => l.memoryBytes === 8 * 2 ** 20;
-  await t.throwsAsync(setConfig(ctx, 'c1', { 'limits.memory': '8MiB' }), { message: /Cannot apply the change to running container "c1".*Device or resource busy.*nothing was changed/ });
+  await t.throwsAsync(setConfig(ctx, 'c1', { 'limits.memory': '8MiB' }), {
+    message: /Cannot apply the change to running container "c1".*Device or resource busy.*nothing was changed/,
+  });
   t.is(loadConfig(ctx.paths, 'c1').config['limits.memory'], '200MiB');
   t.deepEqual(drv.applied.at(-1), { memoryBytes: 200 * 2 ** 20, pidsMax: 50 }, 'the old limits were written back');
 

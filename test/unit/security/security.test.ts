@@ -7,7 +7,7 @@ import { validateChange } from '../../../lib/config/schema.js';
 import { parseSyscallList, seccompArgs, securityPolicy } from '../../../lib/config/security.js';
 import { SYSCALL_NAMES } from '../../../lib/config/syscalls.js';
 
-test('the TS syscall names are exactly the helper\'s table (native/syscalls.h)', (t) => {
+test("the TS syscall names are exactly the helper's table (native/syscalls.h)", (t) => {
   const header = fs.readFileSync(path.join(repoRoot, 'native/syscalls.h'), 'utf8');
   const native = [...header.matchAll(/^SYSCALL\("([a-z0-9_]+)"/gm)].map((m) => m[1]);
   t.deepEqual([...SYSCALL_NAMES], native);
@@ -28,7 +28,12 @@ test('security.syscalls.* take comma lists of known names; anything else is one 
 });
 
 test('the policy becomes helper options: deny, allow, nesting', (t) => {
-  const p = securityPolicy({ 'security.syscalls.deny': 'sethostname,bpf', 'security.syscalls.allow': 'swapoff', 'security.nesting': 'true', 'limits.memory': '1GiB' });
+  const p = securityPolicy({
+    'security.syscalls.deny': 'sethostname,bpf',
+    'security.syscalls.allow': 'swapoff',
+    'security.nesting': 'true',
+    'limits.memory': '1GiB',
+  });
   t.deepEqual(p, { deny: ['sethostname', 'bpf'], allow: ['swapoff'], nesting: true });
   t.deepEqual(seccompArgs(p), ['--seccomp-deny', 'sethostname', '--seccomp-deny', 'bpf', '--seccomp-allow', 'swapoff']);
   t.deepEqual(securityPolicy({}), { deny: [], allow: [], nesting: false });
@@ -39,10 +44,23 @@ test('start passes the seccomp options and --cgroup-rw for nesting to the helper
   const { helperStartArgs } = await import('../../../lib/instance/start.js');
   const ctx = new Context({ stateDir: '/s', runDir: '/r', cacheDir: '/c', cgroupPrefix: 'p' });
   const cfg = {
-    name: 'c1', status: 'created' as const, created_at: '', hostname: 'h1', image: { fingerprint: 'f' },
-    init: ['/sbin/init'], stop_signal: 'SIGRTMIN+3', environment: {}, profiles: [], config: {}, devices: {},
+    name: 'c1',
+    status: 'created' as const,
+    created_at: '',
+    hostname: 'h1',
+    image: { fingerprint: 'f' },
+    init: ['/sbin/init'],
+    stop_signal: 'SIGRTMIN+3',
+    environment: {},
+    profiles: [],
+    config: {},
+    devices: {},
   };
-  const args = helperStartArgs(ctx, cfg as never, '/r/c1', [], [], false, { 'security.syscalls.deny': 'bpf', 'security.syscalls.allow': 'keyctl', 'security.nesting': 'yes' });
+  const args = helperStartArgs(ctx, cfg as never, '/r/c1', [], [], false, {
+    'security.syscalls.deny': 'bpf',
+    'security.syscalls.allow': 'keyctl',
+    'security.nesting': 'yes',
+  });
   const end = args.indexOf('--');
   t.true(args.indexOf('--seccomp-deny') < end && args[args.indexOf('--seccomp-deny') + 1] === 'bpf');
   t.is(args[args.indexOf('--seccomp-allow') + 1], 'keyctl');

@@ -10,7 +10,10 @@ import { findTool } from '../../../lib/util/exec.js';
 test('host keys: OpenSSH reads each private key and derives its public key', (t) => {
   const keygen = findTool('ssh-keygen');
   const keys = makeHostKeys('box1');
-  t.deepEqual(keys.map((k) => k.file), ['ssh_host_ecdsa_key', 'ssh_host_ed25519_key']);
+  t.deepEqual(
+    keys.map((k) => k.file),
+    ['ssh_host_ecdsa_key', 'ssh_host_ed25519_key'],
+  );
   if (!keygen) return t.log('ssh-keygen is not installed: the format is not cross-checked');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-hostkeys-'));
   try {
@@ -32,8 +35,13 @@ test('host keys: OpenSSH reads each private key and derives its public key', (t)
 
 test('host key files: private 0600, public 0644, under /etc/ssh', (t) => {
   const files = hostKeyFiles('b');
-  t.deepEqual(files.map((f) => [f.path, f.mode]), [
-    ['/etc/ssh/ssh_host_ecdsa_key', 0o600], ['/etc/ssh/ssh_host_ecdsa_key.pub', 0o644],
-    ['/etc/ssh/ssh_host_ed25519_key', 0o600], ['/etc/ssh/ssh_host_ed25519_key.pub', 0o644],
-  ]);
+  t.deepEqual(
+    files.map((f) => [f.path, f.mode]),
+    [
+      ['/etc/ssh/ssh_host_ecdsa_key', 0o600],
+      ['/etc/ssh/ssh_host_ecdsa_key.pub', 0o644],
+      ['/etc/ssh/ssh_host_ed25519_key', 0o600],
+      ['/etc/ssh/ssh_host_ed25519_key.pub', 0o644],
+    ],
+  );
 });

@@ -6,7 +6,16 @@ import test from 'ava';
 import ssh2 from 'ssh2';
 import type { Paths } from '../../../lib/state/paths.js';
 import { ensureKeypair, malformedEd25519, privateKeyFile, publicKeyFile, sshDir } from '../../../lib/ssh/keys.js';
-import { checkHostKey, forgetHostKey, formatKnownHosts, knownHostsFile, parseKnownHosts, rememberHostKey, updateAddress, changedKeyError } from '../../../lib/ssh/known-hosts.js';
+import {
+  checkHostKey,
+  forgetHostKey,
+  formatKnownHosts,
+  knownHostsFile,
+  parseKnownHosts,
+  rememberHostKey,
+  updateAddress,
+  changedKeyError,
+} from '../../../lib/ssh/known-hosts.js';
 import { parseLocalForward } from '../../../lib/ssh/forward.js';
 import { parseAuthorizedKeys, parsePublicKeys } from '../../../lib/ssh/pubkey.js';
 import { exitCodeOf, remoteCommand } from '../../../lib/instance/ssh.js';
@@ -51,7 +60,7 @@ test('two first uses at once make one keypair', async (t) => {
   t.is(b.publicKey, c.publicKey);
 });
 
-test('a malformed key made by an older tslxc (a 31-byte Ed25519 key from ssh2\'s generator) is set aside and replaced', async (t) => {
+test("a malformed key made by an older tslxc (a 31-byte Ed25519 key from ssh2's generator) is set aside and replaced", async (t) => {
   const p = tmpPaths(t);
   // One such key, as ssh2 made it (seen here): AAAAH = a 31-byte key.
   const bad = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAH/03tT1QlQ5SrrDvsyT4wLYtNc295B7jh8FLr9TMT+w= tslxc@old';
@@ -105,13 +114,16 @@ test('the address may change, the key may not; a new container of the same name 
   t.is(entries[0].created, 'T2');
 });
 
-test('forgetting a host key removes only that container\'s entries', async (t) => {
+test("forgetting a host key removes only that container's entries", async (t) => {
   const p = tmpPaths(t);
   await rememberHostKey(p, { name: 'a', created: 'T', address: '10.0.0.2' }, hostKeyBlob());
   await rememberHostKey(p, { name: 'b', created: 'T', address: '10.0.0.3' }, hostKeyBlob());
   t.is(await forgetHostKey(p, 'a'), 1);
   t.is(await forgetHostKey(p, 'a'), 0);
-  t.deepEqual(parseKnownHosts(fs.readFileSync(knownHostsFile(p), 'utf8')).map((e) => e.name), ['b']);
+  t.deepEqual(
+    parseKnownHosts(fs.readFileSync(knownHostsFile(p), 'utf8')).map((e) => e.name),
+    ['b'],
+  );
 });
 
 test('known_hosts lines are in OpenSSH format and round-trip', (t) => {
@@ -133,7 +145,19 @@ test('-L specs are read as OpenSSH reads them', (t) => {
 });
 
 test('bad -L specs are refused with one line', (t) => {
-  for (const bad of ['', '8080', '8080:host', '0:host:80', '8080:host:65536', 'x:host:80', '8080::80', '1:2:3:4:5', '[::1:8080:h:80', '8080:/tmp/sock', '8080:host:80x']) {
+  for (const bad of [
+    '',
+    '8080',
+    '8080:host',
+    '0:host:80',
+    '8080:host:65536',
+    'x:host:80',
+    '8080::80',
+    '1:2:3:4:5',
+    '[::1:8080:h:80',
+    '8080:/tmp/sock',
+    '8080:host:80x',
+  ]) {
     const err = t.throws(() => parseLocalForward(bad), undefined, bad);
     t.regex(err!.message, /^Invalid forward/, bad);
     t.notRegex(err!.message, /\n/);
@@ -191,12 +215,13 @@ test('passwd entries', (t) => {
 
 // keygen.ts
 
-test('Ed25519 pairs always parse, with ssh2 and as OpenSSH writes them (ssh2\'s own generator drops a leading zero byte about once in 200)', (t) => {
+test("Ed25519 pairs always parse, with ssh2 and as OpenSSH writes them (ssh2's own generator drops a leading zero byte about once in 200)", (t) => {
   for (let i = 0; i < 1000; i++) {
     const pair = ed25519KeyPair(`k${i}@test`);
     const pub = utils.parseKey(pair.public);
     const priv = utils.parseKey(pair.private);
-    if (pub instanceof Error || Array.isArray(pub) || priv instanceof Error || Array.isArray(priv)) return t.fail(`pair ${i} does not parse: ${String(pub)} ${String(priv)}`);
+    if (pub instanceof Error || Array.isArray(pub) || priv instanceof Error || Array.isArray(priv))
+      return t.fail(`pair ${i} does not parse: ${String(pub)} ${String(priv)}`);
     if (!pub.getPublicSSH().equals(priv.getPublicSSH())) return t.fail(`pair ${i}: the halves differ`);
     const signature = priv.sign(Buffer.from('data'));
     if (!pub.verify(Buffer.from('data'), signature as Buffer)) return t.fail(`pair ${i}: a signature does not verify`);

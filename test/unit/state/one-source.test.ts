@@ -24,11 +24,53 @@ function helper(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | n
 
 const NAMES = [
   // valid
-  'dev1', 'a', 'z', 'web-01', 'a-b-c', '0a', 'a0', '9-9', 'x'.repeat(63), `a${'0'.repeat(62)}`,
+  'dev1',
+  'a',
+  'z',
+  'web-01',
+  'a-b-c',
+  '0a',
+  'a0',
+  '9-9',
+  'x'.repeat(63),
+  `a${'0'.repeat(62)}`,
   // invalid
-  '', '.', '..', '-', '-x', 'x-', '--', 'x'.repeat(64), `a${'0'.repeat(63)}`, '0', '123', '0'.repeat(63),
-  'Dev1', 'A', 'a_b', 'a.b', 'a/b', '/', '../etc', 'a b', ' a', 'a ', 'a\tb', 'a\nb', 'a\n', 'a\x01', 'a\x7f',
-  'é', 'dév1', '日本', 'a😀', 'ａ', 'a\\0', 'a%00', 'ı', 'K', // the last two: non-ASCII that lower/upper-cases to ASCII
+  '',
+  '.',
+  '..',
+  '-',
+  '-x',
+  'x-',
+  '--',
+  'x'.repeat(64),
+  `a${'0'.repeat(63)}`,
+  '0',
+  '123',
+  '0'.repeat(63),
+  'Dev1',
+  'A',
+  'a_b',
+  'a.b',
+  'a/b',
+  '/',
+  '../etc',
+  'a b',
+  ' a',
+  'a ',
+  'a\tb',
+  'a\nb',
+  'a\n',
+  'a\x01',
+  'a\x7f',
+  'é',
+  'dév1',
+  '日本',
+  'a😀',
+  'ａ',
+  'a\\0',
+  'a%00',
+  'ı',
+  'K', // the last two: non-ASCII that lower/upper-cases to ASCII
 ];
 
 /** The helper's verdict on each name, in order. */
@@ -86,8 +128,31 @@ const ROLES: Record<string, RunFile> = {
 };
 
 const ROOTS: (string | undefined)[] = [
-  undefined, '', '/tmp/one-source-state', '/run/one source/x', '/a/b/', '/a//b', '//a', '/a/./b', '/a/../b', '/a/.', '/a/..',
-  '/..', '/../..', '/a/b/../../..', '/', '///', '/.', 'rel/dir', './x', '.', '..', '/a/.b', '/a/..b', '/a/b...', '/a/b/./../c//',
+  undefined,
+  '',
+  '/tmp/one-source-state',
+  '/run/one source/x',
+  '/a/b/',
+  '/a//b',
+  '//a',
+  '/a/./b',
+  '/a/../b',
+  '/a/.',
+  '/a/..',
+  '/..',
+  '/../..',
+  '/a/b/../../..',
+  '/',
+  '///',
+  '/.',
+  'rel/dir',
+  './x',
+  '.',
+  '..',
+  '/a/.b',
+  '/a/..b',
+  '/a/b...',
+  '/a/b/./../c//',
 ];
 
 test('the helper builds the paths lib builds, or hands the command to node', (t) => {
@@ -113,7 +178,12 @@ test('the helper builds the paths lib builds, or hands the command to node', (t)
         continue;
       }
       t.is(c.code, 0, where);
-      const lines = Object.fromEntries(c.out.trim().split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
+      const lines = Object.fromEntries(
+        c.out
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]),
+      );
       const want: Record<string, string> = { config: containerConfigFile(paths, name), plan: startPlanFile(paths, name) };
       for (const [role, file] of Object.entries(ROLES)) want[role] = containerRunFile(paths, name, file);
       t.deepEqual(lines, want, where);
@@ -129,10 +199,40 @@ test('the pid files name the same run dir files on both sides', (t) => {
 });
 
 const REFS = [
-  '12 34', '12 34\n', '1 0', '2147483647 1', '12 9007199254740991', `12 ${'0'.repeat(19)}1`,
-  '12 34\n\n', ' 12 34', '12  34', '12\t34', '012 34', '0 5', '-1 5', '+12 34', '12 -34', '12 +34', '12 0x10', '0x10 5',
-  '1e3 5', '12', '12 ', '', '\n', 'abc', '12 34 56', '2147483648 1', '99999999999 1', '12 9007199254740992',
-  `12 ${'0'.repeat(20)}1`, '12 34\r\n', '12.5 34', '12 34.5', '１２ 34', '12 ３４',
+  '12 34',
+  '12 34\n',
+  '1 0',
+  '2147483647 1',
+  '12 9007199254740991',
+  `12 ${'0'.repeat(19)}1`,
+  '12 34\n\n',
+  ' 12 34',
+  '12  34',
+  '12\t34',
+  '012 34',
+  '0 5',
+  '-1 5',
+  '+12 34',
+  '12 -34',
+  '12 +34',
+  '12 0x10',
+  '0x10 5',
+  '1e3 5',
+  '12',
+  '12 ',
+  '',
+  '\n',
+  'abc',
+  '12 34 56',
+  '2147483648 1',
+  '99999999999 1',
+  '12 9007199254740992',
+  `12 ${'0'.repeat(20)}1`,
+  '12 34\r\n',
+  '12.5 34',
+  '12 34.5',
+  '１２ 34',
+  '12 ３４',
 ];
 
 test('the helper reads a pid file as parseRef does', (t) => {
@@ -218,9 +318,17 @@ test('the helper was built from the layout.json lib/ reads', (t) => {
   const root = path.resolve(path.dirname(helperPath()), '../..');
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-gen-layout-'));
   try {
-    const gen = spawnSync(process.execPath, [path.join(root, 'scripts/gen-native-layout.mjs'), path.join(root, 'lib/state/layout.json'), path.join(out, 'gen-layout.h')], { encoding: 'utf8' });
+    const gen = spawnSync(
+      process.execPath,
+      [path.join(root, 'scripts/gen-native-layout.mjs'), path.join(root, 'lib/state/layout.json'), path.join(out, 'gen-layout.h')],
+      { encoding: 'utf8' },
+    );
     t.is(gen.status, 0, gen.stderr);
-    t.is(fs.readFileSync(path.join(root, 'native/build/gen-layout.h'), 'utf8'), fs.readFileSync(path.join(out, 'gen-layout.h'), 'utf8'), 'native/build/gen-layout.h is stale: run "npm run build:native"');
+    t.is(
+      fs.readFileSync(path.join(root, 'native/build/gen-layout.h'), 'utf8'),
+      fs.readFileSync(path.join(out, 'gen-layout.h'), 'utf8'),
+      'native/build/gen-layout.h is stale: run "npm run build:native"',
+    );
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -29,7 +29,11 @@ function restoreAt(k: number): { dir: string; j: Journal } {
   fs.writeFileSync(p('.rootfs-new-1/which'), 'new');
   fs.writeFileSync(p('config.yaml'), 'old');
   fs.writeFileSync(p('.config-restore-1.yaml'), 'new');
-  const renames: Array<[string, string]> = [[p('rootfs'), p('.rootfs-old-1')], [p('.rootfs-new-1'), p('rootfs')], [p('.config-restore-1.yaml'), p('config.yaml')]];
+  const renames: Array<[string, string]> = [
+    [p('rootfs'), p('.rootfs-old-1')],
+    [p('.rootfs-new-1'), p('rootfs')],
+    [p('.config-restore-1.yaml'), p('config.yaml')],
+  ];
   for (const [a, b] of renames.slice(0, k)) fs.renameSync(a, b);
   // A writer that is dead: a PID no process has (pid_max is below 2^22).
   const j: Journal = { owner: '4194304 1', what: 'restore', renames, leftovers: [p('.rootfs-old-1')] };
@@ -48,7 +52,7 @@ for (const k of [0, 1, 2, 3]) {
   });
 }
 
-test('a live writer\'s journal is left alone', (t) => {
+test("a live writer's journal is left alone", (t) => {
   const { dir, j } = restoreAt(1);
   const start = fs.readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
   fs.writeFileSync(journalFile(dir), JSON.stringify({ ...j, owner: `${process.pid} ${start}` }));
@@ -86,7 +90,11 @@ test('a writer SIGKILLed at a crash point leaves a journal the next reader finis
 });
 
 test('crash points are ignored without a private state dir', (t) => {
-  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(path.resolve('dist/lib/util/crash.js'))}).then((m) => { m.crashPoint('x'); console.log('alive'); })`], { env: { ...process.env, TSLXC_DIR: '', TSLXC_TEST_CRASH_AT: 'x' }, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    ['-e', `import(${JSON.stringify(path.resolve('dist/lib/util/crash.js'))}).then((m) => { m.crashPoint('x'); console.log('alive'); })`],
+    { env: { ...process.env, TSLXC_DIR: '', TSLXC_TEST_CRASH_AT: 'x' }, encoding: 'utf8' },
+  );
   t.is(r.stdout.trim(), 'alive');
 });
 

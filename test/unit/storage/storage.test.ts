@@ -22,12 +22,24 @@ test('volume disk devices: shape checked without paths, existence with them', (t
   t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, { paths }), { message: /Storage pool "p1" not found/ });
   fs.mkdirSync(path.join(root, 'storage-pools/p1/volumes/vol'), { recursive: true });
   fs.writeFileSync(path.join(root, 'storage-pools/p1.yaml'), 'name: p1\ndriver: dir\nconfig: {}\ncreated_at: x\n');
-  t.throws(() => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, { paths }), { message: /volume "p1\/vol" not found/ }, 'no record: not a volume (an orphan dir)');
+  t.throws(
+    () => validateDiskDevice('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, { paths }),
+    { message: /volume "p1\/vol" not found/ },
+    'no record: not a volume (an orphan dir)',
+  );
   fs.writeFileSync(path.join(root, 'storage-pools/p1/volumes/vol.yaml'), 'name: vol\npool: p1\ncreated_at: x\n');
   const text = disksFileText({ d: { type: 'disk', pool: 'p1', source: 'vol', path: '/srv/', readonly: 'true' }, root: { type: 'disk', path: '/' } }, paths);
   t.is(text, `${root}/storage-pools/p1/volumes/vol:/srv/:ro\n`);
-  t.is(diskBindSpec('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, paths, { idmap: true }), `${root}/storage-pools/p1/volumes/vol:/srv:idmap`, 'a volume is idmapped in an unprivileged container');
-  t.is(diskBindSpec('h', { type: 'disk', source: root, path: '/h', readonly: 'yes' }, paths, { idmap: true }), `${root}:/h:ro`, 'a host path keeps its ids unless shift=true');
+  t.is(
+    diskBindSpec('d', { type: 'disk', pool: 'p1', source: 'vol', path: '/srv' }, paths, { idmap: true }),
+    `${root}/storage-pools/p1/volumes/vol:/srv:idmap`,
+    'a volume is idmapped in an unprivileged container',
+  );
+  t.is(
+    diskBindSpec('h', { type: 'disk', source: root, path: '/h', readonly: 'yes' }, paths, { idmap: true }),
+    `${root}:/h:ro`,
+    'a host path keeps its ids unless shift=true',
+  );
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -82,10 +94,13 @@ test('withFrozen thaws whatever happens, and leaves no marker', async (t) => {
   };
   const ctx = { paths, cgroups: async () => cg } as never;
   const marker = path.join(root, 'containers/c1/snapshot-freeze.pid');
-  await t.throwsAsync(withFrozen(ctx, 'c1', async () => {
-    t.true(fs.existsSync(marker));
-    throw new Error('copy failed');
-  }), { message: 'copy failed' });
+  await t.throwsAsync(
+    withFrozen(ctx, 'c1', async () => {
+      t.true(fs.existsSync(marker));
+      throw new Error('copy failed');
+    }),
+    { message: 'copy failed' },
+  );
   t.deepEqual(calls, ['freeze', 'thaw']);
   t.false(fs.existsSync(marker));
   const timing = { frozenMs: -1 };
@@ -93,7 +108,10 @@ test('withFrozen thaws whatever happens, and leaves no marker', async (t) => {
   t.true(timing.frozenMs >= 0);
   calls.length = 0;
   failFreeze = true;
-  await t.throwsAsync(withFrozen(ctx, 'c1', async () => 1), { message: 'no freezer' });
+  await t.throwsAsync(
+    withFrozen(ctx, 'c1', async () => 1),
+    { message: 'no freezer' },
+  );
   t.deepEqual(calls, ['freeze'], 'nothing to thaw when the freeze failed');
   t.false(fs.existsSync(marker));
   fs.rmSync(root, { recursive: true, force: true });

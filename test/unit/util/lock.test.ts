@@ -25,7 +25,8 @@ async function holder(t: { teardown(fn: () => void): void }, dir: string, key: s
   return child;
 }
 
-const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
 
 test('a lock serialises holders', async (t) => {
   const dir = tmpDir(t);
@@ -93,7 +94,10 @@ test('sweepLocks removes the leftovers of gone keys, and no lock that is held', 
     }
   }
   t.deepEqual(fs.readdirSync(dir).sort(), ['gone-held.lock', 'gone-killed.lock', 'kept-killed.lock']);
-  t.deepEqual(sweepLocks(dir, (key) => key.startsWith('gone-')), ['gone-killed']);
+  t.deepEqual(
+    sweepLocks(dir, (key) => key.startsWith('gone-')),
+    ['gone-killed'],
+  );
   t.deepEqual(fs.readdirSync(dir).sort(), ['gone-held.lock', 'kept-killed.lock']);
   await t.throwsAsync(acquireLock(dir, 'gone-held', { timeoutMs: 50 }), { message: /Timed out/ }, 'the held one is still held');
 });

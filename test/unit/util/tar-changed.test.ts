@@ -64,7 +64,7 @@ test('a ctime change of an unchanged file during the read fails plain tar, not t
   t.true(fs.statSync(path.join(dir, 'ours.tar')).size > 256 * 2 ** 20);
 });
 
-test('export\'s tar still fails on a real error, with tar\'s message', async (t) => {
+test("export's tar still fails on a real error, with tar's message", async (t) => {
   const { dir } = fixture(t);
   const e = await t.throwsAsync(tarCreate('tar', ['-c', '-f', path.join(dir, 'x.tar'), '-C', dir, 'no-such-dir'], 'Cannot export image test'));
   t.regex(e!.message, /Cannot export image test/);

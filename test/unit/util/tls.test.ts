@@ -27,7 +27,8 @@ test('bin/tslxc starts every command but image, remote, registry and lab without
     return spawnSync(path.join(repo, 'bin', 'tslxc'), [verb, 'x'], { encoding: 'utf8', env }).stdout.trim();
   };
   for (const verb of ['create', 'init', 'launch', 'copy', 'snapshot', 'list', 'stop']) t.is(run(verb), `unset|${CERTS}|${verb}`);
-  for (const verb of ['image', 'remote', 'registry', 'lab', '--debug']) t.is(run(verb), `${CERTS}|unset|${verb}`, 'commands that connect by themselves keep them');
+  for (const verb of ['image', 'remote', 'registry', 'lab', '--debug'])
+    t.is(run(verb), `${CERTS}|unset|${verb}`, 'commands that connect by themselves keep them');
   t.is(run('copy', { TSLXC_NODE_EXTRA_CA_CERTS: undefined, NODE_EXTRA_CA_CERTS: '' }), 'unset|unset|copy', 'an empty value is dropped, not kept aside');
   t.is(run('launch', { NODE_EXTRA_CA_CERTS: undefined }), 'unset|unset|launch', 'nothing is made up where none were set');
 });
@@ -36,7 +37,10 @@ test('needTls throws NeedsTlsError, and only where the certificates were kept as
   const saved = process.env.TSLXC_NODE_EXTRA_CA_CERTS;
   const extra = process.env.NODE_EXTRA_CA_CERTS;
   t.teardown(() => {
-    for (const [k, v] of [['TSLXC_NODE_EXTRA_CA_CERTS', saved], ['NODE_EXTRA_CA_CERTS', extra]] as const) {
+    for (const [k, v] of [
+      ['TSLXC_NODE_EXTRA_CA_CERTS', saved],
+      ['NODE_EXTRA_CA_CERTS', extra],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -90,8 +94,15 @@ try {
 test('bin/tslxc: a create that has to download runs again with the certificates, on the fast and the full CLI', (t) => {
   const dir = tmpDir(t);
   const log = path.join(dir, 'runs.log');
-  fs.writeFileSync(path.join(dir, 'note.mjs'), `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(log)}, (process.env.NODE_EXTRA_CA_CERTS ?? 'unset') + '\\n');\n`);
-  fs.writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(path.join(dir, 'note.mjs'))} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(dir, 'note.mjs'),
+    `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(log)}, (process.env.NODE_EXTRA_CA_CERTS ?? 'unset') + '\\n');\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, 'node'),
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(path.join(dir, 'note.mjs'))} "$@"\n`,
+    { mode: 0o755 },
+  );
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PATH: `${dir}:${process.env.PATH}`,

@@ -89,7 +89,9 @@ test('CPU allowance: a percentage is a share, a time per period a quota', (t) =>
   t.throws(() => parseCpuAllowance('25ms'), { message: /expected a percentage like 50% or a time per period like 25ms\/100ms/ });
   t.throws(() => parseCpuAllowance('25ms/2s'), { message: /period must be between 1ms and 1s/ });
   t.throws(() => parseCpuAllowance('10us/100ms'), { message: /at least 1ms/ });
-  t.throws(() => parseCpuAllowance('25/100', { key: 'limits.cpu.allowance' }), { message: /^Invalid value "25" for limits.cpu.allowance: expected a duration/ });
+  t.throws(() => parseCpuAllowance('25/100', { key: 'limits.cpu.allowance' }), {
+    message: /^Invalid value "25" for limits.cpu.allowance: expected a duration/,
+  });
 });
 
 test('booleans', (t) => {
@@ -105,6 +107,8 @@ test('integers', (t) => {
   t.is(parseInteger('42'), 42);
   t.is(parseInteger(7, { min: 1 }), 7);
   t.throws(() => parseInteger('4.2'), { message: /expected a whole number/ });
-  t.throws(() => parseInteger('11', { key: 'limits.cpu.priority', min: 0, max: 10 }), { message: /"11" for limits.cpu.priority: expected a whole number between 0 and 10/ });
+  t.throws(() => parseInteger('11', { key: 'limits.cpu.priority', min: 0, max: 10 }), {
+    message: /"11" for limits.cpu.priority: expected a whole number between 0 and 10/,
+  });
   t.throws(() => parseInteger('0', { min: 1 }), { message: /of at least 1/ });
 });

@@ -13,7 +13,9 @@ export const push = defineCommand({
     try {
       const r = await pushImage(context().paths, String(argv.image), String(argv.registry), progress);
       progress.done();
-      console.log(`Pushed ${r.nodes.length} node${r.nodes.length === 1 ? '' : 's'} (${r.bytes} bytes, ${humanBytes(r.bytes)}); ${r.skipped} already in the registry`);
+      console.log(
+        `Pushed ${r.nodes.length} node${r.nodes.length === 1 ? '' : 's'} (${r.bytes} bytes, ${humanBytes(r.bytes)}); ${r.skipped} already in the registry`,
+      );
     } finally {
       progress.done();
     }
@@ -23,7 +25,10 @@ export const push = defineCommand({
 export const pull = defineCommand({
   command: 'pull <registry> <image>',
   describe: 'Fetch an image and the ancestors the local store lacks',
-  positionals: { registry: { kind: 'url', describe: 'http://HOST:PORT' }, image: { kind: 'image', describe: 'an alias or fingerprint (prefix) in the registry' } },
+  positionals: {
+    registry: { kind: 'url', describe: 'http://HOST:PORT' },
+    image: { kind: 'image', describe: 'an alias or fingerprint (prefix) in the registry' },
+  },
   options: { alias: { type: 'string', multiple: true, kind: 'new image' } },
   run: async (argv) => {
     const { pullImage } = await import('../../../image/registry.js');
@@ -31,7 +36,9 @@ export const pull = defineCommand({
     try {
       const r = await pullImage(context().paths, String(argv.registry), String(argv.image), ((argv.alias as string[] | undefined) ?? []).map(String), progress);
       progress.done();
-      console.log(`Pulled ${r.nodes.length} node${r.nodes.length === 1 ? '' : 's'} (${r.bytes} bytes, ${humanBytes(r.bytes)}); ${r.skipped} already in the store; image ${r.image.fingerprint.slice(0, 12)}`);
+      console.log(
+        `Pulled ${r.nodes.length} node${r.nodes.length === 1 ? '' : 's'} (${r.bytes} bytes, ${humanBytes(r.bytes)}); ${r.skipped} already in the store; image ${r.image.fingerprint.slice(0, 12)}`,
+      );
     } finally {
       progress.done();
     }

@@ -30,7 +30,14 @@ export const list = defineCommand({
           { header: 'CREATED', value: (i) => date(i.metadata.creation_date) },
         ],
         argv.format as Format,
-        (i) => ({ fingerprint: i.fingerprint, aliases: i.aliases, size: i.metadata.tslxc?.size, parent: i.metadata.tslxc?.parent ?? null, containers: containersOf(p, i.fingerprint), ...i.metadata }),
+        (i) => ({
+          fingerprint: i.fingerprint,
+          aliases: i.aliases,
+          size: i.metadata.tslxc?.size,
+          parent: i.metadata.tslxc?.parent ?? null,
+          containers: containersOf(p, i.fingerprint),
+          ...i.metadata,
+        }),
       ),
     );
   },
@@ -132,10 +139,7 @@ export const del = defineCommand({
         deleteContainer: (n) => deleteInstance(ctx, n, { force: true }),
         forgetInPools: (f) => forgetImageInPools(ctx.paths, f),
       });
-      const also = [
-        ...r.deleted.slice(0, -1).map((f) => `image ${f.slice(0, 12)}`),
-        ...r.containers.map((c) => `container ${c}`),
-      ];
+      const also = [...r.deleted.slice(0, -1).map((f) => `image ${f.slice(0, 12)}`), ...r.containers.map((c) => `container ${c}`)];
       console.log(`Deleted image ${r.deleted[r.deleted.length - 1].slice(0, 12)}${also.length ? `; also deleted ${also.join(', ')}` : ''}`);
     }
   },
@@ -145,7 +149,11 @@ export const exportCmd = defineCommand({
   command: 'export <image> [target]',
   describe: "Write an image in LXD's format: a unified tarball, or with --split a metadata tarball and a rootfs tarball or squashfs",
   positionals: { image: { kind: 'image' }, target: { kind: 'path', describe: 'a dir, or a file name', default: '.' } },
-  options: { split: { type: 'boolean', describe: 'metadata and rootfs in two files' }, squashfs: { type: 'boolean', describe: 'with --split: the rootfs as squashfs' }, compression: { type: 'string', choices: ['gzip', 'xz', 'zstd'], describe: 'default gzip' } },
+  options: {
+    split: { type: 'boolean', describe: 'metadata and rootfs in two files' },
+    squashfs: { type: 'boolean', describe: 'with --split: the rootfs as squashfs' },
+    compression: { type: 'string', choices: ['gzip', 'xz', 'zstd'], describe: 'default gzip' },
+  },
   run: async (argv) => {
     const { exportImage } = await import('../../../image/lxd.js');
     const r = await exportImage(context().paths, String(argv.image), String(argv.target), {
@@ -160,13 +168,20 @@ export const exportCmd = defineCommand({
 
 export const importCmd = defineCommand({
   command: 'import <file> [rootfs]',
-  describe: "Import an LXD image: a unified tarball, or a metadata tarball and its rootfs (tarball or squashfs)",
+  describe: 'Import an LXD image: a unified tarball, or a metadata tarball and its rootfs (tarball or squashfs)',
   positionals: { file: { kind: 'path' }, rootfs: { kind: 'path' } },
   options: { alias: { type: 'string', multiple: true, kind: 'new image', describe: 'name the image (repeatable)' } },
   run: async (argv) => {
     const { importImage } = await import('../../../image/lxd.js');
-    const r = await importImage(context().paths, String(argv.file), argv.rootfs as string | undefined, ((argv.alias as string[] | undefined) ?? []).map(String));
-    console.log(`${r.existed ? 'Image already in the store' : 'Imported image'}: ${r.image.fingerprint}${r.image.aliases.length ? ` (${r.image.aliases.join(', ')})` : ''}`);
+    const r = await importImage(
+      context().paths,
+      String(argv.file),
+      argv.rootfs as string | undefined,
+      ((argv.alias as string[] | undefined) ?? []).map(String),
+    );
+    console.log(
+      `${r.existed ? 'Image already in the store' : 'Imported image'}: ${r.image.fingerprint}${r.image.aliases.length ? ` (${r.image.aliases.join(', ')})` : ''}`,
+    );
   },
 });
 
@@ -177,7 +192,8 @@ export const copy = defineCommand({
   options: { alias: { type: 'string', multiple: true, kind: 'new image', describe: 'name the image (repeatable)' } },
   run: async (argv) => {
     const { TslxcError } = await import('../../../errors.js');
-    if (argv.target !== 'local:' && argv.target !== 'local') throw new TslxcError(`Cannot copy to "${String(argv.target)}"`, 'only the local store ("local:") can be a target');
+    if (argv.target !== 'local:' && argv.target !== 'local')
+      throw new TslxcError(`Cannot copy to "${String(argv.target)}"`, 'only the local store ("local:") can be a target');
     const { pullRemoteImage } = await import('../../../image/remote.js');
     const { progressReporter } = await import('../../ui/progress.js');
     const progress = progressReporter();

@@ -10,7 +10,9 @@ function draw(nodes: TreeNode[], prefix = '', out: string[] = []): string[] {
     const branch = prefix === '' && out.length === 0 && nodes.length === 1 ? '' : last ? '└── ' : '├── ';
     const name = n.aliases.length ? n.aliases.join(', ') : '(no alias)';
     const cts = `${n.containers.length} container${n.containers.length === 1 ? '' : 's'}${n.containers.length ? ` (${n.containers.join(', ')})` : ''}`;
-    out.push(`${prefix}${branch}${name}  ${n.fingerprint.slice(0, 12)}  ${n.layer ? '+' : ''}${humanBytes(n.size) || '?'}  ${cts}${n.orphan ? '  [parent not in the store]' : ''}`);
+    out.push(
+      `${prefix}${branch}${name}  ${n.fingerprint.slice(0, 12)}  ${n.layer ? '+' : ''}${humanBytes(n.size) || '?'}  ${cts}${n.orphan ? '  [parent not in the store]' : ''}`,
+    );
     draw(n.children, prefix + (branch === '' ? '' : last ? '    ' : '│   '), out);
   });
   return out;
@@ -42,7 +44,12 @@ export const descendants = defineCommand({
     const img = requireImage(p, String(argv.image));
     const d = descendantsOf(p, img.fingerprint);
     const rows = [
-      ...d.images.map((i) => ({ type: 'image', name: i.aliases.join(', ') || i.fingerprint.slice(0, 12), fingerprint: i.fingerprint, from: i.metadata.tslxc?.parent ?? '' })),
+      ...d.images.map((i) => ({
+        type: 'image',
+        name: i.aliases.join(', ') || i.fingerprint.slice(0, 12),
+        fingerprint: i.fingerprint,
+        from: i.metadata.tslxc?.parent ?? '',
+      })),
       ...d.containers.map((c) => ({ type: 'container', name: c.name, fingerprint: '', from: c.image })),
     ];
     console.log(
