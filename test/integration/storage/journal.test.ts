@@ -4,6 +4,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
+import { entryStamps } from '../../helpers/stamps.js';
 
 /**
  * Crash safety at every step of the journaled commits: tslxc SIGKILLs itself at a named step
@@ -66,15 +67,7 @@ if (requireRoot(test)) {
 
   /** The container's dir and the btrfs pool's subvolumes, each entry with inode and times: what a read must not change. */
   function files(name: string): string[] {
-    const out: string[] = [];
-    for (const dir of [ct(name), btContainers]) {
-      if (!fs.existsSync(dir)) continue;
-      for (const e of fs.readdirSync(dir)) {
-        const st = fs.lstatSync(path.join(dir, e), { bigint: true });
-        out.push(`${dir}/${e} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
-      }
-    }
-    return out.sort();
+    return entryStamps([ct(name), btContainers], 1);
   }
 
   /**

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
+import { entryStamps } from '../../helpers/stamps.js';
 
 /**
  * A rename killed at every step (TSLXC_TEST_CRASH_AT, honoured only with a private TSLXC_DIR):
@@ -49,19 +50,7 @@ if (requireRoot(test)) {
    * below), and on btrfs the pool's subvolumes, with inode and change time.
    */
   function files(): string[] {
-    const out: string[] = [];
-    const note = (p: string) => {
-      const st = fs.lstatSync(p, { bigint: true });
-      out.push(`${p} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
-    };
-    for (const dir of [containers, btContainers, btSnapshots]) {
-      if (!fs.existsSync(dir)) continue;
-      for (const e of fs.readdirSync(dir)) {
-        note(path.join(dir, e));
-        if (dir === containers && fs.lstatSync(path.join(dir, e)).isDirectory()) for (const f of fs.readdirSync(path.join(dir, e))) note(path.join(dir, e, f));
-      }
-    }
-    return out.sort();
+    return [...entryStamps([containers], 2), ...entryStamps([btContainers, btSnapshots], 1)].sort();
   }
 
   /** The command run right after the kill: each asks for the container another way. */

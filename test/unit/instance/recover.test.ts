@@ -8,6 +8,7 @@ import { containerDir, containersDir, freezeMarkerFile, type Paths } from '../..
 import { ConfigCache, listNames, loadConfig } from '../../../lib/state/config.js';
 import { journalFile, type Journal } from '../../../lib/state/journal.js';
 import type { CgroupDriver } from '../../../lib/cgroup/types.js';
+import { entryStamps } from '../../helpers/stamps.js';
 
 /** A private installation with a fake cgroup driver that notes what is asked of it. */
 function setup(t: { teardown(fn: () => void): void }, state: 'frozen' | 'thawed', thawFails = false) {
@@ -70,20 +71,6 @@ test('a live freezer is left alone; a thaw that fails stops the operation and ke
   t.true(fs.existsSync(failing.marker), 'the next operation tries again');
 });
 
-/** Every entry under DIR with its inode and change time. */
-function snapshot(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d)) {
-      const st = fs.lstatSync(path.join(d, e), { bigint: true });
-      out.push(`${path.join(d, e)} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
-      if (st.isDirectory()) walk(path.join(d, e));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
 /** A rename of c1 to c2 killed right after its commit: the journal in c1's dir, the marker for c2. */
 function killedRename(paths: Paths): void {
   const from = containerDir(paths, 'c1');
@@ -108,14 +95,14 @@ test('reads of a container a killed rename committed see the new name and write 
   const { ctx } = setup(t, 'thawed');
   const paths = ctx.paths;
   killedRename(paths);
-  const before = snapshot(paths.stateDir);
+  const before = entryStamps([paths.stateDir]);
   t.deepEqual(listNames(paths), ['c2']);
   t.is(loadConfig(paths, 'c2').name, 'c2');
   t.throws(() => loadConfig(paths, 'c1'), { message: /Container "c1" not found/ });
   const cache = new ConfigCache(paths);
   t.is(cache.load('c2').name, 'c2');
   t.throws(() => cache.load('c1'), { message: /not found/ });
-  t.deepEqual(snapshot(paths.stateDir), before, 'nothing under the state dir changed');
+  t.deepEqual(entryStamps([paths.stateDir]), before, 'nothing under the state dir changed');
   await ctx.withInstanceLock('c2', async () => {});
   t.deepEqual(fs.readdirSync(containersDir(paths)), ['c2']);
   t.deepEqual(fs.readdirSync(containerDir(paths, 'c2')), ['config.yaml']);
@@ -142,7 +129,7 @@ test('file push and pull take the lock only when a journal or a rename marker is
   killedRename(ctx.paths);
   await ctx.finishPending('c2');
   t.deepEqual(fs.readdirSync(containersDir(ctx.paths)), ['c2'], 'the rename to the name asked for is finished');
-  const before = snapshot(ctx.paths.stateDir);
+  const before = entryStamps([ctx.paths.stateDir]);
   await ctx.finishPending('c2');
-  t.deepEqual(snapshot(ctx.paths.stateDir), before, 'nothing pending: nothing done');
+  t.deepEqual(entryStamps([ctx.paths.stateDir]), before, 'nothing pending: nothing done');
 });

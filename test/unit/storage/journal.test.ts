@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { commitRenames, finalPath, finishJournal, journalFile, readJournal, type Journal } from '../../../lib/state/journal.js';
+import { entryStamps } from '../../helpers/stamps.js';
 
 /**
  * The journal of multi-rename commits: a replay finishes exactly the renames a dead writer had
@@ -147,43 +148,29 @@ test('commitRenames removes a journal that moved with its dir', (t) => {
   t.deepEqual(fs.readdirSync(to), []);
 });
 
-/** Every entry under DIR with its inode and change time: what a read-only view must not change. */
-function snapshot(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d)) {
-      const st = fs.lstatSync(path.join(d, e), { bigint: true });
-      out.push(`${path.join(d, e)} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`);
-      if (st.isDirectory()) walk(path.join(d, e));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
 for (const k of [0, 1, 2, 3]) {
   test(`read without writing, a dead restore's journal after ${k} of 3 renames shows the new root and config`, (t) => {
     const { dir } = restoreAt(k);
-    const before = snapshot(dir);
+    const before = entryStamps([dir]);
     const v = readJournal(dir)!;
     t.is(v.done, k);
     t.is(fs.readFileSync(finalPath(v, path.join(dir, 'config.yaml'))!, 'utf8'), 'new');
     t.is(fs.readFileSync(path.join(finalPath(v, path.join(dir, 'rootfs'))!, 'which'), 'utf8'), 'new');
     t.is(fs.readFileSync(finalPath(v, path.join(dir, 'rootfs/which'))!, 'utf8'), 'new', 'a path below a renamed dir');
-    t.deepEqual(snapshot(dir), before, 'nothing written');
+    t.deepEqual(entryStamps([dir]), before, 'nothing written');
   });
 }
 
 for (const k of [0, 1, 2, 3, 4]) {
   test(`read without writing, a dead rename's journal after ${k} of 4 renames: the new name's config, none under the old`, (t) => {
     const { base, from, to } = renameAt(k);
-    const before = snapshot(base);
+    const before = entryStamps([base]);
     const v = readJournal(k === 4 ? to : from)!;
     t.is(fs.readFileSync(finalPath(v, path.join(to, 'config.yaml'))!, 'utf8'), 'name: b');
     t.is(fs.readFileSync(finalPath(v, path.join(base, 'pool/b/which'))!, 'utf8'), 'root');
     const old = finalPath(v, path.join(from, 'config.yaml'));
     t.true(old === undefined || !fs.existsSync(old), 'the old name is gone once committed');
-    t.deepEqual(snapshot(base), before, 'nothing written');
+    t.deepEqual(entryStamps([base]), before, 'nothing written');
   });
 }
 
