@@ -2,3 +2,9 @@ import type { Route } from '../types.js';
 
 /** Every route of the API; each module under routes/ adds its list here. */
 export const routes: Route[] = [];
+
+/**
+ * The api_extensions GET /1.0 advertises: each route module adds exactly the ones it implements in
+ * full, since the `lxc` client and pylxd take a listed extension as a promise (API-NOTES.md).
+ */
+export const extensions: string[] = [];
