@@ -145,6 +145,17 @@ if (requireRoot(test)) {
     );
     env.ok(t, ['start', 'src']);
     t.is(env.ok(t, ['exec', 'src', '--', 'cat', '/root/state']), 'ok\n');
+    // A publish of the running container killed while it holds it frozen: the same marker, so the
+    // same account in the reads and the same thaw by the next locked command.
+    const freezerState = `/sys/fs/cgroup/freezer/${env.paths.cgroupPrefix}/src/freezer.state`;
+    const frozen = () => fs.existsSync(freezerState) && fs.readFileSync(freezerState, 'utf8').trim() === 'FROZEN';
+    t.true(await killMidway(['publish', 'src', '--force', '--alias', 'crashpub'], () => fs.existsSync(marker) && frozen()));
+    t.is(status().status, 'Frozen');
+    t.regex(status().reason, /killed while it held it frozen/);
+    t.not(env.cli(['image', 'info', 'crashpub']).code, 0, 'no image from a killed publish');
+    env.ok(t, ['snapshot', 'create', 'src', 's5']);
+    t.is(status().status, 'Running');
+    t.false(fs.existsSync(marker));
     env.ok(t, ['delete', '--force', 'src']);
     for (const p of ['plain', 'bt']) env.ok(t, ['storage', 'delete', p]);
   });
