@@ -11,6 +11,11 @@ import { parseCommandLine, type CommandDef } from './define.js';
  * command) returns false and goes to the full CLI, which gives the proper message.
  */
 export async function tryFastPath(args: string[]): Promise<boolean> {
+  // What a shell's completion function runs at each Tab (lib/cli/complete.ts).
+  if (args[0] === '__complete') {
+    (await import('./complete.js')).completeMain(args.slice(1));
+    return true;
+  }
   // Own keys only: `tslxc constructor` is not a command.
   const two = `${args[0]} ${args[1]}`;
   const words = Object.hasOwn(FAST_COMMANDS, two) ? 2 : Object.hasOwn(FAST_COMMANDS, args[0] ?? '') ? 1 : 0;
