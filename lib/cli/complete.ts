@@ -83,9 +83,16 @@ export function completionSpec(verbs: Array<CommandDef | GroupDef>): GroupSpec {
 /** Where the build leaves the spec: beside this module, and beside the bundles (same depth). */
 export const specFile = (moduleUrl: string) => path.join(path.dirname(fileURLToPath(moduleUrl)), '../cli/completion.json');
 
-/** The names completion offers, by kind; `context` is the positional the name belongs to (a snapshot's container). */
+/** What a name belongs to: the container, profile or network given before it (a snapshot's container, a profile's device). */
+export interface NameContext {
+  container?: string;
+  profile?: string;
+  network?: string;
+}
+
+/** The names completion offers, by kind, in their context. */
 export interface NameSource {
-  names(kind: ArgKind, context: { container?: string }): string[];
+  names(kind: ArgKind, context: NameContext): string[];
 }
 
 /** What to offer: words, or the shell's own file names. */
@@ -153,9 +160,14 @@ function completeLeaf(leaf: LeafSpec, before: string[], cur: string, source: Nam
   if (cur.startsWith('-')) return { words: filter(leaf.offered, cur) };
   const slot = leaf.slots[Math.min(positionals.length, leaf.slots.length - 1)];
   if (!slot || (positionals.length >= leaf.slots.length && !slot.variadic)) return { words: [] };
-  // A snapshot belongs to the container named before it (`snapshot restore NAME SNAP`).
-  const containerAt = leaf.slots.findIndex((s) => /container$/.test(s.kind));
-  const context = containerAt >= 0 && containerAt < positionals.length ? { container: positionals[containerAt] } : {};
+  // A snapshot, device or key belongs to the container, profile or network named before it.
+  const context: NameContext = {};
+  leaf.slots.forEach((s, k) => {
+    if (k >= positionals.length || s.variadic) return;
+    if (/container$/.test(s.kind)) context.container ??= positionals[k];
+    else if (s.kind === 'profile') context.profile ??= positionals[k];
+    else if (s.kind === 'network') context.network ??= positionals[k];
+  });
   // A variadic slot offers each name once.
   const taken = slot.variadic ? new Set(positionals.slice(leaf.slots.length - 1)) : new Set<string>();
   const out = completeKind(slot.kind, slot.choices, cur, context, source);
@@ -222,6 +234,23 @@ const yamlNames = (dir: string) =>
 const topKeys = (text: string | undefined) => [...(text ?? '').matchAll(/^['"]?([A-Za-z0-9][^'":\s]*)['"]?:/gm)].map((m) => m[1]!);
 
 /**
+ * The keys directly under a top-level mapping of a YAML file as tslxc writes it (js-yaml's dump,
+ * two spaces of indent): a config's `config:` keys or `devices:` names, without a YAML parser.
+ */
+export function sectionKeys(text: string | undefined, section: string): string[] {
+  const out: string[] = [];
+  let inside = false;
+  for (const line of (text ?? '').split('\n')) {
+    if (/^\S/.test(line)) inside = line.startsWith(`${section}:`);
+    else if (inside) {
+      const m = /^ {2}(?:'([^']+)'|"([^"]+)"|([^\s'"#][^:]*)):(?:\s|$)/.exec(line);
+      if (m) out.push((m[1] ?? m[2] ?? m[3])!);
+    }
+  }
+  return out;
+}
+
+/**
  * Names from the state dirs, read as the library lays them out but without loading it: what is
  * there is offered, and anything unreadable is left out (a completion never fails).
  */
@@ -230,9 +259,29 @@ export function stateNames(p: Paths, builtinProfiles: string): NameSource {
   const containers = () => entries(containersDir(p)).flatMap((e) => (e.isDirectory() && isInstanceName(e.name) ? [e.name] : []));
   // Running as `tslxc list` says it: init's pid file names a live process (lib/state/runtime.ts).
   const running = (name: string) => isAlive(parseRef(readText(path.join(p.runDir, 'containers', name, RUN_FILES.initPid))));
+  const profileFile = (name: string) =>
+    /^[a-z0-9][a-z0-9._-]*$/i.test(name)
+      ? (readText(path.join(p.stateDir, 'profiles', `${name}.yaml`)) ?? readText(path.join(builtinProfiles, `${name}.yaml`)))
+      : undefined;
+  // The file whose devices or keys are meant: the container's config, else the profile's, else the network's.
+  const owner = (context: NameContext) =>
+    context.container
+      ? isInstanceName(context.container)
+        ? readText(path.join(containersDir(p), context.container, 'config.yaml'))
+        : undefined
+      : context.profile
+        ? profileFile(context.profile)
+        : context.network && /^[a-z0-9][a-z0-9-]*$/.test(context.network)
+          ? readText(path.join(p.stateDir, 'networks', `${context.network}.yaml`))
+          : undefined;
   return {
     names(kind, context) {
       switch (kind) {
+        case 'device':
+          return sectionKeys(owner(context), 'devices');
+        case 'config key':
+          // volatile.* keys are tslxc's own bookkeeping.
+          return sectionKeys(owner(context), 'config').filter((k) => !k.startsWith('volatile.'));
         case 'container':
           return containers();
         case 'running container':

@@ -26,6 +26,8 @@ const fake: NameSource = {
       remote: ['images', 'mirror'],
     };
     if (kind === 'snapshot') return context.container === 'alpha' ? ['snap0', 'snap1'] : [];
+    if (kind === 'device') return context.container === 'alpha' ? ['eth0', 'data'] : context.profile === 'small' ? ['root'] : [];
+    if (kind === 'config key') return context.container === 'alpha' ? ['limits.memory'] : context.network === 'lab0' ? ['ipv4.address'] : [];
     return table[kind] ?? [];
   },
 };
@@ -75,6 +77,13 @@ test('images, profiles, networks, pools, remotes, in positionals and option valu
   t.deepEqual(words('remote remove '), ['images', 'mirror']);
 });
 
+test('devices and config keys of the container, profile or network named before them', (t) => {
+  t.deepEqual(words('config device remove alpha '), ['data', 'eth0']);
+  t.deepEqual(words('config unset alpha '), ['limits.memory']);
+  t.deepEqual(words('profile device remove small '), ['root']);
+  t.deepEqual(words('network unset lab0 '), ['ipv4.address']);
+});
+
 test('options, with their choices, and global ones before the verb', (t) => {
   t.true(words('exec alpha --').includes('--env'));
   t.true(words('exec alpha --').includes('--help'));
@@ -105,14 +114,24 @@ test('names come from the state dirs: running from init.pid, snapshots, aliases,
   fs.mkdirSync(`${p.stateDir}/profiles`);
   fs.writeFileSync(`${p.stateDir}/profiles/mine.yaml`, '');
   fs.mkdirSync(`${p.stateDir}/networks`);
-  fs.writeFileSync(`${p.stateDir}/networks/lab0.yaml`, '');
   fs.mkdirSync(`${p.stateDir}/storage-pools/fast/volumes`, { recursive: true });
   fs.writeFileSync(`${p.stateDir}/storage-pools/fast.yaml`, '');
   fs.writeFileSync(
     `${p.stateDir}/remotes.yaml`,
     'images:\n  url: https://images.linuxcontainers.org\n  protocol: simplestreams\nmirror:\n  url: http://m\n  protocol: simplestreams\n',
   );
+  fs.writeFileSync(
+    `${p.stateDir}/containers/up/config.yaml`,
+    "name: up\nconfig:\n  limits.memory: 128MiB\n  volatile.eth0.hwaddr: 00:16:3e:00:00:01\n  'user.a b': x\ndevices:\n  eth0:\n    type: nic\n    network: lab0\n  data:\n    type: disk\nprofiles:\n  - default\n",
+  );
+  fs.writeFileSync(`${p.stateDir}/networks/lab0.yaml`, 'name: lab0\nconfig:\n  ipv4.address: 10.9.0.1/24\n  ipv4.nat: "true"\n');
   const src = stateNames(p, path.join(repoRoot, 'profiles'));
+  t.deepEqual(src.names('device', { container: 'up' }), ['eth0', 'data']);
+  t.deepEqual(src.names('config key', { container: 'up' }), ['limits.memory', 'user.a b']);
+  t.deepEqual(src.names('config key', { network: 'lab0' }), ['ipv4.address', 'ipv4.nat']);
+  t.deepEqual(src.names('device', { container: '../up' }), []);
+  // A built-in profile, comments and all.
+  t.deepEqual(src.names('device', { profile: 'default' }), ['root', 'eth0']);
   t.deepEqual(src.names('container', {}).sort(), ['down', 'gone', 'up']);
   t.deepEqual(src.names('running container', {}), ['up']);
   t.deepEqual(src.names('stopped container', {}).sort(), ['down', 'gone']);
