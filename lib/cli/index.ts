@@ -38,6 +38,7 @@ import lab from './commands/lab.js';
 import gateway from './commands/gateway.js';
 import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
+import completion from './commands/completion.js';
 
 /** Every verb's definition (lib/cli/define.ts), in the order help lists them. What shell completion walks. */
 export const VERBS: Array<CommandDef | GroupDef> = [
@@ -76,6 +77,7 @@ export const VERBS: Array<CommandDef | GroupDef> = [
   gateway,
   ssh,
   sshKey,
+  completion,
 ];
 
 /** The CLI: one module per verb (lib/cli/commands), each a thin layer over the library. */

@@ -151,10 +151,15 @@ function refusals(def: CommandDef): string[][] {
   return out;
 }
 
-// Verbs off the fast path (config, network, image...) are read by yargs alone; those on it are there whole.
+// Verbs off the fast path (config, network, image list...) are read by yargs alone; a group on it
+// is there whole, except image, of which only import is (a copy with checks, where yargs's start
+// counts; the rest of image stays with yargs).
 test('every definition of a verb on the fast path is there under its words and aliases', async (t) => {
   const fastVerbs = new Set(Object.keys(FAST_COMMANDS).map((words) => words.split(' ')[0]));
-  for (const verb of (await definitions()).filter((v) => fastVerbs.has(v.words[0]))) {
+  fastVerbs.delete('image');
+  const fastLeaves = (await definitions()).filter((v) => v.words.join(' ') === 'image import');
+  t.is(fastLeaves.length, 1);
+  for (const verb of [...(await definitions()).filter((v) => fastVerbs.has(v.words[0])), ...fastLeaves]) {
     for (const alias of [verbOf(verb.def), ...(verb.def.aliases ?? [])]) {
       const words = [...verb.words.slice(0, -1), alias].join(' ');
       t.true(Object.hasOwn(FAST_COMMANDS, words), words);
