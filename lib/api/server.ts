@@ -158,7 +158,13 @@ function readJson(req: IncomingMessage): () => Promise<unknown> {
 }
 
 export async function startServer(ctx: Context, opts: ServeOptions = {}): Promise<RunningServer> {
-  const info = opts.info ?? (() => {});
+  const print = opts.info ?? (() => {});
+  let logEvents: Events | undefined;
+  // The server's own log lines also go to /1.0/events listeners of type logging, as LXD's do.
+  const info = (line: string) => {
+    print(line);
+    logEvents?.logging('info', line);
+  };
   const listens = (opts.listen ?? []).map(parseListen);
   const gid = opts.group !== undefined ? groupId(opts.group) : 0;
   fs.mkdirSync(ctx.paths.stateDir, { recursive: true, mode: 0o711 });
@@ -173,6 +179,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
   try {
     const certificate = await ensureServerCertificate(ctx.paths);
     const events = new Events();
+    logEvents = events;
     const operations = new Operations({ changed: (op) => events.operation(op), keepMs: opts.keepOperationsMs, connectTimeoutMs: opts.connectTimeoutMs });
     const core: ServerCore = {
       ctx,
