@@ -190,6 +190,15 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       extensions: [...new Set([...CORE_EXTENSIONS, ...moduleExtensions])],
       throttle: new Throttle({ ...DEFAULT_THROTTLE, delayAfter: 2, banAfter: 20 }),
     };
+    // A route's stray promise or event handler must not take every session down with it: such a
+    // failure is logged and the server goes on (each request's own errors are answered already).
+    const stray = (err: unknown) => info(`internal error (the server goes on): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.on('unhandledRejection', stray);
+    process.on('uncaughtException', stray);
+    closers.push(() => {
+      process.off('unhandledRejection', stray);
+      process.off('uncaughtException', stray);
+    });
     const pruner = setInterval(() => core.throttle.prune(), 60_000).unref();
     closers.push(() => clearInterval(pruner));
     const router = new Router([...coreRoutes(core), ...moduleRoutes]);
