@@ -12,6 +12,13 @@ import type { EventSink, Identity, Operation } from './types.js';
 export const EVENT_TYPES = ['operation', 'logging', 'lifecycle'] as const;
 type EventType = (typeof EVENT_TYPES)[number];
 
+/** Who asked for a change (LXD's EventLifecycleRequestor). */
+export interface Requestor {
+  username: string;
+  protocol: 'unix' | 'tls';
+  address: string;
+}
+
 interface Listener {
   ws: WebSocket;
   types: Set<EventType>;
@@ -71,9 +78,20 @@ export class Events implements EventSink {
     this.send('operation', op, (id) => id.instances === undefined || (instances.length > 0 && instances.every((u) => allowsInstance(id, instanceOf(u)))));
   }
 
-  lifecycle(action: string, source: string, context?: Record<string, unknown>): void {
+  lifecycle(action: string, source: string, context?: Record<string, unknown>, requestor?: Requestor): void {
     const name = source.startsWith('/1.0/instances/') ? instanceOf(source).split('/')[0]! : undefined;
-    this.send('lifecycle', { action, source, context: context ?? {} }, (id) => id.instances === undefined || (name !== undefined && allowsInstance(id, name)));
+    // LXD leaves out an empty context (omitempty) and names who asked when a request did.
+    const metadata = { action, source, ...(context && Object.keys(context).length ? { context } : {}), ...(requestor ? { requestor } : {}) };
+    this.send('lifecycle', metadata, (id) => id.instances === undefined || (name !== undefined && allowsInstance(id, name)));
+  }
+
+  /** The sink a request's route gets: its lifecycle events name the request's caller. */
+  forRequest(identity: Identity, address: string | undefined): EventSink {
+    const requestor: Requestor =
+      identity.protocol === 'unix'
+        ? { username: 'root', protocol: 'unix', address: '@' }
+        : { username: identity.fingerprint ?? identity.name, protocol: 'tls', address: address ?? '' };
+    return { lifecycle: (action, source, context) => this.lifecycle(action, source, context, requestor) };
   }
 
   logging(level: string, message: string, context: Record<string, string> = {}): void {

@@ -249,7 +249,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
           json: readJson(req) as ApiRequest['json'],
           raw: req,
           operations,
-          events,
+          events: events.forRequest(identity, protocol === 'tls' ? `${req.socket.remoteAddress}:${req.socket.remotePort}` : undefined),
         };
         const result = await m.route.handler(apiReq);
         status = sendResult(res, result);

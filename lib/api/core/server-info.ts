@@ -48,7 +48,7 @@ const ARCH: Record<string, string[]> = { x64: ['x86_64', 'i686'], arm64: ['aarch
 
 async function storageInfo(
   core: ServerCore,
-): Promise<{ storage: string; storage_supported_drivers: Array<{ name: string; version: string; remote: boolean }> }> {
+): Promise<{ storage: string; storage_supported_drivers: Array<{ Name: string; Version: string; Remote: boolean }> }> {
   const { listPools, DRIVERS } = await import('../../storage/pool.js');
   let pools: Array<{ driver: string }> = [];
   try {
@@ -58,7 +58,8 @@ async function storageInfo(
   }
   return {
     storage: [...new Set(pools.map((p) => p.driver))].join(' | ') || 'dir',
-    storage_supported_drivers: DRIVERS.map((name) => ({ name, version: '1', remote: false })),
+    // LXD 5.0.2 writes these keys capitalized (its Go struct has no json tags).
+    storage_supported_drivers: DRIVERS.map((name) => ({ Name: name, Version: '1', Remote: false })),
   };
 }
 
