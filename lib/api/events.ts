@@ -1,0 +1,106 @@
+import type { WebSocket } from 'ws';
+import { allowsInstance } from './access.js';
+import type { EventSink, Identity, Operation } from './types.js';
+
+/**
+ * /1.0/events: every listener gets the events of the types it asked for (`?type=operation,
+ * lifecycle,logging`; all of them by default). The `lxc` client opens one before each async
+ * request and waits on it, so a slow listener must never hold up the others: a listener whose
+ * socket buffers too much is dropped (it reconnects), as LXD drops one that does not read.
+ */
+
+export const EVENT_TYPES = ['operation', 'logging', 'lifecycle'] as const;
+type EventType = (typeof EVENT_TYPES)[number];
+
+/** Who asked for a change (LXD's EventLifecycleRequestor). */
+export interface Requestor {
+  username: string;
+  protocol: 'unix' | 'tls';
+  address: string;
+}
+
+interface Listener {
+  ws: WebSocket;
+  types: Set<EventType>;
+  identity: Identity;
+}
+
+/** Bytes a listener may leave unread before it is dropped. */
+const MAX_BUFFERED = 4 * 1024 * 1024;
+
+const instanceOf = (url: string) => decodeURIComponent(url.split('/')[3] ?? '');
+
+export class Events implements EventSink {
+  private readonly listeners = new Set<Listener>();
+
+  /** The types a `type` query asks for; undefined when it names an unknown one. */
+  static parseTypes(query: string | null): Set<EventType> | undefined {
+    if (!query) return new Set(EVENT_TYPES);
+    const types = new Set<EventType>();
+    for (const t of query.split(',').map((s) => s.trim())) {
+      if (!t) continue;
+      if (!(EVENT_TYPES as readonly string[]).includes(t)) return undefined;
+      types.add(t as EventType);
+    }
+    return types.size ? types : new Set(EVENT_TYPES);
+  }
+
+  add(ws: WebSocket, types: Set<EventType>, identity: Identity): void {
+    const l = { ws, types, identity };
+    this.listeners.add(l);
+    ws.on('close', () => this.listeners.delete(l));
+    ws.on('error', () => this.listeners.delete(l));
+    // Listeners only listen: anything they send is read and dropped.
+    ws.on('message', () => {});
+  }
+
+  get count(): number {
+    return this.listeners.size;
+  }
+
+  private send(type: EventType, metadata: unknown, visible: (identity: Identity) => boolean): void {
+    if (!this.listeners.size) return;
+    const text = JSON.stringify({ type, timestamp: new Date().toISOString(), metadata, location: 'none', project: 'default' });
+    for (const l of this.listeners) {
+      if (!l.types.has(type) || !visible(l.identity)) continue;
+      if (l.ws.readyState !== l.ws.OPEN) continue;
+      if (l.ws.bufferedAmount > MAX_BUFFERED) {
+        l.ws.terminate();
+        this.listeners.delete(l);
+        continue;
+      }
+      l.ws.send(text);
+    }
+  }
+
+  operation(op: Operation): void {
+    const instances = op.resources?.instances ?? op.resources?.containers ?? [];
+    this.send('operation', op, (id) => id.instances === undefined || (instances.length > 0 && instances.every((u) => allowsInstance(id, instanceOf(u)))));
+  }
+
+  lifecycle(action: string, source: string, context?: Record<string, unknown>, requestor?: Requestor): void {
+    const name = source.startsWith('/1.0/instances/') ? instanceOf(source).split('/')[0]! : undefined;
+    // LXD leaves out an empty context (omitempty) and names who asked when a request did.
+    const metadata = { action, source, ...(context && Object.keys(context).length ? { context } : {}), ...(requestor ? { requestor } : {}) };
+    this.send('lifecycle', metadata, (id) => id.instances === undefined || (name !== undefined && allowsInstance(id, name)));
+  }
+
+  /** The sink a request's route gets: its lifecycle events name the request's caller. */
+  forRequest(identity: Identity, address: string | undefined): EventSink {
+    const requestor: Requestor =
+      identity.protocol === 'unix'
+        ? { username: 'root', protocol: 'unix', address: '@' }
+        : { username: identity.fingerprint ?? identity.name, protocol: 'tls', address: address ?? '' };
+    return { lifecycle: (action, source, context) => this.lifecycle(action, source, context, requestor) };
+  }
+
+  logging(level: string, message: string, context: Record<string, string> = {}): void {
+    // Log lines can name anything: only unrestricted callers get them.
+    this.send('logging', { message, level, context }, (id) => id.instances === undefined);
+  }
+
+  close(): void {
+    for (const l of this.listeners) l.ws.close(1001, 'server shutting down');
+    this.listeners.clear();
+  }
+}
