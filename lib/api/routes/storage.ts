@@ -102,8 +102,9 @@ async function createVolumeRoute(req: ApiRequest, type = 'custom') {
   if (t !== 'custom') throw new ApiError(400, `Only custom volumes can be created here (not "${t.slice(0, 40)}")`);
   const ct = optString(b, 'content_type');
   if (ct && ct !== 'filesystem') throw new ApiError(400, `Content type "${ct.slice(0, 40)}" is not supported: tslxc volumes are filesystems`);
-  if (b.source !== undefined && b.source !== null && Object.keys(b.source as object).length)
-    throw new ApiError(400, 'Copying or migrating a volume through the API is not supported; create an empty one');
+  // The client always sends a source; an empty one (no type, no name) is a plain create.
+  const src = (b.source ?? {}) as { type?: unknown; name?: unknown };
+  if (src.type || src.name) throw new ApiError(400, 'Copying or migrating a volume through the API is not supported; create an empty one');
   const config = stringMap(b.config, 'config') ?? {};
   if (Object.keys(config).length) throw new ApiError(400, `Volume config keys are not supported (${Object.keys(config).slice(0, 3).join(', ')})`);
   const { createVolume } = await volumes();
