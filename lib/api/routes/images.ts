@@ -71,8 +71,11 @@ async function receiveUpload(req: ApiRequest, dir: string): Promise<string> {
 /** A temp dir in the store, named as addImage's sweep expects (`.tmp-...-PID`): a killed server's is removed by the next import. */
 async function storeTemp(req: ApiRequest, what: string): Promise<string> {
   const { imagesDir } = await import('../../state/paths.js');
+  const { sweepDead } = await store();
   const root = imagesDir(req.ctx.paths);
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  // What a killed server left (an upload cut short, an export being sent) goes now.
+  sweepDead(root, /^\.tmp-(upload|export)[0-9a-f]+-(\d+)$/);
   const dir = path.join(root, `.tmp-${what}${randomBytes(4).toString('hex')}-${process.pid}`);
   fs.mkdirSync(dir, { mode: 0o700 });
   return dir;

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
@@ -152,5 +153,27 @@ print('ok')
     t.is(r.code, 0, r.stderr);
     t.is(r.stdout.trim(), 'ok');
     t.deepEqual(hostLinks(bridge), []);
+  });
+
+  test.serial('a server killed mid-upload: the next upload removes what it left, and works', async (t) => {
+    const images = path.join(env.paths.stateDir, 'images');
+    const temps = () => (fs.existsSync(images) ? fs.readdirSync(images).filter((n) => n.startsWith('.')) : []);
+    const req = http.request({
+      socketPath: server.socket,
+      method: 'POST',
+      path: '/1.0/images',
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(64 * 1024 * 1024) },
+    });
+    req.on('error', () => {});
+    req.write(Buffer.alloc(1024 * 1024));
+    for (let i = 0; i < 200 && !temps().length; i++) await new Promise((r) => setTimeout(r, 25));
+    t.is(temps().length, 1, 'the upload is being stored');
+    await server.kill();
+    req.destroy();
+    server = await ApiServer.start(env);
+    const conf = server.lxcConf();
+    t.regex(await lxc(t, ['image', 'import', tarball, '--alias', 'again'], conf), new RegExp(fingerprint));
+    t.deepEqual(temps(), []);
+    await lxc(t, ['image', 'delete', 'again'], conf);
   });
 }
