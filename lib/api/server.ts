@@ -159,11 +159,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
   // Held for the server's life; the kernel drops it when the process dies, SIGKILL included.
   const lock: Lock | undefined = tryLock(ctx.paths.stateDir, 'serve');
   if (!lock)
-    throw new TslxcError(
-      `Another tslxc serve is running on ${ctx.paths.stateDir}`,
-      'it holds serve.lock',
-      'stop it first, or use it (LXD_DIR points clients at its socket)',
-    );
+    throw new TslxcError(`Another tslxc serve is running on ${ctx.paths.stateDir}`, 'it holds serve.lock', 'stop it first, or point clients at its socket');
   const closers: Array<() => Promise<void> | void> = [() => lock.release()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
