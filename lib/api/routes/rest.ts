@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { TslxcError } from '../../errors.js';
 import { allowsInstance } from '../access.js';
 import { ApiError, sync, type ApiRequest, type ApiResult } from '../types.js';
@@ -14,20 +13,8 @@ export function recursion(req: ApiRequest): number {
   return r === 1 || r === 2 ? r : 0;
 }
 
-/** LXD's ETag: a hash of an object's writable part, so a client's PUT can say what it last saw. */
-export function etagOf(writable: unknown): string {
-  return createHash('sha256').update(JSON.stringify(writable)).digest('hex');
-}
-
-/** 412 when the client's If-Match names another version than the current one. */
-export function checkIfMatch(req: ApiRequest, etag: string): void {
-  const h = req.headers['if-match'];
-  if (h === undefined || h === '' || h === '*') return;
-  const given = String(h)
-    .split(',')
-    .map((t) => t.trim().replace(/^W\//, '').replace(/^"|"$/g, ''));
-  if (!given.includes(etag)) throw new ApiError(412, "ETag doesn't match: the object changed since it was read (GET it again)");
-}
+/** ETags and If-Match are the server's (lib/api/etag.ts): one rule for every route. */
+export { checkIfMatch, etagOf } from '../etag.js';
 
 /** The JSON body, which must be an object. */
 export async function body(req: ApiRequest): Promise<Record<string, unknown>> {
