@@ -1,5 +1,5 @@
 import { ApiError, sync, type ApiRequest, type Route } from '../types.js';
-import { networkShape, networkWritable } from '../shapes/network.js';
+import { networkShape, networkStateShape, networkWritable } from '../shapes/network.js';
 import {
   asClientError,
   body,
@@ -75,6 +75,19 @@ export const routes: Route[] = [
       return sync(await shapeOf(req, req.params.name), { etag: etagOf(networkWritable(net)) });
     },
   },
+  {
+    method: 'GET',
+    path: '/1.0/networks/{name}/state',
+    async handler(req) {
+      const { loadNetwork } = await store();
+      loadNetwork(req.ctx.paths, req.params.name);
+      const { linkState } = await import('../../network/host.js');
+      const st = await linkState(req.params.name);
+      // Defined but not up: the bridge comes with the first container using it.
+      if (!st) throw new ApiError(404, `Network "${req.params.name}" has no bridge on the host now (it is made when a container uses it)`);
+      return sync(networkStateShape(st));
+    },
+  },
   { method: 'PUT', path: '/1.0/networks/{name}', handler: (req) => update(req, false) },
   { method: 'PATCH', path: '/1.0/networks/{name}', handler: (req) => update(req, true) },
   {
@@ -128,4 +141,4 @@ async function update(req: ApiRequest, merge: boolean) {
   return sync(null);
 }
 
-export const extensions = ['network'];
+export const extensions = ['network', 'network_state'];

@@ -1,3 +1,5 @@
+import type { LinkState } from '../../network/host.js';
+
 /** LXD's api.Network for a managed bridge. */
 export interface ApiNetwork {
   name: string;
@@ -26,3 +28,19 @@ export function networkShape(net: { name: string; description: string; config: R
 }
 
 export const networkWritable = (net: { description: string; config: Record<string, string> }) => ({ config: net.config, description: net.description });
+
+/** LXD's api.NetworkState for a bridge (bond, vlan and ovn are other kinds of network: null). */
+export function networkStateShape(st: LinkState) {
+  return {
+    addresses: st.addresses,
+    counters: st.counters,
+    hwaddr: st.hwaddr,
+    mtu: st.mtu,
+    state: st.up ? 'up' : 'down',
+    type: st.bridge ? 'broadcast' : 'unknown',
+    bond: null,
+    bridge: st.bridge ?? null,
+    vlan: null,
+    ovn: null,
+  };
+}

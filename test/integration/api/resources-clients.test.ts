@@ -97,6 +97,7 @@ if (requireRoot(test)) {
       [[bridge, true]],
     );
     await lxc(t, ['network', 'set', bridge, 'bridge.mtu', '1400'], conf);
+    t.regex(await lxc(t, ['network', 'info', bridge], conf), /MTU: 1400/);
     t.regex(await lxc(t, ['network', 'show', bridge], conf), /bridge\.mtu: "1400"/);
     assertSameShape(t, (await server.request('GET', `/1.0/networks/${bridge}`)).json!.metadata, goldenMetadata('network'));
     await lxc(t, ['network', 'delete', bridge], conf);

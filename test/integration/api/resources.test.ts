@@ -281,6 +281,9 @@ if (requireRoot(test)) {
     const g = await call('GET', `/1.0/networks/${bridge}`);
     assertSameShape(t, meta(g), goldenMetadata('network'));
     assertSameShape(t, meta(await call('GET', '/1.0/networks?recursion=1')), goldenMetadata('networks-recursion1'));
+    const st = await call('GET', `/1.0/networks/${bridge}/state`);
+    assertSameShape(t, meta(st), goldenMetadata('network-state'));
+    t.is((meta(st) as { state: string }).state, 'up');
     t.is((await call('PATCH', `/1.0/networks/${bridge}`, { body: { config: { 'bridge.mtu': '1400' } }, headers: { 'if-match': '"old"' } })).status, 412);
     t.is((await call('PATCH', `/1.0/networks/${bridge}`, { body: { config: { 'bridge.mtu': '1400' } }, headers: { 'if-match': etag(g) } })).status, 200);
     t.is((meta(await call('GET', `/1.0/networks/${bridge}`)) as { config: Record<string, string> }).config['bridge.mtu'], '1400');
