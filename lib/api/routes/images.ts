@@ -230,7 +230,7 @@ export const routes: Route[] = [
       const { deleteAlias } = await manage();
       await asClientError(() => deleteAlias(req.ctx.paths, req.params.name));
       req.events.lifecycle('image-alias-deleted', aliasUrl(req.params.name));
-      return sync(null);
+      return sync({});
     },
   },
   {

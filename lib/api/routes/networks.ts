@@ -110,7 +110,7 @@ export const routes: Route[] = [
       const { deleteNetwork } = await manage();
       await asClientError(() => deleteNetwork(req.ctx.paths, req.params.name));
       req.events.lifecycle('network-deleted', url(req.params.name));
-      return sync(null);
+      return sync({});
     },
   },
 ];
@@ -138,7 +138,7 @@ async function update(req: ApiRequest, merge: boolean) {
     }),
   );
   req.events.lifecycle('network-updated', url(name));
-  return sync(null);
+  return sync({});
 }
 
 export const extensions = ['network', 'network_state'];

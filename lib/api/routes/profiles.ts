@@ -101,7 +101,7 @@ export const routes: Route[] = [
       const { deleteProfile } = await lib();
       await asClientError(() => deleteProfile(req.ctx, req.params.name));
       req.events.lifecycle('profile-deleted', url(req.params.name));
-      return sync(null);
+      return sync({});
     },
   },
 ];
@@ -133,7 +133,7 @@ async function update(req: ApiRequest, merge: boolean) {
     }),
   );
   req.events.lifecycle('profile-updated', url(name));
-  return sync(null);
+  return sync({});
 }
 
 /** used_by on profiles (the client shows it in `lxc profile list`). */

@@ -78,7 +78,10 @@ export async function asClientError<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A sync answer to a create or rename: 201 and where the object is now. */
+/**
+ * A sync answer to a create or rename: 201, where the object is now, and no metadata (LXD's
+ * answers to other changes carry an empty object: `sync({})`).
+ */
 export const created = (location: string): ApiResult => sync(null, { status: 201, location });
 
 export const enc = encodeURIComponent;

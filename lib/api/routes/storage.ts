@@ -164,7 +164,7 @@ export const routes: Route[] = [
       const { deletePool } = await manage();
       await asClientError(() => deletePool(req.ctx, req.params.pool));
       req.events.lifecycle('storage-pool-deleted', poolUrl(req.params.pool));
-      return sync(null);
+      return sync({});
     },
   },
   { method: 'GET', path: '/1.0/storage-pools/{pool}/volumes', handler: (req) => listVolumesRoute(req) },
@@ -205,7 +205,7 @@ export const routes: Route[] = [
       const { deleteVolume } = await volumes();
       await asClientError(() => deleteVolume(req.ctx, pool, name));
       req.events.lifecycle('storage-volume-deleted', volUrl(pool, 'custom', name));
-      return sync(null);
+      return sync({});
     },
   },
 ];
@@ -229,7 +229,7 @@ async function updatePool(req: ApiRequest) {
     await asClientError(() => setPool(req.ctx, name, changes));
     req.events.lifecycle('storage-pool-updated', poolUrl(name));
   }
-  return sync(null);
+  return sync({});
 }
 
 export const extensions = ['storage'];

@@ -7,7 +7,7 @@ import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { ApiServer } from '../../helpers/api.js';
 import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
 import { makeTarGz } from '../../helpers/tarball.js';
-import { assertSameShape, goldenMetadata } from '../../helpers/shape.js';
+import { assertSameShape, goldenMetadata, loadGolden } from '../../helpers/shape.js';
 
 /**
  * Profiles, images, networks and storage through `tslxc serve` with the clients users have: the
@@ -176,5 +176,41 @@ print('ok')
     t.regex(await lxc(t, ['image', 'import', tarball, '--alias', 'again'], conf), new RegExp(fingerprint));
     t.deepEqual(temps(), []);
     await lxc(t, ['image', 'delete', 'again'], conf);
+  });
+
+  test.serial('whole answers over the socket against LXD 5.0.2: envelopes, operations, errors', async (t) => {
+    const post = await server.request('POST', '/1.0/images', image, { 'Content-Type': 'application/octet-stream' });
+    t.is(post.status, 202);
+    t.truthy(post.headers.location);
+    assertSameShape(t, post.json, loadGolden('image-post').shape);
+    const wait = await server.request('GET', `${post.json!.operation}/wait?timeout=60`);
+    assertSameShape(t, wait.json, loadGolden('image-post-wait').shape);
+    for (const [name, url] of [
+      ['images-recursion1', '/1.0/images?recursion=1'],
+      ['image', `/1.0/images/${fingerprint}`],
+      ['profiles-recursion1', '/1.0/profiles?recursion=1'],
+      ['profile', '/1.0/profiles/default'],
+      ['storage-pools-recursion0', '/1.0/storage-pools'],
+      ['networks-recursion0', '/1.0/networks'],
+      ['image-aliases-recursion1', '/1.0/images/aliases?recursion=1'],
+    ] as const) {
+      const r = await server.request('GET', url);
+      t.is(r.status, loadGolden(name).http_status, url);
+      assertSameShape(t, r.json, loadGolden(name).shape);
+      if (loadGolden(name).headers.includes('etag')) t.truthy(r.headers.etag, url);
+    }
+    const created = await server.request('POST', '/1.0/profiles', { name: 'shape-p', config: {}, devices: {}, description: '' });
+    t.is(created.status, 201);
+    t.is(created.headers.location, '/1.0/profiles/shape-p');
+    assertSameShape(t, created.json, loadGolden('profile-post').shape);
+    const stale = await server.request('PUT', '/1.0/profiles/shape-p', {}, { 'If-Match': '"stale"' });
+    t.is(stale.status, 412);
+    assertSameShape(t, stale.json, loadGolden('error-precondition').shape);
+    assertSameShape(t, (await server.request('DELETE', '/1.0/profiles/shape-p')).json, loadGolden('profile-delete').shape);
+    const del = await server.request('DELETE', `/1.0/images/${fingerprint}`);
+    t.is(del.status, 202);
+    assertSameShape(t, del.json, loadGolden('image-delete').shape);
+    await server.request('GET', `${del.json!.operation}/wait?timeout=60`);
+    t.deepEqual((await server.request('GET', '/1.0/images')).json!.metadata, []);
   });
 }
