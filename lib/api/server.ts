@@ -94,7 +94,13 @@ function listenOn(server: http.Server, where: string | { host: string; port: num
   });
 }
 
-/** Drops slow or silent clients: headers within 10 s, nothing idle for 2 minutes. */
+/**
+ * Drops slow or silent clients: headers within 10 s (checked every second), a JSON body within
+ * 15 s, nothing idle for 2 minutes. Uploads have no overall limit: they may be large.
+ */
+const CHECK_INTERVAL_MS = 1000;
+const BODY_TIMEOUT_MS = 15_000;
+
 function limitTimeouts(server: http.Server): void {
   server.headersTimeout = 10_000;
   server.requestTimeout = 0;
@@ -118,7 +124,7 @@ function readJson(req: IncomingMessage): () => Promise<unknown> {
       const timer = setTimeout(() => {
         req.destroy();
         reject(new ApiError(408, 'Timed out reading the request body'));
-      }, 30_000);
+      }, BODY_TIMEOUT_MS);
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > MAX_JSON_BYTES) {
@@ -305,8 +311,9 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       limitTimeouts(s);
       s.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, protocol));
       s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => upgrade(req, socket, head, protocol));
-      s.on('clientError', (_err, socket: Socket) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+        if (socket.writable) socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
         else socket.destroy();
       });
       servers.push(s);
@@ -319,7 +326,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
-    const unixServer = http.createServer();
+    const unixServer = http.createServer({ connectionsCheckingInterval: CHECK_INTERVAL_MS });
     serve(unixServer, 'unix');
     const oldMask = process.umask(0o177);
     try {
@@ -338,6 +345,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         minVersion: 'TLSv1.3',
         requestCert: true,
         rejectUnauthorized: false,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
       serve(s, 'tls');
       s.on('tlsClientError', (_err, socket) => socket.destroy());
