@@ -201,3 +201,20 @@ test('groups and definitions are plain data a completer can walk', async (t) => 
     t.false(isGroup(def));
   }
 });
+
+test('a usage error names what was wrong and the help of the command that was meant', async (t) => {
+  const { usageLine } = await import('../../../lib/cli/index.js');
+  t.is(usageLine('Did you mean launch?', ['lauch', 'x']), 'unknown command "lauch": did you mean "launch"? (see "tslxc --help")');
+  t.is(usageLine('Did you mean list?', ['network', 'lst']), 'unknown command "network lst": did you mean "network list"? (see "tslxc network --help")');
+  t.is(
+    usageLine('Did you mean create?', ['--debug', 'storage', 'volume', 'crate', 'p', 'v']),
+    'unknown command "storage volume crate": did you mean "storage volume create"? (see "tslxc storage volume --help")',
+  );
+  t.is(usageLine('Unknown command: zzzz', ['zzzz']), 'unknown command "zzzz" (see "tslxc --help")');
+  t.is(usageLine('Unknown arguments: bogus, zz', ['list', '--bogus', '--zz=3']), 'unknown options "--bogus", "--zz" (see "tslxc list --help")');
+  t.is(usageLine('Unknown command: b', ['list', 'a', 'b']), 'unexpected argument "b" (see "tslxc list --help")');
+  t.is(
+    usageLine('Not enough non-option arguments: got 0, need at least 1', ['start']),
+    'Not enough non-option arguments: got 0, need at least 1 (see "tslxc start --help")',
+  );
+});
