@@ -46,7 +46,7 @@ if (requireRoot(test)) {
     return r.stdout;
   };
 
-  test.serial('lxc profile list/create/set/show/delete', async (t) => {
+  test.serial('lxc profile list, create, set, device add, edit, rename, delete', async (t) => {
     const conf = server.lxcConf();
     await lxc(t, ['profile', 'create', 'web'], conf);
     await lxc(t, ['profile', 'set', 'web', 'limits.cpu', '1'], conf);
@@ -56,11 +56,20 @@ if (requireRoot(test)) {
     const g = await server.request('GET', '/1.0/profiles/web');
     t.truthy(g.headers.etag);
     assertSameShape(t, g.json!.metadata, goldenMetadata('profile'));
-    await lxc(t, ['profile', 'delete', 'web'], conf);
-    const gone = await server.lxc(['profile', 'show', 'web'], { conf });
+    await lxc(t, ['profile', 'device', 'add', 'web', 'data', 'disk', `source=${env.root}`, 'path=/mnt/data'], conf);
+    t.regex(await lxc(t, ['profile', 'device', 'show', 'web'], conf), /path: \/mnt\/data/);
+    // edit sends the whole profile back (name and used_by too) with If-Match.
+    const edited = (await lxc(t, ['profile', 'show', 'web'], conf)).replace('description: ""', 'description: edited');
+    const e = await server.lxc(['profile', 'edit', 'web'], { conf, input: edited });
+    t.is(e.code, 0, e.stderr);
+    t.regex(await lxc(t, ['profile', 'show', 'web'], conf), /description: edited/);
+    await lxc(t, ['profile', 'rename', 'web', 'web2'], conf);
+    await lxc(t, ['profile', 'delete', 'web2'], conf);
+    const gone = await server.lxc(['profile', 'show', 'web2'], { conf });
     t.not(gone.code, 0);
     t.regex(gone.stderr, /not found/i);
     t.is((await server.request('GET', '/1.0/profiles/web')).status, 404);
+    t.is((await server.request('GET', '/1.0/profiles/web2')).status, 404);
   });
 
   test.serial('lxc image import, list, info, alias, export, delete', async (t) => {
