@@ -299,7 +299,8 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
   return { type: 'async', operation: req.operations.start(spec) };
 }
 
-export const routes: Route[] = [{ method: 'POST', path: '/1.0/instances/{name}/exec', handler: execHandler }];
+// LXD serves the pre-`instances` paths too; a 5.0 client uses them when `instances` is not listed.
+export const routes: Route[] = ['instances', 'containers'].map((kind): Route => ({ method: 'POST', path: `/1.0/${kind}/{name}/exec`, handler: execHandler }));
 
 /** What works of LXD 5.0's exec (container_exec_recording is not: record-output is refused). */
 export const extensions: string[] = ['container_exec_user_group_cwd', 'container_exec_signal_handling'];

@@ -27,8 +27,10 @@ interface Helper {
 
 function innerPath(req: ApiRequest): string {
   const p = req.query.get('path');
-  if (!p || !p.startsWith('/') || p.includes('\0')) throw new ApiError(400, 'The "path" parameter must be an absolute path inside the instance');
-  return p;
+  if (!p || p.includes('\0')) throw new ApiError(400, 'The "path" parameter must be a path inside the instance');
+  // The 5.0 client's `file pull` and `file delete` send the path without its leading "/": LXD
+  // takes a relative path from the root, as it does.
+  return p.startsWith('/') ? p : `/${p}`;
 }
 
 async function helperFor(req: ApiRequest): Promise<Helper> {
@@ -279,10 +281,11 @@ async function deleteFile(req: ApiRequest): Promise<ApiResult> {
   return sync({});
 }
 
-export const routes: Route[] = [
-  { method: 'GET', path: '/1.0/instances/{name}/files', handler: getFile },
-  { method: 'POST', path: '/1.0/instances/{name}/files', handler: postFile },
-  { method: 'DELETE', path: '/1.0/instances/{name}/files', handler: deleteFile },
-];
+// LXD serves the pre-`instances` paths too; a 5.0 client uses them when `instances` is not listed.
+export const routes: Route[] = ['instances', 'containers'].flatMap((kind): Route[] => [
+  { method: 'GET', path: `/1.0/${kind}/{name}/files`, handler: getFile },
+  { method: 'POST', path: `/1.0/${kind}/{name}/files`, handler: postFile },
+  { method: 'DELETE', path: `/1.0/${kind}/{name}/files`, handler: deleteFile },
+]);
 
 export const extensions: string[] = ['directory_manipulation', 'file_delete', 'file_symlinks', 'file_append'];

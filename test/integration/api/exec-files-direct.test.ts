@@ -125,7 +125,7 @@ if (requireRoot(test)) {
       },
       events: { lifecycle: () => {} },
     };
-    const handler = route.find((r) => r.method === method)!.handler;
+    const handler = route.find((r) => r.method === method && r.path.startsWith('/1.0/instances/'))!.handler;
     return { result: handler(req), started: () => started! };
   }
 
