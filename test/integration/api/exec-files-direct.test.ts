@@ -102,7 +102,7 @@ if (requireRoot(test)) {
     route: Route[],
     method: string,
     name: string,
-    o: { body?: unknown; query?: Record<string, string>; headers?: Record<string, string>; raw?: Buffer },
+    o: { body?: unknown; query?: Record<string, string>; headers?: Record<string, string>; raw?: Buffer; identity?: Identity },
   ) {
     let started: Started | undefined;
     const connect: string[] = [];
@@ -113,7 +113,7 @@ if (requireRoot(test)) {
       params: { name },
       query: new URLSearchParams(o.query ?? {}),
       headers: Object.fromEntries(Object.entries(o.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
-      identity: unix,
+      identity: o.identity ?? unix,
       json: async <T>() => o.body as T,
       raw: Readable.from(o.raw ? [o.raw] : []) as unknown as IncomingMessage,
       operations: {
@@ -257,6 +257,17 @@ if (requireRoot(test)) {
     }
     const nope = await t.throwsAsync(request(execRoutes.routes, 'POST', 'nope', { body: { command: ['ls'] } }).result);
     t.is((nope as { status?: number }).status, 404);
+  });
+
+  test.serial('a restricted certificate meets other instances as missing ones (404)', async (t) => {
+    const restricted: Identity = { protocol: 'tls', name: 'team-a', trusted: true, instances: 'team-a-*' };
+    const calls = [
+      request(execRoutes.routes, 'POST', 'x1', { body: { command: ['true'] }, identity: restricted }).result,
+      request(fileRoutes.routes, 'GET', 'x1', { query: { path: '/etc/hostname' }, identity: restricted }).result,
+      request(fileRoutes.routes, 'POST', 'x1', { query: { path: '/tmp/x' }, raw: Buffer.from('x'), identity: restricted }).result,
+      request(fileRoutes.routes, 'DELETE', 'x1', { query: { path: '/etc/hostname' }, identity: restricted }).result,
+    ];
+    for (const c of calls) t.is(((await t.throwsAsync(c)) as { status?: number }).status, 404);
   });
 
   async function getFile(name: string, p: string) {
