@@ -94,7 +94,13 @@ function listenOn(server: http.Server, where: string | { host: string; port: num
   });
 }
 
-/** Drops slow or silent clients: headers within 10 s, nothing idle for 2 minutes. */
+/**
+ * Drops slow or silent clients: headers within 10 s (checked every second), a JSON body within
+ * 15 s, nothing idle for 2 minutes. Uploads have no overall limit: they may be large.
+ */
+const CHECK_INTERVAL_MS = 1000;
+const BODY_TIMEOUT_MS = 15_000;
+
 function limitTimeouts(server: http.Server): void {
   server.headersTimeout = 10_000;
   server.requestTimeout = 0;
@@ -118,7 +124,7 @@ function readJson(req: IncomingMessage): () => Promise<unknown> {
       const timer = setTimeout(() => {
         req.destroy();
         reject(new ApiError(408, 'Timed out reading the request body'));
-      }, 30_000);
+      }, BODY_TIMEOUT_MS);
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > MAX_JSON_BYTES) {
@@ -152,7 +158,13 @@ function readJson(req: IncomingMessage): () => Promise<unknown> {
 }
 
 export async function startServer(ctx: Context, opts: ServeOptions = {}): Promise<RunningServer> {
-  const info = opts.info ?? (() => {});
+  const print = opts.info ?? (() => {});
+  let logEvents: Events | undefined;
+  // The server's own log lines also go to /1.0/events listeners of type logging, as LXD's do.
+  const info = (line: string) => {
+    print(line);
+    logEvents?.logging('info', line);
+  };
   const listens = (opts.listen ?? []).map(parseListen);
   const gid = opts.group !== undefined ? groupId(opts.group) : 0;
   fs.mkdirSync(ctx.paths.stateDir, { recursive: true, mode: 0o711 });
@@ -167,6 +179,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
   try {
     const certificate = await ensureServerCertificate(ctx.paths);
     const events = new Events();
+    logEvents = events;
     const operations = new Operations({ changed: (op) => events.operation(op), keepMs: opts.keepOperationsMs, connectTimeoutMs: opts.connectTimeoutMs });
     const core: ServerCore = {
       ctx,
@@ -177,6 +190,15 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       extensions: [...new Set([...CORE_EXTENSIONS, ...moduleExtensions])],
       throttle: new Throttle({ ...DEFAULT_THROTTLE, delayAfter: 2, banAfter: 20 }),
     };
+    // A route's stray promise or event handler must not take every session down with it: such a
+    // failure is logged and the server goes on (each request's own errors are answered already).
+    const stray = (err: unknown) => info(`internal error (the server goes on): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.on('unhandledRejection', stray);
+    process.on('uncaughtException', stray);
+    closers.push(() => {
+      process.off('unhandledRejection', stray);
+      process.off('uncaughtException', stray);
+    });
     const pruner = setInterval(() => core.throttle.prune(), 60_000).unref();
     closers.push(() => clearInterval(pruner));
     const router = new Router([...coreRoutes(core), ...moduleRoutes]);
@@ -308,8 +330,9 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       limitTimeouts(s);
       s.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, protocol));
       s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => upgrade(req, socket, head, protocol));
-      s.on('clientError', (_err, socket: Socket) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+        if (socket.writable) socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
         else socket.destroy();
       });
       servers.push(s);
@@ -322,7 +345,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
-    const unixServer = http.createServer();
+    const unixServer = http.createServer({ connectionsCheckingInterval: CHECK_INTERVAL_MS });
     serve(unixServer, 'unix');
     const oldMask = process.umask(0o177);
     try {
@@ -341,6 +364,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         minVersion: 'TLSv1.3',
         requestCert: true,
         rejectUnauthorized: false,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
       serve(s, 'tls');
       s.on('tlsClientError', (_err, socket) => socket.destroy());

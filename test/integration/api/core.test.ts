@@ -1,4 +1,6 @@
 import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { WebSocket } from 'ws';
 import { startServer, type RunningServer } from '../../../lib/api/server.js';
@@ -161,6 +163,33 @@ if (requireRoot(test)) {
     t.is((await request('PUT', '/1.0/test/json', Buffer.alloc(2 * 1024 * 1024, 0x20))).status, 413);
     const ok = await request('PUT', '/1.0/test/json', '{"a":1}');
     t.deepEqual(ok.json.metadata, { a: 1 });
+  });
+
+  test.serial('a stray rejection or exception in a route is logged; the server stays up', async (t) => {
+    // In a process of its own: ava fails any test process that has an unhandled rejection.
+    const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../lib');
+    const state = path.join(env.root, 'stray');
+    const script = `
+      const { routes } = await import('${dist}/api/routes/index.js');
+      const { startServer } = await import('${dist}/api/server.js');
+      const { Context } = await import('${dist}/state/context.js');
+      routes.push({ method: 'POST', path: '/1.0/test/stray', handler: async () => {
+        void Promise.reject(new Error('stray rejection'));
+        setTimeout(() => { throw new Error('stray exception'); }, 1);
+        return { type: 'sync', metadata: {} };
+      } });
+      const s = await startServer(new Context({ ...${JSON.stringify(env.paths)}, stateDir: '${state}' }), { info: (l) => console.error(l) });
+      const http = await import('node:http');
+      const ask = (method, p) => new Promise((resolve) => http.request({ socketPath: s.socket, method, path: p }, (res) => { res.resume(); resolve(res.statusCode); }).end());
+      const first = await ask('POST', '/1.0/test/stray');
+      await new Promise((r) => setTimeout(r, 100));
+      console.log(first, await ask('GET', '/1.0'));
+      await s.close();
+    `;
+    const r = await run(process.execPath, ['--input-type=module', '-e', script]);
+    t.is(r.stdout.trim(), '200 200', r.stderr);
+    t.regex(r.stderr, /internal error \(the server goes on\): Error: stray rejection/);
+    t.regex(r.stderr, /stray exception/);
   });
 
   test.serial('a task operation: 202 with Location, wait, events, listed after it ended', async (t) => {

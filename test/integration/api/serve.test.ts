@@ -3,6 +3,7 @@ import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { ApiServer } from '../../helpers/api.js';
+import { routes } from '../../../lib/api/routes/index.js';
 
 /**
  * `tslxc serve` as users run it (the built launcher): the socket's mode and group, one server per
@@ -99,5 +100,58 @@ if (requireRoot(test)) {
     }
     t.is(env.cli(['exec', 'k1', '--', 'true']).code, 0);
     env.ok(t, ['delete', '-f', 'k1']);
+  });
+
+  /** The kill tests below need the instance and exec routes (lib/api/routes/); without them they say so. */
+  const hasRoute = (method: string, path: string) => routes.some((r) => r.method === method && r.path === path);
+
+  test.serial('SIGKILL mid-exec: the container keeps running, the next server execs again', async (t) => {
+    if (!hasRoute('POST', '/1.0/instances/{name}/exec')) return t.pass('no exec route in this build');
+    env.ok(t, ['launch', 'busybox', 'k2']);
+    const server = await ApiServer.start(env);
+    const conf = server.lxcConf();
+    const running = server.lxc(['exec', 'k2', '--', 'sleep', '20'], { conf });
+    await new Promise((r) => setTimeout(r, 1500));
+    await server.kill();
+    t.not((await running).code, 0, 'the client sees the server go');
+    t.is(env.cli(['exec', 'k2', '--', 'true']).code, 0, 'the container still runs');
+    const next = await ApiServer.start(env);
+    try {
+      const r = await next.lxc(['exec', 'k2', '--', 'echo', 'again'], { conf });
+      t.is(r.code, 0, r.stderr);
+      t.is(r.stdout.trim(), 'again');
+    } finally {
+      await next.stop();
+    }
+    env.ok(t, ['delete', '-f', 'k2']);
+  });
+
+  test.serial('SIGKILL mid-launch: nothing half-made stays, the next server is clean', async (t) => {
+    if (!hasRoute('POST', '/1.0/instances')) return t.pass('no instance routes in this build');
+    const server = await ApiServer.start(env);
+    const launching = server.lxc(['launch', 'busybox', 'k3']);
+    // Killed once the create was asked for: the audit log has the POST only when it is answered,
+    // so wait for the instance's directory instead.
+    const deadline = Date.now() + 20_000;
+    while (!fs.existsSync(`${env.paths.stateDir}/containers/k3`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await server.kill();
+    await launching;
+    const next = await ApiServer.start(env);
+    try {
+      const list = await next.request('GET', '/1.0/instances?recursion=1');
+      t.is(list.status, 200);
+      const k3 = (list.json?.metadata as Array<{ name: string; status: string }>).find((i) => i.name === 'k3');
+      // Either it was made whole (then it works and goes), or it is not there at all.
+      if (k3) {
+        const del = await next.lxc(['delete', '-f', 'k3']);
+        t.is(del.code, 0, del.stderr);
+      }
+      t.false(fs.existsSync(`${env.paths.stateDir}/containers/k3`));
+      t.is((await next.lxc(['launch', 'busybox', 'k3'])).code, 0, 'the name is free again');
+      t.is(env.cli(['exec', 'k3', '--', 'true']).code, 0);
+    } finally {
+      await next.stop();
+    }
+    env.ok(t, ['delete', '-f', 'k3']);
   });
 }
