@@ -31,7 +31,7 @@ struct attach_opts {
   const char *exec_socket;
   bool pty;
   struct winsize pty_size; /* --pty-size: for a caller without a terminal (ptyctl.c) */
-  int control_fd;          /* --control-fd: its later sizes and signals; -1 without */
+  int control_fd;          /* --control-fd: later sizes (with a pty) and signals; -1 without */
   struct exec_spec spec;
 };
 
@@ -75,6 +75,8 @@ static void parse_attach_options(int argc, char **argv, struct attach_opts *o)
       o->spec.cwd = val;
     else if (strcmp(opt, "--user") == 0)
       o->spec.user = val;
+    else if (strcmp(opt, "--group") == 0)
+      o->spec.group = val;
     else if (strcmp(opt, "--exec-socket") == 0)
       o->exec_socket = val;
     else if (strcmp(opt, "--pty-size") == 0) {
@@ -210,7 +212,7 @@ static int run_command(const struct attach_opts *o, int sock_in, struct stdio_pl
   bool started = false, ended = false;
   int status = 0;
   char message[EXEC_MESSAGE_MAX + 1] = "";
-  struct pty_control control = { .fd = o->pty ? o->control_fd : -1 };
+  struct pty_control control = { .fd = o->control_fd };
   /* The caller's input: to the stdin pipe or the pty, a buffer at a time. */
   bool stdin_open = o->pty || p->to_cmd >= 0;
   char in_buf[4096];

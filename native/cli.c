@@ -1,7 +1,7 @@
 /* tslxc-helper cli JS ARGS...: how bin/tslxc runs the commands people wait on most.
  *
  *   tslxc start NAME          replays the container's start plan (plan.c)
- *   tslxc exec NAME [-t|-T] [--env K=V]... [--cwd DIR] [--user U] [--] CMD...
+ *   tslxc exec NAME [-t|-T] [--env K=V]... [--cwd DIR] [--user U] [--group G] [--] CMD...
  *                             hands the command to the container's exec server (attach.c);
  *                             its options come from exec's TypeScript definition (build/gen-cli.h)
  *   tslxc stop NAME           signals init and waits for the monitor to end (clistop.c)
@@ -67,7 +67,7 @@ struct exec_args {
   size_t n_cmd;
   const char *env[MAX_LIST];
   size_t n_env;
-  const char *cwd, *user;
+  const char *cwd, *user, *group;
   bool tty, no_tty;
 };
 
@@ -106,6 +106,9 @@ static bool set_option(struct exec_args *a, const struct cli_option *o, const ch
     return true;
   case EXEC_OPT_USER:
     a->user = value;
+    return true;
+  case EXEC_OPT_GROUP:
+    a->group = value;
     return true;
   default: /* an option of the definition this mode does not pass on: node runs it */
     return false;
@@ -192,6 +195,8 @@ static int print_exec_parse(int argc, char **argv)
     printf("cwd %s\n", a.cwd);
   if (a.user)
     printf("user %s\n", a.user);
+  if (a.group)
+    printf("group %s\n", a.group);
   for (size_t i = 0; i < a.n_cmd; i++)
     printf("command %s\n", a.cmd[i]);
   return 0;
@@ -280,7 +285,7 @@ static int cli_exec(int argc, char **argv)
   if (a.no_tty && a.tty)
     return -1;
   bool tty = a.no_tty ? false : a.tty ? true : (isatty(0) && isatty(1));
-  char **out = xcalloc(3 + n_common + 2 * a.n_env + 4 + 1 + (n_cmd ? n_cmd : 2) + 1, sizeof *out);
+  char **out = xcalloc(3 + n_common + 2 * a.n_env + 6 + 1 + (n_cmd ? n_cmd : 2) + 1, sizeof *out);
   size_t k = 0;
   static char pid_text[16];
   xsnprintf(pid_text, sizeof pid_text, "%d", (int)pid);
@@ -300,6 +305,10 @@ static int cli_exec(int argc, char **argv)
   if (a.user) {
     out[k++] = "--user";
     out[k++] = (char *)a.user;
+  }
+  if (a.group) {
+    out[k++] = "--group";
+    out[k++] = (char *)a.group;
   }
   if (tty)
     out[k++] = "--pty";

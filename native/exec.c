@@ -115,6 +115,26 @@ static void lookup_user(const char *spec, struct user *u)
   }
 }
 
+/* --group: the command's only group, by gid or by name in the container's /etc/group. */
+static gid_t lookup_group(const char *spec)
+{
+  unsigned long gid;
+  if (parse_ulong(spec, &gid)) {
+    if (gid > UINT32_MAX - 1)
+      die("group %s: not a valid gid", spec);
+    return gid;
+  }
+  autofree char *group = read_whole_file("/etc/group");
+  char *save = NULL;
+  for (char *line = group ? strtok_r(group, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *f[4];
+    if (split_colons(line, f, 4) >= 3 && strcmp(f[0], spec) == 0 && parse_ulong(f[2], &gid))
+      return gid;
+  }
+  die("group %s: not found in the container's /etc/group", spec);
+}
+
 /* A pty of the container's own devpts (so `tty` inside names /dev/pts/N) as the controlling
  * terminal and fds 0, 1 (and 2) of this process; its master goes to the client ('T'). Done here,
  * in the command's short-lived process, never in the exec server: the open of a path the
@@ -184,6 +204,11 @@ void exec_in_container(const struct exec_spec *s, const char *const *cgroup_name
 
   static struct user u;
   lookup_user(s->user ? s->user : "0", &u);
+  if (s->group) { /* as LXD's exec --group: that group alone */
+    u.gid = lookup_group(s->group);
+    u.groups[0] = u.gid;
+    u.n_groups = 1;
+  }
 
   drop_caps_bounding(s->caps, s->n_caps);
   if (setgroups(u.n_groups, u.groups) < 0)
@@ -268,6 +293,8 @@ char *exec_request_encode(const struct exec_spec *s, mode_t mask, const struct w
     put_item(&b, 'c', s->cwd);
   if (s->user)
     put_item(&b, 'u', s->user);
+  if (s->group)
+    put_item(&b, 'g', s->group);
   if (s->term)
     put_item(&b, 't', s->term);
   for (size_t i = 0; i < s->n_caps; i++) {
@@ -328,6 +355,9 @@ bool exec_request_decode(char *buf, size_t len, struct exec_spec *s, mode_t *mas
         break;
       case 'u':
         s->user = str;
+        break;
+      case 'g':
+        s->group = str;
         break;
       case 't':
         s->term = str;

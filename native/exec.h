@@ -14,8 +14,9 @@ struct exec_spec {
   const char *env[MAX_LIST];
   size_t n_env;
   const char *cwd;
-  const char *user; /* NULL: root */
-  const char *term; /* the caller's TERM, or NULL */
+  const char *user;  /* NULL: root */
+  const char *group; /* NULL: the user's own groups; else this one alone */
+  const char *term;  /* the caller's TERM, or NULL */
   int caps[MAX_LIST];
   size_t n_caps;
   struct seccomp_policy seccomp;
@@ -49,7 +50,7 @@ void exec_child_begin(const struct exec_stdio *st);
  *
  * Request (client -> server):
  *   "TSX1" then items: TAG (1 byte), LEN (uint32, host order), LEN bytes ending in NUL.
- *   Tags: 'a' argv element (in order, at least one), 'e' env K=V, 'c' cwd, 'u' user,
+ *   Tags: 'a' argv element (in order, at least one), 'e' env K=V, 'c' cwd, 'u' user, 'g' group,
  *   't' TERM, 'k' capability number (decimal), 'm' umask (octal), 'd' a syscall name to deny,
  *   'w' a syscall name to take out of the default deny list (seccomp.c), 'p' a pty: "ROWS COLS"
  *   (its first size; "0 0" leaves the kernel's).

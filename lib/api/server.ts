@@ -290,6 +290,9 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
           if (!stream) return refuse(403, 'Invalid or used websocket secret');
           wss.handleUpgrade(req, socket, head, (ws) => {
             keepAlive(ws);
+            // Frames a client sends before its operation runs wait for the route's listeners
+            // (the route resumes the socket), instead of being emitted to no one.
+            ws.pause();
             operations.attachSocket(id, stream, ws);
           });
           return;

@@ -13,6 +13,13 @@ export interface ExecOptions {
   env?: Record<string, string>;
   cwd?: string;
   user?: string;
+  /** The command's only group (name or gid), as LXD's exec --group; default: the user's groups. */
+  group?: string;
+  /**
+   * The helper's fd of a pipe carrying "s SIGNUM" lines (and, with a pty, "w ROWS COLS"): for a
+   * caller that relays the command's streams itself (the API's exec websockets).
+   */
+  controlFd?: number;
 }
 
 /** The running container's init, or a clear error saying why there is none to enter. */
@@ -97,11 +104,11 @@ export async function attachArgs(ctx: Context, name: string, command: string[], 
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push('--env', `${k}=${v}`);
   if (opts.cwd) args.push('--cwd', opts.cwd);
   if (opts.user) args.push('--user', opts.user);
+  if (opts.group) args.push('--group', opts.group);
   if (opts.tty || opts.relayedPty) args.push('--pty');
-  if (opts.relayedPty) {
-    args.push('--pty-size', `${opts.relayedPty.rows}x${opts.relayedPty.cols}`);
-    if (opts.relayedPty.controlFd !== undefined) args.push('--control-fd', String(opts.relayedPty.controlFd));
-  }
+  if (opts.relayedPty) args.push('--pty-size', `${opts.relayedPty.rows}x${opts.relayedPty.cols}`);
+  const controlFd = opts.relayedPty?.controlFd ?? opts.controlFd;
+  if (controlFd !== undefined) args.push('--control-fd', String(controlFd));
   args.push(...common, '--', ...command);
   return args;
 }

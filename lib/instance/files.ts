@@ -9,6 +9,7 @@ import { hostAccess } from '../storage/instance.js';
 import { helperError, runHelper, type HelperIo } from '../state/helper.js';
 import { liveness } from '../state/runtime.js';
 import { onDiskMap } from './idmap.js';
+import type { IdMap } from '../config/idmap.js';
 import { toHost } from '../config/idmap.js';
 
 /**
@@ -174,4 +175,26 @@ async function helperFile(args: string[], io: HelperIo, what: string, name: stri
     throw new TslxcError(what, `no such file in "${name}"`);
   if (args.includes('--read') && why === `${inner}: not a regular file`) throw new TslxcError(what, 'it is not a regular file');
   throw new TslxcError(what, why);
+}
+
+/** Where the helper's file mode works on a container's tree, and the map its ids are shifted by. */
+export interface FileTarget {
+  /** `--pid PID` (the running container's mount namespace) or its root's options (stopped). */
+  args: string[];
+  /** Set when the helper sees host ids (a stopped container whose files are shifted on disk). */
+  onDisk?: IdMap;
+}
+
+/**
+ * The API's file operations (get, put, mkdir, symlink, delete) go through the helper in every case,
+ * so a path is resolved by the kernel inside the container (running: its mount namespace; stopped:
+ * a chroot into its root in a mount namespace of the helper's own), as push and pull do.
+ */
+export async function fileTarget(ctx: Context, name: string): Promise<FileTarget> {
+  const cfg = loadConfig(ctx.paths, name);
+  const live = liveness(ctx.paths, name);
+  if (live.initAlive) return { args: ['--pid', String(live.files.init!.pid)] };
+  await ctx.finishPending(name);
+  const acc = hostAccess(ctx, name);
+  return { args: acc.helperArgs ?? ['--rootfs', acc.root], onDisk: onDiskMap(cfg.config) };
 }

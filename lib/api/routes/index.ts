@@ -1,14 +1,18 @@
 import type { Route } from '../types.js';
+import * as exec from './exec.js';
+import * as files from './files.js';
 import * as images from './images.js';
 import * as networks from './networks.js';
 import * as profiles from './profiles.js';
 import * as storage from './storage.js';
 
+const modules = [exec, files, images, profiles, networks, storage];
+
 /** Every route of the API; each module under routes/ adds its list here. */
-export const routes: Route[] = [...images.routes, ...profiles.routes, ...networks.routes, ...storage.routes];
+export const routes: Route[] = modules.flatMap((m) => m.routes);
 
 /**
  * The api_extensions GET /1.0 advertises: each route module adds exactly the ones it implements in
  * full, since the `lxc` client and pylxd take a listed extension as a promise (API-NOTES.md).
  */
-export const extensions: string[] = [...images.extensions, ...profiles.extensions, ...networks.extensions, ...storage.extensions];
+export const extensions: string[] = modules.flatMap((m) => m.extensions);

@@ -20,5 +20,6 @@ export async function runExec(name: string, cmd: string[], a: ExecArgs): Promise
     env: parseKeyValues(a.env, 'environment variable'),
     cwd: a.cwd,
     user: a.user,
+    group: a.group,
   });
 }

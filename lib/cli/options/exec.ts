@@ -12,6 +12,7 @@ export const EXEC_OPTIONS: Record<string, OptionDef> = {
   env: { type: 'string', multiple: true, kind: 'key=value', describe: 'KEY=VALUE (repeatable)' },
   cwd: { type: 'string', kind: 'path', describe: 'working directory inside the container' },
   user: { type: 'string', kind: 'user', describe: 'user name or uid to run as' },
+  group: { type: 'string', kind: 'text', describe: "group name or gid to run as (that group alone; default: the user's groups)" },
 };
 
 export interface ExecArgs {
@@ -20,6 +21,7 @@ export interface ExecArgs {
   env?: string[];
   cwd?: string;
   user?: string;
+  group?: string;
 }
 
 /**

@@ -19,6 +19,7 @@ function tsParse(args: string[]): string {
   for (const e of (a.env as string[] | undefined) ?? []) lines.push(`env ${e}`);
   if (a.cwd !== undefined) lines.push(`cwd ${String(a.cwd)}`);
   if (a.user !== undefined) lines.push(`user ${String(a.user)}`);
+  if (a.group !== undefined) lines.push(`group ${String(a.group)}`);
   for (const w of a.command as string[]) lines.push(`command ${w}`);
   return `${lines.join('\n')}\n`;
 }
@@ -51,6 +52,7 @@ const samples: string[][] = [
   ['c', '--cwd', '/tmp', '--cwd', '/srv'],
   ['c', '--cwd', '--', 'ls'],
   ['c', '--user', 'root', '--user=1000'],
+  ['c', '--user', '1000', '--group=100', 'id'],
   ['c', '--tty=1'],
   ['c', '--no-tty=yes'],
   ['c', '--force-interactive', '--force-noninteractive'],
