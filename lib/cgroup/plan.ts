@@ -53,10 +53,26 @@ export function planCgroups(base: CgroupSys, own: readonly string[]): CgroupPlan
     return theirs;
   };
   const readAny = async (p: string): Promise<string> => {
+    if (path.basename(p) === 'devices.list') return deviceList(path.dirname(p));
     const w = written.get(p);
     if (w !== undefined) return w;
     if (made.has(path.dirname(p))) return fresh(p);
     return real.readFile(p);
+  };
+  /** v1's device list as the steps would leave it (a grant or deny on the shared prefix is read back). */
+  const deviceList = async (dir: string): Promise<string> => {
+    const base = made.has(dir) ? await deviceList(path.dirname(dir)) : await real.readFile(path.join(dir, 'devices.list'));
+    const rules = base.split('\n').filter(Boolean);
+    const out = new Set(rules);
+    for (const [op, file, data] of steps) {
+      if (op !== 'write' || path.dirname(file) !== dir) continue;
+      const how = path.basename(file);
+      if (how === 'devices.deny') {
+        if (data === 'a') out.clear();
+        else out.delete(data);
+      } else if (how === 'devices.allow') out.add(data === 'a' ? 'a *:* rwm' : data);
+    }
+    return [...out].map((r) => `${r}\n`).join('');
   };
   const fs: CgroupFs = {
     readFile: readAny,
