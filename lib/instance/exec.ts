@@ -59,7 +59,12 @@ export const EXEC_CHECK_FILE = RUN_FILES.execCheck;
  * the start spec writes them. `seccomp`: the arguments init is started with. A file that cannot be
  * written (a path with a newline) is undefined: such a container is attached through node.
  */
-export async function attachRunFiles(ctx: Context, cg: CgroupDriver, name: string, seccomp: string[]): Promise<Array<RunFile | { path: string; data?: undefined }>> {
+export async function attachRunFiles(
+  ctx: Context,
+  cg: CgroupDriver,
+  name: string,
+  seccomp: string[],
+): Promise<Array<RunFile | { path: string; data?: undefined }>> {
   const dir = containerRunDir(ctx.paths, name);
   const args = await commonAttachArgs(ctx, cg, name, seccomp);
   const file = path.join(dir, ATTACH_ARGS_FILE);
