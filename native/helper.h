@@ -396,6 +396,8 @@ void plan_undo(void);
 bool plan_busy(void);
 /* plan-check: one check of a plan (the tests compare it with the TypeScript side). */
 int main_plan_check(int argc, char **argv);
+/* plan-exec: execute a start spec given on stdin (the TypeScript start's executor). */
+int main_plan_exec(int argc, char **argv);
 int main_unixdev(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static void usage(void)
       "                         [--as-user]\n"
       "       tslxc-helper idmap-probe DIR\n"
       "       tslxc-helper plan-check OP ARG...   (one check of a start plan, for the tests)\n"
+      "       tslxc-helper plan-exec < SPEC       (execute a start spec: the TypeScript start)\n"
       "       tslxc-helper host-limits --name NAME --run-dir DIR [--need KEY=N]...\n"
       "       tslxc-helper devices --cgroup DIR [--allow RULE]...\n"
       "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
@@ -56,6 +57,8 @@ int main(int argc, char **argv)
     return main_host_limits(argc - 1, argv + 1);
   if (strcmp(argv[1], "plan-check") == 0)
     return main_plan_check(argc - 1, argv + 1);
+  if (strcmp(argv[1], "plan-exec") == 0)
+    return main_plan_exec(argc - 1, argv + 1);
   if (strcmp(argv[1], "idmap-probe") == 0)
     return main_idmap_probe(argc - 1, argv + 1);
   if (strcmp(argv[1], "selftest") == 0)

@@ -1,10 +1,13 @@
-/* tslxc-helper: replay a start plan (lib/instance/plan.ts writes them and documents the format).
+/* tslxc-helper: execute a start spec (lib/instance/plan.ts computes them and documents the format).
  *
- * A plan is what the last TypeScript start of a container did, with everything it relied on.
- * Replaying it is all-or-nothing: every check must hold, every step must work; at the first
- * thing that does not, what was made is undone, the lock released, and the caller hands the
- * command to the TypeScript CLI, which does the start the long way (and says what is wrong, if
- * something is). So this file never reports errors of its own: it only says "not this way". */
+ * Two callers, one executor. The TypeScript start computes a container's start as data and hands
+ * it here on stdin (plan-exec): the steps run and a failure is reported as the helper's one-line
+ * error. The saved plan is that same spec with the checks that keep it valid in front; `tslxc
+ * start` replays it without node (cli.c). Replaying is all-or-nothing: every check must hold,
+ * every step must work; at the first thing that does not, what was made is undone, the lock
+ * released, and the caller hands the command to the TypeScript CLI, which does the start the long
+ * way (and says what is wrong, if something is). So a replay never reports errors of its own: it
+ * only says "not this way". */
 #include "helper.h"
 #include "lock.h"
 #include "build/build-id.h"
@@ -38,6 +41,7 @@ struct plan_state {
              [3]; /* processes told (pid file, program, argument): told again after an undo */
   size_t n_hupped;
   bool busy; /* not used because of the moment (locked, running), not because it is stale */
+  bool exec; /* plan-exec: the caller holds the locks and wants the reason of a failure */
 };
 
 static struct plan_state ps;
@@ -51,7 +55,15 @@ static bool plan_debug(void)
 /* Says why the plan is not used (TSLXC_PLAN_DEBUG=1: the tests check which way a start went). */
 static int not_this_way(const char *why, const char *what)
 {
-  if (plan_debug()) {
+  if (ps.exec) {
+    int err = errno;
+    char line[1200];
+    int n = snprintf(line, sizeof line, "tslxc-helper: %s%s%s%s%s\n", why, what ? " " : "",
+                     what ? what : "", err ? ": " : "", err ? strerror(err) : "");
+    if (n > (int)sizeof line - 1)
+      n = sizeof line - 1;
+    (void)write_all(2, line, n);
+  } else if (plan_debug()) {
     char line[1200];
     int n = snprintf(line, sizeof line, "tslxc-helper: start plan not used: %s%s%s\n", why,
                      what ? " " : "", what ? what : "");
@@ -67,21 +79,51 @@ static const char *next_tok(void)
   return ps.pos < ps.n ? ps.tok[ps.pos++] : NULL;
 }
 
+/* The NUL-terminated strings of ps.buf (size bytes) as tokens. */
+static bool tokenize(size_t size)
+{
+  if (size == 0 || ps.buf[size - 1] != '\0')
+    return false;
+  size_t count = 0;
+  for (size_t i = 0; i < size; i++)
+    count += ps.buf[i] == '\0';
+  ps.tok = xcalloc(count + 1, sizeof *ps.tok);
+  for (char *p = ps.buf; p < ps.buf + size; p += strlen(p) + 1)
+    ps.tok[ps.n++] = p;
+  return ps.n > 0 && strcmp(ps.tok[0], PLAN_MAGIC) == 0;
+}
+
 static bool load(const char *path)
 {
   ps.buf = read_whole_file(path);
   if (!ps.buf)
     return false;
   struct stat st;
-  if (stat(path, &st) < 0 || st.st_size <= 0 || ps.buf[st.st_size - 1] != '\0')
+  if (stat(path, &st) < 0 || st.st_size <= 0)
     return false;
-  size_t count = 0;
-  for (off_t i = 0; i < st.st_size; i++)
-    count += ps.buf[i] == '\0';
-  ps.tok = xcalloc(count + 1, sizeof *ps.tok);
-  for (char *p = ps.buf; p < ps.buf + st.st_size; p += strlen(p) + 1)
-    ps.tok[ps.n++] = p;
-  return ps.n > 0 && strcmp(ps.tok[0], PLAN_MAGIC) == 0;
+  return tokenize((size_t)st.st_size);
+}
+
+/* The spec on stdin, then stdin is /dev/null: the monitor forked later must not keep the pipe. */
+static bool load_stdin(void)
+{
+  size_t cap = 1 << 16, size = 0;
+  ps.buf = xrealloc(NULL, cap);
+  for (;;) {
+    if (size == cap)
+      ps.buf = xrealloc(ps.buf, cap *= 2);
+    ssize_t n = read_retry(0, ps.buf + size, cap - size);
+    if (n < 0)
+      return false;
+    if (n == 0)
+      break;
+    size += (size_t)n;
+  }
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0)
+    return false;
+  close(null);
+  return tokenize(size);
 }
 
 /* lock.c's lock, as the TypeScript side takes it (util/lock.ts), without waiting: a held lock
@@ -424,6 +466,14 @@ static int start_container(void)
   const char *end = next_tok();
   if (!end || strcmp(end, "end") != 0)
     return not_this_way("damaged plan", NULL);
+  /* plan-exec: the TypeScript start reads the pids and reports the helper's own error. */
+  if (ps.exec) {
+    host_limits_warning[0] = '\0';
+    int rc = main_start((int)n + 1, argv);
+    if (rc == 0)
+      (void)write_all(2, host_limits_warning, strlen(host_limits_warning));
+    return rc == 0 ? 0 : -1;
+  }
   int saved_out = dup(1), saved_err = dup(2), null = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (saved_out < 0 || saved_err < 0 || null < 0)
     return not_this_way("no fds", NULL);
@@ -499,14 +549,17 @@ static int check_step(const char *op, const char *a)
   return 1;
 }
 
-int plan_start(const char *plan_path)
+/* The steps after the magic, in order; 0 when all went (the container started, if one was asked). */
+static int run_steps(void)
 {
-  if (!load(plan_path))
-    return not_this_way("no plan at", plan_path);
   ps.pos = 1;
   const char *run_dir = NULL;
   for (const char *op; (op = next_tok());) {
     const char *a = NULL;
+    errno = 0;
+    /* A spec that starts nothing (a phase the TypeScript start runs under a lock of its own). */
+    if (ps.exec && strcmp(op, "end") == 0)
+      return ps.pos == ps.n ? 0 : not_this_way("damaged spec", NULL);
     if (strcmp(op, "start") == 0) {
       int rc = start_container();
       if (rc != 0)
@@ -535,8 +588,15 @@ int plan_start(const char *plan_path)
       }
     } else if (strcmp(op, "hup") == 0) {
       const char *program = next_tok(), *arg = next_tok();
-      if (!program || !arg || ps.n_hupped >= N_ELEMENTS(ps.hupped) || !hup_process(a, program, arg))
+      if (!program || !arg || ps.n_hupped >= N_ELEMENTS(ps.hupped))
+        return not_this_way("damaged plan", NULL);
+      /* The TypeScript start just brought the network up: a dnsmasq gone meanwhile reads the
+       * files when it is started again. A replay relies on it (its check said it runs). */
+      if (!hup_process(a, program, arg)) {
+        if (ps.exec)
+          continue;
         return not_this_way("cannot signal the process of", a);
+      }
       ps.hupped[ps.n_hupped][0] = a;
       ps.hupped[ps.n_hupped][1] = program;
       ps.hupped[ps.n_hupped++][2] = arg;
@@ -568,6 +628,46 @@ int plan_start(const char *plan_path)
       return not_this_way("unknown step", op);
   }
   return not_this_way("damaged plan", NULL);
+}
+
+int plan_start(const char *plan_path)
+{
+  if (!load(plan_path))
+    return not_this_way("no plan at", plan_path);
+  return run_steps();
+}
+
+/* A failure deep in a mode the spec ran (it dies): its line is the error; what was made goes. */
+static void exec_die(const char *line, int err)
+{
+  (void)err;
+  char buf[1100];
+  int n = snprintf(buf, sizeof buf, "%s\n", line);
+  if (n > (int)sizeof buf - 1)
+    n = sizeof buf - 1;
+  (void)write_all(2, buf, n);
+  plan_undo();
+}
+
+/* tslxc-helper plan-exec: execute the start spec on stdin (the TypeScript start's executor; the
+ * caller holds the locks). Exit 0: done (a start step printed the pids); 1: the reason is on
+ * stderr and what the spec made is undone. */
+int main_plan_exec(int argc, char **argv)
+{
+  (void)argv;
+  if (argc != 1)
+    die("usage: tslxc-helper plan-exec < SPEC");
+  /* A spec that starts the container forks the monitor: from the sealed copy, as start does. */
+  reexec_sealed(helper_argv);
+  ps.exec = true;
+  die_hook = exec_die;
+  if (!load_stdin())
+    die("cannot read the start spec on stdin");
+  if (run_steps() != 0) {
+    plan_undo();
+    return 1;
+  }
+  return 0;
 }
 
 /* tslxc-helper plan-check OP ARG...: one check of a plan, as a replay makes it (exit 0: it holds,

@@ -7,6 +7,7 @@ import { loadPoolIfExists } from '../storage/pool.js';
 import { activateVolumePools } from '../storage/volume.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { helperError, runHelper } from '../state/helper.js';
+import type { RunFile } from '../state/spec.js';
 import type { DeviceHandler, DeviceType, Named, TargetProblem } from './types.js';
 
 /**
@@ -20,7 +21,13 @@ import type { DeviceHandler, DeviceType, Named, TargetProblem } from './types.js
 export const disksFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'disks');
 
 export function writeDisksFile(p: Paths, name: string, disks: Named[], idmap: boolean): void {
-  writeFileAtomic(disksFile(p, name), disksFileText(Object.fromEntries(disks), p, { idmap }), 0o600);
+  const f = disksRunFile(p, name, disks, idmap);
+  writeFileAtomic(f.path, f.data, f.mode);
+}
+
+/** The disks file as data: a start writes it through its spec. */
+export function disksRunFile(p: Paths, name: string, disks: Named[], idmap: boolean): RunFile {
+  return { path: disksFile(p, name), mode: 0o600, data: disksFileText(Object.fromEntries(disks), p, { idmap }) };
 }
 
 async function disk(instance: string, args: string[], what: string): Promise<void> {
@@ -32,7 +39,7 @@ const diskHandler: DeviceHandler = {
   name: 'disk',
   start(t, devices) {
     return {
-      writeFiles: () => writeDisksFile(t.ctx.paths, t.cfg.name, devices.disk, t.idmap !== undefined),
+      files: () => [disksRunFile(t.ctx.paths, t.cfg.name, devices.disk, t.idmap !== undefined)],
       helperArgs: ['--disks-file', disksFile(t.ctx.paths, t.cfg.name)],
     };
   },

@@ -25,7 +25,7 @@ export const networkHandler: DeviceHandler = {
           ...(net.startHostHook ? ['--start-host-hook', net.startHostHook] : []),
           ...(net.postStopHook ? ['--post-stop-hook', net.postStopHook] : []),
         ];
-        return { helperArgs, network: networkReplay(t.ctx.paths, t.cfg.name, devs, networkLockFile(t.ctx.paths)) };
+        return { helperArgs, network: networkReplay(t.ctx.paths, t.cfg.name, devs, networkLockFile(t.ctx.paths), net.steps) };
       },
     };
   },

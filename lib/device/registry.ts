@@ -5,6 +5,7 @@ import type { NetworkReplay } from '../network/replay.js';
 import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import type { Reverter } from '../util/revert.js';
+import type { RunFile } from '../state/spec.js';
 import { diskDevice } from './disk.js';
 import { rootDiskDevice } from './root-disk.js';
 import { nicDevice } from './nic.js';
@@ -68,16 +69,16 @@ export interface DeviceStart {
   cgroupRules: DeviceRule[];
   /** why a saved start plan cannot replay it, if one says so */
   unreplayable?: string;
-  /** once the cgroups exist: what each handler makes on the host (undos on `revert`) */
+  /** what each handler must do in TypeScript before the spec runs (undos on `revert`) */
   prepare(revert: Reverter): Promise<{ helperArgs: string[]; network?: NetworkReplay }>;
-  /** once the rootfs is ready: the run dir files */
-  writeFiles(): void;
+  /** the run dir files, as data (the start spec writes them) */
+  files(): RunFile[];
 }
 
 /**
  * The start's device steps, one loop over the handlers: each is asked first (before anything is
  * made, so a missing required host node fails the start with nothing to undo), then prepares
- * and writes its files. Every handler is asked at every start, with its devices or none: a
+ * and gives its files as data. Every handler is asked at every start, with its devices or none: a
  * container without devices still gets its (empty) disks and nodes files, as before.
  */
 export function startDevices(t: StartInstance, devices: Record<string, Device>, modules: readonly DeviceType[] = DEVICE_MODULES): DeviceStart {
@@ -97,8 +98,8 @@ export function startDevices(t: StartInstance, devices: Record<string, Device>, 
       }
       return { helperArgs, network };
     },
-    writeFiles() {
-      for (const p of parts) p.writeFiles?.();
+    files() {
+      return parts.flatMap((p) => p.files?.() ?? []);
     },
   };
 }

@@ -6,6 +6,7 @@ import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import type { Reverter } from '../util/revert.js';
 import type { InstanceConfig } from '../state/config.js';
+import type { RunFile } from '../state/spec.js';
 import type { Context } from '../state/context.js';
 
 /**
@@ -71,10 +72,14 @@ export interface StartPart {
   cgroupRules?: DeviceRule[];
   /** why a saved start plan cannot replay this start (it touches host state other containers share) */
   unreplayable?: string;
-  /** once the cgroups exist: what it makes on the host, its undo on `revert` */
+  /**
+   * What only TypeScript can do before the spec runs (reserve addresses under the networks' lock
+   * and publish them: network/instance.ts), its undo on `revert`; `network` says how a saved plan
+   * replays it (checks, and the steps it executed).
+   */
   prepare?(revert: Reverter): Promise<{ helperArgs?: string[]; network?: NetworkReplay | undefined }>;
-  /** once the rootfs is ready: the run dir files the monitor reads at every boot */
-  writeFiles?(): void;
+  /** the run dir files the monitor reads at every boot, as data: the start spec writes them */
+  files?(): RunFile[];
   /** helper start arguments that do not depend on prepare */
   helperArgs?: string[];
 }

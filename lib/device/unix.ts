@@ -8,6 +8,7 @@ import { containerRunDir, type Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Reverter } from '../util/revert.js';
 import { helperError, runHelper } from '../state/helper.js';
+import type { RunFile } from '../state/spec.js';
 import type { DeviceHandler, DeviceType, LiveInstance, Named } from './types.js';
 
 /**
@@ -176,11 +177,18 @@ export const nodesFile = (p: Paths, name: string) => path.join(containerRunDir(p
 export const appliedNodesFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'nodes.json');
 
 export function writeNodes(p: Paths, name: string, nodes: Record<string, UnixNode>, idmap: IdMap | undefined): void {
+  for (const f of nodesRunFiles(p, name, nodes, idmap)) writeFileAtomic(f.path, f.data, f.mode);
+}
+
+/** The nodes files as data: a start writes them through its spec. */
+function nodesRunFiles(p: Paths, name: string, nodes: Record<string, UnixNode>, idmap: IdMap | undefined): RunFile[] {
   const text = Object.entries(nodes)
     .map(([dev, n]) => `${nodeSpec(dev, n, idmap)}\n`)
     .join('');
-  writeFileAtomic(nodesFile(p, name), text, 0o600);
-  writeFileAtomic(appliedNodesFile(p, name), `${JSON.stringify(nodes, null, 1)}\n`, 0o600);
+  return [
+    { path: nodesFile(p, name), mode: 0o600, data: text },
+    { path: appliedNodesFile(p, name), mode: 0o600, data: `${JSON.stringify(nodes, null, 1)}\n` },
+  ];
 }
 
 export function readAppliedNodes(p: Paths, name: string): Record<string, UnixNode> {
@@ -267,7 +275,7 @@ const unixHandler: DeviceHandler = {
       cgroupRules: rules,
       // Their grants change the cgroup prefix all containers share, by what the others hold: live state.
       unreplayable: rules.length ? 'it has unix devices' : undefined,
-      writeFiles: () => writeNodes(t.ctx.paths, t.cfg.name, nodes, t.idmap),
+      files: () => nodesRunFiles(t.ctx.paths, t.cfg.name, nodes, t.idmap),
       helperArgs: ['--nodes-file', nodesFile(t.ctx.paths, t.cfg.name)],
     };
   },

@@ -7,6 +7,7 @@ import { runHelperInteractive } from '../state/helper.js';
 import { liveness, requireInstance } from '../state/runtime.js';
 import { DROPPED_CAPABILITIES, SECURITY_FILE } from './policy.js';
 import type { CgroupDriver } from '../cgroup/types.js';
+import type { RunFile } from '../state/spec.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -60,25 +61,36 @@ function startedSeccompArgs(ctx: Context, name: string): string[] {
 export const ATTACH_ARGS_FILE = RUN_FILES.attachArgs;
 export const EXEC_CHECK_FILE = RUN_FILES.execCheck;
 
-export async function writeAttachFiles(ctx: Context, cg: CgroupDriver, name: string): Promise<void> {
+/**
+ * What attached commands read back (the attach arguments, where the freeze state shows), as data:
+ * the start spec writes them. `seccomp`: the arguments init is started with. A file that cannot be
+ * written (a path with a newline) is undefined: such a container is attached through node.
+ */
+export async function attachRunFiles(
+  ctx: Context,
+  cg: CgroupDriver,
+  name: string,
+  seccomp: string[],
+): Promise<Array<RunFile | { path: string; data?: undefined }>> {
   const dir = containerRunDir(ctx.paths, name);
-  const args = await commonAttachArgs(ctx, cg, name);
+  const args = await commonAttachArgs(ctx, cg, name, seccomp);
   const file = path.join(dir, ATTACH_ARGS_FILE);
-  if (args.some((a) => a.includes('\n'))) fs.rmSync(file, { force: true });
-  else fs.writeFileSync(file, args.map((a) => `${a}\n`).join(''), { mode: 0o600 });
   const mark = cg.thawedMark(name);
-  fs.writeFileSync(path.join(dir, EXEC_CHECK_FILE), `${mark.file}\n${mark.line}\n`, { mode: 0o600 });
+  return [
+    args.some((a) => a.includes('\n')) ? { path: file } : { path: file, mode: 0o600, data: args.map((a) => `${a}\n`).join('') },
+    { path: path.join(dir, EXEC_CHECK_FILE), mode: 0o600, data: `${mark.file}\n${mark.line}\n` },
+  ];
 }
 
 /** What every attach into this container takes, besides the pid, the caller's options and the command. */
-async function commonAttachArgs(ctx: Context, cg: CgroupDriver, name: string): Promise<string[]> {
+async function commonAttachArgs(ctx: Context, cg: CgroupDriver, name: string, seccomp = startedSeccompArgs(ctx, name)): Promise<string[]> {
   // The monitor's exec server forks commands from inside the container's cgroups, which spares
   // the cgroup migration (an RCU grace period, several ms) of joining them; the helper falls back
   // to joining them itself when the server is not there.
   const args = ['--exec-socket', containerRunFile(ctx.paths, name, 'execSocket')];
   for (const d of await cg.attachDirs(name)) args.push('--cgroup', d);
   for (const c of DROPPED_CAPABILITIES) args.push('--cap-drop', c);
-  args.push(...startedSeccompArgs(ctx, name));
+  args.push(...seccomp);
   return args;
 }
 

@@ -8,6 +8,7 @@ import { diffDevices, isEmptyDiff } from '../profile/expand.js';
 import type { Device } from '../profile/store.js';
 import { containerRunDir, type Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
+import type { RunFile } from '../state/spec.js';
 import { Reverter } from '../util/revert.js';
 import type { InstanceConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
@@ -25,7 +26,13 @@ import { liveness } from '../state/runtime.js';
 export const appliedDevicesFile = (p: Paths, name: string) => path.join(containerRunDir(p, name), 'devices.json');
 
 export function recordAppliedDevices(p: Paths, name: string, devices: Record<string, Device>): void {
-  writeFileAtomic(appliedDevicesFile(p, name), `${JSON.stringify(devices, null, 1)}\n`, 0o600);
+  const f = appliedDevicesRunFile(p, name, devices);
+  writeFileAtomic(f.path, f.data, f.mode);
+}
+
+/** recordAppliedDevices as data: a start writes it through its spec. */
+export function appliedDevicesRunFile(p: Paths, name: string, devices: Record<string, Device>): RunFile {
+  return { path: appliedDevicesFile(p, name), mode: 0o600, data: `${JSON.stringify(devices, null, 1)}\n` };
 }
 
 export function readAppliedDevices(p: Paths, name: string): Record<string, Device> | undefined {

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CgroupSys } from '../cgroup/sys.js';
-import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
 import { containerDir, RUN_FILES, startPlansDir, type Paths } from '../state/paths.js';
 import { generationFile, GenerationSnapshot, scope } from '../state/generations.js';
 import { validateInstanceName } from '../util/names.js';
@@ -12,33 +10,47 @@ import type { NetworkReplay } from '../network/replay.js';
 import type { Expanded } from '../profile/expand.js';
 import { readRecord } from '../storage/record.js';
 import { isVolumeDisk } from '../storage/volume.js';
+import { encodeSpec, SPEC_MAGIC, type SpecOp } from '../state/spec.js';
 
 /**
  * Start plans: `tslxc start NAME` without node.
  *
- * Starting a container is mostly the same host work every time: the same cgroup dirs made and
- * written, the same files in the run dir, the same helper arguments. The TypeScript start works all
- * of it out from the config, the profiles and the pools (tens of ms, plus node's own start-up).
- * After a start that went well, this module writes down what it did (a plan) and what keeps it
- * valid: the generations (state/generations.ts) of the state it was computed from, which the
- * start declares (its container, its profiles, the networks, pools, volumes and image its devices
- * and root use: startDependencies), the builds of tslxc that computed it and will replay it, the
- * environment, and the dynamic facts that are no config (the bridge is up, our dnsmasq runs its
- * config, no DHCP lease took the address, no pid file is in the run dir, the container dir is as
- * the start left it). The next `tslxc start NAME` goes from bin/tslxc straight to the helper
- * (native/cli.c), which compares all of that, replays the cgroup work and starts the container
- * (native/plan.c). Anything that does not match (a config or profile change, a rebuilt tslxc, a
- * leftover of a crash) sends the command to node as before, which starts the container the long
- * way and writes a fresh plan. Plans live in the run dir: a host reboot forgets them.
+ * A start is computed as data, a start spec (StartSpec): the cgroup dirs and writes
+ * (cgroup/plan.ts), the run dir files, each device type's steps (lib/device: a handler gives its
+ * files as data), the helper's start arguments. The helper executes it (`plan-exec`,
+ * native/plan.c). Working all of that out from the config, the profiles and the pools takes tens
+ * of ms, plus node's own start-up; so after a start that went well this module saves the same
+ * spec (a plan) with what keeps it valid in front: the generations (state/generations.ts) of the
+ * state it was computed from, which the start declares (its container, its profiles, the networks,
+ * pools, volumes and image its devices and root use: startDependencies), the builds of tslxc that
+ * computed it and will replay it, the environment, and the dynamic facts that are no config (the
+ * bridge is up, our dnsmasq runs its config, no DHCP lease took the address, no pid file is in the
+ * run dir, the container dir is as the start left it). The next `tslxc start NAME` goes from
+ * bin/tslxc straight to the helper (native/cli.c), which compares all of that and executes the
+ * spec with the same executor. Anything that does not match (a config or profile change, a
+ * rebuilt tslxc, a leftover of a crash) sends the command to node as before, which computes and
+ * executes a fresh spec and saves it. Plans live in the run dir: a host reboot forgets them.
+ *
+ * The phases of a spec, and what stays TypeScript between them:
+ *   1. before it (TypeScript, not replayed: their result is checked instead): the id map, the
+ *      rootfs (storage/instance.ts: a pool to activate, a root size, files shifted once), the host
+ *      set-up a first start on the host needs (a cgroup prefix level, a stale cgroup a crash left);
+ *   2. network (a handler's prepare, under the networks' lock): addresses are chosen in TypeScript
+ *      (they depend on every container's claims), then the steps that publish them (the state
+ *      file, dnsmasq's entries, the hooks, dnsmasq told) are executed; a replay checks that the
+ *      choice still holds (leases, dnsmasq, the bridge) and executes the same steps;
+ *   3. host: the cgroup steps, the run dir files, last-used touched;
+ *   4. start: the helper's start (clone, mounts, init). What needs the container's pid (its veth
+ *      in its network namespace) is the start-host hook the monitor runs after clone: a file of
+ *      phase 2, so the same in both.
  *
  * The C side only compares and executes: every rule a check applies (which process is our
  * dnsmasq, which lease line takes an address, which files mean "running") is given here as data.
  *
  * Only starts that touch nothing outside the container's own cgroups and network files get a
- * plan: nics on managed networks are replayed (network/replay.ts: the bridge and dnsmasq are
- * checked, the container's dnsmasq files and hooks rewritten, dnsmasq told), proxies (nft rules
- * shared by every container) and unix devices (a grant on the shared cgroup prefix) are not; nor
- * is a start that made a cgroup prefix level or cleaned up after a crash.
+ * plan: nics on managed networks are replayed (network/replay.ts), proxies (nft rules shared by
+ * every container) and unix devices (a grant on the shared cgroup prefix) are not; nor is a start
+ * that cleaned up after a crash.
  *
  * The format is a list of NUL-terminated strings, an operation name then its operands:
  *   tslxc-start-plan-2
@@ -52,7 +64,7 @@ import { isVolumeDisk } from '../storage/volume.js';
  *   proc PIDFILE PROGRAM ARG  the pid file names a live process: argv[0] PROGRAM, given ARG
  *   noline FILE MINFIELDS KEYCOL KEY OWNCOL N OWN...   no line of at least MINFIELDS fields has
  *                             KEY in KEYCOL and in OWNCOL a value not among the N (case-insensitive)
- *   rundir DIR N FILE...      the container's run dir: none of these files in it
+ *   rundir DIR N FILE...      the container's run dir (made if missing): none of these files in it
  *   mkdir PATH | write PATH DATA | chown PATH UID GID | devices DIR N RULE...   (cgroups)
  *   file PATH MODE DATA       (files under the run dir root: the container's, its dnsmasq entries)
  *   hup PIDFILE PROGRAM ARG   SIGHUP to that process (dnsmasq re-reads its hosts dirs)
@@ -60,8 +72,10 @@ import { isVolumeDisk } from '../storage/volume.js';
  *   touch PATH                create or truncate it, mtime now (when the container was last used)
  *   start N ARG...            the helper's start arguments
  *   end
+ * A spec the TypeScript start executes has no locks (it holds them) and no checks; one that does
+ * not start the container (phase 2) ends with `end`.
  */
-export const PLAN_MAGIC = 'tslxc-start-plan-2';
+export const PLAN_MAGIC = SPEC_MAGIC;
 
 /** Variables that change what a start does. */
 const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_DIR', 'TSLXC_HELPER'];
@@ -71,14 +85,6 @@ export const lastUsedFile = (p: Paths, name: string) => path.join(containerDir(p
 
 export function dropStartPlan(p: Paths, name: string): void {
   fs.rmSync(startPlanFile(p, name), { force: true });
-}
-
-/** When the container was last used: the file's mtime (a plan's replay touches it the same way). */
-export function touchLastUsed(p: Paths, name: string): void {
-  const file = lastUsedFile(p, name);
-  fs.closeSync(fs.openSync(file, 'w', 0o644));
-  const now = new Date();
-  fs.utimesSync(file, now, now);
 }
 
 /**
@@ -105,13 +111,32 @@ export function startDependencies(p: Paths, name: string, expanded: Pick<Expande
 const helperBuildIdFile = () => path.join(path.dirname(helperPath()), 'build-id');
 const distBuildIdFile = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build-id');
 
+/** A start as data: what the TypeScript start executes (state/spec.ts) and a plan replays. */
+export interface StartSpec {
+  /** the container's lock (the TypeScript start holds it) */
+  lockFile: string;
+  runDir: string;
+  /** the container's cgroup dirs: the only ones its steps make */
+  cgroupDirs: string[];
+  /** phase 2, executed by the network handler's prepare; undefined: a plan cannot replay it */
+  network?: NetworkReplay;
+  /** phase 3: cgroup steps and run dir files */
+  host: SpecOp[];
+  /** phase 4 */
+  helperArgs: string[];
+}
+
+/** Phases 3 and 4, as the TypeScript start executes them (phase 2 ran already). */
+export function hostAndStartSteps(p: Paths, name: string, spec: StartSpec): SpecOp[] {
+  const args = spec.helperArgs.slice(1);
+  return [...spec.host, ['touch', lastUsedFile(p, name)], ['start', String(args.length), ...args]];
+}
+
 /**
- * Notes one start: the generations of the state it depends on (declared by the start, read
- * before that state), the cgroup writes it makes (through a wrapped CgroupSys), and whether it
- * can be replayed at all.
+ * Whether a start can be saved as a plan: the generations of the state it depends on (declared by
+ * the start, read before that state), and the reasons it cannot be replayed, if any.
  */
-export class StartRecorder {
-  readonly cgroupOps: string[][] = [];
+export class StartPlan {
   /** why this start cannot be replayed; undefined: it can */
   unfit?: string;
   private readonly generations: GenerationSnapshot;
@@ -136,47 +161,7 @@ export class StartRecorder {
     }
   }
 
-  wrapSys(sys: CgroupSys): CgroupSys {
-    const f = sys.fs;
-    const ops = this.cgroupOps;
-    return {
-      ...sys,
-      fs: {
-        ...f,
-        mkdir: async (p) => {
-          await f.mkdir(p);
-          ops.push(['mkdir', p]);
-        },
-        writeFile: async (p, data) => {
-          await f.writeFile(p, data);
-          ops.push(['write', p, data]);
-        },
-        chown:
-          f.chown &&
-          (async (p, uid, gid) => {
-            await f.chown!(p, uid, gid);
-            ops.push(['chown', p, String(uid), String(gid)]);
-          }),
-        rename: async (a, b) => {
-          this.refuse('a cgroup level was made');
-          await f.rename(a, b);
-        },
-        rmdir: async (p) => {
-          this.refuse('stale cgroups were removed');
-          await f.rmdir(p);
-        },
-      },
-    };
-  }
-
-  wrapDevices(attach: (dir: string, rules: readonly DeviceRule[]) => Promise<void>) {
-    return async (dir: string, rules: readonly DeviceRule[]) => {
-      await attach(dir, rules);
-      this.cgroupOps.push(['devices', dir, String(rules.length), ...rules.map(deviceRuleText)]);
-    };
-  }
-
-  /** What must hold for the plan to hold, as it is now (after the start wrote what it writes). */
+  /** What must hold for the plan to hold, as it is now (after the spec was executed). */
   private checks(): string[][] {
     const settled = this.generations.settle(scope.container(this.name));
     if ('changed' in settled) {
@@ -202,18 +187,18 @@ export class StartRecorder {
     return out;
   }
 
-  /** Write the plan (atomically), or remove a stale one when this start cannot be replayed. */
-  write(plan: { lockFile: string; runDir: string; cgroupDirs: string[]; runFiles: string[]; helperArgs: string[]; network?: NetworkReplay }): void {
+  /** Save the executed spec as the plan (atomically), or remove a stale one when it cannot be replayed. */
+  write(spec: StartSpec): void {
     const { p, name } = this;
     const file = startPlanFile(p, name);
     for (const k of PLAN_ENV) {
       const v = process.env[k];
       if (v && k.endsWith('DIR') && !path.isAbsolute(v)) this.refuse(`${k} is a relative path`);
     }
-    const outside = this.cgroupOps.find((op) => op[0] === 'mkdir' && !plan.cgroupDirs.some((d) => op[1] === d || op[1].startsWith(`${d}/`)));
+    const outside = spec.host.find((op) => op[0] === 'mkdir' && !spec.cgroupDirs.some((d) => op[1] === d || op[1].startsWith(`${d}/`)));
     if (outside) this.refuse(`cgroup ${outside[1]} is not the container's own`);
-    if (plan.helperArgs[0] !== 'start') this.refuse('not a start');
-    const net = plan.network;
+    if (spec.helperArgs[0] !== 'start') this.refuse('not a start');
+    const net = spec.network;
     if (!net) this.refuse('its network devices are not replayable');
     const checks = this.checks();
     if (this.unfit) {
@@ -224,31 +209,19 @@ export class StartRecorder {
     }
     // The lock first: the checks then see what the TypeScript start would see under it.
     // Locks in the TypeScript start's order: the container's, then (nics) the networks'.
-    const nics = net!.files.length > 0;
-    const ops: string[][] = [[PLAN_MAGIC], ['lock', plan.lockFile], ...(nics ? [['lock', net!.lockFile]] : [])];
+    const nics = net!.steps.length > 0;
+    const ops: SpecOp[] = [[PLAN_MAGIC], ['lock', spec.lockFile], ...(nics ? [['lock', net!.lockFile]] : [])];
     for (const k of PLAN_ENV) ops.push(['env', k, process.env[k] ?? '']);
     ops.push(...checks, ...net!.checks);
     const pidFiles = [RUN_FILES.monitorPid, RUN_FILES.initPid];
-    ops.push(['rundir', plan.runDir, String(pidFiles.length), ...pidFiles]);
-    ops.push(...this.cgroupOps);
-    for (const f of [...plan.runFiles, ...net!.files]) {
-      let data: string;
-      try {
-        data = fs.readFileSync(f, 'utf8');
-      } catch {
-        continue;
-      }
-      if (data.includes('\0')) return dropStartPlan(p, name);
-      ops.push(['file', f, (fs.statSync(f).mode & 0o7777).toString(8), data]);
-    }
-    if (nics) ops.push(...net!.signals, ['unlock']);
-    ops.push(['touch', lastUsedFile(p, name)]);
-    const args = plan.helperArgs.slice(1);
-    ops.push(['start', String(args.length), ...args], ['end']);
-    if (ops.some((op) => op.some((s) => s.includes('\0')))) return dropStartPlan(p, name);
+    ops.push(['rundir', spec.runDir, String(pidFiles.length), ...pidFiles]);
+    if (nics) ops.push(...net!.steps, ['unlock']);
+    ops.push(...hostAndStartSteps(p, name, spec), ['end']);
+    const text = encodeSpec(ops);
+    if (text === undefined) return dropStartPlan(p, name);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, ops.map((op) => op.map((s) => `${s}\0`).join('')).join(''), { mode: 0o600 });
+    fs.writeFileSync(tmp, text, { mode: 0o600 });
     fs.renameSync(tmp, file);
   }
 }

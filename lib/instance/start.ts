@@ -7,23 +7,27 @@ import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
 import { lxcfsBindArgs } from '../storage/disk.js';
-import { recordAppliedDevices } from './hotplug.js';
+import { appliedDevicesRunFile } from './hotplug.js';
 import { startDevices } from '../device/registry.js';
 import { loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
-import { helperError, runHelper } from '../state/helper.js';
+import { helperError } from '../state/helper.js';
+import { executeSpec, fileOp } from '../state/spec.js';
 import { clearRuntime, consoleTail, liveness } from '../state/runtime.js';
-import { cleanupDead, STOP_ARGS_FILE, writeStopArgs } from './stop.js';
+import { cleanupDead, stopArgsRunFile } from './stop.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
 import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
+import type { Device } from '../profile/store.js';
 import { applyInstanceLimits } from './limits.js';
 import { Reverter } from '../util/revert.js';
-import { startDependencies, StartRecorder, touchLastUsed } from './plan.js';
+import { hostAndStartSteps, startDependencies, StartPlan, type StartSpec } from './plan.js';
 import { scope } from '../state/generations.js';
-import { ATTACH_ARGS_FILE, EXEC_CHECK_FILE, writeAttachFiles } from './exec.js';
+import { attachRunFiles } from './exec.js';
 import { instanceLockFile } from '../state/context.js';
-import type { NetworkReplay } from '../network/replay.js';
+import { CgroupSetupNeeded } from '../cgroup/plan.js';
+import type { CgroupDriver } from '../cgroup/types.js';
+import type { DeviceRule } from '../cgroup/devices.js';
 import { hostNeedArgs } from '../host/sysctl.js';
 
 export interface StartResult {
@@ -36,32 +40,68 @@ export async function startInstance(ctx: Context, name: string, opts: { debug?: 
 }
 
 export async function startLocked(ctx: Context, name: string, opts: { debug?: boolean } = {}): Promise<StartResult> {
-  // What this start depends on and does to the host is noted, for the plan the next start can
-  // replay without node (plan.ts).
-  const rec = new StartRecorder(ctx.paths, name);
-  const started = await startRecorded(ctx, name, rec, opts);
-  rec.write({
-    lockFile: instanceLockFile(ctx.paths, name),
-    runDir: containerRunDir(ctx.paths, name),
-    cgroupDirs: started.cgroupDirs,
-    runFiles: PLANNED_RUN_FILES.map((f) => path.join(containerRunDir(ctx.paths, name), f)),
-    helperArgs: started.helperArgs,
-    network: started.network,
-  });
+  // What this start depends on, for the plan the next start can replay without node (plan.ts).
+  const plan = new StartPlan(ctx.paths, name);
+  const started = await startComputed(ctx, name, plan, opts);
+  plan.write(started.spec);
   return started.result;
 }
 
-/** The run dir files a start writes for later commands (a plan writes them again). */
-const PLANNED_RUN_FILES = ['disks', 'devices.json', SECURITY_FILE, ATTACH_ARGS_FILE, EXEC_CHECK_FILE, STOP_ARGS_FILE];
-
-async function startRecorded(
+/** The run dir files a start writes for later commands. */
+async function runDirFiles(
   ctx: Context,
-  name: string,
-  rec: StartRecorder,
-  opts: { debug?: boolean },
-): Promise<{ result: StartResult; helperArgs: string[]; cgroupDirs: string[]; network?: NetworkReplay }> {
+  cg: CgroupDriver,
+  cfg: InstanceConfig,
+  config: Record<string, string>,
+  devices: Record<string, Device>,
+): Promise<Array<{ path: string; mode?: number; data?: string }>> {
+  const p = ctx.paths;
+  const runDir = containerRunDir(p, cfg.name);
+  const seccomp = seccompArgs(securityPolicy(config));
+  return [
+    appliedDevicesRunFile(p, cfg.name, devices),
+    // Attached commands get the seccomp policy init started with (exec.ts reads it back).
+    { path: path.join(runDir, SECURITY_FILE), mode: 0o600, data: `${JSON.stringify(seccomp)}\n` },
+    ...(await attachRunFiles(ctx, cg, cfg.name, seccomp)),
+    // After the config's last write: the file names the config as this start left it.
+    stopArgsRunFile(p, cfg),
+  ];
+}
+
+/** A cgroup error that is host set-up the spec does not hold (cgroup/plan.ts), maybe wrapped. */
+function needsSetup(err: unknown): boolean {
+  for (let e = err; e; e = (e as { cause?: unknown }).cause) if (e instanceof CgroupSetupNeeded) return true;
+  return false;
+}
+
+/**
+ * The container's cgroups as steps: made with its device grants, handed to its root when it is
+ * unprivileged, its limits written. A host that first needs a prefix level, or a stale cgroup a
+ * crash left removed, gets that done by the driver itself first (it is not part of any start).
+ */
+async function cgroupSteps(ctx: Context, name: string, rules: DeviceRule[], idmap: IdMap | undefined, config: Record<string, string>) {
+  for (let setUp = false; ; setUp = true) {
+    const { driver, steps } = await ctx.planningCgroups(name);
+    try {
+      await driver.create(name, rules);
+      if (idmap) {
+        const root = mappedRoot(idmap);
+        await driver.delegate(name, root.uid, root.gid);
+      }
+      await applyInstanceLimits(driver, name, config);
+      return { driver, steps };
+    } catch (err) {
+      if (setUp || !needsSetup(err)) throw err;
+    }
+    const cg = await ctx.cgroups();
+    await cg.create(name, rules);
+    await cg.remove(name);
+  }
+}
+
+async function startComputed(ctx: Context, name: string, plan: StartPlan, opts: { debug?: boolean }): Promise<{ result: StartResult; spec: StartSpec }> {
   // Each generation is read before the state it covers (state/generations.ts).
-  rec.dependOn(scope.container(name));
+  plan.dependOn(scope.container(name));
   const cfg = loadConfig(ctx.paths, name);
   if (cfg.status === 'creating') {
     throw new TslxcError(`Cannot start "${name}"`, 'its creation did not finish', `delete it with "tslxc delete ${name}" and create it again`);
@@ -76,76 +116,85 @@ async function startRecorded(
     );
   }
   if (live.leftovers) {
-    rec.refuse('a crashed run was cleaned up');
+    plan.refuse('a crashed run was cleaned up');
     await cleanupDead(ctx, name, live.files);
   }
-  if (opts.debug) rec.refuse('--debug');
+  if (opts.debug) plan.refuse('--debug');
 
-  rec.dependOn(...(cfg.profiles ?? []).map(scope.profile));
+  plan.dependOn(...(cfg.profiles ?? []).map(scope.profile));
   const expanded = expandInstance(ctx.paths, cfg);
-  rec.dependOn(...startDependencies(ctx.paths, name, expanded));
+  plan.dependOn(...startDependencies(ctx.paths, name, expanded));
   // The id map first: a bad idmap key fails the start before anything is made.
   const idmap = await planIdmap(ctx, cfg, expanded.config);
   // The devices next, each type by its handler (lib/device): a required host node that is missing
   // fails the start here, before anything is made.
   const devices = startDevices({ ctx, cfg, idmap }, expanded.devices);
-  if (devices.unreplayable) rec.refuse(devices.unreplayable);
-  const cg = await ctx.recordingCgroups(rec);
-  let network: NetworkReplay | undefined;
+  if (devices.unreplayable) plan.refuse(devices.unreplayable);
   const runDir = containerRunDir(ctx.paths, name);
   mkdirp(runDir, 0o700);
   fs.chmodSync(runDir, 0o700);
+  const rules = devices.cgroupRules;
+  // Grants beyond the defaults change the prefix all containers share (v1): its device lists are
+  // read to compute the steps and written by them, under one hold of the lock.
+  const devicesLocked = <T>(fn: () => Promise<T>): Promise<T> => (rules.length ? ctx.withDevicesLock(fn) : fn());
   // Each step registers its undo: a start that fails at any point leaves no cgroup, network
   // piece, pid file or process behind.
-  const res = await Reverter.run(async (revert) => {
-    let dirs: string[];
-    try {
-      const rules = devices.cgroupRules;
-      dirs = rules.length ? await ctx.withDevicesLock(() => cg.create(name, rules)) : await cg.create(name);
-    } catch (err) {
-      throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
-    }
-    revert.add(() => cg.remove(name));
-    if (idmap) {
-      const root = mappedRoot(idmap);
-      await cg.delegate(name, root.uid, root.gid);
-    }
-    await applyInstanceLimits(cg, name, expanded.config);
-    const prepared = await devices.prepare(revert);
-    network = prepared.network;
-    await prepareRootfs(ctx, cfg.name);
-    const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
-    // Disks and nodes go in files the monitor reads at every boot, so live changes survive a reboot.
-    devices.writeFiles();
-    recordAppliedDevices(ctx.paths, name, expanded.devices);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, prepared.helperArgs, opts.debug, expanded.config, idmap && idmapArgsFor(idmap, idmapRootfs));
-    // Attached commands get the seccomp policy init started with (exec.ts reads it back).
-    fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
-    await writeAttachFiles(ctx, cg, name);
-    // Marked started before init is exec'd, so a start killed from here on does not leave a
-    // container that ran shown as never started; a failed start puts the mark back. Written
-    // only the first time: a start that leaves the config as it was keeps the plan valid.
-    if (cfg.status !== 'started') {
-      const before = cfg.status;
-      cfg.status = 'started';
-      saveConfig(ctx.paths, cfg);
-      revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
-    }
-    // After the config's last write: the file names the config as this start left it.
-    writeStopArgs(ctx.paths, cfg);
-    const consoleFrom = fileSize(path.join(runDir, RUN_FILES.consoleLog));
-    const out = await runHelper(args);
-    forwardWarnings(out.stderr);
-    if (out.code !== 0) {
-      clearRuntime(liveness(ctx.paths, name).files);
-      throw startFailure(name, helperError(out.stderr), runDir, consoleFrom, opts.debug);
-    }
-    return { out, args, dirs };
-  });
+  const res = await Reverter.run((revert) =>
+    devicesLocked(async () => {
+      const cgroupDirs = (await ctx.cgroups()).dirs(name);
+      let cg: Awaited<ReturnType<typeof cgroupSteps>>;
+      try {
+        cg = await cgroupSteps(ctx, name, rules, idmap, expanded.config);
+      } catch (err) {
+        if (err instanceof TslxcError && !needsSetup(err)) throw err;
+        throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
+      }
+      // The executor undoes its own steps when one fails; this is for a failure after it ran.
+      revert.add(async () => (await ctx.cgroups()).remove(name));
+      await prepareRootfs(ctx, cfg.name);
+      const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
+      // Phase 2 (plan.ts): the network's addresses chosen, its steps executed under its lock.
+      const prepared = await devices.prepare(revert);
+      // Marked started before init is exec'd, so a start killed from here on does not leave a
+      // container that ran shown as never started; a failed start puts the mark back. Written
+      // only the first time: a start that leaves the config as it was keeps the plan valid.
+      if (cfg.status !== 'started') {
+        const before = cfg.status;
+        cfg.status = 'started';
+        saveConfig(ctx.paths, cfg);
+        revert.add(() => saveConfig(ctx.paths, { ...cfg, status: before }));
+      }
+      // Disks and nodes go in files the monitor reads at every boot, so live changes survive a reboot.
+      const files = [...devices.files(), ...(await runDirFiles(ctx, cg.driver, cfg, expanded.config, expanded.devices))];
+      const helperArgs = helperStartArgs(
+        ctx,
+        cfg,
+        runDir,
+        cgroupDirs,
+        prepared.helperArgs,
+        opts.debug,
+        expanded.config,
+        idmap && idmapArgsFor(idmap, idmapRootfs),
+      );
+      // A file that cannot be written as it must (a path with a newline) is not left stale either.
+      const host = [...cg.steps];
+      for (const f of files) {
+        if (f.data === undefined) fs.rmSync(f.path, { force: true });
+        else host.push(fileOp({ path: f.path, mode: f.mode ?? 0o600, data: f.data }));
+      }
+      const spec: StartSpec = { lockFile: instanceLockFile(ctx.paths, name), runDir, cgroupDirs, network: prepared.network, host, helperArgs };
+      const consoleFrom = fileSize(path.join(runDir, RUN_FILES.consoleLog));
+      const out = await executeSpec(runDir, hostAndStartSteps(ctx.paths, name, spec));
+      forwardWarnings(out.stderr);
+      if (out.code !== 0) {
+        clearRuntime(liveness(ctx.paths, name).files);
+        throw startFailure(name, helperError(out.stderr), runDir, consoleFrom, opts.debug);
+      }
+      return { out, spec };
+    }),
+  );
   const [initPid, monitorPid] = res.out.stdout.trim().split(/\s+/).map(Number);
-  // When it was last used goes beside the config.
-  touchLastUsed(ctx.paths, name);
-  return { result: { initPid, monitorPid }, helperArgs: res.args, cgroupDirs: res.dirs, network };
+  return { result: { initPid, monitorPid }, spec: res.spec };
 }
 
 /** A start whose init ended while the helper waited for it to settle: the boot itself failed. */

@@ -29,7 +29,8 @@ const DEFAULT_TIMEOUT_S = 30;
  */
 export const STOP_ARGS_FILE = RUN_FILES.stopArgs;
 
-export function writeStopArgs(p: Paths, cfg: InstanceConfig): void {
+/** The stop args file as data (the start spec writes it); no data: a path with a newline. */
+export function stopArgsRunFile(p: Paths, cfg: InstanceConfig): { path: string; mode: number; data?: string } {
   const config = containerConfigFile(p, cfg.name);
   const st = fs.statSync(config, { bigint: true });
   const dir = containerRunDir(p, cfg.name);
@@ -44,8 +45,8 @@ export function writeStopArgs(p: Paths, cfg: InstanceConfig): void {
   ];
   const file = path.join(dir, STOP_ARGS_FILE);
   // A path with a newline cannot be one line: such a container stops through node.
-  if (lines.some((l) => l.includes('\n'))) fs.rmSync(file, { force: true });
-  else fs.writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+  if (lines.some((l) => l.includes('\n'))) return { path: file, mode: 0o600 };
+  return { path: file, mode: 0o600, data: `${lines.join('\n')}\n` };
 }
 
 export async function stopInstance(ctx: Context, name: string, opts: StopOptions = {}): Promise<void> {

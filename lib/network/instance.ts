@@ -9,7 +9,9 @@ import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { checkStaticAddress, parseProxyEnd, validateNic, validateProxy } from './devices.js';
-import { dropLeases, files as dnsFiles, hupDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
+import { dnsmasqIdentity, dropLeases, files as dnsFiles, hupDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
+import { executeSteps, fileOp, type SpecOp } from '../state/spec.js';
+import { containerRunDir } from '../state/paths.js';
 import { ip, ipQuiet, ipTool, linkExists, portBound, systemTool } from './host.js';
 import { Reverter } from '../util/revert.js';
 import { contains, formatIp, hostRange, parseIp } from './ipv4.js';
@@ -21,6 +23,8 @@ import {
   releaseByFile,
   removeState,
   startHookFile,
+  stateFile,
+  stateText,
   stopHookFile,
   writeState,
   type NetState,
@@ -46,6 +50,8 @@ import { bridgeIpv4, DEFAULT_NETWORK, listNetworkNames, loadNetwork, mtuOf, netw
 export interface NetworkPlan {
   startHostHook?: string;
   postStopHook?: string;
+  /** the steps of the start spec that published it (files, dnsmasq told), executed under the networks' lock */
+  steps: SpecOp[];
   undo(): Promise<void>;
 }
 
@@ -67,7 +73,7 @@ function validateDevices(p: Paths, devs: NetworkDevices): void {
 
 export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, devs: NetworkDevices): Promise<NetworkPlan> {
   const p = ctx.paths;
-  const nothing: NetworkPlan = { undo: async () => {} };
+  const nothing: NetworkPlan = { steps: [], undo: async () => {} };
   if (devs.nics.length === 0 && devs.proxies.length === 0) return nothing;
   validateDevices(p, devs);
   const undo = () => releaseNetwork(ctx, cfg.name);
@@ -84,9 +90,38 @@ export async function prepareNetwork(ctx: Context, cfg: InstanceConfig, devs: Ne
 async function prepareLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, undo: () => Promise<void>): Promise<NetworkPlan> {
   const { state, changed } = await planLocked(p, cfg, devs, `Cannot start "${cfg.name}"`);
   if (changed) saveConfig(p, cfg);
-  mkdirp(path.dirname(startHookFile(p, cfg.name)), 0o700);
-  publishLocked(p, cfg.name, state);
-  return { startHostHook: startHookFile(p, cfg.name), postStopHook: stopHookFile(p, cfg.name), undo };
+  const runDir = containerRunDir(p, cfg.name);
+  mkdirp(path.dirname(runDir), 0o700);
+  // The files are the claim other starts read (addressesInUse): written before the lock goes, by
+  // the executor of the start spec (state/spec.ts), as a saved plan writes them.
+  const steps = publishSteps(p, cfg.name, state);
+  try {
+    await executeSteps(runDir, steps);
+  } catch (err) {
+    throw new TslxcError(`Cannot start "${cfg.name}"`, `cannot publish its network: ${(err as Error).message}`);
+  }
+  // nft rules are the whole table's, rebuilt from every container's state: not a step of one start.
+  if (state.proxies.length) syncRuleset(p);
+  return { startHostHook: startHookFile(p, cfg.name), postStopHook: stopHookFile(p, cfg.name), steps, undo };
+}
+
+/** publishLocked for a start (nothing published before), as steps of the start spec. */
+function publishSteps(p: Paths, name: string, state: NetState): SpecOp[] {
+  const { nics } = state;
+  const steps: SpecOp[] = [fileOp({ path: stateFile(p, name), mode: 0o600, data: stateText(state) })];
+  for (const netName of new Set(nics.map((n) => n.network).filter(Boolean) as string[])) {
+    const f = dnsFiles(p, netName);
+    const mine = nics.filter((n) => n.network === netName && n.ipv4);
+    // The container's name goes to its first nic on the network; more nics there get addresses only.
+    const dhcp = mine.map((n, i) => `${n.hwaddr},${n.ipv4}${i === 0 ? `,${name}` : ''}\n`).join('');
+    steps.push(fileOp({ path: path.join(f.dhcpHosts, name), mode: 0o600, data: dhcp }));
+    steps.push(fileOp({ path: path.join(f.hosts, name), mode: 0o600, data: mine.length ? `${mine[0].ipv4} ${name}\n` : '' }));
+    const ours = dnsmasqIdentity(f.conf);
+    steps.push(['hup', f.pid, ours.program, ours.arg]);
+  }
+  steps.push(fileOp({ path: startHookFile(p, name), mode: 0o700, data: renderStartHook(name, nics) }));
+  steps.push(fileOp({ path: stopHookFile(p, name), mode: 0o700, data: renderStopHook(p, name, nics) }));
+  return steps;
 }
 
 /**
@@ -221,6 +256,7 @@ async function planLocked(p: Paths, cfg: InstanceConfig, devs: NetworkDevices, w
  */
 function publishLocked(p: Paths, name: string, state: NetState, previous?: NetState): void {
   const { nics, proxies } = state;
+  // As publishSteps, for a running container's changes (not replayed).
   writeState(p, name, state);
   const networks = new Set(nics.map((n) => n.network).filter(Boolean) as string[]);
   for (const netName of networks) {

@@ -47,8 +47,11 @@ export function readState(p: Paths, name: string): NetState | undefined {
   }
 }
 
+/** The state file's text. */
+export const stateText = (st: NetState) => JSON.stringify(st, null, 1) + '\n';
+
 export function writeState(p: Paths, name: string, st: NetState): void {
-  writeFileAtomic(stateFile(p, name), JSON.stringify(st, null, 1) + '\n', 0o600);
+  writeFileAtomic(stateFile(p, name), stateText(st), 0o600);
 }
 
 export function removeState(p: Paths, name: string): void {

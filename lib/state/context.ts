@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { containerDir, containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from './paths.js';
 import path from 'node:path';
 import { openCgroups } from '../cgroup/index.js';
-import { realSys, type CgroupSys } from '../cgroup/sys.js';
+import { realSys } from '../cgroup/sys.js';
+import { planCgroups } from '../cgroup/plan.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import { lockFile, sweepLocks, withLock } from '../util/lock.js';
 import { pidAlive } from '../util/proc.js';
@@ -49,15 +50,6 @@ async function attachDevices(dir: string, rules: readonly DeviceRule[], opts: { 
 }
 
 /**
- * What notes a start's cgroup writes (instance/plan.ts's StartRecorder). Declared here, not
- * imported, so the base does not depend on the start plan above it.
- */
-export interface CgroupRecorder {
-  wrapSys(sys: CgroupSys): CgroupSys;
-  wrapDevices(attach: (dir: string, rules: readonly DeviceRule[]) => Promise<void>): (dir: string, rules: readonly DeviceRule[]) => Promise<void>;
-}
-
-/**
  * What every instance operation needs: where state lives and the host's cgroup driver (detected
  * once, lazily, because `list` of stopped containers should not pay for it).
  */
@@ -71,10 +63,15 @@ export class Context {
     return this.driver;
   }
 
-  /** The same driver, its cgroup writes noted by a start recorder (instance/plan.ts). */
-  async recordingCgroups(rec: CgroupRecorder): Promise<CgroupDriver> {
-    const { layout } = await this.cgroups();
-    return openCgroups({ prefix: this.paths.cgroupPrefix, layout, sys: rec.wrapSys(realSys), attachDevices: rec.wrapDevices(attachDevices) });
+  /**
+   * The same driver, changing nothing: what it would make and write for container `name` becomes
+   * steps of a start spec (cgroup/plan.ts), which the helper executes.
+   */
+  async planningCgroups(name: string): Promise<{ driver: CgroupDriver; steps: string[][] }> {
+    const real = await this.cgroups();
+    const planner = planCgroups(realSys, real.dirs(name));
+    const driver = await openCgroups({ prefix: this.paths.cgroupPrefix, layout: real.layout, sys: planner.sys, attachDevices: planner.attachDevices });
+    return { driver, steps: planner.steps };
   }
 
   /**
