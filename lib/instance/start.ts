@@ -6,7 +6,7 @@ import { containerRunDir, RUN_FILES } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
-import { lxcfsBindArgs } from '../storage/disk.js';
+import { ensureLxcfs, lxcfsBindArgs } from '../host/lxcfs.js';
 import { recordAppliedDevices } from './hotplug.js';
 import { startDevices } from '../device/registry.js';
 import { loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
@@ -118,7 +118,9 @@ async function startRecorded(
     // Disks and nodes go in files the monitor reads at every boot, so live changes survive a reboot.
     devices.writeFiles();
     recordAppliedDevices(ctx.paths, name, expanded.devices);
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, prepared.helperArgs, opts.debug, expanded.config, idmap && idmapArgsFor(idmap, idmapRootfs));
+    // lxcfs's views (LXD's default): started here when it does not run, as dnsmasq for a network.
+    const lxcfs = securityPolicy(expanded.config).lxcfs && (await ensureLxcfs(ctx.paths)) ? lxcfsBindArgs(ctx.paths) : [];
+    const args = helperStartArgs(ctx, cfg, runDir, dirs, [...prepared.helperArgs, ...lxcfs], opts.debug, expanded.config, idmap && idmapArgsFor(idmap, idmapRootfs));
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     await writeAttachFiles(ctx, cg, name);
@@ -205,7 +207,7 @@ function idmapArgsFor(map: IdMap, idmapRootfs: boolean): string[] {
   return [...idmapArgs(map), ...(idmapRootfs ? ['--rootfs-idmap'] : [])];
 }
 
-/** `deviceArgs`: what the device handlers give the helper (the disks and nodes files, the network's hooks). */
+/** `deviceArgs`: what the device handlers give the helper (the disks and nodes files, the network's hooks, lxcfs's binds). */
 export function helperStartArgs(
   ctx: Context,
   cfg: InstanceConfig,
@@ -225,7 +227,7 @@ export function helperStartArgs(
   const security = securityPolicy(config);
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
-  args.push(...deviceArgs, ...lxcfsBindArgs());
+  args.push(...deviceArgs);
   if (debug) args.push('--debug');
   args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);
