@@ -121,7 +121,10 @@ async function startLxcfs(p: Paths, bin: string): Promise<string | undefined> {
   const f = lxcfsFiles(p);
   mkdirp(f.dir, 0o755);
   if (!mountinfo().some(([at]) => at === f.dir)) {
-    for (const args of [['--bind', f.dir, f.dir], ['--make-private', f.dir]]) {
+    for (const args of [
+      ['--bind', f.dir, f.dir],
+      ['--make-private', f.dir],
+    ]) {
       const r = spawnSync(findTool('mount') ?? 'mount', args, { encoding: 'utf8' });
       if (r.status !== 0) return `mount ${args.join(' ')}: ${(r.stderr || `exit ${r.status}`).trim()}`;
     }
@@ -174,7 +177,13 @@ export async function stopLxcfs(p: Paths, opts: { keepDir?: boolean } = {}): Pro
 /** The lxcfs views bound in a running container (by its init's pid), from its mountinfo. */
 export function lxcfsViewsIn(pid: number): string[] {
   const views = new Set<string>(LXCFS_VIEWS);
-  return [...new Set(mountinfo(pid).filter(([at, type]) => type === 'fuse.lxcfs' && views.has(at)).map(([at]) => at))];
+  return [
+    ...new Set(
+      mountinfo(pid)
+        .filter(([at, type]) => type === 'fuse.lxcfs' && views.has(at))
+        .map(([at]) => at),
+    ),
+  ];
 }
 
 /**

@@ -120,7 +120,16 @@ async function startRecorded(
     recordAppliedDevices(ctx.paths, name, expanded.devices);
     // lxcfs's views (LXD's default): started here when it does not run, as dnsmasq for a network.
     const lxcfs = securityPolicy(expanded.config).lxcfs && (await ensureLxcfs(ctx.paths)) ? lxcfsBindArgs(ctx.paths) : [];
-    const args = helperStartArgs(ctx, cfg, runDir, dirs, [...prepared.helperArgs, ...lxcfs], opts.debug, expanded.config, idmap && idmapArgsFor(idmap, idmapRootfs));
+    const args = helperStartArgs(
+      ctx,
+      cfg,
+      runDir,
+      dirs,
+      [...prepared.helperArgs, ...lxcfs],
+      opts.debug,
+      expanded.config,
+      idmap && idmapArgsFor(idmap, idmapRootfs),
+    );
     // Attached commands get the seccomp policy init started with (exec.ts reads it back).
     fs.writeFileSync(path.join(runDir, SECURITY_FILE), `${JSON.stringify(seccompArgs(securityPolicy(expanded.config)))}\n`, { mode: 0o600 });
     await writeAttachFiles(ctx, cg, name);
