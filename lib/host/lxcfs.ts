@@ -130,8 +130,8 @@ async function startLxcfs(p: Paths, bin: string): Promise<string | undefined> {
     }
   }
   const log = fs.openSync(f.log, 'a', 0o600);
-  // Its own session, output to its log: it outlives the command that started it.
-  const child = spawn(bin, ['-p', f.pid, f.dir], { detached: true, stdio: ['ignore', log, log] });
+  // Its own session, output to its log, cwd /: it outlives the command that started it.
+  const child = spawn(bin, ['-p', f.pid, f.dir], { detached: true, cwd: '/', stdio: ['ignore', log, log] });
   fs.closeSync(log);
   let ended: string | undefined;
   child.on('error', (e) => (ended = e.message));
