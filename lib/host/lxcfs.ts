@@ -8,7 +8,7 @@ import { liveness } from '../state/runtime.js';
 import { findTool } from '../util/exec.js';
 import { mkdirp, sleep } from '../util/fs.js';
 import { withLock } from '../util/lock.js';
-import { processFromPidFile, processMatches } from '../util/proc.js';
+import { endProcesses, processFromPidFile } from '../util/proc.js';
 
 /**
  * tslxc's own lxcfs, as LXD runs one for its containers. There is no service manager to lean on,
@@ -152,18 +152,7 @@ async function startLxcfs(p: Paths, bin: string): Promise<string | undefined> {
  */
 export async function stopLxcfs(p: Paths, opts: { keepDir?: boolean } = {}): Promise<void> {
   const f = lxcfsFiles(p);
-  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
-    const pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && processMatches(Number(d), 'lxcfs', f.dir));
-    if (pids.length === 0) break;
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), sig);
-      } catch {
-        /* gone */
-      }
-    }
-    for (let i = 0; i < 100 && pids.some((pid) => processMatches(Number(pid), 'lxcfs', f.dir)); i++) await sleep(10);
-  }
+  await endProcesses('lxcfs', f.dir);
   const umount = findTool('umount') ?? 'umount';
   for (let i = 0; i < 8; i++) {
     const here = mountinfo().filter(([at]) => at === f.dir);
