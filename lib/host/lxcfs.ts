@@ -202,8 +202,12 @@ async function rebindRunning(p: Paths): Promise<void> {
   await Promise.all(jobs);
 }
 
-/** The helper's --bind options for lxcfs's views (those this lxcfs serves). */
+/**
+ * The helper's --bind options for lxcfs's views (those this lxcfs serves). Optional: a reboot
+ * (the monitor binds them again) while lxcfs is dead boots with the host's files, as LXC's lxcfs
+ * hook skips them, rather than failing.
+ */
 export function lxcfsBindArgs(p: Paths): string[] {
   const dir = lxcfsFiles(p).dir;
-  return LXCFS_VIEWS.filter((v) => fs.existsSync(`${dir}${v}`)).flatMap((v) => ['--bind', `${dir}${v}:${v}`]);
+  return LXCFS_VIEWS.filter((v) => fs.existsSync(`${dir}${v}`)).flatMap((v) => ['--bind', `${dir}${v}:${v}:optional`]);
 }

@@ -102,6 +102,9 @@ if (requireRoot(test)) {
 
   test.serial('lxcfs killed: info says so; the next start restarts it and re-binds running containers', async (t) => {
     if (!have) return t.pass('lxcfs is not installed');
+    env.ok(t, ['launch', 'busybox', 'lx5']);
+    const initOf = (name: string) => /^PID: (\d+)$/m.exec(env.ok(t, ['info', name]))?.[1];
+    const pid5 = initOf('lx5');
     const old = lxcfsPid();
     process.kill(old, 'SIGKILL');
     for (let i = 0; i < 200 && fs.existsSync(`/proc/${old}`); i++) await new Promise((r) => setTimeout(r, 10));
@@ -109,6 +112,13 @@ if (requireRoot(test)) {
     t.not(dead.code, 0);
     t.regex(dead.stderr + dead.stdout, /Transport endpoint is not connected/);
     t.regex(info(env, t, 'lx1'), /^died: /);
+    // A reboot meanwhile (the monitor binds again) boots with the host's files rather than failing.
+    env.cli(['exec', 'lx5', '--', 'reboot']);
+    for (let i = 0; i < 300 && (initOf('lx5') === pid5 || env.cli(['exec', 'lx5', '--', 'true']).code !== 0); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.not(initOf('lx5'), pid5, 'lx5 rebooted');
+    t.is(memTotal(env, t, 'lx5'), hostMemTotal());
     // The plan recorded the live mount: this start goes through TypeScript, which restarts lxcfs.
     env.ok(t, ['launch', 'busybox', 'lx3', '-c', 'limits.memory=64MiB']);
     t.not(lxcfsPid(), old);
@@ -123,7 +133,8 @@ if (requireRoot(test)) {
       .map((l) => l.split(' ')[4]);
     t.deepEqual([...views].sort(), [...LXCFS_VIEWS].sort());
     t.regex(info(env, t, 'lx1'), /^bound over /);
-    env.ok(t, ['delete', '--force', 'lx2', 'lx3']);
+    t.regex(info(env, t, 'lx5'), /^not bound/);
+    env.ok(t, ['delete', '--force', 'lx2', 'lx3', 'lx5']);
   });
 
   test.serial('security.lxcfs=false: the host figures, from a profile or the container', (t) => {
