@@ -161,6 +161,9 @@ export class BenchEnv {
       const d = await this.tslxc(['storage', 'delete', n], c);
       if (d.code !== 0) problems.push(`tslxc storage delete ${n}: ${d.stderr.trim()}`);
     }
+    // tslxc's own lxcfs, which the first start ran (its process and its two mounts under our root).
+    const { stopLxcfs } = await import('../lib/host/lxcfs.js');
+    await stopLxcfs({ stateDir: this.stateDir, runDir: this.runDir, cacheDir: '', cgroupPrefix: this.cgroupPrefix });
     const nftTable = this.nftTable;
     if (await this.hasNftTable(c)) {
       problems.push(

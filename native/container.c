@@ -146,7 +146,7 @@ static void ro_path(int rootfd, const char *path, bool recursive)
 }
 
 /* Binds a host path (a disk device, a volume, lxcfs's files) onto DST inside the rootfs. SPEC is
- * "SRC:DST[:OPTS]". The source is the caller's (validated by tslxc); the target is resolved inside
+ * "SRC:DST[:OPTS]"; an "optional" source that cannot be opened is skipped. The source is the caller's (validated by tslxc); the target is resolved inside
  * the rootfs like every other, and made to match the source: a directory, or an empty file. In a
  * user namespace the source comes as TREE, a detached mount the monitor made (idmapped and
  * read-only as asked), moved into place; otherwise TREE is -1 and SRC is bound. */
@@ -156,6 +156,8 @@ static void bind_path(int rootfd, const char *spec, int tree)
   parse_bind_spec(spec, &b);
   const char *dst = b.dst;
   autofd int srcfd = tree >= 0 ? -1 : open(b.src, O_PATH | O_CLOEXEC);
+  if (tree < 0 && srcfd < 0 && b.optional)
+    return; /* not there now (the monitor passed no tree for it either) */
   if (tree < 0 && srcfd < 0)
     die_with_error("open %s to bind it", b.src);
   struct stat st;

@@ -205,7 +205,7 @@ gid_t mapped_root_gid(const struct id_map *gids);
 /* --bind SRC:DST[:OPTS]: OPTS a comma list of "ro" and "idmap" (shift=true). Dies when malformed. */
 struct bind_spec {
   char src[PATH_MAX], dst[PATH_MAX];
-  bool ro, idmap;
+  bool ro, idmap, optional;
 };
 void parse_bind_spec(const char *spec, struct bind_spec *b);
 

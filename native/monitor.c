@@ -400,7 +400,11 @@ static void send_mounts(int sync_fd, pid_t child)
   for (size_t i = 0; i < o->n_binds; i++) {
     static struct bind_spec b;
     parse_bind_spec(o->binds[i], &b);
-    autofd int tree = detached_tree(b.src, true, b.idmap ? userns : -1, b.ro);
+    /* An optional source that cannot be reached (lxcfs died: ENOTCONN) is left out of this boot:
+     * its message carries no fd, and the child skips it. */
+    autofd int tree = b.optional && access(b.src, F_OK) < 0
+                          ? -1
+                          : detached_tree(b.src, true, b.idmap ? userns : -1, b.ro);
     send_tagged_fd(sync_fd, 'b', tree);
   }
 }

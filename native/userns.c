@@ -209,7 +209,7 @@ void parse_bind_spec(const char *spec, struct bind_spec *b)
   if (b->src[0] != '/' || !dst || dst[1] != '/')
     die("--bind %s: expected /SRC:/DST[:OPTIONS]", spec);
   *dst++ = '\0';
-  b->ro = b->idmap = false;
+  b->ro = b->idmap = b->optional = false;
   char *opts = strchr(dst, ':');
   if (opts) {
     *opts++ = '\0';
@@ -219,8 +219,10 @@ void parse_bind_spec(const char *spec, struct bind_spec *b)
         b->ro = true;
       else if (strcmp(o, "idmap") == 0)
         b->idmap = true;
+      else if (strcmp(o, "optional") == 0)
+        b->optional = true;
       else
-        die("--bind %s: unknown option \"%s\" (ro, idmap)", spec, o);
+        die("--bind %s: unknown option \"%s\" (ro, idmap, optional)", spec, o);
     }
   }
   xsnprintf(b->dst, sizeof b->dst, "%s", dst);

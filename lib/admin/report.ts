@@ -39,7 +39,7 @@ export async function hostReport(p: Paths): Promise<HostReport> {
     cpu: { model: [cpu.manufacturer, cpu.brand].filter(Boolean).join(' '), count: online.length, online: formatCpuList(online) },
     memory: { totalBytes: mem.total || os.totalmem(), availableBytes: mem.available, swapTotalBytes: mem.swaptotal },
     storage: await storage(p),
-    features: hostFeatures(),
+    features: hostFeatures(p),
     limits: checkHostLimits(),
   };
 }

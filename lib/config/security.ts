@@ -4,7 +4,7 @@ import { SYSCALL_NAMES } from './syscalls.js';
 import { parseBool } from '../util/units.js';
 
 /**
- * security.* config keys: changes to the seccomp deny list and nesting. They are read at start
+ * security.* config keys: changes to the seccomp deny list, nesting and lxcfs. They are read at start
  * (a running container keeps the policy it started with, attached commands included).
  */
 
@@ -42,19 +42,27 @@ export const SECURITY_KEYS: KeyDef[] = [
     describe: 'true: the cgroup hierarchies are writable inside, for containers in the container (next start)',
     check: (v, key) => void parseBool(v, { key }),
   },
+  {
+    key: 'security.lxcfs',
+    describe: "false: /proc/meminfo, cpuinfo, uptime... inside show the host's figures, not lxcfs's view of the limits (next start)",
+    check: (v, key) => void parseBool(v, { key }),
+  },
 ];
 
 export interface SecurityPolicy {
   deny: string[];
   allow: string[];
   nesting: boolean;
+  /** lxcfs's views bound over /proc files (true unless security.lxcfs=false) */
+  lxcfs: boolean;
 }
 
 /** The policy of an expanded config (already validated; a bad value still throws a one-line error). */
 export function securityPolicy(config: Record<string, string>): SecurityPolicy {
   const list = (k: string) => (config[k] !== undefined ? parseSyscallList(config[k], k) : []);
   const nesting = config['security.nesting'] !== undefined && parseBool(config['security.nesting'], { key: 'security.nesting' });
-  return { deny: list('security.syscalls.deny'), allow: list('security.syscalls.allow'), nesting };
+  const lxcfs = config['security.lxcfs'] === undefined || parseBool(config['security.lxcfs'], { key: 'security.lxcfs' });
+  return { deny: list('security.syscalls.deny'), allow: list('security.syscalls.allow'), nesting, lxcfs };
 }
 
 /** The helper options for the seccomp part of a policy (start and attach take the same). */

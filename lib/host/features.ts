@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import { defaultPaths, type Paths } from '../state/paths.js';
+import { lxcfsFiles, lxcfsState, type LxcfsState } from './lxcfs.js';
 
 /**
  * What the host kernel offers tslxc, from /proc and sysfs (cheap, no systeminformation): the
@@ -11,14 +13,9 @@ export interface HostFeatures {
   btrfs: boolean;
   /** mount_setattr(MOUNT_ATTR_IDMAP): kernel 5.12 or later */
   idmappedMounts: boolean;
-  lxcfs: { running: boolean; path: string };
+  /** tslxc's own lxcfs (lib/host/lxcfs.ts) */
+  lxcfs: { running: boolean; state: LxcfsState; path: string };
 }
-
-/**
- * Where lxcfs serves its views: /var/lib/lxcfs, as Debian's lxcfs service mounts it.
- * TSLXC_LXCFS_DIR points a separate installation (a test) at an lxcfs of its own.
- */
-export const lxcfsDir = (env: NodeJS.ProcessEnv = process.env) => env.TSLXC_LXCFS_DIR || '/var/lib/lxcfs';
 
 function read(file: string): string {
   try {
@@ -28,25 +25,18 @@ function read(file: string): string {
   }
 }
 
-export function hostFeatures(): HostFeatures {
+export function hostFeatures(p: Paths = defaultPaths()): HostFeatures {
   const filesystems = read('/proc/filesystems');
   const hasFs = (name: string) => new RegExp(`\\t${name}$`, 'm').test(filesystems) || fs.existsSync(`/sys/module/${name}`);
   const [maj = 0, min = 0] = os.release().split(/[.-]/).map(Number);
+  const lxcfs = lxcfsState(p);
   return {
     cgroup: cgroupLayout(),
     overlay: hasFs('overlay'),
     btrfs: hasFs('btrfs'),
     idmappedMounts: maj > 5 || (maj === 5 && min >= 12),
-    lxcfs: { running: lxcfsRunning(), path: lxcfsDir() },
+    lxcfs: { running: lxcfs === 'running', state: lxcfs, path: lxcfsFiles(p).dir },
   };
-}
-
-/** lxcfs serves a FUSE filesystem at lxcfsDir() while it runs; its files exist only then. */
-export function lxcfsRunning(mountinfo = read('/proc/self/mountinfo'), dir = lxcfsDir()): boolean {
-  return mountinfo.split('\n').some((l) => {
-    const [pre, post] = l.split(' - ');
-    return pre?.split(' ')[4] === dir && /^fuse\.lxcfs /.test(post ?? '');
-  });
 }
 
 function cgroupLayout(): HostFeatures['cgroup'] {

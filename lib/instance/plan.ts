@@ -5,7 +5,7 @@ import { containerDir, RUN_FILES, startPlansDir, type Paths } from '../state/pat
 import { generationFile, GenerationSnapshot, scope } from '../state/generations.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from '../state/helper.js';
-import { lxcfsDir } from '../host/features.js';
+import { lxcfsFiles } from '../host/lxcfs.js';
 import type { NetworkReplay } from '../network/replay.js';
 import type { Expanded } from '../profile/expand.js';
 import { readRecord } from '../storage/record.js';
@@ -78,7 +78,7 @@ import { encodeSpec, SPEC_MAGIC, type SpecOp } from '../state/spec.js';
 export const PLAN_MAGIC = SPEC_MAGIC;
 
 /** Variables that change what a start does. */
-const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_DIR', 'TSLXC_HELPER'];
+const PLAN_ENV = ['TSLXC_DIR', 'TSLXC_RUN_DIR', 'TSLXC_CGROUP_PREFIX', 'TSLXC_IDMAPPED_MOUNTS', 'TSLXC_LXCFS_BIN', 'TSLXC_HELPER'];
 
 export const startPlanFile = (p: Paths, name: string) => path.join(startPlansDir(p), validateInstanceName(name));
 export const lastUsedFile = (p: Paths, name: string) => path.join(containerDir(p, name), 'last-used');
@@ -183,7 +183,7 @@ export class StartPlan {
     // a temp root to sweep) is recovered by the TypeScript side.
     out.push(statCheck(containerDir(this.p, this.name), 'content'));
     // lxcfs (read from mountinfo, not a state file): its mount point is another inode while it runs.
-    out.push(statCheck(lxcfsDir(), 'inode'));
+    out.push(statCheck(lxcfsFiles(this.p).dir, 'inode'));
     return out;
   }
 

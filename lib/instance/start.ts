@@ -6,7 +6,7 @@ import { containerRunDir, RUN_FILES } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
-import { lxcfsBindArgs } from '../storage/disk.js';
+import { ensureLxcfs, lxcfsBindArgs } from '../host/lxcfs.js';
 import { appliedDevicesRunFile } from './hotplug.js';
 import { startDevices } from '../device/registry.js';
 import { loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
@@ -166,12 +166,14 @@ async function startComputed(ctx: Context, name: string, plan: StartPlan, opts: 
       }
       // Disks and nodes go in files the monitor reads at every boot, so live changes survive a reboot.
       const files = [...devices.files(), ...(await runDirFiles(ctx, cg.driver, cfg, expanded.config, expanded.devices))];
+      // lxcfs's views (LXD's default): started here when it does not run, as dnsmasq for a network.
+      const lxcfs = securityPolicy(expanded.config).lxcfs && (await ensureLxcfs(ctx.paths)) ? lxcfsBindArgs(ctx.paths) : [];
       const helperArgs = helperStartArgs(
         ctx,
         cfg,
         runDir,
         cgroupDirs,
-        prepared.helperArgs,
+        [...prepared.helperArgs, ...lxcfs],
         opts.debug,
         expanded.config,
         idmap && idmapArgsFor(idmap, idmapRootfs),
@@ -254,7 +256,7 @@ function idmapArgsFor(map: IdMap, idmapRootfs: boolean): string[] {
   return [...idmapArgs(map), ...(idmapRootfs ? ['--rootfs-idmap'] : [])];
 }
 
-/** `deviceArgs`: what the device handlers give the helper (the disks and nodes files, the network's hooks). */
+/** `deviceArgs`: what the device handlers give the helper (the disks and nodes files, the network's hooks, lxcfs's binds). */
 export function helperStartArgs(
   ctx: Context,
   cfg: InstanceConfig,
@@ -274,7 +276,7 @@ export function helperStartArgs(
   const security = securityPolicy(config);
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
-  args.push(...deviceArgs, ...lxcfsBindArgs());
+  args.push(...deviceArgs);
   if (debug) args.push('--debug');
   args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { findTool } from '../util/exec.js';
-import { processFromPidFile, processMatches } from '../util/proc.js';
+import { endProcesses, processFromPidFile, processMatches } from '../util/proc.js';
 import { mkdirp, readTextIfExists, sleep, writeFileAtomic } from '../util/fs.js';
 import { systemTool } from './host.js';
 import { formatIp, hostRange, maskOf, networkOf } from './ipv4.js';
@@ -120,45 +120,15 @@ export function startDnsmasq(p: Paths, net: NetworkDef): void {
   for (let i = 0; i < 200 && !fs.existsSync(f.pid); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
 }
 
-/** Every live dnsmasq started with this network's config (normally one). */
-function ourPids(p: Paths, name: string): number[] {
-  const ours = dnsmasqIdentity(files(p, name).conf);
-  return fs
-    .readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d) && processMatches(Number(d), ours.program, ours.arg))
-    .map(Number);
-}
-
 /**
  * Stop this network's dnsmasq: every process running with its config, not only the one in the
  * pid file, and wait until none is left, so a restart never finds the old one still holding the
  * DNS and DHCP sockets ("Address already in use").
  */
 export async function stopDnsmasq(p: Paths, name: string): Promise<void> {
-  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
-    const pids = ourPids(p, name);
-    if (pids.length === 0) break;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        /* gone */
-      }
-    }
-    // Wait for the processes themselves, not for their command line: an exiting process drops
-    // its memory (and with it /proc/PID/cmdline) before it closes its sockets.
-    for (let i = 0; i < 200 && pids.some(exiting); i++) await new Promise((r) => setTimeout(r, 10));
-  }
+  const ours = dnsmasqIdentity(files(p, name).conf);
+  await endProcesses(ours.program, ours.arg);
   fs.rmSync(files(p, name).pid, { force: true });
-}
-
-/** Still there and not yet a zombie (a zombie has closed every file and socket). */
-function exiting(pid: number): boolean {
-  try {
-    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 export function hupDnsmasq(p: Paths, name: string): void {

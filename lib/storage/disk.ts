@@ -6,7 +6,6 @@ import type { Paths } from '../state/paths.js';
 import { validatePoolName } from './pool.js';
 import { parseSize } from '../util/units.js';
 import { resolveVolume, validateVolumeName } from './volume.js';
-import { lxcfsDir, lxcfsRunning } from '../host/features.js';
 
 /**
  * Disk devices other than the root disk: a host path bound into the container
@@ -98,20 +97,4 @@ export function disksFileText(devices: Record<string, Device>, paths?: Paths, op
   return boundDisks(devices)
     .map(([name, dev]) => `${diskBindSpec(name, dev, paths, opts)}\n`)
     .join('');
-}
-
-/** --bind arguments for lxcfs's views, when it runs. */
-export function lxcfsBindArgs(): string[] {
-  const args: string[] = [];
-  if (lxcfsRunning()) {
-    // As LXC does: lxcfs renders these files from the reader's cgroup, so free, top, uptime and
-    // nproc inside show the container's limits rather than the host's.
-    for (const f of ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'stat', 'swaps', 'uptime']) {
-      const src = `${lxcfsDir()}/proc/${f}`;
-      if (fs.existsSync(src)) args.push('--bind', `${src}:/proc/${f}`);
-    }
-    const online = `${lxcfsDir()}/sys/devices/system/cpu/online`;
-    if (fs.existsSync(online)) args.push('--bind', `${online}:/sys/devices/system/cpu/online`);
-  }
-  return args;
 }

@@ -116,3 +116,41 @@ export function processMatches(pid: number, program: string, arg: string): boole
     return false;
   }
 }
+
+/** Every live process running `program` with `arg`. */
+export function processesMatching(program: string, arg: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && processMatches(Number(d), program, arg))
+    .map(Number);
+}
+
+/**
+ * End every process running `program` with `arg` (a daemon tslxc started): SIGTERM, then SIGKILL
+ * for those still there, and wait until none is left, so what they held (sockets, a mount) is free.
+ */
+export async function endProcesses(program: string, arg: string): Promise<void> {
+  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+    const pids = processesMatching(program, arg);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* gone */
+      }
+    }
+    // Wait for the processes themselves, not for their command line: an exiting process drops
+    // its memory (and with it /proc/PID/cmdline) before it closes its files and sockets.
+    for (let i = 0; i < 200 && pids.some(exiting); i++) await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Still there and not yet a zombie (a zombie has closed every file and socket). */
+function exiting(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

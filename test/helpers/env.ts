@@ -40,7 +40,11 @@ export class TestEnv {
   readonly paths: Paths;
   readonly ctx: Context;
 
-  constructor(readonly label: string) {
+  /** opts.lxcfs: this installation runs its own lxcfs (else it behaves as a host without one). */
+  constructor(
+    readonly label: string,
+    opts: { lxcfs?: boolean } = {},
+  ) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), `tslxc-test-${label}-`));
     const id = path.basename(this.root).slice(-6).toLowerCase();
     this.paths = {
@@ -55,6 +59,9 @@ export class TestEnv {
       TSLXC_RUN_DIR: this.paths.runDir,
       TSLXC_CACHE_DIR: this.paths.cacheDir,
       TSLXC_CGROUP_PREFIX: this.paths.cgroupPrefix,
+      // Another lxcfs per test file would be one more daemon, mount and process in every
+      // leftover check: only the files that test lxcfs run one.
+      TSLXC_LXCFS_BIN: opts.lxcfs ? '' : path.join(this.root, 'no-lxcfs'),
     };
     this.ctx = new Context(this.paths);
     // The built-in default profile puts eth0 on the user's bridge (tslxcbr0). A test installation
@@ -98,6 +105,9 @@ export class TestEnv {
   /** Remove every container (forcefully), the cgroup prefix, and the dirs. */
   async cleanup(): Promise<void> {
     await this.deleteContainers();
+    // Its lxcfs once no container reads from it; its mounts go with the others below.
+    const { stopLxcfs } = await import('../../lib/host/lxcfs.js');
+    await stopLxcfs(this.paths).catch(() => {});
     // dir pools copy spare roots in the background: stop those copies before the tree goes.
     const { dropAllSpares } = await import('../../lib/storage/spares.js');
     await dropAllSpares(this.paths).catch(() => {});

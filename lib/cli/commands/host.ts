@@ -31,9 +31,12 @@ export async function printHost(format: string): Promise<void> {
     ['idmapped mounts', yes(f.idmappedMounts)],
     [
       'lxcfs',
-      f.lxcfs.running
-        ? `running (${f.lxcfs.path}); not yet bind-mounted into containers`
-        : "not running (containers see the host's /proc/meminfo, /proc/cpuinfo, uptime)",
+      {
+        running: `running (${f.lxcfs.path}), bound over /proc files in containers`,
+        dead: 'died: the next start of a container restarts it',
+        stopped: 'installed; started with the first container',
+        'not installed': "not installed (containers see the host's /proc/meminfo, /proc/cpuinfo, uptime)",
+      }[f.lxcfs.state],
     ],
   );
   for (const [k, v] of lines) console.log(`${k}: ${v}`);

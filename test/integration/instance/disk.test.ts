@@ -1,15 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { mountsOf } from '../../helpers/leftovers.js';
-import { lxcfsRunning } from '../../../lib/host/features.js';
-import { findTool } from '../../../lib/util/exec.js';
 
-/** Host-path disk devices and lxcfs views, bound by the helper inside the container's mount namespace. */
+/** Host-path disk devices, bound by the helper inside the container's mount namespace. */
 if (requireRoot(test)) {
   const env = new TestEnv('disk');
-  let lxcfs: ChildProcess | undefined;
   test.before(() => {
     fs.mkdirSync(`${env.root}/share`);
     fs.writeFileSync(`${env.root}/share/f`, 'hello\n');
@@ -17,10 +13,6 @@ if (requireRoot(test)) {
   });
   test.serial.after.always(async () => {
     await env.cleanup();
-    if (lxcfs?.pid) {
-      lxcfs.kill('SIGTERM');
-      await new Promise((r) => lxcfs!.on('close', r));
-    }
   });
 
   test.serial('a host path disk is bound read-only or read-write at its path', (t) => {
@@ -71,23 +63,5 @@ if (requireRoot(test)) {
     t.is(r.stderr.trim().split('\n').length, 1);
     t.regex(r.stderr, /does not exist on the host/);
     t.regex(env.cli(['config', 'device', 'add', 'dk1', 'bad', 'disk', `source=${env.root}/share`, 'path=rel']).stderr, /absolute path/);
-  });
-
-  test.serial('with lxcfs running, /proc/meminfo inside shows the memory limit', async (t) => {
-    const bin = findTool('lxcfs');
-    if (!bin) return t.pass('lxcfs is not installed');
-    // An lxcfs of this test's own, at a private mount point: the host's (if any) and the other
-    // test files' containers never see it come and go.
-    const dir = `${env.root}/lxcfs`;
-    fs.mkdirSync(dir);
-    env.env.TSLXC_LXCFS_DIR = dir;
-    lxcfs = spawn(bin, ['-p', `${env.root}/lxcfs.pid`, dir], { stdio: 'ignore' });
-    const deadline = Date.now() + 5000;
-    while (!lxcfsRunning(undefined, dir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    t.true(lxcfsRunning(undefined, dir));
-    env.ok(t, ['create', 'busybox', 'lx1', '-c', 'limits.memory=256MiB']);
-    env.ok(t, ['start', 'lx1']);
-    t.regex(env.ok(t, ['exec', 'lx1', '--', 'grep', 'MemTotal', '/proc/meminfo']), /MemTotal:\s+262144 kB/);
-    env.ok(t, ['delete', '--force', 'lx1']);
   });
 }

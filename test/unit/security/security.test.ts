@@ -24,19 +24,22 @@ test('security.syscalls.* take comma lists of known names; anything else is one 
   }
   t.throws(() => validateChange({ 'security.nesting': 'maybe' }), { instanceOf: TslxcError, message: /security\.nesting/ });
   t.notThrows(() => validateChange({ 'security.nesting': 'true' }));
+  t.throws(() => validateChange({ 'security.lxcfs': 'maybe' }), { instanceOf: TslxcError, message: /security\.lxcfs/ });
+  t.notThrows(() => validateChange({ 'security.lxcfs': 'false' }));
   t.throws(() => validateChange({ 'security.other': '1' }), { instanceOf: TslxcError });
 });
 
-test('the policy becomes helper options: deny, allow, nesting', (t) => {
+test('the policy becomes helper options: deny, allow, nesting; lxcfs unless false', (t) => {
   const p = securityPolicy({
     'security.syscalls.deny': 'sethostname,bpf',
     'security.syscalls.allow': 'swapoff',
     'security.nesting': 'true',
     'limits.memory': '1GiB',
   });
-  t.deepEqual(p, { deny: ['sethostname', 'bpf'], allow: ['swapoff'], nesting: true });
+  t.deepEqual(p, { deny: ['sethostname', 'bpf'], allow: ['swapoff'], nesting: true, lxcfs: true });
   t.deepEqual(seccompArgs(p), ['--seccomp-deny', 'sethostname', '--seccomp-deny', 'bpf', '--seccomp-allow', 'swapoff']);
-  t.deepEqual(securityPolicy({}), { deny: [], allow: [], nesting: false });
+  t.deepEqual(securityPolicy({}), { deny: [], allow: [], nesting: false, lxcfs: true });
+  t.false(securityPolicy({ 'security.lxcfs': 'false' }).lxcfs);
 });
 
 test('start passes the seccomp options and --cgroup-rw for nesting to the helper, before "--"', async (t) => {
