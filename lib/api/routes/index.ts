@@ -1,10 +1,12 @@
 import type { Route } from '../types.js';
+import * as instances from './instances.js';
+import * as snapshots from './snapshots.js';
 
 /** Every route of the API; each module under routes/ adds its list here. */
-export const routes: Route[] = [];
+export const routes: Route[] = [...instances.routes, ...snapshots.routes];
 
 /**
  * The api_extensions GET /1.0 advertises: each route module adds exactly the ones it implements in
  * full, since the `lxc` client and pylxd take a listed extension as a promise (API-NOTES.md).
  */
-export const extensions: string[] = [];
+export const extensions: string[] = [...instances.extensions, ...snapshots.extensions];
