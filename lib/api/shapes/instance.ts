@@ -95,10 +95,11 @@ export interface InstanceSnapshot {
   size: number;
 }
 
+/** Backups and snapshots are null when there are none, as LXD's Go leaves empty lists. */
 export interface InstanceFull extends Instance {
-  backups: unknown[];
+  backups: null;
   state: InstanceStateShape;
-  snapshots: InstanceSnapshot[];
+  snapshots: InstanceSnapshot[] | null;
 }
 
 /** tslxc's statuses in LXD's four: never started and being created are Stopped, as LXD shows them. */
@@ -347,7 +348,7 @@ export function snapshotShape(
 }
 
 export function fullShape(instance: Instance, state: InstanceStateShape, snapshots: InstanceSnapshot[]): InstanceFull {
-  return { ...instance, backups: [], state, snapshots };
+  return { ...instance, backups: null, state, snapshots: snapshots.length ? snapshots : null };
 }
 
 /** What a running container's state needs beyond its status: cgroup figures and nics (no process entered). */
