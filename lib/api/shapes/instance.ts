@@ -167,8 +167,9 @@ function expand(ctx: Context, cfg: InstanceConfig, load: ProfileLoader): { confi
 }
 
 /** When the container last started (the file a start touches); LXD's zero time if it never did. */
-function lastUsedAt(ctx: Context, name: string): string {
-  const st = fs.statSync(path.join(containerDir(ctx.paths, name), 'last-used'), { throwIfNoEntry: false });
+function lastUsedAt(ctx: Context, cfg: InstanceConfig): string {
+  if (cfg.status === 'created' || cfg.status === 'creating') return ZERO_TIME;
+  const st = fs.statSync(path.join(containerDir(ctx.paths, cfg.name), 'last-used'), { throwIfNoEntry: false });
   return st ? st.mtime.toISOString() : ZERO_TIME;
 }
 
@@ -212,7 +213,7 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
     name: cfg.name,
     status,
     status_code: STATUS_CODES[status],
-    last_used_at: lastUsedAt(ctx, cfg.name),
+    last_used_at: lastUsedAt(ctx, cfg),
     location: 'none',
     type: 'container',
     project: 'default',
