@@ -36,6 +36,7 @@ import admin from './commands/admin.js';
 import autostart from './commands/autostart.js';
 import lab from './commands/lab.js';
 import gateway from './commands/gateway.js';
+import serve from './commands/serve.js';
 import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
 
@@ -74,6 +75,7 @@ export const VERBS: Array<CommandDef | GroupDef> = [
   autostart,
   lab,
   gateway,
+  serve,
   ssh,
   sshKey,
 ];

@@ -48,3 +48,5 @@ export type RunFile = keyof typeof RUN_FILES;
 export const containerRunFile = (p: Paths, name: string, file: RunFile) => path.join(containerRunDir(p, name), RUN_FILES[file]);
 /** The pid of a snapshot or copy holding the container frozen (instance/snapshot.ts withFrozen). */
 export const freezeMarkerFile = (p: Paths, name: string) => containerRunFile(p, name, 'freezeMarker');
+/** Logs tslxc keeps about itself (the API's audit log). */
+export const logsDir = (p: Paths) => path.join(p.stateDir, 'logs');

@@ -4,6 +4,7 @@ import { defineCommand, defineGroup } from '../define.js';
 import { FORMAT_OPTION, type Format } from '../options/format.js';
 import { splitKeyValue } from '../../util/keyvalue.js';
 import { renderRows, renderValue } from '../ui/format.js';
+import trust from './config-trust.js';
 
 /**
  * `tslxc config ...`: a container's own config keys and devices. The library validates every
@@ -285,6 +286,6 @@ const device = defineGroup({
 
 export default defineGroup({
   command: 'config <command>',
-  describe: "Manage a container's config keys and devices",
-  subcommands: [set, unset, get, show, edit, keys, device],
+  describe: "Manage a container's config keys and devices, and who the API trusts",
+  subcommands: [set, unset, get, show, edit, keys, device, trust],
 });

@@ -1,0 +1,380 @@
+import fs from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { TslxcError, errorText, isErrno } from '../errors.js';
+import type { Context } from '../state/context.js';
+import { tryLock, type Lock } from '../util/lock.js';
+import { Throttle, DEFAULT_THROTTLE } from '../gateway/throttle.js';
+import { AuditLog } from './audit.js';
+import { ensureServerCertificate, fingerprintOf } from './certificate.js';
+import type { ServerCore } from './core/core.js';
+import { coreRoutes, CORE_EXTENSIONS } from './core/index.js';
+import { sendError, sendResult, sendThrown } from './envelope.js';
+import { Events } from './events.js';
+import { Operations } from './operations.js';
+import { Router } from './router.js';
+import { routes as moduleRoutes, extensions as moduleExtensions } from './routes/index.js';
+import { addressesFile, TrustCache } from './trust.js';
+import { ApiError, type ApiRequest, type Identity } from './types.js';
+
+/**
+ * `tslxc serve`: LXD's REST API on a unix socket (always, TSLXC_DIR/unix.socket) and on HTTPS
+ * addresses. The server holds no state of its own beyond operations and event listeners: the CLI
+ * and the containers work beside it on the same state, and killing it stops nothing but requests.
+ */
+
+export const socketFile = (ctx: Context) => path.join(ctx.paths.stateDir, 'unix.socket');
+
+/** JSON bodies beyond this are refused (413): objects and configs are small; uploads are streamed. */
+export const MAX_JSON_BYTES = 1024 * 1024;
+/** A websocket frame beyond this closes the socket (exec input comes in small frames). */
+const MAX_WS_PAYLOAD = 8 * 1024 * 1024;
+
+export interface ServeOptions {
+  /** "ADDR:PORT" each (port 0: any) */
+  listen?: string[];
+  /** the unix socket's group (as `lxd --group`) */
+  group?: string;
+  info?: (line: string) => void;
+  keepOperationsMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  socket: string;
+  /** the HTTPS addresses actually bound ("ADDR:PORT") */
+  addresses: string[];
+  fingerprint: string;
+  close(): Promise<void>;
+}
+
+function parseListen(spec: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(spec);
+  if (!m || Number(m[2]) > 65535) throw new TslxcError(`Invalid --listen "${spec}"`, 'expected ADDRESS:PORT', 'e.g. --listen 0.0.0.0:8443');
+  return { host: m[1] || '0.0.0.0', port: Number(m[2]) };
+}
+
+function groupId(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  const line = fs
+    .readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
+  if (!line) throw new TslxcError(`No group "${name}"`, 'it is not in /etc/group', 'create it ("groupadd") or give another --group');
+  return Number(line.split(':')[2]);
+}
+
+/** What a wildcard address means for clients: every address of the host's interfaces. */
+function clientAddresses(host: string, port: number): string[] {
+  const fmt = (a: string) => (a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') return [fmt(host)];
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces()))
+    for (const a of list ?? []) {
+      if (a.internal || (host === '0.0.0.0' && a.family !== 'IPv4') || a.address.startsWith('fe80')) continue;
+      out.push(fmt(a.address));
+    }
+  return out;
+}
+
+function listenOn(server: http.Server, where: string | { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    const done = () => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (typeof where === 'string') server.listen(where, done);
+    else server.listen(where.port, where.host, done);
+  });
+}
+
+/** Drops slow or silent clients: headers within 10 s, nothing idle for 2 minutes. */
+function limitTimeouts(server: http.Server): void {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 0;
+  server.timeout = 120_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+}
+
+function readJson(req: IncomingMessage): () => Promise<unknown> {
+  let body: Promise<unknown> | undefined;
+  return () =>
+    (body ??= new Promise((resolve, reject) => {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > MAX_JSON_BYTES) {
+        req.resume();
+        reject(new ApiError(413, `Request body too large (limit ${MAX_JSON_BYTES} bytes)`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new ApiError(408, 'Timed out reading the request body'));
+      }, 30_000);
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_JSON_BYTES) {
+          clearTimeout(timer);
+          req.removeAllListeners('data');
+          req.resume();
+          reject(new ApiError(413, `Request body too large (limit ${MAX_JSON_BYTES} bytes)`));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        clearTimeout(timer);
+        if (size > MAX_JSON_BYTES) return;
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (!text.trim()) {
+          resolve({});
+          return;
+        }
+        try {
+          resolve(JSON.parse(text));
+        } catch (err) {
+          reject(new ApiError(400, `Invalid JSON body: ${(err as Error).message}`));
+        }
+      });
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new ApiError(400, `Cannot read the request body: ${err.message}`));
+      });
+    }));
+}
+
+export async function startServer(ctx: Context, opts: ServeOptions = {}): Promise<RunningServer> {
+  const info = opts.info ?? (() => {});
+  const listens = (opts.listen ?? []).map(parseListen);
+  const gid = opts.group !== undefined ? groupId(opts.group) : 0;
+  fs.mkdirSync(ctx.paths.stateDir, { recursive: true, mode: 0o711 });
+  // Held for the server's life; the kernel drops it when the process dies, SIGKILL included.
+  const lock: Lock | undefined = tryLock(ctx.paths.stateDir, 'serve');
+  if (!lock)
+    throw new TslxcError(
+      `Another tslxc serve is running on ${ctx.paths.stateDir}`,
+      'it holds serve.lock',
+      'stop it first, or use it (LXD_DIR points clients at its socket)',
+    );
+  const closers: Array<() => Promise<void> | void> = [() => lock.release()];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
+  };
+  try {
+    const certificate = await ensureServerCertificate(ctx.paths);
+    const events = new Events();
+    const operations = new Operations({ changed: (op) => events.operation(op), keepMs: opts.keepOperationsMs, connectTimeoutMs: opts.connectTimeoutMs });
+    const core: ServerCore = {
+      ctx,
+      operations,
+      events,
+      certificate,
+      addresses: [],
+      extensions: [...new Set([...CORE_EXTENSIONS, ...moduleExtensions])],
+      throttle: new Throttle({ ...DEFAULT_THROTTLE, delayAfter: 2, banAfter: 20 }),
+    };
+    const pruner = setInterval(() => core.throttle.prune(), 60_000).unref();
+    closers.push(() => clearInterval(pruner));
+    const router = new Router([...coreRoutes(core), ...moduleRoutes]);
+    const trust = new TrustCache(ctx.paths);
+    const audit = new AuditLog(ctx.paths);
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
+
+    const identify = (req: IncomingMessage, protocol: 'unix' | 'tls'): Identity => {
+      if (protocol === 'unix') return { protocol, name: 'unix', trusted: true };
+      const peer = (req.socket as TLSSocket).getPeerCertificate?.(false);
+      if (!peer?.raw) return { protocol, name: 'untrusted', trusted: false };
+      const fingerprint = fingerprintOf(peer.raw);
+      const c = trust.lookup(fingerprint);
+      if (!c) return { protocol, name: 'untrusted', fingerprint, trusted: false };
+      return { protocol, name: c.name, fingerprint, trusted: true, ...(c.restricted ? { instances: c.instances ?? '' } : {}) };
+    };
+
+    const handle = async (req: IncomingMessage, res: ServerResponse, protocol: 'unix' | 'tls') => {
+      const method = req.method ?? 'GET';
+      let pathname = '/';
+      let query = new URLSearchParams();
+      let identity: Identity = { protocol, name: protocol === 'unix' ? 'unix' : 'untrusted', trusted: protocol === 'unix' };
+      let status = 500;
+      try {
+        const url = new URL(req.url ?? '/', 'http://x');
+        pathname = url.pathname;
+        query = url.searchParams;
+        identity = identify(req, protocol);
+        const m = router.match(method, pathname);
+        if ('status' in m) {
+          status = m.status;
+          sendError(res, m.status, m.status === 404 ? 'not found' : 'method not allowed', m.allowed ? { Allow: m.allowed.join(', ') } : {});
+          return;
+        }
+        if (!identity.trusted && !m.route.public) {
+          status = 403;
+          sendError(res, 403, 'not authorized');
+          return;
+        }
+        const apiReq: ApiRequest = {
+          ctx,
+          method,
+          path: decodeURIComponent(pathname),
+          params: m.params,
+          query,
+          headers: req.headers,
+          identity,
+          json: readJson(req) as ApiRequest['json'],
+          raw: req,
+          operations,
+          events,
+        };
+        const result = await m.route.handler(apiReq);
+        status = sendResult(res, result);
+      } catch (err) {
+        status = sendThrown(res, err);
+        if (status >= 500) info(`${method} ${pathname}: ${errorText(err)}`);
+      } finally {
+        if (method !== 'GET' && method !== 'HEAD') audit.write(identity, method, pathname + (query.size ? `?${query}` : ''), status);
+      }
+    };
+
+    const upgrade = (req: IncomingMessage, socket: Socket, head: Buffer, protocol: 'unix' | 'tls') => {
+      socket.setTimeout(0);
+      socket.on('error', () => socket.destroy());
+      const refuse = (status: number, message: string) => {
+        const body = JSON.stringify({ type: 'error', error: message, error_code: status });
+        socket.end(
+          `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      };
+      try {
+        const url = new URL(req.url ?? '/', 'http://x');
+        const identity = identify(req, protocol);
+        if (!identity.trusted) return refuse(403, 'not authorized');
+        if (url.pathname === '/1.0/events') {
+          const types = Events.parseTypes(url.searchParams.get('type'));
+          if (!types) return refuse(400, `Unknown event type in "${url.searchParams.get('type')}"`);
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            keepAlive(ws);
+            events.add(ws, types, identity);
+          });
+          return;
+        }
+        const m = /^\/1\.0\/operations\/([^/]+)\/websocket$/.exec(url.pathname);
+        if (m) {
+          const id = decodeURIComponent(m[1]!);
+          const stream = operations.claimSocket(id, identity, url.searchParams.get('secret') ?? '');
+          if (!stream) return refuse(403, 'Invalid or used websocket secret');
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            keepAlive(ws);
+            operations.attachSocket(id, stream, ws);
+          });
+          return;
+        }
+        refuse(404, 'not found');
+      } catch (err) {
+        refuse(400, errorText(err));
+      }
+    };
+
+    /** A peer that vanished without closing (half-open) is found by pings and dropped. */
+    const alive = new WeakSet<WebSocket>();
+    const sockets = new Set<WebSocket>();
+    const keepAlive = (ws: WebSocket) => {
+      alive.add(ws);
+      sockets.add(ws);
+      ws.on('pong', () => alive.add(ws));
+      ws.on('close', () => sockets.delete(ws));
+      ws.on('error', () => ws.terminate());
+    };
+    const pinger = setInterval(() => {
+      for (const ws of sockets) {
+        if (!alive.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        alive.delete(ws);
+        ws.ping();
+      }
+    }, 30_000).unref();
+    closers.push(() => clearInterval(pinger));
+
+    const servers: http.Server[] = [];
+    const serve = (s: http.Server, protocol: 'unix' | 'tls') => {
+      limitTimeouts(s);
+      s.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, protocol));
+      s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => upgrade(req, socket, head, protocol));
+      s.on('clientError', (_err, socket: Socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+        else socket.destroy();
+      });
+      servers.push(s);
+    };
+
+    // The unix socket. Holding the lock means no server owns the file there: it is a killed one's.
+    const sock = socketFile(ctx);
+    try {
+      fs.unlinkSync(sock);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    const unixServer = http.createServer();
+    serve(unixServer, 'unix');
+    const oldMask = process.umask(0o177);
+    try {
+      await listenOn(unixServer, sock);
+    } finally {
+      process.umask(oldMask);
+    }
+    fs.chownSync(sock, 0, gid);
+    fs.chmodSync(sock, 0o660);
+    closers.push(() => fs.rmSync(sock, { force: true }));
+
+    for (const l of listens) {
+      const s = https.createServer({
+        cert: certificate.cert,
+        key: certificate.key,
+        minVersion: 'TLSv1.3',
+        requestCert: true,
+        rejectUnauthorized: false,
+      });
+      serve(s, 'tls');
+      s.on('tlsClientError', (_err, socket) => socket.destroy());
+      try {
+        await listenOn(s, l);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new TslxcError(`Cannot listen on ${l.host}:${l.port}`, e.code === 'EADDRINUSE' ? 'the port is in use' : e.message, 'pick another --listen');
+      }
+      const port = (s.address() as { port: number }).port;
+      core.addresses.push(...clientAddresses(l.host, port));
+    }
+    fs.writeFileSync(addressesFile(ctx.paths), `${JSON.stringify(core.addresses)}\n`);
+    closers.push(() => fs.rmSync(addressesFile(ctx.paths), { force: true }));
+
+    closers.push(async () => {
+      await operations.shutdown(3000);
+      events.close();
+      for (const ws of sockets) ws.terminate();
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
+    });
+    info(`listening on ${sock}${core.addresses.length ? ` and https://${core.addresses.join(', https://')}` : ''}`);
+    return { socket: sock, addresses: core.addresses, fingerprint: certificate.fingerprint, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

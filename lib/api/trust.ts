@@ -1,0 +1,253 @@
+import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { locksDir, type Paths } from '../state/paths.js';
+import { mkdirp, writeFileAtomic } from '../util/fs.js';
+import { withLock } from '../util/lock.js';
+import { fingerprintOf } from './certificate.js';
+
+/**
+ * The trust store (TSLXC_DIR/trust.json, 0600): the client certificates the HTTPS API trusts, and
+ * the pending one-time tokens of `tslxc config trust add`. Both the CLI (without a server) and the
+ * server change it, under one lock. A token's secret is kept only as its SHA-256, compared in
+ * constant time; a token works once and expires.
+ */
+
+export interface TrustedCertificate {
+  name: string;
+  type: 'client' | 'metrics';
+  fingerprint: string;
+  /** PEM */
+  certificate: string;
+  restricted: boolean;
+  /** a restricted certificate's instance glob */
+  instances?: string;
+  /** the certificate's own notAfter (RFC 3339): past it, the certificate is no longer trusted */
+  expires_at?: string;
+  added_at: string;
+}
+
+export interface PendingToken {
+  name: string;
+  secret_sha256: string;
+  instances?: string;
+  expires_at: string;
+  created_at: string;
+}
+
+export interface TrustStore {
+  certificates: TrustedCertificate[];
+  tokens: PendingToken[];
+}
+
+export const trustFile = (p: Paths) => path.join(p.stateDir, 'trust.json');
+/** The addresses a running `tslxc serve` listens on, for the tokens' `addresses`. */
+export const addressesFile = (p: Paths) => path.join(p.stateDir, 'serve-addresses.json');
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+export function loadTrust(p: Paths): TrustStore {
+  let text: string;
+  try {
+    text = fs.readFileSync(trustFile(p), 'utf8');
+  } catch {
+    return { certificates: [], tokens: [] };
+  }
+  try {
+    const doc = JSON.parse(text) as Partial<TrustStore>;
+    return { certificates: doc.certificates ?? [], tokens: doc.tokens ?? [] };
+  } catch (err) {
+    throw new TslxcError(`Cannot read the trust store ${trustFile(p)}`, (err as Error).message, 'fix or remove the file');
+  }
+}
+
+export function updateTrust<T>(p: Paths, fn: (store: TrustStore) => T): Promise<T> {
+  return withLock(locksDir(p), 'trust', () => {
+    const store = loadTrust(p);
+    const t = Date.now();
+    store.tokens = store.tokens.filter((k) => Date.parse(k.expires_at) > t);
+    const result = fn(store);
+    mkdirp(p.stateDir, 0o711);
+    writeFileAtomic(trustFile(p), `${JSON.stringify(store, null, 2)}\n`, 0o600);
+    return result;
+  });
+}
+
+/** A certificate is trusted while it is in the store and not past its own expiry. */
+export function isCurrent(c: TrustedCertificate, t = Date.now()): boolean {
+  return !c.expires_at || Date.parse(c.expires_at) > t;
+}
+
+function nameTaken(store: TrustStore, name: string): boolean {
+  return store.certificates.some((c) => c.name === name) || store.tokens.some((k) => k.name === name);
+}
+
+export function validateTrustName(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$/.test(name))
+    throw new TslxcError(`Invalid name "${name.slice(0, 64)}"`, 'expected letters, digits, "-", "_", ".", "@" (at most 63)', undefined, { kind: 'invalid' });
+  return name;
+}
+
+export function validateGlob(glob: string): string {
+  if (!/^[a-z0-9*?-]{1,63}$/.test(glob))
+    throw new TslxcError(`Invalid instance glob "${glob.slice(0, 64)}"`, 'expected instance-name characters with * and ?', 'e.g. --instances "alice-*"', {
+      kind: 'invalid',
+    });
+  return glob;
+}
+
+/** LXD's token: base64 of JSON {client_name, fingerprint, addresses, secret, expires_at}. */
+export function encodeToken(t: { client_name: string; fingerprint: string; addresses: string[]; secret: string; expires_at: string }): string {
+  return Buffer.from(JSON.stringify(t)).toString('base64');
+}
+
+/** The secret a `password` carries: the whole token's, or the password itself. */
+export function tokenSecret(password: string): string {
+  try {
+    const doc = JSON.parse(Buffer.from(password, 'base64').toString('utf8')) as { secret?: unknown };
+    if (doc && typeof doc.secret === 'string') return doc.secret;
+  } catch {
+    // not a token: a bare secret
+  }
+  return password;
+}
+
+export async function createToken(
+  p: Paths,
+  opts: { name: string; instances?: string; expiresMs: number; fingerprint: string; addresses: string[] },
+): Promise<{ token: string; expiresAt: string }> {
+  const name = validateTrustName(opts.name);
+  if (opts.instances !== undefined) validateGlob(opts.instances);
+  const secret = randomBytes(32).toString('hex');
+  const t = new Date();
+  const expiresAt = new Date(t.getTime() + opts.expiresMs).toISOString();
+  await updateTrust(p, (store) => {
+    if (nameTaken(store, name))
+      throw new TslxcError(`The name "${name}" is already in the trust store`, undefined, 'pick another, or remove it first ("tslxc config trust remove")', {
+        kind: 'conflict',
+      });
+    store.tokens.push({
+      name,
+      secret_sha256: sha256(secret).toString('hex'),
+      ...(opts.instances !== undefined ? { instances: opts.instances } : {}),
+      expires_at: expiresAt,
+      created_at: t.toISOString(),
+    });
+  });
+  return { token: encodeToken({ client_name: name, fingerprint: opts.fingerprint, addresses: opts.addresses, secret, expires_at: expiresAt }), expiresAt };
+}
+
+/** A certificate's store entry from its PEM or base64 DER. */
+export function parseCertificate(text: string): { pem: string; fingerprint: string; notAfter: string } {
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(text.includes('-----BEGIN') ? text : Buffer.from(text, 'base64'));
+  } catch {
+    throw new TslxcError('Invalid certificate', 'expected PEM or base64 DER', undefined, { kind: 'invalid' });
+  }
+  return { pem: x.toString(), fingerprint: fingerprintOf(x), notAfter: new Date(x.validTo).toISOString() };
+}
+
+/**
+ * Trusts `certificate` in exchange for a pending token whose secret `password` carries, and
+ * removes the token. Undefined when no current token matches.
+ */
+export async function redeemToken(p: Paths, password: string, certificate: string): Promise<TrustedCertificate | undefined> {
+  const given = sha256(tokenSecret(password));
+  const cert = parseCertificate(certificate);
+  return updateTrust(p, (store) => {
+    // Every token is compared, so the time taken does not say which one nearly matched.
+    let found: PendingToken | undefined;
+    for (const k of store.tokens) if (timingSafeEqual(Buffer.from(k.secret_sha256, 'hex'), given) && !found) found = k;
+    if (!found) return undefined;
+    store.tokens = store.tokens.filter((k) => k !== found);
+    store.certificates = store.certificates.filter((c) => c.fingerprint !== cert.fingerprint);
+    const entry: TrustedCertificate = {
+      name: found.name,
+      type: 'client',
+      fingerprint: cert.fingerprint,
+      certificate: cert.pem,
+      restricted: found.instances !== undefined,
+      ...(found.instances !== undefined ? { instances: found.instances } : {}),
+      expires_at: cert.notAfter,
+      added_at: new Date().toISOString(),
+    };
+    store.certificates.push(entry);
+    return entry;
+  });
+}
+
+export async function addCertificate(
+  p: Paths,
+  opts: { name: string; certificate: string; type?: 'client' | 'metrics'; instances?: string },
+): Promise<TrustedCertificate> {
+  const cert = parseCertificate(opts.certificate);
+  const name = validateTrustName(opts.name);
+  if (opts.instances !== undefined) validateGlob(opts.instances);
+  return updateTrust(p, (store) => {
+    if (store.certificates.some((c) => c.fingerprint === cert.fingerprint))
+      throw new TslxcError('Certificate already in trust store', undefined, undefined, { kind: 'conflict' });
+    const entry: TrustedCertificate = {
+      name,
+      type: opts.type ?? 'client',
+      fingerprint: cert.fingerprint,
+      certificate: cert.pem,
+      restricted: opts.instances !== undefined,
+      ...(opts.instances !== undefined ? { instances: opts.instances } : {}),
+      expires_at: cert.notAfter,
+      added_at: new Date().toISOString(),
+    };
+    store.certificates.push(entry);
+    return entry;
+  });
+}
+
+/**
+ * Removes a certificate (by name or a fingerprint prefix of at least 12 characters) or a pending
+ * token (by name). Returns what was removed.
+ */
+export async function removeTrusted(p: Paths, which: string): Promise<{ kind: 'certificate' | 'token'; name: string }> {
+  return updateTrust(p, (store) => {
+    const byFp = which.length >= 12 && /^[0-9a-f]+$/.test(which) ? store.certificates.filter((c) => c.fingerprint.startsWith(which)) : [];
+    const byName = store.certificates.filter((c) => c.name === which);
+    const certs = byName.length ? byName : byFp;
+    if (certs.length > 1) throw new TslxcError(`"${which}" names ${certs.length} certificates`, undefined, 'give a longer fingerprint', { kind: 'conflict' });
+    if (certs.length === 1) {
+      store.certificates = store.certificates.filter((c) => c !== certs[0]);
+      return { kind: 'certificate' as const, name: certs[0]!.name };
+    }
+    const token = store.tokens.find((k) => k.name === which);
+    if (token) {
+      store.tokens = store.tokens.filter((k) => k !== token);
+      return { kind: 'token' as const, name: token.name };
+    }
+    throw new TslxcError(`"${which}" is not in the trust store`, undefined, '"tslxc config trust list" shows it', { kind: 'not-found' });
+  });
+}
+
+/** The trust store as the server reads it for every request: re-read only when the file changed. */
+export class TrustCache {
+  private mtimeMs = -1;
+  private size = -1;
+  private byFingerprint = new Map<string, TrustedCertificate>();
+
+  constructor(private readonly paths: Paths) {}
+
+  lookup(fingerprint: string): TrustedCertificate | undefined {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(trustFile(this.paths));
+    } catch {
+      st = undefined;
+    }
+    if (!st) this.byFingerprint.clear();
+    else if (st.mtimeMs !== this.mtimeMs || st.size !== this.size) {
+      this.mtimeMs = st.mtimeMs;
+      this.size = st.size;
+      this.byFingerprint = new Map(loadTrust(this.paths).certificates.map((c) => [c.fingerprint, c]));
+    }
+    const c = this.byFingerprint.get(fingerprint);
+    return c && isCurrent(c) ? c : undefined;
+  }
+}

@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { launcherPath, type TestEnv } from './env.js';
+
+/**
+ * `tslxc serve` for a test: the built launcher started in a TestEnv, the real `lxc` 5.0 client
+ * (each call with its own LXD_CONF unless given one) and pylxd (Debian's, with /usr/bin/python3)
+ * pointed at its socket through LXD_DIR, and raw requests over the socket.
+ */
+
+/** A decoded JSON answer: tests read nested fields by name. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = any;
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** the body as JSON, or undefined */
+  json?: { type: string; status_code?: number; error_code?: number; error?: string; operation?: string; metadata?: Json };
+}
+
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export class ApiServer {
+  private exited: Promise<number | null>;
+  log = '';
+
+  private constructor(
+    readonly env: TestEnv,
+    readonly child: ChildProcess,
+  ) {
+    child.stdout!.on('data', (d) => (this.log += d));
+    child.stderr!.on('data', (d) => (this.log += d));
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  }
+
+  get socket(): string {
+    return path.join(this.env.paths.stateDir, 'unix.socket');
+  }
+
+  /** Starts `tslxc serve ARGS` and waits until GET /1.0 answers on the socket. */
+  static async start(env: TestEnv, args: string[] = [], opts: { timeoutMs?: number } = {}): Promise<ApiServer> {
+    const child = spawn(launcherPath, ['serve', ...args], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const server = new ApiServer(env, child);
+    const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+    let done = false;
+    void server.exited.then(() => (done = true));
+    while (Date.now() < deadline && !done) {
+      if (fs.existsSync(server.socket)) {
+        const r = await server.request('GET', '/1.0').catch(() => undefined);
+        if (r?.status === 200) return server;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    throw new Error(`tslxc serve did not come up: ${server.log.trim()}`);
+  }
+
+  /** The HTTPS addresses it listens on (from its "listening on" line). */
+  get httpsAddresses(): string[] {
+    const m = /https:\/\/(.*)$/m.exec(this.log);
+    return m ? m[1]!.split(', https://').map((s) => s.trim()) : [];
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** One request over the unix socket. */
+  request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+      const req = http.request(
+        { socketPath: this.socket, method, path: urlPath, headers: { ...(data ? { 'Content-Length': String(data.length) } : {}), ...headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: Reply['json'];
+            try {
+              json = JSON.parse(text) as Reply['json'];
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.setTimeout(60_000, () => req.destroy(new Error('request timed out')));
+      req.end(data);
+    });
+  }
+
+  /** A fresh LXD_CONF for the `lxc` client. */
+  lxcConf(): string {
+    return fs.mkdtempSync(path.join(this.env.root, 'lxc-conf-'));
+  }
+
+  /** The real `lxc` client against this server's socket (LXD_DIR); a fresh LXD_CONF unless given. */
+  lxc(args: string[], opts: { conf?: string; input?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
+    const conf = opts.conf ?? this.lxcConf();
+    return run('lxc', args, {
+      env: { ...process.env, LXD_DIR: this.env.paths.stateDir, LXD_CONF: conf, LXD_SOCKET: '', HOME: this.env.root },
+      input: opts.input,
+      timeoutMs: opts.timeoutMs,
+    });
+  }
+
+  /** A Python script run by Debian's python3 with pylxd importable, LXD_DIR set to the state dir. */
+  pylxd(script: string, opts: { timeoutMs?: number } = {}): Promise<ToolResult> {
+    return run('/usr/bin/python3', ['-c', script], {
+      env: { ...process.env, LXD_DIR: this.env.paths.stateDir, HOME: this.env.root, PYTHONPATH: '' },
+      timeoutMs: opts.timeoutMs,
+    });
+  }
+
+  /** SIGTERM, and the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** SIGKILL, as a crash. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  get done(): Promise<number | null> {
+    return this.exited;
+  }
+}
