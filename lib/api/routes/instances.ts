@@ -26,6 +26,17 @@ const lib = {
 
 export const instanceUrl = (name: string) => `/1.0/instances/${encodeURIComponent(name)}`;
 
+/** A listing under /1.0/containers (pylxd 2.2's path) names its items there, as LXD 5.0 does. */
+const listedUrl = (req: ApiRequest, name: string) => (req.path.startsWith('/1.0/containers') ? `/1.0/containers/${encodeURIComponent(name)}` : instanceUrl(name));
+
+/**
+ * The same routes under /1.0/containers, the path before the `instances` extension, which LXD 5.0
+ * still serves and pylxd 2.2 (Debian 12's) uses for everything.
+ */
+export function withContainerPaths(list: Route[]): Route[] {
+  return [...list, ...list.map((r) => ({ ...r, path: r.path.replace(/^\/1\.0\/instances/, '/1.0/containers') }))];
+}
+
 /** The instance of the path, or 404: missing, or hidden from a restricted caller. */
 export async function requireInstance(req: ApiRequest, name = req.params.name): Promise<string> {
   const { isInstanceName } = await lib.names();
@@ -105,14 +116,14 @@ async function listInstances(req: ApiRequest): Promise<ApiResult> {
   const visible = (n: string) => allowsInstance(req.identity, n);
   if (recursion === 0 && !filter.trim()) {
     const { listNames } = await lib.config();
-    return sync(listNames(req.ctx.paths).filter(visible).map(instanceUrl));
+    return sync(listNames(req.ctx.paths).filter(visible).map((n) => listedUrl(req, n)));
   }
   const { readInstances } = await lib.shapes();
   const f = await lib.filter();
   const clauses = filter.trim() ? f.parseFilter(filter) : [];
   const all = recursion >= 2 ? await readInstances(req.ctx, { full: true, visible }) : await readInstances(req.ctx, { full: false, visible });
   const kept = clauses.length ? (all as object[]).filter((i) => f.matches(i, clauses)) : all;
-  return sync(recursion === 0 ? (kept as Array<{ name: string }>).map((i) => instanceUrl(i.name)) : kept);
+  return sync(recursion === 0 ? (kept as Array<{ name: string }>).map((i) => listedUrl(req, i.name)) : kept);
 }
 
 interface InstancesPost {
@@ -237,7 +248,8 @@ async function updateInstance(req: ApiRequest, patch: boolean): Promise<ApiResul
   await checkEtag(req, name);
   const url = instanceUrl(name);
   if (!patch && typeof b.restore === 'string' && b.restore !== '') {
-    const snap = b.restore;
+    // The client names the snapshot in full ("c1/snap0"), as LXD keeps it.
+    const snap = b.restore.startsWith(`${name}/`) ? b.restore.slice(name.length + 1) : b.restore;
     const operation = req.operations.start({
       class: 'task',
       description: 'Restoring snapshot',
@@ -405,7 +417,7 @@ async function putState(req: ApiRequest): Promise<ApiResult> {
   return { type: 'async', operation };
 }
 
-export const routes: Route[] = [
+export const routes: Route[] = withContainerPaths([
   { method: 'GET', path: '/1.0/instances', handler: listInstances },
   { method: 'POST', path: '/1.0/instances', handler: createInstance },
   { method: 'GET', path: '/1.0/instances/{name}', handler: getInstance },
@@ -415,7 +427,7 @@ export const routes: Route[] = [
   { method: 'DELETE', path: '/1.0/instances/{name}', handler: deleteInstance },
   { method: 'GET', path: '/1.0/instances/{name}/state', handler: getState },
   { method: 'PUT', path: '/1.0/instances/{name}/state', handler: putState },
-];
+]);
 
 /** What these routes implement in full (API-NOTES.md: a listed extension is a promise). */
 export const extensions = ['instances', 'container_full', 'instance_get_full', 'api_filtering', 'container_last_used_at'];

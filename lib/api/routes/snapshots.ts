@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { ApiError, sync, type ApiRequest, type ApiResult, type Route } from '../types.js';
-import { body, instanceUrl, recursionOf, requireInstance } from './instances.js';
+import { body, instanceUrl, recursionOf, requireInstance, withContainerPaths } from './instances.js';
 
 /**
  * /1.0/instances/NAME/snapshots: LXD 5.0's snapshot endpoints over lib/instance/snapshot.ts, under
@@ -115,12 +115,12 @@ async function deleteSnap(req: ApiRequest): Promise<ApiResult> {
   return { type: 'async', operation };
 }
 
-export const routes: Route[] = [
+export const routes: Route[] = withContainerPaths([
   { method: 'GET', path: '/1.0/instances/{name}/snapshots', handler: listSnaps },
   { method: 'POST', path: '/1.0/instances/{name}/snapshots', handler: createSnap },
   { method: 'GET', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: getSnap },
   { method: 'POST', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: renameSnap },
   { method: 'DELETE', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: deleteSnap },
-];
+]);
 
 export const extensions: string[] = [];
