@@ -255,7 +255,12 @@ async function updateInstance(req: ApiRequest, patch: boolean): Promise<ApiResul
       description: 'Restoring snapshot',
       resources: { instances: [url], instances_snapshots: [`${url}/snapshots/${encodeURIComponent(snap)}`] },
       run: async () => {
+        // As LXD: a running instance is stopped for the restore and started again after it.
+        const { readState } = await lib.shapes();
+        const running = (await readState(req.ctx, name)).status !== 'Stopped';
+        if (running) await (await lib.stop()).stopInstance(req.ctx, name);
         await (await lib.snapshot()).restoreSnapshot(req.ctx, name, snap);
+        if (running) await (await lib.start()).startInstance(req.ctx, name);
         req.events.lifecycle('instance-restored', url, { snapshot: snap });
       },
     });

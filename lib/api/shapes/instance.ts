@@ -23,6 +23,11 @@ export type LxdStatus = 'Running' | 'Stopped' | 'Frozen' | 'Error';
 /** api.StatusCode of each status an instance can have. */
 export const STATUS_CODES: Record<LxdStatus, number> = { Running: 103, Stopped: 102, Frozen: 110, Error: 112 };
 
+/** A map Go's encoder leaves out when empty (`json:",omitempty"`). */
+function omitEmpty<K extends string, V extends object>(key: K, value: V): Partial<Record<K, V>> {
+  return Object.keys(value).length ? ({ [key]: value } as Record<K, V>) : {};
+}
+
 /** LXD's zero time (Go's time.Time{}): an instance never started, a snapshot that never expires. */
 export const ZERO_TIME = '1970-01-01T00:00:00Z';
 const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -38,8 +43,9 @@ export interface Instance {
   stateful: boolean;
   description: string;
   created_at: string;
-  expanded_config: Record<string, string>;
-  expanded_devices: Devices;
+  /** omitted when empty (Go's omitempty), as LXD does */
+  expanded_config?: Record<string, string>;
+  expanded_devices?: Devices;
   name: string;
   status: LxdStatus;
   status_code: number;
@@ -86,8 +92,9 @@ export interface InstanceSnapshot {
   created_at: string;
   devices: Devices;
   ephemeral: boolean;
-  expanded_config: Record<string, string>;
-  expanded_devices: Devices;
+  /** omitted when empty (Go's omitempty), as LXD does */
+  expanded_config?: Record<string, string>;
+  expanded_devices?: Devices;
   last_used_at: string;
   name: string;
   profiles: string[];
@@ -186,8 +193,6 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
       stateful: false,
       description: '',
       created_at: ZERO_TIME,
-      expanded_config: {},
-      expanded_devices: {},
       name: state.name,
       status,
       status_code: STATUS_CODES[status],
@@ -208,8 +213,8 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
     stateful: false,
     description: '',
     created_at: cfg.created_at || ZERO_TIME,
-    expanded_config: sorted({ ...expanded.config, ...config }),
-    expanded_devices: sortedDevices(expanded.devices),
+    ...omitEmpty('expanded_config', sorted({ ...expanded.config, ...config })),
+    ...omitEmpty('expanded_devices', sortedDevices(expanded.devices)),
     name: cfg.name,
     status,
     status_code: STATUS_CODES[status],
@@ -338,8 +343,8 @@ export function snapshotShape(
     created_at: info.created_at,
     devices: sortedDevices(cfg?.devices ?? {}),
     ephemeral: false,
-    expanded_config: sorted({ ...expanded.config, ...config }),
-    expanded_devices: sortedDevices(expanded.devices),
+    ...omitEmpty('expanded_config', sorted({ ...expanded.config, ...config })),
+    ...omitEmpty('expanded_devices', sortedDevices(expanded.devices)),
     last_used_at: ZERO_TIME,
     name: info.name,
     profiles: [...(cfg?.profiles ?? [])],
