@@ -22,7 +22,8 @@ import { writeYamlAtomic } from '../util/yaml.js';
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
   validateInstanceName(name);
   await ctx.withInstanceLock(name, async () => {
-    if (!fs.existsSync(containerDir(ctx.paths, name))) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"', { kind: 'not-found' });
+    if (!fs.existsSync(containerDir(ctx.paths, name)))
+      throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"', { kind: 'not-found' });
     const live = liveness(ctx.paths, name);
     if (live.initAlive || live.monitorAlive) {
       if (!opts.force) throw new TslxcError(`Container "${name}" is running`, undefined, `stop it first, or use "tslxc delete --force ${name}"`);

@@ -86,7 +86,8 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     let n = 0;
     while (!snap && existing.has(`snap${n}`)) n++;
     const sname = validateSnapshotName(snap ?? `snap${n}`);
-    if (existing.has(sname) || fs.existsSync(snapshotDir(ctx, name, sname))) throw new TslxcError(`Snapshot "${name}/${sname}" already exists`, undefined, undefined, { kind: 'conflict' });
+    if (existing.has(sname) || fs.existsSync(snapshotDir(ctx, name, sname)))
+      throw new TslxcError(`Snapshot "${name}/${sname}" already exists`, undefined, undefined, { kind: 'conflict' });
     const t = target(ctx, name);
     const d = driverOf(t.pool.driver);
     fs.mkdirSync(snapshotsDir(ctx, name), { recursive: true, mode: 0o700 });

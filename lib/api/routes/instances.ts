@@ -27,7 +27,8 @@ const lib = {
 export const instanceUrl = (name: string) => `/1.0/instances/${encodeURIComponent(name)}`;
 
 /** A listing under /1.0/containers (pylxd 2.2's path) names its items there, as LXD 5.0 does. */
-const listedUrl = (req: ApiRequest, name: string) => (req.path.startsWith('/1.0/containers') ? `/1.0/containers/${encodeURIComponent(name)}` : instanceUrl(name));
+const listedUrl = (req: ApiRequest, name: string) =>
+  req.path.startsWith('/1.0/containers') ? `/1.0/containers/${encodeURIComponent(name)}` : instanceUrl(name);
 
 /**
  * The same routes under /1.0/containers, the path before the `instances` extension, which LXD 5.0
@@ -116,7 +117,11 @@ async function listInstances(req: ApiRequest): Promise<ApiResult> {
   const visible = (n: string) => allowsInstance(req.identity, n);
   if (recursion === 0 && !filter.trim()) {
     const { listNames } = await lib.config();
-    return sync(listNames(req.ctx.paths).filter(visible).map((n) => listedUrl(req, n)));
+    return sync(
+      listNames(req.ctx.paths)
+        .filter(visible)
+        .map((n) => listedUrl(req, n)),
+    );
   }
   const { readInstances } = await lib.shapes();
   const f = await lib.filter();
@@ -148,7 +153,8 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
   const name = b.name === undefined || b.name === '' ? generatedName() : await check(() => validateInstanceName(b.name));
   // Creating is no seeing: a name outside the caller's glob is refused, and says so.
   if (!allowsInstance(req.identity, name)) throw new ApiError(403, `Certificate "${req.identity.name}" may not create instance "${name}"`);
-  if (b.type !== undefined && b.type !== '' && b.type !== 'container') throw new ApiError(400, `Instance type "${String(b.type)}" is not supported (containers only)`);
+  if (b.type !== undefined && b.type !== '' && b.type !== 'container')
+    throw new ApiError(400, `Instance type "${String(b.type)}" is not supported (containers only)`);
   if (b.ephemeral === true) throw new ApiError(400, 'Ephemeral instances are not supported');
   const source = (b.source ?? {}) as InstancesPost['source'];
   if (typeof source !== 'object' || source === null) throw new ApiError(400, 'source must be an object');
@@ -216,7 +222,7 @@ async function checkEtag(req: ApiRequest, name: string): Promise<void> {
   if (match === undefined || match === '') return;
   const { readInstance } = await lib.shapes();
   const { etag } = await readInstance(req.ctx, name);
-  if (String(match).replace(/^W\//, '').replace(/^"|"$/g, '') !== etag) throw new ApiError(412, 'ETag doesn\'t match');
+  if (String(match).replace(/^W\//, '').replace(/^"|"$/g, '') !== etag) throw new ApiError(412, "ETag doesn't match");
 }
 
 interface InstancePut {

@@ -71,7 +71,10 @@ async function getSnap(req: ApiRequest): Promise<ApiResult> {
 
 /** LXD hashes what a snapshot's PUT changes: its expiry. */
 function snapshotEtag(s: { expires_at: string }): string {
-  return crypto.createHash('sha256').update(JSON.stringify([s.expires_at])).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify([s.expires_at]))
+    .digest('hex');
 }
 
 async function renameSnap(req: ApiRequest): Promise<ApiResult> {

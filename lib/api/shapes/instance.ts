@@ -114,7 +114,15 @@ export function lxdStatus(s: InstanceStatus): LxdStatus {
   return s === 'Running' || s === 'Frozen' || s === 'Error' ? s : 'Stopped';
 }
 
-const ARCHITECTURES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', ia32: 'i686' };
+const ARCHITECTURES: Record<string, string> = {
+  x64: 'x86_64',
+  arm64: 'aarch64',
+  arm: 'armv7l',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  ia32: 'i686',
+};
 /** The kernel's name for the host's architecture (containers run the host's). */
 export const architecture = ARCHITECTURES[process.arch] ?? process.arch;
 
@@ -415,7 +423,11 @@ function readSnapshotsSafe(ctx: Context, name: string, load: ProfileLoader): Ins
 }
 
 /** One container (GET /1.0/instances/NAME, `tslxc info NAME --format json` with full). */
-export async function readInstance(ctx: Context, name: string, opts: { full?: boolean; disk?: boolean } = {}): Promise<{ instance: Instance | InstanceFull; etag: string }> {
+export async function readInstance(
+  ctx: Context,
+  name: string,
+  opts: { full?: boolean; disk?: boolean } = {},
+): Promise<{ instance: Instance | InstanceFull; etag: string }> {
   const cfg = loadConfig(ctx.paths, name);
   const state = await instanceState(ctx, cfg);
   const load = profileLoader(ctx);

@@ -54,7 +54,13 @@ if (requireRoot(test)) {
     const ours = JSON.parse(env.ok(t, ['list', '--format', 'json']));
     // Go prints times in its own way (no trailing zeros): the same instant is the same time.
     const time = (_k: string, v: unknown) => (typeof v === 'string' && /^\d{4}-\d\d-\d\dT[\d:.]+Z$/.test(v) ? Date.parse(v) : v);
-    const stable = (l: Json[]) => JSON.parse(JSON.stringify(l.map((i: Json) => ({ ...i, state: { pid: i.state.pid, status: i.state.status } })), time));
+    const stable = (l: Json[]) =>
+      JSON.parse(
+        JSON.stringify(
+          l.map((i: Json) => ({ ...i, state: { pid: i.state.pid, status: i.state.status } })),
+          time,
+        ),
+      );
     t.deepEqual(stable(theirs), stable(ours));
     t.regex(await lxc(t, ['info', 'a1']), new RegExp(`Status: RUNNING[\\s\\S]*PID: ${pid}`));
     t.deepEqual(JSON.parse(env.ok(t, ['info', 'a1', '--format', 'json'])).state.pid, pid);
@@ -123,7 +129,11 @@ if (requireRoot(test)) {
     t.is(noimg.op.status_code, 400);
     t.regex(noimg.op.err, /no-such-image/);
     t.falsy(listed('p2'), 'a failed create leaves nothing');
-    const baddev = await server.request('POST', '/1.0/instances', { name: 'p3', source: { type: 'image', alias: 'busybox' }, devices: { x: { type: 'bogus' } } });
+    const baddev = await server.request('POST', '/1.0/instances', {
+      name: 'p3',
+      source: { type: 'image', alias: 'busybox' },
+      devices: { x: { type: 'bogus' } },
+    });
     t.is(baddev.status, 400);
     t.is((await server.request('GET', '/1.0/instances/nope')).status, 404);
     t.is((await server.request('GET', '/1.0/instances?filter=name+eq+p1')).json!.metadata.length, 1);
@@ -193,14 +203,7 @@ ct.delete(wait=True)
 print('exists', c.containers.exists('py1'))
 `);
     t.is(r.code, 0, r.stderr);
-    t.deepEqual(r.stdout.trim().split('\n'), [
-      "all ['p1']",
-      'created Stopped',
-      'started Running True',
-      "snapshots ['ps1']",
-      'stopped Stopped',
-      'exists False',
-    ]);
+    t.deepEqual(r.stdout.trim().split('\n'), ["all ['p1']", 'created Stopped', 'started Running True', "snapshots ['ps1']", 'stopped Stopped', 'exists False']);
   });
 
   // `lxc launch` resolves the alias through /1.0/images (apires's routes): run where they exist.

@@ -15,7 +15,12 @@ import type { InstanceState } from '../../../lib/instance/status.js';
 function tmpCtx(t: { teardown(fn: () => void): void }): Context {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-apiinst-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
-  const p: Paths = { stateDir: path.join(root, 'state'), runDir: path.join(root, 'run'), cacheDir: path.join(root, 'cache'), cgroupPrefix: 'tslxc-unit-apiinst' };
+  const p: Paths = {
+    stateDir: path.join(root, 'state'),
+    runDir: path.join(root, 'run'),
+    cacheDir: path.join(root, 'cache'),
+    cgroupPrefix: 'tslxc-unit-apiinst',
+  };
   fs.mkdirSync(path.join(p.stateDir, 'profiles'), { recursive: true });
   fs.writeFileSync(
     path.join(p.stateDir, 'profiles', 'default.yaml'),
@@ -82,7 +87,8 @@ function request(ctx: Context, method: string, url: string, opts: { identity?: I
   return { result: route.handler(req), runs, events };
 }
 
-const call = async (ctx: Context, method: string, url: string, opts?: Parameters<typeof request>[3]): Promise<ApiResult> => request(ctx, method, url, opts).result;
+const call = async (ctx: Context, method: string, url: string, opts?: Parameters<typeof request>[3]): Promise<ApiResult> =>
+  request(ctx, method, url, opts).result;
 const metadata = (r: ApiResult) => (r as Extract<ApiResult, { type: 'sync' }>).metadata;
 
 test('list: recursion 0 URLs, 1 instances, 2 full; filter; a restricted caller sees its own only', async (t) => {
@@ -108,7 +114,7 @@ test('list: recursion 0 URLs, 1 instances, 2 full; filter; a restricted caller s
   t.deepEqual(metadata(await call(ctx, 'GET', '/1.0/instances', { identity: restricted })), ['/1.0/instances/web1']);
   t.is((metadata(await call(ctx, 'GET', '/1.0/instances?recursion=2', { identity: restricted })) as unknown[]).length, 1);
   const hidden = await t.throwsAsync(call(ctx, 'GET', '/1.0/instances/db1', { identity: restricted }));
-  t.is((hidden as ApiError).status, 404, 'another\'s instance does not exist for it');
+  t.is((hidden as ApiError).status, 404, "another's instance does not exist for it");
   for (const [m, u, b] of [
     ['PUT', '/1.0/instances/db1/state', { action: 'start' }],
     ['DELETE', '/1.0/instances/db1', undefined],
@@ -117,7 +123,9 @@ test('list: recursion 0 URLs, 1 instances, 2 full; filter; a restricted caller s
     ['GET', '/1.0/instances/db1/snapshots', undefined],
   ] as const)
     t.is(((await t.throwsAsync(call(ctx, m, u, { identity: restricted, body: b }))) as ApiError).status, 404, `${m} ${u}`);
-  const create = await t.throwsAsync(call(ctx, 'POST', '/1.0/instances', { identity: restricted, body: { name: 'db2', source: { type: 'image', alias: 'x' } } }));
+  const create = await t.throwsAsync(
+    call(ctx, 'POST', '/1.0/instances', { identity: restricted, body: { name: 'db2', source: { type: 'image', alias: 'x' } } }),
+  );
   t.is((create as ApiError).status, 403, 'creates only names it matches');
   t.is(((await t.throwsAsync(call(ctx, 'GET', '/1.0/instances/nope'))) as ApiError).status, 404);
 });
@@ -180,7 +188,7 @@ test('PUT/PATCH: If-Match mismatch is 412; derived keys are dropped, volatile ke
   t.deepEqual(put.events, [['instance-updated', '/1.0/instances/c1']]);
   const after = metadata(await call(ctx, 'GET', '/1.0/instances/c1')) as { config: Record<string, string> };
   t.is(after.config['user.note'], 'hi');
-  t.is(after.config['volatile.eth0.hwaddr'], '00:16:3e:00:00:01', 'volatile keys are tslxc\'s');
+  t.is(after.config['volatile.eth0.hwaddr'], '00:16:3e:00:00:01', "volatile keys are tslxc's");
   const cfg = fs.readFileSync(path.join(ctx.paths.stateDir, 'containers', 'c1', 'config.yaml'), 'utf8');
   t.false(cfg.includes('image.os'), 'derived keys are not stored');
   const patch = request(ctx, 'PATCH', '/1.0/instances/c1', { body: { config: { 'user.more': 'x' } } });
@@ -189,7 +197,7 @@ test('PUT/PATCH: If-Match mismatch is 412; derived keys are dropped, volatile ke
   const patched = metadata(await call(ctx, 'GET', '/1.0/instances/c1')) as { config: Record<string, string> };
   t.is(patched.config['user.note'], 'hi');
   t.is(patched.config['user.more'], 'x');
-  t.not((await call(ctx, 'GET', '/1.0/instances/c1') as { etag: string }).etag, etag, 'the ETag follows the config');
+  t.not(((await call(ctx, 'GET', '/1.0/instances/c1')) as { etag: string }).etag, etag, 'the ETag follows the config');
   const bad = await t.throwsAsync(call(ctx, 'PUT', '/1.0/instances/c1', { body: { config: { 'limits.memory': 5 } } }));
   t.is((bad as ApiError).status, 400, 'config values are strings');
   t.is(((await t.throwsAsync(call(ctx, 'PUT', '/1.0/instances/c1/state', { body: { action: 'explode' } }))) as ApiError).status, 400);
