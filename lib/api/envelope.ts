@@ -46,7 +46,7 @@ export function sendResult(res: ServerResponse, result: ApiResult): number {
     case 'sync': {
       const status = result.status ?? 200;
       const headers: Record<string, string> = {};
-      if (result.etag !== undefined) headers.ETag = `"${result.etag}"`;
+      if (result.etag !== undefined) headers.ETag = result.etag.startsWith('"') ? result.etag : `"${result.etag}"`;
       if (result.location) headers.Location = result.location;
       send(
         res,

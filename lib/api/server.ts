@@ -94,7 +94,13 @@ function listenOn(server: http.Server, where: string | { host: string; port: num
   });
 }
 
-/** Drops slow or silent clients: headers within 10 s, nothing idle for 2 minutes. */
+/**
+ * Drops slow or silent clients: headers within 10 s (checked every second), a JSON body within
+ * 15 s, nothing idle for 2 minutes. Uploads have no overall limit: they may be large.
+ */
+const CHECK_INTERVAL_MS = 1000;
+const BODY_TIMEOUT_MS = 15_000;
+
 function limitTimeouts(server: http.Server): void {
   server.headersTimeout = 10_000;
   server.requestTimeout = 0;
@@ -118,7 +124,7 @@ function readJson(req: IncomingMessage): () => Promise<unknown> {
       const timer = setTimeout(() => {
         req.destroy();
         reject(new ApiError(408, 'Timed out reading the request body'));
-      }, 30_000);
+      }, BODY_TIMEOUT_MS);
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > MAX_JSON_BYTES) {
@@ -152,18 +158,20 @@ function readJson(req: IncomingMessage): () => Promise<unknown> {
 }
 
 export async function startServer(ctx: Context, opts: ServeOptions = {}): Promise<RunningServer> {
-  const info = opts.info ?? (() => {});
+  const print = opts.info ?? (() => {});
+  let logEvents: Events | undefined;
+  // The server's own log lines also go to /1.0/events listeners of type logging, as LXD's do.
+  const info = (line: string) => {
+    print(line);
+    logEvents?.logging('info', line);
+  };
   const listens = (opts.listen ?? []).map(parseListen);
   const gid = opts.group !== undefined ? groupId(opts.group) : 0;
   fs.mkdirSync(ctx.paths.stateDir, { recursive: true, mode: 0o711 });
   // Held for the server's life; the kernel drops it when the process dies, SIGKILL included.
   const lock: Lock | undefined = tryLock(ctx.paths.stateDir, 'serve');
   if (!lock)
-    throw new TslxcError(
-      `Another tslxc serve is running on ${ctx.paths.stateDir}`,
-      'it holds serve.lock',
-      'stop it first, or use it (LXD_DIR points clients at its socket)',
-    );
+    throw new TslxcError(`Another tslxc serve is running on ${ctx.paths.stateDir}`, 'it holds serve.lock', 'stop it first, or point clients at its socket');
   const closers: Array<() => Promise<void> | void> = [() => lock.release()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
@@ -171,6 +179,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
   try {
     const certificate = await ensureServerCertificate(ctx.paths);
     const events = new Events();
+    logEvents = events;
     const operations = new Operations({ changed: (op) => events.operation(op), keepMs: opts.keepOperationsMs, connectTimeoutMs: opts.connectTimeoutMs });
     const core: ServerCore = {
       ctx,
@@ -309,8 +318,9 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       limitTimeouts(s);
       s.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, protocol));
       s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => upgrade(req, socket, head, protocol));
-      s.on('clientError', (_err, socket: Socket) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+        if (socket.writable) socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
         else socket.destroy();
       });
       servers.push(s);
@@ -323,7 +333,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
-    const unixServer = http.createServer();
+    const unixServer = http.createServer({ connectionsCheckingInterval: CHECK_INTERVAL_MS });
     serve(unixServer, 'unix');
     const oldMask = process.umask(0o177);
     try {
@@ -342,6 +352,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         minVersion: 'TLSv1.3',
         requestCert: true,
         rejectUnauthorized: false,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
       serve(s, 'tls');
       s.on('tlsClientError', (_err, socket) => socket.destroy());

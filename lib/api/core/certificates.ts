@@ -52,6 +52,7 @@ export function certificateRoutes(core: ServerCore): Route[] {
       throw new ApiError(403, 'No matching certificate add token found (a token works once and expires)');
     }
     core.throttle.success(address);
+    core.events.lifecycle('certificate-created', `/1.0/certificates/${entry.fingerprint}`);
     return sync(null, { status: 201, location: `/1.0/certificates/${entry.fingerprint}` });
   };
 
@@ -94,6 +95,7 @@ export function certificateRoutes(core: ServerCore): Route[] {
           if (err instanceof TslxcError) throw err;
           throw new ApiError(400, String(err));
         });
+        core.events.lifecycle('certificate-created', `/1.0/certificates/${entry.fingerprint}`);
         return sync(null, { status: 201, location: `/1.0/certificates/${entry.fingerprint}` });
       },
     },
@@ -103,6 +105,7 @@ export function certificateRoutes(core: ServerCore): Route[] {
       handler: async (req) => {
         const c = find(req, req.params.fingerprint!);
         await removeTrusted(req.ctx.paths, c.fingerprint);
+        core.events.lifecycle('certificate-deleted', `/1.0/certificates/${c.fingerprint}`);
         return sync({});
       },
     },

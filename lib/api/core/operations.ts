@@ -34,8 +34,13 @@ export function operationRoutes(core: ServerCore): Route[] {
         if (!Number.isFinite(seconds)) throw new ApiError(400, `Invalid timeout "${t}"`);
         // A client that goes away stops the wait.
         const gone = new AbortController();
-        req.raw.socket.once('close', () => gone.abort());
-        return sync(await operations.wait(req.params.id!, req.identity, seconds < 0 ? -1 : seconds * 1000, gone.signal));
+        const abort = () => gone.abort();
+        req.raw.socket.once('close', abort);
+        try {
+          return sync(await operations.wait(req.params.id!, req.identity, seconds < 0 ? -1 : seconds * 1000, gone.signal));
+        } finally {
+          req.raw.socket.off('close', abort);
+        }
       },
     },
     {

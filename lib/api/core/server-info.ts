@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkIfMatch, etagOf } from '../etag.js';
 import type { ServerCore } from './core.js';
 import { ApiError, sync, type ApiRequest, type Route } from '../types.js';
 
@@ -66,8 +66,6 @@ function serverConfig(core: ServerCore): Record<string, string> {
   return core.addresses.length ? { 'core.https_address': core.addresses[0]! } : {};
 }
 
-const etagOf = (config: Record<string, string>) => createHash('sha256').update(JSON.stringify(config)).digest('hex');
-
 export function serverRoutes(core: ServerCore): Route[] {
   const untrusted = () => ({
     api_extensions: core.extensions,
@@ -122,8 +120,7 @@ export function serverRoutes(core: ServerCore): Route[] {
     const body = await req.json<{ config?: unknown }>();
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'Expected a JSON object');
     const current = serverConfig(core);
-    const match = req.headers['if-match'];
-    if (typeof match === 'string' && match.replace(/"/g, '') !== etagOf(current)) throw new ApiError(412, "ETag doesn't match");
+    checkIfMatch(req, etagOf(current));
     const config = body.config ?? {};
     if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ApiError(400, '"config" must be an object of strings');
     const wanted = partial ? { ...current, ...(config as Record<string, unknown>) } : (config as Record<string, unknown>);
