@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { allowsInstance } from '../access.js';
+import { checkIfMatch } from '../etag.js';
 import { ApiError, sync, type ApiRequest, type ApiResult, type Route } from '../types.js';
 
 /**
@@ -221,8 +222,7 @@ async function checkEtag(req: ApiRequest, name: string): Promise<void> {
   const match = req.headers['if-match'];
   if (match === undefined || match === '') return;
   const { readInstance } = await lib.shapes();
-  const { etag } = await readInstance(req.ctx, name);
-  if (String(match).replace(/^W\//, '').replace(/^"|"$/g, '') !== etag) throw new ApiError(412, "ETag doesn't match");
+  checkIfMatch(req, (await readInstance(req.ctx, name)).etag);
 }
 
 interface InstancePut {

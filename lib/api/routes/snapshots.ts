@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { etagOf } from '../etag.js';
 import { ApiError, sync, type ApiRequest, type ApiResult, type Route } from '../types.js';
 import { body, instanceUrl, recursionOf, requireInstance, withContainerPaths } from './instances.js';
 
@@ -71,10 +71,7 @@ async function getSnap(req: ApiRequest): Promise<ApiResult> {
 
 /** LXD hashes what a snapshot's PUT changes: its expiry. */
 function snapshotEtag(s: { expires_at: string }): string {
-  return crypto
-    .createHash('sha256')
-    .update(JSON.stringify([s.expires_at]))
-    .digest('hex');
+  return etagOf([s.expires_at]);
 }
 
 async function renameSnap(req: ApiRequest): Promise<ApiResult> {

@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { containerDir } from '../../state/paths.js';
+import { etagOf } from '../etag.js';
 import { loadConfig, type InstanceConfig } from '../../state/config.js';
 import type { Context } from '../../state/context.js';
 import { instanceState, listInstances, rootDiskUsage, type InstanceState as LibState, type InstanceStatus } from '../../instance/status.js';
@@ -185,7 +185,8 @@ function expand(ctx: Context, cfg: InstanceConfig, load: ProfileLoader): { confi
 function lastUsedAt(ctx: Context, cfg: InstanceConfig): string {
   if (cfg.status === 'created' || cfg.status === 'creating') return ZERO_TIME;
   const st = fs.statSync(path.join(containerDir(ctx.paths, cfg.name), 'last-used'), { throwIfNoEntry: false });
-  return st ? st.mtime.toISOString() : ZERO_TIME;
+  // A first start killed before it noted the time still ran: never LXD's zero time then.
+  return st ? st.mtime.toISOString() : cfg.last_used_at || cfg.created_at || ZERO_TIME;
 }
 
 export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, state: LibState, load: ProfileLoader = profileLoader(ctx)): Instance {
@@ -240,10 +241,7 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
 export function instanceEtag(i: Pick<Instance, 'architecture' | 'config' | 'devices' | 'ephemeral' | 'profiles'>): string {
   // volatile.last_state.power changes with a start, which is no edit of the config.
   const config = Object.fromEntries(Object.entries(i.config).filter(([k]) => k !== 'volatile.last_state.power'));
-  return crypto
-    .createHash('sha256')
-    .update(JSON.stringify([i.architecture, config, i.devices, i.ephemeral, i.profiles]))
-    .digest('hex');
+  return etagOf([i.architecture, config, i.devices, i.ephemeral, i.profiles]);
 }
 
 const ZERO_COUNTERS: InstanceStateNetwork['counters'] = {

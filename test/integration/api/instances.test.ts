@@ -215,6 +215,45 @@ print('exists', c.containers.exists('py1'))
     t.falsy(listed('l1'));
   });
 
+  test.serial('a restricted certificate (HTTPS) sees and changes only its own instances', async (t) => {
+    env.ok(t, ['create', 'busybox', 'mine1']);
+    env.ok(t, ['create', 'busybox', 'other1']);
+    // One server per state: the socket's own serves HTTPS too once restarted with --listen.
+    await server.stop();
+    const srv = (server = await ApiServer.start(env, ['--listen', '127.0.0.1:0']));
+    const token = env.ok(t, ['config', 'trust', 'add', 'dana', '--instances', 'mine*']).trim().split('\n').pop()!;
+    const rconf = srv.lxcConf();
+    const rl = (args: string[]) => srv.lxc(args, { conf: rconf });
+    const add = await rl(['remote', 'add', 'r', token]);
+    t.is(add.code, 0, add.stderr);
+    const list = await rl(['list', 'r:', '--format', 'csv', '-c', 'n']);
+    t.is(list.stdout.trim(), 'mine1', list.stderr);
+    for (const args of [
+      ['info', 'r:other1'],
+      ['start', 'r:other1'],
+      ['config', 'set', 'r:other1', 'user.x', 'y'],
+      ['delete', 'r:other1'],
+      ['snapshot', 'r:other1'],
+    ]) {
+      const r = await rl(args);
+      t.not(r.code, 0, args.join(' '));
+      t.regex(r.stderr, /not found/i, args.join(' '));
+    }
+    const create = await rl(['init', 'r:busybox', 'r:other2']);
+    t.not(create.code, 0, 'creates only names its glob matches');
+    await lxcOkOn(t, rl, ['config', 'set', 'r:mine1', 'user.x', 'y']);
+    t.is(env.ok(t, ['config', 'get', 'mine1', 'user.x']).trim(), 'y');
+    t.is(env.cli(['config', 'get', 'other1', 'user.x']).stdout.trim(), '');
+    await lxcOkOn(t, rl, ['delete', 'r:mine1']);
+    env.ok(t, ['delete', 'other1']);
+    env.ok(t, ['config', 'trust', 'remove', 'dana']);
+  });
+
+  const lxcOkOn = async (t: Parameters<typeof env.ok>[0], fn: (a: string[]) => Promise<{ code: number; stderr: string }>, args: string[]) => {
+    const r = await fn(args);
+    t.is(r.code, 0, `lxc ${args.join(' ')}: ${r.stderr}`);
+  };
+
   test.serial('cleanup through the API', async (t) => {
     const { op } = await waited('DELETE', '/1.0/instances/p1');
     t.is(op.status_code, 200, op?.err);
