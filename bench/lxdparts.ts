@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { BenchEnv } from './env.js';
 import { LxdDaemon } from './lxd.js';
-import { failure } from './measure.js';
-import { Interrupted, pause, type RunResult } from './proc.js';
+import { failure, waitForSystemd } from './measure.js';
+import { Interrupted, now, pause, type RunResult } from './proc.js';
 import { summarize, type Summary } from './stats.js';
 import { lxdStoragePeer, measureStorage, tslxcStoragePeer, type StoragePeer, type StorageResults } from './storage.js';
 
@@ -22,6 +22,10 @@ export interface ImportResults {
   sha256: string;
   runs: number;
   times: Record<string, Summary>;
+  /** the first launch of the image just imported: the command, and until systemd inside is running */
+  firstLaunchCmd?: Record<string, Summary>;
+  firstLaunch?: Record<string, Summary>;
+  firstLaunchPools?: Record<string, string>;
   fingerprints: Record<string, string>;
   failures: string[];
   checks: { what: string; ok: boolean; detail: string }[];
@@ -116,24 +120,51 @@ async function measureImport(
 ): Promise<ImportResults> {
   const r: ImportResults = { file, bytes: fs.statSync(file).size, exportMs, sha256, runs, times: {}, fingerprints: {}, failures: [], checks: [] };
   const alias = 'bench-import';
-  type Tool = { key: string; run: () => Promise<RunResult>; fingerprint: () => Promise<string>; remove: () => Promise<RunResult> };
+  type Tool = {
+    key: string;
+    pool: string;
+    run: () => Promise<RunResult>;
+    fingerprint: () => Promise<string>;
+    remove: () => Promise<RunResult>;
+    launch: (name: string) => Promise<RunResult>;
+    probe: (name: string) => Promise<RunResult>;
+    removeContainer: (name: string) => Promise<RunResult>;
+  };
   const tools: Tool[] = [
     {
       key: TSLXC,
+      pool: 'default',
       run: () => env.tslxc(['image', 'import', file, '--alias', alias], { timeoutMs: 600_000 }),
       fingerprint: async () => JSON.parse((await ok(env.tslxc(['image', 'info', alias, '--format', 'json']), 'tslxc image info')).stdout).fingerprint,
       remove: () => env.tslxc(['image', 'delete', alias]),
+      launch: (n) => env.tslxc(['launch', alias, n], { timeoutMs: 300_000 }),
+      probe: (n) => env.tslxc(['exec', n, '--', 'systemctl', 'is-system-running', '--wait']),
+      removeContainer: (n) => env.tslxc(['delete', '--force', n], { timeoutMs: 300_000 }),
     },
   ];
   if (lxd) {
     tools.push({
       key: LXD,
+      pool: lxd.pools[0].name,
       run: () => lxd.lxc(['image', 'import', file, '--alias', alias]),
       fingerprint: () => lxdFingerprint(lxd, alias),
       remove: () => lxd.lxc(['image', 'delete', alias]),
+      launch: (n) => {
+        lxd.instances.add(n);
+        env.cgroupNames.add(`lxc.payload.${n}`);
+        env.cgroupNames.add(`lxc.monitor.${n}`);
+        return lxd.lxc(['launch', alias, n, '-s', lxd.pools[0].name, '-q']);
+      },
+      probe: (n) => lxd.lxc(['exec', n, '--', 'systemctl', 'is-system-running', '--wait']),
+      removeContainer: (n) => lxd.lxc(['delete', '--force', n]),
     });
   }
   const samples: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t.key, []]));
+  // The first launch of the image just imported: tslxc unpacks it into its store then (or finds
+  // it unpacked in the background after the import); LXD unpacks it into the container on a dir pool.
+  const firstCmd: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t.key, []]));
+  const first: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t.key, []]));
+  r.firstLaunchPools = Object.fromEntries(tools.map((t) => [t.key, t.pool]));
   for (let i = 0; i < runs; i++) {
     const order = i % 2 === 0 ? tools : [...tools].reverse();
     for (const t of order) {
@@ -143,6 +174,18 @@ async function measureImport(
         if (x.code !== 0) throw failure(`${t.key} image import`, x);
         samples[t.key].push(x.ms);
         if (i === 0) r.fingerprints[t.key] = await t.fingerprint();
+        const name = `bench-first-${t.key === TSLXC ? 't' : 'l'}${i}`;
+        await pause(500);
+        const l0 = now();
+        const launched = await t.launch(name);
+        if (launched.code !== 0) throw failure(`${t.key} launch ${alias} ${name}`, launched);
+        const cmdMs = now() - l0;
+        const settled = await waitForSystemd(() => t.probe(name), `${t.key} exec ${name} -- systemctl is-system-running --wait`, l0);
+        firstCmd[t.key].push(cmdMs);
+        first[t.key].push(settled.ms);
+        log(`import: ${t.key} first launch ${i + 1}/${runs}: ${Math.round(cmdMs)} ms, systemd ${settled.state} at ${Math.round(settled.ms)} ms`);
+        const dc = await t.removeContainer(name);
+        if (dc.code !== 0) throw failure(`${t.key} delete ${name}`, dc);
         const d = await t.remove();
         if (d.code !== 0) throw failure(`${t.key} image delete ${alias}`, d);
         log(`import: ${t.key} run ${i + 1}/${runs}: ${Math.round(x.ms)} ms`);
@@ -155,6 +198,8 @@ async function measureImport(
     }
   }
   for (const t of tools) r.times[t.key] = summarize(samples[t.key]);
+  r.firstLaunchCmd = Object.fromEntries(tools.filter((t) => firstCmd[t.key].length).map((t) => [t.key, summarize(firstCmd[t.key])]));
+  r.firstLaunch = Object.fromEntries(tools.filter((t) => first[t.key].length).map((t) => [t.key, summarize(first[t.key])]));
 
   // The format round trip: LXD's fingerprint of the tarball is its sha256; tslxc's import of it
   // must give the same one; LXD's own export of the image, imported by tslxc, too.

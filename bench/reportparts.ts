@@ -145,6 +145,21 @@ export function reportImport(i: ImportResults, lxdVersion: string | undefined): 
   const t = i.times.tslxc;
   const l = i.times.LXD;
   rows.push(['  image import FILE --alias A', fmtSummary(t), fmtSummary(l), fmtRatio(t, l)]);
+  if (i.firstLaunchCmd?.tslxc || i.firstLaunchCmd?.LXD) {
+    const pools = i.firstLaunchPools ?? {};
+    rows.push([
+      `  first launch after it (pool ${pools.tslxc ?? '-'} / ${pools.LXD ?? '-'})`,
+      fmtSummary(i.firstLaunchCmd.tslxc),
+      fmtSummary(i.firstLaunchCmd.LXD),
+      fmtRatio(i.firstLaunchCmd.tslxc, i.firstLaunchCmd.LXD),
+    ]);
+    rows.push([
+      '    until systemd is running',
+      fmtSummary(i.firstLaunch?.tslxc),
+      fmtSummary(i.firstLaunch?.LXD),
+      fmtRatio(i.firstLaunch?.tslxc, i.firstLaunch?.LXD),
+    ]);
+  }
   const out = [renderGrid(['measurement', 'tslxc', lxdVersion ? `LXD ${lxdVersion}` : 'LXD', 'tslxc/LXD'], rows)];
   out.push(
     'import: tslxc checks, hashes and stores the tarball in one read and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.',

@@ -647,6 +647,11 @@ void container_child(const struct start_opts *o, int sync_fd)
   char **envp = build_env(base_env, N_ELEMENTS(base_env), o->env, o->n_env);
   umask(022);
   prctl(PR_SET_PDEATHSIG, 0);
+  /* From here an EOF on the sync socket means exec ran: an init that then ends at once is an ended
+   * init (the monitor reports its status and console), not a child that died on its way. */
+  static const struct child_report exec_next = { .step = CHILD_REPORT_EXEC };
+  if (send(child_sync_fd, &exec_next, sizeof exec_next, MSG_NOSIGNAL) < 0)
+    die_with_error("tell the monitor that exec comes next");
   /* Last before exec: nothing of ours runs under the filter (it needs CAP_SYS_ADMIN, kept). */
   install_seccomp(&o->seccomp);
   execve(o->init_argv[0], o->init_argv, envp);

@@ -315,6 +315,9 @@ __attribute__((noreturn)) void run_monitor(struct start_opts *opts, int status_f
 /* Container side of a boot, run in the cloned child: the steps of README.md. Never returns: it
  * execs init or reports (step, errno, message) on sync_fd and exits. A record with step 0
  * carries the console's pty master (SCM_RIGHTS) instead. */
+/* A record's step: 0 carries the console master, CHILD_REPORT_EXEC says exec comes next, any
+ * other is the step that failed. */
+#define CHILD_REPORT_EXEC (-1)
 struct child_report {
   int32_t step;
   int32_t err;

@@ -459,7 +459,8 @@ static pid_t boot(struct console *con)
   }
   send_tagged_fd(sync_fd, 'g', -1);
 
-  /* Records until EOF: the console's master (step 0), or a failure; EOF = init was exec'ed. */
+  /* Records until EOF: the console's master (step 0), "exec comes next", or a failure. */
+  bool exec_next = false;
   for (;;) {
     static struct child_report report;
     int master;
@@ -472,6 +473,10 @@ static pid_t boot(struct console *con)
       console_attach(con, master);
       continue;
     }
+    if (report.step == CHILD_REPORT_EXEC && master < 0) {
+      exec_next = true;
+      continue;
+    }
     if (master >= 0)
       close(master);
     report.msg[sizeof report.msg - 1] = '\0';
@@ -481,13 +486,19 @@ static pid_t boot(struct console *con)
     _exit(1);
   }
 
-  /* EOF also comes from a child killed before its exec (the OOM killer, say): catch what we can. */
-  int status;
-  if (waitpid(pid, &status, WNOHANG) == pid) {
-    M.child = -1;
-    if (WIFSIGNALED(status))
-      die("exec init: the container's init was killed by signal %d", WTERMSIG(status));
-    die("exec init: the container's init exited at once with status %d", WEXITSTATUS(status));
+  /* EOF before "exec comes next": the child died on its way (the OOM killer, say). After it, init
+   * ran, and an init that already ended is left to the end of the monitor's loop, which reports its
+   * status and the console as for any init that ends. */
+  if (!exec_next) {
+    int status;
+    if (waitpid(pid, &status, 0) == pid) {
+      M.child = -1;
+      if (WIFSIGNALED(status))
+        die("start the container: its process was killed by signal %d before init ran",
+            WTERMSIG(status));
+      die("start the container: its process exited with status %d before init ran",
+          WEXITSTATUS(status));
+    }
   }
 
   char content[64];

@@ -361,6 +361,10 @@ static bool no_foreign_line(const char *file)
   char *text = read_whole_file(file);
   if (!text)
     return errno == ENOENT;
+  /* Whole lines only, as the TypeScript side reads them: dnsmasq rewrites the file in place, and a
+   * last line without its newline may be cut short mid-write. */
+  char *end = strrchr(text, '\n');
+  *(end ? end + 1 : text) = '\0';
   bool clear = true;
   for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && clear;
        line = strtok_r(NULL, "\n", &save)) {

@@ -32,6 +32,14 @@ for (const [entry, outdir] of [
   await build({ ...common, entryPoints: [entry], outdir });
 }
 
+// dist/lib/cli/completion.json: the verbs' grammar as shell completion walks it, generated from
+// their one definition (VERBS) so that a Tab loads neither yargs nor the library.
+{
+  const { VERBS } = await import('../dist/lib/cli/index.js');
+  const { completionSpec } = await import('../dist/lib/cli/complete.js');
+  fs.writeFileSync('dist/lib/cli/completion.json', JSON.stringify(completionSpec(VERBS)));
+}
+
 // dist/build-id: start plans record it (lib/instance/plan.ts) and hold only while it is the same,
 // so a rebuilt tslxc that starts containers differently invalidates them. A hash of what runs (the
 // compiled lib/, the bundles included, and the built-in profiles and templates it reads): a build

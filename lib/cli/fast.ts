@@ -11,6 +11,11 @@ import { parseCommandLine, type CommandDef } from './define.js';
  * command) returns false and goes to the full CLI, which gives the proper message.
  */
 export async function tryFastPath(args: string[]): Promise<boolean> {
+  // What a shell's completion function runs at each Tab (lib/cli/complete.ts).
+  if (args[0] === '__complete') {
+    (await import('./complete.js')).completeMain(args.slice(1));
+    return true;
+  }
   // Own keys only: `tslxc constructor` is not a command.
   const two = `${args[0]} ${args[1]}`;
   const words = Object.hasOwn(FAST_COMMANDS, two) ? 2 : Object.hasOwn(FAST_COMMANDS, args[0] ?? '') ? 1 : 0;
@@ -72,6 +77,8 @@ export const FAST_COMMANDS: Record<string, () => Promise<CommandDef>> = {
   autostart: async () => (await import('./commands/autostart.js')).default,
   top: async () => (await import('./commands/top.js')).default,
   publish: async () => (await import('./commands/publish.js')).default,
+  // An import is a copy with its checks: the yargs CLI's start would be a good part of it.
+  'image import': async () => (await import('./commands/image/store.js')).importCmd,
   'file push': async () => (await import('./commands/file.js')).filePush,
   'file pull': async () => (await import('./commands/file.js')).filePull,
   'snapshot create': async () => (await snapshot()).snapshotCreate,

@@ -3,7 +3,7 @@ import { TslxcError, errorText } from '../errors.js';
 import { rerunIfNeedsTls } from './rerun.js';
 import { exitGraceMs } from './common.js';
 import { yargsCommand } from './adapter.js';
-import type { CommandDef, GroupDef } from './define.js';
+import { isGroup, verbOf, type CommandDef, type GroupDef } from './define.js';
 import create from './commands/create.js';
 import launch from './commands/launch.js';
 import start from './commands/start.js';
@@ -39,6 +39,7 @@ import gateway from './commands/gateway.js';
 import serve from './commands/serve.js';
 import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
+import completion from './commands/completion.js';
 
 /** Every verb's definition (lib/cli/define.ts), in the order help lists them. What shell completion walks. */
 export const VERBS: Array<CommandDef | GroupDef> = [
@@ -78,6 +79,7 @@ export const VERBS: Array<CommandDef | GroupDef> = [
   serve,
   ssh,
   sshKey,
+  completion,
 ];
 
 /** The CLI: one module per verb (lib/cli/commands), each a thin layer over the library. */
@@ -121,7 +123,7 @@ export async function main(args: string[]): Promise<void> {
     const err = rerunIfNeedsTls(failure);
     if (err === undefined) return;
     if (err instanceof UsageError) {
-      process.stderr.write(`Error: ${err.message} (see "tslxc ${args[0] && !args[0].startsWith('-') ? `${args[0]} ` : ''}--help")\n`);
+      process.stderr.write(`Error: ${usageLine(err.message, args)}\n`);
       process.exitCode = 2;
       return;
     }
@@ -129,4 +131,41 @@ export async function main(args: string[]): Promise<void> {
     process.stderr.write(`Error: ${errorText(err)}\n`);
     process.exitCode = err instanceof TslxcError ? err.exitCode : 1;
   }
+}
+
+/**
+ * The words of ARGS that name a verb and its subcommands (`network`, `storage volume create`), and
+ * the word after them that names none when the command stops at a group or before any verb.
+ */
+export function commandWords(args: string[]): { words: string[]; unknown?: string } {
+  let defs: Array<CommandDef | GroupDef> = VERBS;
+  const words: string[] = [];
+  for (const arg of args) {
+    if (arg === '--') break;
+    if (arg.startsWith('-')) continue;
+    const def = defs.find((d) => verbOf(d) === arg || d.aliases?.includes(arg));
+    if (!def) return { words, unknown: arg };
+    words.push(arg);
+    if (!isGroup(def)) break;
+    defs = def.subcommands;
+  }
+  return { words };
+}
+
+/** A usage error in one line: what was wrong, and the help of the command that was meant. */
+export function usageLine(message: string, args: string[]): string {
+  const { words, unknown } = commandWords(args);
+  const help = `see "tslxc ${words.map((w) => `${w} `).join('')}--help"`;
+  const suggested = /^Did you mean (\S+)\?$/.exec(message)?.[1];
+  if (unknown !== undefined && suggested !== undefined)
+    return `unknown command "${[...words, unknown].join(' ')}": did you mean "${[...words, suggested].join(' ')}"? (${help})`;
+  if (unknown !== undefined && /^Unknown (argument|command)/.test(message)) return `unknown command "${[...words, unknown].join(' ')}" (${help})`;
+  const extra = /^Unknown command: (.+)$/.exec(message)?.[1];
+  if (extra !== undefined) return `unexpected argument "${extra}" (${help})`;
+  const names = /^Unknown arguments?: (.+)$/.exec(message)?.[1]?.split(', ');
+  if (names) {
+    const given = names.map((n) => args.find((a) => a === `--${n}` || a.startsWith(`--${n}=`) || a === `-${n}`)?.split('=')[0] ?? n);
+    return `unknown option${given.length > 1 ? 's' : ''} ${given.map((g) => `"${g}"`).join(', ')} (${help})`;
+  }
+  return `${message} (${help})`;
 }

@@ -194,11 +194,17 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
 
 /** Normalise an entry name ("./a//b/" → "a/b"); refuse absolute names and "..". */
 export function cleanName(name: string, what: string): string {
+  // Most names are clean already (tar lists "rootfs/usr/bin/ls"): one test instead of a split and a join.
+  if (CLEAN.test(name) && !DOT_PART.test(name)) return name;
   if (name.startsWith('/')) throw new TslxcError(`Refusing ${what}`, `entry "${show(name)}" has an absolute path`);
   const parts = name.split('/').filter((x) => x !== '' && x !== '.');
   if (parts.includes('..')) throw new TslxcError(`Refusing ${what}`, `entry "${show(name)}" contains ".."`);
   return parts.join('/');
 }
+
+/** A name with no empty part (no leading, doubled or trailing "/") and no "." or ".." part. */
+const CLEAN = /^[^/]+(?:\/[^/]+)*$/;
+const DOT_PART = /(?:^|\/)\.\.?(?:\/|$)/;
 
 const show = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 
@@ -219,14 +225,14 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
       if (e.type !== 'd') throw new TslxcError(`Refusing ${what}`, 'its root entry is not a directory');
       return;
     }
-    const top = n.split('/')[0];
+    const top = n.includes('/') ? n.slice(0, n.indexOf('/')) : n;
     if (opts.roots && !opts.roots.includes(top)) throw new TslxcError(`Refusing ${what}`, `unexpected entry "${show(n)}" (expected ${opts.roots.join(', ')})`);
     const inRoot = prefix === '' ? n : prefix && (n === prefix || n.startsWith(`${prefix}/`)) ? n.slice(prefix.length + 1) : undefined;
     // Nothing may be reached through a symlink the archive itself makes.
-    const parts = n.split('/');
-    for (let k = 1; k < parts.length; k++) {
-      if (symlinks.has(parts.slice(0, k).join('/')))
-        throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(parts.slice(0, k).join('/'))}"`);
+    if (symlinks.size) {
+      for (let slash = n.indexOf('/'); slash > 0; slash = n.indexOf('/', slash + 1)) {
+        if (symlinks.has(n.slice(0, slash))) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(n.slice(0, slash))}"`);
+      }
     }
     switch (e.type) {
       case '-':

@@ -176,10 +176,19 @@ export async function importImage(
         return meta;
       },
       aliases,
+      // The stored files and the few templates: stat them rather than spawn du.
+      async (tmp) => filesSize(tmp),
     );
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }
+}
+
+/** Blocks in use under a small dir, as `du -s -B1` counts them. */
+function filesSize(dir: string): number {
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory()) return st.blocks * 512;
+  return fs.readdirSync(dir).reduce((sum, name) => sum + filesSize(path.join(dir, name)), st.blocks * 512);
 }
 
 /**

@@ -57,6 +57,8 @@ export async function addImage(
   fingerprint: string,
   fill: (tmp: string) => Promise<ImageMetadata>,
   aliases: string[] = [],
+  /** what the dir takes, where the caller knows it without a walk (an import's one or two files) */
+  sizeOf: (tmp: string) => Promise<number> = treeSize,
 ): Promise<{ image: Image; existed: boolean }> {
   aliases.forEach(validateAlias);
   if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new TslxcError(`Invalid fingerprint "${fingerprint.slice(0, 70)}"`);
@@ -71,7 +73,7 @@ export async function addImage(
       fs.mkdirSync(tmp, { mode: 0o700 });
       try {
         const metadata = await fill(tmp);
-        metadata.tslxc = { ...(metadata.tslxc ?? {}), size: await treeSize(tmp) };
+        metadata.tslxc = { ...(metadata.tslxc ?? {}), size: await sizeOf(tmp) };
         writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
         fs.renameSync(tmp, dir);
         bumpGeneration(p, scope.image(fingerprint));

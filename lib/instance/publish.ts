@@ -9,6 +9,7 @@ import { imagesDir, type Paths } from '../state/paths.js';
 import type { Context } from '../state/context.js';
 import { loadConfig, type InstanceConfig } from '../state/config.js';
 import { instanceState } from './status.js';
+import { withFrozen } from './snapshot.js';
 import { hostAccess, target } from '../storage/instance.js';
 import { onDiskMap, VOLATILE_CURRENT } from './idmap.js';
 import { shiftTree } from '../storage/shift.js';
@@ -69,16 +70,10 @@ export async function publishInstance(
           await run('cp', ['-a', '-x', '--reflink=auto', `${liveRoot}/.`, dst], { what: `Cannot copy the root of "${name}"` });
         } else await copyStoppedRoot(ctx, name, staging, dst);
       };
-      if (running) {
-        const cg = await ctx.cgroups();
-        const thaw = state.status === 'Running';
-        if (thaw) await cg.freeze(name);
-        try {
-          await copy();
-        } finally {
-          if (thaw) await cg.thaw(name);
-        }
-      } else await copy();
+      // Frozen with the marker a snapshot leaves, so a publish killed mid-copy is thawed by the next
+      // command that takes the container's lock; an already frozen container stays as it was.
+      if (running && state.status === 'Running') await withFrozen(ctx, name, copy);
+      else await copy();
       if (how !== 'whole') await cleanLayer(dst);
       if (onDisk) shiftTree(dst, onDisk, undefined);
       return { cfg, layer: how !== 'whole' };

@@ -185,7 +185,10 @@ export const LEASE_LINE = { minFields: 4, expiry: 0, hwaddr: 1, ipv4: 2, hostnam
 export function parseLeases(text: string): Lease[] {
   const out: Lease[] = [];
   const c = LEASE_LINE;
-  for (const line of text.split('\n')) {
+  // dnsmasq rewrites the file in place (truncate, then write): a line without its newline may be
+  // cut short mid-write ("10.0.0.1" of "10.0.0.15"), so only whole lines count.
+  const whole = text.slice(0, text.lastIndexOf('\n') + 1);
+  for (const line of whole.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length < c.minFields || !f[c.ipv4].includes('.')) continue;
     out.push({ expiry: Number(f[c.expiry]), hwaddr: f[c.hwaddr].toLowerCase(), ipv4: f[c.ipv4], hostname: f[c.hostname] === '*' ? '' : f[c.hostname] });

@@ -457,7 +457,8 @@ export async function forgetNetwork(ctx: Context, name: string): Promise<void> {
   });
 }
 
-const leaseCache = new Map<string, { mtimeMs: number; leases: ReturnType<typeof parseLeases> }>();
+/** By mtime and size: a rewrite within one timestamp tick (truncate, then write) still changes the size. */
+const leaseCache = new Map<string, { mtimeMs: number; size: number; leases: ReturnType<typeof parseLeases> }>();
 function cachedLeases(p: Paths, network: string) {
   const file = dnsFiles(p, network).leases;
   let st: fs.Stats;
@@ -467,9 +468,9 @@ function cachedLeases(p: Paths, network: string) {
     return [];
   }
   const hit = leaseCache.get(file);
-  if (hit && hit.mtimeMs === st.mtimeMs) return hit.leases;
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.leases;
   const leases = parseLeases(fs.readFileSync(file, 'utf8'));
-  leaseCache.set(file, { mtimeMs: st.mtimeMs, leases });
+  leaseCache.set(file, { mtimeMs: st.mtimeMs, size: st.size, leases });
   return leases;
 }
 

@@ -108,10 +108,12 @@ if (requireRoot(test)) {
     // A running container: a snapshot killed while it is frozen stays frozen for the reads (list,
     // info show it as it is, and why), and is thawed when the next operation takes its lock.
     env.ok(t, ['start', 'src']);
-    // Kill inside the frozen window: once the freeze marker is written and the copy has begun.
+    // Kill inside the frozen window: the marker is written before the freeze, so wait for the
+    // freezer itself to say FROZEN (the marker alone once let the kill land before the freeze).
     const marker = `${env.paths.runDir}/containers/src/snapshot-freeze.pid`;
-    const copying = partial(snaps, '.tmp-s2-');
-    t.true(await killMidway(['snapshot', 'create', 'src', 's2'], () => fs.existsSync(marker) && copying()));
+    const freezerState = `/sys/fs/cgroup/freezer/${env.paths.cgroupPrefix}/src/freezer.state`;
+    const frozen = () => fs.existsSync(marker) && fs.existsSync(freezerState) && fs.readFileSync(freezerState, 'utf8').trim() === 'FROZEN';
+    t.true(await killMidway(['snapshot', 'create', 'src', 's2'], frozen));
     t.true(fs.existsSync(marker), 'killed while the container was frozen');
     const status = () => JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'src');
     const st = status();
@@ -127,7 +129,7 @@ if (requireRoot(test)) {
     env.ok(t, ['exec', 'src', '--', 'sh', '-c', 'echo after > /root/state']);
     // Any locked operation does it, here a snapshot: it takes the lock, thaws, and snapshots the
     // container as running (frozen for its copy only).
-    t.true(await killMidway(['snapshot', 'create', 'src', 's3'], () => fs.existsSync(marker) && partial(snaps, '.tmp-s3-')()));
+    t.true(await killMidway(['snapshot', 'create', 'src', 's3'], frozen));
     t.is(status().status, 'Frozen');
     t.regex(env.ok(t, ['snapshot', 'create', 'src', 's4']), /frozen for \d+ ms/);
     t.is(status().status, 'Running');
@@ -145,6 +147,15 @@ if (requireRoot(test)) {
     );
     env.ok(t, ['start', 'src']);
     t.is(env.ok(t, ['exec', 'src', '--', 'cat', '/root/state']), 'ok\n');
+    // A publish of the running container killed while it holds it frozen: the same marker, so the
+    // same account in the reads and the same thaw by the next locked command.
+    t.true(await killMidway(['publish', 'src', '--force', '--alias', 'crashpub'], frozen));
+    t.is(status().status, 'Frozen');
+    t.regex(status().reason, /killed while it held it frozen/);
+    t.not(env.cli(['image', 'info', 'crashpub']).code, 0, 'no image from a killed publish');
+    env.ok(t, ['snapshot', 'create', 'src', 's5']);
+    t.is(status().status, 'Running');
+    t.false(fs.existsSync(marker));
     env.ok(t, ['delete', '--force', 'src']);
     for (const p of ['plain', 'bt']) env.ok(t, ['storage', 'delete', p]);
   });

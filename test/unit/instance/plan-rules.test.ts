@@ -38,6 +38,8 @@ test('the lease check: the helper and leasedToAnother agree on every fixture', (
     tabsAndSpaces: `  1700000000\t02:00:00:00:00:99   ${ip}\tother *\n`,
     crlf: `1700000000 02:00:00:00:00:99 ${ip} other *\r\n`,
     noNewline: `1700000000 02:00:00:00:00:99 ${ip} other *`,
+    // dnsmasq caught mid-rewrite: "10.0.0.55 other *" cut short after "10.0.0.5".
+    torn: `1700000000 ${own} 10.0.0.4 c1 *\n1700000001 02:00:00:00:00:99 ${ip}`,
     mixed: `duid 00:01\n1700000000 ${own} ${ip} c1 *\n\n1700000001 02:00:00:00:00:98 10.0.0.6 x *\n1700000002 02:00:00:00:00:97 ${ip} y *\n`,
     manyFields: `1700000000 02:00:00:00:00:99 ${ip} other * a b c d e f g h i j k l m n o p q\n`,
   };

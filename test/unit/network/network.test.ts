@@ -128,6 +128,12 @@ test('lease file parsing', (t) => {
       ['02:aa:bb:cc:dd:ef', '10.9.8.3', ''],
     ],
   );
+  // Read while dnsmasq rewrites the file: the cut-short last line is not a lease of 10.9.8.1.
+  const torn = parseLeases('1700000000 02:aa:bb:cc:dd:ee 10.9.8.2 c1 *\n1700000001 02:aa:bb:cc:dd:ef 10.9.8.1');
+  t.deepEqual(
+    torn.map((x) => x.ipv4),
+    ['10.9.8.2'],
+  );
 });
 
 test('nft ruleset: only our table, masquerade per NAT network, DNAT per proxy, deleted when empty', (t) => {
