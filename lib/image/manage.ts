@@ -113,7 +113,7 @@ export async function deleteImage(
     if (d.images.length) what.push(`image${d.images.length > 1 ? 's' : ''} ${d.images.map(label).join(', ')} derive${d.images.length > 1 ? '' : 's'} from it`);
     if (d.containers.length)
       what.push(`container${d.containers.length > 1 ? 's' : ''} ${d.containers.map((c) => c.name).join(', ')} use${d.containers.length > 1 ? '' : 's'} it`);
-    throw new TslxcError(`Cannot delete image ${label(img)}`, what.join('; '), 'delete those first, or use --force to delete them too');
+    throw new TslxcError(`Cannot delete image ${label(img)}`, what.join('; '), 'delete those first, or use --force to delete them too', { kind: 'conflict' });
   }
   if (d.containers.length && !opts.deleteContainer) throw new TslxcError(`Cannot delete image ${label(img)}`, 'containers use it');
   for (const c of d.containers) await opts.deleteContainer!(c.name);
@@ -149,7 +149,7 @@ export async function createAlias(p: Paths, alias: string, ref: string): Promise
   const img = requireImage(p, ref);
   await withImagesLock(p, async () => {
     const table = readAliases(p);
-    if (table[alias]) throw new TslxcError(`Alias "${alias}" already exists`, `it names ${table[alias].slice(0, 12)}`, 'delete it first');
+    if (table[alias]) throw new TslxcError(`Alias "${alias}" already exists`, `it names ${table[alias].slice(0, 12)}`, 'delete it first', { kind: 'conflict' });
     table[alias] = img.fingerprint;
     writeAliases(p, table);
   });
@@ -158,7 +158,7 @@ export async function createAlias(p: Paths, alias: string, ref: string): Promise
 export async function deleteAlias(p: Paths, alias: string): Promise<void> {
   await withImagesLock(p, async () => {
     const table = readAliases(p);
-    if (!table[alias]) throw new TslxcError(`Alias "${alias}" not found`, undefined, 'see "tslxc image alias list"');
+    if (!table[alias]) throw new TslxcError(`Alias "${alias}" not found`, undefined, 'see "tslxc image alias list"', { kind: 'not-found' });
     delete table[alias];
     writeAliases(p, table);
   });
@@ -168,8 +168,8 @@ export async function renameAlias(p: Paths, from: string, to: string): Promise<v
   validateAlias(to);
   await withImagesLock(p, async () => {
     const table = readAliases(p);
-    if (!table[from]) throw new TslxcError(`Alias "${from}" not found`, undefined, 'see "tslxc image alias list"');
-    if (table[to]) throw new TslxcError(`Alias "${to}" already exists`, `it names ${table[to].slice(0, 12)}`);
+    if (!table[from]) throw new TslxcError(`Alias "${from}" not found`, undefined, 'see "tslxc image alias list"', { kind: 'not-found' });
+    if (table[to]) throw new TslxcError(`Alias "${to}" already exists`, `it names ${table[to].slice(0, 12)}`, undefined, { kind: 'conflict' });
     table[to] = table[from];
     delete table[from];
     writeAliases(p, table);

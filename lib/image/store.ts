@@ -43,7 +43,7 @@ export function withImagesLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
 /** Like findImage, but a missing image is an error that says where to look. */
 export function requireImage(p: Paths, ref: string): Image {
   const img = findImage(p, ref);
-  if (!img) throw new TslxcError(`Image "${ref}" not found`, undefined, 'see "tslxc image list"');
+  if (!img) throw new TslxcError(`Image "${ref}" not found`, undefined, 'see "tslxc image list"', { kind: 'not-found' });
   return img;
 }
 

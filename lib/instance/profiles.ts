@@ -192,7 +192,7 @@ export async function createProfile(
 ): Promise<Profile> {
   validateProfileName(name);
   return withProfileLock(ctx, name, async () => {
-    if (profileExists(ctx.paths, name)) throw new TslxcError(`Profile "${name}" already exists`, undefined, 'pick another name');
+    if (profileExists(ctx.paths, name)) throw new TslxcError(`Profile "${name}" already exists`, undefined, 'pick another name', { kind: 'conflict' });
     const prof: Profile = {
       name,
       description: init.description ?? '',
@@ -221,7 +221,8 @@ export async function renameProfile(ctx: Context, from: string, to: string): Pro
   return withProfileLock(ctx, a!, () =>
     withProfileLock(ctx, b!, async () => {
       const prof = loadProfile(ctx.paths, from);
-      if (profileExists(ctx.paths, to)) throw new TslxcError(`Cannot rename profile "${from}"`, `a profile "${to}" already exists`);
+      if (profileExists(ctx.paths, to))
+        throw new TslxcError(`Cannot rename profile "${from}"`, `a profile "${to}" already exists`, undefined, { kind: 'conflict' });
       saveProfile(ctx.paths, { ...prof, name: to });
       const updated: string[] = [];
       for (const n of usedBy(ctx, from)) {
@@ -247,9 +248,11 @@ export async function deleteProfile(ctx: Context, name: string): Promise<void> {
         `Cannot delete profile "${name}"`,
         `it is used by ${users.length} container(s): ${users.slice(0, 5).join(', ')}${users.length > 5 ? ', ...' : ''}`,
         `remove it from them first with "tslxc profile remove NAME ${name}"`,
+        { kind: 'conflict' },
       );
     }
-    if (!fs.existsSync(userFile(ctx, name))) throw new TslxcError(`Cannot delete profile "${name}"`, 'it is a built-in profile');
+    if (!fs.existsSync(userFile(ctx, name)))
+      throw new TslxcError(`Cannot delete profile "${name}"`, 'it is a built-in profile', undefined, { kind: 'conflict' });
     removeUserProfile(ctx.paths, name);
   });
 }

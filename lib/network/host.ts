@@ -113,3 +113,58 @@ export function readSysctl(key: string): string | undefined {
     return undefined;
   }
 }
+
+/** What the host shows of a link (LXD's network state): sysfs and the kernel's addresses, no command run. */
+export interface LinkState {
+  up: boolean;
+  hwaddr: string;
+  mtu: number;
+  addresses: Array<{ family: 'inet' | 'inet6'; address: string; netmask: string; scope: string }>;
+  counters: { bytes_received: number; bytes_sent: number; packets_received: number; packets_sent: number };
+  bridge?: { id: string; stp: boolean; forward_delay: number; vlan_filtering: boolean; vlan_default: number; upper_devices: string[] };
+}
+
+export async function linkState(name: string): Promise<LinkState | undefined> {
+  const dir = `/sys/class/net/${name}`;
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name) || !fs.existsSync(dir)) return undefined;
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(`${dir}/${f}`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const num = (f: string) => Number(read(f)) || 0;
+  const os = await import('node:os');
+  const addresses = (os.networkInterfaces()[name] ?? []).map((a) => ({
+    family: a.family === 'IPv6' ? ('inet6' as const) : ('inet' as const),
+    address: a.address,
+    netmask: String(a.cidr?.split('/')[1] ?? ''),
+    scope: a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80:') ? 'link' : 'global',
+  }));
+  const isBridge = fs.existsSync(`${dir}/bridge`);
+  return {
+    up: read('operstate') === 'up' || (read('flags') !== '' && (Number(read('flags')) & 1) === 1),
+    hwaddr: read('address'),
+    mtu: num('mtu'),
+    addresses,
+    counters: {
+      bytes_received: num('statistics/rx_bytes'),
+      bytes_sent: num('statistics/tx_bytes'),
+      packets_received: num('statistics/rx_packets'),
+      packets_sent: num('statistics/tx_packets'),
+    },
+    ...(isBridge
+      ? {
+          bridge: {
+            id: read('bridge/bridge_id'),
+            stp: read('bridge/stp_state') !== '0',
+            forward_delay: num('bridge/forward_delay'),
+            vlan_filtering: read('bridge/vlan_filtering') === '1',
+            vlan_default: num('bridge/default_pvid'),
+            upper_devices: fs.existsSync(`${dir}/brif`) ? fs.readdirSync(`${dir}/brif`).sort() : [],
+          },
+        }
+      : {}),
+  };
+}

@@ -67,8 +67,9 @@ export async function createNetwork(p: Paths, name: string, config: Record<strin
 
 export async function createNetworkLocked(p: Paths, name: string, config: Record<string, string>, description = ''): Promise<NetworkDef> {
   {
-    if (networkExists(p, name)) throw new TslxcError(`Network "${name}" already exists`);
-    if (linkExists(name)) throw new TslxcError(`Cannot create network "${name}"`, `the host already has an interface named "${name}"`, 'pick another name');
+    if (networkExists(p, name)) throw new TslxcError(`Network "${name}" already exists`, undefined, undefined, { kind: 'conflict' });
+    if (linkExists(name))
+      throw new TslxcError(`Cannot create network "${name}"`, `the host already has an interface named "${name}"`, 'pick another name', { kind: 'conflict' });
     const net: NetworkDef = { name, description, config: resolveConfig(p, name, config) };
     await Reverter.run(async (revert) => {
       saveNetwork(p, net);
@@ -185,6 +186,7 @@ export async function deleteNetwork(p: Paths, name: string): Promise<void> {
         `Cannot delete network "${name}"`,
         `it is in use by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`,
         'remove those nics first',
+        { kind: 'conflict' },
       );
     removeNetworkFile(p, name);
     await teardown(p, name);

@@ -19,6 +19,7 @@ export function validateNetworkName(name: unknown): string {
         .replace(/[^\x20-\x7e]/g, '?')}"`,
       'it is the bridge\'s interface name: a lowercase letter, then up to 14 of a-z, 0-9, "_" and "-"',
       'pick a name like "tslxcbr1"',
+      { kind: 'invalid' },
     );
   }
   return name;

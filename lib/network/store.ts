@@ -39,7 +39,7 @@ const DOMAIN = /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z
 
 /** Check one key; `auto` values are left for the caller to resolve. Returns the normalised value. */
 export function validateNetworkKey(key: string, value: string): string {
-  const bad = (why: string, fix?: string) => new TslxcError(`Invalid value for "${key}": "${value.slice(0, 60)}"`, why, fix);
+  const bad = (why: string, fix?: string) => new TslxcError(`Invalid value for "${key}": "${value.slice(0, 60)}"`, why, fix, { kind: 'invalid' });
   switch (key) {
     case 'ipv4.address': {
       if (value === 'auto' || value === 'none') return value;
@@ -70,7 +70,7 @@ export function validateNetworkKey(key: string, value: string): string {
     }
     default:
       if (key.startsWith('user.')) return value;
-      throw new TslxcError(`Unknown network key "${key}"`, undefined, `known keys: ${Object.keys(NETWORK_KEYS).join(', ')}, user.*`);
+      throw new TslxcError(`Unknown network key "${key}"`, undefined, `known keys: ${Object.keys(NETWORK_KEYS).join(', ')}, user.*`, { kind: 'invalid' });
   }
 }
 
@@ -80,7 +80,7 @@ export function networkExists(p: Paths, name: string): boolean {
 
 export function loadNetwork(p: Paths, name: string): NetworkDef {
   const file = networkFile(p, name);
-  if (!fs.existsSync(file)) throw new TslxcError(`Network "${name}" not found`, undefined, 'see "tslxc network list"');
+  if (!fs.existsSync(file)) throw new TslxcError(`Network "${name}" not found`, undefined, 'see "tslxc network list"', { kind: 'not-found' });
   const doc = readYaml<Partial<NetworkDef>>(file) ?? {};
   const config: Record<string, string> = {};
   for (const [k, v] of Object.entries(doc.config ?? {})) config[k] = String(v);

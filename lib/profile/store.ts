@@ -27,7 +27,8 @@ const userDir = (p: Paths) => path.join(p.stateDir, 'profiles');
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 export function validateProfileName(name: string): string {
-  if (!NAME.test(name)) throw new TslxcError(`Invalid profile name "${name.slice(0, 70)}"`, 'use letters, digits, ".", "_" and "-", at most 63');
+  if (!NAME.test(name))
+    throw new TslxcError(`Invalid profile name "${name.slice(0, 70)}"`, 'use letters, digits, ".", "_" and "-", at most 63', undefined, { kind: 'invalid' });
   return name;
 }
 
@@ -69,7 +70,7 @@ export function loadProfile(p: Paths, name: string): Profile {
     const file = path.join(dir, `${name}.yaml`);
     if (fs.existsSync(file)) return parseProfile(name, readYaml(file), builtin, file);
   }
-  throw new TslxcError(`Profile "${name}" not found`, undefined, 'see "tslxc profile list"');
+  throw new TslxcError(`Profile "${name}" not found`, undefined, 'see "tslxc profile list"', { kind: 'not-found' });
 }
 
 export function profileExists(p: Paths, name: string): boolean {

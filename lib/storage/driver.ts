@@ -21,7 +21,7 @@ export async function usePool(ctx: Context, name: string): Promise<PoolConfig> {
     await driverOf(existing.driver).activate(ctx.paths, existing);
     return existing;
   }
-  if (name !== 'default') throw new TslxcError(`Storage pool "${name}" not found`, undefined, 'see "tslxc storage list"');
+  if (name !== 'default') throw new TslxcError(`Storage pool "${name}" not found`, undefined, 'see "tslxc storage list"', { kind: 'not-found' });
   return withPoolsLock(ctx.paths, async () => {
     const again = loadPoolIfExists(ctx.paths, name);
     if (again) return again;

@@ -17,9 +17,10 @@ import { dropSpares, listSpares, SPARE_KEY, validateSpareSetting } from './spare
 /** Pool administration behind `tslxc storage`. */
 export async function createPool(ctx: Context, name: string, driver: string, config: Record<string, string>, description?: string): Promise<PoolConfig> {
   validatePoolName(name);
-  if (!DRIVERS.includes(driver as DriverName)) throw new TslxcError(`Unknown storage driver "${driver}"`, `use ${DRIVERS.join(', ')}`);
+  if (!DRIVERS.includes(driver as DriverName))
+    throw new TslxcError(`Unknown storage driver "${driver}"`, `use ${DRIVERS.join(', ')}`, undefined, { kind: 'invalid' });
   return withPoolsLock(ctx.paths, async () => {
-    if (fs.existsSync(poolFile(ctx.paths, name))) throw new TslxcError(`Storage pool "${name}" already exists`);
+    if (fs.existsSync(poolFile(ctx.paths, name))) throw new TslxcError(`Storage pool "${name}" already exists`, undefined, undefined, { kind: 'conflict' });
     const pool: PoolConfig = { name, driver: driver as DriverName, description, config: { ...config }, created_at: new Date().toISOString() };
     const d = driverOf(pool.driver);
     await d.initPool(ctx.paths, pool);
@@ -70,7 +71,9 @@ export async function deletePool(ctx: Context, name: string): Promise<void> {
     const pool = loadPool(ctx.paths, name);
     const users = poolUsers(ctx, name);
     if (users.length)
-      throw new TslxcError(`Cannot delete storage pool "${name}"`, `it is in use by ${users.join(', ')}`, 'delete or move those containers first');
+      throw new TslxcError(`Cannot delete storage pool "${name}"`, `it is in use by ${users.join(', ')}`, 'delete or move those containers first', {
+        kind: 'conflict',
+      });
     await driverOf(pool.driver).activate(ctx.paths, pool);
     const vols = poolHasVolumes(ctx.paths, name);
     if (vols.length)
@@ -78,6 +81,7 @@ export async function deletePool(ctx: Context, name: string): Promise<void> {
         `Cannot delete storage pool "${name}"`,
         `it holds storage volumes: ${vols.join(', ')}`,
         `delete them first with "tslxc storage volume delete ${name} VOLUME"`,
+        { kind: 'conflict' },
       );
     await dropSpares(ctx.paths, name);
     await driverOf(pool.driver).destroyPool(ctx.paths, pool);

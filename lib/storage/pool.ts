@@ -28,7 +28,9 @@ const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function validatePoolName(name: unknown): string {
   if (typeof name !== 'string' || !NAME.test(name)) {
-    throw new TslxcError(`Invalid storage pool name "${String(name).slice(0, 70)}"`, 'use lowercase letters, digits and "-" (at most 63)');
+    throw new TslxcError(`Invalid storage pool name "${String(name).slice(0, 70)}"`, 'use lowercase letters, digits and "-" (at most 63)', undefined, {
+      kind: 'invalid',
+    });
   }
   return name;
 }
@@ -41,7 +43,7 @@ export function loadPoolIfExists(p: Paths, name: string): PoolConfig | undefined
 
 export function loadPool(p: Paths, name: string): PoolConfig {
   const pool = loadPoolIfExists(p, name);
-  if (!pool) throw new TslxcError(`Storage pool "${name}" not found`, undefined, 'see "tslxc storage list"');
+  if (!pool) throw new TslxcError(`Storage pool "${name}" not found`, undefined, 'see "tslxc storage list"', { kind: 'not-found' });
   return pool;
 }
 

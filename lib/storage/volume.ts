@@ -36,7 +36,9 @@ export interface VolumeInfo {
 const NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i;
 export function validateVolumeName(name: unknown, what = 'volume'): string {
   if (typeof name !== 'string' || !NAME.test(name) || name.includes('..')) {
-    throw new TslxcError(`Invalid ${what} name "${String(name).slice(0, 70)}"`, 'use letters, digits, ".", "_" and "-" (at most 63)');
+    throw new TslxcError(`Invalid ${what} name "${String(name).slice(0, 70)}"`, 'use letters, digits, ".", "_" and "-" (at most 63)', undefined, {
+      kind: 'invalid',
+    });
   }
   return name;
 }
@@ -53,7 +55,7 @@ export function resolveVolume(p: Paths, poolName: string, vol: string): string {
   const pool = loadPool(p, poolName);
   const dir = volumeDir(p, pool, vol);
   if (!fs.existsSync(volumeRecord(p, pool, vol)) || !fs.existsSync(dir)) {
-    throw new TslxcError(`Storage volume "${poolName}/${vol}" not found`, undefined, `see "tslxc storage volume list ${poolName}"`);
+    throw new TslxcError(`Storage volume "${poolName}/${vol}" not found`, undefined, `see "tslxc storage volume list ${poolName}"`, { kind: 'not-found' });
   }
   return dir;
 }
@@ -168,7 +170,8 @@ async function makeVolume(ctx: Context, pool: PoolConfig, vol: string, fill: (tm
   const root = volumesRoot(p, pool);
   fs.mkdirSync(root, { recursive: true, mode: 0o711 });
   const dir = volumeDir(p, pool, vol);
-  if (fs.existsSync(volumeRecord(p, pool, vol))) throw new TslxcError(`Storage volume "${pool.name}/${vol}" already exists`);
+  if (fs.existsSync(volumeRecord(p, pool, vol)))
+    throw new TslxcError(`Storage volume "${pool.name}/${vol}" already exists`, undefined, undefined, { kind: 'conflict' });
   await removeData(pool, dir); // an orphan of a crashed create or delete
   const tmp = path.join(root, `.tmp-${vol}-${process.pid}`);
   await removeData(pool, tmp);
@@ -201,6 +204,7 @@ export async function deleteVolume(ctx: Context, poolName: string, vol: string):
         `Cannot delete storage volume "${poolName}/${vol}"`,
         `it is in use by ${users.join(', ')}`,
         `detach it first with "tslxc storage volume detach ${poolName} ${vol} CONTAINER"`,
+        { kind: 'conflict' },
       );
     fs.rmSync(volumeRecord(ctx.paths, pool, vol)); // first: from here on it is no volume
     bumpGeneration(ctx.paths, scope.volume(poolName, vol));

@@ -47,7 +47,9 @@ const ALIAS = /^[a-z0-9][a-z0-9._/-]{0,127}$/i;
 
 export function validateAlias(alias: unknown): string {
   if (typeof alias !== 'string' || !ALIAS.test(alias) || alias.split('/').some((p) => p === '' || p === '.' || p === '..')) {
-    throw new TslxcError(`Invalid image name "${shorten(String(alias))}"`, 'use letters, digits, ".", "_", "-" and "/" between parts');
+    throw new TslxcError(`Invalid image name "${shorten(String(alias))}"`, 'use letters, digits, ".", "_", "-" and "/" between parts', undefined, {
+      kind: 'invalid',
+    });
   }
   return alias;
 }

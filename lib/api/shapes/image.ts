@@ -1,0 +1,73 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Image } from '../../image/store.js';
+
+/** LXD's zero time, for dates tslxc does not keep (an image's last use, its expiry). */
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** LXD's api.Image. */
+export interface ApiImage {
+  aliases: Array<{ name: string; description: string }>;
+  architecture: string;
+  auto_update: boolean;
+  cached: boolean;
+  created_at: string;
+  expires_at: string;
+  filename: string;
+  fingerprint: string;
+  last_used_at: string;
+  profiles: string[];
+  properties: Record<string, string>;
+  public: boolean;
+  size: number;
+  type: string;
+  uploaded_at: string;
+}
+
+/** An imported image's kept original file: what export sends, and what its fingerprint hashes. */
+export function originalFile(img: Image): string | undefined {
+  const o = img.metadata.tslxc?.original;
+  return o?.kind === 'unified' ? path.join(img.dir, 'original', o.files[0]) : undefined;
+}
+
+export function imageShape(img: Image): ApiImage {
+  const props: Record<string, string> = {};
+  for (const [k, v] of Object.entries(img.metadata.properties ?? {})) if (v !== undefined) props[k] = String(v);
+  const orig = originalFile(img);
+  let size = img.metadata.tslxc?.size ?? 0;
+  let uploaded = new Date(img.metadata.creation_date * 1000).toISOString();
+  try {
+    if (orig) size = fs.statSync(orig).size;
+    uploaded = fs.statSync(img.dir).mtime.toISOString();
+  } catch {
+    /* deleted meanwhile: the metadata's figures */
+  }
+  return {
+    aliases: img.aliases.map((name) => ({ name, description: '' })),
+    architecture: img.metadata.architecture,
+    auto_update: false,
+    cached: false,
+    created_at: new Date(img.metadata.creation_date * 1000).toISOString(),
+    expires_at: ZERO_TIME,
+    filename: orig ? `${img.fingerprint}${path.basename(orig).replace(/^meta/, '')}` : '',
+    fingerprint: img.fingerprint,
+    last_used_at: ZERO_TIME,
+    profiles: ['default'],
+    properties: props,
+    public: false,
+    size,
+    type: 'container',
+    uploaded_at: uploaded,
+  };
+}
+
+export const imageWritable = (i: ApiImage) => ({
+  auto_update: i.auto_update,
+  properties: i.properties,
+  public: i.public,
+  expires_at: i.expires_at,
+  profiles: i.profiles,
+});
+
+/** LXD's api.ImageAliasesEntry. */
+export const aliasShape = (name: string, target: string) => ({ name, description: '', target, type: 'container' });

@@ -1,0 +1,225 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import test from 'ava';
+import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { ApiServer } from '../../helpers/api.js';
+import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
+import { makeTarGz } from '../../helpers/tarball.js';
+import { assertSameShape, goldenMetadata, loadGolden } from '../../helpers/shape.js';
+
+/**
+ * Profiles, images, networks and storage through `tslxc serve` with the clients users have: the
+ * `lxc` 5.0 client and pylxd, over the unix socket, and the same answers as raw requests compared
+ * with LXD 5.0.2's shapes.
+ */
+if (requireRoot(test)) {
+  const env = new TestEnv('apiresc');
+  const bridge = uniqueBridge('tslc');
+  let server: ApiServer;
+  const image = makeTarGz([
+    {
+      name: 'metadata.yaml',
+      content: 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: test\n  release: "1"\n  description: client test image\n',
+    },
+    { name: 'rootfs/', type: '5' },
+    { name: 'rootfs/hello', content: 'hi\n' },
+  ]);
+  const fingerprint = crypto.createHash('sha256').update(image).digest('hex');
+  const tarball = path.join(env.root, 'tiny.tar.gz');
+
+  test.before(async () => {
+    fs.writeFileSync(tarball, image);
+    server = await ApiServer.start(env);
+  });
+  test.after.always(async () => {
+    await server?.stop();
+    await env.deleteContainers();
+    await teardownNetworks(env);
+    await env.cleanup();
+  });
+
+  const lxc = async (t: { fail(m: string): void }, args: string[], conf?: string) => {
+    const r = await server.lxc(args, { conf });
+    if (r.code !== 0) t.fail(`lxc ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+
+  test.serial('lxc profile list, create, set, device add, edit, rename, delete', async (t) => {
+    const conf = server.lxcConf();
+    await lxc(t, ['profile', 'create', 'web'], conf);
+    await lxc(t, ['profile', 'set', 'web', 'limits.cpu', '1'], conf);
+    t.regex(await lxc(t, ['profile', 'show', 'web'], conf), /limits\.cpu: "1"/);
+    const list = JSON.parse(await lxc(t, ['profile', 'list', '--format', 'json'], conf)) as Array<{ name: string; config: Record<string, string> }>;
+    t.deepEqual(list.find((p) => p.name === 'web')?.config, { 'limits.cpu': '1' });
+    const g = await server.request('GET', '/1.0/profiles/web');
+    t.truthy(g.headers.etag);
+    assertSameShape(t, g.json!.metadata, goldenMetadata('profile'));
+    await lxc(t, ['profile', 'device', 'add', 'web', 'data', 'disk', `source=${env.root}`, 'path=/mnt/data'], conf);
+    t.regex(await lxc(t, ['profile', 'device', 'show', 'web'], conf), /path: \/mnt\/data/);
+    // edit sends the whole profile back (name and used_by too) with If-Match.
+    const edited = (await lxc(t, ['profile', 'show', 'web'], conf)).replace('description: ""', 'description: edited');
+    const e = await server.lxc(['profile', 'edit', 'web'], { conf, input: edited });
+    t.is(e.code, 0, e.stderr);
+    t.regex(await lxc(t, ['profile', 'show', 'web'], conf), /description: edited/);
+    await lxc(t, ['profile', 'rename', 'web', 'web2'], conf);
+    await lxc(t, ['profile', 'delete', 'web2'], conf);
+    const gone = await server.lxc(['profile', 'show', 'web2'], { conf });
+    t.not(gone.code, 0);
+    t.regex(gone.stderr, /not found/i);
+    t.is((await server.request('GET', '/1.0/profiles/web')).status, 404);
+    t.is((await server.request('GET', '/1.0/profiles/web2')).status, 404);
+  });
+
+  test.serial('lxc image import, list, info, alias, export, delete', async (t) => {
+    const conf = server.lxcConf();
+    t.regex(await lxc(t, ['image', 'import', tarball, '--alias', 'tiny'], conf), new RegExp(fingerprint));
+    const list = JSON.parse(await lxc(t, ['image', 'list', '--format', 'json'], conf)) as Array<{ fingerprint: string; aliases: Array<{ name: string }> }>;
+    t.is(list.length, 1);
+    t.is(list[0].fingerprint, fingerprint);
+    t.deepEqual(
+      list[0].aliases.map((a) => a.name),
+      ['tiny'],
+    );
+    t.regex(await lxc(t, ['image', 'info', 'tiny'], conf), new RegExp(`Fingerprint: ${fingerprint}`));
+    await lxc(t, ['image', 'alias', 'create', 'tiny2', fingerprint.slice(0, 12)], conf);
+    await lxc(t, ['image', 'alias', 'rename', 'tiny2', 'tiny3'], conf);
+    t.regex(await lxc(t, ['image', 'alias', 'list'], conf), /tiny3/);
+    await lxc(t, ['image', 'alias', 'delete', 'tiny3'], conf);
+    // The client checks the export's sha256 against the fingerprint.
+    const out = path.join(env.root, 'exported');
+    await lxc(t, ['image', 'export', 'tiny', out], conf);
+    t.true(fs.readFileSync(`${out}.tar.gz`).equals(image));
+    assertSameShape(t, (await server.request('GET', '/1.0/images?recursion=1')).json!.metadata, goldenMetadata('images-recursion1'));
+    await lxc(t, ['image', 'delete', 'tiny'], conf);
+    t.deepEqual((await server.request('GET', '/1.0/images')).json!.metadata, []);
+  });
+
+  test.serial('lxc network create/list/show/set/delete', async (t) => {
+    const conf = server.lxcConf();
+    await lxc(t, ['network', 'create', bridge, 'ipv4.nat=false'], conf);
+    t.deepEqual(hostLinks(bridge), [bridge]);
+    const list = JSON.parse(await lxc(t, ['network', 'list', '--format', 'json'], conf)) as Array<{ name: string; managed: boolean }>;
+    t.deepEqual(
+      list.map((n) => [n.name, n.managed]),
+      [[bridge, true]],
+    );
+    await lxc(t, ['network', 'set', bridge, 'bridge.mtu', '1400'], conf);
+    t.regex(await lxc(t, ['network', 'info', bridge], conf), /MTU: 1400/);
+    t.regex(await lxc(t, ['network', 'show', bridge], conf), /bridge\.mtu: "1400"/);
+    assertSameShape(t, (await server.request('GET', `/1.0/networks/${bridge}`)).json!.metadata, goldenMetadata('network'));
+    await lxc(t, ['network', 'delete', bridge], conf);
+    t.deepEqual(hostLinks(bridge), []);
+  });
+
+  test.serial('lxc storage create/list/show and volume create/list/delete', async (t) => {
+    const conf = server.lxcConf();
+    await lxc(t, ['storage', 'create', 'p1', 'dir'], conf);
+    t.regex(await lxc(t, ['storage', 'list'], conf), /p1 +\| dir/);
+    t.regex(await lxc(t, ['storage', 'show', 'p1'], conf), /driver: dir/);
+    await lxc(t, ['storage', 'volume', 'create', 'p1', 'v1'], conf);
+    const vols = JSON.parse(await lxc(t, ['storage', 'volume', 'list', 'p1', '--format', 'json'], conf)) as Array<{ name: string; type: string }>;
+    t.deepEqual(
+      vols.map((v) => [v.type, v.name]),
+      [['custom', 'v1']],
+    );
+    assertSameShape(t, (await server.request('GET', '/1.0/storage-pools/p1/volumes/custom/v1')).json!.metadata, goldenMetadata('storage-volume'));
+    const busy = await server.lxc(['storage', 'delete', 'p1'], { conf });
+    t.not(busy.code, 0);
+    t.regex(busy.stderr, /volumes: v1/);
+    await lxc(t, ['storage', 'volume', 'delete', 'p1', 'v1'], conf);
+    await lxc(t, ['storage', 'delete', 'p1'], conf);
+    t.is((await server.request('GET', '/1.0/storage-pools/p1')).status, 404);
+  });
+
+  test.serial('pylxd: profiles, images, networks, storage pools', async (t) => {
+    const script = `
+import pylxd, warnings
+warnings.simplefilter('ignore')
+c = pylxd.Client()
+p = c.profiles.create('pyp', config={'limits.cpu': '1'}, devices={})
+p = c.profiles.get('pyp'); p.config['limits.memory'] = '256MiB'; p.save(wait=True)
+assert c.profiles.get('pyp').config == {'limits.cpu': '1', 'limits.memory': '256MiB'}, c.profiles.get('pyp').config
+p.delete(); assert not c.profiles.exists('pyp')
+data = open(${JSON.stringify(tarball)}, 'rb').read()
+im = c.images.create(data, wait=True)
+assert im.fingerprint == ${JSON.stringify(fingerprint)}, im.fingerprint
+assert [i.fingerprint for i in c.images.all()] == [im.fingerprint]
+assert c.images.get(im.fingerprint).export().read() == data
+im.delete(wait=True); assert c.images.all() == []
+n = c.networks.create(${JSON.stringify(bridge)}, config={'ipv4.nat': 'false'})
+assert c.networks.get(${JSON.stringify(bridge)}).managed
+assert [x.name for x in c.networks.all()] == [${JSON.stringify(bridge)}]
+n.delete(); assert not c.networks.exists(${JSON.stringify(bridge)})
+sp = c.storage_pools.create({'name': 'pyp1', 'driver': 'dir', 'config': {}})
+assert [s.name for s in c.storage_pools.all()] == ['pyp1']
+v = sp.volumes.create({'name': 'pv', 'type': 'custom'})
+assert [x.name for x in sp.volumes.all()] == ['pv']
+v.delete(); sp.delete(); assert c.storage_pools.all() == []
+print('ok')
+`;
+    const r = await server.pylxd(script, { timeoutMs: 120_000 });
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout.trim(), 'ok');
+    t.deepEqual(hostLinks(bridge), []);
+  });
+
+  test.serial('a server killed mid-upload: the next upload removes what it left, and works', async (t) => {
+    const images = path.join(env.paths.stateDir, 'images');
+    const temps = () => (fs.existsSync(images) ? fs.readdirSync(images).filter((n) => n.startsWith('.')) : []);
+    const req = http.request({
+      socketPath: server.socket,
+      method: 'POST',
+      path: '/1.0/images',
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(64 * 1024 * 1024) },
+    });
+    req.on('error', () => {});
+    req.write(Buffer.alloc(1024 * 1024));
+    for (let i = 0; i < 200 && !temps().length; i++) await new Promise((r) => setTimeout(r, 25));
+    t.is(temps().length, 1, 'the upload is being stored');
+    await server.kill();
+    req.destroy();
+    server = await ApiServer.start(env);
+    const conf = server.lxcConf();
+    t.regex(await lxc(t, ['image', 'import', tarball, '--alias', 'again'], conf), new RegExp(fingerprint));
+    t.deepEqual(temps(), []);
+    await lxc(t, ['image', 'delete', 'again'], conf);
+  });
+
+  test.serial('whole answers over the socket against LXD 5.0.2: envelopes, operations, errors', async (t) => {
+    const post = await server.request('POST', '/1.0/images', image, { 'Content-Type': 'application/octet-stream' });
+    t.is(post.status, 202);
+    t.truthy(post.headers.location);
+    assertSameShape(t, post.json, loadGolden('image-post').shape);
+    const wait = await server.request('GET', `${post.json!.operation}/wait?timeout=60`);
+    assertSameShape(t, wait.json, loadGolden('image-post-wait').shape);
+    for (const [name, url] of [
+      ['images-recursion1', '/1.0/images?recursion=1'],
+      ['image', `/1.0/images/${fingerprint}`],
+      ['profiles-recursion1', '/1.0/profiles?recursion=1'],
+      ['profile', '/1.0/profiles/default'],
+      ['storage-pools-recursion0', '/1.0/storage-pools'],
+      ['networks-recursion0', '/1.0/networks'],
+      ['image-aliases-recursion1', '/1.0/images/aliases?recursion=1'],
+    ] as const) {
+      const r = await server.request('GET', url);
+      t.is(r.status, loadGolden(name).http_status, url);
+      assertSameShape(t, r.json, loadGolden(name).shape);
+      if (loadGolden(name).headers.includes('etag')) t.truthy(r.headers.etag, url);
+    }
+    const created = await server.request('POST', '/1.0/profiles', { name: 'shape-p', config: {}, devices: {}, description: '' });
+    t.is(created.status, 201);
+    t.is(created.headers.location, '/1.0/profiles/shape-p');
+    assertSameShape(t, created.json, loadGolden('profile-post').shape);
+    const stale = await server.request('PUT', '/1.0/profiles/shape-p', {}, { 'If-Match': '"stale"' });
+    t.is(stale.status, 412);
+    assertSameShape(t, stale.json, loadGolden('error-precondition').shape);
+    assertSameShape(t, (await server.request('DELETE', '/1.0/profiles/shape-p')).json, loadGolden('profile-delete').shape);
+    const del = await server.request('DELETE', `/1.0/images/${fingerprint}`);
+    t.is(del.status, 202);
+    assertSameShape(t, del.json, loadGolden('image-delete').shape);
+    await server.request('GET', `${del.json!.operation}/wait?timeout=60`);
+    t.deepEqual((await server.request('GET', '/1.0/images')).json!.metadata, []);
+  });
+}
