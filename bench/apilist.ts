@@ -3,13 +3,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BenchEnv, launcherPath } from './env.js';
 import { LxdDaemon } from './lxd.js';
-import { run, type RunResult } from './proc.js';
+import { now, run, type RunResult } from './proc.js';
+import { waitForSystemd } from './measure.js';
 
 /**
  * `lxc list` of N stopped containers, the same `lxc` 5.0 client against `tslxc serve` and a private
  * LXD 5.0.2 (bench/lxd.ts), and `tslxc list --format json` beside them. The containers are made
  * from tslxc's busybox image, exported in LXD's format for LXD, so both copy a root of a few MiB.
- * Run alone: `node dist/bench/apilist.js [--count N] [--runs R]`; it prints one JSON report.
+ * With --launch R, also `lxc launch` of the cached Debian image (exported in LXD's format for
+ * LXD) until systemd answers inside, R times each, alternating: the same client, each side probed
+ * by its own exec. Run alone: `node dist/bench/apilist.js [--count N] [--runs R] [--launch R]`;
+ * it prints one JSON report.
  */
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -18,6 +22,9 @@ const opt = (name: string, dflt: number) => {
 };
 const COUNT = opt('count', 100);
 const RUNS = opt('runs', 20);
+/** `lxc launch` of the cached Debian image to systemd answering, this many times each (0: skipped). */
+const LAUNCHES = opt('launch', 0);
+const PROBE = ['systemctl', 'is-system-running', '--wait'];
 const log = (s: string) => process.stderr.write(`${new Date().toISOString()} ${s}\n`);
 
 async function ok(p: Promise<RunResult>, what: string): Promise<RunResult> {
@@ -124,7 +131,41 @@ async function main(): Promise<void> {
     ],
   });
   const ratio = times['lxc list (tslxc serve)'].mean_ms / times['lxc list (LXD 5.0.2)'].mean_ms;
-  process.stdout.write(`${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, times, ratio_lxc_list_tslxc_to_lxd: ratio }, null, 2)}\n`);
+  const launch = LAUNCHES > 0 ? await launches(viaTslxc, viaLxd) : undefined;
+  process.stdout.write(`${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, times, ratio_lxc_list_tslxc_to_lxd: ratio, launch }, null, 2)}\n`);
+}
+
+async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<string, unknown>> {
+  log('launch: tslxc image build debian (cached), export for LXD');
+  await ok(env.tslxc(['image', 'build', 'debian'], { timeoutMs: 900_000 }), 'tslxc image build debian');
+  const file = path.join(env.root, 'debian.tar.gz');
+  await ok(env.tslxc(['image', 'export', 'debian', file], { timeoutMs: 600_000 }), 'tslxc image export debian');
+  await lxd.lxcOk(['image', 'import', file, '--alias', 'bench-debian'], { timeoutMs: 600_000 });
+  fs.rmSync(file, { force: true });
+  const sides = [
+    { key: 'tslxc serve', client: viaTslxc, image: 'debian', probe: (n: string) => env.tslxc(['exec', n, '--', ...PROBE]) },
+    { key: 'LXD 5.0.2', client: viaLxd, image: 'bench-debian', probe: (n: string) => lxd.lxc(['exec', n, '--', ...PROBE]) },
+  ];
+  const samples: Record<string, { launch_ms: number[]; systemd_ms: number[] }> = Object.fromEntries(
+    sides.map((x) => [x.key, { launch_ms: [], systemd_ms: [] }]),
+  );
+  for (let i = 0; i < LAUNCHES; i++) {
+    for (const side of i % 2 ? [...sides].reverse() : sides) {
+      const name = `d${i}`;
+      const t0 = now();
+      await ok(run(side.client[0], [...side.client.slice(1), 'launch', side.image, name], { timeoutMs: 300_000 }), `${side.key}: lxc launch`);
+      if (side.key.startsWith('LXD')) lxd.instances.add(name);
+      samples[side.key].launch_ms.push(now() - t0);
+      samples[side.key].systemd_ms.push((await waitForSystemd(() => side.probe(name), `${side.key}: systemd in ${name}`, t0)).ms);
+      await ok(run(side.client[0], [...side.client.slice(1), 'delete', '--force', name], { timeoutMs: 300_000 }), `${side.key}: lxc delete`);
+      log(`launch ${i + 1}/${LAUNCHES} ${side.key}: ${Math.round(samples[side.key].systemd_ms.at(-1)!)} ms to systemd`);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(samples)) out[k] = { ...v, median_launch_ms: median(v.launch_ms), median_systemd_ms: median(v.systemd_ms) };
+  out.ratio_systemd_tslxc_to_lxd = median(samples['tslxc serve'].systemd_ms) / median(samples['LXD 5.0.2'].systemd_ms);
+  return out;
 }
 
 try {
