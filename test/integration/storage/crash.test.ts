@@ -151,7 +151,7 @@ if (requireRoot(test)) {
     // same account in the reads and the same thaw by the next locked command.
     t.true(await killMidway(['publish', 'src', '--force', '--alias', 'crashpub'], frozen));
     t.is(status().status, 'Frozen');
-    t.regex(status().reason, /killed while it held it frozen/);
+    t.regex(env.ok(t, ['info', 'src']), /killed while it held it frozen/);
     t.not(env.cli(['image', 'info', 'crashpub']).code, 0, 'no image from a killed publish');
     env.ok(t, ['snapshot', 'create', 'src', 's5']);
     t.is(status().status, 'Running');
