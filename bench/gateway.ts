@@ -88,8 +88,11 @@ async function main(): Promise<number> {
       if (r.stdout.trim() === 'active') break;
       await sleep(200);
     }
-    const list = JSON.parse((await ok(env.tslxc(['list', '--format', 'json']))).stdout) as Array<{ name: string; ipv4: string[] }>;
-    const ip = list.find((c) => c.name === 'gw1')?.ipv4[0]?.split('/')[0];
+    // LXD's InstanceFull objects: the addresses are in state.network.
+    type Listed = { name: string; state: { network: Record<string, { addresses: Array<{ family: string; scope: string; address: string }> }> | null } };
+    const list = JSON.parse((await ok(env.tslxc(['list', '--format', 'json']))).stdout) as Listed[];
+    const nets = Object.values(list.find((c) => c.name === 'gw1')?.state.network ?? {});
+    const ip = nets.flatMap((n) => n.addresses).find((a) => a.family === 'inet' && a.scope === 'global')?.address;
     if (!ip) throw new Error('the container got no address');
 
     const key = path.join(env.root, 'id_ed25519');

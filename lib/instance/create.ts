@@ -49,7 +49,8 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
     validateExpanded(expandInstance(ctx.paths, { profiles: opts.profiles ?? ['default'], config: opts.config, devices: {} }).config, host, name);
   }
   const poolName = opts.storage ?? rootPoolOf(ctx, opts.profiles ?? ['default']);
-  if (configExists(ctx.paths, name)) throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+  if (configExists(ctx.paths, name))
+    throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first', { kind: 'conflict' });
   sweepInstanceLocks(ctx.paths);
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
@@ -58,7 +59,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
     Reverter.run(async (revert) => {
       crashPoint('create:locked');
       if (fs.existsSync(containerDir(ctx.paths, name)))
-        throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first');
+        throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first', { kind: 'conflict' });
       mkdirp(containersDir(ctx.paths), 0o711);
       fs.mkdirSync(containerDir(ctx.paths, name), { mode: 0o700 });
       revert.add(() => fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true }));

@@ -22,7 +22,8 @@ import { writeYamlAtomic } from '../util/yaml.js';
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
   validateInstanceName(name);
   await ctx.withInstanceLock(name, async () => {
-    if (!fs.existsSync(containerDir(ctx.paths, name))) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
+    if (!fs.existsSync(containerDir(ctx.paths, name)))
+      throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"', { kind: 'not-found' });
     const live = liveness(ctx.paths, name);
     if (live.initAlive || live.monitorAlive) {
       if (!opts.force) throw new TslxcError(`Container "${name}" is running`, undefined, `stop it first, or use "tslxc delete --force ${name}"`);
@@ -62,7 +63,7 @@ export async function renameInstance(ctx: Context, from: string, to: string): Pr
     ctx.withInstanceLock(b, async () => {
       const cfg = loadConfig(ctx.paths, from);
       if (configExists(ctx.paths, to) || fs.existsSync(containerDir(ctx.paths, to)))
-        throw new TslxcError(`Cannot rename "${from}"`, `a container "${to}" already exists`);
+        throw new TslxcError(`Cannot rename "${from}"`, `a container "${to}" already exists`, undefined, { kind: 'conflict' });
       const state = await instanceState(ctx, cfg);
       if (state.status !== 'Stopped' && state.status !== 'Created') {
         throw new TslxcError(`Cannot rename "${from}"`, `it is ${state.status.toLowerCase()}`, `stop it first with "tslxc stop ${from}"`);

@@ -39,6 +39,11 @@ export interface SnapshotInfo {
  */
 export function listSnapshots(ctx: Context, name: string): SnapshotInfo[] {
   loadConfig(ctx.paths, name);
+  return snapshotsOf(ctx, name);
+}
+
+/** listSnapshots of a container the caller has just read (a list): its config is not read again. */
+export function snapshotsOf(ctx: Context, name: string): SnapshotInfo[] {
   const dir = snapshotsDir(ctx, name);
   let entries: string[] = [];
   try {
@@ -81,7 +86,8 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
     let n = 0;
     while (!snap && existing.has(`snap${n}`)) n++;
     const sname = validateSnapshotName(snap ?? `snap${n}`);
-    if (existing.has(sname) || fs.existsSync(snapshotDir(ctx, name, sname))) throw new TslxcError(`Snapshot "${name}/${sname}" already exists`);
+    if (existing.has(sname) || fs.existsSync(snapshotDir(ctx, name, sname)))
+      throw new TslxcError(`Snapshot "${name}/${sname}" already exists`, undefined, undefined, { kind: 'conflict' });
     const t = target(ctx, name);
     const d = driverOf(t.pool.driver);
     fs.mkdirSync(snapshotsDir(ctx, name), { recursive: true, mode: 0o700 });
@@ -168,7 +174,7 @@ async function sweepSnapshotTemps(ctx: Context, name: string): Promise<void> {
 function requireSnapshot(ctx: Context, name: string, snap: string): string {
   const dir = snapshotDir(ctx, name, snap);
   if (!fs.existsSync(path.join(dir, 'snapshot.yaml')))
-    throw new TslxcError(`Snapshot "${name}/${snap}" not found`, undefined, `see "tslxc snapshot list ${name}"`);
+    throw new TslxcError(`Snapshot "${name}/${snap}" not found`, undefined, `see "tslxc snapshot list ${name}"`, { kind: 'not-found' });
   return dir;
 }
 
@@ -225,7 +231,7 @@ export async function renameSnapshot(ctx: Context, name: string, from: string, t
   await ctx.withInstanceLock(name, async () => {
     const dir = requireSnapshot(ctx, name, from);
     const dst = snapshotDir(ctx, name, to);
-    if (fs.existsSync(dst)) throw new TslxcError(`Cannot rename snapshot "${name}/${from}"`, `"${to}" exists`);
+    if (fs.existsSync(dst)) throw new TslxcError(`Cannot rename snapshot "${name}/${from}"`, `"${to}" exists`, undefined, { kind: 'conflict' });
     const t = target(ctx, name);
     const d = driverOf(t.pool.driver);
     await d.activate(ctx.paths, t.pool);

@@ -74,7 +74,12 @@ function createInProgress(p: Paths, name: string): boolean {
 }
 
 export async function listStates(ctx: Context): Promise<InstanceState[]> {
-  const out: InstanceState[] = [];
+  return (await listInstances(ctx)).map((i) => i.state);
+}
+
+/** Every container's state with its config as committed (none when it cannot be read: Error). */
+export async function listInstances(ctx: Context): Promise<Array<{ state: InstanceState; config?: InstanceConfig }>> {
+  const out: Array<{ state: InstanceState; config?: InstanceConfig }> = [];
   const configs = new ConfigCache(ctx.paths);
   const names = listNames(ctx.paths);
   sweepInstanceLocks(ctx.paths);
@@ -91,13 +96,13 @@ export async function listStates(ctx: Context): Promise<InstanceState[]> {
         moved = true;
         continue;
       }
-      out.push({ name, status: 'Error', reason: 'its config.yaml is missing or unreadable', ipv4: [], image: '', hostname: '', createdAt: '' });
+      out.push({ state: { name, status: 'Error', reason: 'its config.yaml is missing or unreadable', ipv4: [], image: '', hostname: '', createdAt: '' } });
       continue;
     }
-    out.push(await instanceState(ctx, cfg));
+    out.push({ state: await instanceState(ctx, cfg), config: cfg });
   }
   configs.save(names);
-  if (moved) out.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  if (moved) out.sort((x, y) => (x.state.name < y.state.name ? -1 : x.state.name > y.state.name ? 1 : 0));
   return out;
 }
 
@@ -114,8 +119,13 @@ export async function instanceInfo(ctx: Context, name: string): Promise<Instance
   const info: InstanceInfo = { ...state, config: cfg };
   if (state.startedAt) info.uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000));
   if (state.status === 'Running' || state.status === 'Frozen') info.usage = await (await ctx.cgroups()).usage(name).catch(() => undefined);
-  info.diskBytes = diskUsage(rootfsPath(ctx, name));
+  info.diskBytes = rootDiskUsage(ctx, name);
   return info;
+}
+
+/** Bytes used by the container's root (du's answer): a walk of the tree, for one container's info, never a list. */
+export function rootDiskUsage(ctx: Context, name: string): number | undefined {
+  return diskUsage(rootfsPath(ctx, name));
 }
 
 /** Bytes used by a tree, counting each hard-linked inode once (du's answer). */

@@ -522,3 +522,36 @@ export async function addresses(ctx: Context, name: string): Promise<string[]> {
   }
   return out;
 }
+
+/** A running container's nic as the API's instance state shows it (lib/api/shapes/instance.ts). */
+export interface NicStatus {
+  /** the name inside the container */
+  name: string;
+  /** the host end of the veth pair */
+  host: string;
+  hwaddr: string;
+  mtu: number;
+  /** leased by dnsmasq; a nic on a network shows none until its lease */
+  ipv4?: string;
+  /** the network's prefix length, for the address's netmask */
+  prefix?: number;
+}
+
+/** Each nic of a running container, from its network state and the leases: no process is entered. */
+export function nicStatuses(ctx: Context, name: string): NicStatus[] {
+  const st = readState(ctx.paths, name);
+  if (!st) return [];
+  return st.nics.map((n) => {
+    const out: NicStatus = { name: n.name, host: n.host, hwaddr: n.hwaddr, mtu: n.mtu ?? 1500 };
+    if (!n.network) return out;
+    const lease = cachedLeases(ctx.paths, n.network).find((x) => x.hwaddr === n.hwaddr);
+    if (!lease) return out;
+    out.ipv4 = lease.ipv4;
+    try {
+      out.prefix = bridgeIpv4(loadNetwork(ctx.paths, n.network))?.prefix;
+    } catch {
+      /* the network went away while the container runs: the address without its mask */
+    }
+    return out;
+  });
+}

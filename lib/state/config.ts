@@ -52,7 +52,7 @@ export function loadConfig(p: Paths, name: string): InstanceConfig {
   validateInstanceName(name);
   const file = committedConfigFile(p, name);
   const cfg = file === undefined ? undefined : readYamlIfExists<InstanceConfig>(file);
-  if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"');
+  if (!cfg) throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"', { kind: 'not-found' });
   return cfg;
 }
 

@@ -17,12 +17,15 @@ export default defineCommand({
       return printHost(String(argv.format));
     }
     if (!argv.name) throw new TslxcError('Give a container name, or --host', undefined, 'see "tslxc info --help"');
-    const { instanceInfo } = await import('../../instance/status.js');
-    const info = await instanceInfo(context(), String(argv.name));
     if (argv.format !== 'text') {
-      console.log(renderValue(info, argv.format as 'json' | 'yaml'));
+      // The API's object: GET /1.0/instances/NAME?recursion=1 with instance_get_full.
+      const { readInstance } = await import('../../api/shapes/instance.js');
+      const { instance } = await readInstance(context(), String(argv.name), { full: true, disk: true });
+      console.log(renderValue(instance, argv.format as 'json' | 'yaml'));
       return;
     }
+    const { instanceInfo } = await import('../../instance/status.js');
+    const info = await instanceInfo(context(), String(argv.name));
     const lines: Array<[string, string | number | undefined]> = [
       ['Name', info.name],
       ['Status', info.status.toUpperCase() + (info.reason ? ` (${info.reason})` : '')],

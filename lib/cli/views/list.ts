@@ -4,6 +4,12 @@ import { listStates, type InstanceState } from '../../instance/status.js';
 
 /** What `tslxc list` prints: one definition for the yargs command and the fast path. */
 export async function renderList(ctx: Context, format: Format, filter?: string): Promise<string> {
+  if (format === 'json' || format === 'yaml') {
+    // The API's objects, as `lxc list --format json` prints LXD's (GET /1.0/instances?recursion=2).
+    const { readInstances } = await import('../../api/shapes/instance.js');
+    const all = await readInstances(ctx, { full: true, visible: filter ? (n) => n.startsWith(filter) : undefined });
+    return renderRows(all, [], format);
+  }
   let rows = await listStates(ctx);
   if (filter) rows = rows.filter((r) => r.name.startsWith(filter));
   return renderRows<InstanceState>(
@@ -16,6 +22,5 @@ export async function renderList(ctx: Context, format: Format, filter?: string):
       { header: 'PID', value: (r) => r.initPid },
     ],
     format,
-    (r) => r,
   );
 }

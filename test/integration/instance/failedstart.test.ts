@@ -3,6 +3,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
+import { tslxcStatus } from '../../helpers/instances.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { cgroupsOf, processesOf } from '../../helpers/leftovers.js';
 import { hostLinks, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
@@ -34,7 +35,7 @@ if (requireRoot(test)) {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const runDir = (name: string) => path.join(env.paths.runDir, 'containers', name);
   const status = (t: ExecutionContext, name: string) =>
-    JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === name)?.status;
+    tslxcStatus(JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === name));
   /** What systemd 252 prints when it cannot get an inotify instance, then its exit. */
   const DYING = [
     '/bin/sh',

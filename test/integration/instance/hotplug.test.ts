@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { ipv4Of } from '../../helpers/instances.js';
 import { mountsOf, processesOf } from '../../helpers/leftovers.js';
 import { hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
 
@@ -88,12 +89,12 @@ if (requireRoot(test)) {
     t.is(inside(t, 'hu1', 'grep -c " /mnt/plain " /proc/mounts').trim(), '1', 'the old mount went before the new one came');
 
     // A reboot inside boots again from the monitor's copy of the options: the live disks stay.
-    const pid = JSON.parse(env.ok(t, ['info', 'hu1', '--format', 'json'])).initPid;
+    const pid = JSON.parse(env.ok(t, ['info', 'hu1', '--format', 'json'])).state.pid;
     env.cli(['exec', 'hu1', '--', 'reboot']);
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       const info = JSON.parse(env.cli(['info', 'hu1', '--format', 'json']).stdout || '{}');
-      if (info.initPid && info.initPid !== pid && env.cli(['exec', 'hu1', '--', 'true']).code === 0) break;
+      if (info.state?.pid && info.state.pid !== pid && env.cli(['exec', 'hu1', '--', 'true']).code === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     t.is(env.ok(t, ['exec', 'hu1', '--', 'cat', '/mnt/rw/out']), 'from-inside\n');
@@ -240,7 +241,7 @@ if (requireRoot(test)) {
     env.cli(['exec', 'hd1', '--', 'timeout', '60', 'systemctl', 'is-system-running', '--wait']);
     env.ok(t, ['network', 'attach', br, 'hd1', 'eth0']);
     env.ok(t, ['wait', 'hd1', '--ip', '--timeout', '30']);
-    const ip = JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'hd1').ipv4[0];
+    const ip = ipv4Of(JSON.parse(env.ok(t, ['list', '--format', 'json'])).find((c: { name: string }) => c.name === 'hd1'))[0];
     t.regex(env.ok(t, ['exec', 'hd1', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0']), new RegExp(` ${ip.replace(/\./g, '\\.')}/24 `));
     env.ok(t, ['network', 'detach', br, 'hd1']);
     env.ok(t, ['stop', 'hd1']);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { launcherPath, repoRoot, requireRoot, TestEnv } from '../../helpers/env.js';
+import { ipv4Of } from '../../helpers/instances.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { hostLinks, teardownNetworks, uniqueBridge } from '../../helpers/network.js';
 import { findTool } from '../../../lib/util/exec.js';
@@ -336,7 +337,7 @@ if (requireRoot(test)) {
     t.regex(fs.readFileSync(dhcpHost, 'utf8'), new RegExp(`^${nic.hwaddr},${nic.ipv4.replace(/\./g, '\\.')},n1`));
     // busybox's init runs udhcpc at boot: the address comes from the network's dnsmasq.
     env.ok(t, ['wait', 'n1', '--ip', '--timeout', '30']);
-    t.deepEqual(JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === 'n1')?.ipv4, [nic.ipv4]);
+    t.deepEqual(ipv4Of(JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === 'n1')), [nic.ipv4]);
     env.ok(t, ['stop', 'n1']);
     t.deepEqual(hostLinks(nic.host), [], 'no veth left');
     t.false(fs.existsSync(dhcpHost));

@@ -123,12 +123,12 @@ if (requireRoot(test)) {
     if (v1) t.regex(listOf(`${devicesCg()}/u1`), /^b 240:1 rwm$/m);
 
     // A reboot inside boots again from the monitor's nodes file: the live change stays.
-    const pid = JSON.parse(env.ok(t, ['info', 'u1', '--format', 'json'])).initPid;
+    const pid = JSON.parse(env.ok(t, ['info', 'u1', '--format', 'json'])).state.pid;
     env.cli(['exec', 'u1', '--', 'reboot']);
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       const info = JSON.parse(env.cli(['info', 'u1', '--format', 'json']).stdout || '{}');
-      if (info.initPid && info.initPid !== pid && env.cli(['exec', 'u1', '--', 'true']).code === 0) break;
+      if (info.state?.pid && info.state.pid !== pid && env.cli(['exec', 'u1', '--', 'true']).code === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     t.regex(inside(t, 'u1', 'ls -ln /dev/myfull /dev/sub/b1'), /crw-r-----\s+1\s+5\s+6.*\n.*brw-------.*240,\s+1 /s);

@@ -33,7 +33,8 @@ if (requireRoot(test)) {
     return d;
   }
   const readCg = async (name: string, controller: string, file: string) => fs.readFileSync(path.join(await cgDir(name, controller), file), 'utf8').trim();
-  const initPid = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name)?.initPid as number;
+  const initPid = (name: string) =>
+    JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name)?.state.pid as number;
   const cpuTimeNs = async (name: string) => (await (await env.ctx.cgroups()).usage(name)).cpuTimeNs ?? NaN;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

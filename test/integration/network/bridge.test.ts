@@ -4,6 +4,7 @@ import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { ipv4Of, type Listed } from '../../helpers/instances.js';
 import { processesOf } from '../../helpers/leftovers.js';
 import { dnsQuery, freePort, hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
 
@@ -21,7 +22,7 @@ if (requireRoot(test)) {
 
   const cli = (...args: string[]) => env.cli(args);
   const state = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name);
-  const ipOf = (name: string): string | undefined => state(name)?.ipv4?.[0];
+  const ipOf = (name: string): string | undefined => ipv4Of(state(name))[0];
   const waitIp = (t: import('ava').ExecutionContext, name: string) => {
     env.ok(t, ['wait', name, '--ip', '--timeout', '30']);
     return ipOf(name)!;
@@ -100,11 +101,11 @@ if (requireRoot(test)) {
 
   test.serial('reboot from inside keeps the address', async (t) => {
     const before = ipOf('n1')!;
-    const pid = state('n1').initPid;
+    const pid = state('n1').state.pid;
     env.cli(['exec', 'n1', '--', 'reboot']);
     const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline && !(state('n1').initPid && state('n1').initPid !== pid)) await new Promise((r) => setTimeout(r, 100));
-    t.not(state('n1').initPid, pid);
+    while (Date.now() < deadline && !(state('n1').state.pid && state('n1').state.pid !== pid)) await new Promise((r) => setTimeout(r, 100));
+    t.not(state('n1').state.pid, pid);
     t.is(waitIp(t, 'n1'), before);
     t.is(env.cli(['exec', 'n1', '--', 'ping', '-c', '1', '-W', '2', 'n2']).code, 0);
     t.deepEqual(await dnsQuery(gw, 'n1.tslxc'), [before]);
@@ -137,7 +138,7 @@ if (requireRoot(test)) {
   test.serial('a crash (init killed) releases the network too', async (t) => {
     env.ok(t, ['launch', 'busybox', 'cr1']);
     const a = waitIp(t, 'cr1');
-    process.kill(state('cr1').initPid, 'SIGKILL');
+    process.kill(state('cr1').state.pid, 'SIGKILL');
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && (state('cr1').status !== 'Stopped' || leases().includes(a))) await new Promise((r) => setTimeout(r, 100));
     t.is(state('cr1').status, 'Stopped');
@@ -262,8 +263,8 @@ if (requireRoot(test)) {
     const deadline = Date.now() + 60_000;
     let got: string[] = [];
     while (Date.now() < deadline) {
-      const rows = JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Array<{ name: string; ipv4: string[] }>;
-      got = rows.filter((r) => names.includes(r.name) && r.ipv4.length).map((r) => r.ipv4[0]);
+      const rows = JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Listed[];
+      got = rows.filter((r) => names.includes(r.name) && ipv4Of(r).length).map((r) => ipv4Of(r)[0]);
       if (got.length === 50) break;
       await new Promise((r) => setTimeout(r, 250));
     }

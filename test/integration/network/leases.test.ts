@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { ipv4Of } from '../../helpers/instances.js';
 import { processesOf } from '../../helpers/leftovers.js';
 import { dnsQuery, hostLinks, nftList, nftTable, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
 
@@ -20,7 +21,7 @@ if (requireRoot(test)) {
   const state = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name);
   const waitIp = (t: ExecutionContext, name: string): string => {
     env.ok(t, ['wait', name, '--ip', '--timeout', '30']);
-    return state(name)?.ipv4?.[0];
+    return ipv4Of(state(name))[0];
   };
   const dnsmasqPid = (): number => JSON.parse(env.cli(['network', 'info', br, '--format', 'json']).stdout).dnsmasqPid;
   const leases = () => fs.readFileSync(`${env.paths.runDir}/networks/${br}/leases`, 'utf8');
@@ -114,7 +115,7 @@ if (requireRoot(test)) {
 
   test.serial('delete --force of a running container releases its lease without a restart too', async (t) => {
     const pid = dnsmasqPid();
-    const a2 = state('l2').ipv4[0];
+    const a2 = ipv4Of(state('l2'))[0];
     const [m2, m3] = [hwaddr('l2'), hwaddr('l3')];
     const { problems } = await watchWhile(async () => t.is((await env.cliAsync(['delete', '--force', 'l3'])).code, 0), 'l2', a2, m2);
     t.deepEqual(problems, []);
@@ -152,7 +153,7 @@ if (requireRoot(test)) {
     env.ok(t, ['config', 'device', 'add', 'h1', 'eth1', 'nic', `network=${br}`, 'name=eth1']);
     // busybox's rcS runs DHCP on the nics of its boot only: ask for the new one's lease.
     env.ok(t, ['exec', 'h1', '--', 'udhcpc', '-i', 'eth1', '-n', '-q', '-t', '10', '-s', '/etc/udhcpc.script']);
-    t.is(state('h1').ipv4.length, 2);
+    t.is(ipv4Of(state('h1')).length, 2);
     const mac1 = JSON.parse(fs.readFileSync(`${env.paths.runDir}/containers/h1/network.json`, 'utf8')).nics.find(
       (n: { device: string }) => n.device === 'eth1',
     ).hwaddr;
@@ -161,7 +162,7 @@ if (requireRoot(test)) {
     env.ok(t, ['config', 'device', 'remove', 'h1', 'eth1']);
     t.is(dnsmasqPid(), pid, 'dnsmasq was not restarted');
     t.false(leases().includes(mac1));
-    t.is(state('h1').ipv4.length, 1);
+    t.is(ipv4Of(state('h1')).length, 1);
     env.ok(t, ['delete', '--force', 'h1']);
   });
 }

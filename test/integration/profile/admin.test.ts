@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
+import { tslxcStatus, type Listed } from '../../helpers/instances.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 
 /** First-run set-up, autostart, host report, top and info on real busybox containers (no network). */
@@ -64,7 +65,7 @@ if (requireRoot(test)) {
     const out = env.ok(t, ['autostart']);
     t.true(Date.now() - t0 >= 1000, 'the delay after as-high was waited');
     t.deepEqual(out.trim().split('\n'), ['as-high: started', 'as-low: started']);
-    const states = Object.fromEntries(JSON.parse(env.ok(t, ['list', '--format', 'json'])).map((c: { name: string; status: string }) => [c.name, c.status]));
+    const states = Object.fromEntries(JSON.parse(env.ok(t, ['list', '--format', 'json'])).map((c: Listed) => [c.name, tslxcStatus(c)]));
     t.deepEqual(states, { 'as-high': 'Running', 'as-low': 'Running', 'as-off': 'Created' });
     t.is(env.ok(t, ['autostart']).trim(), 'as-high: already running\nas-low: already running');
 

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { cliPath, requireRoot, TestEnv } from '../../helpers/env.js';
+import { ipv4Of } from '../../helpers/instances.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { freePort as freePortOn, teardownNetworks, uniqueBridge, useNetworkProfile } from '../../helpers/network.js';
 
@@ -76,7 +77,7 @@ if (requireRoot(test)) {
     if (l.code !== 0) throw new Error(l.stderr);
     const w = env.cli(['wait', 'c1', '--ip', '--timeout', '60']);
     if (w.code !== 0) throw new Error(w.stderr);
-    addr = JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((x: { name: string }) => x.name === 'c1').ipv4[0];
+    addr = ipv4Of(JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((x: { name: string }) => x.name === 'c1'))[0];
     knownHosts = path.join(env.root, 'openssh_known_hosts');
     ownKey = env.cli(['ssh-key', 'own', '--path']).stdout.trim();
   });

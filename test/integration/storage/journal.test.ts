@@ -80,7 +80,7 @@ if (requireRoot(test)) {
     const journal = path.join(ct(name), '.journal.json');
     t.is(fs.existsSync(journal), committed, `${step}: a journal exactly when the commit was made and not finished`);
     t.deepEqual(JSON.parse(env.ok(t, ['list', '--format', 'json'])).filter((c: { name: string }) => c.name === name).length, 1);
-    t.is(JSON.parse(env.ok(t, ['info', name, '--format', 'json'])).config.config['user.mark'], mark, `${step}: info shows the committed config`);
+    t.is(JSON.parse(env.ok(t, ['info', name, '--format', 'json'])).config['user.mark'], mark, `${step}: info shows the committed config`);
     t.regex(env.ok(t, ['config', 'show', name]), new RegExp(`user.mark: ${mark}`), `${step}: config show too`);
     t.is(env.ok(t, ['config', 'get', name, 'user.mark']).trim(), mark);
     t.deepEqual(files(name), before, `${step}: the reads left every file as it was`);

@@ -1,0 +1,444 @@
+import crypto from 'node:crypto';
+import { allowsInstance } from '../access.js';
+import { checkIfMatch } from '../etag.js';
+import { ApiError, sync, type ApiRequest, type ApiResult, type Route } from '../types.js';
+
+/**
+ * /1.0/instances: LXD 5.0's instance endpoints over tslxc's library (lib/instance), the one the CLI
+ * uses, with its locks: the CLI and the API change the same containers side by side. The library
+ * is loaded inside the handlers, so an idle server does not carry it. A restricted certificate
+ * meets an instance it may not see as if it did not exist (404), and creates only names it matches.
+ */
+
+const lib = {
+  shapes: () => import('../shapes/instance.js'),
+  filter: () => import('../filter.js'),
+  config: () => import('../../state/config.js'),
+  create: () => import('../../instance/create.js'),
+  configure: () => import('../../instance/configure.js'),
+  manage: () => import('../../instance/manage.js'),
+  start: () => import('../../instance/start.js'),
+  stop: () => import('../../instance/stop.js'),
+  snapshot: () => import('../../instance/snapshot.js'),
+  status: () => import('../../instance/status.js'),
+  names: () => import('../../util/names.js'),
+  devices: () => import('../../device/registry.js'),
+};
+
+export const instanceUrl = (name: string) => `/1.0/instances/${encodeURIComponent(name)}`;
+
+/** A listing under /1.0/containers (pylxd 2.2's path) names its items there, as LXD 5.0 does. */
+const listedUrl = (req: ApiRequest, name: string) =>
+  req.path.startsWith('/1.0/containers') ? `/1.0/containers/${encodeURIComponent(name)}` : instanceUrl(name);
+
+/**
+ * The same routes under /1.0/containers, the path before the `instances` extension, which LXD 5.0
+ * still serves and pylxd 2.2 (Debian 12's) uses for everything.
+ */
+export function withContainerPaths(list: Route[]): Route[] {
+  return [...list, ...list.map((r) => ({ ...r, path: r.path.replace(/^\/1\.0\/instances/, '/1.0/containers') }))];
+}
+
+/** The instance of the path, or 404: missing, or hidden from a restricted caller. */
+export async function requireInstance(req: ApiRequest, name = req.params.name): Promise<string> {
+  const { isInstanceName } = await lib.names();
+  const { configExists } = await lib.config();
+  if (!isInstanceName(name) || !allowsInstance(req.identity, name) || !configExists(req.ctx.paths, name)) {
+    // A rename a killed tslxc committed is found under the new name by loadConfig, not by the file.
+    if (isInstanceName(name) && allowsInstance(req.identity, name)) {
+      try {
+        (await lib.config()).loadConfig(req.ctx.paths, name);
+        return name;
+      } catch {
+        /* not there */
+      }
+    }
+    throw new ApiError(404, 'Instance not found');
+  }
+  return name;
+}
+
+/** `recursion` as LXD reads it: 0 unless a number is given. */
+export function recursionOf(req: ApiRequest): number {
+  const r = Number(req.query.get('recursion') ?? '0');
+  return Number.isInteger(r) && r > 0 ? r : 0;
+}
+
+/** An object body, or 400: a route never works on a malformed request. */
+export async function body<T extends object>(req: ApiRequest): Promise<Partial<T>> {
+  const b = await req.json<unknown>();
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new ApiError(400, 'The request body must be a JSON object');
+  return b as Partial<T>;
+}
+
+function stringMap(v: unknown, what: string): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ApiError(400, `${what} must be an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== 'string') throw new ApiError(400, `${what}: "${k}" must be a string`);
+    out[k] = x;
+  }
+  return out;
+}
+
+function devicesOf(v: unknown): Record<string, Record<string, string>> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ApiError(400, 'devices must be an object of devices');
+  const out: Record<string, Record<string, string>> = {};
+  for (const [k, d] of Object.entries(v)) out[k] = stringMap(d, `device "${k}"`) ?? {};
+  return out;
+}
+
+function profilesOf(v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((p) => typeof p !== 'string')) throw new ApiError(400, 'profiles must be a list of names');
+  return v as string[];
+}
+
+/** A TslxcError without a kind is the caller's mistake here (a key, a value, a state): 400, not 500. */
+function asClientError(err: unknown): unknown {
+  if (err instanceof Error && err.name === 'TslxcError' && !(err as { kind?: string }).kind) return new ApiError(400, err.message);
+  return err;
+}
+
+async function check<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw asClientError(err);
+  }
+}
+
+// ---- the collection
+
+async function listInstances(req: ApiRequest): Promise<ApiResult> {
+  const recursion = recursionOf(req);
+  const filter = req.query.get('filter') ?? '';
+  const visible = (n: string) => allowsInstance(req.identity, n);
+  if (recursion === 0 && !filter.trim()) {
+    const { listNames } = await lib.config();
+    return sync(
+      listNames(req.ctx.paths)
+        .filter(visible)
+        .map((n) => listedUrl(req, n)),
+    );
+  }
+  const { readInstances } = await lib.shapes();
+  const f = await lib.filter();
+  const clauses = filter.trim() ? f.parseFilter(filter) : [];
+  const all = recursion >= 2 ? await readInstances(req.ctx, { full: true, visible }) : await readInstances(req.ctx, { full: false, visible });
+  const kept = clauses.length ? (all as object[]).filter((i) => f.matches(i, clauses)) : all;
+  return sync(recursion === 0 ? (kept as Array<{ name: string }>).map((i) => listedUrl(req, i.name)) : kept);
+}
+
+interface InstancesPost {
+  name: string;
+  source: { type?: string; alias?: string; fingerprint?: string; server?: string; properties?: Record<string, string> };
+  profiles: string[];
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  type: string;
+  ephemeral: boolean;
+  description: string;
+}
+
+/** LXD names an instance the client did not name; so does this, in its own style. */
+function generatedName(): string {
+  return `c-${crypto.randomBytes(4).toString('hex')}`;
+}
+
+async function createInstance(req: ApiRequest): Promise<ApiResult> {
+  const b = await body<InstancesPost>(req);
+  const { validateInstanceName } = await lib.names();
+  const name = b.name === undefined || b.name === '' ? generatedName() : await check(() => validateInstanceName(b.name));
+  // Creating is no seeing: a name outside the caller's glob is refused, and says so.
+  if (!allowsInstance(req.identity, name)) throw new ApiError(403, `Certificate "${req.identity.name}" may not create instance "${name}"`);
+  if (b.type !== undefined && b.type !== '' && b.type !== 'container')
+    throw new ApiError(400, `Instance type "${String(b.type)}" is not supported (containers only)`);
+  if (b.ephemeral === true) throw new ApiError(400, 'Ephemeral instances are not supported');
+  const source = (b.source ?? {}) as InstancesPost['source'];
+  if (typeof source !== 'object' || source === null) throw new ApiError(400, 'source must be an object');
+  const profiles = profilesOf(b.profiles);
+  const config = stringMap(b.config, 'config');
+  const devices = devicesOf(b.devices);
+  let imageRef: string;
+  if (source.type === 'image') {
+    if (source.server) throw new ApiError(400, 'Images from a remote server are not supported; import the image first ("tslxc image import")');
+    const ref = source.alias || source.fingerprint;
+    if (typeof ref !== 'string' || !ref) throw new ApiError(400, 'source needs an alias or a fingerprint');
+    imageRef = ref;
+  } else if (source.type === 'none') {
+    throw new ApiError(400, 'Instances without an image (source type "none") are not supported');
+  } else {
+    throw new ApiError(400, `Source type "${String(source.type ?? '')}" is not supported (use "image")`);
+  }
+  const { configExists } = await lib.config();
+  if (configExists(req.ctx.paths, name)) throw new ApiError(409, `Instance "${name}" already exists`);
+  if (devices) {
+    const { validateDevice } = await lib.devices();
+    await check(() => {
+      for (const [dn, d] of Object.entries(devices)) validateDevice(dn, d);
+    });
+  }
+  const url = instanceUrl(name);
+  const operation = req.operations.start({
+    class: 'task',
+    description: 'Creating instance',
+    resources: { instances: [url] },
+    run: async () => {
+      const { createInstance } = await lib.create();
+      const cfg = await createInstance(req.ctx, imageRef, name, { profiles, config });
+      if (devices && Object.keys(devices).length) {
+        // Devices are set under the lock as `config device add` sets them; a refused one removes
+        // the container again, so a failed create leaves nothing.
+        try {
+          const { updateInstance } = await lib.configure();
+          await updateInstance(req.ctx, cfg.name, (c) => {
+            c.devices = devices;
+          });
+        } catch (err) {
+          await (await lib.manage()).deleteInstance(req.ctx, cfg.name, { force: true }).catch(() => {});
+          throw err;
+        }
+      }
+      req.events.lifecycle('instance-created', url);
+    },
+  });
+  return { type: 'async', operation };
+}
+
+// ---- one instance
+
+async function getInstance(req: ApiRequest): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const { readInstance } = await lib.shapes();
+  const { instance, etag } = await readInstance(req.ctx, name, { full: recursionOf(req) >= 1 });
+  return sync(instance, { etag });
+}
+
+/** If-Match as LXD checks it: absent passes; otherwise it must be the current ETag (412). */
+async function checkEtag(req: ApiRequest, name: string): Promise<void> {
+  const match = req.headers['if-match'];
+  if (match === undefined || match === '') return;
+  const { readInstance } = await lib.shapes();
+  checkIfMatch(req, (await readInstance(req.ctx, name)).etag);
+}
+
+interface InstancePut {
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  profiles: string[];
+  restore: string;
+  description: string;
+  architecture: string;
+  ephemeral: boolean;
+  stateful: boolean;
+}
+
+/**
+ * The config a PUT or PATCH asks for, as tslxc keeps it: the keys LXD shows that tslxc derives
+ * (image.*, volatile.base_image, volatile.last_state.power) are dropped whatever their value, and
+ * tslxc's own volatile keys stay as they are (they are its state, not the client's).
+ */
+async function ownConfig(asked: Record<string, string>, current: Record<string, string>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(asked)) if (!k.startsWith('image.') && !k.startsWith('volatile.')) out[k] = v;
+  for (const [k, v] of Object.entries(current)) if (k.startsWith('volatile.')) out[k] = v;
+  return out;
+}
+
+async function updateInstance(req: ApiRequest, patch: boolean): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const b = await body<InstancePut>(req);
+  await checkEtag(req, name);
+  const url = instanceUrl(name);
+  if (!patch && typeof b.restore === 'string' && b.restore !== '') {
+    // The client names the snapshot in full ("c1/snap0"), as LXD keeps it.
+    const snap = b.restore.startsWith(`${name}/`) ? b.restore.slice(name.length + 1) : b.restore;
+    const operation = req.operations.start({
+      class: 'task',
+      description: 'Restoring snapshot',
+      resources: { instances: [url], instances_snapshots: [`${url}/snapshots/${encodeURIComponent(snap)}`] },
+      run: async () => {
+        // As LXD: a running instance is stopped for the restore and started again after it.
+        const { readState } = await lib.shapes();
+        const running = (await readState(req.ctx, name)).status !== 'Stopped';
+        if (running) await (await lib.stop()).stopInstance(req.ctx, name);
+        await (await lib.snapshot()).restoreSnapshot(req.ctx, name, snap);
+        if (running) await (await lib.start()).startInstance(req.ctx, name);
+        req.events.lifecycle('instance-restored', url, { snapshot: snap });
+      },
+    });
+    return { type: 'async', operation };
+  }
+  if (b.ephemeral === true) throw new ApiError(400, 'Ephemeral instances are not supported');
+  const config = stringMap(b.config, 'config');
+  const devices = devicesOf(b.devices);
+  const profiles = profilesOf(b.profiles);
+  if (profiles) {
+    const { profileExists } = await import('../../profile/store.js');
+    for (const p of profiles) if (!profileExists(req.ctx.paths, p)) throw new ApiError(400, `Profile "${p}" not found`);
+  }
+  const operation = req.operations.start({
+    class: 'task',
+    description: 'Updating instance',
+    resources: { instances: [url] },
+    run: async () => {
+      const { updateInstance } = await lib.configure();
+      const asked = config ?? {};
+      const next = await ownConfigFor(req, name, asked, patch);
+      await updateInstance(req.ctx, name, (cfg) => {
+        cfg.config = patch ? { ...cfg.config, ...next } : next;
+        if (patch) {
+          if (devices) cfg.devices = { ...cfg.devices, ...devices };
+        } else {
+          cfg.devices = devices ?? {};
+        }
+        if (profiles) cfg.profiles = [...profiles];
+        else if (!patch) cfg.profiles = [];
+      });
+      req.events.lifecycle('instance-updated', url);
+    },
+  });
+  return { type: 'async', operation };
+}
+
+async function ownConfigFor(req: ApiRequest, name: string, asked: Record<string, string>, patch: boolean): Promise<Record<string, string>> {
+  const current = (await lib.config()).loadConfig(req.ctx.paths, name).config ?? {};
+  const next = await ownConfig(asked, current);
+  if (patch) for (const k of Object.keys(next)) if (k.startsWith('volatile.')) delete next[k];
+  return next;
+}
+
+async function postInstance(req: ApiRequest): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const b = await body<{ name: string; migration: boolean; live: boolean }>(req);
+  if (b.migration) throw new ApiError(400, 'Migration is not supported');
+  const { validateInstanceName } = await lib.names();
+  const to = await check(() => validateInstanceName(b.name));
+  if (!allowsInstance(req.identity, to)) throw new ApiError(403, `Certificate "${req.identity.name}" may not name an instance "${to}"`);
+  const { configExists } = await lib.config();
+  if (configExists(req.ctx.paths, to)) throw new ApiError(409, `Name "${to}" already in use`);
+  const operation = req.operations.start({
+    class: 'task',
+    description: 'Renaming instance',
+    resources: { instances: [instanceUrl(name)] },
+    run: async () => {
+      await (await lib.manage()).renameInstance(req.ctx, name, to);
+      req.events.lifecycle('instance-renamed', instanceUrl(to), { old_name: name });
+    },
+  });
+  return { type: 'async', operation };
+}
+
+async function deleteInstance(req: ApiRequest): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const { readState } = await lib.shapes();
+  const st = await readState(req.ctx, name);
+  // As LXD: a running instance is stopped first by the client (`lxc delete -f` does).
+  if (st.status === 'Running' || st.status === 'Frozen') throw new ApiError(400, 'Instance is running');
+  const url = instanceUrl(name);
+  const operation = req.operations.start({
+    class: 'task',
+    description: 'Deleting instance',
+    resources: { instances: [url] },
+    run: async () => {
+      await (await lib.manage()).deleteInstance(req.ctx, name);
+      req.events.lifecycle('instance-deleted', url);
+    },
+  });
+  return { type: 'async', operation };
+}
+
+// ---- state
+
+async function getState(req: ApiRequest): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const { readState } = await lib.shapes();
+  return sync(await readState(req.ctx, name, { disk: true }));
+}
+
+interface StatePut {
+  action: string;
+  timeout: number;
+  force: boolean;
+  stateful: boolean;
+}
+
+const ACTIONS: Record<string, { description: string; event: string }> = {
+  start: { description: 'Starting instance', event: 'instance-started' },
+  stop: { description: 'Stopping instance', event: 'instance-stopped' },
+  restart: { description: 'Restarting instance', event: 'instance-restarted' },
+  freeze: { description: 'Freezing instance', event: 'instance-paused' },
+  unfreeze: { description: 'Unfreezing instance', event: 'instance-resumed' },
+};
+
+/** Runs a state change on one instance under its lock, as the CLI's verb of the same name does. */
+export async function changeState(req: ApiRequest, name: string, put: Partial<StatePut>): Promise<void> {
+  const ctx = req.ctx;
+  // LXD's -1 (the client's default) is "no limit of the client's": tslxc's own default applies.
+  const timeout = typeof put.timeout === 'number' && put.timeout >= 0 ? put.timeout : undefined;
+  const force = put.force === true;
+  switch (put.action) {
+    case 'start':
+      await (await lib.start()).startInstance(ctx, name);
+      break;
+    case 'stop':
+      await (await lib.stop()).stopInstance(ctx, name, { force, timeout });
+      break;
+    case 'restart': {
+      const { stopLocked } = await lib.stop();
+      const { startLocked } = await lib.start();
+      await ctx.withInstanceLock(name, async () => {
+        await stopLocked(ctx, name, { force, timeout });
+        await startLocked(ctx, name);
+      });
+      break;
+    }
+    case 'freeze':
+    case 'unfreeze':
+      await (await lib.manage()).freezeInstance(ctx, name, put.action === 'freeze');
+      break;
+  }
+}
+
+export function validateStatePut(put: Partial<StatePut>): void {
+  if (typeof put.action !== 'string' || !Object.hasOwn(ACTIONS, put.action)) throw new ApiError(400, `Unknown action "${String(put.action ?? '')}"`);
+  if (put.stateful === true) throw new ApiError(400, 'Stateful stop and start are not supported');
+  if (put.timeout !== undefined && typeof put.timeout !== 'number') throw new ApiError(400, 'timeout must be a number');
+  if (put.force !== undefined && typeof put.force !== 'boolean') throw new ApiError(400, 'force must be a boolean');
+}
+
+async function putState(req: ApiRequest): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const put = await body<StatePut>(req);
+  validateStatePut(put);
+  const { description, event } = ACTIONS[put.action!];
+  const url = instanceUrl(name);
+  const operation = req.operations.start({
+    class: 'task',
+    description,
+    resources: { instances: [url] },
+    run: async () => {
+      await changeState(req, name, put);
+      req.events.lifecycle(event, url);
+    },
+  });
+  return { type: 'async', operation };
+}
+
+export const routes: Route[] = withContainerPaths([
+  { method: 'GET', path: '/1.0/instances', handler: listInstances },
+  { method: 'POST', path: '/1.0/instances', handler: createInstance },
+  { method: 'GET', path: '/1.0/instances/{name}', handler: getInstance },
+  { method: 'PUT', path: '/1.0/instances/{name}', handler: (req) => updateInstance(req, false) },
+  { method: 'PATCH', path: '/1.0/instances/{name}', handler: (req) => updateInstance(req, true) },
+  { method: 'POST', path: '/1.0/instances/{name}', handler: postInstance },
+  { method: 'DELETE', path: '/1.0/instances/{name}', handler: deleteInstance },
+  { method: 'GET', path: '/1.0/instances/{name}/state', handler: getState },
+  { method: 'PUT', path: '/1.0/instances/{name}/state', handler: putState },
+]);
+
+/** What these routes implement in full (API-NOTES.md: a listed extension is a promise). */
+export const extensions = ['instances', 'container_full', 'instance_get_full', 'api_filtering', 'container_last_used_at'];
