@@ -81,7 +81,11 @@ export interface OperationSpec {
 
 export interface RunningOperation {
   id: string;
-  /** The connected websockets by stream name; later ones (an optional 'control') arrive as they connect. */
+  /**
+   * The connected websockets by stream name; later ones (an optional 'control') arrive as they
+   * connect. Each comes paused, so frames a client sent early wait: resume it once its listeners
+   * are in place.
+   */
   sockets: Map<string, WebSocket>;
   /** Called when an optional stream connects after run() started. */
   onSocket(fn: (name: string, ws: WebSocket) => void): void;

@@ -384,9 +384,14 @@ export async function changeState(req: ApiRequest, name: string, put: Partial<St
     case 'start':
       await (await lib.start()).startInstance(ctx, name);
       break;
-    case 'stop':
+    case 'stop': {
+      // A forced stop of what does not run (a create that a killed server left in Error) has
+      // nothing to do: `lxc delete -f` asks for one before its delete.
+      const { status } = await (await lib.shapes()).readState(ctx, name, {});
+      if (force && status !== 'Running' && status !== 'Frozen') break;
       await (await lib.stop()).stopInstance(ctx, name, { force, timeout });
       break;
+    }
     case 'restart': {
       const { stopLocked } = await lib.stop();
       const { startLocked } = await lib.start();

@@ -62,6 +62,7 @@ if (requireRoot(test)) {
                 if (!binary && data.toString() === '') resolve({ return: 7 });
                 else ws.send(data, { binary: true });
               });
+              ws.resume();
             }),
         });
         return { type: 'async', operation: op };

@@ -7,6 +7,7 @@ import { routes } from '../../../lib/api/routes/index.js';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { ApiServer } from '../../helpers/api.js';
+import { teardownNetworks } from '../../helpers/network.js';
 
 /**
  * Fuzz of `tslxc serve` (the built launcher): every route that takes a body gets malformed JSON,
@@ -120,6 +121,9 @@ if (requireRoot(test)) {
   });
   test.serial.after.always(async () => {
     await server?.stop();
+    // A fuzzed body that happened to be a valid network would have made a real bridge.
+    await env.deleteContainers();
+    await teardownNetworks(env);
   });
   leftoverHooks(test, env);
 
