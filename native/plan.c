@@ -466,14 +466,10 @@ static int start_container(void)
   const char *end = next_tok();
   if (!end || strcmp(end, "end") != 0)
     return not_this_way("damaged plan", NULL);
-  /* plan-exec: the TypeScript start reads the pids and reports the helper's own error. */
-  if (ps.exec) {
-    host_limits_warning[0] = '\0';
-    int rc = main_start((int)n + 1, argv);
-    if (rc == 0)
-      (void)write_all(2, host_limits_warning, strlen(host_limits_warning));
-    return rc == 0 ? 0 : -1;
-  }
+  /* plan-exec: the TypeScript start reads the pids, the host-limits warning (main_start wrote it
+   * to stderr already) and the helper's own error. */
+  if (ps.exec)
+    return main_start((int)n + 1, argv) == 0 ? 0 : -1;
   int saved_out = dup(1), saved_err = dup(2), null = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (saved_out < 0 || saved_err < 0 || null < 0)
     return not_this_way("no fds", NULL);
