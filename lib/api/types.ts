@@ -19,6 +19,10 @@ export interface Identity {
   trusted: boolean;
   /** A restricted certificate sees and manages only instances whose names match this glob. */
   instances?: string;
+  /** A `metrics` certificate may read GET /1.0/metrics and nothing else (absent: 'client'). */
+  type?: 'client' | 'metrics';
+  /** Set when the caller came through a dashboard session cookie rather than a certificate. */
+  session?: string;
 }
 
 export interface ApiRequest {
