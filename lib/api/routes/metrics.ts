@@ -1,0 +1,4 @@
+import type { Route } from '../types.js';
+
+export const routes: Route[] = [];
+export const extensions: string[] = [];
