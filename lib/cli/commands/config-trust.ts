@@ -47,7 +47,7 @@ const list = defineCommand({
         name: c.name,
         type: c.type,
         fingerprint: c.fingerprint.slice(0, 12),
-        instances: c.lab ? `lab ${c.lab.lab}, member ${c.lab.member}` : c.restricted ? (c.instances ?? '') : '(all)',
+        instances: c.lab ? `lab ${c.lab.lab} member ${c.lab.member}` : c.restricted ? (c.instances ?? '') : '(all)',
         expires: c.expires_at ?? '',
       })),
       ...store.tokens
@@ -56,7 +56,7 @@ const list = defineCommand({
           name: k.name,
           type: k.type === 'metrics' ? 'token (metrics)' : 'token',
           fingerprint: '',
-          instances: k.lab ? `lab ${k.lab.lab}, member ${k.lab.member}` : (k.instances ?? '(all)'),
+          instances: k.lab ? `lab ${k.lab.lab} member ${k.lab.member}` : (k.instances ?? '(all)'),
           expires: k.expires_at,
         })),
     ];
