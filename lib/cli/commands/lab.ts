@@ -124,14 +124,23 @@ const down = defineCommand({
 });
 
 const reset = defineCommand({
-  command: 'reset <file> <members...>',
-  describe: "Restore members' containers to their start state (stop, restore the start snapshot, start)",
-  positionals: { file: FILE, members: { kind: 'lab member' } },
+  command: 'reset <file> [members...]',
+  describe: "Restore members' containers to their start state (stop, restore the start snapshot, start); REMOTE:[LAB] resets your own over a remote",
+  positionals: { file: { kind: 'path', describe: 'the lab file, or REMOTE:[LAB] (a tslxc server added with "tslxc remote add")' }, members: { kind: 'lab member' } },
   options: { parallel: PARALLEL },
   run: async (argv) => {
+    const members = ((argv.members as string[] | undefined) ?? []).map(String);
+    const remote = /^([a-z0-9][a-z0-9-]{0,62}):([a-z][a-z0-9-]{0,31})?$/.exec(String(argv.file));
+    if (remote) {
+      const { loadClientConfig } = await import('../../client/config.js');
+      if (loadClientConfig().remotes[remote[1]!]) {
+        await remoteReset(remote[1]!, remote[2], members);
+        return;
+      }
+    }
     const s = await spec(argv);
     const { labReset } = await import('../../lab/reset.js');
-    const res = await labReset(context(), s, (argv.members as string[]).map(String), { parallel: parallelOf(argv) });
+    const res = await labReset(context(), s, members, { parallel: parallelOf(argv) });
     for (const r of res) {
       if (r.error) process.stderr.write(`failed: ${r.container}: ${r.error}\n`);
       else console.log(`reset ${r.container} in ${r.seconds!.toFixed(1)}s`);
@@ -140,6 +149,41 @@ const reset = defineCommand({
     if (bad.length) throw new TslxcError(`Cannot reset ${bad.map((b) => b.container).join(', ')}`, bad[0].error);
   },
 });
+
+/**
+ * `lab reset REMOTE:[LAB] [MEMBER...]` through the server's lab API: a member's token shows them
+ * their own lab and member only, so neither needs naming then.
+ */
+async function remoteReset(remote: string, lab: string | undefined, members: string[]): Promise<void> {
+  const { RemoteServer } = await import('../../client/connection.js');
+  const server = RemoteServer.open(remote);
+  try {
+    const labs = await server.get<Array<{ name: string; members: Array<{ name: string; instances: Array<{ name: string }> }> }>>('/1.0/labs?recursion=1');
+    const chosen = lab ? labs.find((l) => l.name === lab) : labs.length === 1 ? labs[0] : undefined;
+    if (!chosen) {
+      if (lab) throw new TslxcError(`No lab "${lab}" on remote "${remote}"`, 'it is not up there, or your certificate belongs to none of its members', `see "tslxc lab reset ${remote}:" with one of: ${labs.map((l) => l.name).join(', ') || '(none)'}`);
+      throw new TslxcError(
+        labs.length ? `Remote "${remote}" has ${labs.length} labs` : `Remote "${remote}" shows no lab`,
+        labs.length ? undefined : 'none is up there, or your certificate belongs to no member',
+        labs.length ? `name one: tslxc lab reset ${remote}:${labs[0]!.name} MEMBER` : undefined,
+      );
+    }
+    const targets = members.length ? members : chosen.members.length === 1 ? [chosen.members[0]!.name] : [];
+    if (!targets.length) throw new TslxcError('Give the members to reset', undefined, `e.g. "tslxc lab reset ${remote}:${chosen.name} ${chosen.members[0]?.name ?? 'MEMBER'}"`);
+    for (const m of targets) {
+      if (!chosen.members.some((x) => x.name === m))
+        throw new TslxcError(`Member "${m}" is not in lab "${chosen.name}" on remote "${remote}"`, undefined, `its members you may see: ${chosen.members.map((x) => x.name).join(', ')}`);
+    }
+    for (const m of targets) {
+      const t0 = Date.now();
+      await server.run('POST', `/1.0/labs/${encodeURIComponent(chosen.name)}/members/${encodeURIComponent(m)}/reset`);
+      const boxes = chosen.members.find((x) => x.name === m)!.instances.map((i) => i.name);
+      console.log(`reset ${boxes.join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    }
+  } finally {
+    server.close();
+  }
+}
 
 const token = defineCommand({
   command: 'token <file> <member>',

@@ -128,6 +128,20 @@ if (requireRoot(test)) {
     t.regex(env.ok(t, ['lab', 'status', file]), /^bob .*no \(token pending\)\s*$/m);
   });
 
+  test.serial('tslxc lab reset REMOTE: resets the member\'s own containers through the lab API', async (t) => {
+    const { addServerRemote } = await import('../../../lib/client/add.js');
+    await addServerRemote('lab', lastLine(env.ok(t, ['lab', 'token', file, 'alice'])), {}, path.join(env.root, 'client'));
+    await lxcOk(t, ['exec', 'lab:alice-box', '--', 'touch', '/root/dirt']);
+    const r = env.cli(['lab', 'reset', 'lab:']);
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /^reset alice-box in \d+\.\ds$/m);
+    t.not((await lxc(['exec', 'lab:alice-box', '--', 'ls', '/root/dirt'])).code, 0);
+    const other = env.cli(['lab', 'reset', 'lab:lr', 'bob']);
+    t.is(other.code, 1);
+    t.regex(other.stderr, /^Error: Member "bob" is not in lab "lr" on remote "lab" \(its members you may see: alice\)/m);
+    t.regex(env.cli(['lab', 'reset', 'lab:nosuch']).stderr, /No lab "nosuch" on remote "lab"/);
+  });
+
   test.serial("a member removed from the file loses their certificate and tokens at lab up", async (t) => {
     fs.writeFileSync(file, labFile(['bob']));
     const up = env.cli(['lab', 'up', file]);
