@@ -25,10 +25,7 @@ export function allowsInstance(identity: Identity, name: string): boolean {
  * holder to, as Identity.instances: undefined when unrestricted; else its glob and, for a lab
  * member, the member's containers as `lab up` last recorded them (none once the lab is down).
  */
-export function restrictionOf(
-  entry: { restricted?: boolean; instances?: string; lab?: LabMembership },
-  members: LabMemberCache,
-): string[] | undefined {
+export function restrictionOf(entry: { restricted?: boolean; instances?: string; lab?: LabMembership }, members: LabMemberCache): string[] | undefined {
   if (entry.instances === undefined && entry.lab === undefined) return entry.restricted ? [] : undefined;
   return [...(entry.instances !== undefined ? [entry.instances] : []), ...(entry.lab ? members.containers(entry.lab.lab, entry.lab.member) : [])];
 }

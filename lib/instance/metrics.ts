@@ -117,7 +117,8 @@ export function memorySeries(stats: CgroupStats, hostTotal: number | undefined):
   for (const [series, key] of MEMORY_SERIES) if (m[key] !== undefined) out[series] = m[key]!;
   if (m.active_anon !== undefined || m.active_file !== undefined) out.Active = (m.active_anon ?? 0) + (m.active_file ?? 0);
   if (m.inactive_anon !== undefined || m.inactive_file !== undefined) out.Inactive = (m.inactive_anon ?? 0) + (m.inactive_file ?? 0);
-  const total = stats.memoryLimitBytes !== undefined && hostTotal !== undefined ? Math.min(stats.memoryLimitBytes, hostTotal) : (stats.memoryLimitBytes ?? hostTotal);
+  const total =
+    stats.memoryLimitBytes !== undefined && hostTotal !== undefined ? Math.min(stats.memoryLimitBytes, hostTotal) : (stats.memoryLimitBytes ?? hostTotal);
   if (total !== undefined) {
     out.MemTotal = total;
     if (stats.memoryBytes !== undefined) {

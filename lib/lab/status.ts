@@ -61,7 +61,14 @@ export async function labStatus(ctx: Context, spec: LabSummary): Promise<LabStat
   }
   for (const cfg of existing.values()) {
     const st = await instanceState(ctx, cfg);
-    rows.push({ member: cfg.config[MEMBER_KEY] ?? '', container: cfg.name, state: `EXTRA (${st.status.toUpperCase()})`, status: st.status, ipv4: st.ipv4, connect: '' });
+    rows.push({
+      member: cfg.config[MEMBER_KEY] ?? '',
+      container: cfg.name,
+      state: `EXTRA (${st.status.toUpperCase()})`,
+      status: st.status,
+      ipv4: st.ipv4,
+      connect: '',
+    });
   }
   let network: LabStatus['network'] = { name: spec.network.name, state: 'missing' };
   if (networkExists(ctx.paths, spec.network.name)) {

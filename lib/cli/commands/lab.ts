@@ -46,7 +46,11 @@ const up = defineCommand({
     }
     // Access follows the file: a member it no longer lists loses their certificates and tokens.
     const { revokeLabMembers } = await import('../../api/trust.js');
-    const revoked = await revokeLabMembers(context().paths, s.name, s.members.map((m) => m.name));
+    const revoked = await revokeLabMembers(
+      context().paths,
+      s.name,
+      s.members.map((m) => m.name),
+    );
     r.changes.push(...revoked.map((n) => `revoked ${n} (member no longer in the file)`));
     printReport(r, `lab ${s.name} is up to date (${r.unchanged.length} containers running)`);
     if (r.failed.length) {
@@ -126,7 +130,10 @@ const down = defineCommand({
 const reset = defineCommand({
   command: 'reset <file> [members...]',
   describe: "Restore members' containers to their start state (stop, restore the start snapshot, start); REMOTE:[LAB] resets your own over a remote",
-  positionals: { file: { kind: 'path', describe: 'the lab file, or REMOTE:[LAB] (a tslxc server added with "tslxc remote add")' }, members: { kind: 'lab member' } },
+  positionals: {
+    file: { kind: 'path', describe: 'the lab file, or REMOTE:[LAB] (a tslxc server added with "tslxc remote add")' },
+    members: { kind: 'lab member' },
+  },
   options: { parallel: PARALLEL },
   run: async (argv) => {
     const members = ((argv.members as string[] | undefined) ?? []).map(String);
@@ -161,7 +168,12 @@ async function remoteReset(remote: string, lab: string | undefined, members: str
     const labs = await server.get<Array<{ name: string; members: Array<{ name: string; instances: Array<{ name: string }> }> }>>('/1.0/labs?recursion=1');
     const chosen = lab ? labs.find((l) => l.name === lab) : labs.length === 1 ? labs[0] : undefined;
     if (!chosen) {
-      if (lab) throw new TslxcError(`No lab "${lab}" on remote "${remote}"`, 'it is not up there, or your certificate belongs to none of its members', `see "tslxc lab reset ${remote}:" with one of: ${labs.map((l) => l.name).join(', ') || '(none)'}`);
+      if (lab)
+        throw new TslxcError(
+          `No lab "${lab}" on remote "${remote}"`,
+          'it is not up there, or your certificate belongs to none of its members',
+          `see "tslxc lab reset ${remote}:" with one of: ${labs.map((l) => l.name).join(', ') || '(none)'}`,
+        );
       throw new TslxcError(
         labs.length ? `Remote "${remote}" has ${labs.length} labs` : `Remote "${remote}" shows no lab`,
         labs.length ? undefined : 'none is up there, or your certificate belongs to no member',
@@ -169,10 +181,15 @@ async function remoteReset(remote: string, lab: string | undefined, members: str
       );
     }
     const targets = members.length ? members : chosen.members.length === 1 ? [chosen.members[0]!.name] : [];
-    if (!targets.length) throw new TslxcError('Give the members to reset', undefined, `e.g. "tslxc lab reset ${remote}:${chosen.name} ${chosen.members[0]?.name ?? 'MEMBER'}"`);
+    if (!targets.length)
+      throw new TslxcError('Give the members to reset', undefined, `e.g. "tslxc lab reset ${remote}:${chosen.name} ${chosen.members[0]?.name ?? 'MEMBER'}"`);
     for (const m of targets) {
       if (!chosen.members.some((x) => x.name === m))
-        throw new TslxcError(`Member "${m}" is not in lab "${chosen.name}" on remote "${remote}"`, undefined, `its members you may see: ${chosen.members.map((x) => x.name).join(', ')}`);
+        throw new TslxcError(
+          `Member "${m}" is not in lab "${chosen.name}" on remote "${remote}"`,
+          undefined,
+          `its members you may see: ${chosen.members.map((x) => x.name).join(', ')}`,
+        );
     }
     for (const m of targets) {
       const t0 = Date.now();

@@ -22,7 +22,23 @@ if (requireRoot(test)) {
   const clientCert = async (name: string) => {
     const key = path.join(env.root, `${name}.key`);
     const crt = path.join(env.root, `${name}.crt`);
-    const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp384r1', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', key, '-out', crt]);
+    const r = await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:secp384r1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      key,
+      '-out',
+      crt,
+    ]);
     if (r.code !== 0) throw new Error(r.stderr);
     return { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(crt, 'utf8') };
   };
@@ -37,7 +53,12 @@ if (requireRoot(test)) {
       req.on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
-  const token = (t: ExecutionContext, args: string[]) => env.ok(t, ['config', 'trust', 'add', ...args]).trim().split('\n').pop()!;
+  const token = (t: ExecutionContext, args: string[]) =>
+    env
+      .ok(t, ['config', 'trust', 'add', ...args])
+      .trim()
+      .split('\n')
+      .pop()!;
 
   test.before(async () => {
     const r = env.cli(['image', 'build', 'busybox']);

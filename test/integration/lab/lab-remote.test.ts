@@ -128,7 +128,7 @@ if (requireRoot(test)) {
     t.regex(env.ok(t, ['lab', 'status', file]), /^bob .*no \(token pending\)\s*$/m);
   });
 
-  test.serial('tslxc lab reset REMOTE: resets the member\'s own containers through the lab API', async (t) => {
+  test.serial("tslxc lab reset REMOTE: resets the member's own containers through the lab API", async (t) => {
     const { addServerRemote } = await import('../../../lib/client/add.js');
     await addServerRemote('lab', lastLine(env.ok(t, ['lab', 'token', file, 'alice'])), {}, path.join(env.root, 'client'));
     await lxcOk(t, ['exec', 'lab:alice-box', '--', 'touch', '/root/dirt']);
@@ -142,7 +142,7 @@ if (requireRoot(test)) {
     t.regex(env.cli(['lab', 'reset', 'lab:nosuch']).stderr, /No lab "nosuch" on remote "lab"/);
   });
 
-  test.serial("a member removed from the file loses their certificate and tokens at lab up", async (t) => {
+  test.serial('a member removed from the file loses their certificate and tokens at lab up', async (t) => {
     fs.writeFileSync(file, labFile(['bob']));
     const up = env.cli(['lab', 'up', file]);
     t.is(up.code, 0, up.stderr);

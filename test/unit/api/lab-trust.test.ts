@@ -19,13 +19,33 @@ function tempPaths(): Paths {
 
 function clientCert(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=t', '-keyout', `${dir}/k`, '-out', `${dir}/c`]);
+  const r = spawnSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    '/CN=t',
+    '-keyout',
+    `${dir}/k`,
+    '-out',
+    `${dir}/c`,
+  ]);
   if (r.status !== 0) throw new Error(r.stderr.toString());
   return fs.readFileSync(`${dir}/c`, 'utf8');
 }
 
 const spec = (members: string) =>
-  parseLab(`name: course\ndefaults: {count: 2, naming: "{member}-{n}"}\nmembers:\n${members.split(' ').map((m) => `  - name: ${m}`).join('\n')}\n`, '/x/lab.yaml');
+  parseLab(
+    `name: course\ndefaults: {count: 2, naming: "{member}-{n}"}\nmembers:\n${members
+      .split(' ')
+      .map((m) => `  - name: ${m}`)
+      .join('\n')}\n`,
+    '/x/lab.yaml',
+  );
 const tls = (instances?: string[]): Identity => ({ protocol: 'tls', name: 'x', trusted: true, ...(instances ? { instances } : {}) });
 
 test('allowsInstance takes names and globs; no list means everything', (t) => {
