@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BenchEnv, launcherPath } from './env.js';
+import { startExecStub, type ExecStub } from './apistub.js';
 import { LxdDaemon } from './lxd.js';
 import { now, run, type RunResult } from './proc.js';
 import { waitForSystemd } from './measure.js';
@@ -12,7 +13,11 @@ import { waitForSystemd } from './measure.js';
  * from tslxc's busybox image, exported in LXD's format for LXD, so both copy a root of a few MiB.
  * With --launch R, also `lxc launch` of the cached Debian image (exported in LXD's format for
  * LXD) until systemd answers inside, R times each, alternating: the same client, each side probed
- * by its own exec. Run alone: `node dist/bench/apilist.js [--count N] [--runs R] [--launch R]`;
+ * by its own exec. With --exec R, `lxc exec C -- true` R times on each side, interleaved with
+ * `lxc --version` (the client alone), the same exec against a stub server that runs nothing
+ * (bench/apistub.ts: the floor any server has) and `tslxc exec`, as medians; and the servers' CPU
+ * per exec. The server's VmRSS is taken idle, after one list, after the timed lists and after the
+ * execs. Run alone: `node dist/bench/apilist.js [--count N] [--runs R] [--launch R] [--exec R]`;
  * it prints one JSON report.
  */
 const args = process.argv.slice(2);
@@ -24,6 +29,8 @@ const COUNT = opt('count', 100);
 const RUNS = opt('runs', 20);
 /** `lxc launch` of the cached Debian image to systemd answering, this many times each (0: skipped). */
 const LAUNCHES = opt('launch', 0);
+/** `lxc exec C -- true` on each side, this many times (0: skipped). */
+const EXECS = opt('exec', 0);
 const PROBE = ['systemctl', 'is-system-running', '--wait'];
 const log = (s: string) => process.stderr.write(`${new Date().toISOString()} ${s}\n`);
 
@@ -84,6 +91,30 @@ async function hyperfine(commands: Record<string, string[]>): Promise<Record<str
 const env = new BenchEnv();
 const lxd = new LxdDaemon(env, '2GiB');
 let server: ReturnType<typeof spawn> | undefined;
+let stub: ExecStub | undefined;
+
+/** A process's VmRSS in MiB (undefined once it is gone). */
+function rssMiB(pid: number | undefined): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time (user + system) a process has used, in ms. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number) => Math.round(x * 10) / 10;
 
 async function main(): Promise<void> {
   await env.prepareTslxc();
@@ -107,6 +138,8 @@ async function main(): Promise<void> {
   server = spawn(launcherPath, ['serve'], { env: env.env, stdio: 'ignore' });
   const socket = path.join(env.stateDir, 'unix.socket');
   for (let i = 0; i < 200 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 1000));
+  const rss: Record<string, number | undefined> = { idle: rssMiB(server.pid) };
   const confs = [fs.mkdtempSync(path.join(env.root, 'conf-')), fs.mkdtempSync(path.join(env.root, 'conf-'))];
   const viaTslxc = ['env', `LXD_DIR=${env.stateDir}`, `LXD_CONF=${confs[0]}`, 'lxc'];
   const viaLxd = ['env', `LXD_DIR=${lxd.dir}`, `LXD_CONF=${confs[1]}`, 'lxc'];
@@ -114,6 +147,7 @@ async function main(): Promise<void> {
   const a = (await ok(run(viaTslxc[0], [...viaTslxc.slice(1), 'list', '--format', 'csv', '-c', 'n']), 'lxc list (tslxc)')).stdout.trim().split('\n');
   const b = (await ok(run(viaLxd[0], [...viaLxd.slice(1), 'list', '--format', 'csv', '-c', 'n']), 'lxc list (LXD)')).stdout.trim().split('\n');
   if (a.length !== COUNT || b.length !== COUNT) throw new Error(`lists of ${a.length} and ${b.length}, not ${COUNT}`);
+  rss.after_one_list = rssMiB(server.pid);
   const times = await hyperfine({
     'lxc list (tslxc serve)': [...viaTslxc, 'list'],
     'lxc list (LXD 5.0.2)': [...viaLxd, 'list'],
@@ -130,9 +164,63 @@ async function main(): Promise<void> {
       'json',
     ],
   });
+  rss[`after_${2 * (RUNS + 3)}_lists`] = rssMiB(server.pid);
   const ratio = times['lxc list (tslxc serve)'].mean_ms / times['lxc list (LXD 5.0.2)'].mean_ms;
+  const exec = EXECS > 0 ? await execs(viaTslxc, viaLxd, rss) : undefined;
+  rss.lxd_daemon = rssMiB(lxd.pid);
   const launch = LAUNCHES > 0 ? await launches(viaTslxc, viaLxd) : undefined;
-  process.stdout.write(`${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, times, ratio_lxc_list_tslxc_to_lxd: ratio, launch }, null, 2)}\n`);
+  const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  process.stdout.write(
+    `${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, load, times, ratio_lxc_list_tslxc_to_lxd: ratio, serve_rss_mib: rss, exec, launch }, null, 2)}\n`,
+  );
+}
+
+/**
+ * `lxc exec C -- true` through tslxc serve, LXD and the stub, with `lxc --version` and `tslxc
+ * exec`, interleaved (the order turns each round) so that a change of the host's load hits all
+ * alike; medians, and each server's CPU time per exec.
+ */
+async function execs(viaTslxc: string[], viaLxd: string[], rss: Record<string, number | undefined>): Promise<Record<string, unknown>> {
+  const name = 'l000';
+  await ok(env.tslxc(['start', name]), 'tslxc start');
+  await lxd.lxcOk(['start', name]);
+  const info = JSON.parse((await ok(run(viaTslxc[0], [...viaTslxc.slice(1), 'query', '/1.0']), 'lxc query /1.0')).stdout) as unknown;
+  const stubDir = fs.mkdtempSync(path.join(env.root, 'stub-'));
+  stub = await startExecStub(path.join(stubDir, 'unix.socket'), info);
+  const viaStub = ['env', `LXD_DIR=${stubDir}`, `LXD_CONF=${fs.mkdtempSync(path.join(env.root, 'conf-'))}`, 'lxc'];
+  const exec = ['exec', name, '--', 'true'];
+  const commands: Record<string, string[]> = {
+    'lxc --version (the client alone)': ['lxc', '--version'],
+    'lxc exec (stub server)': [...viaStub, ...exec],
+    'lxc exec (tslxc serve)': [...viaTslxc, ...exec],
+    'lxc exec (LXD 5.0.2)': [...viaLxd, ...exec],
+    'tslxc exec': ['env', `TSLXC_DIR=${env.stateDir}`, `TSLXC_RUN_DIR=${env.runDir}`, `TSLXC_CGROUP_PREFIX=${env.cgroupPrefix}`, launcherPath, ...exec],
+  };
+  const names = Object.keys(commands);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const cpu0 = { serve: cpuMs(server!.pid), lxd: cpuMs(lxd.pid) };
+  log(`exec: ${EXECS} rounds of ${names.length} commands`);
+  for (let i = 0; i < EXECS + 2; i++) {
+    for (const n of i % 2 ? [...names].reverse() : names) {
+      const r = await ok(run(commands[n]![0]!, commands[n]!.slice(1), { timeoutMs: 60_000 }), n);
+      if (i >= 2) samples[n]!.push(r.ms); // two warm-up rounds
+    }
+  }
+  const rounds = EXECS + 2;
+  const out: Record<string, unknown> = {
+    median_ms: Object.fromEntries(names.map((n) => [n, round(median(samples[n]!))])),
+    server_cpu_ms_per_exec: {
+      'tslxc serve': round((cpuMs(server!.pid) - cpu0.serve) / rounds),
+      'LXD 5.0.2': round((cpuMs(lxd.pid) - cpu0.lxd) / rounds),
+    },
+  };
+  out.ratio_exec_tslxc_to_lxd = round((median(samples['lxc exec (tslxc serve)']!) / median(samples['lxc exec (LXD 5.0.2)']!)) * 100) / 100;
+  rss[`after_${rounds}_execs`] = rssMiB(server!.pid);
+  await stub.close();
+  stub = undefined;
+  await ok(env.tslxc(['stop', '--force', name]), 'tslxc stop');
+  await lxd.lxcOk(['stop', '--force', name]);
+  return out;
 }
 
 async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<string, unknown>> {
@@ -143,11 +231,13 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
   await lxd.lxcOk(['image', 'import', file, '--alias', 'bench-debian'], { timeoutMs: 600_000 });
   fs.rmSync(file, { force: true });
   const sides = [
-    { key: 'tslxc serve', client: viaTslxc, image: 'debian', probe: (n: string) => env.tslxc(['exec', n, '--', ...PROBE]) },
-    { key: 'LXD 5.0.2', client: viaLxd, image: 'bench-debian', probe: (n: string) => lxd.lxc(['exec', n, '--', ...PROBE]) },
+    { key: 'tslxc serve', client: viaTslxc, image: 'debian', inside: (n: string, cmd: string[]) => env.tslxc(['exec', n, '--', ...cmd]) },
+    { key: 'LXD 5.0.2', client: viaLxd, image: 'bench-debian', inside: (n: string, cmd: string[]) => lxd.lxc(['exec', n, '--', ...cmd]) },
   ];
-  const samples: Record<string, { launch_ms: number[]; systemd_ms: number[] }> = Object.fromEntries(
-    sides.map((x) => [x.key, { launch_ms: [], systemd_ms: [] }]),
+  // launch_ms: until `lxc launch` returns (create and start); systemd_ms: until systemd says it is
+  // running; userspace_ms: systemd's own boot as it counts it (the guest's part, the same image).
+  const samples: Record<string, { launch_ms: number[]; systemd_ms: number[]; userspace_ms: number[] }> = Object.fromEntries(
+    sides.map((x) => [x.key, { launch_ms: [], systemd_ms: [], userspace_ms: [] }]),
   );
   for (let i = 0; i < LAUNCHES; i++) {
     for (const side of i % 2 ? [...sides].reverse() : sides) {
@@ -156,14 +246,22 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
       await ok(run(side.client[0], [...side.client.slice(1), 'launch', side.image, name], { timeoutMs: 300_000 }), `${side.key}: lxc launch`);
       if (side.key.startsWith('LXD')) lxd.instances.add(name);
       samples[side.key].launch_ms.push(now() - t0);
-      samples[side.key].systemd_ms.push((await waitForSystemd(() => side.probe(name), `${side.key}: systemd in ${name}`, t0)).ms);
+      samples[side.key].systemd_ms.push((await waitForSystemd(() => side.inside(name, PROBE), `${side.key}: systemd in ${name}`, t0)).ms);
+      const analyze = (await side.inside(name, ['systemd-analyze'])).stdout;
+      const userspace = /([\d.]+)(m?s) \(userspace\)/.exec(analyze);
+      if (userspace) samples[side.key].userspace_ms.push(Number(userspace[1]) * (userspace[2] === 's' ? 1000 : 1));
       await ok(run(side.client[0], [...side.client.slice(1), 'delete', '--force', name], { timeoutMs: 300_000 }), `${side.key}: lxc delete`);
       log(`launch ${i + 1}/${LAUNCHES} ${side.key}: ${Math.round(samples[side.key].systemd_ms.at(-1)!)} ms to systemd`);
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(samples)) out[k] = { ...v, median_launch_ms: median(v.launch_ms), median_systemd_ms: median(v.systemd_ms) };
+  for (const [k, v] of Object.entries(samples))
+    out[k] = {
+      ...v,
+      median_launch_ms: median(v.launch_ms),
+      median_systemd_ms: median(v.systemd_ms),
+      median_userspace_ms: v.userspace_ms.length ? median(v.userspace_ms) : undefined,
+    };
   out.ratio_systemd_tslxc_to_lxd = median(samples['tslxc serve'].systemd_ms) / median(samples['LXD 5.0.2'].systemd_ms);
   return out;
 }
@@ -174,6 +272,7 @@ try {
   log(`FAILED: ${(err as Error).message}`);
   process.exitCode = 1;
 } finally {
+  await stub?.close();
   if (server && server.exitCode === null) server.kill('SIGTERM');
   const problems = await env.cleanup(log);
   for (const p of problems) log(`cleanup: ${p}`);

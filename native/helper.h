@@ -347,6 +347,7 @@ bool pty_control_read(struct pty_control *c, int master, int pidfd);
 
 int main_start(int argc, char **argv);
 int main_attach(int argc, char **argv);
+int main_spare(int argc, char **argv);
 int main_console(int argc, char **argv);
 int main_file(int argc, char **argv);
 int main_idmap_probe(int argc, char **argv);

@@ -8,6 +8,7 @@ static void usage(void)
   static const char text[] =
       "usage: tslxc-helper start [OPTIONS] -- INIT [ARGS...]\n"
       "       tslxc-helper attach [OPTIONS] -- CMD [ARGS...]\n"
+      "       tslxc-helper spare --args-fd FD   (an attach whose arguments come later on FD)\n"
       "       tslxc-helper console --socket PATH [--escape CHAR]\n"
       "       tslxc-helper file (--pid PID | --rootfs DIR [--rootfs-lower L --rootfs-upper U "
       "--rootfs-work W])\n"
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
     return main_start(argc - 1, argv + 1);
   if (strcmp(argv[1], "attach") == 0)
     return main_attach(argc - 1, argv + 1);
+  if (strcmp(argv[1], "spare") == 0)
+    return main_spare(argc - 1, argv + 1);
   if (strcmp(argv[1], "console") == 0)
     return main_console(argc - 1, argv + 1);
   if (strcmp(argv[1], "file") == 0)

@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { TslxcError, errorText, isErrno } from '../errors.js';
 import type { Context } from '../state/context.js';
 import { tryLock, type Lock } from '../util/lock.js';
@@ -209,7 +208,11 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     const trust = new TrustCache(ctx.paths);
     const labMembers = new LabMemberCache(ctx.paths);
     const audit = new AuditLog(ctx.paths);
-    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
+    // ws is loaded at the first websocket, not at start: it is a good part of an idle server's
+    // memory, and a server that only answers `lxc list` or scripts never needs it.
+    let wss: WebSocketServer | undefined;
+    const websockets = async (): Promise<WebSocketServer> =>
+      (wss ??= new (await import('ws')).WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false }));
 
     const identify = (req: IncomingMessage, protocol: 'unix' | 'tls'): Identity => {
       if (protocol === 'unix') return { protocol, name: 'unix', trusted: true };
@@ -269,7 +272,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       }
     };
 
-    const upgrade = (req: IncomingMessage, socket: Socket, head: Buffer, protocol: 'unix' | 'tls') => {
+    const upgrade = async (req: IncomingMessage, socket: Socket, head: Buffer, protocol: 'unix' | 'tls') => {
       socket.setTimeout(0);
       socket.on('error', () => socket.destroy());
       const refuse = (status: number, message: string) => {
@@ -285,7 +288,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         if (url.pathname === '/1.0/events') {
           const types = Events.parseTypes(url.searchParams.get('type'));
           if (!types) return refuse(400, `Unknown event type in "${url.searchParams.get('type')}"`);
-          wss.handleUpgrade(req, socket, head, (ws) => {
+          (await websockets()).handleUpgrade(req, socket, head, (ws) => {
             keepAlive(ws);
             events.add(ws, types, identity);
           });
@@ -296,7 +299,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
           const id = decodeURIComponent(m[1]!);
           const stream = operations.claimSocket(id, identity, url.searchParams.get('secret') ?? '');
           if (!stream) return refuse(403, 'Invalid or used websocket secret');
-          wss.handleUpgrade(req, socket, head, (ws) => {
+          (await websockets()).handleUpgrade(req, socket, head, (ws) => {
             keepAlive(ws);
             // Frames a client sends before its operation runs wait for the route's listeners
             // (the route resumes the socket), instead of being emitted to no one.
@@ -337,7 +340,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     const serve = (s: http.Server, protocol: 'unix' | 'tls') => {
       limitTimeouts(s);
       s.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, protocol));
-      s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => upgrade(req, socket, head, protocol));
+      s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void upgrade(req, socket, head, protocol));
       s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
         const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
         if (socket.writable) socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
@@ -365,8 +368,10 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     fs.chmodSync(sock, 0o660);
     closers.push(() => fs.rmSync(sock, { force: true }));
 
+    // HTTPS (and TLS with it) only when asked for: a unix-socket server does without.
+    const https = listens.length ? (await import('node:https')).default : undefined;
     for (const l of listens) {
-      const s = https.createServer({
+      const s = https!.createServer({
         cert: certificate.cert,
         key: certificate.key,
         minVersion: 'TLSv1.3',

@@ -88,4 +88,6 @@ export const FAST_COMMANDS: Record<string, () => Promise<CommandDef>> = {
   'snapshot delete': async () => (await snapshot()).snapshotDelete,
   'snapshot rm': async () => (await snapshot()).snapshotDelete,
   'snapshot rename': async () => (await snapshot()).snapshotRename,
+  // A long-lived server: what it loads at start (yargs and its parsers) it keeps in memory for good.
+  serve: async () => (await import('./commands/serve.js')).default,
 };

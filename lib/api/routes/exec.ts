@@ -174,10 +174,65 @@ function drained(s: Readable | null, deadline: number): Promise<void> {
   });
 }
 
-async function runCommand(helper: string, args: string[], env: NodeJS.ProcessEnv, post: ExecPost, op: RunningOperation): Promise<number> {
-  const relayed = post.waitForWebsocket;
+/**
+ * One helper started ahead of the next relayed exec, with its pipes (native/spare.c): the exec
+ * then only writes it its arguments. node spawns by fork(), which copies the server's page tables
+ * and blocks the server until the child has exec'd, two waits for a CPU on a loaded host: the
+ * larger part of an exec's time in the server. The spare is started after an exec, and dies by
+ * itself with the server (its arguments pipe ends).
+ */
+const SPARE_ARGS_FD = 4;
+let spare: { helper: string; child: ChildProcess } | undefined;
+let spareQueued = false;
+
+/** The helper's environment: PATH, and TERM where the request gives one (for the pty). */
+function helperEnv(term: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  if (term !== undefined) env.TERM = term;
+  return env;
+}
+
+function queueSpare(helper: string): void {
+  if (spare || spareQueued) return;
+  spareQueued = true;
+  // After the work of this turn (the operation's end, its events and closes) is written out.
+  setImmediate(() => {
+    spareQueued = false;
+    if (spare) return;
+    const child = spawn(helper, ['spare', '--args-fd', String(SPARE_ARGS_FD)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'], env: helperEnv(undefined) });
+    child.on('error', () => {});
+    // A spare alone keeps neither the server nor a test's process alive.
+    child.unref();
+    for (const s of child.stdio) (s as { unref?: () => void } | null)?.unref?.();
+    spare = { helper, child };
+    child.once('exit', () => {
+      if (spare?.child === child) spare = undefined;
+    });
+  });
+}
+
+/** The spare made into this command's helper, or a new helper. */
+function startHelper(helper: string, args: string[], term: string | undefined, relayed: boolean): ChildProcess {
+  const ready = relayed ? spare : undefined;
+  if (ready) spare = undefined;
+  if (ready && ready.helper === helper && ready.child.exitCode === null && ready.child.signalCode === null) {
+    const { child } = ready;
+    child.ref();
+    for (const s of child.stdio) (s as { ref?: () => void } | null)?.ref?.();
+    const records = [String(args.length), ...args, ...(term !== undefined ? [`TERM=${term}`] : [])];
+    const argsPipe = child.stdio[SPARE_ARGS_FD] as Writable;
+    argsPipe.on('error', () => {}); // the spare died: its exit reports the failure
+    argsPipe.end(records.map((r) => `${r}\0`).join(''));
+    return child;
+  }
+  ready?.child.kill();
   // fd 3: the control pipe (signals, and window sizes of a pty).
-  const child: ChildProcess = spawn(helper, args, { stdio: relayed ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'], env });
+  return spawn(helper, args, { stdio: relayed ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'], env: helperEnv(term) });
+}
+
+async function runCommand(helper: string, args: string[], term: string | undefined, post: ExecPost, op: RunningOperation): Promise<number> {
+  const relayed = post.waitForWebsocket;
+  const child = startHelper(helper, args, term, relayed);
   const control = child.stdio[3] as Writable;
   control.on('error', () => {});
   child.stdin?.on('error', () => {}); // EPIPE once the command closed its input: it no longer matters
@@ -246,6 +301,7 @@ async function runCommand(helper: string, args: string[], env: NodeJS.ProcessEnv
   await Promise.all([drained(child.stdout, deadline), drained(child.stderr, deadline)]);
   child.stdin?.destroy();
   for (const ws of sockets.values()) closeSocket(ws);
+  if (relayed) queueSpare(helper);
   return code;
 }
 
@@ -281,9 +337,6 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
     throw new ApiError(400, (err as Error).message);
   }
   const helper = helperPath();
-  // The helper reads TERM (for the pty) and nothing else of its environment.
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
-  if (post.environment.TERM !== undefined) env.TERM = post.environment.TERM;
   const source = `/1.0/instances/${name}`;
   const spec: OperationSpec = {
     class: relayed ? 'websocket' : 'task',
@@ -293,7 +346,8 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
     ...(relayed ? { sockets: pty ? ['0', 'control'] : ['0', '1', '2', 'control'], required: pty ? ['0'] : ['0', '1', '2'] } : {}),
     async run(op) {
       req.events.lifecycle('instance-exec', source, { command: post.command });
-      return { return: await runCommand(helper, args, env, post, op) };
+      // The helper reads TERM (for the pty) and nothing else of its environment.
+      return { return: await runCommand(helper, args, post.environment.TERM, post, op) };
     },
   };
   return { type: 'async', operation: req.operations.start(spec) };
