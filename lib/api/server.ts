@@ -18,7 +18,7 @@ import { sendError, sendResult, sendThrown } from './envelope.js';
 import { Events } from './events.js';
 import { Operations } from './operations.js';
 import { Router } from './router.js';
-import { routes as moduleRoutes, extensions as moduleExtensions } from './routes/index.js';
+import { routes as moduleRoutes, extensions as moduleExtensions, housekeeping, HOUSEKEEPING_MS } from './routes/index.js';
 import { addressesFile, TrustCache } from './trust.js';
 import { ApiError, type ApiRequest, type Identity } from './types.js';
 
@@ -201,6 +201,10 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     });
     const pruner = setInterval(() => core.throttle.prune(), 60_000).unref();
     closers.push(() => clearInterval(pruner));
+    const chores = () => void housekeeping(ctx).catch(stray);
+    const choresTimer = setInterval(chores, HOUSEKEEPING_MS).unref();
+    closers.push(() => clearInterval(choresTimer));
+    setImmediate(chores);
     const router = new Router([...coreRoutes(core), ...moduleRoutes]);
     const trust = new TrustCache(ctx.paths);
     const audit = new AuditLog(ctx.paths);

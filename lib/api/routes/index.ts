@@ -1,3 +1,4 @@
+import type { Context } from '../../state/context.js';
 import type { Route } from '../types.js';
 import * as exec from './exec.js';
 import * as files from './files.js';
@@ -18,3 +19,16 @@ export const routes: Route[] = modules.flatMap((m) => m.routes);
  * full, since the `lxc` client and pylxd take a listed extension as a promise (API-NOTES.md).
  */
 export const extensions: string[] = modules.flatMap((m) => m.extensions);
+
+/**
+ * What LXD's daemon does on its own timers and a daemonless tslxc does only while `tslxc serve`
+ * runs: expired snapshots deleted, ephemeral instances that stopped by themselves deleted. The
+ * server runs this at start and every HOUSEKEEPING_MS.
+ */
+export async function housekeeping(ctx: Context): Promise<void> {
+  await snapshots.pruneExpired(ctx);
+  await instances.sweepStopped(ctx);
+}
+
+/** A minute, as LXD's tasks; TSLXC_API_HOUSEKEEPING_MS shortens it (tests). */
+export const HOUSEKEEPING_MS = Number(process.env.TSLXC_API_HOUSEKEEPING_MS) > 0 ? Number(process.env.TSLXC_API_HOUSEKEEPING_MS) : 60_000;

@@ -217,10 +217,10 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
     architecture,
     config,
     devices: sortedDevices(cfg.devices ?? {}),
-    ephemeral: false,
+    ephemeral: cfg.ephemeral === true,
     profiles: [...(cfg.profiles ?? [])],
     stateful: false,
-    description: '',
+    description: cfg.description ?? '',
     created_at: cfg.created_at || ZERO_TIME,
     ...omitEmpty('expanded_config', sorted({ ...expanded.config, ...config })),
     ...omitEmpty('expanded_devices', sortedDevices(expanded.devices)),
@@ -238,10 +238,10 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
  * The ETag of an instance: a hash of what a PUT replaces (LXD hashes the same fields), so a client
  * that read it before another change gets 412 on its write.
  */
-export function instanceEtag(i: Pick<Instance, 'architecture' | 'config' | 'devices' | 'ephemeral' | 'profiles'>): string {
+export function instanceEtag(i: Pick<Instance, 'architecture' | 'config' | 'devices' | 'ephemeral' | 'profiles' | 'description'>): string {
   // volatile.last_state.power changes with a start, which is no edit of the config.
   const config = Object.fromEntries(Object.entries(i.config).filter(([k]) => k !== 'volatile.last_state.power'));
-  return etagOf([i.architecture, config, i.devices, i.ephemeral, i.profiles]);
+  return etagOf([i.architecture, config, i.devices, i.ephemeral, i.profiles, i.description]);
 }
 
 const ZERO_COUNTERS: InstanceStateNetwork['counters'] = {
