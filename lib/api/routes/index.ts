@@ -4,12 +4,13 @@ import * as exec from './exec.js';
 import * as files from './files.js';
 import * as images from './images.js';
 import * as instances from './instances.js';
+import * as logs from './logs.js';
 import * as networks from './networks.js';
 import * as profiles from './profiles.js';
 import * as snapshots from './snapshots.js';
 import * as storage from './storage.js';
 
-const modules = [instances, snapshots, exec, files, images, profiles, networks, storage];
+const modules = [instances, snapshots, exec, files, logs, images, profiles, networks, storage];
 
 /** Every route of the API; each module under routes/ adds its list here. */
 export const routes: Route[] = modules.flatMap((m) => m.routes);

@@ -235,7 +235,8 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
     run: async () => {
       let made: string;
       if (origin.type === 'copy') {
-        // As LXD: the copy has the source's config, devices and profiles, with the request's on top.
+        // As LXD: the copy has the source's config, devices and profiles, with the request's on top
+        // (`lxc copy` sends the source's own, derived keys included: those stay the copy's).
         const { copyInstance } = await import('../../instance/copy.js');
         made = (await copyInstance(req.ctx, origin.from, name, { instanceOnly: origin.instanceOnly })).name;
       } else {
@@ -252,7 +253,7 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
           const { updateInstance, setDescription } = await lib.configure();
           await updateInstance(req.ctx, made, (c) => {
             if (origin.type === 'copy') {
-              if (config) c.config = { ...c.config, ...config };
+              if (config) for (const [k, v] of Object.entries(config)) if (!k.startsWith('image.') && !k.startsWith('volatile.')) c.config[k] = v;
               if (devices) c.devices = { ...c.devices, ...devices };
               if (profiles) c.profiles = [...profiles];
               if (description !== undefined) setDescription(c, description);
