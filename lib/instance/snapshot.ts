@@ -199,8 +199,9 @@ function requireSnapshot(ctx: Context, name: string, snap: string): string {
  */
 export async function restoreSnapshot(ctx: Context, name: string, snap: string, opts: { timeout?: number } = {}): Promise<{ restarted: boolean }> {
   return ctx.withInstanceLock(name, async () => {
+    const cfg = loadConfig(ctx.paths, name);
     requireSnapshot(ctx, name, snap);
-    const state = await instanceState(ctx, loadConfig(ctx.paths, name));
+    const state = await instanceState(ctx, cfg);
     const running = state.status === 'Running' || state.status === 'Frozen';
     if (running) await (await import('./stop.js')).stopLocked(ctx, name, { timeout: opts.timeout });
     await restoreLocked(ctx, name, snap);

@@ -83,7 +83,10 @@ if (requireRoot(test)) {
     t.deepEqual(root.json!.metadata, [], 'an empty root');
     await lxc(t, ['delete', 'n1']);
     t.falsy(listed('n1'));
-    const remote = await server.request('POST', '/1.0/instances', { name: 'm1', source: { type: 'migration', mode: 'pull', operation: 'https://x/1.0/operations/y' } });
+    const remote = await server.request('POST', '/1.0/instances', {
+      name: 'm1',
+      source: { type: 'migration', mode: 'pull', operation: 'https://x/1.0/operations/y' },
+    });
     t.is(remote.status, 400);
     t.regex(remote.json!.error!, /not supported/);
     const img = await server.request('POST', '/1.0/instances', { name: 'm1', source: { type: 'image', alias: 'x', server: 'https://images.example' } });
@@ -125,6 +128,10 @@ if (requireRoot(test)) {
     t.is(listed('e2').ephemeral, true);
     env.ok(t, ['stop', '--force', 'e2']);
     t.falsy(listed('e2'), 'deleted by its stop (CLI)');
+    // `lxc delete -f` stops it first, which deletes it: the client waits for that.
+    await lxc(t, ['launch', 'busybox', 'e4', '--ephemeral']);
+    await lxc(t, ['delete', '-f', 'e4']);
+    t.falsy(listed('e4'));
     // Stopped by itself: the server's housekeeping deletes it.
     env.ok(t, ['launch', '-e', 'busybox', 'e3']);
     env.cli(['exec', 'e3', '--', 'kill', '-USR2', '1']);
@@ -185,6 +192,7 @@ if (requireRoot(test)) {
     t.is(put.op.status_code, 200, put.op.err);
     t.is(Date.parse((await server.request('GET', '/1.0/instances/d1/snapshots/x2')).json!.metadata.expires_at), Date.parse(soon));
     t.is((await server.request('PATCH', '/1.0/instances/d1/snapshots/x2', {})).status, 200);
+    t.regex(await lxc(t, ['info', 'd1']), /x1 .*\| +\d{4}\/\d\d\/\d\d/, 'lxc info shows the expiry');
     t.is((await server.request('PUT', '/1.0/instances/d1/snapshots/x2', { expires_at: 'tomorrow' })).status, 400);
     // The server's housekeeping deletes it once it expired.
     t.true(await until(async () => (await server.request('GET', '/1.0/instances/d1/snapshots/x2')).status === 404), 'pruned by the server');
