@@ -1,7 +1,6 @@
 import type { Context } from '../state/context.js';
 import { listNames, loadConfig } from '../state/config.js';
 import { liveness } from '../state/runtime.js';
-import { deleteLocked } from './manage.js';
 import { stopLocked, type StopOptions } from './stop.js';
 
 /**
@@ -16,7 +15,8 @@ export async function stopInstance(ctx: Context, name: string, opts: StopOptions
   return ctx.withInstanceLock(name, async () => {
     await stopLocked(ctx, name, opts);
     if (!loadConfig(ctx.paths, name).ephemeral) return { deleted: false };
-    await deleteLocked(ctx, name);
+    // Loaded only for an ephemeral one: a plain stop (a hot path) does not pay for the delete's modules.
+    await (await import('./manage.js')).deleteLocked(ctx, name);
     return { deleted: true };
   });
 }
@@ -43,7 +43,7 @@ export async function sweepEphemeral(ctx: Context, names: string[] = listNames(c
     const gone = await ctx
       .withInstanceLock(name, async () => {
         if (!ended(ctx, name)) return false;
-        await deleteLocked(ctx, name);
+        await (await import('./manage.js')).deleteLocked(ctx, name);
         return true;
       })
       .catch(() => false);

@@ -227,10 +227,12 @@ if (requireRoot(test)) {
     const reply = await server.request('PUT', '/1.0/instances/d1', { restore: 'r0' });
     t.is(reply.status, 202);
     t.true(await until(() => lockHeld(locksDir(env.paths), 'ct-d1'), 10_000), 'the restore holds the lock');
-    const racers = [env.cliAsync(['start', 'd1']), env.cliAsync(['snapshot', 'restore', 'd1', 'r0'])];
+    const racers = [env.cliAsync(['start', 'd1']), env.cliAsync(['snapshot', 'restore', 'd1', 'r0']), env.cliAsync(['delete', 'd1'])];
     const op = (await server.request('GET', `${reply.json!.operation}/wait?timeout=60`)).json!.metadata;
     t.is(op.status_code, 200, op.err);
-    const [start, restore] = await Promise.all(racers);
+    const [start, restore, del0] = await Promise.all(racers);
+    t.not(del0.code, 0, 'a delete without --force waits, then finds it running');
+    t.regex(del0.stderr, /running/);
     t.true(start.code === 0 || /already running/i.test(start.stderr), start.stderr);
     t.is(restore.code, 0, `the CLI restores a running instance too: ${restore.stderr}`);
     t.is(listed('d1').status, 'Running');
