@@ -52,6 +52,10 @@ export async function requireInstance(req: ApiRequest, name = req.params.name): 
       } catch {
         /* not there */
       }
+      // A create killed before it wrote the config leaves its dir: the list shows it (Error), so
+      // it is found here too, for `lxc delete -f` to remove it.
+      const { containerDir } = await import('../../state/paths.js');
+      if ((await import('node:fs')).existsSync(containerDir(req.ctx.paths, name))) return name;
     }
     throw new ApiError(404, 'Instance not found');
   }
