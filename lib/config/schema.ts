@@ -4,6 +4,7 @@ import type { KeyDef } from './keys.js';
 import { limitsFromConfig } from './limits.js';
 import { SECURITY_KEYS } from './security.js';
 import { IDMAP_KEYS } from './idmap.js';
+import { expiryAfter } from './expiry.js';
 import { formatSize, parseBool, parseCpuAllowance, parseCpuList, parseDurationUs, parseInteger, parseSize } from '../util/units.js';
 
 /**
@@ -102,6 +103,11 @@ const KEYS: KeyDef[] = [
       }
       if (v.includes('\0')) bad(key, v, 'a NUL byte cannot be in an environment variable');
     },
+  },
+  {
+    key: 'snapshots.expiry',
+    describe: 'how long a new snapshot is kept: 30M, 12H, 3d, 2w, 6m, 1y (expired ones are deleted)',
+    check: (v, key) => void expiryAfter(new Date(), v, key),
   },
   { key: 'user.', describe: 'user.NAME: free-form, for your own use' },
   { key: 'image.', describe: 'image.*: from the image (read-only)', readOnly: true },

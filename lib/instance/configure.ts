@@ -97,16 +97,23 @@ export async function unsetConfig(ctx: Context, name: string, keys: string[]): P
   });
 }
 
+/** An empty description is none: the config keeps no empty key. */
+export function setDescription(cfg: InstanceConfig, description: string): void {
+  if (description) cfg.description = description;
+  else delete cfg.description;
+}
+
 /** Replace the whole local config and devices (config edit). */
 export async function replaceConfig(
   ctx: Context,
   name: string,
-  next: { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] },
+  next: { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[]; description?: string },
 ): Promise<UpdateResult> {
   return updateInstance(ctx, name, (cfg) => {
     cfg.config = next.config;
     cfg.devices = next.devices;
     cfg.profiles = next.profiles;
+    if (next.description !== undefined) setDescription(cfg, next.description);
   });
 }
 

@@ -7,7 +7,7 @@ import { validateInstanceName } from '../util/names.js';
 import { containerDir, containersDir } from '../state/paths.js';
 import { resolveImage } from '../image/resolve.js';
 import { renderTemplates } from '../image/templates.js';
-import { createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
+import { createEmptyRootfs, createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/progress.js';
 import { configExists, saveConfig, type InstanceConfig } from '../state/config.js';
 import { sweepInstanceLocks, type Context } from '../state/context.js';
@@ -31,6 +31,10 @@ export interface CreateOptions {
   /** storage pool of the root (default: the profiles' root disk, else "default") */
   storage?: string;
   progress?: Progress;
+  /** free text shown beside it (LXD's description) */
+  description?: string;
+  /** deleted when it stops (LXD's ephemeral) */
+  ephemeral?: boolean;
 }
 
 /**
@@ -38,20 +42,7 @@ export interface CreateOptions {
  * carry its identity (hostname, hosts, machine-id). A failure at any step removes what was made.
  */
 export async function createInstance(ctx: Context, imageRef: string, name: string, opts: CreateOptions = {}): Promise<InstanceConfig> {
-  validateInstanceName(name);
-  const hostname = opts.hostname ?? name;
-  validateHostname(hostname);
-  for (const prof of opts.profiles ?? ['default'])
-    if (!profileExists(ctx.paths, prof)) throw new TslxcError(`Profile "${prof}" not found`, undefined, 'see "tslxc profile list"');
-  if (opts.config && Object.keys(opts.config).length > 0) {
-    const host = hostFacts();
-    validateChange(opts.config, host);
-    validateExpanded(expandInstance(ctx.paths, { profiles: opts.profiles ?? ['default'], config: opts.config, devices: {} }).config, host, name);
-  }
-  const poolName = opts.storage ?? rootPoolOf(ctx, opts.profiles ?? ['default']);
-  if (configExists(ctx.paths, name))
-    throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first', { kind: 'conflict' });
-  sweepInstanceLocks(ctx.paths);
+  const { hostname, poolName } = checkNew(ctx, name, opts);
   // Resolving may build the image (minutes, the first time): do it before taking the container's lock.
   const image = await resolveImage(ctx.paths, imageRef, { release: opts.release, mirror: opts.mirror }, opts.progress);
 
@@ -82,6 +73,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
         profiles: opts.profiles ?? ['default'],
         config: { ...(opts.config ?? {}) },
         devices: {},
+        ...userFields(opts),
       };
       saveConfig(ctx.paths, cfg);
       opts.progress?.('copy', `making the root filesystem from ${cfg.image.alias}`);
@@ -110,6 +102,68 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       } catch (err) {
         opts.progress?.('configure', `tslxc's SSH key NOT authorized for root (tslxc ssh will be refused): ${errorText(err)}`);
       }
+      cfg.status = 'created';
+      saveConfig(ctx.paths, cfg);
+      return cfg;
+    }),
+  );
+}
+
+/** What every new container is checked for before anything is made: its name, hostname, profiles and config. */
+function checkNew(ctx: Context, name: string, opts: CreateOptions): { hostname: string; poolName: string } {
+  validateInstanceName(name);
+  const hostname = opts.hostname ?? name;
+  validateHostname(hostname);
+  for (const prof of opts.profiles ?? ['default'])
+    if (!profileExists(ctx.paths, prof)) throw new TslxcError(`Profile "${prof}" not found`, undefined, 'see "tslxc profile list"');
+  if (opts.config && Object.keys(opts.config).length > 0) {
+    const host = hostFacts();
+    validateChange(opts.config, host);
+    validateExpanded(expandInstance(ctx.paths, { profiles: opts.profiles ?? ['default'], config: opts.config, devices: {} }).config, host, name);
+  }
+  const poolName = opts.storage ?? rootPoolOf(ctx, opts.profiles ?? ['default']);
+  if (configExists(ctx.paths, name))
+    throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first', { kind: 'conflict' });
+  sweepInstanceLocks(ctx.paths);
+  return { hostname, poolName };
+}
+
+/** The description and the ephemeral flag, kept only when set (older configs have neither). */
+function userFields(opts: CreateOptions): Pick<InstanceConfig, 'description' | 'ephemeral'> {
+  return { ...(opts.description ? { description: opts.description } : {}), ...(opts.ephemeral ? { ephemeral: true } : {}) };
+}
+
+/**
+ * A container with an empty root and no image (LXD's source type "none"): its files come later
+ * (file push, or a copy into it); it starts once they hold its init.
+ */
+export async function createEmptyInstance(ctx: Context, name: string, opts: CreateOptions = {}): Promise<InstanceConfig> {
+  const { hostname, poolName } = checkNew(ctx, name, opts);
+  return ctx.withInstanceLock(name, () =>
+    Reverter.run(async (revert) => {
+      if (fs.existsSync(containerDir(ctx.paths, name)))
+        throw new TslxcError(`Container "${name}" already exists`, undefined, 'pick another name or delete it first', { kind: 'conflict' });
+      mkdirp(containersDir(ctx.paths), 0o711);
+      const instDir = containerDir(ctx.paths, name);
+      fs.mkdirSync(instDir, { mode: 0o700 });
+      revert.add(() => fs.rmSync(instDir, { recursive: true, force: true }));
+      const cfg: InstanceConfig = {
+        name,
+        status: 'creating',
+        created_at: new Date().toISOString(),
+        hostname,
+        image: { fingerprint: '' },
+        init: opts.init ?? ['/sbin/init'],
+        stop_signal: 'SIGPWR',
+        environment: { ...(opts.environment ?? {}) },
+        profiles: opts.profiles ?? ['default'],
+        config: { ...(opts.config ?? {}) },
+        devices: {},
+        ...userFields(opts),
+      };
+      saveConfig(ctx.paths, cfg);
+      revert.add(() => deleteRootfs(ctx, name));
+      await createEmptyRootfs(ctx, name, poolName);
       cfg.status = 'created';
       saveConfig(ctx.paths, cfg);
       return cfg;

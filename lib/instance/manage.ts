@@ -21,27 +21,30 @@ import { writeYamlAtomic } from '../util/yaml.js';
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
   validateInstanceName(name);
-  await ctx.withInstanceLock(name, async () => {
-    if (!fs.existsSync(containerDir(ctx.paths, name)))
-      throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"', { kind: 'not-found' });
-    const live = liveness(ctx.paths, name);
-    if (live.initAlive || live.monitorAlive) {
-      if (!opts.force) throw new TslxcError(`Container "${name}" is running`, undefined, `stop it first, or use "tslxc delete --force ${name}"`);
-      await stopLocked(ctx, name, { force: true });
-    } else {
-      // Whatever a dead monitor left: cgroups, pid files.
-      await cleanupDead(ctx, name, live.files);
-    }
-    await forgetNetwork(ctx, name);
-    await deleteRootfs(ctx, name);
-    fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
-    fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
-    dropStartPlan(ctx.paths, name);
-    configWritten(ctx.paths, name, {}, {});
-    // Its SSH host key goes with it (a later container of that name has keys of its own).
-    if (fs.existsSync(knownHostsFile(ctx.paths))) await forgetHostKey(ctx.paths, name).catch(() => 0);
-  });
+  await ctx.withInstanceLock(name, () => deleteLocked(ctx, name, opts));
   sweepInstanceLocks(ctx.paths);
+}
+
+/** deleteInstance with the container's lock held by the caller (an ephemeral one deleted by its stop). */
+export async function deleteLocked(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
+  if (!fs.existsSync(containerDir(ctx.paths, name)))
+    throw new TslxcError(`Container "${name}" not found`, undefined, 'see "tslxc list"', { kind: 'not-found' });
+  const live = liveness(ctx.paths, name);
+  if (live.initAlive || live.monitorAlive) {
+    if (!opts.force) throw new TslxcError(`Container "${name}" is running`, undefined, `stop it first, or use "tslxc delete --force ${name}"`);
+    await stopLocked(ctx, name, { force: true });
+  } else {
+    // Whatever a dead monitor left: cgroups, pid files.
+    await cleanupDead(ctx, name, live.files);
+  }
+  await forgetNetwork(ctx, name);
+  await deleteRootfs(ctx, name);
+  fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true });
+  fs.rmSync(containerRunDir(ctx.paths, name), { recursive: true, force: true });
+  dropStartPlan(ctx.paths, name);
+  configWritten(ctx.paths, name, {}, {});
+  // Its SSH host key goes with it (a later container of that name has keys of its own).
+  if (fs.existsSync(knownHostsFile(ctx.paths))) await forgetHostKey(ctx.paths, name).catch(() => 0);
 }
 
 /**

@@ -11,6 +11,8 @@ import { target } from '../storage/instance.js';
 import { driverOf } from '../storage/driver.js';
 import { commitRenames, finalEntries, finalPath, readJournal } from '../state/journal.js';
 import { crashPoint } from '../util/crash.js';
+import { expiryAfter } from '../config/expiry.js';
+import { expandInstance } from '../profile/expand.js';
 import type { RootSwap } from '../storage/drivers/types.js';
 
 /**
@@ -31,6 +33,8 @@ export const snapshotDir = (ctx: Context, name: string, snap: string) => path.jo
 export interface SnapshotInfo {
   name: string;
   created_at: string;
+  /** When it is deleted by itself (RFC 3339); absent: never. */
+  expires_at?: string;
 }
 
 /**
@@ -76,9 +80,16 @@ export interface SnapshotTiming {
   frozenMs: number;
 }
 
-export async function createSnapshot(ctx: Context, name: string, snap?: string, timing?: SnapshotTiming): Promise<string> {
+export interface SnapshotOptions {
+  /** When it expires: a time, null for never; absent: the container's `snapshots.expiry` from now. */
+  expiresAt?: Date | null;
+}
+
+export async function createSnapshot(ctx: Context, name: string, snap?: string, timing?: SnapshotTiming, opts: SnapshotOptions = {}): Promise<string> {
   return ctx.withInstanceLock(name, async () => {
-    const state = await instanceState(ctx, loadConfig(ctx.paths, name));
+    const cfg = loadConfig(ctx.paths, name);
+    const state = await instanceState(ctx, cfg);
+    const expiresAt = opts.expiresAt !== undefined ? opts.expiresAt : expiryAfter(new Date(), expandInstance(ctx.paths, cfg).config['snapshots.expiry'] ?? '');
     if (!['Stopped', 'Created', 'Running', 'Frozen'].includes(state.status)) {
       throw new TslxcError(`Cannot snapshot "${name}"`, `it is in the ${state.status} state`, `"tslxc stop --force ${name}" first`);
     }
@@ -103,7 +114,8 @@ export async function createSnapshot(ctx: Context, name: string, snap?: string, 
       fs.copyFileSync(path.join(t.instDir, 'config.yaml'), path.join(tmp, 'config.yaml'));
       if (state.status === 'Running') await withFrozen(ctx, name, () => d.snapshot(t, tmp, tmpName), timing);
       else await d.snapshot(t, tmp, tmpName);
-      writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), { name: sname, created_at: new Date().toISOString() }, 0o600);
+      const info: SnapshotInfo = { name: sname, created_at: new Date().toISOString(), ...(expiresAt ? { expires_at: expiresAt.toISOString() } : {}) };
+      writeYamlAtomic(path.join(tmp, 'snapshot.yaml'), info, 0o600);
       crashPoint('snapshot:built');
       const data = d.snapshotData(t, tmpName);
       const renames: Array<[string, string]> = data
@@ -181,49 +193,62 @@ function requireSnapshot(ctx: Context, name: string, snap: string): string {
 /**
  * Puts the container back as it was at the snapshot: its root, then its config (config keys,
  * devices, profiles; the name, and a hostname that was the name, stay today's). The new config is
- * written to a temp file first and renamed in right after the root's swap.
+ * written to a temp file first and renamed in right after the root's swap. A running container is
+ * stopped for it and started again after it, as LXD does, all under one hold of its lock: no other
+ * command can start, change or delete it between the steps.
  */
-export async function restoreSnapshot(ctx: Context, name: string, snap: string): Promise<void> {
-  await ctx.withInstanceLock(name, async () => {
-    await requireStopped(ctx, name, 'restore');
-    const dir = requireSnapshot(ctx, name, snap);
-    const t = target(ctx, name);
-    const now = loadConfig(ctx.paths, name);
-    const then = readYamlIfExists<InstanceConfig>(path.join(dir, 'config.yaml'));
-    let tmpCfg: string | undefined;
-    if (then) {
-      const cfg: InstanceConfig = {
-        ...then,
-        name,
-        status: now.status,
-        created_at: now.created_at,
-        hostname: then.hostname === then.name ? name : then.hostname,
-      };
-      if (now.last_used_at) cfg.last_used_at = now.last_used_at;
-      tmpCfg = path.join(t.instDir, `.config-restore-${process.pid}.yaml`);
-      writeYamlAtomic(tmpCfg, cfg, 0o600);
-    }
-    const d = driverOf(t.pool.driver);
-    let swap: RootSwap;
-    try {
-      swap = await d.restore(t, dir, snap);
-    } catch (err) {
-      if (tmpCfg) fs.rmSync(tmpCfg, { force: true });
-      throw err;
-    }
-    crashPoint('restore:built');
-    // One commit for the root and the config: a crash from here on is finished by the next command
-    // that takes the container's lock; reads see the restored state meanwhile.
-    commitRenames(
-      t.instDir,
-      'restore',
-      [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])],
-      swap.leftovers,
-    );
-    crashPoint('restore:done');
-    configWritten(ctx.paths, name, now, loadConfig(ctx.paths, name));
-    await swap.discard();
+export async function restoreSnapshot(ctx: Context, name: string, snap: string, opts: { timeout?: number } = {}): Promise<{ restarted: boolean }> {
+  return ctx.withInstanceLock(name, async () => {
+    const cfg = loadConfig(ctx.paths, name);
+    requireSnapshot(ctx, name, snap);
+    const state = await instanceState(ctx, cfg);
+    const running = state.status === 'Running' || state.status === 'Frozen';
+    if (running) await (await import('./stop.js')).stopLocked(ctx, name, { timeout: opts.timeout });
+    await restoreLocked(ctx, name, snap);
+    if (running) await (await import('./start.js')).startLocked(ctx, name);
+    return { restarted: running };
   });
+}
+
+async function restoreLocked(ctx: Context, name: string, snap: string): Promise<void> {
+  await requireStopped(ctx, name, 'restore');
+  const dir = requireSnapshot(ctx, name, snap);
+  const t = target(ctx, name);
+  const now = loadConfig(ctx.paths, name);
+  const then = readYamlIfExists<InstanceConfig>(path.join(dir, 'config.yaml'));
+  let tmpCfg: string | undefined;
+  if (then) {
+    const cfg: InstanceConfig = {
+      ...then,
+      name,
+      status: now.status,
+      created_at: now.created_at,
+      hostname: then.hostname === then.name ? name : then.hostname,
+    };
+    if (now.last_used_at) cfg.last_used_at = now.last_used_at;
+    tmpCfg = path.join(t.instDir, `.config-restore-${process.pid}.yaml`);
+    writeYamlAtomic(tmpCfg, cfg, 0o600);
+  }
+  const d = driverOf(t.pool.driver);
+  let swap: RootSwap;
+  try {
+    swap = await d.restore(t, dir, snap);
+  } catch (err) {
+    if (tmpCfg) fs.rmSync(tmpCfg, { force: true });
+    throw err;
+  }
+  crashPoint('restore:built');
+  // One commit for the root and the config: a crash from here on is finished by the next command
+  // that takes the container's lock; reads see the restored state meanwhile.
+  commitRenames(
+    t.instDir,
+    'restore',
+    [...swap.renames, ...(tmpCfg ? [[tmpCfg, path.join(t.instDir, 'config.yaml')] as [string, string]] : [])],
+    swap.leftovers,
+  );
+  crashPoint('restore:done');
+  configWritten(ctx.paths, name, now, loadConfig(ctx.paths, name));
+  await swap.discard();
 }
 
 /** The driver's data (btrfs: a subvolume) and the snapshot's dir renamed under one journal. */
@@ -263,4 +288,34 @@ export async function deleteSnapshot(ctx: Context, name: string, snap: string): 
     await driverOf(t.pool.driver).deleteSnapshot(t, dir, snap);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+}
+
+/** Sets (a time) or clears (null) a snapshot's expiry: LXD's PUT of a snapshot. */
+export async function setSnapshotExpiry(ctx: Context, name: string, snap: string, expiresAt: Date | null): Promise<void> {
+  await ctx.withInstanceLock(name, async () => {
+    const file = path.join(requireSnapshot(ctx, name, snap), 'snapshot.yaml');
+    const info = readYamlIfExists<SnapshotInfo>(file)!;
+    const next: SnapshotInfo = { name: snap, created_at: info.created_at };
+    if (expiresAt) next.expires_at = expiresAt.toISOString();
+    writeYamlAtomic(file, next, 0o600);
+  });
+}
+
+/**
+ * Deletes the container's snapshots whose expiry has passed (LXD prunes them with a task each
+ * minute; tslxc has no daemon: `tslxc serve` does it on a timer, the snapshot commands before
+ * their work). Returns the names deleted; one that another command deletes first is no failure.
+ */
+export async function pruneExpiredSnapshots(ctx: Context, name: string, now = new Date()): Promise<string[]> {
+  const expired = snapshotsOf(ctx, name).filter((s) => s.expires_at && Date.parse(s.expires_at) <= now.getTime());
+  const deleted: string[] = [];
+  for (const s of expired) {
+    try {
+      await deleteSnapshot(ctx, name, s.name);
+      deleted.push(s.name);
+    } catch (err) {
+      if ((err as TslxcError).kind !== 'not-found') throw err;
+    }
+  }
+  return deleted;
 }

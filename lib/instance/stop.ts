@@ -34,6 +34,8 @@ export function stopArgsRunFile(p: Paths, cfg: InstanceConfig): { path: string; 
   const config = containerConfigFile(p, cfg.name);
   const st = fs.statSync(config, { bigint: true });
   const dir = containerRunDir(p, cfg.name);
+  // An ephemeral container's stop deletes it (lib/instance/ephemeral.ts): node's work.
+  if (cfg.ephemeral) return { path: path.join(dir, STOP_ARGS_FILE), mode: 0o600 };
   const lines = [
     String(signalNumber(cfg.stop_signal)),
     String(DEFAULT_TIMEOUT_S * 1000),

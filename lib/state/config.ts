@@ -35,6 +35,10 @@ export interface InstanceConfig {
   profiles: string[];
   config: Record<string, string>;
   devices: Record<string, Record<string, string>>;
+  /** Free text the user gave it (LXD's description); absent: none. */
+  description?: string;
+  /** Deleted when it stops, as LXD's ephemeral instances (lib/instance/ephemeral.ts). */
+  ephemeral?: boolean;
 }
 
 export function configExists(p: Paths, name: string): boolean {

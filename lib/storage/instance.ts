@@ -13,7 +13,7 @@ import { helperError, helperPath } from '../state/helper.js';
 import { expandInstance } from '../profile/expand.js';
 import { loadPool, loadPoolIfExists, type PoolConfig } from './pool.js';
 import { driverOf, usePool } from './driver.js';
-import { readRecord, writeRecord } from './record.js';
+import { readRecord, writeRecord, type StorageRecord } from './record.js';
 import { isRootDisk, rootDiskOf, validateDiskDevice } from './disk.js';
 import type { BtrfsDriver } from './drivers/btrfs.js';
 import type { HostAccess, Target } from './drivers/types.js';
@@ -53,6 +53,15 @@ export async function createRootfs(ctx: Context, image: Image, name: string, poo
   const t = { paths: ctx.paths, pool, instDir, name, record };
   await driverOf(pool.driver).createRoot(t, image);
   if (devices) await applyRootSize(t, devices);
+  return pool;
+}
+
+/** An empty root (no image under it: on an overlay pool, a flat one), for a container of source "none". */
+export async function createEmptyRootfs(ctx: Context, name: string, poolName?: string, instDir = containerDir(ctx.paths, name)): Promise<PoolConfig> {
+  const pool = await usePool(ctx, poolName ?? 'default');
+  const record: StorageRecord = { pool: pool.name, driver: pool.driver, ...(pool.driver === 'overlay' ? { flat: true } : {}) };
+  writeRecord(instDir, record);
+  await driverOf(pool.driver).importRoot({ paths: ctx.paths, pool, instDir, name, record }, async () => {});
   return pool;
 }
 

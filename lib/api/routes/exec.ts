@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
@@ -24,6 +25,8 @@ interface ExecPost {
   user?: number;
   group?: number;
   cwd?: string;
+  /** Not relayed: stdout and stderr go to the instance's log files (lib/instance/logs.ts). */
+  recordOutput: boolean;
 }
 
 const MAX_DIM = 10000;
@@ -73,11 +76,11 @@ export function parseExecPost(body: unknown): ExecPost {
     if (typeof b.cwd !== 'string' || hasNul(b.cwd)) throw invalid('"cwd" must be a string');
     cwd = b.cwd;
   }
-  const record = flag('record-output');
   const waitForWebsocket = flag('wait-for-websocket');
-  // Recorded output (LXD writes it to log files under the instance) is not kept here.
-  if (record && !waitForWebsocket) throw invalid('"record-output" is not supported by this server');
+  // As LXD: output is recorded only when no websocket carries it.
+  const recordOutput = flag('record-output') && !waitForWebsocket;
   return {
+    recordOutput,
     command: cmd as string[],
     environment,
     waitForWebsocket,
@@ -212,7 +215,7 @@ function queueSpare(helper: string): void {
 }
 
 /** The spare made into this command's helper, or a new helper. */
-function startHelper(helper: string, args: string[], term: string | undefined, relayed: boolean): ChildProcess {
+function startHelper(helper: string, args: string[], term: string | undefined, relayed: boolean, record?: { stdout: number; stderr: number }): ChildProcess {
   const ready = relayed ? spare : undefined;
   if (ready) spare = undefined;
   if (ready && ready.helper === helper && ready.child.exitCode === null && ready.child.signalCode === null) {
@@ -227,12 +230,22 @@ function startHelper(helper: string, args: string[], term: string | undefined, r
   }
   ready?.child.kill();
   // fd 3: the control pipe (signals, and window sizes of a pty).
-  return spawn(helper, args, { stdio: relayed ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'], env: helperEnv(term) });
+  const stdio: Array<'pipe' | 'ignore' | number> = relayed
+    ? ['pipe', 'pipe', 'pipe', 'pipe']
+    : ['ignore', record ? record.stdout : 'ignore', record ? record.stderr : 'ignore', 'pipe'];
+  return spawn(helper, args, { stdio, env: helperEnv(term) });
 }
 
-async function runCommand(helper: string, args: string[], term: string | undefined, post: ExecPost, op: RunningOperation): Promise<number> {
+async function runCommand(
+  helper: string,
+  args: string[],
+  term: string | undefined,
+  post: ExecPost,
+  op: RunningOperation,
+  record?: { stdout: number; stderr: number },
+): Promise<number> {
   const relayed = post.waitForWebsocket;
-  const child = startHelper(helper, args, term, relayed);
+  const child = startHelper(helper, args, term, relayed, record);
   const control = child.stdio[3] as Writable;
   control.on('error', () => {});
   child.stdin?.on('error', () => {}); // EPIPE once the command closed its input: it no longer matters
@@ -347,7 +360,20 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
     async run(op) {
       req.events.lifecycle('instance-exec', source, { command: post.command });
       // The helper reads TERM (for the pty) and nothing else of its environment.
-      return { return: await runCommand(helper, args, post.environment.TERM, post, op) };
+      if (!post.recordOutput) return { return: await runCommand(helper, args, post.environment.TERM, post, op) };
+      // LXD's recorded output: two files under the instance, named by the operation, whose URLs
+      // the finished operation gives (GET /1.0/instances/NAME/logs/FILE).
+      const { openExecRecording } = await import('../../instance/logs.js');
+      const rec = openExecRecording(req.ctx, name, op.id);
+      let code: number;
+      try {
+        code = await runCommand(helper, args, post.environment.TERM, post, op, rec);
+      } finally {
+        fs.closeSync(rec.stdout);
+        fs.closeSync(rec.stderr);
+      }
+      const logUrl = (f: string) => `${source}/logs/${f}`;
+      return { return: code, output: { '1': logUrl(rec.files[0]), '2': logUrl(rec.files[1]) } };
     },
   };
   return { type: 'async', operation: req.operations.start(spec) };
@@ -356,5 +382,5 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
 // LXD serves the pre-`instances` paths too; a 5.0 client uses them when `instances` is not listed.
 export const routes: Route[] = ['instances', 'containers'].map((kind): Route => ({ method: 'POST', path: `/1.0/${kind}/{name}/exec`, handler: execHandler }));
 
-/** What works of LXD 5.0's exec (container_exec_recording is not: record-output is refused). */
-export const extensions: string[] = ['container_exec_user_group_cwd', 'container_exec_signal_handling'];
+/** What works of LXD 5.0's exec. */
+export const extensions: string[] = ['container_exec_user_group_cwd', 'container_exec_signal_handling', 'container_exec_recording'];

@@ -52,6 +52,10 @@ export async function requireInstance(req: ApiRequest, name = req.params.name): 
       } catch {
         /* not there */
       }
+      // A create killed before it wrote the config leaves its dir: the list shows it (Error), so
+      // it is found here too, for `lxc delete -f` to remove it.
+      const { containerDir } = await import('../../state/paths.js');
+      if ((await import('node:fs')).existsSync(containerDir(req.ctx.paths, name))) return name;
     }
     throw new ApiError(404, 'Instance not found');
   }
@@ -134,7 +138,18 @@ async function listInstances(req: ApiRequest): Promise<ApiResult> {
 
 interface InstancesPost {
   name: string;
-  source: { type?: string; alias?: string; fingerprint?: string; server?: string; properties?: Record<string, string> };
+  source: {
+    type?: string;
+    alias?: string;
+    fingerprint?: string;
+    server?: string;
+    properties?: Record<string, string>;
+    /** copy: "c1" or "c1/snap0" */
+    source?: string;
+    instance_only?: boolean;
+    live?: boolean;
+    refresh?: boolean;
+  };
   profiles: string[];
   config: Record<string, string>;
   devices: Record<string, Record<string, string>>;
@@ -148,6 +163,50 @@ function generatedName(): string {
   return `c-${crypto.randomBytes(4).toString('hex')}`;
 }
 
+function flagOf(v: unknown, what: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new ApiError(400, `${what} must be a boolean`);
+  return v;
+}
+
+function textOf(v: unknown, what: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new ApiError(400, `${what} must be a string`);
+  return v;
+}
+
+/** What a create makes the instance from: a local image, nothing, or a local instance or snapshot. */
+type Origin = { type: 'image'; ref: string } | { type: 'none' } | { type: 'copy'; from: string; instanceOnly: boolean };
+
+async function originOf(req: ApiRequest, source: InstancesPost['source']): Promise<Origin> {
+  switch (source.type) {
+    case 'image': {
+      if (source.server) throw new ApiError(400, 'Images from a remote server are not supported; import the image first ("tslxc image import")');
+      const ref = source.alias || source.fingerprint;
+      if (typeof ref !== 'string' || !ref) throw new ApiError(400, 'source needs an alias or a fingerprint');
+      return { type: 'image', ref };
+    }
+    case 'none':
+      return { type: 'none' };
+    case 'copy': {
+      if (typeof source.source !== 'string' || !source.source) throw new ApiError(400, 'A copy needs source.source (an instance, or INSTANCE/SNAPSHOT)');
+      if (source.refresh === true) throw new ApiError(400, 'Refreshing a copy is not supported');
+      const [from, snap] = source.source.split('/', 2);
+      // A source the caller may not see does not exist, as everywhere else.
+      await requireInstance(req, from);
+      if (snap !== undefined) {
+        const { listSnapshots } = await lib.snapshot();
+        if (!listSnapshots(req.ctx, from).some((s) => s.name === snap)) throw new ApiError(404, 'Snapshot not found');
+      }
+      return { type: 'copy', from: source.source, instanceOnly: flagOf(source.instance_only, 'source.instance_only') ?? false };
+    }
+    case 'migration':
+      throw new ApiError(400, 'Migration from another server is not supported; export the instance there and import it here as an image');
+    default:
+      throw new ApiError(400, `Source type "${String(source.type ?? '')}" is not supported (use "image", "none" or "copy")`);
+  }
+}
+
 async function createInstance(req: ApiRequest): Promise<ApiResult> {
   const b = await body<InstancesPost>(req);
   const { validateInstanceName } = await lib.names();
@@ -156,23 +215,14 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
   if (!allowsInstance(req.identity, name)) throw new ApiError(403, `Certificate "${req.identity.name}" may not create instance "${name}"`);
   if (b.type !== undefined && b.type !== '' && b.type !== 'container')
     throw new ApiError(400, `Instance type "${String(b.type)}" is not supported (containers only)`);
-  if (b.ephemeral === true) throw new ApiError(400, 'Ephemeral instances are not supported');
+  const ephemeral = flagOf(b.ephemeral, 'ephemeral');
+  const description = textOf(b.description, 'description');
   const source = (b.source ?? {}) as InstancesPost['source'];
-  if (typeof source !== 'object' || source === null) throw new ApiError(400, 'source must be an object');
+  if (typeof source !== 'object' || source === null || Array.isArray(source)) throw new ApiError(400, 'source must be an object');
   const profiles = profilesOf(b.profiles);
   const config = stringMap(b.config, 'config');
   const devices = devicesOf(b.devices);
-  let imageRef: string;
-  if (source.type === 'image') {
-    if (source.server) throw new ApiError(400, 'Images from a remote server are not supported; import the image first ("tslxc image import")');
-    const ref = source.alias || source.fingerprint;
-    if (typeof ref !== 'string' || !ref) throw new ApiError(400, 'source needs an alias or a fingerprint');
-    imageRef = ref;
-  } else if (source.type === 'none') {
-    throw new ApiError(400, 'Instances without an image (source type "none") are not supported');
-  } else {
-    throw new ApiError(400, `Source type "${String(source.type ?? '')}" is not supported (use "image")`);
-  }
+  const origin = await originOf(req, source);
   const { configExists } = await lib.config();
   if (configExists(req.ctx.paths, name)) throw new ApiError(409, `Instance "${name}" already exists`);
   if (devices) {
@@ -187,18 +237,35 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
     description: 'Creating instance',
     resources: { instances: [url] },
     run: async () => {
-      const { createInstance } = await lib.create();
-      const cfg = await createInstance(req.ctx, imageRef, name, { profiles, config });
-      if (devices && Object.keys(devices).length) {
-        // Devices are set under the lock as `config device add` sets them; a refused one removes
-        // the container again, so a failed create leaves nothing.
+      let made: string;
+      if (origin.type === 'copy') {
+        // As LXD: the copy has the source's config, devices and profiles, with the request's on top
+        // (`lxc copy` sends the source's own, derived keys included: those stay the copy's).
+        const { copyInstance } = await import('../../instance/copy.js');
+        made = (await copyInstance(req.ctx, origin.from, name, { instanceOnly: origin.instanceOnly })).name;
+      } else {
+        const create = await lib.create();
+        const opts = { profiles, config, description, ephemeral };
+        made = (origin.type === 'image' ? await create.createInstance(req.ctx, origin.ref, name, opts) : await create.createEmptyInstance(req.ctx, name, opts))
+          .name;
+      }
+      const copied = origin.type === 'copy' && (config || profiles || description !== undefined || ephemeral !== undefined);
+      if ((devices && Object.keys(devices).length) || copied) {
+        // Set under the lock as `config device add` sets them; a refused change removes the
+        // container again, so a failed create leaves nothing.
         try {
-          const { updateInstance } = await lib.configure();
-          await updateInstance(req.ctx, cfg.name, (c) => {
-            c.devices = devices;
+          const { updateInstance, setDescription } = await lib.configure();
+          await updateInstance(req.ctx, made, (c) => {
+            if (origin.type === 'copy') {
+              if (config) for (const [k, v] of Object.entries(config)) if (!k.startsWith('image.') && !k.startsWith('volatile.')) c.config[k] = v;
+              if (devices) c.devices = { ...c.devices, ...devices };
+              if (profiles) c.profiles = [...profiles];
+              if (description !== undefined) setDescription(c, description);
+              if (ephemeral !== undefined) setEphemeral(c, ephemeral);
+            } else if (devices) c.devices = devices;
           });
         } catch (err) {
-          await (await lib.manage()).deleteInstance(req.ctx, cfg.name, { force: true }).catch(() => {});
+          await (await lib.manage()).deleteInstance(req.ctx, made, { force: true }).catch(() => {});
           throw err;
         }
       }
@@ -206,6 +273,12 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
     },
   });
   return { type: 'async', operation };
+}
+
+/** The config keeps the flag only when set. */
+function setEphemeral(c: { ephemeral?: boolean }, on: boolean): void {
+  if (on) c.ephemeral = true;
+  else delete c.ephemeral;
 }
 
 // ---- one instance
@@ -261,18 +334,20 @@ async function updateInstance(req: ApiRequest, patch: boolean): Promise<ApiResul
       description: 'Restoring snapshot',
       resources: { instances: [url], instances_snapshots: [`${url}/snapshots/${encodeURIComponent(snap)}`] },
       run: async () => {
-        // As LXD: a running instance is stopped for the restore and started again after it.
-        const { readState } = await lib.shapes();
-        const running = (await readState(req.ctx, name)).status !== 'Stopped';
-        if (running) await (await lib.stop()).stopInstance(req.ctx, name);
-        await (await lib.snapshot()).restoreSnapshot(req.ctx, name, snap);
-        if (running) await (await lib.start()).startInstance(req.ctx, name);
+        // As LXD: a running instance is stopped for the restore and started again after it, here
+        // under one hold of its lock (lib/instance/snapshot.ts).
+        try {
+          await (await lib.snapshot()).restoreSnapshot(req.ctx, name, snap);
+        } catch (err) {
+          throw asClientError(err);
+        }
         req.events.lifecycle('instance-restored', url, { snapshot: snap });
       },
     });
     return { type: 'async', operation };
   }
-  if (b.ephemeral === true) throw new ApiError(400, 'Ephemeral instances are not supported');
+  const ephemeral = flagOf(b.ephemeral, 'ephemeral');
+  const description = textOf(b.description, 'description');
   const config = stringMap(b.config, 'config');
   const devices = devicesOf(b.devices);
   const profiles = profilesOf(b.profiles);
@@ -285,7 +360,7 @@ async function updateInstance(req: ApiRequest, patch: boolean): Promise<ApiResul
     description: 'Updating instance',
     resources: { instances: [url] },
     run: async () => {
-      const { updateInstance } = await lib.configure();
+      const { updateInstance, setDescription } = await lib.configure();
       const asked = config ?? {};
       const next = await ownConfigFor(req, name, asked, patch);
       await updateInstance(req.ctx, name, (cfg) => {
@@ -297,6 +372,9 @@ async function updateInstance(req: ApiRequest, patch: boolean): Promise<ApiResul
         }
         if (profiles) cfg.profiles = [...profiles];
         else if (!patch) cfg.profiles = [];
+        // A PUT replaces them (absent: none, not ephemeral), a PATCH only what it names, as LXD.
+        if (description !== undefined || !patch) setDescription(cfg, description ?? '');
+        if (ephemeral !== undefined || !patch) setEphemeral(cfg, ephemeral ?? false);
       });
       req.events.lifecycle('instance-updated', url);
     },
@@ -389,7 +467,9 @@ export async function changeState(req: ApiRequest, name: string, put: Partial<St
       // nothing to do: `lxc delete -f` asks for one before its delete.
       const { status } = await (await lib.shapes()).readState(ctx, name, {});
       if (force && status !== 'Running' && status !== 'Frozen') break;
-      await (await lib.stop()).stopInstance(ctx, name, { force, timeout });
+      // An ephemeral instance is deleted by its stop, under the same lock.
+      const { deleted } = await (await import('../../instance/ephemeral.js')).stopInstance(ctx, name, { force, timeout });
+      if (deleted) req.events.lifecycle('instance-deleted', instanceUrl(name));
       break;
     }
     case 'restart': {
@@ -433,7 +513,75 @@ async function putState(req: ApiRequest): Promise<ApiResult> {
   return { type: 'async', operation };
 }
 
+/** Ephemeral instances that stopped by themselves (a poweroff inside), deleted: housekeeping. */
+export async function sweepStopped(ctx: ApiRequest['ctx']): Promise<void> {
+  // The configs are read as text first: the idle server loads the library only when one is ephemeral.
+  const { containersDir, containerConfigFile } = await import('../../state/paths.js');
+  const fs = await import('node:fs');
+  let names: string[];
+  try {
+    names = fs.readdirSync(containersDir(ctx.paths)).filter((n) => !n.startsWith('.'));
+  } catch {
+    return;
+  }
+  const ephemeral = names.filter((n) => {
+    try {
+      return /^ephemeral: true$/m.test(fs.readFileSync(containerConfigFile(ctx.paths, n), 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+  if (ephemeral.length) await (await import('../../instance/ephemeral.js')).sweepEphemeral(ctx, ephemeral);
+}
+
+/** Which instances a bulk action applies to, by status (LXD's instancesPut skips the others). */
+const BULK_APPLIES: Record<string, (status: string) => boolean> = {
+  start: (s) => s !== 'Running',
+  stop: (s) => s === 'Running' || s === 'Frozen',
+  restart: (s) => s === 'Running' || s === 'Frozen',
+  freeze: (s) => s === 'Running',
+  unfreeze: (s) => s === 'Frozen',
+};
+
+/**
+ * PUT /1.0/instances {state: {action, timeout, force}}: one state change on every instance the
+ * caller sees (`filter` narrows them, as on the list) whose state it changes, each under its own
+ * lock and all at once, as LXD's `instance_bulk_state_change`. One operation; its error lists the
+ * instances that failed.
+ */
+async function bulkState(req: ApiRequest): Promise<ApiResult> {
+  const b = await body<{ state: Partial<StatePut> }>(req);
+  if (typeof b.state !== 'object' || b.state === null || Array.isArray(b.state)) throw new ApiError(400, 'state must be an object');
+  const put = b.state;
+  validateStatePut(put);
+  const { description } = ACTIONS[put.action!];
+  const filter = req.query.get('filter') ?? '';
+  const { readInstances } = await lib.shapes();
+  const f = await lib.filter();
+  const clauses = filter.trim() ? f.parseFilter(filter) : [];
+  const all = await readInstances(req.ctx, { full: false, visible: (n) => allowsInstance(req.identity, n) });
+  const names = all.filter((i) => (!clauses.length || f.matches(i, clauses)) && BULK_APPLIES[put.action!](i.status)).map((i) => i.name);
+  const { event } = ACTIONS[put.action!];
+  const operation = req.operations.start({
+    class: 'task',
+    description: description.replace(/instance$/, 'instances'),
+    resources: names.length ? { instances: names.map(instanceUrl) } : {},
+    run: async () => {
+      const results = await Promise.allSettled(
+        names.map(async (name) => {
+          await changeState(req, name, put);
+          req.events.lifecycle(event, instanceUrl(name));
+        }),
+      );
+      const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [` - Instance: ${names[i]}: ${(r.reason as Error).message}`] : []));
+      if (failed.length) throw new Error(`The following instances failed to update state:\n${failed.join('\n')}`);
+    },
+  });
+  return { type: 'async', operation };
+}
+
 export const routes: Route[] = withContainerPaths([
+  { method: 'PUT', path: '/1.0/instances', handler: bulkState },
   { method: 'GET', path: '/1.0/instances', handler: listInstances },
   { method: 'POST', path: '/1.0/instances', handler: createInstance },
   { method: 'GET', path: '/1.0/instances/{name}', handler: getInstance },
@@ -446,4 +594,12 @@ export const routes: Route[] = withContainerPaths([
 ]);
 
 /** What these routes implement in full (API-NOTES.md: a listed extension is a promise). */
-export const extensions = ['instances', 'container_full', 'instance_get_full', 'api_filtering', 'container_last_used_at'];
+export const extensions = [
+  'instances',
+  'container_full',
+  'instance_get_full',
+  'api_filtering',
+  'container_last_used_at',
+  'instance_bulk_state_change',
+  'entity_description',
+];

@@ -1,4 +1,7 @@
-import { etagOf } from '../etag.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { containersDir } from '../../state/paths.js';
+import { checkIfMatch, etagOf } from '../etag.js';
 import { ApiError, sync, type ApiRequest, type ApiResult, type Route } from '../types.js';
 import { body, instanceUrl, recursionOf, requireInstance, withContainerPaths } from './instances.js';
 
@@ -34,8 +37,8 @@ async function createSnap(req: ApiRequest): Promise<ApiResult> {
   const b = await body<{ name: string; stateful: boolean; expires_at: string | null }>(req);
   if (b.stateful === true) throw new ApiError(400, 'Stateful snapshots are not supported');
   if (b.name !== undefined && typeof b.name !== 'string') throw new ApiError(400, 'name must be a string');
-  // An expiry is not kept: a snapshot that would go by itself is refused rather than kept forever.
-  if (typeof b.expires_at === 'string' && !/^0001-01-01T00:00:00/.test(b.expires_at)) throw new ApiError(400, 'Snapshot expiry is not supported');
+  // As LXD: a time given (Go's zero time: never) wins over the instance's snapshots.expiry.
+  const expiresAt = b.expires_at === undefined || b.expires_at === null ? undefined : expiryOf(b.expires_at);
   const { validateSnapshotName, listSnapshots } = await snapshotLib();
   const snap = b.name ? b.name : undefined;
   if (snap !== undefined) {
@@ -52,7 +55,7 @@ async function createSnap(req: ApiRequest): Promise<ApiResult> {
     description: 'Snapshotting instance',
     resources: { instances: [url], ...(snap ? { instances_snapshots: [snapshotUrl(name, snap)] } : {}) },
     run: async () => {
-      const made = await (await snapshotLib()).createSnapshot(req.ctx, name, snap);
+      const made = await (await snapshotLib()).createSnapshot(req.ctx, name, snap, undefined, { expiresAt });
       req.events.lifecycle('instance-snapshot-created', snapshotUrl(name, made));
     },
   });
@@ -67,6 +70,88 @@ async function getSnap(req: ApiRequest): Promise<ApiResult> {
   const info = listSnapshots(req.ctx, name).find((s) => s.name === snap)!;
   const shaped = readSnapshot(req.ctx, name, info);
   return sync(shaped, { etag: snapshotEtag(shaped) });
+}
+
+/** A snapshot's expires_at: an RFC 3339 time, or null for never (Go's zero time, or any time before 1970). */
+function expiryOf(v: unknown): Date | null {
+  if (typeof v !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v) || Number.isNaN(Date.parse(v)))
+    throw new ApiError(400, 'expires_at must be an RFC 3339 time');
+  const t = new Date(Date.parse(v));
+  return t.getTime() <= 0 ? null : t;
+}
+
+/**
+ * PUT (and PATCH) /1.0/instances/NAME/snapshots/SNAP: what a snapshot has that may change, its
+ * expiry. A PUT without expires_at clears it, as LXD's (a Go zero time); a PATCH leaves it.
+ */
+async function updateSnap(req: ApiRequest, patch: boolean): Promise<ApiResult> {
+  const name = await requireInstance(req);
+  const snap = await requireSnapshot(req, name);
+  const b = await body<{ expires_at: string | null }>(req);
+  const { listSnapshots } = await snapshotLib();
+  const { readSnapshot } = await shapes();
+  checkIfMatch(
+    req,
+    snapshotEtag(
+      readSnapshot(
+        req.ctx,
+        name,
+        listSnapshots(req.ctx, name).find((s) => s.name === snap)!,
+      ),
+    ),
+  );
+  const given = b.expires_at !== undefined && b.expires_at !== null;
+  if (patch && !given) return sync(null);
+  const expiresAt = given ? expiryOf(b.expires_at) : null;
+  const operation = req.operations.start({
+    class: 'task',
+    description: 'Updating snapshot',
+    resources: { instances: [instanceUrl(name)], instances_snapshots: [snapshotUrl(name, snap)] },
+    run: async () => {
+      await (await snapshotLib()).setSnapshotExpiry(req.ctx, name, snap, expiresAt);
+      req.events.lifecycle('instance-snapshot-updated', snapshotUrl(name, snap));
+    },
+  });
+  return { type: 'async', operation };
+}
+
+/**
+ * The expired snapshots of every instance, deleted (LXD's pruning task; `tslxc serve` runs this
+ * each minute, lib/api/housekeeping.ts). Returns how many went.
+ */
+export async function pruneExpired(ctx: ApiRequest['ctx']): Promise<number> {
+  const names = withExpiringSnapshots(ctx);
+  if (!names.length) return 0;
+  const { pruneExpiredSnapshots } = await snapshotLib();
+  let n = 0;
+  for (const name of names) n += (await pruneExpiredSnapshots(ctx, name).catch(() => [])).length;
+  return n;
+}
+
+/**
+ * The instances with a snapshot that has an expiry, by a look at the files alone: the idle server
+ * loads the snapshot library only when there is something to prune.
+ */
+function withExpiringSnapshots(ctx: ApiRequest['ctx']): string[] {
+  const root = containersDir(ctx.paths);
+  const ls = (dir: string): string[] => {
+    try {
+      return fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  return ls(root).filter(
+    (name) =>
+      !name.startsWith('.') &&
+      ls(path.join(root, name, 'snapshots')).some((snap) => {
+        try {
+          return fs.readFileSync(path.join(root, name, 'snapshots', snap, 'snapshot.yaml'), 'utf8').includes('expires_at:');
+        } catch {
+          return false;
+        }
+      }),
+  );
 }
 
 /** LXD hashes what a snapshot's PUT changes: its expiry. */
@@ -120,7 +205,10 @@ export const routes: Route[] = withContainerPaths([
   { method: 'POST', path: '/1.0/instances/{name}/snapshots', handler: createSnap },
   { method: 'GET', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: getSnap },
   { method: 'POST', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: renameSnap },
+  { method: 'PUT', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: (req) => updateSnap(req, false) },
+  { method: 'PATCH', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: (req) => updateSnap(req, true) },
   { method: 'DELETE', path: '/1.0/instances/{name}/snapshots/{snapshot}', handler: deleteSnap },
 ]);
 
-export const extensions: string[] = [];
+/** snapshots.expiry and expires_at on snapshots (PUT, and at creation). */
+export const extensions: string[] = ['snapshot_expiry', 'snapshot_expiry_creation'];

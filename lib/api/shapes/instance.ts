@@ -217,10 +217,10 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
     architecture,
     config,
     devices: sortedDevices(cfg.devices ?? {}),
-    ephemeral: false,
+    ephemeral: cfg.ephemeral === true,
     profiles: [...(cfg.profiles ?? [])],
     stateful: false,
-    description: '',
+    description: cfg.description ?? '',
     created_at: cfg.created_at || ZERO_TIME,
     ...omitEmpty('expanded_config', sorted({ ...expanded.config, ...config })),
     ...omitEmpty('expanded_devices', sortedDevices(expanded.devices)),
@@ -238,10 +238,10 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
  * The ETag of an instance: a hash of what a PUT replaces (LXD hashes the same fields), so a client
  * that read it before another change gets 412 on its write.
  */
-export function instanceEtag(i: Pick<Instance, 'architecture' | 'config' | 'devices' | 'ephemeral' | 'profiles'>): string {
+export function instanceEtag(i: Pick<Instance, 'architecture' | 'config' | 'devices' | 'ephemeral' | 'profiles' | 'description'>): string {
   // volatile.last_state.power changes with a start, which is no edit of the config.
   const config = Object.fromEntries(Object.entries(i.config).filter(([k]) => k !== 'volatile.last_state.power'));
-  return etagOf([i.architecture, config, i.devices, i.ephemeral, i.profiles]);
+  return etagOf([i.architecture, config, i.devices, i.ephemeral, i.profiles, i.description]);
 }
 
 const ZERO_COUNTERS: InstanceStateNetwork['counters'] = {
@@ -426,7 +426,13 @@ export async function readInstance(
   name: string,
   opts: { full?: boolean; disk?: boolean } = {},
 ): Promise<{ instance: Instance | InstanceFull; etag: string }> {
-  const cfg = loadConfig(ctx.paths, name);
+  const cfg = configOrHalfMade(ctx, name);
+  if (!cfg) {
+    // A create killed before its config: shown as the list shows it, in the Error state.
+    const state: LibState = { name, status: 'Error', reason: 'its config.yaml is missing', ipv4: [], image: '', hostname: '', createdAt: '' };
+    const instance = instanceShape(ctx, undefined, state);
+    return { instance: opts.full ? fullShape(instance, stateShape(state), []) : instance, etag: instanceEtag(instance) };
+  }
   const state = await instanceState(ctx, cfg);
   const load = profileLoader(ctx);
   const instance = instanceShape(ctx, cfg, state, load);
@@ -435,8 +441,20 @@ export async function readInstance(
   return { instance: fullShape(instance, stateShape(state, await liveInputs(ctx, state, opts)), readSnapshots(ctx, name, load)), etag };
 }
 
+/** The config, or undefined for a container dir a killed create left without one; else not found. */
+function configOrHalfMade(ctx: Context, name: string): InstanceConfig | undefined {
+  try {
+    return loadConfig(ctx.paths, name);
+  } catch (err) {
+    if (fs.existsSync(containerDir(ctx.paths, name))) return undefined;
+    throw err;
+  }
+}
+
 /** GET /1.0/instances/NAME/state. */
 export async function readState(ctx: Context, name: string, opts: { disk?: boolean } = {}): Promise<InstanceStateShape> {
-  const state = await instanceState(ctx, loadConfig(ctx.paths, name));
+  const cfg = configOrHalfMade(ctx, name);
+  if (!cfg) return stateShape({ name, status: 'Error', ipv4: [], image: '', hostname: '', createdAt: '' });
+  const state = await instanceState(ctx, cfg);
   return stateShape(state, await liveInputs(ctx, state, opts));
 }

@@ -97,6 +97,8 @@ const show = defineCommand({
     if (!r.expanded) {
       const doc = {
         name: c.name,
+        description: c.description ?? '',
+        ...(c.ephemeral ? { ephemeral: true } : {}),
         profiles: c.profiles ?? [],
         config: c.config ?? {},
         devices: c.devices ?? {},
@@ -162,7 +164,10 @@ const edit = defineCommand({
     const ctx = context();
     const n = String(argv.name);
     const c = showConfig(ctx, n, false).config;
-    const text = await editText(yaml.dump({ profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {} }, { lineWidth: 120 }), n);
+    const text = await editText(
+      yaml.dump({ description: c.description ?? '', profiles: c.profiles ?? [], config: c.config ?? {}, devices: c.devices ?? {} }, { lineWidth: 120 }),
+      n,
+    );
     let doc: unknown;
     try {
       doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
@@ -178,12 +183,13 @@ const edit = defineCommand({
 export function parseConfigDoc(
   doc: unknown,
   n: string,
-): { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[] } {
+): { config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[]; description?: string } {
   const bad = (why: string) => new TslxcError(`Invalid config for "${n}"`, why, 'nothing was changed');
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad('expected a mapping with profiles, config and devices');
   const d = doc as Record<string, unknown>;
   for (const k of Object.keys(d))
-    if (!['name', 'profiles', 'config', 'devices'].includes(k)) throw bad(`unknown key "${k}" (allowed: profiles, config, devices)`);
+    if (!['name', 'description', 'profiles', 'config', 'devices'].includes(k))
+      throw bad(`unknown key "${k}" (allowed: description, profiles, config, devices)`);
   const profiles = d.profiles ?? [];
   if (!Array.isArray(profiles)) throw bad('"profiles" must be a list');
   const asMap = (v: unknown, what: string): Record<string, unknown> => {
@@ -195,7 +201,8 @@ export function parseConfigDoc(
   const devices: Record<string, Record<string, string>> = {};
   for (const [dn, dev] of Object.entries(asMap(d.devices, 'devices')))
     devices[dn] = Object.fromEntries(Object.entries(asMap(dev, `devices.${dn}`)).map(([k, v]) => [k, String(v)]));
-  return { config, devices, profiles: profiles.map(String) };
+  if (d.description !== undefined && d.description !== null && typeof d.description !== 'string') throw bad('"description" must be a string');
+  return { config, devices, profiles: profiles.map(String), ...(typeof d.description === 'string' ? { description: d.description } : {}) };
 }
 
 const keys = defineCommand({

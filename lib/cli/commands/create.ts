@@ -21,6 +21,7 @@ export function createArgs(argv: Args): LaunchOptions & { progress: ReturnType<t
     profiles: argv.profile as string[] | undefined,
     storage: argv.storage as string | undefined,
     config: parseKeyValues(argv.config, 'config key'),
+    ephemeral: !!argv.ephemeral,
     debug: !!argv.debug,
     progress: progressReporter(),
   };

@@ -29,7 +29,13 @@ export default defineCommand({
     const lines: Array<[string, string | number | undefined]> = [
       ['Name', info.name],
       ['Status', info.status.toUpperCase() + (info.reason ? ` (${info.reason})` : '')],
-      ['Image', `${info.image} (${info.config.image.description ?? ''}, ${info.config.image.fingerprint.slice(0, 12)})`],
+      [
+        'Image',
+        // An instance made empty (the API's source "none") has no image.
+        info.config.image.fingerprint
+          ? `${info.image} (${info.config.image.description ?? ''}, ${info.config.image.fingerprint.slice(0, 12)})`
+          : '(none: made empty)',
+      ],
       ['Hostname', info.hostname],
       ['Created', info.createdAt],
       ['Init', info.config.init.join(' ')],

@@ -1,15 +1,38 @@
 import { context } from '../common.js';
 import { defineCommand, defineGroup } from '../define.js';
 import { FORMAT_OPTION, type Format } from '../options/format.js';
+import type { Context } from '../../state/context.js';
+
+/**
+ * Expired snapshots go before each snapshot command's work on the container (tslxc has no daemon
+ * to prune them on a timer unless `tslxc serve` runs), so a list never shows one past its time.
+ */
+async function pruned(name: string): Promise<Context> {
+  const ctx = context();
+  const { pruneExpiredSnapshots } = await import('../../instance/snapshot.js');
+  for (const s of await pruneExpiredSnapshots(ctx, name)) console.error(`Snapshot ${name}/${s} expired: deleted`);
+  return ctx;
+}
 
 export const snapshotCreate = defineCommand({
   command: 'create <name> [snapshot]',
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'new snapshot', describe: "the snapshot's name" } },
+  options: {
+    expiry: {
+      type: 'string',
+      kind: 'text',
+      conflicts: ['no-expiry'],
+      describe: 'delete it after this long (30M, 12H, 3d, 2w, 6m, 1y; default: snapshots.expiry)',
+    },
+    'no-expiry': { type: 'boolean', describe: 'keep it until deleted, whatever snapshots.expiry says' },
+  },
   run: async (argv) => {
     const { createSnapshot } = await import('../../instance/snapshot.js');
+    const { expiryAfter } = await import('../../config/expiry.js');
+    const expiresAt = argv['no-expiry'] ? null : argv.expiry !== undefined ? (expiryAfter(new Date(), String(argv.expiry), '--expiry') ?? null) : undefined;
     const timing = { frozenMs: 0 };
-    const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
+    const s = await createSnapshot(await pruned(String(argv.name)), String(argv.name), argv.snapshot as string | undefined, timing, { expiresAt });
     console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
   },
 });
@@ -22,13 +45,14 @@ export const snapshotList = defineCommand({
   run: async (argv) => {
     const { listSnapshots } = await import('../../instance/snapshot.js');
     const { renderRows } = await import('../ui/format.js');
-    const rows = listSnapshots(context(), String(argv.name));
+    const rows = listSnapshots(await pruned(String(argv.name)), String(argv.name));
     console.log(
       renderRows(
         rows,
         [
           { header: 'NAME', value: (s) => s.name },
           { header: 'CREATED', value: (s) => s.created_at },
+          { header: 'EXPIRES', value: (s) => s.expires_at ?? '' },
         ],
         argv.format as Format,
       ),
@@ -37,11 +61,11 @@ export const snapshotList = defineCommand({
 });
 export const snapshotRestore = defineCommand({
   command: 'restore <name> <snapshot>',
-  describe: "Restore a stopped container's root and config from a snapshot",
-  positionals: { name: { kind: 'stopped container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
+  describe: "Restore a container's root and config from a snapshot (a running one is stopped for it and started again)",
+  positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
     const { restoreSnapshot } = await import('../../instance/snapshot.js');
-    await restoreSnapshot(context(), String(argv.name), String(argv.snapshot));
+    await restoreSnapshot(await pruned(String(argv.name)), String(argv.name), String(argv.snapshot));
   },
 });
 export const snapshotDelete = defineCommand({
@@ -51,7 +75,7 @@ export const snapshotDelete = defineCommand({
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
     const { deleteSnapshot } = await import('../../instance/snapshot.js');
-    await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
+    await deleteSnapshot(await pruned(String(argv.name)), String(argv.name), String(argv.snapshot));
   },
 });
 export const snapshotRename = defineCommand({
@@ -64,7 +88,7 @@ export const snapshotRename = defineCommand({
   },
   run: async (argv) => {
     const { renameSnapshot } = await import('../../instance/snapshot.js');
-    await renameSnapshot(context(), String(argv.name), String(argv.snapshot), String(argv.newname));
+    await renameSnapshot(await pruned(String(argv.name)), String(argv.name), String(argv.snapshot), String(argv.newname));
   },
 });
 export default defineGroup({

@@ -8,7 +8,8 @@ export default defineCommand({
   positionals: { names: { kind: 'running container' } },
   options: STOP_OPTIONS,
   run: async (argv) => {
-    const { stopInstance } = await import('../../instance/stop.js');
+    // An ephemeral container is deleted by its stop (lib/instance/ephemeral.ts).
+    const { stopInstance } = await import('../../instance/ephemeral.js');
     const ctx = context();
     for (const name of argv.names as string[]) await stopInstance(ctx, name, { force: !!argv.force, timeout: argv.timeout as number });
   },
