@@ -29,7 +29,7 @@ async function post(path: string, body?: unknown, csrf = ''): Promise<{ status: 
 interface SessionInfo {
   name: string;
   restricted: boolean;
-  instances?: string;
+  scope: string;
   csrf: string;
   expires_at: string;
 }
@@ -70,9 +70,9 @@ async function begin(info: SessionInfo | undefined): Promise<void> {
   const server = await get<{ api_extensions: string[]; auth: string }>('/1.0');
   if (server.auth !== 'trusted') return loginForm();
   if (info) setCsrf(info.csrf);
-  session = { name: info?.name ?? 'certificate', restricted: info?.restricted ?? false, instances: info?.instances, extensions: server.api_extensions };
+  session = { name: info?.name ?? 'certificate', restricted: info?.restricted ?? false, scope: info?.scope, extensions: server.api_extensions };
   document.getElementById('top')!.hidden = false;
-  document.getElementById('who')!.textContent = `${session.name}${session.restricted ? ` (only ${session.instances})` : ''}`;
+  document.getElementById('who')!.textContent = `${session.name}${session.restricted ? ` (only ${session.scope})` : ''}`;
   document.getElementById('nav-labs')!.hidden = !session.extensions.includes('tslxc_labs');
   const logout = document.getElementById('logout')!;
   logout.hidden = !info;

@@ -20,6 +20,8 @@ import { Operations } from './operations.js';
 import { Router } from './router.js';
 import { routes as moduleRoutes, extensions as moduleExtensions } from './routes/index.js';
 import { addressesFile, TrustCache } from './trust.js';
+import { restrictionOf } from './access.js';
+import { LabMemberCache } from '../lab/record.js';
 import { ApiError, type ApiRequest, type Identity } from './types.js';
 import { Dashboard } from './ui.js';
 
@@ -35,6 +37,8 @@ export const socketFile = (ctx: Context) => path.join(ctx.paths.stateDir, 'unix.
 export const MAX_JSON_BYTES = 1024 * 1024;
 /** A websocket frame beyond this closes the socket (exec input comes in small frames). */
 const MAX_WS_PAYLOAD = 8 * 1024 * 1024;
+/** All a `metrics` certificate may read. */
+const METRICS_PATH = '/1.0/metrics';
 
 export interface ServeOptions {
   /** "ADDR:PORT" each (port 0: any) */
@@ -204,6 +208,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     closers.push(() => clearInterval(pruner));
     const router = new Router([...coreRoutes(core), ...moduleRoutes]);
     const trust = new TrustCache(ctx.paths);
+    const labMembers = new LabMemberCache(ctx.paths);
     const audit = new AuditLog(ctx.paths);
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
 
@@ -214,12 +219,13 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       const fingerprint = fingerprintOf(peer.raw);
       const c = trust.lookup(fingerprint);
       if (!c) return { protocol, name: 'untrusted', fingerprint, trusted: false };
-      return { protocol, name: c.name, fingerprint, trusted: true, ...(c.restricted ? { instances: c.instances ?? '' } : {}) };
+      const instances = restrictionOf(c, labMembers);
+      return { protocol, name: c.name, fingerprint, trusted: true, type: c.type, ...(instances ? { instances } : {}) };
     };
 
     // The dashboard (lib/api/ui.ts): /ui/ on the HTTPS listeners, and a browser without a trusted
     // certificate may act through a session cookie, with the restriction of the token that made it.
-    const dashboard = new Dashboard(ctx.paths, core.throttle);
+    const dashboard = new Dashboard(ctx.paths, core.throttle, labMembers);
     const identify = (req: IncomingMessage, protocol: 'unix' | 'tls'): Identity => {
       const id = identifyCertificate(req, protocol);
       return id.trusted || protocol !== 'tls' ? id : (dashboard.identify(req) ?? id);
@@ -254,9 +260,11 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
           sendError(res, m.status, m.status === 404 ? 'not found' : 'method not allowed', m.allowed ? { Allow: m.allowed.join(', ') } : {});
           return;
         }
+        // A metrics certificate is trusted for the metrics alone: elsewhere it is a stranger, as in LXD.
+        if (identity.type === 'metrics' && pathname !== METRICS_PATH) identity = { ...identity, trusted: false };
         if (!identity.trusted && !m.route.public) {
           status = 403;
-          sendError(res, 403, 'not authorized');
+          sendError(res, 403, identity.type === 'metrics' ? `not authorized: a metrics certificate may only read ${METRICS_PATH}` : 'not authorized');
           return;
         }
         const apiReq: ApiRequest = {
@@ -294,7 +302,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       try {
         const url = new URL(req.url ?? '/', 'http://x');
         const identity = identify(req, protocol);
-        if (!identity.trusted) return refuse(403, 'not authorized');
+        if (!identity.trusted || identity.type === 'metrics') return refuse(403, 'not authorized');
         const sessionRefusal = dashboard.upgradeRefusal(identity, req);
         if (sessionRefusal) return refuse(403, sessionRefusal);
         if (url.pathname === '/1.0/events') {

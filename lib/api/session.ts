@@ -2,9 +2,11 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
+import type { LabMemberCache } from '../lab/record.js';
 import type { Paths } from '../state/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { tokenSecret, updateTrust, type PendingToken } from './trust.js';
+import { restrictionOf } from './access.js';
+import { tokenSecret, updateTrust, type LabMembership, type PendingToken } from './trust.js';
 import type { Identity } from './types.js';
 
 /**
@@ -29,8 +31,10 @@ export interface Session {
   id_sha256: string;
   /** the token's name: the audit log's "who" */
   name: string;
-  /** the token's restriction (a glob), as a certificate redeemed with it would have */
+  /** the token's restriction, as a certificate redeemed with it would have: a glob, a lab member */
+  restricted: boolean;
   instances?: string;
+  lab?: LabMembership;
   csrf: string;
   created_at: string;
   expires_at: string;
@@ -56,15 +60,20 @@ export function sessionCookie(id: string, expiresAt: string): string {
 
 export const clearedCookie = `${SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict`;
 
-/** The identity a session acts as: the token's name and restriction, over TLS. */
-export function sessionIdentity(s: Session): Identity {
-  return {
-    protocol: 'tls',
-    name: s.name,
-    trusted: true,
-    session: s.id_sha256.slice(0, 12),
-    ...(s.instances !== undefined ? { instances: s.instances } : {}),
-  };
+/**
+ * The identity a session acts as: the token's name and restriction, over TLS. A lab member's
+ * containers are read at each request, as for their certificate: a member removed from the lab
+ * (or a lab taken down) sees nothing more.
+ */
+export function sessionIdentity(s: Session, members: LabMemberCache): Identity {
+  const instances = restrictionOf(s, members);
+  return { protocol: 'tls', name: s.name, trusted: true, session: s.id_sha256.slice(0, 12), ...(instances ? { instances } : {}) };
+}
+
+/** What a session is limited to, in words, for the page ("" when it is not). */
+export function scopeOf(s: Session): string {
+  const parts = [...(s.instances !== undefined ? [s.instances] : []), ...(s.lab ? [`${s.lab.member} in lab ${s.lab.lab}`] : [])];
+  return s.restricted ? parts.join(', ') || 'nothing' : '';
 }
 
 /**
@@ -134,9 +143,10 @@ export class Sessions {
   async redeem(password: string): Promise<{ id: string; session: Session } | undefined> {
     const given = sha256(tokenSecret(password));
     const token = await updateTrust(this.paths, (store) => {
-      // Every token is compared, so the time taken does not say which one nearly matched.
+      // Every token is compared, so the time taken does not say which one nearly matched. A
+      // metrics token is for a scraper, not a person: it opens no session (and stays unspent).
       let found: PendingToken | undefined;
-      for (const k of store.tokens) if (timingSafeEqual(Buffer.from(k.secret_sha256, 'hex'), given) && !found) found = k;
+      for (const k of store.tokens) if (timingSafeEqual(Buffer.from(k.secret_sha256, 'hex'), given) && !found && k.type !== 'metrics') found = k;
       if (found) store.tokens = store.tokens.filter((k) => k !== found);
       return found;
     });
@@ -146,7 +156,9 @@ export class Sessions {
     const session: Session = {
       id_sha256: sha256(id).toString('hex'),
       name: token.name,
+      restricted: token.instances !== undefined || token.lab !== undefined,
       ...(token.instances !== undefined ? { instances: token.instances } : {}),
+      ...(token.lab ? { lab: token.lab } : {}),
       csrf: randomBytes(24).toString('base64url'),
       created_at: new Date(t).toISOString(),
       expires_at: new Date(t + SESSION_TTL_MS).toISOString(),

@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { locksDir, type Paths } from '../state/paths.js';
-import { mkdirp, writeFileAtomic } from '../util/fs.js';
+import { mkdirp, readTextIfExists, writeFileAtomic } from '../util/fs.js';
 import { withLock } from '../util/lock.js';
-import { fingerprintOf } from './certificate.js';
+import { ensureServerCertificate, fingerprintOf } from './certificate.js';
 
 /**
  * The trust store (TSLXC_DIR/trust.json, 0600): the client certificates the HTTPS API trusts, and
@@ -13,6 +13,12 @@ import { fingerprintOf } from './certificate.js';
  * server change it, under one lock. A token's secret is kept only as its SHA-256, compared in
  * constant time; a token works once and expires.
  */
+
+/** A lab member's token or certificate: restricted to that member's containers as `lab up` last recorded them. */
+export interface LabMembership {
+  lab: string;
+  member: string;
+}
 
 export interface TrustedCertificate {
   name: string;
@@ -23,6 +29,8 @@ export interface TrustedCertificate {
   restricted: boolean;
   /** a restricted certificate's instance glob */
   instances?: string;
+  /** a lab member's certificate (restricted to the member's containers) */
+  lab?: LabMembership;
   /** the certificate's own notAfter (RFC 3339): past it, the certificate is no longer trusted */
   expires_at?: string;
   added_at: string;
@@ -32,6 +40,9 @@ export interface PendingToken {
   name: string;
   secret_sha256: string;
   instances?: string;
+  lab?: LabMembership;
+  /** the certificate type the token trusts (absent: client) */
+  type?: 'client' | 'metrics';
   expires_at: string;
   created_at: string;
 }
@@ -113,16 +124,27 @@ export function tokenSecret(password: string): string {
   return password;
 }
 
+export interface TokenRequest {
+  name: string;
+  instances?: string;
+  /** a lab member's token: the name is made unique (alice@lab, alice@lab-2, ...) as a member may use several clients */
+  lab?: LabMembership;
+  type?: 'client' | 'metrics';
+  expiresMs: number;
+}
+
 export async function createToken(
   p: Paths,
-  opts: { name: string; instances?: string; expiresMs: number; fingerprint: string; addresses: string[] },
-): Promise<{ token: string; expiresAt: string }> {
-  const name = validateTrustName(opts.name);
+  opts: TokenRequest & { fingerprint: string; addresses: string[] },
+): Promise<{ token: string; name: string; expiresAt: string }> {
+  const wanted = validateTrustName(opts.name);
   if (opts.instances !== undefined) validateGlob(opts.instances);
   const secret = randomBytes(32).toString('hex');
   const t = new Date();
   const expiresAt = new Date(t.getTime() + opts.expiresMs).toISOString();
-  await updateTrust(p, (store) => {
+  const name = await updateTrust(p, (store) => {
+    let name = wanted;
+    for (let n = 2; opts.lab && nameTaken(store, name); n++) name = validateTrustName(`${wanted}-${n}`);
     if (nameTaken(store, name))
       throw new TslxcError(`The name "${name}" is already in the trust store`, undefined, 'pick another, or remove it first ("tslxc config trust remove")', {
         kind: 'conflict',
@@ -131,11 +153,63 @@ export async function createToken(
       name,
       secret_sha256: sha256(secret).toString('hex'),
       ...(opts.instances !== undefined ? { instances: opts.instances } : {}),
+      ...(opts.lab ? { lab: { lab: opts.lab.lab, member: opts.lab.member } } : {}),
+      ...(opts.type && opts.type !== 'client' ? { type: opts.type } : {}),
       expires_at: expiresAt,
       created_at: t.toISOString(),
     });
+    return name;
   });
-  return { token: encodeToken({ client_name: name, fingerprint: opts.fingerprint, addresses: opts.addresses, secret, expires_at: expiresAt }), expiresAt };
+  return {
+    token: encodeToken({ client_name: name, fingerprint: opts.fingerprint, addresses: opts.addresses, secret, expires_at: expiresAt }),
+    name,
+    expiresAt,
+  };
+}
+
+/**
+ * A token naming this server (its certificate's fingerprint, and the addresses a running
+ * `tslxc serve --listen` recorded): what `config trust add`, `lab token` and the lab API hand out.
+ */
+export async function issueToken(p: Paths, opts: TokenRequest): Promise<{ token: string; name: string; expiresAt: string; addresses: string[] }> {
+  const cert = await ensureServerCertificate(p);
+  let addresses: string[] = [];
+  try {
+    const doc = JSON.parse(readTextIfExists(addressesFile(p)) ?? '[]') as unknown;
+    if (Array.isArray(doc)) addresses = doc.filter((a): a is string => typeof a === 'string');
+  } catch {
+    addresses = [];
+  }
+  const r = await createToken(p, { ...opts, fingerprint: cert.fingerprint, addresses });
+  return { ...r, addresses };
+}
+
+/**
+ * Forgets a lab's members who are not in `keep` (all of them without it): their certificates and
+ * pending tokens. Returns the names removed.
+ */
+export async function revokeLabMembers(p: Paths, lab: string, keep?: readonly string[]): Promise<string[]> {
+  // Most ups have nothing to revoke: the store is not rewritten then.
+  const now = loadTrust(p);
+  if (![...now.certificates, ...now.tokens].some((e) => e.lab?.lab === lab && !(keep ?? []).includes(e.lab.member))) return [];
+  return updateTrust(p, (store) => {
+    const gone = (e: { lab?: LabMembership }) => e.lab?.lab === lab && !(keep ?? []).includes(e.lab.member);
+    const removed = [...store.certificates.filter(gone), ...store.tokens.filter(gone)].map((e) => e.name);
+    store.certificates = store.certificates.filter((c) => !gone(c));
+    store.tokens = store.tokens.filter((k) => !gone(k));
+    return removed;
+  });
+}
+
+/** Per member of a lab: how many current certificates and pending tokens they have. */
+export function labTrust(p: Paths, lab: string): Map<string, { certificates: number; tokens: number }> {
+  const store = loadTrust(p);
+  const out = new Map<string, { certificates: number; tokens: number }>();
+  const at = (m: string) => out.get(m) ?? out.set(m, { certificates: 0, tokens: 0 }).get(m)!;
+  const t = Date.now();
+  for (const c of store.certificates) if (c.lab?.lab === lab && isCurrent(c, t)) at(c.lab.member).certificates++;
+  for (const k of store.tokens) if (k.lab?.lab === lab && Date.parse(k.expires_at) > t) at(k.lab.member).tokens++;
+  return out;
 }
 
 /** A certificate's store entry from its PEM or base64 DER. */
@@ -165,11 +239,12 @@ export async function redeemToken(p: Paths, password: string, certificate: strin
     store.certificates = store.certificates.filter((c) => c.fingerprint !== cert.fingerprint);
     const entry: TrustedCertificate = {
       name: found.name,
-      type: 'client',
+      type: found.type ?? 'client',
       fingerprint: cert.fingerprint,
       certificate: cert.pem,
-      restricted: found.instances !== undefined,
+      restricted: found.instances !== undefined || found.lab !== undefined,
       ...(found.instances !== undefined ? { instances: found.instances } : {}),
+      ...(found.lab ? { lab: found.lab } : {}),
       expires_at: cert.notAfter,
       added_at: new Date().toISOString(),
     };

@@ -17,8 +17,11 @@ export interface Identity {
   name: string;
   fingerprint?: string;
   trusted: boolean;
-  /** A restricted certificate sees and manages only instances whose names match this glob. */
-  instances?: string;
+  /**
+   * A restricted caller sees and manages only instances whose names match one of these names or
+   * globs (lib/api/access.ts allowsInstance; restrictionOf makes it from a trust entry).
+   */
+  instances?: string[];
   /** A `metrics` certificate may read GET /1.0/metrics and nothing else (absent: 'client'). */
   type?: 'client' | 'metrics';
   /** Set when the caller came through a dashboard session cookie rather than a certificate. */

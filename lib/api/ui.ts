@@ -3,9 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Throttle } from '../gateway/throttle.js';
+import type { LabMemberCache } from '../lab/record.js';
 import type { Paths } from '../state/paths.js';
 import { sleep } from '../util/fs.js';
-import { clearedCookie, csrfMatches, sameOrigin, sessionCookie, sessionIdentity, Sessions, type Session } from './session.js';
+import { clearedCookie, csrfMatches, sameOrigin, scopeOf, sessionCookie, sessionIdentity, Sessions, type Session } from './session.js';
 import type { Identity } from './types.js';
 
 /**
@@ -85,8 +86,8 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 const sessionInfo = (s: Session) => ({
   name: s.name,
-  restricted: s.instances !== undefined,
-  ...(s.instances !== undefined ? { instances: s.instances } : {}),
+  restricted: s.restricted,
+  scope: scopeOf(s),
   csrf: s.csrf,
   expires_at: s.expires_at,
 });
@@ -98,6 +99,7 @@ export class Dashboard {
   constructor(
     paths: Paths,
     private readonly throttle: Throttle,
+    private readonly members: LabMemberCache,
   ) {
     this.sessions = new Sessions(paths);
   }
@@ -105,7 +107,7 @@ export class Dashboard {
   /** The session identity of a request without a trusted certificate, if its cookie names one. */
   identify(req: IncomingMessage): Identity | undefined {
     const s = this.sessions.lookup(req.headers.cookie);
-    return s ? sessionIdentity(s) : undefined;
+    return s ? sessionIdentity(s, this.members) : undefined;
   }
 
   /**

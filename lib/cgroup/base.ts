@@ -4,7 +4,7 @@ import type { CgroupLayout } from './layout.js';
 import type { CgroupSys } from './sys.js';
 import { realSys } from './sys.js';
 import { isErrnoCode, removeTree, subtreePids, validateCgroupName, validatePrefix, waitUntil } from './tree.js';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, FreezeState } from './types.js';
+import type { CgroupDriver, CgroupLimits, CgroupStats, CgroupUsage, FreezeState } from './types.js';
 import type { DeviceRule } from './devices.js';
 
 export interface Timeouts {
@@ -78,6 +78,7 @@ export abstract class CgroupBase implements CgroupDriver {
   abstract changeDevices(name: string, before: readonly DeviceRule[], after: readonly DeviceRule[]): Promise<void>;
   abstract attachDirs(name: string): Promise<string[]>;
   abstract applyLimits(name: string, limits: CgroupLimits): Promise<void>;
+  abstract stats(name: string): Promise<CgroupStats>;
   abstract freeze(name: string): Promise<void>;
   abstract thaw(name: string): Promise<void>;
   abstract state(name: string): Promise<FreezeState>;

@@ -41,6 +41,23 @@ export interface CgroupUsage {
   processes?: number;
 }
 
+/**
+ * What a scrape of metrics reads of a container's cgroups (LXD's instance metrics): the memory
+ * breakdown in the kernel's v1 terms (v2's keys are mapped onto them), CPU time per CPU where the
+ * kernel keeps it (v1's cpuacct; v2 has totals only, given as CPU 0, as LXD does).
+ */
+export interface CgroupStats {
+  /** per CPU index: seconds in user and system mode */
+  cpu: Array<{ cpu: number; user: number; system: number }>;
+  memoryBytes?: number;
+  /** the memory limit, undefined when there is none */
+  memoryLimitBytes?: number;
+  swapBytes?: number;
+  /** memory.stat: active_anon, active_file, inactive_anon, inactive_file, unevictable, writeback, dirty, mapped, rss, shmem, cache */
+  memory: Record<string, number>;
+  processes?: number;
+}
+
 export type FreezeState = 'frozen' | 'thawed';
 
 export interface CgroupDriver {
@@ -78,6 +95,8 @@ export interface CgroupDriver {
    */
   delegate(name: string, uid: number, gid: number): Promise<void>;
   applyLimits(name: string, limits: CgroupLimits): Promise<void>;
+  /** The container's cgroup statistics for metrics; the files are read concurrently. */
+  stats(name: string): Promise<CgroupStats>;
   freeze(name: string): Promise<void>;
   thaw(name: string): Promise<void>;
   state(name: string): Promise<FreezeState>;

@@ -4,8 +4,8 @@ import { CgroupBase } from './base.js';
 import type { DriverOptions } from './base.js';
 import { DEFAULT_DEVICE_RULES, deviceRuleChange, deviceRuleText, type DeviceRule } from './devices.js';
 import { v1HierarchyOf } from './layout.js';
-import { isErrnoCode, readControl, readNumber, waitUntil, writeControl } from './tree.js';
-import type { CgroupLimits, CgroupUsage, FreezeState } from './types.js';
+import { isErrnoCode, parseKeyed, readControl, readNumber, waitUntil, writeControl } from './tree.js';
+import type { CgroupLimits, CgroupStats, CgroupUsage, FreezeState } from './types.js';
 
 /** v1 "unlimited" for the memory and CFS files. */
 const UNLIMITED = '-1';
@@ -380,7 +380,64 @@ export class CgroupV1 extends CgroupBase {
     if (pids) u.processes = await readNumber(this.sys, pids, 'pids.current');
     return dropUndefined(u);
   }
+
+  async stats(name: string): Promise<CgroupStats> {
+    const read = (controller: string, file: string) => {
+      const dir = this.dirOf(controller, name);
+      return dir ? readControl(this.sys, dir, file).catch(() => undefined) : Promise.resolve(undefined);
+    };
+    const [usageAll, memStat, usage, limit, memsw, procs] = await Promise.all([
+      read('cpuacct', 'cpuacct.usage_all'),
+      read('memory', 'memory.stat'),
+      read('memory', 'memory.usage_in_bytes'),
+      read('memory', 'memory.limit_in_bytes'),
+      read('memory', 'memory.memsw.usage_in_bytes'),
+      read('pids', 'pids.current'),
+    ]);
+    const cpu: CgroupStats['cpu'] = [];
+    // "cpu user system" then one line per CPU, in nanoseconds.
+    for (const line of (usageAll ?? '').split('\n').slice(1)) {
+      const [i, user, system] = line.trim().split(/\s+/).map(Number);
+      if (Number.isInteger(i) && Number.isFinite(user) && Number.isFinite(system)) cpu.push({ cpu: i!, user: user! / 1e9, system: system! / 1e9 });
+    }
+    // The total_ keys count the container's own sub-cgroups (its systemd's services) too.
+    const stat = parseKeyed(memStat ?? '');
+    const memory: Record<string, number> = {};
+    for (const [key, from] of V1_MEMORY_KEYS) {
+      const v = Number(stat.get(`total_${from}`) ?? stat.get(from));
+      if (stat.has(`total_${from}`) || stat.has(from)) memory[key] = Number.isFinite(v) ? v : 0;
+    }
+    const num = (v: string | undefined) => (v === undefined || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v));
+    const memoryBytes = num(usage);
+    const limitBytes = num(limit);
+    const swapTotal = num(memsw);
+    return dropUndefined({
+      cpu,
+      memory,
+      memoryBytes,
+      // v1 says "no limit" with the largest page-aligned number.
+      memoryLimitBytes: limitBytes !== undefined && limitBytes < V1_NO_LIMIT ? limitBytes : undefined,
+      swapBytes: swapTotal !== undefined && memoryBytes !== undefined ? Math.max(0, swapTotal - memoryBytes) : undefined,
+      processes: num(procs),
+    });
+  }
 }
+
+/** memory.stat's v1 keys by the names CgroupStats uses. */
+const V1_MEMORY_KEYS: ReadonlyArray<[string, string]> = [
+  ['active_anon', 'active_anon'],
+  ['active_file', 'active_file'],
+  ['inactive_anon', 'inactive_anon'],
+  ['inactive_file', 'inactive_file'],
+  ['unevictable', 'unevictable'],
+  ['writeback', 'writeback'],
+  ['dirty', 'dirty'],
+  ['mapped', 'mapped_file'],
+  ['rss', 'rss'],
+  ['shmem', 'shmem'],
+  ['cache', 'cache'],
+];
+const V1_NO_LIMIT = 2 ** 62;
 
 export function dropUndefined<T extends object>(o: T): T {
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];

@@ -5,7 +5,7 @@ import { CgroupBase } from './base.js';
 import type { DriverOptions } from './base.js';
 import type { UnifiedHierarchy } from './layout.js';
 import { isErrnoCode, parseKeyed, readControl, readNumber, waitUntil, writeControl } from './tree.js';
-import type { CgroupLimits, CgroupUsage, FreezeState } from './types.js';
+import type { CgroupLimits, CgroupStats, CgroupUsage, FreezeState } from './types.js';
 import { dropUndefined } from './v1.js';
 
 /** The controllers a container's limits use; enabled down to the prefix so its cgroup gets the files. */
@@ -251,4 +251,48 @@ export class CgroupV2 extends CgroupBase {
       processes: await readNumber(this.sys, dir, 'pids.current'),
     });
   }
+
+  async stats(name: string): Promise<CgroupStats> {
+    const dir = this.dir(name);
+    const read = (file: string) => readControl(this.sys, dir, file).catch(() => undefined);
+    const [cpuStat, memStat, current, max, swap, procs] = await Promise.all([
+      read('cpu.stat'),
+      read('memory.stat'),
+      read('memory.current'),
+      read('memory.max'),
+      read('memory.swap.current'),
+      read('pids.current'),
+    ]);
+    const num = (v: string | undefined) => (v === undefined || v === '' || v === 'max' || !Number.isFinite(Number(v)) ? undefined : Number(v));
+    const cs = parseKeyed(cpuStat ?? '');
+    const user = num(cs.get('user_usec'));
+    const system = num(cs.get('system_usec'));
+    const stat = parseKeyed(memStat ?? '');
+    const memory: Record<string, number> = {};
+    for (const [key, from] of V2_MEMORY_KEYS) if (stat.has(from)) memory[key] = num(stat.get(from)) ?? 0;
+    return dropUndefined({
+      // v2 keeps no time per CPU: the totals count as CPU 0.
+      cpu: user !== undefined || system !== undefined ? [{ cpu: 0, user: (user ?? 0) / 1e6, system: (system ?? 0) / 1e6 }] : [],
+      memory,
+      memoryBytes: num(current),
+      memoryLimitBytes: num(max),
+      swapBytes: num(swap),
+      processes: num(procs),
+    });
+  }
 }
+
+/** memory.stat's v2 keys by the (v1) names CgroupStats uses. */
+const V2_MEMORY_KEYS: ReadonlyArray<[string, string]> = [
+  ['active_anon', 'active_anon'],
+  ['active_file', 'active_file'],
+  ['inactive_anon', 'inactive_anon'],
+  ['inactive_file', 'inactive_file'],
+  ['unevictable', 'unevictable'],
+  ['writeback', 'file_writeback'],
+  ['dirty', 'file_dirty'],
+  ['mapped', 'file_mapped'],
+  ['rss', 'anon'],
+  ['shmem', 'shmem'],
+  ['cache', 'file'],
+];

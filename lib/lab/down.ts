@@ -7,6 +7,7 @@ import { loadNetwork, networkExists } from '../network/store.js';
 import { listPools } from '../storage/pool.js';
 import { deleteVolume, listVolumes } from '../storage/volume.js';
 import { labContainers, labMarker, mapLimit } from './plan.js';
+import { removeLabRecord } from './record.js';
 import type { LabSpec } from './schema.js';
 import { withLabLock, type LabEvent } from './up.js';
 
@@ -75,6 +76,7 @@ export async function labDown(
       }
     }
     if (kept.length) report.notes.push(`volumes kept: ${kept.join(', ')} ("lab down --volumes" deletes them)`);
+    if (!report.failed.length) removeLabRecord(ctx.paths, spec.name);
     return report;
   });
 }

@@ -6,7 +6,7 @@ import { stopInstance } from '../instance/stop.js';
 import { instanceState } from '../instance/status.js';
 import { listSnapshots, restoreSnapshot } from '../instance/snapshot.js';
 import { labContainers, mapLimit, MEMBER_KEY, START_SNAPSHOT } from './plan.js';
-import type { LabSpec } from './schema.js';
+import type { LabSummary } from './record.js';
 import { withLabLock, type LabEvent } from './up.js';
 
 export interface ResetResult {
@@ -23,7 +23,7 @@ export interface ResetResult {
  */
 export async function labReset(
   ctx: Context,
-  spec: LabSpec,
+  spec: Pick<LabSummary, 'name' | 'file' | 'members'>,
   members: string[],
   opts: { parallel?: number; onEvent?: (e: LabEvent) => void } = {},
 ): Promise<ResetResult[]> {

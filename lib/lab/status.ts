@@ -5,6 +5,7 @@ import { getGatewayUser } from '../gateway/users.js';
 import { summarize } from '../network/manage.js';
 import { networkExists } from '../network/store.js';
 import { labContainers, MEMBER_KEY } from './plan.js';
+import type { LabSummary } from './record.js';
 import type { LabSpec } from './schema.js';
 
 export interface LabContainerStatus {
@@ -12,6 +13,8 @@ export interface LabContainerStatus {
   container: string;
   /** the container's state, MISSING when the file lists it and it does not exist (yet), or EXTRA when the file no longer lists it */
   state: string;
+  /** the instance's status as the API says it ("Running", "Stopped"...), absent when MISSING */
+  status?: string;
   ipv4: string[];
   /** the ssh command that reaches it through the gateway */
   connect: string;
@@ -30,7 +33,7 @@ export interface LabStatus {
  * the member has one container, `member+CONTAINER@HOST` for each when they have several (the
  * gateway's login-name syntax).
  */
-export async function labStatus(ctx: Context, spec: LabSpec): Promise<LabStatus> {
+export async function labStatus(ctx: Context, spec: LabSummary): Promise<LabStatus> {
   const host = spec.gateway.host ?? os.hostname();
   const port = spec.gateway.port;
   const existing = new Map(labContainers(ctx, spec.name).map((c) => [c.name, c]));
@@ -50,6 +53,7 @@ export async function labStatus(ctx: Context, spec: LabSpec): Promise<LabStatus>
         member: m.name,
         container: c.name,
         state: st.status.toUpperCase(),
+        status: st.status,
         ipv4: st.ipv4,
         connect: getGatewayUser(ctx.paths, m.name) ? connect(m.name, c.name, several) : '',
       });
@@ -57,7 +61,14 @@ export async function labStatus(ctx: Context, spec: LabSpec): Promise<LabStatus>
   }
   for (const cfg of existing.values()) {
     const st = await instanceState(ctx, cfg);
-    rows.push({ member: cfg.config[MEMBER_KEY] ?? '', container: cfg.name, state: `EXTRA (${st.status.toUpperCase()})`, ipv4: st.ipv4, connect: '' });
+    rows.push({
+      member: cfg.config[MEMBER_KEY] ?? '',
+      container: cfg.name,
+      state: `EXTRA (${st.status.toUpperCase()})`,
+      status: st.status,
+      ipv4: st.ipv4,
+      connect: '',
+    });
   }
   let network: LabStatus['network'] = { name: spec.network.name, state: 'missing' };
   if (networkExists(ctx.paths, spec.network.name)) {

@@ -19,6 +19,7 @@ import { locksDir } from '../state/paths.js';
 import { withLock } from '../util/lock.js';
 import { Reverter } from '../util/revert.js';
 import { checkLabOnHost } from './check.js';
+import { writeLabRecord } from './record.js';
 import { desiredContainers, drift, labContainers, labMarker, mapLimit, START_SNAPSHOT, type DesiredContainer } from './plan.js';
 import { volumeName, type LabSpec } from './schema.js';
 
@@ -63,6 +64,8 @@ export async function labUp(ctx: Context, spec: LabSpec, opts: UpOptions = {}): 
     const t0 = Date.now();
     const emit = opts.onEvent ?? (() => {});
     const report: UpReport = { changes: [], unchanged: [], notes: [], failed: [], seconds: 0 };
+    // Recorded first: the server (the lab API, lab tokens' restrictions) follows what up applies.
+    writeLabRecord(ctx.paths, spec);
     const change = (line: string, e?: LabEvent) => {
       report.changes.push(line);
       if (e) emit(e);

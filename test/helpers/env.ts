@@ -59,6 +59,8 @@ export class TestEnv {
       TSLXC_RUN_DIR: this.paths.runDir,
       TSLXC_CACHE_DIR: this.paths.cacheDir,
       TSLXC_CGROUP_PREFIX: this.paths.cgroupPrefix,
+      // The CLI's own client config (remotes, the default remote): never the user's.
+      TSLXC_CONF: path.join(this.root, 'client'),
       // Another lxcfs per test file would be one more daemon, mount and process in every
       // leftover check: only the files that test lxcfs run one.
       TSLXC_LXCFS_BIN: opts.lxcfs ? '' : path.join(this.root, 'no-lxcfs'),

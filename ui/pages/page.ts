@@ -8,6 +8,7 @@ export interface Page {
 export interface Session {
   name: string;
   restricted: boolean;
-  instances?: string;
+  /** what a restricted session is limited to, in words */
+  scope?: string;
   extensions: string[];
 }

@@ -4,13 +4,15 @@ import * as exec from './exec.js';
 import * as files from './files.js';
 import * as images from './images.js';
 import * as instances from './instances.js';
+import * as labs from './labs.js';
+import * as metrics from './metrics.js';
 import * as networks from './networks.js';
 import * as profiles from './profiles.js';
 import * as snapshots from './snapshots.js';
 import * as storage from './storage.js';
 
 // dashboard last: a route another module also defines (the console log) is theirs.
-const modules = [instances, snapshots, exec, files, images, profiles, networks, storage, dashboard];
+const modules = [instances, snapshots, exec, files, images, profiles, networks, storage, labs, metrics, dashboard];
 
 /** Every route of the API; each module under routes/ adds its list here. */
 export const routes: Route[] = modules.flatMap((m) => m.routes);

@@ -2,6 +2,7 @@ import { context } from '../common.js';
 import { defineCommand, defineGroup } from '../define.js';
 import { FORMAT_OPTION, type Format } from '../options/format.js';
 import { renderRows } from '../ui/format.js';
+import { printToken } from '../ui/token.js';
 
 /**
  * `tslxc config trust add|list|remove`: who may use the HTTPS API (`tslxc serve --listen`). `add`
@@ -14,35 +15,20 @@ const add = defineCommand({
   positionals: { name: { kind: 'text', describe: "the client's name in the trust store" } },
   options: {
     instances: { type: 'string', describe: 'restrict the client to instances whose names match this glob ("alice-*")' },
+    type: { type: 'string', default: 'client', choices: ['client', 'metrics'], describe: 'metrics: the client may read /1.0/metrics and nothing else' },
     expires: { type: 'string', default: '1d', describe: 'how long the token works: 30m, 12h, 7d' },
   },
   run: async (argv) => {
     const { parseDuration } = await import('../../util/units.js');
-    const { ensureServerCertificate } = await import('../../api/certificate.js');
-    const { addressesFile, createToken } = await import('../../api/trust.js');
-    const { readTextIfExists } = await import('../../util/fs.js');
-    const ctx = context();
+    const { issueToken } = await import('../../api/trust.js');
     const expiresMs = parseDuration(String(argv.expires), { key: '--expires' });
-    const cert = await ensureServerCertificate(ctx.paths);
-    let addresses: string[] = [];
-    try {
-      addresses = JSON.parse(readTextIfExists(addressesFile(ctx.paths)) ?? '[]') as string[];
-    } catch {
-      addresses = [];
-    }
-    const r = await createToken(ctx.paths, {
+    const r = await issueToken(context().paths, {
       name: String(argv.name),
       instances: argv.instances === undefined ? undefined : String(argv.instances),
+      type: argv.type === 'metrics' ? 'metrics' : 'client',
       expiresMs,
-      fingerprint: cert.fingerprint,
-      addresses,
     });
-    if (!addresses.length)
-      process.stderr.write(
-        'Note: no "tslxc serve --listen" is running, so the token names no address: use "lxc remote add NAME https://HOST:PORT --password=TOKEN"\n',
-      );
-    console.log(`Client ${String(argv.name)} certificate add token (expires ${r.expiresAt}):`);
-    console.log(r.token);
+    printToken(r, String(argv.name));
   },
 });
 
@@ -61,12 +47,18 @@ const list = defineCommand({
         name: c.name,
         type: c.type,
         fingerprint: c.fingerprint.slice(0, 12),
-        instances: c.restricted ? (c.instances ?? '') : '(all)',
+        instances: c.lab ? `lab ${c.lab.lab} member ${c.lab.member}` : c.restricted ? (c.instances ?? '') : '(all)',
         expires: c.expires_at ?? '',
       })),
       ...store.tokens
         .filter((k) => Date.parse(k.expires_at) > t)
-        .map((k) => ({ name: k.name, type: 'token', fingerprint: '', instances: k.instances ?? '(all)', expires: k.expires_at })),
+        .map((k) => ({
+          name: k.name,
+          type: k.type === 'metrics' ? 'token (metrics)' : 'token',
+          fingerprint: '',
+          instances: k.lab ? `lab ${k.lab.lab} member ${k.lab.member}` : (k.instances ?? '(all)'),
+          expires: k.expires_at,
+        })),
     ];
     console.log(
       renderRows(

@@ -260,7 +260,7 @@ if (requireRoot(test)) {
   });
 
   test.serial('a restricted certificate meets other instances as missing ones (404)', async (t) => {
-    const restricted: Identity = { protocol: 'tls', name: 'team-a', trusted: true, instances: 'team-a-*' };
+    const restricted: Identity = { protocol: 'tls', name: 'team-a', trusted: true, instances: ['team-a-*'] };
     const calls = [
       request(execRoutes.routes, 'POST', 'x1', { body: { command: ['true'] }, identity: restricted }).result,
       request(fileRoutes.routes, 'GET', 'x1', { query: { path: '/etc/hostname' }, identity: restricted }).result,

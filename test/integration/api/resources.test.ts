@@ -240,7 +240,7 @@ if (requireRoot(test)) {
     t.is((await call('PUT', '/1.0/profiles/web', { body: { config: {} }, headers: { 'if-match': `"${etag(g)}"` } })).status, 412);
 
     // A restricted certificate may read shared objects, never change them.
-    const restricted: Identity = { protocol: 'tls', name: 'r', trusted: true, instances: 'r-*' };
+    const restricted: Identity = { protocol: 'tls', name: 'r', trusted: true, instances: ['r-*'] };
     t.is((await call('GET', '/1.0/profiles/web', { identity: restricted })).status, 200);
     t.is((await call('DELETE', '/1.0/profiles/web', { identity: restricted })).status, 403);
 

@@ -110,7 +110,7 @@ test('list: recursion 0 URLs, 1 instances, 2 full; filter; a restricted caller s
   t.deepEqual(metadata(await call(ctx, 'GET', '/1.0/instances?filter=name+eq+web1')), ['/1.0/instances/web1']);
   t.is((metadata(await call(ctx, 'GET', `/1.0/instances?recursion=1&filter=${encodeURIComponent('name eq db1 or name eq web1')}`)) as unknown[]).length, 2);
   await t.throwsAsync(call(ctx, 'GET', '/1.0/instances?filter=name+eq'), { instanceOf: ApiError });
-  const restricted: Identity = { protocol: 'tls', name: 'alice', trusted: true, instances: 'web*' };
+  const restricted: Identity = { protocol: 'tls', name: 'alice', trusted: true, instances: ['web*'] };
   t.deepEqual(metadata(await call(ctx, 'GET', '/1.0/instances', { identity: restricted })), ['/1.0/instances/web1']);
   t.is((metadata(await call(ctx, 'GET', '/1.0/instances?recursion=2', { identity: restricted })) as unknown[]).length, 1);
   const hidden = await t.throwsAsync(call(ctx, 'GET', '/1.0/instances/db1', { identity: restricted }));

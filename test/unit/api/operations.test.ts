@@ -4,7 +4,7 @@ import { Operations } from '../../../lib/api/operations.js';
 import type { Identity, Operation } from '../../../lib/api/types.js';
 
 const root: Identity = { protocol: 'unix', name: 'unix', trusted: true };
-const restricted: Identity = { protocol: 'tls', name: 'r', trusted: true, instances: 'a*' };
+const restricted: Identity = { protocol: 'tls', name: 'r', trusted: true, instances: ['a*'] };
 
 test('a task goes Running then Success, with run() result merged; every change is reported', async (t) => {
   const seen: number[] = [];

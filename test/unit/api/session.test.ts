@@ -4,6 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { csrfMatches, parseCookies, sameOrigin, SESSION_COOKIE, sessionCookie, sessionIdentity, Sessions, sessionsFile } from '../../../lib/api/session.js';
 import { createToken, loadTrust } from '../../../lib/api/trust.js';
+import { LabMemberCache } from '../../../lib/lab/record.js';
 import type { Paths } from '../../../lib/state/paths.js';
 
 function tempPaths(): Paths {
@@ -24,8 +25,9 @@ test('a token opens one session, carries its restriction, and is spent', async (
   t.is(await sessions.redeem(token), undefined);
   const s = sessions.lookup(cookieOf(made!.id));
   t.is(s?.name, 'alice');
-  const id = sessionIdentity(s!);
-  t.like(id, { protocol: 'tls', name: 'alice', trusted: true, instances: 'a-*' });
+  const id = sessionIdentity(s!, new LabMemberCache(p));
+  t.like(id, { protocol: 'tls', name: 'alice', trusted: true });
+  t.deepEqual(id.instances, ['a-*']);
   t.truthy(id.session);
   // The file keeps no session id, only its hash.
   const text = fs.readFileSync(sessionsFile(p), 'utf8');
@@ -39,7 +41,7 @@ test('an unrestricted token makes an unrestricted session; a bare secret works t
   const secret = (JSON.parse(Buffer.from(token, 'base64').toString()) as { secret: string }).secret;
   const made = await new Sessions(p).redeem(secret);
   t.is(made?.session.instances, undefined);
-  t.false('instances' in sessionIdentity(made!.session));
+  t.false('instances' in sessionIdentity(made!.session, new LabMemberCache(p)));
 });
 
 test('sessions survive a restart of the server; ended and unknown ones do not open', async (t) => {

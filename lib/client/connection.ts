@@ -1,0 +1,192 @@
+import { X509Certificate } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import type { ConnectionOptions, PeerCertificate } from 'node:tls';
+import type { WebSocket } from 'ws';
+import { TslxcError, errorText, type ErrorKind } from '../errors.js';
+import { fingerprintOf } from '../api/certificate.js';
+import { ensureClientCertificate, type ClientCertificate } from './certificate.js';
+import { clientDir, loadClientConfig, readServerCert } from './config.js';
+
+/**
+ * One API server (tslxc serve, or LXD) as the CLI talks to it: HTTPS with TLS 1.3, this user's
+ * client certificate, and the server's certificate pinned (the only one accepted, whatever the
+ * name or address); LXD's envelope (sync, async with an operation, error), operations waited on
+ * with /wait, and an operation's websockets (exec). Failures are one line that names the remote.
+ */
+
+/** LXD's api.Operation, as the client reads it. */
+export interface RemoteOperation {
+  id: string;
+  class: string;
+  status: string;
+  status_code: number;
+  metadata: Record<string, unknown> | null;
+  err: string;
+}
+
+export interface Envelope {
+  type: 'sync' | 'async' | 'error';
+  status_code?: number;
+  error_code?: number;
+  error?: string;
+  operation?: string;
+  metadata?: unknown;
+}
+
+export interface RawReply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+const KIND: Record<number, ErrorKind> = { 400: 'invalid', 403: 'forbidden', 404: 'not-found', 409: 'conflict', 412: 'conflict' };
+
+/** TLS options that accept exactly the certificate PEM and present the client's. */
+export function pinnedTls(serverPem: string, client: ClientCertificate): ConnectionOptions {
+  const want = fingerprintOf(serverPem);
+  return {
+    ca: [serverPem],
+    cert: client.cert,
+    key: client.key,
+    minVersion: 'TLSv1.3',
+    // The pin is the certificate itself: the name or address it was reached by does not matter.
+    checkServerIdentity: (_host: string, peer: PeerCertificate) =>
+      peer.raw && fingerprintOf(new X509Certificate(peer.raw)) === want ? undefined : new Error('the server certificate is not the pinned one'),
+  };
+}
+
+export class RemoteServer {
+  private readonly agent: https.Agent;
+  private readonly base: URL;
+
+  constructor(
+    readonly name: string,
+    addr: string,
+    readonly tls: ConnectionOptions,
+  ) {
+    this.base = new URL(addr);
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, ...tls });
+  }
+
+  /** The remote NAME of this client's config, with its pinned certificate and the client's. */
+  static open(name: string, dir = clientDir()): RemoteServer {
+    const remote = loadClientConfig(dir).remotes[name];
+    if (!remote) throw new TslxcError(`Remote "${name}" not found`, undefined, 'see "tslxc remote list"', { kind: 'not-found' });
+    return new RemoteServer(name, remote.addr, pinnedTls(readServerCert(name, dir), ensureClientCertificate(dir)));
+  }
+
+  get address(): string {
+    return this.base.origin;
+  }
+
+  /** One HTTP request; the reply as a stream (files, exports). */
+  stream(method: string, path: string, body?: Buffer | Readable, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        {
+          protocol: 'https:',
+          host: this.base.hostname.replace(/^\[|\]$/g, ''),
+          port: this.base.port || 8443,
+          method,
+          path,
+          agent: this.agent,
+          headers: {
+            ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}),
+            ...(Buffer.isBuffer(body) && !headers['content-type'] ? { 'content-type': 'application/json' } : {}),
+            'user-agent': 'tslxc',
+            ...headers,
+          },
+        },
+        resolve,
+      );
+      req.on('error', (err) => reject(this.unreachable(err)));
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
+      else body.pipe(req);
+    });
+  }
+
+  /** One HTTP request, the whole reply read. */
+  async raw(method: string, path: string, body?: Buffer | Readable, headers: Record<string, string> = {}): Promise<RawReply> {
+    const res = await this.stream(method, path, body, headers);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
+  }
+
+  /** A request in LXD's envelope; an error envelope (or a non-JSON reply) is thrown as one line. */
+  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ envelope: Envelope; headers: IncomingHttpHeaders }> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const r = await this.raw(method, path, data, headers);
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(r.body.toString('utf8')) as Envelope;
+    } catch {
+      throw new TslxcError(`Remote "${this.name}" gave no API answer to ${method} ${path}`, `HTTP ${r.status}`, 'is it a tslxc or LXD server?');
+    }
+    if (envelope.type === 'error' || r.status >= 400) throw this.failure(r.status, envelope.error || `HTTP ${r.status}`);
+    return { envelope, headers: r.headers };
+  }
+
+  /** GET (or another call) whose answer is the metadata of a sync reply. */
+  async get<T = unknown>(path: string): Promise<T> {
+    return (await this.call('GET', path)).envelope.metadata as T;
+  }
+
+  /**
+   * A call that may start an operation: a sync answer's metadata, or the finished operation's
+   * (a failed operation is thrown).
+   */
+  async run<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const { envelope } = await this.call(method, path, body, headers);
+    if (envelope.type !== 'async') return envelope.metadata as T;
+    const op = await this.wait(operationId(envelope));
+    return (op.metadata ?? {}) as T;
+  }
+
+  /** Waits for an operation to end; a failure or cancellation is thrown. */
+  async wait(id: string): Promise<RemoteOperation> {
+    for (;;) {
+      const op = (await this.call('GET', `/1.0/operations/${encodeURIComponent(id)}/wait?timeout=30`)).envelope.metadata as RemoteOperation;
+      if (op.status_code >= 200) {
+        if (op.status_code !== 200 || op.err) throw this.failure(0, op.err || op.status);
+        return op;
+      }
+    }
+  }
+
+  /** An operation's websocket (GET /1.0/operations/ID/websocket?secret=S). */
+  async websocket(id: string, secret: string): Promise<WebSocket> {
+    const { WebSocket } = await import('ws');
+    const url = `wss://${this.base.host}/1.0/operations/${encodeURIComponent(id)}/websocket?secret=${encodeURIComponent(secret)}`;
+    const ws = new WebSocket(url, { ...this.tls, perMessageDeflate: false, headers: { 'user-agent': 'tslxc' } } as object);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', (err) => reject(this.unreachable(err)));
+    });
+    return ws;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  failure(status: number, message: string): TslxcError {
+    return new TslxcError(`Remote "${this.name}"`, message, undefined, { kind: KIND[status] });
+  }
+
+  private unreachable(err: unknown): TslxcError {
+    const text = errorText(err);
+    if (/pinned|self.signed|certificate/i.test(text))
+      return new TslxcError(`Remote "${this.name}" (${this.address}) is not the server that was added`, text, 'if its certificate changed on purpose, add it again');
+    return new TslxcError(`Cannot reach remote "${this.name}" (${this.address})`, text, 'is the server running and listening there?');
+  }
+}
+
+export function operationId(envelope: Envelope): string {
+  const op = envelope.operation ?? '';
+  const id = op.split('/').pop() || (envelope.metadata as { id?: string } | undefined)?.id;
+  if (!id) throw new TslxcError('The server started an operation without naming it');
+  return id;
+}
