@@ -23,6 +23,10 @@ await build({
   target: 'es2022',
   platform: 'browser',
   outdir,
+  // xterm.js goes in a chunk of its own, loaded when a terminal opens: the first render of a page
+  // does not parse it.
+  splitting: true,
+  chunkNames: '[name]-[hash]',
   logLevel: 'warning',
   legalComments: 'linked',
 });

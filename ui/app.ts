@@ -3,7 +3,7 @@ import { clear, h, toast } from './dom.js';
 import { hostPage } from './pages/host.js';
 import { imagesPage } from './pages/images.js';
 import { instancePage } from './pages/instance.js';
-import { instancesPage } from './pages/instances.js';
+import { instancesPage, prefetchInstances } from './pages/instances.js';
 import { labsPage } from './pages/labs.js';
 import type { Page, Session } from './pages/page.js';
 
@@ -67,6 +67,9 @@ function loginForm(message?: string): void {
 }
 
 async function begin(info: SessionInfo | undefined): Promise<void> {
+  // The first page's data is asked for beside the server's description, not after it.
+  const first = location.hash.replace(/^#\/?/, '');
+  if (info && (first === '' || first === 'instances')) prefetchInstances();
   const server = await get<{ api_extensions: string[]; auth: string }>('/1.0');
   if (server.auth !== 'trusted') return loginForm();
   if (info) setCsrf(info.csrf);

@@ -36,7 +36,7 @@ function descendants(n: TreeNode): { images: TreeNode[]; containers: Array<{ nam
 }
 
 export function imagesPage(_session: Session): Page {
-  const tree = h('ul', { class: 'tree', id: 'image-tree', role: 'tree' });
+  const tree = h('ul', { class: 'tree', id: 'image-tree', 'aria-label': 'Image tree' });
   const detail = h('section', { id: 'image-detail', 'aria-live': 'polite' });
   const el = h('section', { class: 'page' }, h('h1', {}, 'Images'), h('div', { class: 'grid' }, h('div', {}, tree), detail));
 
@@ -77,7 +77,7 @@ export function imagesPage(_session: Session): Page {
     );
     return h(
       'li',
-      { role: 'treeitem', 'aria-expanded': n.children.length ? 'true' : undefined },
+      {},
       button,
       n.containers.length
         ? h(
@@ -86,7 +86,7 @@ export function imagesPage(_session: Session): Page {
             n.containers.map((c) => h('a', { href: `#/instances/${encodeURIComponent(c)}`, class: 'chip' }, c)),
           )
         : null,
-      n.children.length ? h('ul', { role: 'group' }, n.children.map(node)) : null,
+      n.children.length ? h('ul', {}, n.children.map(node)) : null,
     );
   };
 

@@ -3,7 +3,7 @@ import { clear, h, toast } from '../dom.js';
 import { actionsFor, runAction } from './instances.js';
 import { ipv4, STATUS_OF_ACTION, type Instance } from './model.js';
 import type { Page, Session } from './page.js';
-import { openTerminal, type TerminalHandle } from './terminal.js';
+import type { TerminalHandle } from './terminal.js';
 
 /**
  * One instance: its state and actions, config and devices with a form to set a key (the
@@ -120,7 +120,9 @@ export function instancePage(name: string, _session: Session): Page {
       termButton.textContent = 'Open terminal';
       return;
     }
-    void openTerminal(termBox, url, start)
+    // xterm.js is most of the bundle: it is loaded when a terminal is first opened.
+    void import('./terminal.js')
+      .then(({ openTerminal }) => openTerminal(termBox, url, start))
       .then((t) => {
         terminal = t;
         termButton.textContent = 'Close terminal';

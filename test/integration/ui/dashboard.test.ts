@@ -89,6 +89,8 @@ if (requireRoot(test)) {
     t.deepEqual(await rowNames(main), ['c1', 'c2', 'other1']);
     t.is(await main.getAttribute('tr[data-name="c1"] td[data-state]', 'data-state'), 'Running');
     t.is(await main.textContent('#who'), 'admin1');
+    // The running row's CPU and memory history has a line once the table was read twice.
+    await main.waitForSelector('tr[data-name="c1"] svg.spark polyline', { state: 'attached', timeout: 20_000 });
     await shot(main, 'instances');
     t.deepEqual(dash.errors, []);
 
