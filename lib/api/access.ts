@@ -26,6 +26,8 @@ export function allowsInstance(identity: Identity, name: string): boolean {
  * member, the member's containers as `lab up` last recorded them (none once the lab is down).
  */
 export function restrictionOf(entry: { restricted?: boolean; instances?: string; lab?: LabMembership }, members: LabMemberCache): string[] | undefined {
+  // An administrator who lifted the restriction (restricted: false) is obeyed whatever else the entry says.
+  if (entry.restricted === false) return undefined;
   if (entry.instances === undefined && entry.lab === undefined) return entry.restricted ? [] : undefined;
   return [...(entry.instances !== undefined ? [entry.instances] : []), ...(entry.lab ? members.containers(entry.lab.lab, entry.lab.member) : [])];
 }

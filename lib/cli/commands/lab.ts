@@ -205,7 +205,7 @@ async function remoteReset(remote: string, lab: string | undefined, members: str
 const token = defineCommand({
   command: 'token <file> <member>',
   describe: "Make a one-time token that trusts the client which uses it with the member's containers only (printed on the last line)",
-  positionals: { file: FILE, member: { kind: 'lab member' } },
+  positionals: { file: FILE, member: { kind: 'lab member', describe: 'the member, as the lab file names them' } },
   options: { expires: { type: 'string', default: '1d', describe: 'how long the token works: 30m, 12h, 7d' } },
   run: async (argv) => {
     const s = await spec(argv);

@@ -77,6 +77,7 @@ test("a member's token: unique names, the member's containers from the record, r
   );
   t.is(readLabRecord(p, '../etc'), undefined);
   t.deepEqual(restrictionOf({ restricted: false }, cache), undefined);
+  t.deepEqual(restrictionOf({ restricted: false, lab: { lab: 'course', member: 'alice' } }, cache), undefined, 'a lifted restriction is obeyed');
   t.deepEqual(restrictionOf({ restricted: true, instances: 'x*' }, cache), ['x*']);
   t.deepEqual(labTrust(p, 'course').get('alice'), { certificates: 1, tokens: 1 });
 
