@@ -22,6 +22,7 @@ import { addressesFile, TrustCache } from './trust.js';
 import { restrictionOf } from './access.js';
 import { LabMemberCache } from '../lab/record.js';
 import { ApiError, type ApiRequest, type Identity } from './types.js';
+import { Dashboard } from './ui.js';
 
 /**
  * `tslxc serve`: LXD's REST API on a unix socket (always, TSLXC_DIR/unix.socket) and on HTTPS
@@ -218,7 +219,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     const websockets = async (): Promise<WebSocketServer> =>
       (wss ??= new (await import('ws')).WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false }));
 
-    const identify = (req: IncomingMessage, protocol: 'unix' | 'tls'): Identity => {
+    const identifyCertificate = (req: IncomingMessage, protocol: 'unix' | 'tls'): Identity => {
       if (protocol === 'unix') return { protocol, name: 'unix', trusted: true };
       const peer = (req.socket as TLSSocket).getPeerCertificate?.(false);
       if (!peer?.raw) return { protocol, name: 'untrusted', trusted: false };
@@ -227,6 +228,14 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       if (!c) return { protocol, name: 'untrusted', fingerprint, trusted: false };
       const instances = restrictionOf(c, labMembers);
       return { protocol, name: c.name, fingerprint, trusted: true, type: c.type, ...(instances ? { instances } : {}) };
+    };
+
+    // The dashboard (lib/api/ui.ts): /ui/ on the HTTPS listeners, and a browser without a trusted
+    // certificate may act through a session cookie, with the restriction of the token that made it.
+    const dashboard = new Dashboard(ctx.paths, core.throttle, labMembers);
+    const identify = (req: IncomingMessage, protocol: 'unix' | 'tls'): Identity => {
+      const id = identifyCertificate(req, protocol);
+      return id.trusted || protocol !== 'tls' ? id : (dashboard.identify(req) ?? id);
     };
 
     const handle = async (req: IncomingMessage, res: ServerResponse, protocol: 'unix' | 'tls') => {
@@ -240,6 +249,18 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         pathname = url.pathname;
         query = url.searchParams;
         identity = identify(req, protocol);
+        if (protocol === 'tls' && (pathname === '/ui' || pathname.startsWith('/ui/'))) {
+          const r = await dashboard.handle(req, res, pathname);
+          status = r.status;
+          if (r.who) identity = { ...identity, name: r.who };
+          return;
+        }
+        const refusal = dashboard.refusal(identity, req);
+        if (refusal) {
+          status = 403;
+          sendError(res, 403, refusal);
+          return;
+        }
         const m = router.match(method, pathname);
         if ('status' in m) {
           status = m.status;
@@ -289,6 +310,8 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         const url = new URL(req.url ?? '/', 'http://x');
         const identity = identify(req, protocol);
         if (!identity.trusted || identity.type === 'metrics') return refuse(403, 'not authorized');
+        const sessionRefusal = dashboard.upgradeRefusal(identity, req);
+        if (sessionRefusal) return refuse(403, sessionRefusal);
         if (url.pathname === '/1.0/events') {
           const types = Events.parseTypes(url.searchParams.get('type'));
           if (!types) return refuse(400, `Unknown event type in "${url.searchParams.get('type')}"`);
