@@ -54,6 +54,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       mkdirp(containersDir(ctx.paths), 0o711);
       fs.mkdirSync(containerDir(ctx.paths, name), { mode: 0o700 });
       revert.add(() => fs.rmSync(containerDir(ctx.paths, name), { recursive: true, force: true }));
+      crashPoint('create:dir-made');
       const meta = image.metadata;
       const cfg: InstanceConfig = {
         name,
@@ -79,6 +80,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       opts.progress?.('copy', `making the root filesystem from ${cfg.image.alias}`);
       revert.add(() => deleteRootfs(ctx, name));
       await createRootfs(ctx, image, name, poolName);
+      crashPoint('create:root-made');
       // The image's own templates (LXD images carry some) first, so tslxc's identity files win.
       const rendered = renderTemplates(image, 'create', { name, hostname });
       if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
@@ -102,6 +104,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       } catch (err) {
         opts.progress?.('configure', `tslxc's SSH key NOT authorized for root (tslxc ssh will be refused): ${errorText(err)}`);
       }
+      crashPoint('create:configured');
       cfg.status = 'created';
       saveConfig(ctx.paths, cfg);
       return cfg;

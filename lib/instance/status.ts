@@ -96,7 +96,7 @@ export async function listInstances(ctx: Context): Promise<Array<{ state: Instan
         moved = true;
         continue;
       }
-      out.push({ state: { name, status: 'Error', reason: 'its config.yaml is missing or unreadable', ipv4: [], image: '', hostname: '', createdAt: '' } });
+      out.push({ state: configlessState(name) });
       continue;
     }
     out.push({ state: await instanceState(ctx, cfg), config: cfg });
@@ -104,6 +104,26 @@ export async function listInstances(ctx: Context): Promise<Array<{ state: Instan
   configs.save(names);
   if (moved) out.sort((x, y) => (x.state.name < y.state.name ? -1 : x.state.name > y.state.name ? 1 : 0));
   return out;
+}
+
+/**
+ * A container's dir without a readable config: a create killed before its config was written, or
+ * a config lost since. It is listed, read and deleted as an Error, as one whose create was killed later.
+ */
+export function configlessState(name: string): InstanceState {
+  return { name, status: 'Error', reason: `its config.yaml is missing or unreadable; "tslxc delete ${name}" removes it`, ipv4: [], image: '', hostname: '', createdAt: '' };
+}
+
+/** One container as the list shows it (listInstances): a dir without a readable config is an Error. */
+export async function readInstanceEntry(ctx: Context, name: string): Promise<{ state: InstanceState; config?: InstanceConfig }> {
+  let cfg: InstanceConfig;
+  try {
+    cfg = loadConfig(ctx.paths, name);
+  } catch (err) {
+    if (!fs.existsSync(containerDir(ctx.paths, name))) throw err;
+    return { state: configlessState(name) };
+  }
+  return { state: await instanceState(ctx, cfg), config: cfg };
 }
 
 export interface InstanceInfo extends InstanceState {

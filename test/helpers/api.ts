@@ -61,9 +61,9 @@ export class ApiServer {
     return path.join(this.env.paths.stateDir, 'unix.socket');
   }
 
-  /** Starts `tslxc serve ARGS` and waits until GET /1.0 answers on the socket. */
-  static async start(env: TestEnv, args: string[] = [], opts: { timeoutMs?: number } = {}): Promise<ApiServer> {
-    const child = spawn(launcherPath, ['serve', ...args], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts `tslxc serve ARGS` (with opts.env added to the TestEnv's) and waits until GET /1.0 answers on the socket. */
+  static async start(env: TestEnv, args: string[] = [], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ApiServer> {
+    const child = spawn(launcherPath, ['serve', ...args], { env: { ...env.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const server = new ApiServer(env, child);
     const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
     let done = false;

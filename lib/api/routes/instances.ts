@@ -44,19 +44,9 @@ export async function requireInstance(req: ApiRequest, name = req.params.name): 
   const { isInstanceName } = await lib.names();
   const { configExists } = await lib.config();
   if (!isInstanceName(name) || !allowsInstance(req.identity, name) || !configExists(req.ctx.paths, name)) {
-    // A rename a killed tslxc committed is found under the new name by loadConfig, not by the file.
-    if (isInstanceName(name) && allowsInstance(req.identity, name)) {
-      try {
-        (await lib.config()).loadConfig(req.ctx.paths, name);
-        return name;
-      } catch {
-        /* not there */
-      }
-      // A create killed before it wrote the config leaves its dir: the list shows it (Error), so
-      // it is found here too, for `lxc delete -f` to remove it.
-      const { containerDir } = await import('../../state/paths.js');
-      if ((await import('node:fs')).existsSync(containerDir(req.ctx.paths, name))) return name;
-    }
+    // What the list shows is there: a rename a killed tslxc committed (under the new name), and a
+    // dir whose create was killed before its config was written (an Error that a delete removes).
+    if (isInstanceName(name) && allowsInstance(req.identity, name) && (await lib.config()).listNames(req.ctx.paths).includes(name)) return name;
     throw new ApiError(404, 'Instance not found');
   }
   return name;
@@ -223,8 +213,9 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
   const config = stringMap(b.config, 'config');
   const devices = devicesOf(b.devices);
   const origin = await originOf(req, source);
-  const { configExists } = await lib.config();
-  if (configExists(req.ctx.paths, name)) throw new ApiError(409, `Instance "${name}" already exists`);
+  const { configExists, listNames } = await lib.config();
+  // A dir a killed create left is listed (as an Error) and so taken, as the library's create finds.
+  if (configExists(req.ctx.paths, name) || listNames(req.ctx.paths).includes(name)) throw new ApiError(409, `Instance "${name}" already exists`);
   if (devices) {
     const { validateDevice } = await lib.devices();
     await check(() => {

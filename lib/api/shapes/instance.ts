@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { containerDir } from '../../state/paths.js';
 import { etagOf } from '../etag.js';
-import { loadConfig, type InstanceConfig } from '../../state/config.js';
+import type { InstanceConfig } from '../../state/config.js';
 import type { Context } from '../../state/context.js';
-import { instanceState, listInstances, rootDiskUsage, type InstanceState as LibState, type InstanceStatus } from '../../instance/status.js';
+import { listInstances, readInstanceEntry, rootDiskUsage, type InstanceState as LibState, type InstanceStatus } from '../../instance/status.js';
 import { snapshotsOf, snapshotDir, type SnapshotInfo } from '../../instance/snapshot.js';
 import { readYamlIfExists } from '../../util/yaml.js';
 import { loadProfile, type Profile } from '../../profile/store.js';
@@ -426,35 +426,16 @@ export async function readInstance(
   name: string,
   opts: { full?: boolean; disk?: boolean } = {},
 ): Promise<{ instance: Instance | InstanceFull; etag: string }> {
-  const cfg = configOrHalfMade(ctx, name);
-  if (!cfg) {
-    // A create killed before its config: shown as the list shows it, in the Error state.
-    const state: LibState = { name, status: 'Error', reason: 'its config.yaml is missing', ipv4: [], image: '', hostname: '', createdAt: '' };
-    const instance = instanceShape(ctx, undefined, state);
-    return { instance: opts.full ? fullShape(instance, stateShape(state), []) : instance, etag: instanceEtag(instance) };
-  }
-  const state = await instanceState(ctx, cfg);
+  const { state, config: cfg } = await readInstanceEntry(ctx, name);
   const load = profileLoader(ctx);
   const instance = instanceShape(ctx, cfg, state, load);
   const etag = instanceEtag(instance);
   if (!opts.full) return { instance, etag };
-  return { instance: fullShape(instance, stateShape(state, await liveInputs(ctx, state, opts)), readSnapshots(ctx, name, load)), etag };
-}
-
-/** The config, or undefined for a container dir a killed create left without one; else not found. */
-function configOrHalfMade(ctx: Context, name: string): InstanceConfig | undefined {
-  try {
-    return loadConfig(ctx.paths, name);
-  } catch (err) {
-    if (fs.existsSync(containerDir(ctx.paths, name))) return undefined;
-    throw err;
-  }
+  return { instance: fullShape(instance, stateShape(state, await liveInputs(ctx, state, opts)), cfg ? readSnapshots(ctx, name, load) : []), etag };
 }
 
 /** GET /1.0/instances/NAME/state. */
 export async function readState(ctx: Context, name: string, opts: { disk?: boolean } = {}): Promise<InstanceStateShape> {
-  const cfg = configOrHalfMade(ctx, name);
-  if (!cfg) return stateShape({ name, status: 'Error', ipv4: [], image: '', hostname: '', createdAt: '' });
-  const state = await instanceState(ctx, cfg);
+  const { state } = await readInstanceEntry(ctx, name);
   return stateShape(state, await liveInputs(ctx, state, opts));
 }

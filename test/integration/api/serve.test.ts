@@ -126,32 +126,52 @@ if (requireRoot(test)) {
     env.ok(t, ['delete', '-f', 'k2']);
   });
 
-  test.serial('SIGKILL mid-launch: nothing half-made stays, the next server is clean', async (t) => {
-    if (!hasRoute('POST', '/1.0/instances')) return t.pass('no instance routes in this build');
-    const server = await ApiServer.start(env);
-    const launching = server.lxc(['launch', 'busybox', 'k3']);
-    // Killed once the create was asked for: the audit log has the POST only when it is answered,
-    // so wait for the instance's directory instead.
-    const deadline = Date.now() + 20_000;
-    while (!fs.existsSync(`${env.paths.stateDir}/containers/k3`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await server.kill();
-    await launching;
-    const next = await ApiServer.start(env);
-    try {
-      const list = await next.request('GET', '/1.0/instances?recursion=1');
-      t.is(list.status, 200);
-      const k3 = (list.json?.metadata as Array<{ name: string; status: string }>).find((i) => i.name === 'k3');
-      // Either it was made whole (then it works and goes), or it is not there at all.
-      if (k3) {
-        const del = await next.lxc(['delete', '-f', 'k3']);
-        t.is(del.code, 0, del.stderr);
+  // A server killed at each step of a create (the library's crash points: deterministic, where a
+  // kill from outside once the dir appeared raced with the config's write). The next server lists
+  // what was left as an Error that `lxc delete` and `tslxc delete` remove completely, or not at all.
+  const createSteps = ['create:locked', 'create:dir-made', 'create:root-made', 'create:configured'];
+  for (const [i, step] of createSteps.entries()) {
+    test.serial(`SIGKILL mid-launch at ${step}: nothing half-made stays, the next server is clean`, async (t) => {
+      if (!hasRoute('POST', '/1.0/instances')) return t.pass('no instance routes in this build');
+      const dir = `${env.paths.stateDir}/containers/k3`;
+      const server = await ApiServer.start(env, [], { env: { TSLXC_TEST_CRASH_AT: step } });
+      const launched = await server.lxc(['launch', 'busybox', 'k3']);
+      t.not(launched.code, 0, 'the server died under the launch');
+      t.is(await server.done, 128, 'killed at the crash point');
+      const next = await ApiServer.start(env);
+      try {
+        const list = await next.request('GET', '/1.0/instances?recursion=1');
+        t.is(list.status, 200);
+        const k3 = (list.json?.metadata as Array<{ name: string; status: string }>).find((i) => i.name === 'k3');
+        t.is(Boolean(k3), fs.existsSync(dir), 'listed exactly when its dir is there');
+        if (k3) {
+          // What the list shows, a read finds: an Error (its create was interrupted), deleted whole.
+          t.is(k3.status, 'Error');
+          const one = await next.request('GET', '/1.0/instances/k3');
+          t.is(one.status, 200, one.body);
+          t.is(one.json?.metadata?.status, 'Error');
+          t.is((await next.request('GET', '/1.0/instances/k3/state')).status, 200);
+          t.is((await next.request('POST', '/1.0/instances', { name: 'k3', source: { type: 'image', alias: 'busybox' } })).status, 409, 'the name is taken');
+          const listed = JSON.parse(env.ok(t, ['list', '--format', 'json'])) as Array<{ name: string; status: string }>;
+          t.is(listed.find((c) => c.name === 'k3')?.status, 'Error', 'tslxc list agrees');
+          if (i % 2 === 0) {
+            const del = await next.lxc(['delete', '-f', 'k3']);
+            t.is(del.code, 0, del.stderr);
+          } else {
+            env.ok(t, ['delete', 'k3']);
+          }
+        }
+        t.false(fs.existsSync(dir));
+        const left = [env.paths.stateDir, env.paths.runDir].flatMap((d) => fs.readdirSync(d, { recursive: true }).map(String)).filter((f) => /k3/.test(f) && !f.startsWith('generations/'));
+        // Its generation token stays, as after any delete: a later k3's plan must never match it.
+        t.deepEqual(left, [], 'no file of k3 is left');
+        t.is((await next.request('GET', '/1.0/instances/k3')).status, 404);
+        t.is((await next.lxc(['launch', 'busybox', 'k3'])).code, 0, 'the name is free again');
+        t.is(env.cli(['exec', 'k3', '--', 'true']).code, 0);
+      } finally {
+        await next.stop();
       }
-      t.false(fs.existsSync(`${env.paths.stateDir}/containers/k3`));
-      t.is((await next.lxc(['launch', 'busybox', 'k3'])).code, 0, 'the name is free again');
-      t.is(env.cli(['exec', 'k3', '--', 'true']).code, 0);
-    } finally {
-      await next.stop();
-    }
-    env.ok(t, ['delete', '-f', 'k3']);
-  });
+      env.ok(t, ['delete', '-f', 'k3']);
+    });
+  }
 }
