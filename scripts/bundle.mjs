@@ -32,6 +32,33 @@ for (const [entry, outdir] of [
   await build({ ...common, entryPoints: [entry], outdir });
 }
 
+// dist/lib/verbs/VERB.js: the verbs of lib/cli/fast.ts's OWN_BUNDLES, each one file with all it
+// may run (no splitting; what it imports dynamically is inlined and evaluated when first imported),
+// under its word, and each alias as a re-export of it. bin/tslxc.js loads it instead of the fast
+// path's chunks: every module node loads costs a resolve, a read (a round trip to its thread
+// pool), a compile and a link, which on a busy host is more than the code itself.
+{
+  const outdir = 'dist/lib/verbs';
+  fs.rmSync(outdir, { recursive: true, force: true });
+  const { OWN_BUNDLES } = await import('../dist/lib/cli/fast.js');
+  const { verbOf } = await import('../dist/lib/cli/define.js');
+  for (const name of OWN_BUNDLES) {
+    const def = (await import(`../dist/lib/cli/commands/${name}.js`)).default;
+    const verb = verbOf(def);
+    await build({
+      ...common,
+      splitting: false,
+      stdin: {
+        contents: `import def from './dist/lib/cli/commands/${name}.js';\nimport { runFast } from './dist/lib/cli/fast-run.js';\nexport const run = (args) => runFast(def, args);\n`,
+        resolveDir: process.cwd(),
+        sourcefile: `verbs/${verb}.js`,
+      },
+      outfile: `${outdir}/${verb}.js`,
+    });
+    for (const alias of def.aliases ?? []) fs.writeFileSync(`${outdir}/${alias}.js`, `export * from './${verb}.js';\n`);
+  }
+}
+
 // dist/lib/cli/completion.json: the verbs' grammar as shell completion walks it, generated from
 // their one definition (VERBS) so that a Tab loads neither yargs nor the library.
 {

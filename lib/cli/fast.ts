@@ -1,6 +1,5 @@
-import { errorText } from '../errors.js';
-import { rerunIfNeedsTls } from './rerun.js';
-import { parseCommandLine, type CommandDef } from './define.js';
+import type { CommandDef } from './define.js';
+import { runFast } from './fast-run.js';
 
 /**
  * Verbs without yargs. `tslxc exec` is what scripts run in loops, and loading yargs (and the YAML
@@ -20,26 +19,7 @@ export async function tryFastPath(args: string[]): Promise<boolean> {
   const two = `${args[0]} ${args[1]}`;
   const words = Object.hasOwn(FAST_COMMANDS, two) ? 2 : Object.hasOwn(FAST_COMMANDS, args[0] ?? '') ? 1 : 0;
   if (!words) return false;
-  const def = await FAST_COMMANDS[args.slice(0, words).join(' ')]!();
-  const argv = parseCommandLine(def, args.slice(words));
-  if (!argv) return false;
-  try {
-    await def.run(argv);
-  } catch (err) {
-    reportError(err);
-  }
-  return true;
-}
-
-/**
- * What the full CLI prints for a failure: one line, and the error's exit code. A command that has
- * to connect without the certificates runs again with them instead (lib/util/tls.ts).
- */
-function reportError(failure: unknown): void {
-  const err = rerunIfNeedsTls(failure);
-  if (err === undefined) return;
-  process.stderr.write(`Error: ${errorText(err)}\n`);
-  process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  return runFast(await FAST_COMMANDS[args.slice(0, words).join(' ')]!(), args.slice(words));
 }
 
 const snapshot = () => import('./commands/snapshot.js');
@@ -91,3 +71,12 @@ export const FAST_COMMANDS: Record<string, () => Promise<CommandDef>> = {
   // A long-lived server: what it loads at start (yargs and its parsers) it keeps in memory for good.
   serve: async () => (await import('./commands/serve.js')).default,
 };
+
+/**
+ * The verbs people and scripts wait on (start, stop, exec, list; create and launch) are also
+ * bundled one file each (scripts/bundle.mjs, under the verb's word and its aliases): bin/tslxc.js
+ * loads that file alone, where the fast path's shared chunks cost node a resolve, a read, a
+ * compile and a link for each of some 40 files. Modules of lib/cli/commands/, each in the table
+ * above.
+ */
+export const OWN_BUNDLES = ['start', 'stop', 'exec', 'list', 'create', 'launch'];

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { parseCommandLine, verbOf, type CommandDef } from '../../../lib/cli/define.js';
-import { FAST_COMMANDS } from '../../../lib/cli/fast.js';
+import { FAST_COMMANDS, OWN_BUNDLES } from '../../../lib/cli/fast.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../..');
@@ -124,4 +124,50 @@ test('fast commands run without loading yargs; what they cannot parse goes to ya
     t.is(r.stdout.trim(), 'taken false', args.join(' '));
     t.is(r.stderr, '', args.join(' '));
   }
+});
+
+// The verbs a user waits on load one file each (lib/cli/fast.ts's OWN_BUNDLES): every module node
+// loads is a resolve, a read, a compile and a link, which a start or a create pays on top of its work.
+test('a verb bundled on its own loads that one file, under its word and its aliases', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-verbs-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const log = path.join(dir, 'loaded');
+  fs.writeFileSync(
+    path.join(dir, 'hooks.mjs'),
+    `import fs from 'node:fs';\nexport async function resolve(spec, ctx, next) {\n  const r = await next(spec, ctx);\n  if (r.url.startsWith('file:')) fs.appendFileSync(${JSON.stringify(log)}, r.url + '\\n');\n  return r;\n}\n`,
+  );
+  fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
+  const bin = path.resolve(dist, '..', 'bin', 'tslxc.js');
+  const run = (...args: string[]) => {
+    fs.rmSync(log, { force: true });
+    const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), bin, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, TSLXC_DIR: path.join(dir, 'state'), TSLXC_RUN_DIR: path.join(dir, 'run') },
+    });
+    const loaded = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
+    return { ...r, loaded: loaded.map((u) => path.relative(dist, fileURLToPath(u))).filter((f) => !f.startsWith('..')) };
+  };
+  const words: string[] = [];
+  for (const name of OWN_BUNDLES) {
+    const def = (await import(`../../../lib/cli/commands/${name}.js`)).default as CommandDef;
+    t.truthy(FAST_COMMANDS[verbOf(def)], `${name} is on the fast path`);
+    words.push(verbOf(def), ...(def.aliases ?? []));
+  }
+  t.true(words.includes('start') && words.includes('init'));
+  const lines: Record<string, string[]> = { exec: ['nope', '--', 'true'], launch: ['nope', 'x'], create: ['nope', 'x'], init: ['nope', 'x'] };
+  for (const word of words) {
+    const r = run(word, ...(lines[word] ?? ['nope']));
+    t.deepEqual(
+      r.loaded.filter((f) => !f.startsWith(`lib${path.sep}verbs${path.sep}`)),
+      [],
+      `${word}: ${r.loaded.join(' ')}`,
+    );
+    t.true(r.loaded.includes(path.join('lib', 'verbs', `${word}.js`)), `${word}: ${r.loaded.join(' ')}`);
+    if (word === 'list' || word === 'ls') t.is(r.status, 0, `${word}: ${r.stderr}`);
+    else t.regex(r.stderr, /^Error: .*"nope".*\n$/, word);
+  }
+  // What its parser leaves goes to yargs, as from the fast path.
+  const r = run('list', '-f', 'xml');
+  t.not(r.status, 0);
+  t.true(r.loaded.some((f) => f.startsWith(`lib${path.sep}full${path.sep}`)));
 });
