@@ -116,7 +116,12 @@ export class RemoteServer {
   }
 
   /** A request in LXD's envelope; an error envelope (or a non-JSON reply) is thrown as one line. */
-  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ envelope: Envelope; headers: IncomingHttpHeaders }> {
+  async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ envelope: Envelope; headers: IncomingHttpHeaders }> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const r = await this.raw(method, path, data, headers);
     let envelope: Envelope;
@@ -179,7 +184,11 @@ export class RemoteServer {
   private unreachable(err: unknown): TslxcError {
     const text = errorText(err);
     if (/pinned|self.signed|certificate/i.test(text))
-      return new TslxcError(`Remote "${this.name}" (${this.address}) is not the server that was added`, text, 'if its certificate changed on purpose, add it again');
+      return new TslxcError(
+        `Remote "${this.name}" (${this.address}) is not the server that was added`,
+        text,
+        'if its certificate changed on purpose, add it again',
+      );
     return new TslxcError(`Cannot reach remote "${this.name}" (${this.address})`, text, 'is the server running and listening there?');
   }
 }

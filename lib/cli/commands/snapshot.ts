@@ -1,5 +1,6 @@
 import { context } from '../common.js';
 import { defineCommand, defineGroup } from '../define.js';
+import { target } from '../target.js';
 import { FORMAT_OPTION, type Format } from '../options/format.js';
 
 export const snapshotCreate = defineCommand({
@@ -7,9 +8,16 @@ export const snapshotCreate = defineCommand({
   describe: 'Snapshot a container (default name snapN); a running one is frozen for the copy',
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'new snapshot', describe: "the snapshot's name" } },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteSnapshotCreate } = await import('../remote/snapshot.js');
+      const snap = await remoteSnapshotCreate(t.remote, t.name, argv.snapshot as string | undefined);
+      console.log(`Snapshot ${t.name}/${snap} created`);
+      return;
+    }
     const { createSnapshot } = await import('../../instance/snapshot.js');
     const timing = { frozenMs: 0 };
-    const s = await createSnapshot(context(), String(argv.name), argv.snapshot as string | undefined, timing);
+    const s = await createSnapshot(context(), t.name, argv.snapshot as string | undefined, timing);
     console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
   },
 });
@@ -20,9 +28,15 @@ export const snapshotList = defineCommand({
   positionals: { name: { kind: 'container' } },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteSnapshotList } = await import('../remote/snapshot.js');
+      console.log(await remoteSnapshotList(t.remote, t.name, argv.format as Format));
+      return;
+    }
     const { listSnapshots } = await import('../../instance/snapshot.js');
     const { renderRows } = await import('../ui/format.js');
-    const rows = listSnapshots(context(), String(argv.name));
+    const rows = listSnapshots(context(), t.name);
     console.log(
       renderRows(
         rows,
@@ -40,8 +54,10 @@ export const snapshotRestore = defineCommand({
   describe: "Restore a stopped container's root and config from a snapshot",
   positionals: { name: { kind: 'stopped container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) return (await import('../remote/snapshot.js')).remoteSnapshotRestore(t.remote, t.name, String(argv.snapshot));
     const { restoreSnapshot } = await import('../../instance/snapshot.js');
-    await restoreSnapshot(context(), String(argv.name), String(argv.snapshot));
+    await restoreSnapshot(context(), t.name, String(argv.snapshot));
   },
 });
 export const snapshotDelete = defineCommand({
@@ -50,8 +66,10 @@ export const snapshotDelete = defineCommand({
   describe: 'Delete a snapshot',
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) return (await import('../remote/snapshot.js')).remoteSnapshotDelete(t.remote, t.name, String(argv.snapshot));
     const { deleteSnapshot } = await import('../../instance/snapshot.js');
-    await deleteSnapshot(context(), String(argv.name), String(argv.snapshot));
+    await deleteSnapshot(context(), t.name, String(argv.snapshot));
   },
 });
 export const snapshotRename = defineCommand({
