@@ -53,8 +53,12 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
     ended.push(
       new Promise<void>((resolve) => {
         ws.on('message', (data: Buffer, binary: boolean) => {
-          if (!binary && data.length === 0) return resolve();
-          if (binary) to.write(data);
+          if (binary) return void to.write(data);
+          if (data.length !== 0) return;
+          // The server's end of the stream. LXD ends the command's operation only once the client
+          // has closed its side too (lxc's mirror does), so close it.
+          ws.close(1000);
+          resolve();
         });
         ws.on('close', () => resolve());
         ws.on('error', () => resolve());
@@ -67,7 +71,9 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   const stdin = process.stdin;
   const raw = opts.tty && stdin.isTTY;
   if (raw) stdin.setRawMode(true);
-  const onData = (d: Buffer) => input!.send(d, { binary: true });
+  const onData = (d: Buffer) => {
+    if (input!.readyState === input!.OPEN) input!.send(d, { binary: true });
+  };
   const onEnd = () => {
     if (!opts.tty && input!.readyState === input!.OPEN) input!.send('', { binary: false });
   };
