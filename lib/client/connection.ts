@@ -165,7 +165,8 @@ export class RemoteServer {
   async websocket(id: string, secret: string): Promise<WebSocket> {
     const { WebSocket } = await import('ws');
     const url = `wss://${this.base.host}/1.0/operations/${encodeURIComponent(id)}/websocket?secret=${encodeURIComponent(secret)}`;
-    const ws = new WebSocket(url, { ...this.tls, perMessageDeflate: false, headers: { 'user-agent': 'tslxc' } } as object);
+    // Through the agent: its TLS session cache makes each stream's handshake a resumption.
+    const ws = new WebSocket(url, { ...this.tls, agent: this.agent, perMessageDeflate: false, headers: { 'user-agent': 'tslxc' } } as object);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', (err) => reject(this.unreachable(err)));

@@ -1,4 +1,5 @@
 import type { Route } from '../types.js';
+import * as consoleLog from './console.js';
 import * as exec from './exec.js';
 import * as files from './files.js';
 import * as images from './images.js';
@@ -8,7 +9,7 @@ import * as profiles from './profiles.js';
 import * as snapshots from './snapshots.js';
 import * as storage from './storage.js';
 
-const modules = [instances, snapshots, exec, files, images, profiles, networks, storage];
+const modules = [instances, snapshots, exec, consoleLog, files, images, profiles, networks, storage];
 
 /** Every route of the API; each module under routes/ adds its list here. */
 export const routes: Route[] = modules.flatMap((m) => m.routes);

@@ -43,8 +43,8 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   const id = operationId(envelope);
   const fds = ((envelope.metadata as { metadata?: { fds?: Record<string, string> } })?.metadata?.fds ?? {}) as Record<string, string>;
   const open = async (fd: string): Promise<WebSocket | undefined> => (fds[fd] ? s.websocket(id, fds[fd]!) : undefined);
-  const control = await open('control');
-  const streams = opts.tty ? [await open('0')] : [await open('0'), await open('1'), await open('2')];
+  // All at once: the server starts the command when they are all connected.
+  const [control, ...streams] = await Promise.all(['control', ...(opts.tty ? ['0'] : ['0', '1', '2'])].map(open));
   if (streams.some((w) => !w)) throw new TslxcError(`Remote "${s.name}" gave no streams for the exec`);
   const [input, out, err] = streams as WebSocket[];
 

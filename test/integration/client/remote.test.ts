@@ -112,6 +112,8 @@ if (requireRoot(test)) {
     t.regex(info, /^Status: RUNNING$/m);
     t.regex(info, /^PID: \d+$/m);
     t.is(JSON.parse(env.ok(t, ['info', 's:c1', '--format', 'json'])).name, 'c1');
+    t.is(env.ok(t, ['console', 's:c1', '--show-log']), env.ok(t, ['console', 'c1', '--show-log']));
+    t.regex(cli(['console', 's:c1']).stderr, /not supported yet.*--show-log/);
     const missing = cli(['exec', 's:nope', '--', 'true']);
     t.is(missing.code, 1);
     t.regex(missing.stderr, /^Error: Remote "s": .*not found/i);
