@@ -29,6 +29,14 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   ] as const)
     if (v !== undefined && !/^\d+$/.test(v)) throw new TslxcError(`Invalid ${what} "${v}" for a remote`, 'the API takes a number', 'give the uid or gid');
   const size = () => ({ width: process.stdout.columns || 80, height: process.stdout.rows || 24 });
+  // A resize from here on is sent once the control socket is there.
+  let resized = false;
+  let control: WebSocket | undefined;
+  const onResize = () => {
+    resized = true;
+    control?.send(JSON.stringify({ command: 'window-resize', args: { width: String(size().width), height: String(size().height) } }));
+  };
+  if (opts.tty) process.stdout.on('resize', onResize);
   const { envelope } = await s.call('POST', `${instancePath(name)}/exec`, {
     command,
     environment: { ...(opts.tty ? { TERM: process.env.TERM || 'xterm' } : {}), ...(opts.env ?? {}) },
@@ -44,7 +52,9 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   const fds = ((envelope.metadata as { metadata?: { fds?: Record<string, string> } })?.metadata?.fds ?? {}) as Record<string, string>;
   const open = async (fd: string): Promise<WebSocket | undefined> => (fds[fd] ? s.websocket(id, fds[fd]!) : undefined);
   // All at once: the server starts the command when they are all connected.
-  const [control, ...streams] = await Promise.all(['control', ...(opts.tty ? ['0'] : ['0', '1', '2'])].map(open));
+  const [controlSocket, ...streams] = await Promise.all(['control', ...(opts.tty ? ['0'] : ['0', '1', '2'])].map(open));
+  control = controlSocket;
+  if (resized) onResize();
   if (streams.some((w) => !w)) throw new TslxcError(`Remote "${s.name}" gave no streams for the exec`);
   const [input, out, err] = streams as WebSocket[];
 
@@ -79,8 +89,6 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   };
   stdin.on('data', onData);
   stdin.once('end', onEnd);
-  const onResize = () => control?.send(JSON.stringify({ command: 'window-resize', args: { width: String(size().width), height: String(size().height) } }));
-  if (opts.tty) process.stdout.on('resize', onResize);
   try {
     const op = await s.wait(id);
     // What the command wrote before it ended is still on its way: wait for the streams' ends.

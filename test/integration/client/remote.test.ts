@@ -12,6 +12,36 @@ import { ApiServer, run } from '../../helpers/api.js';
  * `remote list|switch|rename|remove`, and the container verbs on "REMOTE:NAME" with the output of
  * the local ones; a client without root and without a local state.
  */
+/** Runs argv[1..] on a pty of 30x100 rows and columns, resized to 40x120 once it printed a line; prints its output. */
+const RESIZE = `import fcntl, os, pty, struct, sys, termios, time, select
+# argv: launcher args...; runs it on a pty of 30x100, then resizes to 40x120 after 1.5 s.
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 30, 100, 0, 0))
+out = b''
+start = time.time()
+resized = False
+while True:
+    if not resized and b'\\n' in out:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
+        resized = True
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if r:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    if time.time() - start > 60:
+        break
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode('utf8', 'replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+
 if (requireRoot(test)) {
   const env = new TestEnv('client');
   let server: ApiServer;
@@ -85,7 +115,7 @@ if (requireRoot(test)) {
     t.is(q.status, 0, q.stderr);
   });
 
-  test.serial('launch, list, exec (exit code, stdin, stderr, pty), info on REMOTE:NAME', (t) => {
+  test.serial('launch, list, exec (exit code, stdin, stderr, pty, resize), info on REMOTE:NAME', async (t) => {
     t.regex(env.ok(t, ['launch', 'busybox', 's:c1']), /^Launched c1$/m);
     t.regex(env.ok(t, ['list', 's:']), /c1\s+RUNNING/);
     // json: the API's objects, which the local list prints too.
@@ -106,6 +136,12 @@ if (requireRoot(test)) {
     const pty = cli(['exec', '-t', 's:c1', '--', 'sh', '-c', 'tty; stty size']);
     t.is(pty.code, 0, pty.stderr);
     t.regex(pty.stdout, /^\/dev\/pts\/\d+\r?\n24 80\r?\n$/);
+    // On a terminal: its size at the start, and a resize while the command runs (control socket).
+    const sized = await run('/usr/bin/python3', ['-c', RESIZE, launcherPath, 'exec', 's:c1', '--', 'sh', '-c', 'stty size; sleep 4; stty size'], {
+      env: env.env,
+    });
+    t.is(sized.code, 0, sized.stdout);
+    t.regex(sized.stdout, /^30 100\r*\n40 120\r*\n$/);
     t.is(cli(['exec', 's:c1', '--env', 'A=b', '--cwd', '/tmp', '--', 'sh', '-c', 'echo $A $PWD']).stdout, 'b /tmp\n');
     const info = env.ok(t, ['info', 's:c1']);
     t.regex(info, /^Name: c1$/m);
