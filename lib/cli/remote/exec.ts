@@ -78,6 +78,7 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   relay(opts.tty ? input! : out!, process.stdout);
   if (err) relay(err, process.stderr);
 
+  for (const ws of [control, ...streams]) ws?.resume();
   const stdin = process.stdin;
   const raw = opts.tty && stdin.isTTY;
   if (raw) stdin.setRawMode(true);
