@@ -28,8 +28,8 @@ const add = defineCommand({
     let protocol = argv.protocol as string | undefined;
     if (!protocol) {
       if (parseToken(targetText) || !/^[a-z]+:\/\//i.test(targetText)) protocol = 'lxd';
-      else if (/^http:\/\//i.test(targetText)) protocol = 'simplestreams';
-      else protocol = (await isApiServer(targetText)) ? 'lxd' : 'simplestreams';
+      else if (/^https:\/\//i.test(targetText)) protocol = (await isApiServer(targetText)) ? 'lxd' : 'simplestreams';
+      else protocol = 'simplestreams';
     }
     if (protocol === 'simplestreams') {
       if (argv.password !== undefined || argv['accept-certificate'])
