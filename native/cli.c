@@ -251,6 +251,25 @@ bool thawed(const char *check_path)
   return false;
 }
 
+/* Whether NAME may be a container of an API server, which only node talks to: "REMOTE:NAME" (no
+ * container name holds ':'), or any name once `tslxc remote switch` chose a default remote
+ * (lib/client/config.ts keeps it in its own file so that this is one access()). */
+static bool on_remote(const char *name)
+{
+  if (strchr(name, ':'))
+    return true;
+  const char *conf = getenv("TSLXC_CONF");
+  const char *home = getenv("HOME");
+  if ((!conf || !*conf) && (!home || !*home))
+    return true; /* node finds the home directory (the helper is static: no getpwuid) */
+  char p[PATH_MAX];
+  int n = conf && *conf ? snprintf(p, sizeof p, "%s/default-remote", conf)
+                        : snprintf(p, sizeof p, "%s/.config/tslxc/default-remote", home);
+  if (n < 0 || (size_t)n >= sizeof p)
+    return true;
+  return access(p, F_OK) == 0;
+}
+
 static int cli_exec(int argc, char **argv)
 {
   static struct exec_args a;
@@ -261,6 +280,8 @@ static int cli_exec(int argc, char **argv)
     if (a.env[i][0] == '=' || !strchr(a.env[i], '='))
       return -1;
   const char *name = a.name;
+  if (on_remote(name))
+    return -1;
   char p[PATH_MAX];
   if (!container_config_path(p, name) || access(p, F_OK) < 0)
     return -1;
@@ -334,9 +355,9 @@ int main_cli(int argc, char **argv)
   cli_argc = argc - 1;
   if (argc >= 3 && !getenv("TSLXC_HELPER")) {
     const char *verb = argv[2];
-    if (strcmp(verb, "start") == 0 && argc == 4 && cli_start(argv[3]) == 0)
+    if (strcmp(verb, "start") == 0 && argc == 4 && !on_remote(argv[3]) && cli_start(argv[3]) == 0)
       return 0;
-    if (strcmp(verb, "stop") == 0 && argc == 4) {
+    if (strcmp(verb, "stop") == 0 && argc == 4 && !on_remote(argv[3])) {
       die_hook = die_to_node;
       enum stop_result r = cli_stop(argv[3]);
       if (r == STOP_DONE)

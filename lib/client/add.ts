@@ -78,19 +78,22 @@ export function peerCertificate(url: string, timeoutMs = 10_000): Promise<string
 export async function isApiServer(url: string): Promise<boolean> {
   const u = new URL(url);
   return new Promise((resolve) => {
-    const req = https.get({ host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || 8443, path: '/1.0', rejectUnauthorized: false, timeout: 10_000, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d.length + text.length > 1 << 20 ? '' : d));
-      res.on('end', () => {
-        try {
-          const doc = JSON.parse(text) as { type?: string; metadata?: { api_version?: string } };
-          resolve(doc.type === 'sync' && typeof doc.metadata?.api_version === 'string');
-        } catch {
-          resolve(false);
-        }
-      });
-    });
+    const req = https.get(
+      { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || 8443, path: '/1.0', rejectUnauthorized: false, timeout: 10_000, agent: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d.length + text.length > 1 << 20 ? '' : d));
+        res.on('end', () => {
+          try {
+            const doc = JSON.parse(text) as { type?: string; metadata?: { api_version?: string } };
+            resolve(doc.type === 'sync' && typeof doc.metadata?.api_version === 'string');
+          } catch {
+            resolve(false);
+          }
+        });
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
@@ -103,7 +106,8 @@ export interface AddOptions {
 
 export async function addServerRemote(name: string, target: string, opts: AddOptions = {}, dir = clientDir()): Promise<{ addr: string; fingerprint: string }> {
   validateRemoteName(name);
-  if (loadClientConfig(dir).remotes[name]) throw new TslxcError(`Remote "${name}" already exists`, undefined, 'remove it first, or pick another name', { kind: 'conflict' });
+  if (loadClientConfig(dir).remotes[name])
+    throw new TslxcError(`Remote "${name}" already exists`, undefined, 'remove it first, or pick another name', { kind: 'conflict' });
   const token = parseToken(target);
   let addr: string | undefined;
   let pem: string | undefined;

@@ -84,7 +84,11 @@ export function validateRemoteName(name: string): string {
 export function readServerCert(name: string, dir = clientDir()): string {
   const pem = readTextIfExists(serverCertFile(dir, name));
   if (pem === undefined)
-    throw new TslxcError(`Remote "${name}" has no pinned certificate`, serverCertFile(dir, name), `add it again: "tslxc remote remove ${name}", then "tslxc remote add"`);
+    throw new TslxcError(
+      `Remote "${name}" has no pinned certificate`,
+      serverCertFile(dir, name),
+      `add it again: "tslxc remote remove ${name}", then "tslxc remote add"`,
+    );
   return pem;
 }
 

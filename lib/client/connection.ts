@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { ConnectionOptions, PeerCertificate } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { WebSocket } from 'ws';
 import { TslxcError, errorText, type ErrorKind } from '../errors.js';
 import { fingerprintOf } from '../api/certificate.js';
@@ -47,9 +47,9 @@ const KIND: Record<number, ErrorKind> = { 400: 'invalid', 403: 'forbidden', 404:
 export function pinnedTls(serverPem: string, client: ClientCertificate): ConnectionOptions {
   const want = fingerprintOf(serverPem);
   return {
-    ca: [serverPem],
-    cert: client.cert,
-    key: client.key,
+    // One context for every connection (the API call and each exec stream): making one per
+    // connection parses the keys again each time.
+    secureContext: createSecureContext({ ca: [serverPem], cert: client.cert, key: client.key, minVersion: 'TLSv1.3' }),
     minVersion: 'TLSv1.3',
     // The pin is the certificate itself: the name or address it was reached by does not matter.
     checkServerIdentity: (_host: string, peer: PeerCertificate) =>
@@ -116,7 +116,12 @@ export class RemoteServer {
   }
 
   /** A request in LXD's envelope; an error envelope (or a non-JSON reply) is thrown as one line. */
-  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ envelope: Envelope; headers: IncomingHttpHeaders }> {
+  async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ envelope: Envelope; headers: IncomingHttpHeaders }> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const r = await this.raw(method, path, data, headers);
     let envelope: Envelope;
@@ -156,13 +161,21 @@ export class RemoteServer {
     }
   }
 
-  /** An operation's websocket (GET /1.0/operations/ID/websocket?secret=S). */
+  /**
+   * An operation's websocket (GET /1.0/operations/ID/websocket?secret=S), paused: the server may
+   * start the command, and send its output, as soon as the last stream connects, before the
+   * caller has its listeners on the others. Resume it once they are there.
+   */
   async websocket(id: string, secret: string): Promise<WebSocket> {
     const { WebSocket } = await import('ws');
     const url = `wss://${this.base.host}/1.0/operations/${encodeURIComponent(id)}/websocket?secret=${encodeURIComponent(secret)}`;
-    const ws = new WebSocket(url, { ...this.tls, perMessageDeflate: false, headers: { 'user-agent': 'tslxc' } } as object);
+    // Through the agent: its TLS session cache makes each stream's handshake a resumption.
+    const ws = new WebSocket(url, { ...this.tls, agent: this.agent, perMessageDeflate: false, headers: { 'user-agent': 'tslxc' } } as object);
     await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
+      ws.once('open', () => {
+        ws.pause();
+        resolve();
+      });
       ws.once('error', (err) => reject(this.unreachable(err)));
     });
     return ws;
@@ -179,7 +192,11 @@ export class RemoteServer {
   private unreachable(err: unknown): TslxcError {
     const text = errorText(err);
     if (/pinned|self.signed|certificate/i.test(text))
-      return new TslxcError(`Remote "${this.name}" (${this.address}) is not the server that was added`, text, 'if its certificate changed on purpose, add it again');
+      return new TslxcError(
+        `Remote "${this.name}" (${this.address}) is not the server that was added`,
+        text,
+        'if its certificate changed on purpose, add it again',
+      );
     return new TslxcError(`Cannot reach remote "${this.name}" (${this.address})`, text, 'is the server running and listening there?');
   }
 }

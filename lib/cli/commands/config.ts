@@ -5,6 +5,7 @@ import { FORMAT_OPTION, type Format } from '../options/format.js';
 import { splitKeyValue } from '../../util/keyvalue.js';
 import { renderRows, renderValue } from '../ui/format.js';
 import trust from './config-trust.js';
+import { target } from '../target.js';
 
 /**
  * `tslxc config ...`: a container's own config keys and devices. The library validates every
@@ -44,8 +45,11 @@ const set = defineCommand({
   describe: 'Set config keys: KEY=VALUE... or KEY VALUE (applied live to a running container)',
   positionals: { name: { kind: 'container', describe: 'container name' }, settings: { kind: 'key=value' } },
   run: async (argv) => {
+    const settings = parseSetArgs((argv.settings as unknown[]).map(String));
+    const t = target(String(argv.name));
+    if (t.remote) return (await import('../remote/config.js')).remoteConfigEdit(t.remote, t.name, (c) => Object.assign(c, settings));
     const { setConfig } = await import('../../instance/configure.js');
-    const r = await setConfig(context(), String(argv.name), parseSetArgs((argv.settings as unknown[]).map(String)));
+    const r = await setConfig(context(), t.name, settings);
     printNotes(r.notes);
   },
 });
@@ -55,8 +59,15 @@ const unset = defineCommand({
   describe: 'Remove config keys from a container',
   positionals: { name: { kind: 'container', describe: 'container name' }, keys: { kind: 'config key' } },
   run: async (argv) => {
+    const keys = (argv.keys as unknown[]).map(String);
+    const t = target(String(argv.name));
+    if (t.remote) {
+      return (await import('../remote/config.js')).remoteConfigEdit(t.remote, t.name, (c) => {
+        for (const k of keys) delete c[k];
+      });
+    }
     const { unsetConfig } = await import('../../instance/configure.js');
-    await unsetConfig(context(), String(argv.name), (argv.keys as unknown[]).map(String));
+    await unsetConfig(context(), t.name, keys);
   },
 });
 
@@ -83,9 +94,15 @@ const show = defineCommand({
     format: { type: 'string', short: 'f', choices: ['table', 'yaml', 'json'], describe: 'default: yaml, or table with --expanded' },
   },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteConfigShow } = await import('../remote/config.js');
+      console.log(await remoteConfigShow(t.remote, t.name, !!argv.expanded, argv.format === 'json' ? 'json' : 'yaml'));
+      return;
+    }
     const { showConfig } = await import('../../instance/configure.js');
     const ctx = context();
-    const r = showConfig(ctx, String(argv.name), !!argv.expanded);
+    const r = showConfig(ctx, t.name, !!argv.expanded);
     const c = r.config;
     const { metadataOrigins } = await import('../../image/overrides.js');
     const meta = metadataOrigins(ctx.paths, c);

@@ -1,5 +1,7 @@
 import { context, parseKeyValues } from '../common.js';
 import { defineCommand, type Args, type PositionalDef } from '../define.js';
+import { target } from '../target.js';
+import { TslxcError } from '../../errors.js';
 import { progressReporter } from '../ui/progress.js';
 import { CREATE_OPTIONS } from '../options/create.js';
 import type { LaunchOptions } from '../../instance/launch.js';
@@ -27,6 +29,13 @@ export function createArgs(argv: Args): LaunchOptions & { progress: ReturnType<t
   };
 }
 
+/** What create and launch pass to a remote: profiles and config keys; the options only this host builds with are refused. */
+export function remoteCreateArgs(argv: Args): { profiles?: string[]; config: Record<string, string> } {
+  for (const o of ['hostname', 'release', 'mirror', 'env', 'init', 'storage'])
+    if (argv[o] !== undefined) throw new TslxcError(`--${o} is not supported for a remote container`, undefined, 'use --config KEY=VALUE and profiles');
+  return { profiles: argv.profile as string[] | undefined, config: parseKeyValues(argv.config, 'config key') };
+}
+
 export default defineCommand({
   command: 'create <image> <name>',
   aliases: ['init'],
@@ -34,11 +43,18 @@ export default defineCommand({
   positionals: CREATE_POSITIONALS,
   options: CREATE_OPTIONS,
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteCreate } = await import('../remote/launch.js');
+      await remoteCreate(t.remote, String(argv.image), t.name, { start: false, ...remoteCreateArgs(argv) });
+      console.log(`Created ${t.name}`);
+      return;
+    }
     const { createInstance } = await import('../../instance/create.js');
     const opts = createArgs(argv);
     let cfg;
     try {
-      cfg = await createInstance(context(), String(argv.image), String(argv.name), opts);
+      cfg = await createInstance(context(), String(argv.image), t.name, opts);
     } finally {
       opts.progress.done();
     }

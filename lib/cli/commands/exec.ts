@@ -1,5 +1,6 @@
 import { context, parseKeyValues, setExitCode } from '../common.js';
 import { defineCommand } from '../define.js';
+import { target } from '../target.js';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from '../options/exec.js';
 
 export default defineCommand({
@@ -14,8 +15,19 @@ export default defineCommand({
 });
 
 export async function runExec(name: string, cmd: string[], a: ExecArgs): Promise<number> {
+  const t = target(name);
+  if (t.remote) {
+    const { remoteExec } = await import('../remote/exec.js');
+    return remoteExec(t.remote, t.name, cmd.length ? cmd : ['/bin/sh', '-l'], {
+      tty: wantsTty(a),
+      env: parseKeyValues(a.env, 'environment variable'),
+      cwd: a.cwd,
+      user: a.user,
+      group: a.group,
+    });
+  }
   const { execInstance } = await import('../../instance/exec.js');
-  return execInstance(context(), name, cmd.length ? cmd : ['/bin/sh', '-l'], {
+  return execInstance(context(), t.name, cmd.length ? cmd : ['/bin/sh', '-l'], {
     tty: wantsTty(a),
     env: parseKeyValues(a.env, 'environment variable'),
     cwd: a.cwd,

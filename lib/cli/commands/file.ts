@@ -1,6 +1,7 @@
 import { TslxcError } from '../../errors.js';
 import { context } from '../common.js';
 import { defineCommand, defineGroup } from '../define.js';
+import { target } from '../target.js';
 
 /** "dev1/etc/hosts" → ["dev1", "/etc/hosts"], as LXD writes container paths. */
 function splitTarget(s: string): [string, string] {
@@ -20,7 +21,6 @@ export const filePush = defineCommand({
     'create-dirs': { type: 'boolean', short: 'p', describe: 'create missing parent directories' },
   },
   run: async (argv) => {
-    const { pushFile } = await import('../../instance/files.js');
     let [name, inner] = splitTarget(String(argv.target));
     // yargs hands a positional "-" over as "" (it re-reads positionals as "--source -"); no file
     // has an empty name, so "" is stdin too.
@@ -31,7 +31,18 @@ export const filePush = defineCommand({
     }
     const mode = argv.mode === undefined ? undefined : parseInt(String(argv.mode), 8);
     if (mode !== undefined && !(mode >= 0 && mode <= 0o7777)) throw new TslxcError(`Invalid mode "${argv.mode}"`, 'give an octal mode like 0644');
-    await pushFile(context(), name, stdin ? { stdin: process.stdin } : String(argv.source), inner, {
+    const t = target(name);
+    if (t.remote) {
+      const { remotePush } = await import('../remote/file.js');
+      return remotePush(t.remote, t.name, inner, stdin ? { stdin: process.stdin } : String(argv.source), {
+        mode,
+        uid: argv.uid as number | undefined,
+        gid: argv.gid as number | undefined,
+        createDirs: !!argv['create-dirs'],
+      });
+    }
+    const { pushFile } = await import('../../instance/files.js');
+    await pushFile(context(), t.name, stdin ? { stdin: process.stdin } : String(argv.source), inner, {
       mode,
       uid: argv.uid as number | undefined,
       gid: argv.gid as number | undefined,
@@ -45,9 +56,11 @@ export const filePull = defineCommand({
   describe: 'Copy a file out of a container (source NAME/PATH)',
   positionals: { source: { kind: 'container path' }, target: { kind: 'path' } },
   run: async (argv) => {
-    const { pullFile } = await import('../../instance/files.js');
     const [name, inner] = splitTarget(String(argv.source));
-    await pullFile(context(), name, inner, String(argv.target));
+    const t = target(name);
+    if (t.remote) return (await import('../remote/file.js')).remotePull(t.remote, t.name, inner, String(argv.target));
+    const { pullFile } = await import('../../instance/files.js');
+    await pullFile(context(), t.name, inner, String(argv.target));
   },
 });
 

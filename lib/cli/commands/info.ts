@@ -1,5 +1,6 @@
 import { context } from '../common.js';
 import { defineCommand } from '../define.js';
+import { target } from '../target.js';
 import { TslxcError } from '../../errors.js';
 import { humanBytes, humanDuration, renderValue } from '../ui/format.js';
 
@@ -17,6 +18,13 @@ export default defineCommand({
       return printHost(String(argv.format));
     }
     if (!argv.name) throw new TslxcError('Give a container name, or --host', undefined, 'see "tslxc info --help"');
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteInfo } = await import('../remote/info.js');
+      console.log(await remoteInfo(t.remote, t.name, String(argv.format)));
+      return;
+    }
+    argv.name = t.name;
     if (argv.format !== 'text') {
       // The API's object: GET /1.0/instances/NAME?recursion=1 with instance_get_full.
       const { readInstance } = await import('../../api/shapes/instance.js');

@@ -1,5 +1,6 @@
 import { context } from '../common.js';
 import { defineCommand, defineGroup } from '../define.js';
+import { target } from '../target.js';
 import { FORMAT_OPTION, type Format } from '../options/format.js';
 import type { Context } from '../../state/context.js';
 
@@ -28,11 +29,18 @@ export const snapshotCreate = defineCommand({
     'no-expiry': { type: 'boolean', describe: 'keep it until deleted, whatever snapshots.expiry says' },
   },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteSnapshotCreate } = await import('../remote/snapshot.js');
+      const snap = await remoteSnapshotCreate(t.remote, t.name, argv.snapshot as string | undefined);
+      console.log(`Snapshot ${t.name}/${snap} created`);
+      return;
+    }
     const { createSnapshot } = await import('../../instance/snapshot.js');
     const { expiryAfter } = await import('../../config/expiry.js');
     const expiresAt = argv['no-expiry'] ? null : argv.expiry !== undefined ? (expiryAfter(new Date(), String(argv.expiry), '--expiry') ?? null) : undefined;
     const timing = { frozenMs: 0 };
-    const s = await createSnapshot(await pruned(String(argv.name)), String(argv.name), argv.snapshot as string | undefined, timing, { expiresAt });
+    const s = await createSnapshot(await pruned(t.name), t.name, argv.snapshot as string | undefined, timing, { expiresAt });
     console.log(`Snapshot ${String(argv.name)}/${s} created${timing.frozenMs ? ` (frozen for ${timing.frozenMs} ms)` : ''}`);
   },
 });
@@ -43,9 +51,15 @@ export const snapshotList = defineCommand({
   positionals: { name: { kind: 'container' } },
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) {
+      const { remoteSnapshotList } = await import('../remote/snapshot.js');
+      console.log(await remoteSnapshotList(t.remote, t.name, argv.format as Format));
+      return;
+    }
     const { listSnapshots } = await import('../../instance/snapshot.js');
     const { renderRows } = await import('../ui/format.js');
-    const rows = listSnapshots(await pruned(String(argv.name)), String(argv.name));
+    const rows = listSnapshots(await pruned(t.name), t.name);
     console.log(
       renderRows(
         rows,
@@ -64,8 +78,10 @@ export const snapshotRestore = defineCommand({
   describe: "Restore a container's root and config from a snapshot (a running one is stopped for it and started again)",
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) return (await import('../remote/snapshot.js')).remoteSnapshotRestore(t.remote, t.name, String(argv.snapshot));
     const { restoreSnapshot } = await import('../../instance/snapshot.js');
-    await restoreSnapshot(await pruned(String(argv.name)), String(argv.name), String(argv.snapshot));
+    await restoreSnapshot(await pruned(t.name), t.name, String(argv.snapshot));
   },
 });
 export const snapshotDelete = defineCommand({
@@ -74,8 +90,10 @@ export const snapshotDelete = defineCommand({
   describe: 'Delete a snapshot',
   positionals: { name: { kind: 'container', describe: 'the container' }, snapshot: { kind: 'snapshot', describe: 'the snapshot' } },
   run: async (argv) => {
+    const t = target(String(argv.name));
+    if (t.remote) return (await import('../remote/snapshot.js')).remoteSnapshotDelete(t.remote, t.name, String(argv.snapshot));
     const { deleteSnapshot } = await import('../../instance/snapshot.js');
-    await deleteSnapshot(await pruned(String(argv.name)), String(argv.name), String(argv.snapshot));
+    await deleteSnapshot(await pruned(t.name), t.name, String(argv.snapshot));
   },
 });
 export const snapshotRename = defineCommand({
