@@ -251,12 +251,14 @@ function ext(f: string): string {
 
 const EXT: Record<Compression, string> = { gzip: '.tar.gz', xz: '.tar.xz', zstd: '.tar.zst' };
 /**
- * The compressor for tar -I: on every core where the host can (pigz; zstd's own threads), as
- * packing a Debian tree through one gzip takes seconds. Each gives the same bytes for any number
- * of threads, so an export stays deterministic; xz keeps one thread (its threaded output differs).
+ * The compressor for tar -I. For gzip, isa-l's igzip at its top level (3) where the host has it:
+ * gzip's default level spends seconds of CPU on a Debian tree, too many for pigz to hide on a host
+ * with few cores, and igzip needs a small part of that for a slightly bigger file. Then pigz (every
+ * core), then gzip. zstd uses its own threads. Each gives the same bytes for any number of threads,
+ * so an export stays deterministic on a host; xz keeps one thread (its threaded output differs).
  */
 function compressor(comp: Compression): string {
-  if (comp === 'gzip') return findTool('pigz') ? 'pigz -n' : 'gzip -n';
+  if (comp === 'gzip') return findTool('igzip') ? 'igzip -n -3' : findTool('pigz') ? 'pigz -n' : 'gzip -n';
   return comp === 'zstd' ? 'zstd -q -T0' : 'xz -T1';
 }
 
