@@ -24,7 +24,8 @@ static enum kind verb_kind(const char *js, const char *words)
 {
   char table[PATH_MAX], text[16384];
   const char *slash = strrchr(js, '/');
-  int n = slash ? snprintf(table, sizeof table, "%.*s/../dist/lib/cli/completion-first.txt", (int)(slash - js), js)
+  int n = slash ? snprintf(table, sizeof table, "%.*s/../dist/lib/cli/completion-first.txt",
+                           (int)(slash - js), js)
                 : snprintf(table, sizeof table, "../dist/lib/cli/completion-first.txt");
   if (n <= 0 || n >= (int)sizeof table)
     return KIND_NONE;
@@ -83,7 +84,8 @@ int cli_complete(const char *js, int argc, char **argv)
   if (!root)
     return -1;
   char dir[PATH_MAX];
-  int n = snprintf(dir, sizeof dir, "%s/%s", strcmp(root, "/") == 0 ? "" : root, LAYOUT_STATE_CONTAINERS);
+  int n = snprintf(dir, sizeof dir, "%s/%s", strcmp(root, "/") == 0 ? "" : root,
+                   LAYOUT_STATE_CONTAINERS);
   if (n <= 0 || n >= (int)sizeof dir)
     return -1;
   __attribute__((cleanup(cleanup_dirp))) DIR *d = opendir(dir);
