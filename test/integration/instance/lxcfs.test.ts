@@ -170,7 +170,10 @@ if (requireRoot(test)) {
     t.is(env.ok(t, ['admin', 'lxcfs', 'stop']).trim(), 'lxcfs stopped');
     t.false(alive(pid), 'its process ended');
     t.false(fs.existsSync(f.pid));
-    t.false(mountsOf(env).some((l) => l.split(' ')[4] === f.dir), 'its mount and the private bind are gone');
+    t.false(
+      mountsOf(env).some((l) => l.split(' ')[4] === f.dir),
+      'its mount and the private bind are gone',
+    );
     t.regex(env.ok(t, ['host']), /lxcfs: installed; started with the first container/);
     t.is(env.ok(t, ['admin', 'lxcfs', 'stop']).trim(), 'lxcfs is not running');
     // Its start plan recorded the mount: this start goes through TypeScript, which starts lxcfs.
