@@ -5,6 +5,8 @@
  *                             hands the command to the container's exec server (attach.c);
  *                             its options come from exec's TypeScript definition (build/gen-cli.h)
  *   tslxc stop NAME           signals init and waits for the monitor to end (clistop.c)
+ *   tslxc __complete VERB... WORD
+ *                             a Tab after a verb that takes a container: the names (clicomplete.c)
  *
  * Node's own start-up costs more than either of them does. So bin/tslxc comes here first, and
  * this mode does the command when it can do it exactly as the TypeScript CLI would; anything
@@ -372,6 +374,8 @@ int main_cli(int argc, char **argv)
         cli_argc = 4;
       }
     }
+    if (strcmp(verb, "__complete") == 0 && cli_complete(argv[1], argc - 3, argv + 3) == 0)
+      return 0;
     if (strcmp(verb, "exec") == 0) {
       int code = cli_exec(argc - 3, argv + 3);
       if (code >= 0)

@@ -370,6 +370,8 @@ bool thawed(const char *check_path);
 /* `tslxc stop NAME` without node (clistop.c). */
 enum stop_result { STOP_DONE, STOP_ASK_NODE, STOP_TIMED_OUT };
 enum stop_result cli_stop(const char *name);
+/* `tslxc __complete VERB WORD` without node (clicomplete.c): 0 printed, -1 for node. */
+int cli_complete(const char *js, int argc, char **argv);
 
 /* ---- the rules shared with lib/ (layout.c; the data is build/gen-layout.h) ---- */
 

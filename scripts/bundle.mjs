@@ -61,10 +61,14 @@ for (const [entry, outdir] of [
 
 // dist/lib/cli/completion.json: the verbs' grammar as shell completion walks it, generated from
 // their one definition (VERBS) so that a Tab loads neither yargs nor the library.
+// completion-first.txt: the verbs whose first argument is a container, which the helper completes
+// without node (native/clicomplete.c), from that same grammar.
 {
   const { VERBS } = await import('../dist/lib/cli/index.js');
-  const { completionSpec } = await import('../dist/lib/cli/complete.js');
-  fs.writeFileSync('dist/lib/cli/completion.json', JSON.stringify(completionSpec(VERBS)));
+  const { completionSpec, nativeCompletionTable } = await import('../dist/lib/cli/complete.js');
+  const spec = completionSpec(VERBS);
+  fs.writeFileSync('dist/lib/cli/completion.json', JSON.stringify(spec));
+  fs.writeFileSync('dist/lib/cli/completion-first.txt', nativeCompletionTable(spec));
 }
 
 // dist/build-id: start plans record it (lib/instance/plan.ts) and hold only while it is the same,

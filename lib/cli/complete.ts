@@ -80,6 +80,25 @@ export function completionSpec(verbs: Array<CommandDef | GroupDef>): GroupSpec {
   return group;
 }
 
+/** The kinds of name the helper's completion lists without node (native/clicomplete.c). */
+const NATIVE_KINDS: ReadonlySet<ArgKind> = new Set(['container', 'running container', 'stopped container']);
+
+/**
+ * The verbs whose first argument is a container (`start`, `snapshot create`...), by kind, as
+ * "WORDS<tab>KIND" lines: the build writes them to completion-first.txt for the helper, which
+ * completes that first argument without node.
+ */
+export function nativeCompletionTable(group: GroupSpec, words: string[] = []): string {
+  return Object.entries(group.sub)
+    .flatMap(([word, spec]) => {
+      if (isGroupSpec(spec)) return nativeCompletionTable(spec, [...words, word]);
+      const first = spec.slots[0];
+      return first && !first.choices && NATIVE_KINDS.has(first.kind) ? [`${[...words, word].join(' ')}\t${first.kind}\n`] : [];
+    })
+    .sort()
+    .join('');
+}
+
 /** Where the build leaves the spec: beside this module, and beside the bundles (same depth). */
 export const specFile = (moduleUrl: string) => path.join(path.dirname(fileURLToPath(moduleUrl)), '../cli/completion.json');
 

@@ -58,7 +58,7 @@ export const FAST_COMMANDS: Record<string, () => Promise<CommandDef>> = {
   top: async () => (await import('./commands/top.js')).default,
   publish: async () => (await import('./commands/publish.js')).default,
   // An import is a copy with its checks: the yargs CLI's start would be a good part of it.
-  'image import': async () => (await import('./commands/image/store.js')).importCmd,
+  'image import': async () => (await import('./commands/image/import.js')).importCmd,
   'file push': async () => (await import('./commands/file.js')).filePush,
   'file pull': async () => (await import('./commands/file.js')).filePull,
   'snapshot create': async () => (await snapshot()).snapshotCreate,

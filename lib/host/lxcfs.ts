@@ -5,6 +5,7 @@ import { listNames } from '../state/config.js';
 import { runHelper, helperError } from '../state/helper.js';
 import { locksDir, type Paths } from '../state/paths.js';
 import { liveness } from '../state/runtime.js';
+import { TslxcError } from '../errors.js';
 import { findTool } from '../util/exec.js';
 import { mkdirp, sleep } from '../util/fs.js';
 import { withLock } from '../util/lock.js';
@@ -161,6 +162,47 @@ export async function stopLxcfs(p: Paths, opts: { keepDir?: boolean } = {}): Pro
     spawnSync(umount, ['-l', f.dir], { stdio: 'ignore' });
   }
   fs.rmSync(f.pid, { force: true });
+}
+
+/** The running containers that have lxcfs's views bound (read from their mountinfo). */
+export function lxcfsUsers(p: Paths): string[] {
+  return listNames(p).filter((name) => {
+    const live = liveness(p, name);
+    const pid = live.initAlive ? live.files.init?.pid : undefined;
+    return !!pid && lxcfsViewsIn(pid).length > 0;
+  });
+}
+
+/**
+ * `tslxc admin lxcfs stop`: LXD keeps its lxcfs running as a service, and so does tslxc once a
+ * container started it; this stops it (and takes its mount away) when no running container has
+ * its views bound, since theirs would fail with "Transport endpoint is not connected" until
+ * they restart. Under the lock a start takes to start it. The next start of a container with
+ * security.lxcfs on starts it again (its start plan, which recorded the mount, no longer holds).
+ * Returns false when it was not running.
+ */
+export async function stopUnusedLxcfs(p: Paths): Promise<boolean> {
+  return withLock(
+    locksDir(p),
+    'lxcfs',
+    async () => {
+      const users = lxcfsUsers(p);
+      if (users.length) {
+        const shown = users.length > 5 ? `${users.slice(0, 5).join(', ')} and ${users.length - 5} more` : users.join(', ');
+        throw new TslxcError(
+          'Cannot stop lxcfs',
+          `running containers have its views bound over their /proc files: ${shown}`,
+          'stop them first, or set security.lxcfs=false on them and restart them',
+          { kind: 'conflict' },
+        );
+      }
+      const state = lxcfsState(p);
+      if (state === 'stopped' || state === 'not installed') return false;
+      await stopLxcfs(p);
+      return true;
+    },
+    { purpose: 'lxcfs', timeoutMs: 60_000 },
+  );
 }
 
 /** The lxcfs views bound in a running container (by its init's pid), from its mountinfo. */

@@ -192,6 +192,12 @@ export async function copyHashList(src: string, dest: string, hash: Hash, what: 
   return parseListing(text, what);
 }
 
+/** A unified tarball's one pass, running (begin.ts). */
+export interface ImportPass {
+  /** the listing and the sha256 of the bytes stored, once the pass is done */
+  result(): Promise<{ entries: Entry[]; sha256: string }>;
+}
+
 /** Normalise an entry name ("./a//b/" → "a/b"); refuse absolute names and "..". */
 export function cleanName(name: string, what: string): string {
   // Most names are clean already (tar lists "rootfs/usr/bin/ls"): one test instead of a split and a join.

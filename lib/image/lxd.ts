@@ -4,14 +4,13 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { TslxcError, errorText } from '../errors.js';
 import { findTool, requireTool, run, tarFileChangedOnly } from '../util/exec.js';
-import { mkdirp } from '../util/fs.js';
-import { validateAlias } from '../util/names.js';
-import { imagesDir, type Paths } from '../state/paths.js';
+import type { Paths } from '../state/paths.js';
 import { addImage, getImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import type { ImageMetadata } from './metadata.js';
-import { checkEntries, copyHashList, extractTar, isSquashfs, listSquashfs, listTar, type Entry } from './archive.js';
+import { checkEntries, copyHashList, extractTar, listSquashfs, listTar, type Entry } from './archive.js';
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
 import { ensureUnpacked } from './unpack.js';
+import { beginImport, type BegunImport } from './begin.js';
 
 /**
  * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
@@ -107,10 +106,12 @@ export interface ImportResult {
 
 /**
  * `image import FILE [ROOTFS] --alias A`: a unified tarball, or a split metadata + rootfs pair.
- * One read of each file hashes it, stores it and lists it for the safety checks (archive.ts's
- * copyHashList); metadata.yaml and templates/ are taken from the stored copy at once, the rootfs
- * only when something first needs the tree (unpack.ts), as LXD does. A registry pull (`opts`) is
- * unpacked now: its layer is cleaned against its parent, and its file is not kept.
+ * One read of each file stores it and lists it for the safety checks, and the fingerprint is the
+ * sha256 of those bytes (archive.ts's copyHashList). A unified tarball's pass is started by
+ * begin.ts, which the CLI calls before loading this module; a split pair's files are hashed as
+ * one. metadata.yaml and templates/ are taken from the stored copy at once,
+ * the rootfs only when something first needs the tree (unpack.ts), as LXD does. A registry pull
+ * (`opts`) is unpacked now: its layer is cleaned against its parent, and its file is not kept.
  */
 export async function importImage(
   p: Paths,
@@ -119,54 +120,51 @@ export async function importImage(
   aliases: string[] = [],
   /** a registry pull: the node's own fingerprint (its blob's sha256 was checked by the caller); the original file is not kept */
   opts: { fingerprint?: string } = {},
+  /** what the CLI began already (begin.ts), with these same files and aliases */
+  begun?: BegunImport,
 ): Promise<ImportResult> {
-  for (const f of [file, rootfsFile].filter((x): x is string => !!x)) {
-    if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new TslxcError(`Cannot import ${f}`, 'no such file');
+  if (opts.fingerprint) {
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new TslxcError(`Cannot import ${file}`, 'no such file');
+    return importRegistryNode(p, file, opts.fingerprint, aliases);
   }
-  if (opts.fingerprint) return importRegistryNode(p, file, opts.fingerprint, aliases);
-  aliases.forEach(validateAlias);
+  const { stage, orig, kept, stored, pass } = begun ?? beginImport(p, file, rootfsFile, aliases);
   const what = path.basename(file);
-  const files = rootfsFile ? [file, rootfsFile] : [file];
-  const kept = files.map((f, i) => (i === 0 ? `meta${ext(f)}` : `rootfs${ext(f)}`));
-  mkdirp(imagesDir(p), 0o700);
-  // In the store's dir (one filesystem, so the files are renamed into the image, not copied
-  // again); named like addImage's temp dirs, so what a killed import leaves is swept.
-  const stage = path.join(imagesDir(p), `.tmp-import${crypto.randomBytes(4).toString('hex')}-${process.pid}`);
-  fs.mkdirSync(stage, { mode: 0o700 });
   try {
-    const orig = path.join(stage, 'original');
     const x = path.join(stage, 'x');
-    fs.mkdirSync(orig, { mode: 0o700 });
     fs.mkdirSync(x, { mode: 0o700 });
-    const hash = crypto.createHash('sha256');
-    const stored = kept.map((k) => path.join(orig, k));
-    const tarListing = (entries: Entry[] | undefined, w: string) => {
-      if (!entries) throw new TslxcError(`Cannot read ${w}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
-      return entries;
-    };
-    const entries = tarListing(await copyHashList(file, stored[0], hash, what, true), what);
-    if (!rootfsFile) {
+    let fingerprint: string;
+    if (pass) {
+      const { entries, sha256 } = await pass.result();
       const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
       if (!names.includes('metadata.yaml'))
         throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
       if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/')))
         throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
-      await extractTar(stored[0], x, what, headMembers(entries, names));
+      await extractTar(stored[0]!, x, what, headMembers(entries, names));
+      fingerprint = sha256;
     } else {
+      // A split image: one hash over both files (LXD's fingerprint), so node reads them.
+      const hash = crypto.createHash('sha256');
+      const tarListing = (entries: Entry[] | undefined, w: string) => {
+        if (!entries)
+          throw new TslxcError(`Cannot read ${w}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
+        return entries;
+      };
+      const entries = tarListing(await copyHashList(file, stored[0]!, hash, what, true), what);
       const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'templates'], rootfsPrefix: null });
       if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'the metadata tarball has no metadata.yaml');
-      await extractTar(stored[0], x, what);
-      const rwhat = path.basename(rootfsFile);
-      const rootEntries = await copyHashList(rootfsFile, stored[1], hash, rwhat, true);
+      await extractTar(stored[0]!, x, what);
+      const rwhat = path.basename(rootfsFile!);
+      const rootEntries = await copyHashList(rootfsFile!, stored[1]!, hash, rwhat, true);
       // A squashfs is not streamed to a lister: it is listed from the stored copy, the same bytes.
-      checkEntries(rootEntries ?? listSquashfs(stored[1], rwhat), rwhat, { rootfsPrefix: '' });
+      checkEntries(rootEntries ?? listSquashfs(stored[1]!, rwhat), rwhat, { rootfsPrefix: '' });
+      fingerprint = hash.digest('hex');
     }
     const meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
     checkTemplates(meta, x, what);
     // Anything imported is whole, whatever its metadata claims.
     if (meta.tslxc) delete meta.tslxc.layer;
     meta.tslxc = { ...(meta.tslxc ?? {}), source: 'import', original: { kind: rootfsFile ? 'split' : 'unified', files: kept } };
-    const fingerprint = hash.digest('hex');
     return await addImage(
       p,
       fingerprint,
@@ -243,20 +241,16 @@ async function importRegistryNode(p: Paths, file: string, fingerprint: string, a
   );
 }
 
-function ext(f: string): string {
-  const m = /(\.tar(\.(gz|xz|zst|bz2))?|\.t[gx]z|\.squashfs|\.sqfs)$/.exec(path.basename(f));
-  if (m) return m[1];
-  return isSquashfs(f) ? '.squashfs' : '.tar';
-}
-
 const EXT: Record<Compression, string> = { gzip: '.tar.gz', xz: '.tar.xz', zstd: '.tar.zst' };
 /**
- * The compressor for tar -I: on every core where the host can (pigz; zstd's own threads), as
- * packing a Debian tree through one gzip takes seconds. Each gives the same bytes for any number
- * of threads, so an export stays deterministic; xz keeps one thread (its threaded output differs).
+ * The compressor for tar -I. For gzip, isa-l's igzip at its top level (3) where the host has it:
+ * gzip's default level spends seconds of CPU on a Debian tree, too many for pigz to hide on a host
+ * with few cores, and igzip needs a small part of that for a slightly bigger file. Then pigz (every
+ * core), then gzip. zstd uses its own threads. Each gives the same bytes for any number of threads,
+ * so an export stays deterministic on a host; xz keeps one thread (its threaded output differs).
  */
 function compressor(comp: Compression): string {
-  if (comp === 'gzip') return findTool('pigz') ? 'pigz -n' : 'gzip -n';
+  if (comp === 'gzip') return findTool('igzip') ? 'igzip -n -3' : findTool('pigz') ? 'pigz -n' : 'gzip -n';
   return comp === 'zstd' ? 'zstd -q -T0' : 'xz -T1';
 }
 

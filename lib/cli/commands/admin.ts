@@ -166,8 +166,24 @@ const init = defineCommand({
   },
 });
 
+const lxcfsStop = defineCommand({
+  command: 'stop',
+  describe: "Stop tslxc's lxcfs when no running container has its views bound (the next start of a container starts it again)",
+  positionals: {},
+  run: async () => {
+    const { stopUnusedLxcfs } = await import('../../host/lxcfs.js');
+    console.log((await stopUnusedLxcfs(context().paths)) ? 'lxcfs stopped' : 'lxcfs is not running');
+  },
+});
+
+const lxcfs = defineGroup({
+  command: 'lxcfs <command>',
+  describe: "tslxc's lxcfs (its state: tslxc host)",
+  subcommands: [lxcfsStop],
+});
+
 export default defineGroup({
   command: 'admin <command>',
-  describe: 'Host administration (first-run set-up)',
-  subcommands: [init],
+  describe: "Host administration (first-run set-up, tslxc's lxcfs)",
+  subcommands: [init, lxcfs],
 });

@@ -13,6 +13,15 @@ export async function printHost(format: string): Promise<void> {
   }
   const f = r.features;
   const yes = (b: boolean) => (b ? 'yes' : 'no');
+  // Who uses it: it keeps running after the last container, as LXD's service does, until stopped.
+  let lxcfsRunning = '';
+  if (f.lxcfs.state === 'running') {
+    const { lxcfsUsers } = await import('../../host/lxcfs.js');
+    const users = lxcfsUsers(context().paths).length;
+    lxcfsRunning = users
+      ? `running (${f.lxcfs.path}), bound over /proc files in ${users} running container${users === 1 ? '' : 's'}`
+      : `running (${f.lxcfs.path}), used by no running container ("tslxc admin lxcfs stop" stops it)`;
+  }
   const lines: Array<[string, string]> = [
     ['Hostname', r.hostname],
     ['Kernel', r.kernel],
@@ -32,7 +41,7 @@ export async function printHost(format: string): Promise<void> {
     [
       'lxcfs',
       {
-        running: `running (${f.lxcfs.path}), bound over /proc files in containers`,
+        running: lxcfsRunning,
         dead: 'died: the next start of a container restarts it',
         stopped: 'installed; started with the first container',
         'not installed': "not installed (containers see the host's /proc/meminfo, /proc/cpuinfo, uptime)",

@@ -3,7 +3,8 @@ import { defineCommand, defineGroup } from '../define.js';
 import { humanBytes } from '../ui/format.js';
 import { progressReporter } from '../ui/progress.js';
 import alias from './image/alias.js';
-import { copy, del, edit, exportCmd, importCmd, info, list, show } from './image/store.js';
+import { copy, del, edit, exportCmd, info, list, show } from './image/store.js';
+import { importCmd } from './image/import.js';
 import { descendants, tree } from './image/tree.js';
 import { pull, push } from './image/registry.js';
 

@@ -148,6 +148,40 @@ if (requireRoot(test)) {
     t.not(env.cli(['config', 'set', 'lx1', 'security.lxcfs=maybe']).code, 0);
   });
 
+  test.serial('admin lxcfs stop: refused while a running container has its views, then stops it; the next start runs it again', (t) => {
+    if (!have) return t.pass('lxcfs is not installed');
+    // Ended: gone, or a zombie its parent (this host's init) has not reaped yet.
+    const alive = (pid: number) => {
+      try {
+        return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    const pid = lxcfsPid();
+    t.regex(env.ok(t, ['host']), /lxcfs: running \(.*\), bound over \/proc files in 1 running container$/m);
+    const refused = env.cli(['admin', 'lxcfs', 'stop']);
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, /^Error: Cannot stop lxcfs: running containers have its views bound over their \/proc files: lx1 \(stop them first/);
+    t.true(alive(pid), 'still running');
+    t.is(memTotal(env, t, 'lx1'), '262144');
+    env.ok(t, ['stop', 'lx1']);
+    t.regex(env.ok(t, ['host']), /lxcfs: running \(.*\), used by no running container \("tslxc admin lxcfs stop" stops it\)/);
+    t.is(env.ok(t, ['admin', 'lxcfs', 'stop']).trim(), 'lxcfs stopped');
+    t.false(alive(pid), 'its process ended');
+    t.false(fs.existsSync(f.pid));
+    t.false(
+      mountsOf(env).some((l) => l.split(' ')[4] === f.dir),
+      'its mount and the private bind are gone',
+    );
+    t.regex(env.ok(t, ['host']), /lxcfs: installed; started with the first container/);
+    t.is(env.ok(t, ['admin', 'lxcfs', 'stop']).trim(), 'lxcfs is not running');
+    // Its start plan recorded the mount: this start goes through TypeScript, which starts lxcfs.
+    env.ok(t, ['start', 'lx1']);
+    t.not(lxcfsPid(), pid);
+    t.is(memTotal(env, t, 'lx1'), '262144');
+  });
+
   test.serial('without lxcfs installed the container starts as before and info says so', (t) => {
     without.ok(t, ['launch', 'busybox', 'nl1', '-c', 'limits.memory=64MiB']);
     t.is(memTotal(without, t, 'nl1'), hostMemTotal());

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { complete, completionSpec, stateNames, type NameSource } from '../../../lib/cli/complete.js';
+import { complete, completionSpec, nativeCompletionTable, stateNames, type NameSource } from '../../../lib/cli/complete.js';
 import { VERBS } from '../../../lib/cli/index.js';
 import { SCRIPTS } from '../../../lib/cli/commands/completion.js';
 import { isGroup, verbOf } from '../../../lib/cli/define.js';
-import { launcherPath, repoRoot } from '../../helpers/env.js';
+import { cliPath, launcherPath, repoRoot } from '../../helpers/env.js';
 import { selfRef } from '../../../lib/util/proc.js';
 
 const spec = completionSpec(VERBS);
@@ -143,6 +143,60 @@ test('names come from the state dirs: running from init.pid, snapshots, aliases,
   t.deepEqual(src.names('network', {}), ['lab0']);
   t.deepEqual(src.names('pool', {}).sort(), ['default', 'fast']);
   t.deepEqual(src.names('remote', {}), ['images', 'mirror']);
+});
+
+test("the helper completes a verb's first container as node does, without node", (t) => {
+  const table = fs.readFileSync(path.join(repoRoot, 'dist/lib/cli/completion-first.txt'), 'utf8');
+  t.is(table, nativeCompletionTable(spec), 'the build wrote the table from the grammar');
+  t.regex(table, /^start\tstopped container$/m);
+  t.regex(table, /^snapshot create\tcontainer$/m);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-test-completion-native-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const state = `${root}/state`;
+  const run = `${root}/run`;
+  for (const n of ['up', 'down', 'gone', 'db-1', 'db-2']) fs.mkdirSync(`${state}/containers/${n}`, { recursive: true });
+  // Not containers: a stray temp dir, an invalid name, a file, a symlink to a container's dir.
+  fs.mkdirSync(`${state}/containers/.tmp-stray`);
+  fs.mkdirSync(`${state}/containers/Bad_Name`);
+  fs.writeFileSync(`${state}/containers/file`, '');
+  fs.symlinkSync(`${state}/containers/up`, `${state}/containers/link`);
+  const me = selfRef();
+  for (const [n, ref] of [
+    ['up', `${me.pid} ${me.startTime}\n`],
+    ['db-2', `${me.pid} ${me.startTime}`],
+    ['gone', `${me.pid} ${me.startTime + 1}\n`],
+  ]) {
+    fs.mkdirSync(`${run}/containers/${n}`, { recursive: true });
+    fs.writeFileSync(`${run}/containers/${n}/init.pid`, ref);
+  }
+  // A node that fails: the launcher's answer must come from the helper alone.
+  fs.mkdirSync(`${root}/fakenode`);
+  fs.writeFileSync(`${root}/fakenode/node`, '#!/bin/sh\nexit 99\n', { mode: 0o755 });
+  const env = { ...process.env, TSLXC_DIR: state, TSLXC_RUN_DIR: run };
+  const verbs = table
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t')[0]!.split(' '));
+  // Every verb of the table without node; node's answer beside it for each kind and depth.
+  const compared = new Set(['start', 'stop', 'info', 'snapshot create', 'config device add']);
+  for (const verb of verbs) {
+    for (const word of ['', 'd', 'db-', 'x']) {
+      const args = ['__complete', ...verb, word];
+      const native = spawnSync(launcherPath, args, { env: { ...env, PATH: `${root}/fakenode:${process.env.PATH}` }, encoding: 'utf8' });
+      t.is(native.status, 0, `${args.join(' ')}: ${native.stderr}`);
+      if (!compared.has(verb.join(' '))) continue;
+      const node = spawnSync(process.execPath, [cliPath, ...args], { env, encoding: 'utf8' });
+      t.is(native.stdout, node.stdout, args.join(' '));
+    }
+  }
+  const offered = (...args: string[]) => spawnSync(launcherPath, ['__complete', ...args], { env, encoding: 'utf8' }).stdout;
+  t.is(offered('start', ''), 'db-1\ndown\ngone\n');
+  t.is(offered('stop', ''), 'db-2\nup\n');
+  t.is(offered('info', 'db'), 'db-1\ndb-2\n');
+  // What the helper leaves to node: options, a snapshot's NAME/, a second argument, other verbs.
+  t.regex(offered('start', '--'), /^--help$/m);
+  t.is(offered('snapshot', 'restore', 'down', ''), '');
+  t.regex(offered('image', ''), /^export$/m);
 });
 
 /** A state dir with a few containers, and the bash completion function called as bash calls it. */

@@ -166,25 +166,6 @@ export const exportCmd = defineCommand({
   },
 });
 
-export const importCmd = defineCommand({
-  command: 'import <file> [rootfs]',
-  describe: 'Import an LXD image: a unified tarball, or a metadata tarball and its rootfs (tarball or squashfs)',
-  positionals: { file: { kind: 'path' }, rootfs: { kind: 'path' } },
-  options: { alias: { type: 'string', multiple: true, kind: 'new image', describe: 'name the image (repeatable)' } },
-  run: async (argv) => {
-    const { importImage } = await import('../../../image/lxd.js');
-    const r = await importImage(
-      context().paths,
-      String(argv.file),
-      argv.rootfs as string | undefined,
-      ((argv.alias as string[] | undefined) ?? []).map(String),
-    );
-    console.log(
-      `${r.existed ? 'Image already in the store' : 'Imported image'}: ${r.image.fingerprint}${r.image.aliases.length ? ` (${r.image.aliases.join(', ')})` : ''}`,
-    );
-  },
-});
-
 export const copy = defineCommand({
   command: 'copy <source> [target]',
   describe: 'Copy an image from a remote into the store: image copy REMOTE:ALIAS local: --alias A',

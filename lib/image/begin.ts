@@ -1,0 +1,72 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TslxcError } from '../errors.js';
+import { mkdirp } from '../util/fs.js';
+import { validateAlias } from '../util/names.js';
+import { imagesDir, type Paths } from '../state/paths.js';
+import { copyHashList, isSquashfs, type ImportPass } from './archive.js';
+
+/**
+ * The first part of `image import` (lxd.ts importImage does the rest): the files checked, a stage
+ * dir in the store, and for a unified tarball its one pass started (archive.ts copyHashList: one
+ * read, hashed, stored and piped to tar -t). Apart from lxd.ts and what it loads, so that the CLI
+ * starts the pass first: the decompressor and tar work while node loads the rest of the import,
+ * which goes on between the pass's chunks.
+ */
+export interface BegunImport {
+  stage: string;
+  /** stage/original: the files as stored */
+  orig: string;
+  /** their names there: meta.EXT (the tarball, or the metadata tarball) and rootfs.EXT */
+  kept: string[];
+  stored: string[];
+  /** a unified tarball's pass, running */
+  pass?: ImportPass;
+}
+
+export function beginImport(p: Paths, file: string, rootfsFile: string | undefined, aliases: string[]): BegunImport {
+  for (const f of [file, rootfsFile].filter((x): x is string => !!x)) {
+    if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new TslxcError(`Cannot import ${f}`, 'no such file');
+  }
+  aliases.forEach(validateAlias);
+  const files = rootfsFile ? [file, rootfsFile] : [file];
+  const kept = files.map((f, i) => (i === 0 ? `meta${ext(f)}` : `rootfs${ext(f)}`));
+  mkdirp(imagesDir(p), 0o700);
+  // In the store's dir (one filesystem, so the files are renamed into the image, not copied
+  // again); named like addImage's temp dirs, so what a killed import leaves is swept.
+  const stage = path.join(imagesDir(p), `.tmp-import${crypto.randomBytes(4).toString('hex')}-${process.pid}`);
+  fs.mkdirSync(stage, { mode: 0o700 });
+  const orig = path.join(stage, 'original');
+  const stored = kept.map((k) => path.join(orig, k));
+  try {
+    fs.mkdirSync(orig, { mode: 0o700 });
+    return { stage, orig, kept, stored, pass: rootfsFile ? undefined : startPass(file, stored[0]!) };
+  } catch (err) {
+    fs.rmSync(stage, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function startPass(file: string, dest: string): ImportPass {
+  const what = path.basename(file);
+  const hash = crypto.createHash('sha256');
+  const listed = copyHashList(file, dest, hash, what, true);
+  // Awaited by result(); until then a failure must not count as unhandled.
+  listed.catch(() => undefined);
+  return {
+    async result() {
+      const entries = await listed;
+      if (!entries)
+        throw new TslxcError(`Cannot read ${what}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
+      return { entries, sha256: hash.digest('hex') };
+    },
+  };
+}
+
+/** The extension a stored file keeps (its export gives it back under the same one). */
+export function ext(f: string): string {
+  const m = /(\.tar(\.(gz|xz|zst|bz2))?|\.t[gx]z|\.squashfs|\.sqfs)$/.exec(path.basename(f));
+  if (m) return m[1]!;
+  return isSquashfs(f) ? '.squashfs' : '.tar';
+}
