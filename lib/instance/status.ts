@@ -111,7 +111,15 @@ export async function listInstances(ctx: Context): Promise<Array<{ state: Instan
  * a config lost since. It is listed, read and deleted as an Error, as one whose create was killed later.
  */
 export function configlessState(name: string): InstanceState {
-  return { name, status: 'Error', reason: `its config.yaml is missing or unreadable; "tslxc delete ${name}" removes it`, ipv4: [], image: '', hostname: '', createdAt: '' };
+  return {
+    name,
+    status: 'Error',
+    reason: `its config.yaml is missing or unreadable; "tslxc delete ${name}" removes it`,
+    ipv4: [],
+    image: '',
+    hostname: '',
+    createdAt: '',
+  };
 }
 
 /** One container as the list shows it (listInstances): a dir without a readable config is an Error. */

@@ -162,7 +162,9 @@ if (requireRoot(test)) {
           }
         }
         t.false(fs.existsSync(dir));
-        const left = [env.paths.stateDir, env.paths.runDir].flatMap((d) => fs.readdirSync(d, { recursive: true }).map(String)).filter((f) => /k3/.test(f) && !f.startsWith('generations/'));
+        const left = [env.paths.stateDir, env.paths.runDir]
+          .flatMap((d) => fs.readdirSync(d, { recursive: true }).map(String))
+          .filter((f) => /k3/.test(f) && !f.startsWith('generations/'));
         // Its generation token stays, as after any delete: a later k3's plan must never match it.
         t.deepEqual(left, [], 'no file of k3 is left');
         t.is((await next.request('GET', '/1.0/instances/k3')).status, 404);
