@@ -96,6 +96,91 @@ if (requireRoot(test)) {
     t.deepEqual((await server.request('GET', '/1.0/images')).json!.metadata, []);
   });
 
+  test.serial('lxc image import META ROOTFS (split, with properties); image edit, PUT/PATCH; alias PUT/PATCH', async (t) => {
+    const conf = server.lxcConf();
+    const meta = makeTarGz([
+      {
+        name: 'metadata.yaml',
+        content: 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: test\n  release: "2"\n  description: split test image\n',
+      },
+    ]);
+    const rootfs = makeTarGz([{ name: 'hello', content: 'split\n' }]);
+    const splitFp = crypto.createHash('sha256').update(meta).update(rootfs).digest('hex');
+    fs.writeFileSync(path.join(env.root, 'meta.tar.gz'), meta);
+    fs.writeFileSync(path.join(env.root, 'rootfs.tar.gz'), rootfs);
+    const out = await lxc(
+      t,
+      ['image', 'import', path.join(env.root, 'meta.tar.gz'), path.join(env.root, 'rootfs.tar.gz'), '--alias', 'split', 'color=blue'],
+      conf,
+    );
+    t.regex(out, new RegExp(splitFp));
+    const img = (await server.request('GET', `/1.0/images/${splitFp}`)).json!.metadata;
+    t.like(img.properties, { os: 'test', release: '2', color: 'blue' });
+    // The split export gives both files back; the client checks their sha256 against the fingerprint.
+    const exported = path.join(env.root, 'split-export');
+    await lxc(t, ['image', 'export', 'split', exported], conf);
+    // A split export to a file name: the name and NAME.root, as LXD's client writes them.
+    t.true(fs.readFileSync(exported).equals(meta));
+    t.true(fs.readFileSync(`${exported}.root`).equals(rootfs));
+
+    // lxc image edit: GET and PUT with If-Match.
+    const edit = await server.lxc(['image', 'edit', 'split'], {
+      conf,
+      input: 'auto_update: true\nproperties:\n  os: test\n  release: "3"\npublic: true\nexpires_at: 2030-01-02T03:04:05Z\nprofiles: [default]\n',
+    });
+    t.is(edit.code, 0, edit.stderr);
+    const edited = (await server.request('GET', `/1.0/images/${splitFp}`)).json!.metadata;
+    t.is(edited.public, true);
+    t.is(edited.auto_update, true);
+    t.is(Date.parse(edited.expires_at), Date.parse('2030-01-02T03:04:05Z'));
+    t.deepEqual(edited.properties, { os: 'test', release: '3', description: '' });
+    // PATCH merges properties; a stale ETag is refused; an unknown profile too.
+    t.is((await server.request('PATCH', `/1.0/images/${splitFp}`, { properties: { color: 'red' }, public: false })).status, 200);
+    const patched = await server.request('GET', `/1.0/images/${splitFp}`);
+    t.like(patched.json!.metadata, { public: false, auto_update: true, properties: { os: 'test', release: '3', color: 'red' } });
+    t.is((await server.request('PUT', `/1.0/images/${splitFp}`, { properties: {} }, { 'If-Match': '"stale"' })).status, 412);
+    t.is((await server.request('PUT', `/1.0/images/${splitFp}`, { profiles: ['nope'] })).status, 400);
+    t.is((await server.request('PATCH', `/1.0/images/${splitFp}`, { public: 'yes' })).status, 400);
+    // The export still gives the imported files back, byte for byte.
+    await lxc(t, ['image', 'export', 'split', `${exported}2`], conf);
+    t.true(fs.readFileSync(`${exported}2`).equals(meta));
+
+    // Aliases: a description at create, PATCH it, PUT retargets, rename keeps the description.
+    await lxc(t, ['image', 'import', tarball, '--alias', 'tiny'], conf);
+    t.is((await server.request('POST', '/1.0/images/aliases', { name: 'moving', target: fingerprint, description: 'first' })).status, 201);
+    const alias = await server.request('GET', '/1.0/images/aliases/moving');
+    t.like(alias.json!.metadata, { name: 'moving', description: 'first', target: fingerprint });
+    t.is((await server.request('PATCH', '/1.0/images/aliases/moving', { description: 'second' }, { 'If-Match': String(alias.headers.etag) })).status, 200);
+    t.is((await server.request('PATCH', '/1.0/images/aliases/moving', { description: 'third' }, { 'If-Match': String(alias.headers.etag) })).status, 412);
+    t.is((await server.request('PUT', '/1.0/images/aliases/moving', { target: splitFp })).status, 200);
+    t.like((await server.request('GET', '/1.0/images/aliases/moving')).json!.metadata, { description: '', target: splitFp });
+    t.is((await server.request('PATCH', '/1.0/images/aliases/moving', { description: 'kept' })).status, 200);
+    await lxc(t, ['image', 'alias', 'rename', 'moving', 'moved'], conf);
+    t.like((await server.request('GET', '/1.0/images/aliases/moved')).json!.metadata, { description: 'kept', target: splitFp });
+    t.is((await server.request('PUT', '/1.0/images/aliases/moved', { description: 'x' })).status, 400);
+    t.is((await server.request('PUT', '/1.0/images/aliases/moved', { target: 'f'.repeat(64) })).status, 404);
+    t.is((await server.request('PUT', '/1.0/images/aliases/gone', { target: splitFp })).status, 404);
+    // A multipart upload without a rootfs part, or with a VM's, is refused and leaves nothing.
+    const boundary = 'b0undary';
+    const form = (name: string) =>
+      Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="metadata"; filename="m"\r\n\r\n`),
+        meta,
+        Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="r"\r\n\r\n`),
+        rootfs,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+    const ctype = { 'Content-Type': `multipart/form-data; boundary=${boundary}` };
+    t.is((await server.request('POST', '/1.0/images', form('rootfs.img'), ctype)).status, 400);
+    t.is((await server.request('POST', '/1.0/images', form('other'), ctype)).status, 400);
+    t.is((await server.request('POST', '/1.0/images', form('rootfs').subarray(0, 100), ctype)).status, 400);
+    t.deepEqual(
+      fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((f) => f.startsWith('.tmp')),
+      [],
+    );
+    await lxc(t, ['image', 'delete', 'split', 'tiny'], conf);
+  });
+
   test.serial('lxc network create/list/show/set/delete', async (t) => {
     const conf = server.lxcConf();
     await lxc(t, ['network', 'create', bridge, 'ipv4.nat=false'], conf);
