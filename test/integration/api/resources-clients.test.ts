@@ -218,6 +218,52 @@ if (requireRoot(test)) {
     t.is((await server.request('GET', '/1.0/storage-pools/p1')).status, 404);
   });
 
+  test.serial('lxc storage volume: config (user.*, size on btrfs), set/unset/edit with ETag, rename', async (t) => {
+    const conf = server.lxcConf();
+    await lxc(t, ['storage', 'create', 'p2', 'dir'], conf);
+    await lxc(t, ['storage', 'volume', 'create', 'p2', 'v2', 'user.team=blue'], conf);
+    const url = '/1.0/storage-pools/p2/volumes/custom/v2';
+    t.deepEqual((await server.request('GET', url)).json!.metadata.config, { 'user.team': 'blue' });
+    await lxc(t, ['storage', 'volume', 'set', 'p2', 'v2', 'user.owner=ann'], conf);
+    await lxc(t, ['storage', 'volume', 'unset', 'p2', 'v2', 'user.team'], conf);
+    t.deepEqual((await server.request('GET', url)).json!.metadata.config, { 'user.owner': 'ann' });
+    const edit = await server.lxc(['storage', 'volume', 'edit', 'p2', 'v2'], { conf, input: 'description: shared data\nconfig:\n  user.owner: bob\n' });
+    t.is(edit.code, 0, edit.stderr);
+    const got = await server.request('GET', url);
+    t.like(got.json!.metadata, { description: 'shared data', config: { 'user.owner': 'bob' } });
+    // A stale ETag, a size on a dir pool, an unknown key: refused, nothing changed.
+    t.is((await server.request('PATCH', url, { config: { 'user.x': 'y' } }, { 'If-Match': '"stale"' })).status, 412);
+    const size = await server.lxc(['storage', 'volume', 'set', 'p2', 'v2', 'size=1GiB'], { conf });
+    t.not(size.code, 0);
+    t.regex(size.stderr, /dir pool cannot limit/);
+    t.is((await server.request('PATCH', url, { config: { 'block.filesystem': 'ext4' } })).status, 400);
+    t.is((await server.request('POST', '/1.0/storage-pools/p2/volumes', { name: 'v9', config: { size: '1GiB' } })).status, 400);
+    t.is((await server.request('GET', '/1.0/storage-pools/p2/volumes/custom/v9')).status, 404);
+    t.is((await server.request('GET', url)).headers.etag, got.headers.etag);
+    // Rename keeps description and config.
+    await lxc(t, ['storage', 'volume', 'rename', 'p2', 'v2', 'v3'], conf);
+    t.like((await server.request('GET', '/1.0/storage-pools/p2/volumes/custom/v3')).json!.metadata, {
+      description: 'shared data',
+      config: { 'user.owner': 'bob' },
+    });
+    await lxc(t, ['storage', 'volume', 'delete', 'p2', 'v3'], conf);
+    await lxc(t, ['storage', 'delete', 'p2'], conf);
+
+    // btrfs: size is a qgroup limit on the volume's subvolume.
+    await lxc(t, ['storage', 'create', 'pb', 'btrfs', 'size=512MiB'], conf);
+    try {
+      await lxc(t, ['storage', 'volume', 'create', 'pb', 'vb', 'size=64MiB'], conf);
+      t.is((await server.request('GET', '/1.0/storage-pools/pb/volumes/custom/vb')).json!.metadata.config.size, '64MiB');
+      await lxc(t, ['storage', 'volume', 'set', 'pb', 'vb', 'size=32MiB'], conf);
+      t.is((await server.request('GET', '/1.0/storage-pools/pb/volumes/custom/vb')).json!.metadata.config.size, '32MiB');
+      const bad = await server.lxc(['storage', 'volume', 'set', 'pb', 'vb', 'size=lots'], { conf });
+      t.not(bad.code, 0);
+      await lxc(t, ['storage', 'volume', 'delete', 'pb', 'vb'], conf);
+    } finally {
+      await server.lxc(['storage', 'delete', 'pb'], { conf });
+    }
+  });
+
   test.serial('pylxd: profiles, images, networks, storage pools', async (t) => {
     const script = `
 import pylxd, warnings
