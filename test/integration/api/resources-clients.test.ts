@@ -198,6 +198,40 @@ if (requireRoot(test)) {
     t.deepEqual(hostLinks(bridge), []);
   });
 
+  test.serial('a network with ipv4.address=none and ipv6.address=none: its bridge, no dnsmasq (lxc and the CLI)', async (t) => {
+    const conf = server.lxcConf();
+    const dnsmasqOf = (name: string) =>
+      fs
+        .readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(`/networks/${name}/dnsmasq.conf`);
+          } catch {
+            return false;
+          }
+        });
+    const none = uniqueBridge('tsln');
+    await lxc(t, ['network', 'create', none, 'ipv4.address=none', 'ipv6.address=none'], conf);
+    t.deepEqual(hostLinks(none), [none]);
+    t.deepEqual(dnsmasqOf(none), []);
+    t.like((await server.request('GET', `/1.0/networks/${none}`)).json!.metadata.config, { 'ipv4.address': 'none', 'ipv6.address': 'none' });
+    t.regex(env.ok(t, ['network', 'list']), new RegExp(`^${none} +none +none .* UP `, 'm'));
+    // Given an address later, it serves it; back to none, its dnsmasq goes.
+    await lxc(t, ['network', 'set', none, 'ipv4.address', '10.251.77.1/24'], conf);
+    t.is(dnsmasqOf(none).length, 1);
+    await lxc(t, ['network', 'set', none, 'ipv4.address', 'none'], conf);
+    t.deepEqual(dnsmasqOf(none), []);
+    await lxc(t, ['network', 'delete', none], conf);
+    t.deepEqual(hostLinks(none), []);
+    // The CLI, the same.
+    const cli = uniqueBridge('tsln');
+    env.ok(t, ['network', 'create', cli, 'ipv4.address=none', 'ipv6.address=none']);
+    t.deepEqual(dnsmasqOf(cli), []);
+    env.ok(t, ['network', 'delete', cli]);
+    t.deepEqual(hostLinks(cli), []);
+  });
+
   test.serial('lxc storage create/list/show and volume create/list/delete', async (t) => {
     const conf = server.lxcConf();
     await lxc(t, ['storage', 'create', 'p1', 'dir'], conf);
