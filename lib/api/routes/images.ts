@@ -5,7 +5,21 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiError, sync, type ApiRequest, type Route } from '../types.js';
 import { aliasShape, aliasWritable, imageShape, imageWritable, originalFile } from '../shapes/image.js';
-import { asClientError, body, checkIfMatch, created, enc, etagOf, optString, recursion, reqString, requireUnrestricted, stringMap } from './rest.js';
+import {
+  asClientError,
+  body,
+  checkIfMatch,
+  created,
+  deleteRoute,
+  enc,
+  etagOf,
+  optString,
+  recursion,
+  renameRoute,
+  reqString,
+  requireUnrestricted,
+  stringMap,
+} from './rest.js';
 
 /**
  * /1.0/images and /1.0/images/aliases over the store `tslxc image` manages (its images lock, its
@@ -17,6 +31,7 @@ const store = () => import('../../image/store.js');
 const manage = () => import('../../image/manage.js');
 const url = (fp: string) => `/1.0/images/${fp}`;
 const aliasUrl = (name: string) => `/1.0/images/aliases/${enc(name)}`;
+const alias = { path: '/1.0/images/aliases/{name}', kind: 'image-alias', url: aliasUrl };
 
 /** The most an upload may be, unless TSLXC_API_MAX_UPLOAD (bytes) says otherwise. */
 const DEFAULT_MAX_UPLOAD = 16 * 1024 ** 3;
@@ -296,29 +311,8 @@ export const routes: Route[] = [
   },
   { method: 'PUT', path: '/1.0/images/aliases/{name}', handler: (req) => updateAliasRoute(req, false) },
   { method: 'PATCH', path: '/1.0/images/aliases/{name}', handler: (req) => updateAliasRoute(req, true) },
-  {
-    method: 'POST',
-    path: '/1.0/images/aliases/{name}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const to = reqString(await body(req), 'name');
-      const { renameAlias } = await manage();
-      await asClientError(() => renameAlias(req.ctx.paths, req.params.name, to));
-      req.events.lifecycle('image-alias-renamed', aliasUrl(to), { old_name: req.params.name });
-      return created(aliasUrl(to));
-    },
-  },
-  {
-    method: 'DELETE',
-    path: '/1.0/images/aliases/{name}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const { deleteAlias } = await manage();
-      await asClientError(() => deleteAlias(req.ctx.paths, req.params.name));
-      req.events.lifecycle('image-alias-deleted', aliasUrl(req.params.name));
-      return sync({});
-    },
-  },
+  renameRoute(alias, async (req, from, to) => (await manage()).renameAlias(req.ctx.paths, from, to)),
+  deleteRoute(alias, async (req, name) => (await manage()).deleteAlias(req.ctx.paths, name)),
   {
     method: 'GET',
     path: '/1.0/images/{fingerprint}',

@@ -5,6 +5,7 @@ import {
   body,
   checkIfMatch,
   created,
+  deleteRoute,
   enc,
   etagOf,
   instanceUrls,
@@ -155,17 +156,7 @@ export const routes: Route[] = [
   },
   { method: 'PUT', path: '/1.0/storage-pools/{pool}', handler: (req) => updatePool(req) },
   { method: 'PATCH', path: '/1.0/storage-pools/{pool}', handler: (req) => updatePool(req) },
-  {
-    method: 'DELETE',
-    path: '/1.0/storage-pools/{pool}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const { deletePool } = await manage();
-      await asClientError(() => deletePool(req.ctx, req.params.pool));
-      req.events.lifecycle('storage-pool-deleted', poolUrl(req.params.pool));
-      return sync({});
-    },
-  },
+  deleteRoute({ path: '/1.0/storage-pools/{pool}', kind: 'storage-pool', url: poolUrl }, async (req, name) => (await manage()).deletePool(req.ctx, name)),
   { method: 'GET', path: '/1.0/storage-pools/{pool}/volumes', handler: (req) => listVolumesRoute(req) },
   { method: 'POST', path: '/1.0/storage-pools/{pool}/volumes', handler: (req) => createVolumeRoute(req) },
   { method: 'GET', path: '/1.0/storage-pools/{pool}/volumes/{type}', handler: (req) => listVolumesRoute(req, req.params.type) },
