@@ -79,7 +79,9 @@ function restriction(body: Record<string, unknown>, current?: TrustedCertificate
   const restricted = (body.restricted as boolean | undefined) ?? (glob ? true : merge && !!current?.restricted);
   if (!restricted) return { restricted: false };
   const instances = (glob as string | undefined) || current?.instances;
-  if (!instances) throw new ApiError(400, `A restricted certificate needs "${INSTANCES_KEY}": the glob of the instances it may use ("alice-*")`);
+  // A certificate restricted by other means (a lab member's) stays as it is; any other needs a glob.
+  if (!instances && !current?.restricted)
+    throw new ApiError(400, `A restricted certificate needs "${INSTANCES_KEY}": the glob of the instances it may use ("alice-*")`);
   return { restricted: true, instances };
 }
 
@@ -160,7 +162,7 @@ export function certificateRoutes(core: ServerCore): Route[] {
       e.name = name;
       e.type = type;
       e.restricted = r.restricted;
-      if (r.restricted) e.instances = r.instances;
+      if (r.instances !== undefined) e.instances = r.instances;
       else delete e.instances;
     });
     req.events.lifecycle('certificate-updated', `/1.0/certificates/${c.fingerprint}`);
