@@ -278,6 +278,20 @@ export async function addCertificate(
   });
 }
 
+/** Changes one certificate's entry under the store's lock (the API's PUT/PATCH); the change may throw. */
+export async function updateCertificate(p: Paths, fingerprint: string, change: (c: TrustedCertificate) => void): Promise<TrustedCertificate> {
+  return updateTrust(p, (store) => {
+    const c = store.certificates.find((x) => x.fingerprint === fingerprint);
+    if (!c) throw new TslxcError('Certificate not found', undefined, undefined, { kind: 'not-found' });
+    change(c);
+    validateTrustName(c.name);
+    if (c.instances !== undefined) validateGlob(c.instances);
+    if (store.certificates.some((x) => x !== c && x.name === c.name) || store.tokens.some((k) => k.name === c.name))
+      throw new TslxcError(`The name "${c.name}" is already in the trust store`, undefined, 'pick another', { kind: 'conflict' });
+    return c;
+  });
+}
+
 /**
  * Removes a certificate (by name or a fingerprint prefix of at least 12 characters) or a pending
  * token (by name). Returns what was removed.

@@ -314,6 +314,7 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
       delete meta.tslxc.original;
       delete meta.tslxc.source;
       delete meta.tslxc.recipe_key;
+      delete meta.tslxc.lxd;
       if (!opts.layer) delete meta.tslxc.layer;
     }
     let rootParent = img.dir;

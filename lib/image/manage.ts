@@ -7,7 +7,19 @@ import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { containerConfigFile, imagesDir, type Paths } from '../state/paths.js';
 import { bumpGeneration, scope } from '../state/generations.js';
 import { listNames, type InstanceConfig } from '../state/config.js';
-import { getImage, listImages, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import {
+  aliasDescriptions,
+  descriptionsFile,
+  getImage,
+  imageSettings,
+  listImages,
+  readAliases,
+  requireImage,
+  withImagesLock,
+  writeAliases,
+  type Image,
+  type ImageSettings,
+} from './store.js';
 import type { ImageMetadata } from './metadata.js';
 import { validateMetadata } from './lxd.js';
 import { ensureUnpacked, isPacked } from './unpack.js';
@@ -144,7 +156,21 @@ function duSync(dir: string): number | undefined {
 
 export const label = (i: Image): string => (i.aliases.length ? `${i.aliases[0]} (${i.fingerprint.slice(0, 12)})` : i.fingerprint.slice(0, 12));
 
-export async function createAlias(p: Paths, alias: string, ref: string): Promise<void> {
+function setDescription(p: Paths, alias: string, description: string | undefined, from?: string): void {
+  const d = aliasDescriptions(p);
+  const had = JSON.stringify(d);
+  if (from !== undefined) {
+    description ??= d[from];
+    delete d[from];
+  }
+  if (description) d[alias] = description;
+  else delete d[alias];
+  if (JSON.stringify(d) !== had) writeYamlAtomic(descriptionsFile(p), d);
+}
+
+const aliasMissing = (alias: string) => new TslxcError(`Alias "${alias}" not found`, undefined, 'see "tslxc image alias list"', { kind: 'not-found' });
+
+export async function createAlias(p: Paths, alias: string, ref: string, description?: string): Promise<void> {
   validateAlias(alias);
   const img = requireImage(p, ref);
   await withImagesLock(p, async () => {
@@ -152,15 +178,40 @@ export async function createAlias(p: Paths, alias: string, ref: string): Promise
     if (table[alias]) throw new TslxcError(`Alias "${alias}" already exists`, `it names ${table[alias].slice(0, 12)}`, 'delete it first', { kind: 'conflict' });
     table[alias] = img.fingerprint;
     writeAliases(p, table);
+    setDescription(p, alias, description);
+  });
+}
+
+/**
+ * Points an alias at another image and/or changes its description (LXD's alias PUT and PATCH).
+ * `check` sees the alias as it is under the lock (the API's If-Match), and may refuse.
+ */
+export async function updateAlias(
+  p: Paths,
+  alias: string,
+  change: { target?: string; description?: string },
+  check: (current: { target: string; description: string }) => void = () => {},
+): Promise<void> {
+  const img = change.target !== undefined ? requireImage(p, change.target) : undefined;
+  await withImagesLock(p, async () => {
+    const table = readAliases(p);
+    if (!table[alias]) throw aliasMissing(alias);
+    check({ target: table[alias], description: aliasDescriptions(p)[alias] ?? '' });
+    if (img && table[alias] !== img.fingerprint) {
+      table[alias] = img.fingerprint;
+      writeAliases(p, table);
+    }
+    if (change.description !== undefined) setDescription(p, alias, change.description);
   });
 }
 
 export async function deleteAlias(p: Paths, alias: string): Promise<void> {
   await withImagesLock(p, async () => {
     const table = readAliases(p);
-    if (!table[alias]) throw new TslxcError(`Alias "${alias}" not found`, undefined, 'see "tslxc image alias list"', { kind: 'not-found' });
+    if (!table[alias]) throw aliasMissing(alias);
     delete table[alias];
     writeAliases(p, table);
+    setDescription(p, alias, undefined);
   });
 }
 
@@ -168,11 +219,40 @@ export async function renameAlias(p: Paths, from: string, to: string): Promise<v
   validateAlias(to);
   await withImagesLock(p, async () => {
     const table = readAliases(p);
-    if (!table[from]) throw new TslxcError(`Alias "${from}" not found`, undefined, 'see "tslxc image alias list"', { kind: 'not-found' });
+    if (!table[from]) throw aliasMissing(from);
     if (table[to]) throw new TslxcError(`Alias "${to}" already exists`, `it names ${table[to].slice(0, 12)}`, undefined, { kind: 'conflict' });
     table[to] = table[from];
     delete table[from];
     writeAliases(p, table);
+    setDescription(p, to, undefined, from);
+  });
+}
+
+/**
+ * Changes an image's properties and settings (LXD's image PUT/PATCH) under the images lock. The
+ * stored files stay as they are, so an imported image still exports byte for byte (as LXD's
+ * export gives back the file, whatever its properties in the database say).
+ */
+export async function updateImage(
+  p: Paths,
+  fingerprint: string,
+  change: (current: { properties: Record<string, string>; settings: ImageSettings }) => { properties: Record<string, string>; settings: ImageSettings },
+): Promise<void> {
+  await withImagesLock(p, async () => {
+    const img = requireImage(p, fingerprint);
+    const meta = img.metadata;
+    const props: Record<string, string> = {};
+    for (const [k, v] of Object.entries(meta.properties ?? {})) if (v !== undefined) props[k] = String(v);
+    const next = change({ properties: props, settings: imageSettings(img) });
+    meta.properties = {
+      ...next.properties,
+      os: next.properties.os ?? '',
+      release: next.properties.release ?? '',
+      description: next.properties.description ?? '',
+    };
+    meta.tslxc = { ...(meta.tslxc ?? {}), lxd: next.settings };
+    writeYamlAtomic(path.join(img.dir, 'metadata.yaml'), meta);
+    bumpGeneration(p, scope.image(img.fingerprint));
   });
 }
 
@@ -230,6 +310,7 @@ export async function editMetadata(p: Paths, ref: string, doc: unknown): Promise
     original: keep.original,
     recipe_key: keep.recipe_key,
     source: keep.source,
+    lxd: keep.lxd,
   };
   for (const k of Object.keys(meta.tslxc) as Array<keyof NonNullable<ImageMetadata['tslxc']>>) if (meta.tslxc[k] === undefined) delete meta.tslxc[k];
   // Exporting the original files would no longer give this metadata back.

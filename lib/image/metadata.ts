@@ -18,6 +18,8 @@ export interface ImageMetadata {
     size?: number;
     /** how it came to be: build, import, publish */
     source?: string;
+    /** what LXD's API keeps of an image and tslxc only stores (lib/image/manage.ts ImageSettings) */
+    lxd?: { public: boolean; auto_update: boolean; expires_at: string; profiles: string[] };
     /** imported images keep their original files (images/<fp>/original/) so export gives them back byte for byte */
     original?: { kind: 'unified' | 'split'; files: string[] };
   };

@@ -24,10 +24,30 @@ export interface Image {
   aliases: string[];
 }
 
+/** What LXD keeps of an image besides its files (api.ImagePut); tslxc acts on none of it. */
+export interface ImageSettings {
+  public: boolean;
+  auto_update: boolean;
+  /** RFC 3339; LXD's zero time for never */
+  expires_at: string;
+  profiles: string[];
+}
+
+export const DEFAULT_SETTINGS: ImageSettings = { public: false, auto_update: false, expires_at: '0001-01-01T00:00:00Z', profiles: ['default'] };
+
+export const imageSettings = (img: Image): ImageSettings => ({ ...DEFAULT_SETTINGS, ...(img.metadata.tslxc?.lxd ?? {}) });
+
 const aliasesFile = (p: Paths) => path.join(imagesDir(p), 'aliases.yaml');
 
 export function readAliases(p: Paths): Record<string, string> {
   return readYamlIfExists<Record<string, string>>(aliasesFile(p)) ?? {};
+}
+
+/** Aliases' descriptions (LXD keeps one per alias), beside the alias table: alias → text. */
+export const descriptionsFile = (p: Paths) => path.join(imagesDir(p), 'alias-descriptions.yaml');
+
+export function aliasDescriptions(p: Paths): Record<string, string> {
+  return readYamlIfExists<Record<string, string>>(descriptionsFile(p)) ?? {};
 }
 
 export function writeAliases(p: Paths, table: Record<string, string>): void {

@@ -98,14 +98,29 @@ export function dnsmasqPid(p: Paths, name: string): number | undefined {
 /** Only a live dnsmasq started with this network's config file is ours (start plans check it so too). */
 export const dnsmasqIdentity = (conf: string) => ({ program: 'dnsmasq', arg: `--conf-file=${conf}` });
 
-export function startDnsmasq(p: Paths, net: NetworkDef): void {
-  const bin = systemTool('dnsmasq', 'run DHCP and DNS for network "' + net.name + '"');
+/**
+ * A network with neither an IPv4 nor an IPv6 address (ipv4.address=none, ipv6.address=none) has
+ * nothing for dnsmasq to serve, and dnsmasq refuses a bridge without an address: none runs there.
+ */
+export const needsDnsmasq = (net: NetworkDef): boolean => !!bridgeIpv4(net) || !!ipv6Of(net);
+
+/**
+ * The network's run dir and its files as dnsmasq reads them (the containers' reservations are
+ * written there whether or not a dnsmasq runs, so a network given an address later serves them).
+ */
+export function prepareFiles(p: Paths, net: NetworkDef): ReturnType<typeof files> {
   const f = files(p, net.name);
   mkdirp(f.dir, 0o700);
   mkdirp(f.dhcpHosts, 0o700);
   mkdirp(f.hosts, 0o700);
   if (!fs.existsSync(f.leases)) fs.writeFileSync(f.leases, '', { mode: 0o600 });
   writeFileAtomic(f.conf, renderDnsmasqConf(net, f), 0o600);
+  return f;
+}
+
+export function startDnsmasq(p: Paths, net: NetworkDef): void {
+  const bin = systemTool('dnsmasq', 'run DHCP and DNS for network "' + net.name + '"');
+  const f = prepareFiles(p, net);
   // dnsmasq daemonizes after it bound its sockets: its exit status tells whether it started.
   const r = spawnSync(bin, [`--conf-file=${f.conf}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
   if (r.status !== 0) {

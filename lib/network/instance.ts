@@ -9,7 +9,7 @@ import type { Device } from '../profile/store.js';
 import type { Paths } from '../state/paths.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { checkStaticAddress, parseProxyEnd, validateNic, validateProxy } from './devices.js';
-import { dnsmasqIdentity, dropLeases, files as dnsFiles, hupDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
+import { dnsmasqIdentity, dropLeases, files as dnsFiles, hupDnsmasq, needsDnsmasq, parseLeases, readLeases } from './dnsmasq.js';
 import { executeSteps, fileOp, type SpecOp } from '../state/spec.js';
 import { containerRunDir } from '../state/paths.js';
 import { ip, ipQuiet, ipTool, linkExists, portBound, systemTool } from './host.js';
@@ -116,6 +116,8 @@ function publishSteps(p: Paths, name: string, state: NetState): SpecOp[] {
     const dhcp = mine.map((n, i) => `${n.hwaddr},${n.ipv4}${i === 0 ? `,${name}` : ''}\n`).join('');
     steps.push(fileOp({ path: path.join(f.dhcpHosts, name), mode: 0o600, data: dhcp }));
     steps.push(fileOp({ path: path.join(f.hosts, name), mode: 0o600, data: mine.length ? `${mine[0].ipv4} ${name}\n` : '' }));
+    // A network serving no address runs no dnsmasq: nothing to tell.
+    if (!needsDnsmasq(loadNetwork(p, netName))) continue;
     const ours = dnsmasqIdentity(f.conf);
     steps.push(['hup', f.pid, ours.program, ours.arg]);
   }

@@ -5,7 +5,7 @@ import { Reverter } from '../util/revert.js';
 import { listNames, loadConfig } from '../state/config.js';
 import { expandInstance } from '../profile/expand.js';
 import { listProfiles } from '../profile/store.js';
-import { dnsmasqPid, dnsmasqStale, files as dnsFiles, readLeases, startDnsmasq, stopDnsmasq, type Lease } from './dnsmasq.js';
+import { dnsmasqPid, dnsmasqStale, files as dnsFiles, needsDnsmasq, prepareFiles, readLeases, startDnsmasq, stopDnsmasq, type Lease } from './dnsmasq.js';
 import { ip, ipQuiet, linkExists, readSysctl, usedSubnets, writeSysctl } from './host.js';
 import { formatCidr, overlaps, pickFreeSubnet, randomUla, subnetString, type Cidr } from './ipv4.js';
 import { nftTableName, stableHwaddr, validateNetworkName } from './names.js';
@@ -104,14 +104,15 @@ export async function bringUp(p: Paths, net: NetworkDef): Promise<void> {
     // NAT needs forwarding; this is the one host-wide setting tslxc changes (and only for ipv4.nat).
     writeSysctl('net.ipv4.ip_forward', '1');
   }
-  if (dnsmasqPid(p, net.name) && dnsmasqStale(p, net)) await stopDnsmasq(p, net.name);
-  if (!dnsmasqPid(p, net.name)) startDnsmasq(p, net);
+  if (dnsmasqPid(p, net.name) && (dnsmasqStale(p, net) || !needsDnsmasq(net))) await stopDnsmasq(p, net.name);
+  if (!needsDnsmasq(net)) prepareFiles(p, net);
+  else if (!dnsmasqPid(p, net.name)) startDnsmasq(p, net);
   syncRuleset(p);
 }
 
 /** Before anything uses a network: recreate what died (dnsmasq, the bridge after a host reboot). */
 export async function ensureNetworkUp(p: Paths, net: NetworkDef): Promise<void> {
-  if (linkExists(net.name) && dnsmasqPid(p, net.name) && !dnsmasqStale(p, net)) return;
+  if (linkExists(net.name) && !dnsmasqStale(p, net) && (!needsDnsmasq(net) || dnsmasqPid(p, net.name))) return;
   await bringUp(p, net);
 }
 
@@ -254,7 +255,7 @@ export interface NetworkSummary {
 
 export function summarize(p: Paths, name: string): NetworkSummary {
   const net = loadNetwork(p, name);
-  const pid = dnsmasqPid(p, name);
+  const pid = needsDnsmasq(net) ? dnsmasqPid(p, name) : undefined;
   const up = linkExists(name);
   return {
     name,
@@ -264,7 +265,8 @@ export function summarize(p: Paths, name: string): NetworkSummary {
     nat: natOf(net),
     domain: net.config['dns.domain'] || 'tslxc',
     mtu: mtuOf(net),
-    state: up && pid ? 'up' : up || pid ? 'degraded' : 'down',
+    // Without an address to serve, the bridge alone is the network.
+    state: !needsDnsmasq(net) ? (up ? 'up' : 'down') : up && pid ? 'up' : up || pid ? 'degraded' : 'down',
     dnsmasqPid: pid,
     usedBy: usedBy(p, name),
     running: runningOn(p, name),

@@ -43,7 +43,9 @@ export function networkReplay(
     const f = dnsFiles(p, net);
     // As ensureNetworkUp: the bridge, a dnsmasq of ours, running the config the network asks for.
     const ours = dnsmasqIdentity(f.conf);
-    out.checks.push(['link', net], ['proc', f.pid, ours.program, ours.arg], ['text', f.conf, readTextIfExists(f.conf) ?? '']);
+    // The start told the network's dnsmasq (a network serving no address has none): it must run.
+    const served = steps.some((s) => s[0] === 'hup' && s[1] === f.pid);
+    out.checks.push(['link', net], ...(served ? [['proc', f.pid, ours.program, ours.arg]] : []), ['text', f.conf, readTextIfExists(f.conf) ?? '']);
     for (const n of st.nics) if (n.network === net && n.ipv4) out.checks.push(leaseCheck(f.leases, n.ipv4, hwaddrs));
   }
   return out;

@@ -12,7 +12,8 @@ import { run } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { readYamlIfExists, writeYamlAtomic } from '../util/yaml.js';
 import { loadPool, poolsDir, type PoolConfig } from './pool.js';
-import { btrfs, deleteSubvolume, mountPoint } from './drivers/btrfs.js';
+import { btrfs, deleteSubvolume, limitSubvolume, mountPoint } from './drivers/btrfs.js';
+import { parseSize } from '../util/units.js';
 import { poolError, runOnPool } from './drivers/common.js';
 import { driverOf, usePool } from './driver.js';
 
@@ -30,7 +31,35 @@ export interface VolumeInfo {
   pool: string;
   created_at: string;
   description?: string;
+  /** LXD's volume config keys tslxc takes (validateVolumeConfig) */
+  config?: Record<string, string>;
   snapshots?: Array<{ name: string; created_at: string }>;
+}
+
+/**
+ * The config keys a custom volume takes, as LXD's do on these drivers: `size` (btrfs: a qgroup
+ * limit on the volume's subvolume; a dir pool has no way to bound a directory) and `user.*`
+ * (kept for the user). Anything else is refused, naming what is allowed.
+ */
+export function validateVolumeConfig(pool: PoolConfig, config: Record<string, string>): Record<string, string> {
+  for (const [k, v] of Object.entries(config)) {
+    if (k.startsWith('user.') && k.length > 5) continue;
+    if (k === 'size') {
+      if (pool.driver !== 'btrfs')
+        throw new TslxcError(`Cannot set "size" on a volume of pool "${pool.name}"`, `a ${pool.driver} pool cannot limit a volume's size`, 'use a btrfs pool', {
+          kind: 'invalid',
+        });
+      if (v !== '') parseSize(v, { key: 'size' });
+      continue;
+    }
+    throw new TslxcError(`Unknown volume config key "${k.slice(0, 64)}"`, 'allowed: size (btrfs pools), user.*', undefined, { kind: 'invalid' });
+  }
+  return config;
+}
+
+async function applySize(p: Paths, pool: PoolConfig, dir: string, size: string | undefined, what: string): Promise<void> {
+  if (pool.driver !== 'btrfs') return;
+  await limitSubvolume(pool, mountPoint(p, pool), dir, size ? parseSize(size, { key: 'size' }) : undefined, what);
 }
 
 const NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i;
@@ -165,7 +194,14 @@ async function copyData(srcPool: PoolConfig, src: string, dstPool: PoolConfig, d
 /**
  * Makes a volume from `fill` (which fills the temp data dir): temp dir, fill, rename, record last.
  */
-async function makeVolume(ctx: Context, pool: PoolConfig, vol: string, fill: (tmp: string) => Promise<void>, description?: string): Promise<VolumeInfo> {
+async function makeVolume(
+  ctx: Context,
+  pool: PoolConfig,
+  vol: string,
+  fill: (tmp: string) => Promise<void>,
+  description?: string,
+  config?: Record<string, string>,
+): Promise<VolumeInfo> {
   const p = ctx.paths;
   const root = volumesRoot(p, pool);
   fs.mkdirSync(root, { recursive: true, mode: 0o711 });
@@ -182,16 +218,71 @@ async function makeVolume(ctx: Context, pool: PoolConfig, vol: string, fill: (tm
     await removeData(pool, tmp).catch(() => {});
     throw err;
   }
-  const info: VolumeInfo = { name: vol, pool: pool.name, created_at: new Date().toISOString(), ...(description ? { description } : {}) };
+  const info: VolumeInfo = {
+    name: vol,
+    pool: pool.name,
+    created_at: new Date().toISOString(),
+    ...(description ? { description } : {}),
+    ...(config && Object.keys(config).length ? { config } : {}),
+  };
   writeYamlAtomic(volumeRecord(p, pool, vol), info, 0o600);
   bumpGeneration(p, scope.volume(pool.name, vol));
   return info;
 }
 
-export async function createVolume(ctx: Context, poolName: string, vol: string, description?: string): Promise<VolumeInfo> {
+export async function createVolume(
+  ctx: Context,
+  poolName: string,
+  vol: string,
+  description?: string,
+  config: Record<string, string> = {},
+): Promise<VolumeInfo> {
   validateVolumeName(vol);
   const pool = await ensurePool(ctx, poolName);
-  return withVolumeLock(ctx.paths, poolName, () => makeVolume(ctx, pool, vol, (tmp) => makeData(pool, tmp), description));
+  validateVolumeConfig(pool, config);
+  return withVolumeLock(ctx.paths, poolName, () =>
+    makeVolume(
+      ctx,
+      pool,
+      vol,
+      async (tmp) => {
+        await makeData(pool, tmp);
+        // On the temp subvolume: the limit moves with it, and a failure leaves nothing.
+        if (config.size) await applySize(ctx.paths, pool, tmp, config.size, `volume "${poolName}/${vol}"`);
+      },
+      description,
+      config,
+    ),
+  );
+}
+
+/**
+ * Changes a volume's description and config (LXD's volume PUT/PATCH) under the pool's volumes
+ * lock; `change` gets the record as it is then (the API's If-Match) and returns the new values.
+ * A changed size is applied before the record is written.
+ */
+export async function updateVolume(
+  ctx: Context,
+  poolName: string,
+  vol: string,
+  change: (current: { description: string; config: Record<string, string> }) => { description: string; config: Record<string, string> },
+): Promise<void> {
+  const pool = await ensurePool(ctx, poolName);
+  await withVolumeLock(ctx.paths, poolName, async () => {
+    const p = ctx.paths;
+    const dir = resolveVolume(p, poolName, vol);
+    const rec = readYamlIfExists<VolumeInfo>(volumeRecord(p, pool, vol))!;
+    const next = change({ description: rec.description ?? '', config: { ...(rec.config ?? {}) } });
+    validateVolumeConfig(pool, next.config);
+    if ((next.config.size ?? '') !== (rec.config?.size ?? '')) await applySize(p, pool, dir, next.config.size, `volume "${poolName}/${vol}"`);
+    const { description: _d, config: _c, ...rest } = rec;
+    writeYamlAtomic(
+      volumeRecord(p, pool, vol),
+      { ...rest, ...(next.description ? { description: next.description } : {}), ...(Object.keys(next.config).length ? { config: next.config } : {}) },
+      0o600,
+    );
+    bumpGeneration(p, scope.volume(poolName, vol));
+  });
 }
 
 export async function deleteVolume(ctx: Context, poolName: string, vol: string): Promise<void> {

@@ -1,6 +1,6 @@
 import type { ServerCore } from './core.js';
 import type { Route } from '../types.js';
-import { certificateRoutes } from './certificates.js';
+import { CERTIFICATE_EXTENSIONS, certificateRoutes } from './certificates.js';
 import { operationRoutes } from './operations.js';
 import { serverRoutes } from './server-info.js';
 
@@ -10,4 +10,4 @@ export function coreRoutes(core: ServerCore): Route[] {
 }
 
 /** The api_extensions these routes implement in full. */
-export const CORE_EXTENSIONS = ['event_lifecycle'];
+export const CORE_EXTENSIONS = ['event_lifecycle', ...CERTIFICATE_EXTENSIONS];

@@ -5,11 +5,13 @@ import {
   body,
   checkIfMatch,
   created,
+  deleteRoute,
   enc,
   etagOf,
   instanceUrls,
   optString,
   recursion,
+  renameRoute,
   reqString,
   requireUnrestricted,
   stringMap,
@@ -24,6 +26,7 @@ import {
 const manage = () => import('../../network/manage.js');
 const store = () => import('../../network/store.js');
 const url = (name: string) => `/1.0/networks/${enc(name)}`;
+const network = { path: '/1.0/networks/{name}', kind: 'network', url };
 
 /** The library's "container X" / "profile Y" users as LXD's URLs; instances a caller may not see are left out. */
 function usedByUrls(req: ApiRequest, users: string[]): string[] {
@@ -90,29 +93,8 @@ export const routes: Route[] = [
   },
   { method: 'PUT', path: '/1.0/networks/{name}', handler: (req) => update(req, false) },
   { method: 'PATCH', path: '/1.0/networks/{name}', handler: (req) => update(req, true) },
-  {
-    method: 'POST',
-    path: '/1.0/networks/{name}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const to = reqString(await body(req), 'name');
-      const { renameNetwork } = await manage();
-      await asClientError(() => renameNetwork(req.ctx.paths, req.params.name, to));
-      req.events.lifecycle('network-renamed', url(to), { old_name: req.params.name });
-      return created(url(to));
-    },
-  },
-  {
-    method: 'DELETE',
-    path: '/1.0/networks/{name}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const { deleteNetwork } = await manage();
-      await asClientError(() => deleteNetwork(req.ctx.paths, req.params.name));
-      req.events.lifecycle('network-deleted', url(req.params.name));
-      return sync({});
-    },
-  },
+  renameRoute(network, async (req, from, to) => (await manage()).renameNetwork(req.ctx.paths, from, to)),
+  deleteRoute(network, async (req, name) => (await manage()).deleteNetwork(req.ctx.paths, name)),
 ];
 
 /** PUT replaces description and config; PATCH merges config key by key. */

@@ -6,12 +6,14 @@ import {
   body,
   checkIfMatch,
   created,
+  deleteRoute,
   deviceMap,
   enc,
   etagOf,
   instanceUrls,
   optString,
   recursion,
+  renameRoute,
   reqString,
   requireUnrestricted,
   stringMap,
@@ -24,6 +26,7 @@ import {
 
 const lib = () => import('../../instance/profiles.js');
 const url = (name: string) => `/1.0/profiles/${enc(name)}`;
+const profile = { path: '/1.0/profiles/{name}', kind: 'profile', url };
 
 async function shapeOf(req: ApiRequest, name: string) {
   const { loadProfile, usedBy } = await lib();
@@ -80,30 +83,8 @@ export const routes: Route[] = [
     path: '/1.0/profiles/{name}',
     handler: (req) => update(req, true),
   },
-  {
-    method: 'POST',
-    path: '/1.0/profiles/{name}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const b = await body(req);
-      const to = reqString(b, 'name');
-      const { renameProfile } = await lib();
-      await asClientError(() => renameProfile(req.ctx, req.params.name, to));
-      req.events.lifecycle('profile-renamed', url(to), { old_name: req.params.name });
-      return created(url(to));
-    },
-  },
-  {
-    method: 'DELETE',
-    path: '/1.0/profiles/{name}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const { deleteProfile } = await lib();
-      await asClientError(() => deleteProfile(req.ctx, req.params.name));
-      req.events.lifecycle('profile-deleted', url(req.params.name));
-      return sync({});
-    },
-  },
+  renameRoute(profile, async (req, from, to) => (await lib()).renameProfile(req.ctx, from, to)),
+  deleteRoute(profile, async (req, name) => (await lib()).deleteProfile(req.ctx, name)),
 ];
 
 /** PUT replaces description, config and devices; PATCH merges config and devices key by key. */

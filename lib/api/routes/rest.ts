@@ -1,6 +1,6 @@
 import { TslxcError } from '../../errors.js';
 import { allowsInstance } from '../access.js';
-import { ApiError, sync, type ApiRequest, type ApiResult } from '../types.js';
+import { ApiError, sync, type ApiRequest, type ApiResult, type Route } from '../types.js';
 
 /**
  * What the resource routes (images, profiles, networks, storage) share: recursion, ETags and
@@ -90,3 +90,47 @@ export const enc = encodeURIComponent;
 export function instanceUrls(req: ApiRequest, names: string[]): string[] {
   return names.filter((n) => allowsInstance(req.identity, n)).map((n) => `/1.0/instances/${enc(n)}`);
 }
+
+/**
+ * The rename and delete routes every named object shares (profiles, networks, pools, aliases):
+ * an unrestricted caller, the library's call, the lifecycle event `KIND-renamed` / `KIND-deleted`,
+ * and LXD's answer (201 with where the object is now; an empty object).
+ */
+export interface NamedObject {
+  /** the route's path, its last parameter the object's name: '/1.0/profiles/{name}' */
+  path: string;
+  /** the lifecycle events' prefix: 'profile' */
+  kind: string;
+  url(name: string): string;
+}
+
+export function renameRoute(o: NamedObject, rename: (req: ApiRequest, from: string, to: string) => Promise<unknown>): Route {
+  return {
+    method: 'POST',
+    path: o.path,
+    async handler(req) {
+      requireUnrestricted(req);
+      const from = lastParam(req, o);
+      const to = reqString(await body(req), 'name');
+      await asClientError(() => rename(req, from, to));
+      req.events.lifecycle(`${o.kind}-renamed`, o.url(to), { old_name: from });
+      return created(o.url(to));
+    },
+  };
+}
+
+export function deleteRoute(o: NamedObject, remove: (req: ApiRequest, name: string) => Promise<unknown>): Route {
+  return {
+    method: 'DELETE',
+    path: o.path,
+    async handler(req) {
+      requireUnrestricted(req);
+      const name = lastParam(req, o);
+      await asClientError(() => remove(req, name));
+      req.events.lifecycle(`${o.kind}-deleted`, o.url(name));
+      return sync({});
+    },
+  };
+}
+
+const lastParam = (req: ApiRequest, o: NamedObject) => req.params[/\{(\w+)\}$/.exec(o.path)![1]!]!;

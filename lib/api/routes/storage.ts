@@ -5,6 +5,7 @@ import {
   body,
   checkIfMatch,
   created,
+  deleteRoute,
   enc,
   etagOf,
   instanceUrls,
@@ -106,9 +107,8 @@ async function createVolumeRoute(req: ApiRequest, type = 'custom') {
   const src = (b.source ?? {}) as { type?: unknown; name?: unknown };
   if (src.type || src.name) throw new ApiError(400, 'Copying or migrating a volume through the API is not supported; create an empty one');
   const config = stringMap(b.config, 'config') ?? {};
-  if (Object.keys(config).length) throw new ApiError(400, `Volume config keys are not supported (${Object.keys(config).slice(0, 3).join(', ')})`);
   const { createVolume } = await volumes();
-  await asClientError(() => createVolume(req.ctx, req.params.pool, name, optString(b, 'description')));
+  await asClientError(() => createVolume(req.ctx, req.params.pool, name, optString(b, 'description'), config));
   req.events.lifecycle('storage-volume-created', volUrl(req.params.pool, 'custom', name));
   return sync({});
 }
@@ -156,17 +156,7 @@ export const routes: Route[] = [
   },
   { method: 'PUT', path: '/1.0/storage-pools/{pool}', handler: (req) => updatePool(req) },
   { method: 'PATCH', path: '/1.0/storage-pools/{pool}', handler: (req) => updatePool(req) },
-  {
-    method: 'DELETE',
-    path: '/1.0/storage-pools/{pool}',
-    async handler(req) {
-      requireUnrestricted(req);
-      const { deletePool } = await manage();
-      await asClientError(() => deletePool(req.ctx, req.params.pool));
-      req.events.lifecycle('storage-pool-deleted', poolUrl(req.params.pool));
-      return sync({});
-    },
-  },
+  deleteRoute({ path: '/1.0/storage-pools/{pool}', kind: 'storage-pool', url: poolUrl }, async (req, name) => (await manage()).deletePool(req.ctx, name)),
   { method: 'GET', path: '/1.0/storage-pools/{pool}/volumes', handler: (req) => listVolumesRoute(req) },
   { method: 'POST', path: '/1.0/storage-pools/{pool}/volumes', handler: (req) => createVolumeRoute(req) },
   { method: 'GET', path: '/1.0/storage-pools/{pool}/volumes/{type}', handler: (req) => listVolumesRoute(req, req.params.type) },
@@ -195,6 +185,8 @@ export const routes: Route[] = [
       return created(volUrl(pool, 'custom', to));
     },
   },
+  { method: 'PUT', path: '/1.0/storage-pools/{pool}/volumes/{type}/{name}', handler: (req) => updateVolumeRoute(req, false) },
+  { method: 'PATCH', path: '/1.0/storage-pools/{pool}/volumes/{type}/{name}', handler: (req) => updateVolumeRoute(req, true) },
   {
     method: 'DELETE',
     path: '/1.0/storage-pools/{pool}/volumes/{type}/{name}',
@@ -209,6 +201,30 @@ export const routes: Route[] = [
     },
   },
 ];
+
+/** A custom volume's PUT replaces description and config; PATCH merges config key by key (`lxc storage volume set/edit`). */
+async function updateVolumeRoute(req: ApiRequest, merge: boolean) {
+  requireUnrestricted(req);
+  const { pool, type, name } = req.params;
+  checkType(type);
+  if (type !== 'custom') throw new ApiError(400, `A ${type.slice(0, 20)} volume is its instance's root: change the instance instead`);
+  const b = await body(req);
+  const description = optString(b, 'description');
+  const config = stringMap(b.config, 'config');
+  const { updateVolume } = await volumes();
+  await asClientError(() =>
+    updateVolume(req.ctx, pool, name, (current) => {
+      // Checked under the volumes lock: a change between the GET and now is refused.
+      checkIfMatch(req, etagOf(volumeWritable({ config: { ...current.config }, description: current.description })));
+      const next = merge ? { ...current.config, ...(config ?? {}) } : { ...(config ?? {}) };
+      // An empty value unsets the key, as in LXD (`lxc storage volume unset` sends one).
+      for (const [k, v] of Object.entries(next)) if (v === '') delete next[k];
+      return { description: merge ? (description ?? current.description) : (description ?? ''), config: next };
+    }),
+  );
+  req.events.lifecycle('storage-volume-updated', volUrl(pool, 'custom', name));
+  return sync({});
+}
 
 /** PUT and PATCH change what `tslxc storage set` can: the description and the driver's settable keys. */
 async function updatePool(req: ApiRequest) {
@@ -232,4 +248,4 @@ async function updatePool(req: ApiRequest) {
   return sync({});
 }
 
-export const extensions = ['storage'];
+export const extensions = ['storage', 'storage_api_volume_rename'];

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Image } from '../../image/store.js';
+import { imageSettings, type Image } from '../../image/store.js';
 
 /** LXD's zero time, for dates tslxc does not keep (an image's last use, its expiry). */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -30,7 +30,9 @@ export function originalFile(img: Image): string | undefined {
   return o?.kind === 'unified' ? path.join(img.dir, 'original', o.files[0]) : undefined;
 }
 
-export function imageShape(img: Image): ApiImage {
+/** `descriptions`: the aliases' descriptions (lib/image/manage.ts aliasDescriptions). */
+export function imageShape(img: Image, descriptions: Record<string, string> = {}): ApiImage {
+  const settings = imageSettings(img);
   const props: Record<string, string> = {};
   for (const [k, v] of Object.entries(img.metadata.properties ?? {})) if (v !== undefined) props[k] = String(v);
   const orig = originalFile(img);
@@ -43,25 +45,25 @@ export function imageShape(img: Image): ApiImage {
     /* deleted meanwhile: the metadata's figures */
   }
   return {
-    aliases: img.aliases.map((name) => ({ name, description: '' })),
+    aliases: img.aliases.map((name) => ({ name, description: descriptions[name] ?? '' })),
     architecture: img.metadata.architecture,
-    auto_update: false,
+    auto_update: settings.auto_update,
     cached: false,
     created_at: new Date(img.metadata.creation_date * 1000).toISOString(),
-    expires_at: ZERO_TIME,
+    expires_at: settings.expires_at,
     filename: orig ? `${img.fingerprint}${path.basename(orig).replace(/^meta/, '')}` : '',
     fingerprint: img.fingerprint,
     last_used_at: ZERO_TIME,
-    profiles: ['default'],
+    profiles: settings.profiles,
     properties: props,
-    public: false,
+    public: settings.public,
     size,
     type: 'container',
     uploaded_at: uploaded,
   };
 }
 
-export const imageWritable = (i: ApiImage) => ({
+export const imageWritable = (i: Pick<ApiImage, 'auto_update' | 'properties' | 'public' | 'expires_at' | 'profiles'>) => ({
   auto_update: i.auto_update,
   properties: i.properties,
   public: i.public,
@@ -70,4 +72,7 @@ export const imageWritable = (i: ApiImage) => ({
 });
 
 /** LXD's api.ImageAliasesEntry. */
-export const aliasShape = (name: string, target: string) => ({ name, description: '', target, type: 'container' });
+export const aliasShape = (name: string, target: string, description = '') => ({ name, description, target, type: 'container' });
+
+/** What an alias PUT replaces (api.ImageAliasesEntryPut), and what its ETag hashes. */
+export const aliasWritable = (a: { description: string; target: string }) => ({ description: a.description, target: a.target });

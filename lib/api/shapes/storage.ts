@@ -34,13 +34,17 @@ export interface ApiStorageVolume {
   project: string;
 }
 
-export function volumeShape(v: Pick<VolumeInfo, 'name' | 'description' | 'created_at'>, type: ApiStorageVolume['type'], usedBy: string[]): ApiStorageVolume {
+export function volumeShape(
+  v: Pick<VolumeInfo, 'name' | 'description' | 'created_at' | 'config'>,
+  type: ApiStorageVolume['type'],
+  usedBy: string[],
+): ApiStorageVolume {
   return {
     name: v.name,
     description: v.description ?? '',
     type,
     content_type: 'filesystem',
-    config: {},
+    config: { ...(v.config ?? {}) },
     used_by: usedBy,
     created_at: v.created_at,
     location: 'none',
@@ -48,4 +52,4 @@ export function volumeShape(v: Pick<VolumeInfo, 'name' | 'description' | 'create
   };
 }
 
-export const volumeWritable = (v: ApiStorageVolume) => ({ config: v.config, description: v.description });
+export const volumeWritable = (v: Pick<ApiStorageVolume, 'config' | 'description'>) => ({ config: v.config, description: v.description });

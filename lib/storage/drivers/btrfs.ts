@@ -365,15 +365,7 @@ export class BtrfsDriver implements Driver {
     await this.activate(t.paths, t.pool);
     const { root, m } = this.dirs(t);
     if (!fs.existsSync(root)) return;
-    if (bytes === undefined) {
-      if (quotasOn(m)) await btrfs(['qgroup', 'limit', 'none', root], `Cannot lift the size limit of "${t.name}"`).catch(() => {});
-      return;
-    }
-    if (!quotasOn(m)) {
-      await btrfs(['quota', 'enable', m], `Cannot enable quotas on pool "${t.pool.name}"`);
-      fs.writeFileSync(quotaMarker(m), '');
-    }
-    await btrfs(['qgroup', 'limit', String(bytes), root], `Cannot limit the root of "${t.name}" to ${bytes} bytes`);
+    await limitSubvolume(t.pool, m, root, bytes, `the root of "${t.name}"`);
   }
   snapshotData(t: Target, snap: string): string {
     return path.join(this.dirs(t).snaps, snap);
@@ -384,6 +376,22 @@ export class BtrfsDriver implements Driver {
     await deleteSubvolume(b.root);
     await btrfs(['subvolume', 'snapshot', path.join(this.dirs(from).snaps, snap), b.root], `Cannot copy "${from.name}/${snap}"`);
   }
+}
+
+/**
+ * A qgroup limit on a subvolume of the pool mounted at `m` (quotas are enabled on the pool the
+ * first time a limit is asked for). No size: the limit is lifted, where quotas are on.
+ */
+export async function limitSubvolume(pool: PoolConfig, m: string, dir: string, bytes: number | undefined, what: string): Promise<void> {
+  if (bytes === undefined) {
+    if (quotasOn(m)) await btrfs(['qgroup', 'limit', 'none', dir], `Cannot lift the size limit of ${what}`).catch(() => {});
+    return;
+  }
+  if (!quotasOn(m)) {
+    await btrfs(['quota', 'enable', m], `Cannot enable quotas on pool "${pool.name}"`);
+    fs.writeFileSync(quotaMarker(m), '');
+  }
+  await btrfs(['qgroup', 'limit', String(bytes), dir], `Cannot limit ${what} to ${bytes} bytes`);
 }
 
 /** Whether tslxc turned quotas on for the pool mounted at `dir` (a marker it leaves there). */

@@ -96,6 +96,91 @@ if (requireRoot(test)) {
     t.deepEqual((await server.request('GET', '/1.0/images')).json!.metadata, []);
   });
 
+  test.serial('lxc image import META ROOTFS (split, with properties); image edit, PUT/PATCH; alias PUT/PATCH', async (t) => {
+    const conf = server.lxcConf();
+    const meta = makeTarGz([
+      {
+        name: 'metadata.yaml',
+        content: 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: test\n  release: "2"\n  description: split test image\n',
+      },
+    ]);
+    const rootfs = makeTarGz([{ name: 'hello', content: 'split\n' }]);
+    const splitFp = crypto.createHash('sha256').update(meta).update(rootfs).digest('hex');
+    fs.writeFileSync(path.join(env.root, 'meta.tar.gz'), meta);
+    fs.writeFileSync(path.join(env.root, 'rootfs.tar.gz'), rootfs);
+    const out = await lxc(
+      t,
+      ['image', 'import', path.join(env.root, 'meta.tar.gz'), path.join(env.root, 'rootfs.tar.gz'), '--alias', 'split', 'color=blue'],
+      conf,
+    );
+    t.regex(out, new RegExp(splitFp));
+    const img = (await server.request('GET', `/1.0/images/${splitFp}`)).json!.metadata;
+    t.like(img.properties, { os: 'test', release: '2', color: 'blue' });
+    // The split export gives both files back; the client checks their sha256 against the fingerprint.
+    const exported = path.join(env.root, 'split-export');
+    await lxc(t, ['image', 'export', 'split', exported], conf);
+    // A split export to a file name: the name and NAME.root, as LXD's client writes them.
+    t.true(fs.readFileSync(exported).equals(meta));
+    t.true(fs.readFileSync(`${exported}.root`).equals(rootfs));
+
+    // lxc image edit: GET and PUT with If-Match.
+    const edit = await server.lxc(['image', 'edit', 'split'], {
+      conf,
+      input: 'auto_update: true\nproperties:\n  os: test\n  release: "3"\npublic: true\nexpires_at: 2030-01-02T03:04:05Z\nprofiles: [default]\n',
+    });
+    t.is(edit.code, 0, edit.stderr);
+    const edited = (await server.request('GET', `/1.0/images/${splitFp}`)).json!.metadata;
+    t.is(edited.public, true);
+    t.is(edited.auto_update, true);
+    t.is(Date.parse(edited.expires_at), Date.parse('2030-01-02T03:04:05Z'));
+    t.deepEqual(edited.properties, { os: 'test', release: '3', description: '' });
+    // PATCH merges properties; a stale ETag is refused; an unknown profile too.
+    t.is((await server.request('PATCH', `/1.0/images/${splitFp}`, { properties: { color: 'red' }, public: false })).status, 200);
+    const patched = await server.request('GET', `/1.0/images/${splitFp}`);
+    t.like(patched.json!.metadata, { public: false, auto_update: true, properties: { os: 'test', release: '3', color: 'red' } });
+    t.is((await server.request('PUT', `/1.0/images/${splitFp}`, { properties: {} }, { 'If-Match': '"stale"' })).status, 412);
+    t.is((await server.request('PUT', `/1.0/images/${splitFp}`, { profiles: ['nope'] })).status, 400);
+    t.is((await server.request('PATCH', `/1.0/images/${splitFp}`, { public: 'yes' })).status, 400);
+    // The export still gives the imported files back, byte for byte.
+    await lxc(t, ['image', 'export', 'split', `${exported}2`], conf);
+    t.true(fs.readFileSync(`${exported}2`).equals(meta));
+
+    // Aliases: a description at create, PATCH it, PUT retargets, rename keeps the description.
+    await lxc(t, ['image', 'import', tarball, '--alias', 'tiny'], conf);
+    t.is((await server.request('POST', '/1.0/images/aliases', { name: 'moving', target: fingerprint, description: 'first' })).status, 201);
+    const alias = await server.request('GET', '/1.0/images/aliases/moving');
+    t.like(alias.json!.metadata, { name: 'moving', description: 'first', target: fingerprint });
+    t.is((await server.request('PATCH', '/1.0/images/aliases/moving', { description: 'second' }, { 'If-Match': String(alias.headers.etag) })).status, 200);
+    t.is((await server.request('PATCH', '/1.0/images/aliases/moving', { description: 'third' }, { 'If-Match': String(alias.headers.etag) })).status, 412);
+    t.is((await server.request('PUT', '/1.0/images/aliases/moving', { target: splitFp })).status, 200);
+    t.like((await server.request('GET', '/1.0/images/aliases/moving')).json!.metadata, { description: '', target: splitFp });
+    t.is((await server.request('PATCH', '/1.0/images/aliases/moving', { description: 'kept' })).status, 200);
+    await lxc(t, ['image', 'alias', 'rename', 'moving', 'moved'], conf);
+    t.like((await server.request('GET', '/1.0/images/aliases/moved')).json!.metadata, { description: 'kept', target: splitFp });
+    t.is((await server.request('PUT', '/1.0/images/aliases/moved', { description: 'x' })).status, 400);
+    t.is((await server.request('PUT', '/1.0/images/aliases/moved', { target: 'f'.repeat(64) })).status, 404);
+    t.is((await server.request('PUT', '/1.0/images/aliases/gone', { target: splitFp })).status, 404);
+    // A multipart upload without a rootfs part, or with a VM's, is refused and leaves nothing.
+    const boundary = 'b0undary';
+    const form = (name: string) =>
+      Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="metadata"; filename="m"\r\n\r\n`),
+        meta,
+        Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="r"\r\n\r\n`),
+        rootfs,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+    const ctype = { 'Content-Type': `multipart/form-data; boundary=${boundary}` };
+    t.is((await server.request('POST', '/1.0/images', form('rootfs.img'), ctype)).status, 400);
+    t.is((await server.request('POST', '/1.0/images', form('other'), ctype)).status, 400);
+    t.is((await server.request('POST', '/1.0/images', form('rootfs').subarray(0, 100), ctype)).status, 400);
+    t.deepEqual(
+      fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((f) => f.startsWith('.tmp')),
+      [],
+    );
+    await lxc(t, ['image', 'delete', 'split', 'tiny'], conf);
+  });
+
   test.serial('lxc network create/list/show/set/delete', async (t) => {
     const conf = server.lxcConf();
     await lxc(t, ['network', 'create', bridge, 'ipv4.nat=false'], conf);
@@ -111,6 +196,40 @@ if (requireRoot(test)) {
     assertSameShape(t, (await server.request('GET', `/1.0/networks/${bridge}`)).json!.metadata, goldenMetadata('network'));
     await lxc(t, ['network', 'delete', bridge], conf);
     t.deepEqual(hostLinks(bridge), []);
+  });
+
+  test.serial('a network with ipv4.address=none and ipv6.address=none: its bridge, no dnsmasq (lxc and the CLI)', async (t) => {
+    const conf = server.lxcConf();
+    const dnsmasqOf = (name: string) =>
+      fs
+        .readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(`/networks/${name}/dnsmasq.conf`);
+          } catch {
+            return false;
+          }
+        });
+    const none = uniqueBridge('tsln');
+    await lxc(t, ['network', 'create', none, 'ipv4.address=none', 'ipv6.address=none'], conf);
+    t.deepEqual(hostLinks(none), [none]);
+    t.deepEqual(dnsmasqOf(none), []);
+    t.like((await server.request('GET', `/1.0/networks/${none}`)).json!.metadata.config, { 'ipv4.address': 'none', 'ipv6.address': 'none' });
+    t.regex(env.ok(t, ['network', 'list']), new RegExp(`^${none} +none +none .* UP `, 'm'));
+    // Given an address later, it serves it; back to none, its dnsmasq goes.
+    await lxc(t, ['network', 'set', none, 'ipv4.address', '10.251.77.1/24'], conf);
+    t.is(dnsmasqOf(none).length, 1);
+    await lxc(t, ['network', 'set', none, 'ipv4.address', 'none'], conf);
+    t.deepEqual(dnsmasqOf(none), []);
+    await lxc(t, ['network', 'delete', none], conf);
+    t.deepEqual(hostLinks(none), []);
+    // The CLI, the same.
+    const cli = uniqueBridge('tsln');
+    env.ok(t, ['network', 'create', cli, 'ipv4.address=none', 'ipv6.address=none']);
+    t.deepEqual(dnsmasqOf(cli), []);
+    env.ok(t, ['network', 'delete', cli]);
+    t.deepEqual(hostLinks(cli), []);
   });
 
   test.serial('lxc storage create/list/show and volume create/list/delete', async (t) => {
@@ -131,6 +250,52 @@ if (requireRoot(test)) {
     await lxc(t, ['storage', 'volume', 'delete', 'p1', 'v1'], conf);
     await lxc(t, ['storage', 'delete', 'p1'], conf);
     t.is((await server.request('GET', '/1.0/storage-pools/p1')).status, 404);
+  });
+
+  test.serial('lxc storage volume: config (user.*, size on btrfs), set/unset/edit with ETag, rename', async (t) => {
+    const conf = server.lxcConf();
+    await lxc(t, ['storage', 'create', 'p2', 'dir'], conf);
+    await lxc(t, ['storage', 'volume', 'create', 'p2', 'v2', 'user.team=blue'], conf);
+    const url = '/1.0/storage-pools/p2/volumes/custom/v2';
+    t.deepEqual((await server.request('GET', url)).json!.metadata.config, { 'user.team': 'blue' });
+    await lxc(t, ['storage', 'volume', 'set', 'p2', 'v2', 'user.owner=ann'], conf);
+    await lxc(t, ['storage', 'volume', 'unset', 'p2', 'v2', 'user.team'], conf);
+    t.deepEqual((await server.request('GET', url)).json!.metadata.config, { 'user.owner': 'ann' });
+    const edit = await server.lxc(['storage', 'volume', 'edit', 'p2', 'v2'], { conf, input: 'description: shared data\nconfig:\n  user.owner: bob\n' });
+    t.is(edit.code, 0, edit.stderr);
+    const got = await server.request('GET', url);
+    t.like(got.json!.metadata, { description: 'shared data', config: { 'user.owner': 'bob' } });
+    // A stale ETag, a size on a dir pool, an unknown key: refused, nothing changed.
+    t.is((await server.request('PATCH', url, { config: { 'user.x': 'y' } }, { 'If-Match': '"stale"' })).status, 412);
+    const size = await server.lxc(['storage', 'volume', 'set', 'p2', 'v2', 'size=1GiB'], { conf });
+    t.not(size.code, 0);
+    t.regex(size.stderr, /dir pool cannot limit/);
+    t.is((await server.request('PATCH', url, { config: { 'block.filesystem': 'ext4' } })).status, 400);
+    t.is((await server.request('POST', '/1.0/storage-pools/p2/volumes', { name: 'v9', config: { size: '1GiB' } })).status, 400);
+    t.is((await server.request('GET', '/1.0/storage-pools/p2/volumes/custom/v9')).status, 404);
+    t.is((await server.request('GET', url)).headers.etag, got.headers.etag);
+    // Rename keeps description and config.
+    await lxc(t, ['storage', 'volume', 'rename', 'p2', 'v2', 'v3'], conf);
+    t.like((await server.request('GET', '/1.0/storage-pools/p2/volumes/custom/v3')).json!.metadata, {
+      description: 'shared data',
+      config: { 'user.owner': 'bob' },
+    });
+    await lxc(t, ['storage', 'volume', 'delete', 'p2', 'v3'], conf);
+    await lxc(t, ['storage', 'delete', 'p2'], conf);
+
+    // btrfs: size is a qgroup limit on the volume's subvolume.
+    await lxc(t, ['storage', 'create', 'pb', 'btrfs', 'size=512MiB'], conf);
+    try {
+      await lxc(t, ['storage', 'volume', 'create', 'pb', 'vb', 'size=64MiB'], conf);
+      t.is((await server.request('GET', '/1.0/storage-pools/pb/volumes/custom/vb')).json!.metadata.config.size, '64MiB');
+      await lxc(t, ['storage', 'volume', 'set', 'pb', 'vb', 'size=32MiB'], conf);
+      t.is((await server.request('GET', '/1.0/storage-pools/pb/volumes/custom/vb')).json!.metadata.config.size, '32MiB');
+      const bad = await server.lxc(['storage', 'volume', 'set', 'pb', 'vb', 'size=lots'], { conf });
+      t.not(bad.code, 0);
+      await lxc(t, ['storage', 'volume', 'delete', 'pb', 'vb'], conf);
+    } finally {
+      await server.lxc(['storage', 'delete', 'pb'], { conf });
+    }
   });
 
   test.serial('pylxd: profiles, images, networks, storage pools', async (t) => {

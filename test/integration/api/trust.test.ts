@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import test from 'ava';
@@ -177,6 +178,113 @@ if (requireRoot(test)) {
     }
     t.true(last >= 400, `the last failure took ${last} ms`);
   });
+
+  /** The `lxc` client over this server's unix socket (always trusted). */
+  const lxcLocal = (args: string[], input?: string) =>
+    run('lxc', args, {
+      env: { ...process.env, LXD_CONF: `${env.root}/conf-local`, HOME: env.root, LXD_DIR: env.paths.stateDir, LXD_SOCKET: '' },
+      input,
+      timeoutMs: 60_000,
+    });
+
+  test.serial('lxc config trust add: a token operation; lxc remote add with it; list-tokens, revoke-token', async (t) => {
+    const add = await lxcLocal(['config', 'trust', 'add', '--name', 'gina']);
+    t.is(add.code, 0, add.stderr);
+    t.regex(add.stdout, /Client gina certificate add token:/);
+    const tok = add.stdout.trim().split('\n').pop()!;
+    const doc = JSON.parse(Buffer.from(tok, 'base64').toString()) as Json;
+    t.is(doc.client_name, 'gina');
+    t.is(doc.fingerprint, server.fingerprint);
+    t.deepEqual(doc.addresses, [address()]);
+    const pending = await lxcLocal(['config', 'trust', 'list-tokens', '--format', 'csv']);
+    t.is(pending.code, 0, pending.stderr);
+    t.regex(pending.stdout, /^gina,/m);
+    const conf = `${env.root}/conf-gina`;
+    const remote = await lxc(['remote', 'add', 'r', tok], conf);
+    t.is(remote.code, 0, remote.stderr);
+    t.is(JSON.parse((await lxc(['query', 'r:/1.0'], conf)).stdout).auth, 'trusted');
+    t.regex((await lxcLocal(['config', 'trust', 'list', '--format', 'csv'])).stdout, /gina/);
+    // The token operation ended with its use.
+    for (let i = 0; i < 30 && /^gina,/m.test((await lxcLocal(['config', 'trust', 'list-tokens', '--format', 'csv'])).stdout); i++)
+      await new Promise((r) => setTimeout(r, 200));
+    t.notRegex((await lxcLocal(['config', 'trust', 'list-tokens', '--format', 'csv'])).stdout, /^gina,/m);
+
+    // A token revoked is gone from the store.
+    t.is((await lxcLocal(['config', 'trust', 'add', '--name', 'hank'])).code, 0);
+    const revoke = await lxcLocal(['config', 'trust', 'revoke-token', 'hank']);
+    t.is(revoke.code, 0, revoke.stderr);
+    for (let i = 0; i < 30 && /hank/.test(env.ok(t, ['config', 'trust', 'list', '--format', 'csv'])); i++) await new Promise((r) => setTimeout(r, 100));
+    t.notRegex(env.ok(t, ['config', 'trust', 'list', '--format', 'csv']), /hank/);
+    // --restricted without an instance glob is refused in one line.
+    const restricted = await lxcLocal(['config', 'trust', 'add', '--name', 'ivan', '--restricted']);
+    t.not(restricted.code, 0);
+    t.regex(restricted.stderr, /tslxc\.instances/);
+  });
+
+  test.serial('PUT and PATCH /1.0/certificates/FP: name, restriction (tslxc.instances), ETag; DELETE', async (t) => {
+    const conf = `${env.root}/conf-judy`;
+    t.is((await lxc(['remote', 'add', 'r', token('judy')], conf)).code, 0);
+    const fp = (JSON.parse((await lxcLocal(['query', '/1.0/certificates?recursion=1'])).stdout) as Json[]).find((c) => c.name === 'judy').fingerprint;
+    const url = `/1.0/certificates/${fp}`;
+    const get = async () => JSON.parse((await lxcLocal(['query', url])).stdout) as Json;
+    t.is((await get()).restricted, false);
+    // PATCH: restricted to c* with the tslxc key; the client then sees only c1, c2.
+    const patch = await lxcLocal(['query', '-X', 'PATCH', '--data', JSON.stringify({ restricted: true, 'tslxc.instances': 'c*' }), url]);
+    t.is(patch.code, 0, patch.stderr);
+    t.like(await get(), { name: 'judy', restricted: true, 'tslxc.instances': 'c*' });
+    t.deepEqual(JSON.parse((await lxc(['query', 'r:/1.0/test/instances'], conf)).stdout), ['c1', 'c2']);
+    // PUT of the object as LXD's client sends it back (no tslxc key): the glob stays; a new name.
+    const cur = await get();
+    const put = await lxcLocal([
+      'query',
+      '-X',
+      'PUT',
+      '--data',
+      JSON.stringify({ name: 'judith', type: 'client', restricted: true, projects: [], certificate: cur.certificate }),
+      url,
+    ]);
+    t.is(put.code, 0, put.stderr);
+    t.like(await get(), { name: 'judith', restricted: true, 'tslxc.instances': 'c*' });
+    // lxc config trust edit: a YAML round trip through GET and PUT with If-Match.
+    const edit = await lxcLocal(['config', 'trust', 'edit', fp], `name: judy\ntype: client\nrestricted: false\nprojects: []\ncertificate: ""\n`);
+    t.is(edit.code, 0, edit.stderr);
+    const after = await get();
+    t.is(after.name, 'judy');
+    t.is(after.restricted, false);
+    t.is(after['tslxc.instances'], undefined);
+    t.deepEqual(JSON.parse((await lxc(['query', 'r:/1.0/test/instances'], conf)).stdout), ['c1', 'c2', 'd1']);
+    // A stale ETag, another certificate, a project, a taken name: refused.
+    const server0 = await fetchLocal('PUT', url, { name: 'x', type: 'client', restricted: false, projects: [] }, { 'If-Match': '"0000"' });
+    t.is(server0.status, 412);
+    t.is((await fetchLocal('PATCH', url, { projects: ['p1'] })).status, 400);
+    t.is((await fetchLocal('PATCH', url, { restricted: true, 'tslxc.instances': 'Bad Glob' })).status, 400);
+    t.is((await fetchLocal('PATCH', url, { type: 'server' })).status, 400);
+    // DELETE: no longer trusted.
+    const del = await lxcLocal(['config', 'trust', 'remove', fp]);
+    t.is(del.code, 0, del.stderr);
+    t.not((await lxc(['query', 'r:/1.0/operations'], conf)).code, 0);
+  });
+
+  /** A JSON request over the unix socket, for statuses the client does not show. */
+  const fetchLocal = (method: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
+    new Promise<{ status: number; json: Json }>((resolve, reject) => {
+      const data = Buffer.from(JSON.stringify(body));
+      const req = http.request(
+        {
+          socketPath: `${env.paths.stateDir}/unix.socket`,
+          method,
+          path,
+          headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length), ...headers },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : undefined }));
+        },
+      );
+      req.on('error', reject);
+      req.end(data);
+    });
 
   test.serial('config trust remove: the certificate is no longer trusted', async (t) => {
     const conf = `${env.root}/conf-frank`;
