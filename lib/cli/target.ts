@@ -15,6 +15,13 @@ export interface Target {
 
 export function target(ref: string): Target {
   const r = splitRemote(ref);
+  // An unknown "x:" would otherwise reach the name check as "x:c1" and be called an invalid name.
+  if (r.rest === ref && ref.includes(':'))
+    throw new TslxcError(
+      `Remote "${ref.slice(0, ref.indexOf(':')).slice(0, 64)}" not found`,
+      undefined,
+      'see "tslxc remote list"; add it with "tslxc remote add"',
+    );
   return { remote: r.remote, name: r.rest };
 }
 

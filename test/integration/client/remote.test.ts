@@ -220,6 +220,14 @@ if (requireRoot(test)) {
       env.ok(t, ['remote', 'switch', 'local']);
     }
     t.regex(env.ok(t, ['list', 's2:']), /sw1\s+STOPPED/);
+    for (const verb of [
+      ['exec', 'nosuch:sw1', '--', 'true'],
+      ['start', 'nosuch:sw1'],
+    ]) {
+      const r = cli(verb);
+      t.is(r.code, 1, verb.join(' '));
+      t.regex(r.stderr, /Remote "nosuch" not found/);
+    }
     env.ok(t, ['delete', 'sw1']);
     env.ok(t, ['remote', 'rename', 's2', 's']);
   });
