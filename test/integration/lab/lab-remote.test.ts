@@ -128,9 +128,27 @@ if (requireRoot(test)) {
     t.regex(env.ok(t, ['lab', 'status', file]), /^bob .*no \(token pending\)\s*$/m);
   });
 
-  test.serial("tslxc lab reset REMOTE: resets the member's own containers through the lab API", async (t) => {
-    const { addServerRemote } = await import('../../../lib/client/add.js');
-    await addServerRemote('lab', lastLine(env.ok(t, ['lab', 'token', file, 'alice'])), {}, path.join(env.root, 'client'));
+  test.serial("tslxc remote add with a member's token: their containers, nobody else's; lab reset REMOTE:", async (t) => {
+    env.ok(t, ['remote', 'add', 'lab', lastLine(env.ok(t, ['lab', 'token', file, 'alice']))]);
+    t.deepEqual(
+      (JSON.parse(env.ok(t, ['list', 'lab:', '--format', 'json'])) as Json[]).map((i) => i.name),
+      ['alice-box'],
+    );
+    t.is(env.ok(t, ['exec', 'lab:alice-box', '--', 'hostname']).trim(), 'alice-box');
+    const src = path.join(env.root, 'hello2.txt');
+    fs.writeFileSync(src, 'from tslxc\n');
+    for (const args of [
+      ['exec', 'lab:bob-box', '--', 'true'],
+      ['stop', 'lab:bob-box', '--force'],
+      ['info', 'lab:bob-box'],
+      ['file', 'push', src, 'lab:bob-box/root/x'],
+      ['delete', '-f', 'lab:bob-box'],
+    ]) {
+      const r = env.cli(args);
+      t.not(r.code, 0, args.join(' '));
+      t.regex(r.stderr, /not found/i, args.join(' '));
+    }
+    t.is(JSON.parse((await server.request('GET', '/1.0/instances/bob-box/state')).body).metadata.status, 'Running');
     await lxcOk(t, ['exec', 'lab:alice-box', '--', 'touch', '/root/dirt']);
     const r = env.cli(['lab', 'reset', 'lab:']);
     t.is(r.code, 0, r.stderr);
