@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { Context } from '../state/context.js';
+import { thawIfFrozen } from '../cgroup/context.js';
 import { FORMATS, type Format } from './options/format.js';
 
 export { parseKeyValues } from '../util/keyvalue.js';
@@ -9,8 +10,9 @@ export interface GlobalArgs {
   debug?: boolean;
 }
 
+/** The Context of a command: it thaws what a killed snapshot left frozen when it takes a lock. */
 export function context(): Context {
-  return new Context();
+  return new Context(undefined, { thawIfFrozen });
 }
 
 export function withFormat<T>(y: Argv<T>, def: Format = 'table') {

@@ -10,6 +10,7 @@ import type { Reverter } from '../util/revert.js';
 import { helperError, runHelper } from '../state/helper.js';
 import type { RunFile } from '../state/spec.js';
 import type { DeviceHandler, DeviceType, LiveInstance, Named } from './types.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 /**
  * unix-char and unix-block devices, as LXD has them: a device node at `path` inside the container
@@ -243,7 +244,7 @@ async function changeLive(t: LiveInstance, removed: Named[], added: Named[]) {
         revert.add(() => unixdev(name, [...pidArgs, '--add', nodeSpec(dev, n, idmap)], 'restore'));
         applied.push(`removed ${kindName(n)} ${dev}`);
       }
-      const cg = await t.ctx.cgroups();
+      const cg = await cgroupsOf(t.ctx);
       const before = unixDeviceRules(fromNodes);
       const after = unixDeviceRules(toNodes);
       try {

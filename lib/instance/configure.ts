@@ -10,6 +10,7 @@ import { applyInstanceLimits } from './limits.js';
 import { liveness } from '../state/runtime.js';
 import { checkRootDisk } from '../storage/instance.js';
 import { hotplugDevices } from './hotplug.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 export interface UpdateResult {
   config: InstanceConfig;
@@ -23,7 +24,7 @@ export interface UpdateResult {
 export async function isLive(ctx: Context, name: string): Promise<boolean> {
   const live = liveness(ctx.paths, name);
   if (!live.initAlive && !live.monitorAlive) return false;
-  return (await ctx.cgroups()).exists(name);
+  return (await cgroupsOf(ctx)).exists(name);
 }
 
 /**
@@ -60,7 +61,7 @@ export async function updateInstance(
       return { config: after, appliedLive: false, notes: [] };
     }
     const devices = await hotplugDevices(ctx, after, expandInstance(ctx.paths, before).devices, expanded.devices);
-    const cg = await ctx.cgroups();
+    const cg = await cgroupsOf(ctx);
     try {
       saveConfig(ctx.paths, after);
       await applyInstanceLimits(cg, name, expanded.config);

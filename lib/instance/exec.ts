@@ -8,6 +8,7 @@ import { liveness, requireInstance } from '../state/runtime.js';
 import { DROPPED_CAPABILITIES, SECURITY_FILE } from './policy.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import type { RunFile } from '../state/spec.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -28,7 +29,7 @@ async function runningInit(ctx: Context, name: string): Promise<number> {
   requireInstance(ctx.paths, name);
   const live = liveness(ctx.paths, name);
   if (!live.initAlive) throw new TslxcError(`Container "${name}" is not running`, undefined, `start it with "tslxc start ${name}"`);
-  if ((await (await ctx.cgroups()).state(name).catch(() => 'thawed')) === 'frozen') {
+  if ((await (await cgroupsOf(ctx)).state(name).catch(() => 'thawed')) === 'frozen') {
     throw new TslxcError(`Container "${name}" is paused`, undefined, `resume it with "tslxc resume ${name}"`);
   }
   return live.files.init!.pid;
@@ -111,7 +112,7 @@ export interface RelayedPty {
 export async function attachArgs(ctx: Context, name: string, command: string[], opts: ExecOptions & { relayedPty?: RelayedPty } = {}): Promise<string[]> {
   if (command.length === 0) throw new TslxcError('Nothing to run', 'no command was given', 'use: tslxc exec NAME -- COMMAND...');
   const pid = await runningInit(ctx, name);
-  const common = await commonAttachArgs(ctx, await ctx.cgroups(), name);
+  const common = await commonAttachArgs(ctx, await cgroupsOf(ctx), name);
   const args = ['attach', '--pid', String(pid)];
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push('--env', `${k}=${v}`);
   if (opts.cwd) args.push('--cwd', opts.cwd);

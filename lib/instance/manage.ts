@@ -17,6 +17,7 @@ import { deleteRootfs, rootfsRenames, writeRootFiles } from '../storage/instance
 import { commitRenames } from '../state/journal.js';
 import { crashPoint } from '../util/crash.js';
 import { writeYamlAtomic } from '../util/yaml.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 /** delete: refuses a running container unless forced, then removes every trace of it. */
 export async function deleteInstance(ctx: Context, name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -110,7 +111,7 @@ export async function freezeInstance(ctx: Context, name: string, freeze: boolean
   await ctx.withInstanceLock(name, async (recovered) => {
     const cfg = loadConfig(ctx.paths, name);
     const state = await instanceState(ctx, cfg);
-    const cg = await ctx.cgroups();
+    const cg = await cgroupsOf(ctx);
     // Taking the lock thawed what a killed snapshot had left frozen: that is what resume was for.
     if (!freeze && recovered.thawed && state.status === 'Running') return;
     if (freeze) {

@@ -3,6 +3,7 @@ import type { CgroupStats } from '../cgroup/types.js';
 import type { Context } from '../state/context.js';
 import { listNames } from '../state/config.js';
 import { liveness } from '../state/runtime.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 /**
  * The numbers behind GET /1.0/metrics, per running container, as LXD measures them: CPU time per
@@ -149,7 +150,7 @@ async function rootFilesystem(pid: number): Promise<FilesystemUsage[]> {
 }
 
 async function oneInstance(ctx: Context, name: string, pid: number, hostTotal: number | undefined): Promise<InstanceMetrics | undefined> {
-  const cg = await ctx.cgroups();
+  const cg = await cgroupsOf(ctx);
   const [stats, netDev, filesystems] = await Promise.all([
     cg.stats(name).catch(() => undefined),
     fsp.readFile(`/proc/${pid}/net/dev`, 'utf8').catch(() => ''),

@@ -25,6 +25,7 @@ import {
   type Device,
   type Profile,
 } from '../profile/store.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 const userFile = (ctx: Context, name: string) => path.join(ctx.paths.stateDir, 'profiles', `${validateProfileName(name)}.yaml`);
 const isBuiltinName = (name: string) => fs.existsSync(path.join(builtinProfilesDir, `${validateProfileName(name)}.yaml`));
@@ -97,7 +98,7 @@ export async function updateProfile(ctx: Context, name: string, mutate: (p: Prof
     };
     const applied: string[] = [];
     const undos: Array<() => Promise<void>> = [];
-    const cg = await ctx.cgroups();
+    const cg = await cgroupsOf(ctx);
     try {
       for (const n of users) {
         await ctx.withInstanceLock(n, async () => {

@@ -14,6 +14,7 @@ import { crashPoint } from '../util/crash.js';
 import { expiryAfter } from '../config/expiry.js';
 import { expandInstance } from '../profile/expand.js';
 import type { RootSwap } from '../storage/drivers/types.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 /**
  * Snapshots: INSTANCE_DIR/snapshots/SNAP/{config.yaml, snapshot.yaml} plus the driver's data
@@ -145,7 +146,7 @@ const freezeMarker = (ctx: Context, name: string) => freezeMarkerFile(ctx.paths,
  * meanwhile (Context.withInstanceLock).
  */
 export async function withFrozen<T>(ctx: Context, name: string, fn: () => Promise<T>, timing?: SnapshotTiming): Promise<T> {
-  const cg = await ctx.cgroups();
+  const cg = await cgroupsOf(ctx);
   const t0 = Date.now();
   const marker = freezeMarker(ctx, name);
   fs.writeFileSync(marker, String(process.pid));

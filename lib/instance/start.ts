@@ -29,6 +29,7 @@ import { CgroupSetupNeeded } from '../cgroup/plan.js';
 import type { CgroupDriver } from '../cgroup/types.js';
 import type { DeviceRule } from '../cgroup/devices.js';
 import { hostNeedArgs } from '../host/sysctl.js';
+import { cgroupsOf, planningCgroups } from '../cgroup/context.js';
 
 export interface StartResult {
   initPid: number;
@@ -81,7 +82,7 @@ function needsSetup(err: unknown): boolean {
  */
 async function cgroupSteps(ctx: Context, name: string, rules: DeviceRule[], idmap: IdMap | undefined, config: Record<string, string>) {
   for (let setUp = false; ; setUp = true) {
-    const { driver, steps } = await ctx.planningCgroups(name);
+    const { driver, steps } = await planningCgroups(ctx, name);
     try {
       await driver.create(name, rules);
       if (idmap) {
@@ -93,7 +94,7 @@ async function cgroupSteps(ctx: Context, name: string, rules: DeviceRule[], idma
     } catch (err) {
       if (setUp || !needsSetup(err)) throw err;
     }
-    const cg = await ctx.cgroups();
+    const cg = await cgroupsOf(ctx);
     await cg.create(name, rules);
     await cg.remove(name);
   }
@@ -141,7 +142,7 @@ async function startComputed(ctx: Context, name: string, plan: StartPlan, opts: 
   // piece, pid file or process behind.
   const res = await Reverter.run((revert) =>
     devicesLocked(async () => {
-      const cgroupDirs = (await ctx.cgroups()).dirs(name);
+      const cgroupDirs = (await cgroupsOf(ctx)).dirs(name);
       let cg: Awaited<ReturnType<typeof cgroupSteps>>;
       try {
         cg = await cgroupSteps(ctx, name, rules, idmap, expanded.config);
@@ -150,7 +151,7 @@ async function startComputed(ctx: Context, name: string, plan: StartPlan, opts: 
         throw new TslxcError(`Cannot start "${name}"`, `cannot create its cgroups: ${(err as Error).message}`);
       }
       // The executor undoes its own steps when one fails; this is for a failure after it ran.
-      revert.add(async () => (await ctx.cgroups()).remove(name));
+      revert.add(async () => (await cgroupsOf(ctx)).remove(name));
       await prepareRootfs(ctx, cfg.name);
       const { idmapRootfs } = prepareRootIds(ctx, cfg, idmap);
       // Phase 2 (plan.ts): the network's addresses chosen, its steps executed under its lock.

@@ -8,6 +8,7 @@ import { abandonedFreeze, sweepInstanceLocks, type Context } from '../state/cont
 import { rootfsPath } from '../storage/instance.js';
 import { liveness, type Liveness } from '../state/runtime.js';
 import { addresses } from '../network/instance.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 export type InstanceStatus = 'Created' | 'Creating' | 'Running' | 'Frozen' | 'Stopped' | 'Error';
 
@@ -51,7 +52,7 @@ export async function instanceState(ctx: Context, cfg: InstanceConfig, live: Liv
     if (!live.monitorAlive) {
       return { ...base, status: 'Error', initPid, startedAt, reason: `its monitor died while it runs; "tslxc stop ${cfg.name}" stops it and cleans up` };
     }
-    const frozen = (await (await ctx.cgroups()).state(cfg.name).catch(() => 'thawed')) === 'frozen';
+    const frozen = (await (await cgroupsOf(ctx)).state(cfg.name).catch(() => 'thawed')) === 'frozen';
     const ipv4 = await addresses(ctx, cfg.name).catch(() => []);
     // A snapshot or copy killed while it held the container frozen: a read shows it as it is and
     // says why; the next operation that takes its lock thaws it (Context.withInstanceLock).
@@ -146,7 +147,7 @@ export async function instanceInfo(ctx: Context, name: string): Promise<Instance
   const state = await instanceState(ctx, cfg);
   const info: InstanceInfo = { ...state, config: cfg };
   if (state.startedAt) info.uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000));
-  if (state.status === 'Running' || state.status === 'Frozen') info.usage = await (await ctx.cgroups()).usage(name).catch(() => undefined);
+  if (state.status === 'Running' || state.status === 'Frozen') info.usage = await (await cgroupsOf(ctx)).usage(name).catch(() => undefined);
   info.diskBytes = rootDiskUsage(ctx, name);
   return info;
 }

@@ -9,6 +9,7 @@ import { loadConfig, type InstanceConfig } from '../state/config.js';
 import { instanceLockFile, type Context } from '../state/context.js';
 import { clearRuntime, CLEARED_RUN_FILES, liveness, type RuntimeFiles } from '../state/runtime.js';
 import { devicesStopping, releaseDevices } from '../device/cleanup.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 export interface StopOptions {
   force?: boolean;
@@ -73,7 +74,7 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
     }
     throw new TslxcError(`Container "${name}" is not running`);
   }
-  const cg = await ctx.cgroups();
+  const cg = await cgroupsOf(ctx);
   if ((await cg.state(name).catch(() => 'thawed')) === 'frozen') await cg.thaw(name);
 
   const gone = () => !isAlive(live.files.monitor) && !isAlive(live.files.init);
@@ -103,7 +104,7 @@ export async function stopLocked(ctx: Context, name: string, opts: StopOptions =
  * after it): cgroups, network pieces on the host, pid files.
  */
 export async function cleanupDead(ctx: Context, name: string, files: RuntimeFiles): Promise<void> {
-  const cg = await ctx.cgroups();
+  const cg = await cgroupsOf(ctx);
   await cg.remove(name);
   await releaseDevices(ctx, name);
   clearRuntime(files);

@@ -4,6 +4,7 @@ import { listStates } from './status.js';
 import { loadConfig } from '../state/config.js';
 import type { Context } from '../state/context.js';
 import { parseSize } from '../util/units.js';
+import { cgroupsOf } from '../cgroup/context.js';
 
 export interface TopRow {
   name: string;
@@ -21,7 +22,7 @@ export interface TopRow {
  * of its cgroup CPU time `intervalMs` apart.
  */
 export async function topSnapshot(ctx: Context, intervalMs = 1000): Promise<TopRow[]> {
-  const cg = await ctx.cgroups();
+  const cg = await cgroupsOf(ctx);
   const running = (await listStates(ctx)).filter((s) => s.status === 'Running' || s.status === 'Frozen');
   const first = new Map<string, number | undefined>();
   for (const s of running) first.set(s.name, (await cg.usage(s.name).catch(() => ({ cpuTimeNs: undefined }))).cpuTimeNs);

@@ -1,14 +1,9 @@
 import fs from 'node:fs';
 import { containerDir, containersDir, defaultPaths, freezeMarkerFile, locksDir, type Paths } from './paths.js';
 import path from 'node:path';
-import { openCgroups } from '../cgroup/index.js';
-import { realSys } from '../cgroup/sys.js';
-import { planCgroups } from '../cgroup/plan.js';
-import type { CgroupDriver } from '../cgroup/types.js';
+import { TslxcError } from '../errors.js';
 import { lockFile, sweepLocks, withLock } from '../util/lock.js';
 import { pidAlive } from '../util/proc.js';
-import { deviceRuleText, type DeviceRule } from '../cgroup/devices.js';
-import { helperError, runHelper } from './helper.js';
 import { recoverInstance, renameMarker } from './config.js';
 import { journalFile } from './journal.js';
 
@@ -43,36 +38,25 @@ export interface Recovery {
   thawed: boolean;
 }
 
-/** v2: the device allow list as a BPF program on the container's cgroup (the helper's `devices`). */
-async function attachDevices(dir: string, rules: readonly DeviceRule[], opts: { replace?: boolean } = {}): Promise<void> {
-  const r = await runHelper(['devices', '--cgroup', dir, ...(opts.replace ? ['--replace'] : []), ...rules.flatMap((x) => ['--allow', deviceRuleText(x)])]);
-  if (r.code !== 0) throw new Error(helperError(r.stderr));
+export interface ContextOptions {
+  /**
+   * Thaws container `name` if it is frozen and says whether it was: the repair of a freeze a killed
+   * snapshot or copy abandoned (cgroup/context.ts's thawIfFrozen). Injected because the cgroup
+   * driver is a layer above this one; a Context without it refuses to run an operation on such a
+   * container rather than run it frozen.
+   */
+  thawIfFrozen?: (ctx: Context, name: string) => Promise<boolean>;
 }
 
 /**
- * What every instance operation needs: where state lives and the host's cgroup driver (detected
- * once, lazily, because `list` of stopped containers should not pay for it).
+ * What every instance operation needs: where state lives, the locks, and the repair of what a
+ * killed operation left half done. (The host's cgroup driver of a Context: cgroup/context.ts.)
  */
 export class Context {
-  private driver?: Promise<CgroupDriver>;
-
-  constructor(readonly paths: Paths = defaultPaths()) {}
-
-  cgroups(): Promise<CgroupDriver> {
-    this.driver ??= Promise.resolve(openCgroups({ prefix: this.paths.cgroupPrefix, attachDevices }));
-    return this.driver;
-  }
-
-  /**
-   * The same driver, changing nothing: what it would make and write for container `name` becomes
-   * steps of a start spec (cgroup/plan.ts), which the helper executes.
-   */
-  async planningCgroups(name: string): Promise<{ driver: CgroupDriver; steps: string[][] }> {
-    const real = await this.cgroups();
-    const planner = planCgroups(realSys, real.dirs(name));
-    const driver = await openCgroups({ prefix: this.paths.cgroupPrefix, layout: real.layout, sys: planner.sys, attachDevices: planner.attachDevices });
-    return { driver, steps: planner.steps };
-  }
+  constructor(
+    readonly paths: Paths = defaultPaths(),
+    private readonly options: ContextOptions = {},
+  ) {}
 
   /**
    * Serialise changes of device grants (a start with unix devices, a live change of them): on
@@ -107,9 +91,14 @@ export class Context {
     if (!abandonedFreeze(this.paths, name)) return { thawed: false };
     // Frozen or not (the kill may have come right after its thaw, or the container stopped since),
     // the marker goes; a thaw that fails keeps it for the next try.
-    const cg = await this.cgroups();
-    const thawed = (await cg.state(name).catch(() => 'thawed')) === 'frozen';
-    if (thawed) await cg.thaw(name);
+    const thaw = this.options.thawIfFrozen;
+    if (!thaw)
+      throw new TslxcError(
+        `Container "${name}" may still be frozen by a killed snapshot or copy`,
+        'this process was not given the step that thaws it',
+        `"tslxc resume ${name}" thaws it`,
+      );
+    const thawed = await thaw(this, name);
     fs.rmSync(freezeMarkerFile(this.paths, name), { force: true });
     return { thawed };
   }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext, TestFn } from 'ava';
 import { Context } from '../../lib/state/context.js';
 import type { Paths } from '../../lib/state/paths.js';
+import { cgroupsOf, thawIfFrozen } from '../../lib/cgroup/context.js';
 
 /** The checkout's root (tests run from dist/test/...). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -65,7 +66,7 @@ export class TestEnv {
       // leftover check: only the files that test lxcfs run one.
       TSLXC_LXCFS_BIN: opts.lxcfs ? '' : path.join(this.root, 'no-lxcfs'),
     };
-    this.ctx = new Context(this.paths);
+    this.ctx = new Context(this.paths, { thawIfFrozen });
     // The built-in default profile puts eth0 on the user's bridge (tslxcbr0). A test installation
     // must never touch that: its default profile has no nic unless a test gives it one.
     fs.mkdirSync(path.join(this.paths.stateDir, 'profiles'), { recursive: true });
@@ -113,7 +114,7 @@ export class TestEnv {
     // dir pools copy spare roots in the background: stop those copies before the tree goes.
     const { dropAllSpares } = await import('../../lib/storage/spares.js');
     await dropAllSpares(this.paths).catch(() => {});
-    const cg = await this.ctx.cgroups();
+    const cg = await cgroupsOf(this.ctx);
     await cg.removePrefix().catch(() => {});
     // Storage pools a failed test left mounted (btrfs loop files) live under this root only:
     // unmount them, deepest first, before the tree goes.

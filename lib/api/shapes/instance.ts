@@ -11,6 +11,7 @@ import { loadProfile, type Profile } from '../../profile/store.js';
 import { expandInstance } from '../../profile/expand.js';
 import type { CgroupUsage } from '../../cgroup/types.js';
 import { nicStatuses, type NicStatus } from '../../network/instance.js';
+import { cgroupsOf } from '../../cgroup/context.js';
 
 /**
  * LXD 5.0's instance objects (shared/api/instance*.go), built from tslxc's own state. The API and
@@ -367,7 +368,7 @@ export function fullShape(instance: Instance, state: InstanceStateShape, snapsho
 async function liveInputs(ctx: Context, state: LibState, opts: { disk?: boolean } = {}): Promise<StateInputs> {
   const inputs: StateInputs = {};
   if (state.status === 'Running' || state.status === 'Frozen') {
-    inputs.usage = await (await ctx.cgroups()).usage(state.name).catch(() => undefined);
+    inputs.usage = await (await cgroupsOf(ctx)).usage(state.name).catch(() => undefined);
     inputs.nics = nicStatuses(ctx, state.name);
   }
   if (opts.disk) inputs.diskBytes = rootDiskUsage(ctx, state.name);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import test from 'ava';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
+import { cgroupsOf } from '../../../lib/cgroup/context.js';
 
 /**
  * Real limits on real busybox containers, on whatever cgroup layout the host has (this machine:
@@ -19,7 +20,7 @@ if (requireRoot(test)) {
 
   /** The container's dir in the hierarchy holding `controller` (v2: its only dir). */
   async function cgDir(name: string, controller: string): Promise<string> {
-    const cg = await env.ctx.cgroups();
+    const cg = await cgroupsOf(env.ctx);
     const dirs = cg.dirs(name);
     if (cg.version === 'v2') return dirs[0]!;
     const marker = `/${env.paths.cgroupPrefix}/`;
@@ -35,12 +36,12 @@ if (requireRoot(test)) {
   const readCg = async (name: string, controller: string, file: string) => fs.readFileSync(path.join(await cgDir(name, controller), file), 'utf8').trim();
   const initPid = (name: string) =>
     JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name)?.state.pid as number;
-  const cpuTimeNs = async (name: string) => (await (await env.ctx.cgroups()).usage(name)).cpuTimeNs ?? NaN;
+  const cpuTimeNs = async (name: string) => (await (await cgroupsOf(env.ctx)).usage(name)).cpuTimeNs ?? NaN;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   test.serial('a process allocating beyond limits.memory is OOM-killed inside; init and the host go on', async (t) => {
     env.ok(t, ['launch', 'busybox', 'mem1', '-c', 'limits.memory=64MiB', '-c', 'limits.memory.swap=false']);
-    const v2 = (await env.ctx.cgroups()).version === 'v2';
+    const v2 = (await cgroupsOf(env.ctx)).version === 'v2';
     t.is(await readCg('mem1', 'memory', v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(64 * 2 ** 20));
     const pid = initPid('mem1');
     // dd allocates its whole block (256MiB) and fills it: four times the limit.
@@ -82,7 +83,7 @@ if (requireRoot(test)) {
 
   test.serial('a busy loop under limits.cpu.allowance=25% uses about a quarter of a CPU', async (t) => {
     env.ok(t, ['launch', 'busybox', 'cpu1', '-c', 'limits.cpu.allowance=25%']);
-    const v2 = (await env.ctx.cgroups()).version === 'v2';
+    const v2 = (await cgroupsOf(env.ctx)).version === 'v2';
     if (v2) t.is(await readCg('cpu1', 'cpu', 'cpu.max'), '25000 100000');
     else t.is(await readCg('cpu1', 'cpu', 'cpu.cfs_quota_us'), '25000');
     const loop = env.cliAsync(['exec', 'cpu1', '--', 'timeout', '-s', 'KILL', '6', 'sh', '-c', 'while :; do :; done']);
@@ -128,7 +129,7 @@ if (requireRoot(test)) {
   });
 
   test.serial('live config set: memory and processes change in place; refused values change nothing', async (t) => {
-    const v2 = (await env.ctx.cgroups()).version === 'v2';
+    const v2 = (await cgroupsOf(env.ctx)).version === 'v2';
     const memFile = v2 ? 'memory.max' : 'memory.limit_in_bytes';
     env.ok(t, ['config', 'set', 'pin1', 'limits.memory=96MiB', 'limits.processes=55']);
     t.is(await readCg('pin1', 'memory', memFile), String(96 * 2 ** 20));

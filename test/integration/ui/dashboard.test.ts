@@ -6,6 +6,7 @@ import { ApiServer } from '../../helpers/api.js';
 import { Dashboard, hasChromium } from '../../helpers/browser.js';
 import { repoRoot, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
+import { cgroupsOf } from '../../../lib/cgroup/context.js';
 
 /**
  * The dashboard in a real browser (Debian's chromium, headless): login with a token in the
@@ -59,7 +60,7 @@ if (requireRoot(test)) {
 
   /** The container's file in the cgroup v1 hierarchy of `controller` (v2: its one dir). */
   async function cgFile(name: string, controller: string, file: string): Promise<string> {
-    const cg = await env.ctx.cgroups();
+    const cg = await cgroupsOf(env.ctx);
     const dirs = cg.dirs(name);
     const marker = `/${env.paths.cgroupPrefix}/`;
     const d =
@@ -183,7 +184,7 @@ if (requireRoot(test)) {
     await main.click('#config-form button[type="submit"]');
     await waitText(main, '#config', /limits\.memory\s*96MiB/);
     t.is(await main.textContent('#config-error'), '');
-    const v2 = (await env.ctx.cgroups()).version === 'v2';
+    const v2 = (await cgroupsOf(env.ctx)).version === 'v2';
     t.is(await cgFile('c1', 'memory', v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(96 * 2 ** 20));
     t.deepEqual(dash.errors, []);
   });

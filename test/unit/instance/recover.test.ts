@@ -8,6 +8,7 @@ import { containerDir, containersDir, freezeMarkerFile, type Paths } from '../..
 import { ConfigCache, listNames, loadConfig } from '../../../lib/state/config.js';
 import { journalFile, type Journal } from '../../../lib/state/journal.js';
 import type { CgroupDriver } from '../../../lib/cgroup/types.js';
+import { thawIfFrozen, useCgroups } from '../../../lib/cgroup/context.js';
 import { entryStamps } from '../../helpers/stamps.js';
 
 /** A private installation with a fake cgroup driver that notes what is asked of it. */
@@ -18,17 +19,17 @@ function setup(t: { teardown(fn: () => void): void }, state: 'frozen' | 'thawed'
   fs.mkdirSync(path.join(paths.runDir, 'containers', 'c1'), { recursive: true });
   fs.mkdirSync(path.join(paths.runDir, 'locks'), { recursive: true });
   const calls: string[] = [];
-  const ctx = new Context(paths);
-  ctx.cgroups = async () => {
-    calls.push('open');
-    return {
-      state: async () => state,
-      thaw: async () => {
-        calls.push('thaw');
-        if (thawFails) throw new Error('cannot thaw');
-      },
-    } as unknown as CgroupDriver;
-  };
+  const ctx = new Context(paths, { thawIfFrozen });
+  useCgroups(ctx, {
+    state: async () => {
+      calls.push('state');
+      return state;
+    },
+    thaw: async () => {
+      calls.push('thaw');
+      if (thawFails) throw new Error('cannot thaw');
+    },
+  } as unknown as CgroupDriver);
   return { ctx, calls, marker: freezeMarkerFile(paths, 'c1') };
 }
 
@@ -38,7 +39,7 @@ test('taking the lock thaws what a killed snapshot left frozen, and says so', as
   const { ctx, calls, marker } = setup(t, 'frozen');
   fs.writeFileSync(marker, String(deadPid()));
   t.deepEqual(await ctx.withInstanceLock('c1', async (r) => r), { thawed: true });
-  t.deepEqual(calls, ['open', 'thaw']);
+  t.deepEqual(calls, ['state', 'thaw']);
   t.false(fs.existsSync(marker));
   calls.length = 0;
   t.deepEqual(await ctx.withInstanceLock('c1', async (r) => r), { thawed: false }, 'once');
@@ -49,8 +50,21 @@ test('a marker whose container runs thawed (killed after its thaw) goes without 
   const { ctx, calls, marker } = setup(t, 'thawed');
   fs.writeFileSync(marker, String(deadPid()));
   t.deepEqual(await ctx.withInstanceLock('c1', async (r) => r), { thawed: false });
-  t.deepEqual(calls, ['open']);
+  t.deepEqual(calls, ['state']);
   t.false(fs.existsSync(marker));
+});
+
+test('a Context not given the thaw step refuses to run on a container left frozen, and keeps the marker', async (t) => {
+  const { ctx, marker } = setup(t, 'frozen');
+  const bare = new Context(ctx.paths);
+  fs.writeFileSync(marker, String(deadPid()));
+  let ran = false;
+  await t.throwsAsync(
+    bare.withInstanceLock('c1', async () => (ran = true)),
+    { message: /Container "c1" may still be frozen by a killed snapshot or copy.*tslxc resume c1/ },
+  );
+  t.false(ran);
+  t.true(fs.existsSync(marker));
 });
 
 test('a live freezer is left alone; a thaw that fails stops the operation and keeps the marker', async (t) => {

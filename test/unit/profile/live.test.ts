@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import type { CgroupDriver, CgroupLimits } from '../../../lib/cgroup/types.js';
+import { useCgroups } from '../../../lib/cgroup/context.js';
 import { Context } from '../../../lib/state/context.js';
 import { loadConfig, saveConfig, type InstanceConfig } from '../../../lib/state/config.js';
 import { setConfig } from '../../../lib/instance/configure.js';
@@ -30,12 +31,8 @@ function setup() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-live-'));
   const paths = { stateDir: path.join(root, 'state'), runDir: path.join(root, 'run'), cacheDir: path.join(root, 'cache'), cgroupPrefix: 'tslxc-unit-none' };
   const drv = new FakeDriver();
-  class FakeContext extends Context {
-    override cgroups() {
-      return Promise.resolve(drv as unknown as CgroupDriver);
-    }
-  }
-  const ctx = new FakeContext(paths);
+  const ctx = new Context(paths);
+  useCgroups(ctx, drv as unknown as CgroupDriver);
   fs.mkdirSync(path.join(paths.stateDir, 'containers', 'c1'), { recursive: true });
   const cfg: InstanceConfig = {
     name: 'c1',

@@ -92,7 +92,10 @@ test('withFrozen thaws whatever happens, and leaves no marker', async (t) => {
     },
     thaw: async () => void calls.push('thaw'),
   };
-  const ctx = { paths, cgroups: async () => cg } as never;
+  const { Context } = await import('../../../lib/state/context.js');
+  const { useCgroups } = await import('../../../lib/cgroup/context.js');
+  const ctx = new Context(paths);
+  useCgroups(ctx, cg as never);
   const marker = path.join(root, 'containers/c1/snapshot-freeze.pid');
   await t.throwsAsync(
     withFrozen(ctx, 'c1', async () => {
