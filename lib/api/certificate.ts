@@ -1,12 +1,11 @@
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TslxcError } from '../errors.js';
 import type { Paths } from '../state/paths.js';
 import { mkdirp } from '../util/fs.js';
 import { withLock } from '../util/lock.js';
+import { makeSelfSigned } from '../util/x509.js';
 import { locksDir } from '../state/paths.js';
 
 /**
@@ -56,50 +55,12 @@ export async function ensureServerCertificate(p: Paths): Promise<ServerCertifica
     const again = read(p);
     if (again) return again;
     mkdirp(p.stateDir, 0o711);
-    // A private temp dir (0700): the key is never readable by others, even for a moment.
-    const tmp = fs.mkdtempSync(path.join(p.stateDir, '.server-cert-'));
-    const tmpKey = path.join(tmp, 'key');
-    const tmpCert = path.join(tmp, 'crt');
     const host = sanName();
-    const r = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:secp384r1',
-        '-nodes',
-        '-days',
-        '3650',
-        '-subj',
-        `/O=tslxc/CN=root@${host}`,
-        '-addext',
-        `subjectAltName=DNS:${host}`,
-        '-addext',
-        'extendedKeyUsage=serverAuth',
-        '-addext',
-        'keyUsage=critical,digitalSignature,keyCertSign',
-        '-keyout',
-        tmpKey,
-        '-out',
-        tmpCert,
-      ],
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw new TslxcError(
-        'Cannot make the server certificate',
-        r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop() || `openssl exited ${r.status}`,
-        'install openssl ("apt-get install openssl")',
-      );
-    }
-    fs.chmodSync(tmpKey, 0o600);
-    fs.renameSync(tmpKey, keyFile(p));
-    fs.renameSync(tmpCert, certFile(p));
-    fs.rmSync(tmp, { recursive: true, force: true });
+    makeSelfSigned(p.stateDir, 'server', {
+      subject: `/O=tslxc/CN=root@${host}`,
+      extensions: [`subjectAltName=DNS:${host}`, 'extendedKeyUsage=serverAuth', 'keyUsage=critical,digitalSignature,keyCertSign'],
+      what: 'the server certificate',
+    });
     return read(p)!;
   });
 }
