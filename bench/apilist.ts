@@ -4,8 +4,9 @@ import path from 'node:path';
 import { BenchEnv, launcherPath } from './env.js';
 import { startExecStub, type ExecStub } from './apistub.js';
 import { LxdDaemon } from './lxd.js';
-import { now, run, type RunResult } from './proc.js';
+import { now, pause, run, type RunResult } from './proc.js';
 import { waitForSystemd } from './measure.js';
+import { preparing } from '../lib/storage/spares.js';
 
 /**
  * `lxc list` of N stopped containers, the same `lxc` 5.0 client against `tslxc serve` and a private
@@ -13,12 +14,17 @@ import { waitForSystemd } from './measure.js';
  * from tslxc's busybox image, exported in LXD's format for LXD, so both copy a root of a few MiB.
  * With --launch R, also `lxc launch` of the cached Debian image (exported in LXD's format for
  * LXD) until systemd answers inside, R times each, alternating: the same client, each side probed
- * by its own exec. With --exec R, `lxc exec C -- true` R times on each side, interleaved with
+ * by its own exec. tslxc launches on a dir pool as `tslxc storage create` makes it (spare roots on:
+ * before each timed launch the bench waits, untimed, for the spare the previous one started) and
+ * on one with spare_roots=false (every launch copies the image); a second pass runs `lxc init`
+ * and `lxc start` apart, to split a launch into create, start and the guest's boot. With --exec R, `lxc exec C -- true` R times on each side, interleaved with
  * `lxc --version` (the client alone), the same exec against a stub server that runs nothing
  * (bench/apistub.ts: the floor any server has) and `tslxc exec`, as medians; and the servers' CPU
- * per exec. The server's VmRSS is taken idle, after one list, after the timed lists and after the
- * execs. Run alone: `node dist/bench/apilist.js [--count N] [--runs R] [--launch R] [--exec R]`;
- * it prints one JSON report.
+ * per exec. With --concurrent N, N `lxc exec` at once while N `lxc monitor` listen, all of which
+ * must succeed. Both servers' memory (VmRSS, RssAnon, RssFile) is taken idle, after one list,
+ * after the timed lists and after the execs, beside a bare node's (what node itself costs).
+ * Run alone: `node dist/bench/apilist.js [--count N] [--runs R] [--launch R] [--exec R]
+ * [--concurrent N]`; it prints one JSON report.
  */
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -31,6 +37,8 @@ const RUNS = opt('runs', 20);
 const LAUNCHES = opt('launch', 0);
 /** `lxc exec C -- true` on each side, this many times (0: skipped). */
 const EXECS = opt('exec', 0);
+/** `lxc exec` sessions at once, with as many `lxc monitor` listeners (0: skipped). */
+const CONCURRENT = opt('concurrent', 0);
 const PROBE = ['systemctl', 'is-system-running', '--wait'];
 const log = (s: string) => process.stderr.write(`${new Date().toISOString()} ${s}\n`);
 
@@ -93,14 +101,40 @@ const lxd = new LxdDaemon(env, '2GiB');
 let server: ReturnType<typeof spawn> | undefined;
 let stub: ExecStub | undefined;
 
-/** A process's VmRSS in MiB (undefined once it is gone). */
-function rssMiB(pid: number | undefined): number | undefined {
+interface Memory {
+  vmrss_mib: number;
+  anon_mib: number;
+  file_mib: number;
+}
+
+/**
+ * A process's resident memory in MiB from /proc/PID/status (undefined once it is gone): VmRSS,
+ * and its two parts: RssAnon (its own heap and stacks) and RssFile (mapped files, mostly the
+ * executable's pages, shared with every other process running the same binary).
+ */
+function memory(pid: number | undefined): Memory | undefined {
   try {
-    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    const mib = (k: number) => Math.round((k / 1024) * 10) / 10;
+    return { vmrss_mib: mib(kib('VmRSS')), anon_mib: mib(kib('RssAnon')), file_mib: mib(kib('RssFile')) };
   } catch {
     return undefined;
   }
+}
+
+/** Both servers' memory at one moment of the run. */
+function sampleMemory(into: Record<string, Record<string, Memory | undefined>>, when: string): void {
+  into[when] = { 'tslxc serve': memory(server?.pid), 'LXD 5.0.2': memory(lxd.pid) };
+}
+
+/** A bare node (the same binary and flags as serve, an empty event loop) idle: node's own share. */
+async function bareNode(): Promise<Memory | undefined> {
+  const child = spawn('node', ['--max-semi-space-size=1', '-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1500));
+  const m = memory(child.pid);
+  child.kill('SIGKILL');
+  return m;
 }
 
 /** CPU time (user + system) a process has used, in ms. */
@@ -139,7 +173,8 @@ async function main(): Promise<void> {
   const socket = path.join(env.stateDir, 'unix.socket');
   for (let i = 0; i < 200 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 1000));
-  const rss: Record<string, number | undefined> = { idle: rssMiB(server.pid) };
+  const mem: Record<string, Record<string, Memory | undefined>> = {};
+  sampleMemory(mem, 'idle');
   const confs = [fs.mkdtempSync(path.join(env.root, 'conf-')), fs.mkdtempSync(path.join(env.root, 'conf-'))];
   const viaTslxc = ['env', `LXD_DIR=${env.stateDir}`, `LXD_CONF=${confs[0]}`, 'lxc'];
   const viaLxd = ['env', `LXD_DIR=${lxd.dir}`, `LXD_CONF=${confs[1]}`, 'lxc'];
@@ -147,7 +182,7 @@ async function main(): Promise<void> {
   const a = (await ok(run(viaTslxc[0], [...viaTslxc.slice(1), 'list', '--format', 'csv', '-c', 'n']), 'lxc list (tslxc)')).stdout.trim().split('\n');
   const b = (await ok(run(viaLxd[0], [...viaLxd.slice(1), 'list', '--format', 'csv', '-c', 'n']), 'lxc list (LXD)')).stdout.trim().split('\n');
   if (a.length !== COUNT || b.length !== COUNT) throw new Error(`lists of ${a.length} and ${b.length}, not ${COUNT}`);
-  rss.after_one_list = rssMiB(server.pid);
+  sampleMemory(mem, 'after_one_list');
   const times = await hyperfine({
     'lxc list (tslxc serve)': [...viaTslxc, 'list'],
     'lxc list (LXD 5.0.2)': [...viaLxd, 'list'],
@@ -164,14 +199,15 @@ async function main(): Promise<void> {
       'json',
     ],
   });
-  rss[`after_${2 * (RUNS + 3)}_lists`] = rssMiB(server.pid);
+  sampleMemory(mem, `after_${RUNS + 3}_lists_of_each_kind`);
   const ratio = times['lxc list (tslxc serve)'].mean_ms / times['lxc list (LXD 5.0.2)'].mean_ms;
-  const exec = EXECS > 0 ? await execs(viaTslxc, viaLxd, rss) : undefined;
-  rss.lxd_daemon = rssMiB(lxd.pid);
+  const exec = EXECS > 0 ? await execs(viaTslxc, viaLxd, mem) : undefined;
+  const concurrent = CONCURRENT > 0 ? await concurrency(viaTslxc) : undefined;
+  const memory = { ...mem, bare_node_idle: await bareNode() };
   const launch = LAUNCHES > 0 ? await launches(viaTslxc, viaLxd) : undefined;
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   process.stdout.write(
-    `${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, load, times, ratio_lxc_list_tslxc_to_lxd: ratio, serve_rss_mib: rss, exec, launch }, null, 2)}\n`,
+    `${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, load, times, ratio_lxc_list_tslxc_to_lxd: ratio, memory, exec, concurrent, launch }, null, 2)}\n`,
   );
 }
 
@@ -180,7 +216,7 @@ async function main(): Promise<void> {
  * exec`, interleaved (the order turns each round) so that a change of the host's load hits all
  * alike; medians, and each server's CPU time per exec.
  */
-async function execs(viaTslxc: string[], viaLxd: string[], rss: Record<string, number | undefined>): Promise<Record<string, unknown>> {
+async function execs(viaTslxc: string[], viaLxd: string[], mem: Record<string, Record<string, Memory | undefined>>): Promise<Record<string, unknown>> {
   const name = 'l000';
   await ok(env.tslxc(['start', name]), 'tslxc start');
   await lxd.lxcOk(['start', name]);
@@ -215,13 +251,74 @@ async function execs(viaTslxc: string[], viaLxd: string[], rss: Record<string, n
     },
   };
   out.ratio_exec_tslxc_to_lxd = round((median(samples['lxc exec (tslxc serve)']!) / median(samples['lxc exec (LXD 5.0.2)']!)) * 100) / 100;
-  rss[`after_${rounds}_execs`] = rssMiB(server!.pid);
+  sampleMemory(mem, `after_${rounds}_rounds_of_execs`);
   await stub.close();
   stub = undefined;
   await ok(env.tslxc(['stop', '--force', name]), 'tslxc stop');
   await lxd.lxcOk(['stop', '--force', name]);
   return out;
 }
+
+/**
+ * CONCURRENT `lxc exec C -- echo ok` at once through tslxc serve while as many `lxc monitor`
+ * listen on its events: every exec must print ok and exit 0, every listener must see events.
+ */
+async function concurrency(viaTslxc: string[]): Promise<Record<string, unknown>> {
+  const name = 'l000';
+  await ok(env.tslxc(['start', name]), 'tslxc start');
+  log(`concurrent: ${CONCURRENT} lxc monitor, ${CONCURRENT} lxc exec`);
+  const monitors = Array.from({ length: CONCURRENT }, () => {
+    const child = spawn(viaTslxc[0]!, [...viaTslxc.slice(1), 'monitor', '--type', 'operation'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = { text: '', child };
+    child.stdout.on('data', (d: Buffer) => (out.text += d.toString()));
+    return out;
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  const t0 = now();
+  const results = await Promise.all(
+    Array.from({ length: CONCURRENT }, () => run(viaTslxc[0]!, [...viaTslxc.slice(1), 'exec', name, '--', 'echo', 'ok'], { timeoutMs: 120_000 })),
+  );
+  const wallMs = now() - t0;
+  await new Promise((r) => setTimeout(r, 1000));
+  const alive = monitors.filter((m) => m.child.exitCode === null).length;
+  for (const m of monitors) m.child.kill('SIGTERM');
+  const failed = results.filter((r) => r.code !== 0 || r.stdout.trim() !== 'ok');
+  const heard = monitors.filter((m) => m.text.includes('Executing command')).length;
+  await ok(env.tslxc(['stop', '--force', name]), 'tslxc stop');
+  return {
+    sessions: CONCURRENT,
+    failed_sessions: failed.length,
+    failures: failed.slice(0, 3).map((r) => `exit ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`),
+    wall_ms: round(wallMs),
+    listeners: CONCURRENT,
+    listeners_still_connected: alive,
+    listeners_that_saw_the_execs: heard,
+    ok: failed.length === 0 && alive === CONCURRENT && heard === CONCURRENT,
+  };
+}
+
+/** One way of launching, timed against one server. */
+interface LaunchSide {
+  key: string;
+  client: string[];
+  image: string;
+  /** `lxc launch`/`init` options (the pool) */
+  extra: string[];
+  inside: (n: string, cmd: string[]) => Promise<RunResult>;
+  /** the tslxc pool whose background spare copy must end before anything is timed */
+  pool?: string;
+}
+
+/** Waits, untimed, until no spare root is being copied in the bench's tslxc pools. */
+async function settle(): Promise<number> {
+  const t0 = now();
+  const paths = { stateDir: env.stateDir, runDir: env.runDir, cacheDir: '', cgroupPrefix: '' };
+  while (preparing(paths, SPARE_POOL).length) await pause(100);
+  return now() - t0;
+}
+
+/** A dir pool as `tslxc storage create` makes it: spare roots on. */
+const SPARE_POOL = 'bspare';
 
 async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<string, unknown>> {
   log('launch: tslxc image build debian (cached), export for LXD');
@@ -230,39 +327,80 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
   await ok(env.tslxc(['image', 'export', 'debian', file], { timeoutMs: 600_000 }), 'tslxc image export debian');
   await lxd.lxcOk(['image', 'import', file, '--alias', 'bench-debian'], { timeoutMs: 600_000 });
   fs.rmSync(file, { force: true });
-  const sides = [
-    { key: 'tslxc serve', client: viaTslxc, image: 'debian', inside: (n: string, cmd: string[]) => env.tslxc(['exec', n, '--', ...cmd]) },
-    { key: 'LXD 5.0.2', client: viaLxd, image: 'bench-debian', inside: (n: string, cmd: string[]) => lxd.lxc(['exec', n, '--', ...cmd]) },
+  await ok(env.tslxc(['storage', 'create', SPARE_POOL, 'dir']), `tslxc storage create ${SPARE_POOL} dir`);
+  const tslxcInside = (n: string, cmd: string[]) => env.tslxc(['exec', n, '--', ...cmd]);
+  const sides: LaunchSide[] = [
+    { key: 'tslxc serve', client: viaTslxc, image: 'debian', extra: ['-s', SPARE_POOL], inside: tslxcInside, pool: SPARE_POOL },
+    { key: 'LXD 5.0.2', client: viaLxd, image: 'bench-debian', extra: [], inside: (n, cmd) => lxd.lxc(['exec', n, '--', ...cmd]) },
+    { key: 'tslxc serve (no spare)', client: viaTslxc, image: 'debian', extra: ['-s', 'default'], inside: tslxcInside },
   ];
+  const lxc = (side: LaunchSide, args: string[]) => run(side.client[0]!, [...side.client.slice(1), ...args], { timeoutMs: 300_000 });
   // launch_ms: until `lxc launch` returns (create and start); systemd_ms: until systemd says it is
   // running; userspace_ms: systemd's own boot as it counts it (the guest's part, the same image).
-  const samples: Record<string, { launch_ms: number[]; systemd_ms: number[]; userspace_ms: number[] }> = Object.fromEntries(
-    sides.map((x) => [x.key, { launch_ms: [], systemd_ms: [], userspace_ms: [] }]),
+  // The split pass: init_ms (`lxc init`: the create), start_ms (`lxc start`), boot_ms (from the
+  // start's return to systemd running).
+  type Samples = { launch_ms: number[]; systemd_ms: number[]; userspace_ms: number[]; init_ms: number[]; start_ms: number[]; boot_ms: number[] };
+  const samples: Record<string, Samples> = Object.fromEntries(
+    sides.map((x) => [x.key, { launch_ms: [], systemd_ms: [], userspace_ms: [], init_ms: [], start_ms: [], boot_ms: [] }]),
   );
-  for (let i = 0; i < LAUNCHES; i++) {
+  const settled: number[] = [];
+  const track = (side: LaunchSide, name: string) => {
+    if (side.key.startsWith('LXD')) lxd.instances.add(name);
+  };
+  // Round 0 warms up both (and leaves the first spare); then LAUNCHES timed rounds of `lxc launch`
+  // and as many of `lxc init` + `lxc start`.
+  for (let i = 0; i <= 2 * LAUNCHES; i++) {
+    const split = i > LAUNCHES;
     for (const side of i % 2 ? [...sides].reverse() : sides) {
-      const name = `d${i}`;
+      if (split && side.key.endsWith('(no spare)')) continue;
+      settled.push(await settle());
+      const name = `d${i}${side.key.endsWith('(no spare)') ? 'n' : ''}`;
+      const s = samples[side.key]!;
       const t0 = now();
-      await ok(run(side.client[0], [...side.client.slice(1), 'launch', side.image, name], { timeoutMs: 300_000 }), `${side.key}: lxc launch`);
-      if (side.key.startsWith('LXD')) lxd.instances.add(name);
-      samples[side.key].launch_ms.push(now() - t0);
-      samples[side.key].systemd_ms.push((await waitForSystemd(() => side.inside(name, PROBE), `${side.key}: systemd in ${name}`, t0)).ms);
-      const analyze = (await side.inside(name, ['systemd-analyze'])).stdout;
-      const userspace = /([\d.]+)(m?s) \(userspace\)/.exec(analyze);
-      if (userspace) samples[side.key].userspace_ms.push(Number(userspace[1]) * (userspace[2] === 's' ? 1000 : 1));
-      await ok(run(side.client[0], [...side.client.slice(1), 'delete', '--force', name], { timeoutMs: 300_000 }), `${side.key}: lxc delete`);
-      log(`launch ${i + 1}/${LAUNCHES} ${side.key}: ${Math.round(samples[side.key].systemd_ms.at(-1)!)} ms to systemd`);
+      let tStart = t0;
+      if (split) {
+        track(side, name);
+        await ok(lxc(side, ['init', side.image, name, ...side.extra]), `${side.key}: lxc init`);
+        tStart = now();
+        await ok(lxc(side, ['start', name]), `${side.key}: lxc start`);
+      } else {
+        track(side, name);
+        await ok(lxc(side, ['launch', side.image, name, ...side.extra]), `${side.key}: lxc launch`);
+      }
+      const launched = now();
+      const systemd = (await waitForSystemd(() => side.inside(name, PROBE), `${side.key}: systemd in ${name}`, t0)).ms;
+      if (i > 0 && split) {
+        s.init_ms.push(tStart - t0);
+        s.start_ms.push(launched - tStart);
+        s.boot_ms.push(t0 + systemd - launched);
+      } else if (i > 0) {
+        s.launch_ms.push(launched - t0);
+        s.systemd_ms.push(systemd);
+        const analyze = (await side.inside(name, ['systemd-analyze'])).stdout;
+        const userspace = /([\d.]+)(m?s) \(userspace\)/.exec(analyze);
+        if (userspace) s.userspace_ms.push(Number(userspace[1]) * (userspace[2] === 's' ? 1000 : 1));
+      }
+      await ok(lxc(side, ['delete', '--force', name]), `${side.key}: lxc delete`);
+      log(`launch ${i}/${2 * LAUNCHES}${i ? '' : ' (warm-up)'} ${side.key}: ${Math.round(systemd)} ms to systemd`);
     }
   }
+  settled.push(await settle());
   const out: Record<string, unknown> = {};
+  const med = (xs: number[]) => (xs.length ? round(median(xs)) : undefined);
   for (const [k, v] of Object.entries(samples))
     out[k] = {
       ...v,
-      median_launch_ms: median(v.launch_ms),
-      median_systemd_ms: median(v.systemd_ms),
-      median_userspace_ms: v.userspace_ms.length ? median(v.userspace_ms) : undefined,
+      median_launch_ms: med(v.launch_ms),
+      median_systemd_ms: med(v.systemd_ms),
+      median_userspace_ms: med(v.userspace_ms),
+      median_init_ms: med(v.init_ms),
+      median_start_ms: med(v.start_ms),
+      median_boot_ms: med(v.boot_ms),
     };
-  out.ratio_systemd_tslxc_to_lxd = median(samples['tslxc serve'].systemd_ms) / median(samples['LXD 5.0.2'].systemd_ms);
+  const ratio = (k: string) => round((median(samples[k]!.systemd_ms) / median(samples['LXD 5.0.2']!.systemd_ms)) * 100) / 100;
+  out.ratio_systemd_tslxc_to_lxd = ratio('tslxc serve');
+  out.ratio_systemd_tslxc_no_spare_to_lxd = ratio('tslxc serve (no spare)');
+  out.untimed_wait_for_spares_ms = settled.map(round);
   return out;
 }
 

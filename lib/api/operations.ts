@@ -44,6 +44,9 @@ interface Record_ {
 
 const now = () => new Date().toISOString();
 
+/** What an ended operation keeps of its spec: nothing that runs or holds the request. */
+const ENDED: OperationSpec = { class: 'task', description: '', run: async () => {} };
+
 export class Operations implements OperationStarter {
   private readonly ops = new Map<string, Record_>();
   private readonly keepMs: number;
@@ -154,6 +157,11 @@ export class Operations implements OperationStarter {
     this.changed(rec);
     // Streams the work left open: the operation is over, so they are too (their queued data is sent first).
     for (const ws of rec.sockets.values()) if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1000);
+    // A finished operation stays listed for keepMs, as its public shape alone: the work's closure
+    // (the request, its arguments) and the streams would otherwise stay in memory as long.
+    rec.sockets.clear();
+    rec.socketListeners.length = 0;
+    rec.spec = ENDED;
     rec.finish();
     setTimeout(() => this.ops.delete(rec.op.id), this.keepMs).unref();
   }
@@ -197,7 +205,8 @@ export class Operations implements OperationStarter {
     this.get(id, identity);
     const rec = this.ops.get(id)!;
     if (this.final(rec)) throw new ApiError(400, 'Only running operations can be cancelled');
-    if (!rec.spec.cancel) throw new ApiError(400, "This operation can't be cancelled");
+    const spec = rec.spec;
+    if (!spec.cancel) throw new ApiError(400, "This operation can't be cancelled");
     if (!rec.started) {
       this.end(rec, 'cancelled');
       return;
@@ -207,7 +216,7 @@ export class Operations implements OperationStarter {
       this.changed(rec);
     }
     rec.controller.abort();
-    rec.spec.cancel();
+    spec.cancel();
   }
 
   /**

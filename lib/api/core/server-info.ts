@@ -46,18 +46,35 @@ async function packageVersion(): Promise<string> {
 
 const ARCH: Record<string, string[]> = { x64: ['x86_64', 'i686'], arm64: ['aarch64', 'armv7l'], arm: ['armv7l'] };
 
+/**
+ * The pools' drivers, read again only when the pools dir changed (a pool's file is written by
+ * rename, and a pool's driver never changes): every `lxc` command starts with GET /1.0, and reading
+ * and parsing each pool's YAML there was a good part of an exec's time in the server.
+ */
+let poolDrivers: { dir: string; mtimeMs: number; drivers: string } | undefined;
+
 async function storageInfo(
   core: ServerCore,
 ): Promise<{ storage: string; storage_supported_drivers: Array<{ Name: string; Version: string; Remote: boolean }> }> {
-  const { listPools, DRIVERS } = await import('../../storage/pool.js');
-  let pools: Array<{ driver: string }> = [];
+  const { listPools, poolsDir, DRIVERS } = await import('../../storage/pool.js');
+  const dir = poolsDir(core.ctx.paths);
+  let mtimeMs = -1;
   try {
-    pools = listPools(core.ctx.paths);
+    mtimeMs = fs.statSync(dir).mtimeMs;
   } catch {
-    // an unreadable pool file must not break GET /1.0
+    // no pools yet
+  }
+  if (poolDrivers?.dir !== dir || poolDrivers.mtimeMs !== mtimeMs) {
+    let pools: Array<{ driver: string }> = [];
+    try {
+      pools = listPools(core.ctx.paths);
+    } catch {
+      // an unreadable pool file must not break GET /1.0
+    }
+    poolDrivers = { dir, mtimeMs, drivers: [...new Set(pools.map((p) => p.driver))].join(' | ') || 'dir' };
   }
   return {
-    storage: [...new Set(pools.map((p) => p.driver))].join(' | ') || 'dir',
+    storage: poolDrivers.drivers,
     // LXD 5.0.2 writes these keys capitalized (its Go struct has no json tags).
     storage_supported_drivers: DRIVERS.map((name) => ({ Name: name, Version: '1', Remote: false })),
   };

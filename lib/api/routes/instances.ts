@@ -236,7 +236,11 @@ async function createInstance(req: ApiRequest): Promise<ApiResult> {
         made = (await copyInstance(req.ctx, origin.from, name, { instanceOnly: origin.instanceOnly })).name;
       } else {
         const create = await lib.create();
-        const opts = { profiles, config, description, ephemeral };
+        // The root disk's pool (`lxc launch -s POOL`) decides where the root is made, as the
+        // CLI's --storage: set afterwards with the devices, it would name a pool the root is not on.
+        const { rootDiskOf } = await import('../../storage/disk.js');
+        const storage = (devices && rootDiskOf(devices)?.pool) || undefined;
+        const opts = { profiles, config, description, ephemeral, storage };
         made = (origin.type === 'image' ? await create.createInstance(req.ctx, origin.ref, name, opts) : await create.createEmptyInstance(req.ctx, name, opts))
           .name;
       }
