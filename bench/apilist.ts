@@ -105,19 +105,23 @@ interface Memory {
   vmrss_mib: number;
   anon_mib: number;
   file_mib: number;
+  /** the proportional share: each page shared with N processes counts 1/N (smaps_rollup) */
+  pss_mib?: number;
 }
 
 /**
  * A process's resident memory in MiB from /proc/PID/status (undefined once it is gone): VmRSS,
  * and its two parts: RssAnon (its own heap and stacks) and RssFile (mapped files, mostly the
- * executable's pages, shared with every other process running the same binary).
+ * executable's pages, shared with every other process running the same binary); and its PSS,
+ * where a page shared with N processes counts 1/N (so it depends on what else runs).
  */
 function memory(pid: number | undefined): Memory | undefined {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
     const mib = (k: number) => Math.round((k / 1024) * 10) / 10;
-    return { vmrss_mib: mib(kib('VmRSS')), anon_mib: mib(kib('RssAnon')), file_mib: mib(kib('RssFile')) };
+    const pss = Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN);
+    return { vmrss_mib: mib(kib('VmRSS')), anon_mib: mib(kib('RssAnon')), file_mib: mib(kib('RssFile')), pss_mib: mib(pss) };
   } catch {
     return undefined;
   }
