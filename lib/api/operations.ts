@@ -64,11 +64,13 @@ export class Operations implements OperationStarter {
     const metadata: Record<string, unknown> = { ...spec.metadata };
     if (spec.sockets?.length) {
       const fds: Record<string, string> = {};
-      for (const name of spec.sockets) {
-        const secret = randomBytes(32).toString('hex');
+      // One draw from the CSPRNG for all the streams' secrets (an exec has four).
+      const random = randomBytes(32 * spec.sockets.length);
+      spec.sockets.forEach((name, i) => {
+        const secret = random.toString('hex', 32 * i, 32 * (i + 1));
         fds[name] = secret;
         secrets.set(name, Buffer.from(secret));
-      }
+      });
       metadata.fds = fds;
     }
     const op: Operation = {
