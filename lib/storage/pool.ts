@@ -60,12 +60,12 @@ export function listPools(p: Paths): PoolConfig[] {
   } catch {
     return [];
   }
+  // Names are [a-z0-9-], where code-unit order is the locale's: localeCompare would load ICU's
+  // collation data into every process that lists pools (`tslxc serve` at each GET /1.0) for nothing.
   return entries
     .filter((f) => f.endsWith('.yaml') && NAME.test(f.slice(0, -5)))
     .map((f) => loadPoolIfExists(p, f.slice(0, -5)))
     .filter((x): x is PoolConfig => !!x)
-    // Names are [a-z0-9-], where code-unit order is the locale's: localeCompare would load ICU's
-    // collation data into every process that lists pools (`tslxc serve` at each GET /1.0) for nothing.
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
