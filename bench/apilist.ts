@@ -6,7 +6,7 @@ import { startExecStub, type ExecStub } from './apistub.js';
 import { LxdDaemon } from './lxd.js';
 import { now, pause, run, type RunResult } from './proc.js';
 import { waitForSystemd } from './measure.js';
-import { preparing } from '../lib/storage/spares.js';
+import { listSpares, preparing } from '../lib/storage/spares.js';
 
 /**
  * `lxc list` of N stopped containers, the same `lxc` 5.0 client against `tslxc serve` and a private
@@ -135,7 +135,7 @@ function sampleMemory(into: Record<string, Record<string, Memory | undefined>>, 
 /** A bare node (the same binary and flags as serve, an empty event loop) idle: node's own share. */
 async function bareNode(): Promise<Memory | undefined> {
   const child = spawn('node', ['--max-semi-space-size=1', '-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, 3000));
   const m = memory(child.pid);
   child.kill('SIGKILL');
   return m;
@@ -313,11 +313,18 @@ interface LaunchSide {
   pool?: string;
 }
 
-/** Waits, untimed, until no spare root is being copied in the bench's tslxc pools. */
-async function settle(): Promise<number> {
+/**
+ * Waits, untimed, until the spare root the last launch on SPARE_POOL started is made, so that its
+ * copy (which begins 10 s after the create, in the background) never overlaps a timed launch of
+ * either side. `due`: a create on that pool took or copied the image since the last wait.
+ */
+async function settle(due: boolean): Promise<number> {
   const t0 = now();
   const paths = { stateDir: env.stateDir, runDir: env.runDir, cacheDir: '', cgroupPrefix: '' };
-  while (preparing(paths, SPARE_POOL).length) await pause(100);
+  while (preparing(paths, SPARE_POOL).length || (due && !listSpares(paths, SPARE_POOL).length)) {
+    if (now() - t0 > 300_000) throw new Error(`no spare root in pool ${SPARE_POOL} after 300 s`);
+    await pause(100);
+  }
   return now() - t0;
 }
 
@@ -348,6 +355,7 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
     sides.map((x) => [x.key, { launch_ms: [], systemd_ms: [], userspace_ms: [], init_ms: [], start_ms: [], boot_ms: [] }]),
   );
   const settled: number[] = [];
+  let spareDue = false;
   const track = (side: LaunchSide, name: string) => {
     if (side.key.startsWith('LXD')) lxd.instances.add(name);
   };
@@ -357,7 +365,8 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
     const split = i > LAUNCHES;
     for (const side of i % 2 ? [...sides].reverse() : sides) {
       if (split && side.key.endsWith('(no spare)')) continue;
-      settled.push(await settle());
+      settled.push(await settle(spareDue));
+      spareDue = false;
       const name = `d${i}${side.key.endsWith('(no spare)') ? 'n' : ''}`;
       const s = samples[side.key]!;
       const t0 = now();
@@ -372,6 +381,7 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
         await ok(lxc(side, ['launch', side.image, name, ...side.extra]), `${side.key}: lxc launch`);
       }
       const launched = now();
+      if (side.pool) spareDue = true;
       const systemd = (await waitForSystemd(() => side.inside(name, PROBE), `${side.key}: systemd in ${name}`, t0)).ms;
       if (i > 0 && split) {
         s.init_ms.push(tStart - t0);
@@ -388,7 +398,7 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
       log(`launch ${i}/${2 * LAUNCHES}${i ? '' : ' (warm-up)'} ${side.key}: ${Math.round(systemd)} ms to systemd`);
     }
   }
-  settled.push(await settle());
+  settled.push(await settle(spareDue));
   const out: Record<string, unknown> = {};
   const med = (xs: number[]) => (xs.length ? round(median(xs)) : undefined);
   for (const [k, v] of Object.entries(samples))
