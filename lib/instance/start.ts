@@ -15,6 +15,7 @@ import { helperError } from '../state/helper.js';
 import { executeSpec, fileOp } from '../state/spec.js';
 import { clearRuntime, consoleTail, liveness } from '../state/runtime.js';
 import { cleanupDead, stopArgsRunFile } from './stop.js';
+import { onExitArgs, onExitRunFile } from './ephemeral.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
 import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
@@ -66,6 +67,7 @@ async function runDirFiles(
     ...(await attachRunFiles(ctx, cg, cfg.name, seccomp)),
     // After the config's last write: the file names the config as this start left it.
     stopArgsRunFile(p, cfg),
+    onExitRunFile(p, cfg),
   ];
 }
 
@@ -278,6 +280,7 @@ export function helperStartArgs(
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
   args.push(...deviceArgs);
+  args.push(...onExitArgs(ctx.paths, cfg));
   if (debug) args.push('--debug');
   args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);
