@@ -5,7 +5,8 @@ import yaml from 'js-yaml';
 import { TslxcError, errorText } from '../errors.js';
 import { findTool, requireTool, run, tarFileChangedOnly } from '../util/exec.js';
 import type { Paths } from '../state/paths.js';
-import { addImage, getImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import { addImage, getImage, keptExport, keptExportName, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import { imagesDir } from '../state/paths.js';
 import type { ImageMetadata } from './metadata.js';
 import { checkEntries, copyHashList, extractTar, listSquashfs, listTar, type Entry } from './archive.js';
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
@@ -370,6 +371,31 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     throw err;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A built image's export as LXD's unified tarball, made once and kept in the image's dir under its
+ * sha256 (store.ts keptExport): LXD's clients check a download's sha256 against the image's
+ * fingerprint, which for a built image is a digest of its tree, so the API shows this sha256 as its
+ * fingerprint. An image never changes, so neither does the file. Made in a temp dir the store's
+ * sweep removes should this process die, then renamed in; the dir's mtime (the image's upload
+ * time) is kept.
+ */
+export async function keepExport(p: Paths, img: Image): Promise<{ file: string; sha256: string }> {
+  const kept = keptExport(img);
+  if (kept) return kept;
+  const dir = path.join(imagesDir(p), `.tmp-keep${crypto.randomBytes(4).toString('hex')}-${process.pid}`);
+  fs.mkdirSync(dir, { mode: 0o700 });
+  try {
+    const { fingerprint: sha256 } = await exportImage(p, img.fingerprint, path.join(dir, 'image.tar.gz'), { split: false });
+    const st = fs.statSync(img.dir);
+    const file = path.join(img.dir, keptExportName(sha256));
+    fs.renameSync(path.join(dir, 'image.tar.gz'), file);
+    fs.utimesSync(img.dir, st.atime, st.mtime);
+    return { file, sha256 };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
