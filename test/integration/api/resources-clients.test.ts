@@ -356,6 +356,32 @@ if (requireRoot(test)) {
     }
   });
 
+  test.serial('entity_description: profiles, networks, pools and volumes keep a description, by POST, PATCH and PUT', async (t) => {
+    t.true(((await server.request('GET', '/1.0')).json!.metadata.api_extensions as string[]).includes('entity_description'));
+    const net = `${bridge}d`;
+    const kinds: Array<[string, string, Record<string, unknown>]> = [
+      ['/1.0/profiles', 'dp', {}],
+      ['/1.0/networks', net, { config: { 'ipv4.address': 'none', 'ipv6.address': 'none' } }],
+      ['/1.0/storage-pools', 'dpool', { driver: 'dir' }],
+      ['/1.0/storage-pools/dpool/volumes/custom', 'dv', {}],
+    ];
+    const description = async (url: string) => (await server.request('GET', url)).json!.metadata.description as string;
+    for (const [base, name, extra] of kinds) {
+      const url = `${base}/${name}`;
+      const made = await server.request('POST', base, { name, description: 'first', ...extra });
+      t.true(made.status < 300, `${base}: ${made.body}`);
+      t.is(await description(url), 'first', url);
+      t.is((await server.request('PATCH', url, { description: 'second' })).status, 200, url);
+      t.is(await description(url), 'second', url);
+      const got = (await server.request('GET', url)).json!.metadata as Record<string, unknown>;
+      t.is((await server.request('PUT', url, { ...got, description: 'third' })).status, 200, url);
+      t.is(await description(url), 'third', url);
+      const listed = (await server.request('GET', `${base}?recursion=1`)).json!.metadata as Array<{ name: string; description: string }>;
+      t.is(listed.find((x) => x.name === name)?.description, 'third', `${base} lists it`);
+    }
+    for (const [base, name] of kinds.reverse()) t.is((await server.request('DELETE', `${base}/${name}`)).status, 200, `${base}/${name}`);
+  });
+
   test.serial('pylxd: profiles, images, networks, storage pools', async (t) => {
     const script = `
 import pylxd, warnings
