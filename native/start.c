@@ -143,8 +143,7 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       if (val[0] != '/')
         die("--on-exit %s: expected an absolute path", val);
       o->on_exit = val;
-    }
-    else if (strcmp(opt, "--console-log-size") == 0) {
+    } else if (strcmp(opt, "--console-log-size") == 0) {
       if (!parse_ulong(val, &o->console_log_size))
         die("--console-log-size %s: expected a number of bytes", val);
     } else if (strcmp(opt, "--need") == 0) {

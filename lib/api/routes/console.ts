@@ -55,7 +55,8 @@ async function attach(req: ApiRequest): Promise<ApiResult> {
   const name = await requireInstance(req);
   const b = await body(req);
   const type = b.type ?? 'console';
-  if (type !== 'console') throw new ApiError(400, `Console type "${String(type).slice(0, 20)}" is not supported: tslxc runs containers, which have a text console only`);
+  if (type !== 'console')
+    throw new ApiError(400, `Console type "${String(type).slice(0, 20)}" is not supported: tslxc runs containers, which have a text console only`);
   dimension(b, 'width');
   dimension(b, 'height');
   const { liveness } = await import('../../state/runtime.js');

@@ -36,10 +36,13 @@ if (requireRoot(test)) {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await type(async (s) => {
-        child.stdin.write(s);
-        await sleep(300);
-      }, () => out);
+      await type(
+        async (s) => {
+          child.stdin.write(s);
+          await sleep(300);
+        },
+        () => out,
+      );
       const code = await Promise.race([exited, sleep(10_000).then(() => 'still attached')]);
       return { code, out };
     } finally {

@@ -17,7 +17,8 @@ if (requireRoot(test)) {
   leftoverHooks(test, env);
 
   const names = () => (JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Array<{ name: string }>).map((c) => c.name);
-  const status = (name: string) => (JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Array<{ name: string; status: string }>).find((c) => c.name === name)?.status;
+  const status = (name: string) =>
+    (JSON.parse(env.cli(['list', '--format', 'json']).stdout) as Array<{ name: string; status: string }>).find((c) => c.name === name)?.status;
   const until = async (cond: () => boolean, ms: number) => {
     const deadline = Date.now() + ms;
     while (!cond()) {
