@@ -38,7 +38,7 @@ if (requireRoot(test)) {
     const started = Date.now();
     // busybox's init powers off on SIGUSR2 (what its poweroff sends).
     env.cli(['exec', 'e1', '--', 'kill', '-USR2', '1']);
-    t.true(await until(() => !names().includes('e1'), 10_000), 'deleted by its monitor');
+    t.true(await until(() => !names().includes('e1'), 15_000), 'deleted by its monitor');
     t.log(`gone ${Date.now() - started} ms after the poweroff`);
     t.deepEqual(leftFiles('e1'), [], 'nothing of e1 is left');
     // A container that is not ephemeral stays, stopped.
