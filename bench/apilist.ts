@@ -220,9 +220,8 @@ async function execs(viaTslxc: string[], viaLxd: string[], rss: Record<string, n
       'LXD 5.0.2': round((cpuMs(lxd.pid) - cpu0.lxd) / rounds),
     },
   };
-  out.ratio_remote_exec_tslxc_to_lxc = round(
-    (median(samples['tslxc exec srv:C (tslxc serve, HTTPS)']!) / median(samples['lxc exec srv:C (tslxc serve, HTTPS)']!)) * 100,
-  ) / 100;
+  out.ratio_remote_exec_tslxc_to_lxc =
+    round((median(samples['tslxc exec srv:C (tslxc serve, HTTPS)']!) / median(samples['lxc exec srv:C (tslxc serve, HTTPS)']!)) * 100) / 100;
   out.ratio_exec_tslxc_to_lxd = round((median(samples['lxc exec (tslxc serve)']!) / median(samples['lxc exec (LXD 5.0.2)']!)) * 100) / 100;
   rss[`after_${rounds}_execs`] = rssMiB(server!.pid);
   await stub.close();

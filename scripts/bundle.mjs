@@ -48,8 +48,27 @@ for (const [entry, outdir] of [
   // exec then compiles neither the local exec's code (instances, cgroups, YAML) nor loads its node
   // modules, and a local one not the client's (https, websockets).
   const apart = { exec: 'remote/exec.js' };
+  // node's ES module face of a builtin reads every export once: node:crypto's loads WebCrypto,
+  // node:tls's copies out the root certificates. Taken with require, as the CommonJS dependencies
+  // (ws) take them, they are not: the client's modules get these three that way.
+  const builtinsByRequire = {
+    name: 'builtins-by-require',
+    setup(b) {
+      b.onResolve({ filter: /^node:(crypto|tls|https)$/ }, (args) => ({ path: args.path.slice('node:'.length), namespace: 'builtin-require' }));
+      b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({
+        contents: `module.exports = require(${JSON.stringify(args.path)});`,
+        loader: 'js',
+      }));
+    },
+  };
   for (const [verb, module] of Object.entries(apart))
-    await build({ ...common, splitting: false, entryPoints: [`dist/lib/cli/${module}`], outfile: `${outdir}/${verb}-remote.js` });
+    await build({
+      ...common,
+      plugins: [builtinsByRequire],
+      splitting: false,
+      entryPoints: [`dist/lib/cli/${module}`],
+      outfile: `${outdir}/${verb}-remote.js`,
+    });
   for (const name of OWN_BUNDLES) {
     const def = (await import(`../dist/lib/cli/commands/${name}.js`)).default;
     const verb = verbOf(def);

@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -7,7 +7,6 @@ import type { Readable } from 'node:stream';
 import { createSecureContext, type ConnectionOptions, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { WebSocket } from 'ws';
 import { TslxcError, errorText, type ErrorKind } from '../errors.js';
-import { fingerprintOf } from '../api/certificate.js';
 import { ensureClientCertificate, type ClientCertificate } from './certificate.js';
 import { clientDir, loadClientConfig, readServerCert } from './config.js';
 import { mkdirp } from '../util/fs.js';
@@ -52,17 +51,24 @@ export interface RawReply {
 
 const KIND: Record<number, ErrorKind> = { 400: 'invalid', 403: 'forbidden', 404: 'not-found', 409: 'conflict', 412: 'conflict' };
 
+/** The DER bytes of a PEM certificate (its first), as a TLS peer presents them. */
+function derOf(pem: string): Buffer {
+  const m = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/.exec(pem);
+  return Buffer.from(m ? m[1]!.replace(/\s+/g, '') : '', 'base64');
+}
+
 /** TLS options that accept exactly the certificate PEM and present the client's. */
 export function pinnedTls(serverPem: string, client: ClientCertificate): ConnectionOptions {
-  const want = fingerprintOf(serverPem);
+  const want = derOf(serverPem);
   return {
     // One context for every connection (the API call and each exec stream): making one per
     // connection parses the keys again each time.
     secureContext: createSecureContext({ ca: [serverPem], cert: client.cert, key: client.key, minVersion: 'TLSv1.3' }),
     minVersion: 'TLSv1.3',
     // The pin is the certificate itself: the name or address it was reached by does not matter.
+    // Its bytes, compared as they are: no parse of either certificate.
     checkServerIdentity: (_host: string, peer: PeerCertificate) =>
-      peer.raw && fingerprintOf(new X509Certificate(peer.raw)) === want ? undefined : new Error('the server certificate is not the pinned one'),
+      want.length && peer.raw?.equals(want) ? undefined : new Error('the server certificate is not the pinned one'),
   };
 }
 
@@ -196,11 +202,21 @@ export class RemoteServer {
    * caller has its listeners on the others. Resume it once they are there.
    */
   async websocket(id: string, secret: string): Promise<WebSocket> {
+    // ws's optional native addons are not dependencies: looking for them walks every node_modules
+    // above, on each command that opens a websocket.
+    process.env.WS_NO_BUFFER_UTIL ??= '1';
+    process.env.WS_NO_UTF_8_VALIDATE ??= '1';
     const { WebSocket } = await import('ws');
     const url = `wss://${this.base.host}/1.0/operations/${encodeURIComponent(id)}/websocket?secret=${encodeURIComponent(secret)}`;
     // Through the agent: a keep-alive connection of the API calls is taken over, and a new one
     // resumes a session of theirs.
-    const ws = new WebSocket(url, { ...this.tls, ...this.takeSession(), agent: this.agent, perMessageDeflate: false, headers: { 'user-agent': 'tslxc' } } as object);
+    const ws = new WebSocket(url, {
+      ...this.tls,
+      ...this.takeSession(),
+      agent: this.agent,
+      perMessageDeflate: false,
+      headers: { 'user-agent': 'tslxc' },
+    } as object);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => {
         ws.pause();
