@@ -128,6 +128,10 @@ if (requireRoot(test)) {
     t.deepEqual(Object.keys(remote[0]!).sort(), Object.keys(local[0]!).sort());
     t.is(env.ok(t, ['list', 's:c', '--format', 'csv']).split('\n')[1]!.split(',')[0], 'c1');
     t.is(cli(['exec', 's:c1', '--', 'sh', '-c', 'exit 7']).code, 7);
+    // The server's TLS session, for the next command to resume: the user's alone, as client.key.
+    const session = path.join(env.env.TSLXC_CONF!, 'sessions', 's.json');
+    t.is(fs.statSync(session).mode & 0o777, 0o600);
+    t.is(fs.statSync(path.dirname(session)).mode & 0o777, 0o700);
     const cat = cli(['exec', 's:c1', '--', 'cat'], 'from stdin\n');
     t.is(cat.stdout, 'from stdin\n');
     const both = cli(['exec', 's:c1', '--', 'sh', '-c', 'echo out; echo err >&2']);
