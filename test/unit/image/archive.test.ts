@@ -123,7 +123,14 @@ test('the pass stores, hashes and lists the stored copy; bytes after the end mar
       t.true(fs.readFileSync(dst).equals(bytes));
     }
     // Several files hash as one stream (a split image's fingerprint).
-    t.is(await sha256Of([path.join(dir, 'src'), path.join(dir, 'src')]), crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'src'))).update(fs.readFileSync(path.join(dir, 'src'))).digest('hex'));
+    t.is(
+      await sha256Of([path.join(dir, 'src'), path.join(dir, 'src')]),
+      crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(dir, 'src')))
+        .update(fs.readFileSync(path.join(dir, 'src')))
+        .digest('hex'),
+    );
     await t.throwsAsync(storeCopy(path.join(dir, 'src'), path.join(dir, 'src'), 'src'), { message: /Cannot read src/ });
     fs.writeFileSync(path.join(dir, 'bad'), makeTarGz(entries).subarray(0, 50_000));
     await t.throwsAsync(listStored(path.join(dir, 'bad'), 'bad.tar.gz'), {
