@@ -7,10 +7,10 @@ import type { Page, Session } from './page.js';
 /**
  * Instances: a live table. The first paint comes from the list without state (GET
  * /1.0/instances?recursion=1, half the server's work of recursion=2); the state (addresses) is
- * read right after. Changes arrive by the events websocket (a lifecycle event
- * sets the row's state at once and the instance is read again); CPU and memory come from
- * /1.0/metrics every few seconds, which also tells which instances run: a row the metrics
- * contradict (changed without an event, e.g. by the CLI without the server) is read again.
+ * read right after. Changes arrive by the events websocket (a lifecycle event sets the row's
+ * state at once and the instance is read again); CPU and memory come from /1.0/metrics every few
+ * seconds, which also tells which instances run: a row the metrics contradict (changed without
+ * an event, e.g. by the CLI without the server) is read again.
  */
 
 const METRICS_MS = 5000;
@@ -110,8 +110,14 @@ export function instancesPage(_session: Session): Page {
     const i = r.inst;
     const running = i.status === 'Running';
     // A row without any sample yet gets no chart: the first paint builds no SVG.
-    r.cpuCell?.replaceChildren(...(r.cpu.length ? [sparkline(r.cpu, 100, `CPU history of ${i.name}`)] : []), running && r.cpu.length > 1 ? ` ${r.cpu[r.cpu.length - 1]!.toFixed(1)}%` : '');
-    r.memCell?.replaceChildren(...(r.mem.length ? [sparkline(r.mem, 0, `memory history of ${i.name}`)] : []), running && r.memNow !== undefined ? ` ${bytes(r.memNow)}` : '');
+    r.cpuCell?.replaceChildren(
+      ...(r.cpu.length ? [sparkline(r.cpu, 100, `CPU history of ${i.name}`)] : []),
+      running && r.cpu.length > 1 ? ` ${r.cpu[r.cpu.length - 1]!.toFixed(1)}%` : '',
+    );
+    r.memCell?.replaceChildren(
+      ...(r.mem.length ? [sparkline(r.mem, 0, `memory history of ${i.name}`)] : []),
+      running && r.memNow !== undefined ? ` ${bytes(r.memNow)}` : '',
+    );
     if (r.upCell) r.upCell.textContent = uptimeOf(i);
   };
 
@@ -245,7 +251,9 @@ export function instancesPage(_session: Session): Page {
       const name = r.inst.name;
       const u = usage.get(name);
       const before = lastMetrics?.usage.get(name);
-      r.cpu.push(u && before && lastMetrics && u.cpuSeconds >= before.cpuSeconds ? ((u.cpuSeconds - before.cpuSeconds) * 1000 * 100) / (now - lastMetrics.at) : 0);
+      r.cpu.push(
+        u && before && lastMetrics && u.cpuSeconds >= before.cpuSeconds ? ((u.cpuSeconds - before.cpuSeconds) * 1000 * 100) / (now - lastMetrics.at) : 0,
+      );
       r.mem.push(u?.memoryBytes ?? 0);
       r.memNow = u?.memoryBytes;
       if (r.cpu.length > HISTORY) r.cpu.shift();

@@ -3,7 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { csrfMatches, legacySessionsFile, parseCookies, sameOrigin, SESSION_COOKIE, sessionCookie, sessionIdentity, Sessions } from '../../../lib/api/session.js';
+import {
+  csrfMatches,
+  legacySessionsFile,
+  parseCookies,
+  sameOrigin,
+  SESSION_COOKIE,
+  sessionCookie,
+  sessionIdentity,
+  Sessions,
+} from '../../../lib/api/session.js';
 import { createToken, loadTrust, removeTrusted, revokeLabMembers, trustFile, updateTrust } from '../../../lib/api/trust.js';
 import { LabMemberCache } from '../../../lib/lab/record.js';
 import type { Paths } from '../../../lib/state/paths.js';
