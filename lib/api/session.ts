@@ -109,7 +109,8 @@ export class Sessions {
   readonly migrated: Promise<void>;
 
   constructor(private readonly paths: Paths) {
-    this.migrated = this.migrate();
+    // A move that fails keeps the former sessions working from memory; the next start tries again.
+    this.migrated = this.migrate().catch(() => {});
   }
 
   /** Moves the sessions of sessions.json (before they were trust entries) into the trust store, once. */
@@ -123,25 +124,22 @@ export class Sessions {
     const t = Date.now();
     const live = (doc.sessions ?? []).filter((x) => typeof x.id_sha256 === 'string' && Date.parse(x.expires_at) > t);
     for (const x of live) this.legacy.set(x.id_sha256, x);
-    try {
-      await updateTrust(this.paths, (store) => {
-        for (const x of live) {
-          if ([...store.certificates, ...store.tokens, ...store.sessions].some((e) => e.name === x.name)) continue;
-          store.sessions.push({
-            name: x.name,
-            id_sha256: x.id_sha256,
-            restricted: x.restricted,
-            ...(x.instances !== undefined ? { instances: x.instances } : {}),
-            ...(x.lab ? { lab: x.lab } : {}),
-            added_at: x.added_at ?? x.created_at ?? new Date(t).toISOString(),
-            expires_at: x.expires_at,
-          });
-        }
-      });
-      fs.rmSync(legacySessionsFile(this.paths), { force: true });
-    } finally {
-      this.legacy.clear();
-    }
+    await updateTrust(this.paths, (store) => {
+      for (const x of live) {
+        if ([...store.certificates, ...store.tokens, ...store.sessions].some((e) => e.name === x.name)) continue;
+        store.sessions.push({
+          name: x.name,
+          id_sha256: x.id_sha256,
+          restricted: x.restricted,
+          ...(x.instances !== undefined ? { instances: x.instances } : {}),
+          ...(x.lab ? { lab: x.lab } : {}),
+          added_at: x.added_at ?? x.created_at ?? new Date(t).toISOString(),
+          expires_at: x.expires_at,
+        });
+      }
+    });
+    fs.rmSync(legacySessionsFile(this.paths), { force: true });
+    this.legacy.clear();
   }
 
   /** The trust store's sessions, read again only when the file changed (one stat a request). */

@@ -46,8 +46,8 @@ const SECURITY_HEADERS: Record<string, string> = {
   'Cache-Control': 'no-cache',
 };
 
-/** What the page asks for first (ui/app.ts, ui/pages/instances.ts LIST_URL). */
-const PRELOADS = ['/ui/session', '/1.0', '/1.0/instances?recursion=1'];
+/** What the page asks for first (ui/app.ts, ui/pages/instances.ts LIST_URL): the longest first. */
+const PRELOADS = ['/1.0/instances?recursion=1', '/ui/session', '/1.0'];
 
 /** A login body is a token: small. */
 const MAX_LOGIN_BYTES = 16 * 1024;
