@@ -86,6 +86,9 @@ async function main(): Promise<void> {
     }));
     render.push(t.rendered);
     listRequest.push(t.list);
+    // The page reads the state and the metrics after its first paint: the next run starts when the
+    // server is done with them, as a user's visit finds it.
+    await page.waitForSelector('section[data-live]', { state: 'attached', timeout: 60_000 });
   }
   log(`first render: ${JSON.stringify(stats(render))}`);
 

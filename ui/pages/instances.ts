@@ -331,7 +331,10 @@ export function instancesPage(_session: Session): Page {
       void readAllStates()
         .then(() => sampleMetrics())
         .catch(() => {})
-        .finally(poll);
+        .finally(() => {
+          el.setAttribute('data-live', 'true');
+          poll();
+        });
     },
     leave() {
       left = true;
