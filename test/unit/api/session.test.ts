@@ -17,8 +17,14 @@ import { createToken, loadTrust, removeTrusted, revokeLabMembers, trustFile, upd
 import { LabMemberCache } from '../../../lib/lab/record.js';
 import type { Paths } from '../../../lib/state/paths.js';
 
+const roots: string[] = [];
+test.after.always(() => {
+  for (const r of roots) fs.rmSync(r, { recursive: true, force: true });
+});
+
 function tempPaths(): Paths {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-session-'));
+  roots.push(root);
   return { stateDir: path.join(root, 'state'), runDir: path.join(root, 'run'), cacheDir: path.join(root, 'cache'), cgroupPrefix: 'x' };
 }
 
