@@ -20,11 +20,13 @@ import { listSpares, preparing } from '../lib/storage/spares.js';
  * and `lxc start` apart, to split a launch into create, start and the guest's boot. With --exec R, `lxc exec C -- true` R times on each side, interleaved with
  * `lxc --version` (the client alone), the same exec against a stub server that runs nothing
  * (bench/apistub.ts: the floor any server has) and `tslxc exec`, as medians; and the servers' CPU
- * per exec. With --concurrent N, N `lxc exec` at once while N `lxc monitor` listen, all of which
- * must succeed. Both servers' memory (VmRSS, RssAnon, RssFile) is taken idle, after one list,
- * after the timed lists and after the execs, beside a bare node's (what node itself costs).
- * Run alone: `node dist/bench/apilist.js [--count N] [--runs R] [--launch R] [--exec R]
- * [--concurrent N]`; it prints one JSON report.
+ * per exec. For those, the server listens on 127.0.0.1 (HTTPS) too, so the same exec goes through
+ * a remote, by `tslxc exec srv:C` (our own client) and by `lxc exec srv:C`, each with its
+ * certificate trusted through a token. With --concurrent N, N `lxc exec` at once while N `lxc
+ * monitor` listen, all of which must succeed. Both servers' memory (VmRSS, RssAnon, RssFile, PSS)
+ * is taken idle, after one list, after the timed lists and after the execs, beside a bare node's
+ * (what node itself costs). Run alone: `node dist/bench/apilist.js [--count N] [--runs R]
+ * [--launch R] [--exec R] [--concurrent N]`; it prints one JSON report.
  */
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -173,7 +175,8 @@ async function main(): Promise<void> {
     lxd.instances.add(n);
   });
 
-  server = spawn(launcherPath, ['serve'], { env: env.env, stdio: 'ignore' });
+  // HTTPS only for the remote execs: a server without it does not load TLS (its idle memory).
+  server = spawn(launcherPath, ['serve', ...(EXECS > 0 ? ['--listen', '127.0.0.1:0'] : [])], { env: env.env, stdio: 'ignore' });
   const socket = path.join(env.stateDir, 'unix.socket');
   for (let i = 0; i < 200 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 1000));
@@ -229,12 +232,15 @@ async function execs(viaTslxc: string[], viaLxd: string[], mem: Record<string, R
   stub = await startExecStub(path.join(stubDir, 'unix.socket'), info);
   const viaStub = ['env', `LXD_DIR=${stubDir}`, `LXD_CONF=${fs.mkdtempSync(path.join(env.root, 'conf-'))}`, 'lxc'];
   const exec = ['exec', name, '--', 'true'];
+  const remote = await remoteClients();
   const commands: Record<string, string[]> = {
     'lxc --version (the client alone)': ['lxc', '--version'],
     'lxc exec (stub server)': [...viaStub, ...exec],
     'lxc exec (tslxc serve)': [...viaTslxc, ...exec],
     'lxc exec (LXD 5.0.2)': [...viaLxd, ...exec],
     'tslxc exec': ['env', `TSLXC_DIR=${env.stateDir}`, `TSLXC_RUN_DIR=${env.runDir}`, `TSLXC_CGROUP_PREFIX=${env.cgroupPrefix}`, launcherPath, ...exec],
+    'tslxc exec srv:C (tslxc serve, HTTPS)': [...remote.tslxc, 'exec', `srv:${name}`, '--', 'true'],
+    'lxc exec srv:C (tslxc serve, HTTPS)': [...remote.lxc, 'exec', `srv:${name}`, '--', 'true'],
   };
   const names = Object.keys(commands);
   const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
@@ -254,6 +260,8 @@ async function execs(viaTslxc: string[], viaLxd: string[], mem: Record<string, R
       'LXD 5.0.2': round((cpuMs(lxd.pid) - cpu0.lxd) / rounds),
     },
   };
+  out.ratio_remote_exec_tslxc_to_lxc =
+    round((median(samples['tslxc exec srv:C (tslxc serve, HTTPS)']!) / median(samples['lxc exec srv:C (tslxc serve, HTTPS)']!)) * 100) / 100;
   out.ratio_exec_tslxc_to_lxd = round((median(samples['lxc exec (tslxc serve)']!) / median(samples['lxc exec (LXD 5.0.2)']!)) * 100) / 100;
   sampleMemory(mem, `after_${rounds}_rounds_of_execs`);
   await stub.close();
@@ -330,6 +338,22 @@ async function settle(due: boolean): Promise<number> {
 
 /** A dir pool as `tslxc storage create` makes it: spare roots on. */
 const SPARE_POOL = 'bspare';
+
+/**
+ * Clients of the server's HTTPS address as the remote "srv": tslxc's (its own TSLXC_CONF, no local
+ * state) and lxc's, each trusted with a token of `config trust add`.
+ */
+async function remoteClients(): Promise<{ tslxc: string[]; lxc: string[] }> {
+  const addrs = JSON.parse(fs.readFileSync(path.join(env.stateDir, 'serve-addresses.json'), 'utf8')) as string[];
+  if (!addrs.length) throw new Error('tslxc serve gave no HTTPS address');
+  const token = async (who: string) => (await ok(env.tslxc(['config', 'trust', 'add', who]), 'tslxc config trust add')).stdout.trim().split('\n').pop()!;
+  const tslxcConf = fs.mkdtempSync(path.join(env.root, 'client-'));
+  const tslxc = ['env', `TSLXC_CONF=${tslxcConf}`, launcherPath];
+  await ok(run(tslxc[0]!, [...tslxc.slice(1), 'remote', 'add', 'srv', await token('bench-tslxc')]), 'tslxc remote add');
+  const lxc = ['env', `LXD_CONF=${fs.mkdtempSync(path.join(env.root, 'conf-'))}`, 'lxc'];
+  await ok(run(lxc[0]!, [...lxc.slice(1), 'remote', 'add', 'srv', await token('bench-lxc')]), 'lxc remote add');
+  return { tslxc, lxc };
+}
 
 async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<string, unknown>> {
   log('launch: tslxc image build debian (cached), export for LXD');

@@ -138,13 +138,14 @@ export function reportStorage(s: StorageResults, lxdVersion: string | undefined,
   return out;
 }
 
-export function reportImport(i: ImportResults, lxdVersion: string | undefined): string[] {
+export function reportImport(i: ImportResults, lxdVersion: string | undefined, targets: Target[] = []): string[] {
   const rows: (string[] | string)[] = [
     `image import (#3): the same unified tarball (${(i.bytes / 2 ** 20).toFixed(1)} MiB, from \`tslxc image export debian\` in ${fmtMs(i.exportMs)}); ${i.runs} run${i.runs === 1 ? '' : 's'} each, the image deleted between runs`,
   ];
   const t = i.times.tslxc;
   const l = i.times.LXD;
   rows.push(['  image import FILE --alias A', fmtSummary(t), fmtSummary(l), fmtRatio(t, l)]);
+  if (i.hashCopy) rows.push(['  sha256sum FILE && cp FILE (same rounds)', fmtSummary(i.hashCopy), '', '']);
   if (i.firstLaunchCmd?.tslxc || i.firstLaunchCmd?.LXD) {
     const pools = i.firstLaunchPools ?? {};
     rows.push([
@@ -162,8 +163,33 @@ export function reportImport(i: ImportResults, lxdVersion: string | undefined): 
   }
   const out = [renderGrid(['measurement', 'tslxc', lxdVersion ? `LXD ${lxdVersion}` : 'LXD', 'tslxc/LXD'], rows)];
   out.push(
-    'import: tslxc checks, hashes and stores the tarball in one read and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.',
+    "import: tslxc stores the tarball (the kernel's copy), hashes and lists that copy for its checks at once, and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.",
   );
+  // Issue #17's two targets, each on a line of its own.
+  const target = (what: string, limit: string, value: string, met: boolean) => {
+    targets.push({ what, target: limit, value, met });
+    out.push(`import: target: ${what}: ${value} (${limit}): ${met ? 'MET' : 'NOT MET'}`);
+  };
+  if (t && i.hashCopy) {
+    const ratio = t.median / i.hashCopy.median;
+    target(
+      'import at most 2x sha256sum + cp of the same file',
+      '<= 2.00x',
+      `${fmtMs(t.median)} / ${fmtMs(i.hashCopy.median)} = ${ratio.toFixed(2)}x`,
+      ratio <= 2,
+    );
+  }
+  const ft = i.firstLaunchCmd?.tslxc;
+  const fl = i.firstLaunchCmd?.LXD;
+  if (ft && fl) {
+    const ratio = ft.median / fl.median;
+    target(
+      "first launch of the imported image no slower than LXD's",
+      '<= 1.00x',
+      `${fmtMs(ft.median)} / ${fmtMs(fl.median)} = ${ratio.toFixed(2)}x`,
+      ratio <= 1,
+    );
+  }
   for (const c of i.checks) out.push(`import: ${c.ok ? 'OK' : 'FAILED'}: ${c.what} (${c.detail})`);
   for (const f of i.failures) out.push(`FAILED (import): ${f}`);
   return out;
@@ -171,7 +197,7 @@ export function reportImport(i: ImportResults, lxdVersion: string | undefined): 
 
 export function reportLxdParts(x: LxdPartsResults, targets: Target[]): string[] {
   const out: string[] = [];
-  if (x.imports) out.push('', ...reportImport(x.imports, x.lxd?.version));
+  if (x.imports) out.push('', ...reportImport(x.imports, x.lxd?.version, targets));
   if (x.storage) out.push('', ...reportStorage(x.storage, x.lxd?.version, targets));
   for (const n of x.notes) out.push(`note: ${n}`);
   return out;

@@ -294,6 +294,7 @@ struct start_opts {
   bool rootfs_idmap;            /* present the rootfs through an idmapped mount */
   const char *start_host_hook;
   const char *post_stop_hook;
+  const char *on_exit; /* run once the container ended for good and the monitor cleaned up */
   struct seccomp_policy seccomp;
   bool cgroup_rw;
   unsigned long console_log_size;

@@ -409,6 +409,30 @@ static void send_mounts(int sync_fd, pid_t child)
   }
 }
 
+/* The --on-exit program, in a child of its own that outlives us: a caller waiting for the
+ * monitor's end (a stop) must not wait for it too, nor kill it as a stuck monitor. The monitor's
+ * files are gone by now, so what it runs finds the container stopped. Its failure changes
+ * nothing: the container stays as it is, stopped. */
+static void run_on_exit(const char *path)
+{
+  pid_t pid = fork();
+  if (pid < 0) {
+    debug("on-exit: fork: %s", strerror(errno));
+    return;
+  }
+  if (pid > 0)
+    return;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
+  setenv("TSLXC_NAME", M.opts->name, 1);
+  execl(path, path, (char *)NULL);
+  debug("exec %s: %s", path, strerror(errno));
+  _exit(127);
+}
+
 /* One boot: clone the init child, place it in its cgroups, run the start-host hook, let it go
  * and wait until it has exec'ed init (EOF on the sync socket) or reported a failure. */
 static pid_t boot(struct console *con)
@@ -692,13 +716,15 @@ void run_monitor(struct start_opts *opts, int status_fd)
         remove_cgroup_tree(opts->cgroups[i], 0);
       remove_run_files();
       console_drop_client(&con);
-      /* Still settling: the start failed (the caller reads console.log for why). */
+      /* Still settling: the start failed (the caller reads console.log for why, and undoes
+       * the start: no on-exit then). */
       if (M.status_fd >= 0) {
         text[strcspn(text, "\n")] = '\0';
         report_status("ERR tslxc-helper: init: the container's init ended %lld ms after it was "
                       "started (%s)\n",
                       lived_ms, text);
-      }
+      } else if (opts->on_exit)
+        run_on_exit(opts->on_exit);
       _exit(0);
     }
   }

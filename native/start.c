@@ -139,7 +139,11 @@ static void parse_start_options(int argc, char **argv, struct start_opts *o)
       o->start_host_hook = val;
     else if (strcmp(opt, "--post-stop-hook") == 0)
       o->post_stop_hook = val;
-    else if (strcmp(opt, "--console-log-size") == 0) {
+    else if (strcmp(opt, "--on-exit") == 0) {
+      if (val[0] != '/')
+        die("--on-exit %s: expected an absolute path", val);
+      o->on_exit = val;
+    } else if (strcmp(opt, "--console-log-size") == 0) {
       if (!parse_ulong(val, &o->console_log_size))
         die("--console-log-size %s: expected a number of bytes", val);
     } else if (strcmp(opt, "--need") == 0) {

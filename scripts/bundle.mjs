@@ -11,6 +11,7 @@
 // dependencies (systeminformation, yaml, inquirer's editor) the `require` an ES module lacks:
 // without it their require('fs') throws "Dynamic require of fs is not supported".
 import fs from 'node:fs';
+import path from 'node:path';
 import { build } from 'esbuild';
 
 const common = {
@@ -42,11 +43,49 @@ for (const [entry, outdir] of [
   fs.rmSync(outdir, { recursive: true, force: true });
   const { OWN_BUNDLES } = await import('../dist/lib/cli/fast.js');
   const { verbOf } = await import('../dist/lib/cli/define.js');
+  // A remote exec (lib/cli/remote/exec.ts) is a file of its own, dist/lib/verbs/exec-remote.js
+  // (no verb has a "-"), which exec's bundle imports when the container is a remote's: a remote
+  // exec then compiles neither the local exec's code (instances, cgroups, YAML) nor loads its node
+  // modules, and a local one not the client's (https, websockets).
+  const apart = { exec: 'remote/exec.js' };
+  // node's ES module face of a builtin reads every export once: node:crypto's loads WebCrypto,
+  // node:tls's copies out the root certificates. Taken with require, as the CommonJS dependencies
+  // (ws) take them, they are not: the client's modules get these three that way.
+  const builtinsByRequire = {
+    name: 'builtins-by-require',
+    setup(b) {
+      b.onResolve({ filter: /^node:(crypto|tls|https)$/ }, (args) => ({ path: args.path.slice('node:'.length), namespace: 'builtin-require' }));
+      b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({
+        contents: `module.exports = require(${JSON.stringify(args.path)});`,
+        loader: 'js',
+      }));
+    },
+  };
+  for (const [verb, module] of Object.entries(apart))
+    await build({
+      ...common,
+      plugins: [builtinsByRequire],
+      splitting: false,
+      entryPoints: [`dist/lib/cli/${module}`],
+      outfile: `${outdir}/${verb}-remote.js`,
+    });
   for (const name of OWN_BUNDLES) {
     const def = (await import(`../dist/lib/cli/commands/${name}.js`)).default;
     const verb = verbOf(def);
+    const module = apart[name];
+    const remoteApart = {
+      name: 'remote-apart',
+      setup(b) {
+        b.onResolve({ filter: /remote\/[a-z]+\.js$/ }, (args) =>
+          module && args.kind === 'dynamic-import' && path.resolve(args.resolveDir, args.path) === path.resolve(`dist/lib/cli/${module}`)
+            ? { path: `./${name}-remote.js`, external: true }
+            : undefined,
+        );
+      },
+    };
     await build({
       ...common,
+      plugins: [remoteApart],
       splitting: false,
       stdin: {
         contents: `import def from './dist/lib/cli/commands/${name}.js';\nimport { runFast } from './dist/lib/cli/fast-run.js';\nexport const run = (args) => runFast(def, args);\n`,

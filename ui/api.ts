@@ -8,6 +8,36 @@ export function setCsrf(value: string): void {
   csrf = value;
 }
 
+let sessionEnded: (() => void) | undefined;
+/**
+ * With a session: what to do once it ended elsewhere (removed from the trust store, logged out in
+ * another tab, expired). A 403 or a closed events socket makes the page ask whether it still has one.
+ */
+export function onSessionEnd(fn: (() => void) | undefined): void {
+  sessionEnded = fn;
+  sessionGone = false;
+}
+/** the session ended: nothing reconnects until the next login */
+let sessionGone = false;
+
+let checking: Promise<void> | undefined;
+function checkSession(): Promise<void> {
+  if (!sessionEnded) return Promise.resolve();
+  checking ??= fetch('/ui/session', { credentials: 'same-origin' })
+    .then(async (r) => {
+      const info = (await r.json()) as { csrf?: string };
+      if (info.csrf) return;
+      const fn = sessionEnded;
+      sessionEnded = undefined;
+      sessionGone = true;
+      stopEvents();
+      fn?.();
+    })
+    .catch(() => {})
+    .finally(() => (checking = undefined));
+  return checking;
+}
+
 export class ApiFailure extends Error {
   constructor(
     readonly status: number,
@@ -37,6 +67,7 @@ async function call(method: string, path: string, body?: unknown): Promise<Envel
   } catch {
     env = undefined;
   }
+  if (res.status === 403) void checkSession();
   if (!res.ok || !env || env.type === 'error') throw new ApiFailure(res.status, env?.error || `${res.status} ${res.statusText}`);
   return env;
 }
@@ -102,15 +133,20 @@ function connect(): void {
   ws.onclose = () => {
     if (socket !== ws) return;
     socket = undefined;
-    window.setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 10_000);
+    void checkSession().then(() => {
+      if (socket || !listeners.size || sessionGone) return;
+      window.setTimeout(() => {
+        if (!socket && listeners.size && !sessionGone) connect();
+      }, retry);
+      retry = Math.min(retry * 2, 10_000);
+    });
   };
 }
 
 /** Listens to /1.0/events (one socket for the page); returns the unsubscribe. */
 export function onEvent(fn: Listener): () => void {
   listeners.add(fn);
-  if (!socket) connect();
+  if (!socket && !sessionGone) connect();
   return () => listeners.delete(fn);
 }
 

@@ -1,4 +1,4 @@
-import { ApiFailure, get, setCsrf, stopEvents } from './api.js';
+import { ApiFailure, get, onSessionEnd, setCsrf, stopEvents } from './api.js';
 import { clear, h, toast } from './dom.js';
 import { hostPage } from './pages/host.js';
 import { imagesPage } from './pages/images.js';
@@ -66,13 +66,27 @@ function loginForm(message?: string): void {
   input.focus();
 }
 
-async function begin(info: SessionInfo | undefined): Promise<void> {
+interface ServerInfo {
+  api_extensions: string[];
+  auth: string;
+}
+
+async function begin(info: SessionInfo | undefined, described?: Promise<ServerInfo>): Promise<void> {
   // The first page's data is asked for beside the server's description, not after it.
   const first = location.hash.replace(/^#\/?/, '');
   if (info && (first === '' || first === 'instances')) prefetchInstances();
-  const server = await get<{ api_extensions: string[]; auth: string }>('/1.0');
+  const server = await (described ?? get<ServerInfo>('/1.0'));
   if (server.auth !== 'trusted') return loginForm();
   if (info) setCsrf(info.csrf);
+  onSessionEnd(
+    info
+      ? () => {
+          current?.leave?.();
+          current = undefined;
+          loginForm('Your session ended: log in again.');
+        }
+      : undefined,
+  );
   session = { name: info?.name ?? 'certificate', restricted: info?.restricted ?? false, scope: info?.scope, extensions: server.api_extensions };
   document.getElementById('top')!.hidden = false;
   document.getElementById('who')!.textContent = `${session.name}${session.restricted ? ` (only ${session.scope})` : ''}`;
@@ -80,6 +94,7 @@ async function begin(info: SessionInfo | undefined): Promise<void> {
   const logout = document.getElementById('logout')!;
   logout.hidden = !info;
   logout.onclick = () => {
+    onSessionEnd(undefined);
     void post('/ui/logout', {}, info?.csrf).then(() => {
       stopEvents();
       current?.leave?.();
@@ -128,9 +143,13 @@ async function boot(): Promise<void> {
     if (err) loginForm(err);
     return;
   }
+  // The session and the server's description together (with a session, the server's Link header
+  // has preloaded both, and the instances list).
+  const described = get<ServerInfo>('/1.0');
+  described.catch(() => {});
   const r = await fetch('/ui/session', { credentials: 'same-origin' });
   const info = (await r.json()) as SessionInfo | { session: null };
-  await begin('csrf' in info ? info : undefined);
+  await begin('csrf' in info ? info : undefined, described);
 }
 
 void boot().catch((err: unknown) => loginForm(err instanceof Error ? err.message : String(err)));

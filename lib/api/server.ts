@@ -318,6 +318,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
           (await websockets()).handleUpgrade(req, socket, head, (ws) => {
             keepAlive(ws);
             events.add(ws, types, identity);
+            dashboard.watch(identity, ws);
           });
           return;
         }
@@ -332,6 +333,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
             // (the route resumes the socket), instead of being emitted to no one.
             ws.pause();
             operations.attachSocket(id, stream, ws);
+            dashboard.watch(identity, ws);
           });
           return;
         }

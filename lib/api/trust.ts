@@ -8,10 +8,10 @@ import { withLock } from '../util/lock.js';
 import { ensureServerCertificate, fingerprintOf } from './certificate.js';
 
 /**
- * The trust store (TSLXC_DIR/trust.json, 0600): the client certificates the HTTPS API trusts, and
- * the pending one-time tokens of `tslxc config trust add`. Both the CLI (without a server) and the
- * server change it, under one lock. A token's secret is kept only as its SHA-256, compared in
- * constant time; a token works once and expires.
+ * The trust store (TSLXC_DIR/trust.json, 0600): the client certificates the HTTPS API trusts, the
+ * pending one-time tokens of `tslxc config trust add`, and the dashboard sessions tokens were
+ * redeemed for. Both the CLI (without a server) and the server change it, under one lock. A
+ * token's secret and a session's id are kept only as their SHA-256; a token works once and expires.
  */
 
 /** A lab member's token or certificate: restricted to that member's containers as `lab up` last recorded them. */
@@ -47,9 +47,27 @@ export interface PendingToken {
   created_at: string;
 }
 
+/**
+ * A dashboard session (lib/api/session.ts): what a token was redeemed for by a browser instead of a
+ * certificate, with the token's name and restriction. It is trusted while it is here: `config trust
+ * remove NAME`, a lab member's revocation, a logout or its expiry removes it, and its cookie opens
+ * nothing more.
+ */
+export interface SessionEntry {
+  name: string;
+  /** SHA-256 (hex) of the session's id, the cookie's value */
+  id_sha256: string;
+  restricted: boolean;
+  instances?: string;
+  lab?: LabMembership;
+  added_at: string;
+  expires_at: string;
+}
+
 export interface TrustStore {
   certificates: TrustedCertificate[];
   tokens: PendingToken[];
+  sessions: SessionEntry[];
 }
 
 export const trustFile = (p: Paths) => path.join(p.stateDir, 'trust.json');
@@ -63,11 +81,11 @@ export function loadTrust(p: Paths): TrustStore {
   try {
     text = fs.readFileSync(trustFile(p), 'utf8');
   } catch {
-    return { certificates: [], tokens: [] };
+    return { certificates: [], tokens: [], sessions: [] };
   }
   try {
     const doc = JSON.parse(text) as Partial<TrustStore>;
-    return { certificates: doc.certificates ?? [], tokens: doc.tokens ?? [] };
+    return { certificates: doc.certificates ?? [], tokens: doc.tokens ?? [], sessions: doc.sessions ?? [] };
   } catch (err) {
     throw new TslxcError(`Cannot read the trust store ${trustFile(p)}`, (err as Error).message, 'fix or remove the file');
   }
@@ -78,6 +96,7 @@ export function updateTrust<T>(p: Paths, fn: (store: TrustStore) => T): Promise<
     const store = loadTrust(p);
     const t = Date.now();
     store.tokens = store.tokens.filter((k) => Date.parse(k.expires_at) > t);
+    store.sessions = store.sessions.filter((s) => Date.parse(s.expires_at) > t);
     const result = fn(store);
     mkdirp(p.stateDir, 0o711);
     writeFileAtomic(trustFile(p), `${JSON.stringify(store, null, 2)}\n`, 0o600);
@@ -91,7 +110,7 @@ export function isCurrent(c: TrustedCertificate, t = Date.now()): boolean {
 }
 
 function nameTaken(store: TrustStore, name: string): boolean {
-  return store.certificates.some((c) => c.name === name) || store.tokens.some((k) => k.name === name);
+  return [...store.certificates, ...store.tokens, ...store.sessions].some((e) => e.name === name);
 }
 
 export function validateTrustName(name: string): string {
@@ -185,18 +204,19 @@ export async function issueToken(p: Paths, opts: TokenRequest): Promise<{ token:
 }
 
 /**
- * Forgets a lab's members who are not in `keep` (all of them without it): their certificates and
- * pending tokens. Returns the names removed.
+ * Forgets a lab's members who are not in `keep` (all of them without it): their certificates,
+ * pending tokens and dashboard sessions. Returns the names removed.
  */
 export async function revokeLabMembers(p: Paths, lab: string, keep?: readonly string[]): Promise<string[]> {
   // Most ups have nothing to revoke: the store is not rewritten then.
   const now = loadTrust(p);
-  if (![...now.certificates, ...now.tokens].some((e) => e.lab?.lab === lab && !(keep ?? []).includes(e.lab.member))) return [];
+  if (![...now.certificates, ...now.tokens, ...now.sessions].some((e) => e.lab?.lab === lab && !(keep ?? []).includes(e.lab.member))) return [];
   return updateTrust(p, (store) => {
     const gone = (e: { lab?: LabMembership }) => e.lab?.lab === lab && !(keep ?? []).includes(e.lab.member);
-    const removed = [...store.certificates.filter(gone), ...store.tokens.filter(gone)].map((e) => e.name);
+    const removed = [...store.certificates.filter(gone), ...store.tokens.filter(gone), ...store.sessions.filter(gone)].map((e) => e.name);
     store.certificates = store.certificates.filter((c) => !gone(c));
     store.tokens = store.tokens.filter((k) => !gone(k));
+    store.sessions = store.sessions.filter((s) => !gone(s));
     return removed;
   });
 }
@@ -293,10 +313,10 @@ export async function updateCertificate(p: Paths, fingerprint: string, change: (
 }
 
 /**
- * Removes a certificate (by name or a fingerprint prefix of at least 12 characters) or a pending
- * token (by name). Returns what was removed.
+ * Removes a certificate (by name or a fingerprint prefix of at least 12 characters), a pending
+ * token or a dashboard session (by name). Returns what was removed.
  */
-export async function removeTrusted(p: Paths, which: string): Promise<{ kind: 'certificate' | 'token'; name: string }> {
+export async function removeTrusted(p: Paths, which: string): Promise<{ kind: 'certificate' | 'token' | 'session'; name: string }> {
   return updateTrust(p, (store) => {
     const byFp = which.length >= 12 && /^[0-9a-f]+$/.test(which) ? store.certificates.filter((c) => c.fingerprint.startsWith(which)) : [];
     const byName = store.certificates.filter((c) => c.name === which);
@@ -310,6 +330,11 @@ export async function removeTrusted(p: Paths, which: string): Promise<{ kind: 'c
     if (token) {
       store.tokens = store.tokens.filter((k) => k !== token);
       return { kind: 'token' as const, name: token.name };
+    }
+    const session = store.sessions.find((s) => s.name === which);
+    if (session) {
+      store.sessions = store.sessions.filter((s) => s !== session);
+      return { kind: 'session' as const, name: session.name };
     }
     throw new TslxcError(`"${which}" is not in the trust store`, undefined, '"tslxc config trust list" shows it', { kind: 'not-found' });
   });

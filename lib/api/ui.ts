@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { WebSocket } from 'ws';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Throttle } from '../gateway/throttle.js';
@@ -44,6 +45,9 @@ const SECURITY_HEADERS: Record<string, string> = {
   'X-Frame-Options': 'DENY',
   'Cache-Control': 'no-cache',
 };
+
+/** What the page asks for first (ui/app.ts, ui/pages/instances.ts LIST_URL): the longest first. */
+const PRELOADS = ['/1.0/instances?recursion=1', '/ui/session', '/1.0'];
 
 /** A login body is a token: small. */
 const MAX_LOGIN_BYTES = 16 * 1024;
@@ -92,9 +96,16 @@ const sessionInfo = (s: Session) => ({
   expires_at: s.expires_at,
 });
 
+/** How often a session's open websockets are checked against the trust store. */
+const WATCH_MS = 2000;
+/** The close code of a session's websocket when the session ended (RFC 6455: policy violation). */
+const SESSION_ENDED = 1008;
+
 export class Dashboard {
   readonly sessions: Sessions;
   private readonly files = new Map<string, Buffer>();
+  private readonly watched = new Map<WebSocket, string>();
+  private watchTimer: NodeJS.Timeout | undefined;
 
   constructor(
     paths: Paths,
@@ -124,6 +135,23 @@ export class Dashboard {
     return undefined;
   }
 
+  /**
+   * A session's websocket (events, a terminal) ends with its session: checked every few seconds
+   * while any is open, since a websocket makes no further request that would find the session gone.
+   */
+  watch(identity: Identity, ws: WebSocket): void {
+    if (!identity.session) return;
+    this.watched.set(ws, identity.session);
+    ws.once('close', () => this.watched.delete(ws));
+    this.watchTimer ??= setInterval(() => {
+      for (const [w, ref] of this.watched) if (!this.sessions.isLive(ref)) w.close(SESSION_ENDED, 'session ended');
+      if (!this.watched.size) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = undefined;
+      }
+    }, WATCH_MS).unref();
+  }
+
   /** A websocket opened with a session cookie (events, exec) must come from the dashboard's page. */
   upgradeRefusal(identity: Identity, req: IncomingMessage): string | undefined {
     return identity.session && !sameOrigin(req.headers) ? 'A dashboard session opens websockets only from the dashboard' : undefined;
@@ -145,7 +173,7 @@ export class Dashboard {
       if (method !== 'POST') return { status: json(res, 405, { error: 'method not allowed' }, { Allow: 'POST' }) };
       const s = this.sessions.lookup(req.headers.cookie);
       if (s && (!sameOrigin(req.headers) || !csrfMatches(s, req.headers))) return { status: json(res, 403, { error: 'Logout only from the dashboard' }) };
-      if (s) this.sessions.end(s);
+      if (s) await this.sessions.end(s);
       return { status: json(res, 200, {}, { 'Set-Cookie': clearedCookie }), who: s?.name };
     }
     if (pathname === '/ui/session') {
@@ -154,7 +182,8 @@ export class Dashboard {
       return { status: json(res, 200, s ? sessionInfo(s) : { session: null }) };
     }
     if (method !== 'GET' && method !== 'HEAD') return { status: json(res, 405, { error: 'method not allowed' }, { Allow: 'GET' }) };
-    return { status: this.file(res, pathname === '/ui/' ? 'index.html' : pathname.slice('/ui/'.length), method === 'HEAD') };
+    if (pathname === '/ui/') return { status: this.file(res, 'index.html', method === 'HEAD', this.preloads(req)) };
+    return { status: this.file(res, pathname.slice('/ui/'.length), method === 'HEAD') };
   }
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<{ status: number; who?: string }> {
@@ -177,7 +206,17 @@ export class Dashboard {
     return { status: json(res, 200, sessionInfo(made.session), { 'Set-Cookie': sessionCookie(made.id, made.session.expires_at) }), who: made.session.name };
   }
 
-  private file(res: ServerResponse, rel: string, head: boolean): number {
+  /**
+   * With a live session, the page's first requests start with its HTML instead of after its script
+   * ran: the session, the server's description and the instances list (the default page's; the
+   * page's fetch() of the same URL takes the preloaded answer).
+   */
+  private preloads(req: IncomingMessage): Record<string, string> {
+    if (!this.sessions.lookup(req.headers.cookie)) return {};
+    return { Link: PRELOADS.map((u) => `<${u}>; rel=preload; as=fetch; crossorigin=anonymous`).join(', ') };
+  }
+
+  private file(res: ServerResponse, rel: string, head: boolean, headers: Record<string, string> = {}): number {
     // Only the bundle's own flat file names: no traversal, no hidden files.
     if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(rel) || !TYPES[path.extname(rel)]) return json(res, 404, { error: 'not found' });
     let data = this.files.get(rel);
@@ -189,7 +228,7 @@ export class Dashboard {
       }
       this.files.set(rel, data);
     }
-    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': TYPES[path.extname(rel)]!, 'Content-Length': String(data.length) });
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': TYPES[path.extname(rel)]!, 'Content-Length': String(data.length), ...headers });
     res.end(head ? undefined : data);
     return 200;
   }

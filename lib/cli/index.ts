@@ -40,6 +40,7 @@ import serve from './commands/serve.js';
 import ssh from './commands/ssh.js';
 import sshKey from './commands/ssh-key.js';
 import completion from './commands/completion.js';
+import ephemeralEnded from './commands/ephemeral-ended.js';
 
 /** Every verb's definition (lib/cli/define.ts), in the order help lists them. What shell completion walks. */
 export const VERBS: Array<CommandDef | GroupDef> = [
@@ -80,6 +81,7 @@ export const VERBS: Array<CommandDef | GroupDef> = [
   ssh,
   sshKey,
   completion,
+  ephemeralEnded,
 ];
 
 /** The CLI: one module per verb (lib/cli/commands), each a thin layer over the library. */

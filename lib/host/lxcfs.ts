@@ -8,7 +8,7 @@ import { liveness } from '../state/runtime.js';
 import { TslxcError } from '../errors.js';
 import { findTool } from '../util/exec.js';
 import { mkdirp, sleep } from '../util/fs.js';
-import { withLock } from '../util/lock.js';
+import { lockHeld, withLock } from '../util/lock.js';
 import { endProcesses, processFromPidFile } from '../util/proc.js';
 
 /**
@@ -53,6 +53,7 @@ export function lxcfsBinary(env: NodeJS.ProcessEnv = process.env): string | unde
 
 export type LxcfsState = 'running' | 'dead' | 'stopped' | 'not installed';
 
+/** [mount point, filesystem type, device (MAJOR:MINOR)] of each mount a process sees. */
 function mountinfo(pid: number | 'self' = 'self'): string[][] {
   try {
     return fs
@@ -62,7 +63,7 @@ function mountinfo(pid: number | 'self' = 'self'): string[][] {
       .map((l) => {
         const [pre, post = ''] = l.split(' - ');
         const f = pre.split(' ');
-        return [f[4] ?? '', post.split(' ')[0] ?? ''];
+        return [f[4] ?? '', post.split(' ')[0] ?? '', f[2] ?? ''];
       });
   } catch {
     return [];
@@ -223,33 +224,89 @@ export function lxcfsViewsIn(pid: number): string[] {
  * meanwhile is skipped; one that cannot be re-bound is named in a warning.
  */
 async function rebindRunning(p: Paths): Promise<void> {
-  const dir = lxcfsFiles(p).dir;
   const jobs = listNames(p).map(async (name) => {
     const live = liveness(p, name);
     const pid = live.initAlive ? live.files.init?.pid : undefined;
-    if (!pid) return;
-    for (const view of lxcfsViewsIn(pid)) {
-      for (const args of [
-        ['disk', '--pid', String(pid), '--remove', view],
-        ['disk', '--pid', String(pid), '--add', `${dir}${view}:${view}`],
-      ]) {
-        const r = await runHelper(args);
-        if (r.code !== 0) {
-          if (liveness(p, name).initAlive) process.stderr.write(`Warning: cannot bind lxcfs's ${view} again in "${name}": ${helperError(r.stderr)}\n`);
-          return;
-        }
-      }
-    }
+    if (pid) await bindViews(p, name, pid, lxcfsViewsIn(pid));
   });
   await Promise.all(jobs);
 }
 
-/**
- * The helper's --bind options for lxcfs's views (those this lxcfs serves). Optional: a reboot
- * (the monitor binds them again) while lxcfs is dead boots with the host's files, as LXC's lxcfs
- * hook skips them, rather than failing.
- */
-export function lxcfsBindArgs(p: Paths): string[] {
+/** Binds VIEWS in a running container from the current mount, each in place of what is bound there. */
+async function bindViews(p: Paths, name: string, pid: number, views: readonly string[]): Promise<void> {
   const dir = lxcfsFiles(p).dir;
-  return LXCFS_VIEWS.filter((v) => fs.existsSync(`${dir}${v}`)).flatMap((v) => ['--bind', `${dir}${v}:${v}:optional`]);
+  const bound = new Set(lxcfsViewsIn(pid));
+  for (const view of views) {
+    for (const args of [
+      ...(bound.has(view) ? [['disk', '--pid', String(pid), '--remove', view]] : []),
+      ['disk', '--pid', String(pid), '--add', `${dir}${view}:${view}`],
+    ]) {
+      const r = await runHelper(args);
+      if (r.code !== 0) {
+        if (liveness(p, name).initAlive) process.stderr.write(`Warning: cannot bind lxcfs's ${view} again in "${name}": ${helperError(r.stderr)}\n`);
+        return;
+      }
+    }
+  }
+}
+
+/** The views this lxcfs serves (a view the running kernel lacks, e.g. no swaps, is not bound). */
+export function lxcfsViews(p: Paths): string[] {
+  const dir = lxcfsFiles(p).dir;
+  return LXCFS_VIEWS.filter((v) => fs.existsSync(`${dir}${v}`));
+}
+
+/**
+ * After a start bound lxcfs's views (VIEWS) in a container (init PID). `admin lxcfs stop` takes
+ * the lxcfs lock and refuses while a running container has the views bound, but a start between
+ * its check (ensureLxcfs) and its binds is not one yet: a stop then could end lxcfs under it,
+ * leaving the container views that fail ("Transport endpoint is not connected") or none at all.
+ * So the start looks again once they are bound: with no stop under way (the lock free), lxcfs
+ * running and every view bound from that very mount, any later stop sees the container and
+ * refuses. Otherwise, under the lock, lxcfs is started again if it must be, and the container's
+ * views are bound from it.
+ */
+export async function lxcfsAfterBind(p: Paths, name: string, pid: number, views: readonly string[]): Promise<void> {
+  if (!views.length) return;
+  if (!lockHeld(locksDir(p), 'lxcfs') && viewsLive(p, pid, views)) return;
+  const bin = lxcfsBinary();
+  if (!bin) return;
+  await withLock(
+    locksDir(p),
+    'lxcfs',
+    async () => {
+      if (viewsLive(p, pid, views)) return;
+      if (lxcfsState(p) !== 'running') {
+        await stopLxcfs(p, { keepDir: true });
+        const why = await startLxcfs(p, bin);
+        if (why) {
+          process.stderr.write(`Warning: lxcfs did not start (${why}): /proc inside "${name}" shows the host's figures; see ${lxcfsFiles(p).log}\n`);
+          return;
+        }
+        await rebindRunning(p);
+      }
+      if (!viewsLive(p, pid, views)) await bindViews(p, name, pid, views);
+    },
+    { purpose: 'lxcfs', timeoutMs: 60_000 },
+  );
+}
+
+/** lxcfs runs, and each of VIEWS is bound in the container (init PID) from its current mount. */
+function viewsLive(p: Paths, pid: number, views: readonly string[]): boolean {
+  if (lxcfsState(p) !== 'running') return false;
+  const dev = mountinfo()
+    .filter(([at, type]) => at === lxcfsFiles(p).dir && type === 'fuse.lxcfs')
+    .at(-1)?.[2];
+  const inside = mountinfo(pid);
+  return !!dev && views.every((v) => inside.filter(([at]) => at === v).at(-1)?.[2] === dev);
+}
+
+/**
+ * The helper's --bind options for lxcfs's views (lxcfsViews). Optional: a reboot (the monitor
+ * binds them again) while lxcfs is dead boots with the host's files, as LXC's lxcfs hook skips
+ * them, rather than failing.
+ */
+export function lxcfsBindArgs(p: Paths, views: readonly string[]): string[] {
+  const dir = lxcfsFiles(p).dir;
+  return views.flatMap((v) => ['--bind', `${dir}${v}:${v}:optional`]);
 }

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import type { Hash } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import crypto from 'node:crypto';
+import type { Readable } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TslxcError } from '../errors.js';
@@ -103,93 +103,121 @@ export function listTar(file: string, what: string): Entry[] {
 }
 
 /**
- * Copies `src` to `dest` (a new file) in one read, feeding every chunk to `hash` and, with
- * `list`, to tar -t: what is listed (and then checked), what is hashed (the fingerprint) and what
- * is stored are the same bytes, read once, and the copy is never read again to be checked.
- * Returns the listing (with `list`, of anything but a squashfs).
+ * Stores `src` as `dest` (a new file, root's alone) with the kernel's copy: copy_file_range, or a
+ * reflink where the filesystem has them. Node never carries the bytes; what is then hashed and
+ * listed is this stored copy, so the listing, the fingerprint and the store are the same bytes,
+ * whatever happens to `src` meanwhile.
  */
-export async function copyHashList(src: string, dest: string, hash: Hash, what: string, list: boolean): Promise<Entry[] | undefined> {
-  const tarBin = list ? requireTool('tar', 'read an image archive') : '';
-  const out = fs.openSync(dest, 'wx', 0o600);
-  const procs: Array<{ child: ChildProcess; name: string; stderr: string; done: Promise<{ code: number | null; signal: string | null }> }> = [];
-  let sink: Writable | undefined;
-  // tar stops reading at the archive's end marker: what follows is hashed and kept, not listed (nor ever unpacked).
-  let sinkGone = false;
-  let stdout: Buffer[] = [];
-  const track = (child: ChildProcess, name: string) => {
-    const t = {
-      child,
-      name,
-      stderr: '',
-      done: new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
-        child.on('error', reject);
-        child.on('close', (code, signal) => resolve({ code, signal }));
-      }),
-    };
-    child.stderr!.on('data', (d: Buffer) => (t.stderr += d.toString()));
-    procs.push(t);
-  };
-  // The decompressor feeds tar directly (tar's own -I would relay every byte through one more pipe).
-  const startList = (head: Buffer) => {
-    const prog = decompressor(codecOf(head));
-    let tarIn: 'pipe' | Readable = 'pipe';
-    if (prog) {
-      const dec = spawn(prog, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      track(dec, prog);
-      sink = dec.stdin!;
-      tarIn = dec.stdout!;
-    }
-    // 128 KiB records, reassembled from a pipe's partial reads: a tenth of tar's read calls.
-    const tar = spawn(tarBin, [...LIST_ARGS, '-b', '256', '-B', '-f', '-'], { stdio: [tarIn, 'pipe', 'pipe'] });
-    track(tar, 'tar');
-    // Ours closed, so a tar that stops early makes the decompressor stop (SIGPIPE), not block.
-    if (typeof tarIn !== 'string') tarIn.destroy();
-    tar.stdout!.on('data', (d: Buffer) => stdout.push(d));
-    sink ??= tar.stdin!;
-    sink.on('error', () => (sinkGone = true)).on('close', () => (sinkGone = true));
-  };
-  // A few reused buffers, read and written with plain syscalls: a stream's fresh buffer per chunk
-  // cost twice the CPU of the hash and the copy together. A buffer is read into again only once
-  // the pipe has taken what it held.
-  const bufs = [0, 1, 2, 3].map(() => Buffer.allocUnsafe(1 << 20));
-  const piped: Array<Promise<void> | undefined> = [];
-  const input = fs.openSync(src, 'r');
+export async function storeCopy(src: string, dest: string, what: string): Promise<void> {
   try {
-    for (let k = 0; ; k = (k + 1) % bufs.length) {
-      await piped[k];
-      const n = fs.readSync(input, bufs[k], 0, bufs[k].length, null);
-      if (n === 0) break;
-      const chunk = bufs[k].subarray(0, n);
-      if (!sink && !sinkGone && list) {
-        // A squashfs is not a stream: it is listed from the stored copy (the same bytes).
-        if (chunk.toString('latin1', 0, 4) === 'hsqs') list = false;
-        else startList(chunk);
-      }
-      hash.update(chunk);
-      for (let off = 0; off < n;) off += fs.writeSync(out, chunk, off, n - off);
-      if (sink && !sinkGone) piped[k] = new Promise<void>((resolve) => sink!.write(chunk, () => resolve()));
-    }
+    await fs.promises.copyFile(src, dest, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+    await fs.promises.chmod(dest, 0o600);
   } catch (err) {
-    for (const p of procs) p.child.kill('SIGKILL');
     throw new TslxcError(`Cannot read ${what}`, (err as Error).message);
-  } finally {
-    fs.closeSync(input);
-    fs.closeSync(out);
   }
-  if (!list) return undefined;
-  if (!sink) startList(Buffer.alloc(0));
-  sink!.end();
+}
+
+/** A child's end, with what it said on stderr. */
+interface Tracked {
+  child: ChildProcess;
+  name: string;
+  stderr: string;
+  done: Promise<{ code: number | null; signal: string | null }>;
+}
+
+function track(child: ChildProcess, name: string): Tracked {
+  const t: Tracked = {
+    child,
+    name,
+    stderr: '',
+    done: new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    }),
+  };
+  child.stderr!.on('data', (d: Buffer) => (t.stderr += d.toString()));
+  return t;
+}
+
+/**
+ * The sha256 of the files' bytes one after the other (LXD's fingerprint of a split image is that
+ * of both files). By openssl where the host has it: node's own sha256 runs at a fraction of the
+ * speed of libcrypto's (SHA-NI), and a child hashes beside the listing, on another core.
+ */
+export async function sha256Of(files: string[]): Promise<string> {
+  const openssl = findTool('openssl');
+  if (!openssl) return sha256InNode(files);
+  const procs: Tracked[] = [];
+  let input: 'ignore' | Readable = 'ignore';
+  const args = ['dgst', '-sha256', '-r'];
+  if (files.length === 1) args.push(path.resolve(files[0]!));
+  else {
+    const cat = spawn('cat', ['--', ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(track(cat, 'cat'));
+    input = cat.stdout!;
+  }
+  const dgst = spawn(openssl, args, { stdio: [input, 'pipe', 'pipe'] });
+  procs.push(track(dgst, 'openssl'));
+  if (typeof input !== 'string') input.destroy();
+  let out = '';
+  dgst.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const ends = await Promise.all(procs.map((p) => p.done));
-  const tarEnd = ends[ends.length - 1];
-  const tarStderr = procs[procs.length - 1].stderr;
-  if (tarEnd.code !== 0) throw listingError(tarStderr, tarEnd.code, what);
+  const m = /^([0-9a-f]{64})[ \n]/.exec(out);
+  const failed = ends.findIndex((e) => e.code !== 0);
+  if (failed >= 0 || !m) {
+    const why = (failed >= 0 ? procs[failed]!.stderr : out).trim().split('\n')[0];
+    throw new TslxcError(`Cannot read ${files.map((f) => path.basename(f)).join(' and ')}`, why || 'its sha256 could not be computed');
+  }
+  return m[1]!;
+}
+
+async function sha256InNode(files: string[]): Promise<string> {
+  const h = crypto.createHash('sha256');
+  for (const f of files) {
+    for await (const chunk of fs.createReadStream(f, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
+}
+
+/**
+ * tar -t of a stored archive, the decompressor reading the file itself and feeding tar directly
+ * (tar's own -I would relay every byte through one more pipe). Undefined for a squashfs, which is
+ * listed by unsquashfs (listSquashfs).
+ */
+export async function listStored(file: string, what: string): Promise<Entry[] | undefined> {
+  const head = fileHead(file);
+  if (head.toString('latin1', 0, 4) === 'hsqs') return undefined;
+  const tarBin = requireTool('tar', 'read an image archive');
+  const prog = decompressor(codecOf(head));
+  const procs: Tracked[] = [];
+  const fd = fs.openSync(file, 'r');
+  let tar: ChildProcess;
+  try {
+    if (prog) {
+      const dec = spawn(prog, ['-dc'], { stdio: [fd, 'pipe', 'pipe'] });
+      procs.push(track(dec, prog));
+      // 128 KiB records, reassembled from a pipe's partial reads: a tenth of tar's read calls.
+      tar = spawn(tarBin, [...LIST_ARGS, '-b', '256', '-B', '-f', '-'], { stdio: [dec.stdout!, 'pipe', 'pipe'] });
+      // Ours closed, so a tar that stops early makes the decompressor stop (SIGPIPE), not block.
+      dec.stdout!.destroy();
+    } else {
+      // A file tar can seek in: it skips the members' data instead of reading it.
+      tar = spawn(tarBin, [...LIST_ARGS, '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  procs.push(track(tar, 'tar'));
+  const stdout: Buffer[] = [];
+  tar.stdout!.on('data', (d: Buffer) => stdout.push(d));
+  const ends = await Promise.all(procs.map((p) => p.done));
+  const tarEnd = ends[ends.length - 1]!;
+  if (tarEnd.code !== 0) throw listingError(procs[procs.length - 1]!.stderr, tarEnd.code, what);
   // A decompressor that failed (a corrupt or truncated stream) fails the import, unless tar had
   // read the whole archive and closed the pipe on the bytes after its end.
-  if (procs.length > 1 && ends[0].code !== 0 && ends[0].signal !== 'SIGPIPE')
-    throw listingError(procs[0].stderr.replace(new RegExp(`^${procs[0].name}: `, 'gm'), ''), ends[0].code, what);
-  const text = Buffer.concat(stdout).toString('utf8');
-  stdout = [];
-  return parseListing(text, what);
+  if (procs.length > 1 && ends[0]!.code !== 0 && ends[0]!.signal !== 'SIGPIPE')
+    throw listingError(procs[0]!.stderr.replace(new RegExp(`^${procs[0]!.name}: `, 'gm'), ''), ends[0]!.code, what);
+  return parseListing(Buffer.concat(stdout).toString('utf8'), what);
 }
 
 /** A unified tarball's one pass, running (begin.ts). */
@@ -225,6 +253,15 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
   const symlinks = new Set<string>();
   entries.forEach((e, i) => e.type === 'l' && symlinks.add(names[i]));
   const prefix = opts.rootfsPrefix;
+  // The symlink a dir is (or lies under), each dir worked out once: entries share their parents.
+  const above = new Map<string, string | undefined>();
+  const linkAbove = (dir: string): string | undefined => {
+    if (above.has(dir)) return above.get(dir);
+    const slash = dir.lastIndexOf('/');
+    const link = (slash > 0 ? linkAbove(dir.slice(0, slash)) : undefined) ?? (symlinks.has(dir) ? dir : undefined);
+    above.set(dir, link);
+    return link;
+  };
   entries.forEach((e, i) => {
     const n = names[i];
     if (n === '') {
@@ -236,9 +273,8 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
     const inRoot = prefix === '' ? n : prefix && (n === prefix || n.startsWith(`${prefix}/`)) ? n.slice(prefix.length + 1) : undefined;
     // Nothing may be reached through a symlink the archive itself makes.
     if (symlinks.size) {
-      for (let slash = n.indexOf('/'); slash > 0; slash = n.indexOf('/', slash + 1)) {
-        if (symlinks.has(n.slice(0, slash))) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(n.slice(0, slash))}"`);
-      }
+      const link = n.includes('/') ? linkAbove(n.slice(0, n.lastIndexOf('/'))) : undefined;
+      if (link) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(link)}"`);
     }
     switch (e.type) {
       case '-':

@@ -5,12 +5,12 @@ import { TslxcError } from '../errors.js';
 import { mkdirp } from '../util/fs.js';
 import { validateAlias } from '../util/names.js';
 import { imagesDir, type Paths } from '../state/paths.js';
-import { copyHashList, isSquashfs, type ImportPass } from './archive.js';
+import { isSquashfs, listStored, sha256Of, storeCopy, type ImportPass } from './archive.js';
 
 /**
  * The first part of `image import` (lxd.ts importImage does the rest): the files checked, a stage
- * dir in the store, and for a unified tarball its one pass started (archive.ts copyHashList: one
- * read, hashed, stored and piped to tar -t). Apart from lxd.ts and what it loads, so that the CLI
+ * dir in the store, and for a unified tarball its pass started (archive.ts: the file stored by the
+ * kernel's copy, then that copy hashed and listed by tar -t at once). Apart from lxd.ts and what it loads, so that the CLI
  * starts the pass first: the decompressor and tar work while node loads the rest of the import,
  * which goes on between the pass's chunks.
  */
@@ -50,16 +50,18 @@ export function beginImport(p: Paths, file: string, rootfsFile: string | undefin
 
 function startPass(file: string, dest: string): ImportPass {
   const what = path.basename(file);
-  const hash = crypto.createHash('sha256');
-  const listed = copyHashList(file, dest, hash, what, true);
+  // The kernel copies, then a hash and a listing of the stored copy run side by side.
+  const stored = storeCopy(file, dest, what);
+  const sha256 = stored.then(() => sha256Of([dest]));
+  const listed = stored.then(() => listStored(dest, what));
   // Awaited by result(); until then a failure must not count as unhandled.
-  listed.catch(() => undefined);
+  for (const x of [sha256, listed]) x.catch(() => undefined);
   return {
     async result() {
-      const entries = await listed;
+      const [entries, sum] = await Promise.all([listed, sha256]);
       if (!entries)
         throw new TslxcError(`Cannot read ${what}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
-      return { entries, sha256: hash.digest('hex') };
+      return { entries, sha256: sum };
     },
   };
 }

@@ -1,13 +1,13 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { TslxcError, errorText } from '../errors.js';
 import { findTool, requireTool, run, tarFileChangedOnly } from '../util/exec.js';
 import type { Paths } from '../state/paths.js';
-import { addImage, getImage, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import { addImage, getImage, keptExport, keptExportName, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
+import { imagesDir } from '../state/paths.js';
 import type { ImageMetadata } from './metadata.js';
-import { checkEntries, copyHashList, extractTar, listSquashfs, listTar, type Entry } from './archive.js';
+import { checkEntries, extractTar, listSquashfs, listStored, listTar, sha256Of, storeCopy, type Entry } from './archive.js';
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
 import { ensureUnpacked } from './unpack.js';
 import { beginImport, type BegunImport } from './begin.js';
@@ -21,17 +21,9 @@ import { beginImport, type BegunImport } from './begin.js';
  */
 export type Compression = 'gzip' | 'xz' | 'zstd';
 
-export async function sha256Files(files: string[]): Promise<string> {
-  const h = crypto.createHash('sha256');
-  for (const f of files) {
-    await new Promise<void>((resolve, reject) => {
-      fs.createReadStream(f)
-        .on('data', (d) => h.update(d))
-        .on('end', resolve)
-        .on('error', reject);
-    });
-  }
-  return h.digest('hex');
+/** The sha256 of the files one after the other: LXD's fingerprint of an image's files. */
+export function sha256Files(files: string[]): Promise<string> {
+  return sha256Of(files);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -106,8 +98,8 @@ export interface ImportResult {
 
 /**
  * `image import FILE [ROOTFS] --alias A`: a unified tarball, or a split metadata + rootfs pair.
- * One read of each file stores it and lists it for the safety checks, and the fingerprint is the
- * sha256 of those bytes (archive.ts's copyHashList). A unified tarball's pass is started by
+ * Each file is stored first (the kernel's copy), and that stored copy is what is listed for the
+ * safety checks and what the fingerprint is the sha256 of (archive.ts). A unified tarball's pass is started by
  * begin.ts, which the CLI calls before loading this module; a split pair's files are hashed as
  * one. metadata.yaml and templates/ are taken from the stored copy at once,
  * the rootfs only when something first needs the tree (unpack.ts), as LXD does. A registry pull
@@ -143,22 +135,18 @@ export async function importImage(
       await extractTar(stored[0]!, x, what, headMembers(entries, names));
       fingerprint = sha256;
     } else {
-      // A split image: one hash over both files (LXD's fingerprint), so node reads them.
-      const hash = crypto.createHash('sha256');
-      const tarListing = (entries: Entry[] | undefined, w: string) => {
-        if (!entries)
-          throw new TslxcError(`Cannot read ${w}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
-        return entries;
-      };
-      const entries = tarListing(await copyHashList(file, stored[0]!, hash, what, true), what);
+      // A split image: both files stored, then hashed as one (LXD's fingerprint) and listed, at once.
+      const rwhat = path.basename(rootfsFile!);
+      await Promise.all([storeCopy(file, stored[0]!, what), storeCopy(rootfsFile!, stored[1]!, rwhat)]);
+      const [sum, entries, rootEntries] = await Promise.all([sha256Of(stored), listStored(stored[0]!, what), listStored(stored[1]!, rwhat)]);
+      if (!entries)
+        throw new TslxcError(`Cannot read ${what}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
       const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'templates'], rootfsPrefix: null });
       if (!names.includes('metadata.yaml')) throw new TslxcError(`Invalid image ${what}`, 'the metadata tarball has no metadata.yaml');
-      await extractTar(stored[0]!, x, what);
-      const rwhat = path.basename(rootfsFile!);
-      const rootEntries = await copyHashList(rootfsFile!, stored[1]!, hash, rwhat, true);
-      // A squashfs is not streamed to a lister: it is listed from the stored copy, the same bytes.
+      // A squashfs is not a stream: it is listed by unsquashfs, from the stored copy too.
       checkEntries(rootEntries ?? listSquashfs(stored[1]!, rwhat), rwhat, { rootfsPrefix: '' });
-      fingerprint = hash.digest('hex');
+      await extractTar(stored[0]!, x, what);
+      fingerprint = sum;
     }
     const meta = readMetadataFile(path.join(x, 'metadata.yaml'), what);
     checkTemplates(meta, x, what);
@@ -370,6 +358,31 @@ export async function exportImage(p: Paths, ref: string, target: string, opts: E
     throw err;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A built image's export as LXD's unified tarball, made once and kept in the image's dir under its
+ * sha256 (store.ts keptExport): LXD's clients check a download's sha256 against the image's
+ * fingerprint, which for a built image is a digest of its tree, so the API shows this sha256 as its
+ * fingerprint. An image never changes, so neither does the file. Made in a temp dir the store's
+ * sweep removes should this process die, then renamed in; the dir's mtime (the image's upload
+ * time) is kept.
+ */
+export async function keepExport(p: Paths, img: Image): Promise<{ file: string; sha256: string }> {
+  const kept = keptExport(img);
+  if (kept) return kept;
+  const dir = path.join(imagesDir(p), `.tmp-keep${crypto.randomBytes(4).toString('hex')}-${process.pid}`);
+  fs.mkdirSync(dir, { mode: 0o700 });
+  try {
+    const { fingerprint: sha256 } = await exportImage(p, img.fingerprint, path.join(dir, 'image.tar.gz'), { split: false });
+    const st = fs.statSync(img.dir);
+    const file = path.join(img.dir, keptExportName(sha256));
+    fs.renameSync(path.join(dir, 'image.tar.gz'), file);
+    fs.utimesSync(img.dir, st.atime, st.mtime);
+    return { file, sha256 };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

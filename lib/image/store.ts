@@ -158,14 +158,43 @@ export function listImages(p: Paths): Image[] {
   return entries.map((f) => getImage(p, f)).filter((i): i is Image => !!i);
 }
 
-/** An alias, a full fingerprint, or a unique fingerprint prefix. */
+/**
+ * An alias, a full fingerprint, or a unique fingerprint prefix; failing those, the sha256 (or a
+ * unique prefix of it) of a built image's kept export, the fingerprint the API shows for it.
+ */
 export function findImage(p: Paths, ref: string): Image | undefined {
   const byAlias = readAliases(p)[ref];
   if (byAlias) return getImage(p, byAlias);
   if (/^[0-9a-f]{1,64}$/.test(ref)) {
-    const matches = listImages(p).filter((i) => i.fingerprint.startsWith(ref));
+    const all = listImages(p);
+    let matches = all.filter((i) => i.fingerprint.startsWith(ref));
+    if (!matches.length) matches = all.filter((i) => keptExport(i)?.sha256.startsWith(ref));
     if (matches.length > 1) throw new TslxcError(`Image "${ref}" is ambiguous`, `${matches.length} fingerprints start with it`, 'give more digits');
     return matches[0];
+  }
+  return undefined;
+}
+
+const KEPT_EXPORT = /^export-([0-9a-f]{64})\.tar\.gz$/;
+
+/** The name a built image's export is kept under in its dir (lib/image/lxd.ts keepExport makes it). */
+export const keptExportName = (sha256: string) => `export-${sha256}.tar.gz`;
+
+/**
+ * A built image's export as LXD's unified tarball, once made (lib/image/lxd.ts keepExport), and
+ * its sha256: what LXD's clients check a download against. Imported images have their original
+ * file instead (metadata.tslxc.original).
+ */
+export function keptExport(img: Image): { file: string; sha256: string } | undefined {
+  let names: string[];
+  try {
+    names = fs.readdirSync(img.dir);
+  } catch {
+    return undefined;
+  }
+  for (const n of names) {
+    const m = KEPT_EXPORT.exec(n);
+    if (m) return { file: path.join(img.dir, n), sha256: m[1] };
   }
   return undefined;
 }

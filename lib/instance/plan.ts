@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { containerDir, RUN_FILES, startPlansDir, type Paths } from '../state/paths.js';
+import { containerDir, locksDir, RUN_FILES, startPlansDir, type Paths } from '../state/paths.js';
+import { lockFile } from '../util/lock.js';
 import { generationFile, GenerationSnapshot, scope } from '../state/generations.js';
 import { validateInstanceName } from '../util/names.js';
 import { helperPath } from '../state/helper.js';
@@ -54,7 +55,7 @@ import { encodeSpec, SPEC_MAGIC, type SpecOp } from '../state/spec.js';
  *
  * The format is a list of NUL-terminated strings, an operation name then its operands:
  *   tslxc-start-plan-2
- *   lock FILE                 a lock (native/lock.c's protocol): the container's, then the networks'
+ *   lock FILE                 a lock (native/lock.c's protocol): the container's, lxcfs's, then the networks'
  *   env NAME VALUE            the variable is VALUE ("" = unset or empty)
  *   build ID                  the replaying helper was built as ID (native/build/build-id)
  *   gen FILE TOKEN            the generation file holds TOKEN (missing: "")
@@ -210,7 +211,16 @@ export class StartPlan {
     // The lock first: the checks then see what the TypeScript start would see under it.
     // Locks in the TypeScript start's order: the container's, then (nics) the networks'.
     const nics = net!.steps.length > 0;
-    const ops: SpecOp[] = [[PLAN_MAGIC], ['lock', spec.lockFile], ...(nics ? [['lock', net!.lockFile]] : [])];
+    // A start that binds lxcfs's views holds the lxcfs lock from its check of the mount until they
+    // are bound, so that `admin lxcfs stop` cannot end lxcfs in between (a held one sends the start
+    // to node, which looks again once bound). Before the networks' lock, which is released first.
+    const lxcfs = spec.helperArgs.some((a) => a.startsWith(`${lxcfsFiles(p).dir}/`));
+    const ops: SpecOp[] = [
+      [PLAN_MAGIC],
+      ['lock', spec.lockFile],
+      ...(lxcfs ? [['lock', lockFile(locksDir(p), 'lxcfs')]] : []),
+      ...(nics ? [['lock', net!.lockFile]] : []),
+    ];
     for (const k of PLAN_ENV) ops.push(['env', k, process.env[k] ?? '']);
     ops.push(...checks, ...net!.checks);
     const pidFiles = [RUN_FILES.monitorPid, RUN_FILES.initPid];

@@ -6,7 +6,7 @@ import { containerRunDir, RUN_FILES } from '../state/paths.js';
 import { prepareRootfs, rootfsArgs } from '../storage/instance.js';
 import { idmapArgs, type IdMap } from '../config/idmap.js';
 import { mappedRoot, planIdmap, prepareRootIds } from './idmap.js';
-import { ensureLxcfs, lxcfsBindArgs } from '../host/lxcfs.js';
+import { ensureLxcfs, lxcfsAfterBind, lxcfsBindArgs, lxcfsViews } from '../host/lxcfs.js';
 import { appliedDevicesRunFile } from './hotplug.js';
 import { startDevices } from '../device/registry.js';
 import { loadConfig, saveConfig, type InstanceConfig } from '../state/config.js';
@@ -15,6 +15,7 @@ import { helperError } from '../state/helper.js';
 import { executeSpec, fileOp } from '../state/spec.js';
 import { clearRuntime, consoleTail, liveness } from '../state/runtime.js';
 import { cleanupDead, stopArgsRunFile } from './stop.js';
+import { onExitArgs, onExitRunFile } from './ephemeral.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS, SECURITY_FILE } from './policy.js';
 import { seccompArgs, securityPolicy } from '../config/security.js';
 import { expandInstance } from '../profile/expand.js';
@@ -30,6 +31,7 @@ import type { CgroupDriver } from '../cgroup/types.js';
 import type { DeviceRule } from '../cgroup/devices.js';
 import { hostNeedArgs } from '../host/sysctl.js';
 import { cgroupsOf, planningCgroups } from '../cgroup/context.js';
+import { pausePoint } from '../util/crash.js';
 
 export interface StartResult {
   initPid: number;
@@ -66,6 +68,7 @@ async function runDirFiles(
     ...(await attachRunFiles(ctx, cg, cfg.name, seccomp)),
     // After the config's last write: the file names the config as this start left it.
     stopArgsRunFile(p, cfg),
+    onExitRunFile(p, cfg),
   ];
 }
 
@@ -168,13 +171,14 @@ async function startComputed(ctx: Context, name: string, plan: StartPlan, opts: 
       // Disks and nodes go in files the monitor reads at every boot, so live changes survive a reboot.
       const files = [...devices.files(), ...(await runDirFiles(ctx, cg.driver, cfg, expanded.config, expanded.devices))];
       // lxcfs's views (LXD's default): started here when it does not run, as dnsmasq for a network.
-      const lxcfs = securityPolicy(expanded.config).lxcfs && (await ensureLxcfs(ctx.paths)) ? lxcfsBindArgs(ctx.paths) : [];
+      const views = securityPolicy(expanded.config).lxcfs && (await ensureLxcfs(ctx.paths)) ? lxcfsViews(ctx.paths) : [];
+      await pausePoint('start-lxcfs-checked');
       const helperArgs = helperStartArgs(
         ctx,
         cfg,
         runDir,
         cgroupDirs,
-        [...prepared.helperArgs, ...lxcfs],
+        [...prepared.helperArgs, ...lxcfsBindArgs(ctx.paths, views)],
         opts.debug,
         expanded.config,
         idmap && idmapArgsFor(idmap, idmapRootfs),
@@ -193,10 +197,12 @@ async function startComputed(ctx: Context, name: string, plan: StartPlan, opts: 
         clearRuntime(liveness(ctx.paths, name).files);
         throw startFailure(name, helperError(out.stderr), runDir, consoleFrom, opts.debug);
       }
-      return { out, spec };
+      return { out, spec, views };
     }),
   );
   const [initPid, monitorPid] = res.out.stdout.trim().split(/\s+/).map(Number);
+  // A stop of lxcfs between the check above and the binds: found and repaired here.
+  await lxcfsAfterBind(ctx.paths, name, initPid, res.views);
   return { result: { initPid, monitorPid }, spec: res.spec };
 }
 
@@ -278,6 +284,7 @@ export function helperStartArgs(
   args.push(...seccompArgs(security));
   if (security.nesting) args.push('--cgroup-rw');
   args.push(...deviceArgs);
+  args.push(...onExitArgs(ctx.paths, cfg));
   if (debug) args.push('--debug');
   args.push(...hostNeedArgs(cfg.stop_signal));
   args.push('--', ...cfg.init);

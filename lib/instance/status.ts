@@ -137,15 +137,16 @@ export async function readInstanceEntry(ctx: Context, name: string): Promise<{ s
 
 export interface InstanceInfo extends InstanceState {
   uptimeSeconds?: number;
-  config: InstanceConfig;
+  /** Absent for a dir without a readable config (configlessState): shown as list shows it. */
+  config?: InstanceConfig;
   usage?: { memoryBytes?: number; memoryPeakBytes?: number; swapBytes?: number; cpuTimeNs?: number; processes?: number };
   diskBytes?: number;
 }
 
 export async function instanceInfo(ctx: Context, name: string): Promise<InstanceInfo> {
-  const cfg = loadConfig(ctx.paths, name);
-  const state = await instanceState(ctx, cfg);
+  const { state, config: cfg } = await readInstanceEntry(ctx, name);
   const info: InstanceInfo = { ...state, config: cfg };
+  if (!cfg) return info;
   if (state.startedAt) info.uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000));
   if (state.status === 'Running' || state.status === 'Frozen') info.usage = await (await cgroupsOf(ctx)).usage(name).catch(() => undefined);
   info.diskBytes = rootDiskUsage(ctx, name);

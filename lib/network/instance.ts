@@ -385,7 +385,11 @@ export function renderStartHook(name: string, nics: NicState[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function renderStopHook(p: Paths, name: string, nics: NicState[]): string {
+/**
+ * The shell line a hook the monitor runs ends with to call back into tslxc on this installation's
+ * state (the monitor's environment is that of whoever started it, which need not name it).
+ */
+export function callbackLine(p: Paths, args: string[]): string {
   const env = [
     `TSLXC_DIR=${q(p.stateDir)}`,
     `TSLXC_RUN_DIR=${q(p.runDir)}`,
@@ -393,6 +397,10 @@ export function renderStopHook(p: Paths, name: string, nics: NicState[]): string
     `TSLXC_CGROUP_PREFIX=${q(p.cgroupPrefix)}`,
     `TSLXC_NFT_TABLE=${q(nftTableName(p))}`,
   ];
+  return `exec /usr/bin/env ${env.join(' ')} ${q(process.execPath)} ${q(cliPath)} ${args.map(q).join(' ')}`;
+}
+
+export function renderStopHook(p: Paths, name: string, nics: NicState[]): string {
   return (
     [
       '#!/bin/sh',
@@ -403,7 +411,7 @@ export function renderStopHook(p: Paths, name: string, nics: NicState[]): string
       '# A CLI that stops the container releases the rest itself when the monitor (our parent) is gone',
       '# (a second node process would only make the stop wait): it says so while it is alive.',
       `{ read -r monitor cli < ${q(releaseByFile(p, name))}; } 2>/dev/null && [ "$monitor" = "$PPID" ] && kill -0 "$cli" 2>/dev/null && exit 0`,
-      `exec /usr/bin/env ${env.join(' ')} ${q(process.execPath)} ${q(cliPath)} network release-instance ${name}`,
+      callbackLine(p, ['network', 'release-instance', name]),
     ].join('\n') + '\n'
   );
 }

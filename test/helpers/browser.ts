@@ -49,6 +49,18 @@ export class Dashboard {
     const context = await this.browser.newContext({ ignoreHTTPSErrors: true, viewport });
     this.contexts.push(context);
     const page = await context.newPage();
+    // Chromium aborts a navigation when the host's addresses change (net::ERR_NETWORK_CHANGED): on
+    // a host where other tests make veths and bridges, a navigation is tried again.
+    const goto = page.goto.bind(page);
+    page.goto = async (url, opts) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await goto(url, opts);
+        } catch (err) {
+          if (attempt >= 4 || !/ERR_NETWORK_CHANGED/.test(String(err))) throw err;
+        }
+      }
+    };
     page.on('request', (r) => this.requests.push(r.url()));
     page.on('websocket', (ws) => {
       this.requests.push(ws.url());

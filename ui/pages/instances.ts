@@ -1,32 +1,44 @@
-import { change, get, instanceUrl, onEvent, type LxdEvent } from '../api.js';
+import { change, get, instanceUrl, onEvent, text, type LxdEvent } from '../api.js';
 import { bytes, clear, duration, h, sparkline, toast } from '../dom.js';
+import { parseUsage, type Usage } from '../metrics.js';
 import { imageOf, ipv4, STATUS_OF_ACTION, type Instance, type InstanceState } from './model.js';
 import type { Page, Session } from './page.js';
 
 /**
- * Instances: a live table. The list (with state) comes from one recursive request, then changes
- * arrive by the events websocket (a lifecycle event sets the row's state at once and the
- * instance is read again) and the state is polled every few seconds for CPU and memory.
+ * Instances: a live table. The first paint comes from the list without state (GET
+ * /1.0/instances?recursion=1, half the server's work of recursion=2); the state (addresses) is
+ * read right after. Changes arrive by the events websocket (a lifecycle event sets the row's
+ * state at once and the instance is read again); CPU and memory come from /1.0/metrics every few
+ * seconds, which also tells which instances run: a row the metrics contradict (changed without
+ * an event, e.g. by the CLI without the server) is read again.
  */
 
-const POLL_MS = 5000;
+const METRICS_MS = 5000;
 const HISTORY = 24;
+/** What the first paint needs: names, states, images, last use. The server's Link header preloads it. */
+export const LIST_URL = '/1.0/instances?recursion=1';
 
 interface Row {
   inst: Instance;
   tr: HTMLTableRowElement;
+  cpuCell?: HTMLTableCellElement;
+  memCell?: HTMLTableCellElement;
+  upCell?: HTMLTableCellElement;
   cpu: number[];
   mem: number[];
-  lastCpu?: { usage: number; at: number };
+  memNow?: number;
 }
 
 let prefetched: Promise<Instance[]> | undefined;
 
 /** Starts reading the list before the page exists (the first page of a visit); the page takes it once. */
 export function prefetchInstances(): void {
-  prefetched = get<Instance[]>('/1.0/instances?recursion=2');
+  if (prefetched) return;
+  prefetched = get<Instance[]>(LIST_URL);
   prefetched.catch(() => {});
 }
+
+const live = (status: string) => status === 'Running' || status === 'Frozen';
 
 export function actionsFor(status: string): Array<[string, string]> {
   if (status === 'Running')
@@ -82,6 +94,7 @@ export function instancesPage(_session: Session): Page {
   let timer: number | undefined;
   let left = false;
   let unsubscribe: (() => void) | undefined;
+  let lastMetrics: { at: number; usage: Map<string, Usage> } | undefined;
 
   const matches = (r: Row) => {
     const q = filter.value.trim().toLowerCase();
@@ -89,33 +102,38 @@ export function instancesPage(_session: Session): Page {
     return [r.inst.name, r.inst.status, imageOf(r.inst), ...ipv4(r.inst.state)].some((s) => s.toLowerCase().includes(q));
   };
 
-  const sample = (r: Row, state: InstanceState | null | undefined) => {
-    const now = performance.now();
-    const usage = state?.cpu?.usage ?? 0;
-    if (state?.status === 'Running' && r.lastCpu && usage >= r.lastCpu.usage) {
-      const pct = ((usage - r.lastCpu.usage) / 1e6 / (now - r.lastCpu.at)) * 100;
-      r.cpu.push(pct);
-    } else r.cpu.push(0);
-    r.lastCpu = { usage, at: now };
-    r.mem.push(state?.memory?.usage ?? 0);
-    if (r.cpu.length > HISTORY) r.cpu.shift();
-    if (r.mem.length > HISTORY) r.mem.shift();
+  const uptimeOf = (i: Instance) =>
+    i.status === 'Running' && i.last_used_at && !i.last_used_at.startsWith('1970') ? duration(Date.now() - Date.parse(i.last_used_at)) : '-';
+
+  /** The CPU, memory and uptime cells, redrawn at each metrics sample without the rest of the row. */
+  const drawUsage = (r: Row) => {
+    const i = r.inst;
+    const running = i.status === 'Running';
+    // A row without any sample yet gets no chart: the first paint builds no SVG.
+    r.cpuCell?.replaceChildren(
+      ...(r.cpu.length ? [sparkline(r.cpu, 100, `CPU history of ${i.name}`)] : []),
+      running && r.cpu.length > 1 ? ` ${r.cpu[r.cpu.length - 1]!.toFixed(1)}%` : '',
+    );
+    r.memCell?.replaceChildren(
+      ...(r.mem.length ? [sparkline(r.mem, 0, `memory history of ${i.name}`)] : []),
+      running && r.memNow !== undefined ? ` ${bytes(r.memNow)}` : '',
+    );
+    if (r.upCell) r.upCell.textContent = uptimeOf(i);
   };
 
   const draw = (r: Row) => {
     const i = r.inst;
-    const running = i.status === 'Running';
-    const cpuNow = r.cpu.length ? r.cpu[r.cpu.length - 1]! : 0;
-    const memNow = i.state?.memory?.usage;
-    const uptime = running && i.last_used_at && !i.last_used_at.startsWith('1970') ? duration(Date.now() - Date.parse(i.last_used_at)) : '-';
+    r.cpuCell = h('td', { class: 'num' });
+    r.memCell = h('td', { class: 'num' });
+    r.upCell = h('td');
     r.tr.replaceChildren(
       h('th', { scope: 'row' }, h('a', { href: `#/instances/${encodeURIComponent(i.name)}` }, i.name)),
       h('td', { class: `state ${i.status.toLowerCase()}`, 'data-state': i.status }, i.status),
       h('td', {}, ipv4(i.state).join(', ') || '-'),
       h('td', {}, imageOf(i)),
-      h('td', { class: 'num' }, sparkline(r.cpu, 100, `CPU history of ${i.name}`), running ? ` ${cpuNow.toFixed(1)}%` : ''),
-      h('td', { class: 'num' }, sparkline(r.mem, 0, `memory history of ${i.name}`), running && memNow !== undefined ? ` ${bytes(memNow)}` : ''),
-      h('td', {}, uptime),
+      r.cpuCell,
+      r.memCell,
+      r.upCell,
       h(
         'td',
         { class: 'actions' },
@@ -141,6 +159,7 @@ export function instancesPage(_session: Session): Page {
         ),
       ),
     );
+    drawUsage(r);
     r.tr.hidden = !matches(r);
   };
 
@@ -150,17 +169,20 @@ export function instancesPage(_session: Session): Page {
     count.textContent = `${rows.size}`;
   };
 
-  const put = (inst: Instance) => {
+  /** Adds or redraws a row; a new one goes in name order (the first paint appends a sorted list). */
+  const put = (inst: Instance, into: ParentNode = tbody) => {
     let r = rows.get(inst.name);
     if (!r) {
       r = { inst, tr: h('tr', { 'data-name': inst.name }), cpu: [], mem: [] };
+      if (into === tbody) {
+        let after: Row | undefined;
+        for (const [n, x] of rows) if (n > inst.name && (!after || n < after.inst.name)) after = x;
+        tbody.insertBefore(r.tr, after?.tr ?? null);
+      } else into.append(r.tr);
       rows.set(inst.name, r);
-      // Rows stay sorted by name.
-      const after = [...rows.keys()].sort().find((n) => n > inst.name);
-      tbody.insertBefore(r.tr, after ? (rows.get(after)?.tr ?? null) : null);
     }
-    r.inst = inst;
-    sample(r, inst.state);
+    // An instance read without state (the list) keeps the state the row had.
+    r.inst = inst.state === undefined && r.inst.state && live(inst.status) ? { ...inst, state: r.inst.state } : inst;
     draw(r);
     count.textContent = `${rows.size}`;
   };
@@ -175,13 +197,77 @@ export function instancesPage(_session: Session): Page {
     }
   };
 
-  const refreshAll = async () => {
+  /** A few rows' state (their addresses), each read as an instance (GET /state would also walk the root for its disk usage). */
+  const readStates = async (names: string[]) => {
+    for (const name of names) {
+      const inst = await get<Instance>(`${instanceUrl(name)}?recursion=1`).catch(() => undefined);
+      const r = rows.get(name);
+      if (left || !inst?.state || !r) continue;
+      r.inst = { ...r.inst, state: inst.state, status: inst.status };
+      draw(r);
+    }
+  };
+
+  /** Every row's state at once (GET /1.0/instances?recursion=2), when anything runs. */
+  const readAllStates = async () => {
+    if (![...rows.values()].some((r) => live(r.inst.status))) return;
+    for (const inst of await get<Instance[]>('/1.0/instances?recursion=2')) {
+      const r = rows.get(inst.name);
+      if (left) return;
+      if (!r || !inst.state) continue;
+      r.inst = { ...r.inst, state: inst.state, status: inst.status };
+      draw(r);
+    }
+  };
+
+  const firstPaint = async () => {
     const early = prefetched;
     prefetched = undefined;
-    const list = (await early?.catch(() => undefined)) ?? (await get<Instance[]>('/1.0/instances?recursion=2'));
-    const seen = new Set(list.map((i) => i.name));
-    for (const n of [...rows.keys()]) if (!seen.has(n)) remove(n);
-    for (const i of list) put(i);
+    const list = (await early?.catch(() => undefined)) ?? (await get<Instance[]>(LIST_URL));
+    performance.mark('instances-listed');
+    clear(tbody);
+    rows.clear();
+    const rowsOfList = document.createDocumentFragment();
+    for (const i of [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) put(i, rowsOfList);
+    tbody.append(rowsOfList);
+  };
+
+  /** Has a nic that may get an address later (a DHCP lease): its state is read again until it has one. */
+  const awaitsAddress = (r: Row) =>
+    r.inst.status === 'Running' && !ipv4(r.inst.state).length && Object.values(r.inst.expanded_devices ?? r.inst.devices ?? {}).some((d) => d.type === 'nic');
+
+  /**
+   * One metrics sample for every row; then what the metrics contradict is read again: a row that
+   * runs without metrics or has metrics while stopped, a new or vanished instance.
+   */
+  const sampleMetrics = async () => {
+    const [metricsText, names] = await Promise.all([text('/1.0/metrics'), get<string[]>('/1.0/instances')]);
+    if (left) return;
+    const now = performance.now();
+    const usage = parseUsage(metricsText);
+    const stale: string[] = [];
+    const addressless: string[] = [];
+    for (const r of rows.values()) {
+      const name = r.inst.name;
+      const u = usage.get(name);
+      const before = lastMetrics?.usage.get(name);
+      r.cpu.push(
+        u && before && lastMetrics && u.cpuSeconds >= before.cpuSeconds ? ((u.cpuSeconds - before.cpuSeconds) * 1000 * 100) / (now - lastMetrics.at) : 0,
+      );
+      r.mem.push(u?.memoryBytes ?? 0);
+      r.memNow = u?.memoryBytes;
+      if (r.cpu.length > HISTORY) r.cpu.shift();
+      if (r.mem.length > HISTORY) r.mem.shift();
+      drawUsage(r);
+      if (live(r.inst.status) !== (u !== undefined)) stale.push(name);
+      else if (awaitsAddress(r)) addressless.push(name);
+    }
+    lastMetrics = { at: now, usage };
+    const listed = new Set(names.map((u) => decodeURIComponent(u.slice(u.lastIndexOf('/') + 1))));
+    for (const n of [...rows.keys()]) if (!listed.has(n)) remove(n);
+    for (const n of listed) if (!rows.has(n)) stale.push(n);
+    await Promise.all(stale.map((n) => refreshOne(n)));
+    await readStates(addressless);
   };
 
   const onLifecycle = (e: LxdEvent) => {
@@ -209,10 +295,10 @@ export function instancesPage(_session: Session): Page {
     if (left) return;
     timer = window.setTimeout(() => {
       if (document.hidden) return poll();
-      void refreshAll()
+      void sampleMetrics()
         .catch(() => {})
         .finally(poll);
-    }, POLL_MS);
+    }, METRICS_MS);
   };
 
   const keys = (e: KeyboardEvent) => {
@@ -234,14 +320,21 @@ export function instancesPage(_session: Session): Page {
   return {
     el,
     async enter() {
-      clear(tbody);
       unsubscribe = onEvent(onLifecycle);
       document.addEventListener('keydown', keys);
-      await refreshAll();
+      await firstPaint();
       el.setAttribute('data-ready', 'true');
       // The bench reads it: the table's first render, from the navigation's start.
       performance.mark('instances-rendered');
-      poll();
+      // After the first paint: the running rows' addresses and a first metrics sample (memory at
+      // once; CPU from the second on).
+      void readAllStates()
+        .then(() => sampleMetrics())
+        .catch(() => {})
+        .finally(() => {
+          el.setAttribute('data-live', 'true');
+          poll();
+        });
     },
     leave() {
       left = true;

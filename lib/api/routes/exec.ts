@@ -13,6 +13,14 @@ import { ApiError, type ApiRequest, type ApiResult, type OperationSpec, type Rou
  * data streams as they are (not interactive: stdout and stderr apart), or a pty of the
  * container's that the helper allocates and relays over the same pipes (interactive). Window
  * sizes and signals go to the helper on its control pipe (native/ptyctl.c).
+ *
+ * tslxc's extension (tslxc_exec_one_websocket): a request with "tslxc-one-websocket": true gets one
+ * stream, "mux", instead of '0', '1', '2' and 'control', so that a client makes one connection
+ * where LXD's exec takes four, and needs no /wait. On it, client to server: binary frames are
+ * stdin, an empty text frame its end, other text frames control messages; server to client:
+ * binary frames whose first byte is the stream (1 stdout, 2 stderr), then, once both are drained,
+ * one text frame {"return": CODE}. A client that asks it of a server without the extension (LXD
+ * ignores unknown fields) gets the standard streams in metadata.fds and uses those.
  */
 
 interface ExecPost {
@@ -27,6 +35,8 @@ interface ExecPost {
   cwd?: string;
   /** Not relayed: stdout and stderr go to the instance's log files (lib/instance/logs.ts). */
   recordOutput: boolean;
+  /** tslxc_exec_one_websocket: every stream on the one websocket "mux". */
+  oneWebsocket: boolean;
 }
 
 const MAX_DIM = 10000;
@@ -81,6 +91,7 @@ export function parseExecPost(body: unknown): ExecPost {
   const recordOutput = flag('record-output') && !waitForWebsocket;
   return {
     recordOutput,
+    oneWebsocket: waitForWebsocket && flag('tslxc-one-websocket'),
     command: cmd as string[],
     environment,
     waitForWebsocket,
@@ -124,25 +135,29 @@ export function controlLine(text: string): string | null {
   return null;
 }
 
-/** Sends a pipe's bytes as binary frames, pausing the pipe while the client lags. */
-function relayOut(from: Readable, ws: WebSocket | undefined): void {
+/** Sends a pipe's bytes as binary frames (after the byte `stream`, on "mux"), pausing the pipe while the client lags. */
+function relayOut(from: Readable, ws: WebSocket | undefined, stream?: number): void {
   from.on('data', (chunk: Buffer) => {
     if (!ws || ws.readyState !== ws.OPEN) return; // gone: the output is dropped, the command goes on
-    ws.send(chunk, { binary: true }, () => {
+    ws.send(stream === undefined ? chunk : Buffer.concat([Buffer.of(stream), chunk]), { binary: true }, () => {
       if (from.isPaused() && ws.bufferedAmount < HIGH_WATER) from.resume();
     });
     if (ws.bufferedAmount >= HIGH_WATER) from.pause();
   });
 }
 
-/** A websocket's binary frames into a pipe; an empty text frame or a close is its end. */
-function relayIn(ws: WebSocket, to: Writable): void {
+/**
+ * A websocket's binary frames into a pipe; an empty text frame or a close is its end. Other text
+ * frames go to `onText` (the control messages of "mux"), or are dropped.
+ */
+function relayIn(ws: WebSocket, to: Writable, onText?: (text: string) => void): void {
   const end = (): void => {
     if (!to.writableEnded) to.end();
   };
   ws.on('message', (data: RawData, isBinary: boolean) => {
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
     if (!isBinary && buf.length === 0) return end();
+    if (!isBinary) return onText?.(buf.toString());
     if (to.writableEnded || buf.length === 0) return;
     if (!to.write(buf)) {
       ws.pause();
@@ -268,17 +283,28 @@ async function runCommand(
   op.signal.addEventListener('abort', onAbort);
   if (op.signal.aborted) onAbort();
 
+  const onControl = (text: string): void => {
+    if (text.length <= 4096) send(controlLine(text));
+  };
   const watchControl = (ws: WebSocket): void => {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) return;
-      const text = Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data as Buffer).toString();
-      if (text.length <= 4096) send(controlLine(text));
+      onControl(Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data as Buffer).toString());
     });
     ws.on('error', () => {});
   };
 
   const sockets = op.sockets;
-  if (relayed) {
+  const mux = post.oneWebsocket ? sockets.get('mux') : undefined;
+  if (mux) {
+    mux.on('error', () => {});
+    relayIn(mux, child.stdin!, onControl);
+    relayOut(child.stdout!, mux, 1);
+    relayOut(child.stderr!, mux, post.interactive ? 1 : 2);
+    mux.once('close', () => {
+      if (child.exitCode === null && child.signalCode === null) hangup();
+    });
+  } else if (relayed) {
     const data = post.interactive ? ['0'] : ['0', '1', '2'];
     for (const name of data) sockets.get(name)?.on('error', () => {});
     relayIn(sockets.get('0')!, child.stdin!);
@@ -313,6 +339,8 @@ async function runCommand(
   const deadline = Date.now() + DRAIN_MS;
   await Promise.all([drained(child.stdout, deadline), drained(child.stderr, deadline)]);
   child.stdin?.destroy();
+  // After every output frame: the client needs no /wait.
+  if (mux && mux.readyState === mux.OPEN) mux.send(JSON.stringify({ return: code }));
   for (const ws of sockets.values()) closeSocket(ws);
   if (relayed) queueSpare(helper);
   return code;
@@ -356,7 +384,7 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
     description: 'Executing command',
     resources: { instances: [source], containers: [`/1.0/containers/${name}`] },
     metadata: { command: post.command, environment: post.environment, interactive: post.interactive },
-    ...(relayed ? { sockets: pty ? ['0', 'control'] : ['0', '1', '2', 'control'], required: pty ? ['0'] : ['0', '1', '2'] } : {}),
+    ...(relayed ? streamsOf(post) : {}),
     async run(op) {
       req.events.lifecycle('instance-exec', source, { command: post.command });
       // The helper reads TERM (for the pty) and nothing else of its environment.
@@ -379,8 +407,14 @@ async function execHandler(req: ApiRequest): Promise<ApiResult> {
   return { type: 'async', operation: req.operations.start(spec) };
 }
 
+/** The websockets of a relayed exec: the one "mux" (tslxc_exec_one_websocket), or LXD's. */
+function streamsOf(post: ExecPost): Pick<OperationSpec, 'sockets' | 'required'> {
+  if (post.oneWebsocket) return { sockets: ['mux'], required: ['mux'] };
+  return post.interactive ? { sockets: ['0', 'control'], required: ['0'] } : { sockets: ['0', '1', '2', 'control'], required: ['0', '1', '2'] };
+}
+
 // LXD serves the pre-`instances` paths too; a 5.0 client uses them when `instances` is not listed.
 export const routes: Route[] = ['instances', 'containers'].map((kind): Route => ({ method: 'POST', path: `/1.0/${kind}/{name}/exec`, handler: execHandler }));
 
-/** What works of LXD 5.0's exec. */
-export const extensions: string[] = ['container_exec_user_group_cwd', 'container_exec_signal_handling', 'container_exec_recording'];
+/** What works of LXD 5.0's exec, and tslxc's own one-websocket exec. */
+export const extensions: string[] = ['container_exec_user_group_cwd', 'container_exec_signal_handling', 'container_exec_recording', 'tslxc_exec_one_websocket'];

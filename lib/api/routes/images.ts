@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { Image } from '../../image/store.js';
 import { ApiError, sync, type ApiRequest, type Route } from '../types.js';
-import { aliasShape, aliasWritable, imageShape, imageWritable, originalFile } from '../shapes/image.js';
+import { aliasShape, aliasWritable, apiFingerprint, builtExport, imageShape, imageWritable, originalFile } from '../shapes/image.js';
 import {
   asClientError,
   body,
@@ -38,7 +39,10 @@ const DEFAULT_MAX_UPLOAD = 16 * 1024 ** 3;
 /** Room an upload must leave on the state dir's filesystem (the import copies it once more). */
 const FREE_RESERVE = 512 * 1024 ** 2;
 
-/** By full fingerprint or a unique prefix, as LXD's /1.0/images/{fingerprint}; never by alias. */
+/**
+ * By full fingerprint or a unique prefix, as LXD's /1.0/images/{fingerprint}; never by alias. A
+ * built image is found by its tree digest or by its kept export's sha256 (the one shown).
+ */
 async function imageByFingerprint(req: ApiRequest) {
   const ref = req.params.fingerprint;
   if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new ApiError(404, `Image "${ref.slice(0, 70)}" not found`);
@@ -198,8 +202,25 @@ async function deleteImage(req: ApiRequest, fp: string): Promise<void> {
 }
 
 /**
- * The image as LXD's unified tarball: an imported one's kept file (so the client's check of its
- * sha256 against the fingerprint holds), any other packed anew into a temp file sent once.
+ * A built image's export, made the first time the API shows the image alone (as `lxc image
+ * export`, `lxc image show` and `lxc launch` ask for it), so that the fingerprint shown is the
+ * sha256 the client will check the download against. A list shows the tree digest until then:
+ * both find the image.
+ */
+async function withKeptExport(req: ApiRequest, img: Image): Promise<Image> {
+  if (!img.metadata.tslxc?.original && !builtExport(img)) {
+    const { keepExport } = await import('../../image/lxd.js');
+    await asClientError(() => keepExport(req.ctx.paths, img));
+  }
+  return img;
+}
+
+/** An alias's target as the API shows it: the image's API fingerprint (a dangling one as it is). */
+const shownTarget = (img: Image | undefined, fp: string): string => (img ? apiFingerprint(img) : fp);
+
+/**
+ * The image as LXD's unified tarball: an imported one's kept file, a built one's kept export, so
+ * that the client's check of its sha256 against the fingerprint holds.
  */
 async function exportRoute(req: ApiRequest) {
   const img = await imageByFingerprint(req);
@@ -215,18 +236,9 @@ async function exportRoute(req: ApiRequest) {
   }
   const kept = img.metadata.tslxc?.original;
   if (kept?.kind === 'split') return splitExport(img.fingerprint, kept.files.map((f) => path.join(img.dir, 'original', f)) as [string, string]);
-  const dir = await storeTemp(req, 'export');
-  try {
-    const file = path.join(dir, `${img.fingerprint}.tar.gz`);
-    const { exportImage } = await import('../../image/lxd.js');
-    await exportImage(req.ctx.paths, img.fingerprint, file, { split: false });
-    const stream = fs.createReadStream(file);
-    stream.once('close', () => fs.rmSync(dir, { recursive: true, force: true }));
-    return { type: 'raw' as const, headers: headers(path.basename(file), fs.statSync(file).size), body: stream };
-  } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  await withKeptExport(req, img);
+  const built = builtExport(img)!;
+  return { type: 'raw' as const, headers: headers(`${built.sha256}.tar.gz`, fs.statSync(built.file).size), body: fs.createReadStream(built.file) };
 }
 
 /**
@@ -267,7 +279,7 @@ export const routes: Route[] = [
     async handler(req) {
       const { listImages, aliasDescriptions } = await store();
       const images = listImages(req.ctx.paths).sort((a, b) => a.metadata.creation_date - b.metadata.creation_date);
-      if (!recursion(req)) return sync(images.map((i) => url(i.fingerprint)));
+      if (!recursion(req)) return sync(images.map((i) => url(apiFingerprint(i))));
       const d = aliasDescriptions(req.ctx.paths);
       return sync(images.map((i) => imageShape(i, d)));
     },
@@ -281,7 +293,8 @@ export const routes: Route[] = [
       const table = Object.entries(readAliases(req.ctx.paths)).sort(([a], [b]) => a.localeCompare(b));
       if (!recursion(req)) return sync(table.map(([a]) => aliasUrl(a)));
       const d = aliasDescriptions(req.ctx.paths);
-      return sync(table.map(([a, fp]) => aliasShape(a, fp, d[a])));
+      const { getImage } = await store();
+      return sync(table.map(([a, fp]) => aliasShape(a, shownTarget(getImage(req.ctx.paths, fp), fp), d[a])));
     },
   },
   {
@@ -305,7 +318,12 @@ export const routes: Route[] = [
       const { readAliases, aliasDescriptions } = await store();
       const fp = readAliases(req.ctx.paths)[req.params.name];
       if (!fp) throw new ApiError(404, `Image alias "${req.params.name.slice(0, 70)}" not found`);
-      const a = aliasShape(req.params.name, fp, aliasDescriptions(req.ctx.paths)[req.params.name]);
+      // `lxc image export ALIAS` checks the download against the target itself: a built image's
+      // export is made now, so that the target is its sha256.
+      const { getImage } = await store();
+      const img = getImage(req.ctx.paths, fp);
+      if (img) await withKeptExport(req, img);
+      const a = aliasShape(req.params.name, shownTarget(img, fp), aliasDescriptions(req.ctx.paths)[req.params.name]);
       return sync(a, { etag: etagOf(aliasWritable(a)) });
     },
   },
@@ -318,7 +336,7 @@ export const routes: Route[] = [
     path: '/1.0/images/{fingerprint}',
     async handler(req) {
       const { aliasDescriptions } = await store();
-      const i = imageShape(await imageByFingerprint(req), aliasDescriptions(req.ctx.paths));
+      const i = imageShape(await withKeptExport(req, await imageByFingerprint(req)), aliasDescriptions(req.ctx.paths));
       return sync(i, { etag: etagOf(imageWritable(i)) });
     },
   },
@@ -364,9 +382,10 @@ async function updateAliasRoute(req: ApiRequest, merge: boolean) {
   if (!merge && !target) throw new ApiError(400, '"target" is required');
   if (target !== undefined && !/^[0-9a-f]{1,64}$/.test(target)) throw new ApiError(400, `"target" must be an image fingerprint, not "${target.slice(0, 70)}"`);
   const { updateAlias } = await manage();
+  const { getImage } = await store();
   await asClientError(() =>
     updateAlias(req.ctx.paths, req.params.name, { target, description: merge ? description : (description ?? '') }, (current) =>
-      checkIfMatch(req, etagOf(aliasWritable(current))),
+      checkIfMatch(req, etagOf(aliasWritable({ ...current, target: shownTarget(getImage(req.ctx.paths, current.target), current.target) }))),
     ),
   );
   req.events.lifecycle('image-alias-updated', aliasUrl(req.params.name), target ? { target } : {});

@@ -1,5 +1,6 @@
 import type { Context } from '../../state/context.js';
 import type { Route } from '../types.js';
+import * as consoleRoutes from './console.js';
 import * as dashboard from './dashboard.js';
 import * as exec from './exec.js';
 import * as files from './files.js';
@@ -13,7 +14,7 @@ import * as profiles from './profiles.js';
 import * as snapshots from './snapshots.js';
 import * as storage from './storage.js';
 
-const modules = [instances, snapshots, exec, files, logs, images, profiles, networks, storage, labs, metrics, dashboard];
+const modules = [instances, snapshots, exec, files, logs, consoleRoutes, images, profiles, networks, storage, labs, metrics, dashboard];
 
 /** Every route of the API; each module under routes/ adds its list here. */
 export const routes: Route[] = modules.flatMap((m) => m.routes);

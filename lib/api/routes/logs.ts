@@ -4,9 +4,7 @@ import { instanceUrl, requireInstance, withContainerPaths } from './instances.js
 
 /**
  * /1.0/instances/NAME/logs: the log files LXD keeps per instance; here the recorded output of exec
- * with `record-output` (lib/instance/logs.ts). And GET /1.0/instances/NAME/console, the console's
- * log (what `tslxc console --show-log` prints); the interactive console websocket is not served,
- * so the `console` extension is not advertised.
+ * with `record-output` (lib/instance/logs.ts). The console's log is console.ts's.
  */
 
 const logsLib = () => import('../../instance/logs.js');
@@ -30,18 +28,10 @@ async function deleteLog(req: ApiRequest): Promise<ApiResult> {
   return sync({});
 }
 
-async function consoleLog(req: ApiRequest): Promise<ApiResult> {
-  const name = await requireInstance(req);
-  const { consoleInstance } = await import('../../instance/exec.js');
-  const text = String(await consoleInstance(req.ctx, name, { showLog: true }));
-  return { type: 'raw', headers: { 'Content-Type': 'application/octet-stream' }, body: Buffer.from(text) };
-}
-
 export const routes: Route[] = withContainerPaths([
   { method: 'GET', path: '/1.0/instances/{name}/logs', handler: listLogs },
   { method: 'GET', path: '/1.0/instances/{name}/logs/{file}', handler: getLog },
   { method: 'DELETE', path: '/1.0/instances/{name}/logs/{file}', handler: deleteLog },
-  { method: 'GET', path: '/1.0/instances/{name}/console', handler: consoleLog },
 ]);
 
 export const extensions: string[] = [];

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { imageSettings, type Image } from '../../image/store.js';
+import { imageSettings, keptExport, type Image } from '../../image/store.js';
 
 /** LXD's zero time, for dates tslxc does not keep (an image's last use, its expiry). */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -30,16 +30,29 @@ export function originalFile(img: Image): string | undefined {
   return o?.kind === 'unified' ? path.join(img.dir, 'original', o.files[0]) : undefined;
 }
 
+/**
+ * A built image's kept export (lib/image/lxd.ts keepExport), once made: what export sends, and
+ * the fingerprint the API shows for it (the sha256 LXD's clients check a download against).
+ * None for an imported image, whose own fingerprint is its files' sha256 already.
+ */
+export function builtExport(img: Image): { file: string; sha256: string } | undefined {
+  return img.metadata.tslxc?.original ? undefined : keptExport(img);
+}
+
+/** The fingerprint LXD's clients see: an imported image's own, a built one's kept export's once made, else its tree digest. */
+export const apiFingerprint = (img: Image): string => builtExport(img)?.sha256 ?? img.fingerprint;
+
 /** `descriptions`: the aliases' descriptions (lib/image/manage.ts aliasDescriptions). */
 export function imageShape(img: Image, descriptions: Record<string, string> = {}): ApiImage {
   const settings = imageSettings(img);
   const props: Record<string, string> = {};
   for (const [k, v] of Object.entries(img.metadata.properties ?? {})) if (v !== undefined) props[k] = String(v);
   const orig = originalFile(img);
+  const kept = builtExport(img);
   let size = img.metadata.tslxc?.size ?? 0;
   let uploaded = new Date(img.metadata.creation_date * 1000).toISOString();
   try {
-    if (orig) size = fs.statSync(orig).size;
+    if (orig ?? kept) size = fs.statSync(orig ?? kept!.file).size;
     uploaded = fs.statSync(img.dir).mtime.toISOString();
   } catch {
     /* deleted meanwhile: the metadata's figures */
@@ -51,8 +64,8 @@ export function imageShape(img: Image, descriptions: Record<string, string> = {}
     cached: false,
     created_at: new Date(img.metadata.creation_date * 1000).toISOString(),
     expires_at: settings.expires_at,
-    filename: orig ? `${img.fingerprint}${path.basename(orig).replace(/^meta/, '')}` : '',
-    fingerprint: img.fingerprint,
+    filename: orig ? `${img.fingerprint}${path.basename(orig).replace(/^meta/, '')}` : kept ? `${kept.sha256}.tar.gz` : '',
+    fingerprint: kept?.sha256 ?? img.fingerprint,
     last_used_at: ZERO_TIME,
     profiles: settings.profiles,
     properties: props,

@@ -35,7 +35,7 @@ const add = defineCommand({
 const list = defineCommand({
   command: 'list',
   aliases: ['ls'],
-  describe: 'List trusted client certificates and pending tokens',
+  describe: 'List trusted client certificates, pending tokens and dashboard sessions',
   positionals: {},
   options: { format: FORMAT_OPTION },
   run: async (argv) => {
@@ -59,6 +59,15 @@ const list = defineCommand({
           instances: k.lab ? `lab ${k.lab.lab} member ${k.lab.member}` : (k.instances ?? '(all)'),
           expires: k.expires_at,
         })),
+      ...store.sessions
+        .filter((x) => Date.parse(x.expires_at) > t)
+        .map((x) => ({
+          name: x.name,
+          type: 'session',
+          fingerprint: '',
+          instances: x.lab ? `lab ${x.lab.lab} member ${x.lab.member}` : x.restricted ? (x.instances ?? '') : '(all)',
+          expires: x.expires_at,
+        })),
     ];
     console.log(
       renderRows(
@@ -79,12 +88,12 @@ const list = defineCommand({
 const remove = defineCommand({
   command: 'remove <which>',
   aliases: ['rm'],
-  describe: 'Remove a trusted certificate (by name or fingerprint) or a pending token (by name)',
+  describe: 'Remove a trusted certificate (by name or fingerprint), a pending token or a dashboard session (by name)',
   positionals: { which: { kind: 'text', describe: 'name or fingerprint' } },
   run: async (argv) => {
     const { removeTrusted } = await import('../../api/trust.js');
     const r = await removeTrusted(context().paths, String(argv.which));
-    console.log(`${r.kind === 'token' ? 'Token' : 'Certificate'} ${r.name} removed`);
+    console.log(`${r.kind === 'token' ? 'Token' : r.kind === 'session' ? 'Dashboard session' : 'Certificate'} ${r.name} removed`);
   },
 });
 

@@ -1,4 +1,4 @@
-import { context, parseKeyValues, setExitCode } from '../common.js';
+import { parseKeyValues } from '../../util/keyvalue.js';
 import { defineCommand } from '../define.js';
 import { target } from '../target.js';
 import { EXEC_OPTIONS, wantsTty, type ExecArgs } from '../options/exec.js';
@@ -10,7 +10,9 @@ export default defineCommand({
   options: EXEC_OPTIONS,
   rest: 'command',
   run: async (argv) => {
-    setExitCode(await runExec(String(argv.name), argv.command as string[], argv as ExecArgs));
+    // common.js's setExitCode, and the rest of common.js, would load the local state's code (and
+    // the YAML parser) on every exec: a remote one never runs it.
+    process.exitCode = await runExec(String(argv.name), argv.command as string[], argv as ExecArgs);
   },
 });
 
@@ -26,7 +28,7 @@ export async function runExec(name: string, cmd: string[], a: ExecArgs): Promise
       group: a.group,
     });
   }
-  const { execInstance } = await import('../../instance/exec.js');
+  const [{ execInstance }, { context }] = await Promise.all([import('../../instance/exec.js'), import('../common.js')]);
   return execInstance(context(), t.name, cmd.length ? cmd : ['/bin/sh', '-l'], {
     tty: wantsTty(a),
     env: parseKeyValues(a.env, 'environment variable'),

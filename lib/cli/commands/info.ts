@@ -34,6 +34,11 @@ export default defineCommand({
     }
     const { instanceInfo } = await import('../../instance/status.js');
     const info = await instanceInfo(context(), String(argv.name));
+    if (!info.config) {
+      // What a create killed before its config was written leaves: shown as list shows it.
+      console.log(`Name: ${info.name}\nStatus: ${info.status.toUpperCase()} (${info.reason})`);
+      return;
+    }
     const lines: Array<[string, string | number | undefined]> = [
       ['Name', info.name],
       ['Status', info.status.toUpperCase() + (info.reason ? ` (${info.reason})` : '')],

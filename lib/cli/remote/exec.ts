@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import type { WebSocket } from 'ws';
 import { TslxcError } from '../../errors.js';
 import type { RemoteServer } from '../../client/connection.js';
@@ -12,14 +13,22 @@ export interface RemoteExecOptions {
 }
 
 /**
- * `exec REMOTE:N -- CMD`: POST /1.0/instances/N/exec with wait-for-websocket, then the streams as
- * lxc relays them. With a pty: one socket both ways (stdin in raw mode), and window-resize on the
- * control socket; without: stdin, stdout and stderr each on its own. An empty text frame is the
- * end of a stream. The command's exit code is the finished operation's `return`.
+ * `exec REMOTE:N -- CMD`: POST /1.0/instances/N/exec with wait-for-websocket, then the streams.
+ * A tslxc server gives the one websocket of its extension (tslxc_exec_one_websocket,
+ * lib/api/routes/exec.ts), which the client asks for in the POST: one connection, the keep-alive
+ * one of the POST, carries stdin, stdout, stderr, the control messages and the exit code. Another
+ * server (LXD ignores the field) gives LXD's streams, relayed as lxc relays them: with a pty, one
+ * socket both ways (stdin in raw mode), and window-resize on the control socket; without, stdin,
+ * stdout and stderr each on its own; an empty text frame is the end of a stream, and the exit code
+ * is the finished operation's `return`.
  */
 export async function remoteExec(remote: string, name: string, command: string[], opts: RemoteExecOptions): Promise<number> {
   return withRemote(remote, (s) => execOn(s, name, command, opts));
 }
+
+/** The caller's terminal size, as the API takes it. */
+const size = () => ({ width: process.stdout.columns || 80, height: process.stdout.rows || 24 });
+const resizeMessage = () => JSON.stringify({ command: 'window-resize', args: { width: String(size().width), height: String(size().height) } });
 
 async function execOn(s: RemoteServer, name: string, command: string[], opts: RemoteExecOptions): Promise<number> {
   const { operationId } = await import('../../client/connection.js');
@@ -28,33 +37,95 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
     ['--group', opts.group],
   ] as const)
     if (v !== undefined && !/^\d+$/.test(v)) throw new TslxcError(`Invalid ${what} "${v}" for a remote`, 'the API takes a number', 'give the uid or gid');
-  const size = () => ({ width: process.stdout.columns || 80, height: process.stdout.rows || 24 });
-  // A resize from here on is sent once the control socket is there.
-  let resized = false;
-  let control: WebSocket | undefined;
+  // A resize from here on is sent once a socket for control messages is there.
+  const terminal = { resized: false, control: undefined as ((message: string) => void) | undefined };
   const onResize = () => {
-    resized = true;
-    control?.send(JSON.stringify({ command: 'window-resize', args: { width: String(size().width), height: String(size().height) } }));
+    terminal.resized = true;
+    terminal.control?.(resizeMessage());
   };
   if (opts.tty) process.stdout.on('resize', onResize);
-  const { envelope } = await s.call('POST', `${instancePath(name)}/exec`, {
-    command,
-    environment: { ...(opts.tty ? { TERM: process.env.TERM || 'xterm' } : {}), ...(opts.env ?? {}) },
-    'wait-for-websocket': true,
-    interactive: opts.tty,
-    'record-output': false,
-    ...(opts.tty ? size() : {}),
-    ...(opts.user !== undefined ? { user: Number(opts.user) } : {}),
-    ...(opts.group !== undefined ? { group: Number(opts.group) } : {}),
-    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+  try {
+    const { envelope } = await s.call('POST', `${instancePath(name)}/exec`, {
+      command,
+      environment: { ...(opts.tty ? { TERM: process.env.TERM || 'xterm' } : {}), ...(opts.env ?? {}) },
+      'wait-for-websocket': true,
+      interactive: opts.tty,
+      'record-output': false,
+      'tslxc-one-websocket': true,
+      ...(opts.tty ? size() : {}),
+      ...(opts.user !== undefined ? { user: Number(opts.user) } : {}),
+      ...(opts.group !== undefined ? { group: Number(opts.group) } : {}),
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    });
+    const id = operationId(envelope);
+    const fds = ((envelope.metadata as { metadata?: { fds?: Record<string, string> } })?.metadata?.fds ?? {}) as Record<string, string>;
+    return await (fds.mux ? oneWebsocket(s, id, fds.mux, opts, terminal) : lxdStreams(s, id, fds, opts, terminal));
+  } finally {
+    if (opts.tty) process.stdout.off('resize', onResize);
+  }
+}
+
+interface Terminal {
+  /** a window-resize happened before `control` was there */
+  resized: boolean;
+  /** sends a control message (window-resize) to the server */
+  control?: (message: string) => void;
+}
+
+/** tslxc's one websocket: binary frames out are stdin; in, a stream byte (1 stdout, 2 stderr) and its data; then {"return": N}. */
+async function oneWebsocket(s: RemoteServer, id: string, secret: string, opts: RemoteExecOptions, terminal: Terminal): Promise<number> {
+  const ws = await s.websocket(id, secret);
+  terminal.control = (message) => {
+    if (ws.readyState === ws.OPEN) ws.send(message, { binary: false });
+  };
+  if (terminal.resized) terminal.control(resizeMessage());
+  let code: number | undefined;
+  const ended = new Promise<void>((resolve) => {
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (binary) {
+        if (data.length > 1) (data[0] === 2 ? process.stderr : process.stdout).write(data.subarray(1));
+        return;
+      }
+      let r: unknown;
+      try {
+        r = (JSON.parse(data.toString('utf8')) as { return?: unknown }).return;
+      } catch {
+        return;
+      }
+      if (typeof r === 'number') {
+        code = r;
+        resolve();
+      }
+    });
+    ws.on('close', () => resolve());
+    ws.on('error', () => resolve());
   });
-  const id = operationId(envelope);
-  const fds = ((envelope.metadata as { metadata?: { fds?: Record<string, string> } })?.metadata?.fds ?? {}) as Record<string, string>;
+  ws.resume();
+  const undo = relayStdin(opts.tty, {
+    data: (d) => ws.readyState === ws.OPEN && ws.send(d, { binary: true }),
+    end: () => !opts.tty && ws.readyState === ws.OPEN && ws.send('', { binary: false }),
+  });
+  try {
+    await ended;
+    // No exit code: the operation failed (or the server went away); its state says why.
+    if (code === undefined) code = exitCodeOf(await s.wait(id));
+    return Number.isInteger(code) ? code : 1;
+  } finally {
+    undo();
+    ws.terminate();
+  }
+}
+
+/** LXD's streams: '0' (both ways with a pty), '1' and '2', and 'control'. */
+async function lxdStreams(s: RemoteServer, id: string, fds: Record<string, string>, opts: RemoteExecOptions, terminal: Terminal): Promise<number> {
   const open = async (fd: string): Promise<WebSocket | undefined> => (fds[fd] ? s.websocket(id, fds[fd]!) : undefined);
   // All at once: the server starts the command when they are all connected.
-  const [controlSocket, ...streams] = await Promise.all(['control', ...(opts.tty ? ['0'] : ['0', '1', '2'])].map(open));
-  control = controlSocket;
-  if (resized) onResize();
+  const [control, ...streams] = await Promise.all(['control', ...(opts.tty ? ['0'] : ['0', '1', '2'])].map(open));
+  if (control)
+    terminal.control = (message) => {
+      if (control.readyState === control.OPEN) control.send(message);
+    };
+  if (terminal.resized) terminal.control?.(resizeMessage());
   if (streams.some((w) => !w)) throw new TslxcError(`Remote "${s.name}" gave no streams for the exec`);
   const [input, out, err] = streams as WebSocket[];
 
@@ -79,30 +150,53 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
   if (err) relay(err, process.stderr);
 
   for (const ws of [control, ...streams]) ws?.resume();
-  const stdin = process.stdin;
-  const raw = opts.tty && stdin.isTTY;
-  if (raw) stdin.setRawMode(true);
-  const onData = (d: Buffer) => {
-    if (input!.readyState === input!.OPEN) input!.send(d, { binary: true });
-  };
-  const onEnd = () => {
-    if (!opts.tty && input!.readyState === input!.OPEN) input!.send('', { binary: false });
-  };
-  stdin.on('data', onData);
-  stdin.once('end', onEnd);
+  const undo = relayStdin(opts.tty, {
+    data: (d) => input!.readyState === input!.OPEN && input!.send(d, { binary: true }),
+    end: () => !opts.tty && input!.readyState === input!.OPEN && input!.send('', { binary: false }),
+  });
   try {
     const op = await s.wait(id);
     // What the command wrote before it ended is still on its way: wait for the streams' ends.
     await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 2000).unref())]);
-    const code = Number((op.metadata as { return?: unknown } | null)?.return ?? 0);
-    return Number.isInteger(code) ? code : 1;
+    return exitCodeOf(op);
   } finally {
+    undo();
+    for (const ws of [control, ...streams]) ws?.terminate();
+  }
+}
+
+function exitCodeOf(op: { metadata: Record<string, unknown> | null }): number {
+  const code = Number(op.metadata?.return ?? 0);
+  return Number.isInteger(code) ? code : 1;
+}
+
+/**
+ * Our stdin to the command (its end too), a terminal in raw mode for a pty; returns the undo. The
+ * command is over at the undo: what is left of stdin is not read (nor waited for).
+ */
+function relayStdin(tty: boolean, to: { data: (d: Buffer) => unknown; end: () => unknown }): () => void {
+  const stdin = process.stdin;
+  const raw = tty && stdin.isTTY;
+  if (raw) rawTerminal();
+  const onData = (d: Buffer) => void to.data(d);
+  const onEnd = () => void to.end();
+  stdin.on('data', onData);
+  stdin.once('end', onEnd);
+  return () => {
+    // libuv restores the terminal as it was before raw mode, output processing included.
     if (raw) stdin.setRawMode(false);
     stdin.off('data', onData);
     stdin.off('end', onEnd);
-    // The command is over: what is left of stdin is not read (nor waited for).
     stdin.destroy();
-    if (opts.tty) process.stdout.off('resize', onResize);
-    for (const ws of [control, ...streams]) ws?.terminate();
-  }
+  };
+}
+
+/**
+ * The terminal raw as `lxc exec -t` makes it (cfmakeraw): libuv's raw mode keeps the output
+ * processing, so the remote pty's "\r\n" would reach the screen as "\r\r\n". node has no call for
+ * that flag: stty clears it on our stdin's terminal.
+ */
+function rawTerminal(): void {
+  process.stdin.setRawMode(true);
+  spawnSync('stty', ['-opost'], { stdio: [0, 'ignore', 'ignore'] });
 }

@@ -128,6 +128,10 @@ if (requireRoot(test)) {
     t.deepEqual(Object.keys(remote[0]!).sort(), Object.keys(local[0]!).sort());
     t.is(env.ok(t, ['list', 's:c', '--format', 'csv']).split('\n')[1]!.split(',')[0], 'c1');
     t.is(cli(['exec', 's:c1', '--', 'sh', '-c', 'exit 7']).code, 7);
+    // The server's TLS session, for the next command to resume: the user's alone, as client.key.
+    const session = path.join(env.env.TSLXC_CONF!, 'sessions', 's.json');
+    t.is(fs.statSync(session).mode & 0o777, 0o600);
+    t.is(fs.statSync(path.dirname(session)).mode & 0o777, 0o700);
     const cat = cli(['exec', 's:c1', '--', 'cat'], 'from stdin\n');
     t.is(cat.stdout, 'from stdin\n');
     const both = cli(['exec', 's:c1', '--', 'sh', '-c', 'echo out; echo err >&2']);
@@ -141,7 +145,8 @@ if (requireRoot(test)) {
       env: env.env,
     });
     t.is(sized.code, 0, sized.stdout);
-    t.regex(sized.stdout, /^30 100\r*\n40 120\r*\n$/);
+    // Raw as `lxc exec -t` makes it: the remote pty's "\r\n" reaches the terminal as it is, not as "\r\r\n".
+    t.regex(sized.stdout, /^30 100\r\n40 120\r\n$/);
     t.is(cli(['exec', 's:c1', '--env', 'A=b', '--cwd', '/tmp', '--', 'sh', '-c', 'echo $A $PWD']).stdout, 'b /tmp\n');
     const info = env.ok(t, ['info', 's:c1']);
     t.regex(info, /^Name: c1$/m);

@@ -74,6 +74,22 @@ if (requireRoot(test)) {
     t.deepEqual(fs.readdirSync(locks), [], 'no lock file left');
   });
 
+  test.serial('info shows the dir a create killed before its config left as list does: an Error that delete removes', (t) => {
+    for (const step of ['create:dir-made', 'create:configured']) {
+      const launch = crashAt(step, ['launch', 'busybox', 'k4']);
+      t.is(launch.signal, 'SIGKILL', launch.stderr);
+      const listed = JSON.parse(env.ok(t, ['list', '--format', 'json'])) as Array<{ name: string; status: string }>;
+      t.is(listed.find((c) => c.name === 'k4')?.status, 'Error', step);
+      const info = env.cli(['info', 'k4']);
+      t.is(info.code, 0, info.stderr);
+      t.regex(info.stdout, /^Status: ERROR \(.*tslxc delete k4.*\)$/m, step);
+      const json = JSON.parse(env.ok(t, ['info', 'k4', '--format', 'json'])) as { name: string; status: string };
+      t.is(json.status, 'Error', step);
+      env.ok(t, ['delete', 'k4']);
+      t.is(env.cli(['info', 'k4']).code, 1, 'gone');
+    }
+  });
+
   test.serial("a command that waits for a container's lock goes on when its holder is killed", async (t) => {
     env.ok(t, ['create', 'busybox', 'w1']);
     const held = await holder(t, 'w1');

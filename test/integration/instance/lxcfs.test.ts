@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
@@ -180,6 +180,32 @@ if (requireRoot(test)) {
     env.ok(t, ['start', 'lx1']);
     t.not(lxcfsPid(), pid);
     t.is(memTotal(env, t, 'lx1'), '262144');
+  });
+
+  test.serial("admin lxcfs stop between a start's check and its binds: the start binds a running lxcfs", async (t) => {
+    if (!have) return t.pass('lxcfs is not installed');
+    // No container uses lxcfs, so a stop in that window goes through.
+    env.ok(t, ['stop', 'lx1']);
+    const gate = path.join(env.root, 'pause-start');
+    const launching = spawn(launcherPath, ['launch', 'busybox', 'lx6', '-c', 'limits.memory=96MiB'], {
+      env: { ...env.env, TSLXC_TEST_PAUSE_AT: 'start-lxcfs-checked', TSLXC_TEST_PAUSE_FILE: gate },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    launching.stderr.on('data', (d) => (stderr += d));
+    const ended = new Promise<number | null>((resolve) => launching.on('close', resolve));
+    for (let i = 0; i < 1200 && !fs.existsSync(gate); i++) await new Promise((r) => setTimeout(r, 50));
+    t.true(fs.existsSync(gate), 'the start reached the point after its lxcfs check');
+    const old = lxcfsPid();
+    t.is(env.ok(t, ['admin', 'lxcfs', 'stop']).trim(), 'lxcfs stopped');
+    fs.rmSync(gate);
+    t.is(await ended, 0, stderr);
+    t.is(memTotal(env, t, 'lx6'), '98304', 'its views read from a live lxcfs');
+    t.not(lxcfsPid(), old);
+    t.regex(info(env, t, 'lx6'), /^bound over /);
+    // And from now on a stop sees it.
+    t.not(env.cli(['admin', 'lxcfs', 'stop']).code, 0);
+    env.ok(t, ['delete', '--force', 'lx6']);
   });
 
   test.serial('without lxcfs installed the container starts as before and info says so', (t) => {

@@ -247,6 +247,16 @@ if (requireRoot(test)) {
       };
     });
     t.deepEqual(answers, { get: 404, state: 404, stop: 404, noCsrf: 403, treeContainers: ['c1', 'c2'] });
+    // The metrics the page reads CPU and memory from hold only its instances' series.
+    env.cli(['start', 'other1']);
+    try {
+      const series = await page.evaluate(async () => [...(await (await fetch('/1.0/metrics')).text()).matchAll(/name="([^"]+)"/g)].map((m) => m[1]));
+      t.true(series.includes('c1'), series.join(' '));
+      t.false(series.includes('other1'), series.join(' '));
+      await page.waitForSelector('tr[data-name="c1"] td.num svg.spark', { state: 'attached', timeout: 20_000 });
+    } finally {
+      env.cli(['stop', '--force', 'other1']);
+    }
     // No session at all: the API is closed, as before the dashboard.
     const stranger = await dash.page();
     await stranger.goto(`${base}/ui/`);
@@ -255,6 +265,20 @@ if (requireRoot(test)) {
     await stranger.close();
     await page.close();
     dash.errors.length = 0; // the refusals above, asked for
+  });
+
+  test.serial('config trust remove NAME ends its session: the page goes back to the login, the cookie gets 403', async (t) => {
+    const page = await dash.page();
+    await page.goto(`${base}/ui/?token=${encodeURIComponent(token('gone1'))}`);
+    await page.waitForSelector('section[data-ready]');
+    t.is(await page.evaluate(async () => (await fetch('/1.0/instances')).status), 200);
+    t.regex(env.ok(t, ['config', 'trust', 'list']), /gone1\s+session/);
+    t.regex(env.ok(t, ['config', 'trust', 'remove', 'gone1']), /Dashboard session gone1 removed/);
+    t.is(await page.evaluate(async () => (await fetch('/1.0/instances')).status), 403);
+    // Its events socket is closed by the server, and the page says why without a reload.
+    await waitText(page, '#login-error', /session ended/, 15_000);
+    await page.close();
+    dash.errors.length = 0; // the 403 above, asked for
   });
 
   test.serial('logout ends the session', async (t) => {

@@ -86,4 +86,19 @@ if (requireRoot(test)) {
     await alice.close();
     await admin.close();
   });
+
+  test.serial('a member the lab file drops loses their session at the next lab up', async (t) => {
+    const tok = env.ok(t, ['lab', 'token', file, 'bob']).trim().split('\n').pop()!;
+    const bob = await dash.page();
+    await bob.goto(`${base}/ui/?token=${encodeURIComponent(tok)}`);
+    await bob.waitForSelector('#instances tbody tr[data-name="bob-box"]');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('  - name: bob\n', ''));
+    const up = env.cli(['lab', 'up', file], { timeoutMs: 300_000 });
+    t.is(up.code, 0, up.stderr);
+    t.regex(up.stdout, /revoked bob@ul/);
+    t.is(await bob.evaluate(async () => (await fetch('/1.0/instances')).status), 403);
+    await bob.waitForSelector('#login-error:has-text("session ended")', { timeout: 15_000 });
+    await bob.close();
+    dash.errors.length = 0; // the 403 above, asked for
+  });
 }

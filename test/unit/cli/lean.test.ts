@@ -138,11 +138,12 @@ test('a verb bundled on its own loads that one file, under its word and its alia
   );
   fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
   const bin = path.resolve(dist, '..', 'bin', 'tslxc.js');
+  let extraEnv: NodeJS.ProcessEnv = {};
   const run = (...args: string[]) => {
     fs.rmSync(log, { force: true });
     const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), bin, ...args], {
       encoding: 'utf8',
-      env: { ...process.env, TSLXC_DIR: path.join(dir, 'state'), TSLXC_RUN_DIR: path.join(dir, 'run') },
+      env: { ...process.env, TSLXC_DIR: path.join(dir, 'state'), TSLXC_RUN_DIR: path.join(dir, 'run'), ...extraEnv },
     });
     const loaded = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
     return { ...r, loaded: loaded.map((u) => path.relative(dist, fileURLToPath(u))).filter((f) => !f.startsWith('..')) };
@@ -166,6 +167,15 @@ test('a verb bundled on its own loads that one file, under its word and its alia
     if (word === 'list' || word === 'ls') t.is(r.status, 0, `${word}: ${r.stderr}`);
     else t.regex(r.stderr, /^Error: .*"nope".*\n$/, word);
   }
+  // A remote's exec: exec's file, then the client's (scripts/bundle.mjs), nothing of the local exec.
+  const conf = path.join(dir, 'client');
+  fs.mkdirSync(conf);
+  fs.writeFileSync(path.join(conf, 'remotes.json'), JSON.stringify({ remotes: { r: { addr: 'https://127.0.0.1:1', protocol: 'lxd', auth_type: 'tls' } } }));
+  extraEnv = { TSLXC_CONF: conf };
+  const remote = run('exec', 'r:nope', '--', 'true');
+  t.deepEqual(remote.loaded, [path.join('lib', 'verbs', 'exec.js'), path.join('lib', 'verbs', 'exec-remote.js')]);
+  t.regex(remote.stderr, /^Error: Remote "r" has no pinned certificate/);
+  extraEnv = {};
   // What its parser leaves goes to yargs, as from the fast path.
   const r = run('list', '-f', 'xml');
   t.not(r.status, 0);

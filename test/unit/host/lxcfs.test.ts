@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { lxcfsBinary, lxcfsBindArgs, lxcfsFiles, lxcfsMounted, lxcfsState, LXCFS_VIEWS } from '../../../lib/host/lxcfs.js';
+import { lxcfsBinary, lxcfsBindArgs, lxcfsViews, lxcfsFiles, lxcfsMounted, lxcfsState, LXCFS_VIEWS } from '../../../lib/host/lxcfs.js';
 import type { Paths } from '../../../lib/state/paths.js';
 
 function fakeRunDir(t: { teardown(fn: () => void): void }): Paths {
@@ -54,7 +54,7 @@ test('the binds are the views that lxcfs serves, each at its own path', (t) => {
     fs.mkdirSync(path.dirname(`${dir}${v}`), { recursive: true });
     fs.writeFileSync(`${dir}${v}`, '');
   }
-  const args = lxcfsBindArgs(p);
+  const args = lxcfsBindArgs(p, lxcfsViews(p));
   t.is(args.length, 2 * (LXCFS_VIEWS.length - 1));
   t.true(args.includes(`${dir}/proc/meminfo:/proc/meminfo:optional`));
   t.true(args.includes(`${dir}/sys/devices/system/cpu/online:/sys/devices/system/cpu/online:optional`));

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import test from 'ava';
-import { checkEntries, cleanName, codecOf, copyHashList, listTar, type Entry } from '../../../lib/image/archive.js';
+import { checkEntries, cleanName, codecOf, listStored, listTar, sha256Of, storeCopy, type Entry } from '../../../lib/image/archive.js';
 import { makeTar, makeTarGz } from '../../helpers/tarball.js';
 import { validateMetadata } from '../../../lib/image/lxd.js';
 import { findRecipe, loadRecipe, parseRecipe } from '../../../lib/image/recipe.js';
@@ -95,7 +95,7 @@ test('codecs are told by their first bytes', (t) => {
   t.is(codecOf(Buffer.alloc(0)), 'none');
 });
 
-test('one streaming pass hashes, copies and lists; bytes after the end marker are kept and hashed', async (t) => {
+test('the pass stores, hashes and lists the stored copy; bytes after the end marker are kept and hashed', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-archive-'));
   try {
     const entries = [
@@ -111,18 +111,29 @@ test('one streaming pass hashes, copies and lists; bytes after the end marker ar
       const src = path.join(dir, 'src');
       const dst = path.join(dir, `dst-${label.length}`);
       fs.writeFileSync(src, bytes);
-      const h = crypto.createHash('sha256');
-      const listed = await copyHashList(src, dst, h, 'x', true);
+      await storeCopy(src, dst, 'x');
+      t.is(fs.statSync(dst).mode & 0o777, 0o600, label);
+      const [sum, listed] = await Promise.all([sha256Of([dst]), listStored(dst, 'x')]);
       t.deepEqual(listed, listTar(src, 'x'), label);
       t.deepEqual(
         listed!.map((e) => e.name),
         ['metadata.yaml', 'rootfs/', 'rootfs/big', 'rootfs/l'],
       );
-      t.is(h.digest('hex'), crypto.createHash('sha256').update(bytes).digest('hex'));
+      t.is(sum, crypto.createHash('sha256').update(bytes).digest('hex'));
       t.true(fs.readFileSync(dst).equals(bytes));
     }
+    // Several files hash as one stream (a split image's fingerprint).
+    t.is(
+      await sha256Of([path.join(dir, 'src'), path.join(dir, 'src')]),
+      crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(dir, 'src')))
+        .update(fs.readFileSync(path.join(dir, 'src')))
+        .digest('hex'),
+    );
+    await t.throwsAsync(storeCopy(path.join(dir, 'src'), path.join(dir, 'src'), 'src'), { message: /Cannot read src/ });
     fs.writeFileSync(path.join(dir, 'bad'), makeTarGz(entries).subarray(0, 50_000));
-    await t.throwsAsync(copyHashList(path.join(dir, 'bad'), path.join(dir, 'bad-copy'), crypto.createHash('sha256'), 'bad.tar.gz', true), {
+    await t.throwsAsync(listStored(path.join(dir, 'bad'), 'bad.tar.gz'), {
       message: /Cannot read bad\.tar\.gz.*corrupt, truncated/,
     });
   } finally {

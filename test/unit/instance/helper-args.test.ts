@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Context } from '../../../lib/state/context.js';
 import { helperStartArgs } from '../../../lib/instance/start.js';
+import { onExitRunFile } from '../../../lib/instance/ephemeral.js';
 import { DROPPED_CAPABILITIES, MASKED_PATHS } from '../../../lib/instance/policy.js';
 import type { InstanceConfig } from '../../../lib/state/config.js';
 
@@ -51,4 +52,18 @@ test("environment.* config keys reach init, over the image's environment", (t) =
   });
   const envs = args.flatMap((a, i) => (a === '--env' ? [args[i + 1]] : []));
   t.deepEqual(envs.sort(), ['A=from-config', 'TZ=UTC']);
+});
+
+test('an ephemeral container gets an on-exit program that deletes it through tslxc, on this state', (t) => {
+  t.false(helperStartArgs(ctx, cfg, '/r/containers/c1', [], []).includes('--on-exit'));
+  const eph = { ...cfg, ephemeral: true };
+  const args = helperStartArgs(ctx, eph, '/r/containers/c1', [], []);
+  t.is(args[args.indexOf('--on-exit') + 1], '/r/containers/c1/on-exit.sh');
+  t.true(args.indexOf('--on-exit') < args.indexOf('--'));
+  const file = onExitRunFile(ctx.paths, eph);
+  t.is(file.path, '/r/containers/c1/on-exit.sh');
+  t.is(file.mode, 0o700);
+  t.regex(file.data!, /^#!\/bin\/sh\n/);
+  t.regex(file.data!, /TSLXC_DIR='\/s' TSLXC_RUN_DIR='\/r' .*'ephemeral-ended' 'c1'\n$/);
+  t.is(onExitRunFile(ctx.paths, cfg).data, undefined, 'none (removed) for one not ephemeral');
 });
