@@ -65,7 +65,8 @@ async function aliasOn(target: RemoteServer, alias: string | undefined, fp: stri
 /** Image REF of API server SOURCE onto TARGET. */
 export async function copyFromServer(source: RemoteServer, ref: string, target: RemoteServer): Promise<CopiedImage> {
   const fp = await imageOn(source, ref);
-  if (!fp) throw new TslxcError(`Image "${ref}" not found on remote "${source.name}"`, undefined, "give an alias or fingerprint of its images", { kind: 'not-found' });
+  if (!fp)
+    throw new TslxcError(`Image "${ref}" not found on remote "${source.name}"`, undefined, 'give an alias or fingerprint of its images', { kind: 'not-found' });
   const alias = fp.startsWith(ref) ? undefined : ref;
   if (await has(target, fp)) return { fingerprint: fp, alias: await aliasOn(target, alias, fp) };
   const res = await source.stream('GET', `/1.0/images/${encodeURIComponent(fp)}/export`);

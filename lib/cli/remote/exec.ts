@@ -118,7 +118,11 @@ async function idOf(s: RemoteServer, name: string, what: 'user' | 'group', spec:
   const file = what === 'user' ? '/etc/passwd' : '/etc/group';
   const r = await s.raw('GET', `${instancePath(name)}/files?path=${encodeURIComponent(file)}`);
   if (r.status >= 400 || r.headers['x-lxd-type'] === 'directory')
-    throw new TslxcError(`Cannot read ${file} of "${name}"`, r.status >= 400 ? `HTTP ${r.status}` : 'it is a directory', `give the ${what === 'user' ? 'uid' : 'gid'}`);
+    throw new TslxcError(
+      `Cannot read ${file} of "${name}"`,
+      r.status >= 400 ? `HTTP ${r.status}` : 'it is a directory',
+      `give the ${what === 'user' ? 'uid' : 'gid'}`,
+    );
   for (const line of r.body.toString('utf8').split('\n')) {
     const f = line.split(':');
     // name:password:id:... in both files.

@@ -56,9 +56,14 @@ async function imageSource(s: RemoteServer, from: string | undefined, ref: strin
       copied = await copyFromLocal(defaultPaths(), ref, s);
     } catch (err) {
       if (from === undefined && err instanceof TslxcError && err.kind === 'not-found')
-        throw new TslxcError(`Image "${ref}" not found on remote "${s.name}" nor here`, undefined, "give an alias or fingerprint of its images, or of this host's (\"tslxc image list\")", {
-          kind: 'not-found',
-        });
+        throw new TslxcError(
+          `Image "${ref}" not found on remote "${s.name}" nor here`,
+          undefined,
+          'give an alias or fingerprint of its images, or of this host\'s ("tslxc image list")',
+          {
+            kind: 'not-found',
+          },
+        );
       throw err;
     }
   }

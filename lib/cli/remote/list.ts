@@ -1,6 +1,9 @@
+import path from 'node:path';
 import { renderRows, type Format } from '../ui/format.js';
 import type { RemoteServer } from '../../client/connection.js';
 import { withRemote } from './connect.js';
+import { clientDir, completionCacheFile } from '../../client/config.js';
+import { mkdirp, writeFileAtomic } from '../../util/fs.js';
 
 /** An instance as GET /1.0/instances?recursion=2 gives it (the fields `list` shows). */
 export interface RemoteInstance {
@@ -15,6 +18,7 @@ export interface RemoteInstance {
 export async function remoteList(remote: string, format: Format, filter?: string): Promise<string> {
   const { rows, images } = await withRemote(remote, async (s) => {
     const all = await s.get<RemoteInstance[]>('/1.0/instances?recursion=2');
+    if (!filter) rememberNames(remote, all);
     const rows = filter ? all.filter((r) => r.name.startsWith(filter)) : all;
     return { rows, images: format === 'json' || format === 'yaml' ? new Map<string, string>() : await aliasesFor(s, rows) };
   });
@@ -58,6 +62,20 @@ async function aliasesFor(s: RemoteServer, rows: RemoteInstance[]): Promise<Map<
   const images = await s.get<Array<{ fingerprint: string; aliases?: Array<{ name: string }> | null }>>('/1.0/images?recursion=1').catch(() => []);
   for (const img of images) if (img.aliases?.[0]) out.set(img.fingerprint, img.aliases[0].name);
   return out;
+}
+
+/** The names for a Tab after "REMOTE:" (lib/cli/complete.ts, native/clicomplete.c); a list never fails for it. */
+function rememberNames(remote: string, all: RemoteInstance[]): void {
+  try {
+    const file = completionCacheFile(clientDir(), remote);
+    mkdirp(path.dirname(file), 0o700);
+    // "REMOTE:NAME<tab>KIND", the kind of argument it completes (a running or a stopped container):
+    // the native completion prints the lines that fit without knowing what a status means.
+    const kind = (r: RemoteInstance) => (r.status === 'Running' || r.status === 'Frozen' ? 'running container' : 'stopped container');
+    writeFileAtomic(file, all.map((r) => `${remote}:${r.name}\t${kind(r)}\n`).join(''), 0o600);
+  } catch {
+    // completion offers what it had
+  }
 }
 
 function ipv4(r: RemoteInstance): string[] {

@@ -16,7 +16,11 @@ if (requireRoot(test)) {
   let dst: ApiServer;
 
   const add = (t: Parameters<typeof here.ok>[0], name: string, env: TestEnv) => {
-    const tok = env.ok(t, ['config', 'trust', 'add', `client-of-${name}`]).trim().split('\n').pop()!;
+    const tok = env
+      .ok(t, ['config', 'trust', 'add', `client-of-${name}`])
+      .trim()
+      .split('\n')
+      .pop()!;
     here.ok(t, ['remote', 'add', name, tok]);
   };
   const dstImages = () => there.cli(['image', 'list', '--format', 'csv']).stdout.trim().split('\n').slice(1).filter(Boolean);
@@ -48,7 +52,7 @@ if (requireRoot(test)) {
     here.ok(t, ['delete', '--force', 'dst:r1', 'dst:r2']);
   });
 
-  test.serial("launch IMAGE DST:C with an image only this host has relays it from the local store", (t) => {
+  test.serial('launch IMAGE DST:C with an image only this host has relays it from the local store', (t) => {
     there.ok(t, ['image', 'delete', 'busybox']);
     t.deepEqual(dstImages(), []);
     t.regex(here.ok(t, ['launch', 'busybox', 'dst:r3']), /^Launched r3$/m);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
+import { cliPath, launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { ApiServer, run } from '../../helpers/api.js';
 
@@ -190,7 +190,8 @@ if (requireRoot(test)) {
         t.is(norm(env.ok(t, ['info', `s:${name}`])), norm(local), name);
       }
       const running = env.ok(t, ['info', 's:c1']);
-      for (const line of ['Monitor PID', 'Started', 'Uptime', 'Disk', 'Memory', 'Processes', 'Limits', 'lxcfs']) t.regex(running, new RegExp(`^${line}: .+$`, 'm'));
+      for (const line of ['Monitor PID', 'Started', 'Uptime', 'Disk', 'Memory', 'Processes', 'Limits', 'lxcfs'])
+        t.regex(running, new RegExp(`^${line}: .+$`, 'm'));
       t.regex(env.ok(t, ['info', 's:c2']), /^Limits: limits\.memory=64MiB \(local\)$/m);
       env.ok(t, ['start', 's:c2']);
       env.ok(t, ['stop', 's:c2', '--force']);
@@ -203,9 +204,26 @@ if (requireRoot(test)) {
     }
   });
 
+  test.serial('completion offers REMOTE: among the names, and the names a list of it saw (native and node alike)', (t) => {
+    const node = (args: string[]) => spawnSync(process.execPath, [cliPath, ...args], { env: env.env, encoding: 'utf8' }).stdout;
+    for (const complete of [(a: string[]) => env.cli(a).stdout, node]) {
+      t.true(complete(['__complete', 'exec', '']).split('\n').includes('s:'));
+      t.deepEqual(complete(['__complete', 'exec', 's']).split('\n').filter(Boolean), ['s:']);
+    }
+    env.ok(t, ['list', 's:']);
+    for (const complete of [(a: string[]) => env.cli(a).stdout, node]) {
+      t.is(complete(['__complete', 'exec', 's:']), 's:c1\n');
+      t.is(complete(['__complete', 'start', 's:']), '');
+      t.is(complete(['__complete', 'info', 's:c']), 's:c1\n');
+    }
+  });
+
   test.serial('exec --user and --group by name on a remote, as locally', (t) => {
     t.is(cli(['exec', 's:c1', '--user', 'nobody', '--', 'id', '-u']).stdout, '65534\n');
-    t.is(cli(['exec', 's:c1', '--user', 'nobody', '--', 'sh', '-c', 'echo $HOME']).stdout, cli(['exec', 'c1', '--user', 'nobody', '--', 'sh', '-c', 'echo $HOME']).stdout);
+    t.is(
+      cli(['exec', 's:c1', '--user', 'nobody', '--', 'sh', '-c', 'echo $HOME']).stdout,
+      cli(['exec', 'c1', '--user', 'nobody', '--', 'sh', '-c', 'echo $HOME']).stdout,
+    );
     t.is(cli(['exec', 's:c1', '--group', 'nogroup', '--', 'id', '-g']).stdout, '65534\n');
     t.is(cli(['exec', 's:c1', '--user', '65534', '--', 'id', '-u']).stdout, '65534\n');
     for (const [opt, v, file] of [
