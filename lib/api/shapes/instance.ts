@@ -231,8 +231,7 @@ export function instanceShape(ctx: Context, cfg: InstanceConfig | undefined, sta
     name: cfg.name,
     status,
     status_code: STATUS_CODES[status],
-    // While it runs: when its init started, the time `info` shows as Started.
-    last_used_at: state.startedAt ?? lastUsedAt(ctx, cfg),
+    last_used_at: lastUsedAt(ctx, cfg),
     location: 'none',
     type: 'container',
     project: 'default',

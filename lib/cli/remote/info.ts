@@ -36,6 +36,8 @@ export async function remoteInfo(remote: string, name: string, format: string): 
   const running = (st.pid ?? 0) > 0;
   const fp = c['volatile.base_image'] ?? '';
   const status = shownStatus(inst);
+  // LXD's last start: a start notes it as it begins, so it is within a start's time of the local
+  // Started (init's own start time, which the API has no key for).
   const started = running && inst.last_used_at ? inst.last_used_at : undefined;
   const disk = st.disk?.root?.usage;
   const ex = inst.expanded_config ?? c;
