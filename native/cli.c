@@ -260,16 +260,24 @@ static bool on_remote(const char *name)
 {
   if (strchr(name, ':'))
     return true;
+  char p[PATH_MAX];
+  if (!client_file(p, sizeof p, "default-remote"))
+    return true;
+  return access(p, F_OK) == 0;
+}
+
+/* The client's FILE (lib/client/config.ts clientDir: TSLXC_CONF, else ~/.config/tslxc); false
+ * when there is no such directory to name, which node finds instead (the helper is static: no
+ * getpwuid). */
+bool client_file(char *p, size_t size, const char *file)
+{
   const char *conf = getenv("TSLXC_CONF");
   const char *home = getenv("HOME");
   if ((!conf || !*conf) && (!home || !*home))
-    return true; /* node finds the home directory (the helper is static: no getpwuid) */
-  char p[PATH_MAX];
-  int n = conf && *conf ? snprintf(p, sizeof p, "%s/default-remote", conf)
-                        : snprintf(p, sizeof p, "%s/.config/tslxc/default-remote", home);
-  if (n < 0 || (size_t)n >= sizeof p)
-    return true;
-  return access(p, F_OK) == 0;
+    return false;
+  int n = conf && *conf ? snprintf(p, size, "%s/%s", conf, file)
+                        : snprintf(p, size, "%s/.config/tslxc/%s", home, file);
+  return n > 0 && (size_t)n < size;
 }
 
 static int cli_exec(int argc, char **argv)

@@ -6,7 +6,9 @@
  * definition: the build writes it from the same grammar node's completion walks
  * (scripts/bundle.mjs writes dist/lib/cli/completion-first.txt, "WORDS<tab>KIND" lines). The names
  * are read as lib/cli/complete.ts reads them: the valid names of the dirs under the state's
- * containers dir, running as `tslxc list` says (layout.c's instance_init_alive). Anything else
+ * containers dir, running as `tslxc list` says (layout.c's instance_init_alive), and the "NAME:"
+ * words of the client's API servers (the completion-remotes file lib/client/config.ts writes). A
+ * "REMOTE:" word, or a default remote, goes to node. Anything else
  * (an option, a second argument, a snapshot's "NAME/", a verb not in the table, no table) goes to
  * node, which walks the whole grammar. */
 #include "helper.h"
@@ -59,6 +61,46 @@ static int by_name(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* "REMOTE:..." from what `tslxc list REMOTE:` left (lib/cli/remote/list.ts): "REMOTE:NAME<tab>KIND"
+ * lines, KIND the argument kind each completes. No file (never listed, or "local:"): node. */
+static int remote_names(const char *word, const char *colon, enum kind kind)
+{
+  char file[PATH_MAX], rel[128], text[65536];
+  size_t rlen = (size_t)(colon - word);
+  if (rlen == 0 || rlen > 63 || strncmp(word, "local:", 6) == 0)
+    return -1;
+  for (size_t i = 0; i < rlen; i++)
+    if (!((word[i] >= 'a' && word[i] <= 'z') || (word[i] >= '0' && word[i] <= '9') ||
+          word[i] == '-'))
+      return -1;
+  snprintf(rel, sizeof rel, "cache/%.*s.instances", (int)rlen, word);
+  if (!client_file(file, sizeof file, rel))
+    return -1;
+  ssize_t len = read_small_file_at(AT_FDCWD, file, text, sizeof text);
+  if (len < 0 || len >= (ssize_t)sizeof text - 1)
+    return -1;
+  const char *want = kind == KIND_RUNNING   ? "running container"
+                     : kind == KIND_STOPPED ? "stopped container"
+                                            : NULL;
+  size_t wlen = strlen(word);
+  /* Written sorted by the server's order; printed as they come, one a line. */
+  for (char *line = text, *next; *line; line = next) {
+    next = strchr(line, '\n');
+    if (next)
+      *next++ = '\0';
+    char *tab = strchr(line, '\t');
+    if (!tab)
+      continue;
+    *tab = '\0';
+    if (strncmp(line, word, wlen) == 0 && (!want || strcmp(tab + 1, want) == 0))
+      printf("%s\n", line);
+    if (!next)
+      break;
+  }
+  fflush(stdout);
+  return 0;
+}
+
 /* 0 when the candidates were printed, -1 for node. argv: the verb's words (one to three), then
  * the word being completed. */
 int cli_complete(const char *js, int argc, char **argv)
@@ -66,7 +108,14 @@ int cli_complete(const char *js, int argc, char **argv)
   if (argc < 2 || argc > 4)
     return -1;
   const char *word = argv[argc - 1];
+  /* "REMOTE:..." is a remote's container, and with a default remote (`remote switch`) a bare name
+   * is too: node reads the names a list of that remote left. */
+  char remotes[PATH_MAX], current[PATH_MAX];
   if (word[0] == '-' || strchr(word, '/'))
+    return -1;
+  const char *colon = strchr(word, ':');
+  if (!client_file(remotes, sizeof remotes, "completion-remotes") ||
+      !client_file(current, sizeof current, "default-remote") || access(current, F_OK) == 0)
     return -1;
   char verb[256] = "";
   for (int i = 0; i < argc - 1; i++) {
@@ -80,6 +129,8 @@ int cli_complete(const char *js, int argc, char **argv)
   enum kind kind = verb_kind(js, verb);
   if (kind == KIND_NONE)
     return -1;
+  if (colon)
+    return remote_names(word, colon, kind);
   const char *root = state_root();
   if (!root)
     return -1;
@@ -89,11 +140,11 @@ int cli_complete(const char *js, int argc, char **argv)
   if (n <= 0 || n >= (int)sizeof dir)
     return -1;
   __attribute__((cleanup(cleanup_dirp))) DIR *d = opendir(dir);
-  if (!d)
-    return errno == ENOENT ? 0 : -1; /* no containers: nothing to offer, as node says */
+  if (!d && errno != ENOENT) /* ENOENT: no containers, no local name to offer, as node says */
+    return -1;
   size_t count = 0, cap = 64, wlen = strlen(word);
   char **names = xcalloc(cap, sizeof *names);
-  for (struct dirent *e; (e = readdir(d));) {
+  for (struct dirent *e; d && (e = readdir(d));) {
     bool is_dir = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN) {
       struct stat st;
@@ -110,6 +161,25 @@ int cli_complete(const char *js, int argc, char **argv)
         die_oom();
     }
     names[count++] = xstrdup(e->d_name);
+  }
+  /* And "NAME:" of each API server, as lib/client/config.ts wrote them for this (one a line). */
+  char text[16384];
+  ssize_t len = read_small_file_at(AT_FDCWD, remotes, text, sizeof text);
+  if (len >= (ssize_t)sizeof text - 1)
+    return -1;
+  for (char *line = len > 0 ? text : NULL, *next; line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next)
+      *next++ = '\0';
+    if (strncmp(line, word, wlen) != 0)
+      continue;
+    if (count == cap) {
+      cap *= 2;
+      names = realloc(names, cap * sizeof *names);
+      if (!names)
+        die_oom();
+    }
+    names[count++] = xstrdup(line);
   }
   qsort(names, count, sizeof *names, by_name);
   for (size_t i = 0; i < count; i++)

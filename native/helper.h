@@ -373,6 +373,7 @@ enum stop_result { STOP_DONE, STOP_ASK_NODE, STOP_TIMED_OUT };
 enum stop_result cli_stop(const char *name);
 /* `tslxc __complete VERB WORD` without node (clicomplete.c): 0 printed, -1 for node. */
 int cli_complete(const char *js, int argc, char **argv);
+bool client_file(char *p, size_t size, const char *file);
 
 /* ---- the rules shared with lib/ (layout.c; the data is build/gen-layout.h) ---- */
 

@@ -5,6 +5,7 @@ import { isGroup, slots, verbOf, type ArgKind, type CommandDef, type GroupDef } 
 import { containersDir, defaultPaths, imagesDir, RUN_FILES, type Paths } from '../state/paths.js';
 import { isAlive, parseRef } from '../util/proc.js';
 import { validateInstanceName } from '../util/names.js';
+import { clientDir, completionCacheFile, completionRemotesFile, defaultRemote, LOCAL } from '../client/config.js';
 
 /**
  * Shell completion. `tslxc completion bash|zsh` prints a script (commands/completion.ts) whose
@@ -112,7 +113,42 @@ export interface NameContext {
 /** The names completion offers, by kind, in their context. */
 export interface NameSource {
   names(kind: ArgKind, context: NameContext): string[];
+  /** API servers' words for a container argument: "NAME:" of each, and REMOTE's containers as a list last saw them */
+  remotes?: ClientNames;
 }
+
+/**
+ * Containers of API servers, from the client's directory only (completion never waits for a
+ * server): the "NAME:" words saveClientConfig writes for the native completion too, and each
+ * remote's names and states as `tslxc list REMOTE:` last saw them (lib/cli/remote/list.ts).
+ */
+export interface ClientNames {
+  words(): string[];
+  /** the remote a bare name means (`remote switch`), undefined: this host */
+  current(): string | undefined;
+  containers(remote: string, kind: ArgKind): string[];
+}
+
+export function clientNames(dir: string): ClientNames {
+  return {
+    words: () => (readText(completionRemotesFile(dir)) ?? '').split('\n').filter((w) => /^[a-z0-9][a-z0-9-]*:$/.test(w)),
+    current: () => {
+      const r = defaultRemote(dir);
+      return r === LOCAL ? undefined : r;
+    },
+    containers: (remote, kind) => {
+      if (!/^[a-z0-9][a-z0-9-]*$/.test(remote)) return [];
+      const rows = (readText(completionCacheFile(dir, remote)) ?? '').split('\n').map((l) => l.split('\t'));
+      return rows.flatMap(([word, k]) => {
+        const name = word?.slice(remote.length + 1);
+        if (!word?.startsWith(`${remote}:`) || !name || !isInstanceName(name)) return [];
+        return kind === 'container' || k === kind ? [name] : [];
+      });
+    },
+  };
+}
+
+const CONTAINER_KINDS: ReadonlySet<ArgKind> = new Set(['container', 'running container', 'stopped container']);
 
 /** What to offer: words, or the shell's own file names. */
 export interface Completion {
@@ -213,6 +249,20 @@ function completeKind(
         cur,
       ),
     };
+  }
+  if (CONTAINER_KINDS.has(kind) && source.remotes) {
+    const colon = cur.indexOf(':');
+    if (colon > 0) {
+      const remote = cur.slice(0, colon);
+      return {
+        words: filter(
+          remote === LOCAL ? source.names(kind, context).map((n) => `${LOCAL}:${n}`) : source.remotes.containers(remote, kind).map((n) => `${remote}:${n}`),
+          cur,
+        ),
+      };
+    }
+    const current = source.remotes.current();
+    return { words: filter([...(current ? source.remotes.containers(current, kind) : source.names(kind, context)), ...source.remotes.words()], cur) };
   }
   return { words: filter(source.names(kind, context), cur) };
 }
@@ -342,7 +392,8 @@ export function completeMain(words: string[]): void {
   let out: Completion = { words: [] };
   try {
     const spec = JSON.parse(fs.readFileSync(specFile(import.meta.url), 'utf8')) as GroupSpec;
-    out = complete(spec, words, stateNames(defaultPaths(), path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../profiles')));
+    const source = stateNames(defaultPaths(), path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../profiles'));
+    out = complete(spec, words, { ...source, names: source.names, remotes: clientNames(clientDir()) });
   } catch {
     // nothing to offer
   }

@@ -50,7 +50,19 @@ export function loadClientConfig(dir = clientDir()): ClientConfig {
 export function saveClientConfig(cfg: ClientConfig, dir = clientDir()): void {
   mkdirp(dir, 0o700);
   writeFileAtomic(configFile(dir), `${JSON.stringify(cfg, null, 2)}\n`, 0o600);
+  // What a Tab offers for a container argument besides this host's names: "NAME:" of each API
+  // server, one a line, read by the native completion (native/clicomplete.c prints the lines that
+  // start with the word) and by node's, so that neither parses this config.
+  const words = Object.keys(cfg.remotes)
+    .sort()
+    .map((n) => `${n}:\n`)
+    .join('');
+  writeFileAtomic(completionRemotesFile(dir), words, 0o644);
 }
+
+export const completionRemotesFile = (dir: string) => path.join(dir, 'completion-remotes');
+/** The instance names (and states) of remote NAME as a list last saw them, for completion. */
+export const completionCacheFile = (dir: string, name: string) => path.join(dir, 'cache', `${name}.instances`);
 
 /** The remote a name without "REMOTE:" means: "local", or the one `remote switch` chose. */
 export function defaultRemote(dir = clientDir()): string {

@@ -281,7 +281,7 @@ function setEphemeral(c: { ephemeral?: boolean }, on: boolean): void {
 async function getInstance(req: ApiRequest): Promise<ApiResult> {
   const name = await requireInstance(req);
   const { readInstance } = await lib.shapes();
-  const { instance, etag } = await readInstance(req.ctx, name, { full: recursionOf(req) >= 1 });
+  const { instance, etag } = await readInstance(req.ctx, name, { full: recursionOf(req) >= 1, disk: recursionOf(req) >= 1 });
   return sync(instance, { etag });
 }
 

@@ -147,6 +147,9 @@ function sortedDevices(d: Devices): Devices {
 export function derivedConfig(cfg: InstanceConfig, running?: boolean): Record<string, string> {
   const out: Record<string, string> = {};
   const img = cfg.image ?? ({} as InstanceConfig['image']);
+  // LXD keeps no alias (its image.* are the image's properties): tslxc's own, so a client's list
+  // shows the name the container was made from, as the local list does.
+  if (img.alias) out['image.alias'] = String(img.alias);
   if (img.description !== undefined) out['image.description'] = String(img.description);
   if (img.os !== undefined) out['image.os'] = String(img.os);
   if (img.release !== undefined) out['image.release'] = String(img.release);
@@ -432,7 +435,28 @@ export async function readInstance(
   const instance = instanceShape(ctx, cfg, state, load);
   const etag = instanceEtag(instance);
   if (!opts.full) return { instance, etag };
+  // One instance in full is what `info` shows: tslxc's facts LXD has no key for go with it.
+  if (opts.disk && cfg) instance.config = sorted({ ...instance.config, ...(await ownFacts(ctx, cfg, state, instance.expanded_config ?? instance.config)) });
   return { instance: fullShape(instance, stateShape(state, await liveInputs(ctx, state, opts)), cfg ? readSnapshots(ctx, name, load) : []), etag };
+}
+
+/**
+ * What `tslxc info` shows that LXD's instance object has no key for, as volatile.tslxc.* keys: a
+ * remote client's info prints the lines the local one does, LXD's clients ignore volatile keys,
+ * and a PUT drops them (read-only, as every volatile.* key). Not in the etag: the PID and lxcfs
+ * change with a start, which is no edit of the config.
+ */
+async function ownFacts(ctx: Context, cfg: InstanceConfig, state: LibState, expanded: Record<string, string>): Promise<Record<string, string>> {
+  const { lxcfsSummary } = await import('../../instance/lxcfs-summary.js');
+  const out: Record<string, string> = {
+    'volatile.tslxc.hostname': cfg.hostname,
+    'volatile.tslxc.init': (cfg.init ?? []).join(' '),
+    'volatile.tslxc.lxcfs': lxcfsSummary(ctx, expanded, state.initPid),
+  };
+  if (state.monitorPid) out['volatile.tslxc.monitor_pid'] = String(state.monitorPid);
+  if (state.reason) out['volatile.tslxc.reason'] = state.reason;
+  if (!state.initPid && state.lastExit) out['volatile.tslxc.last_exit'] = state.lastExit;
+  return out;
 }
 
 /** GET /1.0/instances/NAME/state. */

@@ -73,21 +73,8 @@ export default defineCommand({
       .filter((k) => k.startsWith('limits.'))
       .sort();
     lines.push(['Limits', limits.length ? limits.map((k) => `${k}=${ex.config[k]} (${ex.sources[k]})`).join(', ') : 'none']);
-    lines.push(['lxcfs', await lxcfsLine(ex.config, info.initPid)]);
+    const { lxcfsSummary } = await import('../../instance/lxcfs-summary.js');
+    lines.push(['lxcfs', lxcfsSummary(context(), ex.config, info.initPid)]);
     for (const [k, v] of lines) if (v !== undefined && v !== '') console.log(`${k}: ${v}`);
   },
 });
-
-/** What lxcfs does for this container: whether /proc inside shows its limits, and if not, why. */
-async function lxcfsLine(config: Record<string, string>, initPid?: number): Promise<string> {
-  const { securityPolicy } = await import('../../config/security.js');
-  const { lxcfsState, lxcfsViewsIn } = await import('../../host/lxcfs.js');
-  if (!securityPolicy(config).lxcfs) return "off (security.lxcfs=false): /proc inside shows the host's figures";
-  const state = lxcfsState(context().paths);
-  if (state === 'not installed') return "not installed on the host: /proc/meminfo, cpuinfo and uptime inside show the host's figures";
-  if (state === 'dead') return 'died: its files fail inside running containers until the next start of a container restarts it and binds them again';
-  if (!initPid) return 'used from its next start';
-  const views = lxcfsViewsIn(initPid);
-  if (views.length === 0) return "not bound (lxcfs did not run when it started): /proc inside shows the host's figures until its next start";
-  return `bound over ${views.join(' ')}: free, top, nproc and uptime inside show its limits`;
-}

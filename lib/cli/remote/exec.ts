@@ -32,11 +32,8 @@ const resizeMessage = () => JSON.stringify({ command: 'window-resize', args: { w
 
 async function execOn(s: RemoteServer, name: string, command: string[], opts: RemoteExecOptions): Promise<number> {
   const { operationId } = await import('../../client/connection.js');
-  for (const [what, v] of [
-    ['--user', opts.user],
-    ['--group', opts.group],
-  ] as const)
-    if (v !== undefined && !/^\d+$/.test(v)) throw new TslxcError(`Invalid ${what} "${v}" for a remote`, 'the API takes a number', 'give the uid or gid');
+  const user = opts.user === undefined ? undefined : await idOf(s, name, 'user', opts.user);
+  const group = opts.group === undefined ? undefined : await idOf(s, name, 'group', opts.group);
   // A resize from here on is sent once a socket for control messages is there.
   const terminal = { resized: false, control: undefined as ((message: string) => void) | undefined };
   const onResize = () => {
@@ -53,8 +50,8 @@ async function execOn(s: RemoteServer, name: string, command: string[], opts: Re
       'record-output': false,
       'tslxc-one-websocket': true,
       ...(opts.tty ? size() : {}),
-      ...(opts.user !== undefined ? { user: Number(opts.user) } : {}),
-      ...(opts.group !== undefined ? { group: Number(opts.group) } : {}),
+      ...(user !== undefined ? { user } : {}),
+      ...(group !== undefined ? { group } : {}),
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     });
     const id = operationId(envelope);
@@ -199,4 +196,31 @@ function relayStdin(tty: boolean, to: { data: (d: Buffer) => unknown; end: () =>
 function rawTerminal(): void {
   process.stdin.setRawMode(true);
   spawnSync('stty', ['-opost'], { stdio: [0, 'ignore', 'ignore'] });
+}
+
+/**
+ * The API's exec takes a uid and a gid: a name is looked up as the local exec looks it up, in the
+ * container's own /etc/passwd or /etc/group (one GET of the file, only when a name is given), the
+ * first entry of that exact name; a number is taken as it is.
+ */
+async function idOf(s: RemoteServer, name: string, what: 'user' | 'group', spec: string): Promise<number> {
+  if (/^\d+$/.test(spec)) {
+    const id = Number(spec);
+    if (id > 0xfffffffe) throw new TslxcError(`${what} ${spec}: not a valid ${what === 'user' ? 'uid' : 'gid'}`, undefined, undefined, { exitCode: 125 });
+    return id;
+  }
+  const file = what === 'user' ? '/etc/passwd' : '/etc/group';
+  const r = await s.raw('GET', `${instancePath(name)}/files?path=${encodeURIComponent(file)}`);
+  if (r.status >= 400 || r.headers['x-lxd-type'] === 'directory')
+    throw new TslxcError(
+      `Cannot read ${file} of "${name}"`,
+      r.status >= 400 ? `HTTP ${r.status}` : 'it is a directory',
+      `give the ${what === 'user' ? 'uid' : 'gid'}`,
+    );
+  for (const line of r.body.toString('utf8').split('\n')) {
+    const f = line.split(':');
+    // name:password:id:... in both files.
+    if (f.length >= 3 && f[0] === spec && /^\d+$/.test(f[2]!)) return Number(f[2]);
+  }
+  throw new TslxcError(`${what} ${spec}: not found in the container's ${file}`, undefined, undefined, { exitCode: 125 });
 }

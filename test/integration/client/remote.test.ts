@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
+import { cliPath, launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
 import { leftoverHooks } from '../../helpers/suite.js';
 import { ApiServer, run } from '../../helpers/api.js';
 
@@ -37,6 +37,29 @@ while True:
         out += d
     if time.time() - start > 60:
         break
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode('utf8', 'replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+
+/** Runs argv[1..] on a pty, types a line that prints a marker and exits 3; prints its output and passes its exit code. */
+const TYPE = `import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+os.write(fd, b'echo "marker-$((6*7)) $0 $HOME"; exit 3\\n')
+out = b''
+start = time.time()
+while time.time() - start < 60:
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if r:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode('utf8', 'replace'))
 sys.exit(os.waitstatus_to_exitcode(status))
@@ -158,6 +181,75 @@ if (requireRoot(test)) {
     const missing = cli(['exec', 's:nope', '--', 'true']);
     t.is(missing.code, 1);
     t.regex(missing.stderr, /^Error: Remote "s": .*not found/i);
+  });
+
+  test.serial('list and info on REMOTE: print what the local ones print, running, created and stopped', (t) => {
+    // Started comes from /proc's ticks (10 ms steps) and Uptime from the clock of each call.
+    const norm = (text: string) => text.replace(/^(Started|Uptime): .*$/gm, '$1: -');
+    env.ok(t, ['create', 'busybox', 's:c2', '--config', 'limits.memory=64MiB']);
+    try {
+      t.is(env.ok(t, ['list', 's:']), env.ok(t, ['list']));
+      t.regex(env.ok(t, ['list', 's:']), /^c2\s+CREATED\s+busybox\s*$/m);
+      for (const name of ['c1', 'c2']) {
+        const local = env.ok(t, ['info', name]);
+        t.is(norm(env.ok(t, ['info', `s:${name}`])), norm(local), name);
+      }
+      const running = env.ok(t, ['info', 's:c1']);
+      for (const line of ['Monitor PID', 'Started', 'Uptime', 'Disk', 'Memory', 'Processes', 'Limits', 'lxcfs'])
+        t.regex(running, new RegExp(`^${line}: .+$`, 'm'));
+      t.regex(env.ok(t, ['info', 's:c2']), /^Limits: limits\.memory=64MiB \(local\)$/m);
+      env.ok(t, ['start', 's:c2']);
+      env.ok(t, ['stop', 's:c2', '--force']);
+      const stopped = env.ok(t, ['info', 's:c2']);
+      t.regex(stopped, /^Status: STOPPED$/m);
+      t.regex(stopped, /^Last exit: .+$/m);
+      t.is(norm(stopped), norm(env.ok(t, ['info', 'c2'])));
+    } finally {
+      env.cli(['delete', '--force', 's:c2']);
+    }
+  });
+
+  test.serial('completion offers REMOTE: among the names, and the names a list of it saw (native and node alike)', (t) => {
+    const node = (args: string[]) => spawnSync(process.execPath, [cliPath, ...args], { env: env.env, encoding: 'utf8' }).stdout;
+    for (const complete of [(a: string[]) => env.cli(a).stdout, node]) {
+      t.true(complete(['__complete', 'exec', '']).split('\n').includes('s:'));
+      t.deepEqual(complete(['__complete', 'exec', 's']).split('\n').filter(Boolean), ['s:']);
+    }
+    env.ok(t, ['list', 's:']);
+    for (const complete of [(a: string[]) => env.cli(a).stdout, node]) {
+      t.is(complete(['__complete', 'exec', 's:']), 's:c1\n');
+      t.is(complete(['__complete', 'start', 's:']), '');
+      t.is(complete(['__complete', 'info', 's:c']), 's:c1\n');
+    }
+  });
+
+  test.serial('exec --user and --group by name on a remote, as locally', (t) => {
+    t.is(cli(['exec', 's:c1', '--user', 'nobody', '--', 'id', '-u']).stdout, '65534\n');
+    t.is(
+      cli(['exec', 's:c1', '--user', 'nobody', '--', 'sh', '-c', 'echo $HOME']).stdout,
+      cli(['exec', 'c1', '--user', 'nobody', '--', 'sh', '-c', 'echo $HOME']).stdout,
+    );
+    t.is(cli(['exec', 's:c1', '--group', 'nogroup', '--', 'id', '-g']).stdout, '65534\n');
+    t.is(cli(['exec', 's:c1', '--user', '65534', '--', 'id', '-u']).stdout, '65534\n');
+    for (const [opt, v, file] of [
+      ['--user', 'nosuch', 'passwd'],
+      ['--group', 'nosuch', 'group'],
+    ]) {
+      const local = cli(['exec', 'c1', opt!, v!, '--', 'true']);
+      const remote = cli(['exec', 's:c1', opt!, v!, '--', 'true']);
+      t.is(remote.code, local.code, opt);
+      t.is(remote.code, 125);
+      t.regex(remote.stderr, new RegExp(`^Error: ${opt!.slice(2)} nosuch: not found in the container's /etc/${file}\n$`));
+    }
+  });
+
+  test.serial('shell REMOTE:C: a login shell on a terminal, its exit code passed through', async (t) => {
+    for (const name of ['s:c1', 'c1']) {
+      const r = await run('/usr/bin/python3', ['-c', TYPE, launcherPath, 'shell', name], { env: env.env });
+      t.is(r.code, 3, r.stdout);
+      // A login shell: $0 starts with "-", and root's home.
+      t.regex(r.stdout, /^marker-42 -\S*sh \/root\r?$/m, name);
+    }
   });
 
   test.serial('file push and pull, config set|show|unset, snapshots on a remote', (t) => {
