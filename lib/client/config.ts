@@ -63,6 +63,12 @@ export function saveClientConfig(cfg: ClientConfig, dir = clientDir()): void {
 export const completionRemotesFile = (dir: string) => path.join(dir, 'completion-remotes');
 /** The instance names (and states) of remote NAME as a list last saw them, for completion. */
 export const completionCacheFile = (dir: string, name: string) => path.join(dir, 'cache', `${name}.instances`);
+export const sessionFile = (dir: string, name: string) => path.join(dir, 'sessions', `${name}.json`);
+
+/** What the client keeps about one remote besides its entry: gone with it, and on a rename (both are refilled by use). */
+export function forgetRemoteFiles(dir: string, name: string): void {
+  for (const file of [completionCacheFile(dir, name), sessionFile(dir, name)]) fs.rmSync(file, { force: true });
+}
 
 /** The remote a name without "REMOTE:" means: "local", or the one `remote switch` chose. */
 export function defaultRemote(dir = clientDir()): string {

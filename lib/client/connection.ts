@@ -8,7 +8,7 @@ import { createSecureContext, type ConnectionOptions, type PeerCertificate, type
 import type { WebSocket } from 'ws';
 import { TslxcError, errorText, type ErrorKind } from '../errors.js';
 import { ensureClientCertificate, type ClientCertificate } from './certificate.js';
-import { clientDir, loadClientConfig, readServerCert } from './config.js';
+import { clientDir, loadClientConfig, readServerCert, sessionFile } from './config.js';
 import { mkdirp } from '../util/fs.js';
 
 /**
@@ -73,7 +73,6 @@ export function pinnedTls(serverPem: string, client: ClientCertificate): Connect
 }
 
 /** Where a remote's TLS session is kept, and what it holds to be taken again. */
-export const sessionFile = (dir: string, name: string) => path.join(dir, 'sessions', `${name}.json`);
 
 interface SavedSession {
   /** sha256 of the address and the pinned certificate the session was made with */

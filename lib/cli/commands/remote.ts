@@ -118,7 +118,7 @@ const remove = defineCommand({
   positionals: { name: { kind: 'remote' } },
   run: async (argv) => {
     const name = String(argv.name);
-    const { clientDir, defaultRemote, loadClientConfig, saveClientConfig, serverCertFile, LOCAL } = await import('../../client/config.js');
+    const { clientDir, defaultRemote, forgetRemoteFiles, loadClientConfig, saveClientConfig, serverCertFile, LOCAL } = await import('../../client/config.js');
     if (name === LOCAL) throw new TslxcError('Remote "local" cannot be removed', 'it is this host');
     const cfg = loadClientConfig();
     if (!cfg.remotes[name]) {
@@ -132,6 +132,7 @@ const remove = defineCommand({
     saveClientConfig(cfg);
     const fs = await import('node:fs');
     fs.rmSync(serverCertFile(clientDir(), name), { force: true });
+    forgetRemoteFiles(clientDir(), name);
   },
 });
 
@@ -141,7 +142,7 @@ const rename = defineCommand({
   positionals: { from: { kind: 'remote' }, to: { kind: 'new remote' } },
   run: async (argv) => {
     const [from, to] = [String(argv.from), String(argv.to)];
-    const { clientDir, defaultRemote, loadClientConfig, saveClientConfig, serverCertFile, setDefaultRemote, validateRemoteName } =
+    const { clientDir, defaultRemote, forgetRemoteFiles, loadClientConfig, saveClientConfig, serverCertFile, setDefaultRemote, validateRemoteName } =
       await import('../../client/config.js');
     const cfg = loadClientConfig();
     if (!cfg.remotes[from]) {
@@ -159,6 +160,7 @@ const rename = defineCommand({
     delete cfg.remotes[from];
     saveClientConfig(cfg);
     if (defaultRemote() === from) setDefaultRemote(to);
+    forgetRemoteFiles(clientDir(), from);
   },
 });
 

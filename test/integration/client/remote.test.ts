@@ -312,6 +312,9 @@ if (requireRoot(test)) {
       t.is(cli(['remote', 'remove', 's']).code, 1);
       env.ok(t, ['remote', 'rename', 's', 's2']);
       t.regex(env.ok(t, ['remote', 'list']), /s2 \(current\)/);
+      // The old name's TLS session and completion cache go with it (refilled under the new one by use).
+      t.false(fs.existsSync(path.join(env.env.TSLXC_CONF!, 'sessions', 's.json')));
+      t.false(fs.existsSync(path.join(env.env.TSLXC_CONF!, 'cache', 's.instances')));
       env.ok(t, ['stop', 'local:sw1', '--force']);
     } finally {
       env.ok(t, ['remote', 'switch', 'local']);
