@@ -221,13 +221,14 @@ export async function revokeLabMembers(p: Paths, lab: string, keep?: readonly st
   });
 }
 
-/** Per member of a lab: how many current certificates and pending tokens they have. */
-export function labTrust(p: Paths, lab: string): Map<string, { certificates: number; tokens: number }> {
+/** Per member of a lab: how many current certificates, dashboard sessions and pending tokens they have. */
+export function labTrust(p: Paths, lab: string): Map<string, { certificates: number; sessions: number; tokens: number }> {
   const store = loadTrust(p);
-  const out = new Map<string, { certificates: number; tokens: number }>();
-  const at = (m: string) => out.get(m) ?? out.set(m, { certificates: 0, tokens: 0 }).get(m)!;
+  const out = new Map<string, { certificates: number; sessions: number; tokens: number }>();
+  const at = (m: string) => out.get(m) ?? out.set(m, { certificates: 0, sessions: 0, tokens: 0 }).get(m)!;
   const t = Date.now();
   for (const c of store.certificates) if (c.lab?.lab === lab && isCurrent(c, t)) at(c.lab.member).certificates++;
+  for (const s of store.sessions) if (s.lab?.lab === lab && Date.parse(s.expires_at) > t) at(s.lab.member).sessions++;
   for (const k of store.tokens) if (k.lab?.lab === lab && Date.parse(k.expires_at) > t) at(k.lab.member).tokens++;
   return out;
 }

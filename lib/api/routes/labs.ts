@@ -59,7 +59,7 @@ async function labShape(req: ApiRequest, record: LabRecord): Promise<LabShape> {
     gateway: st.gateway,
     members: members.map((m) => ({
       name: m.name,
-      trusted: (trust.get(m.name)?.certificates ?? 0) > 0,
+      trusted: (trust.get(m.name)?.certificates ?? 0) + (trust.get(m.name)?.sessions ?? 0) > 0,
       instances: st.containers
         .filter((c) => c.member === m.name && allowsInstance(req.identity, c.container))
         .map((c) => ({ name: c.container, status: c.status ?? 'Missing', ipv4: c.ipv4 })),

@@ -75,7 +75,8 @@ const status = defineCommand({
     const { labTrust } = await import('../../api/trust.js');
     const st = await labStatus(context(), s);
     const trust = labTrust(context().paths, s.name);
-    const rows = st.containers.map((c) => ({ ...c, trusted: (trust.get(c.member)?.certificates ?? 0) > 0 }));
+    const trusted = (member: string) => (trust.get(member)?.certificates ?? 0) + (trust.get(member)?.sessions ?? 0) > 0;
+    const rows = st.containers.map((c) => ({ ...c, trusted: trusted(c.member) }));
     const format = argv.format as Format;
     if (format === 'json' || format === 'yaml') {
       console.log(renderValue({ ...st, containers: rows }, format));
@@ -83,7 +84,7 @@ const status = defineCommand({
     }
     const trustedText = (member: string) => {
       const t = trust.get(member);
-      return t?.certificates ? 'yes' : t?.tokens ? 'no (token pending)' : 'no';
+      return t?.certificates ? 'yes' : t?.sessions ? 'yes (dashboard)' : t?.tokens ? 'no (token pending)' : 'no';
     };
     if (format === 'table')
       console.log(`lab ${st.lab}: network ${st.network.name} (${st.network.ipv4 ?? 'no address'}, ${st.network.state}), gateway port ${st.gateway.port}\n`);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { allowsInstance, restrictionOf } from '../../../lib/api/access.js';
+import { Sessions } from '../../../lib/api/session.js';
 import { createToken, labTrust, loadTrust, redeemToken, revokeLabMembers } from '../../../lib/api/trust.js';
 import type { Identity } from '../../../lib/api/types.js';
 import { LabMemberCache, listLabRecords, readLabRecord, removeLabRecord, writeLabRecord } from '../../../lib/lab/record.js';
@@ -12,8 +13,14 @@ import type { Paths } from '../../../lib/state/paths.js';
 
 /** Lab members in the trust store: tokens, their certificates' restriction, revocation. */
 
+const roots: string[] = [];
+test.after.always(() => {
+  for (const root of roots) fs.rmSync(root, { recursive: true, force: true });
+});
+
 function tempPaths(): Paths {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-labtrust-'));
+  roots.push(root);
   return { stateDir: path.join(root, 'state'), runDir: path.join(root, 'run'), cacheDir: path.join(root, 'cache'), cgroupPrefix: 'x' };
 }
 
@@ -79,12 +86,16 @@ test("a member's token: unique names, the member's containers from the record, r
   t.deepEqual(restrictionOf({ restricted: false }, cache), undefined);
   t.deepEqual(restrictionOf({ restricted: false, lab: { lab: 'course', member: 'alice' } }, cache), undefined, 'a lifted restriction is obeyed');
   t.deepEqual(restrictionOf({ restricted: true, instances: 'x*' }, cache), ['x*']);
-  t.deepEqual(labTrust(p, 'course').get('alice'), { certificates: 1, tokens: 1 });
+  t.deepEqual(labTrust(p, 'course').get('alice'), { certificates: 1, sessions: 0, tokens: 1 });
+  // A token opened as a dashboard session counts for its member too (lab status: trusted).
+  const { token } = await mk();
+  t.truthy(await new Sessions(p).redeem(token));
+  t.deepEqual(labTrust(p, 'course').get('alice'), { certificates: 1, sessions: 1, tokens: 1 });
 
   t.deepEqual(await revokeLabMembers(p, 'course', ['alice', 'bob']), [], 'nothing to revoke');
-  t.deepEqual((await revokeLabMembers(p, 'course', ['bob'])).sort(), ['alice@course', 'alice@course-2']);
+  t.deepEqual((await revokeLabMembers(p, 'course', ['bob'])).sort(), ['alice@course', 'alice@course-2', 'alice@course-3']);
   const store = loadTrust(p);
-  t.deepEqual([store.certificates.length, store.tokens.length], [0, 0]);
+  t.deepEqual([store.certificates.length, store.tokens.length, store.sessions.length], [0, 0, 0]);
   removeLabRecord(p, 'course');
   t.deepEqual(restrictionOf(cert!, cache), [], 'once the lab is down, nothing');
 });
