@@ -129,7 +129,8 @@ export async function readInstanceEntry(ctx: Context, name: string): Promise<{ s
   try {
     cfg = loadConfig(ctx.paths, name);
   } catch (err) {
-    if (!fs.existsSync(containerDir(ctx.paths, name))) throw err;
+    // A dir a committed rename has not moved yet is the container under its new name, not this one.
+    if (!fs.existsSync(containerDir(ctx.paths, name)) || !listNames(ctx.paths).includes(name)) throw err;
     return { state: configlessState(name) };
   }
   return { state: await instanceState(ctx, cfg), config: cfg };
