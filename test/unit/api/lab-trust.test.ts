@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import type { Identity } from '../../../lib/api/types.js';
 import { LabMemberCache, listLabRecords, readLabRecord, removeLabRecord, writeLabRecord } from '../../../lib/lab/record.js';
 import { parseLab } from '../../../lib/lab/schema.js';
 import type { Paths } from '../../../lib/state/paths.js';
+import { makeSelfSigned } from '../../../lib/util/x509.js';
 
 /** Lab members in the trust store: tokens, their certificates' restriction, revocation. */
 
@@ -24,25 +24,11 @@ function tempPaths(): Paths {
   return { stateDir: path.join(root, 'state'), runDir: path.join(root, 'run'), cacheDir: path.join(root, 'cache'), cgroupPrefix: 'x' };
 }
 
+/** A client certificate (PEM) made in DIR, as a client presents it. */
 function clientCert(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-subj',
-    '/CN=t',
-    '-keyout',
-    `${dir}/k`,
-    '-out',
-    `${dir}/c`,
-  ]);
-  if (r.status !== 0) throw new Error(r.stderr.toString());
-  return fs.readFileSync(`${dir}/c`, 'utf8');
+  makeSelfSigned(dir, 'client', { subject: '/CN=t', extensions: [], what: 'a test client certificate' });
+  return fs.readFileSync(path.join(dir, 'client.crt'), 'utf8');
 }
 
 const spec = (members: string) =>

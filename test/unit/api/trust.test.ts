@@ -1,35 +1,21 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { createToken, loadTrust, redeemToken, removeTrusted, tokenSecret } from '../../../lib/api/trust.js';
 import type { Paths } from '../../../lib/state/paths.js';
+import { makeSelfSigned } from '../../../lib/util/x509.js';
 
 function tempPaths(): Paths {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tslxc-unit-trust-'));
   return { stateDir: path.join(root, 'state'), runDir: path.join(root, 'run'), cacheDir: path.join(root, 'cache'), cgroupPrefix: 'x' };
 }
 
+/** A client certificate (PEM) made in DIR, as a client presents it. */
 function clientCert(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-subj',
-    '/CN=t',
-    '-keyout',
-    `${dir}/k`,
-    '-out',
-    `${dir}/c`,
-  ]);
-  if (r.status !== 0) throw new Error(r.stderr.toString());
-  return fs.readFileSync(`${dir}/c`, 'utf8');
+  makeSelfSigned(dir, 'client', { subject: '/CN=t', extensions: [], what: 'a test client certificate' });
+  return fs.readFileSync(path.join(dir, 'client.crt'), 'utf8');
 }
 
 test('a token is LXD-shaped, works once, and sets the glob', async (t) => {
