@@ -113,6 +113,41 @@ function limitTimeouts(server: http.Server): void {
   server.maxHeadersCount = 100;
 }
 
+/** What a client still sending a body the server has answered may send, and for how long, before its connection is cut. */
+const LINGER_BYTES = 8 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
+/**
+ * Called before an answer is written while the client is still sending its body (a 413, or a
+ * refusal before an upload was read): the answer says `Connection: close`, and the rest of the
+ * body is read and dropped, bounded in bytes and time, before the socket closes, as nginx's
+ * lingering close does. Closing on unread data resets the connection, and a client still writing
+ * would see EPIPE or ECONNRESET instead of the answer.
+ */
+function closeAfterBody(req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete || res.headersSent) return;
+  res.setHeader('Connection', 'close');
+  const socket = req.socket;
+  let dropped = 0;
+  // The route's own readers are done with it: nothing may pause the rest of the body now.
+  req.removeAllListeners('data');
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > LINGER_BYTES) socket.destroy();
+  });
+  req.resume();
+  // Node closes a `Connection: close` socket once the answer is written (destroySoon): here only
+  // the server's side is ended then, and the socket is closed when the body ends or a bound is hit.
+  const closeNow = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    if (req.complete) return closeNow();
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    socket.once('close', () => clearTimeout(timer));
+    req.once('end', () => socket.destroy());
+  };
+}
+
 function readJson(req: IncomingMessage): () => Promise<unknown> {
   let body: Promise<unknown> | undefined;
   return () =>
@@ -257,12 +292,14 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         }
         const refusal = dashboard.refusal(identity, req);
         if (refusal) {
+          closeAfterBody(req, res);
           status = 403;
           sendError(res, 403, refusal);
           return;
         }
         const m = router.match(method, pathname);
         if ('status' in m) {
+          closeAfterBody(req, res);
           status = m.status;
           sendError(res, m.status, m.status === 404 ? 'not found' : 'method not allowed', m.allowed ? { Allow: m.allowed.join(', ') } : {});
           return;
@@ -270,6 +307,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
         // A metrics certificate is trusted for the metrics alone: elsewhere it is a stranger, as in LXD.
         if (identity.type === 'metrics' && pathname !== METRICS_PATH) identity = { ...identity, trusted: false };
         if (!identity.trusted && !m.route.public) {
+          closeAfterBody(req, res);
           status = 403;
           sendError(res, 403, identity.type === 'metrics' ? `not authorized: a metrics certificate may only read ${METRICS_PATH}` : 'not authorized');
           return;
@@ -288,8 +326,10 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
           events: events.forRequest(identity, protocol === 'tls' ? `${req.socket.remoteAddress}:${req.socket.remotePort}` : undefined),
         };
         const result = await m.route.handler(apiReq);
+        closeAfterBody(req, res);
         status = sendResult(res, result);
       } catch (err) {
+        closeAfterBody(req, res);
         status = sendThrown(res, err);
         if (status >= 500) info(`${method} ${pathname}: ${errorText(err)}`);
       } finally {

@@ -89,12 +89,21 @@ export class ApiServer {
     return this.child.pid!;
   }
 
-  /** One request over the unix socket. */
-  request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  /**
+   * One request over the unix socket. opts.fresh: on a connection of its own, closed after it
+   * (`agent: false`, which asks for `Connection: close`), as a one-shot client's.
+   */
+  request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}, opts: { fresh?: boolean } = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
       const req = http.request(
-        { socketPath: this.socket, method, path: urlPath, headers: { ...(data ? { 'Content-Length': String(data.length) } : {}), ...headers } },
+        {
+          socketPath: this.socket,
+          method,
+          path: urlPath,
+          headers: { ...(data && !headers['Transfer-Encoding'] ? { 'Content-Length': String(data.length) } : {}), ...headers },
+          ...(opts.fresh ? { agent: false } : {}),
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

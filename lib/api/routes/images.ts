@@ -68,8 +68,10 @@ async function receiveUpload(req: ApiRequest, dir: string): Promise<string> {
   const part = path.join(dir, 'upload.part');
   let bytes = 0;
   let head = Buffer.alloc(0);
+  // The request is left open past the limit (destroyOnReturn false), so that the server can read
+  // the rest before it closes and the client sees the 413 (lib/api/server.ts closeAfterBody).
   await pipeline(
-    req.raw,
+    req.raw.iterator({ destroyOnReturn: false }),
     async function* (src: AsyncIterable<Buffer>) {
       for await (const chunk of src) {
         bytes += chunk.length;
@@ -99,7 +101,13 @@ async function receiveSplit(req: ApiRequest, dir: string): Promise<[string, stri
   const limit = maxUpload(st.bavail * st.bsize);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw new ApiError(413, `The image is ${declared} bytes; at most ${limit} can be uploaded here`);
-  const parts = await receiveParts(req.raw, boundaryOf(String(req.headers['content-type'])), dir, ['metadata', 'rootfs', 'rootfs.img'], limit);
+  const parts = await receiveParts(
+    req.raw.iterator({ destroyOnReturn: false }),
+    boundaryOf(String(req.headers['content-type'])),
+    dir,
+    ['metadata', 'rootfs', 'rootfs.img'],
+    limit,
+  );
   if (parts.some((p) => p.name === 'rootfs.img')) throw new ApiError(400, 'Virtual machine images cannot be imported: tslxc runs containers');
   const meta = parts.find((p) => p.name === 'metadata');
   const rootfs = parts.find((p) => p.name === 'rootfs');

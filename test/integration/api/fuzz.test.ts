@@ -113,11 +113,14 @@ function bodies(rand: () => number): Array<string | Buffer> {
   return out;
 }
 
+/** The image upload bound the fuzz server is given: small, so that going past it is quick. */
+const UPLOAD_LIMIT = 2 * 1024 * 1024;
+
 if (requireRoot(test)) {
   const env = new TestEnv('apifuzz');
   let server: ApiServer;
   test.serial.before(async () => {
-    server = await ApiServer.start(env);
+    server = await ApiServer.start(env, [], { env: { TSLXC_API_MAX_UPLOAD: String(UPLOAD_LIMIT) } });
   });
   test.serial.after.always(async () => {
     await server?.stop();
@@ -157,9 +160,47 @@ if (requireRoot(test)) {
   test.serial('a JSON body over 1 MiB is 413 on every route with a body', async (t) => {
     const huge = JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) });
     for (const r of [...CORE.filter((c) => c.method !== 'DELETE' && c.method !== 'GET'), { method: 'POST', path: '/1.0/certificates' }]) {
-      const res = await server.request(r.method, r.path, huge);
-      t.is(res.status, 413, `${r.method} ${r.path}`);
+      for (const fresh of [false, true]) {
+        const res = await server.request(r.method, r.path, huge, {}, { fresh });
+        t.is(res.status, 413, `${r.method} ${r.path}${fresh ? ' (fresh connection)' : ''}`);
+      }
     }
+    await alive(t);
+  });
+
+  // The answer comes while the client is still writing: the server must read on before it closes,
+  // or a one-shot client sees EPIPE or ECONNRESET instead of the 413.
+  test.serial('a body of several MiB on a fresh connection each time: the client reads the 413', async (t) => {
+    for (const mib of [2, 3, 6]) {
+      const big = Buffer.alloc(mib * 1024 * 1024, 'x');
+      for (let i = 0; i < 5; i++) {
+        const res = await server.request('POST', '/1.0/certificates', big, { 'Content-Type': 'application/json' }, { fresh: true });
+        t.is(res.status, 413, `${mib} MiB, try ${i}`);
+      }
+    }
+    // Sent without a length, cut off at the limit as it streams in.
+    const chunked = await server.request('POST', '/1.0/certificates', Buffer.alloc(3 * 1024 * 1024, 'x'), { 'Transfer-Encoding': 'chunked' }, { fresh: true });
+    t.is(chunked.status, 413);
+    await alive(t);
+  });
+
+  test.serial('an image upload over its bound (TSLXC_API_MAX_UPLOAD): the client reads the 413', async (t) => {
+    const big = Buffer.alloc(UPLOAD_LIMIT + 6 * 1024 * 1024, 'x');
+    const declared = await server.request('POST', '/1.0/images', big, { 'Content-Type': 'application/octet-stream' }, { fresh: true });
+    t.is(declared.status, 413, declared.body);
+    const streamed = await server.request(
+      'POST',
+      '/1.0/images',
+      big,
+      { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' },
+      { fresh: true },
+    );
+    t.is(streamed.status, 413, streamed.body);
+    t.deepEqual(
+      fs.readdirSync(`${env.paths.stateDir}/images`).filter((n) => n.startsWith('.tmp-')),
+      [],
+      'nothing half-made stays in the store',
+    );
     await alive(t);
   });
 
