@@ -132,6 +132,7 @@ static void remove_run_files(void)
 {
   static const char *const files[] = { LAYOUT_INSTANCE_RUN_INIT_PID,
                                        LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET,
+                                       LAYOUT_INSTANCE_RUN_CONSOLE_CONTROL,
                                        LAYOUT_INSTANCE_RUN_EXEC_SOCKET,
                                        LAYOUT_INSTANCE_RUN_MONITOR_PID };
   for (size_t i = 0; i < N_ELEMENTS(files); i++)
@@ -260,6 +261,10 @@ struct console {
   int client;
   char pending[CONSOLE_BUF]; /* client input the pty did not take yet */
   size_t n_pending;
+  /* console.ctl: a console client's window size, as attach's --control-fd lines ("w ROWS COLS") */
+  int ctl_listen_fd;
+  struct pty_control ctl;
+  struct winsize size; /* the last one set (ws_row 0: none), given to the next boot's pty too */
 };
 
 static void console_open_log(struct console *c, bool truncate)
@@ -297,6 +302,8 @@ static void console_attach(struct console *c, int master)
   fcntl(master, F_SETFD, FD_CLOEXEC);
   c->master = master;
   c->slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (c->size.ws_row)
+    ioctl(master, TIOCSWINSZ, &c->size);
 }
 
 static void console_detach(struct console *c)
@@ -375,6 +382,34 @@ static void console_accept(struct console *c)
   }
   c->client = fd;
   debug("console client attached");
+}
+
+/* The newest control connection is the one that counts: a client that attaches after another
+ * detached (or vanished) must not find the size controls taken. */
+static void console_ctl_drop(struct console *c)
+{
+  if (c->ctl.fd >= 0)
+    close(c->ctl.fd);
+  c->ctl = (struct pty_control){ .fd = -1 };
+}
+
+static void console_ctl_accept(struct console *c)
+{
+  int fd = accept4(c->ctl_listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0)
+    return;
+  console_ctl_drop(c);
+  c->ctl.fd = fd;
+}
+
+/* A size sets the pty's (the kernel sends SIGWINCH to its foreground group); signals are not
+ * the console's to send (no pidfd). */
+static void console_ctl_read(struct console *c)
+{
+  if (!pty_control_read(&c->ctl, c->master, -1))
+    console_ctl_drop(c);
+  else if (c->master >= 0)
+    ioctl(c->master, TIOCGWINSZ, &c->size);
 }
 
 /* An unprivileged child cannot idmap a mount (only real root can, for a host filesystem) nor
@@ -537,20 +572,19 @@ static pid_t boot(struct console *con)
   return pid;
 }
 
-static int console_listen(void)
+static int console_listen(const char *name)
 {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     die_with_error("console socket");
   /* bind by a name relative to the run dir: its full path may not fit sun_path. */
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  xsnprintf(addr.sun_path, sizeof addr.sun_path,
-            "/proc/self/fd/%d/" LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, M.run_dir_fd);
-  unlinkat(M.run_dir_fd, LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET, 0);
+  xsnprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", M.run_dir_fd, name);
+  unlinkat(M.run_dir_fd, name, 0);
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
-    die_with_error("bind console.sock");
+    die_with_error("bind %s", name);
   if (listen(fd, 4) < 0)
-    die_with_error("listen on console.sock");
+    die_with_error("listen on %s", name);
   return fd;
 }
 
@@ -628,9 +662,12 @@ void run_monitor(struct start_opts *opts, int status_fd)
   if (sigfd < 0)
     die_with_error("signalfd");
 
-  static struct console con = { .master = -1, .slave = -1, .log_fd = -1, .client = -1 };
+  static struct console con = {
+    .master = -1, .slave = -1, .log_fd = -1, .client = -1, .ctl = { .fd = -1 }
+  };
   console_open_log(&con, false);
-  con.listen_fd = console_listen();
+  con.listen_fd = console_listen(LAYOUT_INSTANCE_RUN_CONSOLE_SOCKET);
+  con.ctl_listen_fd = console_listen(LAYOUT_INSTANCE_RUN_CONSOLE_CONTROL);
 
   pid_t init = boot(&con);
   long long exec_at = monotonic_ms();
@@ -649,13 +686,15 @@ void run_monitor(struct start_opts *opts, int status_fd)
       }
       timeout = (int)left;
     }
-    struct pollfd pfd[4] = {
+    struct pollfd pfd[6] = {
       { .fd = sigfd, .events = POLLIN },
       { .fd = con.master, .events = POLLIN | (con.n_pending ? POLLOUT : 0) },
       { .fd = con.listen_fd, .events = POLLIN },
       { .fd = con.client, .events = con.n_pending ? 0 : POLLIN },
+      { .fd = con.ctl_listen_fd, .events = POLLIN },
+      { .fd = con.ctl.fd, .events = POLLIN },
     };
-    if (poll(pfd, 4, timeout) < 0) {
+    if (poll(pfd, N_ELEMENTS(pfd), timeout) < 0) {
       if (errno == EINTR)
         continue;
       die_with_error("poll");
@@ -669,6 +708,11 @@ void run_monitor(struct start_opts *opts, int status_fd)
     if (con.client >= 0 && pfd[3].fd == con.client &&
         (pfd[3].revents & (POLLIN | POLLHUP | POLLERR)))
       console_from_client(&con);
+    if (pfd[4].revents & POLLIN)
+      console_ctl_accept(&con);
+    else if (con.ctl.fd >= 0 && pfd[5].fd == con.ctl.fd &&
+             (pfd[5].revents & (POLLIN | POLLHUP | POLLERR)))
+      console_ctl_read(&con);
     if (!(pfd[0].revents & POLLIN))
       continue;
 
@@ -716,6 +760,7 @@ void run_monitor(struct start_opts *opts, int status_fd)
         remove_cgroup_tree(opts->cgroups[i], 0);
       remove_run_files();
       console_drop_client(&con);
+      console_ctl_drop(&con);
       /* Still settling: the start failed (the caller reads console.log for why, and undoes
        * the start: no on-exit then). */
       if (M.status_fd >= 0) {

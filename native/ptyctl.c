@@ -53,7 +53,7 @@ static void apply_line(char *line, int master, int pidfd)
     struct winsize ws = { 0 };
     if (parse_dim(a, &ws.ws_row) && parse_dim(b, &ws.ws_col))
       ioctl(master, TIOCSWINSZ, &ws);
-  } else if (strcmp(verb, "s") == 0) {
+  } else if (strcmp(verb, "s") == 0 && pidfd >= 0) {
     unsigned long sig;
     if (parse_ulong(a, &sig) && sig > 0 && sig < (unsigned long)NSIG)
       sys_pidfd_send_signal(pidfd, (int)sig);

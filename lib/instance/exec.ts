@@ -155,5 +155,5 @@ export async function consoleInstance(ctx: Context, name: string, opts: { showLo
   const live = liveness(ctx.paths, name);
   if (!live.monitorAlive)
     throw new TslxcError(`Container "${name}" is not running`, undefined, `"tslxc console --show-log ${name}" shows its last console output`);
-  return runHelperInteractive(['console', '--socket', path.join(dir, RUN_FILES.consoleSocket)]);
+  return runHelperInteractive(['console', '--socket', path.join(dir, RUN_FILES.consoleSocket), '--control', path.join(dir, RUN_FILES.consoleControl)]);
 }

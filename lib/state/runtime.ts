@@ -50,7 +50,16 @@ export function liveness(p: Paths, name: string): Liveness {
 }
 
 /** The pid files and sockets a dead monitor left, and the record of its devices (the console log is kept for post-mortems). */
-export const CLEARED_RUN_FILES = [RUN_FILES.monitorPid, RUN_FILES.initPid, RUN_FILES.consoleSocket, 'devices.json', 'disks', 'nodes', 'nodes.json'];
+export const CLEARED_RUN_FILES = [
+  RUN_FILES.monitorPid,
+  RUN_FILES.initPid,
+  RUN_FILES.consoleSocket,
+  RUN_FILES.consoleControl,
+  'devices.json',
+  'disks',
+  'nodes',
+  'nodes.json',
+];
 
 export function clearRuntime(files: RuntimeFiles): void {
   for (const f of CLEARED_RUN_FILES) fs.rmSync(path.join(files.dir, f), { force: true });

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { RawData, WebSocket } from 'ws';
 import { ApiError, sync, type ApiRequest, type ApiResult, type Route, type RunningOperation } from '../types.js';
+import { controlLine } from './exec.js';
 import { instanceUrl, requireInstance, withContainerPaths } from './instances.js';
 import { body } from './rest.js';
 
@@ -11,7 +12,9 @@ import { body } from './rest.js';
  * console --show-log` prints), DELETE empties it, and POST attaches to the console itself over a
  * websocket operation ("0" both ways, "control" for the client's messages), relayed to the
  * monitor's console socket as `tslxc console` is. The monitor takes one client at a time; the
- * client detaches (ctrl+a q in `lxc console`) by closing its control websocket.
+ * client detaches (ctrl+a q in `lxc console`) by closing its control websocket. The window size
+ * (the POST's width and height, then the control's window-resize messages) goes to the monitor's
+ * console.ctl, which sets the console pty's.
  */
 
 /** Output queued on the websocket beyond this pauses the console socket: a slow client loses nothing, as with `tslxc console`. */
@@ -19,10 +22,15 @@ const HIGH_WATER = 1 << 20;
 /** What the monitor sends a second client before it hangs up (native/monitor.c console_accept). */
 const BUSY = 'console busy\n';
 
-async function consoleFiles(req: ApiRequest, name: string): Promise<{ dir: string; socket: string; logs: string[] }> {
+async function consoleFiles(req: ApiRequest, name: string): Promise<{ dir: string; socket: string; control: string; logs: string[] }> {
   const { containerRunDir, RUN_FILES } = await import('../../state/paths.js');
   const dir = containerRunDir(req.ctx.paths, name);
-  return { dir, socket: path.join(dir, RUN_FILES.consoleSocket), logs: [RUN_FILES.consoleLogOld, RUN_FILES.consoleLog].map((f) => path.join(dir, f)) };
+  return {
+    dir,
+    socket: path.join(dir, RUN_FILES.consoleSocket),
+    control: path.join(dir, RUN_FILES.consoleControl),
+    logs: [RUN_FILES.consoleLogOld, RUN_FILES.consoleLog].map((f) => path.join(dir, f)),
+  };
 }
 
 async function consoleLog(req: ApiRequest): Promise<ApiResult> {
@@ -61,25 +69,43 @@ async function attach(req: ApiRequest): Promise<ApiResult> {
   dimension(b, 'height');
   const { liveness } = await import('../../state/runtime.js');
   if (!liveness(req.ctx.paths, name).monitorAlive) throw new ApiError(400, 'Instance is not running');
-  const { socket } = await consoleFiles(req, name);
+  const files = await consoleFiles(req, name);
+  const size = b.width && b.height ? `w ${String(b.height)} ${String(b.width)}\n` : undefined;
   const op = req.operations.start({
     class: 'websocket',
     description: 'Showing console',
     resources: { instances: [instanceUrl(name)] },
     sockets: ['0', 'control'],
     required: ['0'],
-    run: (running) => relay(running, socket, name),
+    run: (running) => relay(running, files, name, size),
   });
   return { type: 'async', operation: op };
 }
 
+/**
+ * The monitor's console.ctl for this attach: "w ROWS COLS" lines, the first one (the POST's size)
+ * sent once it connects. A monitor started before it had one has none: sizes are dropped then.
+ */
+function sizeControl(file: string, first?: string): { send(line: string): void; close(): void } {
+  const conn = net.connect(file);
+  conn.on('error', () => conn.destroy());
+  if (first) conn.write(first);
+  return {
+    send: (line) => {
+      if (!conn.destroyed) conn.write(line);
+    },
+    close: () => conn.destroy(),
+  };
+}
+
 /** Until the client detaches (its control or data websocket closes), the console ends, or the operation is cancelled. */
-async function relay(op: RunningOperation, socketPath: string, name: string): Promise<void> {
-  const conn = net.connect(socketPath);
+async function relay(op: RunningOperation, files: { socket: string; control: string }, name: string, size?: string): Promise<void> {
+  const conn = net.connect(files.socket);
   await new Promise<void>((resolve, reject) => {
     conn.once('connect', resolve);
     conn.once('error', () => reject(new ApiError(400, `Cannot attach to the console of "${name}": it is not running`)));
   });
+  const sizes = sizeControl(files.control, size);
   const ws = op.sockets.get('0')!;
   let first = true;
   let busy = false;
@@ -113,9 +139,11 @@ async function relay(op: RunningOperation, socketPath: string, name: string): Pr
     });
     ws.on('close', end);
     ws.on('error', end);
-    // Window sizes are the client's business: the console's pty keeps the size init was given.
     const watchControl = (control: WebSocket): void => {
-      control.on('message', () => {});
+      control.on('message', (data: RawData) => {
+        const line = controlLine(String(data));
+        if (line?.startsWith('w ')) sizes.send(line);
+      });
       control.on('close', end);
       control.on('error', end);
       control.resume();
@@ -127,6 +155,7 @@ async function relay(op: RunningOperation, socketPath: string, name: string): Pr
     ws.resume();
   });
   conn.destroy();
+  sizes.close();
   for (const s of op.sockets.values()) if (s.readyState === s.OPEN || s.readyState === s.CONNECTING) s.close(1000);
   if (busy) throw new ApiError(409, `The console of "${name}" is in use by another client`);
 }
