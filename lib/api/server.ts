@@ -17,7 +17,7 @@ import { sendError, sendResult, sendThrown } from './envelope.js';
 import { Events } from './events.js';
 import { Operations } from './operations.js';
 import { Router } from './router.js';
-import { routes as moduleRoutes, extensions as moduleExtensions, housekeeping, HOUSEKEEPING_MS } from './routes/index.js';
+import { routes as moduleRoutes, extensions as moduleExtensions, atStart, housekeeping, HOUSEKEEPING_MS } from './routes/index.js';
 import { addressesFile, TrustCache } from './trust.js';
 import { restrictionOf } from './access.js';
 import { LabMemberCache } from '../lab/record.js';
@@ -244,6 +244,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     const choresTimer = setInterval(chores, HOUSEKEEPING_MS).unref();
     closers.push(() => clearInterval(choresTimer));
     setImmediate(chores);
+    setImmediate(() => void atStart(ctx).catch(stray));
     const router = new Router([...coreRoutes(core), ...moduleRoutes]);
     const trust = new TrustCache(ctx.paths);
     const labMembers = new LabMemberCache(ctx.paths);

@@ -20,6 +20,7 @@ import {
   type Image,
   type ImageSettings,
 } from './store.js';
+import { stopKeeping } from './kept-export.js';
 import type { ImageMetadata } from './metadata.js';
 import { validateMetadata } from './lxd.js';
 import { ensureUnpacked, isPacked } from './unpack.js';
@@ -130,6 +131,7 @@ export async function deleteImage(
   if (d.containers.length && !opts.deleteContainer) throw new TslxcError(`Cannot delete image ${label(img)}`, 'containers use it');
   for (const c of d.containers) await opts.deleteContainer!(c.name);
   const order = [...d.images].reverse().concat(img);
+  for (const i of order) await stopKeeping(p, i.fingerprint);
   await withImagesLock(p, async () => {
     const table = readAliases(p);
     for (const i of order) {

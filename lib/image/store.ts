@@ -10,6 +10,7 @@ import { validateAlias } from '../util/names.js';
 import { pidAlive } from '../util/proc.js';
 import { imagesDir, locksDir, type Paths } from '../state/paths.js';
 import { bumpGeneration, scope } from '../state/generations.js';
+import { keepExportLater } from './kept-export.js';
 import type { ImageMetadata } from './metadata.js';
 
 /**
@@ -97,6 +98,8 @@ export async function addImage(
         writeYamlAtomic(path.join(tmp, 'metadata.yaml'), metadata);
         fs.renameSync(tmp, dir);
         bumpGeneration(p, scope.image(fingerprint));
+        // A built image's export (what the API shows and sends), made ahead of the first ask.
+        if (!metadata.tslxc.original) keepExportLater(p, [fingerprint]);
       } catch (err) {
         fs.rmSync(tmp, { recursive: true, force: true });
         throw err;

@@ -154,3 +154,18 @@ function exiting(pid: number): boolean {
     return false;
   }
 }
+
+/** Whether any live process is still in the process group (a detached worker, or what it runs). */
+export function processGroupAlive(pgid: number): boolean {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') return true;
+    } catch {
+      /* gone */
+    }
+  }
+  return false;
+}

@@ -114,6 +114,9 @@ export class TestEnv {
     // dir pools copy spare roots in the background: stop those copies before the tree goes.
     const { dropAllSpares } = await import('../../lib/storage/spares.js');
     await dropAllSpares(this.paths).catch(() => {});
+    // So do built images' exports (lib/image/kept-export.ts).
+    const { stopKeeping } = await import('../../lib/image/kept-export.js');
+    await stopKeeping(this.paths).catch(() => {});
     const cg = await cgroupsOf(this.ctx);
     await cg.removePrefix().catch(() => {});
     // Storage pools a failed test left mounted (btrfs loop files) live under this root only:

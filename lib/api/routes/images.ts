@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Image } from '../../image/store.js';
+import type { Context } from '../../state/context.js';
 import { ApiError, sync, type ApiRequest, type Route } from '../types.js';
 import { aliasShape, aliasWritable, apiFingerprint, builtExport, imageShape, imageWritable, originalFile } from '../shapes/image.js';
 import {
@@ -209,18 +210,44 @@ async function deleteImage(req: ApiRequest, fp: string): Promise<void> {
   await del(req.ctx.paths, fp, { force: false, forgetInPools: (f) => forgetImageInPools(req.ctx.paths, f) });
 }
 
+/** The exports this server is making, by image: a second request waits for the first one's. */
+const exporting = new Map<string, Promise<unknown>>();
+
 /**
- * A built image's export, made the first time the API shows the image alone (as `lxc image
- * export`, `lxc image show` and `lxc launch` ask for it), so that the fingerprint shown is the
- * sha256 the client will check the download against. A list shows the tree digest until then:
- * both find the image.
+ * A built image's export, needed when the API shows the image alone (as `lxc image export`, `lxc
+ * image show` and `lxc launch` ask for it), so that the fingerprint shown is the sha256 the client
+ * will check the download against. Usually made ahead of time (lib/image/kept-export.ts): one
+ * still being made in the background is waited for, and only one missing is made here. A list
+ * shows the tree digest until then: both find the image.
  */
 async function withKeptExport(req: ApiRequest, img: Image): Promise<Image> {
-  if (!img.metadata.tslxc?.original && !builtExport(img)) {
+  if (img.metadata.tslxc?.original || builtExport(img)) return img;
+  const { awaitKeeper } = await import('../../image/kept-export.js');
+  await awaitKeeper(req.ctx.paths, img.fingerprint);
+  if (builtExport(img)) return img;
+  let making = exporting.get(img.fingerprint);
+  if (!making) {
     const { keepExport } = await import('../../image/lxd.js');
-    await asClientError(() => keepExport(req.ctx.paths, img));
+    making = keepExport(req.ctx.paths, img).finally(() => exporting.delete(img.fingerprint));
+    exporting.set(img.fingerprint, making);
   }
+  await asClientError(() => making);
   return img;
+}
+
+/**
+ * At the server's start: the built images without an export yet (stored before exports were made
+ * ahead, or whose background export was stopped) get one in the background.
+ */
+export async function keepMissingExports(ctx: Context): Promise<void> {
+  const { listImages } = await store();
+  const missing = listImages(ctx.paths).filter((i) => !i.metadata.tslxc?.original && !builtExport(i));
+  if (!missing.length) return;
+  const { keepExportLater } = await import('../../image/kept-export.js');
+  keepExportLater(
+    ctx.paths,
+    missing.map((i) => i.fingerprint),
+  );
 }
 
 /** An alias's target as the API shows it: the image's API fingerprint (a dangling one as it is). */

@@ -35,5 +35,10 @@ export async function housekeeping(ctx: Context): Promise<void> {
   await instances.sweepStopped(ctx);
 }
 
+/** What the server does once, after it started: exports of built images made ahead of their first ask. */
+export async function atStart(ctx: Context): Promise<void> {
+  await images.keepMissingExports(ctx);
+}
+
 /** A minute, as LXD's tasks; TSLXC_API_HOUSEKEEPING_MS shortens it (tests). */
 export const HOUSEKEEPING_MS = Number(process.env.TSLXC_API_HOUSEKEEPING_MS) > 0 ? Number(process.env.TSLXC_API_HOUSEKEEPING_MS) : 60_000;

@@ -1,0 +1,134 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { imagesDir, type Paths } from '../state/paths.js';
+import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
+
+/**
+ * A built image's kept export (lxd.ts keepExport: LXD's unified tarball, whose sha256 the API
+ * shows as the image's fingerprint) made ahead of time, so that the first `lxc image show`,
+ * `export` or `launch` through the API does not wait for it: in the background, at nice 19, after
+ * the image is stored (store.ts addImage) and for the images without one when `tslxc serve`
+ * starts. It waits TSLXC_KEEP_EXPORT_DELAY_MS first (10 s; tests: 0), so that it does not compete
+ * with the boot of a container just made from the image.
+ *
+ * Layout, in TSLXC_DIR/images/ (root only):
+ *   .keep-FINGERPRINT        the PID of the process making that image's export; gone when done
+ *   .keep-FINGERPRINT.hurry  someone waits for it: the delay is skipped, and the niceness dropped
+ * One process (kept-export-worker.ts) makes the exports it is given in turn. Whoever needs an
+ * export now waits for that process rather than making a second one; deleting an image stops it.
+ */
+
+// By a path from this module's dir that also holds from the CLI's bundles (dist/lib/full, ...),
+// which sit at the same depth: the worker runs as tsc compiled it.
+const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../image/kept-export-worker.js');
+const FP = /^[0-9a-f]{64}$/;
+
+export const keeperFile = (p: Paths, fp: string) => path.join(imagesDir(p), `.keep-${fp}`);
+export const hurryFile = (p: Paths, fp: string) => `${keeperFile(p, fp)}.hurry`;
+
+function delayMs(): string {
+  const ms = Number(process.env.TSLXC_KEEP_EXPORT_DELAY_MS ?? 10_000);
+  return String(Number.isFinite(ms) && ms >= 0 ? ms : 10_000);
+}
+
+/** The process making fp's export, if it still runs the worker for it (a recycled PID is not ours). */
+export function keeper(p: Paths, fp: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(keeperFile(p, fp), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!(pid > 0) || !pidAlive(pid)) return undefined;
+  const cmdline = commandLine(pid);
+  return cmdline?.includes(WORKER) && cmdline.includes(fp) ? pid : undefined;
+}
+
+/**
+ * Starts one background process making the exports of these images, but of those another process
+ * makes already. Never throws and never waits: an export made now is only a wait saved later.
+ */
+export function keepExportLater(p: Paths, fingerprints: string[]): void {
+  const claimed: Array<{ fp: string; fd: number }> = [];
+  try {
+    for (const fp of fingerprints) {
+      if (!FP.test(fp)) continue;
+      const file = keeperFile(p, fp);
+      let fd: number;
+      try {
+        fd = fs.openSync(file, 'wx', 0o600);
+      } catch {
+        if (keeper(p, fp)) continue; // being made
+        fs.rmSync(file, { force: true }); // left by a process that was killed: take over
+        fd = fs.openSync(file, 'wx', 0o600);
+      }
+      claimed.push({ fp, fd });
+    }
+    if (!claimed.length) return;
+    const child = spawn('nice', ['-n', '19', process.execPath, WORKER, JSON.stringify(p), delayMs(), ...claimed.map((c) => c.fp)], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    child.on('error', () => claimed.forEach((c) => fs.rmSync(keeperFile(p, c.fp), { force: true })));
+    child.unref();
+    for (const c of claimed) fs.writeSync(c.fd, `${child.pid ?? 0}\n`);
+  } catch {
+    for (const c of claimed) fs.rmSync(keeperFile(p, c.fp), { force: true });
+  } finally {
+    for (const c of claimed) fs.closeSync(c.fd);
+  }
+}
+
+/** If a background process is making fp's export: asks it to hurry and waits until it is done with it. */
+export async function awaitKeeper(p: Paths, fp: string): Promise<void> {
+  if (keeper(p, fp) === undefined) return;
+  try {
+    fs.writeFileSync(hurryFile(p, fp), '');
+  } catch {
+    /* the store is gone: so is the keeper's work */
+  }
+  while (keeper(p, fp) !== undefined) await new Promise((r) => setTimeout(r, 50));
+  fs.rmSync(hurryFile(p, fp), { force: true });
+}
+
+/**
+ * Stops the making of fp's export (its image is being deleted), or of every one: the process is
+ * killed (its group: the tar and compressor it runs too) and its temp dir removed. The other
+ * images it had still to do are given to a new one.
+ */
+export async function stopKeeping(p: Paths, fp?: string): Promise<void> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(imagesDir(p));
+  } catch {
+    return;
+  }
+  const fps = names.map((n) => /^\.keep-([0-9a-f]{64})$/.exec(n)?.[1]).filter((f): f is string => !!f);
+  const pids = new Map<number, string[]>();
+  for (const f of fps) {
+    const pid = keeper(p, f);
+    if (pid !== undefined) pids.set(pid, [...(pids.get(pid) ?? []), f]);
+  }
+  const killed: number[] = [];
+  const others: string[] = [];
+  for (const [pid, its] of pids) {
+    if (fp && !its.includes(fp)) continue;
+    try {
+      process.kill(-pid, 'SIGKILL');
+      killed.push(pid);
+    } catch {
+      /* ended meanwhile */
+    }
+    others.push(...its.filter((f) => f !== fp));
+  }
+  for (let i = 0; i < 200 && killed.some(processGroupAlive); i++) await new Promise((r) => setTimeout(r, 10));
+  for (const pid of killed)
+    for (const n of names) if (n.startsWith('.tmp-keep') && n.endsWith(`-${pid}`)) fs.rmSync(path.join(imagesDir(p), n), { recursive: true, force: true });
+  for (const f of fp ? [fp, ...others] : fps) {
+    fs.rmSync(keeperFile(p, f), { force: true });
+    fs.rmSync(hurryFile(p, f), { force: true });
+  }
+  if (fp && others.length) keepExportLater(p, others);
+}
