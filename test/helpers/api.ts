@@ -2,7 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { launcherPath, type TestEnv } from './env.js';
+import type { TestFn } from 'ava';
+import { routes } from '../../lib/api/routes/index.js';
+import { startServer, type RunningServer } from '../../lib/api/server.js';
+import type { Route } from '../../lib/api/types.js';
+import { launcherPath, TestEnv } from './env.js';
+import { teardownNetworks } from './network.js';
+import { leftoverHooks } from './suite.js';
 
 /**
  * `tslxc serve` for a test: the built launcher started in a TestEnv, the real `lxc` 5.0 client
@@ -167,4 +173,79 @@ export class ApiServer {
   get done(): Promise<number | null> {
     return this.exited;
   }
+}
+
+export interface ApiSuite {
+  env: TestEnv;
+  /** The running server (a test that restarts it puts the new one here, for the stop after). */
+  server: ApiServer;
+  /** An LXD_CONF dir of the `lxc` client for this server. */
+  conf: string;
+}
+
+export interface ApiSuiteOptions {
+  /** built (`tslxc image build NAME`) before the server starts */
+  images?: string[];
+  /** containers made from the first image before the server starts: running, unless `stopped` */
+  containers?: Array<{ name: string; stopped?: boolean }>;
+  /** `tslxc serve`'s arguments, and environment on top of the TestEnv's */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Runs once the server is up, before the tests. */
+  ready?(suite: ApiSuite): Promise<void>;
+  /** The tests may make networks (a fuzzed body, a client's create): containers and bridges go after. */
+  networks?: boolean;
+  /** false: no server before the tests (each starts its own); `server` and `conf` stay unset */
+  serve?: boolean;
+}
+
+/**
+ * The set-up an API test file shares: a TestEnv with its images built and containers made, `tslxc
+ * serve` started on it with a client config dir, and after the tests the server stopped, the
+ * installation removed and the host checked for leftovers (leftoverHooks).
+ */
+export function apiSuite(test: TestFn, label: string, opts: ApiSuiteOptions = {}): ApiSuite {
+  const suite = { env: new TestEnv(label) } as ApiSuite;
+  const env = suite.env;
+  test.serial.before(async () => {
+    for (const image of opts.images ?? []) {
+      const r = env.cli(['image', 'build', image]);
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+    for (const c of opts.containers ?? []) {
+      const r = env.cli([c.stopped ? 'create' : 'launch', opts.images![0]!, c.name]);
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+    if (opts.serve === false) return;
+    suite.server = await ApiServer.start(env, opts.args, { env: opts.env });
+    suite.conf = suite.server.lxcConf();
+    await opts.ready?.(suite);
+  });
+  test.serial.after.always('stop the server', async () => {
+    await suite.server?.stop();
+    if (!opts.networks) return;
+    await env.deleteContainers();
+    await teardownNetworks(env);
+  });
+  leftoverHooks(test, env);
+  return suite;
+}
+
+/**
+ * The server in this process (lib/api/server.ts startServer, HTTPS on a free port) with a test's
+ * own route added to the modules' for the file's tests; after them, the route taken out and the
+ * installation removed.
+ */
+export function inProcessSuite(test: TestFn, label: string, stub: Route): { env: TestEnv; server: RunningServer } {
+  const suite = { env: new TestEnv(label) } as { env: TestEnv; server: RunningServer };
+  test.serial.before(async () => {
+    routes.push(stub);
+    suite.server = await startServer(suite.env.ctx, { listen: ['127.0.0.1:0'] });
+  });
+  test.serial.after.always(async () => {
+    await suite.server?.close();
+    routes.splice(routes.indexOf(stub), 1);
+    await suite.env.cleanup();
+  });
+  return suite;
 }

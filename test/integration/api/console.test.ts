@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import test from 'ava';
 import { WebSocket } from 'ws';
-import { launcherPath, requireRoot, TestEnv } from '../../helpers/env.js';
-import { ApiServer } from '../../helpers/api.js';
-import { leftoverHooks } from '../../helpers/suite.js';
+import { launcherPath, requireRoot } from '../../helpers/env.js';
+import { apiSuite } from '../../helpers/api.js';
 
 /**
  * The `console` extension with the real `lxc` 5.0 client: `lxc console C` attaches to the
@@ -12,26 +11,15 @@ import { leftoverHooks } from '../../helpers/suite.js';
  * console's pty; refusals for a stopped instance and a VGA console.
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apicon');
-  let server: ApiServer;
-  let conf: string;
-  test.before(async () => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    server = await ApiServer.start(env);
-    conf = server.lxcConf();
-  });
-  test.serial.after.always('stop the server', async () => {
-    await server?.stop();
-  });
-  leftoverHooks(test, env);
+  const suite = apiSuite(test, 'apicon', { images: ['busybox'] });
+  const env = suite.env;
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   /** `lxc console NAME` on a terminal of its own (script(1): the client makes it raw), fed `type`. */
   async function lxcConsole(name: string, type: (write: (s: string) => Promise<void>, output: () => string) => Promise<void>, command = `lxc console ${name}`) {
     const child = spawn('script', ['-qfec', command, '/dev/null'], {
-      env: { ...env.env, LXD_DIR: env.paths.stateDir, LXD_CONF: conf, LXD_SOCKET: '', HOME: env.root },
+      env: { ...env.env, LXD_DIR: env.paths.stateDir, LXD_CONF: suite.conf, LXD_SOCKET: '', HOME: env.root },
     });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -59,7 +47,7 @@ if (requireRoot(test)) {
   };
 
   test.serial('lxc console: attach, type, read, detach with ctrl+a q; again; --show-log', async (t) => {
-    t.true(((await server.request('GET', '/1.0')).json!.metadata.api_extensions as string[]).includes('console'));
+    t.true(((await suite.server.request('GET', '/1.0')).json!.metadata.api_extensions as string[]).includes('console'));
     env.ok(t, ['launch', 'busybox', 'k1']);
     for (const n of [6, 7]) {
       const r = await lxcConsole('k1', async (write, output) => {
@@ -73,29 +61,32 @@ if (requireRoot(test)) {
       });
       t.is(r.code, 0, r.out);
     }
-    const log = await server.lxc(['console', 'k1', '--show-log'], { conf });
+    const log = await suite.server.lxc(['console', 'k1', '--show-log'], { conf: suite.conf });
     t.is(log.code, 0, log.stderr);
     t.regex(log.stdout, /hi-42[\s\S]*hi-49/);
     t.regex(env.ok(t, ['console', '--show-log', 'k1']), /hi-49/);
     // Every console operation ended with its detach.
-    const ops = (await server.request('GET', '/1.0/operations?recursion=1')).json!.metadata as Record<string, Array<{ status: string; description: string }>>;
+    const ops = (await suite.server.request('GET', '/1.0/operations?recursion=1')).json!.metadata as Record<
+      string,
+      Array<{ status: string; description: string }>
+    >;
     t.deepEqual(
       Object.values(ops ?? {})
         .flat()
         .filter((o) => o.description === 'Showing console' && o.status === 'Running'),
       [],
     );
-    t.is((await server.request('DELETE', '/1.0/instances/k1/console')).status, 200);
+    t.is((await suite.server.request('DELETE', '/1.0/instances/k1/console')).status, 200);
     t.notRegex(env.ok(t, ['console', '--show-log', 'k1']), /hi-4/, 'DELETE emptied the log');
     env.ok(t, ['delete', '--force', 'k1']);
   });
 
   test.serial('console window size: the POST gives the first, window-resize the next ones', async (t) => {
     env.ok(t, ['launch', 'busybox', 'k3']);
-    const post = await server.request('POST', '/1.0/instances/k3/console', { width: 100, height: 30, type: 'console' });
+    const post = await suite.server.request('POST', '/1.0/instances/k3/console', { width: 100, height: 30, type: 'console' });
     t.is(post.status, 202, post.body);
     const op = post.json!.metadata as { id: string; metadata: { fds: Record<string, string> } };
-    const url = (fd: string) => `ws+unix://${server.socket}:/1.0/operations/${op.id}/websocket?secret=${op.metadata.fds[fd]}`;
+    const url = (fd: string) => `ws+unix://${suite.server.socket}:/1.0/operations/${op.id}/websocket?secret=${op.metadata.fds[fd]}`;
     const data = new WebSocket(url('0'));
     const control = new WebSocket(url('control'));
     let out = '';
@@ -145,16 +136,16 @@ if (requireRoot(test)) {
 
   test.serial('refused: a stopped instance, a VGA console, a missing instance', async (t) => {
     env.ok(t, ['create', 'busybox', 'k2']);
-    const stopped = await server.request('POST', '/1.0/instances/k2/console', { width: 80, height: 24, type: 'console' });
+    const stopped = await suite.server.request('POST', '/1.0/instances/k2/console', { width: 80, height: 24, type: 'console' });
     t.is(stopped.status, 400);
     t.regex(String(stopped.json!.error), /not running/);
     const r = await lxcConsole('k2', async () => {});
     t.not(r.code, 0);
     t.regex(r.out, /not running/);
     env.ok(t, ['start', 'k2']);
-    t.is((await server.request('POST', '/1.0/instances/k2/console', { type: 'vga' })).status, 400);
-    t.is((await server.request('POST', '/1.0/instances/k2/console', { width: 'x' })).status, 400);
-    t.is((await server.request('POST', '/1.0/instances/nope/console', {})).status, 404);
+    t.is((await suite.server.request('POST', '/1.0/instances/k2/console', { type: 'vga' })).status, 400);
+    t.is((await suite.server.request('POST', '/1.0/instances/k2/console', { width: 'x' })).status, 400);
+    t.is((await suite.server.request('POST', '/1.0/instances/nope/console', {})).status, 404);
     env.ok(t, ['delete', '--force', 'k2']);
   });
 }

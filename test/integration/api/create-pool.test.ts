@@ -1,8 +1,7 @@
 import path from 'node:path';
 import test from 'ava';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { ApiServer, apiSuite } from '../../helpers/api.js';
 import { readRecord } from '../../../lib/storage/record.js';
 import { containerDir } from '../../../lib/state/paths.js';
 import { listSpares, preparing } from '../../../lib/storage/spares.js';
@@ -14,12 +13,7 @@ import { listSpares, preparing } from '../../../lib/storage/spares.js';
  */
 
 if (requireRoot(test)) {
-  const env = new TestEnv('apipool');
-  test.before(() => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-  });
-  leftoverHooks(test, env);
+  const { env } = apiSuite(test, 'apipool', { images: ['busybox'], serve: false });
 
   test.serial('lxc launch -s POOL makes the root on POOL, from its spare', async (t) => {
     env.ok(t, ['storage', 'create', 'other', 'dir']);

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import test from 'ava';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { ApiServer, apiSuite } from '../../helpers/api.js';
 
 /**
  * The helper serve keeps ready for the next exec (native/spare.c, lib/api/routes/exec.ts): execs
@@ -36,12 +35,7 @@ async function gone(pid: number, ms: number): Promise<boolean> {
 }
 
 if (requireRoot(test)) {
-  const env = new TestEnv('apispare');
-  test.before(() => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-  });
-  leftoverHooks(test, env);
+  const { env } = apiSuite(test, 'apispare', { images: ['busybox'], serve: false });
 
   test.serial('execs through the spare: streams, exit codes, a pty; it goes with the server', async (t) => {
     env.ok(t, ['launch', 'busybox', 's1']);

@@ -4,10 +4,8 @@ import net from 'node:net';
 import test from 'ava';
 import { WebSocket } from 'ws';
 import { routes } from '../../../lib/api/routes/index.js';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer } from '../../helpers/api.js';
-import { teardownNetworks } from '../../helpers/network.js';
+import { requireRoot } from '../../helpers/env.js';
+import { apiSuite } from '../../helpers/api.js';
 
 /**
  * Fuzz of `tslxc serve` (the built launcher): every route that takes a body gets malformed JSON,
@@ -117,21 +115,12 @@ function bodies(rand: () => number): Array<string | Buffer> {
 const UPLOAD_LIMIT = 2 * 1024 * 1024;
 
 if (requireRoot(test)) {
-  const env = new TestEnv('apifuzz');
-  let server: ApiServer;
-  test.serial.before(async () => {
-    server = await ApiServer.start(env, [], { env: { TSLXC_API_MAX_UPLOAD: String(UPLOAD_LIMIT) } });
-  });
-  test.serial.after.always(async () => {
-    await server?.stop();
-    // A fuzzed body that happened to be a valid network would have made a real bridge.
-    await env.deleteContainers();
-    await teardownNetworks(env);
-  });
-  leftoverHooks(test, env);
+  // A fuzzed body that happened to be a valid network would have made a real bridge.
+  const suite = apiSuite(test, 'apifuzz', { env: { TSLXC_API_MAX_UPLOAD: String(UPLOAD_LIMIT) }, networks: true });
+  const env = suite.env;
 
   const alive = async (t: { is: (a: unknown, b: unknown, m?: string) => void }) => {
-    t.is((await server.request('GET', '/1.0')).status, 200, 'the server still answers');
+    t.is((await suite.server.request('GET', '/1.0')).status, 200, 'the server still answers');
   };
 
   test.serial('every route with a body: malformed, wrong types, deep nesting: never 5xx', async (t) => {
@@ -145,7 +134,7 @@ if (requireRoot(test)) {
         const query = r.path.endsWith('/wait') ? '?timeout=0' : '';
         let status: number;
         try {
-          status = (await server.request(r.method, p + query, body, { 'Content-Type': 'application/json' })).status;
+          status = (await suite.server.request(r.method, p + query, body, { 'Content-Type': 'application/json' })).status;
         } catch (err) {
           failures.push(`${r.method} ${p}: ${(err as Error).message}`);
           continue;
@@ -161,7 +150,7 @@ if (requireRoot(test)) {
     const huge = JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) });
     for (const r of [...CORE.filter((c) => c.method !== 'DELETE' && c.method !== 'GET'), { method: 'POST', path: '/1.0/certificates' }]) {
       for (const fresh of [false, true]) {
-        const res = await server.request(r.method, r.path, huge, {}, { fresh });
+        const res = await suite.server.request(r.method, r.path, huge, {}, { fresh });
         t.is(res.status, 413, `${r.method} ${r.path}${fresh ? ' (fresh connection)' : ''}`);
       }
     }
@@ -174,21 +163,27 @@ if (requireRoot(test)) {
     for (const mib of [2, 3, 6]) {
       const big = Buffer.alloc(mib * 1024 * 1024, 'x');
       for (let i = 0; i < 5; i++) {
-        const res = await server.request('POST', '/1.0/certificates', big, { 'Content-Type': 'application/json' }, { fresh: true });
+        const res = await suite.server.request('POST', '/1.0/certificates', big, { 'Content-Type': 'application/json' }, { fresh: true });
         t.is(res.status, 413, `${mib} MiB, try ${i}`);
       }
     }
     // Sent without a length, cut off at the limit as it streams in.
-    const chunked = await server.request('POST', '/1.0/certificates', Buffer.alloc(3 * 1024 * 1024, 'x'), { 'Transfer-Encoding': 'chunked' }, { fresh: true });
+    const chunked = await suite.server.request(
+      'POST',
+      '/1.0/certificates',
+      Buffer.alloc(3 * 1024 * 1024, 'x'),
+      { 'Transfer-Encoding': 'chunked' },
+      { fresh: true },
+    );
     t.is(chunked.status, 413);
     await alive(t);
   });
 
   test.serial('an image upload over its bound (TSLXC_API_MAX_UPLOAD): the client reads the 413', async (t) => {
     const big = Buffer.alloc(UPLOAD_LIMIT + 6 * 1024 * 1024, 'x');
-    const declared = await server.request('POST', '/1.0/images', big, { 'Content-Type': 'application/octet-stream' }, { fresh: true });
+    const declared = await suite.server.request('POST', '/1.0/images', big, { 'Content-Type': 'application/octet-stream' }, { fresh: true });
     t.is(declared.status, 413, declared.body);
-    const streamed = await server.request(
+    const streamed = await suite.server.request(
       'POST',
       '/1.0/images',
       big,
@@ -207,7 +202,7 @@ if (requireRoot(test)) {
   /** Raw bytes on a new connection to the socket; resolves with what came back when it closed. */
   const raw = (data: Buffer | string, opts: { waitMs?: number } = {}) =>
     new Promise<string>((resolve) => {
-      const s = net.connect(server.socket);
+      const s = net.connect(suite.server.socket);
       let got = '';
       const timer = setTimeout(() => s.destroy(), opts.waitMs ?? 5000);
       s.on('data', (d) => (got += d.toString('latin1')));
@@ -244,7 +239,7 @@ if (requireRoot(test)) {
     t.regex(await raw(upgradeHead('/1.0/events?type=bogus')), /^HTTP\/1\.1 400/);
     t.regex(await raw(upgradeHead('/1.0/nothing')), /^HTTP\/1\.1 404/);
     t.regex(await raw('GARBAGE / HTTP/9\r\n\r\n'), /^HTTP\/1\.1 400/);
-    t.is((await server.request('GET', '/1.0/events')).status, 400);
+    t.is((await suite.server.request('GET', '/1.0/events')).status, 400);
     await alive(t);
   });
 
@@ -254,7 +249,7 @@ if (requireRoot(test)) {
         { length: 50 },
         () =>
           new Promise<WebSocket>((resolve, reject) => {
-            const ws = new WebSocket(`ws+unix://${server.socket}:/1.0/events?type=lifecycle`);
+            const ws = new WebSocket(`ws+unix://${suite.server.socket}:/1.0/events?type=lifecycle`);
             ws.once('open', () => resolve(ws));
             ws.once('error', reject);
           }),
@@ -287,7 +282,7 @@ if (requireRoot(test)) {
       crt,
     ]);
     t.is(made.status, 0);
-    const add = await server.request('POST', '/1.0/certificates', { name: 'ev', type: 'client', certificate: fs.readFileSync(crt, 'utf8') });
+    const add = await suite.server.request('POST', '/1.0/certificates', { name: 'ev', type: 'client', certificate: fs.readFileSync(crt, 'utf8') });
     t.is(add.status, 201, add.body);
     t.deepEqual(new Set(await Promise.all(received)), new Set(['certificate-created']));
     for (const ws of listeners) ws.terminate();

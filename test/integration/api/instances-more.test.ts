@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer, type Json, type Reply } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { ApiServer, apiSuite, type Json, type Reply } from '../../helpers/api.js';
 import { lockHeld } from '../../../lib/util/lock.js';
 import { locksDir } from '../../../lib/state/paths.js';
 
@@ -14,34 +13,22 @@ import { locksDir } from '../../../lib/state/paths.js';
  * lock, and exec's recorded output with the instance's log files.
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apimore');
+  const suite = apiSuite(test, 'apimore', { images: ['busybox'] });
+  const env = suite.env;
   // The server's housekeeping (expired snapshots, ephemeral instances that stopped by themselves)
   // runs each half second here instead of each minute.
   env.env.TSLXC_API_HOUSEKEEPING_MS = '500';
-  let server: ApiServer;
-  let conf: string;
-
-  test.before(async () => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    server = await ApiServer.start(env);
-    conf = server.lxcConf();
-  });
-  test.serial.after.always('stop the server', async () => {
-    await server?.stop();
-  });
-  leftoverHooks(test, env);
 
   type T = Parameters<typeof env.ok>[0];
   const lxc = async (t: T, args: string[]) => {
-    const r = await server.lxc(args, { conf });
+    const r = await suite.server.lxc(args, { conf: suite.conf });
     t.is(r.code, 0, `lxc ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
   const waited = async (method: string, p: string, body?: unknown, headers?: Record<string, string>): Promise<{ reply: Reply; op: Json }> => {
-    const reply = await server.request(method, p, body, headers);
+    const reply = await suite.server.request(method, p, body, headers);
     if (reply.status !== 202) return { reply, op: undefined };
-    const w = await server.request('GET', `${reply.json!.operation}/wait?timeout=60`);
+    const w = await suite.server.request('GET', `${reply.json!.operation}/wait?timeout=60`);
     return { reply, op: w.json!.metadata };
   };
   const listed = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name);
@@ -57,7 +44,7 @@ if (requireRoot(test)) {
   test.serial('description: create, PUT, PATCH; config show and lxc config show', async (t) => {
     const { op } = await waited('POST', '/1.0/instances', { name: 'd1', description: 'first', source: { type: 'image', alias: 'busybox' } });
     t.is(op.status_code, 200, op.err);
-    const got = await server.request('GET', '/1.0/instances/d1');
+    const got = await suite.server.request('GET', '/1.0/instances/d1');
     t.is(got.json!.metadata.description, 'first');
     t.is(got.json!.metadata.ephemeral, false);
     t.regex(env.ok(t, ['config', 'show', 'd1']), /^description: first$/m);
@@ -66,30 +53,30 @@ if (requireRoot(test)) {
     t.is(listed('d1').description, 'second', "the CLI's JSON is the API's");
     const patch = await waited('PATCH', '/1.0/instances/d1', { config: { 'user.k': 'v' } });
     t.is(patch.op.status_code, 200, patch.op.err);
-    t.is((await server.request('GET', '/1.0/instances/d1')).json!.metadata.description, 'second', 'a PATCH without it keeps it');
-    t.not((await server.request('GET', '/1.0/instances/d1')).headers.etag, got.headers.etag);
+    t.is((await suite.server.request('GET', '/1.0/instances/d1')).json!.metadata.description, 'second', 'a PATCH without it keeps it');
+    t.not((await suite.server.request('GET', '/1.0/instances/d1')).headers.etag, got.headers.etag);
     t.regex(await lxc(t, ['config', 'show', 'd1']), /^description: second$/m);
-    const bad = await server.request('PATCH', '/1.0/instances/d1', { description: 7 });
+    const bad = await suite.server.request('PATCH', '/1.0/instances/d1', { description: 7 });
     t.is(bad.status, 400);
   });
 
   test.serial('source "none": lxc init --empty makes an instance with an empty root', async (t) => {
     await lxc(t, ['init', '--empty', 'n1']);
-    const i = (await server.request('GET', '/1.0/instances/n1')).json!.metadata;
+    const i = (await suite.server.request('GET', '/1.0/instances/n1')).json!.metadata;
     t.is(i.status, 'Stopped');
     t.is(i.config['volatile.base_image'], undefined);
-    const root = await server.request('GET', '/1.0/instances/n1/files?path=/');
+    const root = await suite.server.request('GET', '/1.0/instances/n1/files?path=/');
     t.is(root.status, 200, root.body);
     t.deepEqual(root.json!.metadata, [], 'an empty root');
     await lxc(t, ['delete', 'n1']);
     t.falsy(listed('n1'));
-    const remote = await server.request('POST', '/1.0/instances', {
+    const remote = await suite.server.request('POST', '/1.0/instances', {
       name: 'm1',
       source: { type: 'migration', mode: 'pull', operation: 'https://x/1.0/operations/y' },
     });
     t.is(remote.status, 400);
     t.regex(remote.json!.error!, /not supported/);
-    const img = await server.request('POST', '/1.0/instances', { name: 'm1', source: { type: 'image', alias: 'x', server: 'https://images.example' } });
+    const img = await suite.server.request('POST', '/1.0/instances', { name: 'm1', source: { type: 'image', alias: 'x', server: 'https://images.example' } });
     t.is(img.status, 400);
   });
 
@@ -113,8 +100,8 @@ if (requireRoot(test)) {
     t.is(c3.config['user.v'], 'two');
     t.is(c3.config['user.w'], 'x');
     t.is(c3.description, 'a copy');
-    t.deepEqual((await server.request('GET', '/1.0/instances/c3/snapshots')).json!.metadata, [], 'instance_only: no snapshots');
-    t.is((await server.request('POST', '/1.0/instances', { name: 'c4', source: { type: 'copy', source: 'nope' } })).status, 404);
+    t.deepEqual((await suite.server.request('GET', '/1.0/instances/c3/snapshots')).json!.metadata, [], 'instance_only: no snapshots');
+    t.is((await suite.server.request('POST', '/1.0/instances', { name: 'c4', source: { type: 'copy', source: 'nope' } })).status, 404);
     for (const n of ['c1', 'c2', 'c3']) env.ok(t, ['delete', n]);
   });
 
@@ -140,7 +127,7 @@ if (requireRoot(test)) {
     const { op } = await waited('PATCH', '/1.0/instances/d1', { ephemeral: true });
     t.is(op.status_code, 200, op.err);
     t.regex(env.ok(t, ['config', 'show', 'd1']), /^ephemeral: true$/m);
-    const got = (await server.request('GET', '/1.0/instances/d1')).json!.metadata;
+    const got = (await suite.server.request('GET', '/1.0/instances/d1')).json!.metadata;
     t.is(got.ephemeral, true);
     t.is((await waited('PUT', '/1.0/instances/d1', { ...got, ephemeral: false })).op.status_code, 200);
     t.is(listed('d1').ephemeral, false);
@@ -160,8 +147,8 @@ if (requireRoot(test)) {
     const stop = await waited('PUT', '/1.0/instances', { state: { action: 'stop', force: true } });
     t.is(stop.op.status_code, 200, stop.op.err);
     for (const n of ['b1', 'b2', 'd1']) t.is(listed(n).status, 'Stopped', n);
-    t.is((await server.request('PUT', '/1.0/instances', { state: { action: 'explode' } })).status, 400);
-    t.is((await server.request('PUT', '/1.0/instances', { state: 'start' })).status, 400);
+    t.is((await suite.server.request('PUT', '/1.0/instances', { state: { action: 'explode' } })).status, 400);
+    t.is((await suite.server.request('PUT', '/1.0/instances', { state: 'start' })).status, 400);
     // The 5.0 client's --all goes through it when the server lists the extension.
     await lxc(t, ['start', '--all']);
     t.is(listed('b2').status, 'Running');
@@ -175,29 +162,29 @@ if (requireRoot(test)) {
     // From the instance's snapshots.expiry unless the request says.
     await lxc(t, ['config', 'set', 'd1', 'snapshots.expiry', '2d']);
     await lxc(t, ['snapshot', 'd1', 'x1']);
-    const x1 = (await server.request('GET', '/1.0/instances/d1/snapshots/x1')).json!.metadata;
+    const x1 = (await suite.server.request('GET', '/1.0/instances/d1/snapshots/x1')).json!.metadata;
     const days = (Date.parse(x1.expires_at) - Date.now()) / 86_400_000;
     t.true(days > 1.9 && days <= 2, x1.expires_at);
     await lxc(t, ['snapshot', 'd1', 'x2', '--no-expiry']);
-    t.is((await server.request('GET', '/1.0/instances/d1/snapshots/x2')).json!.metadata.expires_at, '0001-01-01T00:00:00Z');
-    const bad = await server.lxc(['config', 'set', 'd1', 'snapshots.expiry', 'soon'], { conf });
+    t.is((await suite.server.request('GET', '/1.0/instances/d1/snapshots/x2')).json!.metadata.expires_at, '0001-01-01T00:00:00Z');
+    const bad = await suite.server.lxc(['config', 'set', 'd1', 'snapshots.expiry', 'soon'], { conf: suite.conf });
     t.not(bad.code, 0);
     t.regex(bad.stderr, /snapshots\.expiry/);
     // PUT with If-Match sets it; a PATCH without it changes nothing.
-    const got = await server.request('GET', '/1.0/instances/d1/snapshots/x2');
+    const got = await suite.server.request('GET', '/1.0/instances/d1/snapshots/x2');
     const soon = new Date(Date.now() + 1500).toISOString();
-    const stale = await server.request('PUT', '/1.0/instances/d1/snapshots/x2', { expires_at: soon }, { 'If-Match': 'nope' });
+    const stale = await suite.server.request('PUT', '/1.0/instances/d1/snapshots/x2', { expires_at: soon }, { 'If-Match': 'nope' });
     t.is(stale.status, 412);
     const put = await waited('PUT', '/1.0/instances/d1/snapshots/x2', { expires_at: soon }, { 'If-Match': String(got.headers.etag) });
     t.is(put.op.status_code, 200, put.op.err);
-    t.is(Date.parse((await server.request('GET', '/1.0/instances/d1/snapshots/x2')).json!.metadata.expires_at), Date.parse(soon));
-    t.is((await server.request('PATCH', '/1.0/instances/d1/snapshots/x2', {})).status, 200);
+    t.is(Date.parse((await suite.server.request('GET', '/1.0/instances/d1/snapshots/x2')).json!.metadata.expires_at), Date.parse(soon));
+    t.is((await suite.server.request('PATCH', '/1.0/instances/d1/snapshots/x2', {})).status, 200);
     t.regex(await lxc(t, ['info', 'd1']), /x1 .*\| +\d{4}\/\d\d\/\d\d/, 'lxc info shows the expiry');
-    t.is((await server.request('PUT', '/1.0/instances/d1/snapshots/x2', { expires_at: 'tomorrow' })).status, 400);
+    t.is((await suite.server.request('PUT', '/1.0/instances/d1/snapshots/x2', { expires_at: 'tomorrow' })).status, 400);
     // The server's housekeeping deletes it once it expired.
-    t.true(await until(async () => (await server.request('GET', '/1.0/instances/d1/snapshots/x2')).status === 404), 'pruned by the server');
+    t.true(await until(async () => (await suite.server.request('GET', '/1.0/instances/d1/snapshots/x2')).status === 404), 'pruned by the server');
     // Creation with a time in the past, then the CLI's snapshot commands prune it themselves.
-    await server.stop();
+    await suite.server.stop();
     const created = env.ok(t, ['snapshot', 'create', 'd1', 'x3', '--expiry', '1M']);
     t.regex(created, /x3 created/);
     t.regex(env.ok(t, ['snapshot', 'list', 'd1', '--format', 'csv']), /x3,.*,20\d\d-/);
@@ -208,7 +195,7 @@ if (requireRoot(test)) {
     t.regex(list.stderr, /d1\/x3 expired: deleted/);
     t.notRegex(list.stdout, /x3/);
     t.not(env.cli(['snapshot', 'create', 'd1', 'x4', '--expiry', 'later']).code, 0);
-    server = await ApiServer.start(env);
+    suite.server = await ApiServer.start(env);
     env.ok(t, ['config', 'unset', 'd1', 'snapshots.expiry']);
     for (const s of ['x1', 'x2']) env.cli(['snapshot', 'delete', 'd1', s]);
   });
@@ -224,11 +211,11 @@ if (requireRoot(test)) {
     env.ok(t, ['config', 'set', 'd1', 'user.v', 'later']);
     // A start and a delete while the restore holds the lock wait for it: none of them can slip in
     // between its stop and its start.
-    const reply = await server.request('PUT', '/1.0/instances/d1', { restore: 'r0' });
+    const reply = await suite.server.request('PUT', '/1.0/instances/d1', { restore: 'r0' });
     t.is(reply.status, 202);
     t.true(await until(() => lockHeld(locksDir(env.paths), 'ct-d1'), 10_000), 'the restore holds the lock');
     const racers = [env.cliAsync(['start', 'd1']), env.cliAsync(['snapshot', 'restore', 'd1', 'r0']), env.cliAsync(['delete', 'd1'])];
-    const op = (await server.request('GET', `${reply.json!.operation}/wait?timeout=60`)).json!.metadata;
+    const op = (await suite.server.request('GET', `${reply.json!.operation}/wait?timeout=60`)).json!.metadata;
     t.is(op.status_code, 200, op.err);
     const [start, restore, del0] = await Promise.all(racers);
     t.not(del0.code, 0, 'a delete without --force waits, then finds it running');
@@ -237,7 +224,7 @@ if (requireRoot(test)) {
     t.is(restore.code, 0, `the CLI restores a running instance too: ${restore.stderr}`);
     t.is(listed('d1').status, 'Running');
     t.is(listed('d1').config['user.v'], 'snap');
-    const del = await server.request('DELETE', '/1.0/instances/d1');
+    const del = await suite.server.request('DELETE', '/1.0/instances/d1');
     t.is(del.status, 400, 'a running instance is not deleted');
   });
 
@@ -255,22 +242,22 @@ if (requireRoot(test)) {
     const out = op.metadata.output;
     t.deepEqual(Object.keys(out).sort(), ['1', '2']);
     t.regex(out['1'], /^\/1\.0\/instances\/d1\/logs\/exec_[0-9a-f-]+\.stdout$/);
-    t.is((await server.request('GET', out['1'])).body, 'out\n');
-    t.is((await server.request('GET', out['2'])).body, 'err\n');
-    const logs = (await server.request('GET', '/1.0/instances/d1/logs')).json!.metadata;
+    t.is((await suite.server.request('GET', out['1'])).body, 'out\n');
+    t.is((await suite.server.request('GET', out['2'])).body, 'err\n');
+    const logs = (await suite.server.request('GET', '/1.0/instances/d1/logs')).json!.metadata;
     t.true(logs.includes(out['1']) && logs.includes(out['2']), JSON.stringify(logs));
-    t.is((await server.request('DELETE', out['1'])).status, 200);
-    t.is((await server.request('GET', out['1'])).status, 404);
-    t.is((await server.request('GET', '/1.0/instances/d1/logs/..%2Fconfig.yaml')).status, 404);
-    t.is((await server.request('GET', '/1.0/instances/d1/logs/lxc.log')).status, 404);
-    const ext = (await server.request('GET', '/1.0')).json!.metadata.api_extensions as string[];
+    t.is((await suite.server.request('DELETE', out['1'])).status, 200);
+    t.is((await suite.server.request('GET', out['1'])).status, 404);
+    t.is((await suite.server.request('GET', '/1.0/instances/d1/logs/..%2Fconfig.yaml')).status, 404);
+    t.is((await suite.server.request('GET', '/1.0/instances/d1/logs/lxc.log')).status, 404);
+    const ext = (await suite.server.request('GET', '/1.0')).json!.metadata.api_extensions as string[];
     for (const e of ['container_exec_recording', 'instance_bulk_state_change', 'snapshot_expiry', 'snapshot_expiry_creation']) t.true(ext.includes(e), e);
-    const console = await server.request('GET', '/1.0/instances/d1/console');
+    const console = await suite.server.request('GET', '/1.0/instances/d1/console');
     t.is(console.status, 200);
   });
 
   test.serial('cleanup', async (t) => {
     env.ok(t, ['delete', '--force', 'd1']);
-    t.deepEqual((await server.request('GET', '/1.0/instances')).json!.metadata, []);
+    t.deepEqual((await suite.server.request('GET', '/1.0/instances')).json!.metadata, []);
   });
 }

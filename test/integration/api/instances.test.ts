@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import test from 'ava';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer, type Json, type Reply } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { ApiServer, apiSuite, type Json, type Reply } from '../../helpers/api.js';
 import { compareShapes, loadGolden, shapeOf } from '../../helpers/shape.js';
 import { routes } from '../../../lib/api/routes/index.js';
 
@@ -12,31 +11,19 @@ import { routes } from '../../../lib/api/routes/index.js';
  * 5.0.2's goldens.
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apiinst');
-  let server: ApiServer;
-  let conf: string;
-
-  test.before(async () => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    server = await ApiServer.start(env);
-    conf = server.lxcConf();
-  });
-  test.serial.after.always('stop the server', async () => {
-    await server?.stop();
-  });
-  leftoverHooks(test, env);
+  const suite = apiSuite(test, 'apiinst', { images: ['busybox'] });
+  const env = suite.env;
 
   const lxc = async (t: Parameters<typeof env.ok>[0], args: string[]) => {
-    const r = await server.lxc(args, { conf });
+    const r = await suite.server.lxc(args, { conf: suite.conf });
     t.is(r.code, 0, `lxc ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
   /** An async request, then its operation waited for: the finished operation. */
   const waited = async (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ reply: Reply; op: Json }> => {
-    const reply = await server.request(method, path, body, headers);
+    const reply = await suite.server.request(method, path, body, headers);
     if (reply.status !== 202) return { reply, op: undefined };
-    const w = await server.request('GET', `${reply.json!.operation}/wait?timeout=60`);
+    const w = await suite.server.request('GET', `${reply.json!.operation}/wait?timeout=60`);
     return { reply, op: w.json!.metadata };
   };
   const listed = (name: string) => JSON.parse(env.cli(['list', '--format', 'json']).stdout).find((c: { name: string }) => c.name === name);
@@ -69,7 +56,7 @@ if (requireRoot(test)) {
     t.regex(env.ok(t, ['config', 'show', 'a1']), /user.note: hello/);
     await lxc(t, ['config', 'unset', 'a1', 'user.note']);
     t.notRegex(await lxc(t, ['config', 'show', 'a1']), /user.note/);
-    const bad = await server.lxc(['config', 'set', 'a1', 'limits.memory', 'lots'], { conf });
+    const bad = await suite.server.lxc(['config', 'set', 'a1', 'limits.memory', 'lots'], { conf: suite.conf });
     t.not(bad.code, 0);
     t.regex(bad.stderr, /limits\.memory/);
     await lxc(t, ['restart', 'a1']);
@@ -78,7 +65,7 @@ if (requireRoot(test)) {
     t.is(listed('a1').status, 'Frozen');
     await lxc(t, ['start', 'a1']);
     t.is(listed('a1').status, 'Running', 'start thaws a paused one, as in LXD');
-    const del = await server.lxc(['delete', 'a1'], { conf });
+    const del = await suite.server.lxc(['delete', 'a1'], { conf: suite.conf });
     t.not(del.code, 0, 'a running instance is not deleted');
     await lxc(t, ['stop', 'a1']);
     t.is(listed('a1').status, 'Stopped');
@@ -112,37 +99,37 @@ if (requireRoot(test)) {
     t.is(reply.status, 202);
     t.is(reply.headers.location, reply.json!.operation);
     t.is(op.status_code, 200, op.err);
-    const got = await server.request('GET', '/1.0/instances/p1');
+    const got = await suite.server.request('GET', '/1.0/instances/p1');
     t.truthy(got.headers.etag);
     t.is(got.json!.metadata.config['user.from'], 'api');
     t.is(got.json!.metadata.devices.data.path, '/mnt/data');
     const put = { ...got.json!.metadata, config: { ...got.json!.metadata.config, 'user.x': '1' } };
-    const stale = await server.request('PUT', '/1.0/instances/p1', put, { 'If-Match': 'not-the-etag' });
+    const stale = await suite.server.request('PUT', '/1.0/instances/p1', put, { 'If-Match': 'not-the-etag' });
     t.is(stale.status, 412);
     t.is(stale.json!.error_code, 412);
     const fresh = await waited('PUT', '/1.0/instances/p1', put, { 'If-Match': String(got.headers.etag) });
     t.is(fresh.op.status_code, 200, fresh.op.err);
     t.is(env.ok(t, ['config', 'get', 'p1', 'user.x']).trim(), '1');
-    const dup = await server.request('POST', '/1.0/instances', { name: 'p1', source: { type: 'image', alias: 'busybox' } });
+    const dup = await suite.server.request('POST', '/1.0/instances', { name: 'p1', source: { type: 'image', alias: 'busybox' } });
     t.is(dup.status, 409);
     const noimg = await waited('POST', '/1.0/instances', { name: 'p2', source: { type: 'image', alias: 'no-such-image' } });
     t.is(noimg.op.status_code, 400);
     t.regex(noimg.op.err, /no-such-image/);
     t.falsy(listed('p2'), 'a failed create leaves nothing');
-    const baddev = await server.request('POST', '/1.0/instances', {
+    const baddev = await suite.server.request('POST', '/1.0/instances', {
       name: 'p3',
       source: { type: 'image', alias: 'busybox' },
       devices: { x: { type: 'bogus' } },
     });
     t.is(baddev.status, 400);
-    t.is((await server.request('GET', '/1.0/instances/nope')).status, 404);
-    t.is((await server.request('GET', '/1.0/instances?filter=name+eq+p1')).json!.metadata.length, 1);
-    t.deepEqual((await server.request('GET', '/1.0/instances?filter=status+eq+Running')).json!.metadata, []);
+    t.is((await suite.server.request('GET', '/1.0/instances/nope')).status, 404);
+    t.is((await suite.server.request('GET', '/1.0/instances?filter=name+eq+p1')).json!.metadata.length, 1);
+    t.deepEqual((await suite.server.request('GET', '/1.0/instances?filter=status+eq+Running')).json!.metadata, []);
   });
 
   test.serial('lifecycle events on /1.0/events', async (t) => {
     const monitor = spawn('lxc', ['monitor', '--type', 'lifecycle'], {
-      env: { ...process.env, LXD_DIR: env.paths.stateDir, LXD_CONF: conf, HOME: env.root },
+      env: { ...process.env, LXD_DIR: env.paths.stateDir, LXD_CONF: suite.conf, HOME: env.root },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -161,7 +148,7 @@ if (requireRoot(test)) {
     await lxc(t, ['start', 'p1']);
     const same = async (golden: string, method: string, path: string, body?: unknown) => {
       const g = loadGolden(golden);
-      const r = await server.request(method, path, body);
+      const r = await suite.server.request(method, path, body);
       t.is(r.status, g.http_status, `${golden}: ${r.body.slice(0, 200)}`);
       for (const h of g.headers) t.truthy(r.headers[h], `${golden}: header ${h}`);
       t.deepEqual(compareShapes(shapeOf(r.json), g.shape), [], golden);
@@ -177,14 +164,14 @@ if (requireRoot(test)) {
     await same('snapshots-recursion1', 'GET', '/1.0/instances/p1/snapshots?recursion=1');
     await same('snapshot', 'GET', '/1.0/instances/p1/snapshots/e1');
     const post = await same('snapshot-post', 'POST', '/1.0/instances/p1/snapshots', { name: 'e2' });
-    await server.request('GET', `${post.json!.operation}/wait?timeout=60`);
+    await suite.server.request('GET', `${post.json!.operation}/wait?timeout=60`);
     const stop = await same('instance-state-put', 'PUT', '/1.0/instances/p1/state', { action: 'stop', force: true, timeout: -1 });
-    await server.request('GET', `${stop.json!.operation}/wait?timeout=60`);
+    await suite.server.request('GET', `${stop.json!.operation}/wait?timeout=60`);
     await same('error-not-found', 'GET', '/1.0/instances/nope');
   });
 
   test.serial('pylxd 2.2: containers all/get/create(wait)/start/stop/delete, snapshots', async (t) => {
-    const r = await server.pylxd(`
+    const r = await suite.server.pylxd(`
 import warnings
 warnings.simplefilter('ignore')
 import pylxd
@@ -219,8 +206,8 @@ print('exists', c.containers.exists('py1'))
     env.ok(t, ['create', 'busybox', 'mine1']);
     env.ok(t, ['create', 'busybox', 'other1']);
     // One server per state: the socket's own serves HTTPS too once restarted with --listen.
-    await server.stop();
-    const srv = (server = await ApiServer.start(env, ['--listen', '127.0.0.1:0']));
+    await suite.server.stop();
+    const srv = (suite.server = await ApiServer.start(env, ['--listen', '127.0.0.1:0']));
     const token = env.ok(t, ['config', 'trust', 'add', 'dana', '--instances', 'mine*']).trim().split('\n').pop()!;
     const rconf = srv.lxcConf();
     const rl = (args: string[]) => srv.lxc(args, { conf: rconf });
@@ -257,6 +244,6 @@ print('exists', c.containers.exists('py1'))
   test.serial('cleanup through the API', async (t) => {
     const { op } = await waited('DELETE', '/1.0/instances/p1');
     t.is(op.status_code, 200, op?.err);
-    t.deepEqual((await server.request('GET', '/1.0/instances')).json!.metadata, []);
+    t.deepEqual((await suite.server.request('GET', '/1.0/instances')).json!.metadata, []);
   });
 }

@@ -2,34 +2,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { WebSocket } from 'ws';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer, run } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { apiSuite, run } from '../../helpers/api.js';
 
 /**
  * exec and files through `tslxc serve` with the real clients: Debian's `lxc` 5.0 and pylxd 2.2.10.
  * The containers are made by the CLI (the instance routes are another module's).
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apilxc');
-  let server: ApiServer;
-  let conf: string;
-  const lxc = (args: string[], input?: string) => server.lxc(args, { conf, input });
-
-  test.before(async () => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    const l = env.cli(['launch', 'busybox', 'c1']);
-    if (l.code !== 0) throw new Error(l.stderr);
-    server = await ApiServer.start(env);
-    conf = server.lxcConf();
+  const suite = apiSuite(test, 'apilxc', {
+    images: ['busybox'],
+    containers: [{ name: 'c1' }],
     // The client's first run in a config dir prints a welcome hint on stderr: let it go by here.
-    await server.lxc(['exec', 'c1', '--', 'true'], { conf });
+    ready: async (s) => void (await s.server.lxc(['exec', 'c1', '--', 'true'], { conf: s.conf })),
   });
-  test.after.always(async () => {
-    await server?.stop();
-  });
-  leftoverHooks(test, env);
+  const env = suite.env;
+  const lxc = (args: string[], input?: string) => suite.server.lxc(args, { conf: suite.conf, input });
 
   test.serial('lxc exec: exit codes, stdout and stderr apart, stdin, --env, --cwd, --user', async (t) => {
     let r = await lxc(['exec', 'c1', '--', 'sh', '-c', 'echo out; echo err >&2; exit 5']);
@@ -60,7 +48,7 @@ if (requireRoot(test)) {
 
   test.serial('lxc exec -t: a pty of the container, through a terminal made by script(1)', async (t) => {
     const r = await run('script', ['-qec', `lxc exec c1 -- sh -c 'tty; stty size; exit 3'`, '/dev/null'], {
-      env: { ...process.env, LXD_DIR: env.paths.stateDir, LXD_CONF: conf, LXD_SOCKET: '', HOME: env.root },
+      env: { ...process.env, LXD_DIR: env.paths.stateDir, LXD_CONF: suite.conf, LXD_SOCKET: '', HOME: env.root },
     });
     t.regex(r.stdout, /\/dev\/pts\/\d+/);
     t.regex(r.stdout, /\d+ \d+/);
@@ -72,7 +60,7 @@ if (requireRoot(test)) {
   test.serial('lxc exec: a signal to the client reaches the command', async (t) => {
     const child = await import('node:child_process');
     const p = child.spawn('lxc', ['exec', 'c1', '--', 'sleep', '30'], {
-      env: { ...process.env, LXD_DIR: env.paths.stateDir, LXD_CONF: conf, LXD_SOCKET: '', HOME: env.root },
+      env: { ...process.env, LXD_DIR: env.paths.stateDir, LXD_CONF: suite.conf, LXD_SOCKET: '', HOME: env.root },
     });
     await new Promise((r) => setTimeout(r, 1500));
     p.kill('SIGTERM');
@@ -122,7 +110,7 @@ if (requireRoot(test)) {
   });
 
   test.serial('pylxd: execute (exit code and output), files put/get', async (t) => {
-    const r = await server.pylxd(`
+    const r = await suite.server.pylxd(`
 import warnings; warnings.simplefilter('ignore')
 import pylxd
 from pylxd.models import Container
@@ -138,11 +126,17 @@ print(repr(c.files.get('/root/py.bin')))
 
   test.serial('exec websocket fuzz: garbage frames and early closes; the server lives and the operations end', async (t) => {
     for (let i = 0; i < 5; i++) {
-      const res = await server.request('POST', '/1.0/instances/c1/exec', { command: ['sleep', '30'], 'wait-for-websocket': true, interactive: i % 2 === 0 });
+      const res = await suite.server.request('POST', '/1.0/instances/c1/exec', {
+        command: ['sleep', '30'],
+        'wait-for-websocket': true,
+        interactive: i % 2 === 0,
+      });
       t.is(res.status, 202);
       const op = res.json!.metadata;
       const fds = op.metadata.fds as Record<string, string>;
-      const sockets = Object.entries(fds).map(([, secret]) => new WebSocket(`ws+unix://${server.socket}:/1.0/operations/${op.id}/websocket?secret=${secret}`));
+      const sockets = Object.entries(fds).map(
+        ([, secret]) => new WebSocket(`ws+unix://${suite.server.socket}:/1.0/operations/${op.id}/websocket?secret=${secret}`),
+      );
       await Promise.all(sockets.map((ws) => new Promise((r) => (ws.on('open', r), ws.on('error', r)))));
       for (const ws of sockets) {
         if (ws.readyState !== ws.OPEN) continue;
@@ -154,14 +148,14 @@ print(repr(c.files.get('/root/py.bin')))
       for (const ws of sockets)
         if (i % 2) ws.terminate();
         else ws.close();
-      const waited = await server.request('GET', `/1.0/operations/${op.id}/wait?timeout=30`);
+      const waited = await suite.server.request('GET', `/1.0/operations/${op.id}/wait?timeout=30`);
       t.is(waited.json?.metadata?.status, 'Success', JSON.stringify(waited.json));
       t.is(waited.json?.metadata?.metadata?.return, 129, 'the command was hung up');
     }
     // A secret works once.
-    const res = await server.request('POST', '/1.0/instances/c1/exec', { command: ['true'], 'wait-for-websocket': true });
+    const res = await suite.server.request('POST', '/1.0/instances/c1/exec', { command: ['true'], 'wait-for-websocket': true });
     const op = res.json!.metadata;
-    const url = `ws+unix://${server.socket}:/1.0/operations/${op.id}/websocket?secret=${op.metadata.fds['0']}`;
+    const url = `ws+unix://${suite.server.socket}:/1.0/operations/${op.id}/websocket?secret=${op.metadata.fds['0']}`;
     const first = new WebSocket(url);
     await new Promise((r) => first.on('open', r));
     const second = new WebSocket(url);
@@ -173,18 +167,18 @@ print(repr(c.files.get('/root/py.bin')))
 
   test.serial('bad requests: 400, unknown instance 404, stopped instance 400', async (t) => {
     for (const body of ['{', '[]', '{"command":[]}', '{"command":"ls"}', '{"command":["ls"],"environment":{"A":1}}', '{"command":["ls"],"width":"80"}']) {
-      const r = await server.request('POST', '/1.0/instances/c1/exec', body);
+      const r = await suite.server.request('POST', '/1.0/instances/c1/exec', body);
       t.is(r.status, 400, body);
     }
-    t.is((await server.request('POST', '/1.0/instances/nope/exec', { command: ['true'] })).status, 404);
-    t.is((await server.request('GET', '/1.0/instances/nope/files?path=/etc/hostname')).status, 404);
-    t.is((await server.request('GET', '/1.0/instances/c1/files')).status, 400);
-    t.is((await server.request('POST', '/1.0/instances/c1/files?path=/x', 'a', { 'X-LXD-type': 'fifo' })).status, 400);
-    t.is((await server.request('GET', '/1.0/instances/c1/files?path=/dev/null')).status, 400);
+    t.is((await suite.server.request('POST', '/1.0/instances/nope/exec', { command: ['true'] })).status, 404);
+    t.is((await suite.server.request('GET', '/1.0/instances/nope/files?path=/etc/hostname')).status, 404);
+    t.is((await suite.server.request('GET', '/1.0/instances/c1/files')).status, 400);
+    t.is((await suite.server.request('POST', '/1.0/instances/c1/files?path=/x', 'a', { 'X-LXD-type': 'fifo' })).status, 400);
+    t.is((await suite.server.request('GET', '/1.0/instances/c1/files?path=/dev/null')).status, 400);
     env.ok(t, ['stop', 'c1']);
-    t.is((await server.request('POST', '/1.0/instances/c1/exec', { command: ['true'] })).status, 400);
+    t.is((await suite.server.request('POST', '/1.0/instances/c1/exec', { command: ['true'] })).status, 400);
     // Files of a stopped container work.
-    const g = await server.request('GET', '/1.0/instances/c1/files?path=/etc/hostname');
+    const g = await suite.server.request('GET', '/1.0/instances/c1/files?path=/etc/hostname');
     t.is(g.status, 200);
     t.is(g.body, 'c1\n');
     t.is(g.headers['x-lxd-type'], 'file');

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import test from 'ava';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { leftoverHooks } from '../../helpers/suite.js';
-import { ApiServer } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { ApiServer, apiSuite } from '../../helpers/api.js';
 import { routes } from '../../../lib/api/routes/index.js';
 
 /**
@@ -11,12 +10,7 @@ import { routes } from '../../../lib/api/routes/index.js';
  * stale socket), pylxd, and the audit log.
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apiserve');
-  test.before(() => {
-    const r = env.cli(['image', 'build', 'busybox']);
-    if (r.code !== 0) throw new Error(r.stderr);
-  });
-  leftoverHooks(test, env);
+  const { env } = apiSuite(test, 'apiserve', { images: ['busybox'], serve: false });
 
   test.serial('the socket is 0660, owned by root and the --group given', async (t) => {
     const server = await ApiServer.start(env, ['--group', 'daemon']);

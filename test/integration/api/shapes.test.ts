@@ -3,11 +3,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import test from 'ava';
 import { WebSocket } from 'ws';
-import { routes } from '../../../lib/api/routes/index.js';
-import { startServer, type RunningServer } from '../../../lib/api/server.js';
 import type { Route } from '../../../lib/api/types.js';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import type { Json } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { inProcessSuite, type Json } from '../../helpers/api.js';
 import { assertSameShape, loadGolden, shapeOf } from '../../helpers/shape.js';
 
 /**
@@ -15,8 +13,6 @@ import { assertSameShape, loadGolden, shapeOf } from '../../helpers/shape.js';
  * error envelope) have the key sets and value types of LXD 5.0.2's (test/fixtures/lxd-5.0.2).
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apishape');
-  let server: RunningServer;
   const stub: Route = {
     method: 'POST',
     path: '/1.0/test/task',
@@ -35,19 +31,12 @@ if (requireRoot(test)) {
     }),
   };
 
-  test.serial.before(async () => {
-    routes.push(stub);
-    server = await startServer(env.ctx, { listen: ['127.0.0.1:0'] });
-  });
-  test.serial.after.always(async () => {
-    await server?.close();
-    routes.splice(routes.indexOf(stub), 1);
-    await env.cleanup();
-  });
+  const suite = inProcessSuite(test, 'apishape', stub);
+  const env = suite.env;
 
   const request = (method: string, path: string, body?: string) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; json: Json }>((resolve, reject) => {
-      const req = http.request({ socketPath: server.socket, method, path }, (res) => {
+      const req = http.request({ socketPath: suite.server.socket, method, path }, (res) => {
         let text = '';
         res.on('data', (d) => (text += d));
         res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: JSON.parse(text) }));
@@ -74,7 +63,7 @@ if (requireRoot(test)) {
 
   test.serial('operations: the async answer, get, wait, list, and the events', async (t) => {
     const events: Json[] = [];
-    const ws = new WebSocket(`ws+unix://${server.socket}:/1.0/events`);
+    const ws = new WebSocket(`ws+unix://${suite.server.socket}:/1.0/events`);
     ws.on('message', (d) => events.push(JSON.parse(d.toString())));
     await new Promise((r) => ws.once('open', r));
     const started = await request('POST', '/1.0/test/task', '{}');

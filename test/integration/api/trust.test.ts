@@ -5,11 +5,9 @@ import https from 'node:https';
 import tls from 'node:tls';
 import test from 'ava';
 import { allowsInstance } from '../../../lib/api/access.js';
-import { routes } from '../../../lib/api/routes/index.js';
-import { startServer, type RunningServer } from '../../../lib/api/server.js';
 import { sync, type Route } from '../../../lib/api/types.js';
-import { requireRoot, TestEnv } from '../../helpers/env.js';
-import { run, type Json } from '../../helpers/api.js';
+import { requireRoot } from '../../helpers/env.js';
+import { inProcessSuite, run, type Json } from '../../helpers/api.js';
 
 /**
  * Trust over HTTPS with the real `lxc` 5.0 client: `lxc remote add` with a token and with
@@ -17,23 +15,14 @@ import { run, type Json } from '../../helpers/api.js';
  * certificate that sees only its instances (a stub route lists names through allowsInstance).
  */
 if (requireRoot(test)) {
-  const env = new TestEnv('apitrust');
-  let server: RunningServer;
   const stub: Route = {
     method: 'GET',
     path: '/1.0/test/instances',
     handler: async (req) => sync(['c1', 'c2', 'd1'].filter((n) => allowsInstance(req.identity, n))),
   };
 
-  test.serial.before(async () => {
-    routes.push(stub);
-    server = await startServer(env.ctx, { listen: ['127.0.0.1:0'] });
-  });
-  test.serial.after.always(async () => {
-    await server?.close();
-    routes.splice(routes.indexOf(stub), 1);
-    await env.cleanup();
-  });
+  const suite = inProcessSuite(test, 'apitrust', stub);
+  const env = suite.env;
 
   let confs = 0;
   const lxc = (args: string[], conf = `${env.root}/conf-${++confs}`) =>
@@ -43,7 +32,7 @@ if (requireRoot(test)) {
     if (r.code !== 0) throw new Error(r.stderr);
     return r.stdout.trim().split('\n').pop()!;
   };
-  const address = () => server.addresses[0]!;
+  const address = () => suite.server.addresses[0]!;
 
   /** A request with a client certificate the server does not trust (or none). */
   const untrusted = (method: string, path: string, body?: string, client?: { cert: string; key: string }) =>
@@ -61,7 +50,7 @@ if (requireRoot(test)) {
   test.serial('the token names this server: fingerprint and address', (t) => {
     const doc = JSON.parse(Buffer.from(token('peek'), 'base64').toString()) as Json;
     t.is(doc.client_name, 'peek');
-    t.is(doc.fingerprint, server.fingerprint);
+    t.is(doc.fingerprint, suite.server.fingerprint);
     t.deepEqual(doc.addresses, [address()]);
     t.regex(doc.secret, /^[0-9a-f]{64}$/);
     t.true(Date.parse(doc.expires_at) > Date.now());
@@ -194,7 +183,7 @@ if (requireRoot(test)) {
     const tok = add.stdout.trim().split('\n').pop()!;
     const doc = JSON.parse(Buffer.from(tok, 'base64').toString()) as Json;
     t.is(doc.client_name, 'gina');
-    t.is(doc.fingerprint, server.fingerprint);
+    t.is(doc.fingerprint, suite.server.fingerprint);
     t.deepEqual(doc.addresses, [address()]);
     const pending = await lxcLocal(['config', 'trust', 'list-tokens', '--format', 'csv']);
     t.is(pending.code, 0, pending.stderr);

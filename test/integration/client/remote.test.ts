@@ -121,7 +121,19 @@ if (requireRoot(test)) {
     t.regex(unknown.stderr, /not known: its fingerprint is [0-9a-f]{64} .*--accept-certificate/);
     // Already trusted: --accept-certificate alone is enough.
     t.is(cli(['remote', 'add', 'u', url, '--accept-certificate']).code, 0);
+    // Used: its TLS session and its name cache are written; removed: both go with the name.
+    env.ok(t, ['list', 'u:']);
+    const leftovers = [path.join(conf, 'sessions', 'u.json'), path.join(conf, 'cache', 'u.instances')];
+    t.deepEqual(
+      leftovers.filter((f) => fs.existsSync(f)),
+      leftovers,
+    );
     t.is(cli(['remote', 'remove', 'u']).code, 0);
+    t.deepEqual(
+      leftovers.filter((f) => fs.existsSync(f)),
+      [],
+      'remote remove forgets the TLS session and the cache',
+    );
     t.is(cli(['remote', 'add', 's', token('again')]).code, 1);
   });
 
