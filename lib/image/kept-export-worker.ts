@@ -9,7 +9,7 @@ import { getImage } from './store.js';
  * The background process of kept-export.ts: `node kept-export-worker.js PATHS_JSON DELAY_MS FP...`
  * (started at nice 19, detached). Waits DELAY_MS, or less once someone waits for one of its
  * images, then makes each image's export in turn, unless the image was deleted meanwhile (its
- * .keep- file then no longer names this process). A failure (a full disk) only leaves that export
+ * keeper file then no longer names this process). A failure (a full disk) only leaves that export
  * to be made when it is asked for, where the error is reported.
  */
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { imagesDir, type Paths } from '../state/paths.js';
+import { exportKeepersDir, imagesDir, type Paths } from '../state/paths.js';
 import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
 
 /**
@@ -10,12 +10,13 @@ import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
  * shows as the image's fingerprint) made ahead of time, so that the first `lxc image show`,
  * `export` or `launch` through the API does not wait for it: in the background, at nice 19, after
  * the image is stored (store.ts addImage) and for the images without one when `tslxc serve`
- * starts. It waits TSLXC_KEEP_EXPORT_DELAY_MS first (10 s; tests: 0), so that it does not compete
- * with the boot of a container just made from the image.
+ * starts. It waits TSLXC_KEEP_EXPORT_DELAY_MS first (10 s), so that it does not compete with the
+ * boot of a container just made from the image; -1 turns it off (the test installations' default:
+ * their image stores are checked file by file).
  *
- * Layout, in TSLXC_DIR/images/ (root only):
- *   .keep-FINGERPRINT        the PID of the process making that image's export; gone when done
- *   .keep-FINGERPRINT.hurry  someone waits for it: the delay is skipped, and the niceness dropped
+ * Layout, in TSLXC_RUN_DIR/export-keepers/ (root only; PIDs mean nothing after a reboot):
+ *   FINGERPRINT        the PID of the process making that image's export; gone when done
+ *   FINGERPRINT.hurry  someone waits for it: the delay is skipped, and the niceness dropped
  * One process (kept-export-worker.ts) makes the exports it is given in turn. Whoever needs an
  * export now waits for that process rather than making a second one; deleting an image stops it.
  */
@@ -25,11 +26,13 @@ import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../image/kept-export-worker.js');
 const FP = /^[0-9a-f]{64}$/;
 
-export const keeperFile = (p: Paths, fp: string) => path.join(imagesDir(p), `.keep-${fp}`);
+export const keeperFile = (p: Paths, fp: string) => path.join(exportKeepersDir(p), fp);
 export const hurryFile = (p: Paths, fp: string) => `${keeperFile(p, fp)}.hurry`;
 
-function delayMs(): string {
+/** The delay, or undefined when made only when asked for (-1). */
+function delayMs(): string | undefined {
   const ms = Number(process.env.TSLXC_KEEP_EXPORT_DELAY_MS ?? 10_000);
+  if (ms === -1) return undefined;
   return String(Number.isFinite(ms) && ms >= 0 ? ms : 10_000);
 }
 
@@ -51,8 +54,11 @@ export function keeper(p: Paths, fp: string): number | undefined {
  * makes already. Never throws and never waits: an export made now is only a wait saved later.
  */
 export function keepExportLater(p: Paths, fingerprints: string[]): void {
+  const delay = delayMs();
+  if (delay === undefined) return;
   const claimed: Array<{ fp: string; fd: number }> = [];
   try {
+    fs.mkdirSync(exportKeepersDir(p), { recursive: true, mode: 0o700 });
     for (const fp of fingerprints) {
       if (!FP.test(fp)) continue;
       const file = keeperFile(p, fp);
@@ -67,7 +73,7 @@ export function keepExportLater(p: Paths, fingerprints: string[]): void {
       claimed.push({ fp, fd });
     }
     if (!claimed.length) return;
-    const child = spawn('nice', ['-n', '19', process.execPath, WORKER, JSON.stringify(p), delayMs(), ...claimed.map((c) => c.fp)], {
+    const child = spawn('nice', ['-n', '19', process.execPath, WORKER, JSON.stringify(p), delay, ...claimed.map((c) => c.fp)], {
       detached: true,
       stdio: 'ignore',
     });
@@ -99,13 +105,12 @@ export async function awaitKeeper(p: Paths, fp: string): Promise<void> {
  * images it had still to do are given to a new one.
  */
 export async function stopKeeping(p: Paths, fp?: string): Promise<void> {
-  let names: string[];
+  let fps: string[];
   try {
-    names = fs.readdirSync(imagesDir(p));
+    fps = fs.readdirSync(exportKeepersDir(p)).filter((n) => FP.test(n));
   } catch {
     return;
   }
-  const fps = names.map((n) => /^\.keep-([0-9a-f]{64})$/.exec(n)?.[1]).filter((f): f is string => !!f);
   const pids = new Map<number, string[]>();
   for (const f of fps) {
     const pid = keeper(p, f);
@@ -124,8 +129,9 @@ export async function stopKeeping(p: Paths, fp?: string): Promise<void> {
     others.push(...its.filter((f) => f !== fp));
   }
   for (let i = 0; i < 200 && killed.some(processGroupAlive); i++) await new Promise((r) => setTimeout(r, 10));
-  for (const pid of killed)
-    for (const n of names) if (n.startsWith('.tmp-keep') && n.endsWith(`-${pid}`)) fs.rmSync(path.join(imagesDir(p), n), { recursive: true, force: true });
+  // keepExport's temp dir in the store (.tmp-keepRANDOM-PID), which the store's sweep would take later.
+  const temps = killed.length ? fs.readdirSync(imagesDir(p)).filter((n) => n.startsWith('.tmp-keep')) : [];
+  for (const pid of killed) for (const n of temps) if (n.endsWith(`-${pid}`)) fs.rmSync(path.join(imagesDir(p), n), { recursive: true, force: true });
   for (const f of fp ? [fp, ...others] : fps) {
     fs.rmSync(keeperFile(p, f), { force: true });
     fs.rmSync(hurryFile(p, f), { force: true });

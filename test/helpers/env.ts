@@ -65,6 +65,9 @@ export class TestEnv {
       // Another lxcfs per test file would be one more daemon, mount and process in every
       // leftover check: only the files that test lxcfs run one.
       TSLXC_LXCFS_BIN: opts.lxcfs ? '' : path.join(this.root, 'no-lxcfs'),
+      // Built images' exports are made when asked for, not in the background (lib/image/
+      // kept-export.ts): no test's image store or process list sees one it did not ask for.
+      TSLXC_KEEP_EXPORT_DELAY_MS: '-1',
     };
     this.ctx = new Context(this.paths, { thawIfFrozen });
     // The built-in default profile puts eth0 on the user's bridge (tslxcbr0). A test installation

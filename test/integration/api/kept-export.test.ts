@@ -3,6 +3,7 @@ import path from 'node:path';
 import test from 'ava';
 import { keeper, keeperFile, keepExportLater } from '../../../lib/image/kept-export.js';
 import { getImage, keptExport } from '../../../lib/image/store.js';
+import { exportKeepersDir } from '../../../lib/state/paths.js';
 import { processesOf } from '../../helpers/leftovers.js';
 import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { ApiServer } from '../../helpers/api.js';
@@ -15,6 +16,8 @@ import { leftoverHooks } from '../../helpers/suite.js';
  */
 if (requireRoot(test)) {
   const env = new TestEnv('apikeep');
+  // Test installations make exports only when asked (-1): this one as a user's does, sooner.
+  env.env.TSLXC_KEEP_EXPORT_DELAY_MS = '2000';
   let fp: string;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const until = async (cond: () => boolean, ms = 60_000) => {
@@ -23,7 +26,10 @@ if (requireRoot(test)) {
     return cond();
   };
   const image = () => getImage(env.paths, fp)!;
-  const tempDirs = () => fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((n) => n.startsWith('.tmp-') || n.startsWith('.keep-'));
+  const tempDirs = () => [
+    ...fs.readdirSync(path.join(env.paths.stateDir, 'images')).filter((n) => n.startsWith('.')),
+    ...(fs.existsSync(exportKeepersDir(env.paths)) ? fs.readdirSync(exportKeepersDir(env.paths)) : []),
+  ];
   /** A keeper of the image as a build starts one, waiting `delayMs` before it begins. */
   const keepLater = (delayMs: number) => {
     const before = process.env.TSLXC_KEEP_EXPORT_DELAY_MS;
@@ -46,7 +52,7 @@ if (requireRoot(test)) {
     const built = env.cli(['image', 'build', 'busybox'], {});
     t.is(built.code, 0, built.stderr);
     fp = (JSON.parse(env.ok(t, ['image', 'list', '--format', 'json'])) as Array<{ fingerprint: string }>)[0]!.fingerprint;
-    // The build's keeper waits 10 s before it starts (not beside a launch's boot).
+    // The build's keeper waits before it starts (not beside a launch's boot).
     t.truthy(keeper(env.paths, fp), 'a keeper runs');
     t.true(await until(() => keptExport(image()) !== undefined && keeper(env.paths, fp) === undefined), 'the export was made');
     t.false(fs.existsSync(keeperFile(env.paths, fp)));
