@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import type { Paths } from '../state/paths.js';
 import { hurryFile, keeperFile } from './kept-export.js';
 import { keepExport } from './lxd.js';
@@ -7,10 +6,10 @@ import { getImage } from './store.js';
 
 /**
  * The background process of kept-export.ts: `node kept-export-worker.js PATHS_JSON DELAY_MS FP...`
- * (started at nice 19, detached). Waits DELAY_MS, or less once someone waits for one of its
- * images, then makes each image's export in turn, unless the image was deleted meanwhile (its
- * keeper file then no longer names this process). A failure (a full disk) only leaves that export
- * to be made when it is asked for, where the error is reported.
+ * (started at nice 19, detached; whoever waits for it renices it). Waits DELAY_MS, or less once
+ * someone waits for one of its images, then makes each image's export in turn, unless the image
+ * was deleted meanwhile (its keeper file then no longer names this process). A failure (a full
+ * disk) only leaves that export to be made when it is asked for, where the error is reported.
  */
 
 const POLL_MS = 100;
@@ -32,13 +31,6 @@ async function main(): Promise<void> {
   while (Date.now() < until && !awaited()) await new Promise((r) => setTimeout(r, POLL_MS));
   for (const fp of fingerprints) {
     if (!mine(fp)) continue;
-    // Someone waits: what is left runs at the usual priority (root may lower its niceness).
-    if (awaited())
-      try {
-        os.setPriority(0);
-      } catch {
-        /* not allowed: it runs niced */
-      }
     const img = getImage(p, fp);
     if (img && !img.metadata.tslxc?.original) await keepExport(p, img).catch(() => {});
     if (mine(fp)) fs.rmSync(keeperFile(p, fp), { force: true });

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportKeepersDir, imagesDir, type Paths } from '../state/paths.js';
-import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
+import { commandLine, pidAlive, processGroupAlive, processGroupMembers } from '../util/proc.js';
 
 /**
  * A built image's kept export (lxd.ts keepExport: LXD's unified tarball, whose sha256 the API
@@ -87,14 +88,24 @@ export function keepExportLater(p: Paths, fingerprints: string[]): void {
   }
 }
 
-/** If a background process is making fp's export: asks it to hurry and waits until it is done with it. */
+/**
+ * If a background process is making fp's export: asks it to hurry (no delay left) and waits until
+ * it is done with it. What it runs already (its tar and compressor) runs unniced from now on.
+ */
 export async function awaitKeeper(p: Paths, fp: string): Promise<void> {
-  if (keeper(p, fp) === undefined) return;
+  const pid = keeper(p, fp);
+  if (pid === undefined) return;
   try {
     fs.writeFileSync(hurryFile(p, fp), '');
   } catch {
     /* the store is gone: so is the keeper's work */
   }
+  for (const member of processGroupMembers(pid))
+    try {
+      os.setPriority(member, 0);
+    } catch {
+      /* ended meanwhile, or not ours to renice */
+    }
   while (keeper(p, fp) !== undefined) await new Promise((r) => setTimeout(r, 50));
   fs.rmSync(hurryFile(p, fp), { force: true });
 }

@@ -155,17 +155,20 @@ function exiting(pid: number): boolean {
   }
 }
 
-/** Whether any live process is still in the process group (a detached worker, or what it runs). */
-export function processGroupAlive(pgid: number): boolean {
+/** The live processes of a process group (a detached worker, and what it runs). */
+export function processGroupMembers(pgid: number): number[] {
+  const out: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') return true;
+      if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') out.push(Number(entry));
     } catch {
       /* gone */
     }
   }
-  return false;
+  return out;
 }
+
+export const processGroupAlive = (pgid: number): boolean => processGroupMembers(pgid).length > 0;
