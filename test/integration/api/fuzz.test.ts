@@ -181,16 +181,19 @@ if (requireRoot(test)) {
 
   test.serial('an image upload over its bound (TSLXC_API_MAX_UPLOAD): the client reads the 413', async (t) => {
     const big = Buffer.alloc(UPLOAD_LIMIT + 6 * 1024 * 1024, 'x');
-    const declared = await suite.server.request('POST', '/1.0/images', big, { 'Content-Type': 'application/octet-stream' }, { fresh: true });
-    t.is(declared.status, 413, declared.body);
-    const streamed = await suite.server.request(
-      'POST',
-      '/1.0/images',
-      big,
-      { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' },
-      { fresh: true },
-    );
-    t.is(streamed.status, 413, streamed.body);
+    for (let i = 0; i < 5; i++) {
+      const declared = await suite.server.request('POST', '/1.0/images', big, { 'Content-Type': 'application/octet-stream' }, { fresh: true });
+      t.is(declared.status, 413, declared.body);
+      // Sent without a length: cut off as it streams in past the bound.
+      const streamed = await suite.server.request(
+        'POST',
+        '/1.0/images',
+        big,
+        { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' },
+        { fresh: true },
+      );
+      t.is(streamed.status, 413, streamed.body);
+    }
     t.deepEqual(
       fs.readdirSync(`${env.paths.stateDir}/images`).filter((n) => n.startsWith('.tmp-')),
       [],
