@@ -4,6 +4,7 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { applyLayer, isLayer } from '../../image/layers.js';
+import { ensureUnpacked } from '../../image/unpack.js';
 import { parseSize } from '../../util/units.js';
 import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
@@ -161,6 +162,8 @@ export class BtrfsDriver implements Driver {
     const m = mountPoint(t.paths, t.pool);
     const dst = path.join(m, 'images', image.fingerprint);
     if (fs.existsSync(dst)) return dst;
+    // Copied from the store's tree: an imported image is unpacked there first (once per host, not per pool).
+    image = await ensureUnpacked(t.paths, image);
     let parentSub: string | undefined;
     if (isLayer(image)) {
       const parent = getImage(t.paths, image.metadata.tslxc?.parent ?? '');
