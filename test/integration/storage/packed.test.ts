@@ -78,6 +78,22 @@ if (requireRoot(test)) {
     env.ok(t, ['delete', '--force', 'p1', 'p2']);
   });
 
+  test.serial('a btrfs pool unpacks a packed image into its image subvolume, not the store', async (t) => {
+    env.ok(t, ['storage', 'create', 'bt', 'btrfs', 'size=600MiB']);
+    env.ok(t, ['launch', 'bbi', 'b1', '-s', 'bt']);
+    t.is(env.ok(t, ['exec', 'b1', '--', 'cat', '/etc/hostname']), 'b1\n');
+    const sub = `${env.paths.stateDir}/storage-pools/bt/images/${fp}`;
+    t.true(fs.statSync(path.join(sub, 'bin/busybox')).isFile());
+    t.deepEqual(hidden(sub), [], 'no stage dir is left in the subvolume');
+    t.false(fs.existsSync(path.join(sub, 'metadata.yaml')), 'only the rootfs is in it');
+    t.is(fs.statSync(sub).mode & 0o7777, 0o755);
+    t.deepEqual(fs.readdirSync(imageDir()).sort(), ['metadata.yaml', 'original'], 'the store has no tree of it');
+    env.ok(t, ['create', 'bbi', 'b2', '-s', 'bt']);
+    t.true(fs.existsSync(`${env.paths.stateDir}/storage-pools/bt/containers/b2/bin/busybox`));
+    env.ok(t, ['delete', '--force', 'b1', 'b2']);
+    env.ok(t, ['storage', 'delete', 'bt']);
+  });
+
   test.serial("a dir pool's spare of a packed image is unpacked from the archive; the second launch takes it", async (t) => {
     env.ok(t, ['create', 'bbi', 's1', '-s', 'sp']);
     await settled('sp');
