@@ -17,6 +17,7 @@ if (requireRoot(test)) {
   env.env.TSLXC_SPARE_DELAY_MS = '0';
   let tarball = '';
   let bigTarball = '';
+  let sshTarball = '';
   let fp = '';
   const imageDir = () => `${env.paths.stateDir}/images/${fp}`;
   const ctDir = `${env.paths.stateDir}/containers`;
@@ -54,8 +55,18 @@ if (requireRoot(test)) {
       fs.mkdirSync(path.join(x, 'rootfs', 'many', `d${d}`), { recursive: true });
       for (let f = 0; f < 200; f++) fs.writeFileSync(path.join(x, 'rootfs', 'many', `d${d}`, `f${f}`), `${d}/${f}\n`);
     }
+    const pack = (file: string) =>
+      run('tar', ['-czf', file, '--numeric-owner', '-C', x, 'metadata.yaml', 'rootfs', ...(fs.existsSync(path.join(x, 'templates')) ? ['templates'] : [])]);
     bigTarball = path.join(env.root, 'big.tar.gz');
-    run('tar', ['-czf', bigTarball, '--numeric-owner', '-C', x, 'metadata.yaml', 'rootfs', ...(fs.existsSync(path.join(x, 'templates')) ? ['templates'] : [])]);
+    pack(bigTarball);
+    // The image with an sshd (a stand-in file) and no host keys: a create makes its host keys and
+    // authorizes tslxc's key, reading the image's files from the container's new root.
+    fs.rmSync(path.join(x, 'rootfs', 'many'), { recursive: true, force: true });
+    fs.mkdirSync(path.join(x, 'rootfs', 'etc', 'ssh'), { recursive: true });
+    fs.mkdirSync(path.join(x, 'rootfs', 'usr', 'sbin'), { recursive: true });
+    fs.writeFileSync(path.join(x, 'rootfs', 'usr', 'sbin', 'sshd'), '#!/bin/sh\n', { mode: 0o755 });
+    sshTarball = path.join(env.root, 'ssh.tar.gz');
+    pack(sshTarball);
     fs.rmSync(x, { recursive: true, force: true });
   });
   leftoverHooks(test, env);
@@ -76,6 +87,18 @@ if (requireRoot(test)) {
     t.true(fs.existsSync(`${ctDir}/p2/rootfs/bin/busybox`));
     t.false(fs.existsSync(path.join(imageDir(), 'rootfs')));
     env.ok(t, ['delete', '--force', 'p1', 'p2']);
+  });
+
+  test.serial('an image with sshd, packed: the create gives the container host keys and authorizes tslxc', async (t) => {
+    env.ok(t, ['image', 'import', sshTarball, '--alias', 'sshd']);
+    const out = env.ok(t, ['create', 'sshd', 'h1', '-s', 'plain']);
+    const root = `${ctDir}/h1/rootfs`;
+    t.true(fs.existsSync(`${root}/etc/ssh/ssh_host_ed25519_key`), 'host keys made');
+    t.regex(fs.readFileSync(`${root}/root/.ssh/authorized_keys`, 'utf8'), /^ssh-ed25519 /m);
+    t.notRegex(out, /NOT authorized/);
+    t.false(fs.existsSync(`${env.paths.stateDir}/images/${fingerprintOf('sshd')}/rootfs`));
+    env.ok(t, ['delete', 'h1']);
+    env.ok(t, ['image', 'delete', 'sshd']);
   });
 
   test.serial('a btrfs pool unpacks a packed image into its image subvolume, not the store', async (t) => {
