@@ -101,7 +101,15 @@ export async function unpackOriginal(img: Image, dir: string, exec: (cmd: string
   const plan = unpackPlan(img, dir);
   const root = path.join(dir, 'rootfs');
   if (plan.makeRoot) fs.mkdirSync(root, { mode: 0o755 });
-  await exec(plan.argv[0], plan.argv.slice(1), `Cannot unpack image ${img.fingerprint.slice(0, 12)}`);
+  const what = `Cannot unpack image ${img.fingerprint.slice(0, 12)}`;
+  try {
+    await exec(plan.argv[0], plan.argv.slice(1), what);
+  } catch (err) {
+    // A full pool is said as such by `exec`; anything else tar or unsquashfs says is about the archive.
+    if (err instanceof TslxcError && err.message.startsWith(what))
+      throw new TslxcError(err.message, undefined, 'if its archive is damaged, delete the image and import it again');
+    throw err;
+  }
   if (!fs.existsSync(root)) fs.mkdirSync(root, { mode: 0o755 });
   return root;
 }
