@@ -162,8 +162,7 @@ async function measureImport(
     });
   }
   const samples: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t.key, []]));
-  // The first launch of the image just imported: tslxc unpacks it into its store then (or finds
-  // it unpacked in the background after the import); LXD unpacks it into the container on a dir pool.
+  // The first launch of the image just imported: on a dir pool both unpack it into the container.
   const firstCmd: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t.key, []]));
   const first: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t.key, []]));
   r.firstLaunchPools = Object.fromEntries(tools.map((t) => [t.key, t.pool]));

@@ -163,7 +163,7 @@ export function reportImport(i: ImportResults, lxdVersion: string | undefined, t
   }
   const out = [renderGrid(['measurement', 'tslxc', lxdVersion ? `LXD ${lxdVersion}` : 'LXD', 'tslxc/LXD'], rows)];
   out.push(
-    "import: tslxc stores the tarball (the kernel's copy), hashes and lists that copy for its checks at once, and unpacks the rootfs into its store at the first create; LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.",
+    "import: tslxc stores the tarball (the kernel's copy), hashes and lists that copy for its checks at once, and on a dir pool unpacks the rootfs straight into each new container (btrfs: into the pool's image subvolume; overlay: into its store, once); LXD stores the tarball and unpacks it at each launch on a dir pool, or once per btrfs pool.",
   );
   // Issue #17's two targets, each on a line of its own.
   const target = (what: string, limit: string, value: string, met: boolean) => {

@@ -321,30 +321,31 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
  * (exact names as listed), each once, so tar stops reading as soon as it has them all.
  */
 export async function extractTar(file: string, dir: string, what: string, members?: string[]): Promise<void> {
+  const [tar, ...args] = extractTarArgv(file, dir, members);
+  await run(tar, args, { what: `Cannot unpack ${what}` });
+}
+
+/** The command extractTar runs, for a caller that runs it its own way (in a pool, in the background). */
+export function extractTarArgv(file: string, dir: string, members?: string[]): string[] {
   const tar = requireTool('tar', 'unpack an image archive');
   const only = members ? ['--occurrence', '--no-wildcards', '--', ...members] : [];
-  await run(
+  return [
     tar,
-    [
-      '-x',
-      '--numeric-owner',
-      '--same-owner',
-      '--same-permissions',
-      '--no-overwrite-dir',
-      '--xattrs',
-      '--xattrs-include=*',
-      '--acls',
-      ...decompressArgs(codecOf(fileHead(file))),
-      '-f',
-      file,
-      '-C',
-      dir,
-      ...only,
-    ],
-    {
-      what: `Cannot unpack ${what}`,
-    },
-  );
+    '-x',
+    '--numeric-owner',
+    '--same-owner',
+    '--same-permissions',
+    '--no-overwrite-dir',
+    '--xattrs',
+    '--xattrs-include=*',
+    '--acls',
+    ...decompressArgs(codecOf(fileHead(file))),
+    '-f',
+    file,
+    '-C',
+    dir,
+    ...only,
+  ];
 }
 
 export function isSquashfs(file: string): boolean {
@@ -380,8 +381,13 @@ export function listSquashfs(file: string, what: string): Entry[] {
 }
 
 export async function extractSquashfs(file: string, dir: string, what: string): Promise<void> {
-  const unsq = requireTool('unsquashfs', 'unpack a squashfs image');
-  await run(unsq, ['-n', '-f', '-d', dir, file], { what: `Cannot unpack ${what}` });
+  const [unsq, ...args] = extractSquashfsArgv(file, dir);
+  await run(unsq, args, { what: `Cannot unpack ${what}` });
+}
+
+/** The command extractSquashfs runs; `dir` must not exist yet. */
+export function extractSquashfsArgv(file: string, dir: string): string[] {
+  return [requireTool('unsquashfs', 'unpack a squashfs image'), '-n', '-f', '-d', dir, file];
 }
 
 /** Compressor for a file name: .tar.gz/.tgz → gzip, .tar.xz → xz, .tar.zst → zstd, .tar → none. */

@@ -14,9 +14,11 @@ import { ensureUnpacked } from './unpack.js';
  * built-in recipe of that name, built (or taken from the build cache) and stored under that alias.
  * A recipe that names a `remote:` (ubuntu) resolves its bare name through that remote instead,
  * as LXD does through its default remote, unless a --mirror asks for the recipe (or `image build`).
+ * An imported image may come back packed (unpack.ts): the storage driver that makes a container's
+ * root from it unpacks what it needs, into the store or straight into the container.
  */
 export async function resolveImage(p: Paths, ref: string, opts: RecipeOptions = {}, progress?: Progress): Promise<Image> {
-  return ensureUnpacked(p, await findOrMakeImage(p, ref, opts, progress, 0), progress);
+  return findOrMakeImage(p, ref, opts, progress, 0);
 }
 
 async function findOrMakeImage(p: Paths, ref: string, opts: RecipeOptions, progress: Progress | undefined, depth: number): Promise<Image> {

@@ -3,15 +3,19 @@ import path from 'node:path';
 import { withLock } from '../util/lock.js';
 import { writeYamlAtomic } from '../util/yaml.js';
 import { locksDir, type Paths } from '../state/paths.js';
-import { extractSquashfs, extractTar, isSquashfs } from './archive.js';
+import { TslxcError } from '../errors.js';
+import { run } from '../util/exec.js';
+import { extractSquashfsArgv, extractTarArgv, isSquashfs } from './archive.js';
 import { isLayer, layerChain } from './layers.js';
 import { getImage, sweepDead, treeSize, withImagesLock, type Image } from './store.js';
 
 /**
  * An imported image is stored as the archive it came in (original/), and its tree (rootfs/) is
- * unpacked the first time something needs it: a create, a build from it, an export in another
- * format. The archive was listed and checked at import from the very bytes that were stored
- * (lxd.ts), and the store is root's alone, so it is unpacked here without listing it again.
+ * unpacked the first time something needs it: an overlay or btrfs pool, a build from it, an export
+ * in another format. A dir pool needs no tree in the store: its containers' roots (and spares) are
+ * unpacked straight from the archive (unpackOriginal), so the tree is written once, as LXD's dir
+ * driver does. The archive was listed and checked at import from the very bytes that were stored
+ * (lxd.ts), and the store is root's alone, so it is unpacked without listing it again.
  */
 export function isPacked(img: Image): boolean {
   return !!img.metadata.tslxc?.original && !fs.existsSync(img.rootfs);
@@ -48,19 +52,7 @@ async function unpack(p: Paths, img: Image): Promise<void> {
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { mode: 0o700 });
       try {
-        const orig = img.metadata.tslxc!.original!;
-        const files = orig.files.map((f) => path.join(img.dir, 'original', f));
-        const what = `image ${fp.slice(0, 12)}`;
-        const root = path.join(tmp, 'rootfs');
-        if (orig.kind === 'unified') {
-          await extractTar(files[0], tmp, what);
-          if (!fs.existsSync(root)) fs.mkdirSync(root, { mode: 0o755 });
-        } else if (isSquashfs(files[1])) {
-          await extractSquashfs(files[1], root, what);
-        } else {
-          fs.mkdirSync(root, { mode: 0o755 });
-          await extractTar(files[1], root, what);
-        }
+        const root = await unpackOriginal(img, tmp, (c, a, what) => run(c, a, { what }));
         const size = await treeSize(root);
         fs.renameSync(root, img.rootfs);
         return size;
@@ -78,4 +70,46 @@ async function unpack(p: Paths, img: Image): Promise<void> {
     cur.metadata.tslxc = { ...(cur.metadata.tslxc ?? {}), size: (cur.metadata.tslxc?.size ?? 0) + added };
     writeYamlAtomic(path.join(cur.dir, 'metadata.yaml'), cur.metadata);
   });
+}
+
+/**
+ * How an image's original files become a tree at DIR/rootfs (DIR new and empty): the one command
+ * that unpacks them, and whether DIR/rootfs is made first (a split image's rootfs tarball has no
+ * rootfs/ prefix; a unified tarball's own rootfs/ entry gives the root its owner and mode).
+ */
+export interface UnpackPlan {
+  argv: string[];
+  makeRoot: boolean;
+}
+
+export function unpackPlan(img: Image, dir: string): UnpackPlan {
+  const orig = img.metadata.tslxc?.original;
+  const files = (orig?.files ?? []).map((f) => path.join(img.dir, 'original', f));
+  if (!orig || !files.length || !files.every((f) => fs.existsSync(f)))
+    throw new TslxcError(`Cannot unpack image ${img.fingerprint.slice(0, 12)}`, 'its stored archive is gone (was the image deleted meanwhile?)');
+  const root = path.join(dir, 'rootfs');
+  if (orig.kind === 'unified') return { argv: extractTarArgv(files[0], dir), makeRoot: false };
+  if (isSquashfs(files[1])) return { argv: extractSquashfsArgv(files[1], root), makeRoot: false };
+  return { argv: extractTarArgv(files[1], root), makeRoot: true };
+}
+
+/**
+ * Unpacks a packed image's archive into DIR/rootfs (DIR new and empty) with `exec` (a plain run,
+ * or a pool's, which names a full pool) and returns that path. The caller renames it into place.
+ */
+export async function unpackOriginal(img: Image, dir: string, exec: (cmd: string, args: string[], what: string) => Promise<void>): Promise<string> {
+  const plan = unpackPlan(img, dir);
+  const root = path.join(dir, 'rootfs');
+  if (plan.makeRoot) fs.mkdirSync(root, { mode: 0o755 });
+  const what = `Cannot unpack image ${img.fingerprint.slice(0, 12)}`;
+  try {
+    await exec(plan.argv[0], plan.argv.slice(1), what);
+  } catch (err) {
+    // A full pool is said as such by `exec`; anything else tar or unsquashfs says is about the archive.
+    if (err instanceof TslxcError && err.message.startsWith(what))
+      throw new TslxcError(err.message, undefined, 'if its archive is damaged, delete the image and import it again');
+    throw err;
+  }
+  if (!fs.existsSync(root)) fs.mkdirSync(root, { mode: 0o755 });
+  return root;
 }

@@ -7,7 +7,9 @@ import { validateInstanceName } from '../util/names.js';
 import { containerDir, containersDir } from '../state/paths.js';
 import { resolveImage } from '../image/resolve.js';
 import { renderTemplates } from '../image/templates.js';
-import { createEmptyRootfs, createRootfs, deleteRootfs, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
+import { isPacked } from '../image/unpack.js';
+import type { Image } from '../image/store.js';
+import { createEmptyRootfs, createRootfs, deleteRootfs, hostAccess, rootPoolOf, writeRootFiles, type RootFile } from '../storage/instance.js';
 import type { Progress } from '../image/progress.js';
 import { configExists, saveConfig, type InstanceConfig } from '../state/config.js';
 import { sweepInstanceLocks, type Context } from '../state/context.js';
@@ -81,12 +83,15 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       revert.add(() => deleteRootfs(ctx, name));
       await createRootfs(ctx, image, name, poolName);
       crashPoint('create:root-made');
+      const tree = imageTree(ctx, name, image);
+      // Its own SSH host keys now, not at first boot (see ssh/hostkeys.ts: an RSA key slows the boot).
+      // Asked before anything is written into the root, which may be where the image's files are read.
+      const needsHostKeys = imageNeedsHostKeys(ctx.paths, tree);
       // The image's own templates (LXD images carry some) first, so tslxc's identity files win.
       const rendered = renderTemplates(image, 'create', { name, hostname });
       if (rendered.files.length) writeRootFiles(ctx, name, rendered.files);
       for (const s of rendered.skipped) opts.progress?.('configure', `template not rendered: ${s}`);
-      // Its own SSH host keys now, not at first boot (see ssh/hostkeys.ts: an RSA key slows the boot).
-      const hostKeys = imageNeedsHostKeys(ctx.paths, image) ? hostKeyFiles(hostname) : [];
+      const hostKeys = needsHostKeys ? hostKeyFiles(hostname) : [];
       const identity = [...identityFiles(hostname, { newMachineId: true }), ...hostKeys];
       writeRootFiles(ctx, name, identity);
       // Images that run sshd let tslxc in with its own key (tslxc ssh). A convenience: an image
@@ -96,7 +101,7 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
           await authorizeTslxcKey(
             ctx,
             name,
-            image,
+            tree,
             [...rendered.files, ...identity].map((f) => f.path),
           )
         )
@@ -110,6 +115,17 @@ export async function createInstance(ctx: Context, imageRef: string, name: strin
       return cfg;
     }),
   );
+}
+
+/**
+ * Where a create reads the image's files (does it run sshd, root's passwd entry): the store's tree,
+ * or, for an imported image still packed there (its archive was unpacked straight into the
+ * container: a dir pool), the container's new root, which is the image's tree until written to.
+ */
+function imageTree(ctx: Context, name: string, image: Image): Image {
+  if (!isPacked(image)) return image;
+  const acc = hostAccess(ctx, name);
+  return acc.helperArgs ? image : { ...image, rootfs: acc.root };
 }
 
 /** What every new container is checked for before anything is made: its name, hostname, profiles and config. */

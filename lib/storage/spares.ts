@@ -4,15 +4,17 @@ import path from 'node:path';
 import { TslxcError } from '../errors.js';
 import { imageSize, type Image } from '../image/store.js';
 import { isLayer } from '../image/layers.js';
+import { isPacked, unpackPlan } from '../image/unpack.js';
 import type { Paths } from '../state/paths.js';
 import { commandLine, pidAlive } from '../util/proc.js';
 import { run } from '../util/exec.js';
 import { listPools, type PoolConfig } from './pool.js';
 
 /**
- * Spare roots of a `dir` pool: a complete copy of an image's tree, made in the background after a
- * container was created from that image, so that the next `create`/`launch` of it renames the spare
- * into place instead of copying ~10,000 files while the user waits. The container's root is still
+ * Spare roots of a `dir` pool: a complete copy of an image's tree (of an imported image still
+ * packed, its archive unpacked), made in the background after a container was created from that
+ * image, so that the next `create`/`launch` of it renames the spare into place instead of copying
+ * ~10,000 files while the user waits. The container's root is still
  * a full, private copy of its image (what the dir driver promises); only the moment of copying
  * moves. One spare per image the pool has launched; `spare_roots=false` turns them off (and
  * removes them). Images are immutable in the store (content-addressed), so a spare never goes stale.
@@ -68,11 +70,15 @@ function preparer(dir: string, fp: string): number | undefined {
   return cmdline !== undefined && cmdline.includes(path.join(dir, `.tmp-${fp}`)) ? pid : undefined;
 }
 
-// $1 source tree, $2 temp copy, $3 final name, $4 pid file, $5 seconds to wait first. The spare
-// appears under its final name only complete and on disk (sync -f: a host crash must not leave a
-// spare of empty files).
-const SCRIPT =
-  'trap \'rm -rf "$2"; rm -f "$4"\' EXIT; trap \'exit 1\' TERM INT HUP; sleep "$5" && cp -a --reflink=auto "$1" "$2" && sync -f "$2" && mv -T "$2" "$3"';
+// $1 temp dir, $2 final name, $3 pid file, $4 seconds to wait first, $5 1 to make $1/rootfs first;
+// then the command that makes the tree at $1/rootfs (a copy of the store's tree, or the image's
+// archive unpacked: unpack.ts). The spare appears under its final name only complete and on disk
+// (sync -f: a host crash must not leave a spare of empty files).
+const SCRIPT = [
+  't=$1 f=$2 p=$3 w=$4 m=$5; shift 5',
+  'trap \'rm -rf "$t"; rm -f "$p"\' EXIT; trap \'exit 1\' TERM INT HUP',
+  'sleep "$w" && mkdir -m 700 "$t" && { [ "$m" = 0 ] || mkdir -m 755 "$t/rootfs"; } && "$@" && { [ -d "$t/rootfs" ] || mkdir -m 755 "$t/rootfs"; } && sync -f "$t/rootfs" && mv -T "$t/rootfs" "$f"',
+].join('; ');
 
 /**
  * The copy waits this long before it starts: a container just created is usually being booted,
@@ -90,8 +96,11 @@ function delaySeconds(): string {
  * filesystem keeps at least 1 GiB, and 5 % of its size, free after it.
  */
 function roomFor(dir: string, image: Image): boolean {
-  const need = imageSize(image);
-  if (need === undefined) return false; // an image stored before sizes were recorded: no guess
+  const stored = imageSize(image);
+  if (stored === undefined) return false; // an image stored before sizes were recorded: no guess
+  // A packed image's size is its archive's: its tree is taken as 5 times that (gzip and xz of a
+  // distribution's tree shrink it 2.5 to 4 times).
+  const need = isPacked(image) ? 5 * stored : stored;
   const st = fs.statfsSync(dir);
   const free = st.bavail * st.bsize;
   return free - need >= Math.max(2 ** 30, 0.05 * st.blocks * st.bsize);
@@ -109,6 +118,9 @@ export function prepareSpare(p: Paths, pool: PoolConfig, image: Image): void {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (fs.existsSync(path.join(dir, fp)) || !roomFor(dir, image)) return;
+    const tmp = path.join(dir, `.tmp-${fp}`);
+    // An image still packed (imported) is unpacked from its archive, as its first container was.
+    const fill = isPacked(image) ? unpackPlan(image, tmp) : { argv: ['cp', '-a', '--reflink=auto', image.rootfs, path.join(tmp, 'rootfs')], makeRoot: false };
     const pidFile = path.join(dir, `.pid-${fp}`);
     let fd: number;
     try {
@@ -118,9 +130,9 @@ export function prepareSpare(p: Paths, pool: PoolConfig, image: Image): void {
       fs.rmSync(pidFile, { force: true }); // left by a copy that was killed: take over
       fd = fs.openSync(pidFile, 'wx', 0o600);
     }
-    const tmp = path.join(dir, `.tmp-${fp}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    const child = spawn('nice', ['-n', '19', 'sh', '-c', SCRIPT, 'tslxc-spare', image.rootfs, tmp, path.join(dir, fp), pidFile, delaySeconds()], {
+    const args = [tmp, path.join(dir, fp), pidFile, delaySeconds(), fill.makeRoot ? '1' : '0', ...fill.argv];
+    const child = spawn('nice', ['-n', '19', 'sh', '-c', SCRIPT, 'tslxc-spare', ...args], {
       detached: true,
       stdio: 'ignore',
     });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { applyLayer, isLayer } from '../../image/layers.js';
+import { isPacked, unpackOriginal } from '../../image/unpack.js';
 import { parseSize } from '../../util/units.js';
 import { findTool, run, runSync, requireTool } from '../../util/exec.js';
 import { withLock } from '../../util/lock.js';
@@ -52,6 +53,31 @@ export async function deleteSubvolume(dir: string): Promise<void> {
     // Nested subvolumes: since Linux 4.18 rmdir removes an empty subvolume, so rm -rf does it all.
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A packed image's archive unpacked into a new subvolume, so the tree is written once and the
+ * store keeps no tree of it: into a dir inside the subvolume (a rename cannot cross subvolumes),
+ * then the rootfs's entries moved up to the subvolume's root, which takes the rootfs's owner and mode.
+ */
+async function unpackIntoSubvolume(t: Target, image: Image, sub: string): Promise<void> {
+  let stage = path.join(sub, `.tslxc-unpack-${process.pid}`);
+  fs.mkdirSync(stage, { mode: 0o700 });
+  await unpackOriginal(image, stage, (c, a, what) => runOnPool(t.pool, c, a, what));
+  const entries = fs.readdirSync(path.join(stage, 'rootfs'));
+  // The tree may hold an entry of the stage's own name: the stage moves out of its way first.
+  for (let i = 0; entries.includes(path.basename(stage)); i++) {
+    const next = path.join(sub, `.tslxc-unpack-${process.pid}-${i}`);
+    fs.renameSync(stage, next);
+    stage = next;
+  }
+  const root = path.join(stage, 'rootfs');
+  for (const e of entries) fs.renameSync(path.join(root, e), path.join(sub, e));
+  const st = fs.lstatSync(root);
+  fs.chownSync(sub, st.uid, st.gid);
+  fs.chmodSync(sub, st.mode & 0o7777);
+  fs.rmSync(stage, { recursive: true, force: true });
+  fs.utimesSync(sub, st.atime, st.mtime);
 }
 
 export class BtrfsDriver implements Driver {
@@ -154,7 +180,7 @@ export class BtrfsDriver implements Driver {
 
   /**
    * The image's subvolume, made once per pool (under a lock; temp name + rename). A whole image
-   * is copied in; a layered one is a writable snapshot of its parent's subvolume (made first)
+   * is copied in (an imported one still packed: its archive unpacked in); a layered one is a writable snapshot of its parent's subvolume (made first)
    * with its layer applied, so the pool holds each image's difference only once.
    */
   private async imageSubvolume(t: Target, image: Image, depth = 0): Promise<string> {
@@ -183,6 +209,9 @@ export class BtrfsDriver implements Driver {
             `Cannot snapshot image ${image.metadata.tslxc?.parent?.slice(0, 12)} in pool "${t.pool.name}"`,
           );
           await applyLayer(image.rootfs, tmp, (c, a, what) => runOnPool(t.pool, c, a, what));
+        } else if (isPacked(image)) {
+          await btrfs(['subvolume', 'create', tmp], 'Cannot create an image subvolume');
+          await unpackIntoSubvolume(t, image, tmp);
         } else {
           await btrfs(['subvolume', 'create', tmp], 'Cannot create an image subvolume');
           await run('cp', ['-a', '--reflink=auto', `${image.rootfs}/.`, tmp], {

@@ -3,12 +3,14 @@ import path from 'node:path';
 import { TslxcError } from '../../errors.js';
 import { getImage, type Image } from '../../image/store.js';
 import { isLayer, layerDirs, runOnOverlay } from '../../image/layers.js';
+import { ensureUnpacked, isPacked, unpackOriginal } from '../../image/unpack.js';
 import { runOnPool, statfsUsage } from './common.js';
 import { findTool } from '../../util/exec.js';
 import { containersDir, type Paths } from '../../state/paths.js';
 import type { PoolConfig } from '../pool.js';
 import type { Driver, FullView, HostAccess, RootSwap, Target, Usage } from './types.js';
 import { journalFile } from '../../state/journal.js';
+import { crashPoint } from '../../util/crash.js';
 import { prepareSpare, takeSpare, validateSpareSetting, SPARE_KEY } from '../spares.js';
 
 /**
@@ -48,6 +50,24 @@ function currentRoot(instDir: string): string {
   return !fs.existsSync(root) && fs.existsSync(legacyOld) ? legacyOld : root;
 }
 
+/**
+ * A packed image's archive unpacked into INSTANCE_DIR/.unpack-PID, its tree renamed to the root
+ * once whole. A failure removes the temp dir; a killed create leaves it in the container's dir,
+ * which `delete` of the container (shown as Error) removes; its tar dies with it (runOnPool).
+ */
+async function unpackRoot(t: Target, image: Image): Promise<void> {
+  const tmp = path.join(t.instDir, `.unpack-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { mode: 0o700 });
+  try {
+    const root = await unpackOriginal(image, tmp, (c, a, what) => runOnPool(t.pool, c, a, what));
+    crashPoint('create:unpacked');
+    fs.renameSync(root, rootDir(t));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 export class DirDriver implements Driver {
   async initPool(_paths: Paths, pool: PoolConfig): Promise<void> {
     for (const k of Object.keys(pool.config)) {
@@ -76,16 +96,21 @@ export class DirDriver implements Driver {
   }
 
   /**
-   * A whole copy of the image's tree: of a layered image, its merged view. A spare copy made
-   * ahead of time (spares.ts) is renamed into place when there is one; either way the next spare
-   * is started in the background.
+   * A whole copy of the image's tree: of a layered image, its merged view; of an image still packed
+   * (imported), its archive unpacked straight into the container, so the tree is written once and
+   * the store keeps no tree. A spare made ahead of time (spares.ts) is renamed into place when there
+   * is one; either way the next spare is started in the background.
    */
   async createRoot(t: Target, image: Image): Promise<void> {
     if (!isLayer(image)) {
-      if (!takeSpare(t.paths, t.pool, image, rootDir(t))) await cp(t, image.rootfs, rootDir(t));
+      if (!takeSpare(t.paths, t.pool, image, rootDir(t))) {
+        if (isPacked(image)) await unpackRoot(t, image);
+        else await cp(t, image.rootfs, rootDir(t));
+      }
       prepareSpare(t.paths, t.pool, image);
       return;
     }
+    image = await ensureUnpacked(t.paths, image);
     const view = path.join(t.instDir, '.image-view');
     fs.mkdirSync(view, { recursive: true, mode: 0o700 });
     try {
@@ -209,6 +234,8 @@ export class OverlayDriver extends DirDriver {
   }
 
   override async createRoot(t: Target, image: Image): Promise<void> {
+    // The image's tree is the lower layer: an imported image is unpacked into the store for it.
+    image = await ensureUnpacked(t.paths, image);
     this.makeDirs(t, this.layers(t)[0] ?? image.rootfs, true);
   }
   override fullView(t: Target, snapDir?: string): FullView {

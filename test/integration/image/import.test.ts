@@ -6,8 +6,9 @@ import { requireRoot, TestEnv } from '../../helpers/env.js';
 import { makeTarGz } from '../../helpers/tarball.js';
 
 /**
- * An import stores the tarball (checked in one streaming pass) and unpacks its rootfs when a
- * container first needs it: once, under a lock, into a temp dir renamed into place.
+ * An import stores the tarball (checked in one streaming pass) and unpacks its rootfs where a
+ * container needs it: on a dir pool into the container's root, else into the store once, under a
+ * lock, into a temp dir renamed into place.
  */
 if (requireRoot(test)) {
   const env = new TestEnv('imp');
@@ -54,23 +55,33 @@ if (requireRoot(test)) {
     }
   });
 
-  test.serial('the first create unpacks the rootfs; the next ones use it as it is', async (t) => {
+  test.serial('a dir pool unpacks the archive into each container, not the store; an overlay pool unpacks it into the store once', async (t) => {
     const e = new TestEnv('imp2');
     try {
       e.ok(t, ['image', 'import', tarball, '--alias', 'bb']);
       const packedSize = info(e, 'bb').size;
-      // A dir pool: each container's root is a whole copy of the tree.
-      e.ok(t, ['storage', 'create', 'plain', 'dir']);
+      // A dir pool: each container's root is a whole copy of the tree, unpacked from the archive.
+      e.ok(t, ['storage', 'create', 'plain', 'dir', 'spare_roots=false']);
       e.ok(t, ['create', 'bb', 'c1', '--storage', 'plain']);
-      t.true(fs.existsSync(path.join(imageDir(e), 'rootfs/bin/busybox')));
       t.true(fs.existsSync(`${e.paths.stateDir}/containers/c1/rootfs/bin/busybox`));
+      t.deepEqual(fs.readdirSync(`${e.paths.stateDir}/containers/c1`).sort(), ['config.yaml', 'rootfs', 'storage.yaml']);
+      t.false(fs.existsSync(path.join(imageDir(e), 'rootfs')), 'the store keeps the archive only');
+      t.false(info(e, 'bb').unpacked);
+      t.is(info(e, 'bb').size, packedSize);
+      // An overlay pool's lower layer is the store's tree: unpacked there, once.
+      e.ok(t, ['storage', 'create', 'ov', 'overlay']);
+      e.ok(t, ['create', 'bb', 'o1', '--storage', 'ov']);
+      t.true(fs.existsSync(path.join(imageDir(e), 'rootfs/bin/busybox')));
       const i = info(e, 'bb');
       t.true(i.unpacked);
       t.true(i.size > packedSize, 'the size counts the tree once it is there');
       const inode = fs.statSync(path.join(imageDir(e), 'rootfs')).ino;
-      e.ok(t, ['create', 'bb', 'c2', '--storage', 'plain']);
+      e.ok(t, ['create', 'bb', 'o2', '--storage', 'ov']);
       t.is(fs.statSync(path.join(imageDir(e), 'rootfs')).ino, inode);
       t.is(info(e, 'bb').size, i.size);
+      // Once the tree is there, a dir pool copies it as for any image.
+      e.ok(t, ['create', 'bb', 'c2', '--storage', 'plain']);
+      t.true(fs.existsSync(`${e.paths.stateDir}/containers/c2/rootfs/bin/busybox`));
       t.deepEqual(leftovers(imageDir(e)), []);
       // Exported in another format it is packed from the tree, and imports as the same image.
       const zst = path.join(e.root, 'bb.tar.zst');
@@ -96,11 +107,11 @@ if (requireRoot(test)) {
       const dead = path.join(imageDir(e), '.unpack-4194303');
       fs.mkdirSync(path.join(dead, 'rootfs/bin'), { recursive: true });
       fs.writeFileSync(path.join(dead, 'rootfs/bin/half'), 'x');
-      e.ok(t, ['storage', 'create', 'plain', 'dir']);
+      e.ok(t, ['storage', 'create', 'ov', 'overlay']);
       const names = ['c1', 'c2', 'c3', 'c4'];
-      const results = await Promise.all(names.map((n) => e.cliAsync(['create', 'bb', n, '--storage', 'plain'])));
+      const results = await Promise.all(names.map((n) => e.cliAsync(['create', 'bb', n, '--storage', 'ov'])));
       for (const r of results) t.is(r.code, 0, r.stderr);
-      for (const n of names) t.true(fs.existsSync(`${e.paths.stateDir}/containers/${n}/rootfs/bin/busybox`), n);
+      for (const n of names) t.true(fs.existsSync(`${e.paths.stateDir}/containers/${n}/overlay-work`), n);
       t.false(fs.existsSync(path.join(imageDir(e), 'rootfs/bin/half')));
       t.deepEqual(leftovers(imageDir(e)), []);
       t.true(info(e, 'bb').unpacked);

@@ -66,7 +66,7 @@ if (requireRoot(test)) {
     ['split tarballs, zstd', ['--split', '--compression', 'zstd'], '.tar.zst'],
     ['split metadata + squashfs, xz', ['--split', '--squashfs', '--compression', 'xz'], '.squashfs'],
   ] as const) {
-    test.serial(`${label}: fingerprint is sha256(metadata tarball + rootfs); the rootfs is unpacked at the first create`, async (t) => {
+    test.serial(`${label}: fingerprint is sha256(metadata tarball + rootfs); the rootfs is unpacked where a create needs it`, async (t) => {
       const dir = out();
       env.ok(t, ['image', 'export', 'busybox', ...args, dir]);
       const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
@@ -80,6 +80,13 @@ if (requireRoot(test)) {
         t.is(images(e)[0].fingerprint, fp);
         t.false(fs.existsSync(`${e.paths.stateDir}/images/${fp}/rootfs`));
         t.false(JSON.parse(e.ok(t, ['image', 'info', 'x', '-f', 'json'])).unpacked);
+        // A dir pool unpacks the rootfs file straight into the container, leaving the store packed.
+        e.ok(t, ['storage', 'create', 'plain', 'dir', 'spare_roots=false']);
+        e.ok(t, ['create', 'x', 'd1', '-s', 'plain']);
+        t.true(fs.statSync(`${e.paths.stateDir}/containers/d1/rootfs/bin/busybox`).isFile());
+        t.deepEqual(fs.readdirSync(`${e.paths.stateDir}/containers/d1`).sort(), ['config.yaml', 'rootfs', 'storage.yaml']);
+        t.false(fs.existsSync(`${e.paths.stateDir}/images/${fp}/rootfs`));
+        // The default (overlay) pool needs the tree in the store.
         e.ok(t, ['create', 'x', 'c1']);
         t.true(fs.existsSync(`${e.paths.stateDir}/images/${fp}/rootfs/bin/busybox`));
         t.true(fs.existsSync(`${e.paths.stateDir}/containers/c1`));

@@ -56,7 +56,7 @@ export const info = defineCommand({
     const lines = [
       `Fingerprint: ${i.fingerprint}`,
       `Aliases: ${i.aliases.join(', ') || '-'}`,
-      `Size: ${humanBytes(i.size) || '-'}${i.stored === 'layer' ? ' (its own layer, over its parent)' : i.unpacked ? '' : ' (the imported archive: its rootfs is unpacked at the first create)'}`,
+      `Size: ${humanBytes(i.size) || '-'}${i.stored === 'layer' ? ' (its own layer, over its parent)' : i.unpacked ? '' : ' (the imported archive: unpacked into each container on a dir pool, into the store for an overlay pool)'}`,
       `Created: ${i.created_at}`,
       `Architecture: ${i.architecture}`,
       `OS: ${i.os ?? '-'}`,
