@@ -33,12 +33,19 @@ function unquote(s: string): string {
 /** The compression an archive's first bytes show, so tar is told rather than left to guess from a pipe. */
 export type Codec = 'gzip' | 'zstd' | 'xz' | 'bzip2' | 'none';
 
+/**
+ * The first bytes of each codec. The one rule: codecOf applies it here, and the import pass's plan
+ * hands it to the helper (pass.ts), which applies it to a stored copy.
+ */
+export const CODEC_MAGIC: [Exclude<Codec, 'none'>, Buffer][] = [
+  ['gzip', Buffer.from([0x1f, 0x8b])],
+  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
+  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+  ['bzip2', Buffer.from('BZh', 'latin1')],
+];
+
 export function codecOf(head: Buffer): Codec {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
-  return 'none';
+  return CODEC_MAGIC.find(([, magic]) => head.length >= magic.length && head.subarray(0, magic.length).equals(magic))?.[0] ?? 'none';
 }
 
 function fileHead(file: string): Buffer {
@@ -56,7 +63,7 @@ function fileHead(file: string): Buffer {
  * single-threaded and the slowest step of an import, and isa-l's igzip (or pigz, which inflates
  * beside its reading and checksumming threads) does it several times faster.
  */
-function decompressor(codec: Codec): string | undefined {
+export function decompressor(codec: Codec): string | undefined {
   return {
     gzip: () => findTool('igzip') ?? findTool('pigz') ?? 'gzip',
     zstd: () => 'zstd',
@@ -72,9 +79,9 @@ export function decompressArgs(codec: Codec): string[] {
   return prog ? [`--use-compress-program=${prog}`] : [];
 }
 
-const LIST_ARGS = ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time'];
+export const LIST_ARGS = ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time'];
 
-function listingError(stderr: string, status: number | null, what: string): TslxcError {
+export function listingError(stderr: string, status: number | null, what: string): TslxcError {
   const why = (stderr || '')
     .split('\n')
     .map((l) => l.replace(/^tar: /, '').trim())
@@ -82,15 +89,18 @@ function listingError(stderr: string, status: number | null, what: string): Tslx
   return new TslxcError(`Cannot read ${what}`, `${why[0] ?? `tar exit ${status}`} — the file is corrupt, truncated or not a tar archive`);
 }
 
+/** One line of tar's listing (LIST_ARGS) as an entry. */
+export function parseListingLine(l: string, what: string): Entry {
+  const m = LINE.exec(l);
+  if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
+  return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
+}
+
 function parseListing(stdout: string, what: string): Entry[] {
   return stdout
     .split('\n')
     .filter(Boolean)
-    .map((l) => {
-      const m = LINE.exec(l);
-      if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
-      return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
-    });
+    .map((l) => parseListingLine(l, what));
 }
 
 /** tar -t of a (possibly compressed: gzip, xz, zstd, bzip2) archive. */
@@ -171,7 +181,7 @@ export async function sha256Of(files: string[]): Promise<string> {
   return m[1]!;
 }
 
-async function sha256InNode(files: string[]): Promise<string> {
+export async function sha256InNode(files: string[]): Promise<string> {
   const h = crypto.createHash('sha256');
   for (const f of files) {
     for await (const chunk of fs.createReadStream(f, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);

@@ -31,6 +31,8 @@ export const containersDir = (p: Paths) => path.join(p.stateDir, layout.state.co
 export const imagesDir = (p: Paths) => path.join(p.stateDir, layout.state.images);
 export const locksDir = (p: Paths) => path.join(p.runDir, layout.run.locks);
 export const startPlansDir = (p: Paths) => path.join(p.runDir, layout.run.plans);
+/** The plan of `image import`'s pass the CLI's native front starts before node (lib/image/pass.ts). */
+export const importPlanFile = (p: Paths) => path.join(p.runDir, layout.run.importPlan);
 
 /** A container's data dir. The name is validated here so no caller can build a path from a bad one. */
 export function containerDir(p: Paths, name: string): string {
