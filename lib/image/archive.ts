@@ -19,6 +19,8 @@ export interface Entry {
   link?: string;
   /** tar's size column: for a device node, "MAJOR,MINOR" */
   size?: string;
+  /** where its headers begin, in 512-byte blocks of the uncompressed archive (a listing with -R) */
+  block?: number;
 }
 
 const LINE = /^(\S{10}) +\d+\/\d+ +(\S+) +\S+ \S+ +"((?:[^"\\]|\\.)*)"(?: -> "((?:[^"\\]|\\.)*)"| link to "((?:[^"\\]|\\.)*)")?$/;
@@ -91,9 +93,31 @@ export function listingError(stderr: string, status: number | null, what: string
 
 /** One line of tar's listing (LIST_ARGS) as an entry. */
 export function parseListingLine(l: string, what: string): Entry {
+  let block: number | undefined;
+  if (l.startsWith('block ')) {
+    const b = BLOCK.exec(l);
+    if (b) {
+      block = Number(b[1]);
+      l = l.slice(b[0].length);
+    }
+  }
   const m = LINE.exec(l);
   if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
-  return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
+  const e: Entry = {
+    type: m[1][0],
+    size: m[2],
+    name: unquote(m[3]),
+    link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined,
+  };
+  if (block !== undefined) e.block = block;
+  return e;
+}
+
+const BLOCK = /^block (\d+): /;
+
+/** tar -tR's own mark of the archive's end (names are quoted, so no entry's line looks like it). */
+export function isListingEndMark(l: string): boolean {
+  return /^block \d+: \*\* (?:Block of NULs|End of File) \*\*$/.test(l);
 }
 
 function parseListing(stdout: string, what: string): Entry[] {

@@ -46,6 +46,7 @@ export function beginImport(p: Paths, file: string, rootfsFile: string | undefin
     const stored = [path.join(orig, kept[0]!)];
     // For the next import's front; after this one has begun, so it costs this one nothing.
     setImmediate(() => writeImportPlanQuietly(p));
+    tellWhichPass('front');
     return { stage: early.stage, orig, kept, stored, pass: earlyImportPass(early, stored[0]!, path.basename(file)) };
   }
   mkdirp(imagesDir(p), 0o700);
@@ -75,7 +76,11 @@ function writeImportPlanQuietly(p: Paths): void {
 function startPass(p: Paths, file: string, dest: string): ImportPass {
   const what = path.basename(file);
   // The helper's pass where it is built (its 1 MiB pipe, and the plan written for the front).
-  if (helperBuilt()) return startHelperPass(p, file, dest, what);
+  if (helperBuilt()) {
+    tellWhichPass('helper');
+    return startHelperPass(p, file, dest, what);
+  }
+  tellWhichPass('node');
   // The kernel copies, then a hash and a listing of the stored copy run side by side.
   const stored = storeCopy(file, dest, what);
   const sha256 = stored.then(() => sha256Of([dest]));
@@ -90,6 +95,11 @@ function startPass(p: Paths, file: string, dest: string): ImportPass {
       return { entries, sha256: sum };
     },
   };
+}
+
+/** TSLXC_PLAN_DEBUG=1 (as for start plans): which way the pass went, for the tests. */
+function tellWhichPass(how: 'front' | 'helper' | 'node'): void {
+  if (process.env.TSLXC_PLAN_DEBUG === '1') process.stderr.write(`tslxc: import pass: ${how}\n`);
 }
 
 function helperBuilt(): boolean {

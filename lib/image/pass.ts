@@ -9,7 +9,18 @@ import { findTool, requireTool } from '../util/exec.js';
 import { mkdirp } from '../util/fs.js';
 import { helperPath } from '../state/helper.js';
 import { imagesDir, importPlanFile, type Paths } from '../state/paths.js';
-import { CODEC_MAGIC, decompressor, isSquashfs, LIST_ARGS, listingError, parseListingLine, sha256InNode, type Entry, type ImportPass } from './archive.js';
+import {
+  CODEC_MAGIC,
+  decompressor,
+  isSquashfs,
+  LIST_ARGS,
+  isListingEndMark,
+  listingError,
+  parseListingLine,
+  sha256InNode,
+  type Entry,
+  type ImportPass,
+} from './archive.js';
 
 /**
  * A unified tarball's one pass, run by the helper (native/importpass.c): the file stored by the
@@ -40,7 +51,9 @@ function planWords(p: Paths): string[] {
   const hash = openssl ? [openssl, 'dgst', '-sha256', '-r'] : [];
   words.push('hash', String(hash.length), ...hash);
   // 128 KiB records, reassembled from a pipe's partial reads: a tenth of tar's read calls.
-  const list = [requireTool('tar', 'read an image archive'), ...LIST_ARGS, '-b', '256', '-B', '-f', '-'];
+  // -R: each entry's block, so that importImage can take metadata.yaml and templates from the head
+  // of the archive without another tar (headfiles.ts).
+  const list = [requireTool('tar', 'read an image archive'), ...LIST_ARGS, '-R', '-b', '256', '-B', '-f', '-'];
   words.push('list', String(list.length), ...list);
   for (const [codec, magic] of CODEC_MAGIC) {
     const prog = decompressor(codec);
@@ -181,10 +194,11 @@ function parseStream(stream: Readable, what: string): Promise<{ entries: Entry[]
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
         if (!bad && nl > start) {
+          const line = text.slice(start, nl);
           try {
-            entries.push(parseListingLine(text.slice(start, nl), what));
+            entries.push(parseListingLine(line, what));
           } catch (err) {
-            bad = err as Error;
+            if (!isListingEndMark(line)) bad = err as Error;
           }
         }
         start = nl + 1;
