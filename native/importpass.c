@@ -96,7 +96,9 @@ static bool import_plan_load(const char *path, struct import_plan *pl)
 {
   autofd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > 65536)
+  /* Its programs run as us: only a plan of ours that no one else may have written. */
+  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+      (st.st_mode & 022) || st.st_size <= 0 || st.st_size > 65536)
     return false;
   pl->buf = xcalloc(st.st_size + 1, 1);
   if (read_retry(fd, pl->buf, st.st_size) != st.st_size || pl->buf[st.st_size - 1] != '\0')
@@ -379,6 +381,10 @@ bool import_pass_fork(const char *src)
         _exit(1);
       close(list[0]);
       close(status[0]);
+      /* Not the terminal or pipe node writes to: `tslxc image import ... | cat` ends with node. */
+      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+        _exit(1);
       import_pass_run(&pl, src, dest, list[1], status[1]);
       _exit(0);
     }
