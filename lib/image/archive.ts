@@ -26,6 +26,8 @@ export interface Entry {
 const LINE = /^(\S{10}) +\d+\/\d+ +(\S+) +\S+ \S+ +"((?:[^"\\]|\\.)*)"(?: -> "((?:[^"\\]|\\.)*)"| link to "((?:[^"\\]|\\.)*)")?$/;
 
 function unquote(s: string): string {
+  // Most names have no escape: no regex pass over them.
+  if (!s.includes('\\')) return s;
   return s.replace(/\\([0-7]{3}|.)/g, (_m, e: string) => {
     if (/^[0-7]{3}$/.test(e)) return String.fromCharCode(parseInt(e, 8));
     return ({ n: '\n', t: '\t', r: '\r', f: '\f', v: '\v', b: '\b', a: '\x07', '\\': '\\', '"': '"', '?': '?' } as Record<string, string>)[e] ?? e;
