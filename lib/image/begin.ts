@@ -76,9 +76,10 @@ function writeImportPlanQuietly(p: Paths): void {
 function startPass(p: Paths, file: string, dest: string): ImportPass {
   const what = path.basename(file);
   // The helper's pass where it is built (its 1 MiB pipe, and the plan written for the front).
-  if (helperBuilt()) {
+  const viaHelper = helperBuilt() ? startHelperPassOrNot(p, file, dest, what) : undefined;
+  if (viaHelper) {
     tellWhichPass('helper');
-    return startHelperPass(p, file, dest, what);
+    return viaHelper;
   }
   tellWhichPass('node');
   // The kernel copies, then a hash and a listing of the stored copy run side by side.
@@ -100,6 +101,15 @@ function startPass(p: Paths, file: string, dest: string): ImportPass {
 /** TSLXC_PLAN_DEBUG=1 (as for start plans): which way the pass went, for the tests. */
 function tellWhichPass(how: 'front' | 'helper' | 'node'): void {
   if (process.env.TSLXC_PLAN_DEBUG === '1') process.stderr.write(`tslxc: import pass: ${how}\n`);
+}
+
+/** Undefined when its plan cannot be written (a run dir not ours to write): node's own processes then. */
+function startHelperPassOrNot(p: Paths, file: string, dest: string, what: string): ImportPass | undefined {
+  try {
+    return startHelperPass(p, file, dest, what);
+  } catch {
+    return undefined;
+  }
 }
 
 function helperBuilt(): boolean {
