@@ -259,7 +259,11 @@ export async function listStored(file: string, what: string): Promise<Entry[] | 
 /** A unified tarball's one pass, running (begin.ts). */
 export interface ImportPass {
   /** the listing and the sha256 of the bytes stored, once the pass is done */
-  result(): Promise<{ entries: Entry[]; sha256: string }>;
+  result(): Promise<{
+    entries: Entry[];
+    sha256: string;
+    /** the entries' clean names, when the pass checked them (UNIFIED_CHECKS) as they came */ names?: string[];
+  }>;
 }
 
 /** Normalise an entry name ("./a//b/" → "a/b"); refuse absolute names and "..". */
@@ -278,59 +282,70 @@ const DOT_PART = /(?:^|\/)\.\.?(?:\/|$)/;
 
 const show = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 
+export interface CheckOptions {
+  roots?: string[];
+  rootfsPrefix?: string | null;
+  whiteouts?: boolean;
+}
+
+/** A unified tarball's checks (metadata.yaml, rootfs/, templates/). */
+export const UNIFIED_CHECKS: CheckOptions = { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' };
+
 /**
  * Checks every entry. `roots` are the top-level names allowed (e.g. metadata.yaml, rootfs,
  * templates); `rootfsPrefix` is where the container's root is inside the archive ("rootfs" in a
  * unified tarball, "" in a split rootfs) — symlinks are judged relative to it.
  */
-export function checkEntries(entries: Entry[], what: string, opts: { roots?: string[]; rootfsPrefix?: string | null; whiteouts?: boolean }): string[] {
-  const names = entries.map((e) => cleanName(e.name, what));
-  const all = new Set(names);
-  const symlinks = new Set<string>();
-  entries.forEach((e, i) => e.type === 'l' && symlinks.add(names[i]));
-  const prefix = opts.rootfsPrefix;
-  // The symlink a dir is (or lies under), each dir worked out once: entries share their parents.
-  const above = new Map<string, string | undefined>();
-  const linkAbove = (dir: string): string | undefined => {
-    if (above.has(dir)) return above.get(dir);
-    const slash = dir.lastIndexOf('/');
-    const link = (slash > 0 ? linkAbove(dir.slice(0, slash)) : undefined) ?? (symlinks.has(dir) ? dir : undefined);
-    above.set(dir, link);
-    return link;
-  };
-  entries.forEach((e, i) => {
-    const n = names[i];
+export function checkEntries(entries: Entry[], what: string, opts: CheckOptions): string[] {
+  const c = new EntryChecker(what, opts);
+  for (const e of entries) c.add(e);
+  return c.finish();
+}
+
+/**
+ * checkEntries one entry at a time, as a listing streams (pass.ts): what an entry alone decides
+ * at add(), what needs them all (nothing reached through a symlink of the archive, hard links to
+ * names in it) at finish(). Returns the entries' clean names.
+ */
+export class EntryChecker {
+  private readonly entries: Entry[] = [];
+  private readonly names: string[] = [];
+  private readonly symlinks = new Set<string>();
+
+  constructor(
+    private readonly what: string,
+    private readonly opts: CheckOptions,
+  ) {}
+
+  add(e: Entry): void {
+    const what = this.what;
+    const n = cleanName(e.name, what);
+    this.entries.push(e);
+    this.names.push(n);
     if (n === '') {
       if (e.type !== 'd') throw new TslxcError(`Refusing ${what}`, 'its root entry is not a directory');
       return;
     }
+    const { roots, rootfsPrefix: prefix } = this.opts;
     const top = n.includes('/') ? n.slice(0, n.indexOf('/')) : n;
-    if (opts.roots && !opts.roots.includes(top)) throw new TslxcError(`Refusing ${what}`, `unexpected entry "${show(n)}" (expected ${opts.roots.join(', ')})`);
+    if (roots && !roots.includes(top)) throw new TslxcError(`Refusing ${what}`, `unexpected entry "${show(n)}" (expected ${roots.join(', ')})`);
     const inRoot = prefix === '' ? n : prefix && (n === prefix || n.startsWith(`${prefix}/`)) ? n.slice(prefix.length + 1) : undefined;
-    // Nothing may be reached through a symlink the archive itself makes.
-    if (symlinks.size) {
-      const link = n.includes('/') ? linkAbove(n.slice(0, n.lastIndexOf('/'))) : undefined;
-      if (link) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(link)}"`);
-    }
     switch (e.type) {
       case '-':
       case 'd':
       case 'p':
+      case 'h':
         break;
       case 'c':
         // An image layer (a registry node) marks deleted names with overlayfs whiteouts: 0/0 devices.
-        if (opts.whiteouts && inRoot !== undefined && e.size === '0,0') break;
+        if (this.opts.whiteouts && inRoot !== undefined && e.size === '0,0') break;
         if (inRoot === undefined || !inRoot.startsWith('dev/'))
           throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a character device outside /dev`);
         break;
       case 'b':
         throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a block device`);
-      case 'h': {
-        const target = cleanName(e.link ?? '', what);
-        if (!all.has(target)) throw new TslxcError(`Refusing ${what}`, `hard link "${show(n)}" points outside the archive ("${show(e.link ?? '')}")`);
-        break;
-      }
       case 'l': {
+        this.symlinks.add(n);
         const t = e.link ?? '';
         if (inRoot === undefined) throw new TslxcError(`Refusing ${what}`, `symlink "${show(n)}" outside the root filesystem`);
         // Absolute targets resolve inside the container's root; relative ones must not climb out.
@@ -348,8 +363,34 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
       default:
         throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" has an unsupported type "${e.type}"`);
     }
-  });
-  return names;
+  }
+
+  finish(): string[] {
+    const { what, entries, names, symlinks } = this;
+    const all = new Set(names);
+    // The symlink a dir is (or lies under), each dir worked out once: entries share their parents.
+    const above = new Map<string, string | undefined>();
+    const linkAbove = (dir: string): string | undefined => {
+      if (above.has(dir)) return above.get(dir);
+      const slash = dir.lastIndexOf('/');
+      const link = (slash > 0 ? linkAbove(dir.slice(0, slash)) : undefined) ?? (symlinks.has(dir) ? dir : undefined);
+      above.set(dir, link);
+      return link;
+    };
+    entries.forEach((e, i) => {
+      const n = names[i]!;
+      // Nothing may be reached through a symlink the archive itself makes.
+      if (symlinks.size && n.includes('/')) {
+        const link = linkAbove(n.slice(0, n.lastIndexOf('/')));
+        if (link) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(link)}"`);
+      }
+      if (e.type === 'h') {
+        const target = cleanName(e.link ?? '', what);
+        if (!all.has(target)) throw new TslxcError(`Refusing ${what}`, `hard link "${show(n)}" points outside the archive ("${show(e.link ?? '')}")`);
+      }
+    });
+    return names;
+  }
 }
 
 /**

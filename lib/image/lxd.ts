@@ -8,7 +8,7 @@ import type { Paths } from '../state/paths.js';
 import { addImage, getImage, keptExport, keptExportName, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import { imagesDir } from '../state/paths.js';
 import type { ImageMetadata } from './metadata.js';
-import { checkEntries, extractTar, listSquashfs, listStored, listTar, sha256Of, storeCopy, type Entry } from './archive.js';
+import { checkEntries, UNIFIED_CHECKS, extractTar, listSquashfs, listStored, listTar, sha256Of, storeCopy, type Entry } from './archive.js';
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
 import { ensureUnpacked } from './unpack.js';
 import { beginImport, type BegunImport } from './begin.js';
@@ -128,8 +128,8 @@ export async function importImage(
     fs.mkdirSync(x, { mode: 0o700 });
     let fingerprint: string;
     if (pass) {
-      const { entries, sha256 } = await pass.result();
-      const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
+      const { entries, sha256, names: checked } = await pass.result();
+      const names = checked ?? checkEntries(entries, what, UNIFIED_CHECKS);
       if (!names.includes('metadata.yaml'))
         throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
       if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/')))

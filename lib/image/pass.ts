@@ -11,6 +11,8 @@ import { helperPath } from '../state/helper.js';
 import { imagesDir, importPlanFile, type Paths } from '../state/paths.js';
 import {
   CODEC_MAGIC,
+  EntryChecker,
+  UNIFIED_CHECKS,
   decompressor,
   isSquashfs,
   LIST_ARGS,
@@ -185,20 +187,30 @@ function collect(stream: Readable): Promise<Buffer> {
 }
 
 /** The listing parsed line by line as it streams; the first line that is not an entry is kept, to be thrown only if tar itself succeeded. */
-function parseStream(stream: Readable, what: string): Promise<{ entries: Entry[]; bad?: Error }> {
+function parseStream(stream: Readable, what: string, checker: EntryChecker): Promise<{ entries: Entry[]; bad?: Error; refused?: Error }> {
   return new Promise((resolve, reject) => {
     const entries: Entry[] = [];
     let bad: Error | undefined;
+    let refused: Error | undefined;
     let rest = '';
     const lines = (text: string) => {
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
         if (!bad && nl > start) {
           const line = text.slice(start, nl);
+          let e: Entry | undefined;
           try {
-            entries.push(parseListingLine(line, what));
+            e = parseListingLine(line, what);
           } catch (err) {
             if (!isListingEndMark(line)) bad = err as Error;
+          }
+          if (e) {
+            entries.push(e);
+            try {
+              if (!refused) checker.add(e);
+            } catch (err) {
+              refused = err as Error;
+            }
           }
         }
         start = nl + 1;
@@ -210,19 +222,21 @@ function parseStream(stream: Readable, what: string): Promise<{ entries: Entry[]
     stream.on('error', reject);
     stream.on('end', () => {
       lines(`${rest}\n`);
-      resolve({ entries, bad });
+      resolve({ entries, bad, refused });
     });
   });
 }
 
 function passOf(listing: Readable, results: Readable, stored: string, dest: string, what: string): ImportPass {
-  const parsed = parseStream(listing, what);
+  // The entries checked as they come: only what needs them all is left for the end.
+  const checker = new EntryChecker(what, UNIFIED_CHECKS);
+  const parsed = parseStream(listing, what, checker);
   const ends = collect(results);
   // Awaited by result(); until then a failure must not count as unhandled.
   for (const x of [parsed, ends]) x.catch(() => undefined);
   return {
     async result() {
-      const [{ entries, bad }, raw] = await Promise.all([parsed, ends]);
+      const [{ entries, bad, refused }, raw] = await Promise.all([parsed, ends]);
       const words = raw.toString('utf8').split('\0');
       if (words[0] === 'copy') throw new TslxcError(`Cannot read ${what}`, words[1] || 'it could not be copied');
       const progs: ProgramEnd[] = [];
@@ -252,7 +266,8 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
         if (hash.code !== 0 || !m) throw new TslxcError(`Cannot read ${what}`, hash.stderr.trim().split('\n')[0] || 'its sha256 could not be computed');
         sha256 = m[1]!;
       } else sha256 = await sha256InNode([dest]);
-      return { entries, sha256 };
+      if (refused) throw refused;
+      return { entries, sha256, names: checker.finish() };
     },
   };
 }
