@@ -7,6 +7,8 @@
  *   tslxc stop NAME           signals init and waits for the monitor to end (clistop.c)
  *   tslxc __complete VERB... WORD
  *                             a Tab after a verb that takes a container: the names (clicomplete.c)
+ *   tslxc image import FILE [--alias A]...
+ *                             starts the import's pass (importpass.c), then node, which adopts it
  *
  * Node's own start-up costs more than either of them does. So bin/tslxc comes here first, and
  * this mode does the command when it can do it exactly as the TypeScript CLI would; anything
@@ -354,6 +356,29 @@ static int cli_exec(int argc, char **argv)
   return main_attach((int)k, out);
 }
 
+/* `image import FILE [--alias A | --alias=A]...` (a unified tarball: one file), as the TypeScript
+ * CLI reads it; anything else is node's alone. The aliases are node's to check. */
+static void cli_image_import(int argc, char **argv)
+{
+  const char *file = NULL;
+  for (int i = 0; i < argc; i++) {
+    const char *s = argv[i];
+    if (strcmp(s, "--alias") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '-')
+        return;
+      i++;
+    } else if (strncmp(s, "--alias=", 8) == 0) {
+      continue;
+    } else if (s[0] == '-' || file) {
+      return;
+    } else {
+      file = s;
+    }
+  }
+  if (file)
+    (void)import_pass_fork(file);
+}
+
 int main_cli(int argc, char **argv)
 {
   /* argv: "cli" JS VERB ARGS... */
@@ -389,6 +414,8 @@ int main_cli(int argc, char **argv)
       if (code >= 0)
         return code;
     }
+    if (strcmp(verb, "image") == 0 && argc >= 5 && strcmp(argv[3], "import") == 0)
+      cli_image_import(argc - 4, argv + 4);
   }
   ask_node();
 }

@@ -364,6 +364,9 @@ struct live_device_args {
 void parse_live_device_args(const char *mode, const char *add_usage, int argc, char **argv,
                             struct live_device_args *a);
 int main_cli(int argc, char **argv);
+/* importpass.c: `image import`'s pass, run by node or by the CLI front before node */
+int main_import_pass(int argc, char **argv);
+bool import_pass_fork(const char *src);
 /* The lines of a run dir file (cli.c); NULL if absent or damaged. */
 char **read_list(const char *path, size_t *n);
 /* An exec.check file ("FILE\nLINE\n") says the container is thawed (cli.c). */

@@ -23,6 +23,8 @@ static void usage(void)
       "       tslxc-helper disk --pid PID (--add SRC:DST[:ro,idmap] | --remove DST)\n"
       "       tslxc-helper cli JS ARGS...   (bin/tslxc: start and exec without node, else node JS "
       "ARGS)\n"
+      "       tslxc-helper import-pass PLAN SRC DEST   (image import's pass: listing on stdout, "
+      "results on fd 3)\n"
       "       tslxc-helper unixdev --pid PID (--add c|b:MAJOR:MINOR:MODE:UID:GID:/DST | --remove "
       "DST)\n"
       "See native/README.md for the options.\n";
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
     return main_disk(argc - 1, argv + 1);
   if (strcmp(argv[1], "cli") == 0)
     return main_cli(argc - 1, argv + 1);
+  if (strcmp(argv[1], "import-pass") == 0)
+    return main_import_pass(argc - 1, argv + 1);
   if (strcmp(argv[1], "unixdev") == 0)
     return main_unixdev(argc - 1, argv + 1);
   if (strcmp(argv[1], "host-limits") == 0)

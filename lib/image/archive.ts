@@ -19,11 +19,15 @@ export interface Entry {
   link?: string;
   /** tar's size column: for a device node, "MAJOR,MINOR" */
   size?: string;
+  /** where its headers begin, in 512-byte blocks of the uncompressed archive (a listing with -R) */
+  block?: number;
 }
 
 const LINE = /^(\S{10}) +\d+\/\d+ +(\S+) +\S+ \S+ +"((?:[^"\\]|\\.)*)"(?: -> "((?:[^"\\]|\\.)*)"| link to "((?:[^"\\]|\\.)*)")?$/;
 
 function unquote(s: string): string {
+  // Most names have no escape: no regex pass over them.
+  if (!s.includes('\\')) return s;
   return s.replace(/\\([0-7]{3}|.)/g, (_m, e: string) => {
     if (/^[0-7]{3}$/.test(e)) return String.fromCharCode(parseInt(e, 8));
     return ({ n: '\n', t: '\t', r: '\r', f: '\f', v: '\v', b: '\b', a: '\x07', '\\': '\\', '"': '"', '?': '?' } as Record<string, string>)[e] ?? e;
@@ -33,12 +37,19 @@ function unquote(s: string): string {
 /** The compression an archive's first bytes show, so tar is told rather than left to guess from a pipe. */
 export type Codec = 'gzip' | 'zstd' | 'xz' | 'bzip2' | 'none';
 
+/**
+ * The first bytes of each codec. The one rule: codecOf applies it here, and the import pass's plan
+ * hands it to the helper (pass.ts), which applies it to a stored copy.
+ */
+export const CODEC_MAGIC: [Exclude<Codec, 'none'>, Buffer][] = [
+  ['gzip', Buffer.from([0x1f, 0x8b])],
+  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
+  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+  ['bzip2', Buffer.from('BZh', 'latin1')],
+];
+
 export function codecOf(head: Buffer): Codec {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
-  return 'none';
+  return CODEC_MAGIC.find(([, magic]) => head.length >= magic.length && head.subarray(0, magic.length).equals(magic))?.[0] ?? 'none';
 }
 
 function fileHead(file: string): Buffer {
@@ -56,7 +67,7 @@ function fileHead(file: string): Buffer {
  * single-threaded and the slowest step of an import, and isa-l's igzip (or pigz, which inflates
  * beside its reading and checksumming threads) does it several times faster.
  */
-function decompressor(codec: Codec): string | undefined {
+export function decompressor(codec: Codec): string | undefined {
   return {
     gzip: () => findTool('igzip') ?? findTool('pigz') ?? 'gzip',
     zstd: () => 'zstd',
@@ -72,9 +83,9 @@ export function decompressArgs(codec: Codec): string[] {
   return prog ? [`--use-compress-program=${prog}`] : [];
 }
 
-const LIST_ARGS = ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time'];
+export const LIST_ARGS = ['-tv', '--numeric-owner', '--quoting-style=c', '--full-time'];
 
-function listingError(stderr: string, status: number | null, what: string): TslxcError {
+export function listingError(stderr: string, status: number | null, what: string): TslxcError {
   const why = (stderr || '')
     .split('\n')
     .map((l) => l.replace(/^tar: /, '').trim())
@@ -82,15 +93,40 @@ function listingError(stderr: string, status: number | null, what: string): Tslx
   return new TslxcError(`Cannot read ${what}`, `${why[0] ?? `tar exit ${status}`} — the file is corrupt, truncated or not a tar archive`);
 }
 
+/** One line of tar's listing (LIST_ARGS) as an entry. */
+export function parseListingLine(l: string, what: string): Entry {
+  let block: number | undefined;
+  if (l.startsWith('block ')) {
+    const b = BLOCK.exec(l);
+    if (b) {
+      block = Number(b[1]);
+      l = l.slice(b[0].length);
+    }
+  }
+  const m = LINE.exec(l);
+  if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
+  const e: Entry = {
+    type: m[1][0],
+    size: m[2],
+    name: unquote(m[3]),
+    link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined,
+  };
+  if (block !== undefined) e.block = block;
+  return e;
+}
+
+const BLOCK = /^block (\d+): /;
+
+/** tar -tR's own mark of the archive's end (names are quoted, so no entry's line looks like it). */
+export function isListingEndMark(l: string): boolean {
+  return /^block \d+: \*\* (?:Block of NULs|End of File) \*\*$/.test(l);
+}
+
 function parseListing(stdout: string, what: string): Entry[] {
   return stdout
     .split('\n')
     .filter(Boolean)
-    .map((l) => {
-      const m = LINE.exec(l);
-      if (!m) throw new TslxcError(`Cannot read ${what}`, `unexpected tar listing line: ${l.slice(0, 80)}`);
-      return { type: m[1][0], size: m[2], name: unquote(m[3]), link: m[4] !== undefined ? unquote(m[4]) : m[5] !== undefined ? unquote(m[5]) : undefined };
-    });
+    .map((l) => parseListingLine(l, what));
 }
 
 /** tar -t of a (possibly compressed: gzip, xz, zstd, bzip2) archive. */
@@ -171,7 +207,7 @@ export async function sha256Of(files: string[]): Promise<string> {
   return m[1]!;
 }
 
-async function sha256InNode(files: string[]): Promise<string> {
+export async function sha256InNode(files: string[]): Promise<string> {
   const h = crypto.createHash('sha256');
   for (const f of files) {
     for await (const chunk of fs.createReadStream(f, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
@@ -223,7 +259,11 @@ export async function listStored(file: string, what: string): Promise<Entry[] | 
 /** A unified tarball's one pass, running (begin.ts). */
 export interface ImportPass {
   /** the listing and the sha256 of the bytes stored, once the pass is done */
-  result(): Promise<{ entries: Entry[]; sha256: string }>;
+  result(): Promise<{
+    entries: Entry[];
+    sha256: string;
+    /** the entries' clean names, when the pass checked them (UNIFIED_CHECKS) as they came */ names?: string[];
+  }>;
 }
 
 /** Normalise an entry name ("./a//b/" → "a/b"); refuse absolute names and "..". */
@@ -242,59 +282,70 @@ const DOT_PART = /(?:^|\/)\.\.?(?:\/|$)/;
 
 const show = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 
+export interface CheckOptions {
+  roots?: string[];
+  rootfsPrefix?: string | null;
+  whiteouts?: boolean;
+}
+
+/** A unified tarball's checks (metadata.yaml, rootfs/, templates/). */
+export const UNIFIED_CHECKS: CheckOptions = { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' };
+
 /**
  * Checks every entry. `roots` are the top-level names allowed (e.g. metadata.yaml, rootfs,
  * templates); `rootfsPrefix` is where the container's root is inside the archive ("rootfs" in a
  * unified tarball, "" in a split rootfs) — symlinks are judged relative to it.
  */
-export function checkEntries(entries: Entry[], what: string, opts: { roots?: string[]; rootfsPrefix?: string | null; whiteouts?: boolean }): string[] {
-  const names = entries.map((e) => cleanName(e.name, what));
-  const all = new Set(names);
-  const symlinks = new Set<string>();
-  entries.forEach((e, i) => e.type === 'l' && symlinks.add(names[i]));
-  const prefix = opts.rootfsPrefix;
-  // The symlink a dir is (or lies under), each dir worked out once: entries share their parents.
-  const above = new Map<string, string | undefined>();
-  const linkAbove = (dir: string): string | undefined => {
-    if (above.has(dir)) return above.get(dir);
-    const slash = dir.lastIndexOf('/');
-    const link = (slash > 0 ? linkAbove(dir.slice(0, slash)) : undefined) ?? (symlinks.has(dir) ? dir : undefined);
-    above.set(dir, link);
-    return link;
-  };
-  entries.forEach((e, i) => {
-    const n = names[i];
+export function checkEntries(entries: Entry[], what: string, opts: CheckOptions): string[] {
+  const c = new EntryChecker(what, opts);
+  for (const e of entries) c.add(e);
+  return c.finish();
+}
+
+/**
+ * checkEntries one entry at a time, as a listing streams (pass.ts): what an entry alone decides
+ * at add(), what needs them all (nothing reached through a symlink of the archive, hard links to
+ * names in it) at finish(). Returns the entries' clean names.
+ */
+export class EntryChecker {
+  private readonly entries: Entry[] = [];
+  private readonly names: string[] = [];
+  private readonly symlinks = new Set<string>();
+
+  constructor(
+    private readonly what: string,
+    private readonly opts: CheckOptions,
+  ) {}
+
+  add(e: Entry): void {
+    const what = this.what;
+    const n = cleanName(e.name, what);
+    this.entries.push(e);
+    this.names.push(n);
     if (n === '') {
       if (e.type !== 'd') throw new TslxcError(`Refusing ${what}`, 'its root entry is not a directory');
       return;
     }
+    const { roots, rootfsPrefix: prefix } = this.opts;
     const top = n.includes('/') ? n.slice(0, n.indexOf('/')) : n;
-    if (opts.roots && !opts.roots.includes(top)) throw new TslxcError(`Refusing ${what}`, `unexpected entry "${show(n)}" (expected ${opts.roots.join(', ')})`);
+    if (roots && !roots.includes(top)) throw new TslxcError(`Refusing ${what}`, `unexpected entry "${show(n)}" (expected ${roots.join(', ')})`);
     const inRoot = prefix === '' ? n : prefix && (n === prefix || n.startsWith(`${prefix}/`)) ? n.slice(prefix.length + 1) : undefined;
-    // Nothing may be reached through a symlink the archive itself makes.
-    if (symlinks.size) {
-      const link = n.includes('/') ? linkAbove(n.slice(0, n.lastIndexOf('/'))) : undefined;
-      if (link) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(link)}"`);
-    }
     switch (e.type) {
       case '-':
       case 'd':
       case 'p':
+      case 'h':
         break;
       case 'c':
         // An image layer (a registry node) marks deleted names with overlayfs whiteouts: 0/0 devices.
-        if (opts.whiteouts && inRoot !== undefined && e.size === '0,0') break;
+        if (this.opts.whiteouts && inRoot !== undefined && e.size === '0,0') break;
         if (inRoot === undefined || !inRoot.startsWith('dev/'))
           throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a character device outside /dev`);
         break;
       case 'b':
         throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" is a block device`);
-      case 'h': {
-        const target = cleanName(e.link ?? '', what);
-        if (!all.has(target)) throw new TslxcError(`Refusing ${what}`, `hard link "${show(n)}" points outside the archive ("${show(e.link ?? '')}")`);
-        break;
-      }
       case 'l': {
+        this.symlinks.add(n);
         const t = e.link ?? '';
         if (inRoot === undefined) throw new TslxcError(`Refusing ${what}`, `symlink "${show(n)}" outside the root filesystem`);
         // Absolute targets resolve inside the container's root; relative ones must not climb out.
@@ -312,8 +363,34 @@ export function checkEntries(entries: Entry[], what: string, opts: { roots?: str
       default:
         throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" has an unsupported type "${e.type}"`);
     }
-  });
-  return names;
+  }
+
+  finish(): string[] {
+    const { what, entries, names, symlinks } = this;
+    const all = new Set(names);
+    // The symlink a dir is (or lies under), each dir worked out once: entries share their parents.
+    const above = new Map<string, string | undefined>();
+    const linkAbove = (dir: string): string | undefined => {
+      if (above.has(dir)) return above.get(dir);
+      const slash = dir.lastIndexOf('/');
+      const link = (slash > 0 ? linkAbove(dir.slice(0, slash)) : undefined) ?? (symlinks.has(dir) ? dir : undefined);
+      above.set(dir, link);
+      return link;
+    };
+    entries.forEach((e, i) => {
+      const n = names[i]!;
+      // Nothing may be reached through a symlink the archive itself makes.
+      if (symlinks.size && n.includes('/')) {
+        const link = linkAbove(n.slice(0, n.lastIndexOf('/')));
+        if (link) throw new TslxcError(`Refusing ${what}`, `entry "${show(n)}" lies under the symlink "${show(link)}"`);
+      }
+      if (e.type === 'h') {
+        const target = cleanName(e.link ?? '', what);
+        if (!all.has(target)) throw new TslxcError(`Refusing ${what}`, `hard link "${show(n)}" points outside the archive ("${show(e.link ?? '')}")`);
+      }
+    });
+    return names;
+  }
 }
 
 /**

@@ -8,10 +8,11 @@ import type { Paths } from '../state/paths.js';
 import { addImage, getImage, keptExport, keptExportName, readAliases, requireImage, withImagesLock, writeAliases, type Image } from './store.js';
 import { imagesDir } from '../state/paths.js';
 import type { ImageMetadata } from './metadata.js';
-import { checkEntries, extractTar, listSquashfs, listStored, listTar, sha256Of, storeCopy, type Entry } from './archive.js';
+import { checkEntries, UNIFIED_CHECKS, extractTar, listSquashfs, listStored, listTar, sha256Of, storeCopy, type Entry } from './archive.js';
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
 import { ensureUnpacked } from './unpack.js';
 import { beginImport, type BegunImport } from './begin.js';
+import { copyHeadFiles } from './headfiles.js';
 
 /**
  * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
@@ -127,13 +128,14 @@ export async function importImage(
     fs.mkdirSync(x, { mode: 0o700 });
     let fingerprint: string;
     if (pass) {
-      const { entries, sha256 } = await pass.result();
-      const names = checkEntries(entries, what, { roots: ['metadata.yaml', 'rootfs', 'templates'], rootfsPrefix: 'rootfs' });
+      const { entries, sha256, names: checked } = await pass.result();
+      const names = checked ?? checkEntries(entries, what, UNIFIED_CHECKS);
       if (!names.includes('metadata.yaml'))
         throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
       if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/')))
         throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
-      await extractTar(stored[0]!, x, what, headMembers(entries, names));
+      const wanted = headEntries(entries, names);
+      if (!(await copyHeadFiles(stored[0]!, x, entries, names, wanted))) await extractTar(stored[0]!, x, what, headMembers(entries, wanted));
       fingerprint = sha256;
     } else {
       // A split image: both files stored, then hashed as one (LXD's fingerprint) and listed, at once.
@@ -179,18 +181,27 @@ function filesSize(dir: string): number {
 }
 
 /**
- * What a unified tarball's metadata needs from it: metadata.yaml and the files under templates/
- * (with the targets of their hard links), by their names as listed, so tar stops reading once it
- * has them (at once when they come before rootfs/, as tslxc's exports put them).
+ * What a unified tarball's metadata needs from it: metadata.yaml and the files under templates/,
+ * taken from the head of the archive (copyHeadFiles), or by tar, which stops reading once it has
+ * them (at once when they come before rootfs/, as tslxc's exports put them).
  */
-function headMembers(entries: Entry[], names: string[]): string[] {
-  const want = new Set<string>();
+function headEntries(entries: Entry[], names: string[]): number[] {
+  const wanted: number[] = [];
   entries.forEach((e, i) => {
-    const n = names[i];
-    if (n !== 'metadata.yaml' && !(n.startsWith('templates/') && (e.type === '-' || e.type === 'h'))) return;
+    const n = names[i]!;
+    if (n === 'metadata.yaml' || (n.startsWith('templates/') && (e.type === '-' || e.type === 'h'))) wanted.push(i);
+  });
+  return wanted;
+}
+
+/** Their names as listed (with the targets of their hard links), for tar -x. */
+function headMembers(entries: Entry[], wanted: number[]): string[] {
+  const want = new Set<string>();
+  for (const i of wanted) {
+    const e = entries[i]!;
     want.add(e.name);
     if (e.type === 'h' && e.link) want.add(e.link);
-  });
+  }
   return [...want];
 }
 

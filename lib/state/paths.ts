@@ -33,6 +33,8 @@ export const locksDir = (p: Paths) => path.join(p.runDir, layout.run.locks);
 export const startPlansDir = (p: Paths) => path.join(p.runDir, layout.run.plans);
 /** The processes making built images' exports ahead of time (lib/image/kept-export.ts). */
 export const exportKeepersDir = (p: Paths) => path.join(p.runDir, layout.run.exportKeepers);
+/** The plan of `image import`'s pass the CLI's native front starts before node (lib/image/pass.ts). */
+export const importPlanFile = (p: Paths) => path.join(p.runDir, layout.run.importPlan);
 
 /** A container's data dir. The name is validated here so no caller can build a path from a bad one. */
 export function containerDir(p: Paths, name: string): string {

@@ -1,0 +1,273 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { TslxcError } from '../errors.js';
+import { findTool, requireTool } from '../util/exec.js';
+import { mkdirp } from '../util/fs.js';
+import { helperPath } from '../state/helper.js';
+import { imagesDir, importPlanFile, type Paths } from '../state/paths.js';
+import {
+  CODEC_MAGIC,
+  EntryChecker,
+  UNIFIED_CHECKS,
+  decompressor,
+  isSquashfs,
+  LIST_ARGS,
+  isListingEndMark,
+  listingError,
+  parseListingLine,
+  sha256InNode,
+  type Entry,
+  type ImportPass,
+} from './archive.js';
+
+/**
+ * A unified tarball's one pass, run by the helper (native/importpass.c): the file stored by the
+ * kernel's copy, then that stored copy hashed, and decompressed into tar -t through a 1 MiB pipe,
+ * side by side. The listing streams to us and is parsed as it comes.
+ *
+ * Who starts it: bin/tslxc's native front, before node has even started, with the plan the last
+ * import wrote (`adoptEarlyPass`: same PID, so the stage dir is ours); else node, here
+ * (`startHelperPass`), with the plan it has just written; else, without the helper, archive.ts's
+ * own processes (begin.ts).
+ *
+ * The plan (NUL-separated words, run dir's import.plan):
+ *   tslxc-import-plan-1  STATE-DIR  STAGE-PREFIX
+ *   hash N ARGV...             the sha256 program, reading the file on stdin (N = 0: none, node hashes)
+ *   list N ARGV...             tar's listing of stdin
+ *   codec MAGIC-HEX N ARGV...  per compression: the first bytes, and its decompressor (stdin to stdout)
+ * The front uses it only when STATE-DIR is its own; its stage dir is STAGE-PREFIX, 8 hex digits,
+ * "-" and its PID (as beginImport's, so the store's sweep removes what a killed import left).
+ */
+const PLAN_MAGIC = 'tslxc-import-plan-1';
+const STAGE_PREFIX = '.tmp-import';
+
+export const stagePrefix = (p: Paths) => path.join(imagesDir(p), STAGE_PREFIX);
+
+function planWords(p: Paths): string[] {
+  const words = [PLAN_MAGIC, p.stateDir, stagePrefix(p)];
+  const openssl = findTool('openssl');
+  const hash = openssl ? [openssl, 'dgst', '-sha256', '-r'] : [];
+  words.push('hash', String(hash.length), ...hash);
+  // 128 KiB records, reassembled from a pipe's partial reads: a tenth of tar's read calls.
+  // -R: each entry's block, so that importImage can take metadata.yaml and templates from the head
+  // of the archive without another tar (headfiles.ts).
+  const list = [requireTool('tar', 'read an image archive'), ...LIST_ARGS, '-R', '-b', '256', '-B', '-f', '-'];
+  words.push('list', String(list.length), ...list);
+  for (const [codec, magic] of CODEC_MAGIC) {
+    const prog = decompressor(codec);
+    if (prog) words.push('codec', magic.toString('hex'), '2', prog, '-dc');
+  }
+  return words;
+}
+
+/** Writes the plan when it changed (the tools found, the state dir): the front reads it at the next import. */
+export function writeImportPlan(p: Paths): string {
+  const file = importPlanFile(p);
+  const text = `${planWords(p).join('\0')}\0`;
+  let old: string | undefined;
+  try {
+    old = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* none yet */
+  }
+  if (old !== text) {
+    mkdirp(p.runDir, 0o755);
+    const tmp = `${file}.${process.pid}`;
+    fs.writeFileSync(tmp, text, { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  }
+  return file;
+}
+
+/** The pass the CLI's front started, found in the environment. */
+export interface EarlyPass {
+  stage: string;
+  /** where the front stored the file (stage/original/stored), renamed to its kept name once the pass is done */
+  stored: string;
+  listing: Readable;
+  results: Readable;
+  discard(): void;
+}
+
+/**
+ * Takes what the front left for this process (and clears it, so no child inherits it): the pass,
+ * when it is of this very import (one file, the same name); else it is discarded at once.
+ */
+export function adoptEarlyPass(p: Paths, file: string, rootfsFile: string | undefined): EarlyPass | undefined {
+  const spec = process.env.TSLXC_IMPORT_PASS;
+  const passFile = process.env.TSLXC_IMPORT_FILE;
+  delete process.env.TSLXC_IMPORT_PASS;
+  delete process.env.TSLXC_IMPORT_FILE;
+  if (!spec) return undefined;
+  const m = /^(\d+) (\d+) (\/.+)$/.exec(spec);
+  if (!m) return undefined;
+  const [listFd, resultsFd] = [Number(m[1]), Number(m[2])];
+  const stage = m[3]!;
+  // Only a stage dir of ours, in this store: never remove anything else an environment names.
+  const ours = path.dirname(stage) === imagesDir(p) && path.basename(stage).startsWith(STAGE_PREFIX) && stage.endsWith(`-${process.pid}`);
+  const discard = () => {
+    for (const fd of [listFd, resultsFd]) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* closed already */
+      }
+    }
+    if (ours) fs.rmSync(stage, { recursive: true, force: true });
+  };
+  if (!ours || rootfsFile !== undefined || passFile !== file) {
+    discard();
+    return undefined;
+  }
+  const listing = new net.Socket({ fd: listFd, readable: true, writable: false });
+  const results = new net.Socket({ fd: resultsFd, readable: true, writable: false });
+  return {
+    stage,
+    stored: path.join(stage, 'original', 'stored'),
+    listing,
+    results,
+    discard() {
+      listing.destroy();
+      results.destroy();
+      fs.rmSync(stage, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Node's own pass through the helper, storing `file` as `dest`. */
+export function startHelperPass(p: Paths, file: string, dest: string, what: string): ImportPass {
+  const plan = writeImportPlan(p);
+  const child = spawn(helperPath(), ['import-pass', plan, path.resolve(file), dest], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ended = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  const pass = passOf(child.stdout!, child.stdio[3] as Readable, dest, dest, what);
+  return {
+    async result() {
+      const [r, code] = await Promise.all([pass.result(), ended]);
+      if (code !== 0) throw new TslxcError(`Cannot read ${what}`, stderr.trim().split('\n')[0] || `the import pass ended with ${code}`);
+      return r;
+    },
+  };
+}
+
+/** The front's pass, adopted: its stored copy renamed to `dest` once done. */
+export function earlyImportPass(early: EarlyPass, dest: string, what: string): ImportPass {
+  return passOf(early.listing, early.results, early.stored, dest, what);
+}
+
+interface ProgramEnd {
+  name: string;
+  prog: string;
+  code: number;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+function signalName(n: number): string | null {
+  if (n < 0) return null;
+  return Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
+}
+
+function collect(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (d: Buffer) => parts.push(d));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(Buffer.concat(parts)));
+  });
+}
+
+/** The listing parsed line by line as it streams; the first line that is not an entry is kept, to be thrown only if tar itself succeeded. */
+function parseStream(stream: Readable, what: string, checker: EntryChecker): Promise<{ entries: Entry[]; bad?: Error; refused?: Error }> {
+  return new Promise((resolve, reject) => {
+    const entries: Entry[] = [];
+    let bad: Error | undefined;
+    let refused: Error | undefined;
+    let rest = '';
+    const lines = (text: string) => {
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        if (!bad && nl > start) {
+          const line = text.slice(start, nl);
+          let e: Entry | undefined;
+          try {
+            e = parseListingLine(line, what);
+          } catch (err) {
+            if (!isListingEndMark(line)) bad = err as Error;
+          }
+          if (e) {
+            entries.push(e);
+            try {
+              if (!refused) checker.add(e);
+            } catch (err) {
+              refused = err as Error;
+            }
+          }
+        }
+        start = nl + 1;
+      }
+      return text.slice(start);
+    };
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (rest = lines(rest + d)));
+    stream.on('error', reject);
+    stream.on('end', () => {
+      lines(`${rest}\n`);
+      resolve({ entries, bad, refused });
+    });
+  });
+}
+
+function passOf(listing: Readable, results: Readable, stored: string, dest: string, what: string): ImportPass {
+  // The entries checked as they come: only what needs them all is left for the end.
+  const checker = new EntryChecker(what, UNIFIED_CHECKS);
+  const parsed = parseStream(listing, what, checker);
+  const ends = collect(results);
+  // Awaited by result(); until then a failure must not count as unhandled.
+  for (const x of [parsed, ends]) x.catch(() => undefined);
+  return {
+    async result() {
+      const [{ entries, bad, refused }, raw] = await Promise.all([parsed, ends]);
+      const words = raw.toString('utf8').split('\0');
+      if (words[0] === 'copy') throw new TslxcError(`Cannot read ${what}`, words[1] || 'it could not be copied');
+      const progs: ProgramEnd[] = [];
+      for (let i = 0; i + 6 <= words.length; i += 6) {
+        const [name, prog, code, signal, stdout, stderr] = words.slice(i, i + 6) as [string, string, string, string, string, string];
+        progs.push({ name, prog, code: Number(code), signal: signalName(Number(signal)), stdout, stderr });
+      }
+      const end = (name: string) => progs.find((x) => x.name === name);
+      const list = end('list');
+      if (!list) throw new TslxcError(`Cannot read ${what}`, 'the import pass ended early');
+      if (stored !== dest) fs.renameSync(stored, dest);
+      if (isSquashfs(dest))
+        throw new TslxcError(`Cannot read ${what}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
+      if (list.code !== 0) throw listingError(list.stderr, list.code < 0 ? null : list.code, what);
+      // A decompressor that failed (a corrupt or truncated stream) fails the import, unless tar had
+      // read the whole archive and closed the pipe on the bytes after its end.
+      const dec = end('decompress');
+      if (dec && dec.code !== 0 && dec.signal !== 'SIGPIPE') {
+        const names = [dec.prog, path.basename(dec.prog)].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+        throw listingError(dec.stderr.replace(new RegExp(`^(?:${names}): `, 'gm'), ''), dec.code < 0 ? null : dec.code, what);
+      }
+      if (bad) throw bad;
+      const hash = end('hash');
+      let sha256: string;
+      if (hash) {
+        const m = /^([0-9a-f]{64})[ \n]/.exec(hash.stdout);
+        if (hash.code !== 0 || !m) throw new TslxcError(`Cannot read ${what}`, hash.stderr.trim().split('\n')[0] || 'its sha256 could not be computed');
+        sha256 = m[1]!;
+      } else sha256 = await sha256InNode([dest]);
+      if (refused) throw refused;
+      return { entries, sha256, names: checker.finish() };
+    },
+  };
+}
