@@ -6,7 +6,7 @@ import { imageSize, type Image } from '../image/store.js';
 import { isLayer } from '../image/layers.js';
 import { isPacked, unpackPlan } from '../image/unpack.js';
 import type { Paths } from '../state/paths.js';
-import { commandLine, pidAlive } from '../util/proc.js';
+import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
 import { run } from '../util/exec.js';
 import { listPools, type PoolConfig } from './pool.js';
 
@@ -197,26 +197,11 @@ export async function dropSpares(p: Paths, pool: string, fingerprint?: string): 
       /* ended meanwhile */
     }
   }
-  for (let i = 0; i < 200 && killed.some(groupAlive); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && killed.some(processGroupAlive); i++) await new Promise((r) => setTimeout(r, 10));
   for (const fp of fps) {
     for (const n of [fp, `.tmp-${fp}`, `.pid-${fp}`]) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
   }
   if (!fingerprint) fs.rmSync(dir, { recursive: true, force: true });
-}
-
-/** Whether any live process is still in the process group (the shell, or the cp it ran). */
-function groupAlive(pgid: number): boolean {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') return true;
-    } catch {
-      /* gone */
-    }
-  }
-  return false;
 }
 
 /** Every pool's spares of an image (the image is being deleted), or every spare of every pool. */
