@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportKeepersDir, imagesDir, type Paths } from '../state/paths.js';
-import { commandLine, pidAlive, processGroupAlive, processGroupMembers } from '../util/proc.js';
+import { claimPidFile, pidFileHolder, processGroupAlive, processGroupMembers } from '../util/proc.js';
 
 /**
  * A built image's kept export (lxd.ts keepExport: LXD's unified tarball, whose sha256 the API
@@ -39,15 +39,7 @@ function delayMs(): string | undefined {
 
 /** The process making fp's export, if it still runs the worker for it (a recycled PID is not ours). */
 export function keeper(p: Paths, fp: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(keeperFile(p, fp), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  if (!(pid > 0) || !pidAlive(pid)) return undefined;
-  const cmdline = commandLine(pid);
-  return cmdline?.includes(WORKER) && cmdline.includes(fp) ? pid : undefined;
+  return pidFileHolder(keeperFile(p, fp), [WORKER, fp]);
 }
 
 /**
@@ -62,16 +54,8 @@ export function keepExportLater(p: Paths, fingerprints: string[]): void {
     fs.mkdirSync(exportKeepersDir(p), { recursive: true, mode: 0o700 });
     for (const fp of fingerprints) {
       if (!FP.test(fp)) continue;
-      const file = keeperFile(p, fp);
-      let fd: number;
-      try {
-        fd = fs.openSync(file, 'wx', 0o600);
-      } catch {
-        if (keeper(p, fp)) continue; // being made
-        fs.rmSync(file, { force: true }); // left by a process that was killed: take over
-        fd = fs.openSync(file, 'wx', 0o600);
-      }
-      claimed.push({ fp, fd });
+      const fd = claimPidFile(keeperFile(p, fp), () => keeper(p, fp) !== undefined);
+      if (fd !== undefined) claimed.push({ fp, fd }); // else being made
     }
     if (!claimed.length) return;
     const child = spawn('nice', ['-n', '19', process.execPath, WORKER, JSON.stringify(p), delay, ...claimed.map((c) => c.fp)], {

@@ -6,7 +6,7 @@ import { imageSize, type Image } from '../image/store.js';
 import { isLayer } from '../image/layers.js';
 import { isPacked, unpackPlan } from '../image/unpack.js';
 import type { Paths } from '../state/paths.js';
-import { commandLine, pidAlive, processGroupAlive } from '../util/proc.js';
+import { claimPidFile, pidFileHolder, processGroupAlive } from '../util/proc.js';
 import { run } from '../util/exec.js';
 import { listPools, type PoolConfig } from './pool.js';
 
@@ -59,15 +59,7 @@ export function takeSpare(p: Paths, pool: PoolConfig, image: Image, dest: string
 
 /** The preparing process of a spare, if it still runs our script (a recycled PID is not ours). */
 function preparer(dir: string, fp: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(path.join(dir, `.pid-${fp}`), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  if (!(pid > 0) || !pidAlive(pid)) return undefined;
-  const cmdline = commandLine(pid);
-  return cmdline !== undefined && cmdline.includes(path.join(dir, `.tmp-${fp}`)) ? pid : undefined;
+  return pidFileHolder(path.join(dir, `.pid-${fp}`), [path.join(dir, `.tmp-${fp}`)]);
 }
 
 // $1 temp dir, $2 final name, $3 pid file, $4 seconds to wait first, $5 1 to make $1/rootfs first;
@@ -122,14 +114,8 @@ export function prepareSpare(p: Paths, pool: PoolConfig, image: Image): void {
     // An image still packed (imported) is unpacked from its archive, as its first container was.
     const fill = isPacked(image) ? unpackPlan(image, tmp) : { argv: ['cp', '-a', '--reflink=auto', image.rootfs, path.join(tmp, 'rootfs')], makeRoot: false };
     const pidFile = path.join(dir, `.pid-${fp}`);
-    let fd: number;
-    try {
-      fd = fs.openSync(pidFile, 'wx', 0o600);
-    } catch {
-      if (preparer(dir, fp)) return; // being made
-      fs.rmSync(pidFile, { force: true }); // left by a copy that was killed: take over
-      fd = fs.openSync(pidFile, 'wx', 0o600);
-    }
+    const fd = claimPidFile(pidFile, () => preparer(dir, fp) !== undefined);
+    if (fd === undefined) return; // being made
     fs.rmSync(tmp, { recursive: true, force: true });
     const args = [tmp, path.join(dir, fp), pidFile, delaySeconds(), fill.makeRoot ? '1' : '0', ...fill.argv];
     const child = spawn('nice', ['-n', '19', 'sh', '-c', SCRIPT, 'tslxc-spare', ...args], {

@@ -105,6 +105,37 @@ export function processFromPidFile(pidFile: string, program: string, arg: string
   return pid > 0 && pid <= 0x7fffffff && processMatches(pid, program, arg) ? pid : undefined;
 }
 
+/**
+ * The live process a pid file names, if its command line contains every one of `marks` (a recycled
+ * PID runs something else). Looser than processFromPidFile: it also holds while the process is
+ * still the `nice` that execs the real program.
+ */
+export function pidFileHolder(pidFile: string, marks: string[]): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!(pid > 0) || !pidAlive(pid)) return undefined;
+  const cmdline = commandLine(pid);
+  return cmdline !== undefined && marks.every((m) => cmdline.includes(m)) ? pid : undefined;
+}
+
+/**
+ * Opens a new pid file for the process about to be started, or returns undefined when `held()` says
+ * a live process has it. A file left by a killed process is taken over.
+ */
+export function claimPidFile(pidFile: string, held: () => boolean): number | undefined {
+  try {
+    return fs.openSync(pidFile, 'wx', 0o600);
+  } catch {
+    if (held()) return undefined;
+    fs.rmSync(pidFile, { force: true });
+    return fs.openSync(pidFile, 'wx', 0o600);
+  }
+}
+
 /** A live process whose argv[0] is `program` (by its last path part) and that was given `arg`. */
 export function processMatches(pid: number, program: string, arg: string): boolean {
   try {
