@@ -18,6 +18,8 @@ import { mkdirp, sleep } from './fs.js';
  */
 export interface Lock {
   release(): void;
+  /** the open file description holding it: a process given a copy holds the lock with it */
+  readonly fd: number;
 }
 
 interface LockAddon {
@@ -62,12 +64,18 @@ function take(file: string): number {
 function held(file: string, fd: number): Lock {
   let released = false;
   return {
+    fd,
     release: () => {
       if (released) return;
       released = true;
       native().release(file, fd);
     },
   };
+}
+
+/** A lock this process was handed (an fd another holder passed on): released as if taken here. */
+export function adoptLock(dir: string, key: string, fd: number): Lock {
+  return held(lockFile(dir, key), fd);
 }
 
 /** The lock if it is free now, without waiting. */
