@@ -303,7 +303,8 @@ static void on_signal(int sig)
   front.stopping = true;
   for (size_t i = 0; i < MAX_WORKERS; i++)
     if (front.workers[i])
-      (void)sys_pidfd_send_signal(front.workers[i]->pidfd, front.workers[i]->retiring ? SIGKILL : sig);
+      (void)sys_pidfd_send_signal(front.workers[i]->pidfd,
+                                  front.workers[i]->retiring ? SIGKILL : sig);
   if (!front.active && front.have_fds) {
     logline("%s: closing", sig == SIGINT ? "SIGINT" : "SIGTERM");
     close_server();

@@ -53,11 +53,7 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
 /** PID's children (the kernel's list; empty once it is gone). */
 export function childPids(pid: number): number[] {
   try {
-    return fs
-      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .split(' ')
-      .filter(Boolean)
-      .map(Number);
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
   } catch {
     return [];
   }

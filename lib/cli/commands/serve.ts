@@ -55,7 +55,10 @@ export default defineCommand({
       process.once('SIGTERM', stop('SIGTERM'));
       process.once('SIGINT', stop('SIGINT'));
     });
-    const retired = front && idleMs > 0 && (await front.ready(server.handover)) ? front.whenIdle(server, idleMs).then(() => 'retired' as const) : new Promise<never>(() => {});
+    const retired =
+      front && idleMs > 0 && (await front.ready(server.handover))
+        ? front.whenIdle(server, idleMs).then(() => 'retired' as const)
+        : new Promise<never>(() => {});
     if ((await Promise.race([ended, retired])) === 'retired') {
       info('idle: the sockets wait with the front for the next client');
       // The lock and the socket's file are the front's now: the process ends without a close.
