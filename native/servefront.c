@@ -9,7 +9,10 @@
  *   ready LOCK-FD LOCK-PATH SOCKET-PATH ADDRESSES-PATH LISTEN-FD...
  *       it listens: the front copies the fds (pidfd_getfd) unless it holds them already and
  *       answers "ok" ("no": it cannot, the worker then never goes idle);
- *   idle     it closed its listeners (the front's copies keep the sockets) and ends;
+ *   idle WAKE-MS
+ *            it closed its listeners (the front's copies keep the sockets) and ends; if no client
+ *            comes within WAKE-MS (0: never), the front starts a worker for its housekeeping, with
+ *            TSLXC_SERVE_WAKE=1;
  *   stop     it is ending as a server ends (lock released, socket removed): the front ends too.
  * A worker started by the front inherits the copies; TSLXC_SERVE_FDS names them (the lock, then
  * the listeners in the order of its ready line), and it listens on them instead of binding.
@@ -57,6 +60,7 @@ static struct {
   bool stopping; /* a signal came: end once the workers have */
   struct worker *workers[MAX_WORKERS];
   struct worker *active; /* the worker that listens; NULL: the front polls */
+  long long wake_at;     /* CLOCK_MONOTONIC ms when a worker is due for housekeeping; 0: never */
   int status;            /* the exit status of the front */
 } front = { .lock_fd = -1, .active = NULL };
 
@@ -76,12 +80,19 @@ static void logline(const char *fmt, ...)
   fprintf(stderr, "%s.%03ldZ %s\n", stamp, ts.tv_nsec / 1000000, msg);
 }
 
+static long long now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int sys_pidfd_getfd(int pidfd, int fd)
 {
   return syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 }
 
-static void spawn_worker(void)
+static void spawn_worker(bool woken)
 {
   size_t slot = 0;
   while (slot < MAX_WORKERS && front.workers[slot])
@@ -108,6 +119,10 @@ static void spawn_worker(void)
     xsnprintf(num, sizeof num, "%d", sp[1]);
     setenv("TSLXC_SERVE_FRONT", num, 1);
     unsetenv("TSLXC_SERVE_FDS");
+    if (woken)
+      setenv("TSLXC_SERVE_WAKE", "1", 1);
+    else
+      unsetenv("TSLXC_SERVE_WAKE");
     if (front.have_fds) {
       size_t off = 0;
       int all[MAX_LISTENERS + 1];
@@ -133,6 +148,7 @@ static void spawn_worker(void)
     die_with_error("serve: pidfd_open");
   front.workers[slot] = w;
   front.active = w;
+  front.wake_at = 0;
 }
 
 /* What a server's close does, for a front that ends with no worker (the order of server.ts's). */
@@ -205,6 +221,9 @@ static void handle_line(struct worker *w, char *line)
   if (strcmp(fields[0], "ready") == 0) {
     take_fds(w, fields, n);
   } else if (strcmp(fields[0], "idle") == 0 && front.have_fds) {
+    unsigned long wake;
+    front.wake_at =
+        n > 1 && parse_ulong(fields[1], &wake) && wake > 0 ? now_ms() + (long long)wake : 0;
     w->retiring = true;
     if (front.active == w)
       front.active = NULL;
@@ -329,7 +348,7 @@ int main_serve_front(int argc, char **argv)
   if (sigfd < 0)
     die_with_error("serve: signalfd");
 
-  spawn_worker();
+  spawn_worker(false);
   for (;;) {
     if (front.stopping && !any_worker()) {
       close_server();
@@ -345,13 +364,24 @@ int main_serve_front(int argc, char **argv)
         p[n++] = (struct pollfd){ .fd = front.workers[i]->ctl, .events = POLLIN };
       }
     nfds_t first_listener = n;
-    if (front.have_fds && !front.active && !front.stopping)
+    bool waiting = front.have_fds && !front.active && !front.stopping;
+    if (waiting)
       for (size_t i = 0; i < front.n_listeners; i++)
         p[n++] = (struct pollfd){ .fd = front.listeners[i], .events = POLLIN };
-    if (poll(p, n, -1) < 0) {
+    int timeout = -1;
+    if (waiting && front.wake_at) {
+      long long left = front.wake_at - now_ms();
+      timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+    }
+    int ready = poll(p, n, timeout);
+    if (ready < 0) {
       if (errno == EINTR)
         continue;
       die_with_error("serve: poll");
+    }
+    if (ready == 0 && waiting && front.wake_at && now_ms() >= front.wake_at) {
+      spawn_worker(true);
+      continue;
     }
     for (nfds_t i = 1; i < first_listener; i++)
       if (p[i].revents)
@@ -368,7 +398,7 @@ int main_serve_front(int argc, char **argv)
     }
     for (nfds_t i = first_listener; i < n; i++)
       if (p[i].revents && !front.active && front.have_fds && !front.stopping) {
-        spawn_worker();
+        spawn_worker(false);
         break;
       }
   }

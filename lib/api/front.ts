@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { closeOnExec } from '../util/lock.js';
 import type { Handover, RunningServer } from './server.js';
 
 /**
@@ -17,6 +18,8 @@ export class ServeFront {
     fd: number,
     /** The lock, then the listeners, when the front already holds them. */
     readonly inherited: { lock: number; listeners: number[] } | undefined,
+    /** Started for housekeeping, not for a client: it retires as soon as its chores are done, unless one comes. */
+    readonly woken: boolean,
   ) {
     this.control = new net.Socket({ fd, readable: true, writable: true });
     this.control.unref();
@@ -42,10 +45,14 @@ export class ServeFront {
     if (!env.TSLXC_SERVE_FRONT || !Number.isInteger(fd) || fd < 3) return undefined;
     const fds = (env.TSLXC_SERVE_FDS ?? '').split(',').filter(Boolean).map(Number);
     // Not for the children of this worker (the API's exec, exports, a CLI run by a hook).
+    const woken = env.TSLXC_SERVE_WAKE === '1';
     delete env.TSLXC_SERVE_FRONT;
     delete env.TSLXC_SERVE_FDS;
+    delete env.TSLXC_SERVE_WAKE;
     const inherited = fds.length >= 2 && fds.every((n) => Number.isInteger(n) && n >= 0) ? { lock: fds[0]!, listeners: fds.slice(1) } : undefined;
-    return new ServeFront(fd, inherited);
+    // Only this worker may hold them: not the processes it starts (the lock is adopted likewise).
+    for (const n of [fd, ...(inherited?.listeners ?? [])]) closeOnExec(n);
+    return new ServeFront(fd, inherited, woken);
   }
 
   private ask(line: string): Promise<string> {
@@ -65,17 +72,22 @@ export class ServeFront {
 
   /**
    * Retires the server once it has been idle for idleMs: it stops listening (in the same turn of
-   * the event loop that found it idle, so no connection is accepted in between), tells the
-   * front, and resolves when its last connection has ended.
+   * the event loop that found it idle, so no connection is accepted in between), tells the front
+   * when to start a worker for the housekeeping if no client comes first, and resolves when its
+   * last connection has ended.
    */
   whenIdle(server: RunningServer, idleMs: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setInterval(
         () => {
-          if (server.idleMs() < idleMs) return;
+          const quiet = server.idleMs();
+          if (quiet === 0 || quiet < (this.woken && !server.used() ? 0 : idleMs)) return;
           clearInterval(timer);
           const retired = server.retire();
-          this.control.write('idle\n', () => void retired.then(resolve));
+          void server
+            .wakeMs()
+            .catch(() => 0)
+            .then((wake) => this.control.write(`idle\t${wake}\n`, () => void retired.then(resolve)));
         },
         Math.min(Math.max(idleMs / 4, 100), 5_000),
       );

@@ -17,7 +17,7 @@ import { sendError, sendResult, sendThrown } from './envelope.js';
 import { Events } from './events.js';
 import { Operations } from './operations.js';
 import { Router } from './router.js';
-import { routes as moduleRoutes, extensions as moduleExtensions, atStart, housekeeping, HOUSEKEEPING_MS } from './routes/index.js';
+import { routes as moduleRoutes, extensions as moduleExtensions, atStart, housekeeping, housekeepingWakeMs, HOUSEKEEPING_MS } from './routes/index.js';
 import { addressesFile, TrustCache } from './trust.js';
 import { restrictionOf } from './access.js';
 import { LabMemberCache } from '../lab/record.js';
@@ -75,6 +75,10 @@ export interface RunningServer {
   /** Stops listening, leaving the sockets, their files and the lock to whoever holds copies (the
    * front); resolves when the last connection ended. Listening stops before it returns. */
   retire(): Promise<void>;
+  /** Whether a client has connected since the server started. */
+  used(): boolean;
+  /** When a retired server should be started again for its housekeeping. */
+  wakeMs(): Promise<number>;
 }
 
 function parseListen(spec: string): { host: string; port: number } {
@@ -264,16 +268,14 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     closers.push(() => clearInterval(pruner));
     // What keeps the server in use: a retiring server waits for none of these.
     let openConnections = 0;
+    let connectionsSeen = 0;
     let choresRunning = 0;
     let quietSince = Date.now();
     const chore = (work: () => Promise<void>) => () => {
       choresRunning++;
       void work()
         .catch(stray)
-        .finally(() => {
-          choresRunning--;
-          quietSince = Date.now();
-        });
+        .finally(() => choresRunning--);
     };
     const chores = chore(() => housekeeping(ctx));
     const choresTimer = setInterval(chores, HOUSEKEEPING_MS).unref();
@@ -446,6 +448,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       limitTimeouts(s);
       s.on('connection', (socket: Socket) => {
         openConnections++;
+        connectionsSeen++;
         socket.once('close', () => {
           openConnections--;
           quietSince = Date.now();
@@ -525,12 +528,13 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     });
     info(`listening on ${sock}${core.addresses.length ? ` and https://${core.addresses.join(', https://')}` : ''}`);
     const handleFd = (s: http.Server) => (s as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    // Quiet is counted from the last client's activity; a chore running only puts the retirement off.
     const idleMs = () => {
-      if (openConnections > 0 || choresRunning > 0 || operations.count > 0 || events.count > 0) {
+      if (openConnections > 0 || operations.count > 0 || events.count > 0) {
         quietSince = Date.now();
         return 0;
       }
-      return Date.now() - quietSince;
+      return choresRunning > 0 ? 0 : Date.now() - quietSince;
     };
     const retire = () => {
       const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
@@ -551,6 +555,8 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       },
       idleMs,
       retire,
+      used: () => connectionsSeen > 0,
+      wakeMs: () => housekeepingWakeMs(ctx),
     };
   } catch (err) {
     await closeAll();

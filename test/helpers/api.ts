@@ -199,6 +199,24 @@ export class ApiServer {
     for (let i = 0; i < 200 && workers.some((pid) => fs.existsSync(`/proc/${pid}`)); i++) await new Promise((r) => setTimeout(r, 25));
   }
 
+  /**
+   * Waits for node's server to die by SIGKILL (a crash point's): the process itself, or serve's
+   * worker as its front reports it, and then kills the front too, so that the whole server
+   * crashed. False when neither happened within ms.
+   */
+  async crashed(ms = 60_000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return (await this.exited) === 128;
+      if (/worker \d+ ended \(signal 9\)/.test(this.log)) {
+        await this.kill();
+        return true;
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   get done(): Promise<number | null> {
     return this.exited;
   }

@@ -31,6 +31,22 @@ async function until(what: string, cond: () => boolean, ms = 15_000): Promise<vo
   }
 }
 
+/** The fds of PID past stdio that its children would inherit (no close-on-exec): sockets and serve.lock. */
+function inheritable(pid: number): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    if (Number(fd) < 3) continue;
+    try {
+      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      const flags = parseInt(/^flags:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+      if ((target.startsWith('socket:') || target.endsWith('serve.lock')) && !(flags & 0o2000000)) out.push(`${fd} -> ${target}`);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
 const idleWorker = (server: ApiServer) => until('the worker to end', () => server.workerPids().length === 0);
 
 if (requireRoot(test)) {
@@ -49,6 +65,7 @@ if (requireRoot(test)) {
       const warmTls = await server.lxc(['list', 'srv:', '--format', 'csv', '-c', 'ns'], { conf });
       t.is(warmTls.stdout.trim(), 'c1,RUNNING', warmTls.stderr);
       const first = server.workerPid!;
+      t.deepEqual(inheritable(first), [], "the first worker's control socket is close-on-exec");
       await idleWorker(server);
       t.false(alive(first));
       t.true(fs.existsSync(server.socket), 'the socket stays');
@@ -62,6 +79,7 @@ if (requireRoot(test)) {
       const second = server.workerPid;
       t.truthy(second, 'a worker started for the request');
       t.not(second, first);
+      t.deepEqual(inheritable(second!), [], 'the inherited lock, sockets and control socket are close-on-exec');
       await idleWorker(server);
       const coldTls = await server.lxc(['list', 'srv:', '--format', 'csv', '-c', 'ns'], { conf });
       t.is(coldTls.code, 0, coldTls.stderr);
@@ -133,6 +151,25 @@ if (requireRoot(test)) {
       t.is(r.status, 200);
       t.not(server.workerPid, worker);
       t.regex(server.log, new RegExp(`worker ${worker} ended \\(signal 9\\); another starts at the next connection`));
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test.serial('a retired server wakes for its housekeeping: an expired snapshot is deleted with no client', async (t) => {
+    env.ok(t, ['snapshot', 'create', 'c1', 'w1', '--expiry', '1M']);
+    const file = path.join(env.paths.stateDir, 'containers', 'c1', 'snapshots', 'w1', 'snapshot.yaml');
+    const expiry = Date.now() + 6000;
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/expires_at: .*/, `expires_at: '${new Date(expiry).toISOString()}'`));
+    const server = await ApiServer.start(env, ['--idle-timeout', '1s'], { env: { TSLXC_API_HOUSEKEEPING_MS: '1000' } });
+    try {
+      await idleWorker(server);
+      t.true(fs.existsSync(file), 'not expired yet');
+      await until('the snapshot to be deleted by a woken worker', () => !fs.existsSync(file), 30_000);
+      t.true(Date.now() >= expiry);
+      // Woken workers retire once their chores are done; with nothing left to expire, the next wake is far.
+      await idleWorker(server);
+      t.true((server.log.match(/listening on/g) ?? []).length >= 2, 'a worker was started with no client');
     } finally {
       await server.stop();
     }
