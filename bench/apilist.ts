@@ -504,8 +504,10 @@ async function coldLists(viaTslxc: string[], mem: Record<string, Record<string, 
   const warm: number[] = [];
   for (let i = 0; i < COLD; i++) {
     const t0 = now();
+    // Operations are kept a minute after they end (for pollers): the worker waits for those too.
+    const limitS = IDLE_TIMEOUT_S + 60 + 60;
     while (servePids().workers.length > 0) {
-      if (now() - t0 > (IDLE_TIMEOUT_S + 30) * 1000) throw new Error(`serve's worker did not end within ${IDLE_TIMEOUT_S + 30} s of its idle timeout`);
+      if (now() - t0 > limitS * 1000) throw new Error(`serve's worker did not end within ${limitS} s`);
       await pause(100);
     }
     if (i === 0) {
