@@ -266,7 +266,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     });
     const pruner = setInterval(() => core.throttle.prune(), 60_000).unref();
     closers.push(() => clearInterval(pruner));
-    // What keeps the server in use: a retiring server waits for none of these.
+    // What keeps the server in use (idleMs): while any of these is open or running, it does not retire.
     let openConnections = 0;
     let connectionsSeen = 0;
     let choresRunning = 0;
