@@ -25,8 +25,12 @@ import { listSpares, preparing } from '../lib/storage/spares.js';
  * certificate trusted through a token. With --concurrent N, N `lxc exec` at once while N `lxc
  * monitor` listen, all of which must succeed. Both servers' memory (VmRSS, RssAnon, RssFile, PSS)
  * is taken idle, after one list, after the timed lists and after the execs, beside a bare node's
- * (what node itself costs). Run alone: `node dist/bench/apilist.js [--count N] [--runs R]
- * [--launch R] [--exec R] [--concurrent N]`; it prints one JSON report.
+ * (what node itself costs); serve's is that of its process tree (the native front and its node
+ * worker). Serve runs with --idle-timeout S (20 s): with --cold R, at the end, R times, the bench
+ * waits for the worker to end (and samples the front's memory the first time), then times the
+ * first `lxc list` against the cold server and a second one against the warm one. Run alone:
+ * `node dist/bench/apilist.js [--count N] [--runs R] [--launch R] [--exec R] [--concurrent N]
+ * [--idle-timeout S] [--cold R]`; it prints one JSON report.
  */
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -41,6 +45,10 @@ const LAUNCHES = opt('launch', 0);
 const EXECS = opt('exec', 0);
 /** `lxc exec` sessions at once, with as many `lxc monitor` listeners (0: skipped). */
 const CONCURRENT = opt('concurrent', 0);
+/** serve's --idle-timeout, in seconds: longer than any pause between the bench's timed commands. */
+const IDLE_TIMEOUT_S = opt('idle-timeout', 20);
+/** Rounds of a first `lxc list` against a cold server (its worker ended), then a warm one (0: skipped). */
+const COLD = opt('cold', 3);
 const PROBE = ['systemctl', 'is-system-running', '--wait'];
 const log = (s: string) => process.stderr.write(`${new Date().toISOString()} ${s}\n`);
 
@@ -129,9 +137,45 @@ function memory(pid: number | undefined): Memory | undefined {
   }
 }
 
+/** PID's children (the kernel's list; empty once it is gone). */
+function childPids(pid: number | undefined): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** serve's node workers: the native front's children that run tslxc.js (not an exec's helpers, which are the worker's). */
+function servePids(): { front: number | undefined; workers: number[] } {
+  const workers = childPids(server?.pid).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('tslxc.js');
+    } catch {
+      return false;
+    }
+  });
+  return { front: server?.pid, workers };
+}
+
+/** The memory of serve's processes (the front and its workers), summed. */
+function serveMemory(): Memory | undefined {
+  const { front, workers } = servePids();
+  const parts = [front, ...workers].map(memory).filter((m): m is Memory => m !== undefined);
+  if (!parts.length) return undefined;
+  const sum = (k: keyof Memory) => round(parts.reduce((a, m) => a + (m[k] ?? 0), 0));
+  return { vmrss_mib: sum('vmrss_mib'), anon_mib: sum('anon_mib'), file_mib: sum('file_mib'), pss_mib: sum('pss_mib') };
+}
+
 /** Both servers' memory at one moment of the run. */
 function sampleMemory(into: Record<string, Record<string, Memory | undefined>>, when: string): void {
-  into[when] = { 'tslxc serve': memory(server?.pid), 'LXD 5.0.2': memory(lxd.pid) };
+  into[when] = { 'tslxc serve': serveMemory(), 'LXD 5.0.2': memory(lxd.pid) };
+}
+
+/** serve's CPU time so far (the front's and its running workers'), in ms. */
+function serveCpuMs(): number {
+  const { front, workers } = servePids();
+  return [front, ...workers].reduce<number>((a, pid) => a + cpuMs(pid), 0);
 }
 
 /** A bare node (the same binary and flags as serve, an empty event loop) idle: node's own share. */
@@ -176,7 +220,10 @@ async function main(): Promise<void> {
   });
 
   // HTTPS only for the remote execs: a server without it does not load TLS (its idle memory).
-  server = spawn(launcherPath, ['serve', ...(EXECS > 0 ? ['--listen', '127.0.0.1:0'] : [])], { env: env.env, stdio: 'ignore' });
+  server = spawn(launcherPath, ['serve', '--idle-timeout', `${IDLE_TIMEOUT_S}s`, ...(EXECS > 0 ? ['--listen', '127.0.0.1:0'] : [])], {
+    env: env.env,
+    stdio: 'ignore',
+  });
   const socket = path.join(env.stateDir, 'unix.socket');
   for (let i = 0; i < 200 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 1000));
@@ -210,11 +257,12 @@ async function main(): Promise<void> {
   const ratio = times['lxc list (tslxc serve)'].mean_ms / times['lxc list (LXD 5.0.2)'].mean_ms;
   const exec = EXECS > 0 ? await execs(viaTslxc, viaLxd, mem) : undefined;
   const concurrent = CONCURRENT > 0 ? await concurrency(viaTslxc) : undefined;
-  const memory = { ...mem, bare_node_idle: await bareNode() };
   const launch = LAUNCHES > 0 ? await launches(viaTslxc, viaLxd) : undefined;
+  const cold = COLD > 0 ? await coldLists(viaTslxc, mem) : undefined;
+  const memory = { ...mem, bare_node_idle: await bareNode() };
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   process.stdout.write(
-    `${JSON.stringify({ count: COUNT, runs: RUNS, lxd: lxd.version, load, times, ratio_lxc_list_tslxc_to_lxd: ratio, memory, exec, concurrent, launch }, null, 2)}\n`,
+    `${JSON.stringify({ count: COUNT, runs: RUNS, idle_timeout_s: IDLE_TIMEOUT_S, lxd: lxd.version, load, times, ratio_lxc_list_tslxc_to_lxd: ratio, memory, exec, concurrent, launch, cold }, null, 2)}\n`,
   );
 }
 
@@ -249,10 +297,10 @@ async function execs(viaTslxc: string[], viaLxd: string[], mem: Record<string, R
   log(`exec: ${EXECS} rounds of ${names.length} commands`);
   for (let i = 0; i < EXECS + 2; i++) {
     for (const n of i % 2 ? [...names].reverse() : names) {
-      const cpu0 = cpuMs(server!.pid) + cpuMs(lxd.pid);
+      const cpu0 = serveCpuMs() + cpuMs(lxd.pid);
       const r = await ok(run(commands[n]![0]!, commands[n]!.slice(1), { timeoutMs: 60_000 }), n);
       if (i >= 2) samples[n]!.push(r.ms); // two warm-up rounds
-      if (i >= 2) serverCpu[n]! += cpuMs(server!.pid) + cpuMs(lxd.pid) - cpu0;
+      if (i >= 2) serverCpu[n]! += serveCpuMs() + cpuMs(lxd.pid) - cpu0;
     }
   }
   const rounds = EXECS + 2;
@@ -443,6 +491,34 @@ async function launches(viaTslxc: string[], viaLxd: string[]): Promise<Record<st
   out.ratio_systemd_tslxc_no_spare_to_lxd = ratio('tslxc serve (no spare)');
   out.untimed_wait_for_spares_ms = settled.map(round);
   return out;
+}
+
+/**
+ * What the idle timeout costs: COLD times, the first `lxc list` once serve's worker has ended (the
+ * front starts one for it) and a second one right after (warm). The first wait also gives the
+ * memory of a server nobody uses: the front alone.
+ */
+async function coldLists(viaTslxc: string[], mem: Record<string, Record<string, Memory | undefined>>): Promise<Record<string, unknown>> {
+  const list = [...viaTslxc.slice(1), 'list'];
+  const cold: number[] = [];
+  const warm: number[] = [];
+  for (let i = 0; i < COLD; i++) {
+    const t0 = now();
+    // Operations are kept a minute after they end (for pollers): the worker waits for those too.
+    const limitS = IDLE_TIMEOUT_S + 60 + 60;
+    while (servePids().workers.length > 0) {
+      if (now() - t0 > limitS * 1000) throw new Error(`serve's worker did not end within ${limitS} s`);
+      await pause(100);
+    }
+    if (i === 0) {
+      await pause(1000);
+      sampleMemory(mem, `idle_after_the_idle_timeout_${IDLE_TIMEOUT_S}s`);
+    }
+    cold.push((await ok(run(viaTslxc[0]!, list), 'lxc list (cold)')).ms);
+    warm.push((await ok(run(viaTslxc[0]!, list), 'lxc list (warm)')).ms);
+    log(`cold ${i + 1}/${COLD}: first lxc list ${Math.round(cold.at(-1)!)} ms, then ${Math.round(warm.at(-1)!)} ms`);
+  }
+  return { lxc_list_cold_ms: cold.map(round), lxc_list_warm_ms: warm.map(round), median_cold_ms: round(median(cold)), median_warm_ms: round(median(warm)) };
 }
 
 try {

@@ -407,5 +407,7 @@ int main_plan_check(int argc, char **argv);
 /* plan-exec: execute a start spec given on stdin (the TypeScript start's executor). */
 int main_plan_exec(int argc, char **argv);
 int main_unixdev(int argc, char **argv);
+/* serve-front (servefront.c): `tslxc serve`'s sockets and lock, held while its worker is idle. */
+int main_serve_front(int argc, char **argv);
 
 #endif

@@ -5,11 +5,14 @@
  *   take(path)        -> fd, or -1 when held; throws (with .code) when it cannot be taken
  *   release(path, fd)
  *   holder(path)      -> the holder's PID, 0 if unknown
- *   held(path)        -> boolean */
+ *   held(path)        -> boolean
+ *   closeOnExec(fd)   sets FD_CLOEXEC on an fd this process inherited (a lock handed over; node
+ *                     has no fcntl), so that its children do not hold it too */
 #define NAPI_VERSION 8
 #include <node_api.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -102,12 +105,36 @@ static napi_value held(napi_env env, napi_callback_info info)
   return out;
 }
 
+static napi_value close_on_exec(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1];
+  int32_t fd;
+  if (!args(env, info, 1, argv))
+    return NULL;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "closeOnExec: a file descriptor is needed");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "fd %d: %s", fd, strerror(errno));
+    const char *name = strerrorname_np(errno);
+    napi_throw_error(env, name ? name : "EIO", msg);
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT()
 {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = { { "take", take }, { "release", release }, { "holder", holder }, { "held", held } };
+  } fns[] = { { "take", take },
+              { "release", release },
+              { "holder", holder },
+              { "held", held },
+              { "closeOnExec", close_on_exec } };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||

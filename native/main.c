@@ -25,6 +25,7 @@ static void usage(void)
       "ARGS)\n"
       "       tslxc-helper import-pass PLAN SRC DEST   (image import's pass: listing on stdout, "
       "results on fd 3)\n"
+      "       tslxc-helper serve-front -- CMD...   (tslxc serve: holds its sockets while idle)\n"
       "       tslxc-helper unixdev --pid PID (--add c|b:MAJOR:MINOR:MODE:UID:GID:/DST | --remove "
       "DST)\n"
       "See native/README.md for the options.\n";
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
     return main_cli(argc - 1, argv + 1);
   if (strcmp(argv[1], "import-pass") == 0)
     return main_import_pass(argc - 1, argv + 1);
+  if (strcmp(argv[1], "serve-front") == 0)
+    return main_serve_front(argc - 1, argv + 1);
   if (strcmp(argv[1], "unixdev") == 0)
     return main_unixdev(argc - 1, argv + 1);
   if (strcmp(argv[1], "host-limits") == 0)

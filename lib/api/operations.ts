@@ -250,6 +250,11 @@ export class Operations implements OperationStarter {
     else if (this.ready(rec)) this.run(rec);
   }
 
+  /** Operations running, waiting or kept after they ended: while there are any, the server is in use. */
+  get count(): number {
+    return this.ops.size;
+  }
+
   /** At shutdown: every running operation's signal is aborted; waits a little for them to end. */
   async shutdown(graceMs: number): Promise<void> {
     const open = [...this.ops.values()].filter((r) => !this.final(r));

@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { TslxcError, errorText, isErrno } from '../errors.js';
+import { TslxcError, errorText } from '../errors.js';
 import type { Context } from '../state/context.js';
-import { tryLock, type Lock } from '../util/lock.js';
+import { adoptLock, lockFile, tryLock, type Lock } from '../util/lock.js';
 import { Throttle, DEFAULT_THROTTLE } from '../gateway/throttle.js';
 import { AuditLog } from './audit.js';
 import { ensureServerCertificate, fingerprintOf } from './certificate.js';
@@ -17,7 +17,7 @@ import { sendError, sendResult, sendThrown } from './envelope.js';
 import { Events } from './events.js';
 import { Operations } from './operations.js';
 import { Router } from './router.js';
-import { routes as moduleRoutes, extensions as moduleExtensions, atStart, housekeeping, HOUSEKEEPING_MS } from './routes/index.js';
+import { routes as moduleRoutes, extensions as moduleExtensions, atStart, housekeeping, housekeepingWakeMs, HOUSEKEEPING_MS } from './routes/index.js';
 import { addressesFile, TrustCache } from './trust.js';
 import { restrictionOf } from './access.js';
 import { LabMemberCache } from '../lab/record.js';
@@ -47,6 +47,19 @@ export interface ServeOptions {
   info?: (line: string) => void;
   keepOperationsMs?: number;
   connectTimeoutMs?: number;
+  /** The serve lock and the listening sockets (the unix one, then one per --listen) held by
+   * serve's native front while no worker ran: used instead of taking and binding. */
+  inherited?: { lock: number; listeners: number[] };
+}
+
+/** What serve's native front (lib/api/front.ts) takes over when the server retires. */
+export interface Handover {
+  lockFd: number;
+  lockFile: string;
+  socketFile: string;
+  addressesFile: string;
+  /** the unix socket's, then each --listen's */
+  listenerFds: number[];
 }
 
 export interface RunningServer {
@@ -55,6 +68,17 @@ export interface RunningServer {
   addresses: string[];
   fingerprint: string;
   close(): Promise<void>;
+  handover: Handover;
+  /** How long nothing has been open or running (connections, operations, even kept ones, event
+   * listeners, chores); 0 while something is. */
+  idleMs(): number;
+  /** Stops listening, leaving the sockets, their files and the lock to whoever holds copies (the
+   * front); resolves when the last connection ended. Listening stops before it returns. */
+  retire(): Promise<void>;
+  /** Whether a client has connected since the server started. */
+  used(): boolean;
+  /** When a retired server should be started again for its housekeeping. */
+  wakeMs(): Promise<number>;
 }
 
 function parseListen(spec: string): { host: string; port: number } {
@@ -86,7 +110,7 @@ function clientAddresses(host: string, port: number): string[] {
   return out;
 }
 
-function listenOn(server: http.Server, where: string | { host: string; port: number }): Promise<void> {
+function listenOn(server: http.Server, where: string | { host: string; port: number } | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     const done = () => {
@@ -94,6 +118,7 @@ function listenOn(server: http.Server, where: string | { host: string; port: num
       resolve();
     };
     if (typeof where === 'string') server.listen(where, done);
+    else if ('fd' in where) server.listen({ fd: where.fd }, done);
     else server.listen(where.port, where.host, done);
   });
 }
@@ -208,7 +233,8 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
   const gid = opts.group !== undefined ? groupId(opts.group) : 0;
   fs.mkdirSync(ctx.paths.stateDir, { recursive: true, mode: 0o711 });
   // Held for the server's life; the kernel drops it when the process dies, SIGKILL included.
-  const lock: Lock | undefined = tryLock(ctx.paths.stateDir, 'serve');
+  const inherited = opts.inherited;
+  const lock: Lock | undefined = inherited ? adoptLock(ctx.paths.stateDir, 'serve', inherited.lock) : tryLock(ctx.paths.stateDir, 'serve');
   if (!lock)
     throw new TslxcError(`Another tslxc serve is running on ${ctx.paths.stateDir}`, 'it holds serve.lock', 'stop it first, or point clients at its socket');
   const closers: Array<() => Promise<void> | void> = [() => lock.release()];
@@ -240,11 +266,22 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     });
     const pruner = setInterval(() => core.throttle.prune(), 60_000).unref();
     closers.push(() => clearInterval(pruner));
-    const chores = () => void housekeeping(ctx).catch(stray);
+    // What keeps the server in use (idleMs): while any of these is open or running, it does not retire.
+    let openConnections = 0;
+    let connectionsSeen = 0;
+    let choresRunning = 0;
+    let quietSince = Date.now();
+    const chore = (work: () => Promise<void>) => () => {
+      choresRunning++;
+      void work()
+        .catch(stray)
+        .finally(() => choresRunning--);
+    };
+    const chores = chore(() => housekeeping(ctx));
     const choresTimer = setInterval(chores, HOUSEKEEPING_MS).unref();
     closers.push(() => clearInterval(choresTimer));
     setImmediate(chores);
-    setImmediate(() => void atStart(ctx).catch(stray));
+    setImmediate(chore(() => atStart(ctx)));
     const router = new Router([...coreRoutes(core), ...moduleRoutes]);
     const trust = new TrustCache(ctx.paths);
     const labMembers = new LabMemberCache(ctx.paths);
@@ -409,6 +446,14 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
     const servers: http.Server[] = [];
     const serve = (s: http.Server, protocol: 'unix' | 'tls') => {
       limitTimeouts(s);
+      s.on('connection', (socket: Socket) => {
+        openConnections++;
+        connectionsSeen++;
+        socket.once('close', () => {
+          openConnections--;
+          quietSince = Date.now();
+        });
+      });
       s.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, protocol));
       s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void upgrade(req, socket, head, protocol));
       s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -421,26 +466,30 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
 
     // The unix socket. Holding the lock means no server owns the file there: it is a killed one's.
     const sock = socketFile(ctx);
-    try {
-      fs.unlinkSync(sock);
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-    }
     const unixServer = http.createServer({ connectionsCheckingInterval: CHECK_INTERVAL_MS });
     serve(unixServer, 'unix');
-    const oldMask = process.umask(0o177);
-    try {
-      await listenOn(unixServer, sock);
-    } finally {
-      process.umask(oldMask);
+    if (inherited) await listenOn(unixServer, { fd: inherited.listeners[0]! });
+    else {
+      // Bound under a name of its own, then renamed into place: libuv removes the name a socket
+      // was bound to when its server closes, and a retiring server must leave the front's socket
+      // where clients find it. The rename also shows clients the socket only once its mode is set.
+      const bound = `${sock}.${process.pid}`;
+      fs.rmSync(bound, { force: true });
+      const oldMask = process.umask(0o177);
+      try {
+        await listenOn(unixServer, bound);
+      } finally {
+        process.umask(oldMask);
+      }
+      fs.chownSync(bound, 0, gid);
+      fs.chmodSync(bound, 0o660);
+      fs.renameSync(bound, sock);
     }
-    fs.chownSync(sock, 0, gid);
-    fs.chmodSync(sock, 0o660);
     closers.push(() => fs.rmSync(sock, { force: true }));
 
     // HTTPS (and TLS with it) only when asked for: a unix-socket server does without.
     const https = listens.length ? (await import('node:https')).default : undefined;
-    for (const l of listens) {
+    for (const [i, l] of listens.entries()) {
       const s = https!.createServer({
         cert: certificate.cert,
         key: certificate.key,
@@ -452,7 +501,7 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       serve(s, 'tls');
       s.on('tlsClientError', (_err, socket) => socket.destroy());
       try {
-        await listenOn(s, l);
+        await listenOn(s, inherited ? { fd: inherited.listeners[i + 1]! } : l);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         throw new TslxcError(`Cannot listen on ${l.host}:${l.port}`, e.code === 'EADDRINUSE' ? 'the port is in use' : e.message, 'pick another --listen');
@@ -478,7 +527,37 @@ export async function startServer(ctx: Context, opts: ServeOptions = {}): Promis
       );
     });
     info(`listening on ${sock}${core.addresses.length ? ` and https://${core.addresses.join(', https://')}` : ''}`);
-    return { socket: sock, addresses: core.addresses, fingerprint: certificate.fingerprint, close: closeAll };
+    const handleFd = (s: http.Server) => (s as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    // Quiet is counted from the last client's activity; a chore running only puts the retirement off.
+    const idleMs = () => {
+      if (openConnections > 0 || operations.count > 0 || events.count > 0) {
+        quietSince = Date.now();
+        return 0;
+      }
+      return choresRunning > 0 ? 0 : Date.now() - quietSince;
+    };
+    const retire = () => {
+      const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+      for (const stop of [() => clearInterval(pinger), () => clearInterval(choresTimer), () => clearInterval(pruner)]) stop();
+      return Promise.all(closed).then(() => {});
+    };
+    return {
+      socket: sock,
+      addresses: core.addresses,
+      fingerprint: certificate.fingerprint,
+      close: closeAll,
+      handover: {
+        lockFd: lock.fd,
+        lockFile: lockFile(ctx.paths.stateDir, 'serve'),
+        socketFile: sock,
+        addressesFile: addressesFile(ctx.paths),
+        listenerFds: servers.map(handleFd),
+      },
+      idleMs,
+      retire,
+      used: () => connectionsSeen > 0,
+      wakeMs: () => housekeepingWakeMs(ctx),
+    };
   } catch (err) {
     await closeAll();
     throw err;

@@ -18,6 +18,8 @@ import { mkdirp, sleep } from './fs.js';
  */
 export interface Lock {
   release(): void;
+  /** the open file description holding it: a process given a copy holds the lock with it */
+  readonly fd: number;
 }
 
 interface LockAddon {
@@ -27,6 +29,7 @@ interface LockAddon {
   /** the holder's PID (from /proc/locks), 0 when not known */
   holder(file: string): number;
   held(file: string): boolean;
+  closeOnExec(fd: number): void;
 }
 
 let addon: LockAddon | undefined;
@@ -62,12 +65,28 @@ function take(file: string): number {
 function held(file: string, fd: number): Lock {
   let released = false;
   return {
+    fd,
     release: () => {
       if (released) return;
       released = true;
       native().release(file, fd);
     },
   };
+}
+
+/** A lock this process was handed (an fd another holder passed on): released as if taken here. */
+export function adoptLock(dir: string, key: string, fd: number): Lock {
+  closeOnExec(fd);
+  return held(lockFile(dir, key), fd);
+}
+
+/**
+ * Makes an fd this process inherited close-on-exec, as every fd it opens itself is: without it,
+ * each child it starts (a helper, tar, a background export) would hold it too: a lock would stay
+ * held, a listening socket open, after this process ended.
+ */
+export function closeOnExec(fd: number): void {
+  native().closeOnExec(fd);
 }
 
 /** The lock if it is free now, without waiting. */

@@ -50,6 +50,15 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
+/** PID's children (the kernel's list; empty once it is gone). */
+export function childPids(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export class ApiServer {
   private exited: Promise<number | null>;
   log = '';
@@ -91,8 +100,26 @@ export class ApiServer {
     return m ? m[1]!.split(', https://').map((s) => s.trim()) : [];
   }
 
+  /** The PID bin/tslxc started: serve's native front (it holds the sockets), or node without it. */
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** The node workers running now (the front's children; the server itself without a front). */
+  workerPids(): number[] {
+    return childPids(this.pid).filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('tslxc.js');
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** The node process serving now: the front's worker (undefined while none runs), or the server. */
+  get workerPid(): number | undefined {
+    const front = fs.readFileSync(`/proc/${this.pid}/cmdline`, 'utf8').includes('serve-front');
+    return front ? this.workerPids()[0] : this.pid;
   }
 
   /**
@@ -164,10 +191,30 @@ export class ApiServer {
     return code;
   }
 
-  /** SIGKILL, as a crash. */
+  /** SIGKILL, as a crash; returns once its worker (killed with it, PR_SET_PDEATHSIG) is gone too. */
   async kill(): Promise<void> {
+    const workers = this.child.exitCode === null ? this.workerPids() : [];
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     await this.exited;
+    for (let i = 0; i < 200 && workers.some((pid) => fs.existsSync(`/proc/${pid}`)); i++) await new Promise((r) => setTimeout(r, 25));
+  }
+
+  /**
+   * Waits for node's server to die by SIGKILL (a crash point's): the process itself, or serve's
+   * worker as its front reports it, and then kills the front too, so that the whole server
+   * crashed. False when neither happened within ms.
+   */
+  async crashed(ms = 60_000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return (await this.exited) === 128;
+      if (/worker \d+ ended \(signal 9\)/.test(this.log)) {
+        await this.kill();
+        return true;
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   get done(): Promise<number | null> {

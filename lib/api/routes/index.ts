@@ -35,6 +35,16 @@ export async function housekeeping(ctx: Context): Promise<void> {
   await instances.sweepStopped(ctx);
 }
 
+/**
+ * When a server that retired while idle (lib/api/front.ts) should run housekeeping again: at its
+ * next period while a snapshot has an expiry or an instance is ephemeral, else each hour (the CLI
+ * may have made one meanwhile).
+ */
+export async function housekeepingWakeMs(ctx: Context): Promise<number> {
+  const due = snapshots.hasExpiringSnapshots(ctx) || (await instances.ephemeralInstances(ctx)).length > 0;
+  return due ? HOUSEKEEPING_MS : 60 * HOUSEKEEPING_MS;
+}
+
 /** What the server does once, after it started: exports of built images made ahead of their first ask. */
 export async function atStart(ctx: Context): Promise<void> {
   await images.keepMissingExports(ctx);

@@ -508,24 +508,28 @@ async function putState(req: ApiRequest): Promise<ApiResult> {
   return { type: 'async', operation };
 }
 
-/** Ephemeral instances that stopped by themselves (a poweroff inside), deleted: housekeeping. */
-export async function sweepStopped(ctx: ApiRequest['ctx']): Promise<void> {
-  // The configs are read as text first: the idle server loads the library only when one is ephemeral.
+/** The ephemeral instances. The configs are read as text: the idle server loads the library only when one is ephemeral. */
+export async function ephemeralInstances(ctx: ApiRequest['ctx']): Promise<string[]> {
   const { containersDir, containerConfigFile } = await import('../../state/paths.js');
   const fs = await import('node:fs');
   let names: string[];
   try {
     names = fs.readdirSync(containersDir(ctx.paths)).filter((n) => !n.startsWith('.'));
   } catch {
-    return;
+    return [];
   }
-  const ephemeral = names.filter((n) => {
+  return names.filter((n) => {
     try {
       return /^ephemeral: true$/m.test(fs.readFileSync(containerConfigFile(ctx.paths, n), 'utf8'));
     } catch {
       return false;
     }
   });
+}
+
+/** Ephemeral instances that stopped by themselves (a poweroff inside), deleted: housekeeping. */
+export async function sweepStopped(ctx: ApiRequest['ctx']): Promise<void> {
+  const ephemeral = await ephemeralInstances(ctx);
   if (ephemeral.length) await (await import('../../instance/ephemeral.js')).sweepEphemeral(ctx, ephemeral);
 }
 

@@ -128,6 +128,9 @@ export async function pruneExpired(ctx: ApiRequest['ctx']): Promise<number> {
   return n;
 }
 
+/** Whether a snapshot has an expiry: housekeeping may have work when it comes. */
+export const hasExpiringSnapshots = (ctx: ApiRequest['ctx']): boolean => withExpiringSnapshots(ctx).length > 0;
+
 /**
  * The instances with a snapshot that has an expiry, by a look at the files alone: the idle server
  * loads the snapshot library only when there is something to prune.

@@ -56,7 +56,7 @@ if (requireRoot(test)) {
       t.is(pty.stdout.replace(/\r/g, ''), 'vt100\ntty\n');
       let ready: number[] = [];
       for (let i = 0; i < 40 && !ready.length; i++) {
-        ready = spares(server.pid);
+        ready = spares(server.workerPid ?? server.pid);
         if (!ready.length) await new Promise((r) => setTimeout(r, 50));
       }
       t.is(ready.length, 1, 'one spare waits for the next exec');
