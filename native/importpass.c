@@ -3,9 +3,11 @@
  * DEST (a new file) gets SRC's bytes by the kernel's copy. Then, from that stored copy and side by
  * side: the hash program, and the decompressor its first bytes call for feeding the listing
  * program through a 1 MiB pipe (a pipe of the default 64 KiB, or the socketpair node gives a
- * child, makes the reader pay a wakeup per few pages). The listing goes to stdout as it comes.
+ * child, makes the reader pay a wakeup per few pages). Where the plan names the tar walker
+ * (tarwalk.c), it is the listing program, and for the codec it inflates itself it reads the
+ * stored copy with no decompressor. The listing goes to stdout as it comes.
  * When every program has ended, fd 3 gets their results, NUL-separated, six per program:
- *   NAME PROGRAM EXIT-CODE SIGNAL STDOUT STDERR   (NAME: hash, decompress, list; -1: none)
+ *   NAME PROGRAM EXIT-CODE SIGNAL STDOUT STDERR   (NAME: hash, decompress, list or walk; -1: none)
  * or, when the copy failed, "copy" and the reason. Which programs run, with which arguments, and
  * which first bytes select which decompressor are the plan's (lib/image/pass.ts writes it and
  * documents its format): the TypeScript side decides, this side executes.
@@ -40,6 +42,11 @@ struct import_plan {
   const char *state_root;
   const char *stage_prefix;
   struct argv_list hash, list;
+  /* The tar walker (tarwalk.c) in place of the listing program, where the plan names it: walk
+   * reads a plain tar stream, walk_inflate a file of the codec whose first bytes it names. */
+  struct argv_list walk, walk_inflate;
+  unsigned char inflate_magic[16];
+  size_t inflate_magic_len;
   struct {
     unsigned char magic[16];
     size_t magic_len;
@@ -126,6 +133,14 @@ static bool import_plan_load(const char *path, struct import_plan *pl)
       if (!take_argv(&t, &pl->list, false))
         return false;
       have_list = true;
+    } else if (strcmp(what, "walk") == 0) {
+      if (!take_argv(&t, &pl->walk, false))
+        return false;
+    } else if (strcmp(what, "walk-inflate") == 0) {
+      const char *hex = take(&t);
+      if (!hex || !parse_hex(hex, pl->inflate_magic, sizeof pl->inflate_magic, &pl->inflate_magic_len) ||
+          !take_argv(&t, &pl->walk_inflate, false))
+        return false;
     } else if (strcmp(what, "codec") == 0) {
       if (pl->n_codecs >= MAX_CODECS)
         return false;
@@ -276,8 +291,15 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
 
   unsigned char head[16] = { 0 };
   ssize_t got = pread(stored, head, sizeof head, 0);
-  char **dec_argv = NULL;
-  for (size_t i = 0; i < pl->n_codecs && !dec_argv; i++)
+  char **dec_argv = NULL, **list_argv = pl->walk.argv ? pl->walk.argv : pl->list.argv;
+  const char *list_name = pl->walk.argv ? "walk" : "list";
+  bool self_inflating = pl->walk_inflate.argv && got >= (ssize_t)pl->inflate_magic_len &&
+                        memcmp(head, pl->inflate_magic, pl->inflate_magic_len) == 0;
+  if (self_inflating) {
+    list_argv = pl->walk_inflate.argv;
+    list_name = "walk";
+  }
+  for (size_t i = 0; i < pl->n_codecs && !dec_argv && !self_inflating; i++)
     if (got >= (ssize_t)pl->codecs[i].magic_len &&
         memcmp(head, pl->codecs[i].magic, pl->codecs[i].magic_len) == 0)
       dec_argv = pl->codecs[i].argv.argv;
@@ -310,7 +332,7 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
     list_in = reopen(stored);
   }
   struct child *l = &kids[n_kids++];
-  *l = (struct child){ "list", pl->list.argv, -1, -1, capture_fd("list-err"), 0 };
+  *l = (struct child){ list_name, list_argv, -1, -1, capture_fd("list-err"), 0 };
   if (list_in >= 0)
     spawn_child(l, self, list_in, list_fd);
   close(list_fd);

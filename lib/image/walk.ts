@@ -1,0 +1,65 @@
+import type { Entry } from './archive.js';
+
+/**
+ * The records of native/tarwalk.c (the import pass's listing when the walker ran; its header says
+ * the format), parsed as they stream. The walker only reads headers: the entries it gives go
+ * through the same EntryChecker as tar's listing. Names are kept byte for byte (latin1: one char
+ * per byte, as the C-quoted tar listing's octal escapes decode), so no two names become one.
+ */
+export const WALK_MAGIC = Buffer.from('\0tslxc-walk-1\n', 'latin1');
+
+export type WalkEvent = { kind: 'entry'; entry: Entry } | { kind: 'unsupported'; why: string } | { kind: 'end' };
+
+export class WalkParser {
+  private pending: Buffer = Buffer.alloc(0);
+  private sawMagic = false;
+
+  /** Bytes as they come; returns the events of the records they complete. */
+  push(chunk: Buffer): WalkEvent[] {
+    let b = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    const events: WalkEvent[] = [];
+    if (!this.sawMagic) {
+      if (b.length < WALK_MAGIC.length) {
+        this.pending = b;
+        return events;
+      }
+      if (!b.subarray(0, WALK_MAGIC.length).equals(WALK_MAGIC)) throw new Error('not a tar walk');
+      this.sawMagic = true;
+      b = b.subarray(WALK_MAGIC.length);
+    }
+    let at = 0;
+    while (b.length - at >= 5) {
+      const len = b.readUInt32LE(at + 1);
+      if (b.length - at - 5 < len) break;
+      const kind = String.fromCharCode(b[at]!);
+      const body = b.subarray(at + 5, at + 5 + len);
+      if (kind === 'E') events.push({ kind: 'entry', entry: entryOf(body) });
+      else if (kind === 'U') events.push({ kind: 'unsupported', why: body.toString('latin1') });
+      else if (kind === 'Z') events.push({ kind: 'end' });
+      else throw new Error(`unknown tar walk record "${kind}"`);
+      at += 5 + len;
+    }
+    this.pending = Buffer.from(b.subarray(at));
+    return events;
+  }
+
+  /** Bytes left over at the stream's end: a record cut short. */
+  get leftover(): number {
+    return this.pending.length;
+  }
+}
+
+/** TYPE MODE:u32 UID:u64 GID:u64 SIZE:u64 MTIME:i64 MAJOR:u32 MINOR:u32 BLOCK:u64 NAME-LEN:u32 NAME LINK-LEN:u32 LINK */
+function entryOf(b: Buffer): Entry {
+  const type = String.fromCharCode(b[0]!);
+  const size = b.readBigUInt64LE(21);
+  const major = b.readUInt32LE(37);
+  const minor = b.readUInt32LE(41);
+  const block = Number(b.readBigUInt64LE(45));
+  const nameLen = b.readUInt32LE(53);
+  const name = b.toString('latin1', 57, 57 + nameLen);
+  const linkLen = b.readUInt32LE(57 + nameLen);
+  const e: Entry = { type, name, size: type === 'c' || type === 'b' ? `${major},${minor}` : size.toString(), block };
+  if (type === 'h' || type === 'l') e.link = b.toString('latin1', 61 + nameLen, 61 + nameLen + linkLen);
+  return e;
+}
