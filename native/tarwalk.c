@@ -429,6 +429,14 @@ static void read_long(struct text *t, const unsigned char *d, uint64_t size, con
   text_set(t, d, size - 1);
 }
 
+static bool has_dotdot(const unsigned char *p, size_t n)
+{
+  for (size_t i = 0; i + 1 < n; i++)
+    if (p[i] == '.' && p[i + 1] == '.' && (i == 0 || p[i - 1] == '/') && (i + 2 == n || p[i + 2] == '/'))
+      return true;
+  return false;
+}
+
 static size_t field_len(const unsigned char *f, size_t n)
 {
   const unsigned char *z = memchr(f, '\0', n);
@@ -461,10 +469,15 @@ static void walk(struct input *in)
 {
   struct pending x = { 0 };
   bool pending_any = false;
+  /* The block tar -R names for an entry: its header's, or that of a GNU long name or link before
+   * it (not that of a pax header). */
+  uint64_t first_gnu_ext = UINT64_MAX;
   for (;;) {
     if (!ensure(in, BLOCK))
       unsupported(in->len == in->pos ? "the archive ends without its end blocks" : "the archive ends inside a header");
     uint64_t block = (in->base + in->pos) / BLOCK;
+    if (first_gnu_ext != UINT64_MAX)
+      block = first_gnu_ext;
     const unsigned char *h = in->buf + in->pos;
     if (zero_block(h)) {
       /* tar stops at the first zero block; a second one makes it stop without a warning. */
@@ -489,6 +502,8 @@ static void walk(struct input *in)
         read_pax(&x, d, (size_t)size);
       } else {
         read_long(type == 'L' ? &x.long_name : &x.long_link, d, size, type == 'L' ? "name" : "link");
+        if (first_gnu_ext == UINT64_MAX)
+          first_gnu_ext = block;
       }
       if (x.pax && (x.long_name.set || x.long_link.set))
         unsupported("both GNU and pax extended headers for one entry");
@@ -582,6 +597,9 @@ static void walk(struct input *in)
     } else if (x.pax_link.set || x.long_link.set) {
       unsupported("a link name for an entry that is not a link");
     }
+    /* tar lists (and links to) a hard link's target without its leading "/" or "../" parts. */
+    if (letter == 'h' && (link_len == 0 || link[0] == '/' || has_dotdot(link, link_len)))
+      unsupported("a hard link target that tar rewrites");
 
     /* The data tar skips: a regular file's (tar lists a "/"-ended one as a dir but extracts no
      * data for it); none for the others, whose size must then be 0 (tar treats a hard link's as
@@ -599,6 +617,7 @@ static void walk(struct input *in)
               link_len);
     pending_clear(&x);
     pending_any = false;
+    first_gnu_ext = UINT64_MAX;
     if (!skip(in, blocks_of(data) * BLOCK))
       unsupported("the archive ends inside an entry's data");
   }
