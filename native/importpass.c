@@ -5,7 +5,8 @@
  * program through a 1 MiB pipe (a pipe of the default 64 KiB, or the socketpair node gives a
  * child, makes the reader pay a wakeup per few pages). Where the plan names the tar walker
  * (tarwalk.c), it is the listing program, and for the codec it inflates itself it reads the
- * stored copy with no decompressor. The listing goes to stdout as it comes.
+ * stored copy with no decompressor; where the plan says so, it also makes the copy and the hash
+ * itself (walk-store: SRC on its stdin, DEST on its fd 3). The listing goes to stdout as it comes.
  * When every program has ended, fd 3 gets their results, NUL-separated, six per program:
  *   NAME PROGRAM EXIT-CODE SIGNAL STDOUT STDERR   (NAME: hash, decompress, list or walk; -1: none)
  * or, when the copy failed, "copy" and the reason. Which programs run, with which arguments, and
@@ -44,9 +45,9 @@ struct import_plan {
   struct argv_list hash, list;
   /* The tar walker (tarwalk.c) in place of the listing program, where the plan names it: walk
    * reads a plain tar stream, walk_inflate a file of the codec whose first bytes it names. */
-  struct argv_list walk, walk_inflate;
-  unsigned char inflate_magic[16];
-  size_t inflate_magic_len;
+  struct argv_list walk, walk_inflate, walk_store;
+  unsigned char inflate_magic[16], store_magic[16];
+  size_t inflate_magic_len, store_magic_len;
   struct {
     unsigned char magic[16];
     size_t magic_len;
@@ -141,6 +142,11 @@ static bool import_plan_load(const char *path, struct import_plan *pl)
       if (!hex || !parse_hex(hex, pl->inflate_magic, sizeof pl->inflate_magic, &pl->inflate_magic_len) ||
           !take_argv(&t, &pl->walk_inflate, false))
         return false;
+    } else if (strcmp(what, "walk-store") == 0) {
+      const char *hex = take(&t);
+      if (!hex || !parse_hex(hex, pl->store_magic, sizeof pl->store_magic, &pl->store_magic_len) ||
+          !take_argv(&t, &pl->walk_store, false))
+        return false;
     } else if (strcmp(what, "codec") == 0) {
       if (pl->n_codecs >= MAX_CODECS)
         return false;
@@ -210,7 +216,8 @@ static int capture_fd(const char *name)
   return memfd_create(name, MFD_CLOEXEC);
 }
 
-static void spawn_child(struct child *c, pid_t parent, int in, int out)
+/* IN, OUT become the child's stdin and stdout, and EXTRA (unless -1) its fd 3. */
+static void spawn_child(struct child *c, pid_t parent, int in, int out, int extra)
 {
   c->pid = fork();
   if (c->pid < 0)
@@ -227,9 +234,9 @@ static void spawn_child(struct child *c, pid_t parent, int in, int out)
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   int err = c->err_capture >= 0 ? c->err_capture : open("/dev/null", O_WRONLY);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (extra >= 0 && dup2(extra, 3) < 0))
     _exit(127);
-  sys_close_range(3, ~0U, 0);
+  sys_close_range(extra >= 0 ? 4 : 3, ~0U, 0);
   execvp(c->argv[0], c->argv);
   dprintf(2, "%s: %s\n", c->argv[0], strerror(errno));
   _exit(127);
@@ -279,8 +286,27 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
   autofd int in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   autofd int stored = open(dest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   struct stat st;
-  if (in < 0 || stored < 0 || fstat(in, &st) < 0 || (!S_ISREG(st.st_mode) && (errno = EINVAL)) ||
-      copy_into(in, stored) < 0) {
+  bool regular = in >= 0 && stored >= 0 && fstat(in, &st) == 0 && (S_ISREG(st.st_mode) || (errno = EINVAL, false));
+  unsigned char src_head[16] = { 0 };
+  if (regular && pl->walk_store.argv && pread(in, src_head, sizeof src_head, 0) >= (ssize_t)pl->store_magic_len &&
+      memcmp(src_head, pl->store_magic, pl->store_magic_len) == 0) {
+    /* The walker copies, hashes and lists at once (the first bytes only choose the program: it
+     * reads the stored copy's, and hands what it cannot read to tar, which lists the stored copy). */
+    struct child w = { "walk", pl->walk_store.argv, -1, -1, capture_fd("walk-err"), 0 };
+    spawn_child(&w, self, in, list_fd, stored);
+    close(list_fd);
+    if (w.pid <= 0)
+      w.status = 127 << 8;
+    else
+      while (waitpid(w.pid, &w.status, 0) < 0 && errno == EINTR)
+        ;
+    put_result(status_fd, &w);
+    if (w.err_capture >= 0)
+      close(w.err_capture);
+    close(status_fd);
+    return;
+  }
+  if (!regular || copy_into(in, stored) < 0) {
     const char *why = strerror(errno);
     close(list_fd);
     put_token(status_fd, "copy", 4);
@@ -312,7 +338,7 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
                          0 };
     autofd int hin = reopen(stored);
     if (hin >= 0 && h->out_capture >= 0)
-      spawn_child(h, self, hin, h->out_capture);
+      spawn_child(h, self, hin, h->out_capture, -1);
   }
   autofd int list_in = -1;
   if (dec_argv) {
@@ -324,7 +350,7 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
       *d = (struct child){ "decompress", dec_argv, -1, -1, capture_fd("decompress-err"), 0 };
       autofd int din = reopen(stored);
       if (din >= 0)
-        spawn_child(d, self, din, p[1]);
+        spawn_child(d, self, din, p[1], -1);
       close(p[1]);
       list_in = p[0];
     }
@@ -334,7 +360,7 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
   struct child *l = &kids[n_kids++];
   *l = (struct child){ list_name, list_argv, -1, -1, capture_fd("list-err"), 0 };
   if (list_in >= 0)
-    spawn_child(l, self, list_in, list_fd);
+    spawn_child(l, self, list_in, list_fd, -1);
   close(list_fd);
   if (list_in >= 0) {
     close(list_in);

@@ -12,20 +12,32 @@
  * or pax keyword, a number or name tar would read another way, a damaged or truncated stream)
  * it writes an "unsupported" record and exits 3: the import then lists the archive with tar.
  *
+ * With --store (and --gzip), stdin is the source and fd 3 the new stored file: it copies the one
+ * into the other by the kernel's copy in chunks, and hashes (sha256) and inflates the stored copy
+ * as the chunks land, on three threads: the listing, the fingerprint and the store are the same
+ * bytes, read once from the page cache, and the copy no longer waits before the rest.
+ *
  * Output: "\0tslxc-walk-1\n", then records: KIND (one byte), LEN (u32 LE), LEN bytes.
  *   E  an entry: TYPE (tar -tv's letter) MODE:u32 UID:u64 GID:u64 SIZE:u64 MTIME:i64 MAJOR:u32
  *      MINOR:u32 BLOCK:u64 (its header's, as tar -R) NAME-LEN:u32 NAME LINK-LEN:u32 LINK
  *      (names as raw bytes; LINK only for h and l)
  *   U  unsupported: why, in words
  *   Z  the end: the archive's two zero blocks were read and the stream ended cleanly
- * Exit: 0 after Z, 3 after U, 1 when the output cannot be written. */
+ *   H  (--store) the stored copy's sha256, in hex; none when it could not be computed
+ *   C  (--store) the copy failed: why
+ * Exit: 0 after Z, 3 after U, 4 after C, 1 when the output cannot be written. With --store, U and
+ * Z come only once the copy is complete, H before them. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,12 +46,19 @@
 #include <isa-l/igzip_lib.h>
 #define HAVE_ISAL 1
 #endif
+#if __has_include(<openssl/evp.h>)
+#include <openssl/evp.h>
+#define HAVE_SHA256 1
+#endif
 
 #define BLOCK 512
 #define BUF_CAP (1 << 20)
 /* The largest GNU long name or pax header read: beyond it, tar is asked. */
 #define MAX_EXT (64 << 10)
 #define EXIT_UNSUPPORTED 3
+#define EXIT_COPY_FAILED 4
+/* The copy's steps (--store): the readers follow one step behind. */
+#define COPY_CHUNK (4 << 20)
 #define WALK_MAGIC "\0tslxc-walk-1\n"
 
 /* ---- output ---- */
@@ -89,6 +108,155 @@ static void out_record(char kind, const void *p, size_t n)
   out_bytes(p, n);
 }
 
+/* ---- --store: the copy, followed by the hash and the inflate ---- */
+
+static struct {
+  bool on;
+  int src, dest;
+  pthread_mutex_t lock;
+  pthread_cond_t moved;
+  uint64_t copied; /* bytes of dest written, under lock */
+  bool done;       /* the copy ended (copied is final), under lock */
+  int error;       /* its errno, 0: none */
+  unsigned char *map;
+  uint64_t map_size;
+  pthread_t copier, hasher;
+  bool hashed;
+  char hex[65];
+} store = { .lock = PTHREAD_MUTEX_INITIALIZER, .moved = PTHREAD_COND_INITIALIZER };
+
+static void store_moved(uint64_t copied, bool done, int error)
+{
+  pthread_mutex_lock(&store.lock);
+  store.copied = copied;
+  store.done = done;
+  store.error = error;
+  pthread_cond_broadcast(&store.moved);
+  pthread_mutex_unlock(&store.lock);
+}
+
+/* Waits until more than `have` bytes are stored, or the copy has ended; returns how many are. */
+static uint64_t store_wait(uint64_t have, bool *done)
+{
+  pthread_mutex_lock(&store.lock);
+  while (store.copied <= have && !store.done)
+    pthread_cond_wait(&store.moved, &store.lock);
+  uint64_t copied = store.copied;
+  *done = store.done;
+  pthread_mutex_unlock(&store.lock);
+  return copied;
+}
+
+/* Whether every byte the copy will store is there (always, without --store). */
+static bool store_complete(void)
+{
+  if (!store.map)
+    return true;
+  pthread_mutex_lock(&store.lock);
+  bool done = store.done;
+  pthread_mutex_unlock(&store.lock);
+  return done;
+}
+
+static void *copier(void *arg)
+{
+  (void)arg;
+  uint64_t copied = 0;
+  /* A filesystem with reflinks shares the extents at once. */
+  if (ioctl(store.dest, FICLONE, store.src) == 0) {
+    store_moved(store.map_size, true, 0);
+    return NULL;
+  }
+  bool by_read = false;
+  static unsigned char buf[1 << 17];
+  for (;;) {
+    ssize_t n;
+    if (!by_read) {
+      n = copy_file_range(store.src, NULL, store.dest, NULL, COPY_CHUNK, 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        /* A filesystem without copy_file_range: read and write, from where it stopped. */
+        by_read = true;
+        continue;
+      }
+    } else {
+      n = read(store.src, buf, sizeof buf);
+      for (ssize_t w = 0, k; n > 0 && w < n; w += k) {
+        k = write(store.dest, buf + w, (size_t)(n - w));
+        if (k < 0 && errno == EINTR)
+          k = 0;
+        else if (k <= 0) {
+          n = -1;
+          break;
+        }
+      }
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      store_moved(copied, true, errno ? errno : EIO);
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    /* A source that grew past its size at the start is refused below: the mapping ends there. */
+    copied += (uint64_t)n;
+    if (copied > store.map_size) {
+      store_moved(store.map_size, true, EFBIG);
+      return NULL;
+    }
+    store_moved(copied, false, 0);
+  }
+  store_moved(copied, true, copied == store.map_size ? 0 : ESTALE);
+  return NULL;
+}
+
+static void *hasher(void *arg)
+{
+  (void)arg;
+#ifdef HAVE_SHA256
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+  uint64_t at = 0;
+  for (bool done = false; ok && !done;) {
+    uint64_t copied = store_wait(at, &done);
+    if (copied > at && EVP_DigestUpdate(ctx, store.map + at, (size_t)(copied - at)) != 1)
+      ok = false;
+    at = copied;
+  }
+  unsigned char md[32];
+  unsigned int len = 0;
+  pthread_mutex_lock(&store.lock);
+  ok = ok && store.error == 0;
+  pthread_mutex_unlock(&store.lock);
+  if (ok && EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32) {
+    for (int i = 0; i < 32; i++)
+      snprintf(store.hex + 2 * i, 3, "%02x", md[i]);
+    store.hashed = true;
+  }
+  EVP_MD_CTX_free(ctx);
+#endif
+  return NULL;
+}
+
+/* Before any U or Z: the copy and the hash finished, and said (H, or C and exit). */
+static void store_finish(void)
+{
+  if (!store.on)
+    return;
+  store.on = false;
+  pthread_join(store.copier, NULL);
+  pthread_join(store.hasher, NULL);
+  if (store.error) {
+    const char *why = store.error == ESTALE || store.error == EFBIG ? "the file changed size while it was copied"
+                                                                      : strerror(store.error);
+    out_record('C', why, strlen(why));
+    out_flush();
+    exit(EXIT_COPY_FAILED);
+  }
+  if (store.hashed)
+    out_record('H', store.hex, 64);
+}
+
 static __attribute__((noreturn, format(printf, 1, 2))) void unsupported(const char *fmt, ...)
 {
   char why[256];
@@ -100,6 +268,8 @@ static __attribute__((noreturn, format(printf, 1, 2))) void unsupported(const ch
     n = 0;
   if ((size_t)n >= sizeof why)
     n = sizeof why - 1;
+  /* The copy goes on to its end: tar lists the stored copy instead. */
+  store_finish();
   out_record('U', why, (size_t)n);
   out_flush();
   exit(EXIT_UNSUPPORTED);
@@ -148,6 +318,13 @@ static void gzip_member_start(void)
 static void more_gzip(struct input *in)
 {
   for (;;) {
+    if (store.map && inflater.avail_in == 0) {
+      /* What the copy has stored beyond what was given to the inflater. */
+      uint64_t given = (uint64_t)(inflater.next_in - store.map);
+      bool done;
+      uint64_t copied = store_wait(given, &done);
+      inflater.avail_in = (uint32_t)(copied - given);
+    }
     if (inflater.block_state == ISAL_BLOCK_FINISH) {
       if (inflater.avail_in == 0) {
         in->eof = true;
@@ -166,7 +343,7 @@ static void more_gzip(struct input *in)
       unsupported("the gzip stream is damaged (igzip error %d)", r);
     if (made > 0)
       return;
-    if (inflater.block_state != ISAL_BLOCK_FINISH && inflater.avail_in == 0)
+    if (inflater.block_state != ISAL_BLOCK_FINISH && inflater.avail_in == 0 && store_complete())
       unsupported("the gzip stream is truncated");
   }
 }
@@ -625,9 +802,17 @@ static void walk(struct input *in)
 
 int main(int argc, char **argv)
 {
-  bool gzip = argc == 2 && strcmp(argv[1], "--gzip") == 0;
-  if (argc > 2 || (argc == 2 && !gzip)) {
-    fprintf(stderr, "usage: tslxc-tarwalk [--gzip] < ARCHIVE\n");
+  bool gzip = false, to_store = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--gzip") == 0)
+      gzip = true;
+    else if (strcmp(argv[i], "--store") == 0)
+      to_store = true;
+    else
+      gzip = to_store = false, argc = -1;
+  }
+  if (argc < 0 || (to_store && !gzip)) {
+    fprintf(stderr, "usage: tslxc-tarwalk [--gzip [--store]] < ARCHIVE [3> STORED]\n");
     return 2;
   }
   out_bytes(WALK_MAGIC, sizeof WALK_MAGIC - 1);
@@ -641,16 +826,42 @@ int main(int argc, char **argv)
     struct stat st;
     if (fstat(0, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > UINT32_MAX)
       unsupported("the gzip file is not a regular file igzip can take whole");
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, 0, 0);
+    int fd = 0;
+    if (to_store) {
+      /* The stored copy is mapped at the source's size; only what the copy has written is read. */
+      if (fcntl(3, F_GETFL) < 0 || (fcntl(3, F_GETFL) & O_ACCMODE) != O_RDWR) {
+        const char *why = "fd 3 (the stored copy) is not open for reading and writing";
+        out_record('C', why, strlen(why));
+        out_flush();
+        return EXIT_COPY_FAILED;
+      }
+      fd = 3;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED)
       unsupported("cannot map the archive: %s", strerror(errno));
     (void)madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
     isal_inflate_init(&inflater);
     inflater.crc_flag = ISAL_GZIP;
     inflater.next_in = map;
-    inflater.avail_in = (uint32_t)st.st_size;
+    inflater.avail_in = to_store ? 0 : (uint32_t)st.st_size;
+    if (to_store) {
+      store.src = 0;
+      store.dest = 3;
+      store.map = map;
+      store.map_size = (uint64_t)st.st_size;
+      store.on = true;
+      if (pthread_create(&store.copier, NULL, copier, NULL) != 0 ||
+          pthread_create(&store.hasher, NULL, hasher, NULL) != 0) {
+        const char *why = "cannot start its threads";
+        out_record('C', why, strlen(why));
+        out_flush();
+        return EXIT_COPY_FAILED;
+      }
+    }
     in.more = more_gzip;
 #else
+    (void)to_store;
     unsupported("built without ISA-L's igzip");
 #endif
   }
@@ -660,6 +871,7 @@ int main(int argc, char **argv)
     in.pos = in.len = 0;
     in.more(&in);
   }
+  store_finish();
   out_record('Z', "", 0);
   out_flush();
   return 0;

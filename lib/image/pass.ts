@@ -43,6 +43,8 @@ import {
  *   list N ARGV...             tar's listing of stdin
  *   walk N ARGV...             the tar walker (native/tarwalk.c) reading stdin, in place of `list`
  *   walk-inflate MAGIC-HEX N ARGV...  the walker inflating itself a file of that codec (gzip)
+ *   walk-store MAGIC-HEX N ARGV...    for a source of that codec, the walker making the copy and
+ *                              the hash too (SRC on its stdin, DEST on its fd 3), as they land
  *   codec MAGIC-HEX N ARGV...  per compression: the first bytes, and its decompressor (stdin to stdout)
  * The front uses it only when STATE-DIR is its own; its stage dir is STAGE-PREFIX, 8 hex digits,
  * "-" and its PID (as beginImport's, so the store's sweep removes what a killed import left).
@@ -64,8 +66,11 @@ function planWords(p: Paths): string[] {
   words.push('list', String(list.length), ...list);
   const walker = tarWalker();
   if (walker) {
-    words.push('walk', '1', walker);
-    words.push('walk-inflate', CODEC_MAGIC.find(([c]) => c === 'gzip')![1].toString('hex'), '2', walker, '--gzip');
+    const gzip = CODEC_MAGIC.find(([c]) => c === 'gzip')![1].toString('hex');
+    words.push('walk', '1', walker.path);
+    if (walker.features.includes('inflate')) words.push('walk-inflate', gzip, '2', walker.path, '--gzip');
+    // Its own copy only where it also hashes: else the hash would wait for the copy.
+    if (walker.features.includes('inflate') && walker.features.includes('sha256')) words.push('walk-store', gzip, '3', walker.path, '--gzip', '--store');
   }
   for (const [codec, magic] of CODEC_MAGIC) {
     const prog = decompressor(codec);
@@ -74,11 +79,21 @@ function planWords(p: Paths): string[] {
   return words;
 }
 
-/** The walker beside the helper, when built (the helper's pass lists with tar otherwise). */
-function tarWalker(): string | undefined {
+/**
+ * The walker beside the helper, when built (the helper's pass lists with tar otherwise), and what
+ * it was built with (native/Makefile: "inflate" with ISA-L, "sha256" with libcrypto).
+ */
+function tarWalker(): { path: string; features: string[] } | undefined {
   try {
     const walker = path.join(path.dirname(helperPath()), 'tslxc-tarwalk');
-    return fs.existsSync(walker) ? walker : undefined;
+    if (!fs.existsSync(walker)) return undefined;
+    let features: string[] = [];
+    try {
+      features = fs.readFileSync(`${walker}.features`, 'utf8').trim().split(/\s+/);
+    } catch {
+      /* none known: it walks a stream a decompressor feeds it */
+    }
+    return { path: walker, features };
   } catch {
     return undefined;
   }
@@ -210,8 +225,8 @@ interface Parsed {
   entries: Entry[];
   bad?: Error;
   refused?: Error;
-  /** when the listing was the walker's: whether it read the archive to its end, or why not */
-  walk?: { ended: boolean; unsupported?: string };
+  /** when the listing was the walker's: whether it read the archive to its end, or why not; the hash or the copy's failure when it made the copy */
+  walk?: { ended: boolean; unsupported?: string; sha256?: string; copyFailed?: string };
 }
 
 /**
@@ -263,13 +278,16 @@ function parseStream(stream: Readable, what: string, checker: EntryChecker): Pro
         rest = lines(rest + text.write(d));
         return;
       }
-      if (out.walk!.ended || out.walk!.unsupported !== undefined) return;
+      const walk = out.walk!;
+      if (walk.ended || walk.unsupported !== undefined || walk.copyFailed !== undefined) return;
       try {
         for (const ev of walker.push(d)) {
           if (ev.kind === 'entry') take(ev.entry);
-          else if (ev.kind === 'unsupported') out.walk!.unsupported = ev.why;
-          else out.walk!.ended = true;
-          if (ev.kind !== 'entry') break;
+          else if (ev.kind === 'hash') walk.sha256 = ev.sha256;
+          else if (ev.kind === 'unsupported') walk.unsupported = ev.why;
+          else if (ev.kind === 'copy-failed') walk.copyFailed = ev.why;
+          else walk.ended = true;
+          if (ev.kind !== 'entry' && ev.kind !== 'hash') break;
         }
       } catch (err) {
         out.walk!.unsupported = (err as Error).message;
@@ -303,12 +321,14 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
       }
       const end = (name: string) => progs.find((x) => x.name === name);
       const walk = end('walk');
+      if (walked?.copyFailed !== undefined) throw new TslxcError(`Cannot read ${what}`, walked.copyFailed || 'it could not be copied');
       const list = end('list') ?? walk;
       if (!list) throw new TslxcError(`Cannot read ${what}`, 'the import pass ended early');
       if (stored !== dest) fs.renameSync(stored, dest);
       if (isSquashfs(dest))
         throw new TslxcError(`Cannot read ${what}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
       const hashed = async () => {
+        if (walked?.sha256) return walked.sha256;
         const hash = end('hash');
         if (!hash) return sha256InNode([dest]);
         const m = /^([0-9a-f]{64})[ \n]/.exec(hash.stdout);

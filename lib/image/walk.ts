@@ -8,7 +8,14 @@ import type { Entry } from './archive.js';
  */
 export const WALK_MAGIC = Buffer.from('\0tslxc-walk-1\n', 'latin1');
 
-export type WalkEvent = { kind: 'entry'; entry: Entry } | { kind: 'unsupported'; why: string } | { kind: 'end' };
+export type WalkEvent =
+  | { kind: 'entry'; entry: Entry }
+  | { kind: 'unsupported'; why: string }
+  | { kind: 'end' }
+  /** the stored copy's sha256 (the walker made the copy) */
+  | { kind: 'hash'; sha256: string }
+  /** the walker's copy failed */
+  | { kind: 'copy-failed'; why: string };
 
 export class WalkParser {
   private pending: Buffer = Buffer.alloc(0);
@@ -36,6 +43,8 @@ export class WalkParser {
       if (kind === 'E') events.push({ kind: 'entry', entry: entryOf(body) });
       else if (kind === 'U') events.push({ kind: 'unsupported', why: body.toString('latin1') });
       else if (kind === 'Z') events.push({ kind: 'end' });
+      else if (kind === 'H') events.push({ kind: 'hash', sha256: body.toString('latin1') });
+      else if (kind === 'C') events.push({ kind: 'copy-failed', why: body.toString('latin1') });
       else throw new Error(`unknown tar walk record "${kind}"`);
       at += 5 + len;
     }
