@@ -158,12 +158,13 @@ if (requireRoot(test)) {
     const e = new TestEnv('ipass3');
     try {
       t.is(run(e, ['image', 'import', tarball, '--alias', 'bb']).code, 0);
-      // A tarball whose pass takes a while: a large file of zeros, small compressed.
+      // A tarball whose pass takes a while: a large file of zeros, small compressed (4 GiB: the
+      // walker inflates 1 GiB of zeros in a fraction of a second).
       const src = path.join(e.root, 'big');
       fs.mkdirSync(path.join(src, 'rootfs'), { recursive: true });
       fs.writeFileSync(path.join(src, 'metadata.yaml'), 'architecture: x86_64\ncreation_date: 1700000000\n');
       fs.closeSync(fs.openSync(path.join(src, 'rootfs', 'zeros'), 'w'));
-      fs.truncateSync(path.join(src, 'rootfs', 'zeros'), 1 << 30);
+      fs.truncateSync(path.join(src, 'rootfs', 'zeros'), 4 * 2 ** 30);
       const big = path.join(e.root, 'big.tar.gz');
       const mk = spawnSync('sh', ['-c', 'tar -C "$1" -cf - metadata.yaml rootfs | pigz -1 > "$2"', 'sh', src, big]);
       t.is(mk.status, 0, String(mk.stderr));

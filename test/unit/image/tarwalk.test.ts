@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -246,4 +247,55 @@ test('archives GNU tar writes, in each format, gzip in one member or several', (
     t.is(agree(t, `${format} trailing garbage`, Buffer.concat([whole, Buffer.from('garbage')])), 'unsupported');
     t.is(agree(t, `${format} truncated`, whole.subarray(0, whole.length >> 1)), 'unsupported');
   }
+});
+
+/** The walker with --store: SRC on stdin, a new DEST on fd 3; its events and DEST's bytes. */
+function walkStore(src: Buffer): { status: number | null; events: ReturnType<WalkParser['push']>; stored: Buffer } {
+  const from = path.join(tmp, `s${seq++}.gz`);
+  const to = path.join(tmp, `d${seq++}`);
+  fs.writeFileSync(from, src);
+  const inFd = fs.openSync(from, 'r');
+  const outFd = fs.openSync(to, 'wx+', 0o600);
+  try {
+    const r = spawnSync(walker, ['--gzip', '--store'], { stdio: [inFd, 'pipe', 'pipe', outFd], maxBuffer: 1 << 28 });
+    return { status: r.status, events: new WalkParser().push(r.stdout), stored: fs.readFileSync(to) };
+  } finally {
+    fs.closeSync(inFd);
+    fs.closeSync(outFd);
+  }
+}
+
+test('--store: the copy, its sha256 and the listing from one read, also when tar is left to list it', (t) => {
+  if (!haveWalker || !fs.readFileSync(`${walker}.features`, 'utf8').includes('sha256')) return t.pass('the walker is not built with sha256');
+  // Larger than the copy's steps once compressed (random bytes), so that the inflate follows the copy.
+  const big = gz(Buffer.concat([meta, raw({ name: 'rootfs/big', data: crypto.randomBytes(12 << 20) }), end]));
+  const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+  const ok = walkStore(big);
+  t.is(ok.status, 0);
+  t.true(ok.stored.equals(big));
+  t.deepEqual(
+    ok.events.filter((e) => e.kind !== 'entry'),
+    [
+      { kind: 'hash', sha256: sha(big) },
+      { kind: 'end' },
+    ],
+  );
+  t.deepEqual(
+    ok.events.flatMap((e) => (e.kind === 'entry' ? [e.entry.name] : [])),
+    ['metadata.yaml', 'rootfs/big'],
+  );
+  // Unsupported early: the copy and the hash are still complete before it says so.
+  const odd = gz(Buffer.concat([raw({ name: 'rootfs/s', type: 'S', magic: 'ustar  \0' }), raw({ name: 'rootfs/big', data: Buffer.alloc(9 << 20, 3) }), end]));
+  const u = walkStore(odd);
+  t.is(u.status, 3);
+  t.true(u.stored.equals(odd));
+  t.deepEqual(
+    u.events.map((e) => e.kind),
+    ['hash', 'unsupported'],
+  );
+  t.is((u.events[0] as { sha256: string }).sha256, sha(odd));
+  // A damaged stream: the same.
+  const cut = walkStore(big.subarray(0, big.length - 1000));
+  t.is(cut.status, 3);
+  t.is(cut.stored.length, big.length - 1000);
 });
