@@ -1,4 +1,4 @@
-/* tslxc-tarwalk [--gzip]: the listing of the tar archive on stdin, as records for `image import`.
+/* tslxc-tarwalk [--gzip [--store]] [--capture NAME]... [--capture-max BYTES]: the listing of the tar archive on stdin, as records for `image import`.
  *
  * The import pass (importpass.c) runs it instead of `decompressor | tar -tv`: with --gzip it
  * inflates stdin (the stored copy, a gzip file) in-process with ISA-L's igzip, else it reads a
@@ -12,6 +12,11 @@
  * or pax keyword, a number or name tar would read another way, a damaged or truncated stream)
  * it writes an "unsupported" record and exits 3: the import then lists the archive with tar.
  *
+ * --capture: the data of the regular files named NAME (or under NAME when it ends in "/"), after
+ * any leading "./", of at most BYTES (default 64 KiB), is written too: the import takes
+ * metadata.yaml and templates/ from there instead of inflating the archive's head again; which
+ * entries it takes, if any, is its decision.
+ *
  * With --store (and --gzip), stdin is the source and fd 3 the new stored file: it copies the one
  * into the other by the kernel's copy in chunks, and hashes (sha256) and inflates the stored copy
  * as the chunks land, on three threads: the listing, the fingerprint and the store are the same
@@ -23,6 +28,7 @@
  *      (names as raw bytes; LINK only for h and l)
  *   U  unsupported: why, in words
  *   Z  the end: the archive's two zero blocks were read and the stream ended cleanly
+ *   F  a captured file: ENTRY:u32 (its entry's index) and its bytes, right after its E (--capture)
  *   H  (--store) the stored copy's sha256, in hex; none when it could not be computed
  *   C  (--store) the copy failed: why
  * Exit: 0 after Z, 3 after U, 4 after C, 1 when the output cannot be written. With --store, U and
@@ -642,8 +648,26 @@ static void put_entry(char type, uint64_t mode, uint64_t uid, uint64_t gid, uint
   out_bytes(link, link_len);
 }
 
+static const char *captures[16];
+static size_t n_captures;
+static uint64_t capture_max = 64 << 10;
+
+static bool captured(const unsigned char *name, size_t len)
+{
+  while (len >= 2 && name[0] == '.' && name[1] == '/')
+    name += 2, len -= 2;
+  for (size_t i = 0; i < n_captures; i++) {
+    size_t cl = strlen(captures[i]);
+    bool dir = cl > 0 && captures[i][cl - 1] == '/';
+    if (dir ? len > cl && memcmp(name, captures[i], cl) == 0 : len == cl && memcmp(name, captures[i], cl) == 0)
+      return true;
+  }
+  return false;
+}
+
 static void walk(struct input *in)
 {
+  uint32_t index = 0;
   struct pending x = { 0 };
   bool pending_any = false;
   /* The block tar -R names for an entry: its header's, or that of a GNU long name or link before
@@ -792,6 +816,15 @@ static void walk(struct input *in)
     }
     put_entry(letter, mode, uid, gid, letter == '-' ? data : 0, mtime, major, minor, block, name, name_len, link,
               link_len);
+    if (letter == '-' && data <= capture_max && captured(name, name_len)) {
+      if (!ensure(in, blocks_of(data) * BLOCK))
+        unsupported("the archive ends inside an entry's data");
+      out_bytes("F", 1);
+      out_le(4 + data, 4);
+      out_le(index, 4);
+      out_bytes(in->buf + in->pos, (size_t)data);
+    }
+    index++;
     pending_clear(&x);
     pending_any = false;
     first_gnu_ext = UINT64_MAX;
@@ -804,15 +837,22 @@ int main(int argc, char **argv)
 {
   bool gzip = false, to_store = false;
   for (int i = 1; i < argc; i++) {
+    char *end;
     if (strcmp(argv[i], "--gzip") == 0)
       gzip = true;
     else if (strcmp(argv[i], "--store") == 0)
       to_store = true;
+    else if (strcmp(argv[i], "--capture") == 0 && i + 1 < argc && n_captures < sizeof captures / sizeof *captures)
+      captures[n_captures++] = argv[++i];
+    else if (strcmp(argv[i], "--capture-max") == 0 && i + 1 < argc &&
+             (capture_max = strtoull(argv[i + 1], &end, 10), *argv[++i] && !*end && capture_max <= MAX_EXT))
+      ;
     else
-      gzip = to_store = false, argc = -1;
+      argc = -1;
   }
   if (argc < 0 || (to_store && !gzip)) {
-    fprintf(stderr, "usage: tslxc-tarwalk [--gzip [--store]] < ARCHIVE [3> STORED]\n");
+    fprintf(stderr, "usage: tslxc-tarwalk [--gzip [--store]] [--capture NAME]... [--capture-max BYTES] < ARCHIVE "
+                    "[3> STORED]\n");
     return 2;
   }
   out_bytes(WALK_MAGIC, sizeof WALK_MAGIC - 1);

@@ -10,6 +10,7 @@ import { findTool, requireTool } from '../util/exec.js';
 import { mkdirp } from '../util/fs.js';
 import { helperPath } from '../state/helper.js';
 import { imagesDir, importPlanFile, type Paths } from '../state/paths.js';
+import { HEAD_CAPTURE } from './headfiles.js';
 import { WalkParser } from './walk.js';
 import {
   CODEC_MAGIC,
@@ -67,10 +68,12 @@ function planWords(p: Paths): string[] {
   const walker = tarWalker();
   if (walker) {
     const gzip = CODEC_MAGIC.find(([c]) => c === 'gzip')![1].toString('hex');
-    words.push('walk', '1', walker.path);
-    if (walker.features.includes('inflate')) words.push('walk-inflate', gzip, '2', walker.path, '--gzip');
+    const capture = [...HEAD_CAPTURE.names.flatMap((n) => ['--capture', n]), '--capture-max', String(HEAD_CAPTURE.maxBytes)];
+    const argv = (...a: string[]) => [String(a.length + capture.length + 1), walker.path, ...a, ...capture];
+    words.push('walk', ...argv());
+    if (walker.features.includes('inflate')) words.push('walk-inflate', gzip, ...argv('--gzip'));
     // Its own copy only where it also hashes: else the hash would wait for the copy.
-    if (walker.features.includes('inflate') && walker.features.includes('sha256')) words.push('walk-store', gzip, '3', walker.path, '--gzip', '--store');
+    if (walker.features.includes('inflate') && walker.features.includes('sha256')) words.push('walk-store', gzip, ...argv('--gzip', '--store'));
   }
   for (const [codec, magic] of CODEC_MAGIC) {
     const prog = decompressor(codec);
@@ -226,7 +229,7 @@ interface Parsed {
   bad?: Error;
   refused?: Error;
   /** when the listing was the walker's: whether it read the archive to its end, or why not; the hash or the copy's failure when it made the copy */
-  walk?: { ended: boolean; unsupported?: string; sha256?: string; copyFailed?: string };
+  walk?: { ended: boolean; unsupported?: string; sha256?: string; copyFailed?: string; captured: Map<number, Buffer> };
 }
 
 /**
@@ -271,7 +274,7 @@ function parseStream(stream: Readable, what: string, checker: EntryChecker): Pro
         first = false;
         if (d[0] === 0) {
           walker = new WalkParser();
-          out.walk = { ended: false };
+          out.walk = { ended: false, captured: new Map() };
         }
       }
       if (!walker) {
@@ -284,10 +287,11 @@ function parseStream(stream: Readable, what: string, checker: EntryChecker): Pro
         for (const ev of walker.push(d)) {
           if (ev.kind === 'entry') take(ev.entry);
           else if (ev.kind === 'hash') walk.sha256 = ev.sha256;
+          else if (ev.kind === 'file') walk.captured.set(ev.index, ev.data);
           else if (ev.kind === 'unsupported') walk.unsupported = ev.why;
           else if (ev.kind === 'copy-failed') walk.copyFailed = ev.why;
           else walk.ended = true;
-          if (ev.kind !== 'entry' && ev.kind !== 'hash') break;
+          if (ev.kind !== 'entry' && ev.kind !== 'hash' && ev.kind !== 'file') break;
         }
       } catch (err) {
         out.walk!.unsupported = (err as Error).message;
@@ -356,7 +360,7 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
       if (bad) throw bad;
       const sha256 = await hashed();
       if (refused) throw refused;
-      return { entries, sha256, names: checker.finish() };
+      return { entries, sha256, names: checker.finish(), captured: walked?.captured };
     },
   };
 }

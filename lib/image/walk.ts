@@ -14,6 +14,8 @@ export type WalkEvent =
   | { kind: 'end' }
   /** the stored copy's sha256 (the walker made the copy) */
   | { kind: 'hash'; sha256: string }
+  /** a captured file's data (--capture), for the entry of that index */
+  | { kind: 'file'; index: number; data: Buffer }
   /** the walker's copy failed */
   | { kind: 'copy-failed'; why: string };
 
@@ -43,6 +45,7 @@ export class WalkParser {
       if (kind === 'E') events.push({ kind: 'entry', entry: entryOf(body) });
       else if (kind === 'U') events.push({ kind: 'unsupported', why: body.toString('latin1') });
       else if (kind === 'Z') events.push({ kind: 'end' });
+      else if (kind === 'F') events.push({ kind: 'file', index: body.readUInt32LE(0), data: Buffer.from(body.subarray(4)) });
       else if (kind === 'H') events.push({ kind: 'hash', sha256: body.toString('latin1') });
       else if (kind === 'C') events.push({ kind: 'copy-failed', why: body.toString('latin1') });
       else throw new Error(`unknown tar walk record "${kind}"`);

@@ -299,3 +299,30 @@ test('--store: the copy, its sha256 and the listing from one read, also when tar
   t.is(cut.status, 3);
   t.is(cut.stored.length, big.length - 1000);
 });
+
+test('--capture: the data of the files named, by entry index, within the size bound', (t) => {
+  if (!haveWalker) return t.pass('the walker is not built');
+  const tar = Buffer.concat([
+    raw({ name: './metadata.yaml', data: Buffer.from('architecture: x86_64\n') }),
+    raw({ name: 'templates/', type: '5' }),
+    raw({ name: 'templates/a.tpl', data: Buffer.from('A'.repeat(1000)) }),
+    raw({ name: 'templates/big.tpl', data: Buffer.alloc(5000, 66) }),
+    raw({ name: 'rootfs/metadata.yaml', data: Buffer.from('no') }),
+    raw({ name: 'templates/l.tpl', type: '1', link: 'templates/a.tpl' }),
+    end,
+  ]);
+  const file = path.join(tmp, `c${seq++}.gz`);
+  fs.writeFileSync(file, gz(tar));
+  const fd = fs.openSync(file, 'r');
+  try {
+    const r = spawnSync(walker, ['--gzip', '--capture', 'metadata.yaml', '--capture', 'templates/', '--capture-max', '4096'], { stdio: [fd, 'pipe', 'pipe'] });
+    t.is(r.status, 0);
+    const files = new WalkParser().push(r.stdout).flatMap((e) => (e.kind === 'file' ? [[e.index, e.data.toString()]] : []));
+    t.deepEqual(files, [
+      [0, 'architecture: x86_64\n'],
+      [2, 'A'.repeat(1000)],
+    ]);
+  } finally {
+    fs.closeSync(fd);
+  }
+});
