@@ -139,7 +139,8 @@ static bool import_plan_load(const char *path, struct import_plan *pl)
         return false;
     } else if (strcmp(what, "walk-inflate") == 0) {
       const char *hex = take(&t);
-      if (!hex || !parse_hex(hex, pl->inflate_magic, sizeof pl->inflate_magic, &pl->inflate_magic_len) ||
+      if (!hex ||
+          !parse_hex(hex, pl->inflate_magic, sizeof pl->inflate_magic, &pl->inflate_magic_len) ||
           !take_argv(&t, &pl->walk_inflate, false))
         return false;
     } else if (strcmp(what, "walk-store") == 0) {
@@ -286,9 +287,11 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
   autofd int in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   autofd int stored = open(dest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   struct stat st;
-  bool regular = in >= 0 && stored >= 0 && fstat(in, &st) == 0 && (S_ISREG(st.st_mode) || (errno = EINVAL, false));
+  bool regular = in >= 0 && stored >= 0 && fstat(in, &st) == 0 &&
+                 (S_ISREG(st.st_mode) || (errno = EINVAL, false));
   unsigned char src_head[16] = { 0 };
-  if (regular && pl->walk_store.argv && pread(in, src_head, sizeof src_head, 0) >= (ssize_t)pl->store_magic_len &&
+  if (regular && pl->walk_store.argv &&
+      pread(in, src_head, sizeof src_head, 0) >= (ssize_t)pl->store_magic_len &&
       memcmp(src_head, pl->store_magic, pl->store_magic_len) == 0) {
     /* The walker copies, hashes and lists at once (the first bytes only choose the program: it
      * reads the stored copy's, and hands what it cannot read to tar, which lists the stored copy). */

@@ -253,8 +253,9 @@ static void store_finish(void)
   pthread_join(store.copier, NULL);
   pthread_join(store.hasher, NULL);
   if (store.error) {
-    const char *why = store.error == ESTALE || store.error == EFBIG ? "the file changed size while it was copied"
-                                                                      : strerror(store.error);
+    const char *why = store.error == ESTALE || store.error == EFBIG
+                          ? "the file changed size while it was copied"
+                          : strerror(store.error);
     out_record('C', why, strlen(why));
     out_flush();
     exit(EXIT_COPY_FAILED);
@@ -540,8 +541,8 @@ static void read_pax(struct pending *x, const unsigned char *d, size_t size)
     while (at + digits < size && d[at + digits] >= '0' && d[at + digits] <= '9')
       digits++;
     uint64_t len;
-    if (!decimal(d + at, digits, &len) || d[at] == '0' || at + digits >= size || d[at + digits] != ' ' ||
-        len > size - at || len < digits + 3 || d[at + len - 1] != '\n')
+    if (!decimal(d + at, digits, &len) || d[at] == '0' || at + digits >= size ||
+        d[at + digits] != ' ' || len > size - at || len < digits + 3 || d[at + len - 1] != '\n')
       unsupported("a malformed pax record");
     const unsigned char *key = d + at + digits + 1, *end = d + at + len - 1;
     const unsigned char *eq = memchr(key, '=', (size_t)(end - key));
@@ -580,9 +581,9 @@ static void read_pax(struct pending *x, const unsigned char *d, size_t size)
         x->pax_mtime = t;
         x->pax_mtime_set = true;
       }
-    } else if (key_is(key, kn, "uname") || key_is(key, kn, "gname") || key_is(key, kn, "SCHILY.acl.access") ||
-               key_is(key, kn, "SCHILY.acl.default") || has_prefix(key, kn, "SCHILY.xattr.") ||
-               has_prefix(key, kn, "LIBARCHIVE.xattr.")) {
+    } else if (key_is(key, kn, "uname") || key_is(key, kn, "gname") ||
+               key_is(key, kn, "SCHILY.acl.access") || key_is(key, kn, "SCHILY.acl.default") ||
+               has_prefix(key, kn, "SCHILY.xattr.") || has_prefix(key, kn, "LIBARCHIVE.xattr.")) {
       /* Owner names (unused with --numeric-owner), ACLs and xattrs: nothing the listing shows. */
     } else {
       unsupported("the pax keyword \"%.*s\"", (int)(kn > 40 ? 40 : kn), key);
@@ -615,7 +616,8 @@ static void read_long(struct text *t, const unsigned char *d, uint64_t size, con
 static bool has_dotdot(const unsigned char *p, size_t n)
 {
   for (size_t i = 0; i + 1 < n; i++)
-    if (p[i] == '.' && p[i + 1] == '.' && (i == 0 || p[i - 1] == '/') && (i + 2 == n || p[i + 2] == '/'))
+    if (p[i] == '.' && p[i + 1] == '.' && (i == 0 || p[i - 1] == '/') &&
+        (i + 2 == n || p[i + 2] == '/'))
       return true;
   return false;
 }
@@ -626,9 +628,10 @@ static size_t field_len(const unsigned char *f, size_t n)
   return z ? (size_t)(z - f) : n;
 }
 
-static void put_entry(char type, uint64_t mode, uint64_t uid, uint64_t gid, uint64_t size, int64_t mtime,
-                      uint64_t major, uint64_t minor, uint64_t block, const unsigned char *name, size_t name_len,
-                      const unsigned char *link, size_t link_len)
+static void put_entry(char type, uint64_t mode, uint64_t uid, uint64_t gid, uint64_t size,
+                      int64_t mtime, uint64_t major, uint64_t minor, uint64_t block,
+                      const unsigned char *name, size_t name_len, const unsigned char *link,
+                      size_t link_len)
 {
   size_t len = 1 + 4 + 8 * 4 + 4 * 2 + 8 + 4 + name_len + 4 + link_len;
   out_bytes("E", 1);
@@ -659,7 +662,8 @@ static bool captured(const unsigned char *name, size_t len)
   for (size_t i = 0; i < n_captures; i++) {
     size_t cl = strlen(captures[i]);
     bool dir = cl > 0 && captures[i][cl - 1] == '/';
-    if (dir ? len > cl && memcmp(name, captures[i], cl) == 0 : len == cl && memcmp(name, captures[i], cl) == 0)
+    if (dir ? len > cl && memcmp(name, captures[i], cl) == 0
+            : len == cl && memcmp(name, captures[i], cl) == 0)
       return true;
   }
   return false;
@@ -675,7 +679,8 @@ static void walk(struct input *in)
   uint64_t first_gnu_ext = UINT64_MAX;
   for (;;) {
     if (!ensure(in, BLOCK))
-      unsupported(in->len == in->pos ? "the archive ends without its end blocks" : "the archive ends inside a header");
+      unsupported(in->len == in->pos ? "the archive ends without its end blocks"
+                                     : "the archive ends inside a header");
     uint64_t block = (in->base + in->pos) / BLOCK;
     if (first_gnu_ext != UINT64_MAX)
       block = first_gnu_ext;
@@ -702,7 +707,8 @@ static void walk(struct input *in)
         x.pax = true;
         read_pax(&x, d, (size_t)size);
       } else {
-        read_long(type == 'L' ? &x.long_name : &x.long_link, d, size, type == 'L' ? "name" : "link");
+        read_long(type == 'L' ? &x.long_name : &x.long_link, d, size,
+                  type == 'L' ? "name" : "link");
         if (first_gnu_ext == UINT64_MAX)
           first_gnu_ext = block;
       }
@@ -713,12 +719,15 @@ static void walk(struct input *in)
     }
 
     /* decode_header: the format from the magic; ustar's prefix only with POSIX's magic. */
-    bool posix = memcmp(h + 257, "ustar\0" "00", 8) == 0;
+    bool posix = memcmp(h + 257,
+                        "ustar\0"
+                        "00",
+                        8) == 0;
     bool gnu = memcmp(h + 257, "ustar  \0", 8) == 0;
     if (!posix && !gnu)
       unsupported("a header that is neither POSIX ustar nor GNU");
-    if (posix && h[345 + 130] == '\0' && h[345 + 131] >= '0' && h[345 + 131] <= '7' && h[345 + 142] == ' ' &&
-        h[345 + 143] >= '0' && h[345 + 143] <= '7' && h[345 + 154] == ' ')
+    if (posix && h[345 + 130] == '\0' && h[345 + 131] >= '0' && h[345 + 131] <= '7' &&
+        h[345 + 142] == ' ' && h[345 + 143] >= '0' && h[345 + 143] <= '7' && h[345 + 154] == ' ')
       unsupported("a star header");
     char letter;
     switch (type) {
@@ -814,8 +823,8 @@ static void walk(struct input *in)
     } else if (size != 0 || x.pax_size_set) {
       unsupported("a non-regular entry with a size");
     }
-    put_entry(letter, mode, uid, gid, letter == '-' ? data : 0, mtime, major, minor, block, name, name_len, link,
-              link_len);
+    put_entry(letter, mode, uid, gid, letter == '-' ? data : 0, mtime, major, minor, block, name,
+              name_len, link, link_len);
     if (letter == '-' && data <= capture_max && captured(name, name_len)) {
       if (!ensure(in, blocks_of(data) * BLOCK))
         unsupported("the archive ends inside an entry's data");
@@ -842,16 +851,19 @@ int main(int argc, char **argv)
       gzip = true;
     else if (strcmp(argv[i], "--store") == 0)
       to_store = true;
-    else if (strcmp(argv[i], "--capture") == 0 && i + 1 < argc && n_captures < sizeof captures / sizeof *captures)
+    else if (strcmp(argv[i], "--capture") == 0 && i + 1 < argc &&
+             n_captures < sizeof captures / sizeof *captures)
       captures[n_captures++] = argv[++i];
     else if (strcmp(argv[i], "--capture-max") == 0 && i + 1 < argc &&
-             (capture_max = strtoull(argv[i + 1], &end, 10), *argv[++i] && !*end && capture_max <= MAX_EXT))
+             (capture_max = strtoull(argv[i + 1], &end, 10),
+              *argv[++i] && !*end && capture_max <= MAX_EXT))
       ;
     else
       argc = -1;
   }
   if (argc < 0 || (to_store && !gzip)) {
-    fprintf(stderr, "usage: tslxc-tarwalk [--gzip [--store]] [--capture NAME]... [--capture-max BYTES] < ARCHIVE "
+    fprintf(stderr, "usage: tslxc-tarwalk [--gzip [--store]] [--capture NAME]... [--capture-max "
+                    "BYTES] < ARCHIVE "
                     "[3> STORED]\n");
     return 2;
   }
@@ -864,7 +876,8 @@ int main(int argc, char **argv)
   if (gzip) {
 #ifdef HAVE_ISAL
     struct stat st;
-    if (fstat(0, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > UINT32_MAX)
+    if (fstat(0, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > UINT32_MAX)
       unsupported("the gzip file is not a regular file igzip can take whole");
     int fd = 0;
     if (to_store) {

@@ -153,16 +153,101 @@ test('hand-made headers: the walker agrees with tar or leaves them to it', (t) =
     ['v7 header', Buffer.concat([raw({ name: 'rootfs/x', magic: '\0\0\0\0\0\0\0\0' }), end]), 'unsupported'],
     ['signed checksum', Buffer.concat([raw({ name: 'rootfs/x', signedSum: true }), end]), 'either'],
     ['bad checksum', Buffer.concat([meta, raw({ name: 'rootfs/x', badSum: true }), end]), 'unsupported'],
-    ['base-256 size', Buffer.concat([raw({ name: 'rootfs/x', sizeField: Buffer.from([0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), data: Buffer.alloc(1) }), end]), 'unsupported'],
-    ['size with trailing garbage', Buffer.concat([raw({ name: 'rootfs/x', sizeField: Buffer.from('0000000001 x', 'latin1'), data: Buffer.alloc(1) }), end]), 'unsupported'],
-    ['GNU long name', Buffer.concat([raw({ name: '././@LongLink', type: 'L', data: Buffer.from(`rootfs/${'l'.repeat(300)}\0`), magic: 'ustar  \0' }), raw({ name: 'short', magic: 'ustar  \0' }), end]), 'walked'],
-    ['GNU long name without its NUL', Buffer.concat([raw({ name: '././@LongLink', type: 'L', data: Buffer.from(`rootfs/${'l'.repeat(300)}`), magic: 'ustar  \0' }), raw({ name: 'short', magic: 'ustar  \0' }), end]), 'unsupported'],
-    ['GNU long name with an early NUL', Buffer.concat([raw({ name: '././@LongLink', type: 'L', data: Buffer.from('rootfs/a\0/../../etc\0'), magic: 'ustar  \0' }), raw({ name: 'short', magic: 'ustar  \0' }), end]), 'unsupported'],
-    ['GNU long link', Buffer.concat([raw({ name: '././@LongLink', type: 'K', data: Buffer.from(`${'../'.repeat(60)}etc\0`), magic: 'ustar  \0' }), raw({ name: 'rootfs/l', type: '2', magic: 'ustar  \0' }), end]), 'walked'],
-    ['pax path, linkpath, size', Buffer.concat([raw({ name: 'PaxHeaders/x', type: 'x', data: pax([['path', `rootfs/${'p'.repeat(200)}`], ['size', '5'], ['mtime', '1700000000.123']]) }), raw({ name: 'decoy', size: 0, data: Buffer.from('hello') }), raw({ name: 'PaxHeaders/y', type: 'x', data: pax([['linkpath', '../../../../etc/shadow']]) }), raw({ name: 'rootfs/l', type: '2', link: 'decoy' }), end]), 'walked'],
-    ['pax with xattrs and acls', Buffer.concat([raw({ name: 'PaxHeaders/x', type: 'x', data: pax([['SCHILY.xattr.user.a', 'b'], ['SCHILY.acl.access', 'user::rw-,group::r--,other::r--'], ['uid', '5'], ['gid', '6'], ['uname', 'u'], ['gname', 'g']]) }), raw({ name: 'rootfs/a', data: Buffer.from('x') }), end]), 'walked'],
-    ['pax with a NUL in the path', Buffer.concat([raw({ name: 'PaxHeaders/x', type: 'x', data: pax([['path', 'rootfs/a\0/../../x']]) }), raw({ name: 'rootfs/a' }), end]), 'unsupported'],
-    ['pax unknown keyword', Buffer.concat([raw({ name: 'PaxHeaders/x', type: 'x', data: pax([['GNU.sparse.size', '10']]) }), raw({ name: 'rootfs/a' }), end]), 'unsupported'],
+    [
+      'base-256 size',
+      Buffer.concat([raw({ name: 'rootfs/x', sizeField: Buffer.from([0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), data: Buffer.alloc(1) }), end]),
+      'unsupported',
+    ],
+    [
+      'size with trailing garbage',
+      Buffer.concat([raw({ name: 'rootfs/x', sizeField: Buffer.from('0000000001 x', 'latin1'), data: Buffer.alloc(1) }), end]),
+      'unsupported',
+    ],
+    [
+      'GNU long name',
+      Buffer.concat([
+        raw({ name: '././@LongLink', type: 'L', data: Buffer.from(`rootfs/${'l'.repeat(300)}\0`), magic: 'ustar  \0' }),
+        raw({ name: 'short', magic: 'ustar  \0' }),
+        end,
+      ]),
+      'walked',
+    ],
+    [
+      'GNU long name without its NUL',
+      Buffer.concat([
+        raw({ name: '././@LongLink', type: 'L', data: Buffer.from(`rootfs/${'l'.repeat(300)}`), magic: 'ustar  \0' }),
+        raw({ name: 'short', magic: 'ustar  \0' }),
+        end,
+      ]),
+      'unsupported',
+    ],
+    [
+      'GNU long name with an early NUL',
+      Buffer.concat([
+        raw({ name: '././@LongLink', type: 'L', data: Buffer.from('rootfs/a\0/../../etc\0'), magic: 'ustar  \0' }),
+        raw({ name: 'short', magic: 'ustar  \0' }),
+        end,
+      ]),
+      'unsupported',
+    ],
+    [
+      'GNU long link',
+      Buffer.concat([
+        raw({ name: '././@LongLink', type: 'K', data: Buffer.from(`${'../'.repeat(60)}etc\0`), magic: 'ustar  \0' }),
+        raw({ name: 'rootfs/l', type: '2', magic: 'ustar  \0' }),
+        end,
+      ]),
+      'walked',
+    ],
+    [
+      'pax path, linkpath, size',
+      Buffer.concat([
+        raw({
+          name: 'PaxHeaders/x',
+          type: 'x',
+          data: pax([
+            ['path', `rootfs/${'p'.repeat(200)}`],
+            ['size', '5'],
+            ['mtime', '1700000000.123'],
+          ]),
+        }),
+        raw({ name: 'decoy', size: 0, data: Buffer.from('hello') }),
+        raw({ name: 'PaxHeaders/y', type: 'x', data: pax([['linkpath', '../../../../etc/shadow']]) }),
+        raw({ name: 'rootfs/l', type: '2', link: 'decoy' }),
+        end,
+      ]),
+      'walked',
+    ],
+    [
+      'pax with xattrs and acls',
+      Buffer.concat([
+        raw({
+          name: 'PaxHeaders/x',
+          type: 'x',
+          data: pax([
+            ['SCHILY.xattr.user.a', 'b'],
+            ['SCHILY.acl.access', 'user::rw-,group::r--,other::r--'],
+            ['uid', '5'],
+            ['gid', '6'],
+            ['uname', 'u'],
+            ['gname', 'g'],
+          ]),
+        }),
+        raw({ name: 'rootfs/a', data: Buffer.from('x') }),
+        end,
+      ]),
+      'walked',
+    ],
+    [
+      'pax with a NUL in the path',
+      Buffer.concat([raw({ name: 'PaxHeaders/x', type: 'x', data: pax([['path', 'rootfs/a\0/../../x']]) }), raw({ name: 'rootfs/a' }), end]),
+      'unsupported',
+    ],
+    [
+      'pax unknown keyword',
+      Buffer.concat([raw({ name: 'PaxHeaders/x', type: 'x', data: pax([['GNU.sparse.size', '10']]) }), raw({ name: 'rootfs/a' }), end]),
+      'unsupported',
+    ],
     ['pax global header', Buffer.concat([raw({ name: 'g', type: 'g', data: pax([['path', 'rootfs/evil']]) }), raw({ name: 'rootfs/a' }), end]), 'unsupported'],
     ['Solaris X header', Buffer.concat([raw({ name: 'X', type: 'X', data: pax([['path', 'rootfs/evil']]) }), raw({ name: 'rootfs/a' }), end]), 'unsupported'],
     ['sparse', Buffer.concat([raw({ name: 'rootfs/s', type: 'S', magic: 'ustar  \0' }), end]), 'unsupported'],
@@ -170,8 +255,22 @@ test('hand-made headers: the walker agrees with tar or leaves them to it', (t) =
     ['multi-volume M, volume V, N', Buffer.concat([raw({ name: 'rootfs/m', type: 'M', magic: 'ustar  \0' }), end]), 'unsupported'],
     ['regular file named like a dir', Buffer.concat([raw({ name: 'rootfs/d/', type: '0', data: Buffer.alloc(512) }), end]), 'unsupported'],
     ['dir with a size', Buffer.concat([raw({ name: 'rootfs/d/', type: '5', size: 512, data: Buffer.alloc(512) }), end]), 'unsupported'],
-    ['hard link with a size', Buffer.concat([raw({ name: 'rootfs/a' }), raw({ name: 'rootfs/h', type: '1', link: 'rootfs/a', size: 512, data: raw({ name: 'rootfs/hidden' }) }), end]), 'unsupported'],
-    ['devices and fifos', Buffer.concat([raw({ name: 'rootfs/dev/null', type: '3', major: 1, minor: 3 }), raw({ name: 'rootfs/dev/sda', type: '4', major: 8, minor: 0 }), raw({ name: 'rootfs/p', type: '6' }), raw({ name: 'rootfs/w', type: '3' }), end]), 'walked'],
+    [
+      'hard link with a size',
+      Buffer.concat([raw({ name: 'rootfs/a' }), raw({ name: 'rootfs/h', type: '1', link: 'rootfs/a', size: 512, data: raw({ name: 'rootfs/hidden' }) }), end]),
+      'unsupported',
+    ],
+    [
+      'devices and fifos',
+      Buffer.concat([
+        raw({ name: 'rootfs/dev/null', type: '3', major: 1, minor: 3 }),
+        raw({ name: 'rootfs/dev/sda', type: '4', major: 8, minor: 0 }),
+        raw({ name: 'rootfs/p', type: '6' }),
+        raw({ name: 'rootfs/w', type: '3' }),
+        end,
+      ]),
+      'walked',
+    ],
     ['non-ASCII and newline names', Buffer.concat([raw({ name: Buffer.from('rootfs/caf\xc3\xa9 \xff\n"x\\', 'latin1') }), end]), 'walked'],
     ['lone zero block then an entry', Buffer.concat([meta, Buffer.alloc(512), raw({ name: 'rootfs/hidden' }), end]), 'unsupported'],
     ['lone zero block at the end', Buffer.concat([meta, Buffer.alloc(512)]), 'unsupported'],
@@ -195,7 +294,10 @@ test('the malicious archives of the import tests: listed as tar lists them', (t)
     [{ name: 'rootfs/../../etc/x', content: 'x' }],
     [{ name: '/etc/passwd', content: 'x' }],
     [{ name: 'rootfs/a', type: '2' as const, link: '../../../etc' }],
-    [{ name: 'rootfs/a', type: '2' as const, link: '/etc' }, { name: 'rootfs/a/passwd', content: 'x' }],
+    [
+      { name: 'rootfs/a', type: '2' as const, link: '/etc' },
+      { name: 'rootfs/a/passwd', content: 'x' },
+    ],
     [{ name: 'rootfs/h', type: '1' as const, link: '/etc/shadow' }],
     [{ name: 'rootfs/sda', type: '4' as const, major: 8 }],
     [{ name: 'rootfs/etc/mem', type: '3' as const, major: 1, minor: 1 }],
@@ -207,7 +309,10 @@ test('the malicious archives of the import tests: listed as tar lists them', (t)
     // A hard link's absolute or climbing target: tar lists it rewritten, so tar is asked.
     t.is(r, entries.some((e) => e.type === '1') ? 'unsupported' : 'walked');
   }
-  const climbing = [{ name: 'rootfs/a', content: 'x' }, { name: 'rootfs/h', type: '1' as const, link: 'rootfs/x/../a' }];
+  const climbing = [
+    { name: 'rootfs/a', content: 'x' },
+    { name: 'rootfs/h', type: '1' as const, link: 'rootfs/x/../a' },
+  ];
   t.is(agree(t, 'hard link with ..', gz(makeTar(climbing))), 'unsupported');
 });
 
@@ -227,7 +332,13 @@ test('archives GNU tar writes, in each format, gzip in one member or several', (
   spawnSync('mkfifo', [path.join(root, 'fifo')]);
   if (process.getuid?.() === 0) spawnSync('mknod', [path.join(root, 'null'), 'c', '1', '3']);
   // With --xattrs tar writes pax headers whatever the format (long names then go there too).
-  for (const [format, xattrs] of [['gnu', false], ['gnu', true], ['posix', true], ['ustar', false], ['oldgnu', false]] as const) {
+  for (const [format, xattrs] of [
+    ['gnu', false],
+    ['gnu', true],
+    ['posix', true],
+    ['ustar', false],
+    ['oldgnu', false],
+  ] as const) {
     const r = spawnSync('tar', ['-c', `--format=${format}`, ...(xattrs ? ['--xattrs', '--acls'] : []), '-C', src, '.'], { maxBuffer: 1 << 28 });
     if (format === 'ustar' || format === 'oldgnu') {
       // Names too long for the format: tar refuses them, so those archives are what it could write.
@@ -275,10 +386,7 @@ test('--store: the copy, its sha256 and the listing from one read, also when tar
   t.true(ok.stored.equals(big));
   t.deepEqual(
     ok.events.filter((e) => e.kind !== 'entry'),
-    [
-      { kind: 'hash', sha256: sha(big) },
-      { kind: 'end' },
-    ],
+    [{ kind: 'hash', sha256: sha(big) }, { kind: 'end' }],
   );
   t.deepEqual(
     ok.events.flatMap((e) => (e.kind === 'entry' ? [e.entry.name] : [])),
