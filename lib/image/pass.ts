@@ -339,6 +339,13 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
         if (hash.code !== 0 || !m) throw new TslxcError(`Cannot read ${what}`, hash.stderr.trim().split('\n')[0] || 'its sha256 could not be computed');
         return m[1]!;
       };
+      // Exit 3: it left the archive to tar, having finished the copy first; anything else but 0 is
+      // a walker that failed, whose copy (with --store) may be partial: nothing to list again.
+      if (walk && walk.code !== 0 && walk.code !== 3) {
+        const why = walk.signal ?? `exit ${walk.code}`;
+        const said = walk.stderr.trim().split('\n')[0];
+        throw new TslxcError(`Cannot read ${what}`, `the import's tar walker failed (${said ? `${why}: ${said}` : why}) — rebuild tslxc's native part (npm ci)`);
+      }
       if (walk && !(walk.code === 0 && walked?.ended && !walked.unsupported)) {
         // The walker left this archive to tar (a header it does not read as tar would, a damaged
         // stream) or failed: listed again by tar, from the start, which also says what is wrong.
