@@ -344,7 +344,10 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
       if (walk && walk.code !== 0 && walk.code !== 3) {
         const why = walk.signal ?? `exit ${walk.code}`;
         const said = walk.stderr.trim().split('\n')[0];
-        throw new TslxcError(`Cannot read ${what}`, `the import's tar walker failed (${said ? `${why}: ${said}` : why}) — rebuild tslxc's native part (npm ci)`);
+        throw new TslxcError(
+          `Cannot read ${what}`,
+          `the import's tar walker failed (${said ? `${why}: ${said}` : why}) — rebuild tslxc's native part (npm ci)`,
+        );
       }
       if (walk && !(walk.code === 0 && walked?.ended && !walked.unsupported)) {
         // The walker left this archive to tar (a header it does not read as tar would, a damaged
