@@ -41,9 +41,14 @@ export class WalkParser {
       const len = b.readUInt32LE(at + 1);
       if (b.length - at - 5 < len) break;
       const kind = String.fromCharCode(b[at]!);
+      if (kind === 'E') {
+        // The hot record (one per entry): read in place, no slice of its own.
+        events.push({ kind: 'entry', entry: entryOf(b, at + 5) });
+        at += 5 + len;
+        continue;
+      }
       const body = b.subarray(at + 5, at + 5 + len);
-      if (kind === 'E') events.push({ kind: 'entry', entry: entryOf(body) });
-      else if (kind === 'U') events.push({ kind: 'unsupported', why: body.toString('latin1') });
+      if (kind === 'U') events.push({ kind: 'unsupported', why: body.toString('latin1') });
       else if (kind === 'Z') events.push({ kind: 'end' });
       else if (kind === 'F') events.push({ kind: 'file', index: body.readUInt32LE(0), data: Buffer.from(body.subarray(4)) });
       else if (kind === 'H') events.push({ kind: 'hash', sha256: body.toString('latin1') });
@@ -62,16 +67,18 @@ export class WalkParser {
 }
 
 /** TYPE MODE:u32 UID:u64 GID:u64 SIZE:u64 MTIME:i64 MAJOR:u32 MINOR:u32 BLOCK:u64 NAME-LEN:u32 NAME LINK-LEN:u32 LINK */
-function entryOf(b: Buffer): Entry {
-  const type = String.fromCharCode(b[0]!);
-  const size = b.readBigUInt64LE(21);
-  const major = b.readUInt32LE(37);
-  const minor = b.readUInt32LE(41);
-  const block = Number(b.readBigUInt64LE(45));
-  const nameLen = b.readUInt32LE(53);
-  const name = b.toString('latin1', 57, 57 + nameLen);
-  const linkLen = b.readUInt32LE(57 + nameLen);
-  const e: Entry = { type, name, size: type === 'c' || type === 'b' ? `${major},${minor}` : size.toString(), block };
-  if (type === 'h' || type === 'l') e.link = b.toString('latin1', 61 + nameLen, 61 + nameLen + linkLen);
+function entryOf(b: Buffer, at: number): Entry {
+  const type = String.fromCharCode(b[at]!);
+  const nameLen = b.readUInt32LE(at + 53);
+  const name = b.toString('latin1', at + 57, at + 57 + nameLen);
+  const size = type === 'c' || type === 'b' ? `${b.readUInt32LE(at + 37)},${b.readUInt32LE(at + 41)}` : String(u64(b, at + 21));
+  const e: Entry = { type, name, size, block: u64(b, at + 45) };
+  if (type === 'h' || type === 'l') {
+    const linkLen = b.readUInt32LE(at + 57 + nameLen);
+    e.link = b.toString('latin1', at + 61 + nameLen, at + 61 + nameLen + linkLen);
+  }
   return e;
 }
+
+/** A u64 as a number (sizes and block numbers: far below 2^53), without a BigInt per field. */
+const u64 = (b: Buffer, at: number) => b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 2 ** 32;
