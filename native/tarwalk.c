@@ -131,6 +131,7 @@ static struct {
   char hex[65];
 } store = { .lock = PTHREAD_MUTEX_INITIALIZER, .moved = PTHREAD_COND_INITIALIZER };
 
+#ifdef HAVE_ISAL
 static void store_moved(uint64_t copied, bool done, int error)
 {
   pthread_mutex_lock(&store.lock);
@@ -243,6 +244,8 @@ static void *hasher(void *arg)
 #endif
   return NULL;
 }
+
+#endif
 
 /* Before any U or Z: the copy and the hash finished, and said (H, or C and exit). */
 static void store_finish(void)
