@@ -434,3 +434,55 @@ test('--capture: the data of the files named, by entry index, within the size bo
     fs.closeSync(fd);
   }
 });
+
+test('mutated headers (a seeded fuzz): the walker agrees with tar or leaves them to it', (t) => {
+  if (!haveWalker) return t.pass('the walker is not built');
+  const src = path.join(tmp, 'fuzz');
+  fs.mkdirSync(path.join(src, 'rootfs', 'd'.repeat(110)), { recursive: true });
+  fs.writeFileSync(path.join(src, 'metadata.yaml'), 'architecture: x86_64\n');
+  fs.writeFileSync(path.join(src, 'rootfs', 'd'.repeat(110), 'f'), 'x'.repeat(700));
+  fs.symlinkSync('../x', path.join(src, 'rootfs', 'l'));
+  fs.linkSync(path.join(src, 'metadata.yaml'), path.join(src, 'rootfs', 'h'));
+  const seeds = ['gnu', 'posix', 'ustar'].map((f) => spawnSync('tar', ['-c', `--format=${f}`, '-C', src, '.']).stdout).filter((b) => b.length);
+  let state = 4242;
+  const rand = (n: number) => (state = (state * 1103515245 + 12345) & 0x7fffffff) % n;
+  // The header fields tar reads: name, mode/uid/gid, size, mtime, typeflag, linkname, magic, prefix.
+  const fields = [
+    [0, 100],
+    [100, 24],
+    [124, 12],
+    [136, 12],
+    [156, 1],
+    [157, 100],
+    [257, 8],
+    [345, 155],
+  ] as const;
+  const values = [0, 0x20, 0x2f, 0x2e, 0x30, 0x37, 0x4c, 0x78, 0x80, 0xff];
+  let walked = 0;
+  for (let i = 0; i < 200; i++) {
+    const tar = Buffer.from(seeds[rand(seeds.length)]!);
+    const touched = new Set<number>();
+    for (let j = 0, n = 1 + rand(3); j < n; j++) {
+      const blk = rand(Math.min(tar.length / 512, 12));
+      const [at, len] = fields[rand(fields.length)]!;
+      tar[blk * 512 + at + rand(len)] = rand(3) === 0 ? rand(256) : values[rand(values.length)]!;
+      touched.add(blk);
+    }
+    // Mostly with the checksum made right again, so that the header is read at all.
+    if (rand(4) !== 0)
+      for (const blk of touched) {
+        const h = tar.subarray(blk * 512, blk * 512 + 512);
+        h.fill(0x20, 148, 156);
+        h.write(
+          `${h
+            .reduce((s, b) => s + b, 0)
+            .toString(8)
+            .padStart(6, '0')}\0 `,
+          148,
+          'latin1',
+        );
+      }
+    if (agree(t, `mutation ${i}`, gz(tar)) === 'walked') walked++;
+  }
+  t.true(walked > 10, `only ${walked} mutated archives were walked`);
+});
