@@ -3,9 +3,12 @@
  * DEST (a new file) gets SRC's bytes by the kernel's copy. Then, from that stored copy and side by
  * side: the hash program, and the decompressor its first bytes call for feeding the listing
  * program through a 1 MiB pipe (a pipe of the default 64 KiB, or the socketpair node gives a
- * child, makes the reader pay a wakeup per few pages). The listing goes to stdout as it comes.
+ * child, makes the reader pay a wakeup per few pages). Where the plan names the tar walker
+ * (tarwalk.c), it is the listing program, and for the codec it inflates itself it reads the
+ * stored copy with no decompressor; where the plan says so, it also makes the copy and the hash
+ * itself (walk-store: SRC on its stdin, DEST on its fd 3). The listing goes to stdout as it comes.
  * When every program has ended, fd 3 gets their results, NUL-separated, six per program:
- *   NAME PROGRAM EXIT-CODE SIGNAL STDOUT STDERR   (NAME: hash, decompress, list; -1: none)
+ *   NAME PROGRAM EXIT-CODE SIGNAL STDOUT STDERR   (NAME: hash, decompress, list or walk; -1: none)
  * or, when the copy failed, "copy" and the reason. Which programs run, with which arguments, and
  * which first bytes select which decompressor are the plan's (lib/image/pass.ts writes it and
  * documents its format): the TypeScript side decides, this side executes.
@@ -40,6 +43,11 @@ struct import_plan {
   const char *state_root;
   const char *stage_prefix;
   struct argv_list hash, list;
+  /* The tar walker (tarwalk.c) in place of the listing program, where the plan names it: walk
+   * reads a plain tar stream, walk_inflate a file of the codec whose first bytes it names. */
+  struct argv_list walk, walk_inflate, walk_store;
+  unsigned char inflate_magic[16], store_magic[16];
+  size_t inflate_magic_len, store_magic_len;
   struct {
     unsigned char magic[16];
     size_t magic_len;
@@ -126,6 +134,20 @@ static bool import_plan_load(const char *path, struct import_plan *pl)
       if (!take_argv(&t, &pl->list, false))
         return false;
       have_list = true;
+    } else if (strcmp(what, "walk") == 0) {
+      if (!take_argv(&t, &pl->walk, false))
+        return false;
+    } else if (strcmp(what, "walk-inflate") == 0) {
+      const char *hex = take(&t);
+      if (!hex ||
+          !parse_hex(hex, pl->inflate_magic, sizeof pl->inflate_magic, &pl->inflate_magic_len) ||
+          !take_argv(&t, &pl->walk_inflate, false))
+        return false;
+    } else if (strcmp(what, "walk-store") == 0) {
+      const char *hex = take(&t);
+      if (!hex || !parse_hex(hex, pl->store_magic, sizeof pl->store_magic, &pl->store_magic_len) ||
+          !take_argv(&t, &pl->walk_store, false))
+        return false;
     } else if (strcmp(what, "codec") == 0) {
       if (pl->n_codecs >= MAX_CODECS)
         return false;
@@ -195,7 +217,8 @@ static int capture_fd(const char *name)
   return memfd_create(name, MFD_CLOEXEC);
 }
 
-static void spawn_child(struct child *c, pid_t parent, int in, int out)
+/* IN, OUT become the child's stdin and stdout, and EXTRA (unless -1) its fd 3. */
+static void spawn_child(struct child *c, pid_t parent, int in, int out, int extra)
 {
   c->pid = fork();
   if (c->pid < 0)
@@ -212,9 +235,9 @@ static void spawn_child(struct child *c, pid_t parent, int in, int out)
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   int err = c->err_capture >= 0 ? c->err_capture : open("/dev/null", O_WRONLY);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (extra >= 0 && dup2(extra, 3) < 0))
     _exit(127);
-  sys_close_range(3, ~0U, 0);
+  sys_close_range(extra >= 0 ? 4 : 3, ~0U, 0);
   execvp(c->argv[0], c->argv);
   dprintf(2, "%s: %s\n", c->argv[0], strerror(errno));
   _exit(127);
@@ -264,8 +287,29 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
   autofd int in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   autofd int stored = open(dest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   struct stat st;
-  if (in < 0 || stored < 0 || fstat(in, &st) < 0 || (!S_ISREG(st.st_mode) && (errno = EINVAL)) ||
-      copy_into(in, stored) < 0) {
+  bool regular = in >= 0 && stored >= 0 && fstat(in, &st) == 0 &&
+                 (S_ISREG(st.st_mode) || (errno = EINVAL, false));
+  unsigned char src_head[16] = { 0 };
+  if (regular && pl->walk_store.argv &&
+      pread(in, src_head, sizeof src_head, 0) >= (ssize_t)pl->store_magic_len &&
+      memcmp(src_head, pl->store_magic, pl->store_magic_len) == 0) {
+    /* The walker copies, hashes and lists at once (the first bytes only choose the program: it
+     * reads the stored copy's, and hands what it cannot read to tar, which lists the stored copy). */
+    struct child w = { "walk", pl->walk_store.argv, -1, -1, capture_fd("walk-err"), 0 };
+    spawn_child(&w, self, in, list_fd, stored);
+    close(list_fd);
+    if (w.pid <= 0)
+      w.status = 127 << 8;
+    else
+      while (waitpid(w.pid, &w.status, 0) < 0 && errno == EINTR)
+        ;
+    put_result(status_fd, &w);
+    if (w.err_capture >= 0)
+      close(w.err_capture);
+    close(status_fd);
+    return;
+  }
+  if (!regular || copy_into(in, stored) < 0) {
     const char *why = strerror(errno);
     close(list_fd);
     put_token(status_fd, "copy", 4);
@@ -276,8 +320,15 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
 
   unsigned char head[16] = { 0 };
   ssize_t got = pread(stored, head, sizeof head, 0);
-  char **dec_argv = NULL;
-  for (size_t i = 0; i < pl->n_codecs && !dec_argv; i++)
+  char **dec_argv = NULL, **list_argv = pl->walk.argv ? pl->walk.argv : pl->list.argv;
+  const char *list_name = pl->walk.argv ? "walk" : "list";
+  bool self_inflating = pl->walk_inflate.argv && got >= (ssize_t)pl->inflate_magic_len &&
+                        memcmp(head, pl->inflate_magic, pl->inflate_magic_len) == 0;
+  if (self_inflating) {
+    list_argv = pl->walk_inflate.argv;
+    list_name = "walk";
+  }
+  for (size_t i = 0; i < pl->n_codecs && !dec_argv && !self_inflating; i++)
     if (got >= (ssize_t)pl->codecs[i].magic_len &&
         memcmp(head, pl->codecs[i].magic, pl->codecs[i].magic_len) == 0)
       dec_argv = pl->codecs[i].argv.argv;
@@ -290,7 +341,7 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
                          0 };
     autofd int hin = reopen(stored);
     if (hin >= 0 && h->out_capture >= 0)
-      spawn_child(h, self, hin, h->out_capture);
+      spawn_child(h, self, hin, h->out_capture, -1);
   }
   autofd int list_in = -1;
   if (dec_argv) {
@@ -302,7 +353,7 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
       *d = (struct child){ "decompress", dec_argv, -1, -1, capture_fd("decompress-err"), 0 };
       autofd int din = reopen(stored);
       if (din >= 0)
-        spawn_child(d, self, din, p[1]);
+        spawn_child(d, self, din, p[1], -1);
       close(p[1]);
       list_in = p[0];
     }
@@ -310,9 +361,9 @@ static void import_pass_run(const struct import_plan *pl, const char *src, const
     list_in = reopen(stored);
   }
   struct child *l = &kids[n_kids++];
-  *l = (struct child){ "list", pl->list.argv, -1, -1, capture_fd("list-err"), 0 };
+  *l = (struct child){ list_name, list_argv, -1, -1, capture_fd("list-err"), 0 };
   if (list_in >= 0)
-    spawn_child(l, self, list_in, list_fd);
+    spawn_child(l, self, list_in, list_fd, -1);
   close(list_fd);
   if (list_in >= 0) {
     close(list_in);
@@ -371,8 +422,11 @@ bool import_pass_fork(const char *src)
   int list[2] = { -1, -1 }, status[2] = { -1, -1 };
   pid_t pid = -1;
   if (mkdir(orig, 0700) == 0 && pipe2(list, O_CLOEXEC) == 0 && pipe2(status, O_CLOEXEC) == 0) {
-    /* The listing is about 1 MiB: tar need not wait for node to have started reading it. */
-    (void)fcntl(list[1], F_SETPIPE_SZ, 1 << 20);
+    /* The listing is about 1 MiB (the walker's records of a Debian image a little more): the
+     * listing program need not wait for node to have started reading it. Beyond 1 MiB only root
+     * (CAP_SYS_RESOURCE) may go; anyone else keeps 1 MiB. */
+    if (fcntl(list[1], F_SETPIPE_SZ, 4 << 20) < 0)
+      (void)fcntl(list[1], F_SETPIPE_SZ, 1 << 20);
     pid_t parent = getpid();
     pid = fork();
     if (pid == 0) {

@@ -263,6 +263,8 @@ export interface ImportPass {
     entries: Entry[];
     sha256: string;
     /** the entries' clean names, when the pass checked them (UNIFIED_CHECKS) as they came */ names?: string[];
+    /** the data of small files the pass read on its way (headfiles.ts HEAD_CAPTURE), by entry index */
+    captured?: Map<number, Buffer>;
   }>;
 }
 

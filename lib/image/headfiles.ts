@@ -12,6 +12,28 @@ import { codecOf, type Entry } from './archive.js';
  * (archive.ts extractTar).
  */
 const BLOCK = 512;
+
+/**
+ * What the import pass's tar walker keeps of the files it passes (native/tarwalk.c --capture):
+ * those that may be metadata.yaml or templates/ (the import decides which it takes), up to a size.
+ */
+export const HEAD_CAPTURE = { names: ['metadata.yaml', 'templates/'], maxBytes: 64 << 10 };
+
+/**
+ * The wanted files from what the pass captured: true when it has every one of them, each a plain
+ * regular file listed once; else false, and copyHeadFiles or tar takes them.
+ */
+export function writeCapturedFiles(dir: string, entries: Entry[], names: string[], wanted: number[], captured: Map<number, Buffer>): boolean {
+  if (new Set(wanted.map((i) => names[i])).size !== wanted.length) return false;
+  if (!wanted.every((i) => entries[i]!.type === '-' && captured.get(i)?.length === Number(entries[i]!.size))) return false;
+  // As copyHeadFiles: dir is new and empty, and the names are checked ones.
+  for (const i of wanted) {
+    const dest = path.join(dir, names[i]!);
+    fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(dest, captured.get(i)!, { mode: 0o644, flag: 'wx' });
+  }
+  return true;
+}
 /** How much of the uncompressed archive is read at most: the metadata comes first in LXD's images. */
 const MAX_HEAD = 16 << 20;
 

@@ -12,7 +12,7 @@ import { checkEntries, UNIFIED_CHECKS, extractTar, listSquashfs, listStored, lis
 import { cleanLayer, isLayer, layerDirs, runOnOverlay } from './layers.js';
 import { ensureUnpacked } from './unpack.js';
 import { beginImport, type BegunImport } from './begin.js';
-import { copyHeadFiles } from './headfiles.js';
+import { copyHeadFiles, writeCapturedFiles } from './headfiles.js';
 
 /**
  * LXD's image formats, both ways. A unified tarball holds metadata.yaml, rootfs/ and templates/;
@@ -128,14 +128,15 @@ export async function importImage(
     fs.mkdirSync(x, { mode: 0o700 });
     let fingerprint: string;
     if (pass) {
-      const { entries, sha256, names: checked } = await pass.result();
+      const { entries, sha256, names: checked, captured } = await pass.result();
       const names = checked ?? checkEntries(entries, what, UNIFIED_CHECKS);
       if (!names.includes('metadata.yaml'))
         throw new TslxcError(`Invalid image ${what}`, 'it has no metadata.yaml (a split image needs its rootfs file as a second argument)');
       if (!names.some((n) => n === 'rootfs' || n.startsWith('rootfs/')))
         throw new TslxcError(`Invalid image ${what}`, 'it has no rootfs/ (for a split image give the rootfs file as a second argument)');
       const wanted = headEntries(entries, names);
-      if (!(await copyHeadFiles(stored[0]!, x, entries, names, wanted))) await extractTar(stored[0]!, x, what, headMembers(entries, wanted));
+      if (!(captured && writeCapturedFiles(x, entries, names, wanted, captured)) && !(await copyHeadFiles(stored[0]!, x, entries, names, wanted)))
+        await extractTar(stored[0]!, x, what, headMembers(entries, wanted));
       fingerprint = sha256;
     } else {
       // A split image: both files stored, then hashed as one (LXD's fingerprint) and listed, at once.

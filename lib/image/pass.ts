@@ -4,11 +4,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { TslxcError } from '../errors.js';
 import { findTool, requireTool } from '../util/exec.js';
 import { mkdirp } from '../util/fs.js';
 import { helperPath } from '../state/helper.js';
 import { imagesDir, importPlanFile, type Paths } from '../state/paths.js';
+import { HEAD_CAPTURE } from './headfiles.js';
+import { WalkParser } from './walk.js';
 import {
   CODEC_MAGIC,
   EntryChecker,
@@ -17,6 +20,7 @@ import {
   isSquashfs,
   LIST_ARGS,
   isListingEndMark,
+  listStored,
   listingError,
   parseListingLine,
   sha256InNode,
@@ -38,6 +42,10 @@ import {
  *   tslxc-import-plan-1  STATE-DIR  STAGE-PREFIX
  *   hash N ARGV...             the sha256 program, reading the file on stdin (N = 0: none, node hashes)
  *   list N ARGV...             tar's listing of stdin
+ *   walk N ARGV...             the tar walker (native/tarwalk.c) reading stdin, in place of `list`
+ *   walk-inflate MAGIC-HEX N ARGV...  the walker inflating itself a file of that codec (gzip)
+ *   walk-store MAGIC-HEX N ARGV...    for a source of that codec, the walker making the copy and
+ *                              the hash too (SRC on its stdin, DEST on its fd 3), as they land
  *   codec MAGIC-HEX N ARGV...  per compression: the first bytes, and its decompressor (stdin to stdout)
  * The front uses it only when STATE-DIR is its own; its stage dir is STAGE-PREFIX, 8 hex digits,
  * "-" and its PID (as beginImport's, so the store's sweep removes what a killed import left).
@@ -57,11 +65,41 @@ function planWords(p: Paths): string[] {
   // of the archive without another tar (headfiles.ts).
   const list = [requireTool('tar', 'read an image archive'), ...LIST_ARGS, '-R', '-b', '256', '-B', '-f', '-'];
   words.push('list', String(list.length), ...list);
+  const walker = tarWalker();
+  if (walker) {
+    const gzip = CODEC_MAGIC.find(([c]) => c === 'gzip')![1].toString('hex');
+    const capture = [...HEAD_CAPTURE.names.flatMap((n) => ['--capture', n]), '--capture-max', String(HEAD_CAPTURE.maxBytes)];
+    const argv = (...a: string[]) => [String(a.length + capture.length + 1), walker.path, ...a, ...capture];
+    words.push('walk', ...argv());
+    if (walker.features.includes('inflate')) words.push('walk-inflate', gzip, ...argv('--gzip'));
+    // Its own copy only where it also hashes: else the hash would wait for the copy.
+    if (walker.features.includes('inflate') && walker.features.includes('sha256')) words.push('walk-store', gzip, ...argv('--gzip', '--store'));
+  }
   for (const [codec, magic] of CODEC_MAGIC) {
     const prog = decompressor(codec);
     if (prog) words.push('codec', magic.toString('hex'), '2', prog, '-dc');
   }
   return words;
+}
+
+/**
+ * The walker beside the helper, when built (the helper's pass lists with tar otherwise), and what
+ * it was built with (native/Makefile: "inflate" with ISA-L, "sha256" with libcrypto).
+ */
+function tarWalker(): { path: string; features: string[] } | undefined {
+  try {
+    const walker = path.join(path.dirname(helperPath()), 'tslxc-tarwalk');
+    if (!fs.existsSync(walker)) return undefined;
+    let features: string[] = [];
+    try {
+      features = fs.readFileSync(`${walker}.features`, 'utf8').trim().split(/\s+/);
+    } catch {
+      /* none known: it walks a stream a decompressor feeds it */
+    }
+    return { path: walker, features };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes the plan when it changed (the tools found, the state dir): the front reads it at the next import. */
@@ -186,43 +224,83 @@ function collect(stream: Readable): Promise<Buffer> {
   });
 }
 
-/** The listing parsed line by line as it streams; the first line that is not an entry is kept, to be thrown only if tar itself succeeded. */
-function parseStream(stream: Readable, what: string, checker: EntryChecker): Promise<{ entries: Entry[]; bad?: Error; refused?: Error }> {
+interface Parsed {
+  entries: Entry[];
+  bad?: Error;
+  refused?: Error;
+  /** when the listing was the walker's: whether it read the archive to its end, or why not; the hash or the copy's failure when it made the copy */
+  walk?: { ended: boolean; unsupported?: string; sha256?: string; copyFailed?: string; captured: Map<number, Buffer> };
+}
+
+/**
+ * The listing parsed as it streams: tar's lines, or the walker's records (walk.ts; its first byte,
+ * a NUL, tells them apart). The first line that is not an entry is kept, to be thrown only if tar
+ * itself succeeded; the walker's entries count only if it read the whole archive.
+ */
+function parseStream(stream: Readable, what: string, checker: EntryChecker): Promise<Parsed> {
   return new Promise((resolve, reject) => {
-    const entries: Entry[] = [];
-    let bad: Error | undefined;
-    let refused: Error | undefined;
+    const out: Parsed = { entries: [] };
+    const take = (e: Entry) => {
+      out.entries.push(e);
+      try {
+        if (!out.refused) checker.add(e);
+      } catch (err) {
+        out.refused = err as Error;
+      }
+    };
     let rest = '';
     const lines = (text: string) => {
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-        if (!bad && nl > start) {
+        if (!out.bad && nl > start) {
           const line = text.slice(start, nl);
           let e: Entry | undefined;
           try {
             e = parseListingLine(line, what);
           } catch (err) {
-            if (!isListingEndMark(line)) bad = err as Error;
+            if (!isListingEndMark(line)) out.bad = err as Error;
           }
-          if (e) {
-            entries.push(e);
-            try {
-              if (!refused) checker.add(e);
-            } catch (err) {
-              refused = err as Error;
-            }
-          }
+          if (e) take(e);
         }
         start = nl + 1;
       }
       return text.slice(start);
     };
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => (rest = lines(rest + d)));
+    const text = new StringDecoder('utf8');
+    let walker: WalkParser | undefined;
+    let first = true;
+    stream.on('data', (d: Buffer) => {
+      if (first && d.length) {
+        first = false;
+        if (d[0] === 0) {
+          walker = new WalkParser();
+          out.walk = { ended: false, captured: new Map() };
+        }
+      }
+      if (!walker) {
+        rest = lines(rest + text.write(d));
+        return;
+      }
+      const walk = out.walk!;
+      if (walk.ended || walk.unsupported !== undefined || walk.copyFailed !== undefined) return;
+      try {
+        for (const ev of walker.push(d)) {
+          if (ev.kind === 'entry') take(ev.entry);
+          else if (ev.kind === 'hash') walk.sha256 = ev.sha256;
+          else if (ev.kind === 'file') walk.captured.set(ev.index, ev.data);
+          else if (ev.kind === 'unsupported') walk.unsupported = ev.why;
+          else if (ev.kind === 'copy-failed') walk.copyFailed = ev.why;
+          else walk.ended = true;
+          if (ev.kind !== 'entry' && ev.kind !== 'hash' && ev.kind !== 'file') break;
+        }
+      } catch (err) {
+        out.walk!.unsupported = (err as Error).message;
+      }
+    });
     stream.on('error', reject);
     stream.on('end', () => {
-      lines(`${rest}\n`);
-      resolve({ entries, bad, refused });
+      if (!walker) lines(`${rest}${text.end()}\n`);
+      resolve(out);
     });
   });
 }
@@ -230,13 +308,14 @@ function parseStream(stream: Readable, what: string, checker: EntryChecker): Pro
 function passOf(listing: Readable, results: Readable, stored: string, dest: string, what: string): ImportPass {
   // The entries checked as they come: only what needs them all is left for the end.
   const checker = new EntryChecker(what, UNIFIED_CHECKS);
-  const parsed = parseStream(listing, what, checker);
+  const parsed0 = parseStream(listing, what, checker);
   const ends = collect(results);
   // Awaited by result(); until then a failure must not count as unhandled.
-  for (const x of [parsed, ends]) x.catch(() => undefined);
+  for (const x of [parsed0, ends]) x.catch(() => undefined);
   return {
     async result() {
-      const [{ entries, bad, refused }, raw] = await Promise.all([parsed, ends]);
+      const [parsed, raw] = await Promise.all([parsed0, ends]);
+      const { entries, bad, refused, walk: walked } = parsed;
       const words = raw.toString('utf8').split('\0');
       if (words[0] === 'copy') throw new TslxcError(`Cannot read ${what}`, words[1] || 'it could not be copied');
       const progs: ProgramEnd[] = [];
@@ -245,11 +324,41 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
         progs.push({ name, prog, code: Number(code), signal: signalName(Number(signal)), stdout, stderr });
       }
       const end = (name: string) => progs.find((x) => x.name === name);
-      const list = end('list');
+      const walk = end('walk');
+      if (walked?.copyFailed !== undefined) throw new TslxcError(`Cannot read ${what}`, walked.copyFailed || 'it could not be copied');
+      const list = end('list') ?? walk;
       if (!list) throw new TslxcError(`Cannot read ${what}`, 'the import pass ended early');
       if (stored !== dest) fs.renameSync(stored, dest);
       if (isSquashfs(dest))
         throw new TslxcError(`Cannot read ${what}`, 'it is a squashfs image, not a tar archive — the file is corrupt, truncated or not a tar archive');
+      const hashed = async () => {
+        if (walked?.sha256) return walked.sha256;
+        const hash = end('hash');
+        if (!hash) return sha256InNode([dest]);
+        const m = /^([0-9a-f]{64})[ \n]/.exec(hash.stdout);
+        if (hash.code !== 0 || !m) throw new TslxcError(`Cannot read ${what}`, hash.stderr.trim().split('\n')[0] || 'its sha256 could not be computed');
+        return m[1]!;
+      };
+      // Exit 3: it left the archive to tar, having finished the copy first; anything else but 0 is
+      // a walker that failed, whose copy (with --store) may be partial: nothing to list again.
+      if (walk && walk.code !== 0 && walk.code !== 3) {
+        const why = walk.signal ?? `exit ${walk.code}`;
+        const said = walk.stderr.trim().split('\n')[0];
+        throw new TslxcError(
+          `Cannot read ${what}`,
+          `the import's tar walker failed (${said ? `${why}: ${said}` : why}) — rebuild tslxc's native part (npm ci)`,
+        );
+      }
+      if (walk && !(walk.code === 0 && walked?.ended && !walked.unsupported)) {
+        // The walker left this archive to tar (a header it does not read as tar would, a damaged
+        // stream) or failed: listed again by tar, from the start, which also says what is wrong.
+        if (process.env.TSLXC_PLAN_DEBUG === '1')
+          process.stderr.write(`tslxc: import listing: tar (${walked?.unsupported ?? (walk.stderr.trim() || `walker exit ${walk.code}`)})\n`);
+        const [again, sha256] = await Promise.all([listStored(dest, what), hashed()]);
+        const checker = new EntryChecker(what, UNIFIED_CHECKS);
+        for (const e of again!) checker.add(e);
+        return { entries: again!, sha256, names: checker.finish() };
+      }
       if (list.code !== 0) throw listingError(list.stderr, list.code < 0 ? null : list.code, what);
       // A decompressor that failed (a corrupt or truncated stream) fails the import, unless tar had
       // read the whole archive and closed the pipe on the bytes after its end.
@@ -259,15 +368,9 @@ function passOf(listing: Readable, results: Readable, stored: string, dest: stri
         throw listingError(dec.stderr.replace(new RegExp(`^(?:${names}): `, 'gm'), ''), dec.code < 0 ? null : dec.code, what);
       }
       if (bad) throw bad;
-      const hash = end('hash');
-      let sha256: string;
-      if (hash) {
-        const m = /^([0-9a-f]{64})[ \n]/.exec(hash.stdout);
-        if (hash.code !== 0 || !m) throw new TslxcError(`Cannot read ${what}`, hash.stderr.trim().split('\n')[0] || 'its sha256 could not be computed');
-        sha256 = m[1]!;
-      } else sha256 = await sha256InNode([dest]);
+      const sha256 = await hashed();
       if (refused) throw refused;
-      return { entries, sha256, names: checker.finish() };
+      return { entries, sha256, names: checker.finish(), captured: walked?.captured };
     },
   };
 }
