@@ -18,17 +18,20 @@ function tmpDir(t: { teardown(fn: () => void): void }): string {
 }
 
 // bin/tslxc with a stand-in `node` first in PATH that prints what it was given.
-test('bin/tslxc starts every command but image, remote, registry and lab without the extra CA certificates, and keeps them aside', (t) => {
+test('bin/tslxc starts every command but image (not import), remote, registry and lab without the extra CA certificates, and keeps them aside', (t) => {
   const dir = tmpDir(t);
   fs.writeFileSync(path.join(dir, 'node'), '#!/bin/sh\necho "${NODE_EXTRA_CA_CERTS-unset}|${TSLXC_NODE_EXTRA_CA_CERTS-unset}|$2"\n', { mode: 0o755 });
-  const run = (verb: string, extra: Record<string, string | undefined> = {}) => {
+  const run = (verb: string, extra: Record<string, string | undefined> = {}, args = [verb, 'x']) => {
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dir}:${process.env.PATH}`, NODE_EXTRA_CA_CERTS: CERTS, ...extra };
     for (const [k, v] of Object.entries(extra)) if (v === undefined) delete env[k];
-    return spawnSync(path.join(repo, 'bin', 'tslxc'), [verb, 'x'], { encoding: 'utf8', env }).stdout.trim();
+    return spawnSync(path.join(repo, 'bin', 'tslxc'), args, { encoding: 'utf8', env }).stdout.trim();
   };
   for (const verb of ['create', 'init', 'launch', 'copy', 'snapshot', 'list', 'stop']) t.is(run(verb), `unset|${CERTS}|${verb}`);
   for (const verb of ['image', 'remote', 'registry', 'lab', '--debug'])
     t.is(run(verb), `${CERTS}|unset|${verb}`, 'commands that connect by themselves keep them');
+  // (TSLXC_HELPER set: straight to node, not through the native front's import pass)
+  t.is(run('image', { TSLXC_HELPER: '/nonexistent' }, ['image', 'import', 'x']), `unset|${CERTS}|image`, 'an import reads local files only');
+  t.is(run('image', { TSLXC_HELPER: '/nonexistent' }, ['image', 'list']), `${CERTS}|unset|image`);
   t.is(run('copy', { TSLXC_NODE_EXTRA_CA_CERTS: undefined, NODE_EXTRA_CA_CERTS: '' }), 'unset|unset|copy', 'an empty value is dropped, not kept aside');
   t.is(run('launch', { NODE_EXTRA_CA_CERTS: undefined }), 'unset|unset|launch', 'nothing is made up where none were set');
 });
