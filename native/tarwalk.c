@@ -456,6 +456,18 @@ struct text {
   bool set;
 };
 
+/* A name or link given outside the header: a pax record wins over a GNU long one, as in tar. */
+static bool override_of(const struct text *pax, const struct text *gnu, const unsigned char **p,
+                        size_t *n)
+{
+  const struct text *t = pax->set ? pax : gnu->set ? gnu : NULL;
+  if (!t)
+    return false;
+  *p = t->p;
+  *n = t->n;
+  return true;
+}
+
 static void text_set(struct text *t, const unsigned char *p, size_t n)
 {
   free(t->p);
@@ -773,13 +785,7 @@ static void walk(struct input *in)
     unsigned char namebuf[155 + 1 + 100];
     const unsigned char *name;
     size_t name_len;
-    if (x.pax_path.set) {
-      name = x.pax_path.p;
-      name_len = x.pax_path.n;
-    } else if (x.long_name.set) {
-      name = x.long_name.p;
-      name_len = x.long_name.n;
-    } else {
+    if (!override_of(&x.pax_path, &x.long_name, &name, &name_len)) {
       size_t np = 0;
       if (posix && h[345]) {
         size_t pl = field_len(h + 345, 155);
@@ -797,13 +803,7 @@ static void walk(struct input *in)
     const unsigned char *link = NULL;
     size_t link_len = 0;
     if (letter == 'h' || letter == 'l') {
-      if (x.pax_link.set) {
-        link = x.pax_link.p;
-        link_len = x.pax_link.n;
-      } else if (x.long_link.set) {
-        link = x.long_link.p;
-        link_len = x.long_link.n;
-      } else {
+      if (!override_of(&x.pax_link, &x.long_link, &link, &link_len)) {
         link = h + 157;
         link_len = field_len(h + 157, 100);
       }
